@@ -1,0 +1,287 @@
+"""A real Asterisk 22 for development and tests: Debian sid in a debootstrap chroot.
+
+Debian bookworm has no Asterisk package, sid has; a chroot keeps sid's packages off the machine.
+The chroot is cached outside the checkout and shared; each *instance* (demo, a test run, a second
+node) has its own configuration, run, spool, database and log directories inside it, so several
+can run side by side on their own ports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from cti_server.asterisk.render import InstanceDirs, RtpRange, render_config, write_config
+from cti_server.config import Settings
+
+log = logging.getLogger(__name__)
+
+PACKAGES = ("asterisk", "asterisk-core-sounds-en-wav", "asterisk-moh-opsound-wav")
+COMPLETE_MARKER = ".cti-chroot-complete"
+STATE_DIRS = (
+    "var/lib/asterisk",
+    "run/asterisk",
+    "var/log/asterisk",
+    "var/spool/asterisk",
+    "var/cache/asterisk",
+)
+SOUNDS_DIR = "usr/local/share/asterisk/sounds/cti"
+# Debian's stock files that we keep as they are (tones, CDR, features); the rest we render.
+STOCK_CONFIG = ("cdr.conf", "features.conf", "indications.conf", "ccss.conf", "acl.conf",
+                "udptl.conf", "codecs.conf", "pjproject.conf", "cel.conf")
+
+
+class AsteriskError(RuntimeError):
+    """The local Asterisk could not be provisioned, started or stopped."""
+
+
+def default_chroot_path() -> Path:
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "cti-server" / "asterisk-chroot"
+
+
+class AsteriskChroot:
+    """The cached Debian sid root with Asterisk installed."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = (root or default_chroot_path()).resolve()
+
+    @property
+    def complete(self) -> bool:
+        return (self.root / COMPLETE_MARKER).is_file()
+
+    def provision(self) -> None:
+        """Build the chroot unless a complete one is cached; an interrupted build is redone."""
+        if self.complete:
+            log.info("reusing the cached Asterisk chroot at %s", self.root)
+            return
+        if os.geteuid() != 0:
+            raise AsteriskError("building the Asterisk chroot needs root (debootstrap, chroot)")
+        if shutil.which("debootstrap") is None:
+            raise AsteriskError("debootstrap is not installed (apt-get install debootstrap)")
+        staging = self.root.with_name(self.root.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.parent.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        log.info("building the Asterisk chroot (Debian sid) at %s", self.root)
+        result = subprocess.run(
+            ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", "sid",
+             str(staging)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise AsteriskError(f"debootstrap failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+        for rel in STATE_DIRS:
+            (staging / rel).mkdir(parents=True, exist_ok=True)
+        (staging / COMPLETE_MARKER).write_text(f"{time.time()}\n", encoding="utf-8")
+        shutil.rmtree(self.root, ignore_errors=True)
+        staging.rename(self.root)
+        log.info("Asterisk chroot ready in %.0f s", time.monotonic() - started)
+
+    def require(self) -> None:
+        if not self.complete:
+            raise AsteriskError(f"no complete Asterisk chroot at {self.root}: run `cti asterisk up`")
+
+    def modules_dir(self) -> str:
+        found = sorted(self.root.glob("usr/lib/*/asterisk/modules")) or sorted(
+            self.root.glob("usr/lib/asterisk/modules")
+        )
+        if not found:
+            raise AsteriskError(f"no Asterisk modules directory in {self.root}")
+        return "/" + str(found[0].relative_to(self.root))
+
+    def host_path(self, inside: str) -> Path:
+        return self.root / inside.lstrip("/")
+
+    def mount_proc(self) -> None:
+        proc = self.root / "proc"
+        if not os.path.ismount(proc):
+            subprocess.run(["mount", "-t", "proc", "proc", str(proc)], check=True)
+
+    def unmount_proc(self) -> None:
+        proc = self.root / "proc"
+        if os.path.ismount(proc):
+            subprocess.run(["umount", "-l", str(proc)], check=False)
+
+    def install_sounds(self, prompts: dict[str, str]) -> None:
+        """Speak each prompt with espeak-ng and store it as 8 kHz mono WAV for Playback(cti/x)."""
+        target = self.root / SOUNDS_DIR
+        target.mkdir(parents=True, exist_ok=True)
+        for name, text in prompts.items():
+            out = target / f"{name}.wav"
+            stamp = target / f"{name}.txt"
+            if out.is_file() and stamp.is_file() and stamp.read_text(encoding="utf-8") == text:
+                continue
+            raw = target / f"{name}.raw.wav"
+            subprocess.run(["espeak-ng", "-w", str(raw), text], check=True, capture_output=True)
+            subprocess.run(
+                ["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(out)],
+                check=True,
+                capture_output=True,
+            )
+            raw.unlink()
+            stamp.write_text(text, encoding="utf-8")
+
+
+# What simulated customers and agents say; rendered once per chroot.
+PROMPTS = {
+    "sim-hello": "Hello, I am calling about my account.",
+    "sim-agent": "Thank you for calling, how can I help you today?",
+}
+
+
+class AsteriskInstance:
+    """One running Asterisk inside the chroot, with its own directories and ports."""
+
+    def __init__(self, chroot: AsteriskChroot, name: str, settings: Settings,
+                 rtp: RtpRange | None = None) -> None:
+        self.chroot = chroot
+        self.name = name
+        self.settings = settings
+        self.rtp = rtp or RtpRange()
+        base = f"cti/{name}"
+        self.dirs = InstanceDirs(
+            etc=f"/etc/asterisk/{base}",
+            db=f"/var/lib/asterisk/{base}",
+            spool=f"/var/spool/asterisk/{base}",
+            run=f"/run/asterisk/{base}",
+            log=f"/var/log/asterisk/{base}",
+            cache=f"/var/cache/asterisk/{base}",
+        )
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def config_file(self) -> str:
+        return f"{self.dirs.etc}/asterisk.conf"
+
+    @property
+    def console_log(self) -> Path:
+        return self.chroot.host_path(self.dirs.log) / "console.log"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.chroot.host_path(self.dirs.log)
+
+    def install_config(self) -> None:
+        dirs = InstanceDirs(**{**self.dirs.__dict__, "modules": self.chroot.modules_dir()})
+        for path in (dirs.etc, dirs.db, dirs.spool, dirs.run, dirs.log, dirs.cache):
+            self.chroot.host_path(path).mkdir(parents=True, exist_ok=True)
+        etc = self.chroot.host_path(dirs.etc)
+        for name in STOCK_CONFIG:
+            stock = self.chroot.root / "etc/asterisk" / name
+            if stock.is_file():
+                shutil.copyfile(stock, etc / name)
+        write_config(render_config(self.settings, dirs, self.rtp), self.chroot.host_path(dirs.etc))
+        self.chroot.install_sounds(PROMPTS)
+
+    def pid(self) -> int | None:
+        pidfile = self.chroot.host_path(self.dirs.run) / "asterisk.pid"
+        try:
+            pid = int(pidfile.read_text(encoding="ascii").strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        return pid
+
+    def running(self) -> bool:
+        return self.pid() is not None
+
+    def start(self) -> None:
+        """Install the configuration and start Asterisk in the foreground of a child process."""
+        self.chroot.require()
+        if self.running():
+            raise AsteriskError(f"Asterisk instance {self.name!r} is already running")
+        self.install_config()
+        self.chroot.mount_proc()
+        self.console_log.parent.mkdir(parents=True, exist_ok=True)
+        with self.console_log.open("ab") as out:
+            self._process = subprocess.Popen(
+                ["chroot", str(self.chroot.root), "/usr/sbin/asterisk", "-f", "-n", "-U", "root",
+                 "-G", "root", "-C", self.config_file],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def cli(self, command: str, timeout: float = 10.0) -> subprocess.CompletedProcess[str]:
+        """Run an Asterisk CLI command through the instance's control socket."""
+        return subprocess.run(
+            ["chroot", str(self.chroot.root), "/usr/sbin/asterisk", "-C", self.config_file,
+             "-rx", command],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Block until Asterisk is fully booted (every module loaded), or raise with its log."""
+        deadline = time.monotonic() + (timeout or self.settings.asterisk.ready_timeout)
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                raise AsteriskError(f"Asterisk exited during start:\n{self._log_tail()}")
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                result = self.cli("core waitfullybooted", timeout=max(1.0, deadline - time.monotonic()))
+                if result.returncode == 0 and "fully booted" in result.stdout.lower():
+                    return
+            time.sleep(0.1)  # the control socket does not exist yet: nothing to wait on
+        raise AsteriskError(f"Asterisk not ready within the deadline:\n{self._log_tail()}")
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop Asterisk gracefully, then by signal; unmount /proc if no instance needs it."""
+        pid = self.pid()
+        if pid is not None:
+            self.cli("core stop now", timeout=timeout)
+            if not self._wait_gone(pid, timeout):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                self._wait_gone(pid, 5.0)
+        if self._process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(timeout=5.0)
+            self._process = None
+        if not any_instance_running(self.chroot):
+            self.chroot.unmount_proc()
+
+    def _wait_gone(self, pid: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.pid == pid:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._process.wait(timeout=0.1)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def _log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.console_log.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return "(no console log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def any_instance_running(chroot: AsteriskChroot) -> bool:
+    """True while some instance's pidfile names a live process."""
+    for pidfile in chroot.root.glob("run/asterisk/cti/*/asterisk.pid"):
+        try:
+            os.kill(int(pidfile.read_text(encoding="ascii").strip()), 0)
+        except (OSError, ValueError):
+            continue
+        return True
+    return False

@@ -1,0 +1,88 @@
+"""Render the Asterisk configuration in ``dialplans/`` from the same settings the server uses.
+
+The server and Asterisk then never disagree about ports, contexts, queues or the AMI user.
+"""
+
+from __future__ import annotations
+
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from cti_server.config import Settings
+from cti_server.resources import data_dir
+
+CONFIG_FILES = (
+    "asterisk.conf",
+    "modules.conf",
+    "logger.conf",
+    "manager.conf",
+    "extensions.conf",
+    "queues.conf",
+    "pjsip.conf",
+    "musiconhold.conf",
+    "rtp.conf",
+)
+
+
+@dataclass(frozen=True)
+class InstanceDirs:
+    """Directories of one Asterisk instance, as Asterisk sees them."""
+
+    etc: str = "/etc/asterisk"
+    modules: str = ""
+    db: str = "/var/lib/asterisk"
+    spool: str = "/var/spool/asterisk"
+    run: str = "/var/run/asterisk"
+    log: str = "/var/log/asterisk"
+    cache: str = "/var/cache/asterisk"
+
+    def with_modules(self) -> InstanceDirs:
+        if self.modules:
+            return self
+        multiarch = sysconfig.get_config_var("MULTIARCH") or ""
+        lib = f"/usr/lib/{multiarch}" if multiarch else "/usr/lib"
+        return InstanceDirs(**{**self.__dict__, "modules": f"{lib}/asterisk/modules"})
+
+
+@dataclass(frozen=True)
+class RtpRange:
+    start: int = 10000
+    end: int = 20000
+
+
+def render_config(
+    settings: Settings, dirs: InstanceDirs | None = None, rtp: RtpRange | None = None
+) -> dict[str, str]:
+    """Return ``{file name: text}`` for every Asterisk configuration file we own."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(data_dir("dialplans")),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # noqa: S701 - Asterisk config files, not HTML; values are validated
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    sip_secret = settings.dialplan.sip_secret
+    context = {
+        "settings": settings,
+        "dirs": (dirs or InstanceDirs()).with_modules(),
+        "rtp": rtp or RtpRange(),
+        "ami_secret": settings.ami.secret.get_secret_value(),
+        "sip_secret": sip_secret.get_secret_value() if sip_secret else "",
+    }
+    return {name: env.get_template(f"{name}.j2").render(context) for name in CONFIG_FILES}
+
+
+def write_config(files: dict[str, str], out: Path) -> list[Path]:
+    """Write the rendered files; manager.conf holds the AMI secret, so it is not world-readable."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in files.items():
+        path = out / name
+        path.write_text(text, encoding="utf-8")
+        path.chmod(0o600 if name == "manager.conf" else 0o644)
+        written.append(path)
+    return written

@@ -1,0 +1,257 @@
+"""Typed configuration, read once at start from a TOML file and the environment.
+
+Precedence (highest first): ``CTI_*`` environment variables, ``CTI_*_FILE`` variables naming a
+file that holds the value (for secrets mounted by Docker or systemd), the TOML file, defaults.
+Nested keys use ``__`` in the environment: ``CTI_AMI__SECRET`` is ``[ami] secret``.
+A bad value raises :class:`ConfigError` with one message naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "CTI_"
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+_EXTENSION = re.compile(r"^[0-9]{2,10}$")
+
+Port = Field(ge=1, le=65535)
+
+
+class ConfigError(Exception):
+    """Configuration that cannot run; the message names the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AmiSettings(_Section):
+    """How the CTI server reaches the Asterisk Manager Interface of one node."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(5038, ge=1, le=65535)
+    username: str = Field("cti", pattern=r"^[A-Za-z0-9_.-]{1,40}$")
+    secret: SecretStr
+    node: str = Field("pbx1", pattern=_NAME.pattern, description="name of this Asterisk node")
+    connect_timeout: float = Field(5.0, gt=0)
+    reconnect_max_delay: float = Field(2.0, gt=0, le=60)
+    ping_interval: float = Field(10.0, gt=0)
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_not_blank(cls, value: SecretStr) -> SecretStr:
+        secret = value.get_secret_value()
+        if not secret.strip():
+            raise ValueError("must not be empty")
+        if any(ch in secret for ch in "\r\n;[]"):
+            raise ValueError("must not contain line breaks, ';' or brackets")
+        return value
+
+
+class AgiSettings(_Section):
+    """The FastAGI server Asterisk connects to when a call enters the inbound context."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(4573, ge=1, le=65535)
+    allowed_peers: tuple[str, ...] = ("127.0.0.1", "::1")
+    max_sessions: int = Field(500, ge=1)
+    header_timeout: float = Field(5.0, gt=0)
+    header_max_bytes: int = Field(16384, ge=1024)
+
+
+class HttpSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+
+
+class DatabaseSettings(_Section):
+    """The CRM database: SQLite embedded by default, PostgreSQL to scale out."""
+
+    url: str = "sqlite+aiosqlite:///cti.db"
+    password: SecretStr | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+
+class BusSettings(_Section):
+    backend: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+
+class QueueSettings(_Section):
+    name: str = Field(pattern=_NAME.pattern)
+    strategy: Literal["ringall", "leastrecent", "fewestcalls", "random", "rrmemory", "linear"] = (
+        "rrmemory"
+    )
+    ring_timeout: int = Field(15, ge=1, le=600)
+    wrapup_time: int = Field(0, ge=0, le=3600)
+    service_level: int = Field(20, ge=1, le=3600, description="seconds to answer within")
+
+
+class AgentEndpointSettings(_Section):
+    extension: str = Field(pattern=_EXTENSION.pattern)
+    name: str = Field(pattern=r'^[^"\r\n;<>\[\]]{1,60}$')
+
+
+def _default_queues() -> tuple[QueueSettings, ...]:
+    return (QueueSettings(name="support"), QueueSettings(name="sales"))
+
+
+def _default_agents() -> tuple[AgentEndpointSettings, ...]:
+    return tuple(
+        AgentEndpointSettings(extension=str(ext), name=f"Agent {ext}") for ext in range(1001, 1005)
+    )
+
+
+class DialplanSettings(_Section):
+    """What the rendered Asterisk configuration (``dialplans/``) contains."""
+
+    inbound_context: str = Field("cti-inbound", pattern=_NAME.pattern)
+    default_queue: str = Field("support", pattern=_NAME.pattern)
+    queue_max_wait: int = Field(600, ge=5, description="seconds before the queue gives up")
+    queues: tuple[QueueSettings, ...] = Field(default_factory=_default_queues)
+    agents: tuple[AgentEndpointSettings, ...] = Field(default_factory=_default_agents)
+    sip_bind: str = "127.0.0.1"
+    sip_port: int = Field(5060, ge=1, le=65535)
+    sip_secret: SecretStr | None = None
+    simulation: bool = Field(True, description="render the simulated caller and agent contexts")
+
+    @field_validator("queues")
+    @classmethod
+    def _unique_queue_names(cls, value: tuple[QueueSettings, ...]) -> tuple[QueueSettings, ...]:
+        names = [q.name for q in value]
+        if len(set(names)) != len(names):
+            raise ValueError("queue names must be unique")
+        if not names:
+            raise ValueError("at least one queue is needed")
+        return value
+
+
+class AsteriskSettings(_Section):
+    """The local development Asterisk (a Debian sid chroot) that ``cti asterisk`` manages."""
+
+    chroot: Path | None = Field(None, description="default: <user cache>/cti-server/asterisk-chroot")
+    instance: str = Field("demo", pattern=_NAME.pattern)
+    ready_timeout: float = Field(60.0, gt=0)
+
+
+class Settings(BaseSettings):
+    """Everything the server needs, validated before anything starts."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    ami: AmiSettings
+    agi: AgiSettings = AgiSettings()
+    http: HttpSettings = HttpSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    bus: BusSettings = BusSettings()
+    dialplan: DialplanSettings = DialplanSettings()
+    asterisk: AsteriskSettings = AsteriskSettings()
+    shutdown_timeout: float = Field(10.0, gt=0)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file contents come in as init values: make them the lowest layer.
+        return (env_settings, _EnvFileValueSource(settings_cls), init_settings)
+
+
+class _EnvFileValueSource(PydanticBaseSettingsSource):
+    """``CTI_AMI__SECRET_FILE=/run/secrets/ami`` sets ``ami.secret`` from that file."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return values_from_env_files(os.environ)
+
+
+def values_from_env_files(environ: Mapping[str, str]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, path in environ.items():
+        if not (key.startswith(ENV_PREFIX) and key.endswith("_FILE")) or key == "CTI_CONFIG_FILE":
+            continue
+        parts = key[len(ENV_PREFIX) : -len("_FILE")].lower().split("__")
+        try:
+            value = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"configuration error: {key}: cannot read {path}: {exc}") from exc
+        node = result
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return result
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read the TOML file (if any) and the environment; raise ConfigError naming the bad key."""
+    file_values: dict[str, Any] = {}
+    if config_file is None and os.environ.get("CTI_CONFIG_FILE"):
+        config_file = Path(os.environ["CTI_CONFIG_FILE"])
+    if config_file is not None:
+        try:
+            file_values = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"configuration error: cannot read {config_file}: {exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"configuration error: {config_file}: {exc}") from exc
+    merged = _deep_merge(file_values, overrides)
+    try:
+        return Settings(**merged)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from None
+
+
+def _deep_merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One message, one line per bad key, each naming the key and its environment variable."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        key = ".".join(str(part) for part in error["loc"])
+        env = ENV_PREFIX + "__".join(str(part) for part in error["loc"]).upper()
+        message = error["msg"]
+        if error["type"] == "missing":
+            message = "is required"
+        given = error.get("input")
+        hidden = error["type"] == "missing" or isinstance(given, dict) or _is_secret(key)
+        shown = "" if hidden else f" (got {given!r})"
+        lines.append(f"{key}: {message}{shown} [set {env} or '{key}' in the config file]")
+    return "configuration error: " + "; ".join(lines)
+
+
+def _is_secret(key: str) -> bool:
+    return any(word in key for word in ("secret", "password"))
