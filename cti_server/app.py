@@ -1,0 +1,116 @@
+"""The composition root: the one place that builds every long-lived object and wires them.
+
+Everything that runs in the background is started and stopped by one aiohttp ``cleanup_ctx``
+entry, so shutdown cancels and awaits each task in the reverse order of start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+from panoramisk.message import Message
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from crm_core.database import make_engine, ping
+from cti_server.bus import Bus, MemoryBus
+from cti_server.config import Settings
+from cti_server.events import AmiLinkChanged
+from cti_server.inbound import InboundCalls
+from cti_server.telephony.ami_client import AmiClient
+from cti_server.telephony.fastagi import FastAgiServer
+
+log = logging.getLogger(__name__)
+
+SETTINGS = web.AppKey("settings", Settings)
+BUS = web.AppKey("bus", MemoryBus)
+AMI = web.AppKey("ami", AmiClient)
+AGI = web.AppKey("agi", FastAgiServer)
+DATABASE = web.AppKey("database", AsyncEngine)
+
+
+def build_app(settings: Settings) -> web.Application:
+    """Build the whole server as an aiohttp application; nothing runs until it is started."""
+    app = web.Application()
+    bus = MemoryBus()
+    app[SETTINGS] = settings
+    app[BUS] = bus
+    app[AMI] = AmiClient(
+        settings.ami,
+        on_event=_count_only,
+        on_state=lambda up: bus.publish(AmiLinkChanged(node=settings.ami.node, connected=up)),
+    )
+    agi = FastAgiServer(settings.agi)
+    inbound = InboundCalls(bus, settings.ami.node, settings.dialplan.default_queue)
+    agi.add_route("inbound", inbound.handle)
+    app[AGI] = agi
+    app.cleanup_ctx.extend([_database, _ami_link, _fastagi])
+    app.router.add_get("/status", status_view)
+    return app
+
+
+def _count_only(message: Message) -> None:
+    """AMI events are only counted until the live call model consumes them."""
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    database = app[SETTINGS].database
+    password = database.password.get_secret_value() if database.password else None
+    engine = make_engine(database.url, password)
+    app[DATABASE] = engine
+    yield
+    await engine.dispose()
+
+
+async def _ami_link(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(app[AMI].run(), name="ami-link")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _fastagi(app: web.Application) -> AsyncIterator[None]:
+    await app[AGI].start()
+    yield
+    await app[AGI].stop()
+
+
+async def status_view(request: web.Request) -> web.Response:
+    """Health you can wait on: AMI link, database, bus and FastAGI, each with an ``ok``."""
+    app = request.app
+    database_ok = await ping(app[DATABASE])
+    ami = app[AMI].status.as_dict()
+    bus: Bus = app[BUS]
+    body: dict[str, Any] = {
+        "ami": {**ami, "ok": ami["connected"]},
+        "database": {"ok": database_ok},
+        "bus": bus.status(),
+        "agi": {**app[AGI].status(), "ok": app[AGI].status()["listening"]},
+    }
+    body["ok"] = all(part["ok"] for part in body.values())
+    return web.json_response(body, status=200 if body["ok"] else 503)
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT, then stop every part and return."""
+    app = build_app(settings)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.http.host, settings.http.port)
+        await site.start()
+        log.info("CTI server ready: http://%s:%d/status", settings.http.host, settings.http.port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        await asyncio.wait_for(runner.cleanup(), settings.shutdown_timeout)

@@ -1,0 +1,77 @@
+"""In-process bus: every subscriber gets its own bounded queue, so a slow one cannot stall others."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from cti_server.events import DomainEvent
+
+log = logging.getLogger(__name__)
+
+
+class Bus(Protocol):
+    def publish(self, event: DomainEvent) -> None: ...
+    def subscribe(self, *types: type[DomainEvent], maxsize: int = 10000) -> Subscription: ...
+    def status(self) -> dict[str, Any]: ...
+
+
+class Subscription:
+    """An async iterator of events; when its queue is full the oldest event is dropped."""
+
+    def __init__(self, bus: MemoryBus, types: tuple[type[DomainEvent], ...], maxsize: int) -> None:
+        self._bus = bus
+        self.types = types
+        self._queue: asyncio.Queue[DomainEvent] = asyncio.Queue(maxsize)
+        self.dropped = 0
+
+    def offer(self, event: DomainEvent) -> None:
+        if self.types and not isinstance(event, self.types):
+            return
+        if self._queue.full():
+            self._queue.get_nowait()
+            self.dropped += 1
+        self._queue.put_nowait(event)
+
+    async def get(self, timeout: float | None = None) -> DomainEvent:
+        return await asyncio.wait_for(self._queue.get(), timeout)
+
+    def close(self) -> None:
+        self._bus.unsubscribe(self)
+
+    def __aiter__(self) -> AsyncIterator[DomainEvent]:
+        return self
+
+    async def __anext__(self) -> DomainEvent:
+        return await self._queue.get()
+
+
+class MemoryBus:
+    def __init__(self) -> None:
+        self._subscriptions: list[Subscription] = []
+        self.published = 0
+
+    def publish(self, event: DomainEvent) -> None:
+        self.published += 1
+        for subscription in list(self._subscriptions):
+            subscription.offer(event)
+
+    def subscribe(self, *types: type[DomainEvent], maxsize: int = 10000) -> Subscription:
+        subscription = Subscription(self, types, maxsize)
+        self._subscriptions.append(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        if subscription in self._subscriptions:
+            self._subscriptions.remove(subscription)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "backend": "memory",
+            "ok": True,
+            "published": self.published,
+            "subscribers": len(self._subscriptions),
+            "dropped": sum(s.dropped for s in self._subscriptions),
+        }

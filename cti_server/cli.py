@@ -1,0 +1,206 @@
+"""The ``cti`` command: serve, render the dialplan, run the local Asterisk, place simulated calls."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from cti_server.asterisk.local import AsteriskChroot, AsteriskError, AsteriskInstance
+from cti_server.asterisk.render import render_config, write_config
+from cti_server.config import ConfigError, Settings, load_settings
+
+T = TypeVar("T")
+
+config_option = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="TOML settings file (default: $CTI_CONFIG_FILE; the environment overrides it).",
+)
+
+
+def _settings(config_file: Path | None, **overrides: Any) -> Settings:
+    try:
+        return load_settings(config_file, **overrides)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def main(verbose: bool) -> None:
+    """Contact-center CTI server beside Asterisk."""
+    _setup_logging(verbose)
+
+
+@main.command()
+@config_option
+def serve(config_file: Path | None) -> None:
+    """Run the CTI server until SIGTERM or SIGINT."""
+    from cti_server.app import serve as run_server
+
+    settings = _settings(config_file)
+    try:
+        asyncio.run(run_server(settings))
+    except OSError as exc:
+        click.echo(f"cti serve: cannot start: {exc}", err=True)
+        sys.exit(1)
+
+
+@main.group()
+def dialplan() -> None:
+    """The Asterisk configuration rendered from the settings."""
+
+
+@dialplan.command("render")
+@config_option
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+def dialplan_render(config_file: Path | None, out: Path) -> None:
+    """Write manager.conf, extensions.conf, queues.conf, pjsip.conf, ... into OUT."""
+    settings = _settings(config_file)
+    for path in write_config(render_config(settings), out):
+        click.echo(str(path))
+
+
+@main.group()
+def asterisk() -> None:
+    """The local development Asterisk (Debian sid in a cached chroot)."""
+
+
+def _instance(settings: Settings, name: str | None) -> AsteriskInstance:
+    chroot = AsteriskChroot(settings.asterisk.chroot)
+    return AsteriskInstance(chroot, name or settings.asterisk.instance, settings)
+
+
+@asterisk.command("up")
+@config_option
+@click.option("--instance", default=None, help="Instance name (default: settings).")
+def asterisk_up(config_file: Path | None, instance: str | None) -> None:
+    """Provision the chroot if needed, install the configuration, start, wait until ready."""
+    settings = _settings(config_file)
+    node = _instance(settings, instance)
+    try:
+        node.chroot.provision()
+        if node.running():
+            node.stop()
+        node.start()
+        node.wait_ready()
+    except AsteriskError as exc:
+        click.echo(f"cti asterisk up: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"Asterisk instance {node.name!r} ready (AMI 127.0.0.1:{settings.ami.port})")
+
+
+@asterisk.command("down")
+@config_option
+@click.option("--instance", default=None)
+def asterisk_down(config_file: Path | None, instance: str | None) -> None:
+    """Stop the instance and unmount what was mounted for it."""
+    node = _instance(_settings(config_file, **_no_secret_needed()), instance)
+    node.stop()
+    click.echo(f"Asterisk instance {node.name!r} stopped")
+
+
+@asterisk.command("status")
+@config_option
+@click.option("--instance", default=None)
+def asterisk_status(config_file: Path | None, instance: str | None) -> None:
+    """Say whether the chroot is cached and the instance is running; exit 1 if not running."""
+    node = _instance(_settings(config_file, **_no_secret_needed()), instance)
+    click.echo(f"chroot: {node.chroot.root} ({'complete' if node.chroot.complete else 'missing'})")
+    pid = node.pid()
+    click.echo(f"instance {node.name!r}: {'running, pid %d' % pid if pid else 'stopped'}")
+    sys.exit(0 if pid else 1)
+
+
+def _no_secret_needed() -> dict[str, Any]:
+    """down/status never talk to AMI: let them run without the secret."""
+    return {} if os.environ.get("CTI_AMI__SECRET") else {"ami": {"secret": "unused"}}
+
+
+@main.command()
+@config_option
+@click.option("--number", default="+8613800138000", show_default=True)
+@click.option("--name", default="张伟", show_default=True)
+@click.option("--dialed", default="100", show_default=True)
+@click.option("--agent", "agents", multiple=True, help="Add a simulated agent EXT to the queue.")
+def call(config_file: Path | None, number: str, name: str, dialed: str, agents: tuple[str, ...]) -> None:
+    """Place one simulated customer call into the local Asterisk."""
+    from cti_server.simulation import add_sim_agent, place_customer_call
+    from cti_server.telephony.ami_client import AmiClient
+
+    settings = _settings(config_file)
+
+    async def _call() -> str:
+        client = AmiClient(settings.ami, on_event=lambda _m: None)
+        runner = asyncio.create_task(client.run())
+        try:
+            await client.wait_connected(10.0)
+            for ext in agents:
+                await add_sim_agent(client, settings.dialplan.default_queue, ext)
+            placed = await place_customer_call(
+                client, context=settings.dialplan.inbound_context, number=number, name=name,
+                dialed=dialed, audio="cti/sim-hello",
+            )
+            return placed.uniqueid
+        finally:
+            runner.cancel()
+
+    click.echo(f"call placed: {_run(_call)}")
+
+
+def _run(factory: Callable[[], Awaitable[T]]) -> T:
+    async def _main() -> T:
+        return await factory()
+
+    return asyncio.run(_main())
+
+
+@main.command()
+@config_option
+def demo(config_file: Path | None) -> None:
+    """Start the local Asterisk and the CTI server with the demo configuration."""
+    from cti_server.app import serve as run_server
+
+    if not os.environ.get("CTI_AMI__SECRET"):
+        os.environ["CTI_AMI__SECRET"] = secrets.token_urlsafe(24)
+    settings = _settings(config_file)
+    node = _instance(settings, "demo")
+    try:
+        node.chroot.provision()
+        if node.running():
+            node.stop()
+        node.start()
+        node.wait_ready()
+    except AsteriskError as exc:
+        click.echo(f"cti demo: {exc}", err=True)
+        sys.exit(1)
+    click.echo(
+        "\nThe demo call center is up:\n"
+        f"  status:    http://{settings.http.host}:{settings.http.port}/status\n"
+        f"  Asterisk:  AMI 127.0.0.1:{settings.ami.port}, FastAGI {settings.agi.port}\n"
+        "Try, in another shell (same CTI_AMI__SECRET, printed nowhere; set your own to reuse):\n"
+        "  .venv/bin/cti call --agent 1001      # a customer 张伟 calls, agent 1001 answers\n"
+        "Stop with Ctrl-C.\n"
+    )
+    try:
+        asyncio.run(run_server(settings))
+    finally:
+        node.stop()

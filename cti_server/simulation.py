@@ -1,0 +1,103 @@
+"""Customers and agents without phones, through real Asterisk (demo, tests, `cti simulate`).
+
+A customer is an AMI Originate of ``Local/s@cti-sim-caller`` into the inbound context: the
+``cti-sim-caller`` half plays the customer (speaks, presses keys, waits, hangs up) while the other
+half walks the real inbound dialplan. An agent is a queue member ``Local/<ext>@cti-sim-agent/n``
+that answers, speaks and hangs up.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+
+from panoramisk.message import Message
+
+from cti_server.telephony.ami_actions import originate_variables
+from cti_server.telephony.ami_client import AmiClient, AmiError
+
+_CALLERID_UNSAFE = re.compile(r'["<>\r\n\x00]')
+
+
+@dataclass(frozen=True)
+class SimulatedCall:
+    """The customer's call as Asterisk knows it: uniqueid of the inbound leg (also its linkedid)."""
+
+    uniqueid: str
+    caller_number: str
+    caller_name: str
+
+
+def callerid(number: str, name: str) -> str:
+    """``"name" <number>`` with the characters that would break the header removed."""
+    return f'"{_CALLERID_UNSAFE.sub("", name)}" <{_CALLERID_UNSAFE.sub("", number)}>'
+
+
+async def place_customer_call(
+    ami: AmiClient,
+    *,
+    context: str,
+    number: str,
+    name: str = "",
+    dialed: str = "100",
+    audio: str = "",
+    dtmf: str = "",
+    patience: float = 60.0,
+) -> SimulatedCall:
+    """Start a simulated customer call; returns once Asterisk has accepted the Originate."""
+    uniqueid = f"sim-{uuid.uuid4().hex[:20]}"
+    variables = {"SIM_PATIENCE": f"{patience:g}", "SIM_AUDIO": audio, "SIM_DTMF": dtmf}
+    reply = await ami.send_action(
+        "Originate",
+        {
+            "Channel": "Local/s@cti-sim-caller",
+            "Context": context,
+            "Exten": dialed,
+            "Priority": "1",
+            "CallerID": callerid(number, name),
+            "Async": "true",
+            "ChannelId": uniqueid,
+            "OtherChannelId": f"{uniqueid}-c",
+            "Variable": originate_variables({k: v for k, v in variables.items() if v}),
+        },
+        timeout=15.0,
+    )
+    first = reply[0] if isinstance(reply, list) else reply
+    if not first.success:
+        raise AmiError(f"Originate refused: {first.get('Message', '')}")
+    return SimulatedCall(uniqueid=uniqueid, caller_number=number, caller_name=name)
+
+
+def sim_agent_interface(extension: str) -> str:
+    return f"Local/{extension}@cti-sim-agent/n"
+
+
+async def add_sim_agent(ami: AmiClient, queue: str, extension: str) -> None:
+    """Put a simulated agent into ``queue``; it answers every call it is offered."""
+    reply = await ami.send_action(
+        "QueueAdd",
+        {
+            "Queue": queue,
+            "Interface": sim_agent_interface(extension),
+            "MemberName": f"sim-{extension}",
+            "Penalty": "0",
+            "Paused": "false",
+        },
+    )
+    first = reply[0] if isinstance(reply, list) else reply
+    if "already there" not in str(first.get("Message", "")).lower():
+        _require_success(reply, "QueueAdd")
+
+
+async def remove_sim_agent(ami: AmiClient, queue: str, extension: str) -> None:
+    reply = await ami.send_action(
+        "QueueRemove", {"Queue": queue, "Interface": sim_agent_interface(extension)}
+    )
+    _require_success(reply, "QueueRemove")
+
+
+def _require_success(reply: Message | list[Message], what: str) -> None:
+    first = reply[0] if isinstance(reply, list) else reply
+    if not first.success:
+        raise AmiError(f"{what} refused: {first.get('Message', '')}")

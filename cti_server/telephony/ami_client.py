@@ -1,0 +1,307 @@
+"""One AMI connection to one Asterisk node: log in first, keep reading, reconnect with backoff.
+
+We use panoramisk's message parser and action bookkeeping but own the connection ourselves:
+panoramisk decodes each TCP chunk on its own (a UTF-8 character split across two reads is lost),
+reconnects on a fixed timer and re-sends pending actions after a reconnect (an Originate could
+happen twice). Here bytes go through an incremental decoder, the delay backs off up to a cap, and
+an action pending when the link drops fails with :class:`AmiDisconnected`: never re-sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import itertools
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from panoramisk.message import Message
+
+from cti_server.config import AmiSettings
+from cti_server.telephony.ami_actions import ActionValue, build_action
+
+log = logging.getLogger(__name__)
+
+EOM = "\r\n\r\n"
+BANNER = "Asterisk Call Manager/"
+MAX_BUFFER_CHARS = 4 * 1024 * 1024  # one message larger than this is malformed traffic
+
+
+class AmiError(RuntimeError):
+    """An AMI action failed or could not be sent."""
+
+
+class AmiDisconnected(AmiError):
+    """The connection is down; the action was not (or may not have been) carried out."""
+
+
+EventSink = Callable[[Message], None]
+StateSink = Callable[[bool], None]
+
+
+@dataclass
+class AmiStatus:
+    """What ``/status`` reports about one AMI link."""
+
+    node: str
+    connected: bool = False
+    since: float = field(default_factory=time.time)
+    last_error: str = ""
+    reconnects: int = 0
+    events: int = 0
+    asterisk_version: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "node": self.node,
+            "connected": self.connected,
+            "since": self.since,
+            "last_error": self.last_error,
+            "reconnects": self.reconnects,
+            "events": self.events,
+            "protocol": self.asterisk_version,
+        }
+
+
+class _PendingAction:
+    """One action awaiting its reply: a single Response, or a Response plus an event list.
+
+    panoramisk guesses list replies from message texts (a QueueAdd reply "Added ... to queue"
+    makes it wait for more that never comes); we follow AMI's own ``EventList`` markers.
+    """
+
+    def __init__(self, headers: Mapping[str, str | list[str]]) -> None:
+        self.action_id = f"cti-{next(_ACTION_IDS)}"
+        self.headers = headers
+        self.future: asyncio.Future[Message | list[Message]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._messages: list[Message] = []
+
+    def wire(self) -> str:
+        lines = [f"Action: {self.headers['Action']}", f"ActionID: {self.action_id}"]
+        for key, value in self.headers.items():
+            if key == "Action":
+                continue
+            for item in value if isinstance(value, list) else [value]:
+                lines.append(f"{key}: {item}")
+        return "\r\n".join(lines) + EOM
+
+    def add(self, message: Message) -> bool:
+        """Take one message; True when the reply is complete."""
+        self._messages.append(message)
+        first = self._messages[0]
+        is_list = str(first.get("EventList", "")).lower() == "start" and first.success
+        if not is_list:
+            done: Message | list[Message] = first
+        elif str(message.get("EventList", "")).lower() == "complete":
+            done = self._messages
+        else:
+            return False
+        if not self.future.done():
+            self.future.set_result(done)
+        return True
+
+
+_ACTION_IDS = itertools.count(1)
+
+
+class _AmiProtocol(asyncio.Protocol):
+    """Splits the byte stream into AMI messages; never blocks, never drops a split character."""
+
+    def __init__(self, client: AmiClient) -> None:
+        self._client = client
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._buffer = ""
+        self._banner_seen = False
+        self.transport: asyncio.Transport | None = None
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += self._decoder.decode(data)
+        if not self._banner_seen:
+            if "\r\n" not in self._buffer:
+                return
+            line, _, self._buffer = self._buffer.partition("\r\n")
+            self._banner_seen = True
+            if line.startswith(BANNER):
+                self._client.status.asterisk_version = line[len(BANNER) :].strip()
+            else:
+                log.warning("AMI peer sent no banner: %r", line[:80])
+        *blocks, self._buffer = self._buffer.split(EOM)
+        if len(self._buffer) > MAX_BUFFER_CHARS:
+            log.error("AMI message larger than %d characters: dropping the link", MAX_BUFFER_CHARS)
+            self.close()
+            return
+        for block in blocks:
+            message = Message.from_line(block.strip())
+            if message is not None:
+                self._client.handle_message(message)
+
+    def send(self, text: str) -> None:
+        if self.transport is None or self.transport.is_closing():
+            raise AmiDisconnected("AMI connection is closed")
+        self.transport.write(text.encode("utf-8"))
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+class AmiClient:
+    """Keeps one AMI link up for as long as :meth:`run` runs; events go to ``on_event``."""
+
+    def __init__(
+        self,
+        settings: AmiSettings,
+        on_event: EventSink,
+        on_state: StateSink | None = None,
+    ) -> None:
+        self._settings = settings
+        self._on_event = on_event
+        self._on_state = on_state
+        self._protocol: _AmiProtocol | None = None
+        self._pending: dict[str, _PendingAction] = {}
+        self._logged_in = asyncio.Event()
+        self.status = AmiStatus(node=settings.node)
+
+    @property
+    def connected(self) -> bool:
+        return self.status.connected
+
+    async def wait_connected(self, timeout: float) -> None:
+        await asyncio.wait_for(self._logged_in.wait(), timeout)
+
+    async def run(self) -> None:
+        """Connect, log in, read until the link drops; repeat with backoff until cancelled."""
+        delay = 0.1
+        while True:
+            try:
+                await self._connect_once()
+                delay = 0.1  # a session that got as far as login resets the backoff
+            except (OSError, TimeoutError, AmiError) as exc:
+                self.status.last_error = f"{type(exc).__name__}: {exc}"
+                log.debug("AMI %s unavailable: %s", self._settings.node, self.status.last_error)
+            finally:
+                self._drop_connection()
+            self.status.reconnects += 1
+            await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))  # noqa: S311 - jitter
+            delay = min(delay * 2, self._settings.reconnect_max_delay)
+
+    async def _connect_once(self) -> None:
+        loop = asyncio.get_running_loop()
+        _, protocol = await asyncio.wait_for(
+            loop.create_connection(
+                lambda: _AmiProtocol(self), self._settings.host, self._settings.port
+            ),
+            self._settings.connect_timeout,
+        )
+        self._protocol = protocol
+        response = await self.send_action(
+            "Login",
+            {
+                "Username": self._settings.username,
+                "Secret": self._settings.secret.get_secret_value(),
+                "Events": "on",
+            },
+            timeout=self._settings.connect_timeout,
+            _before_login=True,
+        )
+        if not isinstance(response, Message) or not response.success:
+            message = response.get("Message", "") if isinstance(response, Message) else ""
+            log.error("AMI %s login refused: %s", self._settings.node, message)
+            raise AmiError(f"login refused: {message}")
+        self._set_connected(True)
+        log.info("AMI %s connected", self._settings.node)
+        pinger = asyncio.create_task(self._ping_forever(), name=f"ami-ping-{self._settings.node}")
+        try:
+            await protocol.closed
+        finally:
+            pinger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pinger
+        raise AmiDisconnected("connection lost")
+
+    async def _ping_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.ping_interval)
+            try:
+                await self.send_action("Ping", timeout=self._settings.connect_timeout)
+            except (AmiError, TimeoutError):
+                log.warning("AMI %s did not answer a ping: closing the link", self._settings.node)
+                if self._protocol is not None:
+                    self._protocol.close()
+                return
+
+    def _drop_connection(self) -> None:
+        if self._protocol is not None:
+            self._protocol.close()
+            self._protocol = None
+        for action in self._pending.values():
+            if not action.future.done():
+                action.future.set_exception(AmiDisconnected("AMI connection lost before the reply"))
+        self._pending.clear()
+        if self.status.connected:
+            log.warning("AMI %s disconnected", self._settings.node)
+        self._set_connected(False)
+
+    def _set_connected(self, connected: bool) -> None:
+        if connected == self.status.connected:
+            return
+        self.status.connected = connected
+        self.status.since = time.time()
+        if connected:
+            self._logged_in.set()
+            self.status.last_error = ""
+        else:
+            self._logged_in.clear()
+        if self._on_state is not None:
+            self._on_state(connected)
+
+    def handle_message(self, message: Message) -> None:
+        action_id = message.get("ActionID")
+        action = self._pending.get(action_id) if isinstance(action_id, str) else None
+        if action is not None:
+            if action.add(message):
+                self._pending.pop(action_id, None)
+            return
+        if "Event" in message:
+            self.status.events += 1
+            try:
+                self._on_event(message)
+            except Exception:
+                log.exception("AMI event handler failed on %s", message.get("Event"))
+
+    async def send_action(
+        self,
+        name: str,
+        fields: Mapping[str, ActionValue] | None = None,
+        *,
+        timeout: float = 10.0,
+        _before_login: bool = False,
+    ) -> Message | list[Message]:
+        """Send one action and wait for its complete reply (a list for event-list actions)."""
+        headers = build_action(name, fields)
+        if self._protocol is None or not (self.status.connected or _before_login):
+            raise AmiDisconnected(f"AMI {self._settings.node} is not connected")
+        action = _PendingAction(headers)
+        self._pending[action.action_id] = action
+        try:
+            self._protocol.send(action.wire())
+            result: Message | list[Message] = await asyncio.wait_for(action.future, timeout)
+        finally:
+            self._pending.pop(action.action_id, None)
+        return result

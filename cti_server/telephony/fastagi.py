@@ -1,0 +1,212 @@
+"""FastAGI server: Asterisk connects here when a call enters the inbound context.
+
+panoramisk's FastAGI handler reads the request header until a blank line with no limit on size
+or time, and spins when the peer closes early (``read()`` returns ``b''`` forever). This server
+bounds the header's size and read time and the number of concurrent sessions, accepts only the
+configured peers, and strips line breaks from every value it sends back in a command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from panoramisk.utils import parse_agi_result
+
+from cti_server.config import AgiSettings
+
+log = logging.getLogger(__name__)
+
+
+class AgiError(RuntimeError):
+    """An AGI command failed."""
+
+
+class AgiHangup(AgiError):
+    """The channel hung up: no further command will succeed."""
+
+
+class AgiSession:
+    """One FastAGI request: its environment (``agi_*`` headers) and a command channel."""
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        command_timeout: float = 30.0,
+    ) -> None:
+        self.env = env
+        self._reader = reader
+        self._writer = writer
+        self._command_timeout = command_timeout
+
+    @property
+    def script(self) -> str:
+        """The path after ``agi://host:port/``, without the query string."""
+        return self.env.get("agi_network_script", "").partition("?")[0].strip("/")
+
+    async def command(self, *words: str) -> dict[str, Any]:
+        """Send one AGI command; line breaks in any word are replaced so no command can be added."""
+        line = " ".join(_clean(word) for word in words)
+        self._writer.write(line.encode("utf-8") + b"\n")
+        await self._writer.drain()
+        while True:
+            raw = await asyncio.wait_for(self._reader.readline(), self._command_timeout)
+            if not raw:
+                raise AgiHangup("Asterisk closed the AGI connection")
+            result: dict[str, Any] = parse_agi_result(raw.decode("utf-8", "replace").rstrip("\n"))
+            if result.get("status_code") != 100:
+                break
+        if result.get("error") == "AGIResultHangup":
+            raise AgiHangup(result.get("msg", "hangup"))
+        if result.get("error") == "AGIUsageError":
+            await self._reader.readline()
+        if "error" in result:
+            raise AgiError(f"{line.split(' ', 1)[0]}: {result.get('msg') or result['error']}")
+        return result
+
+    async def set_variable(self, name: str, value: str) -> None:
+        await self.command("SET VARIABLE", name, _quote(value))
+
+    async def get_variable(self, expression: str) -> str:
+        """Evaluate ``${...}`` on the channel, e.g. ``${CHANNEL(linkedid)}``."""
+        result = await self.command("GET FULL VARIABLE", _quote(expression))
+        value, data = result.get("result", ("0", ""))
+        return str(data) if value == "1" else ""
+
+
+def _clean(word: str) -> str:
+    return word.replace("\r", " ").replace("\n", " ").replace("\x00", "")
+
+
+def _quote(value: str) -> str:
+    return '"' + _clean(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+Handler = Callable[[AgiSession], Awaitable[None]]
+
+
+class FastAgiServer:
+    """Accepts FastAGI connections and dispatches them by script name to handlers."""
+
+    def __init__(self, settings: AgiSettings) -> None:
+        self._settings = settings
+        self._routes: dict[str, Handler] = {}
+        self._server: asyncio.Server | None = None
+        self._slots = asyncio.Semaphore(settings.max_sessions)
+        self._sessions: set[asyncio.Task[None]] = set()
+        self._allowed = [ipaddress.ip_network(peer, strict=False) for peer in settings.allowed_peers]
+        self.requests = 0
+        self.rejected = 0
+
+    def add_route(self, script: str, handler: Handler) -> None:
+        if script in self._routes:
+            raise ValueError(f"FastAGI route {script!r} exists already")
+        self._routes[script] = handler
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._accept, self._settings.host, self._settings.port, limit=self._settings.header_max_bytes
+        )
+        log.info("FastAGI listening on %s:%d", self._settings.host, self._settings.port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for task in list(self._sessions):
+            task.cancel()
+        for task in list(self._sessions):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "listening": self._server is not None,
+            "requests": self.requests,
+            "rejected": self.rejected,
+            "active": len(self._sessions),
+        }
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._sessions.add(task)
+        try:
+            await self._serve(reader, writer)
+        finally:
+            self._sessions.discard(task)
+            writer.close()
+            with contextlib.suppress(OSError, asyncio.CancelledError):
+                await writer.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        if not self._peer_allowed(peer):
+            self.rejected += 1
+            log.warning("FastAGI connection from %r refused: not an allowed peer", peer)
+            return
+        if self._slots.locked():
+            self.rejected += 1
+            log.warning("FastAGI connection from %r refused: %d sessions busy", peer,
+                        self._settings.max_sessions)
+            return
+        async with self._slots:
+            env = await self._read_env(reader, peer)
+            if env is None:
+                return
+            self.requests += 1
+            session = AgiSession(env, reader, writer)
+            handler = self._routes.get(session.script)
+            if handler is None:
+                log.error("FastAGI request for unknown script %r", session.script)
+                return
+            try:
+                await handler(session)
+            except AgiHangup:
+                log.info("caller hung up during FastAGI %s", session.script)
+            except (AgiError, OSError, TimeoutError) as exc:
+                log.warning("FastAGI %s failed: %s", session.script, exc)
+
+    async def _read_env(
+        self, reader: asyncio.StreamReader, peer: object
+    ) -> dict[str, str] | None:
+        try:
+            raw = await asyncio.wait_for(
+                reader.readuntil(b"\n\n"), self._settings.header_timeout
+            )
+        except TimeoutError:
+            log.warning("FastAGI peer %r sent no complete request in time", peer)
+            return None
+        except asyncio.IncompleteReadError:
+            log.warning("FastAGI peer %r closed before the end of the request", peer)
+            return None
+        except asyncio.LimitOverrunError:
+            log.warning("FastAGI peer %r sent a request header over the size limit", peer)
+            return None
+        return parse_agi_env(raw.decode("utf-8", "replace"))
+
+    def _peer_allowed(self, peer: object) -> bool:
+        if not isinstance(peer, tuple) or not peer:
+            return False
+        try:
+            address = ipaddress.ip_address(str(peer[0]))
+        except ValueError:
+            return False
+        return any(address in network for network in self._allowed)
+
+
+def parse_agi_env(text: str) -> dict[str, str]:
+    """``agi_key: value`` lines; tolerates a missing space after the colon (seen in the wild)."""
+    env: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.startswith("agi_"):
+            env[key.strip()] = value.strip()
+    return env
