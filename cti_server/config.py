@@ -129,6 +129,7 @@ class DialplanSettings(_Section):
     sip_port: int = Field(5060, ge=1, le=65535)
     sip_secret: SecretStr | None = None
     simulation: bool = Field(True, description="render the simulated caller and agent contexts")
+    sim_talk_seconds: int = Field(3, ge=0, le=3600, description="how long simulated agents talk")
 
     @field_validator("queues")
     @classmethod

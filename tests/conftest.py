@@ -1,0 +1,115 @@
+"""Fixtures: a real Asterisk, a real redis-server, a temporary database, AMI observers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from cti_server.simulation import add_sim_agent, remove_sim_agent
+from cti_server.telephony.ami_client import AmiClient
+from tests.support.asterisk import AsteriskNode, start_node
+from tests.support.ports import free_port
+from tests.support.waiting import EventLog, poll_until
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A developer's own CTI_* settings must not leak into the tests.
+    for key in [k for k in os.environ if k.startswith("CTI_")]:
+        del os.environ[key]
+
+
+@pytest.fixture(scope="session")
+def asterisk_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AsteriskNode]:
+    """One real Asterisk for the whole session (boots in well under a second)."""
+    node = start_node(f"t{os.getpid()}", tmp_path_factory.mktemp("asterisk"))
+    yield node
+    node.instance.stop()
+
+
+@pytest.fixture
+def fresh_asterisk(tmp_path: Path) -> Iterator[AsteriskNode]:
+    """A real Asterisk of this test's own, for tests that stop or restart it."""
+    node = start_node(f"f{os.getpid()}", tmp_path)
+    yield node
+    node.instance.stop()
+
+
+@asynccontextmanager
+async def ami_observer(node: AsteriskNode) -> AsyncIterator[tuple[AmiClient, EventLog]]:
+    """An AMI connection that records every event; also used to place simulated calls."""
+    log = EventLog()
+    client = AmiClient(node.settings.ami, on_event=log)
+    task = asyncio.create_task(client.run())
+    try:
+        await client.wait_connected(10.0)
+        yield client, log
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+@pytest_asyncio.fixture
+async def ami(asterisk_node: AsteriskNode) -> AsyncIterator[tuple[AmiClient, EventLog]]:
+    async with ami_observer(asterisk_node) as observer:
+        yield observer
+
+
+@asynccontextmanager
+async def sim_agents(client: AmiClient, queue: str, extensions: list[str]) -> AsyncIterator[None]:
+    """Simulated agents that answer every call offered to ``queue``, removed afterwards."""
+    for ext in extensions:
+        await add_sim_agent(client, queue, ext)
+    try:
+        yield
+    finally:
+        for ext in extensions:
+            await remove_sim_agent(client, queue, ext)
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """A temporary SQLite database for one test."""
+    return f"sqlite+aiosqlite:///{tmp_path / 'crm.db'}"
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server on a free loopback port, without persistence."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+
+    async def _ready() -> bool:
+        client = Redis.from_url(url)
+        try:
+            return bool(await client.ping())
+        except (OSError, RedisConnectionError):
+            return False
+        finally:
+            await client.aclose()
+
+    try:
+        asyncio.run(poll_until(_ready, 10.0, what="redis-server ready"))
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)

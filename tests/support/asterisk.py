@@ -1,0 +1,73 @@
+"""A real Asterisk instance for a test session (or a single test), on ports of its own."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from cti_server.asterisk.local import AsteriskChroot, AsteriskInstance
+from cti_server.config import Settings, load_settings
+from tests.support.ports import free_port
+
+
+@dataclass
+class AsteriskNode:
+    """One running Asterisk and the settings a CTI server needs to work with it."""
+
+    settings: Settings
+    instance: AsteriskInstance
+
+    def server_env(self) -> dict[str, str]:
+        """The environment that makes `cti serve` use these settings."""
+        s = self.settings
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CTI_")}
+        env.update(
+            CTI_AMI__SECRET=s.ami.secret.get_secret_value(),
+            CTI_AMI__PORT=str(s.ami.port),
+            CTI_AMI__NODE=s.ami.node,
+            CTI_AGI__PORT=str(s.agi.port),
+            CTI_HTTP__PORT=str(s.http.port),
+            CTI_DATABASE__URL=s.database.url,
+            CTI_DIALPLAN__SIP_PORT=str(s.dialplan.sip_port),
+            CTI_DIALPLAN__SIM_TALK_SECONDS=str(s.dialplan.sim_talk_seconds),
+        )
+        return env
+
+
+def node_settings(name: str, workdir: Path) -> Settings:
+    """Settings with free ports and a fresh secret, so instances never collide."""
+    return load_settings(
+        None,
+        ami={"secret": secrets.token_urlsafe(16), "port": free_port(), "node": name},
+        agi={"port": free_port()},
+        http={"port": free_port()},
+        database={"url": f"sqlite+aiosqlite:///{workdir / 'cti.db'}"},
+        dialplan={"sip_port": free_port(socket.SOCK_DGRAM), "sim_talk_seconds": 1},
+        asterisk={"instance": name},
+    )
+
+
+def require_chroot() -> AsteriskChroot:
+    """The cached chroot, built now if we can; otherwise the test is skipped with the reason."""
+    chroot = AsteriskChroot()
+    if chroot.complete:
+        return chroot
+    if os.geteuid() != 0 or shutil.which("debootstrap") is None:
+        pytest.skip("real Asterisk needs root and debootstrap (run scripts/bootstrap first)")
+    chroot.provision()
+    return chroot
+
+
+def start_node(name: str, workdir: Path) -> AsteriskNode:
+    instance = AsteriskInstance(require_chroot(), name, node_settings(name, workdir))
+    if instance.running():
+        instance.stop()
+    instance.start()
+    instance.wait_ready()
+    return AsteriskNode(settings=instance.settings, instance=instance)
