@@ -1,4 +1,4 @@
-"""The ``cti`` command: serve, render the dialplan, run the local Asterisk, place simulated calls."""
+"""The ``cti`` command: serve, render the dialplan, run the local Asterisk, simulate calls."""
 
 from __future__ import annotations
 
@@ -108,6 +108,19 @@ def asterisk_up(config_file: Path | None, instance: str | None) -> None:
     click.echo(f"Asterisk instance {node.name!r} ready (AMI 127.0.0.1:{settings.ami.port})")
 
 
+@asterisk.command("provision")
+def asterisk_provision() -> None:
+    """Build the Debian sid chroot with Asterisk, unless a complete one is cached."""
+    settings = _settings(None, **_no_secret_needed())
+    chroot = AsteriskChroot(settings.asterisk.chroot)
+    try:
+        chroot.provision()
+    except AsteriskError as exc:
+        click.echo(f"cti asterisk provision: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"Asterisk chroot ready at {chroot.root}")
+
+
 @asterisk.command("down")
 @config_option
 @click.option("--instance", default=None)
@@ -126,7 +139,7 @@ def asterisk_status(config_file: Path | None, instance: str | None) -> None:
     node = _instance(_settings(config_file, **_no_secret_needed()), instance)
     click.echo(f"chroot: {node.chroot.root} ({'complete' if node.chroot.complete else 'missing'})")
     pid = node.pid()
-    click.echo(f"instance {node.name!r}: {'running, pid %d' % pid if pid else 'stopped'}")
+    click.echo(f"instance {node.name!r}: {f'running, pid {pid}' if pid else 'stopped'}")
     sys.exit(0 if pid else 1)
 
 
@@ -141,7 +154,9 @@ def _no_secret_needed() -> dict[str, Any]:
 @click.option("--name", default="张伟", show_default=True)
 @click.option("--dialed", default="100", show_default=True)
 @click.option("--agent", "agents", multiple=True, help="Add a simulated agent EXT to the queue.")
-def call(config_file: Path | None, number: str, name: str, dialed: str, agents: tuple[str, ...]) -> None:
+def call(
+    config_file: Path | None, number: str, name: str, dialed: str, agents: tuple[str, ...]
+) -> None:
     """Place one simulated customer call into the local Asterisk."""
     from cti_server.simulation import add_sim_agent, place_customer_call
     from cti_server.telephony.ami_client import AmiClient
@@ -156,8 +171,12 @@ def call(config_file: Path | None, number: str, name: str, dialed: str, agents: 
             for ext in agents:
                 await add_sim_agent(client, settings.dialplan.default_queue, ext)
             placed = await place_customer_call(
-                client, context=settings.dialplan.inbound_context, number=number, name=name,
-                dialed=dialed, audio="cti/sim-hello",
+                client,
+                context=settings.dialplan.inbound_context,
+                number=number,
+                name=name,
+                dialed=dialed,
+                audio="cti/sim-hello",
             )
             return placed.uniqueid
         finally:
@@ -179,7 +198,8 @@ def demo(config_file: Path | None) -> None:
     """Start the local Asterisk and the CTI server with the demo configuration."""
     from cti_server.app import serve as run_server
 
-    if not os.environ.get("CTI_AMI__SECRET"):
+    made_up = not os.environ.get("CTI_AMI__SECRET")
+    if made_up:
         os.environ["CTI_AMI__SECRET"] = secrets.token_urlsafe(24)
     settings = _settings(config_file)
     node = _instance(settings, "demo")
@@ -196,8 +216,10 @@ def demo(config_file: Path | None) -> None:
         "\nThe demo call center is up:\n"
         f"  status:    http://{settings.http.host}:{settings.http.port}/status\n"
         f"  Asterisk:  AMI 127.0.0.1:{settings.ami.port}, FastAGI {settings.agi.port}\n"
-        "Try, in another shell (same CTI_AMI__SECRET, printed nowhere; set your own to reuse):\n"
-        "  .venv/bin/cti call --agent 1001      # a customer 张伟 calls, agent 1001 answers\n"
+        "Try, in another shell:\n"
+        + (f"  export CTI_AMI__SECRET={os.environ['CTI_AMI__SECRET']}\n" if made_up else "")
+        + "  .venv/bin/cti call --agent 1001      # a customer 张伟 calls, agent 1001 answers\n"
+        f"  curl http://{settings.http.host}:{settings.http.port}/status\n"
         "Stop with Ctrl-C.\n"
     )
     try:

@@ -145,7 +145,9 @@ class DialplanSettings(_Section):
 class AsteriskSettings(_Section):
     """The local development Asterisk (a Debian sid chroot) that ``cti asterisk`` manages."""
 
-    chroot: Path | None = Field(None, description="default: <user cache>/cti-server/asterisk-chroot")
+    chroot: Path | None = Field(
+        None, description="default: <user cache>/cti-server/asterisk-chroot"
+    )
     instance: str = Field("demo", pattern=_NAME.pattern)
     ready_timeout: float = Field(60.0, gt=0)
 
@@ -175,8 +177,8 @@ class Settings(BaseSettings):
         settings_cls: type[BaseSettings],
         init_settings: PydanticBaseSettingsSource,
         env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - not used
+        file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - replaced by *_FILE
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The file contents come in as init values: make them the lowest layer.
         return (env_settings, _EnvFileValueSource(settings_cls), init_settings)
@@ -185,7 +187,11 @@ class Settings(BaseSettings):
 class _EnvFileValueSource(PydanticBaseSettingsSource):
     """``CTI_AMI__SECRET_FILE=/run/secrets/ami`` sets ``ami.secret`` from that file."""
 
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+    def get_field_value(
+        self,
+        field: FieldInfo,  # noqa: ARG002 - required by the interface; all values come from __call__
+        field_name: str,
+    ) -> tuple[Any, str, bool]:
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
@@ -222,6 +228,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"configuration error: {config_file}: {exc}") from exc
     merged = _deep_merge(file_values, overrides)
+    merged.setdefault("ami", {})  # so that a missing secret is reported as ami.secret
     try:
         return Settings(**merged)
     except ValidationError as exc:

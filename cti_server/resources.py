@@ -8,7 +8,7 @@ _PACKAGE = Path(__file__).resolve().parent
 
 
 def data_dir(name: str) -> Path:
-    """The ``dialplans`` or ``ivr_flows`` folder: in the wheel, or beside the package in a checkout."""
+    """The ``dialplans`` or ``ivr_flows`` folder: in the wheel, or beside the package."""
     for candidate in (_PACKAGE / "_data" / name, _PACKAGE.parent / name):
         if candidate.is_dir():
             return candidate

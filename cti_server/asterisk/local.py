@@ -33,8 +33,17 @@ STATE_DIRS = (
 )
 SOUNDS_DIR = "usr/local/share/asterisk/sounds/cti"
 # Debian's stock files that we keep as they are (tones, CDR, features); the rest we render.
-STOCK_CONFIG = ("cdr.conf", "features.conf", "indications.conf", "ccss.conf", "acl.conf",
-                "udptl.conf", "codecs.conf", "pjproject.conf", "cel.conf")
+STOCK_CONFIG = (
+    "cdr.conf",
+    "features.conf",
+    "indications.conf",
+    "ccss.conf",
+    "acl.conf",
+    "udptl.conf",
+    "codecs.conf",
+    "pjproject.conf",
+    "cel.conf",
+)
 
 
 class AsteriskError(RuntimeError):
@@ -71,14 +80,21 @@ class AsteriskChroot:
         started = time.monotonic()
         log.info("building the Asterisk chroot (Debian sid) at %s", self.root)
         result = subprocess.run(
-            ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", "sid",
-             str(staging)],
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={','.join(PACKAGES)}",
+                "sid",
+                str(staging),
+            ],
             capture_output=True,
             text=True,
             check=False,
         )
         if result.returncode != 0:
-            raise AsteriskError(f"debootstrap failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+            raise AsteriskError(
+                f"debootstrap failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+            )
         for rel in STATE_DIRS:
             (staging / rel).mkdir(parents=True, exist_ok=True)
         (staging / COMPLETE_MARKER).write_text(f"{time.time()}\n", encoding="utf-8")
@@ -88,7 +104,9 @@ class AsteriskChroot:
 
     def require(self) -> None:
         if not self.complete:
-            raise AsteriskError(f"no complete Asterisk chroot at {self.root}: run `cti asterisk up`")
+            raise AsteriskError(
+                f"no complete Asterisk chroot at {self.root}: run `cti asterisk up`"
+            )
 
     def modules_dir(self) -> str:
         found = sorted(self.root.glob("usr/lib/*/asterisk/modules")) or sorted(
@@ -141,8 +159,9 @@ PROMPTS = {
 class AsteriskInstance:
     """One running Asterisk inside the chroot, with its own directories and ports."""
 
-    def __init__(self, chroot: AsteriskChroot, name: str, settings: Settings,
-                 rtp: RtpRange | None = None) -> None:
+    def __init__(
+        self, chroot: AsteriskChroot, name: str, settings: Settings, rtp: RtpRange | None = None
+    ) -> None:
         self.chroot = chroot
         self.name = name
         self.settings = settings
@@ -207,8 +226,19 @@ class AsteriskInstance:
         self.console_log.parent.mkdir(parents=True, exist_ok=True)
         with self.console_log.open("ab") as out:
             self._process = subprocess.Popen(
-                ["chroot", str(self.chroot.root), "/usr/sbin/asterisk", "-f", "-n", "-U", "root",
-                 "-G", "root", "-C", self.config_file],
+                [
+                    "chroot",
+                    str(self.chroot.root),
+                    "/usr/sbin/asterisk",
+                    "-f",
+                    "-n",
+                    "-U",
+                    "root",
+                    "-G",
+                    "root",
+                    "-C",
+                    self.config_file,
+                ],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -218,8 +248,15 @@ class AsteriskInstance:
     def cli(self, command: str, timeout: float = 10.0) -> subprocess.CompletedProcess[str]:
         """Run an Asterisk CLI command through the instance's control socket."""
         return subprocess.run(
-            ["chroot", str(self.chroot.root), "/usr/sbin/asterisk", "-C", self.config_file,
-             "-rx", command],
+            [
+                "chroot",
+                str(self.chroot.root),
+                "/usr/sbin/asterisk",
+                "-C",
+                self.config_file,
+                "-rx",
+                command,
+            ],
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -233,7 +270,9 @@ class AsteriskInstance:
             if self._process is not None and self._process.poll() is not None:
                 raise AsteriskError(f"Asterisk exited during start:\n{self._log_tail()}")
             with contextlib.suppress(subprocess.TimeoutExpired):
-                result = self.cli("core waitfullybooted", timeout=max(1.0, deadline - time.monotonic()))
+                result = self.cli(
+                    "core waitfullybooted", timeout=max(1.0, deadline - time.monotonic())
+                )
                 if result.returncode == 0 and "fully booted" in result.stdout.lower():
                     return
             time.sleep(0.1)  # the control socket does not exist yet: nothing to wait on

@@ -1,4 +1,4 @@
-"""In-process bus: every subscriber gets its own bounded queue, so a slow one cannot stall others."""
+"""In-process bus: each subscriber has its own bounded queue; a slow one cannot stall others."""
 
 from __future__ import annotations
 

@@ -27,7 +27,9 @@ def check_value(name: str, value: str) -> str:
     return value
 
 
-def build_action(name: str, fields: Mapping[str, ActionValue] | None = None) -> dict[str, str | list[str]]:
+def build_action(
+    name: str, fields: Mapping[str, ActionValue] | None = None
+) -> dict[str, str | list[str]]:
     """A checked ``{header: value}`` dict for ``name``; list values become repeated headers."""
     action: dict[str, str | list[str]] = {"Action": check_value("Action", name)}
     for key, value in (fields or {}).items():

@@ -100,7 +100,9 @@ class FastAgiServer:
         self._server: asyncio.Server | None = None
         self._slots = asyncio.Semaphore(settings.max_sessions)
         self._sessions: set[asyncio.Task[None]] = set()
-        self._allowed = [ipaddress.ip_network(peer, strict=False) for peer in settings.allowed_peers]
+        self._allowed = [
+            ipaddress.ip_network(peer, strict=False) for peer in settings.allowed_peers
+        ]
         self.requests = 0
         self.rejected = 0
 
@@ -111,7 +113,10 @@ class FastAgiServer:
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
-            self._accept, self._settings.host, self._settings.port, limit=self._settings.header_max_bytes
+            self._accept,
+            self._settings.host,
+            self._settings.port,
+            limit=self._settings.header_max_bytes,
         )
         log.info("FastAGI listening on %s:%d", self._settings.host, self._settings.port)
 
@@ -154,8 +159,11 @@ class FastAgiServer:
             return
         if self._slots.locked():
             self.rejected += 1
-            log.warning("FastAGI connection from %r refused: %d sessions busy", peer,
-                        self._settings.max_sessions)
+            log.warning(
+                "FastAGI connection from %r refused: %d sessions busy",
+                peer,
+                self._settings.max_sessions,
+            )
             return
         async with self._slots:
             env = await self._read_env(reader, peer)
@@ -174,13 +182,9 @@ class FastAgiServer:
             except (AgiError, OSError, TimeoutError) as exc:
                 log.warning("FastAGI %s failed: %s", session.script, exc)
 
-    async def _read_env(
-        self, reader: asyncio.StreamReader, peer: object
-    ) -> dict[str, str] | None:
+    async def _read_env(self, reader: asyncio.StreamReader, peer: object) -> dict[str, str] | None:
         try:
-            raw = await asyncio.wait_for(
-                reader.readuntil(b"\n\n"), self._settings.header_timeout
-            )
+            raw = await asyncio.wait_for(reader.readuntil(b"\n\n"), self._settings.header_timeout)
         except TimeoutError:
             log.warning("FastAGI peer %r sent no complete request in time", peer)
             return None

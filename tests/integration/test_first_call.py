@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
+import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
@@ -52,8 +54,13 @@ async def test_customer_call_reaches_cti_then_queue_then_agent(
     settings = asterisk_node.settings
     async with sim_agents(client, "support", ["1001"]):
         call = await place_customer_call(
-            client, context=settings.dialplan.inbound_context, number=NUMBER, name=NAME,
-            dialed="100", audio="cti/sim-hello", patience=30,
+            client,
+            context=settings.dialplan.inbound_context,
+            number=NUMBER,
+            name=NAME,
+            dialed="100",
+            audio="cti/sim-hello",
+            patience=30,
         )
         arrived = await arrivals.get(timeout=15)
         assert isinstance(arrived, CallArrived)
@@ -81,7 +88,10 @@ async def test_call_reaches_queue_through_fallback_when_cti_is_down(
     settings = asterisk_node.settings
     async with sim_agents(client, "support", ["1001"]):
         call = await place_customer_call(
-            client, context=settings.dialplan.inbound_context, number=NUMBER, name=NAME,
+            client,
+            context=settings.dialplan.inbound_context,
+            number=NUMBER,
+            name=NAME,
             patience=30,
         )
         await log.wait_for(
@@ -96,18 +106,18 @@ async def test_call_reaches_queue_through_fallback_when_cti_is_down(
 
 
 @pytest.mark.asyncio
-async def test_status_reports_each_part(cti_app: web.Application, asterisk_node: AsteriskNode) -> None:
-    import aiohttp
-
+async def test_status_reports_each_part(
+    cti_app: web.Application, asterisk_node: AsteriskNode
+) -> None:
     url = f"http://127.0.0.1:{asterisk_node.settings.http.port}/status"
     async with aiohttp.ClientSession() as http:
 
-        async def _ok() -> dict[str, object] | None:
+        async def _ok() -> dict[str, Any] | None:
             async with http.get(url) as response:
-                body: dict[str, object] = await response.json()
+                body: dict[str, Any] = await response.json()
                 return body if response.status == 200 else None
 
         body = await poll_until(_ok, 10, what="/status ok")
     assert body["ok"] is True
     for part in ("ami", "database", "bus", "agi"):
-        assert isinstance(body[part], dict) and body[part]["ok"] is True
+        assert body[part]["ok"] is True, part

@@ -13,7 +13,9 @@ T = TypeVar("T")
 
 
 async def poll_until(
-    check: Callable[[], Awaitable[T | None]], timeout: float, interval: float = 0.05,
+    check: Callable[[], Awaitable[T | None]],
+    timeout: float,
+    interval: float = 0.05,
     what: str = "condition",
 ) -> T:
     """Call ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
@@ -61,6 +63,7 @@ class EventLog:
 
 def event_is(name: str, **headers: str) -> Callable[[Message], bool]:
     """Predicate: an event named ``name`` whose headers have the given values."""
+
     def _match(message: Message) -> bool:
         if message.get("Event") != name:
             return False
