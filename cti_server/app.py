@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crm_core.database import make_engine, ping
 from cti_server.bus import Bus, MemoryBus
+from cti_server.bus.redis import RedisBus
 from cti_server.config import Settings
 from cti_server.events import AmiLinkChanged
 from cti_server.inbound import InboundCalls
@@ -37,7 +38,7 @@ DATABASE = web.AppKey("database", AsyncEngine)
 def build_app(settings: Settings) -> web.Application:
     """Build the whole server as an aiohttp application; nothing runs until it is started."""
     app = web.Application()
-    bus = MemoryBus()
+    bus = RedisBus(settings.bus.redis_url) if settings.bus.backend == "redis" else MemoryBus()
     app[SETTINGS] = settings
     app[BUS] = bus
     app[AMI] = AmiClient(
@@ -49,7 +50,7 @@ def build_app(settings: Settings) -> web.Application:
     inbound = InboundCalls(bus, settings.ami.node, settings.dialplan.default_queue)
     agi.add_route("inbound", inbound.handle)
     app[AGI] = agi
-    app.cleanup_ctx.extend([_database, _ami_link, _fastagi])
+    app.cleanup_ctx.extend([_database, _bus, _ami_link, _fastagi])
     app.router.add_get("/status", status_view)
     return app
 
@@ -65,6 +66,15 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[DATABASE] = engine
     yield
     await engine.dispose()
+
+
+async def _bus(app: web.Application) -> AsyncIterator[None]:
+    bus = app[BUS]
+    if isinstance(bus, RedisBus):
+        await bus.start()
+    yield
+    if isinstance(bus, RedisBus):
+        await bus.stop()
 
 
 async def _ami_link(app: web.Application) -> AsyncIterator[None]:

@@ -15,9 +15,22 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 ENV_PREFIX = "CTI_"
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
@@ -121,15 +134,24 @@ class DialplanSettings(_Section):
     """What the rendered Asterisk configuration (``dialplans/``) contains."""
 
     inbound_context: str = Field("cti-inbound", pattern=_NAME.pattern)
-    default_queue: str = Field("support", pattern=_NAME.pattern)
-    queue_max_wait: int = Field(600, ge=5, description="seconds before the queue gives up")
     queues: tuple[QueueSettings, ...] = Field(default_factory=_default_queues)
+    default_queue: str = Field("support", pattern=_NAME.pattern, validate_default=True)
+    queue_max_wait: int = Field(600, ge=5, description="seconds before the queue gives up")
     agents: tuple[AgentEndpointSettings, ...] = Field(default_factory=_default_agents)
     sip_bind: str = "127.0.0.1"
     sip_port: int = Field(5060, ge=1, le=65535)
     sip_secret: SecretStr | None = None
     simulation: bool = Field(True, description="render the simulated caller and agent contexts")
     sim_talk_seconds: int = Field(3, ge=0, le=3600, description="how long simulated agents talk")
+
+    @field_validator("default_queue")
+    @classmethod
+    def _default_queue_exists(cls, value: str, info: ValidationInfo) -> str:
+        # the fallback of extensions.conf sends calls here when the CTI server is down
+        queues = info.data.get("queues")
+        if queues is not None and value not in {q.name for q in queues}:
+            raise ValueError("must be one of the configured queues")
+        return value
 
     @field_validator("queues")
     @classmethod
@@ -176,12 +198,21 @@ class Settings(BaseSettings):
         cls,
         settings_cls: type[BaseSettings],
         init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - replaced, see below
         dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - not used
         file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - replaced by *_FILE
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The file contents come in as init values: make them the lowest layer.
-        return (env_settings, _EnvFileValueSource(settings_cls), init_settings)
+        return (_EnvWithoutFileRefs(settings_cls), _EnvFileValueSource(settings_cls), init_settings)
+
+
+class _EnvWithoutFileRefs(EnvSettingsSource):
+    """``CTI_*`` variables, less the ``*_FILE`` ones: those name files, read by the next source."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {
+            k: v for k, v in super()._load_env_vars().items() if not k.lower().endswith("_file")
+        }
 
 
 class _EnvFileValueSource(PydanticBaseSettingsSource):
@@ -255,7 +286,11 @@ def format_validation_error(exc: ValidationError) -> str:
         if error["type"] == "missing":
             message = "is required"
         given = error.get("input")
-        hidden = error["type"] == "missing" or isinstance(given, dict) or _is_secret(key)
+        hidden = (
+            error["type"] in ("missing", "extra_forbidden")  # a misspelt key may hold a secret
+            or isinstance(given, dict)
+            or _is_secret(key)
+        )
         shown = "" if hidden else f" (got {given!r})"
         lines.append(f"{key}: {message}{shown} [set {env} or '{key}' in the config file]")
     return "configuration error: " + "; ".join(lines)

@@ -51,3 +51,17 @@ class CallArrived(DomainEvent):
 EVENT_TYPES: dict[str, type[DomainEvent]] = {
     cls.__name__: cls for cls in (AmiLinkChanged, CallArrived)
 }
+
+
+class UnknownEvent(ValueError):
+    """A serialized event of a type or version this process does not know."""
+
+
+def event_from_dict(payload: dict[str, Any]) -> DomainEvent:
+    """The inverse of :meth:`DomainEvent.to_dict`, for events that crossed a process boundary."""
+    cls = EVENT_TYPES.get(str(payload.get("type")))
+    if cls is None or payload.get("version") != cls.version:
+        raise UnknownEvent(f"unknown event {payload.get('type')!r} v{payload.get('version')}")
+    data = dict(payload["data"])
+    data["at"] = datetime.fromisoformat(data["at"])
+    return cls(**data)

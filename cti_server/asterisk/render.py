@@ -5,6 +5,7 @@ The server and Asterisk then never disagree about ports, contexts, queues or the
 
 from __future__ import annotations
 
+import os
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,7 +83,11 @@ def write_config(files: dict[str, str], out: Path) -> list[Path]:
     written = []
     for name, text in files.items():
         path = out / name
-        path.write_text(text, encoding="utf-8")
-        path.chmod(0o600 if name == "manager.conf" else 0o644)
+        mode = 0o600 if name == "manager.conf" else 0o644
+        path.unlink(missing_ok=True)  # a new file gets ``mode`` before any byte is written
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        path.chmod(mode)  # the umask may have narrowed it
         written.append(path)
     return written

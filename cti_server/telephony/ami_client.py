@@ -191,11 +191,12 @@ class AmiClient:
         while True:
             try:
                 await self._connect_once()
-                delay = 0.1  # a session that got as far as login resets the backoff
             except (OSError, TimeoutError, AmiError) as exc:
                 self.status.last_error = f"{type(exc).__name__}: {exc}"
                 log.debug("AMI %s unavailable: %s", self._settings.node, self.status.last_error)
             finally:
+                if self.status.connected:
+                    delay = 0.1  # a session that got as far as login resets the backoff
                 self._drop_connection()
             self.status.reconnects += 1
             await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))  # noqa: S311 - jitter

@@ -209,7 +209,9 @@ class FastAgiServer:
 def parse_agi_env(text: str) -> dict[str, str]:
     """``agi_key: value`` lines; tolerates a missing space after the colon (seen in the wild)."""
     env: dict[str, str] = {}
-    for line in text.splitlines():
+    # only "\n" ends a line: str.splitlines() would also split a caller name at U+2028 & co.,
+    # letting the name set agi_* keys such as the script
+    for line in text.split("\n"):
         key, sep, value = line.partition(":")
         if sep and key.startswith("agi_"):
             env[key.strip()] = value.strip()
