@@ -220,7 +220,7 @@ class _EnvFileValueSource(PydanticBaseSettingsSource):
 
     def get_field_value(
         self,
-        field: FieldInfo,  # noqa: ARG002 - required by the interface; all values come from __call__
+        field: FieldInfo,
         field_name: str,
     ) -> tuple[Any, str, bool]:
         return None, field_name, False

@@ -6,6 +6,8 @@ import asyncio
 import os
 import shutil
 import subprocess
+import tempfile
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,6 +21,7 @@ from cti_server.simulation import add_sim_agent, remove_sim_agent
 from cti_server.telephony.ami_client import AmiClient
 from tests.support.asterisk import AsteriskNode, start_node
 from tests.support.ports import free_port
+from tests.support.postgres import PostgresServer
 from tests.support.waiting import EventLog, poll_until
 
 
@@ -124,3 +127,39 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A throw-away PostgreSQL cluster of our own for the session (not the system one)."""
+    reason = PostgresServer.unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    # Not tmp_path_factory: pytest's temp root is private to root, and as root PostgreSQL
+    # runs as the postgres OS user, which must reach its data and socket directories.
+    server = PostgresServer(Path(tempfile.mkdtemp(prefix="cti-pg-")))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
+    ids=["sqlite", "postgresql"],
+)
+def crm_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty CRM database for one test: SQLite, then a real PostgreSQL.
+
+    The PostgreSQL server starts only when a postgresql case runs, so `-m "not postgres"`
+    (or a machine without PostgreSQL, where those cases skip) never starts it.
+    """
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'crm.db'}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    name = f"crm_{uuid.uuid4().hex[:16]}"
+    url = server.create_database(name)
+    yield url
+    server.drop_database(name)
