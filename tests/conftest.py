@@ -17,6 +17,10 @@ import pytest_asyncio
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_core.database import make_engine
+from crm_core.migrate import upgrade
 from cti_server.simulation import add_sim_agent, remove_sim_agent
 from cti_server.telephony.ami_client import AmiClient
 from tests.support.asterisk import AsteriskNode, start_node
@@ -163,3 +167,14 @@ def crm_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
     url = server.create_database(name)
     yield url
     server.drop_database(name)
+
+
+@pytest_asyncio.fixture
+async def crm(crm_database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """A migrated, empty CRM database (SQLite, then PostgreSQL) and its session factory."""
+    engine = make_engine(crm_database_url)
+    await upgrade(engine)
+    try:
+        yield async_sessionmaker(engine, expire_on_commit=False)
+    finally:
+        await engine.dispose()

@@ -1,0 +1,40 @@
+"""The CRM REST API as an aiohttp application, mounted by whoever embeds the CRM."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_core.api.handlers import CRM_SETTINGS, routes
+from crm_core.api.http import MAX_BODY, SESSIONS, auth_middleware, errors_middleware, json_response
+from crm_core.api.openapi import build_openapi
+from crm_core.settings import CrmSettings
+
+API_PREFIX = "/api"
+VERSION = "0.1.0"
+
+
+def create_api(
+    sessions: async_sessionmaker[AsyncSession], settings: CrmSettings
+) -> web.Application:
+    """The API app; mount it with ``parent.add_subapp("/api", create_api(...))``."""
+    app = web.Application(
+        middlewares=[errors_middleware, auth_middleware], client_max_size=MAX_BODY
+    )
+    app[SESSIONS] = sessions
+    app[CRM_SETTINGS] = settings
+    for info, handler in routes.entries:
+        app.router.add_route(info.method, info.path, handler)
+    document = build_openapi([info for info, _ in routes.entries], API_PREFIX, VERSION)
+
+    async def openapi(_request: web.Request) -> web.Response:
+        return json_response(document)
+
+    app.router.add_get("/openapi.json", openapi)
+    return app
+
+
+def openapi_document() -> dict[str, Any]:
+    return build_openapi([info for info, _ in routes.entries], API_PREFIX, VERSION)

@@ -1,0 +1,184 @@
+"""Complaint cases: opened from a detector's signal or by hand, worked to closure.
+
+Workflow: open → assigned → resolved → closed; a resolved case may be reopened (assigned again).
+The due date comes from the SLA of the case's severity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.customers import get_customer
+from crm_core.errors import Forbidden, InvalidInput, InvalidTransition, NotFound
+from crm_core.models import (
+    CaseInteraction,
+    ComplaintCase,
+    ComplaintSignal,
+    Interaction,
+    User,
+    utcnow,
+)
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "open": frozenset({"assigned"}),
+    "assigned": frozenset({"assigned", "resolved"}),
+    "resolved": frozenset({"closed", "assigned"}),
+    "closed": frozenset(),
+}
+
+
+class CaseSla(BaseModel):
+    """Hours to resolve, per severity."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    critical: float = 4
+    high: float = 24
+    medium: float = 72
+    low: float = 168
+
+    def due(self, severity: str, opened: datetime) -> datetime:
+        return opened + timedelta(hours=float(getattr(self, severity)))
+
+
+async def open_case(
+    session: AsyncSession,
+    *,
+    customer_id: int,
+    category: str,
+    severity: str,
+    summary: str = "",
+    interaction_ids: Sequence[int] = (),
+    evidence: list[Any] | None = None,
+    signal_id: int | None = None,
+    sla: CaseSla,
+) -> ComplaintCase:
+    await get_customer(session, customer_id)
+    if severity not in CaseSla.model_fields:
+        raise InvalidInput(f"severity: must be one of {', '.join(CaseSla.model_fields)}")
+    opened = utcnow()
+    case = ComplaintCase(
+        customer_id=customer_id,
+        category=category,
+        severity=severity,
+        summary=summary,
+        opened_at=opened,
+        due_at=sla.due(severity, opened),
+        evidence=evidence or [],
+        source_signal_id=signal_id,
+    )
+    session.add(case)
+    await session.flush()
+    for interaction_id in dict.fromkeys(interaction_ids):
+        if await session.get(Interaction, interaction_id) is None:
+            raise NotFound(f"interaction {interaction_id} does not exist")
+        session.add(CaseInteraction(case_id=case.id, interaction_id=interaction_id))
+    await session.flush()
+    return case
+
+
+async def open_case_from_signal(
+    session: AsyncSession, signal_id: int, sla: CaseSla
+) -> ComplaintCase:
+    """A case for a complaint signal, once: a second call returns the case already opened."""
+    existing = await session.scalar(
+        select(ComplaintCase).where(ComplaintCase.source_signal_id == signal_id)
+    )
+    if existing is not None:
+        return existing
+    signal = await session.get(ComplaintSignal, signal_id)
+    if signal is None:
+        raise NotFound(f"complaint signal {signal_id} does not exist")
+    interaction = await session.get(Interaction, signal.interaction_id)
+    if interaction is None or interaction.customer_id is None:
+        raise InvalidInput("the signal's interaction has no known customer")
+    return await open_case(
+        session,
+        customer_id=interaction.customer_id,
+        category=signal.category,
+        severity=signal.severity,
+        summary=f"detected with probability {signal.probability:.2f}",
+        interaction_ids=[interaction.id],
+        evidence=list(signal.evidence),
+        signal_id=signal.id,
+        sla=sla,
+    )
+
+
+async def get_case(session: AsyncSession, case_id: int, viewer: User) -> ComplaintCase:
+    case = await session.get(ComplaintCase, case_id)
+    if case is None:
+        raise NotFound(f"case {case_id} does not exist")
+    if viewer.role == "agent" and case.owner_id != viewer.id:
+        raise Forbidden("agents see only the cases assigned to them")
+    return case
+
+
+def _move(case: ComplaintCase, target: str) -> None:
+    if target not in TRANSITIONS[case.status]:
+        raise InvalidTransition(f"case {case.id}: cannot go from {case.status} to {target}")
+    case.status = target
+
+
+async def assign_case(session: AsyncSession, case: ComplaintCase, owner_id: int) -> ComplaintCase:
+    owner = await session.get(User, owner_id)
+    if owner is None or not owner.active:
+        raise InvalidInput(f"owner_id: no active user {owner_id}")
+    _move(case, "assigned")
+    case.owner_id = owner_id
+    case.assigned_at = utcnow()
+    case.resolved_at = None
+    await session.flush()
+    return case
+
+
+async def resolve_case(session: AsyncSession, case: ComplaintCase) -> ComplaintCase:
+    _move(case, "resolved")
+    case.resolved_at = utcnow()
+    await session.flush()
+    return case
+
+
+async def close_case(session: AsyncSession, case: ComplaintCase) -> ComplaintCase:
+    _move(case, "closed")
+    case.closed_at = utcnow()
+    await session.flush()
+    return case
+
+
+async def cases_for(
+    session: AsyncSession,
+    viewer: User,
+    *,
+    status: str | None = None,
+    customer_id: int | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[ComplaintCase]:
+    """Agents see their own cases; supervisors, managers and admins see all."""
+    query = select(ComplaintCase)
+    if viewer.role == "agent":
+        query = query.where(ComplaintCase.owner_id == viewer.id)
+    if status is not None:
+        query = query.where(ComplaintCase.status == status)
+    if customer_id is not None:
+        query = query.where(ComplaintCase.customer_id == customer_id)
+    result = await session.scalars(
+        query.order_by(ComplaintCase.due_at, ComplaintCase.id).limit(limit).offset(offset)
+    )
+    return list(result)
+
+
+async def open_cases_of(session: AsyncSession, customer_id: int) -> list[ComplaintCase]:
+    result = await session.scalars(
+        select(ComplaintCase)
+        .where(ComplaintCase.customer_id == customer_id, ComplaintCase.status != "closed")
+        .order_by(ComplaintCase.opened_at)
+    )
+    return list(result)

@@ -1,0 +1,162 @@
+"""Customers: create, change, find, and look up by the caller ID Asterisk delivers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.errors import Conflict, InvalidInput, NotFound
+from crm_core.models import Customer, Email, Phone
+from crm_core.phones import PhoneNumberError, is_withheld, lookup_candidates, to_e164
+from crm_core.schemas import CustomerIn, CustomerPatch, PhoneIn
+
+LookupStatus = Literal["unknown", "found", "ambiguous"]
+
+
+@dataclass(frozen=True)
+class LookupResult:
+    """Who is calling: nobody we know, exactly one customer, or several sharing the number."""
+
+    status: LookupStatus
+    number: str | None
+    customers: list[Customer] = field(default_factory=list)
+
+
+def _e164(number: str, region: str, where: str) -> str:
+    try:
+        return to_e164(number, region)
+    except PhoneNumberError as exc:
+        raise InvalidInput(f"{where}: {exc}") from None
+
+
+async def get_customer(session: AsyncSession, customer_id: int) -> Customer:
+    """The live record; a merged-away record answers NotFound naming the survivor."""
+    customer = await session.get(Customer, customer_id)
+    if customer is None:
+        raise NotFound(f"customer {customer_id} does not exist")
+    if customer.merged_into_id is not None:
+        raise NotFound(f"customer {customer_id} was merged into {customer.merged_into_id}")
+    return customer
+
+
+async def create_customer(session: AsyncSession, data: CustomerIn, region: str) -> Customer:
+    if data.organisation_id is not None:
+        organisation = await get_customer(session, data.organisation_id)
+        if organisation.kind != "organisation":
+            raise InvalidInput("organisation_id: not an organisation")
+    if data.account_number is not None:
+        taken = await session.scalar(
+            select(Customer.id).where(Customer.account_number == data.account_number)
+        )
+        if taken is not None:
+            raise Conflict(f"account_number {data.account_number!r} belongs to customer {taken}")
+    customer = Customer(
+        kind=data.kind,
+        name=data.name,
+        organisation_id=data.organisation_id,
+        account_number=data.account_number,
+        language=data.language,
+        tags=sorted(set(data.tags)),
+        consent=dict(data.consent),
+        notes=data.notes,
+        tier_override=data.tier_override,
+        phones=[],
+        emails=[],
+    )
+    seen: set[str] = set()
+    for index, phone in enumerate(data.phones):
+        e164 = _e164(phone.number, region, f"phones.{index}.number")
+        if e164 not in seen:
+            seen.add(e164)
+            customer.phones.append(Phone(e164=e164, label=phone.label))
+    for address in dict.fromkeys(data.emails):
+        customer.emails.append(Email(address=address))
+    session.add(customer)
+    await session.flush()
+    return customer
+
+
+async def update_customer(
+    session: AsyncSession, customer_id: int, patch: CustomerPatch
+) -> Customer:
+    customer = await get_customer(session, customer_id)
+    changes = patch.model_dump(exclude_unset=True)
+    if "tier_override" in changes:
+        changes["tier_override"] = changes["tier_override"] or None
+    if "tags" in changes:
+        changes["tags"] = sorted(set(changes["tags"] or []))
+    for key, value in changes.items():
+        if value is not None or key == "tier_override":
+            setattr(customer, key, value)
+    await session.flush()
+    return customer
+
+
+async def add_phone(session: AsyncSession, customer_id: int, phone: PhoneIn, region: str) -> Phone:
+    customer = await get_customer(session, customer_id)
+    e164 = _e164(phone.number, region, "number")
+    for existing in customer.phones:
+        if existing.e164 == e164:
+            return existing
+    added = Phone(e164=e164, label=phone.label)
+    customer.phones.append(added)
+    await session.flush()
+    return added
+
+
+async def lookup_by_caller_id(session: AsyncSession, raw: str | None, region: str) -> LookupResult:
+    """Every form of the number finds the same customer; withheld numbers are 'unknown'."""
+    if is_withheld(raw):
+        return LookupResult("unknown", None)
+    candidates = lookup_candidates(raw, region)
+    if not candidates:
+        return LookupResult("unknown", None)
+    rows = await session.execute(
+        select(Phone.e164, Customer)
+        .join(Customer, Customer.id == Phone.customer_id)
+        .where(Phone.e164.in_(candidates), Customer.merged_into_id.is_(None))
+        .order_by(Customer.id)
+    )
+    matches: dict[str, list[Customer]] = {}
+    for e164, customer in rows.all():
+        matches.setdefault(e164, []).append(customer)
+    # the most likely interpretation of the number that matches anyone wins
+    for number in candidates:
+        found = matches.get(number)
+        if found:
+            return LookupResult("found" if len(found) == 1 else "ambiguous", number, found)
+    return LookupResult("unknown", candidates[0])
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def search_customers(
+    session: AsyncSession, query: str, region: str, limit: int = 25, offset: int = 0
+) -> list[Customer]:
+    """By name, account number, e-mail or any form of a phone number."""
+    query = query.strip()
+    conditions = [
+        Customer.name.ilike(_like(query), escape="\\"),
+        Customer.account_number == query,
+    ]
+    numbers = lookup_candidates(query, region) if any(ch.isdigit() for ch in query) else []
+    if numbers:
+        conditions.append(Customer.id.in_(select(Phone.customer_id).where(Phone.e164.in_(numbers))))
+    if "@" in query:
+        conditions.append(
+            Customer.id.in_(select(Email.customer_id).where(Email.address == query.lower()))
+        )
+    result = await session.scalars(
+        select(Customer)
+        .where(or_(*conditions), Customer.merged_into_id.is_(None))
+        .order_by(Customer.name, Customer.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(result)

@@ -1,0 +1,66 @@
+"""Follow-ups: callbacks and reminders, each with a due time and an owner."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.customers import get_customer
+from crm_core.errors import Forbidden, InvalidInput, InvalidTransition, NotFound
+from crm_core.models import FollowUp, User, utcnow
+
+
+async def create_follow_up(
+    session: AsyncSession,
+    *,
+    customer_id: int,
+    due_at: datetime,
+    owner_id: int | None,
+    kind: str = "callback",
+    note: str = "",
+    interaction_id: int | None = None,
+) -> FollowUp:
+    await get_customer(session, customer_id)
+    if kind not in ("callback", "reminder"):
+        raise InvalidInput("kind: callback or reminder")
+    task = FollowUp(
+        customer_id=customer_id,
+        due_at=due_at,
+        owner_id=owner_id,
+        kind=kind,
+        note=note,
+        interaction_id=interaction_id,
+    )
+    session.add(task)
+    await session.flush()
+    return task
+
+
+async def follow_ups_for(
+    session: AsyncSession, viewer: User, *, status: str = "open", limit: int = 50, offset: int = 0
+) -> list[FollowUp]:
+    """Agents see their own and unowned tasks; the others see all."""
+    query = select(FollowUp).where(FollowUp.status == status)
+    if viewer.role == "agent":
+        query = query.where((FollowUp.owner_id == viewer.id) | FollowUp.owner_id.is_(None))
+    result = await session.scalars(
+        query.order_by(FollowUp.due_at, FollowUp.id).limit(limit).offset(offset)
+    )
+    return list(result)
+
+
+async def complete_follow_up(session: AsyncSession, task_id: int, actor: User) -> FollowUp:
+    task = await session.get(FollowUp, task_id)
+    if task is None:
+        raise NotFound(f"follow-up {task_id} does not exist")
+    if actor.role == "agent" and task.owner_id not in (None, actor.id):
+        raise Forbidden("this follow-up belongs to someone else")
+    if task.status != "open":
+        raise InvalidTransition(f"follow-up {task_id} is {task.status}")
+    task.status = "done"
+    task.done_at = utcnow()
+    task.owner_id = task.owner_id or actor.id
+    await session.flush()
+    return task

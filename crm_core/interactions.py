@@ -1,0 +1,117 @@
+"""Interactions: every contact, written idempotently by (Asterisk node, linkedid).
+
+A call is written several times as it progresses (arrived, queued, answered, ended, wrapped up);
+each write updates the one row for that call with the fields it brings, never adds a second row.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.errors import NotFound
+from crm_core.models import Interaction, TranscriptSegment, utcnow
+from crm_core.schemas import InteractionIn
+
+_SECRET_KEY = re.compile(r"pin|pass|secret|cvv|cvc|card|otp|token", re.IGNORECASE)
+MASK = "***"
+
+
+def mask_secrets(inputs: dict[str, str]) -> dict[str, str]:
+    """IVR inputs whose name says they are secret are never stored, whoever forgot to mask."""
+    return {key: (MASK if _SECRET_KEY.search(key) else value) for key, value in inputs.items()}
+
+
+_ROW_FIELDS = (
+    "kind",
+    "customer_id",
+    "caller_number",
+    "dialed",
+    "arrived_at",
+    "queued_at",
+    "offered_at",
+    "answered_at",
+    "ended_at",
+    "queue",
+    "agent_id",
+    "ivr_path",
+    "ivr_inputs",
+    "routing",
+    "disposition",
+    "notes",
+    "recordings",
+    "survey_score",
+)
+
+
+async def record_interaction(session: AsyncSession, data: InteractionIn) -> Interaction:
+    """Insert or update the interaction ``node:linkedid`` with the fields ``data`` carries."""
+    values: dict[str, Any] = {
+        name: getattr(data, name) for name in _ROW_FIELDS if getattr(data, name) is not None
+    }
+    if "ivr_inputs" in values:
+        values["ivr_inputs"] = mask_secrets(values["ivr_inputs"])
+    values["updated_at"] = utcnow()
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(Interaction).values(
+        external_key=data.external_key, **{"kind": "inbound_call", **values}
+    )
+    statement = statement.on_conflict_do_update(index_elements=["external_key"], set_=values)
+    await session.execute(statement)
+    interaction = await session.scalar(
+        select(Interaction)
+        .where(Interaction.external_key == data.external_key)
+        .execution_options(populate_existing=True)
+    )
+    assert interaction is not None
+    if data.segments is not None:
+        await session.execute(
+            delete(TranscriptSegment).where(TranscriptSegment.interaction_id == interaction.id)
+        )
+        session.add_all(
+            TranscriptSegment(interaction_id=interaction.id, **segment.model_dump())
+            for segment in data.segments
+        )
+        await session.flush()
+    return interaction
+
+
+async def get_interaction(session: AsyncSession, interaction_id: int) -> Interaction:
+    interaction = await session.get(Interaction, interaction_id)
+    if interaction is None:
+        raise NotFound(f"interaction {interaction_id} does not exist")
+    return interaction
+
+
+async def find_interaction(session: AsyncSession, node: str, linkedid: str) -> Interaction | None:
+    return await session.scalar(
+        select(Interaction).where(Interaction.external_key == f"{node}:{linkedid}")
+    )
+
+
+async def timeline(
+    session: AsyncSession, customer_id: int, limit: int = 50, offset: int = 0
+) -> list[Interaction]:
+    """The customer's contacts, newest first."""
+    result = await session.scalars(
+        select(Interaction)
+        .where(Interaction.customer_id == customer_id)
+        .order_by(Interaction.arrived_at.desc().nulls_last(), Interaction.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(result)
+
+
+async def segments_of(session: AsyncSession, interaction_id: int) -> list[TranscriptSegment]:
+    result = await session.scalars(
+        select(TranscriptSegment)
+        .where(TranscriptSegment.interaction_id == interaction_id)
+        .order_by(TranscriptSegment.start)
+    )
+    return list(result)

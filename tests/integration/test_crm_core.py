@@ -1,0 +1,183 @@
+"""The CRM core on SQLite and on a real PostgreSQL: lookup, merge, idempotent writes, value, roles."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_core.cases import CaseSla, assign_case, cases_for, get_case, open_case
+from crm_core.customers import create_customer, get_customer, lookup_by_caller_id
+from crm_core.errors import Forbidden, NotFound
+from crm_core.interactions import record_interaction, segments_of, timeline
+from crm_core.merge import merge_customers, undo_merge
+from crm_core.models import Interaction
+from crm_core.people import authenticate, create_user, issue_token, user_for_token
+from crm_core.schemas import CustomerIn, InteractionIn, SegmentIn, TransactionIn
+from crm_core.valuation import add_transaction
+from crm_core.value import ValuePolicy
+
+Sessions = async_sessionmaker[AsyncSession]
+REGION = "CN"
+T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+
+
+async def _customer(s: AsyncSession, name: str, *phones: str, **extra: object) -> int:
+    data = CustomerIn.model_validate({"name": name, "phones": [{"number": p} for p in phones], **extra})
+    return (await create_customer(s, data, REGION)).id
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "caller_id",
+    ["13800138000", "+8613800138000", "008613800138000", "8613800138000", "013800138000",
+     "138 0013 8000", "+86 138-0013-8000", "sip:+8613800138000@pbx.example"],
+)
+async def test_every_caller_id_form_finds_the_same_customer(crm: Sessions, caller_id: str) -> None:
+    async with crm() as s, s.begin():
+        wei = await _customer(s, "张伟", "+86 138 0013 8000")
+        await _customer(s, "李娜", "13900139000")
+    async with crm() as s:
+        result = await lookup_by_caller_id(s, caller_id, REGION)
+    assert result.status == "found"
+    assert [c.id for c in result.customers] == [wei]
+    assert result.number == "+8613800138000"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("caller_id", ["anonymous", "", None, "Restricted", "unknown"])
+async def test_withheld_numbers_are_unknown(crm: Sessions, caller_id: str | None) -> None:
+    async with crm() as s, s.begin():
+        await _customer(s, "张伟", "13800138000")
+    async with crm() as s:
+        result = await lookup_by_caller_id(s, caller_id, REGION)
+    assert (result.status, result.customers) == ("unknown", [])
+
+
+@pytest.mark.asyncio
+async def test_a_shared_number_returns_every_candidate(crm: Sessions) -> None:
+    async with crm() as s, s.begin():
+        first = await _customer(s, "王芳", "010 8888 6666")
+        second = await _customer(s, "王强", "+86 10 8888 6666")
+    async with crm() as s:
+        result = await lookup_by_caller_id(s, "01088886666", REGION)
+    assert result.status == "ambiguous"
+    assert sorted(c.id for c in result.customers) == sorted([first, second])
+
+
+def _call(linkedid: str, **fields: object) -> InteractionIn:
+    return InteractionIn.model_validate({"node": "pbx1", "linkedid": linkedid, **fields})
+
+
+@pytest.mark.asyncio
+async def test_writing_the_same_call_twice_updates_one_interaction(crm: Sessions) -> None:
+    async with crm() as s, s.begin():
+        customer = await _customer(s, "张伟", "13800138000")
+        await record_interaction(
+            s, _call("1700000000.1", customer_id=customer, arrived_at=T0, queue="support",
+                     ivr_inputs={"menu": "2", "pin": "1234"})
+        )
+    async with crm() as s, s.begin():
+        await record_interaction(
+            s,
+            _call("1700000000.1", answered_at=T0 + timedelta(seconds=20), queue="vip",
+                  disposition="resolved",
+                  segments=[SegmentIn(speaker="customer", start=0.5, end=2.0, text="hello",
+                                      confidence=0.9)]),
+        )
+    async with crm() as s:
+        count = await s.scalar(select(func.count()).select_from(Interaction))
+        (row,) = await timeline(s, customer)
+        segments = await segments_of(s, row.id)
+    assert count == 1
+    assert row.queue == "vip"  # the later write wins
+    assert row.disposition == "resolved"
+    assert row.arrived_at == T0  # fields the later write did not carry are kept
+    assert row.answered_at == T0 + timedelta(seconds=20)
+    assert row.ivr_inputs == {"menu": "2", "pin": "***"}
+    assert [seg.text for seg in segments] == ["hello"]
+
+
+@pytest.mark.asyncio
+async def test_merge_keeps_every_interaction_and_undo_restores_both(crm: Sessions) -> None:
+    async with crm() as s, s.begin():
+        keep = await _customer(s, "张伟", "13800138000", tags=["vip"], account_number="A-1")
+        dupe = await _customer(s, "张 伟", "13900139000", emails=["zw@example.com"],
+                               account_number="A-2")
+        for n, who in enumerate([keep, dupe, dupe]):
+            await record_interaction(s, _call(f"17.{n}", customer_id=who, arrived_at=T0))
+    async with crm() as s, s.begin():
+        audit = await merge_customers(s, keep, dupe, actor_id=None)
+    async with crm() as s:
+        assert len(await timeline(s, keep)) == 3
+        with pytest.raises(NotFound, match="merged into"):
+            await get_customer(s, dupe)
+        found = await lookup_by_caller_id(s, "13900139000", REGION)
+        assert [c.id for c in found.customers] == [keep]
+        survivor = await get_customer(s, keep)
+        assert {p.e164 for p in survivor.phones} == {"+8613800138000", "+8613900139000"}
+    async with crm() as s, s.begin():
+        await undo_merge(s, audit.id)
+    async with crm() as s:
+        assert len(await timeline(s, keep)) == 1
+        assert len(await timeline(s, dupe)) == 2
+        restored = await get_customer(s, dupe)
+        assert [e.address for e in restored.emails] == ["zw@example.com"]
+        assert restored.account_number == "A-2"
+        assert {p.e164 for p in (await get_customer(s, keep)).phones} == {"+8613800138000"}
+
+
+@pytest.mark.asyncio
+async def test_tier_rises_as_transactions_arrive(crm: Sessions) -> None:
+    policy = ValuePolicy()
+    now = datetime.now(UTC)
+    async with crm() as s, s.begin():
+        customer = await _customer(s, "张伟", "13800138000")
+    tiers = []
+    for n, amount in enumerate(["100", "3000", "20000", "80000"]):
+        async with crm() as s, s.begin():
+            await add_transaction(
+                s, customer,
+                TransactionIn(amount=Decimal(amount), at=now - timedelta(days=n)), policy,
+            )
+            tiers.append((await get_customer(s, customer)).tier)
+    assert tiers[0] == "standard"
+    assert tiers[-1] == "platinum"
+    assert len(set(tiers)) >= 3, tiers
+
+
+@pytest.mark.asyncio
+async def test_agents_see_only_their_own_cases_managers_see_all(crm: Sessions) -> None:
+    async with crm() as s, s.begin():
+        agent = await create_user(s, username="ann", password="ann-secret-1", role="agent")
+        other = await create_user(s, username="bob", password="bob-secret-1", role="agent")
+        manager = await create_user(s, username="mia", password="mia-secret-1", role="manager")
+        customer = await _customer(s, "张伟", "13800138000")
+        case = await open_case(s, customer_id=customer, category="billing", severity="high",
+                               sla=CaseSla())
+        await assign_case(s, case, other.id)
+        case_id = case.id
+    async with crm() as s:
+        with pytest.raises(Forbidden):
+            await get_case(s, case_id, agent)
+        assert await cases_for(s, agent) == []
+        assert (await get_case(s, case_id, manager)).owner_id == other.id
+        assert [c.id for c in await cases_for(s, manager)] == [case_id]
+        assert [c.id for c in await cases_for(s, other)] == [case_id]
+
+
+@pytest.mark.asyncio
+async def test_passwords_and_tokens(crm: Sessions) -> None:
+    async with crm() as s, s.begin():
+        user = await create_user(s, username="ann", password="correct horse", role="agent")
+        token = await issue_token(s, user)
+    async with crm() as s:
+        assert await authenticate(s, "ann", "wrong password") is None
+        assert await authenticate(s, "nobody", "correct horse") is None
+        assert (await authenticate(s, "ann", "correct horse")) is not None
+        found = await user_for_token(s, token)
+        assert found is not None and found.username == "ann"
+        assert await user_for_token(s, token + "x") is None
