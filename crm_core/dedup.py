@@ -172,7 +172,8 @@ def normalise_name(name: str, kind: str) -> str:
     NFKC, casefolded, punctuation dropped, whitespace collapsed to one space between words
     and dropped next to CJK characters (``"山西 煤业"`` and ``"山西煤业"`` are the same). For
     organisations a leading "the" and trailing legal or generic suffixes are dropped,
-    repeatedly: ``"Acme Co., Ltd."`` → ``"acme"``, ``"山西煤业(集团)有限责任公司"`` → ``"山西煤业"``.
+    repeatedly: ``"Acme Co., Ltd."`` → ``"acme"``, ``"山西煤业(集团)有限责任公司"`` →
+    ``"山西煤业"``.
     """
     _check_kind(kind)
     tokens = _name_tokens(name, kind)
@@ -282,7 +283,7 @@ def _evaluate(a: _Prepared, b: _Prepared, name_threshold: float) -> DuplicateCan
         return None
     reasons = [f"same phone {p}" for p in phones] + [f"same e-mail {e}" for e in emails]
     if similarity is not None:
-        same = a.name.compact == b.name.compact
+        same = similarity >= 100
         reasons.append("same name" if same else f"similar name ({math.floor(similarity)})")
     first, second = sorted((a.record.id, b.record.id))
     return DuplicateCandidate(
@@ -296,38 +297,44 @@ def _evaluate(a: _Prepared, b: _Prepared, name_threshold: float) -> DuplicateCan
 def _name_keys(prepared: _Prepared) -> set[str]:
     """Blocking keys of a name; records are compared only when they share a key.
 
-    * CJK: the first two characters (山西煤业 / 山西煤矿); for persons of up to four
-      characters also the name and each one-character deletion of it, which every name
-      one slip away shares (张伟 / 张玮 both give 张).
+    * CJK: the first two characters (山西煤业 / 山西煤矿); for organisations also the last two
+      (山西煤业 / 陕西煤业); for names of up to four characters the name and each
+      one-character deletion of it, which every name one slip away shares (张伟 / 张玮 → 张).
     * Latin and others: the first three letters of the name without spaces and of each
-      word (of the first two words for organisations, whose later words are generic).
+      word (of the first two words for organisations, whose later words are generic), and
+      the last three letters of the name, for typos at the beginning.
 
-    Keys carry the kind, so persons and organisations never share a name block.
+    A key is ``kind:type:value``, so persons and organisations never share a name block;
+    type ``s`` (a suffix) tells :func:`_block_pairs` to sort a large block by reversed name.
     """
     kind = prepared.record.kind
-    name = prepared.name
-    if not name.compact:
+    compact = prepared.name.compact
+    if not compact:
         return set()
-    if name.cjk:
-        keys = {f"{kind}:p:{name.compact[:2]}"}
-        if kind == "person" and len(name.compact) <= 4:
-            compact = name.compact
+    if prepared.name.cjk:
+        keys = {f"{kind}:p:{compact[:2]}"}
+        if kind == "organisation":
+            keys.add(f"{kind}:s:{compact[-2:]}")
+        if len(compact) <= 4:
             keys.add(f"{kind}:d:{compact}")
             keys.update(f"{kind}:d:{compact[:i]}{compact[i + 1 :]}" for i in range(len(compact)))
         return keys
-    words = name.spaced.split()
+    words = prepared.name.spaced.split()
     if kind == "organisation":
         words = words[:2]
-    keys = {f"{kind}:t:{name.compact[:3]}"}
-    keys.update(f"{kind}:t:{word[:3]}" for word in words if len(word) >= 2)
+    keys = {f"{kind}:p:{compact[:3]}", f"{kind}:s:{compact[-3:]}"}
+    keys.update(f"{kind}:p:{word[:3]}" for word in words if len(word) >= 2)
     return keys
 
 
-def _block_pairs(members: list[int], prepared: list[_Prepared]) -> Iterator[tuple[int, int]]:
+def _block_pairs(
+    key: str, members: list[int], prepared: list[_Prepared]
+) -> Iterator[tuple[int, int]]:
     if len(members) <= _MAX_BLOCK:
         yield from combinations(members, 2)
         return
-    ordered = sorted(members, key=lambda i: prepared[i].name.compact)
+    step = -1 if key.split(":")[1] == "s" else 1
+    ordered = sorted(members, key=lambda i: prepared[i].name.compact[::step])
     for position, index in enumerate(ordered):
         for other in ordered[position + 1 : position + 1 + _WINDOW]:
             yield index, other
@@ -359,8 +366,8 @@ def find_duplicates(
     def pairs() -> Iterator[tuple[int, int]]:
         for members in contact_blocks.values():
             yield from combinations(members, 2)
-        for members in name_blocks.values():
-            yield from _block_pairs(members, prepared)
+        for key, members in name_blocks.items():
+            yield from _block_pairs(key, members, prepared)
 
     seen: set[tuple[int, int]] = set()
     found: list[DuplicateCandidate] = []

@@ -13,6 +13,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import pairwise
 
 import pydantic
 
@@ -32,7 +33,7 @@ def _require_aware(value: datetime, what: str) -> None:
 def _strictly_increasing_positive(values: tuple[float, ...], what: str) -> None:
     if any(not math.isfinite(v) or v <= 0 for v in values):
         raise ValueError(f"{what} must be finite and positive, got {values}")
-    if any(b <= a for a, b in zip(values, values[1:], strict=False)):
+    if any(b <= a for a, b in pairwise(values)):
         raise ValueError(f"{what} must be strictly increasing, got {values}")
 
 
@@ -72,7 +73,7 @@ class ValuePolicy(pydantic.BaseModel, frozen=True, extra="forbid"):
         if any(not math.isfinite(v) or v < 0 for v in value.values()):
             raise ValueError(f"tier minima must be finite and non-negative, got {value}")
         minima = [value[t] for t in _RANKED_TIERS if t in value]
-        if any(b >= a for a, b in zip(minima, minima[1:], strict=False)):
+        if any(b >= a for a, b in pairwise(minima)):
             raise ValueError(f"tier minima must decrease from platinum to silver, got {value}")
         return value
 

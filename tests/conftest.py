@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from argon2 import PasswordHasher
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crm_core import people as crm_people
 from crm_core.database import make_engine
 from crm_core.migrate import upgrade
 from cti_server.simulation import add_sim_agent, remove_sim_agent
@@ -149,31 +150,65 @@ def postgres_server() -> Iterator[PostgresServer]:
         server.stop()
 
 
+async def _migrated(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_crm_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite CRM migrated once per session; each test gets a copy of the file."""
+    path = tmp_path_factory.mktemp("crm-template") / "crm.db"
+    asyncio.run(_migrated(f"sqlite+aiosqlite:///{path}"))
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_crm_template(postgres_server: PostgresServer) -> str:
+    """A PostgreSQL CRM database migrated once per session, the template of each test's."""
+    name = "crm_template"
+    asyncio.run(_migrated(postgres_server.create_database(name)))
+    return name
+
+
 @pytest.fixture(
     params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
     ids=["sqlite", "postgresql"],
 )
 def crm_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty CRM database for one test: SQLite, then a real PostgreSQL.
+    """A fresh CRM database at the current schema for one test: SQLite, then PostgreSQL.
 
     The PostgreSQL server starts only when a postgresql case runs, so `-m "not postgres"`
     (or a machine without PostgreSQL, where those cases skip) never starts it.
     """
     if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'crm.db'}"
+        path = tmp_path / "crm.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_crm_template"), path)
+        yield f"sqlite+aiosqlite:///{path}"
         return
     server: PostgresServer = request.getfixturevalue("postgres_server")
+    template: str = request.getfixturevalue("postgres_crm_template")
     name = f"crm_{uuid.uuid4().hex[:16]}"
-    url = server.create_database(name)
+    url = server.create_database(name, template=template)
     yield url
     server.drop_database(name)
 
 
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real argon2, with the cost turned down: tests create many users."""
+    monkeypatch.setattr(
+        crm_people, "_HASHER", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )
+
+
 @pytest_asyncio.fixture
 async def crm(crm_database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    """A migrated, empty CRM database (SQLite, then PostgreSQL) and its session factory."""
+    """A CRM database at the current schema (SQLite, then PostgreSQL) and its session factory."""
     engine = make_engine(crm_database_url)
-    await upgrade(engine)
     try:
         yield async_sessionmaker(engine, expire_on_commit=False)
     finally:

@@ -24,7 +24,7 @@ from crm_core.people import user_for_token
 log = logging.getLogger(__name__)
 
 SESSIONS = web.AppKey("crm_sessions", async_sessionmaker[AsyncSession])
-USER = "crm_user"
+USER = web.RequestKey("crm_user", User)
 MAX_BODY = 1024 * 1024
 M = TypeVar("M", bound=BaseModel)
 

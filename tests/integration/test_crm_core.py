@@ -1,4 +1,4 @@
-"""The CRM core on SQLite and on a real PostgreSQL: lookup, merge, idempotent writes, value, roles."""
+"""The CRM core on SQLite and a real PostgreSQL: lookup, merge, idempotent writes, value, roles."""
 
 from __future__ import annotations
 
@@ -6,14 +6,16 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.cases import CaseSla, assign_case, cases_for, get_case, open_case
 from crm_core.customers import create_customer, get_customer, lookup_by_caller_id
+from crm_core.database import make_engine
 from crm_core.errors import Forbidden, NotFound
 from crm_core.interactions import record_interaction, segments_of, timeline
 from crm_core.merge import merge_customers, undo_merge
+from crm_core.migrate import downgrade, upgrade
 from crm_core.models import Interaction
 from crm_core.people import authenticate, create_user, issue_token, user_for_token
 from crm_core.schemas import CustomerIn, InteractionIn, SegmentIn, TransactionIn
@@ -26,15 +28,25 @@ T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
 
 async def _customer(s: AsyncSession, name: str, *phones: str, **extra: object) -> int:
-    data = CustomerIn.model_validate({"name": name, "phones": [{"number": p} for p in phones], **extra})
+    data = CustomerIn.model_validate(
+        {"name": name, "phones": [{"number": p} for p in phones], **extra}
+    )
     return (await create_customer(s, data, REGION)).id
 
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize(
     "caller_id",
-    ["13800138000", "+8613800138000", "008613800138000", "8613800138000", "013800138000",
-     "138 0013 8000", "+86 138-0013-8000", "sip:+8613800138000@pbx.example"],
+    [
+        "13800138000",
+        "+8613800138000",
+        "008613800138000",
+        "8613800138000",
+        "013800138000",
+        "138 0013 8000",
+        "+86 138-0013-8000",
+        "sip:+8613800138000@pbx.example",
+    ],
 )
 async def test_every_caller_id_form_finds_the_same_customer(crm: Sessions, caller_id: str) -> None:
     async with crm() as s, s.begin():
@@ -77,16 +89,27 @@ async def test_writing_the_same_call_twice_updates_one_interaction(crm: Sessions
     async with crm() as s, s.begin():
         customer = await _customer(s, "张伟", "13800138000")
         await record_interaction(
-            s, _call("1700000000.1", customer_id=customer, arrived_at=T0, queue="support",
-                     ivr_inputs={"menu": "2", "pin": "1234"})
+            s,
+            _call(
+                "1700000000.1",
+                customer_id=customer,
+                arrived_at=T0,
+                queue="support",
+                ivr_inputs={"menu": "2", "pin": "1234"},
+            ),
         )
     async with crm() as s, s.begin():
         await record_interaction(
             s,
-            _call("1700000000.1", answered_at=T0 + timedelta(seconds=20), queue="vip",
-                  disposition="resolved",
-                  segments=[SegmentIn(speaker="customer", start=0.5, end=2.0, text="hello",
-                                      confidence=0.9)]),
+            _call(
+                "1700000000.1",
+                answered_at=T0 + timedelta(seconds=20),
+                queue="vip",
+                disposition="resolved",
+                segments=[
+                    SegmentIn(speaker="customer", start=0.5, end=2.0, text="hello", confidence=0.9)
+                ],
+            ),
         )
     async with crm() as s:
         count = await s.scalar(select(func.count()).select_from(Interaction))
@@ -105,8 +128,9 @@ async def test_writing_the_same_call_twice_updates_one_interaction(crm: Sessions
 async def test_merge_keeps_every_interaction_and_undo_restores_both(crm: Sessions) -> None:
     async with crm() as s, s.begin():
         keep = await _customer(s, "张伟", "13800138000", tags=["vip"], account_number="A-1")
-        dupe = await _customer(s, "张 伟", "13900139000", emails=["zw@example.com"],
-                               account_number="A-2")
+        dupe = await _customer(
+            s, "张 伟", "13900139000", emails=["zw@example.com"], account_number="A-2"
+        )
         for n, who in enumerate([keep, dupe, dupe]):
             await record_interaction(s, _call(f"17.{n}", customer_id=who, arrived_at=T0))
     async with crm() as s, s.begin():
@@ -140,8 +164,10 @@ async def test_tier_rises_as_transactions_arrive(crm: Sessions) -> None:
     for n, amount in enumerate(["100", "3000", "20000", "80000"]):
         async with crm() as s, s.begin():
             await add_transaction(
-                s, customer,
-                TransactionIn(amount=Decimal(amount), at=now - timedelta(days=n)), policy,
+                s,
+                customer,
+                TransactionIn(amount=Decimal(amount), at=now - timedelta(days=n)),
+                policy,
             )
             tiers.append((await get_customer(s, customer)).tier)
     assert tiers[0] == "standard"
@@ -156,8 +182,9 @@ async def test_agents_see_only_their_own_cases_managers_see_all(crm: Sessions) -
         other = await create_user(s, username="bob", password="bob-secret-1", role="agent")
         manager = await create_user(s, username="mia", password="mia-secret-1", role="manager")
         customer = await _customer(s, "张伟", "13800138000")
-        case = await open_case(s, customer_id=customer, category="billing", severity="high",
-                               sla=CaseSla())
+        case = await open_case(
+            s, customer_id=customer, category="billing", severity="high", sla=CaseSla()
+        )
         await assign_case(s, case, other.id)
         case_id = case.id
     async with crm() as s:
@@ -179,5 +206,22 @@ async def test_passwords_and_tokens(crm: Sessions) -> None:
         assert await authenticate(s, "nobody", "correct horse") is None
         assert (await authenticate(s, "ann", "correct horse")) is not None
         found = await user_for_token(s, token)
-        assert found is not None and found.username == "ann"
+        assert found is not None
+        assert found.username == "ann"
         assert await user_for_token(s, token + "x") is None
+
+
+@pytest.mark.asyncio
+async def test_migrations_go_down_to_nothing_and_up_again(crm_database_url: str) -> None:
+    engine = make_engine(crm_database_url)
+    try:
+        await downgrade(engine, "base")
+        async with engine.connect() as connection:
+            tables = await connection.run_sync(lambda c: inspect(c).get_table_names())
+        assert set(tables) <= {"alembic_version"}
+        await upgrade(engine)
+        async with engine.connect() as connection:
+            tables = await connection.run_sync(lambda c: inspect(c).get_table_names())
+        assert {"customers", "interactions", "complaint_cases", "merge_audits"} <= set(tables)
+    finally:
+        await engine.dispose()

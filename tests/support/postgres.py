@@ -157,10 +157,11 @@ class PostgresServer:
     def url(self, name: str) -> str:
         return f"postgresql+asyncpg://{SUPERUSER}@{self.host}:{self.port}/{name}"
 
-    def create_database(self, name: str) -> str:
-        """Create database ``name`` and return its SQLAlchemy (asyncpg) URL."""
+    def create_database(self, name: str, template: str = "template0") -> str:
+        """Create database ``name`` (a copy of ``template``) and return its SQLAlchemy URL."""
         self._check_name(name)
-        self._client("createdb", "--encoding=UTF8", "--template=template0", "--", name)
+        self._check_name(template)
+        self._client("createdb", "--encoding=UTF8", f"--template={template}", "--", name)
         return self.url(name)
 
     def drop_database(self, name: str) -> None:

@@ -1,0 +1,276 @@
+"""The CRM REST API on SQLite and PostgreSQL: tokens, roles, hostile input, OpenAPI."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_core.api.app import create_api
+from crm_core.models import Customer
+from crm_core.people import create_user, issue_token
+from crm_core.settings import CrmSettings
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+@dataclass
+class Api:
+    client: TestClient[Any, Any]
+    tokens: dict[str, str]
+    user_ids: dict[str, int]
+
+    def auth(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+    async def call(
+        self, method: str, path: str, who: str | None = "agent", **kwargs: Any
+    ) -> tuple[int, Any]:
+        headers = self.auth(who) if who else {}
+        async with self.client.request(method, "/api" + path, headers=headers, **kwargs) as resp:
+            return resp.status, await resp.json()
+
+
+@pytest_asyncio.fixture
+async def api(crm: Sessions) -> AsyncIterator[Api]:
+    tokens, ids = {}, {}
+    async with crm() as s, s.begin():
+        for role in ("agent", "supervisor", "manager", "admin"):
+            user = await create_user(s, username=role, password=f"{role}-password", role=role)
+            tokens[role] = await issue_token(s, user)
+            ids[role] = user.id
+        other = await create_user(s, username="agent2", password="agent2-password", role="agent")
+        tokens["agent2"] = await issue_token(s, other)
+        ids["agent2"] = other.id
+    root = web.Application()
+    root.add_subapp("/api", create_api(crm, CrmSettings()))
+    client: TestClient[Any, Any] = TestClient(TestServer(root))
+    await client.start_server()
+    try:
+        yield Api(client, tokens, ids)
+    finally:
+        await client.close()
+
+
+async def _count_customers(crm: Sessions) -> int:
+    async with crm() as s:
+        return int(await s.scalar(select(func.count()).select_from(Customer)) or 0)
+
+
+@pytest.mark.asyncio
+async def test_openapi_document_lists_the_endpoints(api: Api) -> None:
+    status, doc = await api.call("GET", "/openapi.json", who=None)
+    assert status == 200
+    assert doc["openapi"].startswith("3.")
+    for path in (
+        "/api/customers",
+        "/api/customers/lookup",
+        "/api/customers/{id}/merge",
+        "/api/merges/{id}/undo",
+        "/api/cases/{id}/assign",
+        "/api/follow-ups",
+    ):
+        assert path in doc["paths"], path
+    assert "CustomerIn" in doc["components"]["schemas"]
+
+
+@pytest.mark.asyncio
+async def test_sign_in_gives_a_token_and_requests_need_one(api: Api) -> None:
+    status, body = await api.call(
+        "POST", "/tokens", who=None, json={"username": "agent", "password": "agent-password"}
+    )
+    assert status == 201
+    async with api.client.get(
+        "/api/customers", headers={"Authorization": f"Bearer {body['token']}"}
+    ) as resp:
+        assert resp.status == 200
+    status, _ = await api.call(
+        "POST", "/tokens", who=None, json={"username": "agent", "password": "wrong"}
+    )
+    assert status == 401
+    status, body = await api.call("GET", "/customers", who=None)
+    assert (status, body["error"]) == (401, "unauthorized")
+    async with api.client.get("/api/customers", headers={"Authorization": "Bearer nope"}) as r:
+        assert r.status == 401
+
+
+@pytest.mark.asyncio
+async def test_create_lookup_and_timeline(api: Api) -> None:
+    status, created = await api.call(
+        "POST",
+        "/customers",
+        json={"name": "张伟", "phones": [{"number": "138 0013 8000"}], "language": "zh"},
+    )
+    assert status == 201
+    assert created["phones"][0]["number"] == "+8613800138000"
+    status, found = await api.call("GET", "/customers/lookup", params={"number": "008613800138000"})
+    assert (status, found["status"]) == (200, "found")
+    assert found["customers"][0]["id"] == created["id"]
+    status, _ = await api.call(
+        "POST",
+        "/interactions",
+        who="supervisor",
+        json={
+            "node": "pbx1",
+            "linkedid": "1700.1",
+            "customer_id": created["id"],
+            "arrived_at": "2026-11-01T09:00:00+00:00",
+            "queue": "support",
+        },
+    )
+    assert status == 200
+    status, page = await api.call("GET", f"/customers/{created['id']}/interactions")
+    assert status == 200
+    assert [i["queue"] for i in page["items"]] == ["support"]
+
+
+@pytest.mark.asyncio
+async def test_agent_cannot_merge_manager_can_and_undo(api: Api) -> None:
+    _, first = await api.call(
+        "POST", "/customers", json={"name": "张伟", "phones": [{"number": "13800138000"}]}
+    )
+    _, second = await api.call(
+        "POST", "/customers", json={"name": "张伟", "emails": ["zw@example.com"]}
+    )
+    path = f"/customers/{first['id']}/merge"
+    status, body = await api.call("POST", path, who="agent", json={"merged_id": second["id"]})
+    assert (status, body["error"]) == (403, "forbidden")
+    status, _ = await api.call("GET", f"/customers/{second['id']}")
+    assert status == 200, "a refused merge must change nothing"
+    status, merge = await api.call("POST", path, who="manager", json={"merged_id": second["id"]})
+    assert status == 201
+    status, _ = await api.call("GET", f"/customers/{second['id']}")
+    assert status == 404
+    status, _ = await api.call("POST", f"/merges/{merge['id']}/undo", who="manager")
+    assert status == 200
+    status, restored = await api.call("GET", f"/customers/{second['id']}")
+    assert (status, restored["emails"]) == (200, ["zw@example.com"])
+
+
+@pytest.mark.asyncio
+async def test_cases_of_others_are_hidden_from_agents(api: Api) -> None:
+    _, customer = await api.call("POST", "/customers", json={"name": "李娜"})
+    status, case = await api.call(
+        "POST",
+        "/cases",
+        json={"customer_id": customer["id"], "category": "billing", "severity": "high"},
+    )
+    assert status == 201
+    status, _ = await api.call(
+        "POST",
+        f"/cases/{case['id']}/assign",
+        who="agent",
+        json={"owner_id": api.user_ids["agent2"]},
+    )
+    assert status == 403
+    status, assigned = await api.call(
+        "POST",
+        f"/cases/{case['id']}/assign",
+        who="supervisor",
+        json={"owner_id": api.user_ids["agent2"]},
+    )
+    assert (status, assigned["status"]) == (200, "assigned")
+    status, _ = await api.call("GET", f"/cases/{case['id']}", who="agent")
+    assert status == 403
+    status, mine = await api.call("GET", "/cases", who="agent")
+    assert mine["items"] == []
+    status, seen = await api.call("GET", f"/cases/{case['id']}", who="manager")
+    assert (status, seen["owner_id"]) == (200, api.user_ids["agent2"])
+    status, _ = await api.call("POST", f"/cases/{case['id']}/resolve", who="agent2")
+    assert status == 200
+    status, _ = await api.call("POST", f"/cases/{case['id']}/close", who="agent2")
+    assert status == 403
+    status, closed = await api.call("POST", f"/cases/{case['id']}/close", who="manager")
+    assert (status, closed["status"]) == (200, "closed")
+    status, body = await api.call("POST", f"/cases/{case['id']}/resolve", who="manager")
+    assert (status, body["error"]) == (409, "invalid_transition")
+
+
+HOSTILE_NAMES = [
+    "Robert'); DROP TABLE customers;--",
+    "<script>alert(1)</script>",
+    "' OR 1=1 --",
+    '张伟" onmouseover="x',
+]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+async def test_hostile_names_are_stored_verbatim_and_harmless(
+    api: Api, crm: Sessions, name: str
+) -> None:
+    status, created = await api.call("POST", "/customers", json={"name": name})
+    assert status == 201
+    assert created["name"] == name
+    status, found = await api.call("GET", "/customers", params={"q": name})
+    assert status == 200
+    assert [c["id"] for c in found["items"]] == [created["id"]]
+    assert await _count_customers(crm) == 1
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"name": "x" * 300}, 422, "name"),
+        ({"name": "Ann", "favourite": "blue"}, 422, "favourite"),
+        ({"name": 42}, 422, "name"),
+        ({"name": "Ann", "phones": "13800138000"}, 422, "phones"),
+        ({"name": "Ann\r\nX-Injected: 1"}, 422, "name"),
+        (
+            {"name": "Ann", "phones": [{"number": "13800138000"}, {"number": "not a phone"}]},
+            422,
+            None,
+        ),
+        ({"name": "Ann", "tier_override": "platinum"}, 403, None),
+    ],
+)
+async def test_bad_payloads_get_4xx_and_store_nothing(
+    api: Api, crm: Sessions, body: dict[str, Any], status: int, field: str | None
+) -> None:
+    got, answer = await api.call("POST", "/customers", json=body)
+    assert got == status, answer
+    assert answer["message"]
+    if field is not None:
+        assert any(f["field"].split(".")[0] == field for f in answer["fields"]), answer
+    assert await _count_customers(crm) == 0
+
+
+@pytest.mark.asyncio
+async def test_malformed_bodies(api: Api, crm: Sessions) -> None:
+    headers = {**api.auth("agent"), "Content-Type": "application/json"}
+    cases = [
+        (b'{"name": "\xff\xfe"}', 400),
+        (b"{not json", 400),
+        (b"[1, 2]", 400),
+        (b'{"name": "' + b"x" * (1024 * 1024 + 10) + b'"}', 413),
+    ]
+    for raw, expected in cases:
+        async with api.client.post("/api/customers", data=io.BytesIO(raw), headers=headers) as resp:
+            assert resp.status == expected, raw[:20]
+            assert (await resp.json())["message"]
+    assert await _count_customers(crm) == 0
+
+
+@pytest.mark.asyncio
+async def test_pagination_and_query_validation(api: Api) -> None:
+    for n in range(5):
+        await api.call("POST", "/customers", json={"name": f"Customer {n}"})
+    _, page = await api.call(
+        "GET", "/customers", params={"q": "Customer", "limit": "2", "offset": "2"}
+    )
+    assert [c["name"] for c in page["items"]] == ["Customer 2", "Customer 3"]
+    status, body = await api.call("GET", "/customers", params={"limit": "abc"})
+    assert (status, body["fields"][0]["field"]) == (422, "limit")
+    status, _ = await api.call("GET", "/customers", params={"limit": "100000"})
+    assert status == 422
+    status, _ = await api.call("GET", "/customers/abc")
+    assert status == 404
