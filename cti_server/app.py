@@ -15,9 +15,12 @@ from typing import Any
 
 from aiohttp import web
 from panoramisk.message import Message
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from crm_core.api.app import create_api
 from crm_core.database import make_engine, ping
+from crm_core.migrate import upgrade
 from cti_server.bus import Bus, MemoryBus
 from cti_server.bus.redis import RedisBus
 from cti_server.config import Settings
@@ -33,6 +36,7 @@ BUS = web.AppKey("bus", MemoryBus)
 AMI = web.AppKey("ami", AmiClient)
 AGI = web.AppKey("agi", FastAgiServer)
 DATABASE = web.AppKey("database", AsyncEngine)
+SCHEMA_READY = web.AppKey("schema_ready", asyncio.Event)
 
 
 def build_app(settings: Settings) -> web.Application:
@@ -50,8 +54,17 @@ def build_app(settings: Settings) -> web.Application:
     inbound = InboundCalls(bus, settings.ami.node, settings.dialplan.default_queue)
     agi.add_route("inbound", inbound.handle)
     app[AGI] = agi
+    database = settings.database
+    engine = make_engine(
+        database.url, database.password.get_secret_value() if database.password else None
+    )
+    app[DATABASE] = engine
+    app[SCHEMA_READY] = asyncio.Event()
     app.cleanup_ctx.extend([_database, _bus, _ami_link, _fastagi])
     app.router.add_get("/status", status_view)
+    app.add_subapp(
+        "/api", create_api(async_sessionmaker(engine, expire_on_commit=False), settings.crm)
+    )
     return app
 
 
@@ -60,12 +73,28 @@ def _count_only(message: Message) -> None:
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
-    database = app[SETTINGS].database
-    password = database.password.get_secret_value() if database.password else None
-    engine = make_engine(database.url, password)
-    app[DATABASE] = engine
+    """Bring the schema up to date, retrying while the database is unreachable."""
+    task = asyncio.create_task(_migrate_until_done(app), name="crm-migrate")
     yield
-    await engine.dispose()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await app[DATABASE].dispose()
+
+
+async def _migrate_until_done(app: web.Application) -> None:
+    delay = 0.5
+    while True:
+        try:
+            await upgrade(app[DATABASE])
+        except (OSError, DBAPIError) as exc:
+            log.warning("database not ready (%s); retrying in %.0f s", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+            continue
+        app[SCHEMA_READY].set()
+        log.info("CRM schema up to date")
+        return
 
 
 async def _bus(app: web.Application) -> AsyncIterator[None]:
@@ -94,7 +123,7 @@ async def _fastagi(app: web.Application) -> AsyncIterator[None]:
 async def status_view(request: web.Request) -> web.Response:
     """Health you can wait on: AMI link, database, bus and FastAGI, each with an ``ok``."""
     app = request.app
-    database_ok = await ping(app[DATABASE])
+    database_ok = app[SCHEMA_READY].is_set() and await ping(app[DATABASE])
     ami = app[AMI].status.as_dict()
     bus: Bus = app[BUS]
     body: dict[str, Any] = {

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from cti_server.asterisk.local import AsteriskChroot, AsteriskError, AsteriskInstance
 from cti_server.asterisk.render import render_config, write_config
@@ -41,6 +42,7 @@ def _setup_logging(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # chatty at INFO on every start
 
 
 @click.group()
@@ -190,6 +192,99 @@ def _run(factory: Callable[[], Awaitable[T]]) -> T:
         return await factory()
 
     return asyncio.run(_main())
+
+
+@main.group()
+def crm() -> None:
+    """The CRM database: schema, users, demo data."""
+
+
+def _crm_settings(config_file: Path | None) -> Settings:
+    """CRM commands never talk to AMI: they run without its secret."""
+    return _settings(config_file, **_no_secret_needed())
+
+
+@crm.command("migrate")
+@config_option
+def crm_migrate(config_file: Path | None) -> None:
+    """Bring the CRM schema up to date (cti serve also does this at start)."""
+    from crm_core.migrate import upgrade
+
+    settings = _crm_settings(config_file)
+
+    async def _migrate() -> None:
+        engine = _engine(settings)
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    _run(_migrate)
+    click.echo("CRM schema up to date")
+
+
+def _engine(settings: Settings) -> AsyncEngine:
+    from crm_core.database import make_engine
+
+    password = settings.database.password
+    return make_engine(settings.database.url, password.get_secret_value() if password else None)
+
+
+@crm.command("user")
+@config_option
+@click.argument("username")
+@click.option(
+    "--role", type=click.Choice(["agent", "supervisor", "manager", "admin"]), required=True
+)
+@click.option("--name", "display_name", default="", help="Display name.")
+@click.option("--extension", default=None, help="The agent's phone extension.")
+@click.option(
+    "--password-env",
+    default="CTI_NEW_PASSWORD",
+    show_default=True,
+    help="Environment variable holding the password (else it is asked for).",
+)
+def crm_user(
+    config_file: Path | None,
+    username: str,
+    role: str,
+    display_name: str,
+    extension: str | None,
+    password_env: str,
+) -> None:
+    """Create a user who can sign in."""
+    from crm_core.errors import CrmError
+    from crm_core.migrate import upgrade
+    from crm_core.people import create_user
+
+    settings = _crm_settings(config_file)
+    password = os.environ.get(password_env) or click.prompt(
+        "Password", hide_input=True, confirmation_prompt=True
+    )
+
+    async def _create() -> int:
+        engine = _engine(settings)
+        try:
+            await upgrade(engine)
+            async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
+                user = await create_user(
+                    session,
+                    username=username,
+                    password=password,
+                    role=role,
+                    display_name=display_name,
+                    extension=extension,
+                )
+                return user.id
+        finally:
+            await engine.dispose()
+
+    try:
+        user_id = _run(_create)
+    except CrmError as exc:
+        click.echo(f"cti crm user: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"user {username!r} ({role}) created with id {user_id}")
 
 
 @main.command()

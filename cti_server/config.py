@@ -32,6 +32,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from crm_core.settings import CrmSettings
+
 ENV_PREFIX = "CTI_"
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 _EXTENSION = re.compile(r"^[0-9]{2,10}$")
@@ -191,6 +193,7 @@ class Settings(BaseSettings):
     bus: BusSettings = BusSettings()
     dialplan: DialplanSettings = DialplanSettings()
     asterisk: AsteriskSettings = AsteriskSettings()
+    crm: CrmSettings = CrmSettings()
     shutdown_timeout: float = Field(10.0, gt=0)
 
     @classmethod
