@@ -83,6 +83,34 @@ async def open_case(
     return case
 
 
+async def add_signal(
+    session: AsyncSession,
+    *,
+    interaction_id: int,
+    probability: float,
+    category: str,
+    severity: str,
+    evidence: list[Any] | None = None,
+) -> ComplaintSignal:
+    """Store what the complaint detector found on an interaction."""
+    if await session.get(Interaction, interaction_id) is None:
+        raise NotFound(f"interaction {interaction_id} does not exist")
+    if severity not in CaseSla.model_fields:
+        raise InvalidInput(f"severity: must be one of {', '.join(CaseSla.model_fields)}")
+    if not 0.0 <= probability <= 1.0:
+        raise InvalidInput("probability: from 0 to 1")
+    signal = ComplaintSignal(
+        interaction_id=interaction_id,
+        probability=probability,
+        category=category,
+        severity=severity,
+        evidence=evidence or [],
+    )
+    session.add(signal)
+    await session.flush()
+    return signal
+
+
 async def open_case_from_signal(
     session: AsyncSession, signal_id: int, sla: CaseSla
 ) -> ComplaintCase:

@@ -274,3 +274,59 @@ async def test_pagination_and_query_validation(api: Api) -> None:
     assert status == 422
     status, _ = await api.call("GET", "/customers/abc")
     assert status == 404
+
+
+@pytest.mark.asyncio
+async def test_duplicates_of_an_organisation_written_differently(api: Api) -> None:
+    ids = []
+    for name in ("山西煤业", "山西煤矿", "山西煤产品总公司", "北京烤鸭店"):
+        _, created = await api.call(
+            "POST", "/customers", json={"name": name, "kind": "organisation"}
+        )
+        ids.append(created["id"])
+    status, _ = await api.call("GET", f"/customers/{ids[0]}/duplicates", who="agent")
+    assert status == 403
+    status, found = await api.call("GET", f"/customers/{ids[0]}/duplicates", who="supervisor")
+    assert status == 200
+    assert {d["customer_id"] for d in found["items"]} == {ids[1], ids[2]}
+    assert all(d["reasons"] for d in found["items"])
+
+
+@pytest.mark.asyncio
+async def test_follow_ups_skills_and_tier_override(api: Api) -> None:
+    _, customer = await api.call("POST", "/customers", json={"name": "Ann Lee"})
+    status, task = await api.call(
+        "POST",
+        "/follow-ups",
+        json={
+            "customer_id": customer["id"],
+            "due_at": "2026-12-01T10:00:00+08:00",
+            "owner_id": api.user_ids["agent2"],
+            "note": "call back about the refund",
+        },
+    )
+    assert status == 201
+    status, _ = await api.call("POST", f"/follow-ups/{task['id']}/done", who="agent")
+    assert status == 403
+    status, done = await api.call("POST", f"/follow-ups/{task['id']}/done", who="agent2")
+    assert (status, done["status"]) == (200, "done")
+
+    agent_id = api.user_ids["agent"]
+    status, _ = await api.call(
+        "PUT", f"/agents/{agent_id}/skills/billing", who="agent", json={"level": 7}
+    )
+    assert status == 403
+    status, user = await api.call(
+        "PUT", f"/agents/{agent_id}/skills/billing", who="supervisor", json={"level": 7}
+    )
+    assert (status, user["skills"]) == (200, {"billing": 7})
+    status, body = await api.call(
+        "PUT", f"/agents/{agent_id}/skills/billing", who="supervisor", json={"level": 11}
+    )
+    assert (status, body["fields"][0]["field"]) == (422, "level")
+
+    path = f"/customers/{customer['id']}"
+    status, _ = await api.call("PATCH", path, who="agent", json={"tier_override": "gold"})
+    assert status == 403
+    status, patched = await api.call("PATCH", path, who="manager", json={"tier_override": "gold"})
+    assert (status, patched["value"]["tier"]) == (200, "gold")

@@ -9,7 +9,16 @@ import pytest
 from sqlalchemy import func, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_core.cases import CaseSla, assign_case, cases_for, get_case, open_case
+from crm_core.cases import (
+    CaseSla,
+    add_signal,
+    assign_case,
+    cases_for,
+    get_case,
+    open_case,
+    open_case_from_signal,
+    open_cases_of,
+)
 from crm_core.customers import create_customer, get_customer, lookup_by_caller_id
 from crm_core.database import make_engine
 from crm_core.errors import Forbidden, NotFound
@@ -19,7 +28,7 @@ from crm_core.migrate import downgrade, upgrade
 from crm_core.models import Interaction
 from crm_core.people import authenticate, create_user, issue_token, user_for_token
 from crm_core.schemas import CustomerIn, InteractionIn, SegmentIn, TransactionIn
-from crm_core.valuation import add_transaction
+from crm_core.valuation import add_transaction, recompute_value
 from crm_core.value import ValuePolicy
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -225,3 +234,39 @@ async def test_migrations_go_down_to_nothing_and_up_again(crm_database_url: str)
         assert {"customers", "interactions", "complaint_cases", "merge_audits"} <= set(tables)
     finally:
         await engine.dispose()
+
+
+@pytest.mark.asyncio
+async def test_a_signal_opens_one_case_due_by_its_severity_sla(crm: Sessions) -> None:
+    sla = CaseSla(high=24)
+    async with crm() as s, s.begin():
+        customer = await _customer(s, "张伟", "13800138000")
+        call = await record_interaction(s, _call("1700.9", customer_id=customer, arrived_at=T0))
+        signal = await add_signal(
+            s,
+            interaction_id=call.id,
+            probability=0.91,
+            category="billing",
+            severity="high",
+            evidence=[{"start": 12.5, "end": 15.0, "text": "charged twice"}],
+        )
+        first = await open_case_from_signal(s, signal.id, sla)
+        again = await open_case_from_signal(s, signal.id, sla)
+    assert again.id == first.id
+    assert first.status == "open"
+    assert first.customer_id == customer
+    assert first.due_at - first.opened_at == timedelta(hours=24)
+    assert first.evidence == [{"start": 12.5, "end": 15.0, "text": "charged twice"}]
+    async with crm() as s:
+        assert [c.id for c in await open_cases_of(s, customer)] == [first.id]
+
+
+@pytest.mark.asyncio
+async def test_manual_override_wins_over_the_value_model(crm: Sessions) -> None:
+    async with crm() as s, s.begin():
+        customer = await _customer(s, "国家电网", kind="organisation", tier_override="platinum")
+        await recompute_value(s, customer, ValuePolicy())
+    async with crm() as s:
+        row = await get_customer(s, customer)
+    assert row.tier == "platinum"
+    assert "override" in row.tier_reason
