@@ -195,8 +195,8 @@ async def errors_middleware(  # noqa: PLR0911 - one return per kind of error
     except IntegrityError:
         log.info("integrity error on %s %s", request.method, request.path)
         return error_response(409, "conflict", "that conflicts with existing data")
-    except DBAPIError:
-        log.exception("database error on %s %s", request.method, request.path)
+    except (DBAPIError, OSError):
+        log.warning("database error on %s %s", request.method, request.path, exc_info=True)
         return error_response(503, "database_unavailable", "the database cannot answer now")
 
 

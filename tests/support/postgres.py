@@ -123,8 +123,8 @@ class PostgresServer:
     def version(self) -> str:
         return self.bin_dir.parent.name
 
-    def start(self, timeout: float = 30.0) -> None:
-        """initdb a fresh cluster and start it; returns once it accepts connections."""
+    def start(self, timeout: float = 30.0, port: int | None = None) -> None:
+        """initdb a fresh cluster and start it (on ``port`` if given); wait until it answers."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.socket_dir.mkdir(mode=0o700, exist_ok=True)
         if self._as_root:
@@ -137,7 +137,7 @@ class PostgresServer:
         self.init_seconds = time.monotonic() - began
         # free_port() can race with another process taking the port; retry on a new one.
         for attempt in range(3):
-            self.port = free_port()
+            self.port = port or free_port()
             began = time.monotonic()
             if self._spawn_and_wait(timeout, last_attempt=attempt == 2):
                 self.start_seconds = time.monotonic() - began
