@@ -22,8 +22,10 @@ class DomainEvent:
     at: datetime = field(default_factory=_now)
 
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["at"] = self.at.isoformat()
+        data = {
+            key: value.isoformat() if isinstance(value, datetime) else value
+            for key, value in dataclasses.asdict(self).items()
+        }
         return {"type": type(self).__name__, "version": self.version, "data": data}
 
 
@@ -48,8 +50,86 @@ class CallArrived(DomainEvent):
     dialed: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallStarted(DomainEvent):
+    """The tracker saw the first channel of a new call (one per linkedid)."""
+
+    node: str
+    linkedid: str
+    caller_number: str
+    caller_name: str
+    dialed: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallQueued(DomainEvent):
+    node: str
+    linkedid: str
+    queue: str
+    position: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentRinging(DomainEvent):
+    """A call is offered to an agent: the moment the screen pop must be there."""
+
+    node: str
+    linkedid: str
+    queue: str
+    agent: str
+    caller_number: str
+    caller_name: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallAnswered(DomainEvent):
+    node: str
+    linkedid: str
+    queue: str
+    agent: str
+    waited_seconds: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallEnded(DomainEvent):
+    """The last leg of the call hung up; ``outcome`` says how it went for the customer."""
+
+    node: str
+    linkedid: str
+    outcome: str  # answered, abandoned, unanswered, ivr_only
+    hung_up_by: str  # caller, agent, transfer, system, ""
+    caller_number: str
+    caller_name: str
+    dialed: str
+    queue: str
+    agent: str
+    arrived_at: datetime
+    queued_at: datetime | None
+    offered_at: datetime | None
+    answered_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentStateChanged(DomainEvent):
+    node: str
+    agent: str
+    state: str  # logged_out, available, ringing, on_call, wrap_up, paused
+    reason: str
+    linkedid: str
+
+
 EVENT_TYPES: dict[str, type[DomainEvent]] = {
-    cls.__name__: cls for cls in (AmiLinkChanged, CallArrived)
+    cls.__name__: cls
+    for cls in (
+        AmiLinkChanged,
+        CallArrived,
+        CallStarted,
+        CallQueued,
+        AgentRinging,
+        CallAnswered,
+        CallEnded,
+        AgentStateChanged,
+    )
 }
 
 
@@ -63,5 +143,8 @@ def event_from_dict(payload: dict[str, Any]) -> DomainEvent:
     if cls is None or payload.get("version") != cls.version:
         raise UnknownEvent(f"unknown event {payload.get('type')!r} v{payload.get('version')}")
     data = dict(payload["data"])
+    for name, kind in cls.__annotations__.items():
+        if "datetime" in str(kind) and isinstance(data.get(name), str):
+            data[name] = datetime.fromisoformat(data[name])
     data["at"] = datetime.fromisoformat(data["at"])
     return cls(**data)

@@ -1,0 +1,269 @@
+"""Typed AMI events: what the tracker needs of Asterisk's event stream, nothing else.
+
+:func:`translate` turns one AMI message into at most one typed event. Events we do not use
+(VarSet and Newexten are most of the traffic) are dropped here, before any other work; unknown and
+old (Asterisk 11) events are ignored safely, as are events that lack the fields we need.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class AmiEvent:
+    node: str
+    uniqueid: str
+    linkedid: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelCreated(AmiEvent):
+    channel: str
+    caller_number: str
+    caller_name: str
+    context: str
+    exten: str
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelStateChanged(AmiEvent):
+    channel: str
+    state: str  # Down, Ring, Ringing, Up, Busy ...
+
+
+@dataclass(frozen=True, slots=True)
+class CallerIdChanged(AmiEvent):
+    caller_number: str
+    caller_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelHungUp(AmiEvent):
+    channel: str
+    cause: int
+    cause_text: str
+
+
+@dataclass(frozen=True, slots=True)
+class DialStarted(AmiEvent):
+    dest_uniqueid: str
+    dest_channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class DialEnded(AmiEvent):
+    dest_uniqueid: str
+    dest_channel: str
+    status: str  # ANSWER, BUSY, NOANSWER, CANCEL, CONGESTION, CHANUNAVAIL
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeEntered(AmiEvent):
+    bridge: str
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeLeft(AmiEvent):
+    bridge: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCallerJoined(AmiEvent):
+    queue: str
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCallerLeft(AmiEvent):
+    queue: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCallerAbandoned(AmiEvent):
+    queue: str
+    hold_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class AgentCalled(AmiEvent):
+    queue: str
+    member: str
+    interface: str
+    dest_uniqueid: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConnected(AmiEvent):
+    queue: str
+    member: str
+    interface: str
+    hold_seconds: int
+    ring_seconds: int
+    dest_uniqueid: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentNoAnswer(AmiEvent):
+    queue: str
+    member: str
+    interface: str
+    ring_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class AgentCompleted(AmiEvent):
+    queue: str
+    member: str
+    interface: str
+    talk_seconds: int
+    reason: str  # caller, agent, transfer
+
+
+@dataclass(frozen=True, slots=True)
+class QueueMemberChanged(AmiEvent):
+    """QueueMemberAdded/Removed/Pause/Status: one member's presence and state in one queue."""
+
+    queue: str
+    member: str
+    interface: str
+    change: str  # added, removed, status, paused
+    paused: bool
+    pause_reason: str
+    in_call: bool
+    device_status: int  # AST_DEVICE_*: 1 not in use, 2 in use, 6 ringing, 5 unavailable ...
+
+
+Translator = Callable[[Mapping[str, Any], str], AmiEvent | None]
+
+
+def _s(message: Mapping[str, Any], key: str) -> str:
+    value = message.get(key, "")
+    if isinstance(value, list):  # a UserEvent header repeated: keep the first
+        value = value[0] if value else ""
+    return str(value)
+
+
+def _i(message: Mapping[str, Any], key: str) -> int:
+    try:
+        return int(_s(message, key) or 0)
+    except ValueError:
+        return 0
+
+
+def _ids(message: Mapping[str, Any], node: str) -> dict[str, str]:
+    uniqueid = _s(message, "Uniqueid")
+    return {"node": node, "uniqueid": uniqueid, "linkedid": _s(message, "Linkedid") or uniqueid}
+
+
+def _name(message: Mapping[str, Any], key: str) -> str:
+    value = _s(message, key)
+    return "" if value in ("<unknown>", "<Unknown>") else value
+
+
+def _member(message: Mapping[str, Any]) -> dict[str, str]:
+    interface = _s(message, "Interface") or _s(message, "Location")
+    return {
+        "queue": _s(message, "Queue"),
+        "member": _s(message, "MemberName") or interface,
+        "interface": interface,
+    }
+
+
+def _channel_created(m: Mapping[str, Any], node: str) -> AmiEvent:
+    return ChannelCreated(
+        **_ids(m, node),
+        channel=_s(m, "Channel"),
+        caller_number=_name(m, "CallerIDNum"),
+        caller_name=_name(m, "CallerIDName"),
+        context=_s(m, "Context"),
+        exten=_s(m, "Exten"),
+        state=_s(m, "ChannelStateDesc"),
+    )
+
+
+def _member_changed(change: str) -> Translator:
+    def _translate(m: Mapping[str, Any], node: str) -> AmiEvent:
+        return QueueMemberChanged(
+            **_ids(m, node),
+            **_member(m),
+            change=change,
+            paused=_s(m, "Paused") == "1",
+            pause_reason=_s(m, "PausedReason"),
+            in_call=_s(m, "InCall") == "1",
+            device_status=_i(m, "Status"),
+        )
+
+    return _translate
+
+
+TRANSLATORS: dict[str, Translator] = {
+    "Newchannel": _channel_created,
+    "Newstate": lambda m, n: ChannelStateChanged(
+        **_ids(m, n), channel=_s(m, "Channel"), state=_s(m, "ChannelStateDesc")
+    ),
+    "NewCallerid": lambda m, n: CallerIdChanged(
+        **_ids(m, n), caller_number=_name(m, "CallerIDNum"), caller_name=_name(m, "CallerIDName")
+    ),
+    "Hangup": lambda m, n: ChannelHungUp(
+        **_ids(m, n), channel=_s(m, "Channel"), cause=_i(m, "Cause"), cause_text=_s(m, "Cause-txt")
+    ),
+    "DialBegin": lambda m, n: DialStarted(
+        **_ids(m, n), dest_uniqueid=_s(m, "DestUniqueid"), dest_channel=_s(m, "DestChannel")
+    ),
+    "DialEnd": lambda m, n: DialEnded(
+        **_ids(m, n),
+        dest_uniqueid=_s(m, "DestUniqueid"),
+        dest_channel=_s(m, "DestChannel"),
+        status=_s(m, "DialStatus"),
+    ),
+    "BridgeEnter": lambda m, n: BridgeEntered(**_ids(m, n), bridge=_s(m, "BridgeUniqueid")),
+    "BridgeLeave": lambda m, n: BridgeLeft(**_ids(m, n), bridge=_s(m, "BridgeUniqueid")),
+    "QueueCallerJoin": lambda m, n: QueueCallerJoined(
+        **_ids(m, n), queue=_s(m, "Queue"), position=_i(m, "Position")
+    ),
+    "QueueCallerLeave": lambda m, n: QueueCallerLeft(**_ids(m, n), queue=_s(m, "Queue")),
+    "QueueCallerAbandon": lambda m, n: QueueCallerAbandoned(
+        **_ids(m, n), queue=_s(m, "Queue"), hold_seconds=_i(m, "HoldTime")
+    ),
+    "AgentCalled": lambda m, n: AgentCalled(
+        **_ids(m, n), **_member(m), dest_uniqueid=_s(m, "DestUniqueid")
+    ),
+    "AgentConnect": lambda m, n: AgentConnected(
+        **_ids(m, n),
+        **_member(m),
+        hold_seconds=_i(m, "HoldTime"),
+        ring_seconds=_i(m, "RingTime"),
+        dest_uniqueid=_s(m, "DestUniqueid"),
+    ),
+    "AgentRingNoAnswer": lambda m, n: AgentNoAnswer(
+        **_ids(m, n), **_member(m), ring_ms=_i(m, "RingTime")
+    ),
+    "AgentComplete": lambda m, n: AgentCompleted(
+        **_ids(m, n), **_member(m), talk_seconds=_i(m, "TalkTime"), reason=_s(m, "Reason")
+    ),
+    "QueueMemberAdded": _member_changed("added"),
+    "QueueMemberRemoved": _member_changed("removed"),
+    "QueueMemberStatus": _member_changed("status"),
+    "QueueMemberPause": _member_changed("paused"),
+}
+
+# AMI events the server never looks at: dropped before anything else runs.
+IGNORED = frozenset({"VarSet", "Newexten", "RTCPSent", "RTCPReceived", "NewAccountCode"})
+
+
+def translate(message: Mapping[str, Any], node: str) -> AmiEvent | None:
+    """The typed event for one AMI message, or None for what we do not track."""
+    name = _s(message, "Event")
+    if name in IGNORED:
+        return None
+    translator = TRANSLATORS.get(name)
+    if translator is None:
+        return None
+    event = translator(message, node)
+    if isinstance(event, QueueMemberChanged):
+        return event if event.queue and event.interface else None
+    return event if event.uniqueid else None

@@ -1,0 +1,188 @@
+"""The live model: calls (one per linkedid, with legs), agents and queues, as state machines.
+
+Each entity changes state only through :func:`move`, which knows the legal transitions; an
+illegal one is logged and ignored, never fatal (events arrive late, twice, or after a resync).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import TypeVar
+
+log = logging.getLogger(__name__)
+
+
+class CallState(StrEnum):
+    ARRIVED = "arrived"  # in the dialplan / IVR, not yet in a queue
+    QUEUED = "queued"
+    OFFERED = "offered"  # an agent's phone rings
+    ANSWERED = "answered"
+    ENDED = "ended"
+
+
+class AgentState(StrEnum):
+    LOGGED_OUT = "logged_out"
+    AVAILABLE = "available"
+    RINGING = "ringing"
+    ON_CALL = "on_call"
+    WRAP_UP = "wrap_up"
+    PAUSED = "paused"
+
+
+CALL_TRANSITIONS: dict[CallState, frozenset[CallState]] = {
+    CallState.ARRIVED: frozenset(
+        {CallState.QUEUED, CallState.OFFERED, CallState.ANSWERED, CallState.ENDED}
+    ),
+    CallState.QUEUED: frozenset({CallState.OFFERED, CallState.ANSWERED, CallState.ENDED}),
+    CallState.OFFERED: frozenset(
+        {CallState.QUEUED, CallState.OFFERED, CallState.ANSWERED, CallState.ENDED}
+    ),
+    CallState.ANSWERED: frozenset({CallState.QUEUED, CallState.ENDED}),  # transfer to a queue
+    CallState.ENDED: frozenset(),
+}
+
+AGENT_TRANSITIONS: dict[AgentState, frozenset[AgentState]] = {
+    AgentState.LOGGED_OUT: frozenset({AgentState.AVAILABLE, AgentState.PAUSED}),
+    AgentState.AVAILABLE: frozenset(
+        {AgentState.RINGING, AgentState.ON_CALL, AgentState.PAUSED, AgentState.LOGGED_OUT}
+    ),
+    AgentState.RINGING: frozenset(
+        {AgentState.ON_CALL, AgentState.AVAILABLE, AgentState.PAUSED, AgentState.LOGGED_OUT}
+    ),
+    AgentState.ON_CALL: frozenset(
+        {AgentState.WRAP_UP, AgentState.AVAILABLE, AgentState.PAUSED, AgentState.LOGGED_OUT}
+    ),
+    AgentState.WRAP_UP: frozenset(
+        {
+            AgentState.AVAILABLE,
+            AgentState.PAUSED,
+            AgentState.RINGING,
+            AgentState.ON_CALL,
+            AgentState.LOGGED_OUT,
+        }
+    ),
+    AgentState.PAUSED: frozenset(
+        {AgentState.AVAILABLE, AgentState.LOGGED_OUT, AgentState.ON_CALL, AgentState.RINGING}
+    ),
+}
+
+S = TypeVar("S", CallState, AgentState)
+
+
+def move(current: S, target: S, table: dict[S, frozenset[S]], what: str) -> bool:
+    """True if ``current`` may become ``target``; an illegal step is logged, not raised."""
+    if current == target:
+        return False
+    if target in table[current]:
+        return True
+    log.info("ignored illegal transition of %s: %s -> %s", what, current, target)
+    return False
+
+
+@dataclass
+class Leg:
+    uniqueid: str
+    channel: str
+    state: str
+    created_at: datetime
+    hung_up_at: datetime | None = None
+    cause: int = 0
+
+
+@dataclass
+class Call:
+    node: str
+    linkedid: str
+    caller_uniqueid: str
+    caller_number: str
+    caller_name: str
+    dialed: str
+    arrived_at: datetime
+    state: CallState = CallState.ARRIVED
+    legs: dict[str, Leg] = field(default_factory=dict)
+    queue: str = ""
+    agent: str = ""
+    answerer: str = ""  # channel that answered, when no queue agent did
+    queued_at: datetime | None = None
+    offered_at: datetime | None = None
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    abandoned: bool = False
+    dialled_out: bool = False
+    caller_bridge: str = ""
+    bridge_leaves: dict[str, list[str]] = field(default_factory=dict)  # bridge -> leg uniqueids
+    hung_up_by: str = ""
+
+    @property
+    def outcome(self) -> str:
+        if self.answered_at is not None:
+            return "answered"
+        if self.queued_at is not None or self.abandoned:
+            return "abandoned"
+        if self.dialled_out or self.offered_at is not None:
+            return "unanswered"
+        return "ivr_only"
+
+    def live_legs(self) -> list[Leg]:
+        return [leg for leg in self.legs.values() if leg.hung_up_at is None]
+
+
+@dataclass
+class Agent:
+    """A queue member, keyed by its interface (e.g. ``PJSIP/1001`` or a Local channel)."""
+
+    node: str
+    interface: str
+    name: str
+    state: AgentState = AgentState.LOGGED_OUT
+    reason: str = ""
+    since: datetime | None = None
+    queues: set[str] = field(default_factory=set)
+    linkedid: str = ""
+    calls_taken: int = 0
+
+
+@dataclass
+class QueueStats:
+    """One queue's live figures and counters since the server started (or the day began)."""
+
+    node: str
+    name: str
+    service_level_seconds: int = 20
+    waiting: dict[str, datetime] = field(default_factory=dict)  # linkedid -> joined
+    offered: int = 0
+    answered: int = 0
+    abandoned: int = 0
+    answered_within_sl: int = 0
+    total_wait_answered: float = 0.0
+    total_talk: float = 0.0
+    completed: int = 0
+
+    def longest_wait(self, now: datetime) -> float:
+        if not self.waiting:
+            return 0.0
+        return max((now - joined).total_seconds() for joined in self.waiting.values())
+
+    @property
+    def asa(self) -> float:
+        """Average speed of answer, seconds."""
+        return self.total_wait_answered / self.answered if self.answered else 0.0
+
+    @property
+    def aht(self) -> float:
+        """Average handle (talk) time, seconds."""
+        return self.total_talk / self.completed if self.completed else 0.0
+
+    @property
+    def abandon_rate(self) -> float:
+        ended = self.answered + self.abandoned
+        return self.abandoned / ended if ended else 0.0
+
+    @property
+    def service_level(self) -> float:
+        """Share of calls answered within the service-level time, of those answered or abandoned."""
+        ended = self.answered + self.abandoned
+        return self.answered_within_sl / ended if ended else 1.0

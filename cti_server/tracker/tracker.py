@@ -1,0 +1,460 @@
+"""The tracker: typed AMI events in, the live model updated, domain events out on the bus.
+
+It is fed only by events (live, replayed or synthesised by a resync), so it can be rebuilt from
+Asterisk at any time, and unit-tested on recorded traffic without a PBX.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from cti_server.events import (
+    AgentRinging,
+    AgentStateChanged,
+    CallAnswered,
+    CallEnded,
+    CallQueued,
+    CallStarted,
+    DomainEvent,
+)
+from cti_server.telephony import ami_events as ami
+from cti_server.tracker.model import (
+    AGENT_TRANSITIONS,
+    CALL_TRANSITIONS,
+    Agent,
+    AgentState,
+    Call,
+    CallState,
+    Leg,
+    QueueStats,
+    move,
+)
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[DomainEvent], None]
+Clock = Callable[[], datetime]
+
+# AST_DEVICE_* values in QueueMemberStatus
+_DEVICE_IN_USE = {2, 3, 7}  # in use, busy, ring+in use
+_DEVICE_RINGING = {6}
+_DEVICE_FREE = {1}
+_DEVICE_GONE = {4, 5}  # invalid, unavailable
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Tracker:
+    """Calls, agents and queues of every connected Asterisk node."""
+
+    def __init__(
+        self, publish: Publish, clock: Clock = _utcnow, service_levels: dict[str, int] | None = None
+    ) -> None:
+        self._publish = publish
+        self._clock = clock
+        self._service_levels = service_levels or {}
+        self.calls: dict[tuple[str, str], Call] = {}
+        self.ended: dict[tuple[str, str], Call] = {}  # recently ended, for inspection and tests
+        self.agents: dict[tuple[str, str], Agent] = {}
+        self.queues: dict[tuple[str, str], QueueStats] = {}
+        self._leg_to_call: dict[tuple[str, str], tuple[str, str]] = {}
+        self.applied = 0
+
+    # -- entry point -----------------------------------------------------------------------
+
+    def apply(self, event: ami.AmiEvent) -> None:
+        handler = self._handlers.get(type(event))
+        if handler is None:
+            return
+        self.applied += 1
+        handler(self, event)
+
+    # -- calls -------------------------------------------------------------------------------
+
+    def _call_of(self, event: ami.AmiEvent) -> Call | None:
+        key = self._leg_to_call.get((event.node, event.uniqueid))
+        if key is None:
+            key = (event.node, event.linkedid)
+        return self.calls.get(key)
+
+    def _channel_created(self, event: ami.ChannelCreated) -> None:
+        now = self._clock()
+        key = (event.node, event.linkedid)
+        call = self.calls.get(key)
+        if call is None:
+            if key in self.ended:
+                return  # a late leg of a call that is over
+            call = Call(
+                node=event.node,
+                linkedid=event.linkedid,
+                caller_uniqueid=event.uniqueid,
+                caller_number=event.caller_number,
+                caller_name=event.caller_name,
+                dialed=event.exten,
+                arrived_at=now,
+            )
+            self.calls[key] = call
+            self._publish(
+                CallStarted(
+                    node=call.node,
+                    linkedid=call.linkedid,
+                    caller_number=call.caller_number,
+                    caller_name=call.caller_name,
+                    dialed=call.dialed,
+                    at=now,
+                )
+            )
+        call.legs[event.uniqueid] = Leg(event.uniqueid, event.channel, event.state, now)
+        self._leg_to_call[(event.node, event.uniqueid)] = key
+
+    def _state_changed(self, event: ami.ChannelStateChanged) -> None:
+        call = self._call_of(event)
+        if call is not None and event.uniqueid in call.legs:
+            call.legs[event.uniqueid].state = event.state
+
+    def _callerid_changed(self, event: ami.CallerIdChanged) -> None:
+        call = self._call_of(event)
+        if call is not None and event.uniqueid == call.caller_uniqueid:
+            call.caller_number = event.caller_number or call.caller_number
+            call.caller_name = event.caller_name or call.caller_name
+
+    def _dial_started(self, event: ami.DialStarted) -> None:
+        call = self._call_of(event)
+        if call is not None:
+            call.dialled_out = True
+
+    def _dial_ended(self, event: ami.DialEnded) -> None:
+        call = self._call_of(event)
+        if call is None or event.status != "ANSWER":
+            return
+        if not event.dest_channel.startswith("Local/"):
+            call.answerer = _device(event.dest_channel)
+        if call.answered_at is None and move(
+            call.state, CallState.ANSWERED, CALL_TRANSITIONS, f"call {call.linkedid}"
+        ):
+            call.state = CallState.ANSWERED
+            call.answered_at = self._clock()
+
+    def _bridge_entered(self, event: ami.BridgeEntered) -> None:
+        call = self._call_of(event)
+        if call is not None and event.uniqueid == call.caller_uniqueid:
+            call.caller_bridge = event.bridge
+
+    def _bridge_left(self, event: ami.BridgeLeft) -> None:
+        call = self._call_of(event)
+        if call is not None and event.bridge:
+            call.bridge_leaves.setdefault(event.bridge, []).append(event.uniqueid)
+
+    @staticmethod
+    def _who_hung_up(call: Call) -> str:
+        """The first real phone (not a Local channel) to leave the caller's last bridge.
+
+        Leaving a bridge is also how Local channels optimise themselves away, so only the
+        caller's final bridge tells who ended the conversation.
+        """
+        for uniqueid in call.bridge_leaves.get(call.caller_bridge, []):
+            leg = call.legs.get(uniqueid)
+            if leg is None or leg.channel.startswith("Local/"):
+                continue
+            return "caller" if uniqueid == call.caller_uniqueid else "agent"
+        return ""
+
+    def _hung_up(self, event: ami.ChannelHungUp) -> None:
+        call = self._call_of(event)
+        if call is None:
+            return
+        now = self._clock()
+        leg = call.legs.get(event.uniqueid)
+        if leg is not None:
+            leg.hung_up_at = now
+            leg.cause = event.cause
+        self._leg_to_call.pop((event.node, event.uniqueid), None)
+        if not call.live_legs():
+            self._end_call(call, now)
+
+    def _end_call(self, call: Call, now: datetime) -> None:
+        if not move(call.state, CallState.ENDED, CALL_TRANSITIONS, f"call {call.linkedid}"):
+            return
+        call.state = CallState.ENDED
+        call.ended_at = now
+        if not call.hung_up_by and call.answered_at is not None:
+            call.hung_up_by = self._who_hung_up(call) or "system"
+        key = (call.node, call.linkedid)
+        self.calls.pop(key, None)
+        self.ended[key] = call
+        if len(self.ended) > 10000:
+            self.ended.pop(next(iter(self.ended)))
+        for stats in self.queues.values():
+            stats.waiting.pop(call.linkedid, None)
+        for leg in call.legs.values():
+            self._leg_to_call.pop((call.node, leg.uniqueid), None)
+        self._publish(
+            CallEnded(
+                node=call.node,
+                linkedid=call.linkedid,
+                outcome=call.outcome,
+                hung_up_by=call.hung_up_by if call.answered_at else "",
+                caller_number=call.caller_number,
+                caller_name=call.caller_name,
+                dialed=call.dialed,
+                queue=call.queue,
+                agent=call.agent or call.answerer,
+                arrived_at=call.arrived_at,
+                queued_at=call.queued_at,
+                offered_at=call.offered_at,
+                answered_at=call.answered_at,
+                at=now,
+            )
+        )
+
+    # -- queues ------------------------------------------------------------------------------
+
+    def queue(self, node: str, name: str) -> QueueStats:
+        stats = self.queues.get((node, name))
+        if stats is None:
+            stats = QueueStats(node, name, self._service_levels.get(name, 20))
+            self.queues[(node, name)] = stats
+        return stats
+
+    def _caller_joined(self, event: ami.QueueCallerJoined) -> None:
+        call = self._call_of(event)
+        if call is None:
+            return
+        now = self._clock()
+        stats = self.queue(event.node, event.queue)
+        stats.offered += 1
+        stats.waiting[call.linkedid] = now
+        call.queue = event.queue
+        call.queued_at = call.queued_at or now
+        if move(call.state, CallState.QUEUED, CALL_TRANSITIONS, f"call {call.linkedid}"):
+            call.state = CallState.QUEUED
+        self._publish(
+            CallQueued(
+                node=call.node,
+                linkedid=call.linkedid,
+                queue=event.queue,
+                position=event.position,
+                at=now,
+            )
+        )
+
+    def _caller_left(self, event: ami.QueueCallerLeft) -> None:
+        call = self._call_of(event)
+        if call is not None:
+            self.queue(event.node, event.queue).waiting.pop(call.linkedid, None)
+
+    def _caller_abandoned(self, event: ami.QueueCallerAbandoned) -> None:
+        call = self._call_of(event)
+        stats = self.queue(event.node, event.queue)
+        stats.abandoned += 1
+        if call is not None:
+            call.abandoned = True
+            call.queue = call.queue or event.queue
+            stats.waiting.pop(call.linkedid, None)
+
+    def _agent_called(self, event: ami.AgentCalled) -> None:
+        call = self._call_of(event)
+        if call is None:
+            return
+        now = self._clock()
+        call.offered_at = call.offered_at or now
+        if move(call.state, CallState.OFFERED, CALL_TRANSITIONS, f"call {call.linkedid}"):
+            call.state = CallState.OFFERED
+        agent = self._agent(event.node, event.interface, event.member)
+        agent.linkedid = call.linkedid
+        self._agent_to(agent, AgentState.RINGING, "")
+        self._publish(
+            AgentRinging(
+                node=call.node,
+                linkedid=call.linkedid,
+                queue=event.queue,
+                agent=agent.name,
+                caller_number=call.caller_number,
+                caller_name=call.caller_name,
+                at=now,
+            )
+        )
+
+    def _agent_no_answer(self, event: ami.AgentNoAnswer) -> None:
+        call = self._call_of(event)
+        if call is not None and move(
+            call.state, CallState.QUEUED, CALL_TRANSITIONS, f"call {call.linkedid}"
+        ):
+            call.state = CallState.QUEUED
+        agent = self._agent(event.node, event.interface, event.member)
+        if agent.state == AgentState.RINGING:
+            self._agent_to(agent, AgentState.AVAILABLE, "no answer")
+
+    def _agent_connected(self, event: ami.AgentConnected) -> None:
+        call = self._call_of(event)
+        now = self._clock()
+        stats = self.queue(event.node, event.queue)
+        stats.answered += 1
+        stats.total_wait_answered += event.hold_seconds
+        if event.hold_seconds <= stats.service_level_seconds:
+            stats.answered_within_sl += 1
+        agent = self._agent(event.node, event.interface, event.member)
+        agent.calls_taken += 1
+        self._agent_to(agent, AgentState.ON_CALL, "")
+        if call is None:
+            return
+        stats.waiting.pop(call.linkedid, None)
+        agent.linkedid = call.linkedid
+        call.agent = agent.name
+        call.queue = event.queue
+        call.answered_at = call.answered_at or now
+        if move(call.state, CallState.ANSWERED, CALL_TRANSITIONS, f"call {call.linkedid}"):
+            call.state = CallState.ANSWERED
+        self._publish(
+            CallAnswered(
+                node=call.node,
+                linkedid=call.linkedid,
+                queue=event.queue,
+                agent=agent.name,
+                waited_seconds=float(event.hold_seconds),
+                at=now,
+            )
+        )
+
+    def _agent_completed(self, event: ami.AgentCompleted) -> None:
+        stats = self.queue(event.node, event.queue)
+        stats.completed += 1
+        stats.total_talk += event.talk_seconds
+        call = self._call_of(event) or self.ended.get((event.node, event.linkedid))
+        if call is not None and event.reason in ("caller", "agent", "transfer"):
+            call.hung_up_by = event.reason
+        agent = self._agent(event.node, event.interface, event.member)
+        agent.linkedid = ""
+        if agent.state == AgentState.ON_CALL:
+            self._agent_to(agent, AgentState.AVAILABLE, "")
+
+    # -- agents ------------------------------------------------------------------------------
+
+    def _agent(self, node: str, interface: str, name: str) -> Agent:
+        agent = self.agents.get((node, interface))
+        if agent is None:
+            agent = Agent(node=node, interface=interface, name=name or interface)
+            self.agents[(node, interface)] = agent
+        return agent
+
+    def _agent_to(self, agent: Agent, state: AgentState, reason: str) -> None:
+        if agent.state == state and agent.reason == reason:
+            return
+        if agent.state != state and not move(
+            agent.state, state, AGENT_TRANSITIONS, f"agent {agent.name}"
+        ):
+            return
+        agent.state = state
+        agent.reason = reason
+        agent.since = self._clock()
+        self._publish(
+            AgentStateChanged(
+                node=agent.node,
+                agent=agent.name,
+                state=state.value,
+                reason=reason,
+                linkedid=agent.linkedid,
+                at=agent.since,
+            )
+        )
+
+    def _member_changed(self, event: ami.QueueMemberChanged) -> None:
+        agent = self._agent(event.node, event.interface, event.member)
+        if event.change == "removed":
+            agent.queues.discard(event.queue)
+            if not agent.queues:
+                self._agent_to(agent, AgentState.LOGGED_OUT, "")
+            return
+        agent.queues.add(event.queue)
+        if event.paused:
+            self._agent_to(agent, AgentState.PAUSED, event.pause_reason)
+        elif event.device_status in _DEVICE_GONE:
+            self._agent_to(agent, AgentState.LOGGED_OUT, "device unavailable")
+        elif event.device_status in _DEVICE_RINGING:
+            self._agent_to(agent, AgentState.RINGING, "")
+        elif event.in_call or event.device_status in _DEVICE_IN_USE:
+            self._agent_to(agent, AgentState.ON_CALL, "")
+        elif agent.state in (AgentState.PAUSED, AgentState.LOGGED_OUT) or (
+            event.device_status in _DEVICE_FREE and agent.state != AgentState.WRAP_UP
+        ):
+            self._agent_to(agent, AgentState.AVAILABLE, "")
+
+    # -- views -------------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything a wallboard shows, JSON-ready."""
+        now = self._clock()
+        return {
+            "calls": [
+                {
+                    "node": c.node,
+                    "linkedid": c.linkedid,
+                    "state": c.state.value,
+                    "caller_number": c.caller_number,
+                    "caller_name": c.caller_name,
+                    "queue": c.queue,
+                    "agent": c.agent,
+                    "since": c.arrived_at.isoformat(),
+                }
+                for c in self.calls.values()
+            ],
+            "agents": [
+                {
+                    "node": a.node,
+                    "agent": a.name,
+                    "interface": a.interface,
+                    "state": a.state.value,
+                    "reason": a.reason,
+                    "since": a.since.isoformat() if a.since else None,
+                    "queues": sorted(a.queues),
+                    "linkedid": a.linkedid,
+                }
+                for a in self.agents.values()
+            ],
+            "queues": [
+                {
+                    "node": q.node,
+                    "queue": q.name,
+                    "waiting": len(q.waiting),
+                    "longest_wait": round(q.longest_wait(now), 1),
+                    "offered": q.offered,
+                    "answered": q.answered,
+                    "abandoned": q.abandoned,
+                    "service_level": round(q.service_level, 3),
+                    "asa": round(q.asa, 1),
+                    "aht": round(q.aht, 1),
+                    "abandon_rate": round(q.abandon_rate, 3),
+                }
+                for q in self.queues.values()
+            ],
+        }
+
+    _handlers: dict[type[ami.AmiEvent], Callable[[Tracker, Any], None]] = {
+        ami.ChannelCreated: _channel_created,
+        ami.ChannelStateChanged: _state_changed,
+        ami.CallerIdChanged: _callerid_changed,
+        ami.ChannelHungUp: _hung_up,
+        ami.DialStarted: _dial_started,
+        ami.DialEnded: _dial_ended,
+        ami.BridgeEntered: _bridge_entered,
+        ami.BridgeLeft: _bridge_left,
+        ami.QueueCallerJoined: _caller_joined,
+        ami.QueueCallerLeft: _caller_left,
+        ami.QueueCallerAbandoned: _caller_abandoned,
+        ami.AgentCalled: _agent_called,
+        ami.AgentNoAnswer: _agent_no_answer,
+        ami.AgentConnected: _agent_connected,
+        ami.AgentCompleted: _agent_completed,
+        ami.QueueMemberChanged: _member_changed,
+    }
+
+
+def _device(channel: str) -> str:
+    """``SIP/150010002-0000001a`` → ``SIP/150010002``."""
+    base, _, _ = channel.rpartition("-")
+    return base or channel
