@@ -450,7 +450,7 @@ class _Generator:
             numbers.append((self._new_number(1, foreign=False, landline=second_landline), label))
         if not organisation:
             family = self._family_line
-            if family is not None and family[1] != customer_id and rng.random() < 0.03:
+            if family is not None and family[1] != customer_id and rng.random() < 0.015:
                 numbers.append((family[0], "home"))  # shared with the family member who has it
                 self._family_line = None
             else:
@@ -569,21 +569,32 @@ class _Generator:
 
     def _interactions(self, batch: _Batch, customer_id: int, tier: str, numbers: list[str]) -> None:
         rng = self.rng
-        calls: list[int] = []
         for _ in range(rng.choice((1, 1, 1, 2, 2, 3))):
-            interaction_id = self.ids.interaction
-            self.ids.interaction += 1
-            calls.append(interaction_id)
-            batch.interactions.append(self._call(interaction_id, customer_id, tier, numbers))
-        if rng.random() < 0.015:
-            self._case(batch, customer_id, rng.choice(calls))
+            days_ago = rng.uniform(0.02, _HISTORY_DAYS)
+            batch.interactions.append(self._call(customer_id, tier, numbers, days_ago))
+        if rng.random() < 0.015:  # a complaint: its call, then the case, recent unless resolved
+            status = rng.choice(("open", "assigned", "resolved", "resolved"))
+            days_ago = (
+                rng.uniform(15, _HISTORY_DAYS) if status == "resolved" else rng.uniform(0.05, 10)
+            )
+            call = self._call(customer_id, tier, numbers, days_ago, complaint=True)
+            batch.interactions.append(call)
+            self._case(batch, customer_id, call, status)
 
     def _call(
-        self, interaction_id: int, customer_id: int, tier: str, numbers: list[str]
+        self,
+        customer_id: int,
+        tier: str,
+        numbers: list[str],
+        days_ago: float,
+        *,
+        complaint: bool = False,
     ) -> dict[str, Any]:
         rng = self.rng
-        arrived = self.now - rng.uniform(0.02, _HISTORY_DAYS) * _DAY
-        roll = rng.random()
+        interaction_id = self.ids.interaction
+        self.ids.interaction += 1
+        arrived = self.now - days_ago * _DAY
+        roll = 1.0 if complaint else rng.random()
         kind = "abandoned" if roll < 0.12 else "ivr_only" if roll < 0.22 else "inbound_call"
         queue: str | None = "vip" if tier == "platinum" else rng.choice(_QUEUES)
         ivr_ended = arrived + timedelta(seconds=rng.uniform(8, 90))
@@ -605,7 +616,7 @@ class _Generator:
                 offered_at = queued_at + wait
                 answered_at = offered_at + timedelta(seconds=rng.uniform(2, 15))
                 ended = answered_at + timedelta(seconds=rng.lognormvariate(math.log(240), 0.7))
-                disposition = rng.choice(_DISPOSITIONS)
+                disposition = "complaint" if complaint else rng.choice(_DISPOSITIONS)
                 survey = rng.randint(1, 5) if rng.random() < 0.2 else None
         caller = rng.choice(numbers)
         if rng.random() < 0.5 and caller.startswith("+86"):
@@ -635,17 +646,12 @@ class _Generator:
             "updated_at": ended,
         }
 
-    def _case(self, batch: _Batch, customer_id: int, interaction_id: int) -> None:
+    def _case(self, batch: _Batch, customer_id: int, call: dict[str, Any], status: str) -> None:
         rng = self.rng
-        call = batch.interactions[-1]
-        for row in reversed(batch.interactions):
-            if row["id"] == interaction_id:
-                call = row
-                break
-        opened = call["ended_at"] + timedelta(minutes=rng.uniform(1, 30))
+        interaction_id = call["id"]
+        opened = min(self.now, call["ended_at"] + timedelta(minutes=rng.uniform(1, 30)))
         severity = rng.choice(("low", "medium", "medium", "high", "critical"))
         category = rng.choice(_CASE_CATEGORIES)
-        status = "resolved" if opened < self.now - 14 * _DAY else rng.choice(("open", "assigned"))
         assigned = opened + timedelta(hours=rng.uniform(0.2, 8)) if status != "open" else None
         resolved = (
             assigned + timedelta(hours=rng.uniform(1, 72))

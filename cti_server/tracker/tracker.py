@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from cti_server.events import (
     AgentRinging,
@@ -434,7 +434,7 @@ class Tracker:
             ],
         }
 
-    _handlers: dict[type[ami.AmiEvent], Callable[[Tracker, Any], None]] = {
+    _handlers: ClassVar[dict[type[ami.AmiEvent], Callable[[Tracker, Any], None]]] = {
         ami.ChannelCreated: _channel_created,
         ami.ChannelStateChanged: _state_changed,
         ami.CallerIdChanged: _callerid_changed,
