@@ -264,6 +264,8 @@ def translate(message: Mapping[str, Any], node: str) -> AmiEvent | None:
     if translator is None:
         return None
     event = translator(message, node)
+    if event is None:
+        return None
     if isinstance(event, QueueMemberChanged):
         return event if event.queue and event.interface else None
     return event if event.uniqueid else None
