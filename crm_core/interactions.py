@@ -38,6 +38,8 @@ _ROW_FIELDS = (
     "ended_at",
     "queue",
     "agent_id",
+    "agent_name",
+    "ended_by",
     "ivr_path",
     "ivr_inputs",
     "routing",

@@ -227,6 +227,8 @@ class Interaction(Base):
     ended_at: Mapped[datetime | None]
     queue: Mapped[str | None] = mapped_column(String(64))
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    agent_name: Mapped[str | None] = mapped_column(String(80))
+    ended_by: Mapped[str | None] = mapped_column(String(12))  # caller, agent, transfer, system
     ivr_path: Mapped[list[Any]] = mapped_column(default=list)
     ivr_inputs: Mapped[dict[str, Any]] = mapped_column(default=dict)
     routing: Mapped[dict[str, Any]] = mapped_column(default=dict)

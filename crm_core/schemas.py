@@ -133,6 +133,8 @@ class InteractionIn(_Input):
     ended_at: datetime | None = None
     queue: Line | None = None
     agent_id: int | None = Field(default=None, ge=1)
+    agent_name: Line | None = None
+    ended_by: Literal["caller", "agent", "transfer", "system"] | None = None
     ivr_path: list[Line] | None = Field(default=None, max_length=200)
     ivr_inputs: dict[str, Line] | None = None
     routing: dict[str, Any] | None = None

@@ -570,12 +570,12 @@ class _Generator:
     def _interactions(self, batch: _Batch, customer_id: int, tier: str, numbers: list[str]) -> None:
         rng = self.rng
         for _ in range(rng.choice((1, 1, 1, 2, 2, 3))):
-            days_ago = rng.uniform(0.02, _HISTORY_DAYS)
+            days_ago = rng.uniform(0.1, _HISTORY_DAYS)
             batch.interactions.append(self._call(customer_id, tier, numbers, days_ago))
         if rng.random() < 0.015:  # a complaint: its call, then the case, recent unless resolved
             status = rng.choice(("open", "assigned", "resolved", "resolved"))
             days_ago = (
-                rng.uniform(15, _HISTORY_DAYS) if status == "resolved" else rng.uniform(0.05, 10)
+                rng.uniform(15, _HISTORY_DAYS) if status == "resolved" else rng.uniform(0.1, 10)
             )
             call = self._call(customer_id, tier, numbers, days_ago, complaint=True)
             batch.interactions.append(call)
@@ -652,12 +652,11 @@ class _Generator:
         opened = min(self.now, call["ended_at"] + timedelta(minutes=rng.uniform(1, 30)))
         severity = rng.choice(("low", "medium", "medium", "high", "critical"))
         category = rng.choice(_CASE_CATEGORIES)
-        assigned = opened + timedelta(hours=rng.uniform(0.2, 8)) if status != "open" else None
-        resolved = (
-            assigned + timedelta(hours=rng.uniform(1, 72))
-            if assigned is not None and status == "resolved"
-            else None
-        )
+        assigned = resolved = None
+        if status != "open":
+            assigned = min(self.now, opened + timedelta(hours=rng.uniform(0.2, 8)))
+        if assigned is not None and status == "resolved":
+            resolved = min(self.now, assigned + timedelta(hours=rng.uniform(1, 72)))
         case_id = self.ids.case
         self.ids.case += 1
         batch.cases.append(

@@ -63,6 +63,8 @@ def interaction(row: Interaction) -> dict[str, Any]:
         },
         "queue": row.queue,
         "agent_id": row.agent_id,
+        "agent_name": row.agent_name,
+        "ended_by": row.ended_by,
         "ivr_path": row.ivr_path,
         "ivr_inputs": row.ivr_inputs,
         "routing": row.routing,

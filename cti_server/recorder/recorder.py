@@ -1,0 +1,176 @@
+"""The recorder: every call the tracker sees becomes an interaction in the CRM, as it happens.
+
+Writes are idempotent by (node, linkedid). When the database cannot take a write, it and every
+later one go to the durable spool, in order, and are replayed when the database answers again:
+nothing is lost and nothing overtakes an older write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_core.customers import lookup_by_caller_id
+from crm_core.interactions import record_interaction
+from crm_core.models import User
+from crm_core.schemas import InteractionIn
+from cti_server.bus import Bus
+from cti_server.events import (
+    AgentRinging,
+    CallAnswered,
+    CallEnded,
+    CallQueued,
+    CallStarted,
+    DomainEvent,
+)
+from cti_server.recorder.spool import Spool
+
+log = logging.getLogger(__name__)
+
+_KIND_BY_OUTCOME = {"abandoned": "abandoned", "ivr_only": "ivr_only"}
+_EXTENSION = re.compile(r"(\d{2,10})$")
+_UNSAFE_TEXT = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+def _clean(text: str, limit: int = 200) -> str:
+    """Caller-supplied text made storable: control characters out, length bounded."""
+    return _UNSAFE_TEXT.sub(" ", text)[:limit]
+
+
+def interaction_update(event: DomainEvent) -> dict[str, Any] | None:
+    """The CRM fields one tracker event brings, as a spoolable dict (``lookup``: find caller)."""
+    base: dict[str, Any] = {"node": event.node, "linkedid": event.linkedid}  # type: ignore[attr-defined]
+    if isinstance(event, CallStarted):
+        return {
+            **base,
+            "arrived_at": event.at.isoformat(),
+            "kind": "inbound_call",
+            "caller_number": _clean(event.caller_number, 64),
+            "dialed": _clean(event.dialed, 64),
+            "lookup": event.caller_number[:64],
+        }
+    if isinstance(event, CallQueued):
+        return {**base, "queued_at": event.at.isoformat(), "queue": _clean(event.queue, 64)}
+    if isinstance(event, AgentRinging):
+        return {**base, "offered_at": event.at.isoformat(), "agent_name": _clean(event.agent, 80)}
+    if isinstance(event, CallAnswered):
+        return {
+            **base,
+            "answered_at": event.at.isoformat(),
+            "queue": _clean(event.queue, 64),
+            "agent_name": _clean(event.agent, 80),
+            "agent": event.agent,
+        }
+    if isinstance(event, CallEnded):
+        update = {
+            **base,
+            "ended_at": event.at.isoformat(),
+            "kind": _KIND_BY_OUTCOME.get(event.outcome, "inbound_call"),
+        }
+        if event.hung_up_by:
+            update["ended_by"] = event.hung_up_by
+        if event.agent:
+            update["agent_name"] = _clean(event.agent, 80)
+        if event.queue:
+            update["queue"] = _clean(event.queue, 64)
+        return update
+    return None
+
+
+class Recorder:
+    TRACKED = (CallStarted, CallQueued, AgentRinging, CallAnswered, CallEnded)
+
+    def __init__(
+        self,
+        bus: Bus,
+        sessions: async_sessionmaker[AsyncSession],
+        spool: Spool,
+        region: str,
+        retry_seconds: float = 1.0,
+    ) -> None:
+        self._subscription = bus.subscribe(*self.TRACKED, maxsize=100000)
+        self._sessions = sessions
+        self._spool = spool
+        self._region = region
+        self._retry = retry_seconds
+        self.written = 0
+        self.failed_writes = 0
+        self.idle = asyncio.Event()
+
+    @property
+    def spooled(self) -> int:
+        return len(self._spool)
+
+    def status(self) -> dict[str, Any]:
+        return {"ok": self.spooled == 0, "written": self.written, "spooled": self.spooled}
+
+    async def run(self) -> None:
+        """Record events until cancelled; replay the spool whenever the database may be back."""
+        while True:
+            if self._spool and not await self._drain():
+                try:
+                    event = await self._subscription.get(timeout=self._retry)
+                except TimeoutError:
+                    continue
+            else:
+                self.idle.set()
+                event = await self._subscription.get()
+            self.idle.clear()
+            update = interaction_update(event)
+            if update is None:
+                continue
+            if self._spool or not await self._write(update):
+                self._spool.append(update)
+
+    async def _drain(self) -> bool:
+        """Write spooled updates in order; True when the spool is empty."""
+        done = 0
+        for update in self._spool.entries():
+            if not await self._write(update):
+                break
+            done += 1
+        self._spool.drop(done)
+        if done:
+            log.info("replayed %d spooled interaction writes", done)
+        return not self._spool
+
+    async def _write(self, update: dict[str, Any]) -> bool:
+        fields = {k: v for k, v in update.items() if k not in ("lookup", "agent")}
+        try:
+            async with self._sessions() as session, session.begin():
+                if "lookup" in update:
+                    found = await lookup_by_caller_id(session, update["lookup"], self._region)
+                    if found.status == "found":
+                        fields["customer_id"] = found.customers[0].id
+                if update.get("agent"):
+                    agent_id = await self._agent_id(session, update["agent"])
+                    if agent_id is not None:
+                        fields["agent_id"] = agent_id
+                await record_interaction(session, InteractionIn.model_validate(fields))
+        except ValidationError:
+            log.exception("interaction update refused by the CRM schema; dropped: %s", fields)
+            return True  # retrying cannot help; it must not block the ones after it
+        except (DBAPIError, OSError) as exc:
+            self.failed_writes += 1
+            log.warning("database unavailable for interaction %s: %s", update["linkedid"], exc)
+            return False
+        self.written += 1
+        return True
+
+    @staticmethod
+    async def _agent_id(session: AsyncSession, agent: str) -> int | None:
+        """A queue member (``PJSIP/1001``, ``sim-1001``) is the user with that extension."""
+        match = _EXTENSION.search(agent)
+        if match is None:
+            return None
+        user_id: int | None = await session.scalar(
+            select(User.id).where(User.extension == match.group(1))
+        )
+        return user_id

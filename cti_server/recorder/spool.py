@@ -1,0 +1,70 @@
+"""A durable local journal for interaction writes the database could not take.
+
+Append-only JSON lines, flushed and fsync'ed per entry, so a crash loses nothing that was
+accepted; replayed in order, then truncated, when the database answers again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class Spool:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._entries = self._load()
+
+    def _load(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        entries = []
+        for number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                entries.append(json.loads(line))
+            except json.JSONDecodeError:
+                # a line cut by a crash mid-write: only the last one can be, the rest are intact
+                log.warning("spool %s: unreadable line %d skipped", self.path, number)
+        if entries:
+            log.info("spool %s holds %d interaction writes to replay", self.path, len(entries))
+        return entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def append(self, entry: dict[str, Any]) -> None:
+        line = json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n"
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+        self._entries.append(entry)
+
+    def entries(self) -> list[dict[str, Any]]:
+        return list(self._entries)
+
+    def drop(self, count: int) -> None:
+        """Forget the oldest ``count`` entries, now safely in the database.
+
+        A crash before this rewrite replays them again, which the idempotent writes absorb.
+        """
+        if count:
+            del self._entries[:count]
+            self._rewrite()
+
+    def _rewrite(self) -> None:
+        temporary = self.path.with_suffix(".tmp")
+        with temporary.open("w", encoding="utf-8") as handle:
+            for entry in self._entries:
+                handle.write(json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        temporary.replace(self.path)
