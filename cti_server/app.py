@@ -26,8 +26,13 @@ from cti_server.bus.redis import RedisBus
 from cti_server.config import Settings
 from cti_server.events import AmiLinkChanged
 from cti_server.inbound import InboundCalls
+from cti_server.recorder.recorder import Recorder
+from cti_server.recorder.spool import Spool
 from cti_server.telephony.ami_client import AmiClient
+from cti_server.telephony.ami_events import translate
 from cti_server.telephony.fastagi import FastAgiServer
+from cti_server.tracker.resync import resync
+from cti_server.tracker.tracker import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +42,8 @@ AMI = web.AppKey("ami", AmiClient)
 AGI = web.AppKey("agi", FastAgiServer)
 DATABASE = web.AppKey("database", AsyncEngine)
 SCHEMA_READY = web.AppKey("schema_ready", asyncio.Event)
+TRACKER = web.AppKey("tracker", Tracker)
+RECORDER = web.AppKey("recorder", Recorder)
 
 
 def build_app(settings: Settings) -> web.Application:
@@ -45,10 +52,25 @@ def build_app(settings: Settings) -> web.Application:
     bus = RedisBus(settings.bus.redis_url) if settings.bus.backend == "redis" else MemoryBus()
     app[SETTINGS] = settings
     app[BUS] = bus
+    node = settings.ami.node
+    tracker = Tracker(
+        bus.publish, service_levels={q.name: q.service_level for q in settings.dialplan.queues}
+    )
+    app[TRACKER] = tracker
+
+    def on_ami_event(message: Message) -> None:
+        event = translate(message, node)
+        if event is not None:
+            tracker.apply(event)
+
+    async def after_login() -> None:
+        await resync(app[AMI], tracker, node)
+
     app[AMI] = AmiClient(
         settings.ami,
-        on_event=_count_only,
-        on_state=lambda up: bus.publish(AmiLinkChanged(node=settings.ami.node, connected=up)),
+        on_event=on_ami_event,
+        on_state=lambda up: bus.publish(AmiLinkChanged(node=node, connected=up)),
+        on_login=after_login,
     )
     agi = FastAgiServer(settings.agi)
     inbound = InboundCalls(bus, settings.ami.node, settings.dialplan.default_queue)
@@ -60,16 +82,18 @@ def build_app(settings: Settings) -> web.Application:
     )
     app[DATABASE] = engine
     app[SCHEMA_READY] = asyncio.Event()
-    app.cleanup_ctx.extend([_database, _bus, _ami_link, _fastagi])
-    app.router.add_get("/status", status_view)
-    app.add_subapp(
-        "/api", create_api(async_sessionmaker(engine, expire_on_commit=False), settings.crm)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    app[RECORDER] = Recorder(
+        bus,
+        sessions,
+        Spool(settings.recorder.spool_path),
+        settings.crm.default_region,
+        settings.recorder.retry_seconds,
     )
+    app.cleanup_ctx.extend([_database, _bus, _recorder, _ami_link, _fastagi])
+    app.router.add_get("/status", status_view)
+    app.add_subapp("/api", create_api(sessions, settings.crm))
     return app
-
-
-def _count_only(message: Message) -> None:
-    """AMI events are only counted until the live call model consumes them."""
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -106,6 +130,14 @@ async def _bus(app: web.Application) -> AsyncIterator[None]:
         await bus.stop()
 
 
+async def _recorder(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(app[RECORDER].run(), name="recorder")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def _ami_link(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(app[AMI].run(), name="ami-link")
     yield
@@ -131,6 +163,7 @@ async def status_view(request: web.Request) -> web.Response:
         "database": {"ok": database_ok},
         "bus": bus.status(),
         "agi": {**app[AGI].status(), "ok": app[AGI].status()["listening"]},
+        "recorder": app[RECORDER].status(),
     }
     body["ok"] = all(part["ok"] for part in body.values())
     return web.json_response(body, status=200 if body["ok"] else 503)

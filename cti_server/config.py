@@ -166,6 +166,13 @@ class DialplanSettings(_Section):
         return value
 
 
+class RecorderSettings(_Section):
+    """Where interaction writes wait while the database is unreachable."""
+
+    spool_path: Path = Path("var/spool/interactions.jsonl")
+    retry_seconds: float = Field(1.0, gt=0, le=60)
+
+
 class AsteriskSettings(_Section):
     """The local development Asterisk (a Debian sid chroot) that ``cti asterisk`` manages."""
 
@@ -194,6 +201,7 @@ class Settings(BaseSettings):
     dialplan: DialplanSettings = DialplanSettings()
     asterisk: AsteriskSettings = AsteriskSettings()
     crm: CrmSettings = CrmSettings()
+    recorder: RecorderSettings = RecorderSettings()
     shutdown_timeout: float = Field(10.0, gt=0)
 
     @classmethod

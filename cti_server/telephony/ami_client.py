@@ -16,7 +16,7 @@ import itertools
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,7 @@ class AmiDisconnected(AmiError):
 
 EventSink = Callable[[Message], None]
 StateSink = Callable[[bool], None]
+LoginHook = Callable[[], Awaitable[None]]
 
 
 @dataclass
@@ -169,10 +170,12 @@ class AmiClient:
         settings: AmiSettings,
         on_event: EventSink,
         on_state: StateSink | None = None,
+        on_login: LoginHook | None = None,
     ) -> None:
         self._settings = settings
         self._on_event = on_event
         self._on_state = on_state
+        self._on_login = on_login
         self._protocol: _AmiProtocol | None = None
         self._pending: dict[str, _PendingAction] = {}
         self._logged_in = asyncio.Event()
@@ -227,14 +230,25 @@ class AmiClient:
             raise AmiError(f"login refused: {message}")
         self._set_connected(True)
         log.info("AMI %s connected", self._settings.node)
-        pinger = asyncio.create_task(self._ping_forever(), name=f"ami-ping-{self._settings.node}")
+        tasks = [asyncio.create_task(self._ping_forever(), name=f"ami-ping-{self._settings.node}")]
+        if self._on_login is not None:
+            tasks.append(asyncio.create_task(self._after_login(self._on_login)))
         try:
             await protocol.closed
         finally:
-            pinger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pinger
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         raise AmiDisconnected("connection lost")
+
+    async def _after_login(self, hook: LoginHook) -> None:
+        """E.g. a resync; its failure is logged and the link stays up."""
+        try:
+            await hook()
+        except (AmiError, TimeoutError) as exc:
+            log.warning("AMI %s: after-login work failed: %s", self._settings.node, exc)
 
     async def _ping_forever(self) -> None:
         while True:

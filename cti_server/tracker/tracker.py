@@ -55,8 +55,8 @@ class Tracker:
     def __init__(
         self, publish: Publish, clock: Clock = _utcnow, service_levels: dict[str, int] | None = None
     ) -> None:
-        self._publish = publish
-        self._clock = clock
+        self.publish = publish
+        self.clock = clock
         self._service_levels = service_levels or {}
         self.calls: dict[tuple[str, str], Call] = {}
         self.ended: dict[tuple[str, str], Call] = {}  # recently ended, for inspection and tests
@@ -66,6 +66,9 @@ class Tracker:
         self.applied = 0
 
     # -- entry point -----------------------------------------------------------------------
+
+    def link_leg(self, node: str, uniqueid: str, call: Call) -> None:
+        self._leg_to_call[(node, uniqueid)] = (call.node, call.linkedid)
 
     def apply(self, event: ami.AmiEvent) -> None:
         handler = self._handlers.get(type(event))
@@ -83,7 +86,7 @@ class Tracker:
         return self.calls.get(key)
 
     def _channel_created(self, event: ami.ChannelCreated) -> None:
-        now = self._clock()
+        now = self.clock()
         key = (event.node, event.linkedid)
         call = self.calls.get(key)
         if call is None:
@@ -99,7 +102,7 @@ class Tracker:
                 arrived_at=now,
             )
             self.calls[key] = call
-            self._publish(
+            self.publish(
                 CallStarted(
                     node=call.node,
                     linkedid=call.linkedid,
@@ -138,7 +141,7 @@ class Tracker:
             call.state, CallState.ANSWERED, CALL_TRANSITIONS, f"call {call.linkedid}"
         ):
             call.state = CallState.ANSWERED
-            call.answered_at = self._clock()
+            call.answered_at = self.clock()
 
     def _bridge_entered(self, event: ami.BridgeEntered) -> None:
         call = self._call_of(event)
@@ -168,16 +171,16 @@ class Tracker:
         call = self._call_of(event)
         if call is None:
             return
-        now = self._clock()
+        now = self.clock()
         leg = call.legs.get(event.uniqueid)
         if leg is not None:
             leg.hung_up_at = now
             leg.cause = event.cause
         self._leg_to_call.pop((event.node, event.uniqueid), None)
         if not call.live_legs():
-            self._end_call(call, now)
+            self.end_call(call, now)
 
-    def _end_call(self, call: Call, now: datetime) -> None:
+    def end_call(self, call: Call, now: datetime) -> None:
         if not move(call.state, CallState.ENDED, CALL_TRANSITIONS, f"call {call.linkedid}"):
             return
         call.state = CallState.ENDED
@@ -193,7 +196,7 @@ class Tracker:
             stats.waiting.pop(call.linkedid, None)
         for leg in call.legs.values():
             self._leg_to_call.pop((call.node, leg.uniqueid), None)
-        self._publish(
+        self.publish(
             CallEnded(
                 node=call.node,
                 linkedid=call.linkedid,
@@ -225,7 +228,7 @@ class Tracker:
         call = self._call_of(event)
         if call is None:
             return
-        now = self._clock()
+        now = self.clock()
         stats = self.queue(event.node, event.queue)
         stats.offered += 1
         stats.waiting[call.linkedid] = now
@@ -233,7 +236,7 @@ class Tracker:
         call.queued_at = call.queued_at or now
         if move(call.state, CallState.QUEUED, CALL_TRANSITIONS, f"call {call.linkedid}"):
             call.state = CallState.QUEUED
-        self._publish(
+        self.publish(
             CallQueued(
                 node=call.node,
                 linkedid=call.linkedid,
@@ -261,14 +264,14 @@ class Tracker:
         call = self._call_of(event)
         if call is None:
             return
-        now = self._clock()
+        now = self.clock()
         call.offered_at = call.offered_at or now
         if move(call.state, CallState.OFFERED, CALL_TRANSITIONS, f"call {call.linkedid}"):
             call.state = CallState.OFFERED
         agent = self._agent(event.node, event.interface, event.member)
         agent.linkedid = call.linkedid
         self._agent_to(agent, AgentState.RINGING, "")
-        self._publish(
+        self.publish(
             AgentRinging(
                 node=call.node,
                 linkedid=call.linkedid,
@@ -292,7 +295,7 @@ class Tracker:
 
     def _agent_connected(self, event: ami.AgentConnected) -> None:
         call = self._call_of(event)
-        now = self._clock()
+        now = self.clock()
         stats = self.queue(event.node, event.queue)
         stats.answered += 1
         stats.total_wait_answered += event.hold_seconds
@@ -310,7 +313,7 @@ class Tracker:
         call.answered_at = call.answered_at or now
         if move(call.state, CallState.ANSWERED, CALL_TRANSITIONS, f"call {call.linkedid}"):
             call.state = CallState.ANSWERED
-        self._publish(
+        self.publish(
             CallAnswered(
                 node=call.node,
                 linkedid=call.linkedid,
@@ -351,8 +354,8 @@ class Tracker:
             return
         agent.state = state
         agent.reason = reason
-        agent.since = self._clock()
-        self._publish(
+        agent.since = self.clock()
+        self.publish(
             AgentStateChanged(
                 node=agent.node,
                 agent=agent.name,
@@ -388,7 +391,7 @@ class Tracker:
 
     def snapshot(self) -> dict[str, Any]:
         """Everything a wallboard shows, JSON-ready."""
-        now = self._clock()
+        now = self.clock()
         return {
             "calls": [
                 {

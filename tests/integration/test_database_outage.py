@@ -22,7 +22,7 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest_asyncio.fixture
-async def server_without_database() -> AsyncIterator[tuple[str, int]]:
+async def server_without_database(tmp_path: Path) -> AsyncIterator[tuple[str, int]]:
     if PostgresServer.unavailable_reason() is not None:
         pytest.skip(PostgresServer.unavailable_reason() or "")
     db_port, http_port = free_port(), free_port()
@@ -32,6 +32,7 @@ async def server_without_database() -> AsyncIterator[tuple[str, int]]:
         agi={"port": free_port()},
         http={"port": http_port},
         database={"url": f"postgresql+asyncpg://cti@127.0.0.1:{db_port}/cti"},
+        recorder={"spool_path": str(tmp_path / "spool.jsonl")},
     )
     runner = web.AppRunner(build_app(settings))
     await runner.setup()

@@ -36,6 +36,7 @@ class AsteriskNode:
             CTI_DATABASE__URL=s.database.url,
             CTI_DIALPLAN__SIP_PORT=str(s.dialplan.sip_port),
             CTI_DIALPLAN__SIM_TALK_SECONDS=str(s.dialplan.sim_talk_seconds),
+            CTI_RECORDER__SPOOL_PATH=str(s.recorder.spool_path),
         )
         return env
 
@@ -50,6 +51,7 @@ def node_settings(name: str, workdir: Path) -> Settings:
         database={"url": f"sqlite+aiosqlite:///{workdir / 'cti.db'}"},
         dialplan={"sip_port": free_port(socket.SOCK_DGRAM), "sim_talk_seconds": 1},
         asterisk={"instance": name},
+        recorder={"spool_path": str(workdir / "spool" / "interactions.jsonl")},
     )
 
 

@@ -1,0 +1,241 @@
+"""Resync: rebuild the live model of one node from what Asterisk says is true right now.
+
+Run on every (re)connect. Calls Asterisk no longer has are ended (their CallEnded is published,
+so the CRM gets their end); calls we did not know are created from their channels; queue callers
+and members come from QueueStatus. Afterwards the model matches Asterisk, whatever was missed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from panoramisk.message import Message
+
+from cti_server.events import CallQueued, CallStarted
+from cti_server.telephony import ami_events as ami
+from cti_server.telephony.ami_client import AmiClient
+from cti_server.tracker.model import CALL_TRANSITIONS, Call, CallState, Leg, move
+from cti_server.tracker.tracker import Tracker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LiveChannel:
+    uniqueid: str
+    linkedid: str
+    channel: str
+    state: str
+    caller_number: str
+    caller_name: str
+    exten: str
+    application: str
+    bridge: str
+    seconds: int
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    queue: str
+    uniqueid: str
+    wait_seconds: int
+    position: int
+
+
+def _get(message: Mapping[str, Any], key: str) -> str:
+    value = message.get(key, "")
+    return str(value[0] if isinstance(value, list) and value else value or "")
+
+
+def _seconds(text: str) -> int:
+    """``Duration`` comes as ``HH:MM:SS`` (CoreShowChannel) or seconds."""
+    try:
+        if ":" in text:
+            hours, minutes, seconds = (int(part) for part in text.split(":"))
+            return hours * 3600 + minutes * 60 + seconds
+        return int(text or 0)
+    except ValueError:
+        return 0
+
+
+def _unknown(text: str) -> str:
+    return "" if text in ("<unknown>", "<Unknown>") else text
+
+
+def parse_channels(messages: Sequence[Mapping[str, Any]]) -> list[LiveChannel]:
+    return [
+        LiveChannel(
+            uniqueid=_get(m, "Uniqueid"),
+            linkedid=_get(m, "Linkedid") or _get(m, "Uniqueid"),
+            channel=_get(m, "Channel"),
+            state=_get(m, "ChannelStateDesc"),
+            caller_number=_unknown(_get(m, "CallerIDNum")),
+            caller_name=_unknown(_get(m, "CallerIDName")),
+            exten=_get(m, "Exten"),
+            application=_get(m, "Application"),
+            bridge=_get(m, "BridgeId"),
+            seconds=_seconds(_get(m, "Duration")),
+        )
+        for m in messages
+        if _get(m, "Event") == "CoreShowChannel" and _get(m, "Uniqueid")
+    ]
+
+
+def parse_queue_status(
+    messages: Sequence[Mapping[str, Any]], node: str
+) -> tuple[list[QueueEntry], list[ami.QueueMemberChanged]]:
+    entries, members = [], []
+    for m in messages:
+        kind = _get(m, "Event")
+        if kind == "QueueEntry":
+            entries.append(
+                QueueEntry(
+                    _get(m, "Queue"),
+                    _get(m, "Uniqueid"),
+                    _seconds(_get(m, "Wait")),
+                    _seconds(_get(m, "Position")),
+                )
+            )
+        elif kind == "QueueMember":
+            interface = _get(m, "StateInterface") or _get(m, "Location")
+            members.append(
+                ami.QueueMemberChanged(
+                    node=node,
+                    uniqueid="",
+                    linkedid="",
+                    queue=_get(m, "Queue"),
+                    member=_get(m, "Name") or interface,
+                    interface=_get(m, "Location") or interface,
+                    change="status",
+                    paused=_get(m, "Paused") == "1",
+                    pause_reason=_get(m, "PausedReason"),
+                    in_call=_get(m, "InCall") == "1",
+                    device_status=_seconds(_get(m, "Status")),
+                )
+            )
+    return entries, members
+
+
+def reconcile(
+    tracker: Tracker,
+    node: str,
+    channels: list[LiveChannel],
+    entries: list[QueueEntry],
+    members: list[ami.QueueMemberChanged],
+) -> None:
+    """Make the tracker's view of ``node`` equal to Asterisk's."""
+    by_call: dict[str, list[LiveChannel]] = {}
+    for channel in channels:
+        by_call.setdefault(channel.linkedid, []).append(channel)
+    _end_vanished(tracker, node, by_call)
+    queued = {e.uniqueid: e for e in entries}
+    for linkedid, legs in by_call.items():
+        legs.sort(key=lambda c: -c.seconds)  # the oldest leg is the caller's
+        call = tracker.calls.get((node, linkedid)) or _adopt(tracker, node, linkedid, legs)
+        _take_live_state(tracker, call, legs, queued.get(call.caller_uniqueid))
+    for member in members:
+        tracker.apply(member)
+    log.info(
+        "resync of %s: %d calls, %d queue callers, %d members",
+        node,
+        len(by_call),
+        len(entries),
+        len(members),
+    )
+
+
+def _end_vanished(tracker: Tracker, node: str, by_call: dict[str, list[LiveChannel]]) -> None:
+    """Legs and calls that Asterisk no longer has hung up while we were not listening."""
+    live = {c.uniqueid for legs in by_call.values() for c in legs}
+    for (call_node, linkedid), call in list(tracker.calls.items()):
+        if call_node != node:
+            continue
+        for leg in list(call.legs.values()):
+            if leg.hung_up_at is None and leg.uniqueid not in live:
+                tracker.apply(
+                    ami.ChannelHungUp(
+                        node=node,
+                        uniqueid=leg.uniqueid,
+                        linkedid=linkedid,
+                        channel=leg.channel,
+                        cause=0,
+                        cause_text="gone after resync",
+                    )
+                )
+        if (node, linkedid) in tracker.calls and linkedid not in by_call:
+            tracker.end_call(call, tracker.clock())
+
+
+def _take_live_state(
+    tracker: Tracker, call: Call, legs: list[LiveChannel], entry: QueueEntry | None
+) -> None:
+    now = tracker.clock()
+    for live in legs:
+        if live.uniqueid not in call.legs:
+            call.legs[live.uniqueid] = Leg(
+                live.uniqueid, live.channel, live.state, now - timedelta(seconds=live.seconds)
+            )
+            tracker.link_leg(call.node, live.uniqueid, call)
+    if entry is not None:
+        joined = now - timedelta(seconds=entry.wait_seconds)
+        tracker.queue(call.node, entry.queue).waiting[call.linkedid] = joined
+        if call.queued_at is None:
+            call.queued_at, call.queue = joined, entry.queue
+            tracker.publish(
+                CallQueued(
+                    node=call.node,
+                    linkedid=call.linkedid,
+                    queue=entry.queue,
+                    position=entry.position,
+                    at=joined,
+                )
+            )
+        target = CallState.QUEUED
+    elif len(legs) > 1 and any(c.bridge for c in legs if c.uniqueid == call.caller_uniqueid):
+        call.answered_at = call.answered_at or now
+        target = CallState.ANSWERED
+    else:
+        return
+    if move(call.state, target, CALL_TRANSITIONS, f"call {call.linkedid}"):
+        call.state = target
+
+
+def _adopt(tracker: Tracker, node: str, linkedid: str, legs: list[LiveChannel]) -> Call:
+    """A call that started while we were not listening."""
+    first = legs[0]
+    arrived = tracker.clock() - timedelta(seconds=first.seconds)
+    call = Call(
+        node=node,
+        linkedid=linkedid,
+        caller_uniqueid=first.uniqueid,
+        caller_number=first.caller_number,
+        caller_name=first.caller_name,
+        dialed=first.exten,
+        arrived_at=arrived,
+    )
+    tracker.calls[(node, linkedid)] = call
+    tracker.publish(
+        CallStarted(
+            node=node,
+            linkedid=linkedid,
+            caller_number=call.caller_number,
+            caller_name=call.caller_name,
+            dialed=call.dialed,
+            at=arrived,
+        )
+    )
+    return call
+
+
+async def resync(client: AmiClient, tracker: Tracker, node: str) -> None:
+    """Ask Asterisk for its channels and queues, then reconcile the tracker with them."""
+    channels = await client.send_action("CoreShowChannels", timeout=30)
+    status = await client.send_action("QueueStatus", timeout=30)
+    channel_list = channels if isinstance(channels, list) else [channels]
+    status_list: list[Message] = status if isinstance(status, list) else [status]
+    entries, members = parse_queue_status(status_list, node)
+    reconcile(tracker, node, parse_channels(channel_list), entries, members)
