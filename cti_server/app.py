@@ -87,8 +87,9 @@ def build_app(settings: Settings) -> web.Application:
         bus,
         sessions,
         Spool(settings.recorder.spool_path),
-        settings.crm.default_region,
-        settings.recorder.retry_seconds,
+        region=settings.crm.default_region,
+        retry_seconds=settings.recorder.retry_seconds,
+        schema_ready=app[SCHEMA_READY],
     )
     app.cleanup_ctx.extend([_database, _bus, _recorder, _ami_link, _fastagi])
     app.router.add_get("/status", status_view)

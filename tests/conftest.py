@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from aiohttp import web
 from argon2 import PasswordHasher
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_core import people as crm_people
 from crm_core.database import make_engine
 from crm_core.migrate import upgrade
+from cti_server.app import AMI, build_app
 from cti_server.simulation import add_sim_agent, remove_sim_agent
 from cti_server.telephony.ami_client import AmiClient
 from tests.support.asterisk import AsteriskNode, start_node
@@ -213,3 +215,17 @@ async def crm(crm_database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSe
         yield async_sessionmaker(engine, expire_on_commit=False)
     finally:
         await engine.dispose()
+
+
+@pytest_asyncio.fixture
+async def cti_app(asterisk_node: AsteriskNode) -> AsyncIterator[web.Application]:
+    """`cti serve`'s application, in this process so the test can watch its bus."""
+    app = build_app(asterisk_node.settings)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", asterisk_node.settings.http.port).start()
+    try:
+        await app[AMI].wait_connected(10.0)
+        yield app
+    finally:
+        await runner.cleanup()

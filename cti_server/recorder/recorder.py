@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.customers import lookup_by_caller_id
 from crm_core.interactions import record_interaction
-from crm_core.models import User
+from crm_core.models import Interaction, User
 from crm_core.schemas import InteractionIn
 from cti_server.bus import Bus
 from cti_server.events import (
@@ -44,44 +44,57 @@ def _clean(text: str, limit: int = 200) -> str:
     return _UNSAFE_TEXT.sub(" ", text)[:limit]
 
 
+def _caller(number: str) -> dict[str, str]:
+    """The caller's number, once known (a Local channel learns it just after it is created)."""
+    if not number:
+        return {}
+    return {"caller_number": _clean(number, 64), "lookup": number[:64]}
+
+
 def interaction_update(event: DomainEvent) -> dict[str, Any] | None:
     """The CRM fields one tracker event brings, as a spoolable dict (``lookup``: find caller)."""
-    base: dict[str, Any] = {"node": event.node, "linkedid": event.linkedid}  # type: ignore[attr-defined]
+    if not isinstance(event, CallStarted | CallQueued | AgentRinging | CallAnswered | CallEnded):
+        return None
+    base: dict[str, Any] = {"node": event.node, "linkedid": event.linkedid}
+    when = event.at.isoformat()
     if isinstance(event, CallStarted):
         return {
             **base,
-            "arrived_at": event.at.isoformat(),
+            "arrived_at": when,
             "kind": "inbound_call",
-            "caller_number": _clean(event.caller_number, 64),
             "dialed": _clean(event.dialed, 64),
-            "lookup": event.caller_number[:64],
+            **_caller(event.caller_number),
         }
     if isinstance(event, CallQueued):
-        return {**base, "queued_at": event.at.isoformat(), "queue": _clean(event.queue, 64)}
+        return {**base, "queued_at": when, "queue": _clean(event.queue, 64)}
     if isinstance(event, AgentRinging):
-        return {**base, "offered_at": event.at.isoformat(), "agent_name": _clean(event.agent, 80)}
+        return {
+            **base,
+            "offered_at": when,
+            "agent_name": _clean(event.agent, 80),
+            **_caller(event.caller_number),
+        }
     if isinstance(event, CallAnswered):
         return {
             **base,
-            "answered_at": event.at.isoformat(),
+            "answered_at": when,
             "queue": _clean(event.queue, 64),
             "agent_name": _clean(event.agent, 80),
             "agent": event.agent,
         }
-    if isinstance(event, CallEnded):
-        update = {
-            **base,
-            "ended_at": event.at.isoformat(),
-            "kind": _KIND_BY_OUTCOME.get(event.outcome, "inbound_call"),
-        }
-        if event.hung_up_by:
-            update["ended_by"] = event.hung_up_by
-        if event.agent:
-            update["agent_name"] = _clean(event.agent, 80)
-        if event.queue:
-            update["queue"] = _clean(event.queue, 64)
-        return update
-    return None
+    update = {
+        **base,
+        "ended_at": when,
+        "kind": _KIND_BY_OUTCOME.get(event.outcome, "inbound_call"),
+        **_caller(event.caller_number),
+    }
+    if event.hung_up_by:
+        update["ended_by"] = event.hung_up_by
+    if event.agent:
+        update["agent_name"] = _clean(event.agent, 80)
+    if event.queue:
+        update["queue"] = _clean(event.queue, 64)
+    return update
 
 
 class Recorder:
@@ -92,14 +105,17 @@ class Recorder:
         bus: Bus,
         sessions: async_sessionmaker[AsyncSession],
         spool: Spool,
+        *,
         region: str,
         retry_seconds: float = 1.0,
+        schema_ready: asyncio.Event | None = None,
     ) -> None:
         self._subscription = bus.subscribe(*self.TRACKED, maxsize=100000)
         self._sessions = sessions
         self._spool = spool
         self._region = region
         self._retry = retry_seconds
+        self._schema_ready = schema_ready
         self.written = 0
         self.failed_writes = 0
         self.idle = asyncio.Event()
@@ -142,10 +158,12 @@ class Recorder:
         return not self._spool
 
     async def _write(self, update: dict[str, Any]) -> bool:
+        if self._schema_ready is not None and not self._schema_ready.is_set():
+            return False  # migrations still running: keep it in the spool
         fields = {k: v for k, v in update.items() if k not in ("lookup", "agent")}
         try:
             async with self._sessions() as session, session.begin():
-                if "lookup" in update:
+                if "lookup" in update and not await self._has_customer(session, update):
                     found = await lookup_by_caller_id(session, update["lookup"], self._region)
                     if found.status == "found":
                         fields["customer_id"] = found.customers[0].id
@@ -163,6 +181,15 @@ class Recorder:
             return False
         self.written += 1
         return True
+
+    @staticmethod
+    async def _has_customer(session: AsyncSession, update: dict[str, Any]) -> bool:
+        customer_id = await session.scalar(
+            select(Interaction.customer_id).where(
+                Interaction.external_key == f"{update['node']}:{update['linkedid']}"
+            )
+        )
+        return customer_id is not None
 
     @staticmethod
     async def _agent_id(session: AsyncSession, agent: str) -> int | None:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
-import pytest_asyncio
 from aiohttp import web
 
-from cti_server.app import AMI, BUS, build_app
+from cti_server.app import BUS
 from cti_server.events import CallArrived
 from cti_server.simulation import place_customer_call
 from cti_server.telephony.ami_client import AmiClient
@@ -22,20 +20,6 @@ pytestmark = pytest.mark.asterisk
 
 NUMBER = "+8613800138000"
 NAME = "张伟"
-
-
-@pytest_asyncio.fixture
-async def cti_app(asterisk_node: AsteriskNode) -> AsyncIterator[web.Application]:
-    """`cti serve`'s application, in this process so the test can watch its bus."""
-    app = build_app(asterisk_node.settings)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", asterisk_node.settings.http.port).start()
-    try:
-        await app[AMI].wait_connected(10.0)
-        yield app
-    finally:
-        await runner.cleanup()
 
 
 async def _call_is_answered_and_ends(log: EventLog, linkedid: str) -> None:
