@@ -16,11 +16,13 @@ from typing import Any
 from aiohttp import web
 from panoramisk.message import Message
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from crm_core.api.app import create_api
+from crm_core.api.http import role_rank
 from crm_core.database import make_engine, ping
 from crm_core.migrate import upgrade
+from crm_core.people import user_for_token
 from cti_server.bus import Bus, MemoryBus
 from cti_server.bus.redis import RedisBus
 from cti_server.config import Settings
@@ -43,6 +45,7 @@ AGI = web.AppKey("agi", FastAgiServer)
 DATABASE = web.AppKey("database", AsyncEngine)
 SCHEMA_READY = web.AppKey("schema_ready", asyncio.Event)
 TRACKER = web.AppKey("tracker", Tracker)
+SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 RECORDER = web.AppKey("recorder", Recorder)
 
 
@@ -93,6 +96,8 @@ def build_app(settings: Settings) -> web.Application:
     )
     app.cleanup_ctx.extend([_database, _bus, _recorder, _ami_link, _fastagi])
     app.router.add_get("/status", status_view)
+    app.router.add_get("/live", live_view)
+    app[SESSIONS] = sessions
     app.add_subapp("/api", create_api(sessions, settings.crm))
     return app
 
@@ -168,6 +173,20 @@ async def status_view(request: web.Request) -> web.Response:
     }
     body["ok"] = all(part["ok"] for part in body.values())
     return web.json_response(body, status=200 if body["ok"] else 503)
+
+
+async def live_view(request: web.Request) -> web.Response:
+    """The live model (calls, agents, queues) for supervisors: what the wallboard shows."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    user = None
+    if scheme.lower() == "bearer" and 0 < len(token) < 200:
+        async with request.app[SESSIONS]() as session:
+            user = await user_for_token(session, token.strip())
+    if user is None:
+        return web.json_response({"error": "unauthorized"}, status=401)
+    if role_rank(user.role) < role_rank("supervisor"):
+        return web.json_response({"error": "forbidden"}, status=403)
+    return web.json_response(request.app[TRACKER].snapshot())
 
 
 async def serve(settings: Settings) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from cti_server.events import DomainEvent
@@ -12,9 +12,13 @@ from cti_server.events import DomainEvent
 log = logging.getLogger(__name__)
 
 
+Listener = Callable[[DomainEvent], None]
+
+
 class Bus(Protocol):
     def publish(self, event: DomainEvent) -> None: ...
     def subscribe(self, *types: type[DomainEvent], maxsize: int = 10000) -> Subscription: ...
+    def listen(self, types: tuple[type[DomainEvent], ...], listener: Listener) -> None: ...
     def status(self) -> dict[str, Any]: ...
 
 
@@ -51,12 +55,28 @@ class Subscription:
 class MemoryBus:
     def __init__(self) -> None:
         self._subscriptions: list[Subscription] = []
+        self._listeners: list[tuple[tuple[type[DomainEvent], ...], Listener]] = []
         self.published = 0
 
     def publish(self, event: DomainEvent) -> None:
+        """Deliver an event of this process: listeners first, then subscribers."""
         self.published += 1
+        for types, listener in self._listeners:
+            if isinstance(event, types):
+                listener(event)
+        self._offer(event)
+
+    def _offer(self, event: DomainEvent) -> None:
         for subscription in list(self._subscriptions):
             subscription.offer(event)
+
+    def listen(self, types: tuple[type[DomainEvent], ...], listener: Listener) -> None:
+        """Call ``listener`` synchronously for every matching event *this process* publishes.
+
+        For work that must not wait in a queue (the recorder's journal): events from other
+        processes (Redis) are theirs to handle, so listeners never see them.
+        """
+        self._listeners.append((types, listener))
 
     def subscribe(self, *types: type[DomainEvent], maxsize: int = 10000) -> Subscription:
         subscription = Subscription(self, types, maxsize)

@@ -101,7 +101,7 @@ class RedisBus(MemoryBus):
             log.warning("Redis bus: ignoring a message it cannot read: %s", exc)
             return
         self.received += 1
-        super().publish(event)
+        self._offer(event)
 
     def status(self) -> dict[str, Any]:
         return {

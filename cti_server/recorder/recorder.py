@@ -34,6 +34,8 @@ from cti_server.recorder.spool import Spool
 
 log = logging.getLogger(__name__)
 
+# each happens once; a resync's approximate report of one must not move it
+MILESTONES = ("arrived_at", "queued_at", "offered_at", "answered_at")
 _KIND_BY_OUTCOME = {"abandoned": "abandoned", "ivr_only": "ivr_only"}
 _EXTENSION = re.compile(r"(\d{2,10})$")
 _UNSAFE_TEXT = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
@@ -75,13 +77,12 @@ def interaction_update(event: DomainEvent) -> dict[str, Any] | None:
             **_caller(event.caller_number),
         }
     if isinstance(event, CallAnswered):
-        return {
-            **base,
-            "answered_at": when,
-            "queue": _clean(event.queue, 64),
-            "agent_name": _clean(event.agent, 80),
-            "agent": event.agent,
-        }
+        answered = {**base, "answered_at": when}
+        if event.queue:
+            answered["queue"] = _clean(event.queue, 64)
+        if event.agent:
+            answered.update(agent_name=_clean(event.agent, 80), agent=event.agent)
+        return answered
     update = {
         **base,
         "ended_at": when,
@@ -110,40 +111,51 @@ class Recorder:
         retry_seconds: float = 1.0,
         schema_ready: asyncio.Event | None = None,
     ) -> None:
-        self._subscription = bus.subscribe(*self.TRACKED, maxsize=100000)
         self._sessions = sessions
         self._spool = spool
         self._region = region
         self._retry = retry_seconds
         self._schema_ready = schema_ready
+        self._wake = asyncio.Event()
         self.written = 0
         self.failed_writes = 0
-        self.idle = asyncio.Event()
+        self._failing = False
+        bus.listen(self.TRACKED, self._journal)
 
     @property
     def spooled(self) -> int:
         return len(self._spool)
 
     def status(self) -> dict[str, Any]:
-        return {"ok": self.spooled == 0, "written": self.written, "spooled": self.spooled}
+        """Not ok while writes wait for a database that refuses them."""
+        return {
+            "ok": not self._failing,
+            "written": self.written,
+            "spooled": self.spooled,
+            "failed_writes": self.failed_writes,
+        }
+
+    def _journal(self, event: DomainEvent) -> None:
+        """Called as the tracker publishes: into the journal before anything can be lost."""
+        update = interaction_update(event)
+        if update is not None:
+            self._spool.append(update)
+            self._wake.set()
 
     async def run(self) -> None:
-        """Record events until cancelled; replay the spool whenever the database may be back."""
-        while True:
-            if self._spool and not await self._drain():
-                try:
-                    event = await self._subscription.get(timeout=self._retry)
-                except TimeoutError:
-                    continue
-            else:
-                self.idle.set()
-                event = await self._subscription.get()
-            self.idle.clear()
-            update = interaction_update(event)
-            if update is None:
-                continue
-            if self._spool or not await self._write(update):
-                self._spool.append(update)
+        """Write journalled updates to the CRM in order, until cancelled."""
+        try:
+            while True:
+                if self._spool:
+                    self._spool.sync()
+                    if not await self._drain():
+                        await asyncio.sleep(self._retry)  # the database is away: try again
+                        continue
+                self._wake.clear()
+                if not self._spool:
+                    await self._wake.wait()
+        finally:
+            self._spool.close()
 
     async def _drain(self) -> bool:
         """Write spooled updates in order; True when the spool is empty."""
@@ -153,6 +165,7 @@ class Recorder:
                 break
             done += 1
         self._spool.drop(done)
+        self._failing = bool(self._spool)
         if done:
             log.info("replayed %d spooled interaction writes", done)
         return not self._spool
@@ -171,7 +184,9 @@ class Recorder:
                     agent_id = await self._agent_id(session, update["agent"])
                     if agent_id is not None:
                         fields["agent_id"] = agent_id
-                await record_interaction(session, InteractionIn.model_validate(fields))
+                await record_interaction(
+                    session, InteractionIn.model_validate(fields), keep_existing=MILESTONES
+                )
         except ValidationError:
             log.exception("interaction update refused by the CRM schema; dropped: %s", fields)
             return True  # retrying cannot help; it must not block the ones after it

@@ -1,7 +1,8 @@
-"""A durable local journal for interaction writes the database could not take.
+"""A durable local journal of interaction writes, ahead of the database.
 
-Append-only JSON lines, flushed and fsync'ed per entry, so a crash loses nothing that was
-accepted; replayed in order, then truncated, when the database answers again.
+Every write is appended here first (JSON lines) and dropped once the database has it, so neither
+a crash of the process nor an unreachable database loses one. An append is a plain ``write``
+(it survives a killed process); :meth:`sync` fsyncs, for power loss, before the database is tried.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +21,7 @@ class Spool:
         self.path = path
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._entries = self._load()
+        self._handle: TextIO | None = None
 
     def _load(self) -> list[dict[str, Any]]:
         if not self.path.exists():
@@ -42,11 +44,20 @@ class Spool:
 
     def append(self, entry: dict[str, Any]) -> None:
         line = json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n"
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(line)
-            handle.flush()
-            os.fsync(handle.fileno())
+        if self._handle is None:
+            self._handle = self.path.open("a", encoding="utf-8")
+        self._handle.write(line)
+        self._handle.flush()  # in the kernel now: a killed process loses nothing
         self._entries.append(entry)
+
+    def sync(self) -> None:
+        if self._handle is not None:
+            os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
 
     def entries(self) -> list[dict[str, Any]]:
         return list(self._entries)
@@ -61,6 +72,7 @@ class Spool:
             self._rewrite()
 
     def _rewrite(self) -> None:
+        self.close()
         temporary = self.path.with_suffix(".tmp")
         with temporary.open("w", encoding="utf-8") as handle:
             for entry in self._entries:

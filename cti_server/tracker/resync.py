@@ -15,7 +15,7 @@ from typing import Any
 
 from panoramisk.message import Message
 
-from cti_server.events import CallQueued, CallStarted
+from cti_server.events import CallAnswered, CallQueued, CallStarted
 from cti_server.telephony import ami_events as ami
 from cti_server.telephony.ami_client import AmiClient
 from cti_server.tracker.model import CALL_TRANSITIONS, Call, CallState, Leg, move
@@ -134,7 +134,8 @@ def reconcile(
     _end_vanished(tracker, node, by_call)
     queued = {e.uniqueid: e for e in entries}
     for linkedid, legs in by_call.items():
-        legs.sort(key=lambda c: -c.seconds)  # the oldest leg is the caller's
+        # the caller's leg is the one whose uniqueid became the linkedid, else the oldest
+        legs.sort(key=lambda c: (c.uniqueid != linkedid, -c.seconds))
         call = tracker.calls.get((node, linkedid)) or _adopt(tracker, node, linkedid, legs)
         _take_live_state(tracker, call, legs, queued.get(call.caller_uniqueid))
     for member in members:
@@ -196,7 +197,19 @@ def _take_live_state(
             )
         target = CallState.QUEUED
     elif len(legs) > 1 and any(c.bridge for c in legs if c.uniqueid == call.caller_uniqueid):
-        call.answered_at = call.answered_at or now
+        if call.answered_at is None:  # answered while we were not listening
+            call.answered_at = now
+            waited = (now - (call.queued_at or call.arrived_at)).total_seconds()
+            tracker.publish(
+                CallAnswered(
+                    node=call.node,
+                    linkedid=call.linkedid,
+                    queue=call.queue,
+                    agent=call.agent,
+                    waited_seconds=waited,
+                    at=now,
+                )
+            )
         target = CallState.ANSWERED
     else:
         return

@@ -1,0 +1,180 @@
+"""Faults with real Asterisk: the CTI server killed mid-call, the database gone mid-call."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from crm_core.database import make_engine
+from cti_server.simulation import place_customer_call
+from cti_server.telephony.ami_client import AmiClient
+from tests.conftest import ami_observer, sim_agents
+from tests.support.asterisk import AsteriskNode
+from tests.support.queue_log import (
+    all_ended,
+    assert_recorded_as_asterisk_saw,
+    read_queue_log,
+    recorded_calls,
+)
+from tests.support.waiting import poll_until
+
+pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
+
+CTI = str(Path(sys.executable).parent / "cti")
+
+
+class ServeProcess:
+    """`cti serve` as a child process with its log in the test's folder."""
+
+    def __init__(self, node: AsteriskNode, log: Path) -> None:
+        self.env = node.server_env()
+        self.port = node.settings.http.port
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [CTI, "serve"], env=self.env, stdout=out, stderr=subprocess.STDOUT
+            )
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> int:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(15)
+
+    async def get(self, path: str, token: str = "") -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(
+                    f"http://127.0.0.1:{self.port}{path}",
+                    headers=headers,
+                    timeout=aiohttp.ClientTimeout(total=3),
+                ) as response,
+            ):
+                return response.status, await response.json()
+        except (aiohttp.ClientError, TimeoutError):
+            return 0, None
+
+    async def wait_ready(self) -> None:
+        async def _ready() -> bool:
+            _, body = await self.get("/status")
+            return bool(body and body["ami"]["connected"] and body["database"]["ok"])
+
+        await poll_until(_ready, 30, what="cti serve ready")
+
+    async def token(self, username: str, password: str) -> str:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"http://127.0.0.1:{self.port}/api/tokens",
+                json={"username": username, "password": password},
+            ) as response,
+        ):
+            assert response.status == 201, await response.text()
+            token: str = (await response.json())["token"]
+            return token
+
+
+@pytest.fixture
+def serve(fresh_asterisk: AsteriskNode, tmp_path: Path) -> Iterator[ServeProcess]:
+    process = ServeProcess(fresh_asterisk, tmp_path / "serve.log")
+    subprocess.run(
+        [CTI, "crm", "user", "sup", "--role", "supervisor"],
+        env={**process.env, "CTI_NEW_PASSWORD": "supervisor-password"},
+        check=True,
+        capture_output=True,
+    )
+    yield process
+    if process.process is not None and process.process.poll() is None:
+        process.process.kill()
+        process.process.wait(10)
+
+
+async def _live_channels(client: AmiClient) -> set[str]:
+    reply = await client.send_action("CoreShowChannels", timeout=10)
+    messages = reply if isinstance(reply, list) else [reply]
+    return {str(m.get("Linkedid")) for m in messages if m.get("Event") == "CoreShowChannel"}
+
+
+@pytest.mark.asyncio
+async def test_kill_9_during_ten_live_calls_then_restart(
+    fresh_asterisk: AsteriskNode, serve: ServeProcess
+) -> None:
+    settings = fresh_asterisk.settings
+    queue_log = fresh_asterisk.instance.log_dir / "queue_log"
+    numbers = [f"+86139{n:08d}" for n in range(10)]
+    serve.start()
+    await serve.wait_ready()
+    async with (
+        ami_observer(fresh_asterisk) as (client, _),
+        sim_agents(client, "support", ["3001", "3002", "3003", "3004", "3005"]),
+    ):
+        placed = await asyncio.gather(
+            *(
+                place_customer_call(
+                    client,
+                    context=settings.dialplan.inbound_context,
+                    number=number,
+                    name="Kill Test",
+                    patience=40,
+                )
+                for number in numbers
+            )
+        )
+        callids = {call.uniqueid for call in placed}
+
+        async def _some_answered() -> bool:
+            calls = read_queue_log(queue_log, callids)
+            return sum(c.outcome == "answered" for c in calls.values()) >= 3
+
+        await poll_until(_some_answered, 30, what="three calls answered")
+        serve.kill()
+        serve.start()
+        await serve.wait_ready()
+        token = await serve.token("sup", "supervisor-password")
+
+        async def _tracker_matches_asterisk() -> bool:
+            asterisk = await _live_channels(client) & callids
+            _, live = await serve.get("/live", token)
+            tracked = {c["linkedid"] for c in live["calls"]} & callids if live else set()
+            return bool(asterisk) and tracked == asterisk
+
+        await poll_until(_tracker_matches_asterisk, 10, what="tracker equal to Asterisk")
+
+        async def _asterisk_done() -> dict[str, Any] | None:
+            return all_ended(queue_log, callids)
+
+        truth = await poll_until(_asterisk_done, 90, interval=0.5, what="all calls ended")
+
+    engine = make_engine(settings.database.url)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    async def _recorded() -> Any:
+        return await recorded_calls(sessions, callids)
+
+    try:
+        recorded = await poll_until(_recorded, 30, interval=0.3, what="all ten calls in the CRM")
+    finally:
+        await engine.dispose()
+    assert_recorded_as_asterisk_saw(recorded, truth, numbers)
+    status, _ = await serve.get("/live")
+    assert status == 401
+    assert serve.stop() == 0

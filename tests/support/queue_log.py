@@ -1,0 +1,84 @@
+"""Asterisk's own account of queue calls (queue_log), to check ours against."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_core.models import Interaction
+
+TERMINAL = {"COMPLETECALLER", "COMPLETEAGENT", "ABANDON", "EXITWITHTIMEOUT", "TRANSFER"}
+
+
+@dataclass
+class QueueLogCall:
+    queue: str = ""
+    agent: str = ""
+    outcome: str = ""  # answered, abandoned
+    hold: int = 0
+    ended: bool = False
+
+
+def read_queue_log(path: Path, callids: set[str]) -> dict[str, QueueLogCall]:
+    """Asterisk's own account: time|callid|queue|agent|event|data1|data2|..."""
+    calls: dict[str, QueueLogCall] = {}
+    if not path.exists():
+        return calls
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        parts = line.split("|")
+        if len(parts) < 5 or parts[1] not in callids:
+            continue
+        call = calls.setdefault(parts[1], QueueLogCall())
+        call.queue = parts[2]
+        event = parts[4]
+        if event == "CONNECT":
+            call.outcome, call.agent, call.hold = "answered", parts[3], int(parts[5] or 0)
+        elif event == "ABANDON":
+            call.outcome = "abandoned"
+        if event in TERMINAL:
+            call.ended = True
+    return calls
+
+
+def all_ended(path: Path, callids: set[str]) -> dict[str, QueueLogCall] | None:
+    calls = read_queue_log(path, callids)
+    done = len(calls) == len(callids) and all(c.ended for c in calls.values())
+    return calls if done else None
+
+
+async def recorded_calls(
+    sessions: async_sessionmaker[AsyncSession], callids: set[str]
+) -> dict[str, Interaction] | None:
+    """The CRM's interactions for these calls once every one of them has ended, else None."""
+    async with sessions() as session:
+        rows = (await session.scalars(select(Interaction))).all()
+    found = {r.external_key.split(":", 1)[1]: r for r in rows}
+    ready = callids <= found.keys() and all(found[c].ended_at for c in callids)
+    return found if ready else None
+
+
+def assert_recorded_as_asterisk_saw(
+    recorded: dict[str, Interaction],
+    truth: dict[str, QueueLogCall],
+    numbers: list[str],
+    hold_tolerance: float = 2.0,
+) -> None:
+    for callid, real in truth.items():
+        row = recorded[callid]
+        assert row.queue == real.queue == "support"
+        assert row.caller_number in numbers
+        assert row.arrived_at is not None
+        assert row.queued_at is not None
+        assert row.ended_at is not None
+        assert row.arrived_at <= row.queued_at <= row.ended_at
+        if real.outcome == "answered":
+            assert row.kind == "inbound_call", callid
+            assert row.answered_at is not None, callid
+            waited = (row.answered_at - row.queued_at).total_seconds()
+            assert abs(waited - real.hold) <= hold_tolerance, (waited, real.hold)
+        else:
+            assert row.kind == "abandoned", callid
+            assert row.answered_at is None
