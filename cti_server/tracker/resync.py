@@ -34,6 +34,7 @@ class LiveChannel:
     caller_name: str
     exten: str
     application: str
+    application_data: str
     bridge: str
     seconds: int
 
@@ -77,6 +78,7 @@ def parse_channels(messages: Sequence[Mapping[str, Any]]) -> list[LiveChannel]:
             caller_name=_unknown(_get(m, "CallerIDName")),
             exten=_get(m, "Exten"),
             application=_get(m, "Application"),
+            application_data=_get(m, "ApplicationData"),
             bridge=_get(m, "BridgeId"),
             seconds=_seconds(_get(m, "Duration")),
         )
@@ -181,8 +183,12 @@ def _take_live_state(
                 live.uniqueid, live.channel, live.state, now - timedelta(seconds=live.seconds)
             )
             tracker.link_leg(call.node, live.uniqueid, call)
+    caller = next((c for c in legs if c.uniqueid == call.caller_uniqueid), None)
+    if not call.queue and caller is not None and caller.application == "Queue":
+        call.queue = caller.application_data.split(",", 1)[0]  # its join was missed
     if entry is not None:
-        joined = now - timedelta(seconds=entry.wait_seconds)
+        # both times are whole seconds ago: never let the rounding put the join before arrival
+        joined = max(now - timedelta(seconds=entry.wait_seconds), call.arrived_at)
         tracker.queue(call.node, entry.queue).waiting[call.linkedid] = joined
         if call.queued_at is None:
             call.queued_at, call.queue = joined, entry.queue

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import phonenumbers
 import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
@@ -153,6 +154,7 @@ async def _every_phone_is_found_in_another_format(engine: AsyncEngine) -> None:
             await session.execute(select(Phone.e164, Phone.customer_id))
         ).all():
             assert to_e164(e164, REGION) == e164  # stored normalized
+            assert phonenumbers.is_valid_number(phonenumbers.parse(e164)), e164
             owners[e164].add(customer_id)
         shared = {number for number, who in owners.items() if len(who) > 1}
         assert shared, "some numbers (family landlines) are shared"
@@ -204,18 +206,34 @@ async def test_seeding_twice_adds_rows_without_collisions(engine: AsyncEngine) -
 
 
 @pytest.mark.asyncio
-async def test_same_seed_same_data(tmp_path: Path) -> None:
+async def test_same_seed_same_data_also_from_the_worker_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seeding is repeatable, and the child process that generates big seeds makes the same rows."""
+    monkeypatch.setattr(seed_module, "BATCH_SIZE", 100)
     dumps = []
-    for name in ("a", "b"):
+    for name, parallel_from in (("inline", 10_000), ("worker", 1)):
+        monkeypatch.setattr(seed_module, "PARALLEL_FROM", parallel_from)
         engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / name}.db")
         try:
             await upgrade(engine)
-            await seed_crm(engine, 200, seed=11, now=NOW)
-            async with async_sessionmaker(engine)() as session:
-                customers = (await session.execute(select(Customer.__table__))).all()
-                phones = (await session.execute(select(Phone.__table__))).all()
-                transactions = (await session.execute(select(Transaction.__table__))).all()
-                dumps.append((customers, phones, transactions))
+            progress: list[int] = []
+            await seed_crm(engine, 250, seed=11, now=NOW, progress=progress.append)
+            assert progress == [100, 200, 250]
+            async with engine.connect() as connection:
+                dumps.append(
+                    [
+                        (await connection.execute(select(table).order_by(*table.primary_key))).all()
+                        for table in (
+                            Customer.__table__,
+                            Phone.__table__,
+                            Email.__table__,
+                            Transaction.__table__,
+                            Interaction.__table__,
+                        )
+                    ]
+                )
         finally:
             await engine.dispose()
     assert dumps[0] == dumps[1]
+    assert all(dumps[0])
