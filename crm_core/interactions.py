@@ -7,9 +7,10 @@ each write updates the one row for that call with the fields it brings, never ad
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,6 +31,7 @@ _ROW_FIELDS = (
     "kind",
     "customer_id",
     "caller_number",
+    "caller_name",
     "dialed",
     "arrived_at",
     "queued_at",
@@ -50,8 +52,14 @@ _ROW_FIELDS = (
 )
 
 
-async def record_interaction(session: AsyncSession, data: InteractionIn) -> Interaction:
-    """Insert or update the interaction ``node:linkedid`` with the fields ``data`` carries."""
+async def record_interaction(
+    session: AsyncSession, data: InteractionIn, keep_existing: Collection[str] = ()
+) -> Interaction:
+    """Insert or update the interaction ``node:linkedid`` with the fields ``data`` carries.
+
+    Fields named in ``keep_existing`` are only filled when still empty: a milestone such as
+    ``arrived_at`` happens once, and a later, approximate report of it must not move it.
+    """
     values: dict[str, Any] = {
         name: getattr(data, name) for name in _ROW_FIELDS if getattr(data, name) is not None
     }
@@ -63,7 +71,15 @@ async def record_interaction(session: AsyncSession, data: InteractionIn) -> Inte
     statement = insert(Interaction).values(
         external_key=data.external_key, **{"kind": "inbound_call", **values}
     )
-    statement = statement.on_conflict_do_update(index_elements=["external_key"], set_=values)
+    updates: dict[str, Any] = {
+        name: (
+            func.coalesce(getattr(Interaction, name), getattr(statement.excluded, name))
+            if name in keep_existing
+            else value
+        )
+        for name, value in values.items()
+    }
+    statement = statement.on_conflict_do_update(index_elements=["external_key"], set_=updates)
     await session.execute(statement)
     interaction = await session.scalar(
         select(Interaction)

@@ -219,6 +219,7 @@ class Interaction(Base):
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
     kind: Mapped[str] = mapped_column(String(20), default="inbound_call")
     caller_number: Mapped[str | None] = mapped_column(String(64))
+    caller_name: Mapped[str | None] = mapped_column(String(200))
     dialed: Mapped[str | None] = mapped_column(String(64))
     arrived_at: Mapped[datetime | None]
     queued_at: Mapped[datetime | None]

@@ -125,6 +125,7 @@ class InteractionIn(_Input):
     ) = None
     customer_id: int | None = Field(default=None, ge=1)
     caller_number: Line | None = None
+    caller_name: Line | None = None
     dialed: Line | None = None
     arrived_at: datetime | None = None
     queued_at: datetime | None = None

@@ -30,12 +30,19 @@ a database nobody else writes to meanwhile: the ids are chosen before the rows a
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import math
+import os
+import pickle
 import random
 import re
+import struct
+import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable, Iterator
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -184,7 +191,8 @@ _LANDLINE_AREAS = (
     ("28", 8), ("27", 8), ("25", 8), ("351", 7),
 )  # fmt: skip
 """(area code, digits of the local number): Beijing and Shanghai twice as likely."""
-_GB_MOBILE = ("7400", "7500", "7700", "7800", "7911", "7956")
+_GB_MOBILE = ("7400", "7412", "7500", "7723", "7800", "7890", "7939", "7956")
+"""British mobile ranges where every 6-digit tail is a valid number (phonenumbers)."""
 _US_AREAS = ("212", "415", "646", "310", "617", "206", "312")
 
 
@@ -489,7 +497,7 @@ class _Generator:
             return _Number("US", "1", area + exchange + line, (area, exchange, line), landline=True)
         if landline:
             area, digits = rng.choice(_LANDLINE_AREAS)
-            local = str(rng.randint(2, 8)) + _scramble(key, digits - 1, self.salt)
+            local = str(rng.randint(2, 7)) + _scramble(key, digits - 1, self.salt)
             return _Number("CN", "86", area + local, (area, local[:-4], local[-4:]), landline=True)
         prefix = rng.choice(_MOBILE_PREFIXES)
         tail = _scramble(key, 8, self.salt)
@@ -716,13 +724,17 @@ async def seed_crm(
     value policy the tiers are computed with (the default one if None), ``now`` the moment
     the history leads up to (the current time if None). ``progress`` is called with the
     number of customers written so far after every committed batch.
+
+    From :data:`PARALLEL_FROM` customers on, the rows are generated in a child process while
+    this one writes the previous batch: the same rows, in about 60 % of the time.
     """
     if customers < 0:
         raise ValueError(f"customers must be at least 0, got {customers}")
     now = now or datetime.now(UTC)
-    if now.tzinfo is None:
+    if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
     region = region.upper()
+    policy = policy or ValuePolicy()
     began = time.perf_counter()
     totals: Counter[str] = Counter()
     tiers: Counter[str] = Counter()
@@ -730,33 +742,31 @@ async def seed_crm(
     async with engine.connect() as connection:
         restore: dict[str, str] = {}
         if sqlite:
-            restore = await _sqlite_pragmas(
-                connection, {"synchronous": "OFF", "cache_size": "-262144"}
-            )
+            restore = await _sqlite_pragmas(connection, _SQLITE_SEEDING)
             await connection.commit()
         try:
             ids = await _next_ids(connection)
             await connection.commit()
-            generator = _Generator(seed, region, policy or ValuePolicy(), now, ids)
             done = 0
-            while done < customers:
-                batch = generator.batch(min(BATCH_SIZE, customers - done))
-                async with connection.begin():
-                    for table, rows in batch.rows():
-                        if rows:
-                            await connection.execute(insert(table), rows)
-                done += len(batch.customers)
-                totals.update(
-                    customers=len(batch.customers),
-                    organisations=batch.organisations,
-                    phones=len(batch.phones),
-                    transactions=len(batch.transactions),
-                    interactions=len(batch.interactions),
-                    cases=len(batch.cases),
-                )
-                tiers.update(batch.tiers)
-                if progress is not None:
-                    progress(done)
+            generator = _Generator(seed, region, policy, now, ids)
+            async with aclosing(_batches(customers, generator)) as batches:
+                async for batch in batches:
+                    async with connection.begin():
+                        for table, rows in batch.rows():
+                            if rows:
+                                await connection.execute(insert(table), rows)
+                    done += len(batch.customers)
+                    totals.update(
+                        customers=len(batch.customers),
+                        organisations=batch.organisations,
+                        phones=len(batch.phones),
+                        transactions=len(batch.transactions),
+                        interactions=len(batch.interactions),
+                        cases=len(batch.cases),
+                    )
+                    tiers.update(batch.tiers)
+                    if progress is not None:
+                        progress(done)
             await _finish(connection, sqlite)
         finally:
             if sqlite and restore:
@@ -774,12 +784,102 @@ async def seed_crm(
     )
 
 
+PARALLEL_FROM = 50_000
+"""From this many customers on, a child process generates the rows (it takes ~1 s to start)."""
+
+# SQLite settings of the seeding connection, put back afterwards: no fsync (a crash while
+# seeding leaves a database to throw away anyway), a 256 MiB page cache so that the indexes
+# being filled stay in memory, and a sampled ANALYZE at the end.
+_SQLITE_SEEDING = {"synchronous": "OFF", "cache_size": "-262144", "analysis_limit": "1000"}
+
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_WORKER = "from crm_core.seed import _worker_main; _worker_main()"
+_LENGTH = struct.Struct("<Q")
+
+
+async def _batches(customers: int, generator: _Generator) -> AsyncGenerator[_Batch, None]:
+    """The batches of ``customers``, generated here or, for many, in a child process.
+
+    The child is one Python process running the same generator, so it makes the same rows
+    in the same order; it works one batch ahead of the writer (the pipe holds it back).
+    It is started with ``python -c`` rather than :mod:`multiprocessing`, which would re-run
+    the caller's ``__main__`` module in it.
+    """
+    sizes = [min(BATCH_SIZE, customers - start) for start in range(0, customers, BATCH_SIZE)]
+    if customers < PARALLEL_FROM:
+        for size in sizes:
+            with _gc_paused():
+                batch = generator.batch(size)
+            yield batch
+        return
+    package_root = _PACKAGE_ROOT
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _WORKER,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    assert worker.stdin is not None
+    assert worker.stdout is not None
+    try:
+        worker.stdin.write(pickle.dumps((generator, sizes), pickle.HIGHEST_PROTOCOL))
+        await worker.stdin.drain()
+        worker.stdin.close()
+        for _ in sizes:
+            try:
+                (length,) = _LENGTH.unpack(await worker.stdout.readexactly(_LENGTH.size))
+                data = await worker.stdout.readexactly(length)
+            except asyncio.IncompleteReadError:
+                code = await worker.wait()
+                raise RuntimeError(f"the seeding worker failed (exit code {code})") from None
+            with _gc_paused():
+                batch = pickle.loads(data)  # noqa: S301 - our own child process's output
+            yield batch
+        await worker.wait()
+    finally:
+        if worker.returncode is None:
+            worker.kill()
+            await worker.wait()
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a batch is made or unpickled.
+
+    A batch is ~100,000 new dicts, lists and objects without reference cycles: the collector
+    would run dozens of times for nothing, slowing generation by 15-30 %. No await happens
+    meanwhile, so no other task of the event loop runs without it.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _worker_main() -> None:
+    """The child process: read the generator and the batch sizes, write the batches."""
+    gc.disable()  # see _gc_paused; this process lives for one seeding
+    generator, sizes = pickle.loads(sys.stdin.buffer.read())  # noqa: S301 - from our parent
+    out = sys.stdout.buffer
+    for size in sizes:
+        data = pickle.dumps(generator.batch(size), pickle.HIGHEST_PROTOCOL)
+        out.write(_LENGTH.pack(len(data)))
+        out.write(data)
+        out.flush()
+
+
 async def _finish(connection: AsyncConnection, sqlite: bool) -> None:
     """Move PostgreSQL's id sequences past the new rows; refresh the planner's statistics."""
     async with connection.begin():
         if sqlite:
-            await connection.exec_driver_sql("PRAGMA analysis_limit=1000")
-            await connection.exec_driver_sql("ANALYZE")
+            await connection.exec_driver_sql("ANALYZE")  # sampled: analysis_limit is set
             return
         for table in _SERIAL_TABLES:
             await connection.execute(

@@ -8,6 +8,7 @@ that answers, speaks and hangs up.
 
 from __future__ import annotations
 
+import base64
 import re
 import uuid
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from cti_server.telephony.ami_actions import originate_variables
 from cti_server.telephony.ami_client import AmiClient, AmiError
 
 _CALLERID_UNSAFE = re.compile(r'["<>\r\n\x00]')
+_LINE_BREAKS = re.compile(r"[\r\n\x00]")
 
 
 @dataclass(frozen=True)
@@ -47,15 +49,22 @@ async def place_customer_call(
 ) -> SimulatedCall:
     """Start a simulated customer call; returns once Asterisk has accepted the Originate."""
     uniqueid = f"sim-{uuid.uuid4().hex[:20]}"
-    variables = {"SIM_PATIENCE": f"{patience:g}", "SIM_AUDIO": audio, "SIM_DTMF": dtmf}
+    variables = {
+        "SIM_PATIENCE": f"{patience:g}",
+        "SIM_AUDIO": audio,
+        "SIM_DTMF": dtmf,
+        # base64: AMI's Variable header would strip quotes and escape apostrophes
+        "SIM_CALLER_NAME64": base64.b64encode(_LINE_BREAKS.sub("", name).encode()).decode(),
+        "SIM_INBOUND": context,
+    }
     reply = await ami.send_action(
         "Originate",
         {
             "Channel": "Local/s@cti-sim-caller",
-            "Context": context,
+            "Context": "cti-sim-inbound",
             "Exten": dialed,
             "Priority": "1",
-            "CallerID": callerid(number, name),
+            "CallerID": callerid(number, ""),
             "Async": "true",
             "ChannelId": uniqueid,
             "OtherChannelId": f"{uniqueid}-c",

@@ -56,6 +56,7 @@ def interaction(row: Interaction) -> dict[str, Any]:
         "customer_id": row.customer_id,
         "kind": row.kind,
         "caller_number": row.caller_number,
+        "caller_name": row.caller_name,
         "dialed": row.dialed,
         **{
             name: _iso(getattr(row, name))

@@ -46,11 +46,15 @@ def _clean(text: str, limit: int = 200) -> str:
     return _UNSAFE_TEXT.sub(" ", text)[:limit]
 
 
-def _caller(number: str) -> dict[str, str]:
-    """The caller's number, once known (a Local channel learns it just after it is created)."""
-    if not number:
-        return {}
-    return {"caller_number": _clean(number, 64), "lookup": number[:64]}
+def _caller(number: str, name: str = "") -> dict[str, str]:
+    """The caller's number and name, once known (a Local channel learns them just after it is
+    created). Stored as received, bar control characters: markup is escaped where shown."""
+    known: dict[str, str] = {}
+    if number:
+        known.update(caller_number=_clean(number, 64), lookup=number[:64])
+    if name:
+        known["caller_name"] = _clean(name, 200)
+    return known
 
 
 def interaction_update(event: DomainEvent) -> dict[str, Any] | None:
@@ -65,7 +69,7 @@ def interaction_update(event: DomainEvent) -> dict[str, Any] | None:
             "arrived_at": when,
             "kind": "inbound_call",
             "dialed": _clean(event.dialed, 64),
-            **_caller(event.caller_number),
+            **_caller(event.caller_number, event.caller_name),
         }
     if isinstance(event, CallQueued):
         return {**base, "queued_at": when, "queue": _clean(event.queue, 64)}
@@ -74,7 +78,7 @@ def interaction_update(event: DomainEvent) -> dict[str, Any] | None:
             **base,
             "offered_at": when,
             "agent_name": _clean(event.agent, 80),
-            **_caller(event.caller_number),
+            **_caller(event.caller_number, event.caller_name),
         }
     if isinstance(event, CallAnswered):
         answered = {**base, "answered_at": when}
@@ -87,7 +91,7 @@ def interaction_update(event: DomainEvent) -> dict[str, Any] | None:
         **base,
         "ended_at": when,
         "kind": _KIND_BY_OUTCOME.get(event.outcome, "inbound_call"),
-        **_caller(event.caller_number),
+        **_caller(event.caller_number, event.caller_name),
     }
     if event.hung_up_by:
         update["ended_by"] = event.hung_up_by

@@ -7,6 +7,7 @@ old (Asterisk 11) events are ignored safely, as are events that lack the fields 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -159,9 +160,20 @@ def _ids(message: Mapping[str, Any], node: str) -> dict[str, str]:
     return {"node": node, "uniqueid": uniqueid, "linkedid": _s(message, "Linkedid") or uniqueid}
 
 
+_C_ESCAPE = re.compile(r"\\(.)")
+_C_CHARS = {"n": "\n", "r": "\r", "t": "\t", "a": "\a", "b": "\b", "f": "\f", "v": "\v"}
+
+
+def unescape_c(value: str) -> str:
+    """Asterisk escapes caller-ID text in AMI events C-style (``O\\'Brien``): undo it."""
+    if "\\" not in value:
+        return value
+    return _C_ESCAPE.sub(lambda m: _C_CHARS.get(m.group(1), m.group(1)), value)
+
+
 def _name(message: Mapping[str, Any], key: str) -> str:
     value = _s(message, key)
-    return "" if value in ("<unknown>", "<Unknown>") else value
+    return "" if value in ("<unknown>", "<Unknown>") else unescape_c(value)
 
 
 def _member(message: Mapping[str, Any]) -> dict[str, str]:

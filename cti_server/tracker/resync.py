@@ -64,7 +64,7 @@ def _seconds(text: str) -> int:
 
 
 def _unknown(text: str) -> str:
-    return "" if text in ("<unknown>", "<Unknown>") else text
+    return "" if text in ("<unknown>", "<Unknown>") else ami.unescape_c(text)
 
 
 def parse_channels(messages: Sequence[Mapping[str, Any]]) -> list[LiveChannel]:

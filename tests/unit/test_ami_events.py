@@ -1,0 +1,70 @@
+"""The translator from AMI messages to typed events."""
+
+from __future__ import annotations
+
+import pytest
+
+from cti_server.telephony.ami_events import ChannelCreated, QueueMemberChanged, translate
+
+
+@pytest.mark.parametrize(
+    ("wire", "name"),
+    [
+        ("O\\'Brien", "O'Brien"),
+        ('\\"the boss\\"', '"the boss"'),
+        ("C:\\\\temp\\?", "C:\\temp?"),
+        ("Eve\\r\\nAction: Command", "Eve\r\nAction: Command"),
+        ("<unknown>", ""),
+        ("张伟", "张伟"),
+    ],
+)
+def test_caller_names_are_unescaped_as_asterisk_escaped_them(wire: str, name: str) -> None:
+    event = translate(
+        {
+            "Event": "Newchannel",
+            "Uniqueid": "1.1",
+            "Linkedid": "1.1",
+            "Channel": "PJSIP/a-1",
+            "CallerIDName": wire,
+            "CallerIDNum": "100",
+            "Context": "c",
+            "Exten": "s",
+            "ChannelStateDesc": "Ring",
+        },
+        "pbx1",
+    )
+    assert isinstance(event, ChannelCreated)
+    assert event.caller_name == name
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"Event": "VarSet", "Uniqueid": "1.1", "Variable": "X", "Value": "1"},
+        {"Event": "Newexten", "Uniqueid": "1.1"},
+        {"Event": "SomethingFromTheFuture", "Uniqueid": "1.1"},
+        {"Event": "Dial", "SubEvent": "Begin", "Uniqueid": "1.1"},  # Asterisk 11
+        {"Event": "Newchannel"},  # no Uniqueid
+        {"Event": "QueueMemberAdded", "Queue": "support"},  # no interface
+        {},
+    ],
+)
+def test_what_we_do_not_track_is_dropped_safely(message: dict[str, str]) -> None:
+    assert translate(message, "pbx1") is None
+
+
+def test_repeated_header_keeps_the_first_value() -> None:
+    event = translate(
+        {
+            "Event": "QueueMemberStatus",
+            "Queue": "support",
+            "Interface": ["PJSIP/1001", "x"],
+            "MemberName": "Ann",
+            "Paused": "1",
+            "PausedReason": "lunch",
+            "Status": "1",
+        },
+        "pbx1",
+    )
+    assert isinstance(event, QueueMemberChanged)
+    assert (event.interface, event.paused, event.pause_reason) == ("PJSIP/1001", True, "lunch")
