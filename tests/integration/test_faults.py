@@ -6,25 +6,31 @@ import asyncio
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from crm_core.database import make_engine
+from cti_server.app import AMI, RECORDER, SCHEMA_READY, build_app
+from cti_server.config import DatabaseSettings, RecorderSettings
 from cti_server.simulation import place_customer_call
 from cti_server.telephony.ami_client import AmiClient
 from tests.conftest import ami_observer, sim_agents
 from tests.support.asterisk import AsteriskNode
+from tests.support.postgres import PostgresServer
 from tests.support.queue_log import (
     all_ended,
     assert_recorded_as_asterisk_saw,
     read_queue_log,
     recorded_calls,
 )
+from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import poll_until
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
@@ -178,3 +184,73 @@ async def test_kill_9_during_ten_live_calls_then_restart(
     status, _ = await serve.get("/live")
     assert status == 401
     assert serve.stop() == 0
+
+
+@pytest.mark.asyncio
+async def test_database_unreachable_during_ten_calls_then_everything_lands_in_order(
+    asterisk_node: AsteriskNode, postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    name = f"faults_{uuid.uuid4().hex[:8]}"
+    url = postgres_server.create_database(name)
+    proxy = TcpProxy("127.0.0.1", postgres_server.port)
+    await proxy.start()
+    settings = asterisk_node.settings.model_copy(
+        update={
+            "database": DatabaseSettings(
+                url=url.replace(f":{postgres_server.port}/", f":{proxy.port}/")
+            ),
+            "recorder": RecorderSettings(spool_path=tmp_path / "spool.jsonl", retry_seconds=0.3),
+        }
+    )
+    app = build_app(settings)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    queue_log = asterisk_node.instance.log_dir / "queue_log"
+    numbers = [f"+86137{n:08d}" for n in range(10)]
+    try:
+        await app[AMI].wait_connected(10)
+        await asyncio.wait_for(app[SCHEMA_READY].wait(), 30)
+        proxy.cut()
+        async with (
+            ami_observer(asterisk_node) as (client, _),
+            sim_agents(client, "support", ["5001", "5002", "5003", "5004", "5005"]),
+        ):
+            placed = []
+            for number in numbers:  # one after the other: the order to find again
+                placed.append(
+                    await place_customer_call(
+                        client,
+                        context=settings.dialplan.inbound_context,
+                        number=number,
+                        name="Outage",
+                        patience=6,
+                    )
+                )
+            callids = {call.uniqueid for call in placed}
+
+            async def _asterisk_done() -> Any:
+                return all_ended(queue_log, callids)
+
+            truth = await poll_until(_asterisk_done, 90, interval=0.5, what="all calls ended")
+        recorder = app[RECORDER].status()
+        assert recorder["ok"] is False
+        assert recorder["spooled"] >= 40
+        proxy.restore()
+        engine = make_engine(url)
+        sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+        async def _recorded() -> Any:
+            return await recorded_calls(sessions, callids)
+
+        try:
+            recorded = await poll_until(_recorded, 30, interval=0.3, what="all ten in the CRM")
+        finally:
+            await engine.dispose()
+        assert_recorded_as_asterisk_saw(recorded, truth, numbers)
+        by_arrival = sorted(callids, key=lambda c: recorded[c].arrived_at)
+        assert by_arrival == [c.uniqueid for c in placed]
+        assert sorted(callids, key=lambda c: recorded[c].id) == by_arrival, "written in order"
+        assert app[RECORDER].status()["ok"] is True
+    finally:
+        await runner.cleanup()
+        await proxy.stop()
