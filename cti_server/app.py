@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 from panoramisk.message import Message
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -28,6 +29,7 @@ from cti_server.bus.redis import RedisBus
 from cti_server.config import Settings
 from cti_server.events import AmiLinkChanged
 from cti_server.inbound import InboundCalls
+from cti_server.metrics import CtiCollector, make_registry
 from cti_server.recorder.recorder import Recorder
 from cti_server.recorder.spool import Spool
 from cti_server.telephony.ami_client import AmiClient
@@ -46,6 +48,7 @@ DATABASE = web.AppKey("database", AsyncEngine)
 SCHEMA_READY = web.AppKey("schema_ready", asyncio.Event)
 TRACKER = web.AppKey("tracker", Tracker)
 SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
+METRICS = web.AppKey("metrics", CollectorRegistry)
 RECORDER = web.AppKey("recorder", Recorder)
 
 
@@ -97,6 +100,8 @@ def build_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.extend([_database, _bus, _recorder, _ami_link, _fastagi])
     app.router.add_get("/status", status_view)
     app.router.add_get("/live", live_view)
+    app.router.add_get("/metrics", metrics_view)
+    app[METRICS] = make_registry(CtiCollector(tracker, [app[AMI]], app[RECORDER], bus))
     app[SESSIONS] = sessions
     app.add_subapp("/api", create_api(sessions, settings.crm))
     return app
@@ -173,6 +178,12 @@ async def status_view(request: web.Request) -> web.Response:
     }
     body["ok"] = all(part["ok"] for part in body.values())
     return web.json_response(body, status=200 if body["ok"] else 503)
+
+
+async def metrics_view(request: web.Request) -> web.Response:
+    """Prometheus text format."""
+    body = generate_latest(request.app[METRICS])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def live_view(request: web.Request) -> web.Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import pytest
 from aiohttp import web
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -20,7 +21,7 @@ from tests.support.queue_log import (
     assert_recorded_as_asterisk_saw,
     recorded_calls,
 )
-from tests.support.waiting import EventLog, poll_until
+from tests.support.waiting import EventLog, event_is, poll_until
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 
@@ -70,3 +71,32 @@ async def test_twenty_calls_five_agents_some_abandon_all_recorded_as_asterisk_sa
     (stats,) = [q for q in tracker.queues.values() if q.name == "support"]
     answered = sum(1 for t in truth.values() if t.outcome == "answered")
     assert stats.answered >= answered
+
+
+@pytest.mark.asyncio
+async def test_metrics_show_the_queue_and_the_link(
+    asterisk_node: AsteriskNode, cti_app: web.Application, ami: tuple[AmiClient, EventLog]
+) -> None:
+    client, log = ami
+    async with sim_agents(client, "support", ["2101"]):
+        call = await place_customer_call(
+            client,
+            context=asterisk_node.settings.dialplan.inbound_context,
+            number="+8613800138000",
+            patience=30,
+        )
+        await log.wait_for(event_is("AgentComplete", Linkedid=call.uniqueid), 20, "call done")
+    node = asterisk_node.settings.ami.node
+    url = f"http://127.0.0.1:{asterisk_node.settings.http.port}/metrics"
+    async with aiohttp.ClientSession() as http, http.get(url) as response:
+        assert response.status == 200
+        text = await response.text()
+    samples = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert samples[f'cti_ami_connected{{node="{node}"}}'] == 1
+    assert samples[f'cti_queue_offered_total{{node="{node}",queue="support"}}'] >= 1
+    assert samples[f'cti_ami_events_total{{node="{node}"}}'] > 10
+    assert f'cti_queue_service_level{{node="{node}",queue="support"}}' in samples
