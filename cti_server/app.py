@@ -32,11 +32,12 @@ from cti_server.inbound import InboundCalls
 from cti_server.metrics import CtiCollector, make_registry
 from cti_server.recorder.recorder import Recorder
 from cti_server.recorder.spool import Spool
-from cti_server.telephony.ami_client import AmiClient
+from cti_server.telephony.ami_client import AmiClient, AmiError
 from cti_server.telephony.ami_events import translate
 from cti_server.telephony.fastagi import FastAgiServer
 from cti_server.tracker.resync import resync
 from cti_server.tracker.tracker import Tracker
+from cti_server.watchdog import LoopWatchdog
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ SCHEMA_READY = web.AppKey("schema_ready", asyncio.Event)
 TRACKER = web.AppKey("tracker", Tracker)
 SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 METRICS = web.AppKey("metrics", CollectorRegistry)
+WATCHDOG = web.AppKey("watchdog", LoopWatchdog)
+RESYNCS = web.AppKey("resyncs", set[asyncio.Task[None]])
 RECORDER = web.AppKey("recorder", Recorder)
 
 
@@ -71,6 +74,17 @@ def build_app(settings: Settings) -> web.Application:
 
     async def after_login() -> None:
         await resync(app[AMI], tracker, node)
+
+    resyncs: set[asyncio.Task[None]] = set()
+
+    def after_stall(_lag: float) -> None:
+        if app[AMI].connected:
+            task = asyncio.create_task(_resync_quietly(app[AMI], tracker, node))
+            resyncs.add(task)
+            task.add_done_callback(resyncs.discard)
+
+    app[WATCHDOG] = LoopWatchdog(after_stall)
+    app[RESYNCS] = resyncs
 
     app[AMI] = AmiClient(
         settings.ami,
@@ -97,11 +111,13 @@ def build_app(settings: Settings) -> web.Application:
         retry_seconds=settings.recorder.retry_seconds,
         schema_ready=app[SCHEMA_READY],
     )
-    app.cleanup_ctx.extend([_database, _bus, _recorder, _ami_link, _fastagi])
+    app.cleanup_ctx.extend([_database, _bus, _recorder, _ami_link, _watchdog, _fastagi])
     app.router.add_get("/status", status_view)
     app.router.add_get("/live", live_view)
     app.router.add_get("/metrics", metrics_view)
-    app[METRICS] = make_registry(CtiCollector(tracker, [app[AMI]], app[RECORDER], bus))
+    app[METRICS] = make_registry(
+        CtiCollector(tracker, [app[AMI]], app[RECORDER], bus, app[WATCHDOG])
+    )
     app[SESSIONS] = sessions
     app.add_subapp("/api", create_api(sessions, settings.crm))
     return app
@@ -155,6 +171,23 @@ async def _ami_link(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def _resync_quietly(client: AmiClient, tracker: Tracker, node: str) -> None:
+    try:
+        await resync(client, tracker, node)
+    except (AmiError, TimeoutError) as exc:
+        log.warning("resync of %s after a stall failed: %s", node, exc)
+
+
+async def _watchdog(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(app[WATCHDOG].run(), name="loop-watchdog")
+    yield
+    for owned in [task, *app[RESYNCS]]:
+        owned.cancel()
+    for owned in [task, *app[RESYNCS]]:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await owned
 
 
 async def _fastagi(app: web.Application) -> AsyncIterator[None]:

@@ -14,12 +14,19 @@ from cti_server.bus import MemoryBus
 from cti_server.recorder.recorder import Recorder
 from cti_server.telephony.ami_client import AmiClient
 from cti_server.tracker.tracker import Tracker
+from cti_server.watchdog import LoopWatchdog
 
 
 class CtiCollector(Collector):
     def __init__(
-        self, tracker: Tracker, links: list[AmiClient], recorder: Recorder, bus: MemoryBus
+        self,
+        tracker: Tracker,
+        links: list[AmiClient],
+        recorder: Recorder,
+        bus: MemoryBus,
+        watchdog: LoopWatchdog,
     ) -> None:
+        self._watchdog = watchdog
         self._tracker = tracker
         self._links = links
         self._recorder = recorder
@@ -37,6 +44,12 @@ class CtiCollector(Collector):
         written = CounterMetricFamily("cti_recorder_written", "Interaction writes stored")
         written.add_metric([], recorder["written"])
         yield written
+        lag = GaugeMetricFamily("cti_event_loop_lag_seconds", "Event loop lag, last sample")
+        lag.add_metric([], self._watchdog.last_lag)
+        yield lag
+        stalls = CounterMetricFamily("cti_event_loop_stalls", "Times the loop was blocked > 2 s")
+        stalls.add_metric([], self._watchdog.stalls)
+        yield stalls
         bus = self._bus.status()
         dropped = CounterMetricFamily("cti_bus_dropped", "Events dropped by slow subscribers")
         dropped.add_metric([], bus["dropped"])

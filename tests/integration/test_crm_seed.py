@@ -93,7 +93,13 @@ async def _report_matches_tables(engine: AsyncEngine, report: SeedReport) -> Non
             select(func.count()).where(Customer.organisation_id.is_not(None))
         )
         assert contacts
-        assert CUSTOMERS <= report.phones <= 2 * CUSTOMERS + 50
+        per_customer = select(func.count().label("n")).group_by(Phone.customer_id).subquery()
+        assert (
+            await session.execute(select(func.min(per_customer.c.n), func.max(per_customer.c.n)))
+        ).one() == (1, 2)
+        assert await session.scalar(select(func.count(func.distinct(Phone.customer_id)))) == (
+            CUSTOMERS
+        )
         emails = await _count(session, Email)
         assert 0.4 * CUSTOMERS <= emails <= 0.6 * CUSTOMERS
         callers = await session.scalar(select(func.count(func.distinct(Interaction.customer_id))))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import aiohttp
 import pytest
@@ -10,7 +11,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from crm_core.models import Interaction
-from cti_server.app import DATABASE, TRACKER
+from cti_server.app import DATABASE, TRACKER, WATCHDOG
 from cti_server.simulation import place_customer_call
 from cti_server.telephony.ami_client import AmiClient
 from tests.conftest import sim_agents
@@ -100,3 +101,54 @@ async def test_metrics_show_the_queue_and_the_link(
     assert samples[f'cti_queue_offered_total{{node="{node}",queue="support"}}'] >= 1
     assert samples[f'cti_ami_events_total{{node="{node}"}}'] > 10
     assert f'cti_queue_service_level{{node="{node}",queue="support"}}' in samples
+
+
+@pytest.mark.asyncio
+async def test_blocked_event_loop_is_detected_and_the_model_recovers(
+    asterisk_node: AsteriskNode, cti_app: web.Application, ami: tuple[AmiClient, EventLog]
+) -> None:
+    client, log = ami
+    settings = asterisk_node.settings
+    queue_log = asterisk_node.instance.log_dir / "queue_log"
+    numbers = [f"+86136{n:08d}" for n in range(10)]
+    async with sim_agents(client, "support", ["2201", "2202", "2203"]):
+        placed = await asyncio.gather(
+            *(
+                place_customer_call(
+                    client, context=settings.dialplan.inbound_context, number=number, patience=8
+                )
+                for number in numbers
+            )
+        )
+        callids = {call.uniqueid for call in placed}
+        await log.wait_for(
+            lambda e: e.get("Event") == "AgentCalled" and e.get("Linkedid") in callids,
+            15,
+            "the burst under way",
+        )
+        time.sleep(8)  # noqa: ASYNC251 - the fault under test: the whole event loop blocked
+
+        async def _asterisk_done() -> dict[str, QueueLogCall] | None:
+            return all_ended(queue_log, callids)
+
+        await poll_until(_asterisk_done, 90, interval=0.5, what="all calls ended")
+        await client.wait_connected(15)
+    tracker = cti_app[TRACKER]
+
+    async def _settled() -> bool:
+        ours = [c for c in tracker.calls.values() if c.linkedid in callids]
+        ringing = [
+            a
+            for a in tracker.agents.values()
+            if a.name.startswith("sim-22") and a.state.value == "ringing"
+        ]
+        return not ours and not ringing
+
+    await poll_until(_settled, 20, what="no call left open, no agent left ringing")
+    assert cti_app[WATCHDOG].stalls >= 1
+    sessions = async_sessionmaker(cti_app[DATABASE], expire_on_commit=False)
+
+    async def _recorded() -> dict[str, Interaction] | None:
+        return await recorded_calls(sessions, callids)
+
+    await poll_until(_recorded, 30, interval=0.3, what="every call ended in the CRM")
