@@ -26,7 +26,7 @@ from crm_core.migrate import upgrade
 from crm_core.people import user_for_token
 from cti_server.bus import Bus, MemoryBus
 from cti_server.bus.redis import RedisBus
-from cti_server.config import Settings
+from cti_server.config import AmiSettings, Settings
 from cti_server.events import AmiLinkChanged
 from cti_server.inbound import InboundCalls
 from cti_server.metrics import CtiCollector, make_registry
@@ -52,6 +52,7 @@ SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 METRICS = web.AppKey("metrics", CollectorRegistry)
 WATCHDOG = web.AppKey("watchdog", LoopWatchdog)
 RESYNCS = web.AppKey("resyncs", set[asyncio.Task[None]])
+LINKS = web.AppKey("links", list[AmiClient])
 RECORDER = web.AppKey("recorder", Recorder)
 
 
@@ -61,37 +62,24 @@ def build_app(settings: Settings) -> web.Application:
     bus = RedisBus(settings.bus.redis_url) if settings.bus.backend == "redis" else MemoryBus()
     app[SETTINGS] = settings
     app[BUS] = bus
-    node = settings.ami.node
     tracker = Tracker(
         bus.publish, service_levels={q.name: q.service_level for q in settings.dialplan.queues}
     )
     app[TRACKER] = tracker
-
-    def on_ami_event(message: Message) -> None:
-        event = translate(message, node)
-        if event is not None:
-            tracker.apply(event)
-
-    async def after_login() -> None:
-        await resync(app[AMI], tracker, node)
-
+    links = [_link(node, tracker, bus) for node in (settings.ami, *settings.extra_nodes)]
+    app[LINKS] = links
+    app[AMI] = links[0]
     resyncs: set[asyncio.Task[None]] = set()
 
     def after_stall(_lag: float) -> None:
-        if app[AMI].connected:
-            task = asyncio.create_task(_resync_quietly(app[AMI], tracker, node))
-            resyncs.add(task)
-            task.add_done_callback(resyncs.discard)
+        for link in links:
+            if link.connected:
+                task = asyncio.create_task(_resync_quietly(link, tracker))
+                resyncs.add(task)
+                task.add_done_callback(resyncs.discard)
 
     app[WATCHDOG] = LoopWatchdog(after_stall)
     app[RESYNCS] = resyncs
-
-    app[AMI] = AmiClient(
-        settings.ami,
-        on_event=on_ami_event,
-        on_state=lambda up: bus.publish(AmiLinkChanged(node=node, connected=up)),
-        on_login=after_login,
-    )
     agi = FastAgiServer(settings.agi)
     inbound = InboundCalls(bus, settings.ami.node, settings.dialplan.default_queue)
     agi.add_route("inbound", inbound.handle)
@@ -115,12 +103,31 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_get("/status", status_view)
     app.router.add_get("/live", live_view)
     app.router.add_get("/metrics", metrics_view)
-    app[METRICS] = make_registry(
-        CtiCollector(tracker, [app[AMI]], app[RECORDER], bus, app[WATCHDOG])
-    )
+    app[METRICS] = make_registry(CtiCollector(tracker, links, app[RECORDER], bus, app[WATCHDOG]))
     app[SESSIONS] = sessions
     app.add_subapp("/api", create_api(sessions, settings.crm))
     return app
+
+
+def _link(settings: AmiSettings, tracker: Tracker, bus: MemoryBus) -> AmiClient:
+    """One Asterisk node: its events feed the tracker, each login resyncs the node."""
+    node = settings.node
+
+    def on_event(message: Message) -> None:
+        event = translate(message, node)
+        if event is not None:
+            tracker.apply(event)
+
+    async def after_login() -> None:
+        await resync(client, tracker, node)
+
+    client = AmiClient(
+        settings,
+        on_event=on_event,
+        on_state=lambda up: bus.publish(AmiLinkChanged(node=node, connected=up)),
+        on_login=after_login,
+    )
+    return client
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -166,18 +173,20 @@ async def _recorder(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _ami_link(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(app[AMI].run(), name="ami-link")
+    tasks = [asyncio.create_task(link.run(), name=f"ami-{link.status.node}") for link in app[LINKS]]
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
-async def _resync_quietly(client: AmiClient, tracker: Tracker, node: str) -> None:
+async def _resync_quietly(client: AmiClient, tracker: Tracker) -> None:
     try:
-        await resync(client, tracker, node)
+        await resync(client, tracker, client.status.node)
     except (AmiError, TimeoutError) as exc:
-        log.warning("resync of %s after a stall failed: %s", node, exc)
+        log.warning("resync of %s after a stall failed: %s", client.status.node, exc)
 
 
 async def _watchdog(app: web.Application) -> AsyncIterator[None]:
@@ -200,7 +209,8 @@ async def status_view(request: web.Request) -> web.Response:
     """Health you can wait on: AMI link, database, bus and FastAGI, each with an ``ok``."""
     app = request.app
     database_ok = app[SCHEMA_READY].is_set() and await ping(app[DATABASE])
-    ami = app[AMI].status.as_dict()
+    nodes = [link.status.as_dict() for link in app[LINKS]]
+    ami = {**nodes[0], "nodes": nodes, "connected": all(n["connected"] for n in nodes)}
     bus: Bus = app[BUS]
     body: dict[str, Any] = {
         "ami": {**ami, "ok": ami["connected"]},

@@ -194,6 +194,9 @@ class Settings(BaseSettings):
     )
 
     ami: AmiSettings
+    extra_nodes: tuple[AmiSettings, ...] = Field(
+        (), description="more Asterisk nodes this server follows, each with its own node name"
+    )
     agi: AgiSettings = AgiSettings()
     http: HttpSettings = HttpSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -203,6 +206,19 @@ class Settings(BaseSettings):
     crm: CrmSettings = CrmSettings()
     recorder: RecorderSettings = RecorderSettings()
     shutdown_timeout: float = Field(10.0, gt=0)
+
+    @field_validator("extra_nodes")
+    @classmethod
+    def _nodes_unique(
+        cls, value: tuple[AmiSettings, ...], info: ValidationInfo
+    ) -> tuple[AmiSettings, ...]:
+        names = [n.node for n in value]
+        primary = info.data.get("ami")
+        if primary is not None:
+            names.append(primary.node)
+        if len(set(names)) != len(names):
+            raise ValueError("every Asterisk node needs its own node name")
+        return value
 
     @classmethod
     def settings_customise_sources(

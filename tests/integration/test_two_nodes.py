@@ -1,0 +1,62 @@
+"""One CTI server following two Asterisk nodes: calls on each are tracked and recorded apart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from cti_server.app import DATABASE, LINKS, build_app
+from cti_server.config import RecorderSettings
+from cti_server.simulation import place_customer_call
+from tests.conftest import ami_observer, sim_agents
+from tests.support.asterisk import AsteriskNode
+from tests.support.queue_log import recorded_calls
+from tests.support.waiting import event_is, poll_until
+
+pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
+
+
+@pytest.mark.asyncio
+async def test_calls_on_two_nodes_are_kept_apart(
+    asterisk_node: AsteriskNode, fresh_asterisk: AsteriskNode, tmp_path: Path
+) -> None:
+    settings = asterisk_node.settings.model_copy(
+        update={
+            "extra_nodes": (fresh_asterisk.settings.ami,),
+            "recorder": RecorderSettings(spool_path=tmp_path / "spool.jsonl"),
+        }
+    )
+    app = build_app(settings)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        for link in app[LINKS]:
+            await link.wait_connected(10)
+        calls = []
+        for node in (asterisk_node, fresh_asterisk):
+            async with ami_observer(node) as (client, log), sim_agents(client, "support", ["6001"]):
+                call = await place_customer_call(
+                    client,
+                    context=node.settings.dialplan.inbound_context,
+                    number="+8613800138000",
+                    patience=20,
+                )
+                await log.wait_for(event_is("AgentComplete", Linkedid=call.uniqueid), 20, "done")
+                calls.append((node.settings.ami.node, call.uniqueid))
+        sessions = async_sessionmaker(app[DATABASE], expire_on_commit=False)
+        callids = {uniqueid for _, uniqueid in calls}
+
+        async def _recorded() -> object:
+            return await recorded_calls(sessions, callids)
+
+        recorded = await poll_until(_recorded, 20, what="both calls in the CRM")
+        assert isinstance(recorded, dict)
+        for name, uniqueid in calls:
+            assert recorded[uniqueid].external_key == f"{name}:{uniqueid}"
+            assert recorded[uniqueid].answered_at is not None
+        assert len({name for name, _ in calls}) == 2
+    finally:
+        await runner.cleanup()
