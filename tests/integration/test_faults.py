@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -30,73 +27,11 @@ from tests.support.queue_log import (
     read_queue_log,
     recorded_calls,
 )
+from tests.support.serve import CTI, ServeProcess
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import poll_until
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
-
-CTI = str(Path(sys.executable).parent / "cti")
-
-
-class ServeProcess:
-    """`cti serve` as a child process with its log in the test's folder."""
-
-    def __init__(self, node: AsteriskNode, log: Path) -> None:
-        self.env = node.server_env()
-        self.port = node.settings.http.port
-        self.log = log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [CTI, "serve"], env=self.env, stdout=out, stderr=subprocess.STDOUT
-            )
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> int:
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else 0
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(15)
-
-    async def get(self, path: str, token: str = "") -> tuple[int, Any]:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        try:
-            async with (
-                aiohttp.ClientSession() as http,
-                http.get(
-                    f"http://127.0.0.1:{self.port}{path}",
-                    headers=headers,
-                    timeout=aiohttp.ClientTimeout(total=3),
-                ) as response,
-            ):
-                return response.status, await response.json()
-        except (aiohttp.ClientError, TimeoutError):
-            return 0, None
-
-    async def wait_ready(self) -> None:
-        async def _ready() -> bool:
-            _, body = await self.get("/status")
-            return bool(body and body["ami"]["connected"] and body["database"]["ok"])
-
-        await poll_until(_ready, 30, what="cti serve ready")
-
-    async def token(self, username: str, password: str) -> str:
-        async with (
-            aiohttp.ClientSession() as http,
-            http.post(
-                f"http://127.0.0.1:{self.port}/api/tokens",
-                json={"username": username, "password": password},
-            ) as response,
-        ):
-            assert response.status == 201, await response.text()
-            token: str = (await response.json())["token"]
-            return token
 
 
 @pytest.fixture
