@@ -99,11 +99,7 @@ def asterisk_up(config_file: Path | None, instance: str | None) -> None:
     settings = _settings(config_file)
     node = _instance(settings, instance)
     try:
-        node.chroot.provision()
-        if node.running():
-            node.stop()
-        node.start()
-        node.wait_ready()
+        node.up()
     except AsteriskError as exc:
         click.echo(f"cti asterisk up: {exc}", err=True)
         sys.exit(1)
@@ -299,11 +295,7 @@ def demo(config_file: Path | None) -> None:
     settings = _settings(config_file)
     node = _instance(settings, "demo")
     try:
-        node.chroot.provision()
-        if node.running():
-            node.stop()
-        node.start()
-        node.wait_ready()
+        node.up()
     except AsteriskError as exc:
         click.echo(f"cti demo: {exc}", err=True)
         sys.exit(1)

@@ -245,6 +245,14 @@ class AsteriskInstance:
                 start_new_session=True,
             )
 
+    def up(self) -> None:
+        """Provision the chroot if needed and (re)start with the current configuration."""
+        self.chroot.provision()
+        if self.running():
+            self.stop()
+        self.start()
+        self.wait_ready()
+
     def cli(self, command: str, timeout: float = 10.0) -> subprocess.CompletedProcess[str]:
         """Run an Asterisk CLI command through the instance's control socket."""
         return subprocess.run(

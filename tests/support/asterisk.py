@@ -68,8 +68,5 @@ def require_chroot() -> AsteriskChroot:
 
 def start_node(name: str, workdir: Path) -> AsteriskNode:
     instance = AsteriskInstance(require_chroot(), name, node_settings(name, workdir))
-    if instance.running():
-        instance.stop()
-    instance.start()
-    instance.wait_ready()
+    instance.up()
     return AsteriskNode(settings=instance.settings, instance=instance)
