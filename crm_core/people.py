@@ -72,6 +72,15 @@ async def authenticate(session: AsyncSession, username: str, password: str) -> U
     return user
 
 
+async def set_password(session: AsyncSession, username: str, password: str) -> User:
+    user = await session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFound(f"user {username!r} does not exist")
+    user.password_hash = hash_password(password)
+    await session.flush()
+    return user
+
+
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from aiohttp import web
@@ -243,8 +243,14 @@ async def live_view(request: web.Request) -> web.Response:
     return web.json_response(request.app[TRACKER].snapshot())
 
 
-async def serve(settings: Settings) -> None:
-    """Run until SIGTERM or SIGINT, then stop every part and return."""
+Background = Callable[[web.Application], Coroutine[Any, Any, None]]
+
+
+async def serve(settings: Settings, background: Background | None = None) -> None:
+    """Run until SIGTERM or SIGINT, then stop every part and return.
+
+    ``background`` (e.g. the demo's call traffic) runs beside the server and is cancelled first.
+    """
     app = build_app(settings)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
@@ -256,7 +262,12 @@ async def serve(settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+        extra = asyncio.create_task(background(app)) if background else None
         await stop.wait()
+        if extra is not None:
+            extra.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await extra
         log.info("stopping")
     finally:
         await asyncio.wait_for(runner.cleanup(), settings.shutdown_timeout)

@@ -285,9 +285,13 @@ def crm_user(
 
 @main.command()
 @config_option
-def demo(config_file: Path | None) -> None:
-    """Start the local Asterisk and the CTI server with the demo configuration."""
+@click.option("--customers", default=2000, show_default=True, help="CRM customers to seed once.")
+@click.option("--every", default=20.0, show_default=True, help="Seconds between demo calls.")
+def demo(config_file: Path | None, customers: int, every: float) -> None:
+    """The living demo: Asterisk, the CTI server, a seeded CRM, demo accounts, demo calls."""
+    from cti_server.app import AMI, DATABASE
     from cti_server.app import serve as run_server
+    from cti_server.demo import demo_traffic, prepare_demo_data
 
     made_up = not os.environ.get("CTI_AMI__SECRET")
     if made_up:
@@ -299,17 +303,41 @@ def demo(config_file: Path | None) -> None:
     except AsteriskError as exc:
         click.echo(f"cti demo: {exc}", err=True)
         sys.exit(1)
-    click.echo(
-        "\nThe demo call center is up:\n"
-        f"  status:    http://{settings.http.host}:{settings.http.port}/status\n"
-        f"  Asterisk:  AMI 127.0.0.1:{settings.ami.port}, FastAGI {settings.agi.port}\n"
-        "Try, in another shell:\n"
-        + (f"  export CTI_AMI__SECRET={os.environ['CTI_AMI__SECRET']}\n" if made_up else "")
-        + "  .venv/bin/cti call --agent 1001      # a customer 张伟 calls, agent 1001 answers\n"
-        f"  curl http://{settings.http.host}:{settings.http.port}/status\n"
-        "Stop with Ctrl-C.\n"
-    )
+
+    async def _prepare() -> list[Any]:
+        engine = _engine(settings)
+        try:
+            return await prepare_demo_data(engine, settings, customers)
+        finally:
+            await engine.dispose()
+
+    accounts = _run(_prepare)
+    base = f"http://{settings.http.host}:{settings.http.port}"
+    lines = [
+        "",
+        "The demo call center is up. Simulated agents answer; a customer calls every "
+        f"~{every:g} s.",
+        f"  status:   {base}/status        metrics: {base}/metrics",
+        f"  API:      {base}/api/openapi.json",
+        "  accounts (new passwords each start):",
+        *(f"    {a.username:<11} {a.password}" for a in accounts),
+        "Try:",
+        f'  curl -s {base}/api/tokens -d \'{{"username":"supervisor","password":"..."}}\'',
+        f"  curl -s -H 'Authorization: Bearer TOKEN' {base}/live",
+    ]
+    if made_up:
+        lines.append(
+            f"  export CTI_AMI__SECRET={os.environ['CTI_AMI__SECRET']}"
+            "   # then: .venv/bin/cti call --agent 1001"
+        )
+    lines.append("Stop with Ctrl-C.\n")
+    click.echo("\n".join(lines))
     try:
-        asyncio.run(run_server(settings))
+        asyncio.run(
+            run_server(
+                settings,
+                background=lambda app: demo_traffic(app[AMI], app[DATABASE], settings, every),
+            )
+        )
     finally:
         node.stop()

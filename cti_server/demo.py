@@ -1,0 +1,117 @@
+"""The living demo: a seeded CRM, demo accounts, simulated agents and a gentle flow of calls.
+
+Everything here drives the real system: real Asterisk calls through the real inbound path, with
+the callers drawn from the seeded CRM, so agents' screen pops and the wallboard show real data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from crm_core.customers import create_customer
+from crm_core.migrate import upgrade
+from crm_core.models import Customer, Phone, User
+from crm_core.people import create_user, set_password
+from crm_core.schemas import CustomerIn
+from crm_core.seed import seed_crm
+from cti_server.config import Settings
+from cti_server.simulation import add_sim_agent, place_customer_call
+from cti_server.telephony.ami_client import AmiClient, AmiError
+
+log = logging.getLogger(__name__)
+
+DEMO_ROLES = ("agent", "supervisor", "manager", "admin")
+DEMO_CUSTOMER = ("张伟", "+8613800138000")
+SIM_AGENTS = ("1001", "1002", "1003")
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    username: str
+    role: str
+    password: str
+
+
+async def prepare_demo_data(
+    engine: AsyncEngine, settings: Settings, customers: int = 2000
+) -> list[DemoAccount]:
+    """Migrate, seed the CRM once, and give each demo account a fresh random password."""
+    await upgrade(engine)
+    async with AsyncSession(engine) as session:
+        count = await session.scalar(select(func.count()).select_from(Customer))
+    if not count:
+        report = await seed_crm(
+            engine, customers, region=settings.crm.default_region, policy=settings.crm.value
+        )
+        log.info("seeded the demo CRM with %d customers", report.customers)
+        async with AsyncSession(engine) as session, session.begin():
+            name, number = DEMO_CUSTOMER
+            await create_customer(
+                session,
+                CustomerIn.model_validate(
+                    {
+                        "name": name,
+                        "phones": [{"number": number}],
+                        "language": "zh",
+                        "tags": ["demo"],
+                    }
+                ),
+                settings.crm.default_region,
+            )
+    accounts = []
+    async with AsyncSession(engine) as session, session.begin():
+        for role in DEMO_ROLES:
+            password = secrets.token_urlsafe(9)
+            exists = await session.scalar(select(User.id).where(User.username == role))
+            if exists is None:
+                await create_user(
+                    session,
+                    username=role,
+                    password=password,
+                    role=role,
+                    display_name=f"Demo {role}",
+                    extension="1001" if role == "agent" else None,
+                )
+            else:
+                await set_password(session, role, password)
+            accounts.append(DemoAccount(role, role, password))
+    return accounts
+
+
+async def demo_traffic(
+    client: AmiClient,
+    engine: AsyncEngine,
+    settings: Settings,
+    every: float = 20.0,
+) -> None:
+    """Simulated agents answer; a customer from the CRM (or a stranger) calls every ``every`` s."""
+    await client.wait_connected(60)
+    for ext in SIM_AGENTS:
+        await add_sim_agent(client, settings.dialplan.default_queue, ext)
+    async with AsyncSession(engine) as session:
+        numbers = list(await session.scalars(select(Phone.e164).limit(500)))
+    rng = random.Random()  # noqa: S311 - demo traffic, not security
+    while True:
+        number = (
+            rng.choice(numbers)
+            if numbers and rng.random() < 0.8
+            else "+86139" + "".join(rng.choices("0123456789", k=8))
+        )
+        try:
+            await place_customer_call(
+                client,
+                context=settings.dialplan.inbound_context,
+                number=number,
+                audio="cti/sim-hello",
+                patience=rng.uniform(8, 40),
+            )
+        except (AmiError, TimeoutError) as exc:
+            log.warning("demo call not placed: %s", exc)
+        await asyncio.sleep(rng.uniform(every * 0.5, every * 1.5))
