@@ -29,9 +29,13 @@ from cti_server.bus.redis import RedisBus
 from cti_server.config import AmiSettings, Settings
 from cti_server.events import AmiLinkChanged
 from cti_server.inbound import InboundCalls
+from cti_server.ivr.customers import CrmLookup
+from cti_server.ivr.engine import IvrEngine
+from cti_server.ivr.registry import FlowRegistry
 from cti_server.metrics import CtiCollector, make_registry
 from cti_server.recorder.recorder import Recorder
 from cti_server.recorder.spool import Spool
+from cti_server.resources import data_dir
 from cti_server.telephony.ami_client import AmiClient, AmiError
 from cti_server.telephony.ami_events import translate
 from cti_server.telephony.fastagi import FastAgiServer
@@ -80,17 +84,25 @@ def build_app(settings: Settings) -> web.Application:
 
     app[WATCHDOG] = LoopWatchdog(after_stall)
     app[RESYNCS] = resyncs
-    agi = FastAgiServer(settings.agi)
-    inbound = InboundCalls(bus, settings.ami.node, settings.dialplan.default_queue)
-    agi.add_route("inbound", inbound.handle)
-    app[AGI] = agi
     database = settings.database
     engine = make_engine(
         database.url, database.password.get_secret_value() if database.password else None
     )
     app[DATABASE] = engine
-    app[SCHEMA_READY] = asyncio.Event()
+    agi = FastAgiServer(settings.agi)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
+    lookup = CrmLookup(sessions, settings.crm.default_region)
+    inbound = InboundCalls(
+        bus,
+        settings.ami.node,
+        settings.dialplan.default_queue,
+        flows=FlowRegistry(settings.ivr.flows_dir or data_dir("ivr_flows")),
+        flow_name=settings.ivr.inbound_flow,
+        engine=IvrEngine(lookup.by_caller_id, lookup.by_account),
+    )
+    agi.add_route("inbound", inbound.handle)
+    app[AGI] = agi
+    app[SCHEMA_READY] = asyncio.Event()
     app[RECORDER] = Recorder(
         bus,
         sessions,

@@ -191,6 +191,35 @@ def _run(factory: Callable[[], Awaitable[T]]) -> T:
 
 
 @main.group()
+def ivr() -> None:
+    """IVR flows."""
+
+
+@ivr.command("check")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+def ivr_check(paths: tuple[Path, ...]) -> None:
+    """Validate flow files (default: every flow shipped); exit 1 naming each problem."""
+    from cti_server.ivr.flow import FlowError, load_flow
+    from cti_server.resources import data_dir
+
+    directory = data_dir("ivr_flows")
+    files = [
+        p for path in paths for p in (sorted(path.glob("*.yaml")) if path.is_dir() else [path])
+    ]
+    failed = False
+    for path in files or sorted(directory.glob("*.yaml")):
+        prompts = path.parent / "prompts"
+        try:
+            flow = load_flow(path, prompts if prompts.is_dir() else None)
+        except FlowError as exc:
+            click.echo(str(exc), err=True)
+            failed = True
+            continue
+        click.echo(f"{path.name}: flow {flow.name!r} ok ({len(flow.steps)} steps)")
+    sys.exit(1 if failed else 0)
+
+
+@main.group()
 def crm() -> None:
     """The CRM database: schema, users, demo data."""
 

@@ -166,6 +166,13 @@ class DialplanSettings(_Section):
         return value
 
 
+class IvrSettings(_Section):
+    """Which flow greets inbound callers; None sends every call straight to the default queue."""
+
+    inbound_flow: str | None = "main"
+    flows_dir: Path | None = Field(None, description="default: the ivr_flows folder shipped")
+
+
 class RecorderSettings(_Section):
     """Where interaction writes wait while the database is unreachable."""
 
@@ -205,6 +212,7 @@ class Settings(BaseSettings):
     asterisk: AsteriskSettings = AsteriskSettings()
     crm: CrmSettings = CrmSettings()
     recorder: RecorderSettings = RecorderSettings()
+    ivr: IvrSettings = IvrSettings()
     shutdown_timeout: float = Field(10.0, gt=0)
 
     @field_validator("extra_nodes")

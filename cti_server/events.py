@@ -118,6 +118,21 @@ class AgentStateChanged(DomainEvent):
     linkedid: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IvrFinished(DomainEvent):
+    """The caller left the IVR: handed to a queue, hung up by the flow, or gone."""
+
+    node: str
+    linkedid: str
+    flow: str
+    outcome: str  # transfer, hangup, caller_gone
+    queue: str
+    attributes: dict[str, str]
+    path: list[dict[str, Any]]
+    inputs: dict[str, str]  # secret ones already masked
+    customer_id: int | None
+
+
 EVENT_TYPES: dict[str, type[DomainEvent]] = {
     cls.__name__: cls
     for cls in (
@@ -129,6 +144,7 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         CallAnswered,
         CallEnded,
         AgentStateChanged,
+        IvrFinished,
     )
 }
 

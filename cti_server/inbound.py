@@ -1,8 +1,9 @@
 """What the CTI server does when a customer call enters the inbound context.
 
-For now: note the call (CallArrived on the bus) and send it to the default queue. The IVR engine
-and the router take over this decision in later steps; the dialplan's fallback covers the time
-when this server is down.
+Note the call (CallArrived), walk the caller through the inbound IVR flow, and hand the call to
+its queue with what the IVR learned as channel variables (``CTI_QUEUE``, ``CTI_ATTR_*``). Without
+a flow, or when the flow is broken, the call goes to the default queue; when this server is down
+the dialplan's fallback does the same.
 """
 
 from __future__ import annotations
@@ -10,23 +11,38 @@ from __future__ import annotations
 import logging
 
 from cti_server.bus import Bus
-from cti_server.events import CallArrived
-from cti_server.telephony.fastagi import AgiSession
+from cti_server.events import CallArrived, IvrFinished
+from cti_server.ivr.engine import CallerGone, IvrEngine
+from cti_server.ivr.fastagi_channel import FastAgiChannel
+from cti_server.ivr.registry import FlowRegistry
+from cti_server.telephony.fastagi import AgiHangup, AgiSession
 
 log = logging.getLogger(__name__)
 
 
 class InboundCalls:
-    def __init__(self, bus: Bus, node: str, default_queue: str) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        node: str,
+        default_queue: str,
+        *,
+        flows: FlowRegistry | None = None,
+        flow_name: str | None = None,
+        engine: IvrEngine | None = None,
+    ) -> None:
         self._bus = bus
         self._node = node
         self._default_queue = default_queue
+        self._flows = flows
+        self._flow_name = flow_name
+        self._engine = engine
 
     async def handle(self, session: AgiSession) -> None:
         env = session.env
         linkedid = await session.get_variable("${CHANNEL(linkedid)}") or env.get("agi_uniqueid", "")
         dialed = await session.get_variable("${CTI_DID}") or env.get("agi_dnid", "")
-        event = CallArrived(
+        arrived = CallArrived(
             node=self._node,
             linkedid=linkedid,
             uniqueid=env.get("agi_uniqueid", ""),
@@ -35,6 +51,32 @@ class InboundCalls:
             caller_name=env.get("agi_calleridname", ""),
             dialed=dialed,
         )
-        log.info("call %s from %r arrived", event.linkedid, event.caller_number)
-        self._bus.publish(event)
-        await session.set_variable("CTI_QUEUE", self._default_queue)
+        log.info("call %s from %r arrived", arrived.linkedid, arrived.caller_number)
+        self._bus.publish(arrived)
+        flow = self._flows.get(self._flow_name) if self._flows and self._flow_name else None
+        if flow is None or self._engine is None:
+            await session.set_variable("CTI_QUEUE", self._default_queue)
+            return
+        result = await self._engine.run(flow, FastAgiChannel(session), arrived.caller_number)
+        self._bus.publish(
+            IvrFinished(
+                node=self._node,
+                linkedid=linkedid,
+                flow=flow.name,
+                outcome=result.outcome,
+                queue=result.queue,
+                attributes=dict(result.attributes),
+                path=[step.as_dict() for step in result.path],
+                inputs=dict(result.inputs),
+                customer_id=result.customer.customer_id if result.customer else None,
+            )
+        )
+        try:
+            if result.outcome == "transfer":
+                for name, value in sorted(result.attributes.items()):
+                    await session.set_variable(f"CTI_ATTR_{name.upper()}", value)
+                await session.set_variable("CTI_QUEUE", result.queue)
+            elif result.outcome == "hangup":
+                await session.set_variable("CTI_ROUTE", "hangup")
+        except (AgiHangup, CallerGone):
+            log.info("call %s: caller gone as the IVR ended", linkedid)

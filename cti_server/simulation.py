@@ -46,11 +46,13 @@ async def place_customer_call(
     audio: str = "",
     dtmf: str = "",
     patience: float = 60.0,
+    pre_wait: float = 1.0,
 ) -> SimulatedCall:
     """Start a simulated customer call; returns once Asterisk has accepted the Originate."""
     uniqueid = f"sim-{uuid.uuid4().hex[:20]}"
     variables = {
         "SIM_PATIENCE": f"{patience:g}",
+        "SIM_PRE_WAIT": f"{pre_wait:g}",
         "SIM_AUDIO": audio,
         "SIM_DTMF": dtmf,
         # base64: AMI's Variable header would strip quotes and escape apostrophes

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from cti_server.asterisk.render import InstanceDirs, RtpRange, render_config, write_config
 from cti_server.config import Settings
+from cti_server.resources import data_dir
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,10 @@ STATE_DIRS = (
     "var/cache/asterisk",
 )
 SOUNDS_DIR = "usr/local/share/asterisk/sounds/cti"
+# IVR prompts: Asterisk finds cti/<prompt> for a channel speaking <language> as
+# sounds/<language>/cti/<prompt> (its language-prefix layout; the custom directory is not
+# searched per language)
+PROMPTS_DIR = "usr/share/asterisk/sounds/{language}/cti"
 # Debian's stock files that we keep as they are (tones, CDR, features); the rest we render.
 STOCK_CONFIG = (
     "cdr.conf",
@@ -116,6 +121,27 @@ class AsteriskChroot:
             raise AsteriskError(f"no Asterisk modules directory in {self.root}")
         return "/" + str(found[0].relative_to(self.root))
 
+    def inside(self, path: str) -> Path:
+        """The host path of ``path`` as the chroot sees it, following its symlinks in there.
+
+        Debian links sounds/en to /etc/alternatives/...: resolved on the host it would leave
+        the chroot.
+        """
+        current = self.root
+        parts = list(Path(path.lstrip("/")).parts)
+        for _ in range(100):
+            if not parts:
+                return current
+            candidate = current / parts.pop(0)
+            if candidate.is_symlink():
+                target = Path(os.readlink(candidate))
+                parts = list(target.parts[1:] if target.is_absolute() else target.parts) + parts
+                if target.is_absolute():
+                    current = self.root
+                continue
+            current = candidate
+        raise AsteriskError(f"too many symbolic links under {path}")
+
     def host_path(self, inside: str) -> Path:
         return self.root / inside.lstrip("/")
 
@@ -129,17 +155,35 @@ class AsteriskChroot:
         if os.path.ismount(proc):
             subprocess.run(["umount", "-l", str(proc)], check=False)
 
-    def install_sounds(self, prompts: dict[str, str]) -> None:
+    def install_prompts(self, prompt_dir: Path) -> None:
+        """IVR prompts ``<prompt_dir>/<language>/<name>.txt``, spoken per language."""
+        for language_dir in sorted(p for p in prompt_dir.iterdir() if p.is_dir()):
+            texts = {
+                path.stem: path.read_text(encoding="utf-8").strip()
+                for path in sorted(language_dir.glob("*.txt"))
+            }
+            self.install_sounds(
+                texts,
+                voice=VOICES.get(language_dir.name, language_dir.name),
+                where=PROMPTS_DIR.format(language=language_dir.name),
+            )
+
+    def install_sounds(
+        self, prompts: dict[str, str], voice: str = "en", where: str = SOUNDS_DIR
+    ) -> None:
         """Speak each prompt with espeak-ng and store it as 8 kHz mono WAV for Playback(cti/x)."""
-        target = self.root / SOUNDS_DIR
+        target = self.inside(where)
         target.mkdir(parents=True, exist_ok=True)
         for name, text in prompts.items():
             out = target / f"{name}.wav"
+            out.parent.mkdir(parents=True, exist_ok=True)
             stamp = target / f"{name}.txt"
             if out.is_file() and stamp.is_file() and stamp.read_text(encoding="utf-8") == text:
                 continue
             raw = target / f"{name}.raw.wav"
-            subprocess.run(["espeak-ng", "-w", str(raw), text], check=True, capture_output=True)
+            subprocess.run(
+                ["espeak-ng", "-v", voice, "-w", str(raw), text], check=True, capture_output=True
+            )
             subprocess.run(
                 ["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(out)],
                 check=True,
@@ -148,6 +192,9 @@ class AsteriskChroot:
             raw.unlink()
             stamp.write_text(text, encoding="utf-8")
 
+
+# espeak-ng voices for the prompt languages
+VOICES = {"en": "en", "zh": "cmn"}
 
 # What simulated customers and agents say; rendered once per chroot.
 PROMPTS = {
@@ -200,6 +247,7 @@ class AsteriskInstance:
                 shutil.copyfile(stock, etc / name)
         write_config(render_config(self.settings, dirs, self.rtp), self.chroot.host_path(dirs.etc))
         self.chroot.install_sounds(PROMPTS)
+        self.chroot.install_prompts(data_dir("ivr_flows") / "prompts")
 
     def pid(self) -> int | None:
         pidfile = self.chroot.host_path(self.dirs.run) / "asterisk.pid"

@@ -29,6 +29,7 @@ from cti_server.events import (
     CallQueued,
     CallStarted,
     DomainEvent,
+    IvrFinished,
 )
 from cti_server.recorder.spool import Spool
 
@@ -57,8 +58,27 @@ def _caller(number: str, name: str = "") -> dict[str, str]:
     return known
 
 
-def interaction_update(event: DomainEvent) -> dict[str, Any] | None:
+def _ivr_update(event: IvrFinished) -> dict[str, Any]:
+    update: dict[str, Any] = {
+        "node": event.node,
+        "linkedid": event.linkedid,
+        "ivr_path": [{**step, "input": _clean(str(step.get("input", "")))} for step in event.path],
+        "ivr_inputs": {k: _clean(v) for k, v in event.inputs.items()},
+        "routing": {
+            "ivr_flow": event.flow,
+            "ivr_outcome": event.outcome,
+            "attributes": event.attributes,
+        },
+    }
+    if event.customer_id is not None:
+        update["customer_id"] = event.customer_id
+    return update
+
+
+def interaction_update(event: DomainEvent) -> dict[str, Any] | None:  # noqa: PLR0911
     """The CRM fields one tracker event brings, as a spoolable dict (``lookup``: find caller)."""
+    if isinstance(event, IvrFinished):
+        return _ivr_update(event)
     if not isinstance(event, CallStarted | CallQueued | AgentRinging | CallAnswered | CallEnded):
         return None
     base: dict[str, Any] = {"node": event.node, "linkedid": event.linkedid}
@@ -103,7 +123,7 @@ def interaction_update(event: DomainEvent) -> dict[str, Any] | None:
 
 
 class Recorder:
-    TRACKED = (CallStarted, CallQueued, AgentRinging, CallAnswered, CallEnded)
+    TRACKED = (CallStarted, CallQueued, AgentRinging, CallAnswered, CallEnded, IvrFinished)
 
     def __init__(
         self,

@@ -1,0 +1,41 @@
+"""What the IVR may ask the CRM: who is calling, by caller ID or by account number."""
+
+from __future__ import annotations
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_core.customers import lookup_by_caller_id
+from crm_core.models import Customer as CustomerRow
+from cti_server.ivr.engine import Customer
+
+
+def _customer(row: CustomerRow) -> Customer:
+    return Customer(customer_id=row.id, name=row.name, tier=row.tier, language=row.language)
+
+
+class CrmLookup:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], region: str) -> None:
+        self._sessions = sessions
+        self._region = region
+
+    async def by_caller_id(self, number: str) -> Customer | None:
+        """Exactly one customer with this number, else None (several: the agent chooses)."""
+        async with self._sessions() as session:
+            found = await lookup_by_caller_id(session, number, self._region)
+        return _customer(found.customers[0]) if found.status == "found" else None
+
+    async def by_account(self, digits: str) -> Customer | None:
+        if not digits.isdigit() or len(digits) > 20:
+            return None
+        async with self._sessions() as session:
+            row = await session.scalar(
+                select(CustomerRow).where(
+                    or_(
+                        CustomerRow.account_number == digits,
+                        CustomerRow.account_number == f"A{digits}",
+                    ),
+                    CustomerRow.merged_into_id.is_(None),
+                )
+            )
+        return _customer(row) if row is not None else None

@@ -1,0 +1,213 @@
+"""The IVR engine: walks a flow for one call through a small ``Channel`` protocol.
+
+It never knows which transport carries the call (FastAGI or classic AGI): both adapters implement
+:class:`Channel`. Every step is recorded (name, time, input, masked when secret) so that the
+interaction shows the caller's path, also when they hang up half-way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from cti_server.ivr.flow import (
+    BranchStep,
+    CollectStep,
+    Flow,
+    HangupStep,
+    IdentifyStep,
+    MenuStep,
+    PlayStep,
+    SetStep,
+    TransferStep,
+)
+
+MASK = "***"
+MAX_STEPS = 200  # a flow is checked for loops without exit; this bounds the rest (retries)
+
+
+class CallerGone(Exception):
+    """The caller hung up (or the channel died) during the IVR."""
+
+
+class Channel(Protocol):
+    """What the engine needs of a call; FastAGI and classic AGI both provide it."""
+
+    async def play(self, prompt: str, language: str, escape: str = "") -> str:
+        """Play a prompt; return the key that interrupted it, or ``""``."""
+
+    async def read_key(self, timeout: float) -> str:
+        """One key within ``timeout`` seconds, or ``""``."""
+
+    async def read_digits(self, prompt: str, language: str, max_digits: int, timeout: float) -> str:
+        """Play ``prompt`` and collect up to ``max_digits`` (``#`` ends), ``""`` on timeout."""
+
+    async def set_variable(self, name: str, value: str) -> None: ...
+
+
+@dataclass
+class Customer:
+    """What the IVR learns of the caller from the CRM."""
+
+    customer_id: int
+    name: str
+    tier: str
+    language: str | None
+
+
+Lookup = Callable[[str], Awaitable[Customer | None]]
+
+
+@dataclass
+class StepRecord:
+    step: str
+    kind: str
+    seconds: float
+    input: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "type": self.kind,
+            "seconds": round(self.seconds, 3),
+            "input": self.input,
+        }
+
+
+@dataclass
+class IvrResult:
+    """How the caller left the IVR: handed to a queue, hung up by the flow, or gone."""
+
+    outcome: str  # transfer, hangup, caller_gone
+    queue: str = ""
+    attributes: dict[str, str] = field(default_factory=dict)
+    customer: Customer | None = None
+    path: list[StepRecord] = field(default_factory=list)
+    inputs: dict[str, str] = field(default_factory=dict)
+    languages: list[str] = field(default_factory=list)
+
+
+class IvrEngine:
+    def __init__(self, by_caller_id: Lookup, by_account: Lookup) -> None:
+        self._by_caller_id = by_caller_id
+        self._by_account = by_account
+
+    async def run(
+        self, flow: Flow, channel: Channel, caller_number: str, language: str | None = None
+    ) -> IvrResult:
+        result = IvrResult(outcome="caller_gone", languages=list(flow.languages))
+        attributes = result.attributes
+        attributes["language"] = language if language in flow.languages else flow.languages[0]
+        name = flow.start
+        try:
+            for _ in range(MAX_STEPS):
+                step = flow.steps[name]
+                started = time.monotonic()
+                record = StepRecord(name, step.type, 0.0)
+                result.path.append(record)
+                next_name = await self._step(step, channel, caller_number, result, record)
+                record.seconds = time.monotonic() - started
+                if next_name is None:
+                    return result
+                name = next_name
+            result.outcome = "hangup"  # a runaway flow ends, it never spins
+            return result
+        except CallerGone:
+            result.outcome = "caller_gone"
+            return result
+
+    async def _step(  # noqa: PLR0911 - one return per kind of step
+        self, step: Any, channel: Channel, caller: str, result: IvrResult, record: StepRecord
+    ) -> str | None:
+        language = result.attributes["language"]
+        if isinstance(step, PlayStep):
+            await channel.play(step.prompt, language)
+            return step.next
+        if isinstance(step, MenuStep):
+            return await self._menu(step, channel, language, record)
+        if isinstance(step, CollectStep):
+            return await self._collect(step, channel, language, result, record)
+        if isinstance(step, IdentifyStep):
+            return await self._identify(step, channel, caller, result, record)
+        if isinstance(step, BranchStep):
+            for condition in step.conditions:
+                if result.attributes.get(condition.attribute) in condition.one_of:
+                    return condition.goto
+            return step.default
+        if isinstance(step, SetStep):
+            result.attributes.update(step.attributes)
+            return step.next
+        if isinstance(step, TransferStep):
+            result.attributes.update(step.attributes)
+            result.outcome, result.queue = "transfer", step.queue
+            return None
+        if isinstance(step, HangupStep):
+            if step.prompt:
+                await channel.play(step.prompt, language)
+            result.outcome = "hangup"
+            return None
+        raise TypeError(f"unknown step type {type(step).__name__}")
+
+    async def _menu(
+        self, step: MenuStep, channel: Channel, language: str, record: StepRecord
+    ) -> str:
+        escape = "".join(step.choices)
+        pressed: list[str] = []
+        for _ in range(step.retries):
+            key = await channel.play(step.prompt, language, escape) or await channel.read_key(
+                step.timeout
+            )
+            if key:
+                pressed.append(key)
+            if key in step.choices:
+                record.input = " ".join(pressed)
+                return step.choices[key]
+            if key and step.invalid_prompt:
+                await channel.play(step.invalid_prompt, language)
+        record.input = " ".join(pressed)
+        return step.on_invalid if pressed else step.on_timeout
+
+    async def _collect(
+        self,
+        step: CollectStep,
+        channel: Channel,
+        language: str,
+        result: IvrResult,
+        record: StepRecord,
+    ) -> str:
+        for _ in range(step.retries):
+            digits = await channel.read_digits(step.prompt, language, step.max_digits, step.timeout)
+            if step.min_digits <= len(digits) <= step.max_digits and digits.isdigit():
+                result.attributes[step.into] = digits
+                shown = MASK if step.secret else digits
+                result.inputs[step.into] = shown
+                record.input = shown
+                return step.next
+        return step.on_fail
+
+    async def _identify(
+        self,
+        step: IdentifyStep,
+        channel: Channel,
+        caller: str,
+        result: IvrResult,
+        record: StepRecord,
+    ) -> str:
+        customer = await self._by_caller_id(caller) if caller else None
+        record.input = "caller id"
+        if customer is None and step.ask_prompt:
+            account = await channel.read_digits(
+                step.ask_prompt, result.attributes["language"], step.account_digits, step.timeout
+            )
+            record.input = f"account {account}" if account else "account: none given"
+            result.inputs["account"] = account
+            customer = await self._by_account(account) if account.isdigit() else None
+        if customer is None:
+            return step.not_found
+        result.customer = customer
+        result.attributes.update(tier=customer.tier, customer_id=str(customer.customer_id))
+        if customer.language in result.languages:
+            result.attributes["language"] = customer.language
+        return step.found

@@ -1,0 +1,80 @@
+"""The IVR's ``Channel`` over a FastAGI session (asyncio, in the server's event loop)."""
+
+from __future__ import annotations
+
+import logging
+
+from cti_server.ivr.engine import CallerGone
+from cti_server.telephony.fastagi import AgiError, AgiHangup, AgiSession
+
+log = logging.getLogger(__name__)
+
+SOUNDS = "cti"  # prompts live in sounds/custom/<language>/cti/<prompt>
+
+
+def sound(prompt: str) -> str:
+    """Asterisk finds ``cti/<prompt>`` in the directory of the channel's language."""
+    return f"{SOUNDS}/{prompt}"
+
+
+def _key(code: str) -> str:
+    """AGI answers a key as its character code: ``49`` is ``1``; ``0`` means none."""
+    try:
+        value = int(code)
+    except ValueError:
+        return ""
+    return chr(value) if value > 0 else ""
+
+
+class FastAgiChannel:
+    def __init__(self, session: AgiSession) -> None:
+        self._session = session
+        self._language = ""
+
+    async def _speak(self, language: str) -> None:
+        """Prompts are chosen by the channel's language, as Asterisk does for its own."""
+        if language != self._language:
+            await self.set_variable("CHANNEL(language)", language)
+            self._language = language
+
+    async def _command(self, *words: str) -> tuple[str, str]:
+        """Run a command; a hang-up ends the walk, any other failure is logged and skipped."""
+        try:
+            result = await self._session.command(*words)
+        except AgiHangup as exc:
+            raise CallerGone(str(exc)) from None
+        except AgiError as exc:
+            # Asterisk answers -1 both for "caller hung up" and for "could not play": ask.
+            await self._still_there()
+            log.warning("IVR command %s failed, going on: %s", words[0], exc)
+            return "", ""
+        value, data = result.get("result", ("", ""))
+        return str(value), str(data)
+
+    async def _still_there(self) -> None:
+        try:
+            await self._session.command("CHANNEL STATUS")
+        except (AgiHangup, AgiError) as exc:
+            raise CallerGone(str(exc)) from None
+
+    async def play(self, prompt: str, language: str, escape: str = "") -> str:
+        await self._speak(language)
+        value, _ = await self._command("STREAM FILE", sound(prompt), f'"{escape}"')
+        return _key(value)
+
+    async def read_key(self, timeout: float) -> str:
+        value, _ = await self._command("WAIT FOR DIGIT", str(int(timeout * 1000)))
+        return _key(value)
+
+    async def read_digits(self, prompt: str, language: str, max_digits: int, timeout: float) -> str:
+        await self._speak(language)
+        value, _ = await self._command(
+            "GET DATA", sound(prompt), str(int(timeout * 1000)), str(max_digits)
+        )
+        return value if value.isdigit() else ""
+
+    async def set_variable(self, name: str, value: str) -> None:
+        try:
+            await self._session.set_variable(name, value)
+        except AgiHangup as exc:
+            raise CallerGone(str(exc)) from None

@@ -1,0 +1,253 @@
+"""IVR flows: what a caller walks through, declared in YAML files in ``ivr_flows/``.
+
+A flow is a set of named steps and a start step. Each step says what to do and where to go
+next. Loading validates the types and the graph, and every error names the file, the step and
+the problem (an unknown step, a step nobody reaches, a loop with no way out, a missing prompt).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+StepName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+Prompt = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,59}$")]
+Digits = Annotated[str, Field(pattern=r"^[0-9*#]$")]
+Attribute = Annotated[str, Field(pattern=r"^[a-z][a-z_]{0,29}$")]
+
+
+class _Step(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def targets(self) -> list[str]:
+        """The steps this one can lead to."""
+        return []
+
+
+class PlayStep(_Step):
+    type: Literal["play"]
+    prompt: Prompt
+    next: StepName
+
+    def targets(self) -> list[str]:
+        return [self.next]
+
+
+class MenuStep(_Step):
+    """Play a prompt, take one key; retries on timeout or an invalid key."""
+
+    type: Literal["menu"]
+    prompt: Prompt
+    choices: dict[Digits, StepName] = Field(min_length=1)
+    timeout: float = Field(5.0, gt=0, le=60)
+    retries: int = Field(3, ge=1, le=10)
+    invalid_prompt: Prompt | None = None
+    on_timeout: StepName
+    on_invalid: StepName
+
+    def targets(self) -> list[str]:
+        return [*self.choices.values(), self.on_timeout, self.on_invalid]
+
+
+class CollectStep(_Step):
+    """Collect several digits into an attribute; ``secret`` values are masked everywhere."""
+
+    type: Literal["collect"]
+    prompt: Prompt
+    into: Attribute
+    min_digits: int = Field(1, ge=1, le=32)
+    max_digits: int = Field(16, ge=1, le=32)
+    terminator: Literal["#", "*", ""] = "#"
+    timeout: float = Field(8.0, gt=0, le=60)
+    retries: int = Field(2, ge=1, le=10)
+    secret: bool = False
+    next: StepName
+    on_fail: StepName
+
+    def targets(self) -> list[str]:
+        return [self.next, self.on_fail]
+
+
+class IdentifyStep(_Step):
+    """Who is calling: the caller ID first; else ask for an account number (``ask``)."""
+
+    type: Literal["identify"]
+    ask_prompt: Prompt | None = None
+    account_digits: int = Field(8, ge=4, le=20)
+    timeout: float = Field(8.0, gt=0, le=60)
+    found: StepName
+    not_found: StepName
+
+    def targets(self) -> list[str]:
+        return [self.found, self.not_found]
+
+
+class Condition(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    attribute: Attribute
+    one_of: list[str] = Field(min_length=1)
+    goto: StepName
+
+
+class BranchStep(_Step):
+    """The first condition whose attribute has one of the values decides; else ``default``."""
+
+    type: Literal["branch"]
+    conditions: list[Condition] = Field(min_length=1)
+    default: StepName
+
+    def targets(self) -> list[str]:
+        return [*(c.goto for c in self.conditions), self.default]
+
+
+class SetStep(_Step):
+    type: Literal["set"]
+    attributes: dict[Attribute, str] = Field(min_length=1)
+    next: StepName
+
+    def targets(self) -> list[str]:
+        return [self.next]
+
+
+class TransferStep(_Step):
+    """Hand the call to routing (a queue), with the attributes learned so far."""
+
+    type: Literal["transfer"]
+    queue: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
+    attributes: dict[Attribute, str] = Field(default_factory=dict)
+
+
+class HangupStep(_Step):
+    type: Literal["hangup"]
+    prompt: Prompt | None = None
+
+
+Step = Annotated[
+    PlayStep
+    | MenuStep
+    | CollectStep
+    | IdentifyStep
+    | BranchStep
+    | SetStep
+    | TransferStep
+    | HangupStep,
+    Field(discriminator="type"),
+]
+ENDING = (TransferStep, HangupStep)
+
+
+class Flow(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
+    languages: list[Annotated[str, Field(pattern=r"^[a-z]{2}$")]] = Field(min_length=1)
+    start: StepName
+    steps: dict[StepName, Step] = Field(min_length=1)
+
+    def prompts(self) -> set[str]:
+        found = set()
+        for step in self.steps.values():
+            for field in ("prompt", "invalid_prompt", "ask_prompt"):
+                value = getattr(step, field, None)
+                if value:
+                    found.add(value)
+        return found
+
+
+class FlowError(ValueError):
+    """A flow file that cannot be used; the message names the file, the step and the problem."""
+
+
+def load_flow(path: Path, prompt_dir: Path | None = None) -> Flow:
+    """Read, validate and check one flow file."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FlowError(f"{path.name}: cannot read: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise FlowError(f"{path.name}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise FlowError(f"{path.name}: a flow is a mapping with name, languages, start, steps")
+    try:
+        flow = Flow.model_validate(raw)
+    except ValidationError as exc:
+        raise FlowError(_describe(path.name, exc)) from None
+    problems = check_graph(flow)
+    if prompt_dir is not None:
+        problems += check_prompts(flow, prompt_dir)
+    if problems:
+        raise FlowError(f"{path.name}: " + "; ".join(problems))
+    return flow
+
+
+def _describe(file: str, exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        loc = [str(part) for part in error["loc"]]
+        if loc[:1] == ["steps"] and len(loc) > 1:
+            where = f"step {loc[1]!r}" + (f", {'.'.join(loc[3:])}" if len(loc) > 3 else "")
+        else:
+            where = ".".join(loc) or "flow"
+        lines.append(f"{where}: {error['msg']}")
+    return f"{file}: " + "; ".join(lines)
+
+
+def check_graph(flow: Flow) -> list[str]:
+    """Unknown targets, unreachable steps, and loops that can never end."""
+    problems = []
+    if flow.start not in flow.steps:
+        problems.append(f"start: unknown step {flow.start!r}")
+    for name, step in flow.steps.items():
+        for target in step.targets():
+            if target not in flow.steps:
+                problems.append(f"step {name!r}: goes to unknown step {target!r}")
+    if problems:
+        return problems
+    reachable = _reach(flow, [flow.start])
+    for name in flow.steps:
+        if name not in reachable:
+            problems.append(f"step {name!r}: unreachable from {flow.start!r}")
+    for name in sorted(reachable):
+        if not any(isinstance(flow.steps[s], ENDING) for s in _reach(flow, [name])):
+            problems.append(f"step {name!r}: loops with no way to a transfer or hang-up")
+    return problems
+
+
+def _reach(flow: Flow, starts: Iterable[str]) -> set[str]:
+    seen: set[str] = set()
+    todo = list(starts)
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in flow.steps:
+            continue
+        seen.add(name)
+        todo.extend(flow.steps[name].targets())
+    return seen
+
+
+def check_prompts(flow: Flow, prompt_dir: Path) -> list[str]:
+    """Every prompt must exist as ``<prompt_dir>/<language>/<prompt>.txt`` or ``.wav``."""
+    missing = []
+    for language in flow.languages:
+        for prompt in sorted(flow.prompts()):
+            base = prompt_dir / language / prompt
+            if not (base.with_suffix(".txt").is_file() or base.with_suffix(".wav").is_file()):
+                missing.append(f"prompt {prompt!r} missing in {language!r}")
+    return missing
+
+
+def load_flows(directory: Path) -> dict[str, Flow]:
+    """Every ``*.yaml`` flow in ``directory``; the first broken one raises FlowError."""
+    flows: dict[str, Flow] = {}
+    prompts = directory / "prompts"
+    for path in sorted(directory.glob("*.yaml")):
+        flow = load_flow(path, prompts if prompts.is_dir() else None)
+        if flow.name in flows:
+            raise FlowError(f"{path.name}: flow name {flow.name!r} is used twice")
+        flows[flow.name] = flow
+    return flows

@@ -1,0 +1,171 @@
+"""Callers walking the inbound IVR on real Asterisk, pressing keys with SendDTMF."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from crm_core.customers import create_customer
+from crm_core.models import Interaction
+from crm_core.schemas import CustomerIn
+from crm_core.valuation import recompute_value
+from crm_core.value import ValuePolicy
+from cti_server.app import AMI, DATABASE, SCHEMA_READY, build_app
+from cti_server.config import IvrSettings, RecorderSettings
+from cti_server.simulation import SimulatedCall, place_customer_call
+from cti_server.telephony.ami_client import AmiClient
+from tests.conftest import sim_agents
+from tests.support.asterisk import AsteriskNode
+from tests.support.waiting import EventLog, event_is, poll_until
+
+pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
+
+VIP = ("王总", "+8613911112222")
+
+
+@pytest_asyncio.fixture
+async def ivr_app(asterisk_node: AsteriskNode, tmp_path: Path) -> AsyncIterator[web.Application]:
+    settings = asterisk_node.settings.model_copy(
+        update={
+            "ivr": IvrSettings(inbound_flow="main"),
+            "recorder": RecorderSettings(spool_path=tmp_path / "spool.jsonl"),
+            "database": asterisk_node.settings.database.model_copy(
+                update={"url": f"sqlite+aiosqlite:///{tmp_path / 'ivr.db'}"}
+            ),
+        }
+    )
+    app = build_app(settings)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", settings.http.port).start()
+    try:
+        await app[AMI].wait_connected(10)
+        await poll_until(lambda: _is_set(app), 30, what="schema ready")
+        sessions = async_sessionmaker(app[DATABASE], expire_on_commit=False)
+        async with sessions() as session, session.begin():
+            vip = await create_customer(
+                session,
+                CustomerIn.model_validate(
+                    {
+                        "name": VIP[0],
+                        "phones": [{"number": VIP[1]}],
+                        "tier_override": "platinum",
+                        "language": "zh",
+                        "account_number": "A12345678",
+                    }
+                ),
+                "CN",
+            )
+            await recompute_value(session, vip.id, ValuePolicy())
+        yield app
+    finally:
+        await runner.cleanup()
+
+
+async def _is_set(app: web.Application) -> bool:
+    return app[SCHEMA_READY].is_set()
+
+
+async def _channel_vars(log: EventLog, call: SimulatedCall) -> dict[str, str]:
+    await log.wait_for(event_is("QueueCallerJoin", Linkedid=call.uniqueid), 40, "queue join")
+    return {
+        str(e["Variable"]): str(e.get("Value", ""))
+        for e in log.events
+        if e.get("Event") == "VarSet"
+        and e.get("Linkedid") == call.uniqueid
+        and str(e.get("Variable", "")).startswith("CTI_")
+    }
+
+
+async def _interaction(app: web.Application, call: SimulatedCall) -> Interaction:
+    sessions = async_sessionmaker(app[DATABASE], expire_on_commit=False)
+
+    async def _found() -> Interaction | None:
+        async with sessions() as session:
+            row = await session.scalar(
+                select(Interaction).where(Interaction.external_key.endswith(call.uniqueid))
+            )
+        return row if row is not None and row.ended_at is not None and row.ivr_path else None
+
+    return await poll_until(_found, 30, what="the interaction with its IVR path")
+
+
+@pytest.mark.asyncio
+async def test_known_vip_presses_1_for_billing_and_reaches_the_queue_with_attributes(
+    asterisk_node: AsteriskNode, ivr_app: web.Application, ami: tuple[AmiClient, EventLog]
+) -> None:
+    client, log = ami
+    async with sim_agents(client, "support", ["8001"]):
+        call = await place_customer_call(
+            client,
+            context=asterisk_node.settings.dialplan.inbound_context,
+            number=VIP[1],
+            name=VIP[0],
+            dtmf="1",
+            pre_wait=3,
+            patience=30,
+        )
+        variables = await _channel_vars(log, call)
+        await log.wait_for(event_is("AgentComplete", Linkedid=call.uniqueid), 30, "answered")
+    assert variables["CTI_QUEUE"] == "support"
+    assert variables["CTI_ATTR_INTENT"] == "billing"
+    assert variables["CTI_ATTR_SKILL"] == "billing"
+    assert variables["CTI_ATTR_TIER"] == "platinum"
+    assert variables["CTI_ATTR_LANGUAGE"] == "zh"
+    assert variables["CTI_ATTR_PRIORITY"] == "high"
+    row = await _interaction(ivr_app, call)
+    steps = [s["step"] for s in row.ivr_path]
+    assert steps == ["identify", "welcome", "menu", "billing", "by_tier", "priority"]
+    assert next(s for s in row.ivr_path if s["step"] == "menu")["input"] == "1"
+    assert row.customer_id is not None
+    assert row.routing["attributes"]["intent"] == "billing"
+    assert row.answered_at is not None
+
+
+@pytest.mark.asyncio
+async def test_unknown_caller_identifies_by_account_number(
+    asterisk_node: AsteriskNode, ivr_app: web.Application, ami: tuple[AmiClient, EventLog]
+) -> None:
+    client, log = ami
+    call = await place_customer_call(
+        client,
+        context=asterisk_node.settings.dialplan.inbound_context,
+        number="+8613700000001",
+        name="Stranger",
+        dtmf="12345678#wwwwwwww2",
+        pre_wait=2,
+        patience=3,
+    )
+    variables = await _channel_vars(log, call)
+    assert variables["CTI_ATTR_TIER"] == "platinum"
+    assert variables["CTI_ATTR_INTENT"] == "sales"
+    row = await _interaction(ivr_app, call)
+    assert row.ivr_inputs["account"] == "12345678"
+    assert row.customer_id is not None
+
+
+@pytest.mark.asyncio
+async def test_caller_hanging_up_in_the_ivr_is_an_ivr_abandon_with_its_steps(
+    asterisk_node: AsteriskNode, ivr_app: web.Application, ami: tuple[AmiClient, EventLog]
+) -> None:
+    client, log = ami
+    call = await place_customer_call(
+        client,
+        context=asterisk_node.settings.dialplan.inbound_context,
+        number=VIP[1],
+        name=VIP[0],
+        pre_wait=1,
+        patience=1,
+    )
+    await log.wait_for(event_is("Hangup", Uniqueid=call.uniqueid), 30, "the caller hung up")
+    row = await _interaction(ivr_app, call)
+    assert row.kind == "ivr_only"
+    assert row.routing["ivr_outcome"] == "caller_gone"
+    assert [s["step"] for s in row.ivr_path][:2] == ["identify", "welcome"]
+    assert row.queued_at is None
