@@ -63,6 +63,8 @@ async def record_interaction(
     values: dict[str, Any] = {
         name: getattr(data, name) for name in _ROW_FIELDS if getattr(data, name) is not None
     }
+    if "ivr_path" in values:
+        values["ivr_path"] = [step.model_dump() for step in values["ivr_path"]]
     if "ivr_inputs" in values:
         values["ivr_inputs"] = mask_secrets(values["ivr_inputs"])
     values["updated_at"] = utcnow()

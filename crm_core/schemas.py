@@ -114,6 +114,15 @@ class SegmentIn(_Input):
     words: list[dict[str, Any]] = Field(default_factory=list, max_length=5000)
 
 
+class IvrStepIn(_Input):
+    """One IVR step the caller went through: what, how long, what they entered (masked)."""
+
+    step: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+    type: Annotated[str, StringConstraints(pattern=r"^[a-z]{1,20}$")]
+    seconds: float = Field(ge=0, le=86400)
+    input: Line = ""
+
+
 class InteractionIn(_Input):
     """One contact; written by (node, linkedid) so that writing it twice updates it."""
 
@@ -136,7 +145,7 @@ class InteractionIn(_Input):
     agent_id: int | None = Field(default=None, ge=1)
     agent_name: Line | None = None
     ended_by: Literal["caller", "agent", "transfer", "system"] | None = None
-    ivr_path: list[Line] | None = Field(default=None, max_length=200)
+    ivr_path: list[IvrStepIn] | None = Field(default=None, max_length=200)
     ivr_inputs: dict[str, Line] | None = None
     routing: dict[str, Any] | None = None
     disposition: Line | None = None
