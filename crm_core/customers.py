@@ -17,12 +17,22 @@ LookupStatus = Literal["unknown", "found", "ambiguous"]
 
 
 @dataclass(frozen=True)
+class CallerMatch:
+    """What a screen pop or the IVR needs first: read in the lookup's one query."""
+
+    id: int
+    name: str
+    tier: str
+    language: str | None
+
+
+@dataclass(frozen=True)
 class LookupResult:
     """Who is calling: nobody we know, exactly one customer, or several sharing the number."""
 
     status: LookupStatus
     number: str | None
-    customers: list[Customer] = field(default_factory=list)
+    customers: list[CallerMatch] = field(default_factory=list)
 
 
 def _e164(number: str, region: str, where: str) -> str:
@@ -114,21 +124,30 @@ async def lookup_by_caller_id(session: AsyncSession, raw: str | None, region: st
     candidates = lookup_candidates(raw, region)
     if not candidates:
         return LookupResult("unknown", None)
+    # one round trip, no ORM objects: this runs for every call before the agent's phone rings
     rows = await session.execute(
-        select(Phone.e164, Customer)
+        select(Phone.e164, Customer.id, Customer.name, Customer.tier, Customer.language)
         .join(Customer, Customer.id == Phone.customer_id)
         .where(Phone.e164.in_(candidates), Customer.merged_into_id.is_(None))
         .order_by(Customer.id)
     )
-    matches: dict[str, list[Customer]] = {}
-    for e164, customer in rows.all():
-        matches.setdefault(e164, []).append(customer)
+    matches: dict[str, list[CallerMatch]] = {}
+    for e164, customer_id, name, tier, language in rows:
+        matches.setdefault(e164, []).append(CallerMatch(customer_id, name, tier, language))
     # the most likely interpretation of the number that matches anyone wins
     for number in candidates:
         found = matches.get(number)
         if found:
             return LookupResult("found" if len(found) == 1 else "ambiguous", number, found)
     return LookupResult("unknown", candidates[0])
+
+
+async def customers_by_ids(session: AsyncSession, ids: list[int]) -> list[Customer]:
+    """Full records (phones and e-mails loaded), in the order of ``ids``."""
+    if not ids:
+        return []
+    rows = {c.id: c for c in await session.scalars(select(Customer).where(Customer.id.in_(ids)))}
+    return [rows[i] for i in ids if i in rows]
 
 
 def _like(text: str) -> str:

@@ -148,13 +148,14 @@ async def lookup(request: web.Request) -> web.Response:
         result = await customers.lookup_by_caller_id(
             session, number, _settings(request).default_region
         )
-    return json_response(
-        {
-            "status": result.status,
-            "number": result.number,
-            "customers": [serialize.customer(c) for c in result.customers],
-        }
-    )
+        full = await customers.customers_by_ids(session, [m.id for m in result.customers])
+        return json_response(
+            {
+                "status": result.status,
+                "number": result.number,
+                "customers": [serialize.customer(c) for c in full],
+            }
+        )
 
 
 @routes.route("POST", "/customers", "Create a customer", body=CustomerIn)

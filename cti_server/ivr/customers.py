@@ -23,7 +23,12 @@ class CrmLookup:
         """Exactly one customer with this number, else None (several: the agent chooses)."""
         async with self._sessions() as session:
             found = await lookup_by_caller_id(session, number, self._region)
-        return _customer(found.customers[0]) if found.status == "found" else None
+        if found.status != "found":
+            return None
+        match = found.customers[0]
+        return Customer(
+            customer_id=match.id, name=match.name, tier=match.tier, language=match.language
+        )
 
     async def by_account(self, digits: str) -> Customer | None:
         if not digits.isdigit() or len(digits) > 20:
