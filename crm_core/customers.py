@@ -129,11 +129,12 @@ async def lookup_by_caller_id(session: AsyncSession, raw: str | None, region: st
         select(Phone.e164, Customer.id, Customer.name, Customer.tier, Customer.language)
         .join(Customer, Customer.id == Phone.customer_id)
         .where(Phone.e164.in_(candidates), Customer.merged_into_id.is_(None))
-        .order_by(Customer.id)
     )
     matches: dict[str, list[CallerMatch]] = {}
     for e164, customer_id, name, tier, language in rows:
         matches.setdefault(e164, []).append(CallerMatch(customer_id, name, tier, language))
+    for same_number in matches.values():
+        same_number.sort(key=lambda match: match.id)  # a few rows: cheaper here than in SQL
     # the most likely interpretation of the number that matches anyone wins
     for number in candidates:
         found = matches.get(number)

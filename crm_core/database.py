@@ -14,7 +14,8 @@ def make_engine(url: str, password: str | None = None) -> AsyncEngine:
     parsed = make_url(url)
     if password is not None:
         parsed = parsed.set(password=password)
-    return create_async_engine(parsed, pool_pre_ping=True)
+    # a server connection may have died while pooled; a SQLite file cannot: no ping for it
+    return create_async_engine(parsed, pool_pre_ping=parsed.get_backend_name() != "sqlite")
 
 
 async def ping(engine: AsyncEngine, timeout: float = 2.0) -> bool:

@@ -87,6 +87,7 @@ class IvrResult:
     path: list[StepRecord] = field(default_factory=list)
     inputs: dict[str, str] = field(default_factory=dict)
     languages: list[str] = field(default_factory=list)
+    secrets: dict[str, str] = field(default_factory=dict)  # for the flow's own checks only
 
 
 class IvrEngine:
@@ -179,8 +180,13 @@ class IvrEngine:
     ) -> str:
         for _ in range(step.retries):
             digits = await channel.read_digits(step.prompt, language, step.max_digits, step.timeout)
-            if step.min_digits <= len(digits) <= step.max_digits and digits.isdigit():
-                result.attributes[step.into] = digits
+            if (
+                step.min_digits <= len(digits) <= step.max_digits
+                and digits.isascii()
+                and (digits.isdigit())
+            ):
+                # a secret never joins the attributes: those are published and stored
+                (result.secrets if step.secret else result.attributes)[step.into] = digits
                 shown = MASK if step.secret else digits
                 result.inputs[step.into] = shown
                 record.input = shown

@@ -23,7 +23,7 @@ def _key(code: str) -> str:
         value = int(code)
     except ValueError:
         return ""
-    return chr(value) if value > 0 else ""
+    return chr(value) if 0 < value < 0x110000 else ""
 
 
 class FastAgiChannel:

@@ -51,24 +51,44 @@ class AgiSession:
         return self.env.get("agi_network_script", "").partition("?")[0].strip("/")
 
     async def command(self, *words: str) -> dict[str, Any]:
-        """Send one AGI command; line breaks in any word are replaced so no command can be added."""
+        """Send one AGI command; line breaks in any word are replaced so no command can be added.
+
+        A broken link, silence past the deadline or an answer that is not AGI ends the session
+        as a hang-up: nothing more can be said on it.
+        """
         line = " ".join(_clean(word) for word in words)
-        self._writer.write(line.encode("utf-8") + b"\n")
-        await self._writer.drain()
+        try:
+            self._writer.write(line.encode("utf-8") + b"\n")
+            await self._writer.drain()
+            result = await self._answer()
+            if result.get("error") == "AGIUsageError":
+                await self._skip_usage()
+        except (ConnectionError, OSError, TimeoutError, ValueError) as exc:
+            raise AgiHangup(f"AGI session broken during {words[0]}: {exc!r}") from None
+        if result.get("error") == "AGIResultHangup":
+            raise AgiHangup(result.get("msg", "hangup"))
+        if "error" in result:
+            raise AgiError(f"{words[0]}: {result.get('msg') or result['error']}")
+        return result
+
+    async def _answer(self) -> dict[str, Any]:
         while True:
             raw = await asyncio.wait_for(self._reader.readline(), self._command_timeout)
             if not raw:
-                raise AgiHangup("Asterisk closed the AGI connection")
-            result: dict[str, Any] = parse_agi_result(raw.decode("utf-8", "replace").rstrip("\n"))
+                raise ConnectionError("Asterisk closed the AGI connection")
+            text = raw.decode("utf-8", "replace").rstrip("\n")
+            if not text[:3].isdigit() and text != "HANGUP":
+                raise ValueError(f"not an AGI answer: {text[:40]!r}")
+            result: dict[str, Any] = parse_agi_result(text)
             if result.get("status_code") != 100:
-                break
-        if result.get("error") == "AGIResultHangup":
-            raise AgiHangup(result.get("msg", "hangup"))
-        if result.get("error") == "AGIUsageError":
-            await self._reader.readline()
-        if "error" in result:
-            raise AgiError(f"{line.split(' ', 1)[0]}: {result.get('msg') or result['error']}")
-        return result
+                return result
+
+    async def _skip_usage(self) -> None:
+        """A 520 usage answer spans lines up to ``520 End of proper usage.``."""
+        for _ in range(100):
+            raw = await asyncio.wait_for(self._reader.readline(), self._command_timeout)
+            if not raw or raw.startswith(b"520 "):
+                return
 
     async def set_variable(self, name: str, value: str) -> None:
         await self.command("SET VARIABLE", name, _quote(value))

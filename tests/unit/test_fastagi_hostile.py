@@ -1,0 +1,544 @@
+"""The FastAGI server and the IVR over it, against real recorded requests and a hostile peer.
+
+The test plays Asterisk's side over a real socket; the route runs the real IVR engine over
+:class:`FastAgiChannel` on the shipped ``main`` flow, with CRM lookups that know nobody.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import socket
+import struct
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cti_server.config import AgiSettings
+from cti_server.ivr.engine import Customer, IvrEngine, IvrResult
+from cti_server.ivr.fastagi_channel import FastAgiChannel
+from cti_server.ivr.flow import Flow, load_flow
+from cti_server.resources import data_dir
+from cti_server.telephony.fastagi import AgiSession, FastAgiServer
+from tests.support.ports import free_port
+
+TIMEOUT = 5.0
+HEADER_TIMEOUT = 1.0
+AGI_SESSIONS = Path(__file__).resolve().parents[3] / "shared" / "data" / "agi_sessions"
+FLOWS = data_dir("ivr_flows")
+REQUEST = (
+    "agi_network: yes\n"
+    "agi_network_script: inbound\n"
+    "agi_request: agi://127.0.0.1/inbound\n"
+    "agi_channel: PJSIP/trunk-00000001\n"
+    "agi_uniqueid: 1700000000.1\n"
+    "agi_callerid: +8613800138000\n"
+    "agi_calleridname: 张伟\n"
+    "\n"
+).encode()
+# What the IVR sends for a caller nobody knows, up to the first prompt that can be interrupted.
+FIRST_COMMANDS = [
+    'SET VARIABLE CHANNEL(language) "en"',
+    "GET DATA cti/enter_account 8000 8",
+    'STREAM FILE cti/welcome ""',
+    'STREAM FILE cti/main_menu "120"',
+]
+OK = b"200 result=0\n"
+
+Reply = Callable[[str], bytes | None]
+
+
+class IvrRoute:
+    """The ``inbound`` route: the real engine over FastAgiChannel; results and envs recorded."""
+
+    def __init__(self, flow: Flow) -> None:
+        self.flow = flow
+        self.envs: list[dict[str, str]] = []
+        self.asked: list[str] = []
+        self.results: asyncio.Queue[IvrResult] = asyncio.Queue()
+        self.engine = IvrEngine(self._nobody, self._nobody)
+
+    async def _nobody(self, key: str) -> Customer | None:
+        self.asked.append(key)
+        return None
+
+    async def __call__(self, session: AgiSession) -> None:
+        self.envs.append(session.env)
+        channel = FastAgiChannel(session)
+        caller = session.env.get("agi_callerid", "")
+        self.results.put_nowait(await self.engine.run(self.flow, channel, caller))
+
+    async def result(self) -> IvrResult:
+        return await asyncio.wait_for(self.results.get(), TIMEOUT)
+
+
+@pytest.fixture(scope="module")
+def main_flow() -> Flow:
+    return load_flow(FLOWS / "main.yaml", FLOWS / "prompts")
+
+
+@asynccontextmanager
+async def ivr_server(
+    flow: Flow, **settings: object
+) -> AsyncIterator[tuple[FastAgiServer, int, IvrRoute]]:
+    port = free_port()
+    server = FastAgiServer(
+        AgiSettings.model_validate(
+            {"host": "127.0.0.1", "port": port, "header_timeout": HEADER_TIMEOUT, **settings}
+        )
+    )
+    route = IvrRoute(flow)
+    server.add_route("inbound", route)
+    await server.start()
+    try:
+        yield server, port, route
+    finally:
+        await server.stop()
+
+
+@asynccontextmanager
+async def connection(port: int) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        yield reader, writer
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+def reset(writer: asyncio.StreamWriter) -> None:
+    """Close abruptly: the peer gets a TCP RST, not a FIN."""
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+async def read_until_closed(reader: asyncio.StreamReader) -> bytes:
+    try:
+        return await asyncio.wait_for(reader.read(), TIMEOUT)
+    except ConnectionResetError:
+        return b""
+
+
+async def play_asterisk(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, reply: Reply
+) -> list[str]:
+    """Answer every command with ``reply(command)`` until the server closes (or reply is None)."""
+    commands: list[str] = []
+    while True:
+        line = await asyncio.wait_for(reader.readline(), TIMEOUT)
+        if not line:
+            return commands
+        command = line.decode().rstrip("\n")
+        commands.append(command)
+        answer = reply(command)
+        if answer is None:
+            return commands
+        writer.write(answer)
+        await writer.drain()
+
+
+def answer_ok(_command: str) -> bytes:
+    return OK
+
+
+async def wait_idle(server: FastAgiServer) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while server.status()["active"]:
+        assert time.monotonic() < deadline, f"sessions still active: {server.status()}"
+        await asyncio.sleep(0.01)
+
+
+def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Log records at ERROR or above, or carrying a traceback."""
+    return [
+        f"{r.name}: {r.getMessage()}"
+        for r in caplog.records
+        if r.levelno >= logging.ERROR or r.exc_info
+    ]
+
+
+# --- (a) recorded AGI environment blocks ------------------------------------------------------
+
+ENV_LINE = re.compile(r"(?:^|\s)(agi_\w+:.*)$")
+
+
+def recorded_sessions() -> list[Any]:
+    if not AGI_SESSIONS.is_dir():
+        reason = f"shared data {AGI_SESSIONS} is absent"
+        return [pytest.param(None, marks=pytest.mark.skip(reason=reason), id="no-shared-data")]
+    return [pytest.param(p, id=p.name) for p in sorted(AGI_SESSIONS.iterdir()) if p.is_file()]
+
+
+def env_lines(path: Path) -> list[str]:
+    """The ``agi_key: value`` lines of a log, verbatim (one file has no space after the colon)."""
+    lines = []
+    for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        found = ENV_LINE.search(raw)
+        if found:
+            lines.append(found.group(1).rstrip())
+    return lines
+
+
+@pytest.mark.parametrize("path", recorded_sessions())
+@pytest.mark.asyncio
+async def test_recorded_environment_blocks_are_accepted(
+    main_flow: Flow, path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    lines = [ln for ln in env_lines(path) if not ln.startswith("agi_network_script:")]
+    assert len(lines) >= 20, f"{path.name}: only {lines}"
+    expected = {k.strip(): v.strip() for k, _, v in (ln.partition(":") for ln in lines)}
+    request = "\n".join([*lines, "agi_network_script: inbound"]) + "\n\n"
+    async with (
+        ivr_server(main_flow) as (server, port, route),
+        connection(port) as (reader, writer),
+    ):
+        writer.write(request.encode())
+        await writer.drain()
+        commands = await play_asterisk(reader, writer, answer_ok)
+        result = await route.result()
+        await wait_idle(server)
+
+    assert route.envs == [{**expected, "agi_network_script": "inbound"}]
+    assert commands[:4] == FIRST_COMMANDS
+    # GET DATA answered "0": account "0", unknown; the menu times out three times: operator
+    assert route.asked == [expected["agi_callerid"], "0"]
+    assert result.outcome == "transfer"
+    assert result.attributes["intent"] == "operator"
+    assert server.requests == 1
+    assert errors(caplog) == []
+
+
+# --- (b) a 10 MB header ------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_ten_megabyte_header_is_refused_and_the_server_stays_responsive(
+    main_flow: Flow, caplog: pytest.LogCaptureFixture
+) -> None:
+    line = b"agi_arg_1: " + b"x" * 1000 + b"\n"
+    huge = b"agi_network_script: inbound\n" + line * (10 * 1024 * 1024 // len(line)) + b"\n"
+    assert len(huge) >= 10_000_000
+    async with ivr_server(main_flow) as (server, port, route):
+        started = time.monotonic()
+        async with connection(port) as (reader, writer):
+            writer.write(huge)
+            with contextlib.suppress(ConnectionError):
+                await asyncio.wait_for(writer.drain(), TIMEOUT)
+            assert await read_until_closed(reader) == b""
+        assert time.monotonic() - started < HEADER_TIMEOUT  # refused by size, not by time
+        await wait_idle(server)
+        assert server.requests == 0
+        assert route.envs == []
+
+        async with connection(port) as (reader, writer):
+            writer.write(REQUEST)
+            await writer.drain()
+            commands = await play_asterisk(reader, writer, answer_ok)
+        assert commands[:4] == FIRST_COMMANDS
+        assert (await route.result()).outcome == "transfer"
+        assert server.requests == 1
+    assert errors(caplog) == []
+
+
+# --- (c) a peer trickling one byte every 0.2 s ------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_trickling_peer_is_closed_after_the_header_timeout(main_flow: Flow) -> None:
+    async with (
+        ivr_server(main_flow) as (server, port, route),
+        connection(port) as (reader, writer),
+    ):
+        started = time.monotonic()
+        deadline = started + HEADER_TIMEOUT + 2.0
+        closed = False
+        sent = 0
+        while not closed:
+            assert time.monotonic() < deadline, f"still open after {sent} bytes"
+            try:
+                writer.write(REQUEST[sent : sent + 1])
+                await writer.drain()
+            except ConnectionError:
+                break
+            sent += 1
+            # the pace of the trickle, and the watch for the server's close
+            try:
+                closed = await asyncio.wait_for(reader.read(1), 0.2) == b""
+            except TimeoutError:
+                pass
+            except ConnectionResetError:
+                closed = True
+        elapsed = time.monotonic() - started
+        assert HEADER_TIMEOUT * 0.8 <= elapsed < HEADER_TIMEOUT + 1.0
+        assert sent < len(REQUEST)
+        await wait_idle(server)
+    assert route.envs == []
+    assert server.requests == 0
+
+
+# --- (d) a thousand connections at once --------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_thousand_connections_at_once_do_not_hang_or_leak(
+    main_flow: Flow, caplog: pytest.LogCaptureFixture
+) -> None:
+    connections = 1000
+    max_sessions = 50
+    async with ivr_server(main_flow, max_sessions=max_sessions) as (server, port, route):
+        tasks_before = len(asyncio.all_tasks())
+        served: list[asyncio.StreamWriter] = []
+        refused: list[asyncio.StreamWriter] = []
+
+        unreachable: list[OSError] = []
+
+        async def call() -> None:
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError as exc:  # the kernel's accept queue overflowing: refused, not hung
+                unreachable.append(exc)
+                return
+            try:
+                writer.write(REQUEST)
+                await writer.drain()
+                first = await reader.readline()  # the IVR's first command, or the close
+            except ConnectionError:
+                first = b""
+            (served if first else refused).append(writer)
+
+        started = time.monotonic()
+        await asyncio.wait_for(asyncio.gather(*(call() for _ in range(connections))), 30)
+        settled = time.monotonic() - started
+
+        # The served ones hold their slot (the IVR waits for an answer) until everyone has one.
+        assert len(served) == max_sessions
+        assert len(refused) + len(unreachable) == connections - max_sessions
+        assert server.rejected == len(refused)
+        assert server.status()["active"] == max_sessions
+
+        for i, writer in enumerate(served):
+            if i % 2:
+                reset(writer)  # abruptly
+            else:
+                writer.close()
+        for writer in refused:
+            writer.close()
+        for writer in served + refused:
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+        await wait_idle(server)
+        deadline = time.monotonic() + TIMEOUT
+        while len(asyncio.all_tasks()) > tasks_before:
+            assert time.monotonic() < deadline, f"{len(asyncio.all_tasks())} > {tasks_before}"
+            await asyncio.sleep(0.01)
+        # closed in order or reset, each walk ends recorded as the caller gone
+        gone = [route.results.get_nowait() for _ in range(route.results.qsize())]
+        assert len(gone) == max_sessions
+        assert {r.outcome for r in gone} == {"caller_gone"}
+        assert server.requests == max_sessions
+    assert settled < 15
+    assert errors(caplog) == []
+
+
+# --- (e) the channel dying mid-step ------------------------------------------------------------
+
+
+def until_welcome(command: str) -> bytes | None:
+    if command.startswith("GET DATA"):
+        return b"200 result= (timeout)\n"
+    if command.startswith("STREAM FILE"):
+        return None
+    return b"200 result=1\n"
+
+
+@pytest.mark.parametrize("death", ["hangup", "close"])
+@pytest.mark.asyncio
+async def test_channel_dying_mid_step_ends_the_walk_as_caller_gone(
+    main_flow: Flow, death: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with ivr_server(main_flow) as (server, port, route):
+        async with connection(port) as (reader, writer):
+            writer.write(REQUEST)
+            await writer.drain()
+            commands = await play_asterisk(reader, writer, until_welcome)
+            if death == "hangup":
+                writer.write(b"HANGUP\n")
+                await writer.drain()
+                assert await read_until_closed(reader) == b""
+        result = await route.result()
+        await wait_idle(server)
+    assert commands == FIRST_COMMANDS[:3]
+    assert result.outcome == "caller_gone"
+    assert [r.step for r in result.path] == ["identify", "welcome"]
+    assert result.path[0].input == "account: none given"
+    assert errors(caplog) == []
+
+
+@pytest.mark.asyncio
+async def test_connection_reset_mid_step_ends_the_session_quietly(
+    main_flow: Flow, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with ivr_server(main_flow) as (server, port, _route):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(REQUEST)
+        await writer.drain()
+        assert await play_asterisk(reader, writer, until_welcome) == FIRST_COMMANDS[:3]
+        reset(writer)
+        await wait_idle(server)
+    assert errors(caplog) == []
+
+
+@pytest.mark.asyncio
+async def test_connection_reset_mid_step_is_the_caller_gone(main_flow: Flow) -> None:
+    async with ivr_server(main_flow) as (server, port, route):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(REQUEST)
+        await writer.drain()
+        await play_asterisk(reader, writer, until_welcome)
+        reset(writer)
+        await wait_idle(server)
+        assert not route.results.empty(), "the route ended without an IVR result"
+        result = route.results.get_nowait()
+    assert result.outcome == "caller_gone"
+    assert [r.step for r in result.path] == ["identify", "welcome"]
+
+
+# --- (f) "200 result=-1": could not play, or hung up ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        pytest.param(b"200 result=-1\n", id="minus-one"),
+        pytest.param(
+            b"511 Command Not Permitted on a dead channel or intercept routine\n", id="511"
+        ),
+        pytest.param(b"HANGUP\n", id="hangup"),
+    ],
+)
+@pytest.mark.asyncio
+async def test_minus_one_and_failing_channel_status_is_the_caller_gone(
+    main_flow: Flow, status: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    def failing(command: str) -> bytes:
+        if command == "CHANNEL STATUS":
+            return status
+        if command.startswith("SET VARIABLE"):
+            return b"200 result=1\n"
+        return b"200 result=-1\n"
+
+    async with (
+        ivr_server(main_flow) as (server, port, route),
+        connection(port) as (reader, writer),
+    ):
+        writer.write(REQUEST)
+        await writer.drain()
+        commands = await play_asterisk(reader, writer, failing)
+        result = await route.result()
+        await wait_idle(server)
+    assert commands == [FIRST_COMMANDS[0], FIRST_COMMANDS[1], "CHANNEL STATUS"]
+    assert result.outcome == "caller_gone"
+    assert [r.step for r in result.path] == ["identify"]
+    assert errors(caplog) == []
+
+
+@pytest.mark.asyncio
+async def test_minus_one_with_the_channel_still_up_goes_on(
+    main_flow: Flow, caplog: pytest.LogCaptureFixture
+) -> None:
+    def cannot_play(command: str) -> bytes:
+        if command == "CHANNEL STATUS":
+            return b"200 result=6\n"  # AST_STATE_UP
+        if command.startswith("STREAM FILE"):
+            return b"200 result=-1\n"
+        return OK
+
+    async with (
+        ivr_server(main_flow) as (_server, port, route),
+        connection(port) as (reader, writer),
+    ):
+        writer.write(REQUEST)
+        await writer.drain()
+        commands = await play_asterisk(reader, writer, cannot_play)
+        result = await route.result()
+    assert commands.count("CHANNEL STATUS") == commands.count('STREAM FILE cti/main_menu "120"') + 1
+    assert result.outcome == "transfer"
+    assert result.attributes["intent"] == "operator"
+    assert errors(caplog) == []
+
+
+# --- answers no real Asterisk should send, or sends in a form the session mishandles -----------
+
+USAGE_520 = (
+    b"520-Invalid command syntax.  Proper usage follows:\n"
+    b" -= Info about AGI 'get data' =-\n"
+    b"\n"
+    b"[Synopsis]\n"
+    b"Prompts for DTMF on a channel\n"
+    b"\n"
+    b"[Syntax]\n"
+    b"GET DATA FILE [TIMEOUT] [MAXDIGITS]\n"
+    b"520 End of proper usage.\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("target", "answer"),
+    [
+        pytest.param(
+            "GET DATA",
+            USAGE_520,
+            id="multi-line-520",
+        ),
+        pytest.param(
+            "GET DATA",
+            b"garbage\n",
+            id="not-a-status-line",
+        ),
+        pytest.param(
+            "STREAM FILE",
+            b"200 result=1114112\n",
+            id="key-code-out-of-range",
+        ),
+        pytest.param(
+            "GET DATA",
+            b"200 result=" + b"1" * 20_000 + b"\n",
+            id="answer-over-the-stream-limit",
+        ),
+    ],
+)
+@pytest.mark.asyncio
+async def test_malformed_answers_do_not_escape_the_server(
+    main_flow: Flow, target: str, answer: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    sent = False
+
+    def hostile(command: str) -> bytes:
+        nonlocal sent
+        if command.startswith(target) and not sent:
+            sent = True
+            return answer
+        return OK
+
+    async with (
+        ivr_server(main_flow) as (server, port, route),
+        connection(port) as (reader, writer),
+    ):
+        writer.write(REQUEST)
+        await writer.drain()
+        with contextlib.suppress(ConnectionError):
+            await play_asterisk(reader, writer, hostile)
+        await wait_idle(server)
+        assert sent
+        assert errors(caplog) == []
+        assert not route.results.empty(), "the route ended without an IVR result"

@@ -1,0 +1,352 @@
+"""The IVR engine over a scripted in-memory channel, on the shipped ``main`` flow and small ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cti_server.ivr.engine import MASK, MAX_STEPS, CallerGone, Customer, IvrEngine, IvrResult
+from cti_server.ivr.flow import Flow, MenuStep, load_flow
+from cti_server.resources import data_dir
+
+FLOWS = data_dir("ivr_flows")
+VIP_NUMBER = "+8613800138000"
+UNKNOWN_NUMBER = "+8613911112222"
+ACCOUNT = "12345678"
+VIP = Customer(customer_id=42, name="王芳", tier="platinum", language="zh")
+ACCOUNT_HOLDER = Customer(customer_id=7, name="Ann Lee", tier="silver", language=None)
+
+Answer = str | BaseException
+
+
+class ScriptedChannel:
+    """A call whose caller follows a script: one planned answer per thing the engine waits for.
+
+    ``play`` with escape digits, ``read_key`` and ``read_digits`` each take the next answer (a key,
+    digits, ``""`` for a timeout, or an exception to raise). A prompt played without escape digits
+    cannot be interrupted and takes none. Everything the engine does is logged in ``calls``.
+    """
+
+    def __init__(self, answers: list[Answer]) -> None:
+        self._answers = list(answers)
+        self.calls: list[str] = []
+        self.played: list[tuple[str, str]] = []
+        self.variables: dict[str, str] = {}
+
+    def _next(self, what: str) -> str:
+        if not self._answers:
+            raise AssertionError(f"the script has no answer left for {what}; log: {self.calls}")
+        answer = self._answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    @property
+    def unused(self) -> list[Answer]:
+        return list(self._answers)
+
+    async def play(self, prompt: str, language: str, escape: str = "") -> str:
+        self.calls.append(f"play {prompt} {language} {escape!r}")
+        self.played.append((prompt, language))
+        return self._next(f"play {prompt}") if escape else ""
+
+    async def read_key(self, timeout: float) -> str:
+        self.calls.append(f"read_key {timeout}")
+        return self._next("read_key")
+
+    async def read_digits(self, prompt: str, language: str, max_digits: int, timeout: float) -> str:
+        self.calls.append(f"read_digits {prompt} {language} {max_digits} {timeout}")
+        self.played.append((prompt, language))
+        return self._next(f"read_digits {prompt}")
+
+    async def set_variable(self, name: str, value: str) -> None:
+        self.calls.append(f"set {name}={value}")
+        self.variables[name] = value
+
+
+class Crm:
+    """Lookups that know one VIP by caller ID and one customer by account number."""
+
+    def __init__(self) -> None:
+        self.by_caller_id_asked: list[str] = []
+        self.by_account_asked: list[str] = []
+
+    async def by_caller_id(self, number: str) -> Customer | None:
+        self.by_caller_id_asked.append(number)
+        return VIP if number == VIP_NUMBER else None
+
+    async def by_account(self, digits: str) -> Customer | None:
+        self.by_account_asked.append(digits)
+        return ACCOUNT_HOLDER if digits == ACCOUNT else None
+
+    def engine(self) -> IvrEngine:
+        return IvrEngine(self.by_caller_id, self.by_account)
+
+
+@pytest.fixture(scope="module")
+def main_flow() -> Flow:
+    return load_flow(FLOWS / "main.yaml", FLOWS / "prompts")
+
+
+def steps(result: IvrResult) -> list[str]:
+    return [record.step for record in result.path]
+
+
+def write_flow(tmp_path: Path, flow: dict[str, object]) -> Flow:
+    path = tmp_path / f"{flow['name']}.yaml"
+    path.write_text(yaml.safe_dump(flow), encoding="utf-8")
+    return load_flow(path)
+
+
+@pytest.mark.asyncio
+async def test_known_vip_pressing_1_goes_to_billing_with_high_priority(main_flow: Flow) -> None:
+    crm = Crm()
+    channel = ScriptedChannel(["1"])  # presses 1 during the menu prompt
+    result = await crm.engine().run(main_flow, channel, VIP_NUMBER)
+
+    assert result.outcome == "transfer"
+    assert result.queue == "support"
+    assert result.customer == VIP
+    assert result.attributes == {
+        "language": "zh",
+        "tier": "platinum",
+        "customer_id": "42",
+        "intent": "billing",
+        "skill": "billing",
+        "priority": "high",
+    }
+    assert steps(result) == ["identify", "welcome", "menu", "billing", "by_tier", "priority"]
+    assert [r.kind for r in result.path] == [
+        "identify",
+        "play",
+        "menu",
+        "set",
+        "branch",
+        "transfer",
+    ]
+    assert result.path[0].input == "caller id"
+    assert result.path[2].input == "1"
+    assert all(r.seconds >= 0 for r in result.path)
+    # known by caller ID: never asked for an account; prompts in the customer's language
+    assert crm.by_caller_id_asked == [VIP_NUMBER]
+    assert crm.by_account_asked == []
+    assert channel.calls == ["play welcome zh ''", "play main_menu zh '120'"]
+    assert result.inputs == {}
+    assert channel.unused == []
+
+
+@pytest.mark.asyncio
+async def test_three_invalid_keys_go_to_the_operator(main_flow: Flow) -> None:
+    channel = ScriptedChannel(["", "9", "", "8", "", "7"])
+    result = await Crm().engine().run(main_flow, channel, VIP_NUMBER)
+
+    assert result.outcome == "transfer"
+    assert result.attributes["intent"] == "operator"
+    assert steps(result) == ["identify", "welcome", "menu", "operator"]
+    assert result.path[2].input == "9 8 7"
+    menu = [call.split(" ")[1] for call in channel.calls if call.startswith("play")][1:]
+    assert menu == ["main_menu", "invalid", "main_menu", "invalid", "main_menu", "invalid"]
+    assert channel.calls.count("read_key 4.0") == 3
+    assert channel.unused == []
+
+
+@pytest.mark.asyncio
+async def test_silent_caller_goes_to_the_operator_after_the_retries(main_flow: Flow) -> None:
+    menu = main_flow.steps["menu"]
+    assert isinstance(menu, MenuStep)
+    channel = ScriptedChannel(["", ""] * menu.retries)
+    result = await Crm().engine().run(main_flow, channel, VIP_NUMBER)
+
+    assert result.outcome == "transfer"
+    assert result.attributes["intent"] == "operator"
+    assert steps(result)[-2:] == ["menu", "operator"]
+    assert result.path[2].input == ""
+    assert channel.calls.count(f"read_key {menu.timeout}") == menu.retries
+    assert channel.calls.count("play main_menu zh '120'") == menu.retries
+    assert not any("invalid" in call for call in channel.calls)  # a timeout is not an error
+    assert channel.unused == []
+
+
+@pytest.mark.asyncio
+async def test_unknown_caller_typing_an_account_number_is_identified(main_flow: Flow) -> None:
+    crm = Crm()
+    channel = ScriptedChannel([ACCOUNT, "2"])
+    result = await crm.engine().run(main_flow, channel, UNKNOWN_NUMBER)
+
+    assert crm.by_caller_id_asked == [UNKNOWN_NUMBER]
+    assert crm.by_account_asked == [ACCOUNT]
+    assert channel.calls[0] == "read_digits enter_account en 8 8.0"
+    assert result.customer == ACCOUNT_HOLDER
+    assert result.path[0].input == f"account {ACCOUNT}"
+    assert result.inputs == {"account": ACCOUNT}
+    assert result.outcome == "transfer"
+    assert steps(result) == ["identify", "welcome", "menu", "sales", "by_tier", "queue"]
+    assert result.attributes == {
+        "language": "en",  # the customer has none: the flow's first
+        "tier": "silver",
+        "customer_id": "7",
+        "intent": "sales",
+        "skill": "sales",
+    }
+
+
+@pytest.mark.asyncio
+async def test_unknown_caller_typing_nothing_still_reaches_the_menu(main_flow: Flow) -> None:
+    crm = Crm()
+    channel = ScriptedChannel(["", "0"])
+    result = await crm.engine().run(main_flow, channel, UNKNOWN_NUMBER)
+
+    assert result.customer is None
+    assert crm.by_account_asked == []
+    assert result.path[0].input == "account: none given"
+    assert result.inputs == {"account": ""}
+    assert "tier" not in result.attributes
+    assert steps(result) == ["identify", "welcome", "menu", "operator"]
+    assert result.outcome == "transfer"
+
+
+@pytest.mark.asyncio
+async def test_caller_without_caller_id_is_asked_for_the_account(main_flow: Flow) -> None:
+    crm = Crm()
+    channel = ScriptedChannel([ACCOUNT, "0"])
+    result = await crm.engine().run(main_flow, channel, "")
+
+    assert crm.by_caller_id_asked == []
+    assert result.customer == ACCOUNT_HOLDER
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        pytest.param("9" * 100, id="100-digits"),
+        pytest.param("#*" * 500, id="hash-star-flood"),
+        pytest.param("1234#*#*5678", id="mixed"),
+        pytest.param("١٢٣٤٥٦٧٨", id="arabic-indic-digits"),
+    ],
+)
+@pytest.mark.asyncio
+async def test_hostile_account_input_is_survived_and_not_identified(
+    main_flow: Flow, typed: str
+) -> None:
+    crm = Crm()
+    channel = ScriptedChannel([typed, "0"])
+    result = await crm.engine().run(main_flow, channel, UNKNOWN_NUMBER)
+
+    assert result.customer is None
+    assert "customer_id" not in result.attributes
+    assert steps(result) == ["identify", "welcome", "menu", "operator"]
+    assert result.outcome == "transfer"
+    # nothing that is not all digits reaches the CRM
+    assert all(asked.isdigit() for asked in crm.by_account_asked)
+
+
+@pytest.mark.asyncio
+async def test_caller_gone_mid_menu_keeps_the_steps_taken(main_flow: Flow) -> None:
+    channel = ScriptedChannel(["", "9", CallerGone("hung up")])
+    result = await Crm().engine().run(main_flow, channel, VIP_NUMBER)
+
+    assert result.outcome == "caller_gone"
+    assert result.queue == ""
+    assert steps(result) == ["identify", "welcome", "menu"]
+    assert result.customer == VIP  # what was learned before is kept
+    assert result.attributes["tier"] == "platinum"
+    assert channel.calls[-1] == "play main_menu zh '120'"
+
+
+@pytest.mark.asyncio
+async def test_caller_gone_while_typing_the_account(main_flow: Flow) -> None:
+    channel = ScriptedChannel([CallerGone("hung up")])
+    result = await Crm().engine().run(main_flow, channel, UNKNOWN_NUMBER)
+
+    assert result.outcome == "caller_gone"
+    assert steps(result) == ["identify"]
+
+
+PIN_FLOW: dict[str, object] = {
+    "name": "pin",
+    "languages": ["en"],
+    "start": "pin",
+    "steps": {
+        "pin": {
+            "type": "collect",
+            "prompt": "enter_pin",
+            "into": "pin",
+            "min_digits": 4,
+            "max_digits": 6,
+            "retries": 2,
+            "secret": True,
+            "next": "done",
+            "on_fail": "failed",
+        },
+        "done": {"type": "transfer", "queue": "support"},
+        "failed": {"type": "hangup", "prompt": "goodbye"},
+    },
+}
+
+
+@pytest.mark.asyncio
+async def test_secret_collect_is_masked_in_path_and_inputs(tmp_path: Path) -> None:
+    flow = write_flow(tmp_path, PIN_FLOW)
+    channel = ScriptedChannel(["12", "4321"])  # too short, then a good PIN
+    result = await Crm().engine().run(flow, channel, UNKNOWN_NUMBER)
+
+    assert result.outcome == "transfer"
+    assert result.path[0].input == MASK == "***"
+    assert result.path[0].as_dict()["input"] == "***"
+    assert result.inputs == {"pin": "***"}
+    assert "4321" not in repr([r.as_dict() for r in result.path])
+    assert channel.calls == ["read_digits enter_pin en 6 8.0"] * 2
+
+
+@pytest.mark.asyncio
+async def test_secret_collect_failing_hangs_up_and_records_nothing(tmp_path: Path) -> None:
+    flow = write_flow(tmp_path, PIN_FLOW)
+    channel = ScriptedChannel(["12", "1234567"])  # too short, too long
+    result = await Crm().engine().run(flow, channel, UNKNOWN_NUMBER)
+
+    assert result.outcome == "hangup"
+    assert steps(result) == ["pin", "failed"]
+    assert result.inputs == {}
+    assert "pin" not in result.attributes
+    assert channel.played[-1] == ("goodbye", "en")
+
+
+@pytest.mark.asyncio
+async def test_secret_collect_value_is_not_in_the_published_attributes(tmp_path: Path) -> None:
+    flow = write_flow(tmp_path, PIN_FLOW)
+    result = await Crm().engine().run(flow, ScriptedChannel(["4321"]), UNKNOWN_NUMBER)
+
+    assert result.outcome == "transfer"
+    assert "4321" not in result.attributes.values()
+
+
+@pytest.mark.asyncio
+async def test_runaway_flow_stops_after_max_steps(tmp_path: Path) -> None:
+    # The loop has a way out (the loader accepts it), but the attribute is never set.
+    flow = write_flow(
+        tmp_path,
+        {
+            "name": "runaway",
+            "languages": ["en"],
+            "start": "check",
+            "steps": {
+                "check": {
+                    "type": "branch",
+                    "conditions": [{"attribute": "never_set", "one_of": ["yes"], "goto": "done"}],
+                    "default": "hold",
+                },
+                "hold": {"type": "play", "prompt": "please_hold", "next": "check"},
+                "done": {"type": "transfer", "queue": "support"},
+            },
+        },
+    )
+    channel = ScriptedChannel([])
+    result = await Crm().engine().run(flow, channel, UNKNOWN_NUMBER)
+
+    assert result.outcome == "hangup"
+    assert result.queue == ""
+    assert len(result.path) == MAX_STEPS
+    assert steps(result)[:4] == ["check", "hold", "check", "hold"]
+    assert len(channel.played) == MAX_STEPS // 2
