@@ -221,7 +221,11 @@ async def status_view(request: web.Request) -> web.Response:
     """Health you can wait on: AMI link, database, bus and FastAGI, each with an ``ok``."""
     app = request.app
     database_ok = app[SCHEMA_READY].is_set() and await ping(app[DATABASE])
-    nodes = [link.status.as_dict() for link in app[LINKS]]
+    resyncs = app[TRACKER].resyncs
+    nodes = [
+        {**link.status.as_dict(), "resyncs": resyncs.get(link.status.node, 0)}
+        for link in app[LINKS]
+    ]
     ami = {**nodes[0], "nodes": nodes, "connected": all(n["connected"] for n in nodes)}
     bus: Bus = app[BUS]
     body: dict[str, Any] = {

@@ -142,6 +142,7 @@ def reconcile(
         _take_live_state(tracker, call, legs, queued.get(call.caller_uniqueid))
     for member in members:
         tracker.apply(member)
+    tracker.resyncs[node] = tracker.resyncs.get(node, 0) + 1
     log.info(
         "resync of %s: %d calls, %d queue callers, %d members",
         node,

@@ -64,6 +64,7 @@ class Tracker:
         self.queues: dict[tuple[str, str], QueueStats] = {}
         self._leg_to_call: dict[tuple[str, str], tuple[str, str]] = {}
         self.applied = 0
+        self.resyncs: dict[str, int] = {}  # node -> how often its model was rebuilt
 
     # -- entry point -----------------------------------------------------------------------
 

@@ -71,6 +71,12 @@ async def test_server_reconnects_after_asterisk_restart_and_stops_on_sigterm(
     up = await poll_until(lambda: _ami_is(port, True), 10, what="AMI back up")
     assert time.monotonic() - ready_at < 5.0
     assert up["ami"]["reconnects"] >= 1
+
+    async def _resynced() -> dict[str, Any] | None:
+        body = await _status(port)
+        return body if body and body["ami"]["resyncs"] >= 2 else None
+
+    await poll_until(_resynced, 10, what="the model rebuilt after the restart")
     assert cti_process.poll() is None, "the server must survive without a restart"
 
     cti_process.send_signal(signal.SIGTERM)
