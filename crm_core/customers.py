@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.errors import Conflict, InvalidInput, NotFound
@@ -124,12 +124,8 @@ async def lookup_by_caller_id(session: AsyncSession, raw: str | None, region: st
     candidates = lookup_candidates(raw, region)
     if not candidates:
         return LookupResult("unknown", None)
-    # one round trip, no ORM objects: this runs for every call before the agent's phone rings
-    rows = await session.execute(
-        select(Phone.e164, Customer.id, Customer.name, Customer.tier, Customer.language)
-        .join(Customer, Customer.id == Phone.customer_id)
-        .where(Phone.e164.in_(candidates), Customer.merged_into_id.is_(None))
-    )
+    # one round trip on plain tables, no ORM: this runs for every call before the agent rings
+    rows = await session.execute(_CALLER_QUERY, {"numbers": candidates})
     matches: dict[str, list[CallerMatch]] = {}
     for e164, customer_id, name, tier, language in rows:
         matches.setdefault(e164, []).append(CallerMatch(customer_id, name, tier, language))
@@ -141,6 +137,20 @@ async def lookup_by_caller_id(session: AsyncSession, raw: str | None, region: st
         if found:
             return LookupResult("found" if len(found) == 1 else "ambiguous", number, found)
     return LookupResult("unknown", candidates[0])
+
+
+_PHONES = Phone.__table__
+_CUSTOMERS = Customer.__table__
+_CALLER_QUERY = (
+    select(
+        _PHONES.c.e164, _CUSTOMERS.c.id, _CUSTOMERS.c.name, _CUSTOMERS.c.tier, _CUSTOMERS.c.language
+    )
+    .join(_CUSTOMERS, _CUSTOMERS.c.id == _PHONES.c.customer_id)
+    .where(
+        _PHONES.c.e164.in_(bindparam("numbers", expanding=True)),
+        _CUSTOMERS.c.merged_into_id.is_(None),
+    )
+)
 
 
 async def customers_by_ids(session: AsyncSession, ids: list[int]) -> list[Customer]:
