@@ -98,9 +98,11 @@ def build_app(settings: Settings) -> web.Application:
         settings.dialplan.default_queue,
         flows=FlowRegistry(settings.ivr.flows_dir or data_dir("ivr_flows")),
         flow_name=settings.ivr.inbound_flow,
+        survey_flow=settings.ivr.survey_flow,
         engine=IvrEngine(lookup.by_caller_id, lookup.by_account),
     )
     agi.add_route("inbound", inbound.handle)
+    agi.add_route("survey", inbound.survey)
     app[AGI] = agi
     app[SCHEMA_READY] = asyncio.Event()
     app[RECORDER] = Recorder(

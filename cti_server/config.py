@@ -170,6 +170,7 @@ class IvrSettings(_Section):
     """Which flow greets inbound callers; None sends every call straight to the default queue."""
 
     inbound_flow: str | None = "main"
+    survey_flow: str | None = Field("survey", description="after the agent hangs up")
     flows_dir: Path | None = Field(None, description="default: the ivr_flows folder shipped")
 
 

@@ -133,6 +133,15 @@ class IvrFinished(DomainEvent):
     customer_id: int | None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SurveyAnswered(DomainEvent):
+    """The caller rated the call (1-5) after the agent hung up."""
+
+    node: str
+    linkedid: str
+    score: int
+
+
 EVENT_TYPES: dict[str, type[DomainEvent]] = {
     cls.__name__: cls
     for cls in (
@@ -145,6 +154,7 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         CallEnded,
         AgentStateChanged,
         IvrFinished,
+        SurveyAnswered,
     )
 }
 

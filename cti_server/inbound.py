@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from cti_server.bus import Bus
-from cti_server.events import CallArrived, IvrFinished
+from cti_server.events import CallArrived, IvrFinished, SurveyAnswered
 from cti_server.ivr.engine import CallerGone, IvrEngine
 from cti_server.ivr.fastagi_channel import FastAgiChannel
 from cti_server.ivr.registry import FlowRegistry
@@ -29,6 +29,7 @@ class InboundCalls:
         *,
         flows: FlowRegistry | None = None,
         flow_name: str | None = None,
+        survey_flow: str | None = None,
         engine: IvrEngine | None = None,
     ) -> None:
         self._bus = bus
@@ -36,6 +37,7 @@ class InboundCalls:
         self._default_queue = default_queue
         self._flows = flows
         self._flow_name = flow_name
+        self._survey_flow = survey_flow
         self._engine = engine
 
     async def handle(self, session: AgiSession) -> None:
@@ -80,3 +82,19 @@ class InboundCalls:
                 await session.set_variable("CTI_ROUTE", "hangup")
         except (AgiHangup, CallerGone):
             log.info("call %s: caller gone as the IVR ended", linkedid)
+
+    async def survey(self, session: AgiSession) -> None:
+        """After the agent hung up: ask the caller to rate the call, once it was answered."""
+        flow = self._flows.get(self._survey_flow) if self._flows and self._survey_flow else None
+        if flow is None or self._engine is None:
+            return
+        if not await session.get_variable("${MEMBERNAME}"):
+            return  # never reached an agent: nothing to rate
+        linkedid = await session.get_variable("${CHANNEL(linkedid)}")
+        language = await session.get_variable("${CHANNEL(language)}")
+        result = await self._engine.run(
+            flow, FastAgiChannel(session), session.env.get("agi_callerid", ""), language
+        )
+        score = result.attributes.get("score", "")
+        if score in {"1", "2", "3", "4", "5"}:
+            self._bus.publish(SurveyAnswered(node=self._node, linkedid=linkedid, score=int(score)))

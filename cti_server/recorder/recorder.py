@@ -30,6 +30,7 @@ from cti_server.events import (
     CallStarted,
     DomainEvent,
     IvrFinished,
+    SurveyAnswered,
 )
 from cti_server.recorder.spool import Spool
 
@@ -79,6 +80,8 @@ def interaction_update(event: DomainEvent) -> dict[str, Any] | None:  # noqa: PL
     """The CRM fields one tracker event brings, as a spoolable dict (``lookup``: find caller)."""
     if isinstance(event, IvrFinished):
         return _ivr_update(event)
+    if isinstance(event, SurveyAnswered):
+        return {"node": event.node, "linkedid": event.linkedid, "survey_score": event.score}
     if not isinstance(event, CallStarted | CallQueued | AgentRinging | CallAnswered | CallEnded):
         return None
     base: dict[str, Any] = {"node": event.node, "linkedid": event.linkedid}
@@ -123,7 +126,15 @@ def interaction_update(event: DomainEvent) -> dict[str, Any] | None:  # noqa: PL
 
 
 class Recorder:
-    TRACKED = (CallStarted, CallQueued, AgentRinging, CallAnswered, CallEnded, IvrFinished)
+    TRACKED = (
+        CallStarted,
+        CallQueued,
+        AgentRinging,
+        CallAnswered,
+        CallEnded,
+        IvrFinished,
+        SurveyAnswered,
+    )
 
     def __init__(
         self,

@@ -169,3 +169,34 @@ async def test_caller_hanging_up_in_the_ivr_is_an_ivr_abandon_with_its_steps(
     assert row.routing["ivr_outcome"] == "caller_gone"
     assert [s["step"] for s in row.ivr_path][:2] == ["identify", "welcome"]
     assert row.queued_at is None
+
+
+@pytest.mark.asyncio
+async def test_survey_after_the_agent_hangs_up_is_stored_with_the_call(
+    asterisk_node: AsteriskNode, ivr_app: web.Application, ami: tuple[AmiClient, EventLog]
+) -> None:
+    client, log = ami
+    async with sim_agents(client, "support", ["8002"]):
+        # the caller walks the IVR (1: billing), talks, and presses 4 once the agent is gone
+        call = await place_customer_call(
+            client,
+            context=asterisk_node.settings.dialplan.inbound_context,
+            number=VIP[1],
+            name=VIP[0],
+            dtmf="1" + "w" * 22 + "4",
+            pre_wait=3,
+            patience=20,
+        )
+        await log.wait_for(event_is("AgentComplete", Linkedid=call.uniqueid), 40, "answered")
+    sessions = async_sessionmaker(ivr_app[DATABASE], expire_on_commit=False)
+
+    async def _rated() -> Interaction | None:
+        async with sessions() as session:
+            row = await session.scalar(
+                select(Interaction).where(Interaction.external_key.endswith(call.uniqueid))
+            )
+        return row if row is not None and row.survey_score is not None else None
+
+    row = await poll_until(_rated, 40, what="the survey score stored")
+    assert row.survey_score == 4
+    assert row.answered_at is not None

@@ -38,6 +38,7 @@ class AsteriskNode:
             CTI_DIALPLAN__SIM_TALK_SECONDS=str(s.dialplan.sim_talk_seconds),
             CTI_RECORDER__SPOOL_PATH=str(s.recorder.spool_path),
             CTI_IVR__INBOUND_FLOW=s.ivr.inbound_flow or "",
+            CTI_IVR__SURVEY_FLOW=s.ivr.survey_flow or "",
         )
         return env
 
@@ -53,7 +54,7 @@ def node_settings(name: str, workdir: Path) -> Settings:
         dialplan={"sip_port": free_port(socket.SOCK_DGRAM), "sim_talk_seconds": 1},
         asterisk={"instance": name},
         recorder={"spool_path": str(workdir / "spool" / "interactions.jsonl")},
-        ivr={"inbound_flow": None},  # straight to the queue; IVR tests turn it on
+        ivr={"inbound_flow": None, "survey_flow": None},  # IVR tests turn them on
     )
 
 
