@@ -154,7 +154,7 @@ class IvrEngine:
     async def _menu(
         self, step: MenuStep, channel: Channel, language: str, record: StepRecord
     ) -> str:
-        escape = "".join(step.choices)
+        escape = "0123456789*#"  # any key stops the prompt: a wrong one must be heard too
         pressed: list[str] = []
         for _ in range(step.retries):
             key = await channel.play(step.prompt, language, escape) or await channel.read_key(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
+import yaml
 from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -18,6 +20,7 @@ from crm_core.valuation import recompute_value
 from crm_core.value import ValuePolicy
 from cti_server.app import AMI, DATABASE, SCHEMA_READY, build_app
 from cti_server.config import IvrSettings, RecorderSettings
+from cti_server.resources import data_dir
 from cti_server.simulation import SimulatedCall, place_customer_call
 from cti_server.telephony.ami_client import AmiClient
 from tests.conftest import sim_agents
@@ -200,3 +203,68 @@ async def test_survey_after_the_agent_hangs_up_is_stored_with_the_call(
     row = await poll_until(_rated, 40, what="the survey score stored")
     assert row.survey_score == 4
     assert row.answered_at is not None
+
+
+@pytest_asyncio.fixture
+async def quick_ivr_app(
+    asterisk_node: AsteriskNode, tmp_path: Path
+) -> AsyncIterator[web.Application]:
+    """The main flow with a 1-second menu timeout, from a flow folder of this test's own."""
+    flows = tmp_path / "flows"
+    shutil.copytree(data_dir("ivr_flows"), flows)
+    main_flow = yaml.safe_load((flows / "main.yaml").read_text(encoding="utf-8"))
+    main_flow["steps"]["menu"]["timeout"] = 1
+    del main_flow["steps"]["identify"]["ask_prompt"]  # strangers go straight to the menu
+    (flows / "main.yaml").write_text(yaml.safe_dump(main_flow), encoding="utf-8")
+    settings = asterisk_node.settings.model_copy(
+        update={
+            "ivr": IvrSettings(inbound_flow="main", survey_flow=None, flows_dir=flows),
+            "recorder": RecorderSettings(spool_path=tmp_path / "spool.jsonl"),
+            "database": asterisk_node.settings.database.model_copy(
+                update={"url": f"sqlite+aiosqlite:///{tmp_path / 'quick.db'}"}
+            ),
+        }
+    )
+    app = build_app(settings)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", settings.http.port).start()
+    try:
+        await app[AMI].wait_connected(10)
+        await poll_until(lambda: _is_set(app), 30, what="schema ready")
+        yield app
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("dtmf", "expected_input", "patience"),
+    # each key lands in a replay of the menu prompt (keys during the invalid prompt are lost)
+    [("9wwwwww8wwwwww7", "9 8 7", 8), ("", "", 20)],
+    ids=["three-invalid-keys", "silent-caller"],
+)
+async def test_invalid_keys_or_silence_lead_to_an_operator(
+    asterisk_node: AsteriskNode,
+    quick_ivr_app: web.Application,
+    ami: tuple[AmiClient, EventLog],
+    dtmf: str,
+    expected_input: str,
+    patience: float,
+) -> None:
+    client, log = ami
+    call = await place_customer_call(
+        client,
+        context=asterisk_node.settings.dialplan.inbound_context,
+        number="+8613700000002",
+        name="Tester",
+        dtmf=dtmf,
+        pre_wait=5,
+        patience=patience,
+    )
+    variables = await _channel_vars(log, call)
+    assert variables["CTI_ATTR_INTENT"] == "operator"
+    row = await _interaction(quick_ivr_app, call)
+    menu = next(s for s in row.ivr_path if s["step"] == "menu")
+    assert menu["input"] == expected_input
+    assert [s["step"] for s in row.ivr_path][-1] == "operator"

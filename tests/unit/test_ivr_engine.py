@@ -132,7 +132,7 @@ async def test_known_vip_pressing_1_goes_to_billing_with_high_priority(main_flow
     # known by caller ID: never asked for an account; prompts in the customer's language
     assert crm.by_caller_id_asked == [VIP_NUMBER]
     assert crm.by_account_asked == []
-    assert channel.calls == ["play welcome zh ''", "play main_menu zh '120'"]
+    assert channel.calls == ["play welcome zh ''", "play main_menu zh '0123456789*#'"]
     assert result.inputs == {}
     assert channel.unused == []
 
@@ -164,7 +164,7 @@ async def test_silent_caller_goes_to_the_operator_after_the_retries(main_flow: F
     assert steps(result)[-2:] == ["menu", "operator"]
     assert result.path[2].input == ""
     assert channel.calls.count(f"read_key {menu.timeout}") == menu.retries
-    assert channel.calls.count("play main_menu zh '120'") == menu.retries
+    assert channel.calls.count("play main_menu zh '0123456789*#'") == menu.retries
     assert not any("invalid" in call for call in channel.calls)  # a timeout is not an error
     assert channel.unused == []
 
@@ -252,7 +252,7 @@ async def test_caller_gone_mid_menu_keeps_the_steps_taken(main_flow: Flow) -> No
     assert steps(result) == ["identify", "welcome", "menu"]
     assert result.customer == VIP  # what was learned before is kept
     assert result.attributes["tier"] == "platinum"
-    assert channel.calls[-1] == "play main_menu zh '120'"
+    assert channel.calls[-1] == "play main_menu zh '0123456789*#'"
 
 
 @pytest.mark.asyncio
