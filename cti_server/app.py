@@ -99,6 +99,7 @@ def build_app(settings: Settings) -> web.Application:
         flows=FlowRegistry(settings.ivr.flows_dir or data_dir("ivr_flows")),
         flow_name=settings.ivr.inbound_flow,
         survey_flow=settings.ivr.survey_flow,
+        estimate_wait=lambda queue: tracker.estimated_wait(settings.ami.node, queue),
         engine=IvrEngine(lookup.by_caller_id, lookup.by_account),
     )
     agi.add_route("inbound", inbound.handle)

@@ -134,6 +134,18 @@ class IvrFinished(DomainEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CallbackRequested(DomainEvent):
+    """The caller chose a callback over waiting: their place becomes a follow-up task."""
+
+    node: str
+    linkedid: str
+    caller_number: str
+    queue: str
+    estimated_wait: float
+    customer_id: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SurveyAnswered(DomainEvent):
     """The caller rated the call (1-5) after the agent hung up."""
 
@@ -155,6 +167,7 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         AgentStateChanged,
         IvrFinished,
         SurveyAnswered,
+        CallbackRequested,
     )
 }
 

@@ -9,9 +9,10 @@ the dialplan's fallback does the same.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from cti_server.bus import Bus
-from cti_server.events import CallArrived, IvrFinished, SurveyAnswered
+from cti_server.events import CallArrived, CallbackRequested, IvrFinished, SurveyAnswered
 from cti_server.ivr.engine import CallerGone, IvrEngine
 from cti_server.ivr.fastagi_channel import FastAgiChannel
 from cti_server.ivr.registry import FlowRegistry
@@ -30,6 +31,7 @@ class InboundCalls:
         flows: FlowRegistry | None = None,
         flow_name: str | None = None,
         survey_flow: str | None = None,
+        estimate_wait: Callable[[str], float] | None = None,
         engine: IvrEngine | None = None,
     ) -> None:
         self._bus = bus
@@ -38,6 +40,7 @@ class InboundCalls:
         self._flows = flows
         self._flow_name = flow_name
         self._survey_flow = survey_flow
+        self._estimate_wait = estimate_wait
         self._engine = engine
 
     async def handle(self, session: AgiSession) -> None:
@@ -59,7 +62,13 @@ class InboundCalls:
         if flow is None or self._engine is None:
             await session.set_variable("CTI_QUEUE", self._default_queue)
             return
-        result = await self._engine.run(flow, FastAgiChannel(session), arrived.caller_number)
+        wait = self._estimate_wait(self._default_queue) if self._estimate_wait else 0.0
+        result = await self._engine.run(
+            flow,
+            FastAgiChannel(session),
+            arrived.caller_number,
+            known={"estimated_wait": f"{wait:.0f}"},
+        )
         self._bus.publish(
             IvrFinished(
                 node=self._node,
@@ -78,6 +87,18 @@ class InboundCalls:
                 for name, value in sorted(result.attributes.items()):
                     await session.set_variable(f"CTI_ATTR_{name.upper()}", value)
                 await session.set_variable("CTI_QUEUE", result.queue)
+            elif result.outcome == "callback":
+                self._bus.publish(
+                    CallbackRequested(
+                        node=self._node,
+                        linkedid=linkedid,
+                        caller_number=arrived.caller_number,
+                        queue=result.attributes.get("queue", self._default_queue),
+                        estimated_wait=wait,
+                        customer_id=result.customer.customer_id if result.customer else None,
+                    )
+                )
+                await session.set_variable("CTI_ROUTE", "hangup")
             elif result.outcome == "hangup":
                 await session.set_variable("CTI_ROUTE", "hangup")
         except (AgiHangup, CallerGone):

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from cti_server.ivr.flow import (
     BranchStep,
+    CallbackStep,
     CollectStep,
     Flow,
     HangupStep,
@@ -96,10 +97,17 @@ class IvrEngine:
         self._by_account = by_account
 
     async def run(
-        self, flow: Flow, channel: Channel, caller_number: str, language: str | None = None
+        self,
+        flow: Flow,
+        channel: Channel,
+        caller_number: str,
+        language: str | None = None,
+        known: dict[str, str] | None = None,
     ) -> IvrResult:
+        """Walk ``flow``; ``known`` attributes (``estimated_wait``...) are set from the start."""
         result = IvrResult(outcome="caller_gone", languages=list(flow.languages))
         attributes = result.attributes
+        attributes.update(known or {})
         attributes["language"] = language if language in flow.languages else flow.languages[0]
         name = flow.start
         try:
@@ -134,7 +142,7 @@ class IvrEngine:
             return await self._identify(step, channel, caller, result, record)
         if isinstance(step, BranchStep):
             for condition in step.conditions:
-                if result.attributes.get(condition.attribute) in condition.one_of:
+                if condition.holds(result.attributes.get(condition.attribute)):
                     return condition.goto
             return step.default
         if isinstance(step, SetStep):
@@ -144,10 +152,10 @@ class IvrEngine:
             result.attributes.update(step.attributes)
             result.outcome, result.queue = "transfer", step.queue
             return None
-        if isinstance(step, HangupStep):
+        if isinstance(step, CallbackStep | HangupStep):
             if step.prompt:
                 await channel.play(step.prompt, language)
-            result.outcome = "hangup"
+            result.outcome = "callback" if isinstance(step, CallbackStep) else "hangup"
             return None
         raise TypeError(f"unknown step type {type(step).__name__}")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 StepName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 Prompt = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,59}$")]
@@ -87,11 +87,30 @@ class IdentifyStep(_Step):
 
 
 class Condition(BaseModel):
+    """``one_of`` compares text; ``at_least`` compares a number (e.g. ``estimated_wait``)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     attribute: Attribute
-    one_of: list[str] = Field(min_length=1)
+    one_of: list[str] | None = Field(None, min_length=1)
+    at_least: float | None = None
     goto: StepName
+
+    @model_validator(mode="after")
+    def _one_test(self) -> Condition:
+        if (self.one_of is None) == (self.at_least is None):
+            raise ValueError("give exactly one of one_of or at_least")
+        return self
+
+    def holds(self, value: str | None) -> bool:
+        if value is None:
+            return False
+        if self.one_of is not None:
+            return value in self.one_of
+        try:
+            return float(value) >= (self.at_least or 0.0)
+        except ValueError:
+            return False
 
 
 class BranchStep(_Step):
@@ -122,6 +141,13 @@ class TransferStep(_Step):
     attributes: dict[Attribute, str] = Field(default_factory=dict)
 
 
+class CallbackStep(_Step):
+    """The caller takes a callback instead of waiting: it keeps their place as a follow-up."""
+
+    type: Literal["callback"]
+    prompt: Prompt | None = None
+
+
 class HangupStep(_Step):
     type: Literal["hangup"]
     prompt: Prompt | None = None
@@ -135,10 +161,11 @@ Step = Annotated[
     | BranchStep
     | SetStep
     | TransferStep
+    | CallbackStep
     | HangupStep,
     Field(discriminator="type"),
 ]
-ENDING = (TransferStep, HangupStep)
+ENDING = (TransferStep, CallbackStep, HangupStep)
 
 
 class Flow(BaseModel):

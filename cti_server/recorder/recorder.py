@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -17,14 +18,17 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_core.customers import lookup_by_caller_id
+from crm_core.customers import create_customer, lookup_by_caller_id
+from crm_core.errors import InvalidInput
 from crm_core.interactions import record_interaction
-from crm_core.models import Interaction, User
-from crm_core.schemas import InteractionIn
+from crm_core.models import FollowUp, Interaction, User
+from crm_core.phones import is_withheld
+from crm_core.schemas import CustomerIn, InteractionIn
 from cti_server.bus import Bus
 from cti_server.events import (
     AgentRinging,
     CallAnswered,
+    CallbackRequested,
     CallEnded,
     CallQueued,
     CallStarted,
@@ -76,10 +80,22 @@ def _ivr_update(event: IvrFinished) -> dict[str, Any]:
     return update
 
 
-def interaction_update(event: DomainEvent) -> dict[str, Any] | None:  # noqa: PLR0911
+def interaction_update(event: DomainEvent) -> dict[str, Any] | None:  # noqa: PLR0911, PLR0912
     """The CRM fields one tracker event brings, as a spoolable dict (``lookup``: find caller)."""
     if isinstance(event, IvrFinished):
         return _ivr_update(event)
+    if isinstance(event, CallbackRequested):
+        return {
+            "node": event.node,
+            "linkedid": event.linkedid,
+            "callback": {
+                "caller_number": event.caller_number[:64],
+                "queue": event.queue[:64],
+                "estimated_wait": round(event.estimated_wait),
+                "customer_id": event.customer_id,
+                "requested_at": event.at.isoformat(),
+            },
+        }
     if isinstance(event, SurveyAnswered):
         return {"node": event.node, "linkedid": event.linkedid, "survey_score": event.score}
     if not isinstance(event, CallStarted | CallQueued | AgentRinging | CallAnswered | CallEnded):
@@ -134,6 +150,7 @@ class Recorder:
         CallEnded,
         IvrFinished,
         SurveyAnswered,
+        CallbackRequested,
     )
 
     def __init__(
@@ -208,7 +225,7 @@ class Recorder:
     async def _write(self, update: dict[str, Any]) -> bool:
         if self._schema_ready is not None and not self._schema_ready.is_set():
             return False  # migrations still running: keep it in the spool
-        fields = {k: v for k, v in update.items() if k not in ("lookup", "agent")}
+        fields = {k: v for k, v in update.items() if k not in ("lookup", "agent", "callback")}
         try:
             async with self._sessions() as session, session.begin():
                 if "lookup" in update and not await self._has_customer(session, update):
@@ -219,9 +236,11 @@ class Recorder:
                     agent_id = await self._agent_id(session, update["agent"])
                     if agent_id is not None:
                         fields["agent_id"] = agent_id
-                await record_interaction(
+                row = await record_interaction(
                     session, InteractionIn.model_validate(fields), keep_existing=MILESTONES
                 )
+                if "callback" in update:
+                    await callback_task(session, row.id, update["callback"], self._region)
         except ValidationError:
             log.exception("interaction update refused by the CRM schema; dropped: %s", fields)
             return True  # retrying cannot help; it must not block the ones after it
@@ -251,3 +270,46 @@ class Recorder:
             select(User.id).where(User.extension == match.group(1))
         )
         return user_id
+
+
+async def callback_task(
+    session: AsyncSession, interaction_id: int, request: dict[str, Any], region: str
+) -> FollowUp:
+    """The follow-up that keeps a caller's place: once per interaction (journal replays)."""
+    existing = await session.scalar(
+        select(FollowUp).where(
+            FollowUp.interaction_id == interaction_id, FollowUp.kind == "callback"
+        )
+    )
+    if existing is not None:
+        return existing
+    customer_id = request.get("customer_id")
+    if customer_id is None:
+        found = await lookup_by_caller_id(session, request["caller_number"], region)
+        if found.status == "found":
+            customer_id = found.customers[0].id
+    if customer_id is None:  # a stranger asks to be called back: they become a customer
+        phones = (
+            [] if is_withheld(request["caller_number"]) else [{"number": request["caller_number"]}]
+        )
+        try:
+            data = CustomerIn.model_validate(
+                {"name": f"Caller {request['caller_number']}"[:200], "phones": phones}
+            )
+            customer_id = (await create_customer(session, data, region)).id
+        except (ValidationError, InvalidInput):
+            data = CustomerIn.model_validate({"name": "Unknown caller"})
+            customer_id = (await create_customer(session, data, region)).id
+    task = FollowUp(
+        customer_id=customer_id,
+        interaction_id=interaction_id,
+        kind="callback",
+        due_at=datetime.fromisoformat(request["requested_at"]),
+        note=(
+            f"Callback instead of waiting in {request['queue']} (estimated wait "
+            f"{request['estimated_wait']} s); keeps the place from {request['requested_at']}"
+        ),
+    )
+    session.add(task)
+    await session.flush()
+    return task

@@ -390,6 +390,25 @@ class Tracker:
 
     # -- views -------------------------------------------------------------------------------
 
+    def estimated_wait(self, node: str, queue: str) -> float:
+        """Seconds a caller joining ``queue`` now may wait: callers ahead x handle time / agents.
+
+        With nobody staffing the queue the caller waits for at least one handle time.
+        """
+        stats = self.queues.get((node, queue))
+        ahead = len(stats.waiting) if stats is not None else 0
+        handle = stats.aht if stats is not None and stats.aht else 180.0
+        staffed = sum(
+            1
+            for agent in self.agents.values()
+            if agent.node == node
+            and queue in agent.queues
+            and agent.state not in (AgentState.LOGGED_OUT, AgentState.PAUSED)
+        )
+        if staffed == 0:
+            return (ahead + 1) * handle
+        return ahead * handle / staffed
+
     def snapshot(self) -> dict[str, Any]:
         """Everything a wallboard shows, JSON-ready."""
         now = self.clock()

@@ -13,8 +13,8 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from crm_core.customers import create_customer
-from crm_core.models import Interaction
+from crm_core.customers import create_customer, lookup_by_caller_id
+from crm_core.models import FollowUp, Interaction
 from crm_core.schemas import CustomerIn
 from crm_core.valuation import recompute_value
 from crm_core.value import ValuePolicy
@@ -124,7 +124,7 @@ async def test_known_vip_presses_1_for_billing_and_reaches_the_queue_with_attrib
     assert variables["CTI_ATTR_PRIORITY"] == "high"
     row = await _interaction(ivr_app, call)
     steps = [s["step"] for s in row.ivr_path]
-    assert steps == ["identify", "welcome", "menu", "billing", "by_tier", "priority"]
+    assert steps == ["identify", "welcome", "menu", "billing", "long_wait", "by_tier", "priority"]
     assert next(s for s in row.ivr_path if s["step"] == "menu")["input"] == "1"
     assert row.customer_id is not None
     assert row.routing["attributes"]["intent"] == "billing"
@@ -215,6 +215,7 @@ async def quick_ivr_app(
     main_flow = yaml.safe_load((flows / "main.yaml").read_text(encoding="utf-8"))
     main_flow["steps"]["menu"]["timeout"] = 1
     del main_flow["steps"]["identify"]["ask_prompt"]  # strangers go straight to the menu
+    main_flow["steps"]["long_wait"]["conditions"][0]["at_least"] = 0  # always offer a callback
     (flows / "main.yaml").write_text(yaml.safe_dump(main_flow), encoding="utf-8")
     settings = asterisk_node.settings.model_copy(
         update={
@@ -268,3 +269,41 @@ async def test_invalid_keys_or_silence_lead_to_an_operator(
     menu = next(s for s in row.ivr_path if s["step"] == "menu")
     assert menu["input"] == expected_input
     assert [s["step"] for s in row.ivr_path][-1] == "operator"
+
+
+@pytest.mark.asyncio
+async def test_long_wait_offers_a_callback_that_becomes_a_follow_up(
+    asterisk_node: AsteriskNode,
+    quick_ivr_app: web.Application,
+    ami: tuple[AmiClient, EventLog],
+) -> None:
+    client, log = ami
+    number = "+8613700000003"
+    call = await place_customer_call(
+        client,
+        context=asterisk_node.settings.dialplan.inbound_context,
+        number=number,
+        name="Busy Caller",
+        dtmf="1wwww1",
+        pre_wait=5,
+        patience=20,
+    )
+    await log.wait_for(event_is("Hangup", Uniqueid=call.uniqueid), 40, "the call ended")
+    assert not any(event_is("QueueCallerJoin", Linkedid=call.uniqueid)(e) for e in log.events), (
+        "a caller who takes a callback does not wait in the queue"
+    )
+    row = await _interaction(quick_ivr_app, call)
+    assert row.routing["ivr_outcome"] == "callback"
+    sessions = async_sessionmaker(quick_ivr_app[DATABASE], expire_on_commit=False)
+
+    async def _task() -> FollowUp | None:
+        async with sessions() as session:
+            return await session.scalar(select(FollowUp).where(FollowUp.interaction_id == row.id))
+
+    task = await poll_until(_task, 15, what="the callback follow-up")
+    assert task.kind == "callback"
+    assert task.status == "open"
+    assert "support" in task.note
+    async with sessions() as session:
+        found = await lookup_by_caller_id(session, number, "CN")
+    assert [c.id for c in found.customers] == [task.customer_id]

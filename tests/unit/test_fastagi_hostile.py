@@ -47,7 +47,7 @@ FIRST_COMMANDS = [
     'SET VARIABLE CHANNEL(language) "en"',
     "GET DATA cti/enter_account 8000 8",
     'STREAM FILE cti/welcome ""',
-    'STREAM FILE cti/main_menu "120"',
+    'STREAM FILE cti/main_menu "0123456789*#"',
 ]
 OK = b"200 result=0\n"
 
@@ -471,7 +471,10 @@ async def test_minus_one_with_the_channel_still_up_goes_on(
         await writer.drain()
         commands = await play_asterisk(reader, writer, cannot_play)
         result = await route.result()
-    assert commands.count("CHANNEL STATUS") == commands.count('STREAM FILE cti/main_menu "120"') + 1
+    assert (
+        commands.count("CHANNEL STATUS")
+        == commands.count('STREAM FILE cti/main_menu "0123456789*#"') + 1
+    )
     assert result.outcome == "transfer"
     assert result.attributes["intent"] == "operator"
     assert errors(caplog) == []

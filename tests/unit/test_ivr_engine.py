@@ -117,12 +117,21 @@ async def test_known_vip_pressing_1_goes_to_billing_with_high_priority(main_flow
         "skill": "billing",
         "priority": "high",
     }
-    assert steps(result) == ["identify", "welcome", "menu", "billing", "by_tier", "priority"]
+    assert steps(result) == [
+        "identify",
+        "welcome",
+        "menu",
+        "billing",
+        "long_wait",
+        "by_tier",
+        "priority",
+    ]
     assert [r.kind for r in result.path] == [
         "identify",
         "play",
         "menu",
         "set",
+        "branch",
         "branch",
         "transfer",
     ]
@@ -182,7 +191,15 @@ async def test_unknown_caller_typing_an_account_number_is_identified(main_flow: 
     assert result.path[0].input == f"account {ACCOUNT}"
     assert result.inputs == {"account": ACCOUNT}
     assert result.outcome == "transfer"
-    assert steps(result) == ["identify", "welcome", "menu", "sales", "by_tier", "queue"]
+    assert steps(result) == [
+        "identify",
+        "welcome",
+        "menu",
+        "sales",
+        "long_wait",
+        "by_tier",
+        "queue",
+    ]
     assert result.attributes == {
         "language": "en",  # the customer has none: the flow's first
         "tier": "silver",
