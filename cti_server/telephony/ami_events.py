@@ -160,6 +160,15 @@ def _ids(message: Mapping[str, Any], node: str) -> dict[str, str]:
     return {"node": node, "uniqueid": uniqueid, "linkedid": _s(message, "Linkedid") or uniqueid}
 
 
+def _ids_or_agents(message: Mapping[str, Any], node: str) -> dict[str, str]:
+    """AgentComplete after the caller's channel is gone carries only the agent's ids; it must
+    still free the agent."""
+    if _s(message, "Uniqueid"):
+        return _ids(message, node)
+    uniqueid = _s(message, "DestUniqueid")
+    return {"node": node, "uniqueid": uniqueid, "linkedid": _s(message, "DestLinkedid") or uniqueid}
+
+
 _C_ESCAPE = re.compile(r"\\(.)")
 _C_CHARS = {"n": "\n", "r": "\r", "t": "\t", "a": "\a", "b": "\b", "f": "\f", "v": "\v"}
 
@@ -255,7 +264,7 @@ TRANSLATORS: dict[str, Translator] = {
         **_ids(m, n), **_member(m), ring_ms=_i(m, "RingTime")
     ),
     "AgentComplete": lambda m, n: AgentCompleted(
-        **_ids(m, n), **_member(m), talk_seconds=_i(m, "TalkTime"), reason=_s(m, "Reason")
+        **_ids_or_agents(m, n), **_member(m), talk_seconds=_i(m, "TalkTime"), reason=_s(m, "Reason")
     ),
     "QueueMemberAdded": _member_changed("added"),
     "QueueMemberRemoved": _member_changed("removed"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from panoramisk.message import Message
@@ -128,14 +128,23 @@ def reconcile(
     channels: list[LiveChannel],
     entries: list[QueueEntry],
     members: list[ami.QueueMemberChanged],
+    *,
+    asked_at: datetime | None = None,
 ) -> None:
-    """Make the tracker's view of ``node`` equal to Asterisk's."""
+    """Make the tracker's view of ``node`` equal to Asterisk's as it was at ``asked_at``.
+
+    Events keep arriving while the snapshot is taken: a call that ended since is not brought
+    back, and a call or leg that appeared since is not ended for missing from the snapshot.
+    """
+    asked_at = asked_at or tracker.clock()
     by_call: dict[str, list[LiveChannel]] = {}
     for channel in channels:
         by_call.setdefault(channel.linkedid, []).append(channel)
-    _end_vanished(tracker, node, by_call)
+    _end_vanished(tracker, node, by_call, asked_at)
     queued = {e.uniqueid: e for e in entries}
     for linkedid, legs in by_call.items():
+        if (node, linkedid) in tracker.ended:
+            continue  # it hung up after the snapshot was taken
         # the caller's leg is the one whose uniqueid became the linkedid, else the oldest
         legs.sort(key=lambda c: (c.uniqueid != linkedid, -c.seconds))
         call = tracker.calls.get((node, linkedid)) or _adopt(tracker, node, linkedid, legs)
@@ -152,14 +161,16 @@ def reconcile(
     )
 
 
-def _end_vanished(tracker: Tracker, node: str, by_call: dict[str, list[LiveChannel]]) -> None:
+def _end_vanished(
+    tracker: Tracker, node: str, by_call: dict[str, list[LiveChannel]], asked_at: datetime
+) -> None:
     """Legs and calls that Asterisk no longer has hung up while we were not listening."""
     live = {c.uniqueid for legs in by_call.values() for c in legs}
     for (call_node, linkedid), call in list(tracker.calls.items()):
-        if call_node != node:
+        if call_node != node or call.arrived_at > asked_at:
             continue
         for leg in list(call.legs.values()):
-            if leg.hung_up_at is None and leg.uniqueid not in live:
+            if leg.hung_up_at is None and leg.uniqueid not in live and leg.created_at <= asked_at:
                 tracker.apply(
                     ami.ChannelHungUp(
                         node=node,
@@ -253,9 +264,10 @@ def _adopt(tracker: Tracker, node: str, linkedid: str, legs: list[LiveChannel]) 
 
 async def resync(client: AmiClient, tracker: Tracker, node: str) -> None:
     """Ask Asterisk for its channels and queues, then reconcile the tracker with them."""
+    asked_at = tracker.clock()
     channels = await client.send_action("CoreShowChannels", timeout=30)
     status = await client.send_action("QueueStatus", timeout=30)
     channel_list = channels if isinstance(channels, list) else [channels]
     status_list: list[Message] = status if isinstance(status, list) else [status]
     entries, members = parse_queue_status(status_list, node)
-    reconcile(tracker, node, parse_channels(channel_list), entries, members)
+    reconcile(tracker, node, parse_channels(channel_list), entries, members, asked_at=asked_at)

@@ -41,7 +41,7 @@ Clock = Callable[[], datetime]
 # AST_DEVICE_* values in QueueMemberStatus
 _DEVICE_IN_USE = {2, 3, 7}  # in use, busy, ring+in use
 _DEVICE_RINGING = {6}
-_DEVICE_FREE = {1}
+_DEVICE_FREE = {0, 1}  # not in use; unknown (a Local channel member has no device state)
 _DEVICE_GONE = {4, 5}  # invalid, unavailable
 
 

@@ -14,7 +14,7 @@ from cti_server.simulation import place_customer_call
 from cti_server.telephony.ami_client import AmiClient
 from tests.conftest import sim_agents
 from tests.support.asterisk import AsteriskNode
-from tests.support.waiting import EventLog, event_is, poll_until
+from tests.support.waiting import EventLog, agent_complete, event_is, poll_until
 
 pytestmark = pytest.mark.asterisk
 
@@ -25,7 +25,7 @@ NAME = "张伟"
 async def _call_is_answered_and_ends(log: EventLog, linkedid: str) -> None:
     connect = await log.wait_for(event_is("AgentConnect", Linkedid=linkedid), 15, "agent answer")
     assert connect["MemberName"] == "sim-1001"
-    await log.wait_for(event_is("AgentComplete", Linkedid=linkedid), 20, "agent hang-up")
+    await log.wait_for(agent_complete(linkedid), 20, "agent hang-up")
     await log.wait_for(event_is("Hangup", Uniqueid=linkedid), 20, "customer hang-up")
 
 

@@ -25,7 +25,7 @@ from cti_server.simulation import SimulatedCall, place_customer_call
 from cti_server.telephony.ami_client import AmiClient
 from tests.conftest import sim_agents
 from tests.support.asterisk import AsteriskNode
-from tests.support.waiting import EventLog, event_is, poll_until
+from tests.support.waiting import EventLog, agent_complete, event_is, poll_until
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 
@@ -115,7 +115,7 @@ async def test_known_vip_presses_1_for_billing_and_reaches_the_queue_with_attrib
             patience=30,
         )
         variables = await _channel_vars(log, call)
-        await log.wait_for(event_is("AgentComplete", Linkedid=call.uniqueid), 30, "answered")
+        await log.wait_for(agent_complete(call.uniqueid), 30, "answered")
     assert variables["CTI_QUEUE"] == "support"
     assert variables["CTI_ATTR_INTENT"] == "billing"
     assert variables["CTI_ATTR_SKILL"] == "billing"
@@ -190,7 +190,7 @@ async def test_survey_after_the_agent_hangs_up_is_stored_with_the_call(
             pre_wait=3,
             patience=20,
         )
-        await log.wait_for(event_is("AgentComplete", Linkedid=call.uniqueid), 40, "answered")
+        await log.wait_for(agent_complete(call.uniqueid), 40, "answered")
     sessions = async_sessionmaker(ivr_app[DATABASE], expire_on_commit=False)
 
     async def _rated() -> Interaction | None:

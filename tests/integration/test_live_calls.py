@@ -22,7 +22,7 @@ from tests.support.queue_log import (
     assert_recorded_as_asterisk_saw,
     recorded_calls,
 )
-from tests.support.waiting import EventLog, event_is, poll_until
+from tests.support.waiting import EventLog, agent_complete, poll_until
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 
@@ -86,7 +86,7 @@ async def test_metrics_show_the_queue_and_the_link(
             number="+8613800138000",
             patience=30,
         )
-        await log.wait_for(event_is("AgentComplete", Linkedid=call.uniqueid), 20, "call done")
+        await log.wait_for(agent_complete(call.uniqueid), 20, "call done")
     node = asterisk_node.settings.ami.node
     url = f"http://127.0.0.1:{asterisk_node.settings.http.port}/metrics"
     async with aiohttp.ClientSession() as http, http.get(url) as response:
@@ -144,7 +144,14 @@ async def test_blocked_event_loop_is_detected_and_the_model_recovers(
         ]
         return not ours and not ringing
 
-    await poll_until(_settled, 20, what="no call left open, no agent left ringing")
+    try:
+        await poll_until(_settled, 20, what="no call left open, no agent left ringing")
+    except AssertionError:
+        open_calls = [
+            (c.linkedid, c.state) for c in tracker.calls.values() if c.linkedid in callids
+        ]
+        agents = [(a.name, a.state) for a in tracker.agents.values() if a.name.startswith("sim-22")]
+        raise AssertionError(f"open calls {open_calls}; agents {agents}") from None
     assert cti_app[WATCHDOG].stalls >= 1
     sessions = async_sessionmaker(cti_app[DATABASE], expire_on_commit=False)
 

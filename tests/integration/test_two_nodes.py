@@ -14,7 +14,7 @@ from cti_server.simulation import place_customer_call
 from tests.conftest import ami_observer, sim_agents
 from tests.support.asterisk import AsteriskNode
 from tests.support.queue_log import recorded_calls
-from tests.support.waiting import event_is, poll_until
+from tests.support.waiting import agent_complete, poll_until
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 
@@ -44,7 +44,7 @@ async def test_calls_on_two_nodes_are_kept_apart(
                     number="+8613800138000",
                     patience=20,
                 )
-                await log.wait_for(event_is("AgentComplete", Linkedid=call.uniqueid), 20, "done")
+                await log.wait_for(agent_complete(call.uniqueid), 20, "done")
                 calls.append((node.settings.ami.node, call.uniqueid))
         sessions = async_sessionmaker(app[DATABASE], expire_on_commit=False)
         callids = {uniqueid for _, uniqueid in calls}

@@ -70,3 +70,15 @@ def event_is(name: str, **headers: str) -> Callable[[Message], bool]:
         return all(message.get(key) == value for key, value in headers.items())
 
     return _match
+
+
+def agent_complete(linkedid: str) -> Callable[[Message], bool]:
+    """AgentComplete of a call; it lacks the caller's ids when the caller's channel went first."""
+
+    def _match(message: Message) -> bool:
+        return message.get("Event") == "AgentComplete" and linkedid in (
+            message.get("Linkedid"),
+            message.get("DestLinkedid"),
+        )
+
+    return _match
