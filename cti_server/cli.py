@@ -199,6 +199,7 @@ def ivr() -> None:
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 def ivr_check(paths: tuple[Path, ...]) -> None:
     """Validate flow files (default: every flow shipped); exit 1 naming each problem."""
+    from cti_server.ivr.calendar import CALENDAR_FILE, CalendarError, load_calendar
     from cti_server.ivr.flow import FlowError, load_flow
     from cti_server.resources import data_dir
 
@@ -210,8 +211,12 @@ def ivr_check(paths: tuple[Path, ...]) -> None:
     for path in files or sorted(directory.glob("*.yaml")):
         prompts = path.parent / "prompts"
         try:
+            if path.name == CALENDAR_FILE:
+                load_calendar(path)
+                click.echo(f"{path.name}: calendar ok")
+                continue
             flow = load_flow(path, prompts if prompts.is_dir() else None)
-        except FlowError as exc:
+        except (FlowError, CalendarError) as exc:
             click.echo(str(exc), err=True)
             failed = True
             continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from cti_server.bus import Bus
 from cti_server.events import CallArrived, CallbackRequested, IvrFinished, SurveyAnswered
@@ -58,8 +59,9 @@ class InboundCalls:
         )
         log.info("call %s from %r arrived", arrived.linkedid, arrived.caller_number)
         self._bus.publish(arrived)
-        flow = self._flows.get(self._flow_name) if self._flows and self._flow_name else None
-        if flow is None or self._engine is None:
+        flows = self._flows
+        flow = flows.get(self._flow_name) if flows and self._flow_name else None
+        if flows is None or flow is None or self._engine is None:
             await session.set_variable("CTI_QUEUE", self._default_queue)
             return
         wait = self._estimate_wait(self._default_queue) if self._estimate_wait else 0.0
@@ -67,7 +69,10 @@ class InboundCalls:
             flow,
             FastAgiChannel(session),
             arrived.caller_number,
-            known={"estimated_wait": f"{wait:.0f}"},
+            known={
+                "estimated_wait": f"{wait:.0f}",
+                **flows.calendar().attributes(datetime.now(UTC)),
+            },
         )
         self._bus.publish(
             IvrFinished(

@@ -273,6 +273,8 @@ def load_flows(directory: Path) -> dict[str, Flow]:
     flows: dict[str, Flow] = {}
     prompts = directory / "prompts"
     for path in sorted(directory.glob("*.yaml")):
+        if path.name == "calendar.yaml":  # opening hours, not a flow
+            continue
         flow = load_flow(path, prompts if prompts.is_dir() else None)
         if flow.name in flows:
             raise FlowError(f"{path.name}: flow name {flow.name!r} is used twice")
