@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -32,13 +33,16 @@ pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 VIP = ("王总", "+8613911112222")
 
 
-@pytest_asyncio.fixture
-async def ivr_app(asterisk_node: AsteriskNode, tmp_path: Path) -> AsyncIterator[web.Application]:
-    settings = asterisk_node.settings.model_copy(
+@asynccontextmanager
+async def running_ivr_app(
+    node: AsteriskNode, tmp_path: Path, ivr: IvrSettings
+) -> AsyncIterator[web.Application]:
+    """`cti serve` in this process with the IVR on, its own database and journal."""
+    settings = node.settings.model_copy(
         update={
-            "ivr": IvrSettings(inbound_flow="main"),
+            "ivr": ivr,
             "recorder": RecorderSettings(spool_path=tmp_path / "spool.jsonl"),
-            "database": asterisk_node.settings.database.model_copy(
+            "database": node.settings.database.model_copy(
                 update={"url": f"sqlite+aiosqlite:///{tmp_path / 'ivr.db'}"}
             ),
         }
@@ -50,6 +54,14 @@ async def ivr_app(asterisk_node: AsteriskNode, tmp_path: Path) -> AsyncIterator[
     try:
         await app[AMI].wait_connected(10)
         await poll_until(lambda: _is_set(app), 30, what="schema ready")
+        yield app
+    finally:
+        await runner.cleanup()
+
+
+@pytest_asyncio.fixture
+async def ivr_app(asterisk_node: AsteriskNode, tmp_path: Path) -> AsyncIterator[web.Application]:
+    async with running_ivr_app(asterisk_node, tmp_path, IvrSettings(inbound_flow="main")) as app:
         sessions = async_sessionmaker(app[DATABASE], expire_on_commit=False)
         async with sessions() as session, session.begin():
             vip = await create_customer(
@@ -67,8 +79,6 @@ async def ivr_app(asterisk_node: AsteriskNode, tmp_path: Path) -> AsyncIterator[
             )
             await recompute_value(session, vip.id, ValuePolicy())
         yield app
-    finally:
-        await runner.cleanup()
 
 
 async def _is_set(app: web.Application) -> bool:
@@ -217,25 +227,9 @@ async def quick_ivr_app(
     del main_flow["steps"]["identify"]["ask_prompt"]  # strangers go straight to the menu
     main_flow["steps"]["long_wait"]["conditions"][0]["at_least"] = 0  # always offer a callback
     (flows / "main.yaml").write_text(yaml.safe_dump(main_flow), encoding="utf-8")
-    settings = asterisk_node.settings.model_copy(
-        update={
-            "ivr": IvrSettings(inbound_flow="main", survey_flow=None, flows_dir=flows),
-            "recorder": RecorderSettings(spool_path=tmp_path / "spool.jsonl"),
-            "database": asterisk_node.settings.database.model_copy(
-                update={"url": f"sqlite+aiosqlite:///{tmp_path / 'quick.db'}"}
-            ),
-        }
-    )
-    app = build_app(settings)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", settings.http.port).start()
-    try:
-        await app[AMI].wait_connected(10)
-        await poll_until(lambda: _is_set(app), 30, what="schema ready")
+    ivr = IvrSettings(inbound_flow="main", survey_flow=None, flows_dir=flows)
+    async with running_ivr_app(asterisk_node, tmp_path, ivr) as app:
         yield app
-    finally:
-        await runner.cleanup()
 
 
 @pytest.mark.asyncio
