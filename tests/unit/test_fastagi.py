@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +18,8 @@ from cti_server.telephony.fastagi import (
     FastAgiServer,
     parse_agi_env,
 )
+from tests.support.agi_peer import connection, read_until_closed
+from tests.support.ports import free_port
 
 TIMEOUT = 2.0
 HEADER_TIMEOUT = 0.5
@@ -33,13 +34,6 @@ REQUEST = (
     "agi_calleridname: 张伟\n"
     "\n"
 ).encode()
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Recorder:
@@ -75,25 +69,6 @@ async def agi_server(**settings: object) -> AsyncIterator[tuple[FastAgiServer, i
         await server.stop()
 
 
-@asynccontextmanager
-async def connection(port: int) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        yield reader, writer
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-
-
-async def read_until_closed(reader: asyncio.StreamReader) -> bytes:
-    """Everything the server still sends before it closes the connection."""
-    try:
-        return await asyncio.wait_for(reader.read(), TIMEOUT)
-    except ConnectionResetError:
-        return b""
-
-
 @pytest.mark.asyncio
 async def test_peer_closing_mid_header_does_not_make_the_server_spin() -> None:
     handler = Recorder()
@@ -104,7 +79,7 @@ async def test_peer_closing_mid_header_does_not_make_the_server_spin() -> None:
         writer.write(b"agi_network: yes\n")
         await writer.drain()
         writer.write_eof()
-        assert await read_until_closed(reader) == b""
+        assert await read_until_closed(reader, TIMEOUT) == b""
         cpu_used = time.process_time() - cpu_before
         wall = time.monotonic() - wall_before
         assert cpu_used < 0.3, f"server used {cpu_used:.2f} s of CPU on a half-closed peer"
@@ -125,7 +100,7 @@ async def test_header_over_the_size_limit_is_refused() -> None:
         started = time.monotonic()
         writer.write(request)
         await writer.drain()
-        assert await read_until_closed(reader) == b""
+        assert await read_until_closed(reader, TIMEOUT) == b""
         assert time.monotonic() - started < HEADER_TIMEOUT
     assert handler.calls == 0
     assert server.requests == 0
@@ -139,7 +114,7 @@ async def test_unterminated_header_over_the_size_limit_is_refused() -> None:
         writer.write(b"agi_network_script: inbound\n" + b"agi_x: " + b"y" * (HEADER_MAX * 3))
         with contextlib.suppress(ConnectionError):
             await writer.drain()
-        assert await read_until_closed(reader) == b""
+        assert await read_until_closed(reader, TIMEOUT) == b""
     assert handler.calls == 0
 
 
@@ -155,7 +130,7 @@ async def test_header_just_under_the_limit_is_served() -> None:
         await writer.drain()
         session = await asyncio.wait_for(handler.sessions.get(), TIMEOUT)
         assert session.env["agi_calleridname"] == "张伟"
-        assert await read_until_closed(reader) == b""
+        assert await read_until_closed(reader, TIMEOUT) == b""
 
 
 @pytest.mark.asyncio
@@ -165,7 +140,7 @@ async def test_silent_peer_is_closed_after_the_header_timeout() -> None:
         server.add_route("inbound", handler)
         started = time.monotonic()
         async with connection(port) as (reader, _writer):
-            assert await read_until_closed(reader) == b""
+            assert await read_until_closed(reader, TIMEOUT) == b""
         elapsed = time.monotonic() - started
         assert HEADER_TIMEOUT * 0.8 <= elapsed < HEADER_TIMEOUT + 1.0
         assert handler.calls == 0
@@ -188,7 +163,7 @@ async def test_request_reaches_its_route_and_commands_are_single_lines() -> None
         writer.write(b"200 result=1\n")
         await writer.drain()
         # The handler is done: the server closes without sending anything more.
-        assert await read_until_closed(reader) == b""
+        assert await read_until_closed(reader, TIMEOUT) == b""
         session = seen.get_nowait()
         assert session.script == "inbound"
         assert session.env["agi_calleridname"] == "张伟"
@@ -210,7 +185,7 @@ async def test_quotes_and_backslashes_in_values_are_escaped() -> None:
         assert line == b'SET VARIABLE CTI_NOTE "say \\"hi\\"\\\\now"\n'
         writer.write(b"200 result=1\n")
         await writer.drain()
-        assert await read_until_closed(reader) == b""
+        assert await read_until_closed(reader, TIMEOUT) == b""
 
 
 @pytest.mark.asyncio
@@ -240,7 +215,7 @@ async def test_command_results_errors_and_hangup() -> None:
         assert await reader.readline() == b'STREAM FILE demo-thanks ""\n'
         writer.write(b"HANGUP\n")
         await writer.drain()
-        assert await read_until_closed(reader) == b""
+        assert await read_until_closed(reader, TIMEOUT) == b""
         assert await asyncio.wait_for(outcomes.get(), TIMEOUT) == "1700000000.1"
         assert isinstance(outcomes.get_nowait(), AgiError)
         assert isinstance(outcomes.get_nowait(), AgiHangup)
@@ -253,7 +228,7 @@ async def test_unknown_script_is_closed_without_a_handler() -> None:
         server.add_route("inbound", handler)
         writer.write(REQUEST.replace(b"script: inbound", b"script: other"))
         await writer.drain()
-        assert await read_until_closed(reader) == b""
+        assert await read_until_closed(reader, TIMEOUT) == b""
     assert handler.calls == 0
 
 
@@ -268,7 +243,7 @@ async def test_peer_not_allowed_is_refused() -> None:
         writer.write(REQUEST)
         with contextlib.suppress(ConnectionError):
             await writer.drain()
-        assert await read_until_closed(reader) == b""
+        assert await read_until_closed(reader, TIMEOUT) == b""
         assert server.rejected == 1
     assert handler.calls == 0
     assert server.requests == 0
@@ -309,7 +284,7 @@ async def test_route_ignores_the_query_string_and_slashes() -> None:
         session = await asyncio.wait_for(handler.sessions.get(), TIMEOUT)
         assert session.script == "inbound"
         assert session.env["agi_network_script"] == "/inbound/?lang=zh"
-        assert await read_until_closed(reader) == b""
+        assert await read_until_closed(reader, TIMEOUT) == b""
 
 
 @pytest.mark.parametrize("separator", ["\u2028", "\x85", "\x1c"])

@@ -26,11 +26,14 @@ from cti_server.ivr.fastagi_channel import FastAgiChannel
 from cti_server.ivr.flow import Flow, load_flow
 from cti_server.resources import data_dir
 from cti_server.telephony.fastagi import AgiSession, FastAgiServer
+from tests.support.agi_peer import connection, read_until_closed
 from tests.support.ports import free_port
+from tests.support.replay import DATA as SHARED_DATA
+from tests.support.waiting import poll_until
 
 TIMEOUT = 5.0
 HEADER_TIMEOUT = 1.0
-AGI_SESSIONS = Path(__file__).resolve().parents[3] / "shared" / "data" / "agi_sessions"
+AGI_SESSIONS = SHARED_DATA / "agi_sessions"
 FLOWS = data_dir("ivr_flows")
 REQUEST = (
     "agi_network: yes\n"
@@ -102,29 +105,11 @@ async def ivr_server(
         await server.stop()
 
 
-@asynccontextmanager
-async def connection(port: int) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        yield reader, writer
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-
-
 def reset(writer: asyncio.StreamWriter) -> None:
     """Close abruptly: the peer gets a TCP RST, not a FIN."""
     sock = writer.get_extra_info("socket")
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     writer.transport.abort()
-
-
-async def read_until_closed(reader: asyncio.StreamReader) -> bytes:
-    try:
-        return await asyncio.wait_for(reader.read(), TIMEOUT)
-    except ConnectionResetError:
-        return b""
 
 
 async def play_asterisk(
@@ -150,10 +135,10 @@ def answer_ok(_command: str) -> bytes:
 
 
 async def wait_idle(server: FastAgiServer) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while server.status()["active"]:
-        assert time.monotonic() < deadline, f"sessions still active: {server.status()}"
-        await asyncio.sleep(0.01)
+    async def _idle() -> bool:
+        return not server.status()["active"]
+
+    await poll_until(_idle, TIMEOUT, interval=0.01, what=f"sessions idle ({server.status()})")
 
 
 def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -232,7 +217,7 @@ async def test_ten_megabyte_header_is_refused_and_the_server_stays_responsive(
             writer.write(huge)
             with contextlib.suppress(ConnectionError):
                 await asyncio.wait_for(writer.drain(), TIMEOUT)
-            assert await read_until_closed(reader) == b""
+            assert await read_until_closed(reader, TIMEOUT) == b""
         assert time.monotonic() - started < HEADER_TIMEOUT  # refused by size, not by time
         await wait_idle(server)
         assert server.requests == 0
@@ -336,10 +321,11 @@ async def test_thousand_connections_at_once_do_not_hang_or_leak(
                 await writer.wait_closed()
 
         await wait_idle(server)
-        deadline = time.monotonic() + TIMEOUT
-        while len(asyncio.all_tasks()) > tasks_before:
-            assert time.monotonic() < deadline, f"{len(asyncio.all_tasks())} > {tasks_before}"
-            await asyncio.sleep(0.01)
+
+        async def _no_leaked_task() -> bool:
+            return len(asyncio.all_tasks()) <= tasks_before
+
+        await poll_until(_no_leaked_task, TIMEOUT, interval=0.01, what="no task leaked")
         # closed in order or reset, each walk ends recorded as the caller gone
         gone = [route.results.get_nowait() for _ in range(route.results.qsize())]
         assert len(gone) == max_sessions
@@ -374,7 +360,7 @@ async def test_channel_dying_mid_step_ends_the_walk_as_caller_gone(
             if death == "hangup":
                 writer.write(b"HANGUP\n")
                 await writer.drain()
-                assert await read_until_closed(reader) == b""
+                assert await read_until_closed(reader, TIMEOUT) == b""
         result = await route.result()
         await wait_idle(server)
     assert commands == FIRST_COMMANDS[:3]
