@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -89,6 +90,7 @@ async def record_interaction(
         .execution_options(populate_existing=True)
     )
     assert interaction is not None
+    _keep_milestones_in_order(interaction)
     if data.segments is not None:
         await session.execute(
             delete(TranscriptSegment).where(TranscriptSegment.interaction_id == interaction.id)
@@ -99,6 +101,27 @@ async def record_interaction(
         )
         await session.flush()
     return interaction
+
+
+_MILESTONE_ORDER = ("arrived_at", "queued_at", "offered_at", "answered_at", "ended_at")
+
+
+def _keep_milestones_in_order(interaction: Interaction) -> None:
+    """A milestone never comes before the one it follows.
+
+    Reports rebuilt after a restart are whole-second estimates (Asterisk's ``Wait`` and
+    ``Duration``) and can land up to a second before a precise milestone already stored;
+    such an estimate is moved up to the milestone before it, never the stored one back.
+    """
+    latest: datetime | None = None
+    for name in _MILESTONE_ORDER:
+        value = getattr(interaction, name)
+        if value is None:
+            continue
+        if latest is not None and value < latest:
+            setattr(interaction, name, latest)
+        else:
+            latest = value
 
 
 async def get_interaction(session: AsyncSession, interaction_id: int) -> Interaction:

@@ -134,6 +134,36 @@ async def test_writing_the_same_call_twice_updates_one_interaction(crm: Sessions
 
 
 @pytest.mark.asyncio
+async def test_a_rough_estimate_never_puts_a_milestone_before_the_one_it_follows(
+    crm: Sessions,
+) -> None:
+    """After a restart, Asterisk's whole-second Wait can place the queue join a moment before
+    the precise arrival already stored: the join is moved up to the arrival, not the reverse."""
+    milestones = ("arrived_at", "queued_at", "offered_at", "answered_at")
+    async with crm() as s, s.begin():
+        await record_interaction(s, _call("1700.5", arrived_at=T0), keep_existing=milestones)
+    async with crm() as s, s.begin():
+        await record_interaction(
+            s,
+            _call("1700.5", arrived_at=T0 + timedelta(seconds=1), queued_at=T0 - timedelta(seconds=0.4)),
+            keep_existing=milestones,
+        )
+    async with crm() as s, s.begin():
+        await record_interaction(
+            s,
+            _call("1700.5", answered_at=T0 + timedelta(seconds=9), ended_at=T0),
+            keep_existing=milestones,
+        )
+    async with crm() as s:
+        row = await s.scalar(select(Interaction))
+    assert row is not None
+    assert row.arrived_at == T0  # first write wins
+    assert row.queued_at == T0
+    assert row.answered_at == T0 + timedelta(seconds=9)
+    assert row.ended_at == row.answered_at
+
+
+@pytest.mark.asyncio
 async def test_merge_keeps_every_interaction_and_undo_restores_both(crm: Sessions) -> None:
     async with crm() as s, s.begin():
         keep = await _customer(s, "张伟", "13800138000", tags=["vip"], account_number="A-1")
