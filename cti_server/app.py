@@ -32,6 +32,7 @@ from cti_server.inbound import InboundCalls
 from cti_server.ivr.customers import CrmLookup
 from cti_server.ivr.engine import IvrEngine
 from cti_server.ivr.registry import FlowRegistry
+from cti_server.ivr.self_service import CrmSelfService
 from cti_server.metrics import CtiCollector, make_registry
 from cti_server.recorder.recorder import Recorder
 from cti_server.recorder.spool import Spool
@@ -100,7 +101,7 @@ def build_app(settings: Settings) -> web.Application:
         flow_name=settings.ivr.inbound_flow,
         survey_flow=settings.ivr.survey_flow,
         estimate_wait=lambda queue: tracker.estimated_wait(settings.ami.node, queue),
-        engine=IvrEngine(lookup.by_caller_id, lookup.by_account),
+        engine=IvrEngine(lookup.by_caller_id, lookup.by_account, CrmSelfService(sessions)),
     )
     agi.add_route("inbound", inbound.handle)
     agi.add_route("survey", inbound.survey)

@@ -131,11 +131,13 @@ class IvrFinished(DomainEvent):
     path: list[dict[str, Any]]
     inputs: dict[str, str]  # secret ones already masked
     customer_id: int | None
+    recordings: list[str] = field(default_factory=list)  # where Asterisk wrote them
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CallbackRequested(DomainEvent):
-    """The caller chose a callback over waiting: their place becomes a follow-up task."""
+    """The caller chose a callback over waiting (their place becomes a follow-up task), or
+    left a voicemail (``kind="voicemail"``, with its ``recording``) to be called back."""
 
     node: str
     linkedid: str
@@ -143,15 +145,18 @@ class CallbackRequested(DomainEvent):
     queue: str
     estimated_wait: float
     customer_id: int | None
+    kind: str = "callback"
+    recording: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SurveyAnswered(DomainEvent):
-    """The caller rated the call (1-5) after the agent hung up."""
+    """The caller rated the call (1-5) after the agent hung up, maybe with a spoken comment."""
 
     node: str
     linkedid: str
     score: int
+    comment: str = ""  # the recording, where Asterisk wrote it
 
 
 EVENT_TYPES: dict[str, type[DomainEvent]] = {

@@ -9,12 +9,18 @@ the dialplan's fallback does the same.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import Protocol
 
-from cti_server.bus import Bus
-from cti_server.events import CallArrived, CallbackRequested, IvrFinished, SurveyAnswered
-from cti_server.ivr.engine import CallerGone, IvrEngine
+from cti_server.events import (
+    CallArrived,
+    CallbackRequested,
+    DomainEvent,
+    IvrFinished,
+    SurveyAnswered,
+)
+from cti_server.ivr.engine import CallerGone, Channel, IvrEngine
 from cti_server.ivr.fastagi_channel import FastAgiChannel
 from cti_server.ivr.registry import FlowRegistry
 from cti_server.telephony.fastagi import AgiHangup, AgiSession
@@ -22,10 +28,29 @@ from cti_server.telephony.fastagi import AgiHangup, AgiSession
 log = logging.getLogger(__name__)
 
 
+class Publisher(Protocol):
+    """Where the IVR's events go: the server's bus, or the server itself seen from ``cti-agi``."""
+
+    def publish(self, event: DomainEvent) -> None: ...
+
+
+class CallSession(Protocol):
+    """The call as an AGI transport shows it: its environment and its channel variables."""
+
+    @property
+    def env(self) -> Mapping[str, str]: ...
+
+    async def get_variable(self, name: str) -> str: ...
+
+    async def set_variable(self, name: str, value: str) -> None: ...
+
+
 class InboundCalls:
+    """The inbound and survey routes, the same over FastAGI (here) and classic AGI (cti-agi)."""
+
     def __init__(
         self,
-        bus: Bus,
+        bus: Publisher,
         node: str,
         default_queue: str,
         *,
@@ -45,6 +70,14 @@ class InboundCalls:
         self._engine = engine
 
     async def handle(self, session: AgiSession) -> None:
+        """The FastAGI route ``inbound``."""
+        await self.walk_inbound(session, FastAgiChannel(session))
+
+    async def survey(self, session: AgiSession) -> None:
+        """The FastAGI route ``survey``."""
+        await self.walk_survey(session, FastAgiChannel(session))
+
+    async def walk_inbound(self, session: CallSession, channel: Channel) -> None:
         env = session.env
         linkedid = await session.get_variable("${CHANNEL(linkedid)}") or env.get("agi_uniqueid", "")
         dialed = await session.get_variable("${CTI_DID}") or env.get("agi_dnid", "")
@@ -67,7 +100,7 @@ class InboundCalls:
         wait = self._estimate_wait(self._default_queue) if self._estimate_wait else 0.0
         result = await self._engine.run(
             flow,
-            FastAgiChannel(session),
+            channel,
             arrived.caller_number,
             known={
                 "estimated_wait": f"{wait:.0f}",
@@ -85,8 +118,23 @@ class InboundCalls:
                 path=[step.as_dict() for step in result.path],
                 inputs=dict(result.inputs),
                 customer_id=result.customer.customer_id if result.customer else None,
+                recordings=[r.path for r in result.recordings],
             )
         )
+        voicemail = result.recording("voicemail")
+        if voicemail is not None:
+            self._bus.publish(
+                CallbackRequested(
+                    node=self._node,
+                    linkedid=linkedid,
+                    caller_number=arrived.caller_number,
+                    queue=result.attributes.get("queue", self._default_queue),
+                    estimated_wait=wait,
+                    customer_id=result.customer.customer_id if result.customer else None,
+                    kind="voicemail",
+                    recording=voicemail.path,
+                )
+            )
         try:
             if result.outcome == "transfer":
                 for name, value in sorted(result.attributes.items()):
@@ -109,7 +157,7 @@ class InboundCalls:
         except (AgiHangup, CallerGone):
             log.info("call %s: caller gone as the IVR ended", linkedid)
 
-    async def survey(self, session: AgiSession) -> None:
+    async def walk_survey(self, session: CallSession, channel: Channel) -> None:
         """After the agent hung up: ask the caller to rate the call, once it was answered."""
         flow = self._flows.get(self._survey_flow) if self._flows and self._survey_flow else None
         if flow is None or self._engine is None:
@@ -119,8 +167,16 @@ class InboundCalls:
         linkedid = await session.get_variable("${CHANNEL(linkedid)}")
         language = await session.get_variable("${CHANNEL(language)}")
         result = await self._engine.run(
-            flow, FastAgiChannel(session), session.env.get("agi_callerid", ""), language
+            flow, channel, session.env.get("agi_callerid", ""), language
         )
         score = result.attributes.get("score", "")
+        comment = result.recording("comment")
         if score in {"1", "2", "3", "4", "5"}:
-            self._bus.publish(SurveyAnswered(node=self._node, linkedid=linkedid, score=int(score)))
+            self._bus.publish(
+                SurveyAnswered(
+                    node=self._node,
+                    linkedid=linkedid,
+                    score=int(score),
+                    comment=comment.path if comment else "",
+                )
+            )

@@ -37,6 +37,7 @@ SOUNDS_DIR = "usr/local/share/asterisk/sounds/cti"
 # sounds/<language>/cti/<prompt> (its language-prefix layout; the custom directory is not
 # searched per language)
 PROMPTS_DIR = "usr/share/asterisk/sounds/{language}/cti"
+DIGITS_DIR = "usr/share/asterisk/sounds/{language}/digits"
 # Debian's stock files that we keep as they are (tones, CDR, features); the rest we render.
 STOCK_CONFIG = (
     "cdr.conf",
@@ -156,17 +157,22 @@ class AsteriskChroot:
             subprocess.run(["umount", "-l", str(proc)], check=False)
 
     def install_prompts(self, prompt_dir: Path) -> None:
-        """IVR prompts ``<prompt_dir>/<language>/<name>.txt``, spoken per language."""
+        """IVR prompts ``<prompt_dir>/<language>/<name>.txt``, spoken per language; a
+        ``digits/`` folder beside them gives Asterisk's number words where it has none."""
         for language_dir in sorted(p for p in prompt_dir.iterdir() if p.is_dir()):
-            texts = {
-                path.stem: path.read_text(encoding="utf-8").strip()
-                for path in sorted(language_dir.glob("*.txt"))
-            }
-            self.install_sounds(
-                texts,
-                voice=VOICES.get(language_dir.name, language_dir.name),
-                where=PROMPTS_DIR.format(language=language_dir.name),
-            )
+            voice = VOICES.get(language_dir.name, language_dir.name)
+            for source, where in (
+                (language_dir, PROMPTS_DIR),
+                (language_dir / "digits", DIGITS_DIR),
+            ):
+                texts = {
+                    path.stem: path.read_text(encoding="utf-8").strip()
+                    for path in sorted(source.glob("*.txt"))
+                }
+                if texts:
+                    self.install_sounds(
+                        texts, voice=voice, where=where.format(language=language_dir.name)
+                    )
 
     def install_sounds(
         self, prompts: dict[str, str], voice: str = "en", where: str = SOUNDS_DIR

@@ -7,7 +7,9 @@ interaction shows the caller's path, also when they hang up half-way.
 
 from __future__ import annotations
 
+import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -19,18 +21,35 @@ from cti_server.ivr.flow import (
     Flow,
     HangupStep,
     IdentifyStep,
+    LookupStep,
     MenuStep,
     PlayStep,
+    RecordStep,
+    SayStep,
     SetStep,
     TransferStep,
 )
+
+log = logging.getLogger(__name__)
 
 MASK = "***"
 MAX_STEPS = 200  # a flow is checked for loops without exit; this bounds the rest (retries)
 
 
+@dataclass(frozen=True)
+class Recording:
+    """A recording made in the IVR, where Asterisk wrote it; ``seconds`` < 0: unknown."""
+
+    path: str
+    seconds: float
+
+
 class CallerGone(Exception):
     """The caller hung up (or the channel died) during the IVR."""
+
+    def __init__(self, message: str = "", recording: Recording | None = None) -> None:
+        super().__init__(message)
+        self.recording = recording
 
 
 class Channel(Protocol):
@@ -47,6 +66,14 @@ class Channel(Protocol):
 
     async def set_variable(self, name: str, value: str) -> None: ...
 
+    async def record(self, name: str, max_seconds: float, silence_seconds: float) -> Recording:
+        """Record the caller after a beep as ``recordings/<name>.wav`` in Asterisk's spool
+        directory, until ``#``, silence or ``max_seconds``. A caller who hangs up while
+        recording (as most do after a voicemail) raises :class:`CallerGone` carrying it."""
+
+    async def say(self, kind: str, value: str, language: str) -> None:
+        """Read ``value`` back in Asterisk's own voice: ``number`` or ``digits``."""
+
 
 @dataclass
 class Customer:
@@ -59,6 +86,8 @@ class Customer:
 
 
 Lookup = Callable[[str], Awaitable[Customer | None]]
+SelfService = Callable[[str, Customer | None], Awaitable[dict[str, str] | None]]
+"""``(function name, identified customer)`` → attributes to set, or None: no answer."""
 
 
 @dataclass
@@ -89,12 +118,21 @@ class IvrResult:
     inputs: dict[str, str] = field(default_factory=dict)
     languages: list[str] = field(default_factory=list)
     secrets: dict[str, str] = field(default_factory=dict)  # for the flow's own checks only
+    recordings: list[Recording] = field(default_factory=list)
+
+    def recording(self, purpose: str) -> Recording | None:
+        """The last recording made for ``purpose`` (``voicemail``, ``comment``)."""
+        mark = f"/{purpose}-"
+        return next((r for r in reversed(self.recordings) if mark in r.path), None)
 
 
 class IvrEngine:
-    def __init__(self, by_caller_id: Lookup, by_account: Lookup) -> None:
+    def __init__(
+        self, by_caller_id: Lookup, by_account: Lookup, self_service: SelfService | None = None
+    ) -> None:
         self._by_caller_id = by_caller_id
         self._by_account = by_account
+        self._self_service = self_service
 
     async def run(
         self,
@@ -123,7 +161,9 @@ class IvrEngine:
                 name = next_name
             result.outcome = "hangup"  # a runaway flow ends, it never spins
             return result
-        except CallerGone:
+        except CallerGone as gone:
+            if gone.recording is not None:
+                result.recordings.append(gone.recording)
             result.outcome = "caller_gone"
             return result
 
@@ -140,24 +180,79 @@ class IvrEngine:
             return await self._collect(step, channel, language, result, record)
         if isinstance(step, IdentifyStep):
             return await self._identify(step, channel, caller, result, record)
-        if isinstance(step, BranchStep):
-            for condition in step.conditions:
-                if condition.holds(result.attributes.get(condition.attribute)):
-                    return condition.goto
-            return step.default
-        if isinstance(step, SetStep):
-            result.attributes.update(step.attributes)
-            return step.next
-        if isinstance(step, TransferStep):
-            result.attributes.update(step.attributes)
-            result.outcome, result.queue = "transfer", step.queue
-            return None
+        if isinstance(step, RecordStep):
+            return await self._record(step, channel, language, result, record)
+        if isinstance(step, LookupStep):
+            return await self._lookup(step, result, record)
+        if isinstance(step, SayStep):
+            return await self._say(step, channel, language, result, record)
         if isinstance(step, CallbackStep | HangupStep):
             if step.prompt:
                 await channel.play(step.prompt, language)
             result.outcome = "callback" if isinstance(step, CallbackStep) else "hangup"
             return None
+        return self._decide(step, result)
+
+    @staticmethod
+    def _decide(step: Any, result: IvrResult) -> str | None:
+        """The steps that only think: branch, set, transfer."""
+        if isinstance(step, BranchStep):
+            for condition in step.conditions:
+                if condition.holds(result.attributes.get(condition.attribute)):
+                    return str(condition.goto)
+            return str(step.default)
+        if isinstance(step, SetStep):
+            result.attributes.update(step.attributes)
+            return str(step.next)
+        if isinstance(step, TransferStep):
+            result.attributes.update(step.attributes)
+            result.outcome, result.queue = "transfer", step.queue
+            return None
         raise TypeError(f"unknown step type {type(step).__name__}")
+
+    async def _record(
+        self,
+        step: RecordStep,
+        channel: Channel,
+        language: str,
+        result: IvrResult,
+        record: StepRecord,
+    ) -> str:
+        if step.prompt:
+            await channel.play(step.prompt, language)
+        name = f"ivr/{step.purpose}-{uuid.uuid4().hex}"
+        made = await channel.record(name, step.max_seconds, step.silence_seconds)
+        if made.path:
+            result.recordings.append(made)
+            record.input = f"{made.seconds:g} s"
+        return step.next
+
+    @staticmethod
+    async def _say(
+        step: SayStep, channel: Channel, language: str, result: IvrResult, record: StepRecord
+    ) -> str:
+        if step.prompt:
+            await channel.play(step.prompt, language)
+        value = result.attributes.get(step.attribute, "")
+        if value.isascii() and value.isdigit():
+            await channel.say(step.read_as, value, language)
+        record.input = value
+        return step.next
+
+    async def _lookup(self, step: LookupStep, result: IvrResult, record: StepRecord) -> str:
+        """A failing lookup sends the caller on ``on_fail``; it never ends the call."""
+        found = None
+        if self._self_service is not None:
+            try:
+                found = await self._self_service(step.function, result.customer)
+            except Exception:
+                log.exception("IVR lookup %r failed", step.function)
+        if found is None:
+            record.input = "no answer"
+            return step.on_fail
+        result.attributes.update(found)
+        record.input = ", ".join(f"{k}={v}" for k, v in sorted(found.items()))
+        return step.next
 
     async def _menu(
         self, step: MenuStep, channel: Channel, language: str, record: StepRecord

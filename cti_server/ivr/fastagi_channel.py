@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from cti_server.ivr.engine import CallerGone
+from cti_server.ivr.engine import CallerGone, Recording
 from cti_server.telephony.fastagi import AgiError, AgiHangup, AgiSession
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,32 @@ class FastAgiChannel:
             "GET DATA", sound(prompt), str(int(timeout * 1000)), str(max_digits)
         )
         return value if value.isdigit() else ""
+
+    async def record(self, name: str, max_seconds: float, silence_seconds: float) -> Recording:
+        try:
+            spool = await self._session.get_variable("${ASTSPOOLDIR}")
+        except AgiHangup as exc:
+            raise CallerGone(str(exc)) from None
+        path = f"{spool}/recordings/{name}"
+        words = ("RECORD FILE", path, "wav", '"#"', str(int(max_seconds * 1000)), "BEEP")
+        silence = f"s={max(1, int(silence_seconds))}"
+        try:
+            result = await self._session.command(*words, silence, timeout=max_seconds + 30)
+        except AgiHangup as exc:
+            # the message is kept: Asterisk closes the file when the caller hangs up
+            raise CallerGone(str(exc), Recording(f"{path}.wav", -1.0)) from None
+        except AgiError as exc:
+            await self._still_there()
+            log.warning("IVR recording failed, going on: %s", exc)
+            return Recording("", 0.0)
+        samples, _ = result.get("endpos", ("0", ""))
+        seconds = int(samples) / 8000 if str(samples).isdigit() else -1.0
+        return Recording(f"{path}.wav", round(seconds, 2))
+
+    async def say(self, kind: str, value: str, language: str) -> None:
+        await self._speak(language)
+        command = "SAY NUMBER" if kind == "number" else "SAY DIGITS"
+        await self._command(command, value, '""')
 
     async def set_variable(self, name: str, value: str) -> None:
         try:

@@ -141,6 +141,46 @@ class TransferStep(_Step):
     attributes: dict[Attribute, str] = Field(default_factory=dict)
 
 
+class RecordStep(_Step):
+    """Record the caller after a beep: a voicemail, or a comment on the survey."""
+
+    type: Literal["record"]
+    prompt: Prompt | None = None
+    purpose: Literal["voicemail", "comment"]
+    max_seconds: float = Field(60.0, gt=0, le=600)
+    silence_seconds: float = Field(3.0, ge=1, le=30)
+    next: StepName
+
+    def targets(self) -> list[str]:
+        return [self.next]
+
+
+class LookupStep(_Step):
+    """Self-service: a lookup function registered in the server answers from the CRM and
+    sets attributes (e.g. ``open_cases``); ``on_fail`` when it has no answer."""
+
+    type: Literal["lookup"]
+    function: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+    next: StepName
+    on_fail: StepName
+
+    def targets(self) -> list[str]:
+        return [self.next, self.on_fail]
+
+
+class SayStep(_Step):
+    """Read an attribute back in Asterisk's voice, as a number or digit by digit."""
+
+    type: Literal["say"]
+    prompt: Prompt | None = None
+    attribute: Attribute
+    read_as: Literal["number", "digits"] = "number"
+    next: StepName
+
+    def targets(self) -> list[str]:
+        return [self.next]
+
+
 class CallbackStep(_Step):
     """The caller takes a callback instead of waiting: it keeps their place as a follow-up."""
 
@@ -160,6 +200,9 @@ Step = Annotated[
     | IdentifyStep
     | BranchStep
     | SetStep
+    | RecordStep
+    | LookupStep
+    | SayStep
     | TransferStep
     | CallbackStep
     | HangupStep,

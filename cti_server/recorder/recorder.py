@@ -77,6 +77,8 @@ def _ivr_update(event: IvrFinished) -> dict[str, Any]:
     }
     if event.customer_id is not None:
         update["customer_id"] = event.customer_id
+    if event.recordings:
+        update["recordings"] = [_clean(path, 300) for path in event.recordings]
     return update
 
 
@@ -94,10 +96,19 @@ def interaction_update(event: DomainEvent) -> dict[str, Any] | None:  # noqa: PL
                 "estimated_wait": round(event.estimated_wait),
                 "customer_id": event.customer_id,
                 "requested_at": event.at.isoformat(),
+                "kind": event.kind,
+                "recording": _clean(event.recording, 300),
             },
         }
     if isinstance(event, SurveyAnswered):
-        return {"node": event.node, "linkedid": event.linkedid, "survey_score": event.score}
+        survey: dict[str, Any] = {
+            "node": event.node,
+            "linkedid": event.linkedid,
+            "survey_score": event.score,
+        }
+        if event.comment:
+            survey["recordings"] = [_clean(event.comment, 300)]
+        return survey
     if not isinstance(event, CallStarted | CallQueued | AgentRinging | CallAnswered | CallEnded):
         return None
     base: dict[str, Any] = {"node": event.node, "linkedid": event.linkedid}
@@ -272,14 +283,22 @@ class Recorder:
         return user_id
 
 
+def _follow_up_note(request: dict[str, Any]) -> str:
+    if request.get("kind") == "voicemail":
+        return f"Voicemail left in the IVR for {request['queue']}: {request.get('recording', '')}"
+    return (
+        f"Callback instead of waiting in {request['queue']} (estimated wait "
+        f"{request['estimated_wait']} s); keeps the place from {request['requested_at']}"
+    )
+
+
 async def callback_task(
     session: AsyncSession, interaction_id: int, request: dict[str, Any], region: str
 ) -> FollowUp:
     """The follow-up that keeps a caller's place: once per interaction (journal replays)."""
+    kind = str(request.get("kind") or "callback")
     existing = await session.scalar(
-        select(FollowUp).where(
-            FollowUp.interaction_id == interaction_id, FollowUp.kind == "callback"
-        )
+        select(FollowUp).where(FollowUp.interaction_id == interaction_id, FollowUp.kind == kind)
     )
     if existing is not None:
         return existing
@@ -303,12 +322,9 @@ async def callback_task(
     task = FollowUp(
         customer_id=customer_id,
         interaction_id=interaction_id,
-        kind="callback",
+        kind=kind,
         due_at=datetime.fromisoformat(request["requested_at"]),
-        note=(
-            f"Callback instead of waiting in {request['queue']} (estimated wait "
-            f"{request['estimated_wait']} s); keeps the place from {request['requested_at']}"
-        ),
+        note=_follow_up_note(request),
     )
     session.add(task)
     await session.flush()

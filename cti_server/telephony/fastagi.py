@@ -50,7 +50,7 @@ class AgiSession:
         """The path after ``agi://host:port/``, without the query string."""
         return self.env.get("agi_network_script", "").partition("?")[0].strip("/")
 
-    async def command(self, *words: str) -> dict[str, Any]:
+    async def command(self, *words: str, timeout: float | None = None) -> dict[str, Any]:
         """Send one AGI command; line breaks in any word are replaced so no command can be added.
 
         A broken link, silence past the deadline or an answer that is not AGI ends the session
@@ -60,7 +60,7 @@ class AgiSession:
         try:
             self._writer.write(line.encode("utf-8") + b"\n")
             await self._writer.drain()
-            result = await self._answer()
+            result = await self._answer(timeout or self._command_timeout)
             if result.get("error") == "AGIUsageError":
                 await self._skip_usage()
         except (ConnectionError, OSError, TimeoutError, ValueError) as exc:
@@ -71,9 +71,10 @@ class AgiSession:
             raise AgiError(f"{words[0]}: {result.get('msg') or result['error']}")
         return result
 
-    async def _answer(self) -> dict[str, Any]:
+    async def _answer(self, timeout: float) -> dict[str, Any]:
+        """``timeout``: the command's own deadline (a recording may run for minutes)."""
         while True:
-            raw = await asyncio.wait_for(self._reader.readline(), self._command_timeout)
+            raw = await asyncio.wait_for(self._reader.readline(), timeout)
             if not raw:
                 raise ConnectionError("Asterisk closed the AGI connection")
             text = raw.decode("utf-8", "replace").rstrip("\n")

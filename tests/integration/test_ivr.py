@@ -134,7 +134,16 @@ async def test_known_vip_presses_1_for_billing_and_reaches_the_queue_with_attrib
     assert variables["CTI_ATTR_PRIORITY"] == "high"
     row = await _interaction(ivr_app, call)
     steps = [s["step"] for s in row.ivr_path]
-    assert steps == ["identify", "welcome", "menu", "billing", "long_wait", "by_tier", "priority"]
+    assert steps == [
+        "identify",
+        "opening_hours",
+        "welcome",
+        "menu",
+        "billing",
+        "long_wait",
+        "by_tier",
+        "priority",
+    ]
     assert next(s for s in row.ivr_path if s["step"] == "menu")["input"] == "1"
     assert row.customer_id is not None
     assert row.routing["attributes"]["intent"] == "billing"
@@ -151,14 +160,21 @@ async def test_unknown_caller_identifies_by_account_number(
         context=asterisk_node.settings.dialplan.inbound_context,
         number="+8613700000001",
         name="Stranger",
-        dtmf="12345678#wwwwwwww2",
+        dtmf="1wwww12345678#wwwwwwww2",
         pre_wait=2,
         patience=3,
     )
     variables = await _channel_vars(log, call)
     assert variables["CTI_ATTR_TIER"] == "platinum"
     assert variables["CTI_ATTR_INTENT"] == "sales"
+    assert variables["CTI_ATTR_LANGUAGE"] == "zh"  # the customer's own, once known
     row = await _interaction(ivr_app, call)
+    assert [s["step"] for s in row.ivr_path][:4] == [
+        "identify",
+        "choose_language",
+        "english",
+        "identify_account",
+    ]
     assert row.ivr_inputs["account"] == "12345678"
     assert row.customer_id is not None
 
@@ -180,7 +196,7 @@ async def test_caller_hanging_up_in_the_ivr_is_an_ivr_abandon_with_its_steps(
     row = await _interaction(ivr_app, call)
     assert row.kind == "ivr_only"
     assert row.routing["ivr_outcome"] == "caller_gone"
-    assert [s["step"] for s in row.ivr_path][:2] == ["identify", "welcome"]
+    assert [s["step"] for s in row.ivr_path][:3] == ["identify", "opening_hours", "welcome"]
     assert row.queued_at is None
 
 
@@ -223,8 +239,11 @@ async def quick_ivr_app(
     flows = tmp_path / "flows"
     shutil.copytree(data_dir("ivr_flows"), flows)
     main_flow = yaml.safe_load((flows / "main.yaml").read_text(encoding="utf-8"))
-    main_flow["steps"]["menu"]["timeout"] = 1
-    del main_flow["steps"]["identify"]["ask_prompt"]  # strangers go straight to the menu
+    steps = main_flow["steps"]
+    steps["menu"]["timeout"] = 1
+    steps["identify"]["not_found"] = "welcome"  # strangers go straight to the menu
+    for name in ("choose_language", "english", "chinese", "identify_account"):
+        del steps[name]
     main_flow["steps"]["long_wait"]["conditions"][0]["at_least"] = 0  # always offer a callback
     (flows / "main.yaml").write_text(yaml.safe_dump(main_flow), encoding="utf-8")
     ivr = IvrSettings(inbound_flow="main", survey_flow=None, flows_dir=flows)
@@ -236,7 +255,7 @@ async def quick_ivr_app(
 @pytest.mark.parametrize(
     ("dtmf", "expected_input", "patience"),
     # each key lands in a replay of the menu prompt (keys during the invalid prompt are lost)
-    [("9wwwwww8wwwwww7", "9 8 7", 8), ("", "", 20)],
+    [("8wwwwww7wwwwww6", "8 7 6", 8), ("", "", 20)],
     ids=["three-invalid-keys", "silent-caller"],
 )
 async def test_invalid_keys_or_silence_lead_to_an_operator(

@@ -48,6 +48,8 @@ REQUEST = (
 # What the IVR sends for a caller nobody knows, up to the first prompt that can be interrupted.
 FIRST_COMMANDS = [
     'SET VARIABLE CHANNEL(language) "en"',
+    'STREAM FILE cti/choose_language "0123456789*#"',
+    "WAIT FOR DIGIT 3000",
     "GET DATA cti/enter_account 8000 8",
     'STREAM FILE cti/welcome ""',
     'STREAM FILE cti/main_menu "0123456789*#"',
@@ -192,9 +194,10 @@ async def test_recorded_environment_blocks_are_accepted(
         await wait_idle(server)
 
     assert route.envs == [{**expected, "agi_network_script": "inbound"}]
-    assert commands[:4] == FIRST_COMMANDS
-    # GET DATA answered "0": account "0", unknown; the menu times out three times: operator
-    assert route.asked == [expected["agi_callerid"], "0"]
+    assert commands[: len(FIRST_COMMANDS)] == FIRST_COMMANDS
+    # no language chosen; GET DATA answered "0": account "0", unknown; the menu times out
+    # three times: operator. The caller ID is asked again before the account number.
+    assert route.asked == [expected["agi_callerid"], expected["agi_callerid"], "0"]
     assert result.outcome == "transfer"
     assert result.attributes["intent"] == "operator"
     assert server.requests == 1
@@ -227,7 +230,7 @@ async def test_ten_megabyte_header_is_refused_and_the_server_stays_responsive(
             writer.write(REQUEST)
             await writer.drain()
             commands = await play_asterisk(reader, writer, answer_ok)
-        assert commands[:4] == FIRST_COMMANDS
+        assert commands[: len(FIRST_COMMANDS)] == FIRST_COMMANDS
         assert (await route.result()).outcome == "transfer"
         assert server.requests == 1
     assert errors(caplog) == []
@@ -339,11 +342,20 @@ async def test_thousand_connections_at_once_do_not_hang_or_leak(
 
 
 def until_welcome(command: str) -> bytes | None:
+    """No language chosen, no account given; silence once the welcome starts."""
     if command.startswith("GET DATA"):
         return b"200 result= (timeout)\n"
+    if command.startswith("STREAM FILE cti/choose_language"):
+        return b"200 result=0 endpos=0\n"
+    if command.startswith("WAIT FOR DIGIT"):
+        return b"200 result=0\n"
     if command.startswith("STREAM FILE"):
         return None
     return b"200 result=1\n"
+
+
+UNTIL_WELCOME = FIRST_COMMANDS[:5]
+STEPS_TO_WELCOME = ["identify", "choose_language", "identify_account", "opening_hours", "welcome"]
 
 
 @pytest.mark.parametrize("death", ["hangup", "close"])
@@ -363,10 +375,10 @@ async def test_channel_dying_mid_step_ends_the_walk_as_caller_gone(
                 assert await read_until_closed(reader, TIMEOUT) == b""
         result = await route.result()
         await wait_idle(server)
-    assert commands == FIRST_COMMANDS[:3]
+    assert commands == UNTIL_WELCOME
     assert result.outcome == "caller_gone"
-    assert [r.step for r in result.path] == ["identify", "welcome"]
-    assert result.path[0].input == "account: none given"
+    assert [r.step for r in result.path] == STEPS_TO_WELCOME
+    assert result.path[2].input == "account: none given"
     assert errors(caplog) == []
 
 
@@ -378,7 +390,7 @@ async def test_connection_reset_mid_step_ends_the_session_quietly(
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(REQUEST)
         await writer.drain()
-        assert await play_asterisk(reader, writer, until_welcome) == FIRST_COMMANDS[:3]
+        assert await play_asterisk(reader, writer, until_welcome) == UNTIL_WELCOME
         reset(writer)
         await wait_idle(server)
     assert errors(caplog) == []
@@ -396,7 +408,7 @@ async def test_connection_reset_mid_step_is_the_caller_gone(main_flow: Flow) -> 
         assert not route.results.empty(), "the route ended without an IVR result"
         result = route.results.get_nowait()
     assert result.outcome == "caller_gone"
-    assert [r.step for r in result.path] == ["identify", "welcome"]
+    assert [r.step for r in result.path] == STEPS_TO_WELCOME
 
 
 # --- (f) "200 result=-1": could not play, or hung up ------------------------------------------
@@ -434,7 +446,7 @@ async def test_minus_one_and_failing_channel_status_is_the_caller_gone(
         await wait_idle(server)
     assert commands == [FIRST_COMMANDS[0], FIRST_COMMANDS[1], "CHANNEL STATUS"]
     assert result.outcome == "caller_gone"
-    assert [r.step for r in result.path] == ["identify"]
+    assert [r.step for r in result.path] == ["identify", "choose_language"]
     assert errors(caplog) == []
 
 
@@ -459,7 +471,7 @@ async def test_minus_one_with_the_channel_still_up_goes_on(
         result = await route.result()
     assert (
         commands.count("CHANNEL STATUS")
-        == commands.count('STREAM FILE cti/main_menu "0123456789*#"') + 1
+        == commands.count('STREAM FILE cti/main_menu "0123456789*#"') + 2  # language, welcome
     )
     assert result.outcome == "transfer"
     assert result.attributes["intent"] == "operator"

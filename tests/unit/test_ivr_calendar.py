@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cti_server.ivr.calendar import Calendar, CalendarError, load_calendar
-from cti_server.ivr.engine import IvrEngine
+from cti_server.ivr.engine import IvrEngine, Recording
 from cti_server.ivr.flow import load_flow
 from cti_server.resources import data_dir
 
@@ -91,6 +91,12 @@ class _SilentChannel:
         return ""
 
     async def set_variable(self, name: str, value: str) -> None:
+        return None
+
+    async def record(self, name: str, max_seconds: float, silence_seconds: float) -> Recording:
+        return Recording("", 0.0)
+
+    async def say(self, kind: str, value: str, language: str) -> None:
         return None
 
 

@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cti_server.ivr.engine import MASK, MAX_STEPS, CallerGone, Customer, IvrEngine, IvrResult
+from cti_server.ivr.engine import (
+    MASK,
+    MAX_STEPS,
+    CallerGone,
+    Customer,
+    IvrEngine,
+    IvrResult,
+    Recording,
+)
 from cti_server.ivr.flow import Flow, MenuStep, load_flow
 from cti_server.resources import data_dir
 
@@ -65,6 +73,16 @@ class ScriptedChannel:
         self.calls.append(f"set {name}={value}")
         self.variables[name] = value
 
+    async def record(self, name: str, max_seconds: float, silence_seconds: float) -> Recording:
+        """The answer is the seconds spoken (or an exception: the caller hangs up)."""
+        self.calls.append(
+            f"record {name.split('-', maxsplit=1)[0]} {max_seconds} {silence_seconds}"
+        )
+        return Recording(f"/spool/recordings/{name}.wav", float(self._next("record")))
+
+    async def say(self, kind: str, value: str, language: str) -> None:
+        self.calls.append(f"say {kind} {value} {language}")
+
 
 class Crm:
     """Lookups that know one VIP by caller ID and one customer by account number."""
@@ -88,6 +106,18 @@ class Crm:
 @pytest.fixture(scope="module")
 def main_flow() -> Flow:
     return load_flow(FLOWS / "main.yaml", FLOWS / "prompts")
+
+
+NO_LANGUAGE: list[Answer] = ["", ""]  # silent through the language prompt and the wait after it
+STRANGER_TO_OPERATOR = [
+    "identify",
+    "choose_language",
+    "identify_account",
+    "opening_hours",
+    "welcome",
+    "menu",
+    "operator",
+]
 
 
 def steps(result: IvrResult) -> list[str]:
@@ -119,6 +149,7 @@ async def test_known_vip_pressing_1_goes_to_billing_with_high_priority(main_flow
     }
     assert steps(result) == [
         "identify",
+        "opening_hours",
         "welcome",
         "menu",
         "billing",
@@ -128,6 +159,7 @@ async def test_known_vip_pressing_1_goes_to_billing_with_high_priority(main_flow
     ]
     assert [r.kind for r in result.path] == [
         "identify",
+        "branch",
         "play",
         "menu",
         "set",
@@ -136,7 +168,7 @@ async def test_known_vip_pressing_1_goes_to_billing_with_high_priority(main_flow
         "transfer",
     ]
     assert result.path[0].input == "caller id"
-    assert result.path[2].input == "1"
+    assert result.path[3].input == "1"
     assert all(r.seconds >= 0 for r in result.path)
     # known by caller ID: never asked for an account; prompts in the customer's language
     assert crm.by_caller_id_asked == [VIP_NUMBER]
@@ -148,13 +180,13 @@ async def test_known_vip_pressing_1_goes_to_billing_with_high_priority(main_flow
 
 @pytest.mark.asyncio
 async def test_three_invalid_keys_go_to_the_operator(main_flow: Flow) -> None:
-    channel = ScriptedChannel(["", "9", "", "8", "", "7"])
+    channel = ScriptedChannel(["", "8", "", "7", "", "6"])
     result = await Crm().engine().run(main_flow, channel, VIP_NUMBER)
 
     assert result.outcome == "transfer"
     assert result.attributes["intent"] == "operator"
-    assert steps(result) == ["identify", "welcome", "menu", "operator"]
-    assert result.path[2].input == "9 8 7"
+    assert steps(result) == ["identify", "opening_hours", "welcome", "menu", "operator"]
+    assert result.path[3].input == "8 7 6"
     menu = [call.split(" ")[1] for call in channel.calls if call.startswith("play")][1:]
     assert menu == ["main_menu", "invalid", "main_menu", "invalid", "main_menu", "invalid"]
     assert channel.calls.count("read_key 4.0") == 3
@@ -171,7 +203,7 @@ async def test_silent_caller_goes_to_the_operator_after_the_retries(main_flow: F
     assert result.outcome == "transfer"
     assert result.attributes["intent"] == "operator"
     assert steps(result)[-2:] == ["menu", "operator"]
-    assert result.path[2].input == ""
+    assert result.path[3].input == ""
     assert channel.calls.count(f"read_key {menu.timeout}") == menu.retries
     assert channel.calls.count("play main_menu zh '0123456789*#'") == menu.retries
     assert not any("invalid" in call for call in channel.calls)  # a timeout is not an error
@@ -181,18 +213,26 @@ async def test_silent_caller_goes_to_the_operator_after_the_retries(main_flow: F
 @pytest.mark.asyncio
 async def test_unknown_caller_typing_an_account_number_is_identified(main_flow: Flow) -> None:
     crm = Crm()
-    channel = ScriptedChannel([ACCOUNT, "2"])
+    channel = ScriptedChannel(["2", ACCOUNT, "2"])  # Chinese, the account, sales
     result = await crm.engine().run(main_flow, channel, UNKNOWN_NUMBER)
 
-    assert crm.by_caller_id_asked == [UNKNOWN_NUMBER]
+    assert crm.by_caller_id_asked == [UNKNOWN_NUMBER] * 2
     assert crm.by_account_asked == [ACCOUNT]
-    assert channel.calls[0] == "read_digits enter_account en 8 8.0"
+    assert channel.calls[:2] == [
+        "play choose_language en '0123456789*#'",
+        "read_digits enter_account zh 8 8.0",
+    ]
     assert result.customer == ACCOUNT_HOLDER
-    assert result.path[0].input == f"account {ACCOUNT}"
+    assert result.path[1].input == "2"
+    assert result.path[3].input == f"account {ACCOUNT}"
     assert result.inputs == {"account": ACCOUNT}
     assert result.outcome == "transfer"
     assert steps(result) == [
         "identify",
+        "choose_language",
+        "chinese",
+        "identify_account",
+        "opening_hours",
         "welcome",
         "menu",
         "sales",
@@ -201,7 +241,7 @@ async def test_unknown_caller_typing_an_account_number_is_identified(main_flow: 
         "queue",
     ]
     assert result.attributes == {
-        "language": "en",  # the customer has none: the flow's first
+        "language": "zh",  # the customer has none on file: the one they chose
         "tier": "silver",
         "customer_id": "7",
         "intent": "sales",
@@ -212,22 +252,23 @@ async def test_unknown_caller_typing_an_account_number_is_identified(main_flow: 
 @pytest.mark.asyncio
 async def test_unknown_caller_typing_nothing_still_reaches_the_menu(main_flow: Flow) -> None:
     crm = Crm()
-    channel = ScriptedChannel(["", "0"])
+    channel = ScriptedChannel([*NO_LANGUAGE, "", "0"])
     result = await crm.engine().run(main_flow, channel, UNKNOWN_NUMBER)
 
     assert result.customer is None
     assert crm.by_account_asked == []
-    assert result.path[0].input == "account: none given"
+    assert result.path[2].input == "account: none given"
     assert result.inputs == {"account": ""}
     assert "tier" not in result.attributes
-    assert steps(result) == ["identify", "welcome", "menu", "operator"]
+    assert result.attributes["language"] == "en"  # none chosen: the flow's first
+    assert steps(result) == STRANGER_TO_OPERATOR
     assert result.outcome == "transfer"
 
 
 @pytest.mark.asyncio
 async def test_caller_without_caller_id_is_asked_for_the_account(main_flow: Flow) -> None:
     crm = Crm()
-    channel = ScriptedChannel([ACCOUNT, "0"])
+    channel = ScriptedChannel([*NO_LANGUAGE, ACCOUNT, "0"])
     result = await crm.engine().run(main_flow, channel, "")
 
     assert crm.by_caller_id_asked == []
@@ -248,12 +289,12 @@ async def test_hostile_account_input_is_survived_and_not_identified(
     main_flow: Flow, typed: str
 ) -> None:
     crm = Crm()
-    channel = ScriptedChannel([typed, "0"])
+    channel = ScriptedChannel([*NO_LANGUAGE, typed, "0"])
     result = await crm.engine().run(main_flow, channel, UNKNOWN_NUMBER)
 
     assert result.customer is None
     assert "customer_id" not in result.attributes
-    assert steps(result) == ["identify", "welcome", "menu", "operator"]
+    assert steps(result) == STRANGER_TO_OPERATOR
     assert result.outcome == "transfer"
     # nothing that is not all digits reaches the CRM
     assert all(asked.isdigit() for asked in crm.by_account_asked)
@@ -261,12 +302,12 @@ async def test_hostile_account_input_is_survived_and_not_identified(
 
 @pytest.mark.asyncio
 async def test_caller_gone_mid_menu_keeps_the_steps_taken(main_flow: Flow) -> None:
-    channel = ScriptedChannel(["", "9", CallerGone("hung up")])
+    channel = ScriptedChannel(["", "8", CallerGone("hung up")])
     result = await Crm().engine().run(main_flow, channel, VIP_NUMBER)
 
     assert result.outcome == "caller_gone"
     assert result.queue == ""
-    assert steps(result) == ["identify", "welcome", "menu"]
+    assert steps(result) == ["identify", "opening_hours", "welcome", "menu"]
     assert result.customer == VIP  # what was learned before is kept
     assert result.attributes["tier"] == "platinum"
     assert channel.calls[-1] == "play main_menu zh '0123456789*#'"
@@ -274,11 +315,11 @@ async def test_caller_gone_mid_menu_keeps_the_steps_taken(main_flow: Flow) -> No
 
 @pytest.mark.asyncio
 async def test_caller_gone_while_typing_the_account(main_flow: Flow) -> None:
-    channel = ScriptedChannel([CallerGone("hung up")])
+    channel = ScriptedChannel([*NO_LANGUAGE, CallerGone("hung up")])
     result = await Crm().engine().run(main_flow, channel, UNKNOWN_NUMBER)
 
     assert result.outcome == "caller_gone"
-    assert steps(result) == ["identify"]
+    assert steps(result) == ["identify", "choose_language", "identify_account"]
 
 
 PIN_FLOW: dict[str, object] = {
@@ -367,3 +408,99 @@ async def test_runaway_flow_stops_after_max_steps(tmp_path: Path) -> None:
     assert len(result.path) == MAX_STEPS
     assert steps(result)[:4] == ["check", "hold", "check", "hold"]
     assert len(channel.played) == MAX_STEPS // 2
+
+
+@pytest.mark.asyncio
+async def test_voicemail_from_the_menu_records_after_the_prompt_then_hangs_up(
+    main_flow: Flow,
+) -> None:
+    channel = ScriptedChannel(["9", "12.5"])  # presses 9, speaks 12.5 s
+    result = await Crm().engine().run(main_flow, channel, VIP_NUMBER)
+
+    assert result.outcome == "hangup"
+    assert steps(result)[-3:] == ["menu", "voicemail", "message_saved"]
+    assert channel.calls[-3:] == [
+        "play leave_message zh ''",
+        "record ivr/voicemail 120.0 5.0",
+        "play message_saved zh ''",
+    ]
+    (recording,) = result.recordings
+    assert recording.seconds == 12.5
+    assert result.recording("voicemail") == recording
+    assert result.recording("comment") is None
+    assert result.path[-2].input == "12.5 s"
+
+
+@pytest.mark.asyncio
+async def test_a_caller_hanging_up_after_the_message_keeps_the_voicemail(
+    main_flow: Flow,
+) -> None:
+    gone = CallerGone("hung up", Recording("/spool/recordings/ivr/voicemail-x.wav", -1.0))
+    channel = ScriptedChannel(["9", gone])
+    result = await Crm().engine().run(main_flow, channel, VIP_NUMBER)
+
+    assert result.outcome == "caller_gone"
+    assert result.recording("voicemail") == gone.recording
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("business_hours", ["no"])
+async def test_a_closed_contact_center_takes_a_message(
+    main_flow: Flow, business_hours: str
+) -> None:
+    channel = ScriptedChannel(["3"])
+    result = (
+        await Crm()
+        .engine()
+        .run(main_flow, channel, VIP_NUMBER, known={"business_hours": business_hours})
+    )
+    assert steps(result) == ["identify", "opening_hours", "closed", "voicemail", "message_saved"]
+    assert result.recording("voicemail") is not None
+
+
+class SelfService:
+    def __init__(self, answer: dict[str, str] | None) -> None:
+        self.answer = answer
+        self.asked: list[tuple[str, Customer | None]] = []
+
+    async def __call__(self, name: str, customer: Customer | None) -> dict[str, str] | None:
+        self.asked.append((name, customer))
+        return self.answer
+
+
+@pytest.mark.asyncio
+async def test_self_service_reads_the_last_order_back_then_returns_to_the_menu(
+    main_flow: Flow,
+) -> None:
+    crm = Crm()
+    service = SelfService({"last_order_amount": "1250", "last_order_days": "3"})
+    engine = IvrEngine(crm.by_caller_id, crm.by_account, service)
+    channel = ScriptedChannel(["3", "0"])  # last order, then the operator
+    result = await engine.run(main_flow, channel, VIP_NUMBER)
+
+    assert service.asked == [("last_order", VIP)]
+    assert "say number 1250 zh" in channel.calls
+    assert "say number 3 zh" in channel.calls
+    assert steps(result)[3:8] == ["menu", "last_order", "say_amount", "say_days", "menu"]
+    assert result.path[4].input == "last_order_amount=1250, last_order_days=3"
+    assert result.attributes["intent"] == "operator"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("failure", ["no answer", "raises"])
+async def test_a_lookup_without_an_answer_says_so_and_goes_on(
+    main_flow: Flow, failure: str
+) -> None:
+    crm = Crm()
+
+    async def broken(name: str, customer: Customer | None) -> dict[str, str] | None:
+        raise RuntimeError("CRM down")
+
+    service = SelfService(None) if failure == "no answer" else broken
+    engine = IvrEngine(crm.by_caller_id, crm.by_account, service)
+    channel = ScriptedChannel(["3", "0"])
+    result = await engine.run(main_flow, channel, VIP_NUMBER)
+
+    assert steps(result)[4:7] == ["last_order", "no_order", "menu"]
+    assert not any(call.startswith("say") for call in channel.calls)
+    assert result.outcome == "transfer"
