@@ -145,7 +145,11 @@ async def test_a_rough_estimate_never_puts_a_milestone_before_the_one_it_follows
     async with crm() as s, s.begin():
         await record_interaction(
             s,
-            _call("1700.5", arrived_at=T0 + timedelta(seconds=1), queued_at=T0 - timedelta(seconds=0.4)),
+            _call(
+                "1700.5",
+                arrived_at=T0 + timedelta(seconds=1),
+                queued_at=T0 - timedelta(seconds=0.4),
+            ),
             keep_existing=milestones,
         )
     async with crm() as s, s.begin():
