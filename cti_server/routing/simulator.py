@@ -1,0 +1,250 @@
+"""What-if simulation: recorded traffic replayed through the decision core under a policy.
+
+A discrete-event simulation in plain Python, deterministic for given traffic: callers arrive
+when they did, need the service type they asked for, hang up when their patience runs out,
+and hold an agent for their recorded handle time. Whenever something happens (an arrival, a
+hang-up, an agent freed or coming on duty, a call reaching its next relaxation stage or the
+end of its preferred-agent window) the waiting calls and the agents go through
+:func:`cti_server.routing.core.decide`, the same function the live router calls.
+
+A caller's preferred agent is the agent who last served that customer in the simulation.
+Results per customer class (the bank's priority 0, 1, 2; "all" adds the callers whose class
+the data cannot tell): ASA (mean wait of answered calls), mean wait of all callers, abandon
+rate, and service level (share of callers answered within the threshold).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from enum import IntEnum
+
+from cti_server.routing.core import decide
+from cti_server.routing.model import Agent, WaitingCall
+from cti_server.routing.policy import Policy
+from cti_server.routing.traffic import CLASS_TIERS, Shift, Traffic, TrafficCall
+from cti_server.tracker.model import AgentState
+
+CLASSES = ("0", "1", "2", "all")
+GENERIC_LEVEL = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    offered: int
+    answered: int
+    asa: float
+    mean_wait: float
+    abandon_rate: float
+    service_level: float
+
+    @classmethod
+    def of(cls, outcomes: Sequence[tuple[float, bool]], threshold: float) -> Figures:
+        """From (wait, answered?) of each caller."""
+        answered = [wait for wait, ok in outcomes if ok]
+        offered = len(outcomes)
+        return cls(
+            offered=offered,
+            answered=len(answered),
+            asa=sum(answered) / len(answered) if answered else math.nan,
+            mean_wait=sum(wait for wait, _ in outcomes) / offered if offered else math.nan,
+            abandon_rate=1 - len(answered) / offered if offered else math.nan,
+            service_level=sum(w <= threshold for w in answered) / offered if offered else math.nan,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    name: str
+    classes: dict[str, Figures]
+
+
+def _report(
+    name: str, outcomes: Iterable[tuple[TrafficCall, float, bool]], threshold: float
+) -> Report:
+    groups: dict[str, list[tuple[float, bool]]] = {key: [] for key in CLASSES}
+    for call, wait, answered in outcomes:
+        if call.klass is not None:
+            groups[str(call.klass)].append((wait, answered))
+        groups["all"].append((wait, answered))
+    return Report(name, {key: Figures.of(group, threshold) for key, group in groups.items()})
+
+
+def observed(traffic: Traffic, service_level_s: float = 20.0) -> Report:
+    """The figures of the recorded calls themselves."""
+    outcomes = ((c, c.observed_wait, c.observed == "served") for c in traffic.calls)
+    return _report("observed", outcomes, service_level_s)
+
+
+class _Event(IntEnum):
+    """Kinds of events, in the order they are handled when simultaneous."""
+
+    SERVICE_END = 0
+    SHIFT_START = 1
+    SHIFT_END = 2
+    HANG_UP = 3
+    ARRIVAL = 4
+    RECHECK = 5
+
+
+@dataclass(slots=True)
+class _Desk:
+    """One agent's simulated state, and the :class:`Agent` the core sees."""
+
+    agent: Agent
+    on_duty: bool = False
+    busy: bool = False
+    duty_since: float = 0.0
+    busy_s: float = 0.0
+    busy_since: float = 0.0
+
+
+@dataclass
+class _Run:
+    traffic: Traffic
+    policy: Policy
+    shifts: Sequence[Shift]
+    skills: dict[str, dict[str, int]]
+    events: list[tuple[float, int, int, str]] = field(default_factory=list)
+    waiting: dict[str, WaitingCall] = field(default_factory=dict)
+    desks: dict[str, _Desk] = field(default_factory=dict)
+    last_agent: dict[str, str] = field(default_factory=dict)
+    outcomes: list[tuple[TrafficCall, float, bool]] = field(default_factory=list)
+    _seq: int = 0
+
+    def push(self, at: float, kind: _Event, key: str) -> None:
+        self._seq += 1
+        heapq.heappush(self.events, (at, kind, self._seq, key))
+
+    def run(self) -> list[tuple[TrafficCall, float, bool]]:
+        calls = {c.id: c for c in self.traffic.calls}
+        for agent, levels in self.skills.items():
+            self.desks[agent] = _Desk(Agent(agent, levels, state=AgentState.LOGGED_OUT))
+        shifts = {f"{i}": s for i, s in enumerate(self.shifts)}
+        for key, shift in shifts.items():
+            self.push(shift.start, _Event.SHIFT_START, key)
+            self.push(shift.end, _Event.SHIFT_END, key)
+        for call in self.traffic.calls:
+            self.push(call.arrival, _Event.ARRIVAL, call.id)
+        now = 0.0
+        while self.events:
+            now, kind, _, key = heapq.heappop(self.events)
+            if kind == _Event.ARRIVAL:
+                self._arrive(calls[key], now)
+            elif kind == _Event.HANG_UP and key in self.waiting:
+                del self.waiting[key]
+                self.outcomes.append((calls[key], now - calls[key].arrival, False))
+            elif kind == _Event.SERVICE_END:
+                self._free(key, now)
+            elif kind in (_Event.SHIFT_START, _Event.SHIFT_END):
+                self._duty(shifts[key].agent, now, on=kind == _Event.SHIFT_START)
+            if self.events and self.events[0][0] == now:
+                continue  # decide once everything that happens at this moment has happened
+            if self.waiting:
+                self._dispatch(calls, now)
+        for key in self.waiting:  # nobody came on duty again before the end of the traffic
+            self.outcomes.append((calls[key], now - calls[key].arrival, False))
+        return self.outcomes
+
+    def _arrive(self, call: TrafficCall, now: float) -> None:
+        customer = call.customer
+        self.waiting[call.id] = WaitingCall(
+            id=call.id,
+            queued_at=now,
+            tier=CLASS_TIERS.get(call.klass, "standard") if call.klass is not None else "standard",
+            skills=frozenset({call.kind}),
+            preferred_agent=self.last_agent.get(customer) if customer else None,
+        )
+        if math.isfinite(call.patience):
+            self.push(now + call.patience, _Event.HANG_UP, call.id)
+        for stage in self.policy.eligibility[1:]:
+            self.push(now + stage.after, _Event.RECHECK, call.id)
+        if self.waiting[call.id].preferred_agent and self.policy.preferred_agent.window:
+            self.push(now + self.policy.preferred_agent.window, _Event.RECHECK, call.id)
+
+    def _dispatch(self, calls: dict[str, TrafficCall], now: float) -> None:
+        on_duty = [desk.agent for desk in self.desks.values() if desk.on_duty]
+        if not any(a.state is AgentState.AVAILABLE for a in on_duty):
+            return
+        for assignment in decide(list(self.waiting.values()), on_duty, self.policy, now):
+            call = calls[assignment.call_id]
+            del self.waiting[call.id]
+            self.outcomes.append((call, now - call.arrival, True))
+            if call.customer:
+                self.last_agent[call.customer] = assignment.agent_id
+            desk = self.desks[assignment.agent_id]
+            desk.busy, desk.busy_since = True, now
+            desk.agent = replace(desk.agent, state=AgentState.ON_CALL)
+            self.push(now + call.handle + call.after_call, _Event.SERVICE_END, assignment.agent_id)
+
+    def _free(self, agent: str, now: float) -> None:
+        desk = self.desks[agent]
+        desk.busy = False
+        desk.busy_s += now - desk.busy_since
+        state = AgentState.AVAILABLE if desk.on_duty else AgentState.LOGGED_OUT
+        desk.agent = replace(desk.agent, state=state, idle_since=now, occupancy=_share(desk, now))
+
+    def _duty(self, agent: str, now: float, *, on: bool) -> None:
+        desk = self.desks[agent]
+        desk.on_duty = on
+        if on:
+            desk.duty_since, desk.busy_s = now, 0.0
+        if not desk.busy:
+            state = AgentState.AVAILABLE if on else AgentState.LOGGED_OUT
+            desk.agent = replace(desk.agent, state=state, idle_since=now, occupancy=0.0)
+
+
+def _share(desk: _Desk, now: float) -> float:
+    on_duty = now - desk.duty_since
+    return min(1.0, desk.busy_s / on_duty) if on_duty > 0 else 0.0
+
+
+def generic_roster(traffic: Traffic, agents: int) -> tuple[list[Shift], dict[str, dict[str, int]]]:
+    """``agents`` agents who serve every type at level 5, on duty whenever anyone was."""
+    spans = sorted((s.start, s.end) for s in traffic.shifts)
+    merged: list[list[float]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    kinds = sorted({c.kind for c in traffic.calls})
+    names = [f"agent-{n:03d}" for n in range(1, agents + 1)]
+    shifts = [Shift(name, start, end) for name in names for start, end in merged]
+    return shifts, {name: dict.fromkeys(kinds, GENERIC_LEVEL) for name in names}
+
+
+def simulate(
+    traffic: Traffic,
+    policy: Policy,
+    *,
+    service_level_s: float = 20.0,
+    agents: int | None = None,
+) -> Report:
+    """Replay ``traffic`` under ``policy``, with the recorded staffing or ``agents`` agents."""
+    if agents is None:
+        shifts, skills = list(traffic.shifts), traffic.skills
+    else:
+        shifts, skills = generic_roster(traffic, agents)
+    run = _Run(traffic, policy, shifts, skills)
+    return _report(policy.name, run.run(), service_level_s)
+
+
+def table(reports: Sequence[Report], service_level_s: float = 20.0) -> str:
+    """The reports side by side, one line per class and source, as plain text."""
+    width = max(len(r.name) for r in reports)
+    head = (
+        f"{'class':<5}  {'policy':<{width}}  {'offered':>7}  {'ASA s':>7}  {'wait s':>7}  "
+        f"{'abandon':>7}  {f'SL {service_level_s:g}s':>7}"
+    )
+    lines = [head, "-" * len(head)]
+    for key in CLASSES:
+        for report in reports:
+            f = report.classes[key]
+            lines.append(
+                f"{key:<5}  {report.name:<{width}}  {f.offered:>7}  {f.asa:>7.1f}  "
+                f"{f.mean_wait:>7.1f}  {f.abandon_rate:>7.1%}  {f.service_level:>7.1%}"
+            )
+    return "\n".join(lines)

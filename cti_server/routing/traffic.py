@@ -1,0 +1,264 @@
+"""Recorded call-centre traffic for the what-if simulator: the Anonymous Bank, August 1999.
+
+One row per call (see ``call-centre_field_description.md`` beside the data). What the
+simulator takes from it:
+
+* **Arrivals**: calls that reached the queue arrive at ``q_start``. Calls an agent took at
+  once leave the voice unit straight into service (``ser_start``); they arrive then, and the
+  data cannot tell their priority (a known bug: it is recorded as 0 for them), so their class
+  is ``None``: they are routed as standard callers and counted only in the "all" row.
+  Calls that hung up in the voice unit, ``PHANTOM`` rows and calls "served" by
+  ``NO_SERVER`` never reached an agent: dropped.
+* **Class**: the recorded priority 0, 1 or 2. Class 2 callers are the bank's priority
+  customers, routed as tier ``gold`` (the bank credited them 90 virtual seconds), 0 and 1 as
+  ``standard`` (the bank treated 0 as 1).
+* **Handle time**: ``ser_time`` of served calls; a caller who hung up had none, so one is
+  drawn from the served calls of the same service type.
+* **After-call time**: the data records no wrap-up, but it shows agents leaving gaps
+  between two services while callers of a type they serve were waiting: time they were not
+  ready (wrap-up, a word with a colleague, a short break; 38 s on average in August). Every
+  simulated call is followed by such a gap, drawn from all of them; without it the replay
+  has about a fifth too much capacity and halves the waits.
+* **Patience**: see :mod:`cti_server.routing.patience`.
+* **Staffing**: the agents named in the data, each on duty from the start of a service to the
+  end of their last one unless they served nobody for longer than ``break_after`` seconds (a
+  break or the end of a shift). Their skills are the service types they served, the level
+  growing with the share of their calls of that type (1..10).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import random
+from bisect import bisect_right
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from itertools import accumulate, pairwise
+from pathlib import Path
+from typing import Literal
+
+from cti_server.routing.patience import PatienceModel
+
+CLASS_TIERS = {0: "standard", 1: "standard", 2: "gold"}
+DEFAULT_BREAK_S = 30 * 60.0
+DAY = 86400.0
+
+Outcome = Literal["served", "abandoned"]
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficCall:
+    id: str
+    arrival: float
+    """Seconds since midnight of the first day in the file."""
+    klass: int | None
+    """Recorded priority 0, 1 or 2; None when the data cannot tell (served at once)."""
+    kind: str
+    """Service type (PS, PE, IN, NE, NW, TT), the skill the call needs."""
+    handle: float
+    after_call: float
+    """Seconds the agent stays not ready after the call (drawn from the data, see below)."""
+    patience: float
+    observed_wait: float
+    observed: Outcome
+    customer: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Shift:
+    agent: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True, slots=True)
+class Traffic:
+    calls: tuple[TrafficCall, ...]
+    shifts: tuple[Shift, ...]
+    skills: dict[str, dict[str, int]]
+    """Per agent: service type to level."""
+    days: tuple[date, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    id: str
+    day: int
+    klass: int | None
+    kind: str
+    arrival: float
+    wait: float
+    served: bool
+    service_start: float
+    handle: float
+    agent: str | None
+    customer: str | None
+
+
+def _clock(value: str) -> float:
+    hours, minutes, seconds = value.split(":")
+    return int(hours) * 3600.0 + int(minutes) * 60.0 + int(seconds)
+
+
+def _after(moment: float, reference: float) -> float:
+    """``moment`` (a time of day) on the day of ``reference`` or the next, never before it."""
+    return moment + DAY if moment < reference - 60 else moment
+
+
+def _rows(lines: Iterable[str]) -> Iterator[tuple[date, _Row]]:
+    first: date | None = None
+    for record in csv.DictReader(lines):
+        day = date.fromisoformat(record["date"])
+        first = first or day
+        offset = (day - first).days * DAY
+        queued = record["q_start"] != "0:00:00"
+        served = record["outcome"] == "AGENT"
+        if record["outcome"] == "PHANTOM" or not (queued or served):
+            continue
+        if served and record["server"] == "NO_SERVER":
+            continue  # "served" by no agent (a few hundred, seconds long): not agent work
+        queued_at = _clock(record["q_start"])
+        start = 0.0
+        if served:
+            service = _clock(record["ser_start"])
+            start = offset + (_after(service, queued_at) if queued else service)
+        arrival = offset + queued_at if queued else start
+        yield (
+            day,
+            _Row(
+                id=f"{record['date']}/{record['vru+line']}/{record['call_id']}",
+                day=int((day - first).days),
+                klass=int(record["priority"]) if queued else None,
+                kind=record["type"],
+                arrival=arrival,
+                wait=float(record["q_time"]) if queued else 0.0,
+                served=served,
+                service_start=start,
+                handle=float(record["ser_time"]),
+                agent=record["server"] if served else None,
+                customer=record["customer_id"] if record["customer_id"] not in ("", "0") else None,
+            ),
+        )
+
+
+def _read(path: Path) -> list[tuple[date, _Row]]:
+    raw = path.read_bytes()
+    text = gzip.decompress(raw).decode("utf-8") if raw[:2] == b"\x1f\x8b" else raw.decode("utf-8")
+    return list(_rows(io.StringIO(text)))
+
+
+def load_traffic(
+    path: Path,
+    days: Iterable[date] | None = None,
+    *,
+    break_after: float = DEFAULT_BREAK_S,
+    seed: int = 1999,
+) -> Traffic:
+    """The calls and the staffing of ``days`` (all days if None) in the CSV (or .csv.gz) file.
+
+    Deterministic for a given ``seed``. Skills and patience are estimated on every day in the
+    file, the calls and shifts are those of ``days``.
+    """
+    everything = _read(path)
+    wanted = set(days) if days is not None else {d for d, _ in everything}
+    rows = [row for day, row in everything if day in wanted]
+    all_rows = [row for _, row in everything]
+    rng = random.Random(seed)  # noqa: S311 - a reproducible simulation, not a secret
+    patience = PatienceModel.fit(
+        (r.klass, r.kind, r.wait, not r.served) for r in all_rows if r.klass is not None
+    )
+    gaps = _not_ready_gaps(all_rows, break_after) or [0.0]
+    handles: defaultdict[str, list[float]] = defaultdict(list)
+    for r in all_rows:
+        if r.served:
+            handles[r.kind].append(r.handle)
+    calls = tuple(
+        TrafficCall(
+            id=r.id,
+            arrival=r.arrival,
+            klass=r.klass,
+            kind=r.kind,
+            handle=r.handle if r.served else rng.choice(handles[r.kind]),
+            patience=patience.sample(r.klass, r.kind, r.wait, abandoned=not r.served, rng=rng),
+            after_call=rng.choice(gaps),
+            observed_wait=r.wait,
+            observed="served" if r.served else "abandoned",
+            customer=r.customer,
+        )
+        for r in sorted(rows, key=lambda r: (r.arrival, r.id))
+    )
+    return Traffic(
+        calls=calls,
+        shifts=tuple(_shifts(rows, break_after)),
+        skills=_skills(all_rows),
+        days=tuple(sorted(wanted)),
+    )
+
+
+def _shifts(rows: list[_Row], break_after: float) -> Iterator[Shift]:
+    for agent, spans in sorted(_services(rows).items()):
+        start, end = spans[0]
+        for begin, finish in spans[1:]:
+            if begin - end > break_after:
+                yield Shift(agent, start, end)
+                start = begin
+            end = max(end, finish)
+        yield Shift(agent, start, end)
+
+
+def _skills(rows: list[_Row]) -> dict[str, dict[str, int]]:
+    served: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    for r in rows:
+        if r.agent is not None:
+            served[r.agent][r.kind] += 1
+    skills = {}
+    for agent, kinds in served.items():
+        most = max(kinds.values())
+        skills[agent] = {kind: max(1, round(10 * n / most)) for kind, n in kinds.items()}
+    return skills
+
+
+def _services(rows: list[_Row]) -> dict[str, list[tuple[float, float]]]:
+    services: defaultdict[str, list[tuple[float, float]]] = defaultdict(list)
+    for r in rows:
+        if r.agent is not None:
+            services[r.agent].append((r.service_start, r.service_start + r.handle))
+    for spans in services.values():
+        spans.sort()
+    return services
+
+
+def _not_ready_gaps(rows: list[_Row], break_after: float) -> list[float]:
+    """Gaps (shorter than a break) between an agent's consecutive services while callers of a
+    type the agent serves were waiting (at the gap's start, middle and end)."""
+    changes: defaultdict[str, list[tuple[float, int]]] = defaultdict(list)
+    kinds: defaultdict[str, set[str]] = defaultdict(set)
+    for r in rows:
+        if r.klass is not None and r.wait > 0:
+            changes[r.kind] += [(r.arrival, 1), (r.arrival + r.wait, -1)]
+        if r.agent is not None:
+            kinds[r.agent].add(r.kind)
+    queues = {}
+    for kind, steps in changes.items():
+        steps.sort()
+        queues[kind] = ([t for t, _ in steps], list(accumulate(step for _, step in steps)))
+
+    def waiting(kind: str, moment: float) -> int:
+        times, counts = queues.get(kind, ([], []))
+        index = bisect_right(times, moment) - 1
+        return counts[index] if index >= 0 else 0
+
+    gaps = []
+    for agent, spans in _services(rows).items():
+        for (_, end), (begin, _) in pairwise(spans):
+            gap = begin - end
+            if not 0 <= gap <= break_after:
+                continue
+            moments = (end + 0.5, (end + begin) / 2, begin - 0.5) if gap >= 1 else (end,)
+            if all(any(waiting(k, m) for k in kinds[agent]) for m in moments):
+                gaps.append(gap)
+    return gaps
