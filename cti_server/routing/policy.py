@@ -199,4 +199,9 @@ def builtin_policy(name: str = "default") -> Policy:
 
 def policy_from(spec: str) -> Policy:
     """A built-in policy by name, else the file at ``spec``."""
-    return builtin_policy(spec) if spec in BUILTIN_POLICIES else load_policy(Path(spec))
+    if spec in BUILTIN_POLICIES:
+        return builtin_policy(spec)
+    path = Path(spec)
+    if not path.exists():
+        raise PolicyError(f"{spec}: no such file, nor a built-in policy {list(BUILTIN_POLICIES)}")
+    return load_policy(path)

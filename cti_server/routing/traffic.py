@@ -50,6 +50,10 @@ DAY = 86400.0
 Outcome = Literal["served", "abandoned"]
 
 
+class TrafficError(ValueError):
+    """A traffic file that cannot be read; the message names the file and the line."""
+
+
 @dataclass(frozen=True, slots=True)
 class TrafficCall:
     id: str
@@ -109,46 +113,74 @@ def _after(moment: float, reference: float) -> float:
     return moment + DAY if moment < reference - 60 else moment
 
 
-def _rows(lines: Iterable[str]) -> Iterator[tuple[date, _Row]]:
+def _rows(lines: Iterable[str], name: str) -> Iterator[tuple[date, _Row]]:
     first: date | None = None
-    for record in csv.DictReader(lines):
-        day = date.fromisoformat(record["date"])
-        first = first or day
-        offset = (day - first).days * DAY
-        queued = record["q_start"] != "0:00:00"
-        served = record["outcome"] == "AGENT"
-        if record["outcome"] == "PHANTOM" or not (queued or served):
-            continue
-        if served and record["server"] == "NO_SERVER":
-            continue  # "served" by no agent (a few hundred, seconds long): not agent work
-        queued_at = _clock(record["q_start"])
-        start = 0.0
-        if served:
-            service = _clock(record["ser_start"])
-            start = offset + (_after(service, queued_at) if queued else service)
-        arrival = offset + queued_at if queued else start
-        yield (
-            day,
-            _Row(
-                id=f"{record['date']}/{record['vru+line']}/{record['call_id']}",
-                day=int((day - first).days),
-                klass=int(record["priority"]) if queued else None,
-                kind=record["type"],
-                arrival=arrival,
-                wait=float(record["q_time"]) if queued else 0.0,
-                served=served,
-                service_start=start,
-                handle=float(record["ser_time"]),
-                agent=record["server"] if served else None,
-                customer=record["customer_id"] if record["customer_id"] not in ("", "0") else None,
-            ),
-        )
+    reader = csv.DictReader(lines)
+    for record in reader:
+        try:
+            day = date.fromisoformat(record["date"])
+            first = first or day
+            row = _row(record, day, first)
+        except KeyError as exc:
+            raise TrafficError(f"{name}: no column {exc} (see the field description)") from None
+        except (ValueError, AttributeError) as exc:
+            raise TrafficError(f"{name}: line {reader.line_num}: {exc}") from None
+        if row is not None:
+            yield day, row
+
+
+def _row(record: dict[str, str], day: date, first: date) -> _Row | None:
+    offset = (day - first).days * DAY
+    queued = record["q_start"] != "0:00:00"
+    served = record["outcome"] == "AGENT"
+    if record["outcome"] == "PHANTOM" or not (queued or served):
+        return None
+    if served and record["server"] == "NO_SERVER":
+        return None  # "served" by no agent (a few hundred, seconds long): not agent work
+    queued_at = _clock(record["q_start"])
+    start = 0.0
+    if served:
+        service = _clock(record["ser_start"])
+        start = offset + (_after(service, queued_at) if queued else service)
+    return _Row(
+        id=f"{record['date']}/{record['vru+line']}/{record['call_id']}",
+        day=(day - first).days,
+        klass=int(record["priority"]) if queued else None,
+        kind=record["type"],
+        arrival=offset + queued_at if queued else start,
+        wait=float(record["q_time"]) if queued else 0.0,
+        served=served,
+        service_start=start,
+        handle=float(record["ser_time"]),
+        agent=record["server"] if served else None,
+        customer=record["customer_id"] if record["customer_id"] not in ("", "0") else None,
+    )
 
 
 def _read(path: Path) -> list[tuple[date, _Row]]:
-    raw = path.read_bytes()
-    text = gzip.decompress(raw).decode("utf-8") if raw[:2] == b"\x1f\x8b" else raw.decode("utf-8")
-    return list(_rows(io.StringIO(text)))
+    try:
+        raw = path.read_bytes()
+        text = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+        lines = io.StringIO(text.decode("utf-8"))
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise TrafficError(f"{path}: cannot read: {exc}") from None
+    rows = list(_rows(lines, path.name))
+    if not rows:
+        raise TrafficError(f"{path.name}: no call reached an agent or the queue")
+    return rows
+
+
+def parse_days(spec: str) -> list[date]:
+    """``2024-01-01`` or ``FIRST..LAST`` (inclusive) as a list of dates."""
+    first, _, last = spec.partition("..")
+    try:
+        start = date.fromisoformat(first)
+        end = date.fromisoformat(last) if last else start
+    except ValueError:
+        raise TrafficError(f"days {spec!r}: expected YYYY-MM-DD or FIRST..LAST") from None
+    if end < start:
+        raise TrafficError(f"days {spec!r}: the last day is before the first")
+    return [date.fromordinal(n) for n in range(start.toordinal(), end.toordinal() + 1)]
 
 
 def load_traffic(
@@ -166,6 +198,8 @@ def load_traffic(
     everything = _read(path)
     wanted = set(days) if days is not None else {d for d, _ in everything}
     rows = [row for day, row in everything if day in wanted]
+    if not rows:
+        raise TrafficError(f"{path.name}: no calls on the days asked for")
     all_rows = [row for _, row in everything]
     rng = random.Random(seed)  # noqa: S311 - a reproducible simulation, not a secret
     patience = PatienceModel.fit(
