@@ -7,7 +7,7 @@ that the core's indexes and heaps never change an answer.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from cti_server.routing import explain, rules
 from cti_server.routing.model import BUSY_STATES, Agent, Assignment, WaitingCall
@@ -19,9 +19,15 @@ def decide_by_full_scan(
     calls: Sequence[WaitingCall], agents: Sequence[Agent], policy: Policy, now: float
 ) -> list[Assignment]:
     """What :func:`cti_server.routing.core.decide` returns, found by brute force."""
+    return list(full_scan_assignments(calls, agents, policy, now))
+
+
+def full_scan_assignments(
+    calls: Sequence[WaitingCall], agents: Sequence[Agent], policy: Policy, now: float
+) -> Iterator[Assignment]:
+    """:func:`decide_by_full_scan`, one assignment at a time."""
     present = {a.id: a for a in agents}
     taken: set[str] = set()
-    made: list[Assignment] = []
     want = max(2, policy.explain_candidates)
 
     def free(agent: Agent) -> bool:
@@ -34,7 +40,7 @@ def decide_by_full_scan(
         agent = present.get(call.move_to_agent or "")
         if agent is not None and free(agent):
             taken.add(agent.id)
-            made.append(explain.assign(call, [agent], policy, now, agent_rule=rules.MOVED))
+            yield explain.assign(call, [agent], policy, now, agent_rule=rules.MOVED)
 
     ranked = sorted((c for c in calls if c.move_to_agent is None), key=order)
     for position, call in enumerate(ranked):
@@ -50,15 +56,8 @@ def decide_by_full_scan(
         ):
             if free(preferred):
                 taken.add(preferred.id)
-                made.append(
-                    explain.assign(
-                        call,
-                        [preferred],
-                        policy,
-                        now,
-                        agent_rule=rules.PREFERRED,
-                        overtaken=overtaken,
-                    )
+                yield explain.assign(
+                    call, [preferred], policy, now, agent_rule=rules.PREFERRED, overtaken=overtaken
                 )
                 continue
             if preferred.id in taken or preferred.state in BUSY_STATES:
@@ -72,15 +71,12 @@ def decide_by_full_scan(
             continue
         taken.add(qualified[0].id)
         runner_up = qualified[1] if len(qualified) > 1 else None
-        made.append(
-            explain.assign(
-                call,
-                qualified[:want],
-                policy,
-                now,
-                agent_rule=rules.tie_break(qualified[0], runner_up),
-                overtaken=overtaken,
-                more=len(qualified) > want,
-            )
+        yield explain.assign(
+            call,
+            qualified[:want],
+            policy,
+            now,
+            agent_rule=rules.tie_break(qualified[0], runner_up),
+            overtaken=overtaken,
+            more=len(qualified) > want,
         )
-    return made
