@@ -7,7 +7,9 @@ How it stays fast with a thousand agents and a thousand calls: calls come off a 
 priority order (only as many as there are free agents to give them); free agents are sorted
 once in tie-break order and indexed by (group, skill) and (group, language), so a call scans
 the shortest list that can hold its candidates, merged across the groups its stage allows,
-and stops at the first few that qualify. Agents already given a call are skipped lazily.
+and stops at the first few that qualify. Agents already given a call are skipped lazily, and
+once no free agent meets a kind of call (skills, language, stage), later calls of that kind
+are passed over without a search.
 """
 
 from __future__ import annotations
@@ -123,6 +125,7 @@ def assignments(
     oldest = [(c.queued_at, c.id, i) for i, c in enumerate(calls) if c.move_to_agent is None]
     heapq.heapify(oldest)
     seen: set[int] = set()
+    hopeless: set[tuple[frozenset[str], str | None, int]] = set()  # needs no free agent meets
     window = policy.preferred_agent.window
     while heap and free.left:
         _, _, _, i = heapq.heappop(heap)
@@ -142,9 +145,14 @@ def assignments(
                     continue
                 case "wait":
                     continue
-        stage = policy.eligibility[policy.stage_at(waited)]
-        found, more = free.best(call, stage, want)
+        stage = policy.stage_at(waited)
+        shape = (call.skills, call.language, stage)
+        if shape in hopeless:
+            continue
+        found, more = free.best(call, policy.eligibility[stage], want)
         if not found:
+            if not call.excluded_agents:
+                hopeless.add(shape)  # agents are only ever taken: no later call of it will do
             continue
         free.take(found[0])
         yield explain.assign(

@@ -19,13 +19,14 @@ groups join.
 from __future__ import annotations
 
 from bisect import bisect_right
+from functools import cached_property
 from importlib import resources
 from itertools import pairwise
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cti_server.routing.model import MAX_LEVEL
 
@@ -100,9 +101,6 @@ class Policy(_Strict):
     explain_candidates: int = Field(default=3, ge=1, le=20)
     """How many of the best candidates each explanation lists."""
 
-    _afters: list[float] = PrivateAttr(default_factory=list)
-    _labels: list[str] = PrivateAttr(default_factory=list)
-
     @model_validator(mode="after")
     def _timeline(self) -> Policy:
         afters = [stage.after for stage in self.eligibility]
@@ -112,9 +110,13 @@ class Policy(_Strict):
             raise ValueError(f"eligibility: 'after' must increase from stage to stage: {afters}")
         return self
 
-    def model_post_init(self, context: Any, /) -> None:
-        self._afters = [stage.after for stage in self.eligibility]
-        self._labels = [_label(self.eligibility, i) for i in range(len(self.eligibility))]
+    @cached_property
+    def _afters(self) -> list[float]:
+        return [stage.after for stage in self.eligibility]
+
+    @cached_property
+    def _labels(self) -> list[str]:
+        return [_label(self.eligibility, i) for i in range(len(self.eligibility))]
 
     def stage_at(self, waited: float) -> int:
         """Index of the eligibility stage in force for a call that has waited ``waited`` s."""
