@@ -278,7 +278,8 @@ def routing_simulate(
     except (PolicyError, TrafficError) as exc:
         click.echo(f"cti routing simulate: {exc}", err=True)
         sys.exit(2)
-    staff = f"{agents} agents" if agents else f"{len(traffic.skills)} agents as recorded"
+    recorded = len({shift.agent for shift in traffic.shifts})
+    staff = f"{agents} agents" if agents else f"{recorded} agents as recorded"
     click.echo(
         f"{traffic_file.name}: {len(traffic.calls)} calls, {traffic.days[0]}..{traffic.days[-1]}"
         f", {staff}"

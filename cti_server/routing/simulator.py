@@ -2,7 +2,7 @@
 
 A discrete-event simulation in plain Python, deterministic for given traffic: callers arrive
 when they did, need the service type they asked for, hang up when their patience runs out,
-and hold an agent for their recorded handle time. Whenever something happens (an arrival, a
+and hold an agent for their recorded handle time plus an after-call time. Whenever something happens (an arrival, a
 hang-up, an agent freed or coming on duty, a call reaching its next relaxation stage or the
 end of its preferred-agent window) the waiting calls and the agents go through
 :func:`cti_server.routing.core.decide`, the same function the live router calls.
