@@ -2,10 +2,18 @@
 
 A discrete-event simulation in plain Python, deterministic for given traffic: callers arrive
 when they did, need the service type they asked for, hang up when their patience runs out,
-and hold an agent for their recorded handle time plus an after-call time. Whenever something happens (an arrival, a
-hang-up, an agent freed or coming on duty, a call reaching its next relaxation stage or the
-end of its preferred-agent window) the waiting calls and the agents go through
-:func:`cti_server.routing.core.decide`, the same function the live router calls.
+and hold an agent for their recorded handle time plus an after-call time. Whenever something
+happens (an arrival, a hang-up, an agent freed or coming on duty, a call reaching its next
+relaxation stage or the end of its preferred-agent window) the waiting calls and the agents go
+through :func:`cti_server.routing.core.decide`, the same function the live router calls.
+
+Soundness: under ``bank-fifo`` with the recorded staffing, the bank's account holders
+(classes 1 and 2) come out within 20 % of their observed mean waits and 3 points of their
+abandon rates in every week of August 1999 (month: class 1 105 s vs 114 s, 27.6 % vs 28.5 %;
+class 2 84 s vs 99 s, 15.5 % vs 16.8 %). Class 0 (internet users, prospective customers)
+does not: the bank served them after the others, not first come, first served (FIFO holds
+within each service type, yet 17-18 % of account-holder services went ahead of an older
+prospective or internet caller), so FIFO predicts 83 s and 32 % where they had 144 s and 48 %.
 
 A caller's preferred agent is the agent who last served that customer in the simulation.
 Results per customer class (the bank's priority 0, 1, 2; "all" adds the callers whose class
