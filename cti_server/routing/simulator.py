@@ -11,9 +11,11 @@ Soundness: under ``bank-fifo`` with the recorded staffing, the bank's account ho
 (classes 1 and 2) come out within 20 % of their observed mean waits and 3 points of their
 abandon rates in every week of August 1999 (month: class 1 105 s vs 114 s, 27.6 % vs 28.5 %;
 class 2 84 s vs 99 s, 15.5 % vs 16.8 %). Class 0 (internet users, prospective customers)
-does not: the bank served them after the others, not first come, first served (FIFO holds
-within each service type, yet 17-18 % of account-holder services went ahead of an older
-prospective or internet caller), so FIFO predicts 83 s and 32 % where they had 144 s and 48 %.
+does not: the bank served them after the others, not first come, first served (the data
+keeps arrival order within the internet, prospective and stock-exchange queues, under 2 % of
+their services went ahead of an older caller of the same type, yet 17-18 % of regular (PS)
+services went ahead of an older prospective or internet caller), so FIFO predicts 83 s and
+32 % where they had 144 s and 48 %.
 
 A caller's preferred agent is the agent who last served that customer in the simulation.
 Results per customer class (the bank's priority 0, 1, 2; "all" adds the callers whose class

@@ -166,9 +166,9 @@ def test_the_bank_rule_reproduces_the_observed_waits_and_abandons(first_week: Tr
     August 1999: classes 1 and 2, 6,857 callers who reached the queue.
 
     Class 0 (internet users and prospective customers) is not held to it: the bank did not
-    serve them first come, first served with the others (FIFO holds within each service type,
-    yet 17-18 % of account-holder services went ahead of an older prospective or internet
-    caller), so FIFO predicts shorter waits for them than they had.
+    serve them first come, first served with the others (17-18 % of regular services went
+    ahead of an older prospective or internet caller), so FIFO predicts shorter waits for them
+    than they had (see :mod:`cti_server.routing.simulator`).
     """
     real = observed(first_week)
     replay = simulate(first_week, builtin_policy("bank-fifo"))
