@@ -24,6 +24,8 @@ from crm_core.api.http import role_rank
 from crm_core.database import make_engine, ping
 from crm_core.migrate import upgrade
 from crm_core.people import user_for_token
+from cti_server.agi_api import PREFIX as AGI_API_PREFIX
+from cti_server.agi_api import create_agi_api
 from cti_server.bus import Bus, MemoryBus
 from cti_server.bus.redis import RedisBus
 from cti_server.config import AmiSettings, Settings
@@ -37,6 +39,8 @@ from cti_server.metrics import CtiCollector, make_registry
 from cti_server.recorder.recorder import Recorder
 from cti_server.recorder.spool import Spool
 from cti_server.resources import data_dir
+from cti_server.speech.audiosocket import AudioSocketServer
+from cti_server.speech.models import SpeechModels
 from cti_server.telephony.ami_client import AmiClient, AmiError
 from cti_server.telephony.ami_events import translate
 from cti_server.telephony.fastagi import FastAgiServer
@@ -50,6 +54,7 @@ SETTINGS = web.AppKey("settings", Settings)
 BUS = web.AppKey("bus", MemoryBus)
 AMI = web.AppKey("ami", AmiClient)
 AGI = web.AppKey("agi", FastAgiServer)
+SPEECH = web.AppKey("speech", AudioSocketServer)
 DATABASE = web.AppKey("database", AsyncEngine)
 SCHEMA_READY = web.AppKey("schema_ready", asyncio.Event)
 TRACKER = web.AppKey("tracker", Tracker)
@@ -91,8 +96,11 @@ def build_app(settings: Settings) -> web.Application:
     )
     app[DATABASE] = engine
     agi = FastAgiServer(settings.agi)
+    speech = AudioSocketServer(settings.speech, SpeechModels(settings.speech.models))
+    app[SPEECH] = speech
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     lookup = CrmLookup(sessions, settings.crm.default_region)
+    self_service = CrmSelfService(sessions)
     inbound = InboundCalls(
         bus,
         settings.ami.node,
@@ -101,7 +109,8 @@ def build_app(settings: Settings) -> web.Application:
         flow_name=settings.ivr.inbound_flow,
         survey_flow=settings.ivr.survey_flow,
         estimate_wait=lambda queue: tracker.estimated_wait(settings.ami.node, queue),
-        engine=IvrEngine(lookup.by_caller_id, lookup.by_account, CrmSelfService(sessions)),
+        engine=IvrEngine(lookup.by_caller_id, lookup.by_account, self_service),
+        speech=speech,
     )
     agi.add_route("inbound", inbound.handle)
     agi.add_route("survey", inbound.survey)
@@ -115,13 +124,25 @@ def build_app(settings: Settings) -> web.Application:
         retry_seconds=settings.recorder.retry_seconds,
         schema_ready=app[SCHEMA_READY],
     )
-    app.cleanup_ctx.extend([_database, _bus, _recorder, _ami_link, _watchdog, _fastagi])
+    app.cleanup_ctx.extend([_database, _bus, _recorder, _ami_link, _watchdog, _speech, _fastagi])
     app.router.add_get("/status", status_view)
     app.router.add_get("/live", live_view)
     app.router.add_get("/metrics", metrics_view)
     app[METRICS] = make_registry(CtiCollector(tracker, links, app[RECORDER], bus, app[WATCHDOG]))
     app[SESSIONS] = sessions
     app.add_subapp("/api", create_api(sessions, settings.crm))
+    app.add_subapp(  # what cti-agi (classic AGI, a process per call) asks of this server
+        AGI_API_PREFIX,
+        create_agi_api(
+            token=settings.ivr.service_token,
+            by_caller_id=lookup.by_caller_id,
+            by_account=lookup.by_account,
+            self_service=self_service,
+            estimated_wait=tracker.estimated_wait,
+            publish=bus.publish,
+            nodes=[node.node for node in (settings.ami, *settings.extra_nodes)],
+        ),
+    )
     return app
 
 
@@ -219,6 +240,21 @@ async def _fastagi(app: web.Application) -> AsyncIterator[None]:
     await app[AGI].start()
     yield
     await app[AGI].stop()
+
+
+async def _speech(app: web.Application) -> AsyncIterator[None]:
+    """Spoken menus only where the user gave a model: no listener, no model load otherwise."""
+    speech = app[SPEECH]
+    if not speech.languages():
+        yield
+        return
+    await speech.start()
+    loading = asyncio.create_task(speech.preload())
+    yield
+    loading.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await loading
+    await speech.stop()
 
 
 async def status_view(request: web.Request) -> web.Response:

@@ -172,6 +172,51 @@ class IvrSettings(_Section):
     inbound_flow: str | None = "main"
     survey_flow: str | None = Field("survey", description="after the agent hangs up")
     flows_dir: Path | None = Field(None, description="default: the ivr_flows folder shipped")
+    transport: Literal["fastagi", "agi"] = Field(
+        "fastagi", description="agi: Asterisk runs agi_program per call (classic AGI, cti-agi)"
+    )
+    agi_program: str = Field(
+        "cti-agi",
+        pattern=r"^[A-Za-z0-9_./-]{1,200}$",
+        description="what AGI() runs: a name in Asterisk's agi-bin or an absolute path",
+    )
+    service_token: SecretStr | None = Field(
+        None, description="cti-agi's token for the server's /agi API (keep it out of the repo)"
+    )
+    server_url: str | None = Field(
+        None, pattern=r"^https?://", description="cti-agi's way to the server (default: [http])"
+    )
+    agi_http_timeout: float = Field(3.0, gt=0, le=30, description="seconds per cti-agi request")
+
+    @field_validator("service_token")
+    @classmethod
+    def _token_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        token = value.get_secret_value() if value else ""
+        if value is not None and (len(token) < 16 or any(ch.isspace() for ch in token)):
+            raise ValueError("must be at least 16 characters, without spaces")
+        return value
+
+
+class SpeechSettings(_Section):
+    """Spoken menu choices: a Vosk model per language (a path the user installs; nothing is
+    downloaded) and the AudioSocket listener Asterisk streams the caller's audio to."""
+
+    models: dict[str, Path] = Field(
+        default_factory=dict, description="language (e.g. en, zh, ko) -> Vosk model directory"
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(4575, ge=1, le=65535)
+    max_sessions: int = Field(100, ge=1)
+
+    @field_validator("models")
+    @classmethod
+    def _models_exist(cls, value: dict[str, Path]) -> dict[str, Path]:
+        for language, path in value.items():
+            if not re.fullmatch(r"[a-z]{2}", language):
+                raise ValueError(f"{language!r} is not a two-letter language code")
+            if not (path / "am").is_dir() and not (path / "final.mdl").is_file():
+                raise ValueError(f"{path} is not a Vosk model directory (no am/ in it)")
+        return value
 
 
 class RecorderSettings(_Section):
@@ -214,6 +259,7 @@ class Settings(BaseSettings):
     crm: CrmSettings = CrmSettings()
     recorder: RecorderSettings = RecorderSettings()
     ivr: IvrSettings = IvrSettings()
+    speech: SpeechSettings = SpeechSettings()
     shutdown_timeout: float = Field(10.0, gt=0)
 
     @field_validator("extra_nodes")
@@ -333,4 +379,4 @@ def format_validation_error(exc: ValidationError) -> str:
 
 
 def _is_secret(key: str) -> bool:
-    return any(word in key for word in ("secret", "password"))
+    return any(word in key for word in ("secret", "password", "token"))

@@ -23,6 +23,7 @@ from cti_server.events import (
 from cti_server.ivr.engine import CallerGone, Channel, IvrEngine
 from cti_server.ivr.fastagi_channel import FastAgiChannel
 from cti_server.ivr.registry import FlowRegistry
+from cti_server.speech.audiosocket import AudioSocketServer
 from cti_server.telephony.fastagi import AgiHangup, AgiSession
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class InboundCalls:
         survey_flow: str | None = None,
         estimate_wait: Callable[[str], float] | None = None,
         engine: IvrEngine | None = None,
+        speech: AudioSocketServer | None = None,
     ) -> None:
         self._bus = bus
         self._node = node
@@ -68,14 +70,15 @@ class InboundCalls:
         self._survey_flow = survey_flow
         self._estimate_wait = estimate_wait
         self._engine = engine
+        self._speech = speech
 
     async def handle(self, session: AgiSession) -> None:
         """The FastAGI route ``inbound``."""
-        await self.walk_inbound(session, FastAgiChannel(session))
+        await self.walk_inbound(session, FastAgiChannel(session, self._speech))
 
     async def survey(self, session: AgiSession) -> None:
         """The FastAGI route ``survey``."""
-        await self.walk_survey(session, FastAgiChannel(session))
+        await self.walk_survey(session, FastAgiChannel(session, self._speech))
 
     async def walk_inbound(self, session: CallSession, channel: Channel) -> None:
         env = session.env

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -44,6 +44,14 @@ class Recording:
     seconds: float
 
 
+@dataclass(frozen=True)
+class Heard:
+    """A menu choice: ``key`` (``""``: nothing), and the ``word`` when it was spoken."""
+
+    key: str
+    word: str = ""
+
+
 class CallerGone(Exception):
     """The caller hung up (or the channel died) during the IVR."""
 
@@ -73,6 +81,10 @@ class Channel(Protocol):
 
     async def say(self, kind: str, value: str, language: str) -> None:
         """Read ``value`` back in Asterisk's own voice: ``number`` or ``digits``."""
+
+    async def listen(self, words: Mapping[str, str], language: str, timeout: float) -> Heard:
+        """Wait up to ``timeout`` for one of ``words`` (word -> key) spoken, or a key pressed.
+        A transport without speech waits for a key only."""
 
 
 @dataclass
@@ -258,13 +270,21 @@ class IvrEngine:
         self, step: MenuStep, channel: Channel, language: str, record: StepRecord
     ) -> str:
         escape = "0123456789*#"  # any key stops the prompt: a wrong one must be heard too
+        words = step.speech.get(language, {})
         pressed: list[str] = []
         for _ in range(step.retries):
-            key = await channel.play(step.prompt, language, escape) or await channel.read_key(
-                step.timeout
-            )
-            if key:
-                pressed.append(key)
+            key = await channel.play(step.prompt, language, escape)
+            if not key and words:
+                heard = await channel.listen(words, language, step.timeout)
+                key = heard.key
+                if heard.word:
+                    pressed.append(f"{key} (said {heard.word})")
+                elif key:
+                    pressed.append(key)
+            else:
+                key = key or await channel.read_key(step.timeout)
+                if key:
+                    pressed.append(key)
             if key in step.choices:
                 record.input = " ".join(pressed)
                 return step.choices[key]

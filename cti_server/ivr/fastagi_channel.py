@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Mapping
 
-from cti_server.ivr.engine import CallerGone, Recording
+from cti_server.ivr.engine import CallerGone, Heard, Recording
+from cti_server.speech.audiosocket import AudioSocketServer
 from cti_server.telephony.fastagi import AgiError, AgiHangup, AgiSession
 
 log = logging.getLogger(__name__)
@@ -27,8 +30,9 @@ def _key(code: str) -> str:
 
 
 class FastAgiChannel:
-    def __init__(self, session: AgiSession) -> None:
+    def __init__(self, session: AgiSession, speech: AudioSocketServer | None = None) -> None:
         self._session = session
+        self._speech = speech
         self._language = ""
 
     async def _speak(self, language: str) -> None:
@@ -98,6 +102,32 @@ class FastAgiChannel:
         await self._speak(language)
         command = "SAY NUMBER" if kind == "number" else "SAY DIGITS"
         await self._command(command, value, '""')
+
+    async def listen(self, words: Mapping[str, str], language: str, timeout: float) -> Heard:
+        """Asterisk streams the caller to our AudioSocket listener while we wait for a word
+        or a key; without a model for the language, only keys count."""
+        listening = self._speech.expect(words, language, timeout) if self._speech else None
+        if listening is None or self._speech is None:
+            return Heard(await self.read_key(timeout))
+        streaming = asyncio.create_task(
+            self._session.command(
+                "EXEC",
+                "AudioSocket",
+                f"{listening.id},{self._speech.address}",
+                timeout=timeout + 15,
+            )
+        )
+        try:
+            heard = await listening.result()
+        finally:
+            self._speech.forget(listening)
+        try:
+            await streaming
+        except (AgiHangup, AgiError) as exc:
+            # AudioSocket ends with -1 when we close the socket: is the caller still there?
+            log.debug("AudioSocket ended: %s", exc)
+            await self._still_there()
+        return heard
 
     async def set_variable(self, name: str, value: str) -> None:
         try:

@@ -18,6 +18,8 @@ StepName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 Prompt = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,59}$")]
 Digits = Annotated[str, Field(pattern=r"^[0-9*#]$")]
 Attribute = Annotated[str, Field(pattern=r"^[a-z][a-z_]{0,29}$")]
+Language = Annotated[str, Field(pattern=r"^[a-z]{2}$")]
+SpokenWord = Annotated[str, Field(pattern=r"^\w{1,30}$")]
 
 
 class _Step(BaseModel):
@@ -48,6 +50,18 @@ class MenuStep(_Step):
     invalid_prompt: Prompt | None = None
     on_timeout: StepName
     on_invalid: StepName
+    speech: dict[Language, dict[SpokenWord, Digits]] = Field(
+        default_factory=dict,
+        description="per language, words a caller may say instead of pressing (word -> key)",
+    )
+
+    @model_validator(mode="after")
+    def _words_choose_keys(self) -> MenuStep:
+        for language, words in self.speech.items():
+            for word, key in words.items():
+                if key not in self.choices:
+                    raise ValueError(f"speech {language}: {word!r} chooses {key!r}, no choice")
+        return self
 
     def targets(self) -> list[str]:
         return [*self.choices.values(), self.on_timeout, self.on_invalid]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
+from typing import Literal
 
 import pytest
 import pytest_asyncio
@@ -20,11 +21,12 @@ from crm_core.schemas import CustomerIn
 from crm_core.valuation import recompute_value
 from crm_core.value import ValuePolicy
 from cti_server.app import AMI, DATABASE, SCHEMA_READY, build_app
-from cti_server.config import IvrSettings, RecorderSettings
+from cti_server.config import IvrSettings, RecorderSettings, SpeechSettings
 from cti_server.resources import data_dir
 from cti_server.simulation import SimulatedCall, place_customer_call
 from cti_server.telephony.ami_client import AmiClient
 from tests.conftest import sim_agents
+from tests.support.agi import classic_agi, with_classic_agi
 from tests.support.asterisk import AsteriskNode
 from tests.support.waiting import EventLog, agent_complete, event_is, poll_until
 
@@ -35,18 +37,23 @@ VIP = ("王总", "+8613911112222")
 
 @asynccontextmanager
 async def running_ivr_app(
-    node: AsteriskNode, tmp_path: Path, ivr: IvrSettings
+    node: AsteriskNode, tmp_path: Path, ivr: IvrSettings, speech: SpeechSettings | None = None
 ) -> AsyncIterator[web.Application]:
-    """`cti serve` in this process with the IVR on, its own database and journal."""
+    """`cti serve` in this process with the IVR on, its own database and journal; on
+    ``ivr.transport = "agi"`` Asterisk runs ``cti-agi`` per call, which asks this server."""
     settings = node.settings.model_copy(
         update={
             "ivr": ivr,
+            "speech": speech or node.settings.speech,
             "recorder": RecorderSettings(spool_path=tmp_path / "spool.jsonl"),
             "database": node.settings.database.model_copy(
                 update={"url": f"sqlite+aiosqlite:///{tmp_path / 'ivr.db'}"}
             ),
         }
     )
+    classic = ivr.transport == "agi"
+    if classic:
+        settings = with_classic_agi(settings)
     app = build_app(settings)
     runner = web.AppRunner(app)
     await runner.setup()
@@ -54,14 +61,25 @@ async def running_ivr_app(
     try:
         await app[AMI].wait_connected(10)
         await poll_until(lambda: _is_set(app), 30, what="schema ready")
-        yield app
+        async with classic_agi(node, settings, tmp_path) if classic else nullcontext():
+            yield app
     finally:
         await runner.cleanup()
 
 
+@pytest.fixture(params=["fastagi", "agi"])
+def transport(request: pytest.FixtureRequest) -> str:
+    """Every IVR test runs over FastAGI (in the server) and classic AGI (cti-agi, pyst2)."""
+    value: str = request.param
+    return value
+
+
 @pytest_asyncio.fixture
-async def ivr_app(asterisk_node: AsteriskNode, tmp_path: Path) -> AsyncIterator[web.Application]:
-    async with running_ivr_app(asterisk_node, tmp_path, IvrSettings(inbound_flow="main")) as app:
+async def ivr_app(
+    asterisk_node: AsteriskNode, tmp_path: Path, transport: Literal["fastagi", "agi"]
+) -> AsyncIterator[web.Application]:
+    ivr = IvrSettings(inbound_flow="main", transport=transport)
+    async with running_ivr_app(asterisk_node, tmp_path, ivr) as app:
         sessions = async_sessionmaker(app[DATABASE], expire_on_commit=False)
         async with sessions() as session, session.begin():
             vip = await create_customer(
@@ -233,7 +251,7 @@ async def test_survey_after_the_agent_hangs_up_is_stored_with_the_call(
 
 @pytest_asyncio.fixture
 async def quick_ivr_app(
-    asterisk_node: AsteriskNode, tmp_path: Path
+    asterisk_node: AsteriskNode, tmp_path: Path, transport: Literal["fastagi", "agi"]
 ) -> AsyncIterator[web.Application]:
     """The main flow with a 1-second menu timeout, from a flow folder of this test's own."""
     flows = tmp_path / "flows"
@@ -246,7 +264,7 @@ async def quick_ivr_app(
         del steps[name]
     main_flow["steps"]["long_wait"]["conditions"][0]["at_least"] = 0  # always offer a callback
     (flows / "main.yaml").write_text(yaml.safe_dump(main_flow), encoding="utf-8")
-    ivr = IvrSettings(inbound_flow="main", survey_flow=None, flows_dir=flows)
+    ivr = IvrSettings(inbound_flow="main", survey_flow=None, flows_dir=flows, transport=transport)
     async with running_ivr_app(asterisk_node, tmp_path, ivr) as app:
         yield app
 

@@ -170,3 +170,18 @@ def test_cti_serve_with_bad_port_exits_with_one_line() -> None:
     assert lines[0].startswith("configuration error:")
     assert "ami.port" in lines[0]
     assert "'abc'" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("models", "problem"),
+    [
+        ({"ko": "/nowhere/model"}, "not a Vosk model directory"),
+        ({"korean": "."}, "not a two-letter language code"),
+    ],
+)
+def test_a_speech_model_that_cannot_load_is_refused_at_start(
+    models: dict[str, str], problem: str
+) -> None:
+    message = _config_error(ami={"secret": "s"}, speech={"models": models})
+    assert "speech.models" in message
+    assert problem in message

