@@ -9,22 +9,30 @@ can run side by side on their own ports.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import logging
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
+from cti_server.asterisk.agi_bridge import SHIM, SOCKET_NAME
 from cti_server.asterisk.render import InstanceDirs, RtpRange, render_config, write_config
 from cti_server.config import Settings
 from cti_server.resources import data_dir
 
 log = logging.getLogger(__name__)
 
-PACKAGES = ("asterisk", "asterisk-core-sounds-en-wav", "asterisk-moh-opsound-wav")
+# socat: the classic-AGI shim links Asterisk's AGI pipes to cti-agi outside (see agi_bridge.py)
+PACKAGES = ("asterisk", "asterisk-core-sounds-en-wav", "asterisk-moh-opsound-wav", "socat")
+# written last by provision(), naming the packages: a chroot of another package list is not ours
 COMPLETE_MARKER = ".cti-chroot-complete"
+AGI_BIN = "usr/share/asterisk/agi-bin"
 STATE_DIRS = (
     "var/lib/asterisk",
     "run/asterisk",
@@ -56,9 +64,16 @@ class AsteriskError(RuntimeError):
     """The local Asterisk could not be provisioned, started or stopped."""
 
 
+def _marker_text() -> str:
+    return "packages: " + ",".join(sorted(PACKAGES)) + "\n"
+
+
 def default_chroot_path() -> Path:
+    """One cached chroot per package list: a new list builds a new chroot beside the old one,
+    so Asterisk instances still running in the old one (another checkout, a test run) keep it."""
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "cti-server" / "asterisk-chroot"
+    digest = hashlib.sha256(_marker_text().encode()).hexdigest()[:8]
+    return Path(cache) / "cti-server" / f"asterisk-chroot-{digest}"
 
 
 class AsteriskChroot:
@@ -69,13 +84,35 @@ class AsteriskChroot:
 
     @property
     def complete(self) -> bool:
-        return (self.root / COMPLETE_MARKER).is_file()
+        """Built to the end, with today's package list (an older marker holds a timestamp)."""
+        try:
+            return (self.root / COMPLETE_MARKER).read_text(encoding="utf-8") == _marker_text()
+        except OSError:
+            return False
 
     def provision(self) -> None:
-        """Build the chroot unless a complete one is cached; an interrupted build is redone."""
+        """Build the chroot unless a complete one is cached; an interrupted build is redone.
+
+        One build at a time (a lock beside the root): a second process waits for the first and
+        then reuses its chroot. A stale chroot (another package list) at a configured path is
+        rebuilt only while no instance runs in it.
+        """
+        self.root.parent.mkdir(parents=True, exist_ok=True)
+        with self.root.with_name(self.root.name + ".lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._provision()
+
+    def _provision(self) -> None:
         if self.complete:
             log.info("reusing the cached Asterisk chroot at %s", self.root)
             return
+        if self.root.exists() and (
+            any_instance_running(self) or os.path.ismount(self.root / "proc")
+        ):
+            raise AsteriskError(
+                f"the Asterisk chroot at {self.root} lacks packages ({', '.join(PACKAGES)}) "
+                "and Asterisk runs in it: stop its instances, then run `cti asterisk provision`"
+            )
         if os.geteuid() != 0:
             raise AsteriskError("building the Asterisk chroot needs root (debootstrap, chroot)")
         if shutil.which("debootstrap") is None:
@@ -103,7 +140,7 @@ class AsteriskChroot:
             )
         for rel in STATE_DIRS:
             (staging / rel).mkdir(parents=True, exist_ok=True)
-        (staging / COMPLETE_MARKER).write_text(f"{time.time()}\n", encoding="utf-8")
+        (staging / COMPLETE_MARKER).write_text(_marker_text(), encoding="utf-8")
         shutil.rmtree(self.root, ignore_errors=True)
         staging.rename(self.root)
         log.info("Asterisk chroot ready in %.0f s", time.monotonic() - started)
@@ -174,6 +211,16 @@ class AsteriskChroot:
                         texts, voice=voice, where=where.format(language=language_dir.name)
                     )
 
+    def install_agi_shim(self) -> None:
+        """``cti-agi`` in Asterisk's agi-bin: the shim that reaches the real one outside."""
+        shim = self.inside(f"/{AGI_BIN}") / "cti-agi"
+        shim.parent.mkdir(parents=True, exist_ok=True)
+        if not shim.is_file() or shim.read_text(encoding="utf-8") != SHIM:
+            partial = shim.with_suffix(".partial")
+            partial.write_text(SHIM, encoding="utf-8")
+            partial.chmod(0o755)
+            partial.replace(shim)  # never half a script for a call starting now
+
     def install_sounds(
         self, prompts: dict[str, str], voice: str = "en", where: str = SOUNDS_DIR
     ) -> None:
@@ -213,12 +260,20 @@ class AsteriskInstance:
     """One running Asterisk inside the chroot, with its own directories and ports."""
 
     def __init__(
-        self, chroot: AsteriskChroot, name: str, settings: Settings, rtp: RtpRange | None = None
+        self,
+        chroot: AsteriskChroot,
+        name: str,
+        settings: Settings,
+        rtp: RtpRange | None = None,
+        agi_env: Mapping[str, str] | None = None,
     ) -> None:
+        """``agi_env``: the environment of cti-agi behind the AGI bridge, when the dialplan
+        uses classic AGI (default: this process's: ``CTI_CONFIG_FILE``, ``CTI_*``)."""
         self.chroot = chroot
         self.name = name
         self.settings = settings
         self.rtp = rtp or RtpRange()
+        self.agi_env = agi_env
         base = f"cti/{name}"
         self.dirs = InstanceDirs(
             etc=f"/etc/asterisk/{base}",
@@ -229,6 +284,7 @@ class AsteriskInstance:
             cache=f"/var/cache/asterisk/{base}",
         )
         self._process: subprocess.Popen[bytes] | None = None
+        self._bridge: subprocess.Popen[bytes] | None = None
 
     @property
     def config_file(self) -> str:
@@ -242,6 +298,15 @@ class AsteriskInstance:
     def log_dir(self) -> Path:
         return self.chroot.host_path(self.dirs.log)
 
+    @property
+    def agi_socket(self) -> Path:
+        """Where the shim finds the AGI bridge (``$AST_RUN_DIR/cti-agi.sock``), on the host."""
+        return self.chroot.host_path(self.dirs.run) / SOCKET_NAME
+
+    @property
+    def _bridge_pidfile(self) -> Path:
+        return self.chroot.host_path(self.dirs.run) / "agi-bridge.pid"
+
     def install_config(self) -> None:
         dirs = InstanceDirs(**{**self.dirs.__dict__, "modules": self.chroot.modules_dir()})
         for path in (dirs.etc, dirs.db, dirs.spool, dirs.run, dirs.log, dirs.cache):
@@ -252,6 +317,7 @@ class AsteriskInstance:
             if stock.is_file():
                 shutil.copyfile(stock, etc / name)
         write_config(render_config(self.settings, dirs, self.rtp), self.chroot.host_path(dirs.etc))
+        self.chroot.install_agi_shim()
         self.chroot.install_sounds(PROMPTS)
         self.chroot.install_prompts(data_dir("ivr_flows") / "prompts")
 
@@ -298,6 +364,57 @@ class AsteriskInstance:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        if self.settings.ivr.transport == "agi":
+            self._start_bridge()
+
+    def reload(self, settings: Settings) -> None:
+        """Render the configuration from ``settings`` and reload the dialplan while Asterisk
+        runs on (tests switch one instance between the FastAGI and classic AGI dialplans)."""
+        self.settings = settings
+        self.install_config()
+        result = self.cli("dialplan reload")
+        if result.returncode != 0:
+            raise AsteriskError(f"dialplan reload failed: {result.stdout}{result.stderr}")
+
+    def _start_bridge(self, timeout: float = 15.0) -> None:
+        """The AGI bridge for a classic-AGI dialplan, detached like Asterisk itself."""
+        self._stop_bridge()
+        with (self.log_dir / "agi-bridge.log").open("ab") as out:
+            self._bridge = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "cti_server.asterisk.agi_bridge",
+                    "--socket",
+                    str(self.agi_socket),
+                    "--log",
+                    str(self.log_dir / "cti-agi.log"),
+                ],
+                env=dict(os.environ if self.agi_env is None else self.agi_env),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._bridge_pidfile.write_text(f"{self._bridge.pid}\n", encoding="ascii")
+        deadline = time.monotonic() + timeout
+        while not self.agi_socket.exists():
+            if self._bridge.poll() is not None or time.monotonic() > deadline:
+                raise AsteriskError(f"the AGI bridge did not start: see {out.name}")
+            time.sleep(0.05)  # a socket file appearing: nothing to wait on
+
+    def _stop_bridge(self) -> None:
+        try:
+            pid = int(self._bridge_pidfile.read_text(encoding="ascii").strip())
+        except (OSError, ValueError):
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        if self._bridge is not None and self._bridge.pid == pid:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._bridge.wait(timeout=10.0)
+            self._bridge = None
+        self._bridge_pidfile.unlink(missing_ok=True)
 
     def up(self) -> None:
         """Provision the chroot if needed and (re)start with the current configuration."""
@@ -353,6 +470,7 @@ class AsteriskInstance:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._process.wait(timeout=5.0)
             self._process = None
+        self._stop_bridge()
         if not any_instance_running(self.chroot):
             self.chroot.unmount_proc()
 
