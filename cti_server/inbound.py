@@ -20,7 +20,7 @@ from cti_server.events import (
     IvrFinished,
     SurveyAnswered,
 )
-from cti_server.ivr.engine import CallerGone, Channel, IvrEngine
+from cti_server.ivr.engine import CallerGone, Channel, IvrEngine, IvrResult
 from cti_server.ivr.fastagi_channel import FastAgiChannel
 from cti_server.ivr.registry import FlowRegistry
 from cti_server.speech.audiosocket import AudioSocketServer
@@ -127,16 +127,7 @@ class InboundCalls:
         voicemail = result.recording("voicemail")
         if voicemail is not None:
             self._bus.publish(
-                CallbackRequested(
-                    node=self._node,
-                    linkedid=linkedid,
-                    caller_number=arrived.caller_number,
-                    queue=result.attributes.get("queue", self._default_queue),
-                    estimated_wait=wait,
-                    customer_id=result.customer.customer_id if result.customer else None,
-                    kind="voicemail",
-                    recording=voicemail.path,
-                )
+                self._follow_up(arrived, result, wait, kind="voicemail", recording=voicemail.path)
             )
         try:
             if result.outcome == "transfer":
@@ -144,21 +135,32 @@ class InboundCalls:
                     await session.set_variable(f"CTI_ATTR_{name.upper()}", value)
                 await session.set_variable("CTI_QUEUE", result.queue)
             elif result.outcome == "callback":
-                self._bus.publish(
-                    CallbackRequested(
-                        node=self._node,
-                        linkedid=linkedid,
-                        caller_number=arrived.caller_number,
-                        queue=result.attributes.get("queue", self._default_queue),
-                        estimated_wait=wait,
-                        customer_id=result.customer.customer_id if result.customer else None,
-                    )
-                )
+                self._bus.publish(self._follow_up(arrived, result, wait))
                 await session.set_variable("CTI_ROUTE", "hangup")
             elif result.outcome == "hangup":
                 await session.set_variable("CTI_ROUTE", "hangup")
         except (AgiHangup, CallerGone):
             log.info("call %s: caller gone as the IVR ended", linkedid)
+
+    def _follow_up(
+        self,
+        arrived: CallArrived,
+        result: IvrResult,
+        wait: float,
+        kind: str = "callback",
+        recording: str = "",
+    ) -> CallbackRequested:
+        """A caller to call back: they took a callback over waiting, or left a message."""
+        return CallbackRequested(
+            node=self._node,
+            linkedid=arrived.linkedid,
+            caller_number=arrived.caller_number,
+            queue=result.attributes.get("queue", self._default_queue),
+            estimated_wait=wait,
+            customer_id=result.customer.customer_id if result.customer else None,
+            kind=kind,
+            recording=recording,
+        )
 
     async def walk_survey(self, session: CallSession, channel: Channel) -> None:
         """After the agent hung up: ask the caller to rate the call, once it was answered."""
