@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
 from cti_server.ivr.calendar import Calendar, CalendarError, load_calendar
-from cti_server.ivr.engine import IvrEngine, Recording
+from cti_server.ivr.engine import Heard, IvrEngine, Recording
 from cti_server.ivr.flow import load_flow
 from cti_server.resources import data_dir
 
@@ -98,6 +99,9 @@ class _SilentChannel:
 
     async def say(self, kind: str, value: str, language: str) -> None:
         return None
+
+    async def listen(self, words: Mapping[str, str], language: str, timeout: float) -> Heard:
+        return Heard("")
 
 
 async def _nobody(_number: str) -> None:

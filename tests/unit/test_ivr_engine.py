@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from cti_server.ivr.engine import (
     MAX_STEPS,
     CallerGone,
     Customer,
+    Heard,
     IvrEngine,
     IvrResult,
     Recording,
@@ -82,6 +84,15 @@ class ScriptedChannel:
 
     async def say(self, kind: str, value: str, language: str) -> None:
         self.calls.append(f"say {kind} {value} {language}")
+
+    async def listen(self, words: Mapping[str, str], language: str, timeout: float) -> Heard:
+        """Like ``read_key``; an answer ``said:<word>`` is that word spoken."""
+        self.calls.append(f"read_key {timeout}")
+        answer = self._next("listen")
+        if answer.startswith("said:"):
+            word = answer.removeprefix("said:")
+            return Heard(words.get(word, ""), word if word in words else "")
+        return Heard(answer)
 
 
 class Crm:
@@ -504,3 +515,20 @@ async def test_a_lookup_without_an_answer_says_so_and_goes_on(
     assert steps(result)[4:7] == ["last_order", "no_order", "menu"]
     assert not any(call.startswith("say") for call in channel.calls)
     assert result.outcome == "transfer"
+
+
+@pytest.mark.asyncio
+async def test_a_spoken_menu_word_chooses_like_its_key(main_flow: Flow) -> None:
+    channel = ScriptedChannel(["", "said:账单"])  # silent through the prompt, then says 账单
+    result = await Crm().engine().run(main_flow, channel, VIP_NUMBER)
+
+    assert result.attributes["intent"] == "billing"
+    assert result.path[3].input == "1 (said 账单)"
+
+
+@pytest.mark.asyncio
+async def test_a_word_the_menu_does_not_know_is_no_choice(main_flow: Flow) -> None:
+    channel = ScriptedChannel(["", "said:天气", "", "", "", ""])
+    result = await Crm().engine().run(main_flow, channel, VIP_NUMBER)
+
+    assert result.attributes["intent"] == "operator"  # three silences: the operator
