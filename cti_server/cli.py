@@ -183,6 +183,69 @@ def call(
     click.echo(f"call placed: {_run(_call)}")
 
 
+@main.command()
+@config_option
+@click.option("--rate", default=3.0, show_default=True, help="Calls per minute (Poisson).")
+@click.option(
+    "--bank-data",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Replay a day of the bank's calls (august_1999_calls.csv.gz) instead of --rate.",
+)
+@click.option("--day", default="1999-08-02", show_default=True, help="The bank day to replay.")
+@click.option("--speed", default=60.0, show_default=True, help="Replay this many times faster.")
+@click.option("--max-calls", type=int, default=None, help="Stop placing calls after this many.")
+@click.option("--agents", default=3, show_default=True, help="Virtual agents 1001, 1002, ...")
+@click.option("--seed", type=int, default=None, help="Repeat the same traffic.")
+def simulate(
+    config_file: Path | None,
+    rate: float,
+    bank_data: Path | None,
+    day: str,
+    speed: float,
+    max_calls: int | None,
+    agents: int,
+    seed: int | None,
+) -> None:
+    """Realistic traffic into the Asterisk of the settings: CRM customers call, walk the IVR,
+    wait, talk (personas, complaints included) or give up; virtual agents answer."""
+    import random
+    from datetime import date
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from cti_server.callsim.arrivals import bank_day, poisson
+    from cti_server.callsim.callers import load_callers
+    from cti_server.callsim.runner import CallSimulator, Summary
+
+    settings = _settings(config_file)
+    try:
+        arrivals = (
+            bank_day(bank_data, date.fromisoformat(day), speed)
+            if bank_data is not None
+            else poisson(rate, random.Random(seed))  # noqa: S311 - simulated traffic
+        )
+    except ValueError as exc:
+        click.echo(f"cti simulate: {exc}", err=True)
+        sys.exit(2)
+    if bank_data is None and max_calls is None:
+        click.echo("cti simulate: give --max-calls with --rate (Ctrl-C stops it too)", err=True)
+
+    async def _simulate() -> Summary:
+        engine = _engine(settings)
+        try:
+            async with AsyncSession(engine) as session:
+                callers = await load_callers(session)
+        finally:
+            await engine.dispose()
+        simulator = CallSimulator(
+            settings, callers, agents=[str(1001 + n) for n in range(agents)], seed=seed
+        )
+        return await simulator.run(arrivals, max_calls)
+
+    for line in _run(_simulate).lines():
+        click.echo(line)
+
+
 def _run(factory: Callable[[], Awaitable[T]]) -> T:
     async def _main() -> T:
         return await factory()
@@ -390,7 +453,7 @@ def crm_user(
 @click.option("--every", default=20.0, show_default=True, help="Seconds between demo calls.")
 def demo(config_file: Path | None, customers: int, every: float) -> None:
     """The living demo: Asterisk, the CTI server, a seeded CRM, demo accounts, demo calls."""
-    from cti_server.app import AMI, DATABASE
+    from cti_server.app import DATABASE
     from cti_server.app import serve as run_server
     from cti_server.demo import demo_traffic, prepare_demo_data
 
@@ -437,7 +500,7 @@ def demo(config_file: Path | None, customers: int, every: float) -> None:
         asyncio.run(
             run_server(
                 settings,
-                background=lambda app: demo_traffic(app[AMI], app[DATABASE], settings, every),
+                background=lambda app: demo_traffic(app[DATABASE], settings, every),
             )
         )
     finally:

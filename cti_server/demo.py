@@ -6,7 +6,6 @@ the callers drawn from the seeded CRM, so agents' screen pops and the wallboard 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import secrets
@@ -17,13 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from crm_core.customers import create_customer
 from crm_core.migrate import upgrade
-from crm_core.models import Customer, Phone, User
+from crm_core.models import Customer, User
 from crm_core.people import create_user, set_password
 from crm_core.schemas import CustomerIn
 from crm_core.seed import seed_crm
+from cti_server.callsim.arrivals import poisson
+from cti_server.callsim.callers import load_callers
+from cti_server.callsim.runner import CallSimulator
 from cti_server.config import Settings
-from cti_server.simulation import add_sim_agent, place_customer_call
-from cti_server.telephony.ami_client import AmiClient, AmiError
 
 log = logging.getLogger(__name__)
 
@@ -85,33 +85,11 @@ async def prepare_demo_data(
     return accounts
 
 
-async def demo_traffic(
-    client: AmiClient,
-    engine: AsyncEngine,
-    settings: Settings,
-    every: float = 20.0,
-) -> None:
-    """Simulated agents answer; a customer from the CRM (or a stranger) calls every ``every`` s."""
-    await client.wait_connected(60)
-    for ext in SIM_AGENTS:
-        await add_sim_agent(client, settings.dialplan.default_queue, ext)
+async def demo_traffic(engine: AsyncEngine, settings: Settings, every: float = 20.0) -> None:
+    """Virtual agents answer; customers from the CRM (and strangers) call every ~``every`` s,
+    walk the IVR, wait, and say their persona's line (complaints included) to the agent."""
     async with AsyncSession(engine) as session:
-        numbers = list(await session.scalars(select(Phone.e164).limit(500)))
+        callers = await load_callers(session)
     rng = random.Random()  # noqa: S311 - demo traffic, not security
-    while True:
-        number = (
-            rng.choice(numbers)
-            if numbers and rng.random() < 0.8
-            else "+86139" + "".join(rng.choices("0123456789", k=8))
-        )
-        try:
-            await place_customer_call(
-                client,
-                context=settings.dialplan.inbound_context,
-                number=number,
-                audio="cti/sim-hello",
-                patience=rng.uniform(8, 40),
-            )
-        except (AmiError, TimeoutError) as exc:
-            log.warning("demo call not placed: %s", exc)
-        await asyncio.sleep(rng.uniform(every * 0.5, every * 1.5))
+    simulator = CallSimulator(settings, callers, agents=SIM_AGENTS)
+    await simulator.run(poisson(60.0 / every, rng))

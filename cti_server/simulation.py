@@ -47,10 +47,19 @@ async def place_customer_call(
     dtmf: str = "",
     patience: float = 60.0,
     pre_wait: float = 1.0,
+    speech: str = "",
+    talk: float | None = None,
 ) -> SimulatedCall:
-    """Start a simulated customer call; returns once Asterisk has accepted the Originate."""
+    """Start a simulated customer call; returns once Asterisk has accepted the Originate.
+
+    ``speech``: a sound the customer says to the agent once one answers (see
+    :func:`customer_connected`); ``talk``: how long a simulated agent talks on this call.
+    """
     uniqueid = f"sim-{uuid.uuid4().hex[:20]}"
     variables = {
+        "SIM_ID": uniqueid.replace("-", "_"),
+        "SIM_SPEECH": speech,
+        "__SIM_TALK_CALL": f"{talk:.0f}" if talk is not None else "",
         "SIM_PATIENCE": f"{patience:g}",
         "SIM_PRE_WAIT": f"{pre_wait:g}",
         "SIM_AUDIO": audio,
@@ -78,6 +87,14 @@ async def place_customer_call(
     if not first.success:
         raise AmiError(f"Originate refused: {first.get('Message', '')}")
     return SimulatedCall(uniqueid=uniqueid, caller_number=number, caller_name=name)
+
+
+async def customer_connected(ami: AmiClient, call: SimulatedCall) -> None:
+    """Tell a simulated customer that an agent answered, so they start speaking."""
+    reply = await ami.send_action(
+        "Setvar", {"Variable": f"SIM_CONNECTED_{call.uniqueid.replace('-', '_')}", "Value": "1"}
+    )
+    _require_success(reply, "Setvar")
 
 
 def sim_agent_interface(extension: str) -> str:

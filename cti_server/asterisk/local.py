@@ -23,6 +23,7 @@ from pathlib import Path
 
 from cti_server.asterisk.agi_bridge import SHIM, SOCKET_NAME
 from cti_server.asterisk.render import InstanceDirs, RtpRange, render_config, write_config
+from cti_server.callsim.personas import persona_sounds
 from cti_server.config import Settings
 from cti_server.resources import data_dir
 
@@ -319,6 +320,8 @@ class AsteriskInstance:
         write_config(render_config(self.settings, dirs, self.rtp), self.chroot.host_path(dirs.etc))
         self.chroot.install_agi_shim()
         self.chroot.install_sounds(PROMPTS)
+        for voice, lines in persona_sounds().items():  # what simulated customers say
+            self.chroot.install_sounds(lines, voice=voice)
         self.chroot.install_prompts(data_dir("ivr_flows") / "prompts")
 
     def pid(self) -> int | None:

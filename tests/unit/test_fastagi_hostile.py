@@ -50,7 +50,7 @@ FIRST_COMMANDS = [
     'SET VARIABLE CHANNEL(language) "en"',
     'STREAM FILE cti/choose_language "0123456789*#"',
     "WAIT FOR DIGIT 3000",
-    "GET DATA cti/enter_account 8000 8",
+    "GET DATA cti/enter_account 8000 9",
     'STREAM FILE cti/welcome ""',
     'STREAM FILE cti/main_menu "0123456789*#"',
 ]

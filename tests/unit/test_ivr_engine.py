@@ -231,7 +231,7 @@ async def test_unknown_caller_typing_an_account_number_is_identified(main_flow: 
     assert crm.by_account_asked == [ACCOUNT]
     assert channel.calls[:2] == [
         "play choose_language en '0123456789*#'",
-        "read_digits enter_account zh 8 8.0",
+        "read_digits enter_account zh 9 8.0",
     ]
     assert result.customer == ACCOUNT_HOLDER
     assert result.path[1].input == "2"
