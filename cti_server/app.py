@@ -19,6 +19,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from agent_ui.app import create_ui
+from agent_ui.deps import UiDeps
 from crm_core.api.app import create_api
 from crm_core.api.http import role_rank
 from crm_core.database import make_engine, ping
@@ -131,6 +133,7 @@ def build_app(settings: Settings) -> web.Application:
     app[METRICS] = make_registry(CtiCollector(tracker, links, app[RECORDER], bus, app[WATCHDOG]))
     app[SESSIONS] = sessions
     app.add_subapp("/api", create_api(sessions, settings.crm))
+    app.add_subapp("/ui", create_ui(_ui_deps(settings, bus, tracker, links, sessions)))
     app.add_subapp(  # what cti-agi (classic AGI, a process per call) asks of this server
         AGI_API_PREFIX,
         create_agi_api(
@@ -144,6 +147,27 @@ def build_app(settings: Settings) -> web.Application:
         ),
     )
     return app
+
+
+def _ui_deps(
+    settings: Settings,
+    bus: MemoryBus,
+    tracker: Tracker,
+    links: list[AmiClient],
+    sessions: async_sessionmaker[AsyncSession],
+) -> UiDeps:
+    queues = tuple(q.name for q in settings.dialplan.queues)
+    return UiDeps(
+        settings=settings.ui,
+        region=settings.crm.default_region,
+        node=settings.ami.node,
+        queues=settings.ui.queues or queues,
+        bus=bus,
+        tracker=tracker,
+        links={link.status.node: link for link in links},
+        db=sessions,
+        service_level=settings.dialplan.queues[0].service_level,
+    )
 
 
 def _link(settings: AmiSettings, tracker: Tracker, bus: MemoryBus) -> AmiClient:

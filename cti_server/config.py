@@ -236,6 +236,36 @@ class AsteriskSettings(_Section):
     ready_timeout: float = Field(60.0, gt=0)
 
 
+class UiSettings(_Section):
+    """The agent desktop and wallboard (``agent_ui``): sessions, origins, how users reach Asterisk.
+
+    A user's phone is ``agent_interface`` with their CRM ``extension`` filled in; the queue member
+    it becomes is named ``member_name`` (its trailing digits are the extension, which is how
+    tracker agents and interactions find their user).
+    """
+
+    idle_minutes: float = Field(30.0, gt=0, le=24 * 60, description="sign out after this idle")
+    cookie_secure: bool = Field(False, description="set behind HTTPS: the cookie is Secure")
+    allowed_origins: tuple[str, ...] = Field(
+        (), description="extra Origins the websocket accepts besides the page's own"
+    )
+    agent_interface: str = Field(
+        "PJSIP/{extension}", pattern=r"^[A-Za-z][A-Za-z0-9_]*/[A-Za-z0-9@._/{}-]+$"
+    )
+    supervisor_phone: str = Field(
+        "PJSIP/{extension}",
+        pattern=r"^[A-Za-z][A-Za-z0-9_]*/[A-Za-z0-9@._/{}-]+$",
+        description="where listen / whisper / barge rings the supervisor",
+    )
+    member_name: str = Field("agent-{extension}", pattern=r"^[A-Za-z0-9_ {}-]{1,60}$")
+    queues: tuple[str, ...] = Field((), description="queues an agent joins; default: all")
+    transfer_context: str = Field("cti-agents", pattern=_NAME.pattern)
+    outbound_route: str = Field("cti-outbound", pattern=_NAME.pattern, description="click-to-dial")
+    dispositions: tuple[str, ...] = ("resolved", "follow_up", "escalated", "sale", "no_action")
+    wrapup_seconds: int = Field(60, ge=5, le=3600)
+    long_wait_seconds: int = Field(60, ge=5, description="a waiting call this old is an alert")
+
+
 class Settings(BaseSettings):
     """Everything the server needs, validated before anything starts."""
 
@@ -260,6 +290,7 @@ class Settings(BaseSettings):
     recorder: RecorderSettings = RecorderSettings()
     ivr: IvrSettings = IvrSettings()
     speech: SpeechSettings = SpeechSettings()
+    ui: UiSettings = UiSettings()
     shutdown_timeout: float = Field(10.0, gt=0)
 
     @field_validator("extra_nodes")

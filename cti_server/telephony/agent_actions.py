@@ -558,3 +558,38 @@ async def click_to_dial(
         fields["OtherChannelId"] = f"{uniqueid}-2"
     await _send(ami, "Originate", fields, f"click-to-dial {number} for {agent_endpoint}")
     return ClickToDialCall(uniqueid=uniqueid, agent_endpoint=agent_endpoint, customer_number=number)
+
+
+# ---- supervision ------------------------------------------------------------------------------
+
+SPY_OPTIONS = {"listen": "qE", "whisper": "qEw", "barge": "qEB"}
+
+
+async def spy(
+    ami: AmiClient, supervisor_phone: str, channel: str, mode: str, *, ring_seconds: int = 30
+) -> str:
+    """Ring ``supervisor_phone``; once answered it listens to, whispers to (the agent hears), or
+    barges into (both hear) the call of ``channel`` (ChanSpy). Returns the Originate's uniqueid.
+
+    ``channel`` is the agent's exact channel name, passed as ChanSpy's prefix: checked as a
+    channel, it holds no comma, so it cannot add options; ``E`` ends the spy when it hangs up.
+    """
+    check_channel(supervisor_phone, "supervisor phone")
+    check_channel(channel)
+    options = SPY_OPTIONS.get(mode)
+    if options is None:
+        raise AgentActionError(f"spy mode {_show(mode)} must be one of {', '.join(SPY_OPTIONS)}")
+    _check_seconds(ring_seconds, "ring time", 5, 300)
+    uniqueid = f"cti-spy-{uuid.uuid4().hex[:16]}"
+    fields: dict[str, ActionValue] = {
+        "Channel": supervisor_phone,
+        "Application": "ChanSpy",
+        "Data": f"{channel},{options}",
+        "Timeout": str(ring_seconds * 1000),
+        "Async": "true",
+        "ChannelId": uniqueid,
+    }
+    if supervisor_phone.startswith("Local/"):
+        fields["OtherChannelId"] = f"{uniqueid}-2"
+    await _send(ami, "Originate", fields, f"{mode} to {channel} from {supervisor_phone}")
+    return uniqueid

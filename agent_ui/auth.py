@@ -1,0 +1,146 @@
+"""Sign-in, sign-out, and the checks every page passes: session, role, CSRF.
+
+Each page is declared with the least role it needs (:class:`Pages`), so no route can be added
+without saying who may open it. Forms carry the session's CSRF token; the sign-in form, before
+any session exists, a double-submit token (cookie and field must agree).
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from agent_ui.deps import DEPS, TEMPLATES
+from agent_ui.sessions import SessionStore, UiSession
+from crm_core.people import authenticate
+
+SESSION_COOKIE = "cti_session"
+LOGIN_COOKIE = "cti_login"
+COOKIE_PATH = "/ui"
+STORE = web.AppKey("ui_store", SessionStore)
+UI_SESSION = web.RequestKey("ui_session", UiSession)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def render(request: web.Request, name: str, status: int = 200, **context: Any) -> web.Response:
+    """A page from ``templates/`` (autoescaped), with the session and its CSRF token."""
+    session = request.get(UI_SESSION)
+    template = request.app[TEMPLATES].get_template(name)
+    body = template.render(session=session, csrf=session.csrf if session else "", **context)
+    return web.Response(text=body, status=status, content_type="text/html")
+
+
+class Pages:
+    """The UI's routes, each with the least role that may open it (None: anyone)."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[str, str, str | None, Handler, str | None]] = []
+
+    def route(
+        self, method: str, path: str, role: str | None, name: str | None = None
+    ) -> Callable[[Handler], Handler]:
+        def _register(handler: Handler) -> Handler:
+            self.entries.append((method, path, role, handler, name))
+            return handler
+
+        return _register
+
+    def add_to(self, app: web.Application) -> None:
+        for method, path, role, handler, name in self.entries:
+            app.router.add_route(method, path, checked(role, handler), name=name)
+
+
+def checked(role: str | None, handler: Handler) -> Handler:
+    """Session, role and (on POST) CSRF checked before ``handler`` runs."""
+
+    async def _checked(request: web.Request) -> web.StreamResponse:
+        if role is None:
+            return await handler(request)
+        store = request.app[STORE]
+        session = store.get(request.cookies.get(SESSION_COOKIE))
+        if session is None:
+            if request.method == "GET":
+                raise web.HTTPSeeOther(request.app.router["login"].url_for())
+            raise web.HTTPUnauthorized(text="sign in first")
+        request[UI_SESSION] = session
+        if not session.at_least(role):
+            return render(request, "forbidden.html", status=403, needed=role)
+        if request.method == "POST":
+            form = await request.post()
+            if not _same(str(form.get("csrf", "")), session.csrf):
+                raise web.HTTPForbidden(text="the form is stale or forged (CSRF)")
+        store.touch(session)
+        return await handler(request)
+
+    return _checked
+
+
+def _same(given: str, expected: str) -> bool:
+    return bool(given) and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def set_cookie(response: web.StreamResponse, request: web.Request, name: str, value: str) -> None:
+    response.set_cookie(
+        name,
+        value,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="Strict",
+        secure=request.app[DEPS].settings.cookie_secure,
+    )
+
+
+pages = Pages()
+
+
+@pages.route("GET", "/login", None, name="login")
+async def login_form(request: web.Request) -> web.StreamResponse:
+    return _login_page(request, "", 200)
+
+
+def _login_page(request: web.Request, error: str, status: int) -> web.Response:
+    token = secrets.token_urlsafe(24)
+    response = render(request, "login.html", status=status, login_csrf=token, error=error)
+    set_cookie(response, request, LOGIN_COOKIE, token)
+    return response
+
+
+@pages.route("POST", "/login", None)
+async def login(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    if not _same(str(form.get("csrf", "")), request.cookies.get(LOGIN_COOKIE, "")):
+        return _login_page(request, "The sign-in form expired; please try again.", 403)
+    username = str(form.get("username", ""))[:64]
+    password = str(form.get("password", ""))[:256]
+    async with request.app[DEPS].db() as db:
+        user = await authenticate(db, username, password)
+    if user is None:
+        return _login_page(request, "Wrong user name or password.", 401)
+    session = request.app[STORE].create(user)
+    target = "wallboard" if session.at_least("supervisor") else "desktop"
+    response = web.HTTPSeeOther(request.app.router[target].url_for())
+    set_cookie(response, request, SESSION_COOKIE, session.id)
+    response.del_cookie(LOGIN_COOKIE, path=COOKIE_PATH)
+    raise response
+
+
+@pages.route("POST", "/logout", "agent")
+async def logout(request: web.Request) -> web.StreamResponse:
+    request.app[STORE].revoke(request[UI_SESSION].id)
+    response = web.HTTPSeeOther(request.app.router["login"].url_for())
+    response.del_cookie(SESSION_COOKIE, path=COOKIE_PATH)
+    raise response
+
+
+@pages.route("GET", "/", None)
+async def home(request: web.Request) -> web.StreamResponse:
+    session = request.app[STORE].get(request.cookies.get(SESSION_COOKIE))
+    target = "login"
+    if session is not None:
+        target = "wallboard" if session.at_least("supervisor") else "desktop"
+    raise web.HTTPSeeOther(request.app.router[target].url_for())

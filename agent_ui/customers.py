@@ -1,0 +1,106 @@
+"""Customer pages: search, the profile with its timeline, and the forms the pop leads to
+(create the unknown caller, click-to-dial a number)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from agent_ui.auth import UI_SESSION, pages, render
+from agent_ui.deps import DEPS
+from agent_ui.desktop import DESKS
+from agent_ui.ws import UiError
+from crm_core.cases import cases_for
+from crm_core.customers import create_customer, get_customer, search_customers
+from crm_core.errors import CrmError, NotFound
+from crm_core.interactions import timeline
+from crm_core.models import User
+from crm_core.schemas import CustomerIn
+from cti_server.telephony.agent_actions import AgentActionError
+
+
+@pages.route("GET", "/customers", "agent", name="customers")
+async def search_page(request: web.Request) -> web.StreamResponse:
+    query = request.query.get("q", "").strip()[:100]
+    found = []
+    if query:
+        async with request.app[DEPS].db() as db:
+            found = await search_customers(db, query, request.app[DEPS].region)
+    return render(request, "customers.html", query=query, customers=found)
+
+
+@pages.route("GET", "/customers/{id:[0-9]{1,12}}", "agent", name="customer")
+async def profile_page(request: web.Request) -> web.StreamResponse:
+    customer_id = int(request.match_info["id"])
+    session = request[UI_SESSION]
+    async with request.app[DEPS].db() as db:
+        try:
+            customer = await get_customer(db, customer_id)
+        except NotFound as exc:
+            raise web.HTTPNotFound(text=str(exc)) from None
+        history = await timeline(db, customer_id, limit=100)
+        viewer = await db.get(User, session.user_id)
+        complaints = (
+            await cases_for(db, viewer, customer_id=customer_id, limit=100) if viewer else []
+        )
+    return render(
+        request,
+        "customer.html",
+        customer=customer,
+        history=history,
+        complaints=complaints,
+        message=request.query.get("message", "")[:200],
+    )
+
+
+@pages.route("POST", "/customers/new", "agent", name="new_customer")
+async def create_from_pop(request: web.Request) -> web.StreamResponse:
+    """The pop's create-customer form: the unknown caller becomes a customer of this call."""
+    form = await request.post()
+    deps = request.app[DEPS]
+    phone = str(form.get("phone", "")).strip()
+    try:
+        data = CustomerIn.model_validate(
+            {
+                "name": str(form.get("name", "")),
+                "phones": [{"number": phone}] if phone else [],
+                "account_number": str(form.get("account_number", "")).strip() or None,
+                "language": str(form.get("language", "")).strip() or None,
+            }
+        )
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise web.HTTPBadRequest(text=f"{where}: {error['msg']}") from None
+    try:
+        async with deps.db() as db, db.begin():
+            customer = await create_customer(db, data, deps.region)
+    except CrmError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
+    extension = request[UI_SESSION].extension
+    linkedid = str(form.get("linkedid", ""))
+    if extension and linkedid:
+        desk = request.app[DESKS].desk(extension)
+        if desk.pop is not None and desk.pop["call"]["linkedid"] == linkedid:
+            await request.app[DESKS].link_customer(desk, customer.id)
+            raise web.HTTPSeeOther(request.app.router["desktop"].url_for())
+    raise web.HTTPSeeOther(request.app.router["customer"].url_for(id=str(customer.id)))
+
+
+@pages.route("POST", "/dial", "agent", name="dial")
+async def dial(request: web.Request) -> web.StreamResponse:
+    """Click-to-dial from a profile: the agent's phone rings, then the customer's."""
+    form = await request.post()
+    customer_id = str(form.get("customer_id", ""))
+    extension = request[UI_SESSION].extension
+    target = request.app.router["customer"].url_for(
+        id=customer_id if customer_id.isdigit() else "0"
+    )
+    try:
+        if not extension:
+            raise UiError("your user has no extension")
+        await request.app[DESKS].click_to_dial(extension, str(form.get("number", "")))
+        message = "Your phone rings; the customer is called when you answer."
+    except (UiError, AgentActionError) as exc:
+        message = str(exc)
+    raise web.HTTPSeeOther(target.with_query(message=message))

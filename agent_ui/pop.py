@@ -1,0 +1,233 @@
+"""Screen pops: the caller's CRM record, fetched while they are still in the IVR, ready to push
+the moment an agent's phone rings.
+
+``CallArrived`` starts the look-up; ``IvrFinished`` adds what the caller did (secrets masked) and
+may name the customer the IVR identified (by account number, say); ``AgentRinging`` only
+assembles what is already there. The ``routing`` JSON of the interaction (why this agent) is read
+after the pop is sent and follows it as an update, so the pop never waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_core.cases import open_cases_of
+from crm_core.customers import get_customer, lookup_by_caller_id
+from crm_core.errors import NotFound
+from crm_core.interactions import find_interaction, mask_secrets, timeline
+from crm_core.models import Customer
+from cti_server.events import AgentRinging, CallArrived, IvrFinished
+
+log = logging.getLogger(__name__)
+
+READY_DEADLINE = 3.0  # a look-up still running at ring time gets this long
+LAST_INTERACTIONS = 5
+MAX_CALLS = 20000
+
+Record = dict[str, Any]
+
+
+def customer_view(row: Customer, organisation: str | None) -> Record:
+    """What the pop shows of a customer."""
+    return {
+        "id": row.id,
+        "name": row.name,
+        "tier": row.tier_override or row.tier,
+        "value": {
+            "lifetime_value": str(row.lifetime_value),
+            "recency": row.recency_score,
+            "frequency": row.frequency_score,
+            "monetary": row.monetary_score,
+            "reason": row.tier_reason,
+        },
+        "phones": [p.e164 for p in row.phones],
+        "account_number": row.account_number,
+        "organisation": organisation,
+        "language": row.language,
+    }
+
+
+@dataclass
+class _Call:
+    node: str
+    linkedid: str
+    caller_number: str
+    lookup: asyncio.Task[Record] | None = None
+    ivr: Record | None = None
+    tier: str = ""
+
+
+class PopService:
+    """Customer records by call, looked up ahead of the ring."""
+
+    def __init__(self, db: async_sessionmaker[AsyncSession], region: str) -> None:
+        self._db = db
+        self._region = region
+        self._calls: dict[tuple[str, str], _Call] = {}
+
+    # -- events -------------------------------------------------------------------------------
+
+    def arrived(self, event: CallArrived) -> None:
+        call = self._call(event.node, event.linkedid, event.caller_number)
+        if call.lookup is None:
+            call.lookup = asyncio.get_running_loop().create_task(
+                self._by_number(event.caller_number), name=f"pop-{event.linkedid}"
+            )
+
+    def ivr_finished(self, event: IvrFinished) -> None:
+        call = self._call(event.node, event.linkedid, "")
+        call.ivr = {
+            "flow": event.flow,
+            "path": [
+                {
+                    "step": str(step.get("step", "")),
+                    "type": str(step.get("type", "")),
+                    "input": str(step.get("input", "")),
+                }
+                for step in event.path
+            ],
+            "inputs": mask_secrets({k: str(v) for k, v in event.inputs.items()}),
+            "attributes": {k: str(v) for k, v in event.attributes.items()},
+        }
+        if event.customer_id is not None:
+            known = call.lookup
+            wanted = event.customer_id
+            call.lookup = asyncio.get_running_loop().create_task(
+                self._identified(wanted, known), name=f"pop-ivr-{event.linkedid}"
+            )
+
+    def ended(self, node: str, linkedid: str) -> None:
+        call = self._calls.pop((node, linkedid), None)
+        if call is not None and call.lookup is not None and not call.lookup.done():
+            call.lookup.cancel()
+
+    def tier_of(self, node: str, linkedid: str) -> str:
+        call = self._calls.get((node, linkedid))
+        return call.tier if call is not None else ""
+
+    async def pop_for(self, event: AgentRinging) -> Record:
+        """The whole pop for a ringing agent: from the look-up already done, if any."""
+        call = self._call(event.node, event.linkedid, event.caller_number)
+        if call.lookup is None:  # never passed the IVR (e.g. the server was down then)
+            call.lookup = asyncio.get_running_loop().create_task(
+                self._by_number(event.caller_number)
+            )
+        try:
+            record = await asyncio.wait_for(asyncio.shield(call.lookup), READY_DEADLINE)
+        except (TimeoutError, OSError) as exc:
+            log.warning("pop for %s without the CRM record: %s", event.linkedid, exc)
+            record = {"lookup": "unavailable", "number": event.caller_number, "matches": []}
+        customer = record.get("customer")
+        call.tier = customer["tier"] if customer else ""
+        return {
+            "type": "pop",
+            "call": {
+                "node": event.node,
+                "linkedid": event.linkedid,
+                "queue": event.queue,
+                "caller_number": event.caller_number,
+                "caller_name": event.caller_name,
+                "at": event.at.isoformat(),
+            },
+            **record,
+            "ivr": call.ivr,
+            "routing": dict(call.ivr["attributes"]) if call.ivr else {},
+        }
+
+    async def routing_of(self, node: str, linkedid: str) -> Record:
+        """The interaction's ``routing`` JSON (the router's ``decision``, if it wrote one)."""
+        async with self._db() as db:
+            row = await find_interaction(db, node, linkedid)
+        return dict(row.routing) if row is not None and row.routing else {}
+
+    async def record_of(self, customer_id: int) -> Record:
+        """A customer chosen or created by the agent, as the pop shows it."""
+        async with self._db() as db:
+            return await self._record(db, customer_id, "found", [])
+
+    # -- look-ups -----------------------------------------------------------------------------
+
+    def _call(self, node: str, linkedid: str, number: str) -> _Call:
+        call = self._calls.get((node, linkedid))
+        if call is None:
+            if len(self._calls) >= MAX_CALLS:  # calls whose end we never saw
+                self.ended(*next(iter(self._calls)))
+            call = _Call(node, linkedid, number)
+            self._calls[(node, linkedid)] = call
+        return call
+
+    async def _by_number(self, number: str) -> Record:
+        async with self._db() as db:
+            found = await lookup_by_caller_id(db, number, self._region)
+            matches = [
+                {"id": m.id, "name": m.name, "tier": m.tier, "language": m.language}
+                for m in found.customers
+            ]
+            if found.status == "found":
+                return await self._record(db, found.customers[0].id, "found", matches)
+            return {"lookup": found.status, "number": found.number or number, "matches": matches}
+
+    async def _identified(self, customer_id: int, before: asyncio.Task[Record] | None) -> Record:
+        if before is not None:
+            with contextlib.suppress(Exception):
+                done = await before
+                if done.get("customer") and done["customer"]["id"] == customer_id:
+                    return done
+        async with self._db() as db:
+            return await self._record(db, customer_id, "found", [])
+
+    async def _record(
+        self, db: AsyncSession, customer_id: int, status: str, matches: list[Record]
+    ) -> Record:
+        try:
+            row = await get_customer(db, customer_id)
+        except NotFound:
+            return {"lookup": "unknown", "number": "", "matches": matches}
+        organisation = None
+        if row.organisation_id is not None:
+            org = await db.get(Customer, row.organisation_id)
+            organisation = org.name if org is not None else None
+        history = await timeline(db, customer_id, limit=LAST_INTERACTIONS)
+        cases = await open_cases_of(db, customer_id)
+        return {
+            "lookup": status,
+            "number": row.phones[0].e164 if row.phones else "",
+            "matches": matches,
+            "customer": customer_view(row, organisation),
+            "interactions": [
+                {
+                    "at": i.arrived_at.isoformat() if i.arrived_at else "",
+                    "kind": i.kind,
+                    "queue": i.queue or "",
+                    "agent": i.agent_name or "",
+                    "outcome": i.disposition or i.ended_by or i.kind,
+                    "notes": (i.notes or "")[:200],
+                }
+                for i in history
+            ],
+            "cases": [
+                {
+                    "id": c.id,
+                    "category": c.category,
+                    "severity": c.severity,
+                    "status": c.status,
+                    "summary": c.summary[:200],
+                }
+                for c in cases
+            ],
+        }
+
+    async def close(self) -> None:
+        tasks = [c.lookup for c in self._calls.values() if c.lookup is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._calls.clear()

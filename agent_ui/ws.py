@@ -1,0 +1,212 @@
+"""The websocket hub: one socket per browser page, pushed to, and a router of its messages.
+
+Opening a socket needs an Origin of this site (or one configured), a live session, and the role
+of the view asked for (``desk``: agent, ``wallboard``: supervisor). Each message names a type
+whose handler declares the least role and the views it serves; anything else is refused. The
+socket closes (code 4401) as soon as its session ends: sign-out, revoke or idle timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from agent_ui.auth import SESSION_COOKIE, STORE
+from agent_ui.deps import DEPS
+from agent_ui.sessions import SessionStore, UiSession
+from cti_server.telephony.agent_actions import AgentActionError
+from cti_server.telephony.ami_client import AmiError
+
+log = logging.getLogger(__name__)
+
+VIEW_ROLES = {"desk": "agent", "wallboard": "supervisor"}
+SESSION_ENDED = 4401
+SEND_TIMEOUT = 2.0
+MAX_MESSAGE = 64 * 1024
+
+
+class UiError(Exception):
+    """A refused request from a browser; the message is shown to the user."""
+
+
+@dataclass(eq=False)
+class Connection:
+    ws: web.WebSocketResponse
+    session: UiSession
+    view: str
+
+
+Reply = dict[str, Any] | None
+MessageHandler = Callable[[Connection, dict[str, Any]], Awaitable[Reply]]
+Greeter = Callable[[Connection], Awaitable[Iterable[dict[str, Any]]]]
+
+
+@dataclass(frozen=True)
+class _Route:
+    role: str
+    views: frozenset[str]
+    handler: MessageHandler
+
+
+@dataclass
+class Hub:
+    """Every open socket, by session and view; sends never block one another for long."""
+
+    store: SessionStore
+    connections: set[Connection] = field(default_factory=set)
+    _routes: dict[str, _Route] = field(default_factory=dict)
+    _greeters: dict[str, Greeter] = field(default_factory=dict)
+    _closing: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.store.on_revoke(self._session_ended)
+
+    def handle(self, kind: str, role: str, views: Iterable[str], handler: MessageHandler) -> None:
+        """Messages of type ``kind`` go to ``handler`` for sessions of ``role`` or above."""
+        self._routes[kind] = _Route(role, frozenset(views), handler)
+
+    def greet(self, view: str, greeter: Greeter) -> None:
+        """What a socket of ``view`` is sent as it opens (the current state, a pop in progress)."""
+        self._greeters[view] = greeter
+
+    async def welcome(self, connection: Connection) -> None:
+        greeter = self._greeters.get(connection.view)
+        if greeter is not None:
+            for message in await greeter(connection):
+                await self.send(connection, message)
+
+    # -- sending ------------------------------------------------------------------------------
+
+    async def send(self, connection: Connection, message: dict[str, Any]) -> None:
+        if connection.ws.closed:
+            return
+        try:
+            await asyncio.wait_for(connection.ws.send_str(json.dumps(message)), SEND_TIMEOUT)
+        except (ConnectionError, TimeoutError, RuntimeError) as exc:
+            log.info("dropping a websocket of %s: %s", connection.session.username, exc)
+            self.connections.discard(connection)
+
+    async def send_all(self, connections: Iterable[Connection], message: dict[str, Any]) -> int:
+        targets = list(connections)
+        if targets:
+            await asyncio.gather(*(self.send(c, message) for c in targets))
+        return len(targets)
+
+    async def to_extension(self, extension: str, message: dict[str, Any]) -> int:
+        """To the desks signed in with ``extension``: an agent's pops go to nobody else."""
+        return await self.send_all(
+            (c for c in self.connections if c.view == "desk" and c.session.extension == extension),
+            message,
+        )
+
+    def desks_signed_in(self, extension: str) -> bool:
+        return any(c.view == "desk" and c.session.extension == extension for c in self.connections)
+
+    def wallboards(self) -> list[Connection]:
+        return [c for c in self.connections if c.view == "wallboard"]
+
+    # -- sessions -----------------------------------------------------------------------------
+
+    def _session_ended(self, session_id: str) -> None:
+        for connection in [c for c in self.connections if c.session.id == session_id]:
+            self.connections.discard(connection)
+            task = asyncio.get_running_loop().create_task(self._close(connection))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    @staticmethod
+    async def _close(connection: Connection) -> None:
+        await connection.ws.close(code=SESSION_ENDED, message=b"session ended")
+
+    async def sweep(self, every: float) -> None:
+        """End idle sessions (and so close their sockets) until cancelled."""
+        while True:
+            await asyncio.sleep(every)
+            self.store.expire_idle()
+
+    async def close_all(self) -> None:
+        for connection in list(self.connections):
+            with contextlib.suppress(Exception):
+                await connection.ws.close(code=1001, message=b"server stopping")
+        self.connections.clear()
+        for task in list(self._closing):
+            with contextlib.suppress(Exception):
+                await task
+
+    # -- receiving ----------------------------------------------------------------------------
+
+    async def dispatch(self, connection: Connection, raw: str) -> None:
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            message = None
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            await self.send(connection, {"type": "error", "message": "not a message"})
+            return
+        kind = message["type"]
+        route = self._routes.get(kind)
+        if route is None:
+            await self.send(connection, {"type": "error", "message": f"unknown: {kind[:40]}"})
+            return
+        if not connection.session.at_least(route.role) or connection.view not in route.views:
+            log.warning("%s may not send %s", connection.session.username, kind)
+            await self.send(connection, {"type": "error", "message": "forbidden", "for": kind})
+            return
+        self.store.touch(connection.session)
+        try:
+            reply = await route.handler(connection, message)
+        except (UiError, AgentActionError) as exc:
+            reply = {"type": "error", "message": str(exc), "for": kind}
+        except (AmiError, TimeoutError) as exc:
+            reply = {"type": "error", "message": f"the phone system did not answer: {exc}"}
+        if reply is not None:
+            await self.send(connection, reply)
+
+
+def origin_allowed(request: web.Request, extra: Iterable[str]) -> bool:
+    """The page's own origin, or one configured: a socket opened by another site is refused."""
+    origin = request.headers.get("Origin", "")
+    return bool(origin) and (origin == f"{request.scheme}://{request.host}" or origin in extra)
+
+
+HUB = web.AppKey("ui_hub", Hub)
+
+
+async def socket_view(request: web.Request) -> web.StreamResponse:
+    """``GET /ui/ws?view=desk|wallboard``: checks first, then the socket until it closes."""
+    app = request.app
+    if not origin_allowed(request, app[DEPS].settings.allowed_origins):
+        raise web.HTTPForbidden(text="foreign origin")
+    store = app[STORE]
+    session = store.get(request.cookies.get(SESSION_COOKIE))
+    if session is None:
+        raise web.HTTPUnauthorized(text="no session")
+    view = request.query.get("view", "desk")
+    if view not in VIEW_ROLES:
+        raise web.HTTPBadRequest(text="unknown view")
+    if not session.at_least(VIEW_ROLES[view]):
+        raise web.HTTPForbidden(text="not for this role")
+    hub = app[HUB]
+    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_MESSAGE)
+    await ws.prepare(request)
+    connection = Connection(ws, session, view)
+    hub.connections.add(connection)
+    try:
+        await hub.welcome(connection)
+        async for message in ws:
+            if message.type != WSMsgType.TEXT:
+                break
+            if store.get(session.id) is None:
+                await ws.close(code=SESSION_ENDED, message=b"session ended")
+                break
+            await hub.dispatch(connection, message.data)
+    finally:
+        hub.connections.discard(connection)
+    return ws

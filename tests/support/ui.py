@@ -1,0 +1,77 @@
+"""The agent UI in tests: an application on a test database, users, and signing in over HTTP."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from agent_ui.app import create_ui
+from agent_ui.deps import UiDeps
+from crm_core.people import create_user
+from cti_server.bus import MemoryBus
+from cti_server.config import AmiSettings, UiSettings
+from cti_server.telephony.ami_client import AmiClient
+from cti_server.tracker.tracker import Tracker
+
+PASSWORD = "correct horse battery"
+_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def ui_app(
+    db: async_sessionmaker[AsyncSession], settings: UiSettings | None = None
+) -> tuple[web.Application, MemoryBus, Tracker]:
+    """``/ui`` alone, with a bus and tracker of its own and an AMI link that never connects."""
+    bus = MemoryBus()
+    tracker = Tracker(bus.publish)
+    ami = AmiClient(AmiSettings(secret="never-used", port=9), on_event=lambda _message: None)
+    deps = UiDeps(
+        settings=settings or UiSettings(),
+        region="CN",
+        node="pbx1",
+        queues=("support",),
+        bus=bus,
+        tracker=tracker,
+        links={"pbx1": ami},
+        db=db,
+    )
+    root = web.Application()
+    root.add_subapp("/ui", create_ui(deps))
+    return root, bus, tracker
+
+
+async def add_users(
+    db: async_sessionmaker[AsyncSession], *users: tuple[str, str, str | None]
+) -> dict[str, int]:
+    """(username, role, extension) each, all with :data:`PASSWORD`; their ids by name."""
+    ids = {}
+    async with db() as session, session.begin():
+        for username, role, extension in users:
+            user = await create_user(
+                session, username=username, password=PASSWORD, role=role, extension=extension
+            )
+            ids[username] = user.id
+    return ids
+
+
+def csrf_of(page: str) -> str:
+    match = _CSRF.search(page)
+    assert match is not None, "no CSRF field on the page"
+    return match.group(1)
+
+
+async def sign_in(
+    http: aiohttp.ClientSession, base: str, username: str, password: str = PASSWORD
+) -> tuple[int, Any]:
+    """Sign in as a browser does (form and its CSRF cookie); status and the session cookie."""
+    async with http.get(f"{base}/ui/login") as page:
+        token = csrf_of(await page.text())
+    async with http.post(
+        f"{base}/ui/login",
+        data={"username": username, "password": password, "csrf": token},
+        allow_redirects=False,
+    ) as response:
+        return response.status, response.cookies.get("cti_session")

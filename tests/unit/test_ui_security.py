@@ -1,0 +1,254 @@
+"""The agent UI's guards without a browser: sign-in, cookies, CSRF, roles, idle timeout, and
+who may open a websocket and send what on it."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from agent_ui.auth import STORE
+from agent_ui.sessions import SessionStore
+from crm_core.customers import create_customer
+from crm_core.database import make_engine
+from crm_core.schemas import CustomerIn
+from cti_server.bus import MemoryBus
+from tests.support.ui import PASSWORD, add_users, csrf_of, sign_in, ui_app
+
+XSS = '"><svg/onload=alert(1)>'
+
+
+@dataclass
+class Ui:
+    client: TestClient[Any, Any]
+    app: web.Application
+    bus: MemoryBus
+    db: async_sessionmaker[AsyncSession]
+    ids: dict[str, int]
+
+    @property
+    def base(self) -> str:
+        return str(self.client.make_url("")).rstrip("/")
+
+    @property
+    def store(self) -> SessionStore:
+        ui: web.Application = self.app._subapps[0]  # the mounted /ui
+        return ui[STORE]
+
+    async def session_for(self, username: str) -> aiohttp.ClientSession:
+        """A browser-like client of its own, signed in as ``username``."""
+        http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        status, _ = await sign_in(http, self.base, username)
+        assert status == 303
+        return http
+
+
+@pytest_asyncio.fixture
+async def ui(sqlite_crm_template: Path, tmp_path: Path) -> AsyncIterator[Ui]:
+    path = tmp_path / "crm.db"
+    shutil.copyfile(sqlite_crm_template, path)
+    engine = make_engine(f"sqlite+aiosqlite:///{path}")
+    db = async_sessionmaker(engine, expire_on_commit=False)
+    try:
+        ids = await add_users(
+            db, ("alice", "agent", "8101"), ("bob", "agent", "8102"), ("sam", "supervisor", "7001")
+        )
+        app, bus, _ = ui_app(db)
+        client: TestClient[Any, Any] = TestClient(TestServer(app))
+        await client.start_server()
+        try:
+            yield Ui(client, app, bus, db, ids)
+        finally:
+            await client.close()
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.asyncio
+async def test_sign_in_sets_an_httponly_samesite_cookie_and_wrong_passwords_are_refused(
+    ui: Ui,
+) -> None:
+    async with ui.client.get("/ui/login") as page:
+        token = csrf_of(await page.text())
+        assert "default-src 'self'" in page.headers["Content-Security-Policy"]
+    async with ui.client.post(
+        "/ui/login", data={"username": "alice", "password": "wrong", "csrf": token}
+    ) as refused:
+        assert refused.status == 401
+    async with ui.client.get("/ui/login") as page:
+        token = csrf_of(await page.text())
+    async with ui.client.post(
+        "/ui/login",
+        data={"username": "alice", "password": PASSWORD, "csrf": token},
+        allow_redirects=False,
+    ) as response:
+        assert response.status == 303
+        assert response.headers["Location"] == "/ui/desktop"
+        cookie = response.cookies["cti_session"]
+        assert cookie["httponly"]
+        assert cookie["samesite"] == "Strict"
+        assert cookie["path"] == "/ui"
+
+
+@pytest.mark.asyncio
+async def test_sign_in_without_the_form_token_is_refused(ui: Ui) -> None:
+    async with ui.client.post(
+        "/ui/login", data={"username": "alice", "password": PASSWORD}
+    ) as response:
+        assert response.status == 403
+    assert len(ui.store) == 0
+
+
+@pytest.mark.asyncio
+async def test_pages_need_a_session_and_the_role(ui: Ui) -> None:
+    async with ui.client.get("/ui/desktop", allow_redirects=False) as anonymous:
+        assert anonymous.status == 303
+        assert anonymous.headers["Location"] == "/ui/login"
+    agent = await ui.session_for("alice")
+    supervisor = await ui.session_for("sam")
+    try:
+        for path in ("/ui/wallboard", "/ui/wallboard/calls.svg", "/ui/wallboard/service-level.svg"):
+            async with agent.get(ui.base + path) as refused:
+                assert refused.status == 403, path
+            async with supervisor.get(ui.base + path) as allowed:
+                assert allowed.status == 200, path
+        async with agent.get(ui.base + "/ui/desktop") as desk:
+            assert desk.status == 200
+    finally:
+        await agent.close()
+        await supervisor.close()
+
+
+@pytest.mark.asyncio
+async def test_forms_without_the_session_csrf_token_are_refused(ui: Ui) -> None:
+    agent = await ui.session_for("alice")
+    try:
+        async with agent.post(
+            ui.base + "/ui/customers/new", data={"name": "Mallory"}, allow_redirects=False
+        ) as forged:
+            assert forged.status == 403
+        async with agent.get(ui.base + "/ui/desktop") as page:
+            token = csrf_of(await page.text())
+        async with agent.post(
+            ui.base + "/ui/customers/new",
+            data={"name": "Real Customer", "phone": "+8613800001111", "csrf": token},
+            allow_redirects=False,
+        ) as created:
+            assert created.status == 303
+            assert created.headers["Location"].startswith("/ui/customers/")
+    finally:
+        await agent.close()
+
+
+@pytest.mark.asyncio
+async def test_idle_and_signed_out_sessions_stop_working(ui: Ui) -> None:
+    agent = await ui.session_for("alice")
+    try:
+        (session,) = ui.store.of_user(ui.ids["alice"])
+        session.last_seen -= ui.store.idle_seconds + 1
+        async with agent.get(ui.base + "/ui/desktop", allow_redirects=False) as idle:
+            assert idle.status == 303
+        assert len(ui.store) == 0
+    finally:
+        await agent.close()
+    agent = await ui.session_for("alice")
+    try:
+        async with agent.get(ui.base + "/ui/desktop") as page:
+            token = csrf_of(await page.text())
+        async with agent.post(
+            ui.base + "/ui/logout", data={"csrf": token}, allow_redirects=False
+        ) as out:
+            assert out.status == 303
+        assert len(ui.store) == 0
+    finally:
+        await agent.close()
+
+
+@pytest.mark.asyncio
+async def test_a_hostile_customer_name_is_escaped_on_the_profile(ui: Ui) -> None:
+    async with ui.db() as session, session.begin():
+        customer = await create_customer(
+            session, CustomerIn(name=XSS, phones=[{"number": "+8613800002222"}]), "CN"
+        )
+    agent = await ui.session_for("alice")
+    try:
+        async with agent.get(f"{ui.base}/ui/customers/{customer.id}") as page:
+            html = await page.text()
+        async with agent.get(f"{ui.base}/ui/customers", params={"q": "svg"}) as search:
+            found = await search.text()
+    finally:
+        await agent.close()
+    assert "<svg/onload" not in html
+    assert "<svg/onload" not in found
+    assert "&#34;&gt;&lt;svg/onload=alert(1)&gt;" in html
+    assert "&#34;&gt;&lt;svg/onload=alert(1)&gt;" in found
+
+
+# -- the websocket ------------------------------------------------------------------------------
+
+
+async def _refused(http: aiohttp.ClientSession, url: str, **headers: str) -> int:
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await http.ws_connect(url, headers=headers)
+    return refused.value.status
+
+
+@pytest.mark.asyncio
+async def test_websocket_refuses_no_session_an_expired_one_and_a_foreign_origin(ui: Ui) -> None:
+    url = ui.base + "/ui/ws?view=desk"
+    anonymous = aiohttp.ClientSession()
+    agent = await ui.session_for("alice")
+    try:
+        assert await _refused(anonymous, url, Origin=ui.base) == 401
+        assert await _refused(agent, url, Origin="http://evil.example") == 403
+        assert await _refused(agent, url) == 403  # no Origin at all
+        assert await _refused(agent, ui.base + "/ui/ws?view=wallboard", Origin=ui.base) == 403
+        ws = await agent.ws_connect(url, headers={"Origin": ui.base})
+        hello = await ws.receive_json(timeout=5)
+        assert hello["type"] == "hello"
+        await ws.close()
+        (session,) = ui.store.of_user(ui.ids["alice"])
+        session.last_seen -= ui.store.idle_seconds + 1
+        assert await _refused(agent, url, Origin=ui.base) == 401
+    finally:
+        await anonymous.close()
+        await agent.close()
+
+
+@pytest.mark.asyncio
+async def test_websocket_closes_when_the_session_is_revoked(ui: Ui) -> None:
+    agent = await ui.session_for("alice")
+    try:
+        ws = await agent.ws_connect(ui.base + "/ui/ws?view=desk", headers={"Origin": ui.base})
+        assert (await ws.receive_json(timeout=5))["type"] == "hello"
+        assert ui.store.revoke_user(ui.ids["alice"]) == 1
+        while True:
+            message = await ws.receive(timeout=5)
+            if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+                break
+        assert ws.close_code == 4401
+    finally:
+        await agent.close()
+
+
+@pytest.mark.asyncio
+async def test_an_agent_cannot_send_supervisor_actions(ui: Ui) -> None:
+    agent = await ui.session_for("alice")
+    try:
+        ws = await agent.ws_connect(ui.base + "/ui/ws?view=desk", headers={"Origin": ui.base})
+        await ws.send_json({"type": "force_logout", "node": "pbx1", "interface": "PJSIP/8102"})
+        while (message := await ws.receive_json(timeout=5))["type"] != "error":
+            pass
+        assert message == {"type": "error", "message": "forbidden", "for": "force_logout"}
+        await ws.close()
+    finally:
+        await agent.close()
