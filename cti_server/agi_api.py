@@ -1,0 +1,222 @@
+"""The CTI server's side of ``cti-agi``: what a classic AGI process may ask and tell it.
+
+``cti-agi`` runs the same IVR as the FastAGI route, but in a process of its own per call, so the
+server-side services reach it over HTTP: customer lookup (caller ID, account number), the named
+self-service lookups, a queue's estimated wait, and the IVR's own domain events onto the bus.
+Every request carries the service token (``ivr.service_token``), compared in constant time. Only
+the four events an IVR produces are accepted, each checked field by field; anything else is
+refused with a 4xx that says why, so a wrong or hostile caller of this API cannot put arbitrary
+events (an agent's state, a call's end) on the bus.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable, Collection
+from datetime import UTC
+from typing import Any
+
+from aiohttp import web
+from pydantic import SecretStr, TypeAdapter, ValidationError
+
+from cti_server.agi_client import CUSTOMER, ESTIMATED_WAIT, EVENTS, LOOKUP, PREFIX
+from cti_server.events import (
+    CallArrived,
+    CallbackRequested,
+    DomainEvent,
+    IvrFinished,
+    SurveyAnswered,
+)
+from cti_server.ivr.engine import MAX_STEPS, Customer, Lookup, SelfService
+
+log = logging.getLogger(__name__)
+
+__all__ = ["PREFIX", "create_agi_api"]
+
+ACCEPTED: dict[str, type[DomainEvent]] = {
+    cls.__name__: cls for cls in (CallArrived, IvrFinished, CallbackRequested, SurveyAnswered)
+}
+MAX_BODY = 256 * 1024  # an IVR's path of MAX_STEPS steps is a few kB
+_OUTCOMES = {"transfer", "hangup", "caller_gone", "callback"}
+_CUSTOMER = TypeAdapter(Customer | None)
+
+
+class _Refused(Exception):
+    """A request this API will not serve: status and a message for the caller."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def create_agi_api(
+    *,
+    token: SecretStr | None,
+    by_caller_id: Lookup,
+    by_account: Lookup,
+    self_service: SelfService,
+    estimated_wait: Callable[[str, str], float],
+    publish: Callable[[DomainEvent], None],
+    nodes: Collection[str],
+) -> web.Application:
+    """The ``/agi`` sub-application; without a token configured it answers 503 to everything."""
+    api = AgiApi(token, self_service, estimated_wait, publish, set(nodes))
+    app = web.Application(middlewares=[api.guard])
+    app.router.add_get(CUSTOMER, api.customer_view(by_caller_id, by_account))
+    app.router.add_post(LOOKUP, api.lookup_view)
+    app.router.add_get(ESTIMATED_WAIT, api.estimated_wait_view)
+    app.router.add_post(EVENTS, api.events_view)
+    return app
+
+
+class AgiApi:
+    def __init__(
+        self,
+        token: SecretStr | None,
+        self_service: SelfService,
+        estimated_wait: Callable[[str, str], float],
+        publish: Callable[[DomainEvent], None],
+        nodes: set[str],
+    ) -> None:
+        self._token = token.get_secret_value().encode("utf-8") if token else None
+        self._self_service = self_service
+        self._estimated_wait = estimated_wait
+        self._publish = publish
+        self._nodes = nodes
+        self._adapters = {name: TypeAdapter(cls) for name, cls in ACCEPTED.items()}
+
+    @web.middleware
+    async def guard(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """The token first, then the handler; refusals become JSON with a message."""
+        try:
+            self._check_token(request)
+            return await handler(request)
+        except _Refused as refused:
+            headers = {"WWW-Authenticate": "Bearer"} if refused.status == 401 else None
+            return web.json_response(
+                {"error": str(refused)}, status=refused.status, headers=headers
+            )
+
+    def _check_token(self, request: web.Request) -> None:
+        if self._token is None:
+            raise _Refused(503, "the classic AGI API is off: no ivr.service_token configured")
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not given.strip():
+            raise _Refused(401, "a service token is needed (Authorization: Bearer ...)")
+        if not hmac.compare_digest(given.strip().encode("utf-8"), self._token):
+            raise _Refused(403, "wrong service token")
+
+    def customer_view(
+        self, by_caller_id: Lookup, by_account: Lookup
+    ) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def view(request: web.Request) -> web.Response:
+            """``?caller_id=`` or ``?account=``: the one customer found, or null."""
+            query = request.query
+            if "caller_id" in query and len(query["caller_id"]) <= 64:
+                found = await by_caller_id(query["caller_id"])
+            elif "account" in query and len(query["account"]) <= 64:
+                found = await by_account(query["account"])
+            else:
+                raise _Refused(400, "give caller_id or account (at most 64 characters)")
+            customer = dataclasses.asdict(found) if found else None
+            return web.json_response({"customer": customer})
+
+        return view
+
+    async def lookup_view(self, request: web.Request) -> web.Response:
+        """A self-service lookup named in a flow, for the customer the IVR identified."""
+        body = await _json_body(request)
+        try:
+            customer = _CUSTOMER.validate_python(body.get("customer"))
+        except ValidationError as exc:
+            raise _Refused(422, f"customer: {_errors(exc)}") from None
+        try:
+            answer = await self._self_service(request.match_info["name"], customer)
+        except KeyError as exc:
+            raise _Refused(404, str(exc.args[0]) if exc.args else "no such lookup") from None
+        return web.json_response({"answer": answer})
+
+    async def estimated_wait_view(self, request: web.Request) -> web.Response:
+        node = self._node(request.query.get("node", ""))
+        queue = request.query.get("queue", "")
+        if not queue or len(queue) > 40:
+            raise _Refused(400, "give the queue (at most 40 characters)")
+        return web.json_response({"queue": queue, "seconds": self._estimated_wait(node, queue)})
+
+    async def events_view(self, request: web.Request) -> web.Response:
+        """One IVR event (``DomainEvent.to_dict()``), checked, onto the bus."""
+        body = await _json_body(request)
+        kind = body.get("type")
+        cls = ACCEPTED.get(kind) if isinstance(kind, str) else None
+        if cls is None:
+            accepted = ", ".join(sorted(ACCEPTED))
+            raise _Refused(422, f"event type {kind!r} is not accepted here (only {accepted})")
+        if body.get("version") != cls.version:
+            raise _Refused(422, f"{kind} version {body.get('version')!r}: expected {cls.version}")
+        event = self._event(cls, body.get("data"))
+        self._publish(event)
+        return web.json_response({"accepted": kind}, status=202)
+
+    def _event(self, cls: type[DomainEvent], data: Any) -> DomainEvent:
+        if not isinstance(data, dict):
+            raise _Refused(422, "data must be an object")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise _Refused(422, f"{cls.__name__} has no field {', '.join(unknown)}")
+        try:
+            event: DomainEvent = self._adapters[cls.__name__].validate_python(data)
+        except ValidationError as exc:
+            raise _Refused(422, f"{cls.__name__}: {_errors(exc)}") from None
+        if event.at.tzinfo is None:
+            raise _Refused(422, f"{cls.__name__}: at needs a time zone")
+        self._node(getattr(event, "node", ""))
+        if not 0 < len(getattr(event, "linkedid", "")) <= 150:
+            raise _Refused(422, f"{cls.__name__}: linkedid must be 1-150 characters")
+        _check_domain(event)
+        return dataclasses.replace(event, at=event.at.astimezone(UTC))
+
+    def _node(self, node: str) -> str:
+        if node not in self._nodes:
+            raise _Refused(422, f"node {node!r} is not an Asterisk node of this server")
+        return node
+
+
+def _check_domain(event: DomainEvent) -> None:
+    """What the types alone do not say."""
+    if isinstance(event, SurveyAnswered) and not 1 <= event.score <= 5:
+        raise _Refused(422, "SurveyAnswered: score must be 1-5")
+    if isinstance(event, IvrFinished):
+        if event.outcome not in _OUTCOMES:
+            raise _Refused(422, f"IvrFinished: outcome must be one of {sorted(_OUTCOMES)}")
+        if len(event.path) > MAX_STEPS:
+            raise _Refused(422, f"IvrFinished: a path has at most {MAX_STEPS} steps")
+    if isinstance(event, CallbackRequested) and event.kind not in {"callback", "voicemail"}:
+        raise _Refused(422, "CallbackRequested: kind must be callback or voicemail")
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise _Refused(413, f"a request body is at most {MAX_BODY} bytes")
+    raw = await request.read()  # bounded by the application's client_max_size too
+    if len(raw) > MAX_BODY:
+        raise _Refused(413, f"a request body is at most {MAX_BODY} bytes")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _Refused(400, f"malformed JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise _Refused(400, "the body must be a JSON object")
+    return body
+
+
+def _errors(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}"
+        for e in exc.errors(include_url=False)[:5]
+    )

@@ -1,0 +1,111 @@
+"""What ``cti-agi`` asks of the running CTI server, over its HTTP port (see ``agi_api.py``).
+
+A classic AGI process lives for one call, so it holds no database, bus or tracker of its own:
+the customer lookups, the self-service answers, the estimated wait and the IVR's events all go
+through the server. The stdlib ``urllib`` keeps the process light (no event loop of its own for
+HTTP, no session to close); every request has a short deadline, and anything but a good answer
+raises :class:`ServerUnavailable`, which ends ``cti-agi`` so that the dialplan's fallback
+sends the call to the default queue.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import asdict
+from typing import Any
+
+from cti_server.events import DomainEvent
+from cti_server.ivr.engine import Customer
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/agi"
+CUSTOMER = "/customer"  # ?caller_id=... or ?account=...
+LOOKUP = "/lookups/{name}"
+ESTIMATED_WAIT = "/estimated-wait"  # ?node=...&queue=...
+EVENTS = "/events"
+
+
+class ServerUnavailable(RuntimeError):
+    """The CTI server could not be reached, refused the token, or answered nonsense."""
+
+
+class CtiServerClient:
+    """The CTI server's classic-AGI API, blocking, with a deadline on every request."""
+
+    def __init__(self, base_url: str, token: str, node: str, timeout: float = 3.0) -> None:
+        self._base = base_url.rstrip("/") + PREFIX
+        self._token = token
+        self._node = node
+        self._timeout = timeout
+        # no proxy from the environment may see the token or slow a call down
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def _request(self, path: str, body: Any = None, query: dict[str, str] | None = None) -> Any:
+        url = self._base + path + (f"?{urllib.parse.urlencode(query)}" if query else "")
+        data = None if body is None else json.dumps(body).encode("utf-8")
+        request = urllib.request.Request(  # noqa: S310 - an http(s) URL from the settings
+            url,
+            data=data,
+            method="GET" if data is None else "POST",
+            headers={
+                "Authorization": f"Bearer {self._token}",
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+            },
+        )
+        try:
+            with self._opener.open(request, timeout=self._timeout) as response:
+                return json.loads(response.read(1 << 20) or b"null")
+        except urllib.error.HTTPError as exc:
+            detail = exc.read(500).decode("utf-8", "replace")
+            raise ServerUnavailable(f"{path}: HTTP {exc.code} {detail}") from None
+        except (OSError, ValueError) as exc:  # URLError, timeouts, refused, bad JSON
+            raise ServerUnavailable(f"{path}: {exc}") from None
+
+    def _customer(self, query: dict[str, str]) -> Customer | None:
+        found = self._request(CUSTOMER, query=query)
+        data = found.get("customer") if isinstance(found, dict) else None
+        if data is None:
+            return None
+        try:
+            return Customer(
+                customer_id=int(data["customer_id"]),
+                name=str(data["name"]),
+                tier=str(data["tier"]),
+                language=None if data.get("language") is None else str(data["language"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ServerUnavailable(f"{CUSTOMER}: not a customer: {exc!r}") from None
+
+    async def by_caller_id(self, number: str) -> Customer | None:
+        return self._customer({"caller_id": number})
+
+    async def by_account(self, digits: str) -> Customer | None:
+        return self._customer({"account": digits})
+
+    async def self_service(self, name: str, customer: Customer | None) -> dict[str, str] | None:
+        """A failure raises: the engine logs it and takes the step's ``on_fail`` way."""
+        path = LOOKUP.format(name=urllib.parse.quote(name, safe=""))
+        answer = self._request(path, {"customer": asdict(customer) if customer else None})
+        found = answer.get("answer") if isinstance(answer, dict) else None
+        if found is None:
+            return None
+        if not isinstance(found, dict):
+            raise ServerUnavailable(f"{path}: not an answer")
+        return {str(k): str(v) for k, v in found.items()}
+
+    def estimated_wait(self, queue: str) -> float:
+        answer = self._request(ESTIMATED_WAIT, query={"node": self._node, "queue": queue})
+        try:
+            return float(answer["seconds"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ServerUnavailable(f"{ESTIMATED_WAIT}: {exc!r}") from None
+
+    def publish(self, event: DomainEvent) -> None:
+        """The IVR's events, on the server's bus; the server accepts only the IVR's own."""
+        self._request(EVENTS, event.to_dict())

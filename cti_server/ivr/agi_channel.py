@@ -1,0 +1,191 @@
+"""The IVR's ``Channel`` over classic AGI (pyst2): one process per call, on stdin/stdout.
+
+The same semantics as :mod:`cti_server.ivr.fastagi_channel`, command for command, so that the
+engine cannot tell the transports apart: a hang-up ends the walk (:class:`CallerGone`), any other
+failure is logged and the step goes on, and ``-1`` (which Asterisk answers both for "caller hung
+up" and for "could not play") is settled by asking ``CHANNEL STATUS``.
+
+pyst2 is blocking; that is fine here, where the process serves one call and nothing else. It does
+not strip line breaks from the values it sends (a caller's name or a CRM value could then add an
+AGI command of its own), so every word goes through :func:`clean` and pyst2's helpers that quote
+are not used: :meth:`AgiCall.command` sends exactly the words the FastAGI channel sends.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from asterisk.agi import AGI, AGIError, AGIHangup, AGIResultHangup
+
+from cti_server.ivr.engine import CallerGone, Heard, Recording
+from cti_server.ivr.fastagi_channel import sound
+
+log = logging.getLogger(__name__)
+
+# A broken link (EOF, a closed pipe) or an answer that is not AGI: pyst2 raises these, not its own
+# errors (on EOF it fails parsing the empty line with ValueError).
+_LINK_BROKEN = (OSError, ValueError, EOFError, UnicodeError)
+
+
+Answer = dict[str, tuple[str, str]]
+"""pyst2's parsed answer: ``{"result": (value, data), "endpos": (value, ""), ...}``."""
+
+
+class AgiCommandFailed(Exception):
+    """Asterisk refused or failed a command; the channel may still be up."""
+
+
+def clean(word: str) -> str:
+    """No CR, LF or NUL may reach Asterisk inside a value: each would end the command line."""
+    return word.replace("\r", " ").replace("\n", " ").replace("\x00", "")
+
+
+def quote(value: str) -> str:
+    return '"' + clean(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _key(code: str) -> str:
+    """AGI answers a key as its character code: ``49`` is ``1``; ``0`` means none."""
+    try:
+        value = int(code)
+    except ValueError:
+        return ""
+    return chr(value) if 0 < value < 0x110000 else ""
+
+
+class AgiCall:
+    """The call as classic AGI shows it: its environment, its commands and channel variables.
+
+    Implements :class:`cti_server.inbound.CallSession` for ``cti-agi``.
+    """
+
+    def __init__(self, agi: AGI) -> None:
+        self._agi = agi
+
+    @property
+    def env(self) -> Mapping[str, str]:
+        env: dict[str, str] = self._agi.env
+        return env
+
+    def command(self, *words: str) -> Answer:
+        """Send one command; raise :class:`CallerGone` on a hang-up or a broken link and
+        :class:`AgiCommandFailed` on any other error answer."""
+        try:
+            return self._execute(words)
+        except AGIHangup as exc:  # a SIGHUP, a closed pipe, or "(hangup)" in the answer
+            raise CallerGone(f"{words[0]}: {exc}") from None
+        except AGIError as exc:  # -1, 510 invalid, 511 dead channel, 520 usage, unknown codes
+            raise AgiCommandFailed(f"{words[0]}: {exc}") from None
+
+    def _execute(self, words: tuple[str, ...]) -> Answer:
+        try:
+            result: Answer = self._agi.execute(*(clean(w) for w in words))
+        except _LINK_BROKEN as exc:
+            raise CallerGone(f"AGI link broken during {words[0]}: {exc!r}") from None
+        return result
+
+    def ensure_up(self) -> None:
+        """:class:`CallerGone` if Asterisk signalled a hang-up (SIGHUP) since the last command."""
+        try:
+            self._agi.test_hangup()
+        except AGIHangup as exc:
+            raise CallerGone(str(exc)) from None
+
+    async def get_variable(self, expression: str) -> str:
+        """Evaluate ``${...}`` on the channel, e.g. ``${CHANNEL(linkedid)}``."""
+        try:
+            result = self._execute(("GET FULL VARIABLE", quote(expression)))
+        except AGIResultHangup:
+            # pyst2 reads any answer whose data is "hangup" as a hang-up; Asterisk evaluates
+            # variables on dead channels too, so here it is the value (as pyst2's own getter says)
+            return "hangup"
+        except AGIHangup as exc:
+            raise CallerGone(f"GET FULL VARIABLE: {exc}") from None
+        except AGIError as exc:
+            raise AgiCommandFailed(f"GET FULL VARIABLE: {exc}") from None
+        value, data = result.get("result", ("0", ""))
+        return data if value == "1" else ""
+
+    async def set_variable(self, name: str, value: str) -> None:
+        """A hang-up raises :class:`CallerGone`; other failures propagate, as over FastAGI."""
+        self.command("SET VARIABLE", name, quote(value))
+
+
+class AgiChannel:
+    """What the IVR engine drives, over one :class:`AgiCall`."""
+
+    def __init__(self, call: AgiCall) -> None:
+        self._call = call
+        self._language = ""
+
+    async def _speak(self, language: str) -> None:
+        """Prompts are chosen by the channel's language, as Asterisk does for its own."""
+        if language != self._language:
+            await self.set_variable("CHANNEL(language)", language)
+            self._language = language
+
+    def _command(self, *words: str) -> tuple[str, str]:
+        """Run a command; a hang-up ends the walk, any other failure is logged and skipped."""
+        try:
+            result = self._call.command(*words)
+        except AgiCommandFailed as exc:
+            # Asterisk answers -1 both for "caller hung up" and for "could not play": ask.
+            self._still_there()
+            log.warning("IVR command %s failed, going on: %s", words[0], exc)
+            return "", ""
+        value, data = result.get("result", ("", ""))
+        return str(value), str(data)
+
+    def _still_there(self) -> None:
+        try:
+            self._call.command("CHANNEL STATUS")
+        except AgiCommandFailed as exc:
+            raise CallerGone(str(exc)) from None
+
+    async def play(self, prompt: str, language: str, escape: str = "") -> str:
+        await self._speak(language)
+        value, _ = self._command("STREAM FILE", sound(prompt), f'"{escape}"')
+        return _key(value)
+
+    async def read_key(self, timeout: float) -> str:
+        value, _ = self._command("WAIT FOR DIGIT", str(int(timeout * 1000)))
+        return _key(value)
+
+    async def read_digits(self, prompt: str, language: str, max_digits: int, timeout: float) -> str:
+        await self._speak(language)
+        value, _ = self._command(
+            "GET DATA", sound(prompt), str(int(timeout * 1000)), str(max_digits)
+        )
+        return value if value.isdigit() else ""
+
+    async def record(self, name: str, max_seconds: float, silence_seconds: float) -> Recording:
+        self._call.ensure_up()  # a recording that never started is no message
+        spool = await self._call.get_variable("${ASTSPOOLDIR}")
+        path = f"{spool}/recordings/{name}"
+        words = ("RECORD FILE", path, "wav", '"#"', str(int(max_seconds * 1000)), "BEEP")
+        silence = f"s={max(1, int(silence_seconds))}"
+        try:
+            result = self._call.command(*words, silence)
+        except CallerGone as gone:
+            # the message is kept: Asterisk closes the file when the caller hangs up
+            raise CallerGone(str(gone), Recording(f"{path}.wav", -1.0)) from None
+        except AgiCommandFailed as exc:
+            self._still_there()
+            log.warning("IVR recording failed, going on: %s", exc)
+            return Recording("", 0.0)
+        samples, _ = result.get("endpos", ("0", ""))
+        seconds = int(samples) / 8000 if str(samples).isdigit() else -1.0
+        return Recording(f"{path}.wav", round(seconds, 2))
+
+    async def say(self, kind: str, value: str, language: str) -> None:
+        await self._speak(language)
+        command = "SAY NUMBER" if kind == "number" else "SAY DIGITS"
+        self._command(command, value, '""')
+
+    async def listen(self, words: Mapping[str, str], language: str, timeout: float) -> Heard:
+        """No speech over classic AGI yet (EAGI could bring it): a key, as a menu takes it."""
+        return Heard(await self.read_key(timeout))
+
+    async def set_variable(self, name: str, value: str) -> None:
+        await self._call.set_variable(name, value)
