@@ -88,6 +88,7 @@ def bars(series: DaySeries, width: int = 640, height: int = 160) -> dict[str, ob
             if n
         ],
         "points": "",
+        "dots": [],
         "ticks": _ticks(width),
         "top_label": f"{top}",
     }
@@ -97,17 +98,23 @@ def line(series: DaySeries, width: int = 640, height: int = 160) -> dict[str, ob
     """Geometry of the service-level line, for ``chart.svg``."""
     step = width / SLOTS
     plot = height - 20
-    points = " ".join(
-        f"{round(i * step + step / 2, 1)},{round(plot - value * plot, 1)}"
+    dots = [
+        {
+            "x": round(i * step + step / 2, 1),
+            "y": round(plot - value * plot, 1),
+            "label": f"{(series.start + (i + 1) * SLOT):%H:%M}: {value:.0%}",
+        }
         for i, value in enumerate(series.service_level)
         if value is not None
-    )
+    ]
+    points = " ".join(f"{dot['x']},{dot['y']}" for dot in dots)
     return {
         "width": width,
         "height": height,
         "title": "Service level so far today (UTC)",
         "bars": [],
         "points": points,
+        "dots": dots,
         "ticks": _ticks(width),
         "top_label": "100 %",
     }

@@ -65,7 +65,8 @@ class Desk:
 
     extension: str
     pop: Record | None = None
-    call: tuple[str, str] | None = None  # (node, linkedid) of the answered call
+    offered: tuple[str, str] | None = None  # (node, linkedid) of the call that rang here last
+    call: tuple[str, str] | None = None  # ... once answered here
     wrapup: Record | None = None
 
 
@@ -122,6 +123,7 @@ class Desks:
         elif isinstance(event, AgentRinging):
             extension = extension_of(event.agent)
             if extension and self.hub.desks_signed_in(extension):
+                self.desk(extension).offered = (event.node, event.linkedid)
                 self._spawn(self._deliver_pop(extension, event))
         elif isinstance(event, CallAnswered):
             self._answered(event)
@@ -143,8 +145,11 @@ class Desks:
     async def _deliver_pop(self, extension: str, event: AgentRinging) -> None:
         pop = await self.pops.pop_for(event)
         desk = self.desk(extension)
-        if desk.wrapup is None or desk.wrapup["linkedid"] != event.linkedid:
-            desk.pop = pop
+        key = (event.node, event.linkedid)
+        if desk.offered != key:
+            return  # answered elsewhere or over while the record was read
+        pop["call"]["state"] = "connected" if desk.call == key else "ringing"
+        desk.pop = pop
         if not await self.hub.to_extension(extension, pop):
             return
         routing = await self.pops.routing_of(event.node, event.linkedid)
@@ -156,23 +161,27 @@ class Desks:
 
     def _answered(self, event: CallAnswered) -> None:
         answering = extension_of(event.agent)
+        key = (event.node, event.linkedid)
         for desk in self.desks.values():
-            if desk.pop is None or desk.pop["call"]["linkedid"] != event.linkedid:
+            if desk.offered != key:
                 continue
             if desk.extension == answering:
-                desk.call = (event.node, event.linkedid)
+                desk.call = key
+                if desk.pop is not None:
+                    desk.pop["call"]["state"] = "connected"
                 self._spawn(self._send(desk.extension, {"type": "answered", **_ids(event)}))
             else:  # rang here too, answered elsewhere
-                desk.pop = None
+                desk.pop = desk.offered = None
                 self._spawn(self._send(desk.extension, {"type": "pop_cleared", **_ids(event)}))
 
     def _ended(self, event: CallEnded) -> None:
         self.pops.ended(event.node, event.linkedid)
         extension = extension_of(event.agent)
+        key = (event.node, event.linkedid)
         for desk in self.desks.values():
-            mine = desk.pop is not None and desk.pop["call"]["linkedid"] == event.linkedid
+            mine = desk.offered == key
             if desk.extension == extension and event.outcome == "answered" and mine:
-                desk.call = None
+                desk.call = desk.offered = None
                 customer = (desk.pop or {}).get("customer")
                 desk.wrapup = {
                     "type": "wrapup",
@@ -183,7 +192,7 @@ class Desks:
                 }
                 self._spawn(self._start_wrapup(desk))
             elif mine and desk.wrapup is None:
-                desk.pop = None
+                desk.pop = desk.offered = None
                 self._spawn(self._send(desk.extension, {"type": "pop_cleared", **_ids(event)}))
 
     async def _start_wrapup(self, desk: Desk) -> None:

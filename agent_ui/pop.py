@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 READY_DEADLINE = 3.0  # a look-up still running at ring time gets this long
 LAST_INTERACTIONS = 5
 MAX_CALLS = 20000
+# what the IVR learned that routing goes by; the calendar's attributes stay in the IVR panel
+ROUTING_KEYS = ("intent", "skill", "language", "tier", "priority", "queue")
 
 Record = dict[str, Any]
 
@@ -61,6 +63,14 @@ class _Call:
     lookup: asyncio.Task[Record] | None = None
     ivr: Record | None = None
     tier: str = ""
+
+
+_IVR_ROUTING = ("ivr_flow", "ivr_outcome", "attributes")  # the recorder's copy of IvrFinished
+
+
+def routing_reason(attributes: dict[str, str], written: Record) -> Record:
+    """Why this call came to this agent: the IVR's routing attributes, then the router's word."""
+    return {**{k: attributes[k] for k in ROUTING_KEYS if attributes.get(k)}, **written}
 
 
 class PopService:
@@ -137,14 +147,16 @@ class PopService:
             },
             **record,
             "ivr": call.ivr,
-            "routing": dict(call.ivr["attributes"]) if call.ivr else {},
+            "routing": routing_reason(call.ivr["attributes"] if call.ivr else {}, {}),
         }
 
     async def routing_of(self, node: str, linkedid: str) -> Record:
-        """The interaction's ``routing`` JSON (the router's ``decision``, if it wrote one)."""
+        """What the interaction's ``routing`` JSON adds to the IVR's attributes: the router's
+        ``decision`` (and any other reason it wrote), once the router writes one."""
         async with self._db() as db:
             row = await find_interaction(db, node, linkedid)
-        return dict(row.routing) if row is not None and row.routing else {}
+        routing = dict(row.routing) if row is not None and row.routing else {}
+        return {k: v for k, v in routing.items() if k not in _IVR_ROUTING}
 
     async def record_of(self, customer_id: int) -> Record:
         """A customer chosen or created by the agent, as the pop shows it."""

@@ -52,7 +52,7 @@
     setText("pop-name", c ? c.name : (call.caller_name || "Unknown caller"));
     setText("pop-tier", c ? c.tier : "unknown");
     byId("pop-tier").dataset.tier = c ? c.tier : "";
-    setText("pop-call-state", "ringing");
+    setText("pop-call-state", call.state || "ringing");
     setText("pop-phone", c ? c.phones.join(", ") : (m.number || call.caller_number));
     setText("pop-caller", [call.caller_name, call.caller_number].filter(Boolean).join(" · "));
     setText("pop-account", c ? c.account_number : "");

@@ -1,0 +1,206 @@
+"""In real Chromium: an agent takes a real call through Asterisk with its screen pop and wraps it
+up while the supervisor watches; hostile caller names stay text; agents stay in their lane."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from playwright.async_api import expect
+from sqlalchemy import select
+
+from crm_core.cases import CaseSla, open_case
+from crm_core.interactions import record_interaction
+from crm_core.models import FollowUp, Interaction
+from crm_core.schemas import InteractionIn
+from crm_core.valuation import recompute_value
+from crm_core.value import ValuePolicy
+from cti_server.app import AMI
+from cti_server.simulation import SimulatedCall, place_customer_call
+from tests.browser.conftest import UiServer, add_customer
+from tests.support.waiting import poll_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.asterisk, pytest.mark.slow]
+
+VIP = ("王总", "+8613911112222")
+XSS = '"><svg/onload=alert(1)>'
+SCREENSHOTS = os.environ.get("UI_SCREENSHOTS_DIR", "")  # docs/ when scripts/screenshots runs
+
+
+async def _call(server: UiServer, number: str, name: str, dtmf: str) -> SimulatedCall:
+    return await place_customer_call(
+        server.app[AMI],
+        context=server.node.settings.dialplan.inbound_context,
+        number=number,
+        name=name,
+        dtmf=dtmf,
+        pre_wait=3,
+        patience=60,
+    )
+
+
+async def _interaction(server: UiServer, call: SimulatedCall) -> Interaction:
+    async def _wrapped() -> Interaction | None:
+        async with server.db() as session:
+            row = await session.scalar(
+                select(Interaction).where(Interaction.external_key.endswith(call.uniqueid))
+            )
+        return row if row is not None and row.disposition else None
+
+    return await poll_until(_wrapped, 15, what="the wrap-up in the CRM")
+
+
+@pytest.mark.asyncio
+async def test_agent_takes_a_real_call_with_its_pop_and_wraps_up_while_the_supervisor_watches(
+    ui_server: UiServer,
+) -> None:
+    server = ui_server
+    vip = await add_customer(
+        server.db,
+        VIP[0],
+        VIP[1],
+        tier_override="platinum",
+        language="zh",
+        account_number="A12345678",
+    )
+    async with server.db() as session, session.begin():
+        await recompute_value(session, vip, ValuePolicy())
+        earlier = await record_interaction(
+            session,
+            InteractionIn(
+                node="pbx1",
+                linkedid="earlier-call-1",
+                customer_id=vip,
+                arrived_at=datetime.now(UTC) - timedelta(days=3),
+                queue="support",
+                agent_name="agent-8102",
+                disposition="resolved",
+                notes="Explained the March invoice",
+            ),
+        )
+        await open_case(
+            session,
+            customer_id=vip,
+            category="billing",
+            severity="high",
+            summary="Charged twice in March",
+            interaction_ids=[earlier.id],
+            sla=CaseSla(),
+        )
+    sam = await server.signed_in("sam")
+    await expect(sam.page.locator("#board-status")).to_have_text("live")
+    alice = await server.signed_in("alice")
+    bob = await server.signed_in("bob")
+    await expect(alice.page.locator("#state")).to_have_text("logged out")
+    await expect(bob.page.locator("#state")).to_have_text("logged out")
+
+    call = await _call(server, VIP[1], VIP[0], dtmf="1")
+    waiting = sam.page.locator(f'#calls tr[data-linkedid="{call.uniqueid}"]')
+    await expect(waiting).to_have_attribute("data-state", "queued", timeout=30_000)
+    await expect(sam.page.locator('#queues tr[data-queue="support"] td').nth(1)).to_have_text("1")
+
+    await alice.page.click("#go-available")
+    await expect(alice.page.locator("#pop")).to_be_visible(timeout=15_000)
+    await expect(alice.page.locator("#pop-name")).to_have_text(VIP[0])
+    await expect(alice.page.locator("#pop-tier")).to_have_text("platinum")
+    await expect(alice.page.locator("#pop-account")).to_have_text("A12345678")
+    await expect(alice.page.locator("#pop-language")).to_have_text("zh")
+    await expect(alice.page.locator("#pop-ivr-path")).to_contain_text("menu → 1")
+    await expect(alice.page.locator("#pop-routing")).to_contain_text("billing")
+    await expect(alice.page.locator("#pop-history")).to_contain_text("resolved")
+    await expect(alice.page.locator("#pop-cases")).to_contain_text("Charged twice in March")
+    await expect(alice.page.locator("#pop-call-state")).to_have_text("connected")
+    await expect(waiting).to_have_attribute("data-state", "answered")
+    await expect(sam.page.locator('#agents tr[data-agent="agent-8101"]')).to_have_attribute(
+        "data-state", "on_call"
+    )
+    await expect(sam.page.locator('#agents tr[data-agent="agent-8101"]')).to_contain_text(
+        "platinum"
+    )
+    await sam.page.reload()  # the socket comes back, and the charts show this call
+    await expect(sam.page.locator('#agents tr[data-agent="agent-8101"]')).to_have_attribute(
+        "data-state", "on_call"
+    )
+    if SCREENSHOTS:
+        await alice.page.screenshot(path=str(Path(SCREENSHOTS) / "agent-desktop.png"))
+        await sam.page.screenshot(path=str(Path(SCREENSHOTS) / "wallboard.png"))
+
+    await alice.page.click("#hangup")
+    await expect(alice.page.locator("#wrapup")).to_be_visible(timeout=15_000)
+    await expect(alice.page.locator("#state")).to_have_text("wrap up")
+    await alice.page.select_option("#disposition", "follow_up")
+    await alice.page.fill("#notes", "Asked about the March invoice; sending a copy.")
+    due = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    await alice.page.fill("#follow-up-at", due)
+    await alice.page.fill("#follow-up-note", "Check the copy arrived")
+    await alice.page.click("#wrapup-done")
+    await expect(alice.page.locator("#message")).to_have_text("Wrap-up saved.")
+    await expect(alice.page.locator("#state")).to_have_text("available")
+
+    row = await _interaction(server, call)
+    assert row.disposition == "follow_up"
+    assert row.notes == "Asked about the March invoice; sending a copy."
+    assert row.customer_id == vip
+    assert row.agent_id == server.ids["alice"]
+    async with server.db() as session:
+        task = await session.scalar(select(FollowUp).where(FollowUp.interaction_id == row.id))
+    assert task is not None
+    assert task.owner_id == server.ids["alice"]
+    assert task.note == "Check the copy arrived"
+
+    await expect(bob.page.locator("#pop")).to_be_hidden()  # the call never rang bob
+    for tab in (alice, bob, sam):
+        assert tab.dialogs == []
+        assert tab.errors == []
+
+
+@pytest.mark.asyncio
+async def test_a_hostile_caller_name_renders_as_text_and_no_script_runs(
+    ui_server: UiServer,
+) -> None:
+    server = ui_server
+    await add_customer(server.db, XSS, "+8613700009999")
+    sam = await server.signed_in("sam")
+    alice = await server.signed_in("alice")
+    await expect(alice.page.locator("#state")).to_have_text("logged out")
+    await alice.page.click("#go-available")
+    await expect(alice.page.locator("#state")).to_have_text("available")
+
+    call = await _call(server, "+8613700009999", XSS, dtmf="1")
+    await expect(alice.page.locator("#pop-name")).to_have_text(XSS, timeout=30_000)
+    await expect(alice.page.locator("#pop-caller")).to_contain_text(XSS)
+    row = sam.page.locator(f'#calls tr[data-linkedid="{call.uniqueid}"]')
+    await expect(row).to_contain_text(XSS)
+    await expect(sam.page.locator('#agents tr[data-agent="agent-8101"]')).to_contain_text(XSS)
+    assert await alice.page.locator("#pop svg").count() == 0
+    assert await sam.page.locator("#calls svg").count() == 0
+
+    await alice.page.goto(f"{server.base}/ui/customers?q=%2B8613700009999")
+    await expect(alice.page.locator("#results")).to_contain_text(XSS)
+    for tab in (alice, sam):
+        assert tab.dialogs == []
+        assert tab.errors == []
+
+
+@pytest.mark.asyncio
+async def test_an_agent_cannot_open_supervisor_pages_or_their_socket(ui_server: UiServer) -> None:
+    server = ui_server
+    alice = await server.signed_in("alice")
+    response = await alice.page.goto(f"{server.base}/ui/wallboard")
+    assert response is not None
+    assert response.status == 403
+    await expect(alice.page.locator("#forbidden")).to_be_visible()
+    response = await alice.page.goto(f"{server.base}/ui/wallboard/calls.svg")
+    assert response is not None
+    assert response.status == 403
+    await alice.page.goto(f"{server.base}/ui/desktop")
+    code = await alice.page.evaluate(
+        """() => new Promise((resolve) => {
+            const ws = new WebSocket("ws://" + location.host + "/ui/ws?view=wallboard");
+            ws.onopen = () => resolve("open");
+            ws.onclose = (event) => resolve("closed " + event.code);
+        })"""
+    )
+    assert code == "closed 1006"  # refused before the upgrade (403)
