@@ -22,6 +22,7 @@ from crm_core.customers import create_customer
 from crm_core.database import make_engine
 from crm_core.schemas import CustomerIn
 from cti_server.bus import MemoryBus
+from cti_server.events import AgentRinging, CallArrived, IvrFinished
 from tests.support.ui import PASSWORD, add_users, csrf_of, sign_in, ui_app
 
 XSS = '"><svg/onload=alert(1)>'
@@ -252,3 +253,79 @@ async def test_an_agent_cannot_send_supervisor_actions(ui: Ui) -> None:
         await ws.close()
     finally:
         await agent.close()
+
+
+# -- pops ---------------------------------------------------------------------------------------
+
+
+async def _next(ws: aiohttp.ClientWebSocketResponse, kind: str) -> dict[str, Any]:
+    """The next message of type ``kind``, skipping the greeting and state updates."""
+    while True:
+        message: dict[str, Any] = await ws.receive_json(timeout=5)
+        if message["type"] == kind:
+            return message
+        assert message["type"] in ("hello", "state"), message
+
+
+@pytest.mark.asyncio
+async def test_a_pop_goes_to_the_ringing_agent_only_with_ivr_secrets_masked(ui: Ui) -> None:
+    async with ui.db() as session, session.begin():
+        await create_customer(
+            session,
+            CustomerIn(name=XSS, phones=[{"number": "+8613911112222"}], tier_override="gold"),
+            "CN",
+        )
+    alice = await ui.session_for("alice")
+    bob = await ui.session_for("bob")
+    try:
+        alice_ws = await alice.ws_connect(ui.base + "/ui/ws?view=desk", headers={"Origin": ui.base})
+        bob_ws = await bob.ws_connect(ui.base + "/ui/ws?view=desk", headers={"Origin": ui.base})
+        await _next(alice_ws, "state")
+        await _next(bob_ws, "state")
+        node, linkedid = "pbx1", "1700000000.42"
+        ui.bus.publish(
+            CallArrived(
+                node=node,
+                linkedid=linkedid,
+                uniqueid="1700000000.42",
+                channel="PJSIP/trunk-0001",
+                caller_number="13911112222",
+                caller_name=XSS,
+                dialed="100",
+            )
+        )
+        ui.bus.publish(
+            IvrFinished(
+                node=node,
+                linkedid=linkedid,
+                flow="main",
+                outcome="transfer",
+                queue="support",
+                attributes={"intent": "billing", "tier": "gold", "weekday": "mon"},
+                path=[{"step": "menu", "type": "menu", "input": "1"}],
+                inputs={"account": "12345678", "card_pin": "4321"},
+                customer_id=None,
+            )
+        )
+        ui.bus.publish(
+            AgentRinging(
+                node=node,
+                linkedid=linkedid,
+                queue="support",
+                agent="agent-8101",
+                caller_number="13911112222",
+                caller_name=XSS,
+            )
+        )
+        pop = await _next(alice_ws, "pop")
+        assert pop["customer"]["name"] == XSS
+        assert pop["customer"]["tier"] == "gold"
+        assert pop["ivr"]["inputs"] == {"account": "12345678", "card_pin": "***"}
+        assert pop["routing"] == {"intent": "billing", "tier": "gold"}
+        await bob_ws.send_json({"type": "no-such-message"})
+        assert (await bob_ws.receive_json(timeout=5))["type"] == "error"  # and no pop before it
+        await alice_ws.close()
+        await bob_ws.close()
+    finally:
+        await alice.close()
+        await bob.close()
