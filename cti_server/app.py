@@ -41,6 +41,11 @@ from cti_server.metrics import CtiCollector, make_registry
 from cti_server.recorder.recorder import Recorder
 from cti_server.recorder.spool import Spool
 from cti_server.resources import data_dir
+from cti_server.routing.directory import Directory
+from cti_server.routing.http import routing_routes
+from cti_server.routing.policy import builtin_policy_path
+from cti_server.routing.reloader import PolicyReloader
+from cti_server.routing.router import Router
 from cti_server.speech.audiosocket import AudioSocketServer
 from cti_server.speech.models import SpeechModels
 from cti_server.telephony.ami_client import AmiClient, AmiError
@@ -66,6 +71,7 @@ WATCHDOG = web.AppKey("watchdog", LoopWatchdog)
 RESYNCS = web.AppKey("resyncs", set[asyncio.Task[None]])
 LINKS = web.AppKey("links", list[AmiClient])
 RECORDER = web.AppKey("recorder", Recorder)
+ROUTER = web.AppKey("router", Router)
 
 
 def build_app(settings: Settings) -> web.Application:
@@ -127,6 +133,10 @@ def build_app(settings: Settings) -> web.Application:
         schema_ready=app[SCHEMA_READY],
     )
     app.cleanup_ctx.extend([_database, _bus, _recorder, _ami_link, _watchdog, _speech, _fastagi])
+    if settings.routing.enabled:
+        app[ROUTER] = _router(settings, tracker, links, sessions, bus)
+        app.router.add_routes(routing_routes(app[ROUTER], authorize))
+    app.cleanup_ctx.append(_routing)  # last in, first out: it releases calls to the fallback
     app.router.add_get("/status", status_view)
     app.router.add_get("/live", live_view)
     app.router.add_get("/metrics", metrics_view)
@@ -168,6 +178,33 @@ def _ui_deps(
         db=sessions,
         service_level=settings.dialplan.queues[0].service_level,
     )
+
+
+def _router(
+    settings: Settings,
+    tracker: Tracker,
+    links: list[AmiClient],
+    sessions: async_sessionmaker[AsyncSession],
+    bus: MemoryBus,
+) -> Router:
+    """Routing by value, skill and relationship; its policy is re-read when its file changes."""
+    routing = settings.routing
+    router = Router(
+        tracker=tracker,
+        links=links,
+        policies=PolicyReloader(routing.policy_path or builtin_policy_path()),
+        directory=Directory(
+            sessions,
+            region=settings.crm.default_region,
+            cache_seconds=routing.skills_cache_seconds,
+            preferred_days=routing.preferred_days,
+        ),
+        publish=bus.publish,
+        settings=routing,
+        waiting_queues=[q.name for q in settings.dialplan.queues],
+    )
+    router.subscribe(bus)
+    return router
 
 
 def _link(settings: AmiSettings, tracker: Tracker, bus: MemoryBus) -> AmiClient:
@@ -260,6 +297,18 @@ async def _watchdog(app: web.Application) -> AsyncIterator[None]:
             await owned
 
 
+async def _routing(app: web.Application) -> AsyncIterator[None]:
+    router = app.get(ROUTER)
+    if router is None:
+        yield
+        return
+    task = asyncio.create_task(router.run(), name="router")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def _fastagi(app: web.Application) -> AsyncIterator[None]:
     await app[AGI].start()
     yield
@@ -299,6 +348,9 @@ async def status_view(request: web.Request) -> web.Response:
         "agi": {**app[AGI].status(), "ok": app[AGI].status()["listening"]},
         "recorder": app[RECORDER].status(),
     }
+    router = app.get(ROUTER)
+    if router is not None:
+        body["routing"] = {"ok": not router.last_error, "cycles": router.cycles}
     body["ok"] = all(part["ok"] for part in body.values())
     return web.json_response(body, status=200 if body["ok"] else 503)
 
@@ -309,8 +361,8 @@ async def metrics_view(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-async def live_view(request: web.Request) -> web.Response:
-    """The live model (calls, agents, queues) for supervisors: what the wallboard shows."""
+async def authorize(request: web.Request, role: str) -> web.Response | None:
+    """None when the bearer token belongs to ``role`` or above, else the 401 or 403 to send."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     user = None
     if scheme.lower() == "bearer" and 0 < len(token) < 200:
@@ -318,8 +370,16 @@ async def live_view(request: web.Request) -> web.Response:
             user = await user_for_token(session, token.strip())
     if user is None:
         return web.json_response({"error": "unauthorized"}, status=401)
-    if role_rank(user.role) < role_rank("supervisor"):
+    if role_rank(user.role) < role_rank(role):
         return web.json_response({"error": "forbidden"}, status=403)
+    return None
+
+
+async def live_view(request: web.Request) -> web.Response:
+    """The live model (calls, agents, queues) for supervisors: what the wallboard shows."""
+    refused = await authorize(request, "supervisor")
+    if refused is not None:
+        return refused
     return web.json_response(request.app[TRACKER].snapshot())
 
 

@@ -219,6 +219,38 @@ class SpeechSettings(_Section):
         return value
 
 
+class RoutingSettings(_Section):
+    """Routing by value, skill and relationship (``cti_server/routing/``).
+
+    Off: plain app_queue, as before. On: every configured queue is a waiting queue without
+    members, each agent of ``dialplan.agents`` has a personal queue ``agent-<extension>``, and
+    the router rings the agent it chooses; ``fallback_queue`` (agents are ordinary members)
+    serves callers whenever the router's heartbeat lapses.
+    """
+
+    enabled: bool = False
+    policy_path: Path | None = Field(
+        None, description="the routing policy (YAML); default: the packaged default policy"
+    )
+    fallback_queue: str = Field("fallback", pattern=_NAME.pattern)
+    lease_seconds: int = Field(
+        15, ge=2, le=600, description="a heartbeat of the router counts this long in Asterisk"
+    )
+    check_seconds: int = Field(
+        20, ge=1, le=600, description="how often a waiting caller checks that the router lives"
+    )
+    tick_seconds: float = Field(
+        1.0, gt=0, le=60, description="decide at least this often (waits age, rules relax)"
+    )
+    skills_cache_seconds: float = Field(
+        5.0, ge=0, le=3600, description="agents' skills are re-read from the CRM this often"
+    )
+    preferred_days: int = Field(
+        90, ge=1, le=3650, description="the preferred agent served the customer this recently"
+    )
+    decisions_kept: int = Field(200, ge=1, le=10000, description="shown to supervisors")
+
+
 class RecorderSettings(_Section):
     """Where interaction writes wait while the database is unreachable."""
 
@@ -291,6 +323,7 @@ class Settings(BaseSettings):
     ivr: IvrSettings = IvrSettings()
     speech: SpeechSettings = SpeechSettings()
     ui: UiSettings = UiSettings()
+    routing: RoutingSettings = RoutingSettings()
     shutdown_timeout: float = Field(10.0, gt=0)
 
     @field_validator("extra_nodes")
@@ -304,6 +337,20 @@ class Settings(BaseSettings):
             names.append(primary.node)
         if len(set(names)) != len(names):
             raise ValueError("every Asterisk node needs its own node name")
+        return value
+
+    @field_validator("routing")
+    @classmethod
+    def _routing_queues_apart(cls, value: RoutingSettings, info: ValidationInfo) -> RoutingSettings:
+        # waiting, personal (agent-<ext>) and fallback queues must never be the same queue
+        dialplan = info.data.get("dialplan")
+        if value.enabled and dialplan is not None:
+            names = {q.name for q in dialplan.queues}
+            if value.fallback_queue in names:
+                raise ValueError(f"fallback_queue {value.fallback_queue!r} is a waiting queue")
+            personal = sorted(n for n in names if n.startswith("agent-"))
+            if personal:
+                raise ValueError(f"queue names agent-* are the agents' own: {personal}")
         return value
 
     @classmethod

@@ -159,6 +159,30 @@ class SurveyAnswered(DomainEvent):
     comment: str = ""  # the recording, where Asterisk wrote it
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallRouted(DomainEvent):
+    """The router gave a waiting call to an agent (``agent``: their extension); ``decision`` is
+    the explanation (candidates, scores, the rule that decided), stored on the interaction."""
+
+    node: str
+    linkedid: str
+    agent: str
+    rule: str
+    decision: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallRangOut(DomainEvent):
+    """A routed call rang out at ``agent``: the agent went not ready with ``reason`` and the call
+    waits again; ``no_answer`` lists every ring-out of this call so far."""
+
+    node: str
+    linkedid: str
+    agent: str
+    reason: str
+    no_answer: list[dict[str, Any]]
+
+
 EVENT_TYPES: dict[str, type[DomainEvent]] = {
     cls.__name__: cls
     for cls in (
@@ -173,6 +197,8 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         IvrFinished,
         SurveyAnswered,
         CallbackRequested,
+        CallRouted,
+        CallRangOut,
     )
 }
 

@@ -31,6 +31,8 @@ from cti_server.events import (
     CallbackRequested,
     CallEnded,
     CallQueued,
+    CallRangOut,
+    CallRouted,
     CallStarted,
     DomainEvent,
     IvrFinished,
@@ -86,6 +88,18 @@ def interaction_update(event: DomainEvent) -> dict[str, Any] | None:  # noqa: PL
     """The CRM fields one tracker event brings, as a spoolable dict (``lookup``: find caller)."""
     if isinstance(event, IvrFinished):
         return _ivr_update(event)
+    if isinstance(event, CallRouted):  # merged beside the IVR's keys (see Recorder._write)
+        return {
+            "node": event.node,
+            "linkedid": event.linkedid,
+            "routing": {"decision": event.decision},
+        }
+    if isinstance(event, CallRangOut):
+        return {
+            "node": event.node,
+            "linkedid": event.linkedid,
+            "routing": {"no_answer": event.no_answer},
+        }
     if isinstance(event, CallbackRequested):
         return {
             "node": event.node,
@@ -162,6 +176,8 @@ class Recorder:
         IvrFinished,
         SurveyAnswered,
         CallbackRequested,
+        CallRouted,
+        CallRangOut,
     )
 
     def __init__(
@@ -243,6 +259,8 @@ class Recorder:
                     found = await lookup_by_caller_id(session, update["lookup"], self._region)
                     if found.status == "found":
                         fields["customer_id"] = found.customers[0].id
+                if "routing" in fields:
+                    fields["routing"] = await self._merged_routing(session, update)
                 if update.get("agent"):
                     agent_id = await self._agent_id(session, update["agent"])
                     if agent_id is not None:
@@ -270,6 +288,17 @@ class Recorder:
             )
         )
         return customer_id is not None
+
+    @staticmethod
+    async def _merged_routing(session: AsyncSession, update: dict[str, Any]) -> dict[str, Any]:
+        """The IVR's keys and the router's sit side by side in ``routing``: a write replaces only
+        the keys it brings."""
+        stored = await session.scalar(
+            select(Interaction.routing).where(
+                Interaction.external_key == f"{update['node']}:{update['linkedid']}"
+            )
+        )
+        return {**(stored or {}), **update["routing"]}
 
     @staticmethod
     async def _agent_id(session: AsyncSession, agent: str) -> int | None:

@@ -207,3 +207,10 @@ def policy_from(spec: str) -> Policy:
     if not path.exists():
         raise PolicyError(f"{spec}: no such file, nor a built-in policy {list(BUILTIN_POLICIES)}")
     return load_policy(path)
+
+
+def builtin_policy_path(name: str = "default") -> Path:
+    """The packaged file of a built-in policy: what the live router watches by default."""
+    if name not in BUILTIN_POLICIES:
+        raise PolicyError(f"no built-in policy {name!r}: choose one of {list(BUILTIN_POLICIES)}")
+    return Path(str(resources.files("cti_server.routing").joinpath("policies", f"{name}.yaml")))

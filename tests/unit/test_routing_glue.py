@@ -1,0 +1,352 @@
+"""The glue between the live model and the decision core (issue 6), without Asterisk.
+
+AMI messages shaped as Asterisk 22 sends them for a routed call (seen on the real one: withdraw
+from the waiting queue, the agent's own queue, a ring-out and the return) go through the real
+translator and tracker; the router reads the tracker, decides and sends its AMI actions to a
+fake link that records them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from panoramisk.message import Message
+
+from crm_core.routing import AgentProfile, CustomerFacts
+from cti_server.config import RoutingSettings
+from cti_server.events import CallRangOut, CallRouted, DomainEvent, IvrFinished
+from cti_server.recorder.recorder import interaction_update
+from cti_server.routing import inputs
+from cti_server.routing.http import routing_routes
+from cti_server.routing.occupancy import Occupancy
+from cti_server.routing.policy import builtin_policy_path
+from cti_server.routing.reloader import PolicyReloader
+from cti_server.routing.router import Router
+from cti_server.telephony.ami_client import AmiClient, AmiStatus
+from cti_server.telephony.ami_events import translate
+from cti_server.tracker import model as live
+from cti_server.tracker.model import AgentState
+from cti_server.tracker.tracker import Tracker
+
+NODE = "pbx1"
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+CALLER = "Local/s@cti-sim-caller-00000001;1"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def timestamp(self) -> float:
+        return self.now.timestamp()
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class FakeLink:
+    """Records the actions the router sends; Asterisk says yes to all of them."""
+
+    def __init__(self) -> None:
+        self.status = AmiStatus(node=NODE)
+        self.connected = True
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+    async def send_action(
+        self, action: str, fields: Mapping[str, Any] | None = None, timeout: float = 10.0
+    ) -> Message:
+        self.sent.append((action, dict(fields or {})))
+        return Message({"Response": "Success", "Value": ""})
+
+    def actions(self, name: str) -> list[dict[str, Any]]:
+        return [fields for action, fields in self.sent if action == name]
+
+
+class FakeCrm:
+    def __init__(self, profiles: dict[str, AgentProfile], facts: CustomerFacts | None) -> None:
+        self.profiles = profiles
+        self.facts = facts
+
+    async def agents(self) -> Mapping[str, AgentProfile]:
+        return self.profiles
+
+    async def customer(self, customer_id: int | None, caller_number: str) -> CustomerFacts | None:
+        return self.facts if customer_id == (self.facts and self.facts.customer_id) else None
+
+
+class Centre:
+    """A tracker fed with AMI messages, a router reading it, what both published."""
+
+    def __init__(self, facts: CustomerFacts | None = None) -> None:
+        self.clock = Clock()
+        self.published: list[DomainEvent] = []
+        self.link = FakeLink()
+        self.tracker = Tracker(self._publish, clock=self.clock)
+        profiles = {
+            "3001": AgentProfile("3001", {"billing": 9}, frozenset({"en"})),
+            "3002": AgentProfile("3002", {"billing": 6}, frozenset({"en"})),
+        }
+        self.router = Router(
+            tracker=self.tracker,
+            links=[cast(AmiClient, self.link)],
+            policies=PolicyReloader(builtin_policy_path()),
+            directory=FakeCrm(profiles, facts),
+            publish=self._publish,
+            settings=RoutingSettings(enabled=True),
+            waiting_queues=["support"],
+            clock=self.clock.timestamp,
+        )
+
+    def _publish(self, event: DomainEvent) -> None:
+        self.published.append(event)
+        self.router.on_event(event)
+
+    def ami(self, event: str, **headers: str) -> None:
+        translated = translate({"Event": event, **headers}, NODE)
+        assert translated is not None, event
+        self.tracker.apply(translated)
+
+    def sign_in(self, extension: str) -> None:
+        for queue in (f"agent-{extension}", "fallback"):
+            self.ami(
+                "QueueMemberAdded",
+                Queue=queue,
+                Interface=f"Local/{extension}@cti-sim-agent/n",
+                MemberName=f"sim-{extension}",
+                Status="1",
+                Paused="0",
+            )
+
+    def caller_joins(self, queue: str) -> None:
+        self.ami("QueueCallerJoin", Queue=queue, Uniqueid="c1", Linkedid="c1", Channel=CALLER)
+
+    def caller_leaves(self, queue: str) -> None:
+        self.ami("QueueCallerAbandon", Queue=queue, Uniqueid="c1", Linkedid="c1")  # app_queue's
+        self.ami("QueueCallerLeave", Queue=queue, Uniqueid="c1", Linkedid="c1")
+
+    def of(self, kind: type[DomainEvent]) -> list[Any]:
+        return [e for e in self.published if isinstance(e, kind)]
+
+
+def _member(extension: str) -> dict[str, str]:
+    return {
+        "Queue": f"agent-{extension}",
+        "Interface": f"Local/{extension}@cti-sim-agent/n",
+        "MemberName": f"sim-{extension}",
+        "Uniqueid": "c1",
+        "Linkedid": "c1",
+    }
+
+
+@pytest.mark.asyncio
+async def test_a_call_rings_out_at_the_best_agent_who_is_paused_and_the_next_one_answers() -> None:
+    centre = Centre(CustomerFacts(7, "gold", 0.0, preferred_extension=None))
+    centre.sign_in("3001")
+    centre.clock.advance(5)
+    centre.sign_in("3002")  # 3001 has been idle longer
+    centre.ami("Newchannel", Uniqueid="c1", Linkedid="c1", Channel=CALLER, CallerIDNum="+861")
+    centre.router.on_event(
+        IvrFinished(
+            node=NODE,
+            linkedid="c1",
+            flow="main",
+            outcome="transfer",
+            queue="support",
+            attributes={"skill": "billing", "language": "en", "customer_id": "7"},
+            path=[],
+            inputs={},
+            customer_id=7,
+        )
+    )
+    centre.caller_joins("support")
+    joined = centre.clock.timestamp()
+
+    await centre.router.route_once()
+
+    [offer] = centre.link.actions("QueueWithdrawCaller")
+    assert offer == {"Queue": "support", "Caller": CALLER, "WithdrawInfo": "3001:15"}
+    [routed] = centre.of(CallRouted)
+    assert (routed.agent, routed.rule) == ("3001", "tie-break longest idle")
+    assert routed.decision["priority"]["tier"] == "gold"  # from the CRM, not the IVR
+    assert [c["agent"] for c in routed.decision["candidates"]] == ["3001", "3002"]
+
+    # Asterisk: the call leaves the waiting queue for 3001's own, rings 15 s, and comes back
+    centre.caller_leaves("support")
+    centre.caller_joins("agent-3001")
+    centre.ami("AgentCalled", **_member("3001"))
+    await centre.router.route_once()  # while it rings: no second offer, 3001 counts as busy
+    assert len(centre.link.actions("QueueWithdrawCaller")) == 1
+    centre.clock.advance(15)
+    centre.ami("AgentRingNoAnswer", **_member("3001"), RingTime="15000")
+    centre.caller_leaves("agent-3001")
+    centre.caller_joins("support")
+
+    [rang_out] = centre.of(CallRangOut)
+    assert (rang_out.agent, rang_out.reason) == ("3001", "ring-no-answer")
+    await centre.router.route_once()
+
+    [pause] = centre.link.actions("QueuePause")
+    assert pause == {
+        "Interface": "Local/3001@cti-sim-agent/n",
+        "Paused": "true",
+        "Reason": "ring-no-answer",
+    }
+    second = centre.link.actions("QueueWithdrawCaller")[1]
+    assert second["WithdrawInfo"] == "3002:15"
+    again = centre.of(CallRouted)[1].decision
+    assert again["priority"]["waited_s"] == centre.clock.timestamp() - joined  # the first join
+    assert [n["agent"] for n in again["no_answer"]] == ["3001"]
+    assert centre.router.snapshot()["decisions"][0]["agent"] == "3002"
+
+    centre.caller_leaves("support")
+    centre.caller_joins("agent-3002")
+    centre.ami("AgentConnect", **_member("3002"), HoldTime="16")
+    await centre.router.route_once()
+    assert len(centre.link.actions("QueueWithdrawCaller")) == 2
+    assert centre.router.snapshot()["waiting"] == []
+
+
+@pytest.mark.asyncio
+async def test_a_rejoin_after_a_heartbeat_check_is_not_a_ring_out() -> None:
+    centre = Centre()
+    centre.sign_in("3001")
+    centre.ami("Newchannel", Uniqueid="c1", Linkedid="c1", Channel=CALLER)
+    centre.caller_joins("support")
+    await centre.router.route_once()  # offered to 3001 (no skill asked: anyone)
+    centre.caller_leaves("support")  # the check's timeout raced the withdraw: it rejoins
+    centre.caller_joins("support")
+
+    assert centre.of(CallRangOut) == []
+
+
+def _agent(**fields: Any) -> live.Agent:
+    agent = live.Agent(node=NODE, interface="PJSIP/3001", name="agent-3001")
+    for key, value in fields.items():
+        setattr(agent, key, value)
+    return agent
+
+
+def test_a_routed_agent_is_a_member_of_their_own_queue() -> None:
+    assert inputs.extension_of(_agent(queues={"fallback", "agent-3001"})) == "3001"
+    assert inputs.extension_of(_agent(queues={"support"})) is None
+    assert inputs.extension_of(_agent(queues={"agent-x1"})) is None
+
+
+def test_an_agent_takes_skills_and_languages_from_the_crm_and_the_team_names_the_group() -> None:
+    since = T0
+    agent = _agent(queues={"agent-3001"}, state=AgentState.AVAILABLE, since=since)
+    profile = AgentProfile("3001", {"billing": 9, "broken": 11}, frozenset({"zh"}), "overflow")
+
+    mapped = inputs.router_agent(
+        agent, "3001", profile, occupancy=0.4, groups=frozenset({"agents", "overflow"})
+    )
+    ringing = inputs.router_agent(agent, "3001", None, state=AgentState.RINGING)
+
+    assert (mapped.id, dict(mapped.skills)) == ("3001", {"billing": 9})
+    assert mapped.languages == frozenset({"zh"})
+    assert (mapped.group, mapped.idle_since, mapped.occupancy) == ("overflow", T0.timestamp(), 0.4)
+    assert (ringing.state, ringing.skills, ringing.group) == (AgentState.RINGING, {}, "agents")
+
+
+def test_a_waiting_call_takes_the_ivr_needs_and_the_crm_value() -> None:
+    call = live.Call(
+        node=NODE,
+        linkedid="c1",
+        caller_uniqueid="c1",
+        caller_number="+861",
+        caller_name="",
+        dialed="100",
+        arrived_at=T0,
+        queued_at=T0 + timedelta(seconds=8),
+    )
+    ivr = {"skill": "sales", "language": "zh", "tier": "silver", "customer_id": "7"}
+    facts = CustomerFacts(7, "platinum", 0.5, preferred_extension="3002")
+
+    known = inputs.waiting_call(call, inputs.CallContext(ivr, facts, priority_adjust=30))
+    unknown = inputs.waiting_call(call, inputs.CallContext({"tier": "silver", "skill": " "}))
+
+    assert (known.skills, known.language, known.tier) == (frozenset({"sales"}), "zh", "platinum")
+    assert (known.value_score, known.preferred_agent, known.priority_adjust) == (0.5, "3002", 30)
+    assert known.queued_at == (T0 + timedelta(seconds=8)).timestamp()
+    assert (unknown.skills, unknown.language, unknown.tier) == (frozenset(), None, "silver")
+    assert inputs.customer_id(ivr) == 7
+    assert inputs.customer_id({"customer_id": "x"}) is None
+
+
+def test_occupancy_is_the_recent_share_of_signed_in_time_spent_busy() -> None:
+    occupancy = Occupancy(half_life=3600)
+    occupancy.update("a", AgentState.AVAILABLE, 0)
+    occupancy.update("a", AgentState.ON_CALL, 100)
+    occupancy.update("a", AgentState.AVAILABLE, 200)
+
+    assert occupancy.of("a", 200) == pytest.approx(0.5, abs=0.02)
+    assert occupancy.of("a", 400) == pytest.approx(0.25, abs=0.02)
+    assert occupancy.of("nobody", 400) == 0.0
+
+
+def test_decisions_and_ring_outs_merge_into_the_interactions_routing() -> None:
+    routed = CallRouted(node=NODE, linkedid="c1", agent="3001", rule="r", decision={"rule": "r"})
+    rang = CallRangOut(node=NODE, linkedid="c1", agent="3001", reason="x", no_answer=[{"a": 1}])
+
+    assert interaction_update(routed) == {
+        "node": NODE,
+        "linkedid": "c1",
+        "routing": {"decision": {"rule": "r"}},
+    }
+    assert interaction_update(rang) == {
+        "node": NODE,
+        "linkedid": "c1",
+        "routing": {"no_answer": [{"a": 1}]},
+    }
+
+
+async def _allow(_request: web.Request, _role: str) -> web.Response | None:
+    return None
+
+
+async def _refuse(_request: web.Request, _role: str) -> web.Response | None:
+    return web.json_response({"error": "forbidden"}, status=403)
+
+
+@pytest.mark.asyncio
+async def test_supervisor_controls_refuse_wrong_payloads_clearly() -> None:
+    centre = Centre()
+    centre.sign_in("3001")
+    centre.ami("Newchannel", Uniqueid="c1", Linkedid="c1", Channel=CALLER)
+    centre.ami("QueueMemberPause", **_member("3001"), Paused="1", PausedReason="lunch")
+    centre.caller_joins("support")
+    await centre.router.route_once()
+    app = web.Application()
+    app.router.add_routes(routing_routes(centre.router, _allow))
+    denied = web.Application()
+    denied.router.add_routes(routing_routes(centre.router, _refuse))
+    base = f"/routing/calls/{NODE}/c1"
+    async with TestClient(TestServer(app)) as http, TestClient(TestServer(denied)) as other:
+        not_json = await http.post(f"{base}/move", data=b"agent=3001")
+        bad_agent = await http.post(f"{base}/move", json={"agent": "3001;x"})
+        extra = await http.post(f"{base}/priority", json={"adjust": 5, "why": "vip"})
+        too_big = await http.post(f"{base}/priority", json={"adjust": 1e9})
+        no_call = await http.post(f"/routing/calls/{NODE}/nope/priority", json={"adjust": 5})
+        no_agent = await http.post(f"{base}/move", json={"agent": "3999"})
+        moved = await http.post(f"{base}/move", json={"agent": "3001"})
+        raised = await http.post(f"{base}/priority", json={"adjust": 60})
+        overview = await http.get("/routing")
+        forbidden = await other.get("/routing")
+
+        assert (not_json.status, bad_agent.status, extra.status) == (400, 422, 422)
+        assert (await bad_agent.json())["fields"][0]["field"] == "agent"
+        assert (too_big.status, no_call.status, no_agent.status) == (422, 404, 409)
+        assert (moved.status, raised.status, forbidden.status) == (200, 200, 403)
+        body = json.loads(await overview.text())
+        [waiting] = body["waiting"]
+        assert (waiting["moved_to"], waiting["priority"]["adjust"]) == ("3001", 60.0)
+        assert body["policy"]["name"] == "default"
