@@ -117,6 +117,10 @@ class PopService:
         if call is not None and call.lookup is not None and not call.lookup.done():
             call.lookup.cancel()
 
+    def lookups(self) -> list[asyncio.Task[Record]]:
+        """The look-ups started and not yet forgotten (for a benchmark that waits on them)."""
+        return [c.lookup for c in self._calls.values() if c.lookup is not None]
+
     def tier_of(self, node: str, linkedid: str) -> str:
         call = self._calls.get((node, linkedid))
         return call.tier if call is not None else ""
