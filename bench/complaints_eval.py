@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cti_server.complaints import ComplaintDetector  # noqa: E402
+from cti_server.complaints.features import TextFeatures  # noqa: E402
 from cti_server.complaints.resources import data_root, load_lexicon, load_weights  # noqa: E402
 from cti_server.complaints.text import language_of  # noqa: E402
 
@@ -38,7 +39,11 @@ def _training_texts(language: str) -> set[str]:
     root = data_root()
     spec = training.load_training_config(root).languages[language]
     texts, _ = training.read_labelled(
-        (root / spec.data).read_bytes(), spec.data, spec.text_column, spec.label_column, spec.positive_label
+        (root / spec.data).read_bytes(),
+        spec.data,
+        spec.text_column,
+        spec.label_column,
+        spec.positive_label,
     )
     return {t.strip() for t in texts}
 
@@ -61,15 +66,21 @@ def main() -> int:
     if args.data.suffix == ".gz":
         raw = gzip.decompress(raw)
     header = raw.decode("utf-8-sig").splitlines()[0].split(",")
-    text_column = args.text_column or next((c for c in ("text", "review", "sentence") if c in header), "text")
-    texts, labels = training.read_labelled(raw, args.data.name, text_column, args.label_column, args.positive_label)
+    text_column = args.text_column or next(
+        (c for c in ("text", "review", "sentence") if c in header), "text"
+    )
+    texts, labels = training.read_labelled(
+        raw, args.data.name, text_column, args.label_column, args.positive_label
+    )
     language = Counter(language_of(t) for t in texts).most_common(1)[0][0]
     mode = args.mode
     if mode == "auto":
         seen = _training_texts(language)
         overlap = sum(t.strip() in seen for t in texts) / len(texts)
         mode = "cv" if overlap > 0.05 else "shipped"
-        print(f"{overlap:.0%} of the texts are in the shipped {language} training data: mode {mode}")
+        print(
+            f"{overlap:.0%} of the texts are in the shipped {language} training data: mode {mode}"
+        )
     print(f"{args.data.name}: {len(texts)} texts, {int(labels.sum())} complaints ({language})")
 
     started = time.perf_counter()
@@ -82,8 +93,15 @@ def main() -> int:
     else:
         root = data_root()
         spec = training.load_training_config(root).languages[language]
-        features = training.TextFeatures(load_lexicon(root))
-        corpus = training.featurize(texts, labels, language, features, load_weights(root), spec.strip_punctuation)
+        features = TextFeatures(load_lexicon(root))
+        corpus = training.featurize(
+            texts,
+            labels,
+            language,
+            features,
+            load_weights(root),
+            strip_punctuation=spec.strip_punctuation,
+        )
         result = training.nested_cv(corpus, spec, args.folds, args.inner_folds, args.seed)
         precision, recall, f1 = result.precision, result.recall, result.f1
         print(
@@ -91,10 +109,14 @@ def main() -> int:
             f"training part: {', '.join(f'{t:.2f}' for t in result.thresholds)}"
         )
         print(
-            f"per-fold F1 {statistics.mean(result.fold_f1):.3f} ± {statistics.stdev(result.fold_f1):.3f} "
+            f"per-fold F1 {statistics.mean(result.fold_f1):.3f}"
+            f" ± {statistics.stdev(result.fold_f1):.3f} "
             f"(min {min(result.fold_f1):.3f}, max {max(result.fold_f1):.3f})"
         )
-    print(f"precision {precision:.3f}  recall {recall:.3f}  F1 {f1:.3f}  ({time.perf_counter() - started:.1f} s)")
+    print(
+        f"precision {precision:.3f}  recall {recall:.3f}  F1 {f1:.3f}"
+        f"  ({time.perf_counter() - started:.1f} s)"
+    )
     return 0
 
 

@@ -32,23 +32,38 @@ def build(language: str) -> bytes:
     config = training.load_training_config(DATA)
     spec = config.languages[language]
     raw = (DATA / spec.data).read_bytes()
-    texts, labels = training.read_labelled(raw, spec.data, spec.text_column, spec.label_column, spec.positive_label)
+    texts, labels = training.read_labelled(
+        raw, spec.data, spec.text_column, spec.label_column, spec.positive_label
+    )
     extra_sha = None
+    spoken = [False] * len(texts)
     if spec.extra:
         extra_raw = (DATA / spec.extra).read_bytes()
         extra_sha = hashlib.sha256(extra_raw).hexdigest()
         more, more_labels = training.read_labelled(extra_raw, spec.extra, "text", "label", "1")
         texts += more
+        spoken += [True] * len(more)
         labels = np.concatenate([labels, more_labels])
     features = TextFeatures(load_lexicon(DATA))
-    corpus = training.featurize(texts, labels, language, features, load_weights(DATA), spec.strip_punctuation)
+    corpus = training.featurize(
+        texts,
+        labels,
+        language,
+        features,
+        load_weights(DATA),
+        strip_punctuation=spec.strip_punctuation,
+        spoken=spoken,
+    )
     everything = np.arange(len(labels))
     oof = training.out_of_fold(corpus, everything, spec, config.threshold_folds, config.seed)
     threshold = training.choose_threshold(oof, labels)
     precision, recall, f1 = training.prf(labels, oof >= threshold)
     fitted = training.fit(corpus, everything, spec, config.seed)
     model = training.export(
-        fitted, corpus, spec, threshold,
+        fitted,
+        corpus,
+        spec,
+        threshold,
         {
             "data": spec.data,
             "data_sha256": hashlib.sha256(raw).hexdigest(),
@@ -58,7 +73,9 @@ def build(language: str) -> bytes:
             "positives": int(labels.sum()),
             "threshold_from": f"{config.threshold_folds}-fold out-of-fold F1 on the training data",
             "out_of_fold_at_threshold": {
-                "precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
+                "precision": round(precision, 4),
+                "recall": round(recall, 4),
+                "f1": round(f1, 4),
             },
         },
     )
@@ -81,8 +98,11 @@ def main() -> int:
             status |= 0 if same else 1
         else:
             path.write_bytes(data)
-            print(f"{path.name}: {len(data):,} bytes, sha256 {hashlib.sha256(data).hexdigest()[:16]}, "
-                  f"{time.perf_counter() - started:.1f} s")
+            print(
+                f"{path.name}: {len(data):,} bytes, "
+                f"sha256 {hashlib.sha256(data).hexdigest()[:16]}, "
+                f"{time.perf_counter() - started:.1f} s"
+            )
     return status
 
 

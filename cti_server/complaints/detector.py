@@ -97,8 +97,7 @@ class ComplaintDetector:
         """Probability for one written message, as the model was trained and evaluated on."""
         language = language or language_of(text)
         prepared = prepare(text)
-        matches = self._features.cue_matches(normalize(prepared.text), language)
-        dense = self._features.dense(prepared, language, matches)
+        dense, matches = self._features.dense(prepared, language)
         logit = self._models[language].score(prepared.text, dense).logit
         return _sigmoid(logit + self._features.prior(matches, self._weights.max_prior))
 
@@ -111,25 +110,33 @@ class ComplaintDetector:
         language: str | None = None,
     ) -> ComplaintSignal:
         facts = facts or CallFacts()
-        customer = [(i, s) for i, s in enumerate(segments) if s.speaker == "customer" and s.text.strip()]
+        customer = [
+            (i, s) for i, s in enumerate(segments) if s.speaker == "customer" and s.text.strip()
+        ]
         if language is None:
             language = language_of(" ".join(s.text for _, s in customer)) if customer else "en"
         model = self._models[language]
         scored = []
         for index, segment in customer:
             normalized = normalize(segment.text)
-            scored.append(_Scored(index, segment, normalized, self._features.cue_matches(normalized, language)))
+            scored.append(
+                _Scored(
+                    index, segment, normalized, self._features.cue_matches(normalized, language)
+                )
+            )
 
         evidence: list[Evidence] = []
-        text_logit = model.data.intercept if not scored else -math.inf
+        text_logit = -math.inf
+        if not scored:  # nothing said: what the model makes of an empty turn to us
+            empty = prepare("", addressed=True)
+            text_logit = model.score("", self._features.dense(empty, language)[0]).logit
         best: list[_Scored] = []
         best_terms: tuple[tuple[str, float], ...] = ()
         width = self._weights.window_segments
         for start in range(max(1, len(scored) - width + 1) if scored else 0):
             window = scored[start : start + width]
             prepared = prepare(" ".join(s.segment.text for s in window), addressed=True)
-            matches = [m for s in window for m in s.matches]
-            result = model.score(prepared.text, self._features.dense(prepared, language, matches))
+            result = model.score(prepared.text, self._features.dense(prepared, language)[0])
             if result.logit > text_logit:
                 text_logit, best, best_terms = result.logit, window, result.word_terms
 
@@ -140,7 +147,16 @@ class ComplaintDetector:
                 group = self._lexicon.groups[match.group]
                 weight = group.prior + model.data.dense.get(f"cue_{match.group}", 0.0) * math.log(2)
                 if weight > 0:
-                    evidence.append(_span_evidence("cue", f"{match.group}: {match.text}", weight, s, match.start, match.end))
+                    evidence.append(
+                        _span_evidence(
+                            "cue",
+                            f"{match.group}: {match.text}",
+                            weight,
+                            s,
+                            start=match.start,
+                            end=match.end,
+                        )
+                    )
         evidence.extend(self._term_evidence(best, best_terms, evidence))
         fact_logit, fact_evidence = self._facts(facts)
         evidence.extend(fact_evidence)
@@ -174,8 +190,16 @@ class ComplaintDetector:
                 m = pattern.search(s.normalized.text)
                 if m is None:
                     continue
-                if not any(c.segment == s.index and c.char_start <= s.normalized.original_span(m.start(), m.end())[0] < c.char_end for c in cues):
-                    found.append(_span_evidence("model", term, weight, s, m.start(), m.end()))
+                if not any(
+                    c.segment == s.index
+                    and c.char_start
+                    <= s.normalized.original_span(m.start(), m.end())[0]
+                    < c.char_end
+                    for c in cues
+                ):
+                    found.append(
+                        _span_evidence("model", term, weight, s, start=m.start(), end=m.end())
+                    )
                 break
         return found
 
@@ -190,7 +214,9 @@ class ComplaintDetector:
             value = min(w.transfer_max, w.transfer_each * facts.transfers_back_and_forth)
             parts.append((f"transfers_back_and_forth={facts.transfers_back_and_forth}", value))
         if facts.survey_score is not None:
-            parts.append((f"survey_score={facts.survey_score}", w.survey.get(facts.survey_score, 0.0)))
+            parts.append(
+                (f"survey_score={facts.survey_score}", w.survey.get(facts.survey_score, 0.0))
+            )
         if facts.abandoned_after_wait_seconds is not None:
             seconds = facts.abandoned_after_wait_seconds
             parts.append((f"abandoned_after_wait_seconds={seconds:g}", w.abandoned(seconds)))
@@ -239,7 +265,9 @@ class ComplaintDetector:
         return SEVERITIES[level]
 
 
-def _span_evidence(kind: str, cue: str, weight: float, s: _Scored, start: int, end: int) -> Evidence:
+def _span_evidence(
+    kind: str, cue: str, weight: float, s: _Scored, *, start: int, end: int
+) -> Evidence:
     char_start, char_end = s.normalized.original_span(start, end)
     t0, t1 = _times(s.segment, char_start, char_end)
     return Evidence(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cti_server.complaints.resources import Lexicon
-from cti_server.complaints.text import Normalized, Prepared
+from cti_server.complaints.text import Normalized, Prepared, normalize
 
 SENTIMENT = {"en": ("vader_neg", "vader_pos", "vader_compound"), "zh": ()}
 
@@ -42,18 +42,33 @@ class TextFeatures:
         found.sort(key=lambda c: (c.start, c.end))
         return found
 
-    def dense(self, prepared: Prepared, language: str, matches: list[CueMatch]) -> dict[str, float]:
+    def dense(self, prepared: Prepared, language: str) -> tuple[dict[str, float], list[CueMatch]]:
+        """The features of a prepared text, and the cue matches they counted."""
+        normalized = normalize(prepared.text)
+        matches = self.cue_matches(normalized, language)
         counts = dict.fromkeys(self.lexicon.group_names, 0)
         for match in matches:
             counts[match.group] += 1
         values = {f"cue_{group}": math.log1p(n) for group, n in counts.items()}
         if language == "en":
-            scores = self._sentiment_en(prepared.text)
+            scores = self._sentiment_en(self._literal(prepared.text, normalized, matches))
             values.update(
                 vader_neg=scores["neg"], vader_pos=scores["pos"], vader_compound=scores["compound"]
             )
         values["addressed"] = 1.0 if prepared.addressed else 0.0
-        return values
+        return values, matches
+
+    def _literal(self, text: str, normalized: Normalized, matches: list[CueMatch]) -> str:
+        """The text without the cues whose words mean the opposite of what they say ("great,
+        just great", "I'd expected better"), so that sentiment does not read them literally."""
+        spans = [
+            normalized.original_span(m.start, m.end)
+            for m in matches
+            if self.lexicon.groups[m.group].unsentimental
+        ]
+        for start, end in sorted(spans, reverse=True):
+            text = text[:start] + " " + text[end:]
+        return text
 
     def prior(self, matches: list[CueMatch], cap: float) -> float:
         """Logit from the groups' priors, once per group, capped (see cues.yaml)."""

@@ -1,6 +1,6 @@
 """The trained linear text model, scored without scikit-learn from its data file.
 
-logit = intercept + Σ tf-idf(n-gram) × coefficient + Σ dense feature × coefficient, where the
+logit = intercept + Σ tf-idf(n-gram) x coefficient + Σ dense feature x coefficient, where the
 tf-idf is computed exactly as the vectorizers did in training (see :mod:`.text`).
 """
 
@@ -27,7 +27,9 @@ def model_text(text: str, strip_punctuation: bool) -> str:
 @dataclass(frozen=True, slots=True)
 class Scored:
     logit: float
-    word_terms: tuple[tuple[str, float], ...]  # readable terms and their contributions, largest first
+    word_terms: tuple[
+        tuple[str, float], ...
+    ]  # readable terms and their contributions, largest first
 
 
 class TextModel:
@@ -43,7 +45,9 @@ class TextModel:
         logit = self.data.intercept
         terms: list[tuple[str, float]] = []
         for vectorizer in self.data.vectorizers:
-            values = tfidf(analyse(text, vectorizer.analyzer, vectorizer.ngram_range), vectorizer.idf)
+            values = tfidf(
+                analyse(text, vectorizer.analyzer, vectorizer.ngram_range), vectorizer.idf
+            )
             for term, value in values.items():
                 contribution = value * vectorizer.coef[term]
                 logit += contribution

@@ -44,7 +44,7 @@ def data_root() -> Traversable:
 DataRoot = Traversable | Path
 
 
-# -- reading ----------------------------------------------------------------------------------
+# -- reading --------------------------------------------------------------------------------------
 
 
 def _read_bytes(root: DataRoot, name: str) -> bytes:
@@ -74,12 +74,14 @@ def read_json(root: DataRoot, name: str) -> Mapping[str, Any]:
     return _mapping(data, name, "")
 
 
-# -- checked access ---------------------------------------------------------------------------
+# -- checked access -------------------------------------------------------------------------------
 
 
 def _mapping(value: Any, file: str, key: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
-        raise ComplaintDataError(file, key or "(top)", f"expected a mapping, got {type(value).__name__}")
+        raise ComplaintDataError(
+            file, key or "(top)", f"expected a mapping, got {type(value).__name__}"
+        )
     return value
 
 
@@ -93,7 +95,9 @@ def _join(key: str, name: str | int) -> str:
     return f"{key}.{name}" if key else str(name)
 
 
-def _number(value: Any, file: str, key: str, *, low: float | None = None, high: float | None = None) -> float:
+def _number(
+    value: Any, file: str, key: str, *, low: float | None = None, high: float | None = None
+) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ComplaintDataError(file, key, f"expected a number, got {value!r}")
     number = float(value)
@@ -121,7 +125,7 @@ def _version(data: Mapping[str, Any], file: str) -> None:
         raise ComplaintDataError(file, "version", f"unsupported version {data['version']!r}")
 
 
-# -- cues ----------------------------------------------------------------------------------------
+# -- cues -----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +134,7 @@ class CueGroup:
     prior: float
     severity: Severity | None
     category: Category | None
+    unsentimental: bool  # its words are not read by the sentiment lexicon (sarcasm)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,15 +159,24 @@ def load_lexicon(root: DataRoot, name: str = "cues.yaml") -> Lexicon:
     groups: dict[str, CueGroup] = {}
     for group, spec in _mapping(_field(data, "groups", name, ""), name, "groups").items():
         key = f"groups.{group}"
-        spec = _mapping(spec, name, key)
-        severity = spec.get("severity")
+        group_spec = _mapping(spec, name, key)
+        severity = group_spec.get("severity")
         if severity is not None and severity not in SEVERITIES:
-            raise ComplaintDataError(name, f"{key}.severity", f"{severity!r} is not one of {SEVERITIES}")
-        category = spec.get("category")
+            raise ComplaintDataError(
+                name, f"{key}.severity", f"{severity!r} is not one of {SEVERITIES}"
+            )
+        category = group_spec.get("category")
         if category is not None and category not in CATEGORIES:
-            raise ComplaintDataError(name, f"{key}.category", f"{category!r} is not one of {CATEGORIES}")
-        prior = _number(_field(spec, "prior", name, key), name, f"{key}.prior", low=-5, high=5)
-        groups[str(group)] = CueGroup(str(group), prior, severity, category)
+            raise ComplaintDataError(
+                name, f"{key}.category", f"{category!r} is not one of {CATEGORIES}"
+            )
+        prior = _number(
+            _field(group_spec, "prior", name, key), name, f"{key}.prior", low=-5, high=5
+        )
+        unsentimental = group_spec.get("unsentimental", False)
+        if not isinstance(unsentimental, bool):
+            raise ComplaintDataError(name, f"{key}.unsentimental", "expected true or false")
+        groups[str(group)] = CueGroup(str(group), prior, severity, category, unsentimental)
     cues: dict[str, tuple[Cue, ...]] = {}
     by_language = _mapping(_field(data, "cues", name, ""), name, "cues")
     for language in LANGUAGES:
@@ -172,17 +186,17 @@ def load_lexicon(root: DataRoot, name: str = "cues.yaml") -> Lexicon:
         compiled = []
         for i, entry in enumerate(entries):
             key = f"cues.{language}[{i}]"
-            entry = _mapping(entry, name, key)
-            group = _string(_field(entry, "group", name, key), name, f"{key}.group")
+            cue = _mapping(entry, name, key)
+            group = _string(_field(cue, "group", name, key), name, f"{key}.group")
             if group not in groups:
                 raise ComplaintDataError(name, f"{key}.group", f"unknown group {group!r}")
-            pattern = _pattern(_field(entry, "pattern", name, key), name, f"{key}.pattern")
+            pattern = _pattern(_field(cue, "pattern", name, key), name, f"{key}.pattern")
             compiled.append(Cue(group, pattern))
         cues[language] = tuple(compiled)
     return Lexicon(groups, cues)
 
 
-# -- categories ----------------------------------------------------------------------------------
+# -- categories -----------------------------------------------------------------------------------
 
 
 def load_categories(
@@ -191,11 +205,11 @@ def load_categories(
     data = read_yaml(root, name)
     _version(data, name)
     result: dict[Category, dict[str, re.Pattern[str]]] = {}
-    for category, spec in _mapping(_field(data, "categories", name, ""), name, "categories").items():
+    for category, raw in _mapping(_field(data, "categories", name, ""), name, "categories").items():
         key = f"categories.{category}"
         if category not in CATEGORIES or category == "other":
             raise ComplaintDataError(name, key, f"not one of {CATEGORIES[:-1]}")
-        spec = _mapping(spec, name, key)
+        spec = _mapping(raw, name, key)
         result[category] = {
             language: _pattern(_field(spec, language, name, key), name, f"{key}.{language}")
             for language in LANGUAGES
@@ -203,7 +217,7 @@ def load_categories(
     return result
 
 
-# -- weights ----------------------------------------------------------------------------------------
+# -- weights --------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,11 +269,16 @@ def load_weights(root: DataRoot, name: str = "weights.yaml") -> Weights:
     data = read_yaml(root, name)
     _version(data, name)
     facts = _mapping(_field(data, "facts", name, ""), name, "facts")
-    transfers = _mapping(_field(facts, "transfers_back_and_forth", name, "facts"), name, "facts.transfers_back_and_forth")
+    transfers = _mapping(
+        _field(facts, "transfers_back_and_forth", name, "facts"),
+        name,
+        "facts.transfers_back_and_forth",
+    )
     survey_raw = _mapping(_field(facts, "survey_score", name, "facts"), name, "facts.survey_score")
     survey: dict[int, float] = {}
-    for score, weight in survey_raw.items():
-        if not isinstance(score, int) or not 1 <= score <= 5:
+    scores: Mapping[Any, Any] = survey_raw  # YAML keys here are numbers
+    for score, weight in scores.items():
+        if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
             raise ComplaintDataError(name, f"facts.survey_score.{score}", "scores are 1..5")
         survey[score] = _number(weight, name, f"facts.survey_score.{score}", low=-10, high=10)
     category = _field(facts, "category", name, "facts")
@@ -270,49 +289,84 @@ def load_weights(root: DataRoot, name: str = "weights.yaml") -> Weights:
     evidence = _mapping(_field(data, "evidence", name, ""), name, "evidence")
     severity = _mapping(_field(data, "severity", name, ""), name, "severity")
     high = _number(_field(severity, "high", name, "severity"), name, "severity.high", low=0, high=1)
-    critical = _number(_field(severity, "critical", name, "severity"), name, "severity.critical", low=0, high=1)
+    critical = _number(
+        _field(severity, "critical", name, "severity"), name, "severity.critical", low=0, high=1
+    )
     if critical < high:
         raise ComplaintDataError(name, "severity.critical", "must not be below severity.high")
     return Weights(
         repeat_call=_number(
             _field(facts, "repeat_call_same_topic_7d", name, "facts"),
-            name, "facts.repeat_call_same_topic_7d", low=-10, high=10,
+            name,
+            "facts.repeat_call_same_topic_7d",
+            low=-10,
+            high=10,
         ),
         hold=_ramp(_field(facts, "hold_seconds", name, "facts"), name, "facts.hold_seconds"),
         transfer_each=_number(
             _field(transfers, "per_transfer", name, "facts.transfers_back_and_forth"),
-            name, "facts.transfers_back_and_forth.per_transfer", low=-10, high=10,
+            name,
+            "facts.transfers_back_and_forth.per_transfer",
+            low=-10,
+            high=10,
         ),
         transfer_max=_number(
             _field(transfers, "max", name, "facts.transfers_back_and_forth"),
-            name, "facts.transfers_back_and_forth.max", low=0, high=10,
+            name,
+            "facts.transfers_back_and_forth.max",
+            low=0,
+            high=10,
         ),
         survey=survey,
         abandoned=_ramp(
             _field(facts, "abandoned_after_wait_seconds", name, "facts"),
-            name, "facts.abandoned_after_wait_seconds",
+            name,
+            "facts.abandoned_after_wait_seconds",
         ),
         facts_category=category,
-        max_prior=_number(_field(cues, "max_prior", name, "cues"), name, "cues.max_prior", low=0, high=10),
+        max_prior=_number(
+            _field(cues, "max_prior", name, "cues"), name, "cues.max_prior", low=0, high=10
+        ),
         window_segments=int(
-            _number(_field(windows, "segments", name, "windows"), name, "windows.segments", low=1, high=20)
+            _number(
+                _field(windows, "segments", name, "windows"),
+                name,
+                "windows.segments",
+                low=1,
+                high=20,
+            )
         ),
         model_terms=int(
-            _number(_field(evidence, "model_terms", name, "evidence"), name, "evidence.model_terms", low=0, high=20)
+            _number(
+                _field(evidence, "model_terms", name, "evidence"),
+                name,
+                "evidence.model_terms",
+                low=0,
+                high=20,
+            )
         ),
         min_model_weight=_number(
-            _field(evidence, "min_model_weight", name, "evidence"), name, "evidence.min_model_weight", low=0
+            _field(evidence, "min_model_weight", name, "evidence"),
+            name,
+            "evidence.min_model_weight",
+            low=0,
         ),
         skip_terms=frozenset(str(t) for t in evidence.get("skip_terms") or ()),
         high=high,
         critical=critical,
         survey_high=int(
-            _number(_field(severity, "survey_high", name, "severity"), name, "severity.survey_high", low=0, high=5)
+            _number(
+                _field(severity, "survey_high", name, "severity"),
+                name,
+                "severity.survey_high",
+                low=0,
+                high=5,
+            )
         ),
     )
 
 
-# -- trained text models -----------------------------------------------------------------------------
+# -- trained text models --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,16 +396,22 @@ def load_model(root: DataRoot, language: str) -> ModelData:
     name = model_file(language)
     data = read_json(root, name)
     if data.get("format") != MODEL_FORMAT:
-        raise ComplaintDataError(name, "format", f"expected {MODEL_FORMAT!r}, got {data.get('format')!r}")
+        raise ComplaintDataError(
+            name, "format", f"expected {MODEL_FORMAT!r}, got {data.get('format')!r}"
+        )
     if data.get("language") != language:
-        raise ComplaintDataError(name, "language", f"expected {language!r}, got {data.get('language')!r}")
+        raise ComplaintDataError(
+            name, "language", f"expected {language!r}, got {data.get('language')!r}"
+        )
     vectorizers = []
-    for i, spec in enumerate(_field(data, "vectorizers", name, "")):
+    for i, raw in enumerate(_field(data, "vectorizers", name, "")):
         key = f"vectorizers[{i}]"
-        spec = _mapping(spec, name, key)
+        spec = _mapping(raw, name, key)
         analyzer = _field(spec, "analyzer", name, key)
         if analyzer not in ANALYZERS:
-            raise ComplaintDataError(name, f"{key}.analyzer", f"{analyzer!r} is not one of {ANALYZERS}")
+            raise ComplaintDataError(
+                name, f"{key}.analyzer", f"{analyzer!r} is not one of {ANALYZERS}"
+            )
         low, high = _field(spec, "ngram_range", name, key)
         terms = _mapping(_field(spec, "terms", name, key), name, f"{key}.terms")
         idf: dict[str, float] = {}

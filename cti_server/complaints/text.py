@@ -112,7 +112,11 @@ def analyse(text: str, analyzer: str, ngram_range: tuple[int, int]) -> list[str]
         return grams
     low = _WHITE_SPACES.sub(" ", low)
     if analyzer == "char":
-        return [low[i : i + size] for size in range(min_n, max_n + 1) for i in range(len(low) - size + 1)]
+        return [
+            low[i : i + size]
+            for size in range(min_n, max_n + 1)
+            for i in range(len(low) - size + 1)
+        ]
     if analyzer == "char_wb":
         grams = []
         for word in low.split():
@@ -130,7 +134,7 @@ def analyse(text: str, analyzer: str, ngram_range: tuple[int, int]) -> list[str]
 
 
 def tfidf(grams: Iterable[str], idf: Mapping[str, float]) -> dict[str, float]:
-    """Sublinear tf × idf, l2-normalised, over the known terms only (as scikit-learn does)."""
+    """Sublinear tf x idf, l2-normalised, over the known terms only (as scikit-learn does)."""
     counts = Counter(g for g in grams if g in idf)
     weights = {term: (1.0 + math.log(count)) * idf[term] for term, count in counts.items()}
     norm = math.sqrt(sum(w * w for w in weights.values()))

@@ -15,7 +15,6 @@ import csv
 import gzip
 import io
 import json
-
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +32,7 @@ from cti_server.complaints.resources import (
     Weights,
     read_yaml,
 )
-from cti_server.complaints.text import normalize, prepare
+from cti_server.complaints.text import prepare
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -76,7 +75,9 @@ def load_training_config(root: DataRoot, name: str = "training.yaml") -> Trainin
                 if v["analyzer"] not in ANALYZERS:
                     raise ComplaintDataError(name, f"{key}.vectorizers[{i}].analyzer", "unknown")
                 low, high = v["ngram_range"]
-                vectorizers.append(VectorizerConfig(v["analyzer"], (int(low), int(high)), int(v["min_df"])))
+                vectorizers.append(
+                    VectorizerConfig(v["analyzer"], (int(low), int(high)), int(v["min_df"]))
+                )
             languages[language] = LanguageConfig(
                 data=str(spec["data"]),
                 text_column=str(spec["text_column"]),
@@ -133,22 +134,28 @@ def featurize(
     language: str,
     features: TextFeatures,
     weights: Weights,
+    *,
     strip_punctuation: bool,
+    spoken: Sequence[bool] = (),
 ) -> Corpus:
+    """Features of each text; ``spoken`` marks call utterances, addressed to us like any call."""
     names = features.names(language)
     model_texts: list[str] = []
     rows: list[list[float]] = []
     prior: list[float] = []
-    for text in texts:
-        prepared = prepare(text)
-        matches = features.cue_matches(normalize(prepared.text), language)
-        values = features.dense(prepared, language, matches)
+    for i, text in enumerate(texts):
+        prepared = prepare(text, addressed=True if i < len(spoken) and spoken[i] else None)
+        values, matches = features.dense(prepared, language)
         rows.append([values[n] for n in names])
         prior.append(features.prior(matches, weights.max_prior))
         model_texts.append(model_text(prepared.text, strip_punctuation))
     return Corpus(
-        language, model_texts, np.array(rows, dtype=np.float64), names,
-        np.array(prior, dtype=np.float64), labels,
+        language,
+        model_texts,
+        np.array(rows, dtype=np.float64),
+        names,
+        np.array(prior, dtype=np.float64),
+        labels,
     )
 
 
@@ -178,7 +185,9 @@ def fit(corpus: Corpus, index: IntArray, config: LanguageConfig, seed: int) -> F
     from threadpoolctl import threadpool_limits  # noqa: PLC0415
 
     vectorizers = [
-        TfidfVectorizer(analyzer=v.analyzer, ngram_range=v.ngram_range, min_df=v.min_df, sublinear_tf=True)
+        TfidfVectorizer(
+            analyzer=v.analyzer, ngram_range=v.ngram_range, min_df=v.min_df, sublinear_tf=True
+        )
         for v in config.vectorizers
     ]
     with threadpool_limits(limits=1):
@@ -199,10 +208,14 @@ def _folds(labels: IntArray, folds: int, seed: int) -> list[tuple[IntArray, IntA
     from sklearn.model_selection import StratifiedKFold  # noqa: PLC0415
 
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    return [(np.asarray(a), np.asarray(b)) for a, b in splitter.split(np.zeros(len(labels)), labels)]
+    return [
+        (np.asarray(a), np.asarray(b)) for a, b in splitter.split(np.zeros(len(labels)), labels)
+    ]
 
 
-def out_of_fold(corpus: Corpus, index: IntArray, config: LanguageConfig, folds: int, seed: int) -> FloatArray:
+def out_of_fold(
+    corpus: Corpus, index: IntArray, config: LanguageConfig, folds: int, seed: int
+) -> FloatArray:
     """Probabilities of ``index``'s texts, each from a model that did not see it."""
     probabilities = np.zeros(len(index), dtype=np.float64)
     for train, test in _folds(corpus.labels[index], folds, seed):
@@ -229,7 +242,9 @@ def choose_threshold(probabilities: FloatArray, labels: IntArray) -> float:
     return float(best[len(best) // 2])
 
 
-def cv_threshold(corpus: Corpus, index: IntArray, config: LanguageConfig, folds: int, seed: int) -> float:
+def cv_threshold(
+    corpus: Corpus, index: IntArray, config: LanguageConfig, folds: int, seed: int
+) -> float:
     return choose_threshold(out_of_fold(corpus, index, config, folds, seed), corpus.labels[index])
 
 
@@ -242,7 +257,9 @@ class NestedResult:
     thresholds: tuple[float, ...]
 
 
-def nested_cv(corpus: Corpus, config: LanguageConfig, outer: int, inner: int, seed: int) -> NestedResult:
+def nested_cv(
+    corpus: Corpus, config: LanguageConfig, outer: int, inner: int, seed: int
+) -> NestedResult:
     """Outer k-fold: fit on k-1 folds with a threshold from an inner CV of those folds only,
     then predict the held-out fold. Pooled P/R/F1 over all held-out predictions."""
     labels = corpus.labels
@@ -264,7 +281,13 @@ def _round(x: float) -> float:
     return 0.0 if x == 0 else float(f"{x:.6g}")
 
 
-def export(fitted: Fitted, corpus: Corpus, config: LanguageConfig, threshold: float, training: Mapping[str, Any]) -> dict[str, Any]:
+def export(
+    fitted: Fitted,
+    corpus: Corpus,
+    config: LanguageConfig,
+    threshold: float,
+    training: Mapping[str, Any],
+) -> dict[str, Any]:
     """The model as plain data: per vectorizer, term → [idf, coefficient]; dense coefficients."""
     coef = fitted.classifier.coef_[0]
     vectorizers = []
@@ -276,7 +299,9 @@ def export(fitted: Fitted, corpus: Corpus, config: LanguageConfig, threshold: fl
             for term, i in sorted(vocabulary.items())
         }
         offset += len(vocabulary)
-        vectorizers.append({"analyzer": spec.analyzer, "ngram_range": list(spec.ngram_range), "terms": terms})
+        vectorizers.append(
+            {"analyzer": spec.analyzer, "ngram_range": list(spec.ngram_range), "terms": terms}
+        )
     dense = {name: _round(float(coef[offset + i])) for i, name in enumerate(corpus.dense_names)}
     return {
         "format": MODEL_FORMAT,
@@ -294,5 +319,3 @@ def dump(model: Mapping[str, Any]) -> bytes:
     """Deterministic bytes: sorted keys, no timestamp in the gzip header."""
     text = json.dumps(model, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return gzip.compress(text.encode("utf-8"), compresslevel=9, mtime=0)
-
-
