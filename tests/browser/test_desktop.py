@@ -19,8 +19,9 @@ from crm_core.valuation import recompute_value
 from crm_core.value import ValuePolicy
 from cti_server.app import AMI
 from cti_server.simulation import SimulatedCall, place_customer_call
+from cti_server.telephony.ami_client import AmiClient
 from tests.browser.conftest import UiServer, add_customer
-from tests.support.waiting import poll_until
+from tests.support.waiting import EventLog, event_is, poll_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.asterisk, pytest.mark.slow]
 
@@ -204,3 +205,29 @@ async def test_an_agent_cannot_open_supervisor_pages_or_their_socket(ui_server: 
         })"""
     )
     assert code == "closed 1006"  # refused before the upgrade (403)
+
+
+@pytest.mark.asyncio
+async def test_the_supervisor_listens_to_a_call_through_chanspy_and_forces_a_pause(
+    ui_server: UiServer, ami: tuple[AmiClient, EventLog]
+) -> None:
+    server = ui_server
+    _, log = ami
+    await add_customer(server.db, "Listener Test", "+8613700008888")
+    sam = await server.signed_in("sam")
+    alice = await server.signed_in("alice")
+    await expect(alice.page.locator("#state")).to_have_text("logged out")
+    await alice.page.click("#go-available")
+    await expect(alice.page.locator("#state")).to_have_text("available")
+    await _call(server, "+8613700008888", "Listener Test", dtmf="1")
+    await expect(alice.page.locator("#pop-call-state")).to_have_text("connected", timeout=30_000)
+    row = sam.page.locator('#agents tr[data-agent="agent-8101"]')
+    await expect(row).to_have_attribute("data-state", "on_call")
+    await row.get_by_role("button", name="listen").click()
+    await expect(sam.page.locator("#message")).to_have_text("listen: your phone rings")
+    spy = await log.wait_for(event_is("ChanSpyStart"), 15, "ChanSpy on alice's call")
+    assert str(spy.get("SpyeeChannel", "")).startswith("Local/8101@cti-sim-agent-long-")
+    await alice.page.click("#hangup")
+    await expect(alice.page.locator("#wrapup")).to_be_visible(timeout=15_000)
+    await row.get_by_role("button", name="pause").click()
+    await expect(row).to_contain_text("by sam")
