@@ -48,6 +48,7 @@ from cti_server.routing.reloader import PolicyReloader
 from cti_server.routing.router import Router
 from cti_server.speech.audiosocket import AudioSocketServer
 from cti_server.speech.models import SpeechModels
+from cti_server.speech.transcription import TranscriptionService
 from cti_server.telephony.ami_client import AmiClient, AmiError
 from cti_server.telephony.ami_events import translate
 from cti_server.telephony.fastagi import FastAgiServer
@@ -62,6 +63,7 @@ BUS = web.AppKey("bus", MemoryBus)
 AMI = web.AppKey("ami", AmiClient)
 AGI = web.AppKey("agi", FastAgiServer)
 SPEECH = web.AppKey("speech", AudioSocketServer)
+TRANSCRIPTION = web.AppKey("transcription", TranscriptionService)
 DATABASE = web.AppKey("database", AsyncEngine)
 SCHEMA_READY = web.AppKey("schema_ready", asyncio.Event)
 TRACKER = web.AppKey("tracker", Tracker)
@@ -104,8 +106,12 @@ def build_app(settings: Settings) -> web.Application:
     )
     app[DATABASE] = engine
     agi = FastAgiServer(settings.agi)
-    speech = AudioSocketServer(settings.speech, SpeechModels(settings.speech.models))
+    models = SpeechModels(settings.speech.models)
+    speech = AudioSocketServer(settings.speech, models)
     app[SPEECH] = speech
+    app[TRANSCRIPTION] = TranscriptionService(
+        settings.transcription, settings.speech, bus, links[0], speech, models
+    )
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     lookup = CrmLookup(sessions, settings.crm.default_region)
     self_service = CrmSelfService(sessions)
@@ -323,10 +329,13 @@ async def _speech(app: web.Application) -> AsyncIterator[None]:
         return
     await speech.start()
     loading = asyncio.create_task(speech.preload())
+    transcription = app[TRANSCRIPTION]
+    transcription.attach()
     yield
     loading.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await loading
+    await transcription.close()
     await speech.stop()
 
 
@@ -347,6 +356,7 @@ async def status_view(request: web.Request) -> web.Response:
         "bus": bus.status(),
         "agi": {**app[AGI].status(), "ok": app[AGI].status()["listening"]},
         "recorder": app[RECORDER].status(),
+        "transcription": app[TRANSCRIPTION].status(),
     }
     router = app.get(ROUTER)
     if router is not None:

@@ -251,6 +251,21 @@ class RoutingSettings(_Section):
     decisions_kept: int = Field(200, ge=1, le=10000, description="shown to supervisors")
 
 
+class TranscriptionSettings(_Section):
+    """Calls transcribed with the ``[speech]`` models: live through taps (ChanSpy into
+    AudioSocket) while capacity lasts, else after the call from Asterisk's recordings."""
+
+    enabled: bool = True  # needs a model in [speech] models; nothing happens without one
+    language: str | None = Field(None, description="when the IVR set none: default first model")
+    live: bool = True
+    workers: int = Field(0, ge=0, le=64, description="decoding threads; 0: one per core")
+    max_live_calls: int = Field(0, ge=0, description="0: one per worker; beyond: post-call")
+    max_lag_seconds: float = Field(10.0, gt=0, description="decoding this far behind: post-call")
+    recordings_path: Path | None = Field(
+        None, description="Asterisk's monitor directory as this server sees it (post-call)"
+    )
+
+
 class RecorderSettings(_Section):
     """Where interaction writes wait while the database is unreachable."""
 
@@ -322,6 +337,7 @@ class Settings(BaseSettings):
     recorder: RecorderSettings = RecorderSettings()
     ivr: IvrSettings = IvrSettings()
     speech: SpeechSettings = SpeechSettings()
+    transcription: TranscriptionSettings = TranscriptionSettings()
     ui: UiSettings = UiSettings()
     routing: RoutingSettings = RoutingSettings()
     shutdown_timeout: float = Field(10.0, gt=0)

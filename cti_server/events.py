@@ -88,6 +88,8 @@ class CallAnswered(DomainEvent):
     queue: str
     agent: str
     waited_seconds: float
+    caller_channel: str = ""  # Asterisk's channel names, for taps (live transcription)
+    agent_channel: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -183,6 +185,28 @@ class CallRangOut(DomainEvent):
     no_answer: list[dict[str, Any]]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallTranscribed(DomainEvent):
+    """A call's transcript, both speakers, redacted: ``live`` (decoded while it ran) or
+    ``post_call`` (from its recordings); segments as :class:`crm_core.schemas.SegmentIn`."""
+
+    node: str
+    linkedid: str
+    language: str
+    mode: str
+    segments: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TranscriptPartial(DomainEvent):
+    """What a speaker is saying right now, for supervisors' pages; never stored."""
+
+    node: str
+    linkedid: str
+    speaker: str
+    text: str
+
+
 EVENT_TYPES: dict[str, type[DomainEvent]] = {
     cls.__name__: cls
     for cls in (
@@ -197,6 +221,8 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         IvrFinished,
         SurveyAnswered,
         CallbackRequested,
+        CallTranscribed,
+        TranscriptPartial,
         CallRouted,
         CallRangOut,
     )

@@ -312,6 +312,11 @@ class AsteriskInstance:
         dirs = InstanceDirs(**{**self.dirs.__dict__, "modules": self.chroot.modules_dir()})
         for path in (dirs.etc, dirs.db, dirs.spool, dirs.run, dirs.log, dirs.cache):
             self.chroot.host_path(path).mkdir(parents=True, exist_ok=True)
+        for made in ("monitor", "recordings/ivr"):  # call recordings; IVR messages and comments
+            self.chroot.host_path(f"{dirs.spool}/{made}").mkdir(parents=True, exist_ok=True)
+        # Asterisk keeps no capability but CAP_NET_ADMIN once it sets its user, root included:
+        # Debian's 0750 spool (the chroot's asterisk user) would stop it reaching its own.
+        self.chroot.host_path("/var/spool/asterisk").chmod(0o755)
         etc = self.chroot.host_path(dirs.etc)
         for name in STOCK_CONFIG:
             stock = self.chroot.root / "etc/asterisk" / name

@@ -34,6 +34,7 @@ from cti_server.events import (
     CallRangOut,
     CallRouted,
     CallStarted,
+    CallTranscribed,
     DomainEvent,
     IvrFinished,
     SurveyAnswered,
@@ -100,6 +101,8 @@ def interaction_update(event: DomainEvent) -> dict[str, Any] | None:  # noqa: PL
             "linkedid": event.linkedid,
             "routing": {"no_answer": event.no_answer},
         }
+    if isinstance(event, CallTranscribed):
+        return {"node": event.node, "linkedid": event.linkedid, "segments": event.segments}
     if isinstance(event, CallbackRequested):
         return {
             "node": event.node,
@@ -178,6 +181,7 @@ class Recorder:
         CallbackRequested,
         CallRouted,
         CallRangOut,
+        CallTranscribed,
     )
 
     def __init__(

@@ -17,7 +17,7 @@ import logging
 import struct
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from cti_server.config import SpeechSettings
 from cti_server.ivr.engine import Heard
@@ -33,6 +33,15 @@ KIND_ERROR = 0xFF
 HANGUP = bytes([KIND_HANGUP, 0, 0])
 CHUNK = 3200  # 0.2 s of audio per recognizer call
 HEADER_TIMEOUT = 5.0
+
+
+class AudioStream(Protocol):
+    """Audio Asterisk streams to us for as long as it lasts (a tap on one side of a call)."""
+
+    id: uuid.UUID
+    connected: asyncio.Event
+
+    async def consume(self, reader: asyncio.StreamReader) -> None: ...
 
 
 class Listening:
@@ -73,7 +82,7 @@ class AudioSocketServer:
     def __init__(self, settings: SpeechSettings, models: SpeechModels) -> None:
         self._settings = settings
         self._models = models
-        self._pending: dict[uuid.UUID, Listening] = {}
+        self._pending: dict[uuid.UUID, Listening | AudioStream] = {}
         self._server: asyncio.Server | None = None
         self._slots = asyncio.Semaphore(settings.max_sessions)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -98,6 +107,16 @@ class AudioSocketServer:
         listening = Listening(words, language, timeout)
         self._pending[listening.id] = listening
         return listening
+
+    def expect_stream(self, stream: AudioStream) -> bool:
+        """Route the connection naming ``stream.id`` to it (a live transcription tap)."""
+        if self._server is None:
+            return False
+        self._pending[stream.id] = stream
+        return True
+
+    def forget_stream(self, stream: AudioStream) -> None:
+        self._pending.pop(stream.id, None)
 
     def forget(self, listening: Listening) -> None:
         listening.hear(Heard(""))
@@ -152,14 +171,19 @@ class AudioSocketServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         async with asyncio.timeout(HEADER_TIMEOUT):
             kind, payload = await read_frame(reader)
-        listening = (
-            self._pending.pop(uuid.UUID(bytes=payload), None) if len(payload) == 16 else None
-        )
-        if kind != KIND_ID or listening is None or listening.done:
+        named = uuid.UUID(bytes=payload) if kind == KIND_ID and len(payload) == 16 else None
+        target = self._pending.pop(named, None) if named is not None else None
+        if target is None or (isinstance(target, Listening) and target.done):
             self.refused += 1
-            log.warning("AudioSocket connection for no listening (kind %#x) closed", kind)
+            log.warning("AudioSocket connection for nothing expected (kind %#x) closed", kind)
             return
-        listening.connected.set()
+        target.connected.set()
+        if isinstance(target, Listening):
+            await self._serve_listening(reader, target)
+        else:
+            await target.consume(reader)
+
+    async def _serve_listening(self, reader: asyncio.StreamReader, listening: Listening) -> None:
         model = await self._models.get(listening.language)
         recognizer = grammar_recognizer(model, listening.words)
         try:

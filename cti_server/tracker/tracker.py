@@ -322,6 +322,8 @@ class Tracker:
                 agent=agent.name,
                 waited_seconds=float(event.hold_seconds),
                 at=now,
+                caller_channel=_channel(call, call.caller_uniqueid),
+                agent_channel=_channel(call, event.dest_uniqueid),
             )
         )
 
@@ -481,3 +483,8 @@ def _device(channel: str) -> str:
     """``SIP/150010002-0000001a`` → ``SIP/150010002``."""
     base, _, _ = channel.rpartition("-")
     return base or channel
+
+
+def _channel(call: Call, uniqueid: str) -> str:
+    leg = call.legs.get(uniqueid)
+    return leg.channel if leg is not None else ""

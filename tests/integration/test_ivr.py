@@ -21,7 +21,12 @@ from crm_core.schemas import CustomerIn
 from crm_core.valuation import recompute_value
 from crm_core.value import ValuePolicy
 from cti_server.app import AMI, DATABASE, SCHEMA_READY, build_app
-from cti_server.config import IvrSettings, RecorderSettings, SpeechSettings
+from cti_server.config import (
+    IvrSettings,
+    RecorderSettings,
+    SpeechSettings,
+    TranscriptionSettings,
+)
 from cti_server.resources import data_dir
 from cti_server.simulation import SimulatedCall, place_customer_call
 from cti_server.telephony.ami_client import AmiClient
@@ -37,7 +42,11 @@ VIP = ("王总", "+8613911112222")
 
 @asynccontextmanager
 async def running_ivr_app(
-    node: AsteriskNode, tmp_path: Path, ivr: IvrSettings, speech: SpeechSettings | None = None
+    node: AsteriskNode,
+    tmp_path: Path,
+    ivr: IvrSettings,
+    speech: SpeechSettings | None = None,
+    transcription: TranscriptionSettings | None = None,
 ) -> AsyncIterator[web.Application]:
     """`cti serve` in this process with the IVR on, its own database and journal; on
     ``ivr.transport = "agi"`` Asterisk runs ``cti-agi`` per call, which asks this server."""
@@ -45,6 +54,7 @@ async def running_ivr_app(
         update={
             "ivr": ivr,
             "speech": speech or node.settings.speech,
+            "transcription": transcription or node.settings.transcription,
             "recorder": RecorderSettings(spool_path=tmp_path / "spool.jsonl"),
             "database": node.settings.database.model_copy(
                 update={"url": f"sqlite+aiosqlite:///{tmp_path / 'ivr.db'}"}

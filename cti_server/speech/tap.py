@@ -1,0 +1,94 @@
+"""One side of a live call, as a ChanSpy tap streams it to our AudioSocket listener.
+
+Audio is decoded in order, one chunk at a time in the decode pool; what arrives meanwhile
+waits in a buffer. A buffer longer than ``max_lag`` seconds means decoding fell behind: the
+stream stops decoding (the call is then transcribed from its recording after it ends), and it
+keeps reading so Asterisk is never blocked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+
+from cti_server.speech.audiosocket import KIND_AUDIO, KIND_ERROR, KIND_HANGUP, read_frame
+from cti_server.speech.decoder import CALL_RATE, Segment, StreamDecoder
+from cti_server.speech.pool import DecodePool
+
+log = logging.getLogger(__name__)
+
+CHUNK_BYTES = CALL_RATE  # half a second of 16-bit audio per decoding step
+
+
+class TapStream:
+    def __init__(
+        self,
+        decoder: StreamDecoder,
+        pool: DecodePool,
+        max_lag: float,
+        on_partial: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.id = uuid.uuid4()
+        self.connected = asyncio.Event()
+        self.finished = asyncio.Event()
+        self.segments: list[Segment] = []
+        self.degraded = False
+        self._decoder = decoder
+        self._pool = pool
+        self._max_lag_bytes = int(max_lag * 2 * CALL_RATE)
+        self._on_partial = on_partial
+
+    @property
+    def speaker(self) -> str:
+        return self._decoder.speaker
+
+    async def consume(self, reader: asyncio.StreamReader) -> None:
+        buffer = bytearray()
+        decoding: asyncio.Task[list[Segment]] | None = None
+        try:
+            while True:
+                try:
+                    kind, payload = await read_frame(reader)
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    break
+                if kind in (KIND_HANGUP, KIND_ERROR):
+                    break
+                if kind != KIND_AUDIO or self.degraded:
+                    continue
+                buffer += payload
+                if decoding is not None and decoding.done():
+                    self._take(decoding.result())
+                    decoding = None
+                if len(buffer) > self._max_lag_bytes:
+                    self._fall_behind()
+                    buffer.clear()
+                elif decoding is None and len(buffer) >= CHUNK_BYTES:
+                    chunk, buffer = bytes(buffer), bytearray()
+                    decoding = asyncio.create_task(self._pool.run(self._decoder.feed, chunk))
+            if decoding is not None:
+                self._take(await decoding)
+            if not self.degraded:
+                if buffer:
+                    self._take(await self._pool.run(self._decoder.feed, bytes(buffer)))
+                self._take(await self._pool.run(self._decoder.finish))
+        finally:
+            if decoding is not None and not decoding.done():
+                decoding.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await decoding
+            self.finished.set()
+
+    def _take(self, segments: list[Segment]) -> None:
+        self.segments += segments
+        if self._on_partial is not None:
+            text = segments[-1].text if segments else self._decoder.partial
+            if text:
+                self._on_partial(self.speaker, text)
+
+    def _fall_behind(self) -> None:
+        self.degraded = True
+        self.segments.clear()  # the recording is decoded whole after the call instead
+        log.warning("live transcription of the %s fell behind: after the call", self.speaker)

@@ -1,0 +1,305 @@
+"""Every answered call transcribed, customer and agent apart, live when there is room.
+
+On ``CallAnswered`` the call is recorded (MixMonitor: one file per direction, the fallback) and,
+while the decode pool has live capacity, each side is tapped without touching the call: an
+Originate of ``Local/s@cti-tap-src`` runs ``ChanSpy(<side>,qEo)`` (hear only that side, end when
+it hangs up, say nothing) and its other half streams to our AudioSocket listener. On
+``CallEnded`` the live segments are published; a call that had no room, whose tap failed or
+whose decoding fell behind is decoded from its recordings instead. Either way one
+``CallTranscribed`` event carries the whole transcript to the recorder, which journals it like
+every other write: nothing is dropped silently, and the counters say how each call went.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cti_server.bus import Bus
+from cti_server.config import SpeechSettings, TranscriptionSettings
+from cti_server.events import (
+    CallAnswered,
+    CallEnded,
+    CallTranscribed,
+    DomainEvent,
+    IvrFinished,
+    TranscriptPartial,
+)
+from cti_server.speech.audiosocket import AudioSocketServer
+from cti_server.speech.decoder import Segment, StreamDecoder, decode_file, model_rate
+from cti_server.speech.models import SpeechModels
+from cti_server.speech.pool import DecodePool
+from cti_server.speech.tap import TapStream
+from cti_server.telephony.ami_client import AmiClient, AmiError
+
+log = logging.getLogger(__name__)
+
+TAP_CONNECT_TIMEOUT = 5.0
+TAP_DRAIN_TIMEOUT = 30.0
+RECORDING_TIMEOUT = 30.0
+Redactor = Callable[[Segment], Segment]
+
+
+@dataclass
+class _Call:
+    linkedid: str
+    language: str
+    answered: float  # monotonic
+    live: bool = False
+    taps: list[TapStream] = field(default_factory=list)
+
+
+def recording_names(linkedid: str) -> tuple[str, str, str]:
+    """The dialplan's recording (``cti-record``), in Asterisk's monitor directory: the mix,
+    the customer's side, the agent's side."""
+    name = f"cti-{linkedid}"
+    return f"{name}.wav", f"{name}-customer.wav", f"{name}-agent.wav"
+
+
+class TranscriptionService:
+    def __init__(  # noqa: PLR0917 - the composition root names them all
+        self,
+        settings: TranscriptionSettings,
+        speech: SpeechSettings,
+        bus: Bus,
+        ami: AmiClient,
+        listener: AudioSocketServer,
+        models: SpeechModels,
+        redact: Redactor | None = None,
+    ) -> None:
+        self._settings = settings
+        self._speech = speech
+        self._bus = bus
+        self._ami = ami
+        self._listener = listener
+        self._models = models
+        self._redact = redact
+        self.pool = DecodePool(settings.workers, settings.max_live_calls)
+        self._languages: dict[str, str] = {}
+        self._calls: dict[str, _Call] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def active(self) -> bool:
+        return self._settings.enabled and bool(self._models.languages())
+
+    def attach(self) -> None:
+        if self.active:
+            self._bus.listen((IvrFinished, CallAnswered, CallEnded), self._on_event)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.pool.close()
+
+    def status(self) -> dict[str, Any]:
+        counters = self.pool.counters
+        return {
+            "ok": True,
+            "active": self.active,
+            "live_now": self.pool.live_now,
+            "live_capacity": self.pool.capacity,
+            **counters.__dict__,
+        }
+
+    def _on_event(self, event: DomainEvent) -> None:
+        if isinstance(event, IvrFinished):
+            language = event.attributes.get("language", "")
+            if language:
+                self._languages[event.linkedid] = language
+        elif isinstance(event, CallAnswered):
+            self._spawn(self._answered(event))
+        elif isinstance(event, CallEnded) and event.linkedid in self._calls:
+            self._spawn(self._ended(self._calls.pop(event.linkedid), event))
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _language(self, linkedid: str) -> str | None:
+        languages = self._models.languages()
+        wanted = self._languages.pop(linkedid, None) or self._settings.language
+        if wanted in languages:
+            return wanted
+        return sorted(languages)[0] if languages else None
+
+    async def _answered(self, event: CallAnswered) -> None:
+        language = self._language(event.linkedid)
+        if language is None or not event.caller_channel or event.linkedid in self._calls:
+            return
+        call = _Call(event.linkedid, language, time.monotonic())
+        self._calls[event.linkedid] = call
+        if self._settings.live and event.agent_channel and self.pool.admit_live():
+            call.live = True
+            await self._tap(call, event)
+
+    async def _tap(self, call: _Call, event: CallAnswered) -> None:
+        model = await self._models.get(call.language)
+        rate = model_rate(self._speech.models[call.language])
+        offset = time.monotonic() - call.answered
+        for speaker, channel in (
+            ("customer", event.caller_channel),
+            ("agent", event.agent_channel),
+        ):
+            decoder = StreamDecoder(model, rate, speaker, offset)
+            stream = TapStream(
+                decoder, self.pool, self._settings.max_lag_seconds, self._partial(event, speaker)
+            )
+            if not self._listener.expect_stream(stream):
+                self._give_up_live(call, "the AudioSocket listener is not running")
+                return
+            call.taps.append(stream)
+            try:
+                await self._originate_tap(channel, stream)
+            except (AmiError, TimeoutError) as exc:
+                self._give_up_live(call, f"tap refused: {exc}")
+                return
+
+    async def _originate_tap(self, channel: str, stream: TapStream) -> None:
+        reply = await self._ami.send_action(
+            "Originate",
+            {
+                "Channel": "Local/s@cti-tap-src",
+                "Context": "cti-tap",
+                "Exten": "s",
+                "Priority": "1",
+                "Async": "true",
+                "Variable": [
+                    f"SPYON={channel}",
+                    f"TAPID={stream.id}",
+                    f"TAPTO={self._listener.address}",
+                ],
+            },
+            timeout=10.0,
+        )
+        first = reply[0] if isinstance(reply, list) else reply
+        if not first.success:
+            raise AmiError(str(first.get("Message", "Originate refused")))
+
+    def _give_up_live(self, call: _Call, why: str) -> None:
+        log.warning(
+            "call %s: no live transcription (%s), after the call instead", call.linkedid, why
+        )
+        for stream in call.taps:
+            self._listener.forget_stream(stream)
+        call.taps.clear()
+        if call.live:
+            call.live = False
+            self.pool.release_live()
+
+    def _partial(self, event: CallAnswered, speaker: str) -> Callable[[str, str], None]:
+        def publish(_speaker: str, text: str) -> None:
+            self._bus.publish(
+                TranscriptPartial(
+                    node=event.node, linkedid=event.linkedid, speaker=speaker, text=text[:500]
+                )
+            )
+
+        return publish
+
+    async def _ended(self, call: _Call, event: CallEnded) -> None:
+        segments: list[Segment] | None = None
+        mode = "live"
+        try:
+            if call.live:
+                segments = await self._live_segments(call)
+            if segments is None:
+                mode = "post_call"
+                self.pool.counters.post_call_calls += 1
+                segments = await self._post_call_segments(call, _queue_time(event))
+        except Exception:
+            self.pool.counters.failed_calls += 1
+            log.exception("call %s could not be transcribed", call.linkedid)
+            return
+        finally:
+            if call.live:
+                self.pool.release_live()
+        if segments is None:
+            self.pool.counters.failed_calls += 1
+            return
+        if self._redact is not None:
+            segments = [self._redact(s) for s in segments]
+        segments.sort(key=lambda s: (s.start, s.speaker))
+        self.pool.counters.transcribed_calls += 1
+        self.pool.counters.segments += len(segments)
+        self._bus.publish(
+            CallTranscribed(
+                node=event.node,
+                linkedid=call.linkedid,
+                language=call.language,
+                mode=mode,
+                segments=[s.as_dict() for s in segments],
+            )
+        )
+
+    async def _live_segments(self, call: _Call) -> list[Segment] | None:
+        """Both taps' segments once they have drained; None: decode the recordings instead."""
+        try:
+            for stream in call.taps:
+                async with asyncio.timeout(TAP_CONNECT_TIMEOUT):
+                    await stream.connected.wait()
+            async with asyncio.timeout(TAP_DRAIN_TIMEOUT):
+                for stream in call.taps:
+                    await stream.finished.wait()
+        except TimeoutError:
+            for stream in call.taps:
+                self._listener.forget_stream(stream)
+            log.warning("call %s: a live tap never connected or ended", call.linkedid)
+            return None
+        if any(stream.degraded for stream in call.taps):
+            self.pool.counters.degraded_calls += 1
+            return None
+        return [segment for stream in call.taps for segment in stream.segments]
+
+    async def _post_call_segments(self, call: _Call, held: float) -> list[Segment] | None:
+        """From the recordings, which start when the caller joined the queue: ``held`` seconds
+        before the answer, moved so that times count from the answer like live ones."""
+        folder = self._settings.recordings_path
+        if folder is None or "/" in call.linkedid:
+            log.warning("call %s: no recording to transcribe", call.linkedid)
+            return None
+        _, customer, agent = recording_names(call.linkedid)
+        model = await self._models.get(call.language)
+        rate = model_rate(self._speech.models[call.language])
+        segments: list[Segment] = []
+        for speaker, name in (("customer", customer), ("agent", agent)):
+            path = folder / name
+            if not await _settled(path):
+                log.warning("call %s: recording %s never appeared", call.linkedid, path)
+                return None
+            decoded = await self.pool.run(decode_file, model, rate, path, speaker, -held)
+            segments += [s for s in decoded if s.start >= 0]  # not the music on hold
+        return segments
+
+
+def _queue_time(event: CallEnded) -> float:
+    if event.queued_at is None or event.answered_at is None:
+        return 0.0
+    return max(0.0, (event.answered_at - event.queued_at).total_seconds())
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.is_file() else -1
+
+
+async def _settled(path: Path) -> bool:
+    """The recording exists and has stopped growing (MixMonitor closes it after the call)."""
+    deadline = time.monotonic() + RECORDING_TIMEOUT
+    size = -1
+    while time.monotonic() < deadline:
+        current = await asyncio.to_thread(_size, path)
+        if current > 44 and current == size:
+            return True
+        size = current
+        await asyncio.sleep(0.5)  # a file on disk has no event to wait on
+    return False
