@@ -10,11 +10,16 @@ Why this design (see also ``[cti-routed]`` in ``dialplans/extensions.conf.j2``):
   app_queue therefore still writes every record the tracker and reports rely on (ENTERQUEUE,
   CONNECT, COMPLETE*, RINGNOANSWER; ``AgentCalled``, ``AgentConnect``, ``AgentComplete``), the
   agent's phone shows a normal queue call, and no channel is ever masqueraded.
-- **Rejected:** a ``Redirect`` out of ``Queue()`` (app_queue takes the redirect for a hang-up and
-  records an abandon); ``Originate`` plus ``Bridge`` (no queue records at all: the tracker, the
-  recorder and queue_log would not know the call was answered); steering one shared queue with
-  penalties or member pauses (app_queue still picks which caller goes to which free member, so
-  two simultaneous assignments could cross).
+- **Rejected:** a ``Redirect`` out of ``Queue()`` (queue_log then says the caller ABANDONed, seen
+  on Asterisk 22, where a withdraw says WITHDRAW and the dialplan simply goes on); ``Originate``
+  plus ``Bridge`` (no queue records at all: the tracker, the recorder and queue_log would not
+  know the call was answered); steering one shared queue with penalties or member pauses
+  (app_queue still picks which caller goes to which free member, so two simultaneous
+  assignments could cross).
+- **A cost:** app_queue sends ``QueueCallerAbandon`` over AMI whenever a caller leaves a queue
+  other than by being answered, a withdraw and each heartbeat check included, so the waiting
+  queue's live abandon and offered counters count wait segments, not customers; the calls' own
+  records (outcome, queue_log) are right.
 - **Ring-no-answer:** the agent's queue gives up after the ring time, the dialplan returns the
   caller to its waiting queue, and the router, seeing the call back, pauses the agent with the
   policy's reason (``QueuePause`` with ``Reason``) and decides again. The caller's wait keeps
