@@ -34,7 +34,7 @@ class SpeechModels:
             return None
         async with self._locks[language]:
             if language not in self._models:
-                self._models[language] = await asyncio.to_thread(_load, self._paths[language])
+                self._models[language] = await asyncio.to_thread(load_model, self._paths[language])
                 log.info("speech model for %r loaded from %s", language, self._paths[language])
         return self._models[language]
 
@@ -43,7 +43,7 @@ class SpeechModels:
             await self.get(language)
 
 
-def _load(path: Path) -> Any:
+def load_model(path: Path) -> Any:
     from vosk import Model, SetLogLevel  # noqa: PLC0415 - heavy native library, loaded on use
 
     SetLogLevel(-1)
