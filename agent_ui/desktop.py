@@ -259,17 +259,20 @@ class Desks:
         return None
 
     async def available(self, extension: str) -> None:
-        """Join the queues not yet joined, and unpause."""
+        """Join every queue (Asterisk refuses a second join: fine), then unpause.
+
+        Asterisk is asked rather than the tracker: its view of membership may lag a change made
+        elsewhere (a supervisor, another server, a restart)."""
         interface = self.deps.interface_of(extension)
-        agent = self._agent(extension)
-        joined = agent.queues if agent is not None else set()
         for queue in self.deps.queues:
-            if queue not in joined:
+            try:
                 await actions.queue_login(
                     self.deps.ami, queue, interface, self.deps.member_name_of(extension)
                 )
-        if joined:
-            await actions.unpause(self.deps.ami, interface)
+            except actions.AgentActionError as exc:
+                if "already" not in str(exc).lower():
+                    raise
+        await actions.unpause(self.deps.ami, interface)
 
     def _my_channel(self, extension: str) -> str:
         """The agent's own leg of the call in progress."""

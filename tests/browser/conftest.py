@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.customers import create_customer
 from crm_core.schemas import CustomerIn
-from cti_server.app import AMI, DATABASE, SCHEMA_READY, build_app
+from cti_server.app import AMI, DATABASE, SCHEMA_READY, TRACKER, build_app
 from cti_server.config import DatabaseSettings, IvrSettings, RecorderSettings, UiSettings
 from cti_server.telephony import agent_actions
 from tests.support.asterisk import AsteriskNode
@@ -129,6 +129,10 @@ async def ui_server(
             f"http://127.0.0.1:{settings.http.port}", app, db, ids, asterisk_node, browser
         )
     finally:
+        for call in list(app[TRACKER].calls.values()):  # nor our calls
+            for leg in call.live_legs():
+                with contextlib.suppress(agent_actions.AgentActionError):
+                    await agent_actions.hangup(app[AMI], leg.channel)
         for _, _, extension in USERS:  # the shared Asterisk must not keep our members
             with contextlib.suppress(agent_actions.AgentActionError):
                 await agent_actions.queue_logout(

@@ -178,6 +178,8 @@ async def test_a_hostile_caller_name_renders_as_text_and_no_script_runs(
     assert await alice.page.locator("#pop svg").count() == 0
     assert await sam.page.locator("#calls svg").count() == 0
 
+    await alice.page.click("#hangup")
+    await expect(alice.page.locator("#wrapup")).to_be_visible(timeout=15_000)
     await alice.page.goto(f"{server.base}/ui/customers?q=%2B8613700009999")
     await expect(alice.page.locator("#results")).to_contain_text(XSS)
     for tab in (alice, sam):
