@@ -28,7 +28,8 @@ Why this design (see also ``[cti-routed]`` in ``dialplans/extensions.conf.j2``):
   ``CTI_ROUTER_UNTIL``, a lease in epoch seconds, 0 once it stops). Waiting callers look at it
   every ``routing.check_seconds`` (their ``Queue()`` times out and they rejoin); once it lapses,
   new and waiting calls go to the fallback queue, where agents are ordinary members and plain
-  app_queue serves them. A router that cannot decide stops renewing the lease, too.
+  app_queue serves them. A router that cannot decide stops renewing the lease, too. (The lease
+  is in epoch seconds: the CTI and Asterisk hosts' clocks must agree within a few seconds.)
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ from cti_server.telephony.ami_client import AmiClient
 HEARTBEAT = "CTI_ROUTER_UNTIL"
 ATTRIBUTES = ("skill", "language", "tier", "customer_id", "intent")
 """IVR attributes the router reads back from a channel (``CTI_ATTR_<NAME>``) after a restart."""
+WAITING_SINCE = "CTI_WAITING_SINCE"
+"""Set by the dialplan when a caller first waits for the router (epoch seconds)."""
 ACTION_TIMEOUT = 5.0
 MAX_RING_SECONDS = 600
 
@@ -94,22 +97,25 @@ async def heartbeat(ami: AmiClient, until: int) -> None:
     await _send(ami, "Setvar", {"Variable": HEARTBEAT, "Value": str(until)}, "router heartbeat")
 
 
-async def call_attributes(ami: AmiClient, channel: str) -> dict[str, str]:
-    """The IVR attributes left on the caller's channel (``CTI_ATTR_*``), for calls that were
-    waiting before this router started (it did not see their ``IvrFinished``)."""
+async def call_attributes(ami: AmiClient, channel: str) -> tuple[dict[str, str], float | None]:
+    """The IVR attributes left on the caller's channel (``CTI_ATTR_*``) and when the caller began
+    to wait, for calls that were waiting before this router started (it saw neither their
+    ``IvrFinished`` nor, the tracker having been rebuilt, their first queue join)."""
     check_channel(channel)
     found: dict[str, str] = {}
     for name in ATTRIBUTES:
-        reply = await _send(
-            ami,
-            "Getvar",
-            {"Channel": channel, "Variable": f"CTI_ATTR_{name.upper()}"},
-            f"attributes of {channel}",
-        )
-        value = str(reply.get("Value", "") or "")
+        value = await _getvar(ami, channel, f"CTI_ATTR_{name.upper()}")
         if value:
             found[name] = value
-    return found
+    since = await _getvar(ami, channel, WAITING_SINCE)
+    return found, float(since) if since.isdigit() else None
+
+
+async def _getvar(ami: AmiClient, channel: str, variable: str) -> str:
+    reply = await _send(
+        ami, "Getvar", {"Channel": channel, "Variable": variable}, f"{variable} of {channel}"
+    )
+    return str(reply.get("Value", "") or "")
 
 
 async def sign_in(

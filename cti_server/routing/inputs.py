@@ -7,7 +7,8 @@ Where each attribute comes from:
 - a call's required skill and language: the IVR's attributes ``skill`` and ``language`` (from
   ``IvrFinished``, or the channel's ``CTI_ATTR_*`` after a restart); none when the IVR set none;
 - its tier, value and preferred agent: the CRM (:mod:`crm_core.routing`), else the IVR's ``tier``;
-- its wait: the tracker's first queue join, which a ring-out and return keeps;
+- its wait: the tracker's first queue join, which a ring-out and return keeps (after a restart
+  of the CTI, the channel's ``CTI_WAITING_SINCE``, set by the dialplan);
 - an agent's id: the extension in their own queue's name ``agent-<extension>``; their skills,
   languages and team: the CRM user with that extension (none known: no skills, no languages);
   their group: their team's name when the policy names that group, else ``agents``.
@@ -52,6 +53,8 @@ class CallContext:
     priority_adjust: float = 0.0
     move_to_agent: str | None = None
     excluded_agents: frozenset[str] = frozenset()
+    waiting_since: float | None = None
+    """When the caller first waited, as the channel says (kept across a restart of the CTI)."""
 
 
 def customer_id(attributes: Mapping[str, str]) -> int | None:
@@ -66,10 +69,12 @@ def waiting_call(call: live.Call, context: CallContext) -> WaitingCall:
     skill = attributes.get("skill", "").strip()
     language = attributes.get("language", "").strip() or None
     facts = context.facts
-    queued = call.queued_at or call.arrived_at
+    queued = (call.queued_at or call.arrived_at).timestamp()
+    if context.waiting_since is not None:
+        queued = min(queued, context.waiting_since)
     return WaitingCall(
         id=call.linkedid,
-        queued_at=queued.timestamp(),
+        queued_at=queued,
         tier=facts.tier if facts else attributes.get("tier", "").strip() or "standard",
         value_score=facts.value_score if facts else 0.0,
         skills=frozenset({skill}) if skill else frozenset(),

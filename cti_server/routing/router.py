@@ -104,6 +104,7 @@ class _Call:
     no_answer: list[dict[str, Any]] = field(default_factory=list)
     offer: _Offer | None = None
     queue: str = ""
+    waiting_since: float | None = None
     last: WaitingCall | None = None
 
     def context(self) -> inputs.CallContext:
@@ -113,6 +114,7 @@ class _Call:
             priority_adjust=self.priority_adjust,
             move_to_agent=self.move_to_agent,
             excluded_agents=frozenset(self.excluded),
+            waiting_since=self.waiting_since,
         )
 
 
@@ -199,7 +201,10 @@ class Router:
 
     async def _consume(self, events: Subscription) -> None:
         async for event in events:
-            self.on_event(event)
+            try:
+                self.on_event(event)
+            except Exception:  # one odd event must not leave the router deaf
+                log.exception("routing could not take %s", type(event).__name__)
 
     def on_event(self, event: DomainEvent) -> None:
         if isinstance(event, IvrFinished):
@@ -220,6 +225,8 @@ class Router:
                 answered.offer = None
         elif isinstance(event, CallEnded):
             self._calls.pop((event.node, event.linkedid), None)
+        elif isinstance(event, AmiLinkChanged) and event.connected:
+            self._beat_at = 0.0  # renew the lease at once: Asterisk may have restarted
         elif isinstance(event, AgentStateChanged):
             with contextlib.suppress(ValueError):
                 state = AgentState(event.state)
@@ -331,7 +338,9 @@ class Router:
             if call.arrived_at.timestamp() < self._started:
                 caller = _caller_channel(call)
                 with contextlib.suppress(AgentActionError, AmiError, TimeoutError):
-                    known.attributes = await execution.call_attributes(link, caller)
+                    known.attributes, known.waiting_since = await execution.call_attributes(
+                        link, caller
+                    )
                 known.customer_id = inputs.customer_id(known.attributes)
         if not known.facts_read:
             known.facts_read = True

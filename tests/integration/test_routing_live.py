@@ -328,6 +328,13 @@ async def test_six_callers_three_agents_assigned_exactly_as_the_policy_says(
             await poll_until(_all_waiting, 30, what="six callers waiting in support")
             arrival = sorted(label, key=lambda c: tracker.calls[(node, c)].queued_at or 0)
             assert [label[c] for c in arrival] == ["c1", "c2", "c3", "c4", "c5", "c6"]
+            c4 = tracker.calls[(node, arrival[3])]  # what a restarted router reads back
+            attributes, since = await execution.call_attributes(
+                client, c4.legs[c4.caller_uniqueid].channel
+            )
+            assert (attributes["skill"], attributes["language"]) == ("billing", "en")
+            assert since is not None
+            assert abs(since - (c4.queued_at or c4.arrived_at).timestamp()) <= 1.5
 
             await _put_skill(settings.http.port, token, bob, "sales", 8)  # a supervisor's edit
             answered: set[str] = set()

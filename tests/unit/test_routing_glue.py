@@ -278,6 +278,8 @@ def test_a_waiting_call_takes_the_ivr_needs_and_the_crm_value() -> None:
     assert (known.value_score, known.preferred_agent, known.priority_adjust) == (0.5, "3002", 30)
     assert known.queued_at == (T0 + timedelta(seconds=8)).timestamp()
     assert (unknown.skills, unknown.language, unknown.tier) == (frozenset(), None, "silver")
+    restarted = inputs.waiting_call(call, inputs.CallContext({}, waiting_since=T0.timestamp() - 30))
+    assert restarted.queued_at == T0.timestamp() - 30  # the channel remembers the first wait
     assert inputs.customer_id(ivr) == 7
     assert inputs.customer_id({"customer_id": "x"}) is None
 
