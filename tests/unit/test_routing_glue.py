@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
+import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from panoramisk.message import Message
@@ -86,7 +88,7 @@ class FakeCrm:
 class Centre:
     """A tracker fed with AMI messages, a router reading it, what both published."""
 
-    def __init__(self, facts: CustomerFacts | None = None) -> None:
+    def __init__(self, facts: CustomerFacts | None = None, policy: Path | None = None) -> None:
         self.clock = Clock()
         self.published: list[DomainEvent] = []
         self.link = FakeLink()
@@ -98,7 +100,7 @@ class Centre:
         self.router = Router(
             tracker=self.tracker,
             links=[cast(AmiClient, self.link)],
-            policies=PolicyReloader(builtin_policy_path()),
+            policies=PolicyReloader(policy or builtin_policy_path()),
             directory=FakeCrm(profiles, facts),
             publish=self._publish,
             settings=RoutingSettings(enabled=True),
@@ -226,6 +228,30 @@ async def test_a_rejoin_after_a_heartbeat_check_is_not_a_ring_out() -> None:
     centre.caller_joins("support")
 
     assert centre.of(CallRangOut) == []
+
+
+@pytest.mark.asyncio
+async def test_a_policy_edit_counts_from_the_next_decision_and_a_broken_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    policy = yaml.safe_load(builtin_policy_path().read_text(encoding="utf-8"))
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(policy), encoding="utf-8")
+    centre = Centre(policy=path)
+    centre.sign_in("3001")
+    centre.ami("Newchannel", Uniqueid="c1", Linkedid="c1", Channel=CALLER)
+    centre.caller_joins("support")
+    policy["ring_no_answer"]["timeout"] = 7
+    path.write_text(yaml.safe_dump(policy), encoding="utf-8")
+
+    await centre.router.route_once()
+    path.write_text("priority: [not, a, policy]", encoding="utf-8")
+    view = centre.router.snapshot()
+
+    [offer] = centre.link.actions("QueueWithdrawCaller")
+    assert offer["WithdrawInfo"] == "3001:7"
+    assert view["policy"]["name"] == "default"  # the last good policy stays in force
+    assert "policy.yaml" in view["policy"]["error"]
 
 
 def _agent(**fields: Any) -> live.Agent:
