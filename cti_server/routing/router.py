@@ -194,9 +194,6 @@ class Router:
                 with contextlib.suppress(AgentActionError, AmiError, TimeoutError):
                     await execution.heartbeat(link, 0)
 
-    def wake(self) -> None:
-        self._wake.set()
-
     # -- what the router learns from events ---------------------------------------------------
 
     async def _consume(self, events: Subscription) -> None:
@@ -385,10 +382,10 @@ class Router:
     async def _carry_out(
         self, node: str, link: AmiClient, assignment: Assignment, policy: Policy
     ) -> bool:
-        known = self._calls[(node, assignment.call_id)]
+        known = self._calls.get((node, assignment.call_id))  # it may have ended meanwhile
         call = self._tracker.calls.get((node, assignment.call_id))
         interface = self._interfaces.get((node, assignment.agent_id), "")
-        if call is None or known.last is None or not interface:
+        if known is None or call is None or known.last is None or not interface:
             return False
         ring = execution.ring_seconds(policy.ring_no_answer.timeout)
         known.offer = _Offer(assignment, known.last, interface, ring)  # before: events may race
