@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import shutil
+import wave
+from array import array
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, nullcontext
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -17,8 +21,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from crm_core.customers import create_customer, lookup_by_caller_id
 from crm_core.models import FollowUp, Interaction
-from crm_core.schemas import CustomerIn
-from crm_core.valuation import recompute_value
+from crm_core.schemas import CustomerIn, TransactionIn
+from crm_core.valuation import add_transaction, recompute_value
 from crm_core.value import ValuePolicy
 from cti_server.app import AMI, DATABASE, SCHEMA_READY, build_app
 from cti_server.config import (
@@ -106,6 +110,12 @@ async def ivr_app(
                 "CN",
             )
             await recompute_value(session, vip.id, ValuePolicy())
+            await add_transaction(  # what "3, last order" reads back
+                session,
+                vip.id,
+                TransactionIn(amount=Decimal(1234), at=datetime.now(UTC) - timedelta(days=3)),
+                ValuePolicy(),
+            )
         yield app
 
 
@@ -149,7 +159,7 @@ async def test_known_vip_presses_1_for_billing_and_reaches_the_queue_with_attrib
             number=VIP[1],
             name=VIP[0],
             dtmf="1",
-            pre_wait=3,
+            pre_wait=4,  # inside the menu prompt also when cti-agi starts slowly (a process)
             patience=30,
         )
         variables = await _channel_vars(log, call)
@@ -234,15 +244,16 @@ async def test_survey_after_the_agent_hangs_up_is_stored_with_the_call(
 ) -> None:
     client, log = ami
     async with sim_agents(client, "support", ["8002"]):
-        # the caller walks the IVR (1: billing), talks, and presses 4 once the agent is gone
+        # the caller walks the IVR (1: billing), talks, presses 4 once the agent is gone, then 1
+        # to leave a comment (and stays silent: the recording ends on silence)
         call = await place_customer_call(
             client,
             context=asterisk_node.settings.dialplan.inbound_context,
             number=VIP[1],
             name=VIP[0],
-            dtmf="1" + "w" * 22 + "4",
-            pre_wait=3,
-            patience=20,
+            dtmf="1" + "w" * 22 + "4ww1",
+            pre_wait=4,
+            patience=30,
         )
         await log.wait_for(agent_complete(call.uniqueid), 40, "answered")
     sessions = async_sessionmaker(ivr_app[DATABASE], expire_on_commit=False)
@@ -257,6 +268,9 @@ async def test_survey_after_the_agent_hangs_up_is_stored_with_the_call(
     row = await poll_until(_rated, 40, what="the survey score stored")
     assert row.survey_score == 4
     assert row.answered_at is not None
+    comments = [r for r in row.recordings if "/recordings/ivr/comment-" in r]
+    assert comments, f"the spoken comment is stored with the call: {row.recordings}"
+    assert comments[0].endswith(".wav")
 
 
 @pytest_asyncio.fixture
@@ -283,7 +297,8 @@ async def quick_ivr_app(
 @pytest.mark.parametrize(
     ("dtmf", "expected_input", "patience"),
     # each key lands in a replay of the menu prompt (keys during the invalid prompt are lost)
-    [("8wwwwww7wwwwww6", "8 7 6", 8), ("", "", 20)],
+    # silent: three plays of the menu prompt (8 s in English) and timeouts before the operator
+    [("8wwwwww7wwwwww6", "8 7 6", 8), ("", "", 40)],
     ids=["three-invalid-keys", "silent-caller"],
 )
 async def test_invalid_keys_or_silence_lead_to_an_operator(
@@ -348,3 +363,123 @@ async def test_long_wait_offers_a_callback_that_becomes_a_follow_up(
     async with sessions() as session:
         found = await lookup_by_caller_id(session, number, "CN")
     assert [c.id for c in found.customers] == [task.customer_id]
+
+
+def _wav_speech_seconds(path: Path) -> tuple[float, int]:
+    """(seconds, loudest sample) of an 8 kHz 16-bit WAV file: real audio, not silence."""
+    with wave.open(str(path), "rb") as audio:
+        assert (audio.getframerate(), audio.getsampwidth()) == (8000, 2)
+        frames = audio.readframes(audio.getnframes())
+        seconds = audio.getnframes() / audio.getframerate()
+    samples = array("h", frames)
+    return seconds, max((abs(s) for s in samples), default=0)
+
+
+@pytest.mark.asyncio
+async def test_caller_pressing_9_leaves_a_voicemail_that_becomes_a_follow_up(
+    asterisk_node: AsteriskNode, ivr_app: web.Application, ami: tuple[AmiClient, EventLog]
+) -> None:
+    client, log = ami
+    # 9 during the menu, then the caller speaks (through the prompt and the beep, into the
+    # recording) and hangs up, as most callers end a message
+    call = await place_customer_call(
+        client,
+        context=asterisk_node.settings.dialplan.inbound_context,
+        number=VIP[1],
+        name=VIP[0],
+        dtmf="9!",
+        audio="&".join(["cti/sim-hello"] * 8),
+        pre_wait=6,
+        patience=1,
+    )
+    await log.wait_for(event_is("Hangup", Uniqueid=call.uniqueid), 60, "the caller hung up")
+    row = await _interaction(ivr_app, call)
+    steps = [s["step"] for s in row.ivr_path]
+    assert steps[steps.index("menu") :][:2] == ["menu", "voicemail"]
+    assert next(s for s in row.ivr_path if s["step"] == "menu")["input"] == "9"
+    messages = [r for r in row.recordings if "/recordings/ivr/voicemail-" in r]
+    assert len(messages) == 1, row.recordings
+    sessions = async_sessionmaker(ivr_app[DATABASE], expire_on_commit=False)
+
+    async def _task() -> FollowUp | None:
+        async with sessions() as session:
+            return await session.scalar(
+                select(FollowUp).where(
+                    FollowUp.interaction_id == row.id, FollowUp.kind == "voicemail"
+                )
+            )
+
+    task = await poll_until(_task, 15, what="the voicemail follow-up")
+    assert messages[0] in task.note
+    # Asterisk wrote it in its spool, inside the chroot: real speech, not silence
+    spool = asterisk_node.instance.dirs.spool
+    assert messages[0].startswith(f"{spool}/recordings/ivr/")
+    seconds, loudest = _wav_speech_seconds(asterisk_node.instance.chroot.inside(messages[0]))
+    assert seconds >= 1.0
+    assert loudest > 1000
+
+
+@pytest.mark.asyncio
+async def test_known_customer_pressing_3_hears_the_last_order_read_back(
+    asterisk_node: AsteriskNode, ivr_app: web.Application, ami: tuple[AmiClient, EventLog]
+) -> None:
+    client, log = ami
+    # 3 during the menu; the caller hangs up while the menu is offered again after the read-back
+    call = await place_customer_call(
+        client,
+        context=asterisk_node.settings.dialplan.inbound_context,
+        number=VIP[1],
+        name=VIP[0],
+        dtmf="3",
+        pre_wait=6,
+        patience=18,
+    )
+    await log.wait_for(event_is("Hangup", Uniqueid=call.uniqueid), 60, "the caller hung up")
+    row = await _interaction(ivr_app, call)
+    steps = [s["step"] for s in row.ivr_path]
+    start = steps.index("last_order")
+    assert steps[start - 1 : start + 4] == ["menu", "last_order", "say_amount", "say_days", "menu"]
+    by_step = {s["step"]: s for s in row.ivr_path}
+    assert by_step["last_order"]["input"] == "last_order_amount=1234, last_order_days=3"
+    assert by_step["say_amount"]["input"] == "1234"
+    assert by_step["say_days"]["input"] == "3"
+
+
+@pytest.mark.asyncio
+async def test_server_out_of_reach_sends_the_call_to_the_default_queue(
+    asterisk_node: AsteriskNode,
+    ami: tuple[AmiClient, EventLog],
+    tmp_path: Path,
+    transport: Literal["fastagi", "agi"],
+) -> None:
+    """No CTI server: the FastAGI connection fails, or cti-agi cannot reach the server and
+    exits 1; either way AGISTATUS=FAILURE and the dialplan's fallback takes the call."""
+    client, log = ami
+    settings = asterisk_node.settings.model_copy(
+        update={"ivr": IvrSettings(inbound_flow="main", transport=transport)}
+    )
+    classic = transport == "agi"
+    if classic:
+        settings = with_classic_agi(settings)
+    async with classic_agi(asterisk_node, settings, tmp_path) if classic else nullcontext():
+        call = await place_customer_call(
+            client,
+            context=asterisk_node.settings.dialplan.inbound_context,
+            number=VIP[1],
+            name=VIP[0],
+            patience=3,
+        )
+        join = await log.wait_for(
+            event_is("QueueCallerJoin", Linkedid=call.uniqueid), 30, "queue join"
+        )
+    assert join["Queue"] == asterisk_node.settings.dialplan.default_queue
+    variables = {
+        str(e["Variable"]): str(e.get("Value", ""))
+        for e in log.events
+        if e.get("Event") == "VarSet" and e.get("Linkedid") == call.uniqueid
+    }
+    assert variables["AGISTATUS"] == "FAILURE"
+    assert variables["CTI_FALLBACK"] == "1"
+    assert "CTI_QUEUE" not in variables
+    if classic:
+        assert "CTI server unavailable" in (tmp_path / "cti-agi.log").read_text()
