@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -158,3 +158,24 @@ async def segments_of(session: AsyncSession, interaction_id: int) -> list[Transc
         .order_by(TranscriptSegment.start)
     )
     return list(result)
+
+
+async def repeat_contact(session: AsyncSession, external_key: str, days: float = 7.0) -> bool:
+    """Did this interaction's customer contact us about the same topic (the IVR's intent)
+    within ``days`` before it? A third call about one thing is itself a sign of trouble."""
+    row = await session.scalar(select(Interaction).where(Interaction.external_key == external_key))
+    if row is None or row.customer_id is None or row.arrived_at is None:
+        return False
+    intent = (row.routing or {}).get("attributes", {}).get("intent")
+    earlier = await session.scalars(
+        select(Interaction).where(
+            Interaction.customer_id == row.customer_id,
+            Interaction.id != row.id,
+            Interaction.arrived_at >= row.arrived_at - timedelta(days=days),
+            Interaction.arrived_at < row.arrived_at,
+        )
+    )
+    return any(
+        intent is None or (other.routing or {}).get("attributes", {}).get("intent") == intent
+        for other in earlier
+    )

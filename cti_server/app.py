@@ -24,12 +24,15 @@ from agent_ui.deps import UiDeps
 from crm_core.api.app import create_api
 from crm_core.api.http import role_rank
 from crm_core.database import make_engine, ping
+from crm_core.interactions import repeat_contact
 from crm_core.migrate import upgrade
 from crm_core.people import user_for_token
 from cti_server.agi_api import PREFIX as AGI_API_PREFIX
 from cti_server.agi_api import create_agi_api
 from cti_server.bus import Bus, MemoryBus
 from cti_server.bus.redis import RedisBus
+from cti_server.complaint_watch import ComplaintWatch
+from cti_server.complaints.detector import ComplaintDetector
 from cti_server.config import AmiSettings, Settings
 from cti_server.events import AmiLinkChanged
 from cti_server.inbound import InboundCalls
@@ -48,6 +51,7 @@ from cti_server.routing.reloader import PolicyReloader
 from cti_server.routing.router import Router
 from cti_server.speech.audiosocket import AudioSocketServer
 from cti_server.speech.models import SpeechModels
+from cti_server.speech.redaction import redact_segment
 from cti_server.speech.transcription import TranscriptionService
 from cti_server.telephony.ami_client import AmiClient, AmiError
 from cti_server.telephony.ami_events import translate
@@ -64,6 +68,7 @@ AMI = web.AppKey("ami", AmiClient)
 AGI = web.AppKey("agi", FastAgiServer)
 SPEECH = web.AppKey("speech", AudioSocketServer)
 TRANSCRIPTION = web.AppKey("transcription", TranscriptionService)
+COMPLAINTS = web.AppKey("complaints", ComplaintWatch)
 DATABASE = web.AppKey("database", AsyncEngine)
 SCHEMA_READY = web.AppKey("schema_ready", asyncio.Event)
 TRACKER = web.AppKey("tracker", Tracker)
@@ -74,6 +79,34 @@ RESYNCS = web.AppKey("resyncs", set[asyncio.Task[None]])
 LINKS = web.AppKey("links", list[AmiClient])
 RECORDER = web.AppKey("recorder", Recorder)
 ROUTER = web.AppKey("router", Router)
+
+
+def _add_speech(
+    app: web.Application, settings: Settings, bus: Bus, ami: AmiClient
+) -> AudioSocketServer:
+    """Spoken menus and transcription share the models and the AudioSocket listener."""
+    models = SpeechModels(settings.speech.models)
+    speech = AudioSocketServer(settings.speech, models)
+    app[SPEECH] = speech
+    regions = (settings.crm.default_region, "US", "GB")
+    app[TRANSCRIPTION] = TranscriptionService(
+        settings.transcription,
+        settings.speech,
+        bus,
+        ami,
+        speech,
+        models,
+        redact=lambda segment: redact_segment(segment, regions),
+    )
+    return speech
+
+
+def _complaint_watch(bus: Bus, sessions: async_sessionmaker[AsyncSession]) -> ComplaintWatch:
+    async def repeat_call(node: str, linkedid: str) -> bool:
+        async with sessions() as session:
+            return await repeat_contact(session, f"{node}:{linkedid}")
+
+    return ComplaintWatch(bus, ComplaintDetector(), repeat_call)
 
 
 def build_app(settings: Settings) -> web.Application:
@@ -106,12 +139,7 @@ def build_app(settings: Settings) -> web.Application:
     )
     app[DATABASE] = engine
     agi = FastAgiServer(settings.agi)
-    models = SpeechModels(settings.speech.models)
-    speech = AudioSocketServer(settings.speech, models)
-    app[SPEECH] = speech
-    app[TRANSCRIPTION] = TranscriptionService(
-        settings.transcription, settings.speech, bus, links[0], speech, models
-    )
+    speech = _add_speech(app, settings, bus, links[0])
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     lookup = CrmLookup(sessions, settings.crm.default_region)
     self_service = CrmSelfService(sessions)
@@ -137,8 +165,12 @@ def build_app(settings: Settings) -> web.Application:
         region=settings.crm.default_region,
         retry_seconds=settings.recorder.retry_seconds,
         schema_ready=app[SCHEMA_READY],
+        case_sla=settings.crm.case_sla,
     )
-    app.cleanup_ctx.extend([_database, _bus, _recorder, _ami_link, _watchdog, _speech, _fastagi])
+    app[COMPLAINTS] = _complaint_watch(bus, sessions)
+    app.cleanup_ctx.extend(
+        [_database, _bus, _recorder, _ami_link, _watchdog, _complaints, _speech, _fastagi]
+    )
     if settings.routing.enabled:
         app[ROUTER] = _router(settings, tracker, links, sessions, bus)
         app.router.add_routes(routing_routes(app[ROUTER], authorize))
@@ -337,6 +369,12 @@ async def _speech(app: web.Application) -> AsyncIterator[None]:
         await loading
     await transcription.close()
     await speech.stop()
+
+
+async def _complaints(app: web.Application) -> AsyncIterator[None]:
+    app[COMPLAINTS].attach()
+    yield
+    await app[COMPLAINTS].close()
 
 
 async def status_view(request: web.Request) -> web.Response:

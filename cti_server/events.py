@@ -199,12 +199,33 @@ class CallTranscribed(DomainEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TranscriptPartial(DomainEvent):
-    """What a speaker is saying right now, for supervisors' pages; never stored."""
+    """What a speaker is saying right now, for supervisors' pages and the live complaint watch;
+    ``final``: an utterance Vosk closed (else still being said). Never stored."""
 
     node: str
     linkedid: str
     speaker: str
     text: str
+    final: bool = False
+    start: float = 0.0
+    end: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ComplaintDetected(DomainEvent):
+    """The complaint detector found dissatisfaction in a call: ``during_call`` it alerts
+    supervisors; after the call (the whole redacted transcript and the call's facts) it is
+    stored with the interaction and opens a complaint case with its evidence."""
+
+    node: str
+    linkedid: str
+    probability: float
+    threshold: float
+    category: str
+    severity: str
+    language: str
+    evidence: list[dict[str, Any]]
+    during_call: bool = False
 
 
 EVENT_TYPES: dict[str, type[DomainEvent]] = {
@@ -223,6 +244,7 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         CallbackRequested,
         CallTranscribed,
         TranscriptPartial,
+        ComplaintDetected,
         CallRouted,
         CallRangOut,
     )

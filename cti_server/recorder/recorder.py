@@ -18,10 +18,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crm_core.cases import CaseSla, add_signal, open_case_from_signal
 from crm_core.customers import create_customer, lookup_by_caller_id
 from crm_core.errors import InvalidInput
 from crm_core.interactions import record_interaction
-from crm_core.models import FollowUp, Interaction, User
+from crm_core.models import ComplaintCase, ComplaintSignal, FollowUp, Interaction, User
 from crm_core.phones import is_withheld
 from crm_core.schemas import CustomerIn, InteractionIn
 from cti_server.bus import Bus
@@ -35,6 +36,7 @@ from cti_server.events import (
     CallRouted,
     CallStarted,
     CallTranscribed,
+    ComplaintDetected,
     DomainEvent,
     IvrFinished,
     SurveyAnswered,
@@ -44,6 +46,7 @@ from cti_server.recorder.spool import Spool
 log = logging.getLogger(__name__)
 
 # each happens once; a resync's approximate report of one must not move it
+_NOT_FIELDS = ("lookup", "agent", "callback", "complaint")  # handled beside the interaction
 MILESTONES = ("arrived_at", "queued_at", "offered_at", "answered_at")
 _KIND_BY_OUTCOME = {"abandoned": "abandoned", "ivr_only": "ivr_only"}
 _EXTENSION = re.compile(r"(\d{2,10})$")
@@ -100,6 +103,19 @@ def interaction_update(event: DomainEvent) -> dict[str, Any] | None:  # noqa: PL
             "node": event.node,
             "linkedid": event.linkedid,
             "routing": {"no_answer": event.no_answer},
+        }
+    if isinstance(event, ComplaintDetected):
+        if event.during_call:
+            return None  # an alert for supervisors; the finding after the call is stored
+        return {
+            "node": event.node,
+            "linkedid": event.linkedid,
+            "complaint": {
+                "probability": event.probability,
+                "category": event.category,
+                "severity": event.severity,
+                "evidence": event.evidence,
+            },
         }
     if isinstance(event, CallTranscribed):
         return {"node": event.node, "linkedid": event.linkedid, "segments": event.segments}
@@ -182,6 +198,7 @@ class Recorder:
         CallRouted,
         CallRangOut,
         CallTranscribed,
+        ComplaintDetected,
     )
 
     def __init__(
@@ -193,8 +210,10 @@ class Recorder:
         region: str,
         retry_seconds: float = 1.0,
         schema_ready: asyncio.Event | None = None,
+        case_sla: CaseSla | None = None,
     ) -> None:
         self._sessions = sessions
+        self._case_sla = case_sla or CaseSla()
         self._spool = spool
         self._region = region
         self._retry = retry_seconds
@@ -256,7 +275,7 @@ class Recorder:
     async def _write(self, update: dict[str, Any]) -> bool:
         if self._schema_ready is not None and not self._schema_ready.is_set():
             return False  # migrations still running: keep it in the spool
-        fields = {k: v for k, v in update.items() if k not in ("lookup", "agent", "callback")}
+        fields = {k: v for k, v in update.items() if k not in _NOT_FIELDS}
         try:
             async with self._sessions() as session, session.begin():
                 if "lookup" in update and not await self._has_customer(session, update):
@@ -274,6 +293,10 @@ class Recorder:
                 )
                 if "callback" in update:
                     await callback_task(session, row.id, update["callback"], self._region)
+                if "complaint" in update:
+                    await complaint_case(
+                        session, row, update["complaint"], self._region, self._case_sla
+                    )
         except ValidationError:
             log.exception("interaction update refused by the CRM schema; dropped: %s", fields)
             return True  # retrying cannot help; it must not block the ones after it
@@ -325,6 +348,44 @@ def _follow_up_note(request: dict[str, Any]) -> str:
     )
 
 
+async def customer_for_caller(session: AsyncSession, number: str, region: str) -> int:
+    """The customer with this number, or a new one: a stranger who asks for something (a
+    callback, a complaint worked) needs a record to be called back on."""
+    found = await lookup_by_caller_id(session, number, region)
+    if found.status == "found":
+        return found.customers[0].id
+    phones = [] if is_withheld(number) else [{"number": number}]
+    try:
+        data = CustomerIn.model_validate({"name": f"Caller {number}"[:200], "phones": phones})
+        return (await create_customer(session, data, region)).id
+    except (ValidationError, InvalidInput):
+        data = CustomerIn.model_validate({"name": "Unknown caller"})
+        return (await create_customer(session, data, region)).id
+
+
+async def complaint_case(
+    session: AsyncSession, row: Interaction, found: dict[str, Any], region: str, sla: CaseSla
+) -> ComplaintCase:
+    """The detector's finding, stored once per interaction (journal replays), and a case
+    opened with its evidence for service managers to work."""
+    signal = await session.scalar(
+        select(ComplaintSignal).where(ComplaintSignal.interaction_id == row.id)
+    )
+    if signal is None:
+        signal = await add_signal(
+            session,
+            interaction_id=row.id,
+            probability=float(found["probability"]),
+            category=str(found["category"]),
+            severity=str(found["severity"]),
+            evidence=list(found.get("evidence", [])),
+        )
+    if row.customer_id is None:
+        row.customer_id = await customer_for_caller(session, row.caller_number or "", region)
+        await session.flush()
+    return await open_case_from_signal(session, signal.id, sla)
+
+
 async def callback_task(
     session: AsyncSession, interaction_id: int, request: dict[str, Any], region: str
 ) -> FollowUp:
@@ -336,22 +397,8 @@ async def callback_task(
     if existing is not None:
         return existing
     customer_id = request.get("customer_id")
-    if customer_id is None:
-        found = await lookup_by_caller_id(session, request["caller_number"], region)
-        if found.status == "found":
-            customer_id = found.customers[0].id
     if customer_id is None:  # a stranger asks to be called back: they become a customer
-        phones = (
-            [] if is_withheld(request["caller_number"]) else [{"number": request["caller_number"]}]
-        )
-        try:
-            data = CustomerIn.model_validate(
-                {"name": f"Caller {request['caller_number']}"[:200], "phones": phones}
-            )
-            customer_id = (await create_customer(session, data, region)).id
-        except (ValidationError, InvalidInput):
-            data = CustomerIn.model_validate({"name": "Unknown caller"})
-            customer_id = (await create_customer(session, data, region)).id
+        customer_id = await customer_for_caller(session, request["caller_number"], region)
     task = FollowUp(
         customer_id=customer_id,
         interaction_id=interaction_id,

@@ -29,7 +29,7 @@ class TapStream:
         decoder: StreamDecoder,
         pool: DecodePool,
         max_lag: float,
-        on_partial: Callable[[str, str], None] | None = None,
+        on_partial: Callable[[Segment | None, str], None] | None = None,
     ) -> None:
         self.id = uuid.uuid4()
         self.connected = asyncio.Event()
@@ -82,11 +82,15 @@ class TapStream:
             self.finished.set()
 
     def _take(self, segments: list[Segment]) -> None:
+        """Closed utterances are kept and told (``on_partial(segment, text)``); between them,
+        what is being said (``on_partial(None, text)``)."""
         self.segments += segments
-        if self._on_partial is not None:
-            text = segments[-1].text if segments else self._decoder.partial
-            if text:
-                self._on_partial(self.speaker, text)
+        if self._on_partial is None:
+            return
+        for segment in segments:
+            self._on_partial(segment, segment.text)
+        if not segments and self._decoder.partial:
+            self._on_partial(None, self._decoder.partial)
 
     def _fall_behind(self) -> None:
         self.degraded = True

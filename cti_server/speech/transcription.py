@@ -197,15 +197,26 @@ class TranscriptionService:
             call.live = False
             self.pool.release_live()
 
-    def _partial(self, event: CallAnswered, speaker: str) -> Callable[[str, str], None]:
-        def publish(_speaker: str, text: str) -> None:
+    def _partial(self, event: CallAnswered, speaker: str) -> Callable[[Segment | None, str], None]:
+        def publish(segment: Segment | None, text: str) -> None:
             self._bus.publish(
                 TranscriptPartial(
-                    node=event.node, linkedid=event.linkedid, speaker=speaker, text=text[:500]
+                    node=event.node,
+                    linkedid=event.linkedid,
+                    speaker=speaker,
+                    text=self._redacted_text(text)[:500],
+                    final=segment is not None,
+                    start=segment.start if segment else 0.0,
+                    end=segment.end if segment else 0.0,
                 )
             )
 
         return publish
+
+    def _redacted_text(self, text: str) -> str:
+        if self._redact is None:
+            return text
+        return self._redact(Segment("", 0.0, 0.0, text, 1.0)).text
 
     async def _ended(self, call: _Call, event: CallEnded) -> None:
         segments: list[Segment] | None = None
