@@ -148,3 +148,7 @@ def main(config_file: Path | None, verbose: bool, route: str | None) -> None:
         settings.ivr.agi_http_timeout,
     )
     sys.exit(asyncio.run(walk(build_inbound(settings, server), call, route)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+"""The classic-AGI channel (pyst2) over pipes, with Asterisk's answers scripted in advance."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from asterisk.agi import AGI
+
+from cti_server.agi_client import ServerUnavailable
+from cti_server.agi_main import build_inbound, walk
+from cti_server.config import load_settings
+from cti_server.events import DomainEvent
+from cti_server.ivr.agi_channel import AgiCall, AgiChannel, AgiCommandFailed
+from cti_server.ivr.engine import CallerGone, Customer, Recording
+
+ENV = {
+    "agi_request": "cti-agi",
+    "agi_channel": "PJSIP/trunk-00000001",
+    "agi_uniqueid": "1700000000.1",
+    "agi_callerid": "+8613800138000",
+    "agi_calleridname": "张伟",
+    "agi_arg_1": "inbound",
+}
+DEAD = "511 Command Not Permitted on a dead channel or intercept routine"
+
+
+class Discard:
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        return None
+
+
+Script = Callable[..., tuple[AgiCall, Callable[[], list[str]]]]
+
+
+@pytest.fixture
+def asterisk() -> Iterator[Script]:
+    """``asterisk(*answers)``: a call whose Asterisk has written its environment and these
+    answers, then closed its end (more commands meet EOF); and what the script sent."""
+    opened: list[io.TextIOWrapper] = []
+    before = signal.getsignal(signal.SIGHUP)  # pyst2 installs its own handler
+
+    def make(
+        *answers: str, env: dict[str, str] | None = None
+    ) -> tuple[AgiCall, Callable[[], list[str]]]:
+        to_script_r, to_script_w = os.pipe()
+        from_script_r, from_script_w = os.pipe()
+        head = "".join(f"{k}: {v}\n" for k, v in (env or ENV).items()) + "\n"
+        with open(to_script_w, "w", encoding="utf-8") as asterisk_side:
+            asterisk_side.write(head + "".join(f"{a}\n" for a in answers))
+        stdin = open(to_script_r, encoding="utf-8", newline="\n")  # noqa: SIM115
+        stdout = open(from_script_w, "w", encoding="utf-8", newline="\n")  # noqa: SIM115
+        sent = open(from_script_r, encoding="utf-8")  # noqa: SIM115
+        opened.extend([stdin, stdout, sent])
+        call = AgiCall(AGI(stdin=stdin, stdout=stdout, stderr=Discard()))
+
+        def commands() -> list[str]:
+            stdout.close()
+            return sent.read().splitlines()
+
+        return call, commands
+
+    yield make
+    for handle in opened:
+        handle.close()
+    signal.signal(signal.SIGHUP, before)
+
+
+@pytest.mark.asyncio
+async def test_the_environment_is_read_as_pyst2_reads_it(asterisk: Script) -> None:
+    call, _ = asterisk()
+    assert call.env["agi_calleridname"] == "张伟"
+    assert call.env["agi_arg_1"] == "inbound"
+
+
+@pytest.mark.asyncio
+async def test_play_sets_the_language_once_and_returns_the_key(asterisk: Script) -> None:
+    call, commands = asterisk("200 result=1", "200 result=49 endpos=800", "200 result=0")
+    channel = AgiChannel(call)
+    assert await channel.play("main_menu", "zh", "0123456789*#") == "1"
+    assert await channel.play("invalid", "zh") == ""
+    assert commands() == [
+        'SET VARIABLE CHANNEL(language) "zh"',
+        'STREAM FILE cti/main_menu "0123456789*#"',
+        'STREAM FILE cti/invalid ""',
+    ]
+
+
+@pytest.mark.asyncio
+async def test_minus_one_with_the_caller_still_there_goes_on(asterisk: Script) -> None:
+    """-1 is also "could not play": CHANNEL STATUS says the caller is there, the walk goes on."""
+    call, commands = asterisk(
+        "200 result=1", "200 result=-1 endpos=0", "200 result=6", "200 result=50"
+    )
+    channel = AgiChannel(call)
+    assert await channel.play("missing", "en") == ""
+    assert await channel.read_key(2.5) == "2"
+    assert commands()[1:] == ['STREAM FILE cti/missing ""', "CHANNEL STATUS", "WAIT FOR DIGIT 2500"]
+
+
+@pytest.mark.asyncio
+async def test_minus_one_on_a_dead_channel_is_the_caller_gone(asterisk: Script) -> None:
+    call, _ = asterisk("200 result=-1", DEAD)
+    with pytest.raises(CallerGone):
+        await AgiChannel(call).read_key(4)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "answers",
+    [
+        (),  # the link closes mid-step (EOF)
+        ("200 result=-1 (hangup)",),
+        ("HANGUP",),  # not an AGI answer
+    ],
+    ids=["eof", "hangup-answer", "not-agi"],
+)
+async def test_a_hang_up_mid_step_is_the_caller_gone(
+    asterisk: Script, answers: tuple[str, ...]
+) -> None:
+    call, _ = asterisk("200 result=1", *answers)
+    with pytest.raises(CallerGone):
+        await AgiChannel(call).read_digits("enter_account", "en", 8, 5)
+
+
+@pytest.mark.asyncio
+async def test_digits_and_timeouts(asterisk: Script) -> None:
+    call, commands = asterisk("200 result=1", "200 result=12345678", "200 result= (timeout)")
+    channel = AgiChannel(call)
+    assert await channel.read_digits("enter_account", "en", 8, 5) == "12345678"
+    assert await channel.read_digits("enter_account", "en", 8, 5) == ""
+    assert commands()[1] == "GET DATA cti/enter_account 5000 8"
+
+
+@pytest.mark.asyncio
+async def test_a_recording_is_where_asterisk_wrote_it(asterisk: Script) -> None:
+    call, commands = asterisk(
+        "200 result=1 (/var/spool/asterisk)", "200 result=0 (timeout) endpos=16000"
+    )
+    made = await AgiChannel(call).record("ivr/comment-1", 60, 4)
+    assert made == Recording("/var/spool/asterisk/recordings/ivr/comment-1.wav", 2.0)
+    assert commands() == [
+        'GET FULL VARIABLE "${ASTSPOOLDIR}"',
+        'RECORD FILE /var/spool/asterisk/recordings/ivr/comment-1 wav "#" 60000 BEEP s=4',
+    ]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("answer", ["200 result=-1 (hangup) endpos=24000", None])
+async def test_hanging_up_while_recording_keeps_the_message(
+    asterisk: Script, answer: str | None
+) -> None:
+    call, _ = asterisk("200 result=1 (/var/spool/asterisk)", *([answer] if answer else []))
+    with pytest.raises(CallerGone) as gone:
+        await AgiChannel(call).record("ivr/voicemail-1", 120, 5)
+    assert gone.value.recording == Recording(
+        "/var/spool/asterisk/recordings/ivr/voicemail-1.wav", -1.0
+    )
+
+
+@pytest.mark.asyncio
+async def test_a_sighup_before_recording_is_no_message(asterisk: Script) -> None:
+    call, commands = asterisk("200 result=1 (/var/spool/asterisk)")
+    os.kill(os.getpid(), signal.SIGHUP)  # as Asterisk signals a hang-up to its AGI program
+    with pytest.raises(CallerGone) as gone:
+        await AgiChannel(call).record("ivr/voicemail-1", 120, 5)
+    assert gone.value.recording is None
+    assert commands() == []
+
+
+@pytest.mark.asyncio
+async def test_line_breaks_never_reach_asterisk(asterisk: Script) -> None:
+    """A CRM value or a caller's name with CR/LF/NUL cannot add a command of its own."""
+    call, commands = asterisk("200 result=1", "200 result=1", "200 result=1", "200 result=0")
+    channel = AgiChannel(call)
+    await channel.set_variable("CTI_ATTR_NAME", 'Wang\r\nEXEC Dial "x"\x00')
+    await call.set_variable("CTI_QUEUE\nHANGUP", "support")
+    await channel.say("number", "12\n34", "en")
+    assert commands() == [
+        'SET VARIABLE CTI_ATTR_NAME "Wang  EXEC Dial \\"x\\""',
+        'SET VARIABLE CTI_QUEUE HANGUP "support"',
+        'SET VARIABLE CHANNEL(language) "en"',
+        'SAY NUMBER 12 34 ""',
+    ]
+
+
+@pytest.mark.asyncio
+async def test_variables_read_as_pyst2_reads_them(asterisk: Script) -> None:
+    call, _ = asterisk(
+        "200 result=1 (sim-1)", "200 result=0", "200 result=1 (hangup)", "510 Invalid"
+    )
+    assert await call.get_variable("${CHANNEL(linkedid)}") == "sim-1"
+    assert await call.get_variable("${CTI_DID}") == ""
+    assert await call.get_variable("${CTI_ROUTE}") == "hangup"  # a value, not a hang-up
+    with pytest.raises(AgiCommandFailed):
+        await call.get_variable("${BROKEN")
+
+
+class _Unreachable:
+    """The server as cti-agi sees it when nothing answers on its port."""
+
+    def publish(self, event: DomainEvent) -> None:
+        raise ServerUnavailable(f"{type(event).__name__}: connection refused")
+
+    def estimated_wait(self, queue: str) -> float:
+        raise ServerUnavailable(queue)
+
+    async def by_caller_id(self, number: str) -> Customer | None:
+        raise ServerUnavailable(number)
+
+    async def by_account(self, digits: str) -> Customer | None:
+        raise ServerUnavailable(digits)
+
+    async def self_service(self, name: str, customer: Customer | None) -> dict[str, str] | None:
+        raise ServerUnavailable(name)
+
+
+@pytest.mark.asyncio
+async def test_server_out_of_reach_ends_the_walk_with_nothing_set(
+    asterisk: Script, tmp_path: Path
+) -> None:
+    """Exit status 1 and no CTI_QUEUE: the dialplan's fallback sends the call on."""
+    call, commands = asterisk("200 result=1 (1700000000.1)", "200 result=1 (100)")
+    settings = load_settings(None, ami={"secret": "unused"})
+    calls = build_inbound(settings, _Unreachable())  # type: ignore[arg-type]
+    assert await walk(calls, call, "inbound") == 1
+    assert not any("CTI_QUEUE" in line for line in commands())
