@@ -277,7 +277,7 @@ class AsteriskSettings(_Section):
     """The local development Asterisk (a Debian sid chroot) that ``cti asterisk`` manages."""
 
     chroot: Path | None = Field(
-        None, description="default: <user cache>/cti-server/asterisk-chroot"
+        None, description="default: <user cache>/cti-server/asterisk-chroot-<packages digest>"
     )
     instance: str = Field("demo", pattern=_NAME.pattern)
     ready_timeout: float = Field(60.0, gt=0)
