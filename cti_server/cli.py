@@ -487,12 +487,12 @@ def demo(config_file: Path | None, customers: int, every: float) -> None:
     """The living demo: Asterisk, the CTI server, a seeded CRM, demo accounts, demo calls."""
     from cti_server.app import DATABASE
     from cti_server.app import serve as run_server
-    from cti_server.demo import demo_traffic, prepare_demo_data
+    from cti_server.demo import demo_settings, demo_traffic, prepare_demo_data
 
     made_up = not os.environ.get("CTI_AMI__SECRET")
     if made_up:
         os.environ["CTI_AMI__SECRET"] = secrets.token_urlsafe(24)
-    settings = _settings(config_file)
+    settings = demo_settings(_settings(config_file))
     node = _instance(settings, "demo")
     try:
         node.up()
@@ -513,6 +513,7 @@ def demo(config_file: Path | None, customers: int, every: float) -> None:
         "",
         "The demo call center is up. Simulated agents answer; a customer calls every "
         f"~{every:g} s.",
+        f"  desktop and wallboard: {base}/ui/   (sign in with an account below)",
         f"  status:   {base}/status        metrics: {base}/metrics",
         f"  API:      {base}/api/openapi.json",
         "  accounts (new passwords each start):",

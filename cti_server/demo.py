@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 DEMO_ROLES = ("agent", "supervisor", "manager", "admin")
 DEMO_CUSTOMER = ("张伟", "+8613800138000")
-SIM_AGENTS = ("1001", "1002", "1003")
+SIM_AGENTS = ("1901", "1902", "1903")  # virtual agents beside the people who sign in
+DEMO_PHONE = "Local/{extension}@cti-sim-agent-long/n"
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,15 @@ class DemoAccount:
     username: str
     role: str
     password: str
+
+
+def demo_settings(settings: Settings) -> Settings:
+    """People who sign in to the demo have no phone: theirs is simulated (it answers and
+    stays on the line until they hang up in the desktop), unless the settings name one."""
+    if settings.ui.agent_interface != type(settings.ui)().agent_interface:
+        return settings
+    ui = settings.ui.model_copy(update={"agent_interface": DEMO_PHONE})
+    return settings.model_copy(update={"ui": ui})
 
 
 async def prepare_demo_data(

@@ -166,6 +166,10 @@ class FastAgiServer:
         self._sessions.add(task)
         try:
             await self._serve(reader, writer)
+        except asyncio.CancelledError:
+            # only stop() cancels a session; ending quietly keeps asyncio's stream callback
+            # from logging the cancellation as an error (Python 3.11)
+            return
         finally:
             self._sessions.discard(task)
             writer.close()

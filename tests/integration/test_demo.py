@@ -1,0 +1,115 @@
+"""The README's main command in smoke mode: `cti demo` starts, an agent gets a pop, it stops.
+
+`scripts/demo` is `scripts/bootstrap` then `cti demo`; this runs `cti demo` itself, as a newcomer
+would after the bootstrap, on ports and an Asterisk instance of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.support.asterisk import require_chroot
+from tests.support.ports import free_port
+from tests.support.serve import CTI
+from tests.support.ui import sign_in
+from tests.support.waiting import poll_until
+
+pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
+
+ACCOUNT = re.compile(r"^\s+(agent|supervisor|manager|admin)\s+(\S+)\s*$", re.MULTILINE)
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path, int]]:
+    require_chroot()
+    port = free_port()
+    name = f"d{secrets.token_hex(3)}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CTI_")}
+    env.update(
+        CTI_AMI__SECRET=secrets.token_urlsafe(16),
+        CTI_AMI__PORT=str(free_port()),
+        CTI_AMI__NODE=name,
+        CTI_AGI__PORT=str(free_port()),
+        CTI_HTTP__PORT=str(port),
+        CTI_SPEECH__PORT=str(free_port()),
+        CTI_DIALPLAN__SIP_PORT=str(free_port(socket.SOCK_DGRAM)),
+        CTI_ASTERISK__INSTANCE=name,
+        CTI_DATABASE__URL=f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}",
+        CTI_RECORDER__SPOOL_PATH=str(tmp_path / "spool.jsonl"),
+    )
+    log = tmp_path / "demo.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [CTI, "demo", "--customers", "200", "--every", "3"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield process, log, port
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+        subprocess.run([CTI, "asterisk", "down"], env=env, check=False, capture_output=True)
+
+
+@pytest.mark.asyncio
+async def test_the_demo_pops_a_simulated_caller_to_a_signed_in_agent_then_stops(
+    demo: tuple[subprocess.Popen[bytes], Path, int],
+) -> None:
+    process, log, port = demo
+    base = f"http://127.0.0.1:{port}"
+
+    async def _accounts() -> dict[str, str] | None:
+        text = log.read_text(encoding="utf-8", errors="replace")
+        assert process.poll() is None, f"cti demo exited early:\n{text[-3000:]}"
+        found = dict(ACCOUNT.findall(text)) if "The demo call center is up" in text else {}
+        return found or None
+
+    accounts = await poll_until(_accounts, 120, interval=0.5, what="the demo's accounts")
+    assert set(accounts) == {"agent", "supervisor", "manager", "admin"}
+    assert f"{base}/ui/" in log.read_text(encoding="utf-8")
+
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        status, _ = await poll_until(
+            lambda: _signed_in(http, base, accounts["agent"]), 30, what="the agent signs in"
+        )
+        assert status == 303
+        ws = await http.ws_connect(f"{base}/ui/ws?view=desk", headers={"Origin": base})
+        await ws.send_json({"type": "state", "state": "available"})
+
+        async def _pop() -> dict[str, Any] | None:
+            message = await ws.receive_json(timeout=60)
+            return message if message.get("type") == "pop" else None
+
+        pop = await poll_until(_pop, 90, what="a simulated caller popped to the agent")
+        await ws.close()
+    assert pop["call"]
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(30) == 0
+
+
+async def _signed_in(
+    http: aiohttp.ClientSession, base: str, password: str
+) -> tuple[int, Any] | None:
+    try:
+        status, cookie = await sign_in(http, base, "agent", password)
+    except aiohttp.ClientError:
+        return None
+    return (status, cookie) if status in (302, 303) else None
