@@ -14,7 +14,7 @@ from pathlib import Path
 import jinja2
 from aiohttp import web
 
-from agent_ui import customers, wallboard  # noqa: F401 - their pages register on import
+from agent_ui import customers, review, wallboard  # noqa: F401 - their pages register on import
 from agent_ui.auth import STORE, Handler, pages
 from agent_ui.deps import DEPS, TEMPLATES, UiDeps
 from agent_ui.desktop import DESKS, Desks

@@ -122,3 +122,59 @@ def line(series: DaySeries, width: int = 640, height: int = 160) -> dict[str, ob
 
 def _ticks(width: int) -> list[dict[str, object]]:
     return [{"x": round(width * hour / 24, 1), "label": f"{hour:02d}"} for hour in range(0, 24, 3)]
+
+
+def weekly(first: datetime, last: datetime, moments: list[datetime]) -> list[tuple[str, int]]:
+    """Counts per week (weeks start on Monday, UTC) from ``first``'s week to ``last``'s, at most
+    a year of them (the latest)."""
+    monday = _monday(first)
+    end = _monday(last)
+    if (end - monday).days > 7 * 52:
+        monday = end - timedelta(weeks=52)
+    counts: dict[datetime, int] = {}
+    week = monday
+    while week <= end:
+        counts[week] = 0
+        week += timedelta(weeks=1)
+    for moment in moments:
+        key = _monday(moment)
+        if key in counts:
+            counts[key] += 1
+    return [(f"{week:%m-%d}", n) for week, n in counts.items()]
+
+
+def _monday(moment: datetime) -> datetime:
+    day = moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return day - timedelta(days=day.weekday())
+
+
+def labelled_bars(
+    title: str, counts: list[tuple[str, int]], width: int = 640, height: int = 160
+) -> dict[str, object]:
+    """Geometry of a bar per label (a category, a week), for ``chart.svg``."""
+    top = max((n for _, n in counts), default=0) or 1
+    step = width / max(1, len(counts))
+    base = height - 20  # the axis: the labels go below it
+    tall = base - 16  # the title stays above the tallest bar
+    return {
+        "width": width,
+        "height": height,
+        "title": title,
+        "bars": [
+            {
+                "x": round(i * step + 2, 1),
+                "y": round(base - n / top * tall, 1),
+                "w": round(step - 4, 1),
+                "h": round(n / top * tall, 1),
+                "label": f"{label}: {n}",
+            }
+            for i, (label, n) in enumerate(counts)
+            if n
+        ],
+        "points": "",
+        "dots": [],
+        "ticks": [
+            {"x": round(i * step + 2, 1), "label": label} for i, (label, _) in enumerate(counts)
+        ],
+        "top_label": f"{top}",
+    }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import jinja2
 from aiohttp import web
@@ -28,6 +29,7 @@ class UiDeps:
     links: Mapping[str, AmiClient]  # node name -> its AMI link
     db: async_sessionmaker[AsyncSession]
     service_level: int = 20  # seconds to answer within, for the charts of the day
+    recordings_path: Path | None = None  # Asterisk's monitor directory: the calls' mix wavs
 
     @property
     def ami(self) -> AmiClient:

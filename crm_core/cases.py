@@ -7,11 +7,12 @@ The due date comes from the SLA of the case's severity.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.customers import get_customer
@@ -24,6 +25,9 @@ from crm_core.models import (
     User,
     utcnow,
 )
+
+MAX_ROOT_CAUSE = 2000
+_Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     "open": frozenset({"assigned"}),
@@ -166,9 +170,18 @@ async def assign_case(session: AsyncSession, case: ComplaintCase, owner_id: int)
     return case
 
 
-async def resolve_case(session: AsyncSession, case: ComplaintCase) -> ComplaintCase:
+async def resolve_case(
+    session: AsyncSession, case: ComplaintCase, root_cause: str | None = None
+) -> ComplaintCase:
+    """Resolved, with why it happened when known (the review page always asks)."""
+    if root_cause is not None:
+        root_cause = root_cause.strip()
+        if not root_cause or len(root_cause) > MAX_ROOT_CAUSE:
+            raise InvalidInput(f"root_cause: from 1 to {MAX_ROOT_CAUSE} characters")
     _move(case, "resolved")
     case.resolved_at = utcnow()
+    if root_cause is not None:
+        case.root_cause = root_cause
     await session.flush()
     return case
 
@@ -208,5 +221,77 @@ async def open_cases_of(session: AsyncSession, customer_id: int) -> list[Complai
         select(ComplaintCase)
         .where(ComplaintCase.customer_id == customer_id, ComplaintCase.status != "closed")
         .order_by(ComplaintCase.opened_at)
+    )
+    return list(result)
+
+
+@dataclass(frozen=True)
+class CaseFilter:
+    """What the service manager's review narrows cases to; None: any.
+
+    ``agent_id`` is the agent who handled one of the case's calls; ``opened_from`` and
+    ``opened_before`` bound the opening time (half-open, so that weeks and days tile).
+    """
+
+    severity: str | None = None
+    category: str | None = None
+    status: str | None = None
+    agent_id: int | None = None
+    opened_from: datetime | None = None
+    opened_before: datetime | None = None
+
+
+def _filtered(query: _Query, where: CaseFilter) -> _Query:
+    if where.severity is not None:
+        query = query.where(ComplaintCase.severity == where.severity)
+    if where.category is not None:
+        query = query.where(ComplaintCase.category == where.category)
+    if where.status is not None:
+        query = query.where(ComplaintCase.status == where.status)
+    if where.opened_from is not None:
+        query = query.where(ComplaintCase.opened_at >= where.opened_from)
+    if where.opened_before is not None:
+        query = query.where(ComplaintCase.opened_at < where.opened_before)
+    if where.agent_id is not None:
+        handled = (
+            select(CaseInteraction.case_id)
+            .join(Interaction, Interaction.id == CaseInteraction.interaction_id)
+            .where(Interaction.agent_id == where.agent_id)
+        )
+        query = query.where(ComplaintCase.id.in_(handled))
+    return query
+
+
+async def review_cases(
+    session: AsyncSession, viewer: User, where: CaseFilter, *, limit: int = 200, offset: int = 0
+) -> list[ComplaintCase]:
+    """Cases for the review page, newest first; agents still see only their own."""
+    query = _filtered(select(ComplaintCase), where)
+    if viewer.role == "agent":
+        query = query.where(ComplaintCase.owner_id == viewer.id)
+    result = await session.scalars(
+        query.order_by(ComplaintCase.opened_at.desc(), ComplaintCase.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(result)
+
+
+async def case_openings(
+    session: AsyncSession, where: CaseFilter, limit: int = 100_000
+) -> list[tuple[str, datetime]]:
+    """(category, opened_at) of the matching cases: what the review's charts count."""
+    query = _filtered(select(ComplaintCase.category, ComplaintCase.opened_at), where)
+    rows = await session.execute(query.order_by(ComplaintCase.opened_at).limit(limit))
+    return [(category, opened) for category, opened in rows]
+
+
+async def interactions_of_case(session: AsyncSession, case_id: int) -> list[Interaction]:
+    """The calls a case is about, oldest first."""
+    result = await session.scalars(
+        select(Interaction)
+        .join(CaseInteraction, CaseInteraction.interaction_id == Interaction.id)
+        .where(CaseInteraction.case_id == case_id)
+        .order_by(Interaction.arrived_at.nulls_last(), Interaction.id)
     )
     return list(result)

@@ -286,6 +286,7 @@ class ComplaintCase(Base):
     closed_at: Mapped[datetime | None]
     due_at: Mapped[datetime]
     evidence: Mapped[list[Any]] = mapped_column(default=list)
+    root_cause: Mapped[str | None] = mapped_column(Text)  # why it happened, said on resolving
     source_signal_id: Mapped[int | None] = mapped_column(ForeignKey("complaint_signals.id"))
 
 

@@ -215,6 +215,7 @@ def _ui_deps(
         links={link.status.node: link for link in links},
         db=sessions,
         service_level=settings.dialplan.queues[0].service_level,
+        recordings_path=settings.transcription.recordings_path,
     )
 
 
