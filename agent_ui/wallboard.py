@@ -4,13 +4,19 @@ The live model comes from the tracker; a change on the bus marks it stale and th
 the wallboards get a fresh view at most every ``PUSH_INTERVAL`` (and every ``REFRESH`` anyway, so
 that waits keep counting). Actions (listen, whisper, barge, force pause, force logout) need the
 supervisor role on every message.
+
+Live complaint alerts (``ComplaintDetected`` during a call) join the alerts panel. What is being
+said on a call (``TranscriptPartial``) goes only to the wallboards that asked to follow that call
+(a supervisor expanding its row); an agent's desk never receives a transcript.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import UTC, datetime
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -29,29 +35,49 @@ from cti_server.events import (
     CallEnded,
     CallQueued,
     CallStarted,
+    ComplaintDetected,
+    TranscriptPartial,
 )
 from cti_server.telephony import agent_actions as actions
 from cti_server.tracker.model import Agent
 
 PUSH_INTERVAL = 0.25
 REFRESH = 5.0
+COMPLAINT_ALERTS = 20  # the latest live complaint alerts kept
+COMPLAINT_ALERT_AGE = timedelta(minutes=30)  # and shown this long
+TRANSCRIPT_LINES = 40  # finished utterances kept per call for a wallboard that opens it late
+
+CallKey = tuple[str, str]
+
+
+@dataclass
+class _Transcript:
+    """What has been said on a live call: finished lines, and what each speaker says now."""
+
+    lines: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=TRANSCRIPT_LINES))
+    saying: dict[str, str] = field(default_factory=dict)
 
 
 class Wallboard:
     """What every wallboard shows, pushed when it changes."""
 
     TRACKED = (CallStarted, CallQueued, AgentRinging, CallAnswered, CallEnded, AgentStateChanged)
+    LIVE = (ComplaintDetected, TranscriptPartial)
 
     def __init__(self, deps: UiDeps, hub: Hub, pops: PopService) -> None:
         self.deps = deps
         self.hub = hub
         self.pops = pops
         self._stale = asyncio.Event()
+        self._complaints: deque[dict[str, Any]] = deque(maxlen=COMPLAINT_ALERTS)
+        self._transcripts: dict[CallKey, _Transcript] = {}
+        self._following: dict[Connection, set[CallKey]] = {}
         hub.greet("wallboard", self.greeting)
         for kind, handler in (
             ("spy", self.spy),
             ("force_pause", self.force_pause),
             ("force_logout", self.force_logout),
+            ("transcript", self.follow_transcript),
         ):
             hub.handle(kind, "supervisor", ("wallboard",), handler)
 
@@ -82,6 +108,11 @@ class Wallboard:
             for linkedid, joined in stats.waiting.items()
             if (now - joined).total_seconds() >= limit
         ]
+        alerts += [
+            alert
+            for alert in self._complaints
+            if now - datetime.fromisoformat(alert["at"]) <= COMPLAINT_ALERT_AGE
+        ]
         return {
             "type": "wallboard",
             "at": now.isoformat(),
@@ -93,13 +124,83 @@ class Wallboard:
         return [self.view()]
 
     async def run(self, bus: Bus) -> None:
-        """Mark the view stale on every change, until cancelled."""
-        subscription = bus.subscribe(*self.TRACKED)
+        """Mark the view stale on every change and pass on live transcripts, until cancelled."""
+        subscription = bus.subscribe(*self.TRACKED, *self.LIVE)
         try:
-            async for _ in subscription:
+            async for event in subscription:
+                if isinstance(event, TranscriptPartial):
+                    await self._said(event)
+                    continue
+                if isinstance(event, ComplaintDetected):
+                    if not event.during_call:
+                        continue  # after the call it is a case for the review, not an alert
+                    self._complaints.append(self._complaint_alert(event))
+                elif isinstance(event, CallEnded):
+                    self._transcripts.pop((event.node, event.linkedid), None)
                 self._stale.set()
         finally:
             subscription.close()
+
+    def _complaint_alert(self, event: ComplaintDetected) -> dict[str, Any]:
+        call = self.deps.tracker.calls.get((event.node, event.linkedid))
+        spans = [e for e in event.evidence if isinstance(e, dict) and e.get("text")]
+        return {
+            "kind": "complaint",
+            "node": event.node,
+            "linkedid": event.linkedid,
+            "caller": (call.caller_name or call.caller_number) if call else "",
+            "agent": call.agent if call else "",
+            "category": event.category,
+            "severity": event.severity,
+            "probability": event.probability,
+            "said": str(spans[0]["text"])[:200] if spans else "",
+            "at": self.deps.tracker.clock().isoformat(),
+        }
+
+    async def _said(self, event: TranscriptPartial) -> None:
+        key = (event.node, event.linkedid)
+        if key not in self.deps.tracker.calls and key not in self._transcripts:
+            return  # a call we do not follow (over, or another server's)
+        transcript = self._transcripts.setdefault(key, _Transcript())
+        speaker, text = event.speaker[:16], event.text[:500]
+        if event.final:
+            transcript.saying.pop(speaker, None)
+            if text:
+                transcript.lines.append({"speaker": speaker, "text": text, "start": event.start})
+        else:
+            transcript.saying[speaker] = text
+        followers = [c for c, keys in self._following.items() if key in keys]
+        if followers:
+            message = {
+                "type": "transcript",
+                "node": event.node,
+                "linkedid": event.linkedid,
+                "speaker": speaker,
+                "text": text,
+                "final": event.final,
+            }
+            await self.hub.send_all(followers, message)
+
+    async def follow_transcript(self, connection: Connection, message: dict[str, Any]) -> Reply:
+        """A wallboard opens (``follow: true``) or closes a call's live transcript."""
+        for gone in [c for c in self._following if c not in self.hub.connections]:
+            del self._following[gone]
+        key = (str(message.get("node", ""))[:40], str(message.get("linkedid", ""))[:64])
+        following = self._following.setdefault(connection, set())
+        if not message.get("follow", True):
+            following.discard(key)
+            return {"type": "transcript_closed", "node": key[0], "linkedid": key[1]}
+        if key not in self.deps.tracker.calls:
+            raise UiError("no such call in progress")
+        following.add(key)
+        transcript = self._transcripts.get(key, _Transcript())
+        return {
+            "type": "transcript_so_far",
+            "node": key[0],
+            "linkedid": key[1],
+            "lines": list(transcript.lines),
+            "saying": dict(transcript.saying),
+        }
 
     async def push(self) -> None:
         """Send the view to the wallboards when stale (throttled) or every REFRESH seconds."""

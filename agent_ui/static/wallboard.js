@@ -4,12 +4,70 @@
 (() => {
   const { byId, setText, el, clear, row, since } = cti;
   let latest = null;
-  const socket = cti.connect("wallboard", onMessage, (status) => setText("board-status", status));
+  const expanded = new Set();  // calls whose live transcript this board follows
+  const transcripts = new Map();  // linkedid -> { lines: [...], saying: {speaker: text} }
+  const socket = cti.connect("wallboard", onMessage, (status) => {
+    setText("board-status", status);
+    if (status === "live") for (const key of expanded) follow(key, true);  // after a reconnect
+  });
 
   function onMessage(m) {
     if (m.type === "wallboard") { latest = m; draw(); }
+    else if (m.type === "transcript_so_far") {
+      transcripts.set(m.linkedid, { lines: m.lines, saying: m.saying });
+      if (latest) draw();
+    } else if (m.type === "transcript") { heard(m); if (latest) draw(); }
     else if (m.type === "info") setText("message", m.message);
     else if (m.type === "error") setText("message", m.message);
+  }
+
+  function heard(m) {
+    const t = transcripts.get(m.linkedid) || { lines: [], saying: {} };
+    if (m.final) {
+      delete t.saying[m.speaker];
+      if (m.text) t.lines.push({ speaker: m.speaker, text: m.text });
+      if (t.lines.length > 40) t.lines.shift();
+    } else t.saying[m.speaker] = m.text;
+    transcripts.set(m.linkedid, t);
+  }
+
+  function follow(key, on) {
+    const [node, linkedid] = JSON.parse(key);
+    socket.send({ type: "transcript", node, linkedid, follow: on });
+  }
+
+  function toggle(c) {
+    const key = JSON.stringify([c.node, c.linkedid]);
+    const on = !expanded.has(key);
+    if (on) expanded.add(key); else { expanded.delete(key); transcripts.delete(c.linkedid); }
+    follow(key, on);
+    draw();
+  }
+
+  function transcriptRow(c) {
+    const t = transcripts.get(c.linkedid) || { lines: [], saying: {} };
+    const box = el("div", null, "transcript-live");
+    box.dataset.linkedid = c.linkedid;
+    for (const line of t.lines) box.appendChild(el("div", line.speaker + ": " + line.text, "said"));
+    for (const [speaker, text] of Object.entries(t.saying)) {
+      if (text) box.appendChild(el("div", speaker + ": " + text + " …", "saying"));
+    }
+    if (!box.firstChild) box.appendChild(el("div", "nothing said yet", "muted"));
+    const tr = document.createElement("tr");
+    const td = el("td");
+    td.colSpan = 7;
+    td.appendChild(box);
+    tr.appendChild(td);
+    return tr;
+  }
+
+  function alertText(a) {
+    if (a.kind === "complaint") {
+      return "Complaint (" + a.severity + ", " + a.category + ", " + Math.round(a.probability * 100) +
+        " %) on the call of " + (a.caller || "?") + (a.agent ? " with " + a.agent : "") +
+        (a.said ? ": “" + a.said + "”" : "");
+    }
+    return "Long wait in " + a.queue + ": " + a.seconds + " s";
   }
 
   function percent(x) { return Math.round(x * 100) + " %"; }
@@ -26,17 +84,26 @@
     }
     const alerts = byId("alerts");
     clear(alerts);
-    for (const a of m.alerts) alerts.appendChild(el("li", "Long wait in " + a.queue + ": " + a.seconds + " s", "alert"));
+    for (const a of m.alerts) {
+      const li = el("li", alertText(a), "alert " + a.kind);
+      li.dataset.kind = a.kind;
+      li.dataset.linkedid = a.linkedid;
+      alerts.appendChild(li);
+    }
     if (!m.alerts.length) alerts.appendChild(el("li", "none", "muted"));
 
     const calls = byId("calls").tBodies[0];
     clear(calls);
     for (const c of m.calls) {
       const caller = [c.caller_name, c.caller_number].filter(Boolean).join(" · ");
-      const tr = row([caller, c.tier, c.state, c.queue, c.agent, since(c.since)]);
+      const key = JSON.stringify([c.node, c.linkedid]);
+      const words = el("button", expanded.has(key) ? "hide" : "show", "words");
+      words.addEventListener("click", () => toggle(c));
+      const tr = row([caller, c.tier, c.state, c.queue, c.agent, since(c.since), words]);
       tr.dataset.linkedid = c.linkedid;
       tr.dataset.state = c.state;
       calls.appendChild(tr);
+      if (expanded.has(key)) calls.appendChild(transcriptRow(c));
     }
 
     const agents = byId("agents").tBodies[0];
