@@ -64,6 +64,7 @@ ROOT_CAUSES = (
 LINKEDID = re.compile(r"(?:[A-Za-z0-9_]{1,32}-)?[0-9]{1,20}\.[0-9]{1,10}")
 _CATEGORY = re.compile(r"[a-z_]{1,40}")
 WEEKS = 12
+_FILTER_KEYS = ("severity", "category", "status", "agent", "from", "to")
 
 
 class _BadFilter(ValueError):
@@ -110,9 +111,6 @@ def _filter_of(query: MultiMapping[str]) -> tuple[CaseFilter, dict[str, str]]:
         opened_before=until + timedelta(days=1) if until else None,  # "to" is inclusive
     )
     return where, chosen
-
-
-_FILTER_KEYS = ("severity", "category", "status", "agent", "from", "to")
 
 
 async def _viewer(db: AsyncSession, request: web.Request) -> User:
