@@ -25,10 +25,11 @@ from tests.support.waiting import EventLog, poll_until
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 
-CUSTOMERS = [
-    {"name": "王芳", "phones": [{"number": "+8613911110001"}], "language": "zh"},
-    {"name": "Alice Smith", "phones": [{"number": "+8613911110002"}], "language": "en"},
-    {"name": "李强", "phones": [{"number": "+8613911110003"}], "tier_override": "gold"},
+NUMBERS = ("+8613911110001", "+8613911110002", "+8613911110003")
+CUSTOMERS: list[dict[str, object]] = [
+    {"name": "王芳", "phones": [{"number": NUMBERS[0]}], "language": "zh"},
+    {"name": "Alice Smith", "phones": [{"number": NUMBERS[1]}], "language": "en"},
+    {"name": "李强", "phones": [{"number": NUMBERS[2]}], "tier_override": "gold"},
 ]
 
 
@@ -44,7 +45,7 @@ async def test_simulated_customers_walk_the_ivr_and_speak_to_the_agent(
                 await create_customer(session, CustomerIn.model_validate(data), "CN")
         async with sessions() as session:
             callers = await load_callers(session)
-        assert {c.number for c in callers} == {c["phones"][0]["number"] for c in CUSTOMERS}
+        assert {c.number for c in callers} == set(NUMBERS)
 
         simulator = CallSimulator(asterisk_node.settings, callers, seed=11)
         async with sim_agents(client, "support", ["8201", "8202", "8203", "8204"]):

@@ -8,6 +8,7 @@ transcribed one way or the other), not the words.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -94,15 +95,17 @@ async def test_live_while_there_is_room_then_from_the_recordings(
 
     for row, segments in rows:
         assert {s.speaker for s in segments} == {"customer", "agent"}, row.external_key
-        assert row.answered_at is not None and row.ended_at is not None
+        assert row.answered_at is not None
+        assert row.ended_at is not None
         talked = (row.ended_at - row.answered_at).total_seconds()
         for segment in segments:
             assert 0 <= segment.start <= segment.end <= talked + 1.0
             assert segment.text
-            assert segment.words and segment.words[0]["start"] == segment.start
+            assert segment.words
+            assert segment.words[0]["start"] == segment.start
 
 
-def _model_loaded(app: web.Application) -> object:
+def _model_loaded(app: web.Application) -> Callable[[], Awaitable[bool]]:
     async def _loaded() -> bool:
         return "ko" in app[TRANSCRIPTION]._models._models
 

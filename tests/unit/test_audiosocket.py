@@ -103,7 +103,8 @@ def spoken_word(tmp_path: Path) -> bytes:
     subprocess.run(["espeak-ng", "-v", "ko", "-w", str(raw), "상담원"], check=True)
     subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(spoken)], check=True)
     with wave.open(str(spoken)) as audio:
-        return audio.readframes(audio.getnframes()) + b"\x00" * 16000
+        pcm: bytes = audio.readframes(audio.getnframes())
+    return pcm + b"\x00" * 16000
 
 
 @pytest.mark.asyncio
