@@ -20,14 +20,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
+from cti_server.complaints.embeddings import available as embeddings_available
 from cti_server.complaints.features import CueMatch, TextFeatures
 from cti_server.complaints.model import TextModel
 from cti_server.complaints.resources import (
     LANGUAGES,
     DataRoot,
     Lexicon,
+    ModelData,
     Weights,
     data_root,
+    has_model,
     load_categories,
     load_lexicon,
     load_model,
@@ -55,10 +58,18 @@ class _Scored:
 
 
 class ComplaintDetector:
-    """Loads its data files on first use (or :meth:`load`), then detects without I/O."""
+    """Loads its data files on first use (or :meth:`load`), then detects without I/O.
 
-    def __init__(self, root: DataRoot | None = None) -> None:
+    ``embeddings``: use a language's embedding model (``model_<language>_e5.json.gz``) when the
+    ``embeddings`` extra is installed (``None``), always (``True``, raising if it cannot), or
+    never (``False``, the default): the linear model with its own threshold. The embedding model
+    is opt-in: better on written messages (README), but it misses some spoken disappointment
+    ("well I'd expected better from you") that the linear model catches.
+    """
+
+    def __init__(self, root: DataRoot | None = None, *, embeddings: bool | None = False) -> None:
         self._root = root
+        self._embeddings = embeddings
 
     def load(self) -> None:
         """Read and check every data file now (at start-up), raising ComplaintDataError."""
@@ -86,7 +97,19 @@ class ComplaintDetector:
 
     @cached_property
     def _models(self) -> dict[str, TextModel]:
-        return {language: TextModel(load_model(self._data, language)) for language in LANGUAGES}
+        return {language: TextModel(self._model_data(language)) for language in LANGUAGES}
+
+    def _model_data(self, language: str) -> ModelData:
+        if self._embeddings is False or not has_model(self._data, language, embeddings=True):
+            return load_model(self._data, language)
+        data = load_model(self._data, language, embeddings=True)
+        package = data.embedding.package if data.embedding is not None else ""
+        if self._embeddings is None and not embeddings_available(package):
+            return load_model(self._data, language)
+        return data
+
+    def uses_embeddings(self, language: str) -> bool:
+        return self._models[language].data.embedding is not None
 
     def threshold(self, language: str) -> float:
         return self._models[language].threshold

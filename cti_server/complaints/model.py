@@ -1,7 +1,9 @@
 """The trained linear text model, scored without scikit-learn from its data file.
 
-logit = intercept + Σ tf-idf(n-gram) x coefficient + Σ dense feature x coefficient, where the
-tf-idf is computed exactly as the vectorizers did in training (see :mod:`.text`).
+logit = intercept + Σ tf-idf(n-gram) x coefficient + Σ dense feature x coefficient
+[+ sentence embedding · coefficients], where the tf-idf is computed exactly as the vectorizers
+did in training (see :mod:`.text`) and the embedding, for the model that reads one, comes from
+the optional ``embeddings`` extra (see :mod:`.embeddings`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
+
+from cti_server.complaints.embeddings import Embedder
 from cti_server.complaints.resources import ModelData
 from cti_server.complaints.text import analyse, tfidf
 
@@ -35,6 +40,9 @@ class Scored:
 class TextModel:
     def __init__(self, data: ModelData) -> None:
         self.data = data
+        e = data.embedding
+        self._embedder = Embedder(e.package, e.variant, e.kind) if e is not None else None
+        self._embedding_coef = np.array(e.coef if e is not None else (), dtype=np.float64)
 
     @property
     def threshold(self) -> float:
@@ -55,5 +63,7 @@ class TextModel:
                     terms.append((term, contribution))
         for name, coefficient in self.data.dense.items():
             logit += dense.get(name, 0.0) * coefficient
+        if self._embedder is not None:
+            logit += float(self._embedder.embed(text) @ self._embedding_coef)
         terms.sort(key=lambda item: (-item[1], item[0]))
         return Scored(logit, tuple(terms))

