@@ -69,7 +69,9 @@ class CtiServerClient:
 
     def _customer(self, query: dict[str, str]) -> Customer | None:
         found = self._request(CUSTOMER, query=query)
-        data = found.get("customer") if isinstance(found, dict) else None
+        if not isinstance(found, dict):
+            raise ServerUnavailable(f"{CUSTOMER}: not an answer")
+        data = found.get("customer")
         if data is None:
             return None
         try:
@@ -92,7 +94,7 @@ class CtiServerClient:
         """A failure raises: the engine logs it and takes the step's ``on_fail`` way."""
         path = LOOKUP.format(name=urllib.parse.quote(name, safe=""))
         answer = self._request(path, {"customer": asdict(customer) if customer else None})
-        found = answer.get("answer") if isinstance(answer, dict) else None
+        found = answer.get("answer") if isinstance(answer, dict) else ""
         if found is None:
             return None
         if not isinstance(found, dict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -59,10 +60,10 @@ async def classic_agi(
     )
     await bridge.start()
     try:
-        node.instance.reload(settings)
+        await asyncio.to_thread(node.instance.reload, settings)
         try:
             yield bridge
         finally:
-            node.instance.reload(node.settings)
+            await asyncio.to_thread(node.instance.reload, node.settings)
     finally:
         await bridge.stop()
