@@ -113,7 +113,12 @@ def _complaint_watch(bus: Bus, sessions: async_sessionmaker[AsyncSession]) -> Co
 def build_app(settings: Settings) -> web.Application:
     """Build the whole server as an aiohttp application; nothing runs until it is started."""
     app = web.Application()
-    bus = RedisBus(settings.bus.redis_url) if settings.bus.backend == "redis" else MemoryBus()
+    nodes = frozenset(n.node for n in (settings.ami, *settings.extra_nodes))
+    bus = (
+        RedisBus(settings.bus.redis_url, local_nodes=nodes)
+        if settings.bus.backend == "redis"
+        else MemoryBus()
+    )
     app[SETTINGS] = settings
     app[BUS] = bus
     tracker = Tracker(

@@ -2,6 +2,10 @@
 
 Each process delivers its own events locally at once (a Redis outage never silences the local
 parts) and publishes them to Redis tagged with its origin, skipping its own on the way back.
+Processes that follow the same Asterisk node (scale-out, where any of them may lead the
+routing) each know that node's calls from their own AMI link: an event of another process
+about a node this one follows (``local_nodes``) is known here already and is not delivered
+twice.
 """
 
 from __future__ import annotations
@@ -25,8 +29,15 @@ CHANNEL = "cti:events"
 
 
 class RedisBus(MemoryBus):
-    def __init__(self, url: str, channel: str = CHANNEL, outbox_size: int = 10000) -> None:
+    def __init__(
+        self,
+        url: str,
+        channel: str = CHANNEL,
+        outbox_size: int = 10000,
+        local_nodes: frozenset[str] = frozenset(),
+    ) -> None:
         super().__init__()
+        self._local_nodes = local_nodes
         self._redis = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
         self._channel = channel
         self.origin = uuid.uuid4().hex
@@ -36,6 +47,7 @@ class RedisBus(MemoryBus):
         self.connected = False
         self.lost = 0
         self.received = 0
+        self.known_here = 0
 
     async def start(self) -> None:
         self._tasks = [
@@ -101,6 +113,9 @@ class RedisBus(MemoryBus):
             log.warning("Redis bus: ignoring a message it cannot read: %s", exc)
             return
         self.received += 1
+        if getattr(event, "node", None) in self._local_nodes:
+            self.known_here += 1
+            return
         self._offer(event)
 
     def status(self) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cti_server.bus.redis import RedisBus
-from cti_server.events import CallArrived
+from cti_server.events import CallArrived, CallStarted
 from tests.support.waiting import poll_until
 
 pytestmark = pytest.mark.redis
@@ -66,3 +66,38 @@ async def test_bus_keeps_working_locally_when_redis_is_unreachable() -> None:
         assert status["backlog"] == 1  # kept for Redis, not dropped
     finally:
         await bus.stop()
+
+
+@pytest.mark.asyncio
+async def test_events_of_a_node_this_process_follows_itself_are_not_delivered_twice(
+    redis_url: str,
+) -> None:
+    here = RedisBus(redis_url, local_nodes=frozenset({"pbx1"}))
+    there = RedisBus(redis_url)
+    for bus in (here, there):
+        await bus.start()
+    try:
+
+        async def _subscribed() -> bool:
+            return here.connected and there.connected
+
+        await poll_until(_subscribed, 10, what="both subscribed")
+        seen = here.subscribe(CallStarted)
+        for node in ("pbx1", "pbx2"):
+            there.publish(
+                CallStarted(
+                    node=node, linkedid=f"{node}.1", caller_number="", caller_name="", dialed=""
+                )
+            )
+        event = await seen.get(timeout=10)
+        assert isinstance(event, CallStarted)
+        assert event.node == "pbx2"  # pbx1's calls this process knows from its own AMI link
+
+        async def _both_received() -> bool:
+            return here.received == 2
+
+        await poll_until(_both_received, 10, what="both events received")
+        assert here.known_here == 1
+    finally:
+        for bus in (here, there):
+            await bus.stop()
