@@ -30,6 +30,7 @@ from crm_core.people import user_for_token
 from cti_server.agi_api import PREFIX as AGI_API_PREFIX
 from cti_server.agi_api import create_agi_api
 from cti_server.bus import Bus, MemoryBus
+from cti_server.bus.lease import Leader, RedisLease, SoleLeader
 from cti_server.bus.redis import RedisBus
 from cti_server.complaint_watch import ComplaintWatch
 from cti_server.complaints.detector import ComplaintDetector
@@ -69,6 +70,7 @@ AGI = web.AppKey("agi", FastAgiServer)
 SPEECH = web.AppKey("speech", AudioSocketServer)
 TRANSCRIPTION = web.AppKey("transcription", TranscriptionService)
 COMPLAINTS = web.AppKey("complaints", ComplaintWatch)
+LEADER = web.AppKey("leader", Leader)
 DATABASE = web.AppKey("database", AsyncEngine)
 SCHEMA_READY = web.AppKey("schema_ready", asyncio.Event)
 TRACKER = web.AppKey("tracker", Tracker)
@@ -82,7 +84,7 @@ ROUTER = web.AppKey("router", Router)
 
 
 def _add_speech(
-    app: web.Application, settings: Settings, bus: Bus, ami: AmiClient
+    app: web.Application, settings: Settings, bus: Bus, ami: AmiClient, leader: Leader
 ) -> AudioSocketServer:
     """Spoken menus and transcription share the models and the AudioSocket listener."""
     models = SpeechModels(settings.speech.models)
@@ -97,17 +99,22 @@ def _add_speech(
         speech,
         models,
         redact=lambda segment: redact_segment(segment, regions),
+        is_leader=leader.leading.is_set,
     )
     return speech
 
 
-def _complaint_watch(bus: Bus, sessions: async_sessionmaker[AsyncSession]) -> ComplaintWatch:
+def _complaint_watch(
+    bus: Bus, sessions: async_sessionmaker[AsyncSession], leader: Leader
+) -> ComplaintWatch:
     async def repeat_call(node: str, linkedid: str) -> bool:
         async with sessions() as session:
             return await repeat_contact(session, f"{node}:{linkedid}")
 
     # the embedding model (0.820 F1 on the English set against 0.769) where its extra is installed
-    return ComplaintWatch(bus, ComplaintDetector(embeddings=None), repeat_call)
+    return ComplaintWatch(
+        bus, ComplaintDetector(embeddings=None), repeat_call, is_leader=leader.leading.is_set
+    )
 
 
 def build_app(settings: Settings) -> web.Application:
@@ -121,6 +128,13 @@ def build_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[BUS] = bus
+    # work done once among processes that share nodes (routing, taps, complaint detection)
+    leader: Leader = (
+        RedisLease(settings.bus.redis_url, "leader", settings.bus.lease_seconds)
+        if settings.bus.backend == "redis"
+        else SoleLeader()
+    )
+    app[LEADER] = leader
     tracker = Tracker(
         bus.publish, service_levels={q.name: q.service_level for q in settings.dialplan.queues}
     )
@@ -145,7 +159,7 @@ def build_app(settings: Settings) -> web.Application:
     )
     app[DATABASE] = engine
     agi = FastAgiServer(settings.agi)
-    speech = _add_speech(app, settings, bus, links[0])
+    speech = _add_speech(app, settings, bus, links[0], leader)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     lookup = CrmLookup(sessions, settings.crm.default_region)
     self_service = CrmSelfService(sessions)
@@ -173,7 +187,7 @@ def build_app(settings: Settings) -> web.Application:
         schema_ready=app[SCHEMA_READY],
         case_sla=settings.crm.case_sla,
     )
-    app[COMPLAINTS] = _complaint_watch(bus, sessions)
+    app[COMPLAINTS] = _complaint_watch(bus, sessions, leader)
     app.cleanup_ctx.extend(
         [_database, _bus, _recorder, _ami_link, _watchdog, _complaints, _speech, _fastagi]
     )
@@ -302,7 +316,11 @@ async def _bus(app: web.Application) -> AsyncIterator[None]:
     bus = app[BUS]
     if isinstance(bus, RedisBus):
         await bus.start()
+    lease = asyncio.create_task(app[LEADER].run(), name="leader-lease")
     yield
+    lease.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await lease
     if isinstance(bus, RedisBus):
         await bus.stop()
 

@@ -46,9 +46,14 @@ class _Call:
 
 class ComplaintWatch:
     def __init__(
-        self, bus: Bus, detector: ComplaintDetector, repeat_call: RepeatCall | None = None
+        self,
+        bus: Bus,
+        detector: ComplaintDetector,
+        repeat_call: RepeatCall | None = None,
+        is_leader: Callable[[], bool] = lambda: True,
     ) -> None:
         self._bus = bus
+        self._is_leader = is_leader  # processes sharing a node: only the leader judges its calls
         self._detector = detector
         self._repeat_call = repeat_call
         self._calls: dict[str, _Call] = {}
@@ -69,6 +74,8 @@ class ComplaintWatch:
                 await task
 
     def _on_event(self, event: DomainEvent) -> None:
+        if not self._is_leader():
+            return
         if isinstance(event, TranscriptPartial):
             if event.final and event.speaker == "customer" and event.text:
                 call = self._calls.setdefault(event.linkedid, _Call())

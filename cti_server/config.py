@@ -105,6 +105,9 @@ class DatabaseSettings(_Section):
 class BusSettings(_Section):
     backend: Literal["memory", "redis"] = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    lease_seconds: float = Field(
+        5.0, gt=0.5, le=60, description="with Redis: how long a dead leader keeps the lead"
+    )
 
 
 class QueueSettings(_Section):

@@ -16,6 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from typing import Protocol
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -34,6 +35,15 @@ if redis.call('get', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+
+
+class Leader(Protocol):
+    """Leads or not (``leading``); ``run`` keeps the lead up to date until cancelled."""
+
+    leading: asyncio.Event
+    holder: str
+
+    async def run(self) -> None: ...
 
 
 class SoleLeader:

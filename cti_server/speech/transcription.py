@@ -72,6 +72,7 @@ class TranscriptionService:
         listener: AudioSocketServer,
         models: SpeechModels,
         redact: Redactor | None = None,
+        is_leader: Callable[[], bool] = lambda: True,
     ) -> None:
         self._settings = settings
         self._speech = speech
@@ -80,6 +81,7 @@ class TranscriptionService:
         self._listener = listener
         self._models = models
         self._redact = redact
+        self._is_leader = is_leader  # processes sharing a node: only the leader taps its calls
         self.pool = DecodePool(settings.workers, settings.max_live_calls)
         self._languages: dict[str, str] = {}
         self._calls: dict[str, _Call] = {}
@@ -135,7 +137,9 @@ class TranscriptionService:
 
     async def _answered(self, event: CallAnswered) -> None:
         language = self._language(event.linkedid)
-        if language is None or not event.caller_channel or event.linkedid in self._calls:
+        if not self._is_leader() or language is None or not event.caller_channel:
+            return
+        if event.linkedid in self._calls:
             return
         call = _Call(event.linkedid, language, time.monotonic())
         self._calls[event.linkedid] = call
