@@ -103,6 +103,10 @@ class CallSimulator:
         """The linkedids of the calls placed so far."""
         return list(self._calls)
 
+    def plans(self) -> dict[str, CallPlan]:
+        """What each placed call was to do, by linkedid."""
+        return {linkedid: plan for linkedid, (_, plan) in self._calls.items()}
+
     def _patience(self) -> list[float]:
         return [plan.patience + plan.talk + 30 for _, plan in self._calls.values()]
 
