@@ -7,7 +7,7 @@ One Asterisk for this module, its dialplan rendered with routing on: callers wai
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import pytest_asyncio
 import yaml
 from aiohttp import web
 from sqlalchemy import select
@@ -78,6 +79,19 @@ def routed_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AsteriskNo
     instance.up()
     yield AsteriskNode(settings=instance.settings, instance=instance)
     instance.stop()
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def _no_call_left(routed_node: AsteriskNode) -> AsyncIterator[None]:
+    """Whatever a test leaves ringing or waiting is hung up: the next one starts on a clean line."""
+    yield
+    async with ami_observer(routed_node) as (client, _):
+        reply = await client.send_action("CoreShowChannels", timeout=10)
+        messages = reply if isinstance(reply, list) else [reply]
+        for message in messages:
+            if message.get("Event") == "CoreShowChannel":
+                with contextlib.suppress(agent_actions.AgentActionError):
+                    await agent_actions.hangup(client, str(message["Channel"]))
 
 
 def _policy(tmp_path: Path) -> Path:
@@ -304,20 +318,23 @@ async def test_six_callers_three_agents_assigned_exactly_as_the_policy_says(
             token = await issue_token(session, supervisor)
         agents = {"3001": "cti-sim-agent", "3002": "cti-sim-agent", "3003": "cti-sim-agent"}
         async with signed_in(client, agents, paused=True):
-            calls = await asyncio.gather(
-                *(
-                    place_customer_call(
-                        client,
-                        context=settings.dialplan.inbound_context,
-                        number=number,
-                        name=name,
-                        dtmf=key,
-                        pre_wait=2 + n,  # one second apart: the order they reach the queue
-                        patience=90,
-                    )
-                    for n, (name, number, _, _, key) in enumerate(CALLERS)
+            calls = []
+            for name, number, _, _, key in CALLERS:  # each reaches the queue before the next calls
+                call = await place_customer_call(
+                    client,
+                    context=settings.dialplan.inbound_context,
+                    number=number,
+                    name=name,
+                    dtmf="ww".join(key * 4),  # again if a key falls between two IVR commands
+                    pre_wait=1,
+                    patience=90,
                 )
-            )
+                await log.wait_for(
+                    event_is("QueueCallerJoin", Linkedid=call.uniqueid, Queue="support"),
+                    30,
+                    f"{name} waiting",
+                )
+                calls.append(call)
             label = {call.uniqueid: call.caller_name.split()[0] for call in calls}
             tracker = app[TRACKER]
 
@@ -325,7 +342,7 @@ async def test_six_callers_three_agents_assigned_exactly_as_the_policy_says(
                 stats = tracker.queues.get((node, "support"))
                 return stats is not None and set(label) <= set(stats.waiting)
 
-            await poll_until(_all_waiting, 30, what="six callers waiting in support")
+            await poll_until(_all_waiting, 10, what="six callers waiting in support")
             arrival = sorted(label, key=lambda c: tracker.calls[(node, c)].queued_at or 0)
             assert [label[c] for c in arrival] == ["c1", "c2", "c3", "c4", "c5", "c6"]
             c4 = tracker.calls[(node, arrival[3])]  # what a restarted router reads back
@@ -362,10 +379,10 @@ async def test_six_callers_three_agents_assigned_exactly_as_the_policy_says(
 
             recorded = await poll_until(_recorded, 40, what="six interactions ended")
     by_label = {label[linkedid]: row for linkedid, row in recorded.items()}
-    for extension, call, rules in TURNS:
-        row = by_label[call]
+    for extension, who, rules in TURNS:
+        row = by_label[who]
         decision = row.routing["decision"]
-        assert (decision["agent"], decision["rules"]) == (extension, rules), call
+        assert (decision["agent"], decision["rules"]) == (extension, rules), who
         assert decision["rule"] == rules[-1]
         assert decision["policy"] == "default-for-tests"
         assert row.routing["ivr_flow"] == "main"  # the IVR's keys stay beside the decision
