@@ -160,6 +160,10 @@ class AudioSocketServer:
                 await self._serve(reader, writer)
         except (ConnectionError, OSError, asyncio.IncompleteReadError) as exc:
             log.info("AudioSocket connection ended: %r", exc)
+        except asyncio.CancelledError:
+            # only stop() cancels a connection; ending quietly keeps asyncio's stream callback
+            # from logging the cancellation as an error (Python 3.11)
+            return
         finally:
             self._tasks.discard(task)
             with contextlib.suppress(OSError, RuntimeError):

@@ -38,6 +38,8 @@ def frame(kind: int, payload: bytes = b"") -> bytes:
 async def listener(models: dict[str, Path] | None = None) -> AsyncIterator[AudioSocketServer]:
     paths = models if models is not None else {"ko": Path("/nonexistent")}
     server = AudioSocketServer(SpeechSettings(port=free_port()), SpeechModels(paths))
+    if models is not None:
+        await server.preload()  # as the server does at start: seconds, not the caller's time
     await server.start()
     try:
         yield server
