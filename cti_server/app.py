@@ -192,7 +192,7 @@ def build_app(settings: Settings) -> web.Application:
         [_database, _bus, _recorder, _ami_link, _watchdog, _complaints, _speech, _fastagi]
     )
     if settings.routing.enabled:
-        app[ROUTER] = _router(settings, tracker, links, sessions, bus)
+        app[ROUTER] = _router(settings, tracker, links, sessions, bus, leader)
         app.router.add_routes(routing_routes(app[ROUTER], authorize))
     app.cleanup_ctx.append(_routing)  # last in, first out: it releases calls to the fallback
     app.router.add_get("/status", status_view)
@@ -239,12 +239,13 @@ def _ui_deps(
     )
 
 
-def _router(
+def _router(  # noqa: PLR0917 - the composition root's own parts
     settings: Settings,
     tracker: Tracker,
     links: list[AmiClient],
     sessions: async_sessionmaker[AsyncSession],
     bus: MemoryBus,
+    leader: Leader,
 ) -> Router:
     """Routing by value, skill and relationship; its policy is re-read when its file changes."""
     routing = settings.routing
@@ -261,6 +262,7 @@ def _router(
         publish=bus.publish,
         settings=routing,
         waiting_queues=[q.name for q in settings.dialplan.queues],
+        is_leader=leader.leading.is_set,
     )
     router.subscribe(bus)
     return router

@@ -139,8 +139,11 @@ class Router:
         settings: RoutingSettings,
         waiting_queues: Iterable[str],
         clock: Callable[[], float] = time.time,
+        is_leader: Callable[[], bool] = lambda: True,
     ) -> None:
         self._tracker = tracker
+        # processes sharing nodes: all follow the calls, only the leader decides and beats
+        self._is_leader = is_leader
         self._links = {link.status.node: link for link in links}
         self._policies = policies
         self._directory = directory
@@ -271,6 +274,9 @@ class Router:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), tick)
             self._wake.clear()
+            if not self._is_leader():
+                self._beat_at = 0.0  # on taking the lead, renew Asterisk's heartbeat at once
+                continue
             try:
                 await self.route_once()
             except Exception as exc:  # a failed cycle is logged; the next one tries again
