@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import jinja2
 from aiohttp import web
@@ -14,6 +15,19 @@ from cti_server.bus import Bus
 from cti_server.config import UiSettings
 from cti_server.telephony.ami_client import AmiClient
 from cti_server.tracker.tracker import Tracker
+
+
+class RoutingControl(Protocol):
+    """The router's supervisor controls, called in-process (``cti_server.routing.router``).
+
+    ``move`` and ``change_priority`` raise ``RoutingError`` for a call that does not wait or an
+    agent not signed in for routing; each returns the call's view (its priority terms)."""
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+    def move(self, node: str, linkedid: str, agent: str) -> dict[str, Any]: ...
+
+    def change_priority(self, node: str, linkedid: str, adjust: float) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -30,6 +44,8 @@ class UiDeps:
     db: async_sessionmaker[AsyncSession]
     service_level: int = 20  # seconds to answer within, for the charts of the day
     recordings_path: Path | None = None  # Asterisk's monitor directory: the calls' mix wavs
+    transfer_queues: tuple[str, ...] = ()  # the configured queues: cti-to-queue serves these only
+    routing: RoutingControl | None = None  # the router when routing is on, else None
 
     @property
     def ami(self) -> AmiClient:

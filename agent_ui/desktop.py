@@ -88,6 +88,7 @@ class Desks:
             ("hold", self.hold),
             ("unhold", self.unhold),
             ("transfer", self.transfer),
+            ("transfer_queue", self.transfer_to_queue),
             ("dial", self.dial),
             ("wrapup", self.wrap_up),
             ("choose", self.choose),
@@ -307,6 +308,18 @@ class Desks:
         )
         return {"type": "info", "message": f"transferred to {target}"}
 
+    async def transfer_to_queue(self, connection: Connection, message: dict[str, Any]) -> Reply:
+        """Blind transfer of the customer into a configured queue, checked before the call is
+        looked up: Asterisk would send the customer to a wrong destination and end the call."""
+        extension = self._extension(connection)
+        queue = message.get("queue")
+        queues = self.deps.transfer_queues
+        if not isinstance(queue, str) or queue not in queues:
+            raise UiError(f"choose a queue to transfer to: {', '.join(queues) or 'none'}")
+        channel = self._my_channel(extension)
+        await actions.transfer_to_queue(self.deps.ami, channel, queue, queues)
+        return {"type": "info", "message": f"transferred to the queue {queue}"}
+
     async def dial(self, connection: Connection, message: dict[str, Any]) -> Reply:
         extension = self._extension(connection)
         number = str(message.get("number", "")).replace(" ", "")
@@ -423,5 +436,6 @@ async def desktop_page(request: web.Request) -> web.StreamResponse:
         "desktop.html",
         dispositions=deps.settings.dispositions,
         pause_reasons=PAUSE_REASONS,
+        transfer_queues=deps.transfer_queues,
         extension=request[UI_SESSION].extension,
     )

@@ -5,6 +5,11 @@ the wallboards get a fresh view at most every ``PUSH_INTERVAL`` (and every ``REF
 that waits keep counting). Actions (listen, whisper, barge, force pause, force logout) need the
 supervisor role on every message.
 
+With routing on (``UiDeps.routing``), waiting calls carry the router's effective priority, and a
+supervisor may change a call's priority or move it to one agent; the wallboard calls the router
+in-process, so the checks of its HTTP edge (role, payload) are made here on every message. With
+routing off the controls are not drawn and those messages are refused.
+
 Live complaint alerts (``ComplaintDetected`` during a call) join the alerts panel. What is being
 said on a call (``TranscriptPartial``) goes only to the wallboards that asked to follow that call
 (a supervisor expanding its row); an agent's desk never receives a transcript.
@@ -17,9 +22,10 @@ import contextlib
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, Literal, TypeVar
 
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from agent_ui import charts
 from agent_ui.auth import UI_SESSION, pages, render
@@ -38,6 +44,7 @@ from cti_server.events import (
     ComplaintDetected,
     TranscriptPartial,
 )
+from cti_server.routing.router import RoutingError
 from cti_server.telephony import agent_actions as actions
 from cti_server.tracker.model import Agent
 
@@ -48,6 +55,40 @@ COMPLAINT_ALERT_AGE = timedelta(minutes=30)  # and shown this long
 TRANSCRIPT_LINES = 40  # finished utterances kept per call for a wallboard that opens it late
 
 CallKey = tuple[str, str]
+ROUTING_OFF = "routing is off: calls wait in plain queues, so no priority or agent can be set"
+
+
+class _CallControl(BaseModel):
+    """A supervisor's message about one waiting call: strict, nothing unknown let through."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    node: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,40}$")]
+    linkedid: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+
+
+class PriorityChange(_CallControl):
+    type: Literal["call_priority"]
+    adjust: float = Field(strict=True, ge=-3600, le=3600, allow_inf_nan=False)
+    """Virtual seconds added to the call's priority (negative moves it back; 0 undoes)."""
+
+
+class CallMove(_CallControl):
+    type: Literal["call_move"]
+    agent: Annotated[str, StringConstraints(pattern=r"^[0-9]{2,10}$")]
+    """The extension of the only agent who may take the call from now on."""
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _parsed(model: type[_Model], message: dict[str, Any]) -> _Model:
+    """``message`` as ``model``, or a UiError naming the first bad field."""
+    try:
+        return model.model_validate(message)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in error["loc"]) or "message"
+        raise UiError(f"{where}: {error['msg']}") from None
 
 
 @dataclass
@@ -78,6 +119,8 @@ class Wallboard:
             ("force_pause", self.force_pause),
             ("force_logout", self.force_logout),
             ("transcript", self.follow_transcript),
+            ("call_priority", self.change_priority),
+            ("call_move", self.move_call),
         ):
             hub.handle(kind, "supervisor", ("wallboard",), handler)
 
@@ -93,8 +136,11 @@ class Wallboard:
             agent["caller"] = call["caller_name"] or call["caller_number"] if call else ""
             if agent["state"] == "paused" and agent["reason"] == WRAPUP_REASON:
                 agent["state"] = "wrap_up"
+        routed = self._routed_calls()
         for call in snapshot["calls"]:
             call["tier"] = self.pops.tier_of(call["node"], call["linkedid"])
+            if routed is not None:
+                call["routing"] = routed.get((call["node"], call["linkedid"]))
         now = tracker.clock()
         limit = self.deps.settings.long_wait_seconds
         alerts = [
@@ -118,6 +164,22 @@ class Wallboard:
             "at": now.isoformat(),
             **snapshot,
             "alerts": alerts,
+            "routing": routed is not None,
+        }
+
+    def _routed_calls(self) -> dict[CallKey, dict[str, Any]] | None:
+        """What the router says of each waiting call (priority, move), None with routing off."""
+        router = self.deps.routing
+        if router is None:
+            return None
+        return {
+            (str(call["node"]), str(call["call"])): {
+                "priority": (call.get("priority") or {}).get("effective"),
+                "adjust": (call.get("priority") or {}).get("adjust", 0.0),
+                "moved_to": call.get("moved_to"),
+                "ringing": call.get("ringing"),
+            }
+            for call in router.snapshot()["waiting"]
         }
 
     async def greeting(self, connection: Connection) -> list[dict[str, Any]]:
@@ -254,13 +316,47 @@ class Wallboard:
             await actions.queue_logout(self.deps.links[agent.node], queue, agent.interface)
         return {"type": "info", "message": f"{agent.name} logged out"}
 
+    async def change_priority(self, connection: Connection, message: dict[str, Any]) -> Reply:
+        """A waiting call's priority, changed by virtual seconds (the router's own control)."""
+        router = self.deps.routing
+        if router is None:
+            raise UiError(ROUTING_OFF)
+        wanted = _parsed(PriorityChange, message)
+        try:
+            router.change_priority(wanted.node, wanted.linkedid, wanted.adjust)
+        except RoutingError as exc:
+            raise UiError(str(exc)) from None
+        self._stale.set()
+        return {
+            "type": "info",
+            "message": f"call {wanted.linkedid}: priority {wanted.adjust:+g} s",
+        }
+
+    async def move_call(self, connection: Connection, message: dict[str, Any]) -> Reply:
+        """A waiting call given to one agent only (it waits for them while they are busy)."""
+        router = self.deps.routing
+        if router is None:
+            raise UiError(ROUTING_OFF)
+        wanted = _parsed(CallMove, message)
+        try:
+            router.move(wanted.node, wanted.linkedid, wanted.agent)
+        except RoutingError as exc:
+            raise UiError(str(exc)) from None
+        self._stale.set()
+        return {"type": "info", "message": f"call {wanted.linkedid}: for agent {wanted.agent}"}
+
 
 WALLBOARD = web.AppKey("ui_wallboard", Wallboard)
 
 
 @pages.route("GET", "/wallboard", "supervisor", name="wallboard")
 async def wallboard_page(request: web.Request) -> web.StreamResponse:
-    return render(request, "wallboard.html", user=request[UI_SESSION].display_name)
+    return render(
+        request,
+        "wallboard.html",
+        user=request[UI_SESSION].display_name,
+        routing=request.app[DEPS].routing is not None,
+    )
 
 
 @pages.route("GET", "/wallboard/{chart:calls|service-level}.svg", "supervisor", name="chart")

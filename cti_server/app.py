@@ -201,7 +201,8 @@ def build_app(settings: Settings) -> web.Application:
     app[METRICS] = make_registry(CtiCollector(tracker, links, app[RECORDER], bus, app[WATCHDOG]))
     app[SESSIONS] = sessions
     app.add_subapp("/api", create_api(sessions, settings.crm))
-    app.add_subapp("/ui", create_ui(_ui_deps(settings, bus, tracker, links, sessions)))
+    ui_deps = _ui_deps(settings, bus, tracker, links, sessions, router=app.get(ROUTER))
+    app.add_subapp("/ui", create_ui(ui_deps))
     app.add_subapp(  # what cti-agi (classic AGI, a process per call) asks of this server
         AGI_API_PREFIX,
         create_agi_api(
@@ -223,7 +224,10 @@ def _ui_deps(
     tracker: Tracker,
     links: list[AmiClient],
     sessions: async_sessionmaker[AsyncSession],
+    *,
+    router: Router | None,
 ) -> UiDeps:
+    """The UI's share of the server; the router (routing on) for the wallboard's controls."""
     queues = tuple(q.name for q in settings.dialplan.queues)
     return UiDeps(
         settings=settings.ui,
@@ -236,6 +240,8 @@ def _ui_deps(
         db=sessions,
         service_level=settings.dialplan.queues[0].service_level,
         recordings_path=settings.transcription.recordings_path,
+        transfer_queues=queues,
+        routing=router,
     )
 
 

@@ -162,6 +162,8 @@
   byId("hold").addEventListener("click", () => socket.send({ type: "hold" }));
   byId("unhold").addEventListener("click", () => socket.send({ type: "unhold" }));
   byId("transfer").addEventListener("click", () => socket.send({ type: "transfer", to: byId("transfer-to").value }));
+  const toQueue = byId("transfer-to-queue");  // absent when no queue is configured
+  if (toQueue) toQueue.addEventListener("click", () => socket.send({ type: "transfer_queue", queue: byId("transfer-queue").value }));
   byId("dial").addEventListener("click", () => socket.send({ type: "dial", number: byId("dial-number").value }));
   byId("wrapup-done").addEventListener("click", () => sendWrapup(false));
 })();

@@ -55,7 +55,7 @@
     if (!box.firstChild) box.appendChild(el("div", "nothing said yet", "muted"));
     const tr = document.createElement("tr");
     const td = el("td");
-    td.colSpan = 7;
+    td.colSpan = latest && latest.routing ? 8 : 7;
     td.appendChild(box);
     tr.appendChild(td);
     return tr;
@@ -70,7 +70,49 @@
     return "Long wait in " + a.queue + ": " + a.seconds + " s";
   }
 
+  // With routing on: a waiting call's priority and the supervisor's two controls of it.
+  function routingCell(c) {
+    const box = el("span", null, "routing");
+    const r = c.routing;
+    if (!r) return box;
+    box.appendChild(el("span", "priority " + r.priority + (r.adjust ? " (" + (r.adjust > 0 ? "+" : "") + r.adjust + ")" : "") +
+      (r.moved_to ? " · for " + r.moved_to : "") + " "));
+    const adjust = el("input");
+    adjust.type = "number"; adjust.min = "-3600"; adjust.max = "3600"; adjust.step = "10";
+    adjust.value = String(r.adjust || 0); adjust.className = "adjust";
+    adjust.setAttribute("aria-label", "Priority change in seconds");
+    const set = el("button", "set priority", "set-priority");
+    set.addEventListener("click", () => socket.send({
+      type: "call_priority", node: c.node, linkedid: c.linkedid, adjust: Number(adjust.value) }));
+    const agent = el("input");
+    agent.placeholder = "ext"; agent.maxLength = 10; agent.className = "move-to";
+    agent.setAttribute("aria-label", "Move to agent extension");
+    const move = el("button", "move", "move");
+    move.addEventListener("click", () => socket.send({
+      type: "call_move", node: c.node, linkedid: c.linkedid, agent: agent.value.trim() }));
+    for (const part of [adjust, set, agent, move]) box.appendChild(part);
+    return box;
+  }
+
   function percent(x) { return Math.round(x * 100) + " %"; }
+
+  function drawCalls(m) {
+    const calls = byId("calls").tBodies[0];
+    clear(calls);
+    for (const c of m.calls) {
+      const caller = [c.caller_name, c.caller_number].filter(Boolean).join(" · ");
+      const key = JSON.stringify([c.node, c.linkedid]);
+      const words = el("button", expanded.has(key) ? "hide" : "show", "words");
+      words.addEventListener("click", () => toggle(c));
+      const cells = [caller, c.tier, c.state, c.queue, c.agent, since(c.since), words];
+      if (m.routing) cells.push(routingCell(c));
+      const tr = row(cells);
+      tr.dataset.linkedid = c.linkedid;
+      tr.dataset.state = c.state;
+      calls.appendChild(tr);
+      if (expanded.has(key)) calls.appendChild(transcriptRow(c));
+    }
+  }
 
   function draw() {
     const m = latest;
@@ -92,19 +134,10 @@
     }
     if (!m.alerts.length) alerts.appendChild(el("li", "none", "muted"));
 
-    const calls = byId("calls").tBodies[0];
-    clear(calls);
-    for (const c of m.calls) {
-      const caller = [c.caller_name, c.caller_number].filter(Boolean).join(" · ");
-      const key = JSON.stringify([c.node, c.linkedid]);
-      const words = el("button", expanded.has(key) ? "hide" : "show", "words");
-      words.addEventListener("click", () => toggle(c));
-      const tr = row([caller, c.tier, c.state, c.queue, c.agent, since(c.since), words]);
-      tr.dataset.linkedid = c.linkedid;
-      tr.dataset.state = c.state;
-      calls.appendChild(tr);
-      if (expanded.has(key)) calls.appendChild(transcriptRow(c));
-    }
+    // A supervisor typing a priority or an extension: leave those rows alone until done.
+    const typing = document.activeElement && document.activeElement.tagName === "INPUT" &&
+      byId("calls").contains(document.activeElement);
+    if (!typing) drawCalls(m);
 
     const agents = byId("agents").tBodies[0];
     clear(agents);

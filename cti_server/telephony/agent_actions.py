@@ -46,7 +46,7 @@ import re
 import time
 import unicodedata
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from panoramisk.message import Message
@@ -62,6 +62,7 @@ MAX_NUMBER_CHARS = 20
 CLICK_TO_DIAL_CONTEXT = "cti-click-to-dial"
 OUTBOUND_ROUTE = "cti-outbound"  # the deployment's context that reaches customers (its trunk)
 HOLD_CONTEXT = "cti-hold"
+QUEUE_TRANSFER_CONTEXT = "cti-to-queue"  # one extension per configured queue, named like it
 
 # Tech/resource, as Asterisk names channels and as Dial and Originate take them: a technology
 # name, a slash, then no comma, blank, bracket, quote, "$" or "&" (nor a leading "/": regex mode).
@@ -373,6 +374,22 @@ async def blind_transfer(ami: AmiClient, channel: str, exten: str, context: str)
         {"Channel": channel, "Exten": exten, "Context": context},
         f"transfer the call of {channel} to {exten}@{context}",
     )
+
+
+async def transfer_to_queue(
+    ami: AmiClient, channel: str, queue: str, queues: Collection[str]
+) -> None:
+    """Blind-transfer the party talking to ``channel`` into ``queue``, one of ``queues``.
+
+    ``queues`` are the configured queues: the dialplan's ``cti-to-queue`` has an extension for
+    each and none other, and Asterisk does not check a transfer's destination (a wrong one would
+    end the customer's call), so any other name is refused here, before anything is sent. With
+    routing on, that extension waits in the queue the router's way (``cti-routed``).
+    """
+    if queue not in queues:
+        known = ", ".join(sorted(queues)) or "none"
+        raise AgentActionError(f"no queue {_show(queue)} to transfer to (queues: {known})")
+    await blind_transfer(ami, channel, queue, QUEUE_TRANSFER_CONTEXT)
 
 
 async def attended_transfer(

@@ -229,6 +229,47 @@ async def test_blind_transfer_sends_the_customer_to_another_extension(
 
 @live
 @pytest.mark.asyncio
+async def test_transfer_to_a_queue_is_answered_by_an_agent_of_that_queue(
+    asterisk_node: AsteriskNode, ami: tuple[AmiClient, EventLog]
+) -> None:
+    client, log = ami
+    queues = [q.name for q in asterisk_node.settings.dialplan.queues]
+    target = "sales"
+    assert target in queues
+    assert target != QUEUE
+    interface = "Local/8415@cti-sim-agent-long/n"
+    await aa.queue_login(client, target, interface, "sim-8415")
+    try:
+        async with _live_call(asterisk_node, client, log, "8414", "+8613800084140") as call:
+            with pytest.raises(AgentActionError, match="no queue 'nowhere'"):
+                await aa.transfer_to_queue(client, call.agent, "nowhere", queues)
+            await aa.transfer_to_queue(client, call.agent, target, queues)
+            transfer = await log.wait_for(event_is("BlindTransfer"), WAIT, "BlindTransfer event")
+            assert (transfer["Result"], transfer["TransfereeChannel"]) == ("Success", call.customer)
+            assert (transfer["Extension"], transfer["Context"]) == (target, "cti-to-queue")
+            done = await log.wait_for(
+                event_is("AgentComplete", MemberName="sim-8414"), WAIT, "first agent done"
+            )
+            assert done["Reason"] == "transfer"
+            joined = await log.wait_for(
+                event_is("QueueCallerJoin", Channel=call.customer, Queue=target),
+                WAIT,
+                "customer waits in the other queue",
+            )
+            assert joined["Linkedid"] == call.linkedid
+            answered = await log.wait_for(
+                event_is("AgentConnect", Queue=target, MemberName="sim-8415"),
+                WAIT,
+                "an agent of the other queue answers",
+            )
+            assert (answered["Channel"], answered["Linkedid"]) == (call.customer, call.linkedid)
+            await aa.hangup(client, call.customer)
+    finally:
+        await aa.queue_logout(client, target, interface)
+
+
+@live
+@pytest.mark.asyncio
 async def test_redirect_takes_a_waiting_caller_out_of_the_queue(
     asterisk_node: AsteriskNode, ami: tuple[AmiClient, EventLog]
 ) -> None:

@@ -10,7 +10,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agent_ui.app import create_ui
-from agent_ui.deps import UiDeps
+from agent_ui.deps import RoutingControl, UiDeps
 from crm_core.people import create_user
 from cti_server.bus import MemoryBus
 from cti_server.config import AmiSettings, UiSettings
@@ -22,9 +22,12 @@ _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 def ui_app(
-    db: async_sessionmaker[AsyncSession], settings: UiSettings | None = None
+    db: async_sessionmaker[AsyncSession],
+    settings: UiSettings | None = None,
+    routing: RoutingControl | None = None,
 ) -> tuple[web.Application, MemoryBus, Tracker]:
-    """``/ui`` alone, with a bus and tracker of its own and an AMI link that never connects."""
+    """``/ui`` alone, with a bus and tracker of its own and an AMI link that never connects;
+    the queues support and sales to transfer to, and ``routing`` as the router (None: off)."""
     bus = MemoryBus()
     tracker = Tracker(bus.publish)
     ami = AmiClient(AmiSettings(secret="never-used", port=9), on_event=lambda _message: None)
@@ -37,6 +40,8 @@ def ui_app(
         tracker=tracker,
         links={"pbx1": ami},
         db=db,
+        transfer_queues=("support", "sales"),
+        routing=routing,
     )
     root = web.Application()
     root.add_subapp("/ui", create_ui(deps))

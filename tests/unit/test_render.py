@@ -206,3 +206,23 @@ def test_manager_conf_is_never_world_readable_while_holding_the_secret(
         os.umask(old_umask)
     assert seen
     assert all(mode & 0o077 == 0 for mode in seen), [oct(mode) for mode in seen]
+
+
+@pytest.mark.parametrize("routed", [False, True])
+def test_transfer_to_queue_has_one_extension_per_configured_queue(routed: bool) -> None:
+    settings = _settings(routing={"enabled": routed})
+    flow = _sections(render_config(settings)["extensions.conf"])["[cti-to-queue]"]
+    starts = [line.split(",")[0] for line in flow if line.startswith("exten =>")]
+    assert starts == ["exten => support", "exten => sales"]  # no pattern: nothing else goes
+    entered = [line for line in flow if "Queue(" in line or "cti-routed" in line]
+    if routed:  # waits the router's way, its wait counted from the transfer
+        assert entered == [
+            "same => n,Gosub(cti-routed,s,1(support))",
+            "same => n,Gosub(cti-routed,s,1(sales))",
+        ]
+        assert flow.count("same => n,Set(CTI_WAITING_SINCE=)") == 2
+    else:
+        assert entered == [
+            "same => n,Queue(support,c,,,${CTI_QUEUE_MAX_WAIT})",
+            "same => n,Queue(sales,c,,,${CTI_QUEUE_MAX_WAIT})",
+        ]
