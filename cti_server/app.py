@@ -428,6 +428,11 @@ async def status_view(request: web.Request) -> web.Response:
         "agi": {**app[AGI].status(), "ok": app[AGI].status()["listening"]},
         "recorder": app[RECORDER].status(),
         "transcription": app[TRANSCRIPTION].status(),
+        "leader": {
+            "ok": True,
+            "leading": app[LEADER].leading.is_set(),
+            "holder": app[LEADER].holder,
+        },
     }
     router = app.get(ROUTER)
     if router is not None:
