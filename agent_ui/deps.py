@@ -46,6 +46,7 @@ class UiDeps:
     recordings_path: Path | None = None  # Asterisk's monitor directory: the calls' mix wavs
     transfer_queues: tuple[str, ...] = ()  # the configured queues: cti-to-queue serves these only
     routing: RoutingControl | None = None  # the router when routing is on, else None
+    personal_queues: bool = False  # routing on: "available" also joins the agent's own queue
 
     @property
     def ami(self) -> AmiClient:

@@ -38,6 +38,7 @@ from cti_server.events import (
     DomainEvent,
     IvrFinished,
 )
+from cti_server.routing.inputs import personal_queue
 from cti_server.telephony import agent_actions as actions
 from cti_server.tracker.model import Agent
 
@@ -265,7 +266,8 @@ class Desks:
         Asterisk is asked rather than the tracker: its view of membership may lag a change made
         elsewhere (a supervisor, another server, a restart)."""
         interface = self.deps.interface_of(extension)
-        for queue in self.deps.queues:
+        own = (personal_queue(extension),) if self.deps.personal_queues else ()
+        for queue in (*own, *self.deps.queues):
             try:
                 await actions.queue_login(
                     self.deps.ami, queue, interface, self.deps.member_name_of(extension)

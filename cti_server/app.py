@@ -233,7 +233,13 @@ def _ui_deps(
         settings=settings.ui,
         region=settings.crm.default_region,
         node=settings.ami.node,
-        queues=settings.ui.queues or queues,
+        # routing on: agents join their own queue and the fallback, never the waiting queues
+        queues=(
+            (settings.routing.fallback_queue,)
+            if settings.routing.enabled
+            else settings.ui.queues or queues
+        ),
+        personal_queues=settings.routing.enabled,
         bus=bus,
         tracker=tracker,
         links={link.status.node: link for link in links},

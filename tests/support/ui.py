@@ -27,7 +27,8 @@ def ui_app(
     routing: RoutingControl | None = None,
 ) -> tuple[web.Application, MemoryBus, Tracker]:
     """``/ui`` alone, with a bus and tracker of its own and an AMI link that never connects;
-    the queues support and sales to transfer to, and ``routing`` as the router (None: off)."""
+    the queues support and sales to transfer to, and ``routing`` as the router (None: off;
+    on, agents join their own queue and the fallback)."""
     bus = MemoryBus()
     tracker = Tracker(bus.publish)
     ami = AmiClient(AmiSettings(secret="never-used", port=9), on_event=lambda _message: None)
@@ -35,13 +36,14 @@ def ui_app(
         settings=settings or UiSettings(),
         region="CN",
         node="pbx1",
-        queues=("support",),
+        queues=("fallback",) if routing is not None else ("support",),
         bus=bus,
         tracker=tracker,
         links={"pbx1": ami},
         db=db,
         transfer_queues=("support", "sales"),
         routing=routing,
+        personal_queues=routing is not None,
     )
     root = web.Application()
     root.add_subapp("/ui", create_ui(deps))

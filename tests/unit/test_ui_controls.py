@@ -27,6 +27,7 @@ from cti_server.telephony.ami_client import AmiClient
 from cti_server.tracker.model import Call, CallState
 from cti_server.tracker.tracker import Tracker
 from tests.support.ui import add_users, sign_in, ui_app
+from tests.support.waiting import poll_until
 
 NODE, WAITING = "pbx1", "1700000000.7"
 
@@ -332,3 +333,39 @@ async def test_with_routing_off_the_controls_are_hidden_and_refused(
         answer = await _reply(ws, message)
         assert answer == {"type": "error", "message": ROUTING_OFF, "for": message["type"]}
     await ws.close()
+
+
+# -- going available ----------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("routing", [False, True], ids=["plain", "routed"])
+async def test_going_available_joins_the_queues_of_the_routing_mode(
+    sqlite_crm_template: Path,
+    tmp_path: Path,
+    browsers: list[aiohttp.ClientSession],
+    monkeypatch: pytest.MonkeyPatch,
+    routing: bool,
+) -> None:
+    joined: list[str] = []
+
+    async def queue_login(ami: Any, queue: str, interface: str, name: str, **_: Any) -> None:
+        joined.append(queue)
+
+    async def unpause(ami: Any, interface: str) -> None:
+        return None
+
+    monkeypatch.setattr(agent_actions, "queue_login", queue_login)
+    monkeypatch.setattr(agent_actions, "unpause", unpause)
+    async for ui in _ui(sqlite_crm_template, tmp_path, FakeRouter() if routing else None):
+        http = await _signed_in(ui, browsers, "alice")
+        ws = await ui.socket(http, "desk")
+        await ws.send_json({"type": "state", "state": "available"})
+
+        async def _joined() -> list[str] | None:
+            return joined or None
+
+        await poll_until(_joined, 5, what="queues joined")
+        await ws.close()
+    # routed: the agent's own queue and the fallback, never the waiting queue app_queue would ring
+    assert joined == (["agent-8101", "fallback"] if routing else ["support"])
