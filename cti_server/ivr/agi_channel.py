@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from asterisk.agi import AGI, AGIError, AGIHangup, AGIResultHangup
 
 from cti_server.ivr.engine import CallerGone, Heard, Recording
-from cti_server.ivr.fastagi_channel import sound
+from cti_server.ivr.fastagi_channel import key_of, sound
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +43,6 @@ def clean(word: str) -> str:
 
 def quote(value: str) -> str:
     return '"' + clean(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _key(code: str) -> str:
-    """AGI answers a key as its character code: ``49`` is ``1``; ``0`` means none."""
-    try:
-        value = int(code)
-    except ValueError:
-        return ""
-    return chr(value) if 0 < value < 0x110000 else ""
 
 
 class AgiCall:
@@ -146,11 +137,11 @@ class AgiChannel:
     async def play(self, prompt: str, language: str, escape: str = "") -> str:
         await self._speak(language)
         value, _ = self._command("STREAM FILE", sound(prompt), f'"{escape}"')
-        return _key(value)
+        return key_of(value)
 
     async def read_key(self, timeout: float) -> str:
         value, _ = self._command("WAIT FOR DIGIT", str(int(timeout * 1000)))
-        return _key(value)
+        return key_of(value)
 
     async def read_digits(self, prompt: str, language: str, max_digits: int, timeout: float) -> str:
         await self._speak(language)

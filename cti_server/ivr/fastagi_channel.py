@@ -20,7 +20,7 @@ def sound(prompt: str) -> str:
     return f"{SOUNDS}/{prompt}"
 
 
-def _key(code: str) -> str:
+def key_of(code: str) -> str:
     """AGI answers a key as its character code: ``49`` is ``1``; ``0`` means none."""
     try:
         value = int(code)
@@ -64,11 +64,11 @@ class FastAgiChannel:
     async def play(self, prompt: str, language: str, escape: str = "") -> str:
         await self._speak(language)
         value, _ = await self._command("STREAM FILE", sound(prompt), f'"{escape}"')
-        return _key(value)
+        return key_of(value)
 
     async def read_key(self, timeout: float) -> str:
         value, _ = await self._command("WAIT FOR DIGIT", str(int(timeout * 1000)))
-        return _key(value)
+        return key_of(value)
 
     async def read_digits(self, prompt: str, language: str, max_digits: int, timeout: float) -> str:
         await self._speak(language)
