@@ -383,6 +383,19 @@ class AsteriskInstance:
         result = self.cli("dialplan reload")
         if result.returncode != 0:
             raise AsteriskError(f"dialplan reload failed: {result.stdout}{result.stderr}")
+        # the reload is applied by Asterisk in its own time: wait until the globals say so,
+        # or the next call may still walk the previous dialplan
+        ivr = settings.ivr
+        route = (
+            ivr.agi_program
+            if ivr.transport == "agi"
+            else (f"agi://{settings.agi.host}:{settings.agi.port}")
+        )
+        deadline = time.monotonic() + 10
+        while f"CTI_AGI={route}" not in self.cli("dialplan show globals").stdout:
+            if time.monotonic() > deadline:
+                raise AsteriskError(f"the reloaded dialplan never showed CTI_AGI={route}")
+            time.sleep(0.1)  # Asterisk offers no event for a finished reload
 
     def _start_bridge(self, timeout: float = 15.0) -> None:
         """The AGI bridge for a classic-AGI dialplan, detached like Asterisk itself."""

@@ -150,7 +150,7 @@ async def _interaction(app: web.Application, call: SimulatedCall) -> Interaction
             return None
         return row if row is not None and row.ended_at is not None and row.ivr_path else None
 
-    return await poll_until(_found, 30, what="the interaction with its IVR path")
+    return await poll_until(_found, 60, what="the interaction with its IVR path")
 
 
 @pytest.mark.asyncio
