@@ -19,7 +19,7 @@ from typing import Any
 
 from cti_server.bus import Bus
 from cti_server.complaints.detector import ComplaintDetector
-from cti_server.complaints.signals import CallFacts, ComplaintSignal, Segment, Word
+from cti_server.complaints.signals import CallFacts, ComplaintSignal, Evidence, Segment, Word
 from cti_server.events import (
     CallEnded,
     CallTranscribed,
@@ -184,7 +184,7 @@ def _event(
     )
 
 
-def _evidence(evidence: Any) -> dict[str, Any]:
+def _evidence(evidence: Evidence) -> dict[str, Any]:
     return {
         "kind": evidence.kind,
         "cue": evidence.cue,

@@ -139,7 +139,7 @@ class TranscriptionService:
         language = self._language(event.linkedid)
         if not self._is_leader() or language is None or not event.caller_channel:
             return
-        if event.linkedid in self._calls:
+        if event.linkedid in self._calls:  # answered again (a transfer): already followed
             return
         call = _Call(event.linkedid, language, time.monotonic())
         self._calls[event.linkedid] = call
