@@ -80,6 +80,7 @@ class PopService:
         self._db = db
         self._region = region
         self._calls: dict[tuple[str, str], _Call] = {}
+        self._finishing: set[asyncio.Task[Record]] = set()
 
     # -- events -------------------------------------------------------------------------------
 
@@ -113,9 +114,18 @@ class PopService:
             )
 
     def ended(self, node: str, linkedid: str) -> None:
+        """Forget the call. A look-up still running is left to finish, not cancelled: a query
+        cancelled mid-way can leave its connection holding the database (a SQLite reader kept
+        its lock and blocked every write after it)."""
         call = self._calls.pop((node, linkedid), None)
         if call is not None and call.lookup is not None and not call.lookup.done():
-            call.lookup.cancel()
+            self._finishing.add(call.lookup)
+            call.lookup.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[Record]) -> None:
+        self._finishing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("look-up of an ended call failed: %s", task.exception())
 
     def lookups(self) -> list[asyncio.Task[Record]]:
         """The look-ups started and not yet forgotten (for a benchmark that waits on them)."""
@@ -241,6 +251,7 @@ class PopService:
 
     async def close(self) -> None:
         tasks = [c.lookup for c in self._calls.values() if c.lookup is not None]
+        tasks += self._finishing
         for task in tasks:
             task.cancel()
         for task in tasks:

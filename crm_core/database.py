@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+# How long a SQLite writer waits for another writer before giving up (the recorder then retries).
+SQLITE_BUSY_MS = 10_000
 
 
 def make_engine(url: str, password: str | None = None) -> AsyncEngine:
@@ -14,8 +18,25 @@ def make_engine(url: str, password: str | None = None) -> AsyncEngine:
     parsed = make_url(url)
     if password is not None:
         parsed = parsed.set(password=password)
+    sqlite = parsed.get_backend_name() == "sqlite"
     # a server connection may have died while pooled; a SQLite file cannot: no ping for it
-    return create_async_engine(parsed, pool_pre_ping=parsed.get_backend_name() != "sqlite")
+    engine = create_async_engine(parsed, pool_pre_ping=not sqlite)
+    if sqlite and parsed.database not in (None, "", ":memory:"):
+        event.listen(engine.sync_engine, "connect", _sqlite_wal)
+    return engine
+
+
+def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
+    """Write-ahead logging: readers never block the recorder's writes. In the default rollback
+    journal, a reader cancelled mid-query (a screen pop for a caller who hung up) kept its shared
+    lock, and every later write failed with "database is locked" until it was collected."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+    finally:
+        cursor.close()
 
 
 async def ping(engine: AsyncEngine, timeout: float = 2.0) -> bool:

@@ -17,7 +17,6 @@ import pytest_asyncio
 import yaml
 from aiohttp import web
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from crm_core.customers import create_customer, lookup_by_caller_id
@@ -139,15 +138,10 @@ async def _interaction(app: web.Application, call: SimulatedCall) -> Interaction
     sessions = async_sessionmaker(app[DATABASE], expire_on_commit=False)
 
     async def _found() -> Interaction | None:
-        try:
-            async with sessions() as session:
-                row = await session.scalar(
-                    select(Interaction).where(Interaction.external_key.endswith(call.uniqueid))
-                )
-        except OperationalError as exc:  # SQLite busy with the recorder's write: look again
-            if "locked" not in str(exc):
-                raise
-            return None
+        async with sessions() as session:
+            row = await session.scalar(
+                select(Interaction).where(Interaction.external_key.endswith(call.uniqueid))
+            )
         return row if row is not None and row.ended_at is not None and row.ivr_path else None
 
     return await poll_until(_found, 60, what="the interaction with its IVR path")
