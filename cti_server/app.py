@@ -24,7 +24,6 @@ from agent_ui.deps import UiDeps
 from crm_core.api.app import create_api
 from crm_core.api.http import role_rank
 from crm_core.database import make_engine, ping
-from crm_core.interactions import repeat_contact
 from crm_core.migrate import upgrade
 from crm_core.people import user_for_token
 from cti_server.agi_api import PREFIX as AGI_API_PREFIX
@@ -32,7 +31,7 @@ from cti_server.agi_api import create_agi_api
 from cti_server.bus import Bus, MemoryBus
 from cti_server.bus.lease import Leader, RedisLease, SoleLeader
 from cti_server.bus.redis import RedisBus
-from cti_server.complaint_watch import ComplaintWatch
+from cti_server.complaint_watch import ComplaintWatch, crm_repeat_call
 from cti_server.complaints.detector import ComplaintDetector
 from cti_server.config import AmiSettings, Settings
 from cti_server.events import AmiLinkChanged
@@ -105,15 +104,19 @@ def _add_speech(
 
 
 def _complaint_watch(
-    bus: Bus, sessions: async_sessionmaker[AsyncSession], leader: Leader
+    bus: Bus,
+    sessions: async_sessionmaker[AsyncSession],
+    leader: Leader,
+    transcription: TranscriptionService,
 ) -> ComplaintWatch:
-    async def repeat_call(node: str, linkedid: str) -> bool:
-        async with sessions() as session:
-            return await repeat_contact(session, f"{node}:{linkedid}")
-
     # the embedding model (0.820 F1 on the English set against 0.769) where its extra is installed
     return ComplaintWatch(
-        bus, ComplaintDetector(embeddings=None), repeat_call, is_leader=leader.leading.is_set
+        bus,
+        ComplaintDetector(embeddings=None),
+        crm_repeat_call(sessions),
+        is_leader=leader.leading.is_set,
+        # no transcript (transcription off, no speech model): judged on the facts alone
+        transcript_expected=lambda ended: transcription.active and ended.answered_at is not None,
     )
 
 
@@ -187,7 +190,7 @@ def build_app(settings: Settings) -> web.Application:
         schema_ready=app[SCHEMA_READY],
         case_sla=settings.crm.case_sla,
     )
-    app[COMPLAINTS] = _complaint_watch(bus, sessions, leader)
+    app[COMPLAINTS] = _complaint_watch(bus, sessions, leader, app[TRANSCRIPTION])
     app.cleanup_ctx.extend(
         [_database, _bus, _recorder, _ami_link, _watchdog, _complaints, _speech, _fastagi]
     )

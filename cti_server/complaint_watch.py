@@ -6,6 +6,14 @@ said so far and scored: the first time the call crosses the threshold, superviso
 and the facts (a repeat call on the same topic within 7 days, the wait, a low survey score, an
 abandon after a long wait) are scored once more; a complaint is published for the recorder,
 which stores the signal with the interaction and opens a case with the evidence.
+
+Every ended call is judged once. A call no transcript will come for (not answered, transcription
+off, no speech model) is judged on its facts alone once it ends: a survey answered after the
+agent hung up may reach us after ``CallEnded`` (the caller rates, then hangs up while the
+survey still runs), so a call the agent hung up waits a few seconds for it. A call whose
+transcript is expected waits for ``CallTranscribed``; one that never comes (a failed
+transcription) leaves the call judged on its facts after ``transcript_wait`` seconds, and a
+transcript later than that is not judged again.
 """
 
 from __future__ import annotations
@@ -14,9 +22,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_core.interactions import repeat_contact
+from crm_core.models import Interaction
 from cti_server.bus import Bus
 from cti_server.complaints.detector import ComplaintDetector
 from cti_server.complaints.signals import CallFacts, ComplaintSignal, Evidence, Segment, Word
@@ -31,9 +44,22 @@ from cti_server.events import (
 
 log = logging.getLogger(__name__)
 
-LONG_ABANDON_SECONDS = 60.0
+SURVEY_WAIT_SECONDS = 10.0
+"""How long a call the agent hung up waits for its survey before it is judged on facts."""
+TRANSCRIPT_WAIT_SECONDS = 600.0
+"""How long an ended call waits for its transcript before it is judged on its facts alone."""
+RECORDED_WAIT_SECONDS = 30.0
+"""How long the repeat-call check waits for the recorder to write the ended call."""
+MAX_CALLS = 10000  # calls followed (or remembered as judged) at once, the oldest forgotten
 RepeatCall = Callable[[str, str], Awaitable[bool]]
 """``(node, linkedid)`` → did this customer call about the same topic within 7 days?"""
+TranscriptExpected = Callable[[CallEnded], bool]
+"""Will a ``CallTranscribed`` come for this ended call?"""
+
+
+def answered(ended: CallEnded) -> bool:
+    """Transcripts come for answered calls (the default when no transcription is known)."""
+    return ended.answered_at is not None
 
 
 @dataclass
@@ -41,7 +67,9 @@ class _Call:
     said: list[Segment] = field(default_factory=list)
     alerted: bool = False
     survey: int | None = None
+    surveyed: asyncio.Event = field(default_factory=asyncio.Event)
     ended: CallEnded | None = None
+    deadline: asyncio.TimerHandle | None = None  # for the transcript, while one is expected
 
 
 class ComplaintWatch:
@@ -51,14 +79,23 @@ class ComplaintWatch:
         detector: ComplaintDetector,
         repeat_call: RepeatCall | None = None,
         is_leader: Callable[[], bool] = lambda: True,
+        *,
+        transcript_expected: TranscriptExpected = answered,
+        survey_wait: float = SURVEY_WAIT_SECONDS,
+        transcript_wait: float = TRANSCRIPT_WAIT_SECONDS,
     ) -> None:
         self._bus = bus
         self._is_leader = is_leader  # processes sharing a node: only the leader judges its calls
         self._detector = detector
         self._repeat_call = repeat_call
+        self._transcript_expected = transcript_expected
+        self._survey_wait = survey_wait
+        self._transcript_wait = transcript_wait
         self._calls: dict[str, _Call] = {}
+        self._judged: dict[str, None] = {}  # linkedids judged lately, oldest first
         self._tasks: set[asyncio.Task[None]] = set()
         self.alerts = 0
+        self.judged = 0
         self.detected = 0
 
     def attach(self) -> None:
@@ -67,6 +104,9 @@ class ComplaintWatch:
         )
 
     async def close(self) -> None:
+        for call in self._calls.values():
+            if call.deadline is not None:
+                call.deadline.cancel()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -74,28 +114,68 @@ class ComplaintWatch:
                 await task
 
     def _on_event(self, event: DomainEvent) -> None:
-        if not self._is_leader():
-            return
+        if not self._is_leader() or getattr(event, "linkedid", None) in self._judged:
+            return  # processes sharing a node: only the leader judges; each call once
         if isinstance(event, TranscriptPartial):
             if event.final and event.speaker == "customer" and event.text:
-                call = self._calls.setdefault(event.linkedid, _Call())
+                call = self._call(event.linkedid)
                 call.said.append(Segment(text=event.text, start=event.start, end=event.end))
                 if not call.alerted:
                     self._spawn(self._during(event, call))
         elif isinstance(event, SurveyAnswered):
-            self._calls.setdefault(event.linkedid, _Call()).survey = event.score
+            call = self._call(event.linkedid)
+            call.survey = event.score
+            call.surveyed.set()
         elif isinstance(event, CallEnded):
-            call = self._calls.setdefault(event.linkedid, _Call())
+            call = self._call(event.linkedid)
             call.ended = event
-            waited = _waited(event)
-            if event.outcome == "abandoned" and waited >= LONG_ABANDON_SECONDS:
-                self._calls.pop(event.linkedid, None)  # no transcript will come: judge now
-                facts = CallFacts(abandoned_after_wait_seconds=waited, survey_score=call.survey)
-                self._spawn(self._after(event.node, event.linkedid, [], facts))
+            if self._transcript_expected(event):
+                call.deadline = asyncio.get_running_loop().call_later(
+                    self._transcript_wait, self._transcript_late, event.linkedid
+                )
+            else:
+                self._spawn(self._on_facts(event, call))
         elif isinstance(event, CallTranscribed):
-            call = self._calls.pop(event.linkedid, _Call())
-            segments = [_segment(s) for s in event.segments]
-            self._spawn(self._judge_call(event, call, segments))
+            claimed = self._claim(event.linkedid)
+            if claimed is not None:
+                segments = [_segment(s) for s in event.segments]
+                self._spawn(self._judge_call(event, claimed, segments))
+
+    def _call(self, linkedid: str) -> _Call:
+        call = self._calls.get(linkedid)
+        if call is None:
+            if len(self._calls) >= MAX_CALLS:  # calls whose end we never saw
+                self._claim(next(iter(self._calls)))
+            call = self._calls[linkedid] = _Call()
+        return call
+
+    def _claim(self, linkedid: str) -> _Call | None:
+        """The call to judge now, once: None when it was judged already."""
+        if linkedid in self._judged:
+            return None
+        self._judged[linkedid] = None
+        if len(self._judged) > MAX_CALLS:
+            del self._judged[next(iter(self._judged))]
+        call = self._calls.pop(linkedid, None) or _Call()
+        if call.deadline is not None:
+            call.deadline.cancel()
+        return call
+
+    def _transcript_late(self, linkedid: str) -> None:
+        call = self._claim(linkedid)
+        if call is not None and call.ended is not None:
+            log.warning("call %s: no transcript came, judged on its facts alone", linkedid)
+            self._spawn(self._judge_facts(call.ended, call))
+
+    async def _on_facts(self, ended: CallEnded, call: _Call) -> None:
+        """No transcript will come: judge the facts once a survey after the agent has had
+        its chance to arrive (the caller may hang up before the survey step is over)."""
+        if call.survey is None and ended.hung_up_by == "agent":
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._survey_wait):
+                    await call.surveyed.wait()
+        if self._claim(ended.linkedid) is not None:
+            await self._judge_facts(ended, call)
 
     def _spawn(self, work: Awaitable[None]) -> None:
         task = asyncio.get_running_loop().create_task(_logged(work))
@@ -112,14 +192,26 @@ class ComplaintWatch:
     async def _judge_call(
         self, event: CallTranscribed, call: _Call, segments: list[Segment]
     ) -> None:
-        ended = call.ended
-        repeat = await self._repeat_call(event.node, event.linkedid) if self._repeat_call else False
-        facts = CallFacts(
-            repeat_call_same_topic_7d=repeat,
-            hold_seconds=_waited(ended) if ended else 0.0,
-            survey_score=call.survey,
-        )
+        repeat = await self._repeat(event.node, event.linkedid)
+        facts = replace(_facts(call), repeat_call_same_topic_7d=repeat)
         await self._after(event.node, event.linkedid, segments, facts, event.language)
+
+    async def _judge_facts(self, ended: CallEnded, call: _Call) -> None:
+        """The facts alone, scored as a call where nothing was heard. The CRM is asked about
+        a repeat call only when one could tip the call into a complaint."""
+        facts = _facts(call)
+        if_repeat = replace(facts, repeat_call_same_topic_7d=True)
+        signal = await asyncio.to_thread(self._detector.detect, [], if_repeat)
+        if not signal.is_complaint:
+            self.judged += 1
+            return
+        repeat = await self._repeat(ended.node, ended.linkedid)
+        await self._after(
+            ended.node, ended.linkedid, [], replace(facts, repeat_call_same_topic_7d=repeat)
+        )
+
+    async def _repeat(self, node: str, linkedid: str) -> bool:
+        return await self._repeat_call(node, linkedid) if self._repeat_call else False
 
     async def _after(
         self,
@@ -131,6 +223,7 @@ class ComplaintWatch:
     ) -> None:
         language = language if language in ("en", "zh") else None
         signal = await asyncio.to_thread(self._detector.detect, segments, facts, language)
+        self.judged += 1
         if signal.is_complaint:
             self.detected += 1
             self._bus.publish(_event(node, linkedid, signal, during_call=False))
@@ -141,6 +234,39 @@ async def _logged(work: Awaitable[None]) -> None:
         await work
     except Exception:
         log.exception("complaint detection failed")
+
+
+def crm_repeat_call(
+    sessions: async_sessionmaker[AsyncSession], wait: float = RECORDED_WAIT_SECONDS
+) -> RepeatCall:
+    """:data:`RepeatCall` from the CRM, once the recorder has written the ended call (its
+    customer, the IVR's intent): judged on facts, a call is asked about as soon as it ends."""
+
+    async def repeat_call(node: str, linkedid: str) -> bool:
+        key = f"{node}:{linkedid}"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            async with sessions() as session:
+                ended = await session.scalar(
+                    select(Interaction.ended_at).where(Interaction.external_key == key)
+                )
+                if ended is not None or loop.time() >= deadline:
+                    return await repeat_contact(session, key)
+            await asyncio.sleep(0.5)  # the recorder's writes have no event to wait on
+
+    return repeat_call
+
+
+def _facts(call: _Call) -> CallFacts:
+    """What the call itself says: its wait (a hold, or an abandon) and its survey."""
+    ended = call.ended
+    if ended is None:
+        return CallFacts(survey_score=call.survey)
+    waited = _waited(ended)
+    if ended.outcome == "abandoned":
+        return CallFacts(abandoned_after_wait_seconds=waited, survey_score=call.survey)
+    return CallFacts(hold_seconds=waited, survey_score=call.survey)
 
 
 def _waited(event: CallEnded) -> float:

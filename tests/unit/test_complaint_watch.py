@@ -1,0 +1,156 @@
+"""ComplaintWatch without transcripts: an ended call judged on its facts alone, once."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from cti_server.bus import MemoryBus
+from cti_server.complaint_watch import ComplaintWatch
+from cti_server.complaints.detector import ComplaintDetector
+from cti_server.events import (
+    CallEnded,
+    CallTranscribed,
+    ComplaintDetected,
+    DomainEvent,
+    SurveyAnswered,
+)
+from tests.support.waiting import poll_until
+
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+DETECTOR = ComplaintDetector(embeddings=None)  # as the server has it
+COMPLAINT = "this is the third time I am calling about this and honestly I had expected better"
+
+
+def _ended(linkedid: str, *, hung_up_by: str = "agent") -> CallEnded:
+    return CallEnded(
+        node="pbx1",
+        linkedid=linkedid,
+        outcome="answered",
+        hung_up_by=hung_up_by,
+        caller_number="+8613900000001",
+        caller_name="",
+        dialed="100",
+        queue="support",
+        agent="sim-1901",
+        arrived_at=T0,
+        queued_at=T0 + timedelta(seconds=10),
+        offered_at=T0 + timedelta(seconds=20),
+        answered_at=T0 + timedelta(seconds=22),
+        at=T0 + timedelta(seconds=80),
+    )
+
+
+class _Watched:
+    """A watch on its own bus, its findings and the calls the CRM says were repeats."""
+
+    def __init__(self, repeats: set[str], survey_wait: float = 10.0) -> None:
+        self.bus = MemoryBus()
+        self.found: list[ComplaintDetected] = []
+        self.asked: list[str] = []
+        self.bus.listen((ComplaintDetected,), self._found)
+
+        async def repeat_call(node: str, linkedid: str) -> bool:
+            self.asked.append(linkedid)
+            return linkedid in repeats
+
+        self.watch = ComplaintWatch(
+            self.bus,
+            DETECTOR,
+            repeat_call,
+            transcript_expected=lambda _ended: False,
+            survey_wait=survey_wait,
+        )
+        self.watch.attach()
+
+    def _found(self, event: DomainEvent) -> None:
+        if isinstance(event, ComplaintDetected):
+            self.found.append(event)
+
+    def judged(self, count: int) -> Callable[[], Awaitable[bool]]:
+        async def _check() -> bool:
+            return self.watch.judged >= count
+
+        return _check
+
+
+@pytest.mark.asyncio
+async def test_a_low_survey_on_a_repeat_call_is_a_complaint_without_any_transcript() -> None:
+    if not DETECTOR.uses_embeddings("en"):
+        pytest.skip("the server's English model (the embeddings extra) is not installed")
+    w = _Watched(repeats={"again"})
+    # the caller rated 1 and hung up while the survey still ran: the score comes after the end
+    w.bus.publish(_ended("again"))
+    w.bus.publish(SurveyAnswered(node="pbx1", linkedid="again", score=1))
+    # the first call about it: rated 1 too, but a low score alone is no complaint (p 0.48)
+    w.bus.publish(SurveyAnswered(node="pbx1", linkedid="first", score=1))
+    w.bus.publish(_ended("first"))
+    await poll_until(w.judged(2), 10, what="both calls judged")
+    await w.watch.close()
+
+    assert [f.linkedid for f in w.found] == ["again"]
+    finding = w.found[0]
+    assert not finding.during_call
+    assert finding.probability == pytest.approx(0.82, abs=0.01)
+    assert (finding.category, finding.severity) == ("service", "high")
+    cues = {e["cue"] for e in finding.evidence}
+    assert cues == {"survey_score=1", "repeat_call_same_topic_7d"}
+    assert all(e["kind"] == "fact" and e["segment"] is None for e in finding.evidence)
+
+
+@pytest.mark.asyncio
+async def test_calls_that_cannot_be_complaints_are_not_looked_up() -> None:
+    w = _Watched(repeats={"happy", "silent"})
+    w.bus.publish(SurveyAnswered(node="pbx1", linkedid="happy", score=5))
+    w.bus.publish(_ended("happy"))
+    w.bus.publish(_ended("silent", hung_up_by="caller"))  # no survey after the caller hung up
+    await poll_until(w.judged(2), 10, what="both calls judged")
+    await w.watch.close()
+    assert w.found == []
+    assert w.asked == [], "even a repeat call would not make these complaints"
+
+
+@pytest.mark.asyncio
+async def test_an_agent_ended_call_without_a_survey_is_judged_after_the_survey_wait() -> None:
+    w = _Watched(repeats={"quiet"}, survey_wait=0.2)
+    w.bus.publish(_ended("quiet"))
+    await poll_until(w.judged(1), 10, what="the call judged once nobody rated it")
+    await w.watch.close()
+    assert w.found == []
+
+
+@pytest.mark.asyncio
+async def test_a_call_whose_transcript_comes_is_judged_once() -> None:
+    bus = MemoryBus()
+    found: list[DomainEvent] = []
+    bus.listen((ComplaintDetected,), found.append)
+
+    async def repeat_call(node: str, linkedid: str) -> bool:
+        return True
+
+    watch = ComplaintWatch(bus, DETECTOR, repeat_call, transcript_wait=0.3)
+    watch.attach()
+    transcript = [{"speaker": "customer", "start": 1.0, "end": 4.0, "text": COMPLAINT}]
+    for linkedid in ("heard", "lost"):
+        bus.publish(SurveyAnswered(node="pbx1", linkedid=linkedid, score=1))
+        bus.publish(_ended(linkedid))
+    # "heard" is transcribed (twice: a duplicate delivery); "lost"'s transcript never comes
+    for _ in range(2):
+        bus.publish(
+            CallTranscribed(
+                node="pbx1", linkedid="heard", language="en", mode="live", segments=transcript
+            )
+        )
+
+    async def _lost_judged() -> bool:
+        return any(isinstance(f, ComplaintDetected) and f.linkedid == "lost" for f in found)
+
+    # judged on its facts once its transcript is late; by then "heard"'s wait is long over
+    await poll_until(_lost_judged, 10, what="the call without a transcript judged on facts")
+    await watch.close()
+    heard = [f for f in found if isinstance(f, ComplaintDetected) and f.linkedid == "heard"]
+    assert len(heard) == 1, "judged from its transcript, not again on facts nor twice"
+    assert any(e["cue"] == "survey_score=1" for e in heard[0].evidence)
+    assert watch.judged == 2
