@@ -16,10 +16,13 @@ Why this design (see also ``[cti-routed]`` in ``dialplans/extensions.conf.j2``):
   know the call was answered); steering one shared queue with penalties or member pauses
   (app_queue still picks which caller goes to which free member, so two simultaneous
   assignments could cross).
-- **A cost:** app_queue sends ``QueueCallerAbandon`` over AMI whenever a caller leaves a queue
-  other than by being answered, a withdraw and each heartbeat check included, so the waiting
-  queue's live abandon and offered counters count wait segments, not customers; the calls' own
-  records (outcome, queue_log) are right.
+- **Counting callers, not segments:** app_queue sends ``QueueCallerAbandon`` (then
+  ``QueueCallerLeave``) whenever a caller leaves a queue other than by being answered, a
+  withdraw and each heartbeat check included, and AMI shows nothing else at that moment that
+  tells a withdraw from a hang-up. The tracker therefore counts an abandon only when the
+  waiting channel then hangs up; a caller who goes on (into ``agent-<extension>``, or back into
+  the waiting queue) still waits for the waiting queue, from their first join, and is answered
+  there too when the agent answers (see ``cti_server/tracker/model.py``, ``QueueStats``).
 - **Ring-no-answer:** the agent's queue gives up after the ring time, the dialplan returns the
   caller to its waiting queue, and the router, seeing the call back, pauses the agent with the
   policy's reason (``QueuePause`` with ``Reason``) and decides again. The caller's wait keeps

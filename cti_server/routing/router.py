@@ -321,7 +321,8 @@ class Router:
         waiting: list[WaitingCall] = []
         for queue in sorted(self._waiting):
             stats = self._tracker.queues.get((node, queue))
-            for linkedid in list(stats.waiting) if stats else []:
+            # in the queue now: a caller between two heartbeat checks cannot be withdrawn
+            for linkedid in [c for c in stats.waiting if c in stats.present] if stats else []:
                 call = self._tracker.calls.get((node, linkedid))
                 if call is None or call.state in (CallState.ANSWERED, CallState.ENDED):
                     continue

@@ -115,6 +115,10 @@ class Call:
     caller_bridge: str = ""
     bridge_leaves: dict[str, list[str]] = field(default_factory=dict)  # bridge -> leg uniqueids
     hung_up_by: str = ""
+    waits: list[str] = field(default_factory=list)
+    """Queues the caller waits for now, outermost first: a caller withdrawn from a waiting queue
+    into an agent's queue (routing) waits for both until answered or gone."""
+    waiting_leg: str = ""  # uniqueid of the channel in the queue: its hang-up ends the waits
 
     @property
     def outcome(self) -> str:
@@ -147,12 +151,22 @@ class Agent:
 
 @dataclass
 class QueueStats:
-    """One queue's live figures and counters since the server started (or the day began)."""
+    """One queue's live figures and counters since the server started (or the day began).
+
+    The figures count callers, not the segments app_queue sees: a caller who leaves the queue
+    without hanging up (withdrawn by the router to ring an agent, a ``Queue()`` timeout and
+    re-entry, an overflow) still waits for it, from their first join, until an agent answers
+    them (answered here too, with that whole wait) or they hang up (abandoned).
+    """
 
     node: str
     name: str
     service_level_seconds: int = 20
-    waiting: dict[str, datetime] = field(default_factory=dict)  # linkedid -> joined
+    waiting: dict[str, datetime] = field(default_factory=dict)
+    """Callers waiting for this queue (linkedid -> when their wait began), whether in it now or
+    momentarily elsewhere (ringing an agent, between two heartbeat checks)."""
+    present: set[str] = field(default_factory=set)
+    """Those of ``waiting`` inside the queue in Asterisk right now (what a withdraw can reach)."""
     offered: int = 0
     answered: int = 0
     abandoned: int = 0

@@ -201,7 +201,7 @@ def _take_live_state(
     if entry is not None:
         # both times are whole seconds ago: never let the rounding put the join before arrival
         joined = max(now - timedelta(seconds=entry.wait_seconds), call.arrived_at)
-        tracker.queue(call.node, entry.queue).waiting[call.linkedid] = joined
+        tracker.join_wait(call, entry.queue, joined)
         if call.queued_at is None:
             call.queued_at, call.queue = joined, entry.queue
             tracker.publish(
@@ -217,6 +217,8 @@ def _take_live_state(
     elif len(legs) > 1 and any(c.bridge for c in legs if c.uniqueid == call.caller_uniqueid):
         if call.answered_at is None:  # answered while we were not listening
             call.answered_at = now
+            if call.waits:
+                tracker.answer_waits(call, call.waits[-1], 0)
             waited = (now - (call.queued_at or call.arrived_at)).total_seconds()
             tracker.publish(
                 CallAnswered(

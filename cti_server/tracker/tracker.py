@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from cti_server.events import (
@@ -178,6 +178,8 @@ class Tracker:
             leg.hung_up_at = now
             leg.cause = event.cause
         self._leg_to_call.pop((event.node, event.uniqueid), None)
+        if call.waits and event.uniqueid == call.waiting_leg:
+            self._abandon_waits(call)
         if not call.live_legs():
             self.end_call(call, now)
 
@@ -193,8 +195,12 @@ class Tracker:
         self.ended[key] = call
         if len(self.ended) > 10000:
             self.ended.pop(next(iter(self.ended)))
+        if call.waits and call.answered_at is None:
+            self._abandon_waits(call)  # its waiting channel's hang-up was not seen
+        call.waits.clear()
         for stats in self.queues.values():
             stats.waiting.pop(call.linkedid, None)
+            stats.present.discard(call.linkedid)
         for leg in call.legs.values():
             self._leg_to_call.pop((call.node, leg.uniqueid), None)
         self.publish(
@@ -230,9 +236,8 @@ class Tracker:
         if call is None:
             return
         now = self.clock()
-        stats = self.queue(event.node, event.queue)
-        stats.offered += 1
-        stats.waiting[call.linkedid] = now
+        self.join_wait(call, event.queue, now)
+        call.waiting_leg = event.uniqueid
         call.queue = event.queue
         call.queued_at = call.queued_at or now
         if move(call.state, CallState.QUEUED, CALL_TRANSITIONS, f"call {call.linkedid}"):
@@ -247,19 +252,82 @@ class Tracker:
             )
         )
 
+    def join_wait(self, call: Call, queue: str, joined: datetime) -> None:
+        """The caller is in ``queue`` (again): a new wait for it, or the same wait going on.
+
+        Back in a queue they were already waiting for (a heartbeat re-entry, a ring-out back to
+        the waiting queue), the wait goes on from its start, and the queues they went on to
+        from it (the agent's queue that rang out) are left behind, neither answered nor
+        abandoned.
+        """
+        stats = self.queue(call.node, queue)
+        if queue in call.waits:
+            for inner in call.waits[call.waits.index(queue) + 1 :]:
+                self._drop_wait(call, inner)
+            del call.waits[call.waits.index(queue) + 1 :]
+        else:
+            stats.offered += 1
+            stats.waiting[call.linkedid] = joined
+            call.waits.append(queue)
+        stats.present.add(call.linkedid)
+
+    def _drop_wait(self, call: Call, queue: str) -> QueueStats:
+        stats = self.queue(call.node, queue)
+        stats.waiting.pop(call.linkedid, None)
+        stats.present.discard(call.linkedid)
+        return stats
+
     def _caller_left(self, event: ami.QueueCallerLeft) -> None:
         call = self._call_of(event)
         if call is not None:
-            self.queue(event.node, event.queue).waiting.pop(call.linkedid, None)
+            self.queue(event.node, event.queue).present.discard(call.linkedid)
 
     def _caller_abandoned(self, event: ami.QueueCallerAbandoned) -> None:
+        """app_queue says this whenever a caller leaves unanswered: a hang-up, but also a
+        withdraw (routing) or a ``Queue()`` timeout, after which the dialplan goes on. Only the
+        waiting channel's hang-up (see :meth:`_abandon_waits`) makes it an abandon."""
         call = self._call_of(event)
         stats = self.queue(event.node, event.queue)
-        stats.abandoned += 1
-        if call is not None:
+        if call is None:  # a call we never saw: nothing to wait for, take app_queue's word
+            stats.abandoned += 1
+            return
+        stats.present.discard(call.linkedid)
+        call.queue = call.queue or event.queue
+        if event.queue not in call.waits:  # its join was missed (the model was rebuilt since)
+            stats.offered += 1
+            stats.waiting[call.linkedid] = self.clock() - timedelta(seconds=event.hold_seconds)
+            call.waits.append(event.queue)
+        call.waiting_leg = call.waiting_leg or event.uniqueid
+
+    def _abandon_waits(self, call: Call) -> None:
+        """The caller hung up while waiting: an abandon in every queue they waited for."""
+        for queue in call.waits:
+            self._drop_wait(call, queue).abandoned += 1
             call.abandoned = True
-            call.queue = call.queue or event.queue
-            stats.waiting.pop(call.linkedid, None)
+        call.waits.clear()
+
+    def answer_waits(self, call: Call, answered_in: str, hold_seconds: float) -> float:
+        """An agent answered: answered in every queue the caller waited for, each with the
+        whole wait for it; returns the longest (the caller's wait)."""
+        now = self.clock()
+        if answered_in not in call.waits:  # its join was missed (the model was rebuilt since)
+            self.queue(call.node, answered_in).waiting.setdefault(
+                call.linkedid, now - timedelta(seconds=hold_seconds)
+            )
+            call.waits.append(answered_in)
+        longest = 0.0
+        for queue in call.waits:
+            stats = self.queue(call.node, queue)
+            began = stats.waiting.get(call.linkedid, now)
+            waited = max(float(hold_seconds), (now - began).total_seconds())
+            stats.answered += 1
+            stats.total_wait_answered += waited
+            if waited <= stats.service_level_seconds:
+                stats.answered_within_sl += 1
+            self._drop_wait(call, queue)
+            longest = max(longest, waited)
+        call.waits.clear()
+        return longest
 
     def _agent_called(self, event: ami.AgentCalled) -> None:
         call = self._call_of(event)
@@ -297,17 +365,18 @@ class Tracker:
     def _agent_connected(self, event: ami.AgentConnected) -> None:
         call = self._call_of(event)
         now = self.clock()
-        stats = self.queue(event.node, event.queue)
-        stats.answered += 1
-        stats.total_wait_answered += event.hold_seconds
-        if event.hold_seconds <= stats.service_level_seconds:
-            stats.answered_within_sl += 1
         agent = self._agent(event.node, event.interface, event.member)
         agent.calls_taken += 1
-        self._agent_to(agent, AgentState.ON_CALL, "")
         if call is None:
+            stats = self.queue(event.node, event.queue)
+            stats.answered += 1
+            stats.total_wait_answered += event.hold_seconds
+            if event.hold_seconds <= stats.service_level_seconds:
+                stats.answered_within_sl += 1
+            self._agent_to(agent, AgentState.ON_CALL, "")
             return
-        stats.waiting.pop(call.linkedid, None)
+        waited = self.answer_waits(call, event.queue, event.hold_seconds)
+        self._agent_to(agent, AgentState.ON_CALL, "")
         agent.linkedid = call.linkedid
         call.agent = agent.name
         call.queue = event.queue
@@ -320,7 +389,7 @@ class Tracker:
                 linkedid=call.linkedid,
                 queue=event.queue,
                 agent=agent.name,
-                waited_seconds=float(event.hold_seconds),
+                waited_seconds=waited,
                 at=now,
                 caller_channel=_channel(call, call.caller_uniqueid),
                 agent_channel=_channel(call, event.dest_uniqueid),
