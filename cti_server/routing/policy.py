@@ -30,9 +30,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from cti_server.routing.model import MAX_LEVEL
 
-BUILTIN_POLICIES = ("default", "bank-fifo")
-"""Policies shipped in ``cti_server/routing/policies/``: ours, and the bank's (FIFO with the
-priority customers' 90 virtual seconds), the yardstick of the what-if simulator."""
+BUILTIN_POLICIES = ("default", "bank-fifo", "bank-observed")
+"""Policies shipped in ``cti_server/routing/policies/``: ours; the bank's rule as documented
+(FIFO with the priority customers' 90 virtual seconds), the yardstick of the what-if simulator;
+and the bank's rule as its agents' choices show it (prospects and internet users 90 s behind)."""
 
 Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 

@@ -9,21 +9,29 @@ simulator takes from it:
   is ``None``: they are routed as standard callers and counted only in the "all" row.
   Calls that hung up in the voice unit, ``PHANTOM`` rows and calls "served" by
   ``NO_SERVER`` never reached an agent: dropped.
-* **Class**: the recorded priority 0, 1 or 2. Class 2 callers are the bank's priority
-  customers, routed as tier ``gold`` (the bank credited them 90 virtual seconds), 0 and 1 as
-  ``standard`` (the bank treated 0 as 1).
+* **Class**: the recorded priority 0, 1 or 2, routed as tiers ``prospect``, ``standard`` and
+  ``gold``. Class 2 are the bank's priority customers (credited 90 virtual seconds); class 0,
+  which the documentation says was treated as class 1, is 97 % prospective customers (NW) and
+  internet users (IN), and the agents' choices show them 90 s behind class 1
+  (:func:`observed_lead`, the ``bank-observed`` policy). A policy without a ``prospect`` tier
+  routes them as its default tier.
 * **Handle time**: ``ser_time`` of served calls; a caller who hung up had none, so one is
   drawn from the served calls of the same service type.
 * **After-call time**: the data records no wrap-up, but it shows agents leaving gaps
   between two services while callers of a type they serve were waiting: time they were not
-  ready (wrap-up, a word with a colleague, a short break; 38 s on average in August). Every
-  simulated call is followed by such a gap, drawn from all of them; without it the replay
-  has too much capacity (class 1 and 2 waits come out at about 60 % of those observed).
+  ready (wrap-up, a word with a colleague, a short break, no longer than ``break_after``;
+  24 s on average in August). Every simulated call is followed by such a gap, drawn from all
+  of them; without it the replay has too much capacity (in the first week, class 1 and 2
+  waits come out at 70-80 % of those observed).
 * **Patience**: see :mod:`cti_server.routing.patience`.
 * **Staffing**: the agents named in the data, each on duty from the start of a service to the
   end of their last one unless they served nobody for longer than ``break_after`` seconds (a
-  break or the end of a shift). Their skills are the service types they served, the level
-  growing with the share of their calls of that type (1..10).
+  break or the end of a shift; 10 minutes, chosen on the first week of August with the
+  ``bank-observed`` policy among 5, 10, 15, 20 and 30). Their skill levels grow with the share
+  of their calls of a type over the whole file (1..10); in each shift they take only the types
+  they served in it: the bank put its agents on prospects or on internet users day by day
+  (AVI: prospects only on 1-3 August, internet users only on the 4th and 5th), and an agent
+  with a month's skills would serve both queues every day.
 """
 
 from __future__ import annotations
@@ -43,8 +51,8 @@ from typing import Literal
 
 from cti_server.routing.patience import PatienceModel
 
-CLASS_TIERS = {0: "standard", 1: "standard", 2: "gold"}
-DEFAULT_BREAK_S = 30 * 60.0
+CLASS_TIERS = {0: "prospect", 1: "standard", 2: "gold"}
+DEFAULT_BREAK_S = 10 * 60.0
 DAY = 86400.0
 
 Outcome = Literal["served", "abandoned"]
@@ -77,6 +85,8 @@ class Shift:
     agent: str
     start: float
     end: float
+    kinds: frozenset[str] | None = None
+    """The service types the agent took in this shift; None: every type of their skills."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,13 +248,15 @@ def load_traffic(
 
 def _shifts(rows: list[_Row], break_after: float) -> Iterator[Shift]:
     for agent, spans in sorted(_services(rows).items()):
-        start, end = spans[0]
-        for begin, finish in spans[1:]:
+        (start, end, kind), *rest = spans
+        kinds = {kind}
+        for begin, finish, kind in rest:
             if begin - end > break_after:
-                yield Shift(agent, start, end)
-                start = begin
+                yield Shift(agent, start, end, frozenset(kinds))
+                start, kinds = begin, set()
             end = max(end, finish)
-        yield Shift(agent, start, end)
+            kinds.add(kind)
+        yield Shift(agent, start, end, frozenset(kinds))
 
 
 def _skills(rows: list[_Row]) -> dict[str, dict[str, int]]:
@@ -259,11 +271,12 @@ def _skills(rows: list[_Row]) -> dict[str, dict[str, int]]:
     return skills
 
 
-def _services(rows: list[_Row]) -> dict[str, list[tuple[float, float]]]:
-    services: defaultdict[str, list[tuple[float, float]]] = defaultdict(list)
+def _services(rows: list[_Row]) -> dict[str, list[tuple[float, float, str]]]:
+    """Per agent: (start, end, service type) of each service, in order."""
+    services: defaultdict[str, list[tuple[float, float, str]]] = defaultdict(list)
     for r in rows:
         if r.agent is not None:
-            services[r.agent].append((r.service_start, r.service_start + r.handle))
+            services[r.agent].append((r.service_start, r.service_start + r.handle, r.kind))
     for spans in services.values():
         spans.sort()
     return services
@@ -291,7 +304,7 @@ def _not_ready_gaps(rows: list[_Row], break_after: float) -> list[float]:
 
     gaps = []
     for agent, spans in _services(rows).items():
-        for (_, end), (begin, _) in pairwise(spans):
+        for (_, end, _), (begin, _, _) in pairwise(spans):
             gap = begin - end
             if not 0 <= gap <= break_after:
                 continue
@@ -299,3 +312,68 @@ def _not_ready_gaps(rows: list[_Row], break_after: float) -> list[float]:
             if all(any(waiting(k, m) for k in kinds[agent]) for m in moments):
                 gaps.append(gap)
     return gaps
+
+
+@dataclass(frozen=True, slots=True)
+class Lead:
+    """How far ahead the centre put one class of callers over another, read from its choices."""
+
+    seconds: float
+    """The head start that explains the most choices (the smallest such, to ``step``)."""
+    choices: int
+    """Services where the agent chose between a waiting caller of each class."""
+    explained: float
+    """Share of those choices the head start explains."""
+
+
+def observed_lead(
+    path: Path,
+    days: Iterable[date] | None = None,
+    *,
+    ahead: int,
+    behind: int,
+    step: float = 5.0,
+    most: float = 900.0,
+) -> Lead:
+    """The head start class ``ahead`` had over class ``behind`` in the recorded decisions.
+
+    At each service of a caller of either class, the agent chose between the longest-waiting
+    caller of each class (among the service types the agent took that day). A head start of
+    ``H`` s explains the choice when the ``ahead`` caller was taken while the other had waited
+    less than ``H`` s longer, or the other was taken while it had waited ``H`` s longer or more.
+    """
+    everything = _read(path)
+    wanted = set(days) if days is not None else {d for d, _ in everything}
+    rows = [row for day, row in everything if day in wanted]
+    kinds: defaultdict[tuple[str, int], set[str]] = defaultdict(set)
+    for r in rows:
+        if r.agent is not None:
+            kinds[r.agent, r.day].add(r.kind)
+    queued = sorted(
+        (r for r in rows if r.klass in (ahead, behind) and r.wait > 0), key=lambda r: r.arrival
+    )
+    arrivals = [r.arrival for r in queued]
+    longest = max((r.wait for r in queued), default=0.0)
+    gaps: list[tuple[float, bool]] = []  # (how much later the ahead caller came, taken?)
+    for served in queued:
+        if served.agent is None:
+            continue
+        moment, types = served.service_start, kinds[served.agent, served.day]
+        oldest: dict[int, _Row] = {}
+        start = bisect_right(arrivals, moment - longest - 1)
+        for r in queued[start : bisect_right(arrivals, moment)]:
+            waiting = r is served or r.arrival + r.wait > moment
+            if waiting and r.kind in types and r.klass is not None:
+                oldest.setdefault(r.klass, r)
+                if len(oldest) == 2:
+                    break
+        if len(oldest) == 2 and served.klass is not None and oldest[served.klass] is served:
+            gaps.append((oldest[ahead].arrival - oldest[behind].arrival, served.klass == ahead))
+    if not gaps:
+        raise TrafficError(f"{path.name}: no choice between classes {ahead} and {behind}")
+    best, explained = 0.0, -1
+    for n in range(int(most / step) + 1):
+        count = sum(taken == (later < n * step) for later, taken in gaps)
+        if count > explained:
+            best, explained = n * step, count
+    return Lead(seconds=best, choices=len(gaps), explained=explained / len(gaps))

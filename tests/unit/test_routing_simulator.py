@@ -1,5 +1,6 @@
 """The what-if simulator: hand-checked synthetic traffic, the command, and the soundness check
-on the bank's real August 1999 traffic (skipped when the shared data is absent)."""
+on the bank's real August 1999 traffic (skipped when the shared data is absent): the bank's rule
+is read from the first week and checked on the rest of the month."""
 
 from __future__ import annotations
 
@@ -19,12 +20,14 @@ from cti_server.routing.traffic import (
     TrafficCall,
     TrafficError,
     load_traffic,
+    observed_lead,
     parse_days,
 )
 from tests.support.replay import DATA
 
 BANK = DATA / "callcenter_traffic" / "august_1999_calls.csv.gz"
 FIRST_WEEK = parse_days("1999-08-01..1999-08-07")
+REST_OF_MONTH = ("1999-08-08..1999-08-14", "1999-08-15..1999-08-21", "1999-08-22..1999-08-31")
 
 WAIT_TOLERANCE = 0.20
 """Simulated mean wait per class within 20 % of the observed one."""
@@ -153,11 +156,34 @@ def test_days_are_a_date_or_a_range() -> None:
         parse_days("1999-08-02..1999-08-01")
 
 
-@pytest.fixture(scope="module")
-def first_week() -> Traffic:
+def test_without_a_policy_the_command_compares_the_bank_s_observed_rule_with_ours(
+    tmp_path: Path,
+) -> None:
+    traffic = tmp_path / "calls.csv"
+    traffic.write_text("\n".join([BANK_HEADER, *BANK_ROWS]) + "\n", encoding="utf-8")
+
+    result = CliRunner().invoke(main, ["routing", "simulate", "--traffic", str(traffic)])
+
+    assert result.exit_code == 0, result.output
+    rows = [line.split()[:2] for line in result.output.splitlines()[3:6]]
+    assert rows == [["0", "observed"], ["0", "bank-observed"], ["0", "default"]]
+
+
+def _bank() -> Path:
     if not BANK.is_file():
         pytest.skip(f"shared data not present: {BANK}")
-    return load_traffic(BANK, FIRST_WEEK)
+    return BANK
+
+
+@pytest.fixture(scope="module")
+def first_week() -> Traffic:
+    return load_traffic(_bank(), FIRST_WEEK)
+
+
+@pytest.fixture(scope="module")
+def rest_of_month() -> dict[str, Traffic]:
+    bank = _bank()
+    return {days: load_traffic(bank, parse_days(days)) for days in REST_OF_MONTH}
 
 
 def test_the_bank_rule_reproduces_the_observed_waits_and_abandons(first_week: Traffic) -> None:
@@ -166,9 +192,8 @@ def test_the_bank_rule_reproduces_the_observed_waits_and_abandons(first_week: Tr
     August 1999: classes 1 and 2, 6,857 callers who reached the queue.
 
     Class 0 (internet users and prospective customers) is not held to it: the bank did not
-    serve them first come, first served with the others (17-18 % of regular services went
-    ahead of an older prospective or internet caller), so FIFO predicts shorter waits for them
-    than they had (see :mod:`cti_server.routing.simulator`).
+    serve them first come, first served with the others but 90 s behind class 1, so FIFO
+    predicts shorter waits for them than they had (``bank-observed``, the tests below).
     """
     real = observed(first_week)
     replay = simulate(first_week, builtin_policy("bank-fifo"))
@@ -182,6 +207,92 @@ def test_the_bank_rule_reproduces_the_observed_waits_and_abandons(first_week: Tr
         assert abs(simulated.abandon_rate - seen.abandon_rate) <= ABANDON_TOLERANCE, _show(
             real, replay, klass
         )
+
+
+def test_the_bank_s_choices_put_class_0_ninety_seconds_behind_class_1() -> None:
+    """What ``bank-observed`` is made of, read from the first week's services: whom an agent
+    took when a caller of each class was waiting. Class 2's lead over class 1 is the documented
+    1.5 minutes; class 0, documented as treated as class 1, came 90 s after it."""
+    bank = _bank()
+    policy = builtin_policy("bank-observed")
+
+    behind = observed_lead(bank, FIRST_WEEK, ahead=1, behind=0)
+    documented = observed_lead(bank, FIRST_WEEK, ahead=2, behind=1)
+
+    assert behind.seconds == policy.overtake_bound("prospect", "standard") == 90
+    assert (behind.choices, round(behind.explained, 2)) == (1068, 0.94)
+    assert documented.seconds == policy.overtake_bound("standard", "gold") == 90
+    assert documented.explained > 0.85
+
+
+def test_the_observed_rule_reproduces_every_class_in_the_week_it_was_read_from(
+    first_week: Traffic,
+) -> None:
+    """Not a validation (the rule and the staffing's break were read from this week): the
+    rule as read does what it was read for. The check is the next test."""
+    real = observed(first_week)
+    replay = simulate(first_week, builtin_policy("bank-observed"))
+
+    for klass in ("0", "1", "2"):
+        assert _within(real, replay, klass), _show(real, replay, klass)
+
+
+def test_on_the_rest_of_the_month_the_observed_rule_reproduces_classes_1_and_2_not_0(
+    rest_of_month: dict[str, Traffic],
+) -> None:
+    """The held-out check (see :mod:`cti_server.routing.simulator` for the figures): classes 1
+    and 2 within the tolerance in every later week, class 0 nearer than under FIFO in every
+    week, yet its abandon rate more than 3 points short in the second half of the month."""
+    observed_rule, fifo = builtin_policy("bank-observed"), builtin_policy("bank-fifo")
+    for days, traffic in rest_of_month.items():
+        real = observed(traffic)
+        replay, yardstick = simulate(traffic, observed_rule), simulate(traffic, fifo)
+
+        for klass in ("1", "2"):
+            assert _within(real, replay, klass), f"{days}: {_show(real, replay, klass)}"
+        assert _miss(real, replay) < _miss(real, yardstick), days
+        if days != REST_OF_MONTH[0]:  # 15-31 August
+            short = real.classes["0"].abandon_rate - replay.classes["0"].abandon_rate
+            assert short > ABANDON_TOLERANCE, f"{days}: {_show(real, replay, '0')}"
+
+
+def test_no_head_start_reproduces_class_0_in_both_the_first_and_the_last_days(
+    first_week: Traffic, rest_of_month: dict[str, Traffic]
+) -> None:
+    """Why class 0 is not held to the tolerance: account holders strictly first (a head start
+    of a day, the most any head start does) already makes class 0 wait too long in the first
+    week, and still leaves its abandon rate short in 22-31 August."""
+    strict = parse_policy(
+        "name: strict\npriority: {tiers: {gold: {head_start: 86490}, standard: {head_start: "
+        "86400}, prospect: {}}}\neligibility: [{after: 0, min_level: 1}]",
+        "strict.yaml",
+    )
+    last_days = rest_of_month[REST_OF_MONTH[-1]]
+
+    early, late = observed(first_week), observed(last_days)
+    early_replay, late_replay = simulate(first_week, strict), simulate(last_days, strict)
+
+    assert early_replay.classes["0"].mean_wait > (1 + WAIT_TOLERANCE) * early.classes["0"].mean_wait
+    assert (
+        late_replay.classes["0"].abandon_rate < late.classes["0"].abandon_rate - ABANDON_TOLERANCE
+    )
+
+
+def _within(real: Report, replay: Report, klass: str) -> bool:
+    seen, simulated = real.classes[klass], replay.classes[klass]
+    return (
+        simulated.offered == seen.offered
+        and abs(simulated.mean_wait / seen.mean_wait - 1) <= WAIT_TOLERANCE
+        and abs(simulated.abandon_rate - seen.abandon_rate) <= ABANDON_TOLERANCE
+    )
+
+
+def _miss(real: Report, replay: Report) -> float:
+    """Class 0's error: relative error of the mean wait plus that of the abandon rate."""
+    seen, simulated = real.classes["0"], replay.classes["0"]
+    return abs(simulated.mean_wait / seen.mean_wait - 1) + abs(
+        simulated.abandon_rate / seen.abandon_rate - 1
+    )
 
 
 def _show(real: Report, replay: Report, klass: str) -> str:
