@@ -2,6 +2,10 @@
 
 Everything here drives the real system: real Asterisk calls through the real inbound path, with
 the callers drawn from the seeded CRM, so agents' screen pops and the wallboard show real data.
+Routing is on (unless the settings say otherwise): the router gives each call to an agent by
+value, skill and language, the virtual agents and the person signed in as ``agent`` alike, each
+with skills in the CRM. Unhappy simulated customers rate their call low and call again about
+the same thing, so complaint cases appear from the calls' facts even without a speech model.
 """
 
 from __future__ import annotations
@@ -17,13 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from crm_core.customers import create_customer
 from crm_core.migrate import upgrade
 from crm_core.models import Customer, User
-from crm_core.people import create_user, set_password
+from crm_core.people import create_user, set_password, set_skill
 from crm_core.schemas import CustomerIn
 from crm_core.seed import seed_crm
 from cti_server.callsim.arrivals import poisson
 from cti_server.callsim.callers import load_callers
 from cti_server.callsim.runner import CallSimulator
-from cti_server.config import Settings
+from cti_server.config import AgentEndpointSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +35,16 @@ DEMO_ROLES = ("agent", "supervisor", "manager", "admin")
 DEMO_CUSTOMER = ("张伟", "+8613800138000")
 SIM_AGENTS = ("1901", "1902", "1903")  # virtual agents beside the people who sign in
 DEMO_PHONE = "Local/{extension}@cti-sim-agent-long/n"
+DEMO_EXTENSION = "1001"  # the demo account "agent"
+# What the router reads of each agent (the CRM user with that extension): skills from 1 to 10
+# (the IVR asks for billing or sales; the default policy wants 5 in the first 30 s of a wait, 3
+# until 60 s, then anyone) and the languages they take calls in.
+AGENT_PROFILES: dict[str, tuple[dict[str, int], list[str]]] = {
+    DEMO_EXTENSION: ({"billing": 7, "sales": 7}, ["en", "zh"]),
+    "1901": ({"billing": 9, "sales": 3}, ["en", "zh"]),
+    "1902": ({"billing": 4, "sales": 8}, ["en", "zh"]),
+    "1903": ({"billing": 6, "sales": 6}, ["zh"]),
+}
 
 
 @dataclass(frozen=True)
@@ -41,12 +55,29 @@ class DemoAccount:
 
 
 def demo_settings(settings: Settings) -> Settings:
-    """People who sign in to the demo have no phone: theirs is simulated (it answers and
-    stays on the line until they hang up in the desktop), unless the settings name one."""
-    if settings.ui.agent_interface != type(settings.ui)().agent_interface:
-        return settings
-    ui = settings.ui.model_copy(update={"agent_interface": DEMO_PHONE})
-    return settings.model_copy(update={"ui": ui})
+    """The settings with what the demo needs, where the user's configuration does not say:
+
+    - routing on: calls wait for the router, which gives each to an agent by value and skill;
+    - the virtual agents among the dialplan's agents (each has a queue of their own to be
+      rung through when routing is on);
+    - people who sign in to the demo have no phone: theirs is simulated (it answers and stays
+      on the line until they hang up in the desktop), unless the settings name one.
+    """
+    update: dict[str, object] = {}
+    if "enabled" not in settings.routing.model_fields_set:
+        update["routing"] = settings.routing.model_copy(update={"enabled": True})
+    known = {agent.extension for agent in settings.dialplan.agents}
+    missing = [
+        AgentEndpointSettings(extension=extension, name=f"Virtual agent {extension}")
+        for extension in SIM_AGENTS
+        if extension not in known
+    ]
+    if missing:
+        agents = (*settings.dialplan.agents, *missing)
+        update["dialplan"] = settings.dialplan.model_copy(update={"agents": agents})
+    if settings.ui.agent_interface == type(settings.ui)().agent_interface:
+        update["ui"] = settings.ui.model_copy(update={"agent_interface": DEMO_PHONE})
+    return settings.model_copy(update=update)
 
 
 async def prepare_demo_data(
@@ -87,12 +118,32 @@ async def prepare_demo_data(
                     password=password,
                     role=role,
                     display_name=f"Demo {role}",
-                    extension="1001" if role == "agent" else None,
+                    extension=DEMO_EXTENSION if role == "agent" else None,
                 )
             else:
                 await set_password(session, role, password)
             accounts.append(DemoAccount(role, role, password))
+        await _agent_profiles(session)
     return accounts
+
+
+async def _agent_profiles(session: AsyncSession) -> None:
+    """The virtual agents as CRM users (nobody signs in as them), and every demo agent's
+    skills and languages, as the router reads them."""
+    for extension, (skills, languages) in AGENT_PROFILES.items():
+        user = await session.scalar(select(User).where(User.extension == extension))
+        if user is None:
+            user = await create_user(
+                session,
+                username=f"virtual{extension}",
+                password=secrets.token_urlsafe(16),
+                role="agent",
+                display_name=f"Virtual agent {extension}",
+                extension=extension,
+            )
+        user.languages = list(languages)
+        for skill, level in skills.items():
+            await set_skill(session, user.id, skill, level)
 
 
 async def demo_traffic(engine: AsyncEngine, settings: Settings, every: float = 20.0) -> None:

@@ -1,5 +1,7 @@
-"""Simulated customers' personas: a language, what they say to the agent, and whether it is a
-complaint (explicit, implicit or none), from ``personas.yaml`` beside this module."""
+"""Simulated customers' personas: a language, what they say to the agent, whether it is a
+complaint (explicit, implicit or none), how they rate the call in the survey after the agent
+hangs up, and whether they call again about the same thing, from ``personas.yaml`` beside this
+module."""
 
 from __future__ import annotations
 
@@ -22,6 +24,10 @@ class Persona(BaseModel):
     weight: float = Field(1.0, gt=0)
     complaint: Literal["none", "explicit", "implicit"]
     says: Annotated[str, Field(min_length=1, max_length=300)]
+    survey: int | None = Field(None, ge=1, le=5)
+    """The score they key in the survey after the agent hangs up; None: they do not rate."""
+    calls_back: bool = False
+    """They call again about the same thing (the same menu choice) a little later."""
 
     @property
     def sound(self) -> str:

@@ -9,7 +9,7 @@ half a second of silence between keys, timed to the prompts.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cti_server.callsim.arrivals import Arrival
 from cti_server.callsim.personas import Persona, pick
@@ -41,6 +41,8 @@ class CallPlan:
     persona: Persona
     patience: float
     talk: float
+    again: bool = False
+    """This customer called about the same thing before (a call back)."""
 
 
 def plan_call(arrival: Arrival, caller: Caller | None, rng: random.Random) -> CallPlan:
@@ -74,6 +76,15 @@ def plan_call(arrival: Arrival, caller: Caller | None, rng: random.Random) -> Ca
         patience=arrival.patience + 6.0,  # the language menu and the account take longer
         talk=arrival.talk,
     )
+
+
+def call_again(plan: CallPlan) -> CallPlan | None:
+    """The same customer calling again about the same thing (the same keys, so the same menu
+    choice), when their persona does; once, and only where the CRM can tell it is them again
+    (their own phone, or an account number given)."""
+    if not plan.persona.calls_back or plan.again or plan.tier == "unknown":
+        return None
+    return replace(plan, again=True)
 
 
 def _menu_choice(rng: random.Random) -> tuple[str, str]:

@@ -1,7 +1,8 @@
 """The README's main command in smoke mode: `cti demo` starts, an agent gets a pop, it stops.
 
 `scripts/demo` is `scripts/bootstrap` then `cti demo`; this runs `cti demo` itself, as a newcomer
-would after the bootstrap, on ports and an Asterisk instance of its own.
+would after the bootstrap, on ports and an Asterisk instance of its own. The demo routes: the
+call popped to the person signed in was given to them by the router, which says why.
 """
 
 from __future__ import annotations
@@ -18,7 +19,11 @@ from typing import Any
 
 import aiohttp
 import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core.database import make_engine
+from crm_core.models import Interaction
 from tests.support.asterisk import require_chroot
 from tests.support.ports import free_port
 from tests.support.serve import CTI
@@ -101,6 +106,24 @@ async def test_the_demo_pops_a_simulated_caller_to_a_signed_in_agent_then_stops(
         pop = await poll_until(_pop, 90, what="a simulated caller popped to the agent")
         await ws.close()
     assert pop["call"]
+    linkedid = pop["call"]["linkedid"]
+    engine = make_engine(f"sqlite+aiosqlite:///{log.parent / 'demo.db'}", None)
+
+    async def _decision() -> dict[str, Any] | None:
+        async with AsyncSession(engine) as session:
+            routing = await session.scalar(
+                select(Interaction.routing).where(Interaction.external_key.endswith(linkedid))
+            )
+        decision = (routing or {}).get("decision")
+        return dict(decision) if decision else None
+
+    try:
+        decision = await poll_until(_decision, 30, what="the router's decision on the call")
+    finally:
+        await engine.dispose()
+    assert decision["agent"] == "1001", "the router gave the call to the person signed in"
+    assert decision["rule"]
+    assert decision["candidates"][0]["agent"] == "1001"
     process.send_signal(signal.SIGTERM)
     assert process.wait(30) == 0
 

@@ -12,7 +12,7 @@ import pytest
 from cti_server.callsim.arrivals import IVR_SECONDS, MIN_TALK, Arrival, bank_day, poisson
 from cti_server.callsim.callers import choose_caller
 from cti_server.callsim.personas import PersonaError, parse_personas, persona_sounds, personas
-from cti_server.callsim.plan import Caller, plan_call
+from cti_server.callsim.plan import Caller, call_again, plan_call
 from tests.support.replay import DATA
 
 BANK = DATA / "callcenter_traffic" / "august_1999_calls.csv.gz"
@@ -86,3 +86,34 @@ def test_replayed_priority_callers_come_from_the_top_tiers() -> None:
     rng = random.Random(1)
     chosen = {choose_caller(callers, rng, klass=2, strangers=0).tier for _ in range(50)}  # type: ignore[union-attr]
     assert chosen == {"platinum"}
+
+
+def test_unhappy_customers_rate_low_and_call_again_about_the_same_thing() -> None:
+    for persona in personas():
+        unhappy = persona.complaint != "none"
+        assert persona.calls_back == unhappy
+        assert persona.survey is not None
+        assert (persona.survey <= 2) == unhappy
+    rng = random.Random(9)
+    plans = [plan_call(ARRIVAL, VIP, rng) for _ in range(300)]
+    calling_back = [p for p in plans if p.persona.calls_back and p.tier != "unknown"]
+    assert calling_back
+    for plan in calling_back:
+        again = call_again(plan)
+        assert again is not None
+        assert (again.number, again.dtmf, again.intent, again.persona) == (
+            plan.number,
+            plan.dtmf,
+            plan.intent,
+            plan.persona,
+        )
+        assert call_again(again) is None, "they call again once"
+    happy = next(p for p in plans if not p.persona.calls_back)
+    assert call_again(happy) is None
+
+
+def test_a_stranger_the_crm_cannot_recognise_does_not_call_again() -> None:
+    rng = random.Random(4)
+    strangers = [plan_call(ARRIVAL, None, rng) for _ in range(100)]
+    assert any(p.persona.calls_back for p in strangers)
+    assert all(call_again(p) is None for p in strangers)
