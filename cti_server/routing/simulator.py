@@ -35,15 +35,16 @@ the rest (observed / ``bank-observed`` / ``bank-fifo``, mean wait and abandon ra
               15-21      76 s 12.5 %    72 s 12.5 %    74 s 12.8 %
               22-31      64 s  7.9 %    56 s  8.1 %    60 s  8.2 %
 
-So on the weeks held out, ``bank-observed`` reproduces classes 1 and 2 and narrows FIFO's
-error on class 0 in every week, but class 0 is not reproduced within the tolerance: its waits
-come out 7-20 % short and its abandon rate 3.4, 7.1 and 6.4 points short. No head start can do
-it: with account holders strictly first (a head start of a day) class 0 gets 236 s and 60.3 %
-in the first week (48 % too long) and still only 33.3 % in 22-31 August (4.9 points short).
-The order is not what is missing: in 22-31 August the agents' choices still show the 90 s, yet
-the replay answers 29 % of the class 0 callers who hung up (12 % in the first week), after 73 %
-of the wait they had. The replay gives class 0 more of the agents' time than the bank did, late
-in the month; what that time went to the data does not record, and no routing rule changes it.
+So on the weeks held out, ``bank-observed`` reproduces classes 1 and 2 and narrows FIFO's error
+on class 0 in every week, but class 0 is not reproduced within the tolerance: its waits come out
+7-20 % short and its abandon rate 3.4, 7.1 and 6.4 points short (3.3-7.6 over six other seeds of
+the traffic's draws, which keep the rest within the tolerance). No head start can do it: with
+account holders strictly first (a head start of a day) class 0 gets 236 s and 60.3 % in the
+first week (48 % too long) and still only 33.3 % in 22-31 August (4.9 points short). The order
+is not what is missing: in 22-31 August the agents' choices still show the 90 s, yet the replay
+answers 29 % of the class 0 callers who hung up (12 % in the first week), after 73 % of the wait
+they had. The replay gives class 0 more of the agents' time than the bank did, late in the
+month; what that time went to the data does not record, and no order of the callers changes it.
 Service level is not part of the check: the replay answers two to three times the recorded
 share of callers within 20 s.
 

@@ -26,12 +26,12 @@ simulator takes from it:
 * **Patience**: see :mod:`cti_server.routing.patience`.
 * **Staffing**: the agents named in the data, each on duty from the start of a service to the
   end of their last one unless they served nobody for longer than ``break_after`` seconds (a
-  break or the end of a shift; 10 minutes, chosen on the first week of August with the
-  ``bank-observed`` policy among 5, 10, 15, 20 and 30). Their skill levels grow with the share
-  of their calls of a type over the whole file (1..10); in each shift they take only the types
-  they served in it: the bank put its agents on prospects or on internet users day by day
-  (AVI: prospects only on 1-3 August, internet users only on the 4th and 5th), and an agent
-  with a month's skills would serve both queues every day.
+  break or the end of a shift; 10 minutes: of 5, 10, 15, 20 and 30, the one that brought the
+  first week of August nearest its recorded class 0 figures under ``bank-observed``). Their
+  skill levels grow with the share of their calls of a type over the whole file (1..10); in each
+  shift they take only the types they served in it: the bank put its agents on prospects or on
+  internet users day by day (AVI: prospects only on 1-3 August, internet users only on the 4th
+  and 5th), and an agent with a month's skills would serve both queues every day.
 """
 
 from __future__ import annotations
