@@ -339,7 +339,7 @@ class Wallboard:
             raise UiError(ROUTING_OFF)
         wanted = _parsed(CallMove, message)
         try:
-            router.move(wanted.node, wanted.linkedid, wanted.agent)
+            router.move(wanted.node, wanted.linkedid, wanted.agent, by=connection.session.username)
         except RoutingError as exc:
             raise UiError(str(exc)) from None
         self._stale.set()

@@ -196,7 +196,7 @@ def build_app(settings: Settings) -> web.Application:
     )
     if settings.routing.enabled:
         app[ROUTER] = _router(settings, tracker, links, sessions, bus, leader)
-        app.router.add_routes(routing_routes(app[ROUTER], authorize))
+        app.router.add_routes(routing_routes(app[ROUTER], authorize, authorized_user))
     app.cleanup_ctx.append(_routing)  # last in, first out: it releases calls to the fallback
     app.router.add_get("/status", status_view)
     app.router.add_get("/live", live_view)
@@ -467,7 +467,17 @@ async def authorize(request: web.Request, role: str) -> web.Response | None:
         return web.json_response({"error": "unauthorized"}, status=401)
     if role_rank(user.role) < role_rank(role):
         return web.json_response({"error": "forbidden"}, status=403)
+    request[AUTHORIZED_USER] = user.username
     return None
+
+
+AUTHORIZED_USER = web.RequestKey("cti_authorized_user", str)
+
+
+def authorized_user(request: web.Request) -> str:
+    """The username :func:`authorize` let through on this request ("" before it did)."""
+    name: str = request.get(AUTHORIZED_USER, "")
+    return name
 
 
 async def live_view(request: web.Request) -> web.Response:

@@ -3,7 +3,8 @@
 - ``GET /routing``: waiting calls with their effective priority now, agents, the policy in
   force (and a refused change of it), the last decisions with their reasons;
 - ``POST /routing/calls/{node}/{linkedid}/move`` ``{"agent": "1001"}``: only that agent may
-  take the call (the call waits for them while they are busy);
+  take the call (the call waits for them while they are busy); the decision that gives it to
+  them (``routing.decision`` of the interaction) names the supervisor (``moved_by``);
 - ``POST /routing/calls/{node}/{linkedid}/priority`` ``{"adjust": 60}``: virtual seconds added
   to the call's priority (negative moves it back; 0 undoes).
 
@@ -27,6 +28,8 @@ from cti_server.routing.router import Router, RoutingError
 
 Authorize = Callable[[web.Request, str], Awaitable[web.Response | None]]
 """Returns the refusal (401/403) for a request without ``role`` or above, None when allowed."""
+Who = Callable[[web.Request], str]
+"""The user an allowed request was authorized as (their username), "" when unknown."""
 
 SUPERVISOR = "supervisor"
 
@@ -48,8 +51,11 @@ class PriorityIn(_Strict):
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
-def routing_routes(router: Router, authorize: Authorize) -> list[web.RouteDef]:
-    """The routes, bound to ``router``; ``authorize`` is the server's role check."""
+def routing_routes(
+    router: Router, authorize: Authorize, who: Who = lambda _request: ""
+) -> list[web.RouteDef]:
+    """The routes, bound to ``router``; ``authorize`` is the server's role check, ``who`` names
+    the supervisor it let through (a move's decision records them)."""
 
     def guarded(handler: Handler) -> Handler:
         async def _guarded(request: web.Request) -> web.Response:
@@ -79,7 +85,7 @@ def routing_routes(router: Router, authorize: Authorize) -> list[web.RouteDef]:
     async def move(request: web.Request) -> web.Response:
         body = await read_body(request, MoveIn)
         node, linkedid = request.match_info["node"], request.match_info["linkedid"]
-        return web.json_response(router.move(node, linkedid, body.agent))
+        return web.json_response(router.move(node, linkedid, body.agent, by=who(request)))
 
     async def priority(request: web.Request) -> web.Response:
         body = await read_body(request, PriorityIn)

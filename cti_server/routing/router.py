@@ -100,6 +100,7 @@ class _Call:
     facts_read: bool = False
     priority_adjust: float = 0.0
     move_to_agent: str | None = None
+    moved_by: str = ""  # the supervisor who moved the call
     excluded: set[str] = field(default_factory=set)
     no_answer: list[dict[str, Any]] = field(default_factory=list)
     offer: _Offer | None = None
@@ -414,6 +415,8 @@ class Router:
             "queue": known.queue,
             "ring_timeout_s": ring,
         }
+        if known.move_to_agent == assignment.agent_id and known.moved_by:
+            decision["moved_by"] = known.moved_by
         if known.no_answer:
             decision["no_answer"] = list(known.no_answer)
         self.decisions.appendleft(decision)
@@ -460,12 +463,14 @@ class Router:
 
     # -- supervisors --------------------------------------------------------------------------
 
-    def move(self, node: str, linkedid: str, agent: str) -> dict[str, Any]:
-        """Only ``agent`` may take this call from now on (waiting while they are busy)."""
+    def move(self, node: str, linkedid: str, agent: str, *, by: str = "") -> dict[str, Any]:
+        """Only ``agent`` may take this call from now on (waiting while they are busy); ``by``
+        names the supervisor, kept in the decision that gives the call to that agent."""
         call = self._waiting_call(node, linkedid)
         if agent not in {a.id for a in self._agents.get(node, [])}:
             raise UnknownAgent(f"agent {agent} is not signed in for routing on {node}")
         call.move_to_agent = agent
+        call.moved_by = by
         call.excluded.discard(agent)
         self._wake.set()
         return self._call_view(node, linkedid, call, self._policies.current(), self._clock())
@@ -539,6 +544,7 @@ class Router:
             )
         view.update(
             moved_to=call.move_to_agent,
+            moved_by=call.moved_by or None,
             excluded=sorted(call.excluded),
             ringing=call.offer.assignment.agent_id if call.offer else None,
             no_answer=len(call.no_answer),

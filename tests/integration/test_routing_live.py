@@ -52,6 +52,7 @@ from tests.support.waiting import EventLog, event_is, poll_until
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 
 AGENTS = ("3001", "3002", "3003", "3004", "3005")
+_AGENT_QUEUES = {f"agent-{extension}" for extension in AGENTS}
 FALLBACK = "fallback"
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -282,6 +283,21 @@ async def _put_skill(port: int, token: str, user_id: int, skill: str, level: int
         assert response.status == 200, await response.text()
 
 
+async def _support_figures(port: int, token: str) -> dict[str, Any]:
+    """The waiting queue's row of the live model, as the wallboard and ``/live`` show it."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            f"http://127.0.0.1:{port}/live", headers={"Authorization": f"Bearer {token}"}
+        ) as response,
+    ):
+        assert response.status == 200, await response.text()
+        body: dict[str, Any] = await response.json()
+    (row,) = [q for q in body["queues"] if q["queue"] == "support"]
+    figures: dict[str, Any] = row
+    return figures
+
+
 async def _routing_view(port: int, token: str) -> dict[str, Any]:
     async with (
         aiohttp.ClientSession() as http,
@@ -343,6 +359,11 @@ async def test_six_callers_three_agents_assigned_exactly_as_the_policy_says(
                 return stats is not None and set(label) <= set(stats.waiting)
 
             await poll_until(_all_waiting, 10, what="six callers waiting in support")
+            # each caller has left and rejoined support at every heartbeat check (2 s) meanwhile
+            rejoins = [e for e in log.events if event_is("QueueCallerJoin", Queue="support")(e)]
+            assert len(rejoins) > len(label)
+            waiting = await _support_figures(settings.http.port, token)
+            assert (waiting["offered"], waiting["waiting"], waiting["abandoned"]) == (6, 6, 0)
             arrival = sorted(label, key=lambda c: tracker.calls[(node, c)].queued_at or 0)
             assert [label[c] for c in arrival] == ["c1", "c2", "c3", "c4", "c5", "c6"]
             c4 = tracker.calls[(node, arrival[3])]  # what a restarted router reads back
@@ -364,6 +385,19 @@ async def test_six_callers_three_agents_assigned_exactly_as_the_policy_says(
             view = await _routing_view(settings.http.port, token)
 
             assert served == [(extension, call) for extension, call, _ in TURNS]
+
+            async def _all_answered() -> dict[str, Any] | None:
+                row = await _support_figures(settings.http.port, token)
+                return row if row["answered"] == len(label) else None
+
+            # one caller each, though each left support several times (checks, withdraws)
+            support = await poll_until(_all_answered, 10, what="support's six answered")
+            assert (support["offered"], support["answered"], support["abandoned"]) == (6, 6, 0)
+            assert (support["waiting"], support["abandon_rate"]) == (0, 0.0)
+            agent_queues = [q for q in tracker.snapshot()["queues"] if q["queue"] in _AGENT_QUEUES]
+            assert sum(q["answered"] for q in agent_queues) == 6
+            # the whole wait since the first join, not the last segment's ring of the agent
+            assert support["asa"] > max(q["asa"] for q in agent_queues)
 
             async def _recorded() -> dict[str, Interaction] | None:
                 async with sessions() as session:
@@ -506,3 +540,79 @@ async def test_with_the_router_killed_the_fallback_queue_keeps_calls_flowing(
                 event_is("AgentConnect", Linkedid=call.uniqueid), 30, "answered without the router"
             )
             assert connected["Queue"] == FALLBACK
+
+
+async def _move(port: int, token: str, node: str, linkedid: str, agent: str) -> dict[str, Any]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"http://127.0.0.1:{port}/routing/calls/{node}/{linkedid}/move",
+            json={"agent": agent},
+            headers={"Authorization": f"Bearer {token}"},
+        ) as response,
+    ):
+        assert response.status == 200, await response.text()
+        body: dict[str, Any] = await response.json()
+        return body
+
+
+@pytest.mark.asyncio
+async def test_a_supervisor_moves_a_waiting_call_to_an_agent_who_answers_it(
+    routed_node: AsteriskNode, tmp_path: Path
+) -> None:
+    settings = _app_settings(
+        routed_node, tmp_path, IvrSettings(inbound_flow=None, survey_flow=None)
+    )
+    node, port = settings.ami.node, settings.http.port
+    async with routed_app(settings) as app, ami_observer(routed_node) as (client, log):
+        sessions = async_sessionmaker(app[DATABASE], expire_on_commit=False)
+        async with sessions() as session, session.begin():
+            await _agent_user(session, "3004", ["en"], {"billing": 5})
+            await _agent_user(session, "3005", ["en"], {"billing": 5})
+            supervisor = await create_user(
+                session, username="sup", password="password1", role="supervisor"
+            )
+            token = await issue_token(session, supervisor)
+        # 3004 signed in first: idle longest, the policy's own choice for the call
+        agents = {"3004": "cti-sim-agent", "3005": "cti-sim-agent"}
+        async with signed_in(client, agents, paused=True):
+            call = await place_customer_call(
+                client, context=settings.dialplan.inbound_context, number="+8613900000011"
+            )
+
+            async def _waiting() -> dict[str, Any] | None:
+                view = await _routing_view(port, token)
+                calls = [c for c in view["waiting"] if c["call"] == call.uniqueid]
+                agents_known = {a["agent"] for a in view["agents"]}
+                return calls[0] if calls and {"3004", "3005"} <= agents_known else None
+
+            await poll_until(_waiting, 15, what="the call waiting, seen by the router")
+            moved = await _move(port, token, node, call.uniqueid, "3005")
+            assert moved["moved_to"] == "3005"
+            for extension in agents:  # 3004 first: free first and longest idle
+                await agent_actions.unpause(client, _interface(extension))
+            rang = await log.wait_for(
+                event_is("AgentCalled", Linkedid=call.uniqueid), 20, "an agent ringing"
+            )
+            answered = await log.wait_for(
+                event_is("AgentConnect", Linkedid=call.uniqueid), 20, "the call answered"
+            )
+
+            async def _recorded() -> Interaction | None:
+                async with sessions() as session:
+                    row = await session.scalar(
+                        select(Interaction).where(
+                            Interaction.external_key == f"{node}:{call.uniqueid}"
+                        )
+                    )
+                ready = row is not None and "decision" in row.routing and row.answered_at
+                return row if ready else None
+
+            row = await poll_until(_recorded, 30, what="the interaction with its decision")
+            support = await _support_figures(port, token)
+    assert (rang["Queue"], answered["Queue"]) == ("agent-3005", "agent-3005")
+    assert (support["offered"], support["answered"], support["abandoned"]) == (1, 1, 0)
+    decision = row.routing["decision"]
+    assert (decision["agent"], decision["rule"]) == ("3005", "supervisor move to agent")
+    assert decision["moved_by"] == "sup"
+    assert row.agent_name == "sim-3005"

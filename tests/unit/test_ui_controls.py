@@ -36,7 +36,7 @@ NODE, WAITING = "pbx1", "1700000000.7"
 class FakeRouter:
     """Records what the wallboard asks; refuses calls and agents it does not know."""
 
-    asked: list[tuple[str, str, str, object]] = field(default_factory=list)
+    asked: list[tuple[object, ...]] = field(default_factory=list)
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -56,8 +56,8 @@ class FakeRouter:
         if (node, linkedid) != (NODE, WAITING):
             raise UnknownCall(f"no call {linkedid} waits on {node}")
 
-    def move(self, node: str, linkedid: str, agent: str) -> dict[str, Any]:
-        self.asked.append(("move", node, linkedid, agent))
+    def move(self, node: str, linkedid: str, agent: str, *, by: str = "") -> dict[str, Any]:
+        self.asked.append(("move", node, linkedid, agent, by))
         self._known(node, linkedid)
         if agent != "8102":
             raise UnknownAgent(f"agent {agent} is not signed in for routing on {node}")
@@ -284,8 +284,8 @@ async def test_supervisor_controls_call_the_router_and_pass_on_its_refusals(
     assert router.asked == [
         ("priority", NODE, WAITING, 60.0),
         ("priority", NODE, WAITING, -12.5),
-        ("move", NODE, WAITING, "8102"),
-        ("move", NODE, WAITING, "8109"),
+        ("move", NODE, WAITING, "8102", "sam"),  # who moved it, for the decision's record
+        ("move", NODE, WAITING, "8109", "sam"),
         ("priority", NODE, "1.1", 5.0),
     ]
     await ws.close()
