@@ -45,6 +45,12 @@ is not what is missing: in 22-31 August the agents' choices still show the 90 s,
 answers 29 % of the class 0 callers who hung up (12 % in the first week), after 73 % of the wait
 they had. The replay gives class 0 more of the agents' time than the bank did, late in the
 month; what that time went to the data does not record, and no order of the callers changes it.
+A skill stage would take it away: ``bank-observed`` with skill level 3 required for the first
+60 s (looked for on the first week and 22-31 August, so not held out) comes within the tolerance
+for every class in every week (class 0: +0 % and +0.5 points, -4 % -0.8, +1 % +0.3, -6 % -2.2),
+but the bank did not work that way: agents with a level of 1 or 2 in a type took 30 % of their
+prospects, 25 % of their internet users and 41 % of their stock-exchange callers before these had
+waited 60 s, which the stage forbids. It fits the figures, not the bank, and is not shipped.
 Service level is not part of the check: the replay answers two to three times the recorded
 share of callers within 20 s.
 
