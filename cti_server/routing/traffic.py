@@ -11,7 +11,7 @@ simulator takes from it:
   ``NO_SERVER`` never reached an agent: dropped.
 * **Class**: the recorded priority 0, 1 or 2, routed as tiers ``prospect``, ``standard`` and
   ``gold``. Class 2 are the bank's priority customers (credited 90 virtual seconds); class 0,
-  which the documentation says was treated as class 1, is 97 % prospective customers (NW) and
+  which the documentation says was treated as class 1, is 95 % prospective customers (NW) and
   internet users (IN), and the agents' choices show them 90 s behind class 1
   (:func:`observed_lead`, the ``bank-observed`` policy). A policy without a ``prospect`` tier
   routes them as its default tier.
