@@ -15,10 +15,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from cti_server.events import CallAnswered, CallEnded, CallQueued, DomainEvent
+import pytest
+
+from cti_server.events import CallAnswered, CallEnded, CallQueued, CallRouted, DomainEvent
 from cti_server.tracker.model import QueueStats
 from cti_server.tracker.tracker import Tracker
 from tests.support.replay import replay
+from tests.unit.test_routing_glue import CALLER, NODE, Centre, _member
 
 ROUTED = Path(__file__).resolve().parents[1] / "data" / "ami_routed"
 
@@ -190,3 +193,29 @@ def test_waits_of_a_call_whose_hang_up_was_missed_end_as_abandoned_with_the_call
     call = tracker.calls[("rec", "L1")]
     tracker.end_call(call, tracker.clock() + timedelta(seconds=5))  # e.g. gone after a resync
     assert _figures(_queue(tracker, "support")) == (1, 0, 1, 0)
+
+
+@pytest.mark.asyncio
+async def test_the_router_offers_a_caller_only_while_in_the_queue_but_moves_it_between() -> None:
+    centre = Centre()
+    centre.sign_in("3001")
+    centre.ami("Newchannel", Uniqueid="c1", Linkedid="c1", Channel=CALLER)
+    centre.ami("QueueMemberPause", **_member("3001"), Paused="1", PausedReason="lunch")
+    centre.caller_joins("support")
+    await centre.router.route_once()  # 3001 paused: the call waits
+    centre.caller_leaves("support")  # a heartbeat check: out of the queue for an instant
+    centre.ami("QueueMemberPause", **_member("3001"), Paused="0")
+
+    moved = centre.router.move(NODE, "c1", "3001", by="sam")  # still a waiting call
+    assert (moved["moved_to"], moved["moved_by"]) == ("3001", "sam")
+    await centre.router.route_once()
+    assert centre.link.actions("QueueWithdrawCaller") == []  # nothing to withdraw it from
+
+    centre.caller_joins("support")
+    await centre.router.route_once()
+    [offer] = centre.link.actions("QueueWithdrawCaller")
+    assert offer["WithdrawInfo"].startswith("3001:")
+    [routed] = centre.of(CallRouted)
+    assert (routed.rule, routed.decision["moved_by"]) == ("supervisor move to agent", "sam")
+    support = _queue(centre.tracker, "support")
+    assert _figures(support) == (1, 0, 0, 1)
