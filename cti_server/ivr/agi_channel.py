@@ -143,6 +143,13 @@ class AgiChannel:
         value, _ = self._command("WAIT FOR DIGIT", str(int(timeout * 1000)))
         return key_of(value)
 
+    async def ask(self, prompt: str, language: str, escape: str, timeout: float) -> str:
+        await self._speak(language)
+        value, _ = self._command(
+            "GET OPTION", sound(prompt), f'"{escape}"', str(int(timeout * 1000))
+        )
+        return key_of(value)
+
     async def read_digits(self, prompt: str, language: str, max_digits: int, timeout: float) -> str:
         await self._speak(language)
         value, _ = self._command(
@@ -173,6 +180,9 @@ class AgiChannel:
         await self._speak(language)
         command = "SAY NUMBER" if kind == "number" else "SAY DIGITS"
         self._command(command, value, '""')
+
+    def understands(self, language: str) -> bool:
+        return False  # no speech over classic AGI yet
 
     async def listen(self, words: Mapping[str, str], language: str, timeout: float) -> Heard:
         """No speech over classic AGI yet (EAGI could bring it): a key, as a menu takes it."""

@@ -69,6 +69,14 @@ class Channel(Protocol):
     async def read_key(self, timeout: float) -> str:
         """One key within ``timeout`` seconds, or ``""``."""
 
+    def understands(self, language: str) -> bool:
+        """Whether :meth:`listen` can hear words in ``language`` (else it only takes keys)."""
+
+    async def ask(self, prompt: str, language: str, escape: str, timeout: float) -> str:
+        """Play a prompt and wait ``timeout`` seconds after it for one of ``escape``, in one
+        command: Asterisk drops keys pressed between two AGI commands, so a caller who pressed
+        right as a prompt ended lost the key when playing and reading were separate."""
+
     async def read_digits(self, prompt: str, language: str, max_digits: int, timeout: float) -> str:
         """Play ``prompt`` and collect up to ``max_digits`` (``#`` ends), ``""`` on timeout."""
 
@@ -273,16 +281,17 @@ class IvrEngine:
         words = step.speech.get(language, {})
         pressed: list[str] = []
         for _ in range(step.retries):
-            key = await channel.play(step.prompt, language, escape)
-            if not key and words:
-                heard = await channel.listen(words, language, step.timeout)
-                key = heard.key
-                if heard.word:
+            if words and channel.understands(language):
+                key = await channel.play(step.prompt, language, escape)
+                heard = await channel.listen(words, language, step.timeout) if not key else None
+                if heard is not None:
+                    key = heard.key
+                if heard is not None and heard.word:
                     pressed.append(f"{key} (said {heard.word})")
                 elif key:
                     pressed.append(key)
             else:
-                key = key or await channel.read_key(step.timeout)
+                key = await channel.ask(step.prompt, language, escape, step.timeout)
                 if key:
                     pressed.append(key)
             if key in step.choices:

@@ -70,6 +70,13 @@ class FastAgiChannel:
         value, _ = await self._command("WAIT FOR DIGIT", str(int(timeout * 1000)))
         return key_of(value)
 
+    async def ask(self, prompt: str, language: str, escape: str, timeout: float) -> str:
+        await self._speak(language)
+        value, _ = await self._command(
+            "GET OPTION", sound(prompt), f'"{escape}"', str(int(timeout * 1000))
+        )
+        return key_of(value)
+
     async def read_digits(self, prompt: str, language: str, max_digits: int, timeout: float) -> str:
         await self._speak(language)
         value, _ = await self._command(
@@ -102,6 +109,9 @@ class FastAgiChannel:
         await self._speak(language)
         command = "SAY NUMBER" if kind == "number" else "SAY DIGITS"
         await self._command(command, value, '""')
+
+    def understands(self, language: str) -> bool:
+        return self._speech is not None and language in self._speech.languages()
 
     async def listen(self, words: Mapping[str, str], language: str, timeout: float) -> Heard:
         """Asterisk streams the caller to our AudioSocket listener while we wait for a word

@@ -232,3 +232,15 @@ async def test_server_out_of_reach_ends_the_walk_with_nothing_set(
     calls = build_inbound(settings, _Unreachable())  # type: ignore[arg-type]
     assert await walk(calls, call, "inbound") == 1
     assert not any("CTI_QUEUE" in line for line in commands())
+
+
+@pytest.mark.asyncio
+async def test_a_menu_plays_and_waits_for_the_key_in_one_command(asterisk: Script) -> None:
+    """GET OPTION: a key pressed just as the prompt ends is not lost between two commands."""
+    call, commands = asterisk("200 result=1", "200 result=51 endpos=0")
+    channel = AgiChannel(call)
+    assert await channel.ask("main_menu", "en", "0123456789*#", 4) == "3"
+    assert commands() == [
+        'SET VARIABLE CHANNEL(language) "en"',
+        'GET OPTION cti/main_menu "0123456789*#" 4000',
+    ]

@@ -48,11 +48,10 @@ REQUEST = (
 # What the IVR sends for a caller nobody knows, up to the first prompt that can be interrupted.
 FIRST_COMMANDS = [
     'SET VARIABLE CHANNEL(language) "en"',
-    'STREAM FILE cti/choose_language "0123456789*#"',
-    "WAIT FOR DIGIT 3000",
+    'GET OPTION cti/choose_language "0123456789*#" 3000',
     "GET DATA cti/enter_account 8000 9",
     'STREAM FILE cti/welcome ""',
-    'STREAM FILE cti/main_menu "0123456789*#"',
+    'GET OPTION cti/main_menu "0123456789*#" 4000',
 ]
 OK = b"200 result=0\n"
 
@@ -345,16 +344,14 @@ def until_welcome(command: str) -> bytes | None:
     """No language chosen, no account given; silence once the welcome starts."""
     if command.startswith("GET DATA"):
         return b"200 result= (timeout)\n"
-    if command.startswith("STREAM FILE cti/choose_language"):
+    if command.startswith("GET OPTION cti/choose_language"):
         return b"200 result=0 endpos=0\n"
-    if command.startswith("WAIT FOR DIGIT"):
-        return b"200 result=0\n"
     if command.startswith("STREAM FILE"):
         return None
     return b"200 result=1\n"
 
 
-UNTIL_WELCOME = FIRST_COMMANDS[:5]
+UNTIL_WELCOME = FIRST_COMMANDS[:4]
 STEPS_TO_WELCOME = ["identify", "choose_language", "identify_account", "opening_hours", "welcome"]
 
 
@@ -457,7 +454,7 @@ async def test_minus_one_with_the_channel_still_up_goes_on(
     def cannot_play(command: str) -> bytes:
         if command == "CHANNEL STATUS":
             return b"200 result=6\n"  # AST_STATE_UP
-        if command.startswith("STREAM FILE"):
+        if command.startswith(("STREAM FILE", "GET OPTION")):
             return b"200 result=-1\n"
         return OK
 
@@ -471,7 +468,7 @@ async def test_minus_one_with_the_channel_still_up_goes_on(
         result = await route.result()
     assert (
         commands.count("CHANNEL STATUS")
-        == commands.count('STREAM FILE cti/main_menu "0123456789*#"') + 2  # language, welcome
+        == commands.count('GET OPTION cti/main_menu "0123456789*#" 4000') + 2  # language, welcome
     )
     assert result.outcome == "transfer"
     assert result.attributes["intent"] == "operator"

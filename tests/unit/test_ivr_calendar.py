@@ -88,6 +88,12 @@ class _SilentChannel:
     async def read_key(self, timeout: float) -> str:
         return ""
 
+    def understands(self, language: str) -> bool:
+        return True
+
+    async def ask(self, prompt: str, language: str, escape: str, timeout: float) -> str:
+        return await self.play(prompt, language, escape)
+
     async def read_digits(self, prompt: str, language: str, max_digits: int, timeout: float) -> str:
         return ""
 

@@ -66,6 +66,13 @@ class ScriptedChannel:
         self.calls.append(f"read_key {timeout}")
         return self._next("read_key")
 
+    def understands(self, language: str) -> bool:
+        return True
+
+    async def ask(self, prompt: str, language: str, escape: str, timeout: float) -> str:
+        """Asterisk's GET OPTION: the prompt (a key may cut it short), then the wait."""
+        return await self.play(prompt, language, escape) or await self.read_key(timeout)
+
     async def read_digits(self, prompt: str, language: str, max_digits: int, timeout: float) -> str:
         self.calls.append(f"read_digits {prompt} {language} {max_digits} {timeout}")
         self.played.append((prompt, language))
