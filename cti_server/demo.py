@@ -36,6 +36,7 @@ DEMO_CUSTOMER = ("张伟", "+8613800138000")
 SIM_AGENTS = ("1901", "1902", "1903")  # virtual agents beside the people who sign in
 DEMO_PHONE = "Local/{extension}@cti-sim-agent-long/n"
 DEMO_EXTENSION = "1001"  # the demo account "agent"
+CALL_BACK_AFTER = 45.0  # seconds before an unhappy customer calls again about the same thing
 # What the router reads of each agent (the CRM user with that extension): skills from 1 to 10
 # (the IVR asks for billing or sales; the default policy wants 5 in the first 30 s of a wait, 3
 # until 60 s, then anyone) and the languages they take calls in.
@@ -148,9 +149,10 @@ async def _agent_profiles(session: AsyncSession) -> None:
 
 async def demo_traffic(engine: AsyncEngine, settings: Settings, every: float = 20.0) -> None:
     """Virtual agents answer; customers from the CRM (and strangers) call every ~``every`` s,
-    walk the IVR, wait, and say their persona's line (complaints included) to the agent."""
+    walk the IVR, wait, say their persona's line (complaints included) to the agent, rate the
+    call once the agent has hung up, and, unhappy, call again about it a little later."""
     async with AsyncSession(engine) as session:
         callers = await load_callers(session)
     rng = random.Random()  # noqa: S311 - demo traffic, not security
-    simulator = CallSimulator(settings, callers, agents=SIM_AGENTS)
+    simulator = CallSimulator(settings, callers, agents=SIM_AGENTS, call_back_after=CALL_BACK_AFTER)
     await simulator.run(poisson(60.0 / every, rng))

@@ -79,11 +79,12 @@ class CallSimulator:
         *,
         agents: Iterable[str] = (),
         seed: int | None = None,
-        call_back_after: float | None = 30.0,
+        call_back_after: float | None = None,
         planner: Planner = plan_call,
     ) -> None:
         """``call_back_after``: seconds after their call ends that a customer whose persona
-        calls back calls again (None: nobody does); ``planner``: what each caller does."""
+        calls back calls again (None, the default: nobody does, so that ``max_calls`` is the
+        number of calls); ``planner``: what each caller does."""
         self._settings = settings
         self._callers = callers
         self._agents = tuple(agents)

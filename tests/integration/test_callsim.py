@@ -50,7 +50,7 @@ async def test_simulated_customers_walk_the_ivr_and_speak_to_the_agent(
             callers = await load_callers(session)
         assert {c.number for c in callers} == set(NUMBERS)
 
-        simulator = CallSimulator(asterisk_node.settings, callers, seed=11, call_back_after=None)
+        simulator = CallSimulator(asterisk_node.settings, callers, seed=11)
         async with sim_agents(client, "support", ["8201", "8202", "8203", "8204"]):
             arrivals = poisson(30.0, random.Random(11), mean_patience=20.0, mean_talk=2.0)
             summary = await simulator.run(arrivals, max_calls=4)
