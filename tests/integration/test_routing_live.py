@@ -483,6 +483,13 @@ async def test_the_preferred_agent_rings_out_is_paused_with_the_reason_and_anoth
                 return row if ready else None
 
             row = await poll_until(_recorded, 30, what="the interaction with its decisions")
+            figures = {q["queue"]: q for q in app[TRACKER].snapshot()["queues"]}
+    # one caller: offered once, answered once; the ring-out is no abandon anywhere
+    counts = {
+        name: (figures[name]["offered"], figures[name]["answered"], figures[name]["abandoned"])
+        for name in ("support", "agent-3004", "agent-3005")
+    }
+    assert counts == {"support": (1, 1, 0), "agent-3004": (1, 0, 0), "agent-3005": (1, 1, 0)}
     assert (paused["Paused"], paused["PausedReason"]) == ("1", "ring-no-answer")
     assert answered["Queue"] == "agent-3005"
     rings = (routed_node.instance.log_dir / "queue_log").read_text(encoding="utf-8")
@@ -493,6 +500,34 @@ async def test_the_preferred_agent_rings_out_is_paused_with_the_reason_and_anoth
     assert decision["agent"] == "3005"
     assert decision["no_answer"][0]["agent"] == "3004"
     assert row.agent_name == "sim-3005"
+
+
+@pytest.mark.asyncio
+async def test_a_caller_who_hangs_up_after_several_heartbeat_checks_is_one_abandon(
+    routed_node: AsteriskNode, tmp_path: Path
+) -> None:
+    settings = _app_settings(
+        routed_node, tmp_path, IvrSettings(inbound_flow=None, survey_flow=None)
+    )
+    node = settings.ami.node
+    async with routed_app(settings) as app, ami_observer(routed_node) as (client, log):
+        # nobody signed in: the caller waits, leaving and rejoining support every check (2 s)
+        call = await place_customer_call(
+            client, context=settings.dialplan.inbound_context, number="+8613900000012", patience=5
+        )
+        await log.wait_for(event_is("Hangup", Uniqueid=call.uniqueid), 20, "the caller hanging up")
+        tracker = app[TRACKER]
+
+        async def _ended() -> bool:
+            return (node, call.uniqueid) in tracker.ended
+
+        await poll_until(_ended, 10, what="the call ended in the live model")
+        figures = {q["queue"]: q for q in tracker.snapshot()["queues"]}
+    said = [e for e in log.events if event_is("QueueCallerAbandon", Linkedid=call.uniqueid)(e)]
+    assert len(said) >= 2  # app_queue's "abandon" at each check, and at the hang-up
+    support = figures["support"]
+    assert (support["offered"], support["answered"], support["abandoned"]) == (1, 0, 1)
+    assert (support["waiting"], support["abandon_rate"]) == (0, 1.0)
 
 
 @pytest.mark.asyncio
