@@ -84,15 +84,21 @@ def routed_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AsteriskNo
 
 @pytest_asyncio.fixture(autouse=True)
 async def _no_call_left(routed_node: AsteriskNode) -> AsyncIterator[None]:
-    """Whatever a test leaves ringing or waiting is hung up: the next one starts on a clean line."""
+    """Whatever a test leaves ringing or waiting is hung up, and gone before the next test: a
+    call still there would be adopted by the next test's live model and count in its figures."""
     yield
     async with ami_observer(routed_node) as (client, _):
-        reply = await client.send_action("CoreShowChannels", timeout=10)
-        messages = reply if isinstance(reply, list) else [reply]
-        for message in messages:
-            if message.get("Event") == "CoreShowChannel":
+
+        async def _no_channel_left() -> bool:
+            reply = await client.send_action("CoreShowChannels", timeout=10)
+            messages = reply if isinstance(reply, list) else [reply]
+            channels = [m for m in messages if m.get("Event") == "CoreShowChannel"]
+            for message in channels:
                 with contextlib.suppress(agent_actions.AgentActionError):
                     await agent_actions.hangup(client, str(message["Channel"]))
+            return not channels
+
+        await poll_until(_no_channel_left, 15, interval=0.2, what="every call hung up")
 
 
 def _policy(tmp_path: Path) -> Path:
