@@ -76,7 +76,7 @@ def demo_settings(settings: Settings) -> Settings:
     if missing:
         agents = (*settings.dialplan.agents, *missing)
         update["dialplan"] = settings.dialplan.model_copy(update={"agents": agents})
-    if settings.ui.agent_interface == type(settings.ui)().agent_interface:
+    if "agent_interface" not in settings.ui.model_fields_set:
         update["ui"] = settings.ui.model_copy(update={"agent_interface": DEMO_PHONE})
     return settings.model_copy(update=update)
 
