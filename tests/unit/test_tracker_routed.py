@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 
 from cti_server.events import CallAnswered, CallEnded, CallQueued, CallRouted, DomainEvent
+from cti_server.telephony.ami_events import translate
 from cti_server.tracker.model import QueueStats
+from cti_server.tracker.resync import LiveChannel, QueueEntry, reconcile
 from cti_server.tracker.tracker import Tracker
 from tests.support.replay import replay
 from tests.unit.test_routing_glue import CALLER, NODE, Centre, _member
@@ -219,3 +221,42 @@ async def test_the_router_offers_a_caller_only_while_in_the_queue_but_moves_it_b
     assert (routed.rule, routed.decision["moved_by"]) == ("supervisor move to agent", "sam")
     support = _queue(centre.tracker, "support")
     assert _figures(support) == (1, 0, 0, 1)
+
+
+def test_a_caller_found_waiting_by_a_resync_is_offered_once_however_often_it_runs() -> None:
+    """A server (re)started while a caller waits: the resync counts them from the wait Asterisk
+    reports; a second resync (AMI reconnect) does not count them again."""
+    tracker, _ = replay([])
+    channel = LiveChannel(
+        uniqueid="L1",
+        linkedid="L1",
+        channel="PJSIP/trunk-00000001",
+        state="Up",
+        caller_number="+861",
+        caller_name="",
+        exten="100",
+        application="Queue",
+        application_data="support,c,,,2",
+        bridge="",
+        seconds=40,
+    )
+    entry = QueueEntry(queue="support", uniqueid="L1", wait_seconds=30, position=1)
+    reconcile(tracker, "rec", [channel], [entry], [])
+    reconcile(tracker, "rec", [channel], [entry], [])
+    support = _queue(tracker, "support")
+    assert _figures(support) == (1, 0, 0, 1)
+    assert support.longest_wait(tracker.clock()) == 30
+
+    up = {"Channel": "PJSIP/trunk-00000001", "ChannelState": "6"}
+    agent = {"Interface": "Local/3005@cti-sim-agent/n", "MemberName": "sim-3005"}
+    for message in (  # withdrawn, rings 3005 through agent-3005, answered
+        _message("QueueCallerAbandon", "L1", Queue="support", HoldTime="30", **up),
+        _message("QueueCallerLeave", "L1", Queue="support", **up),
+        _message("QueueCallerJoin", "L1", Queue="agent-3005", Position="1", **up),
+        _message("AgentConnect", "L1", Queue="agent-3005", HoldTime="1", **agent),
+    ):
+        event = translate(message, "rec")
+        assert event is not None
+        tracker.apply(event)
+    assert _figures(support) == (1, 1, 0, 0)
+    assert support.asa == 30
