@@ -103,6 +103,11 @@ class ComplaintWatch:
             (TranscriptPartial, SurveyAnswered, CallEnded, CallTranscribed), self._on_event
         )
 
+    async def settled(self) -> None:
+        """Until the work under way (judgements, alerts) is done; transcripts awaited are not."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
     async def close(self) -> None:
         for call in self._calls.values():
             if call.deadline is not None:

@@ -88,7 +88,16 @@ async def test_a_low_survey_on_a_repeat_call_is_a_complaint_without_any_transcri
     w.bus.publish(SurveyAnswered(node="pbx1", linkedid="first", score=1))
     w.bus.publish(_ended("first"))
     await poll_until(w.judged(2), 10, what="both calls judged")
+    # a transcript none was expected for, after all: the call stays judged once
+    late = [{"speaker": "customer", "start": 1.0, "end": 4.0, "text": COMPLAINT}]
+    w.bus.publish(
+        CallTranscribed(
+            node="pbx1", linkedid="again", language="en", mode="post_call", segments=late
+        )
+    )
+    await w.watch.settled()
     await w.watch.close()
+    assert w.watch.judged == 2
 
     assert [f.linkedid for f in w.found] == ["again"]
     finding = w.found[0]
