@@ -132,11 +132,15 @@ class CallSimulator:
 
     def _queues_of(self, extension: str) -> tuple[str, ...]:
         """Routing on: the agent's own queue and the fallback (as the desktop signs people
-        in); off: the default queue."""
-        routing = self._settings.routing
-        if routing.enabled:
-            return (personal_queue(extension), routing.fallback_queue)
-        return (self._settings.dialplan.default_queue,)
+        in; none for an agent the dialplan gives no queue of their own); off: the default
+        queue."""
+        settings = self._settings
+        if not settings.routing.enabled:
+            return (settings.dialplan.default_queue,)
+        if extension not in {agent.extension for agent in settings.dialplan.agents}:
+            log.warning("virtual agent %s has no queue of its own (dialplan.agents)", extension)
+            return ()
+        return (personal_queue(extension), settings.routing.fallback_queue)
 
     def placed_calls(self) -> list[str]:
         """The linkedids of the calls placed so far."""

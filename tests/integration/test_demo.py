@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.database import make_engine
 from crm_core.models import Interaction
+from cti_server.demo import SIM_AGENTS
 from tests.support.asterisk import require_chroot
 from tests.support.ports import free_port
 from tests.support.serve import CTI
@@ -117,8 +118,16 @@ async def test_the_demo_pops_a_simulated_caller_to_a_signed_in_agent_then_stops(
         decision = (routing or {}).get("decision")
         return dict(decision) if decision else None
 
+    async def _virtual_agents_routed() -> set[str] | None:
+        async with AsyncSession(engine) as session:
+            rows = await session.scalars(select(Interaction.routing))
+        agents = {str(r["decision"]["agent"]) for r in rows if r and r.get("decision")}
+        return agents & set(SIM_AGENTS) or None
+
     try:
         decision = await poll_until(_decision, 30, what="the router's decision on the call")
+        # the virtual agents signed in the routed way: the router gives them calls too
+        await poll_until(_virtual_agents_routed, 60, what="a call routed to a virtual agent")
     finally:
         await engine.dispose()
     assert decision["agent"] == "1001", "the router gave the call to the person signed in"
