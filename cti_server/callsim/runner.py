@@ -40,8 +40,10 @@ from cti_server.telephony.ami_client import AmiClient, AmiError
 log = logging.getLogger(__name__)
 
 Planner = Callable[[Arrival, Caller | None, random.Random], CallPlan]
-SURVEY_KEY_AFTER = 2.0
-"""Seconds from the survey's start to the customer's key: inside its first prompt."""
+SURVEY_KEY_AFTER = 3.5
+"""Seconds from the survey's start to the customer's key: after the question (2.4 s in
+English, 4.3 s in Chinese) or during it, before its 6 s wait for a key is over, with room for a
+slow start of the survey's AGI (a key pressed before it asks is lost)."""
 SURVEY_HANG_UP_AFTER = 2.0
 """Seconds from the score to hanging up ("to leave a comment, press 1; otherwise hang up")."""
 
