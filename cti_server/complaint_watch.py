@@ -141,10 +141,7 @@ class ComplaintWatch:
             else:
                 self._spawn(self._on_facts(event, call))
         elif isinstance(event, CallTranscribed):
-            claimed = self._claim(event.linkedid)
-            if claimed is not None:
-                segments = [_segment(s) for s in event.segments]
-                self._spawn(self._judge_call(event, claimed, segments))
+            self._spawn(self._on_transcript(event))
 
     def _call(self, linkedid: str) -> _Call:
         call = self._calls.get(linkedid)
@@ -173,14 +170,27 @@ class ComplaintWatch:
             self._spawn(self._judge_facts(call.ended, call))
 
     async def _on_facts(self, ended: CallEnded, call: _Call) -> None:
-        """No transcript will come: judge the facts once a survey after the agent has had
-        its chance to arrive (the caller may hang up before the survey step is over)."""
-        if call.survey is None and ended.hung_up_by == "agent":
+        """No transcript will come: judge the facts once the survey has come."""
+        await self._survey_of(call)
+        if self._claim(ended.linkedid) is not None:
+            await self._judge_facts(ended, call)
+
+    async def _on_transcript(self, event: CallTranscribed) -> None:
+        call = self._calls.get(event.linkedid)
+        if call is not None:
+            await self._survey_of(call)
+        claimed = self._claim(event.linkedid)
+        if claimed is not None:
+            await self._judge_call(event, claimed, [_segment(s) for s in event.segments])
+
+    async def _survey_of(self, call: _Call) -> None:
+        """A survey after the agent hung up has a few seconds to arrive: the caller may hang
+        up (ending the call) before the survey step is over and publishes the score."""
+        ended = call.ended
+        if ended is not None and call.survey is None and ended.hung_up_by == "agent":
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._survey_wait):
                     await call.surveyed.wait()
-        if self._claim(ended.linkedid) is not None:
-            await self._judge_facts(ended, call)
 
     def _spawn(self, work: Awaitable[None]) -> None:
         task = asyncio.get_running_loop().create_task(_logged(work))

@@ -163,3 +163,29 @@ async def test_a_call_whose_transcript_comes_is_judged_once() -> None:
     assert len(heard) == 1, "judged from its transcript, not again on facts nor twice"
     assert any(e["cue"] == "survey_score=1" for e in heard[0].evidence)
     assert watch.judged == 2
+
+
+@pytest.mark.asyncio
+async def test_a_survey_after_the_transcript_is_still_part_of_the_judgement() -> None:
+    bus = MemoryBus()
+    found: list[DomainEvent] = []
+    bus.listen((ComplaintDetected,), found.append)
+    watch = ComplaintWatch(bus, DETECTOR)
+    watch.attach()
+    transcript = [{"speaker": "customer", "start": 1.0, "end": 4.0, "text": COMPLAINT}]
+    bus.publish(_ended("rated"))  # the agent hung up: a survey may follow
+    bus.publish(
+        CallTranscribed(
+            node="pbx1", linkedid="rated", language="en", mode="live", segments=transcript
+        )
+    )
+    bus.publish(SurveyAnswered(node="pbx1", linkedid="rated", score=1))
+
+    async def _judged() -> bool:
+        return watch.judged == 1
+
+    await poll_until(_judged, 10, what="the call judged")
+    await watch.close()
+    assert len(found) == 1
+    assert isinstance(found[0], ComplaintDetected)
+    assert "survey_score=1" in {e["cue"] for e in found[0].evidence}
