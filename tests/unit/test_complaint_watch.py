@@ -87,7 +87,7 @@ async def test_a_low_survey_on_a_repeat_call_is_a_complaint_without_any_transcri
     # the first call about it: rated 1 too, but a low score alone is no complaint (p 0.48)
     w.bus.publish(SurveyAnswered(node="pbx1", linkedid="first", score=1))
     w.bus.publish(_ended("first"))
-    await poll_until(w.judged(2), 10, what="both calls judged")
+    await poll_until(w.judged(2), 30, what="both calls judged")
     # a transcript none was expected for, after all: the call stays judged once
     late = [{"speaker": "customer", "start": 1.0, "end": 4.0, "text": COMPLAINT}]
     w.bus.publish(
@@ -115,7 +115,7 @@ async def test_calls_that_cannot_be_complaints_are_not_looked_up() -> None:
     w.bus.publish(SurveyAnswered(node="pbx1", linkedid="happy", score=5))
     w.bus.publish(_ended("happy"))
     w.bus.publish(_ended("silent", hung_up_by="caller"))  # no survey after the caller hung up
-    await poll_until(w.judged(2), 10, what="both calls judged")
+    await poll_until(w.judged(2), 30, what="both calls judged")
     await w.watch.close()
     assert w.found == []
     assert w.asked == [], "even a repeat call would not make these complaints"
@@ -125,7 +125,7 @@ async def test_calls_that_cannot_be_complaints_are_not_looked_up() -> None:
 async def test_an_agent_ended_call_without_a_survey_is_judged_after_the_survey_wait() -> None:
     w = _Watched(repeats={"quiet"}, survey_wait=0.2)
     w.bus.publish(_ended("quiet"))
-    await poll_until(w.judged(1), 10, what="the call judged once nobody rated it")
+    await poll_until(w.judged(1), 30, what="the call judged once nobody rated it")
     await w.watch.close()
     assert w.found == []
 
@@ -153,11 +153,13 @@ async def test_a_call_whose_transcript_comes_is_judged_once() -> None:
             )
         )
 
-    async def _lost_judged() -> bool:
-        return any(isinstance(f, ComplaintDetected) and f.linkedid == "lost" for f in found)
+    async def _both_judged() -> bool:
+        lost = any(isinstance(f, ComplaintDetected) and f.linkedid == "lost" for f in found)
+        return lost and watch.judged >= 2
 
-    # judged on its facts once its transcript is late; by then "heard"'s wait is long over
-    await poll_until(_lost_judged, 10, what="the call without a transcript judged on facts")
+    # "lost" is judged on its facts once its transcript is late, when "heard"'s wait is over too
+    await poll_until(_both_judged, 30, what="one call judged from its words, one on facts")
+    await watch.settled()
     await watch.close()
     heard = [f for f in found if isinstance(f, ComplaintDetected) and f.linkedid == "heard"]
     assert len(heard) == 1, "judged from its transcript, not again on facts nor twice"
@@ -184,7 +186,7 @@ async def test_a_survey_after_the_transcript_is_still_part_of_the_judgement() ->
     async def _judged() -> bool:
         return watch.judged == 1
 
-    await poll_until(_judged, 10, what="the call judged")
+    await poll_until(_judged, 30, what="the call judged")
     await watch.close()
     assert len(found) == 1
     assert isinstance(found[0], ComplaintDetected)
