@@ -115,8 +115,8 @@ def _complaint_watch(
         ComplaintDetector(embeddings=None),
         crm_repeat_call(sessions),
         is_leader=leader.leading.is_set,
-        # no transcript (transcription off, no speech model): judged on the facts alone
-        transcript_expected=lambda ended: transcription.active and ended.answered_at is not None,
+        # no transcript (transcription off, no model for the call's language): on the facts alone
+        transcript_expected=lambda ended: transcription.follows(ended.linkedid),
     )
 
 

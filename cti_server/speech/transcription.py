@@ -85,6 +85,7 @@ class TranscriptionService:
         self.pool = DecodePool(settings.workers, settings.max_live_calls)
         self._languages: dict[str, str] = {}
         self._calls: dict[str, _Call] = {}
+        self._followed: set[str] = set()  # answered calls whose transcript is still to come
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -94,6 +95,11 @@ class TranscriptionService:
     def attach(self) -> None:
         if self.active:
             self._bus.listen((IvrFinished, CallAnswered, CallEnded), self._on_event)
+
+    async def settled(self) -> None:
+        """Until the work under way (following answered calls, transcribing ended ones) is done."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -128,9 +134,18 @@ class TranscriptionService:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def follows(self, linkedid: str) -> bool:
+        """Whether a transcript (or a failure to make one) is still to come for this call."""
+        return linkedid in self._followed
+
     def _language(self, linkedid: str) -> str | None:
+        """The IVR's language for the call, if a model speaks it (a Korean model would only
+        turn English speech into nonsense for the complaint detector); else the default."""
         languages = self._models.languages()
-        wanted = self._languages.pop(linkedid, None) or self._settings.language
+        chosen = self._languages.pop(linkedid, None)
+        if chosen:
+            return chosen if chosen in languages else None
+        wanted = self._settings.language
         if wanted in languages:
             return wanted
         return sorted(languages)[0] if languages else None
@@ -143,6 +158,7 @@ class TranscriptionService:
             return
         call = _Call(event.linkedid, language, time.monotonic())
         self._calls[event.linkedid] = call
+        self._followed.add(event.linkedid)
         if self._settings.live and event.agent_channel and self.pool.admit_live():
             call.live = True
             await self._tap(call, event)
@@ -223,6 +239,12 @@ class TranscriptionService:
         return self._redact(Segment("", 0.0, 0.0, text, 1.0)).text
 
     async def _ended(self, call: _Call, event: CallEnded) -> None:
+        try:
+            await self._transcribe(call, event)
+        finally:
+            self._followed.discard(call.linkedid)
+
+    async def _transcribe(self, call: _Call, event: CallEnded) -> None:
         segments: list[Segment] | None = None
         mode = "live"
         try:

@@ -1,0 +1,76 @@
+"""Which answered calls get a transcript: only those in a language a configured model speaks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from cti_server.bus import MemoryBus
+from cti_server.config import SpeechSettings, TranscriptionSettings
+from cti_server.events import CallAnswered, IvrFinished
+from cti_server.speech.models import SpeechModels
+from cti_server.speech.transcription import TranscriptionService
+
+
+def _service(tmp_path: Path) -> tuple[TranscriptionService, MemoryBus]:
+    korean = tmp_path / "ko-model"
+    (korean / "am").mkdir(parents=True)
+    speech = SpeechSettings(models={"ko": korean})
+    bus = MemoryBus()
+    service = TranscriptionService(
+        TranscriptionSettings(live=False),
+        speech,
+        bus,
+        cast(Any, None),  # no AMI: post-call only
+        cast(Any, None),
+        SpeechModels(speech.models),
+    )
+    service.attach()
+    return service, bus
+
+
+def _answered(linkedid: str) -> CallAnswered:
+    return CallAnswered(
+        node="n1",
+        linkedid=linkedid,
+        queue="support",
+        agent="1001",
+        waited_seconds=3.0,
+        caller_channel="PJSIP/trunk-1",
+        at=datetime.now(UTC),
+    )
+
+
+def _ivr(linkedid: str, language: str) -> IvrFinished:
+    return IvrFinished(
+        node="n1",
+        linkedid=linkedid,
+        flow="main",
+        outcome="transfer",
+        queue="support",
+        attributes={"language": language},
+        path=[],
+        inputs={},
+        customer_id=None,
+        at=datetime.now(UTC),
+    )
+
+
+@pytest.mark.asyncio
+async def test_a_call_in_a_language_no_model_speaks_gets_no_transcript(tmp_path: Path) -> None:
+    """An English caller with only a Korean model: no nonsense transcript for the complaint
+    detector, and the complaint watch knows to judge the call on its facts."""
+    service, bus = _service(tmp_path)
+    bus.publish(_ivr("english-call", "en"))
+    bus.publish(_answered("english-call"))
+    bus.publish(_ivr("korean-call", "ko"))
+    bus.publish(_answered("korean-call"))
+    bus.publish(_answered("no-ivr-call"))  # no language from the IVR: the default model
+    await service.settled()
+    assert not service.follows("english-call")
+    assert service.follows("korean-call")
+    assert service.follows("no-ivr-call")
+    await service.close()
