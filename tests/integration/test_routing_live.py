@@ -304,11 +304,19 @@ async def _support_figures(port: int, token: str) -> dict[str, Any]:
     return figures
 
 
-async def _routing_view(port: int, token: str) -> dict[str, Any]:
+async def _routing_api(
+    port: int, token: str, path: str = "", move_to: str | None = None
+) -> dict[str, Any]:
+    """``GET /routing``, or a supervisor's move of a call (``POST .../move``) when
+    ``move_to`` names the agent."""
+    url = f"http://127.0.0.1:{port}/routing{path}"
+    headers = {"Authorization": f"Bearer {token}"}
     async with (
         aiohttp.ClientSession() as http,
-        http.get(
-            f"http://127.0.0.1:{port}/routing", headers={"Authorization": f"Bearer {token}"}
+        (
+            http.get(url, headers=headers)
+            if move_to is None
+            else http.post(url, json={"agent": move_to}, headers=headers)
         ) as response,
     ):
         assert response.status == 200, await response.text()
@@ -388,7 +396,7 @@ async def test_six_callers_three_agents_assigned_exactly_as_the_policy_says(
                 linkedid = await _next_answered(log, extension, answered)
                 await agent_actions.pause(client, _interface(extension), "test: one at a time")
                 served.append((extension, label[linkedid]))
-            view = await _routing_view(settings.http.port, token)
+            view = await _routing_api(settings.http.port, token)
 
             assert served == [(extension, call) for extension, call, _ in TURNS]
 
@@ -583,20 +591,6 @@ async def test_with_the_router_killed_the_fallback_queue_keeps_calls_flowing(
             assert connected["Queue"] == FALLBACK
 
 
-async def _move(port: int, token: str, node: str, linkedid: str, agent: str) -> dict[str, Any]:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(
-            f"http://127.0.0.1:{port}/routing/calls/{node}/{linkedid}/move",
-            json={"agent": agent},
-            headers={"Authorization": f"Bearer {token}"},
-        ) as response,
-    ):
-        assert response.status == 200, await response.text()
-        body: dict[str, Any] = await response.json()
-        return body
-
-
 @pytest.mark.asyncio
 async def test_a_supervisor_moves_a_waiting_call_to_an_agent_who_answers_it(
     routed_node: AsteriskNode, tmp_path: Path
@@ -622,13 +616,15 @@ async def test_a_supervisor_moves_a_waiting_call_to_an_agent_who_answers_it(
             )
 
             async def _waiting() -> dict[str, Any] | None:
-                view = await _routing_view(port, token)
+                view = await _routing_api(port, token)
                 calls = [c for c in view["waiting"] if c["call"] == call.uniqueid]
                 agents_known = {a["agent"] for a in view["agents"]}
                 return calls[0] if calls and {"3004", "3005"} <= agents_known else None
 
             await poll_until(_waiting, 15, what="the call waiting, seen by the router")
-            moved = await _move(port, token, node, call.uniqueid, "3005")
+            moved = await _routing_api(
+                port, token, f"/calls/{node}/{call.uniqueid}/move", move_to="3005"
+            )
             assert moved["moved_to"] == "3005"
             for extension in agents:  # 3004 first: free first and longest idle
                 await agent_actions.unpause(client, _interface(extension))
