@@ -196,6 +196,12 @@ def call(
 @click.option("--max-calls", type=int, default=None, help="Stop placing calls after this many.")
 @click.option("--agents", default=3, show_default=True, help="Virtual agents 1001, 1002, ...")
 @click.option("--seed", type=int, default=None, help="Repeat the same traffic.")
+@click.option(
+    "--call-back-after",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Unhappy customers call again this many seconds after their call (beyond --max-calls).",
+)
 def simulate(
     config_file: Path | None,
     rate: float,
@@ -205,6 +211,7 @@ def simulate(
     max_calls: int | None,
     agents: int,
     seed: int | None,
+    call_back_after: float | None,
 ) -> None:
     """Realistic traffic into the Asterisk of the settings: CRM customers call, walk the IVR,
     wait, talk (personas, complaints included) or give up; virtual agents answer."""
@@ -238,7 +245,11 @@ def simulate(
         finally:
             await engine.dispose()
         simulator = CallSimulator(
-            settings, callers, agents=[str(1001 + n) for n in range(agents)], seed=seed
+            settings,
+            callers,
+            agents=[str(1001 + n) for n in range(agents)],
+            seed=seed,
+            call_back_after=call_back_after,
         )
         return await simulator.run(arrivals, max_calls)
 

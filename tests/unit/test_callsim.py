@@ -8,11 +8,13 @@ from datetime import date
 from itertools import islice, pairwise
 
 import pytest
+from click.testing import CliRunner
 
 from cti_server.callsim.arrivals import IVR_SECONDS, MIN_TALK, Arrival, bank_day, poisson
 from cti_server.callsim.callers import choose_caller
 from cti_server.callsim.personas import PersonaError, parse_personas, persona_sounds, personas
 from cti_server.callsim.plan import Caller, call_again, plan_call
+from cti_server.cli import main
 from tests.support.replay import DATA
 
 BANK = DATA / "callcenter_traffic" / "august_1999_calls.csv.gz"
@@ -117,3 +119,9 @@ def test_a_stranger_the_crm_cannot_recognise_does_not_call_again() -> None:
     strangers = [plan_call(ARRIVAL, None, rng) for _ in range(100)]
     assert any(p.persona.calls_back for p in strangers)
     assert all(call_again(p) is None for p in strangers)
+
+
+def test_a_negative_call_back_delay_is_refused_before_any_call() -> None:
+    result = CliRunner().invoke(main, ["simulate", "--max-calls", "1", "--call-back-after", "-5"])
+    assert result.exit_code == 2
+    assert "--call-back-after" in result.output
