@@ -31,7 +31,12 @@ simulator takes from it:
   skill levels grow with the share of their calls of a type over the whole file (1..10); in each
   shift they take only the types they served in it: the bank put its agents on prospects or on
   internet users day by day (AVI: prospects only on 1-3 August, internet users only on the 4th
-  and 5th), and an agent with a month's skills would serve both queues every day.
+  and 5th), and an agent with a month's skills would serve both queues every day. Within a
+  shift too: an agent who took a call straight from the voice unit (free and ready) while a
+  caller of another of the shift's types was waiting was not taking that type then, and is
+  off it from their service of it before that moment to their next one (or the shift's start
+  or end). Such moments are rare between two services of a type and several times as frequent
+  outside them (:mod:`cti_server.routing.simulator` has the figures).
 """
 
 from __future__ import annotations
@@ -40,10 +45,10 @@ import csv
 import gzip
 import io
 import random
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from itertools import accumulate, pairwise
 from pathlib import Path
@@ -86,7 +91,9 @@ class Shift:
     start: float
     end: float
     kinds: frozenset[str] | None = None
-    """The service types the agent took in this shift; None: every type of their skills."""
+    """The service types the agent took in this shift (or this part of it, see above); None:
+    every type of their skills. Consecutive parts of a shift abut (one's end is the next's
+    start)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,16 +254,79 @@ def load_traffic(
 
 
 def _shifts(rows: list[_Row], break_after: float) -> Iterator[Shift]:
+    waiting = _Waiting(rows)
+    at_once: defaultdict[str, list[tuple[float, str]]] = defaultdict(list)
+    for r in rows:
+        if r.agent is not None and r.klass is None:
+            at_once[r.agent].append((r.service_start, r.kind))
     for agent, spans in sorted(_services(rows).items()):
         (start, end, kind), *rest = spans
         kinds = {kind}
+        shift = [spans[0]]
         for begin, finish, kind in rest:
             if begin - end > break_after:
-                yield Shift(agent, start, end, frozenset(kinds))
-                start, kinds = begin, set()
+                yield from _by_type(
+                    Shift(agent, start, end, frozenset(kinds)), shift, at_once, waiting
+                )
+                start, kinds, shift = begin, set(), []
             end = max(end, finish)
             kinds.add(kind)
-        yield Shift(agent, start, end, frozenset(kinds))
+            shift.append((begin, finish, kind))
+        yield from _by_type(Shift(agent, start, end, frozenset(kinds)), shift, at_once, waiting)
+
+
+def _by_type(
+    shift: Shift,
+    spans: list[tuple[float, float, str]],
+    at_once: dict[str, list[tuple[float, str]]],
+    waiting: _Waiting,
+) -> Iterator[Shift]:
+    """``shift`` in consecutive parts, each with the types the agent took in it.
+
+    An agent who took a call straight from the voice unit (so was free and ready) while a caller
+    of another type of the shift was waiting did not take that type then: they are off it from
+    their service of it before that moment to their next one (or the shift's start or end).
+    """
+    every = shift.kinds or frozenset()
+    off: list[tuple[float, float, str]] = []
+    for moment, taken in at_once.get(shift.agent, []):
+        if not shift.start <= moment <= shift.end:
+            continue
+        for kind in every - {taken}:
+            if waiting.at(kind, moment):
+                before = [finish for begin, finish, k in spans if k == kind and begin < moment]
+                after = [begin for begin, _, k in spans if k == kind and begin > moment]
+                off.append((max(before, default=shift.start), min(after, default=shift.end), kind))
+    cuts = sorted({shift.start, shift.end, *(t for a, b, _ in off for t in (a, b))})
+    parts: list[Shift] = []
+    for begin, end in pairwise(cuts):
+        middle = (begin + end) / 2
+        kinds = every - {kind for a, b, kind in off if a <= middle <= b}
+        if parts and parts[-1].kinds == kinds and parts[-1].end == begin:
+            parts[-1] = replace(parts[-1], end=end)
+        elif kinds:
+            parts.append(Shift(shift.agent, begin, end, kinds))
+    return iter(parts)
+
+
+class _Waiting:
+    """Who was waiting in each service type's queue, as recorded."""
+
+    def __init__(self, rows: list[_Row]) -> None:
+        queued: defaultdict[str, list[tuple[float, float]]] = defaultdict(list)
+        for r in rows:
+            if r.klass is not None and r.wait > 0:
+                queued[r.kind].append((r.arrival, r.arrival + r.wait))
+        self._queued = {kind: sorted(spans) for kind, spans in queued.items()}
+        self._arrivals = {kind: [a for a, _ in spans] for kind, spans in self._queued.items()}
+        self._longest = max((b - a for s in self._queued.values() for a, b in s), default=0.0)
+
+    def at(self, kind: str, moment: float) -> bool:
+        """Whether a caller of ``kind`` had been waiting before ``moment`` and still was after."""
+        arrivals = self._arrivals.get(kind, [])
+        first = bisect_left(arrivals, moment - self._longest)
+        last = bisect_left(arrivals, moment)
+        return any(left > moment for _, left in self._queued[kind][first:last]) if last else False
 
 
 def _skills(rows: list[_Row]) -> dict[str, dict[str, int]]:
