@@ -306,6 +306,20 @@ def test_on_the_rest_of_the_month_the_observed_rule_reproduces_classes_1_and_2_n
             assert short > ABANDON_TOLERANCE, f"{days}: {_show(real, replay, '0')}"
 
 
+def test_over_the_month_the_observed_rule_reproduces_every_class() -> None:
+    """The soundness check the what-if figures stand on: the whole of August 1999 replayed
+    under the bank's rule as its agents' choices show it (the leads are counted from whom agents
+    took, never fitted to waits or abandons) gives every class's mean wait within 20 % and its
+    abandon rate within 3 points of the record (class 0: 135 s against 144 s, 45.5 % against
+    48.0 %). Week by week class 0 drifts in the second half of the month (the test above)."""
+    month = load_traffic(_bank(), parse_days("1999-08-01..1999-08-31"))
+    real = observed(month)
+    replay = simulate(month, builtin_policy("bank-observed"))
+
+    for klass in ("0", "1", "2"):
+        assert _within(real, replay, klass), _show(real, replay, klass)
+
+
 def _lead(seconds: int) -> Policy:
     """Class 0 ``seconds`` behind class 1, class 2 90 s ahead of it."""
     return parse_policy(
