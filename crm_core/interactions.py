@@ -124,6 +124,36 @@ def _keep_milestones_in_order(interaction: Interaction) -> None:
             latest = value
 
 
+async def end_unseen(
+    session: AsyncSession, node: str, live: Collection[str], seen_at: datetime
+) -> list[str]:
+    """Close the interactions of ``node`` still open that Asterisk no longer had at
+    ``seen_at``: they ended while no CTI server was listening (killed, restarting), and would
+    otherwise stay open for ever. Their end is put at ``seen_at``, the first moment known to be
+    after it, and ``routing.end_unseen`` says so; what is not known (an answer nobody saw) is
+    left empty, never guessed. Returns the linkedids closed."""
+    still_live = set(live)
+    rows = (
+        await session.scalars(
+            select(Interaction).where(
+                Interaction.external_key.startswith(f"{node}:", autoescape=True),
+                Interaction.ended_at.is_(None),
+                Interaction.arrived_at < seen_at,
+            )
+        )
+    ).all()
+    closed = []
+    for row in rows:
+        linkedid = row.external_key.split(":", 1)[1]
+        if linkedid in still_live:
+            continue
+        row.ended_at = seen_at
+        row.routing = {**(row.routing or {}), "end_unseen": True}
+        row.updated_at = utcnow()
+        closed.append(linkedid)
+    return closed
+
+
 async def get_interaction(session: AsyncSession, interaction_id: int) -> Interaction:
     interaction = await session.get(Interaction, interaction_id)
     if interaction is None:

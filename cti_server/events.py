@@ -228,6 +228,15 @@ class ComplaintDetected(DomainEvent):
     during_call: bool = False
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeResynced(DomainEvent):
+    """The tracker was made equal to Asterisk's live calls on ``node`` as they were ``at``:
+    a call the CRM still has open for it that is not in ``live`` ended unseen."""
+
+    node: str
+    live: list[str]
+
+
 EVENT_TYPES: dict[str, type[DomainEvent]] = {
     cls.__name__: cls
     for cls in (
@@ -247,6 +256,7 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         ComplaintDetected,
         CallRouted,
         CallRangOut,
+        NodeResynced,
     )
 }
 

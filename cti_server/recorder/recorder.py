@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_core.cases import CaseSla, add_signal, open_case_from_signal
 from crm_core.customers import create_customer, lookup_by_caller_id
 from crm_core.errors import InvalidInput
-from crm_core.interactions import record_interaction
+from crm_core.interactions import end_unseen, record_interaction
 from crm_core.models import ComplaintCase, ComplaintSignal, FollowUp, Interaction, User
 from crm_core.phones import is_withheld
 from crm_core.schemas import CustomerIn, InteractionIn
@@ -39,6 +39,7 @@ from cti_server.events import (
     ComplaintDetected,
     DomainEvent,
     IvrFinished,
+    NodeResynced,
     SurveyAnswered,
 )
 from cti_server.recorder.spool import Spool
@@ -90,6 +91,8 @@ def _ivr_update(event: IvrFinished) -> dict[str, Any]:
 
 def interaction_update(event: DomainEvent) -> dict[str, Any] | None:  # noqa: PLR0911, PLR0912
     """The CRM fields one tracker event brings, as a spoolable dict (``lookup``: find caller)."""
+    if isinstance(event, NodeResynced):  # not one interaction: the node's calls ended unseen
+        return {"node": event.node, "end_unseen": event.live, "seen_at": event.at.isoformat()}
     if isinstance(event, IvrFinished):
         return _ivr_update(event)
     if isinstance(event, CallRouted):  # merged beside the IVR's keys (see Recorder._write)
@@ -199,6 +202,7 @@ class Recorder:
         CallRangOut,
         CallTranscribed,
         ComplaintDetected,
+        NodeResynced,
     )
 
     def __init__(
@@ -275,6 +279,8 @@ class Recorder:
     async def _write(self, update: dict[str, Any]) -> bool:
         if self._schema_ready is not None and not self._schema_ready.is_set():
             return False  # migrations still running: keep it in the spool
+        if "end_unseen" in update:
+            return await self._end_unseen(update)
         fields = {k: v for k, v in update.items() if k not in _NOT_FIELDS}
         try:
             async with self._sessions() as session, session.begin():
@@ -304,6 +310,31 @@ class Recorder:
             self.failed_writes += 1
             log.warning("database unavailable for interaction %s: %s", update["linkedid"], exc)
             return False
+        self.written += 1
+        return True
+
+    async def _end_unseen(self, update: dict[str, Any]) -> bool:
+        """After a resync: the node's calls still open in the CRM that Asterisk no longer had
+        ended while nobody listened (the server killed or restarting): close them."""
+        try:
+            async with self._sessions() as session, session.begin():
+                closed = await end_unseen(
+                    session,
+                    update["node"],
+                    update["end_unseen"],
+                    datetime.fromisoformat(update["seen_at"]),
+                )
+        except (DBAPIError, OSError) as exc:
+            self.failed_writes += 1
+            log.warning("database unavailable for the calls ended unseen: %s", exc)
+            return False
+        if closed:
+            log.warning(
+                "%d calls of %s ended while no server listened; closed: %s",
+                len(closed),
+                update["node"],
+                ", ".join(closed[:20]),
+            )
         self.written += 1
         return True
 

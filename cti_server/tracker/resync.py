@@ -15,7 +15,7 @@ from typing import Any
 
 from panoramisk.message import Message
 
-from cti_server.events import CallAnswered, CallQueued, CallStarted
+from cti_server.events import CallAnswered, CallQueued, CallStarted, NodeResynced
 from cti_server.telephony import ami_events as ami
 from cti_server.telephony.ami_client import AmiClient
 from cti_server.tracker.model import CALL_TRANSITIONS, Call, CallState, Leg, move
@@ -152,6 +152,7 @@ def reconcile(
     for member in members:
         tracker.apply(member)
     tracker.resyncs[node] = tracker.resyncs.get(node, 0) + 1
+    tracker.publish(NodeResynced(node=node, live=sorted(by_call), at=asked_at))
     log.info(
         "resync of %s: %d calls, %d queue callers, %d members",
         node,
@@ -216,10 +217,11 @@ def _take_live_state(
         target = CallState.QUEUED
     elif len(legs) > 1 and any(c.bridge for c in legs if c.uniqueid == call.caller_uniqueid):
         if call.answered_at is None:  # answered while we were not listening
-            call.answered_at = now
+            answered = _answered_at(call, legs, now)
+            call.answered_at = answered
             if call.waits:
                 tracker.answer_waits(call, call.waits[-1], 0)
-            waited = (now - (call.queued_at or call.arrived_at)).total_seconds()
+            waited = (answered - (call.queued_at or call.arrived_at)).total_seconds()
             tracker.publish(
                 CallAnswered(
                     node=call.node,
@@ -227,7 +229,7 @@ def _take_live_state(
                     queue=call.queue,
                     agent=call.agent,
                     waited_seconds=waited,
-                    at=now,
+                    at=answered,
                 )
             )
         target = CallState.ANSWERED
@@ -235,6 +237,16 @@ def _take_live_state(
         return
     if move(call.state, target, CALL_TRANSITIONS, f"call {call.linkedid}"):
         call.state = target
+
+
+def _answered_at(call: Call, legs: list[LiveChannel], now: datetime) -> datetime:
+    """When a call answered unseen was answered, at best: its youngest leg is the agent's
+    side, created when their phone began to ring, a moment before the answer (the caller's
+    own legs are as old as the call); never before the caller queued. ``now`` would count all
+    the time the server was away as waiting."""
+    others = [c.seconds for c in legs if c.uniqueid != call.caller_uniqueid]
+    rang = now - timedelta(seconds=min(others)) if others else now
+    return min(now, max(rang, call.queued_at or call.arrived_at))
 
 
 def _adopt(tracker: Tracker, node: str, linkedid: str, legs: list[LiveChannel]) -> Call:

@@ -22,7 +22,7 @@ from crm_core.cases import (
 from crm_core.customers import create_customer, get_customer, lookup_by_caller_id
 from crm_core.database import make_engine
 from crm_core.errors import Forbidden, NotFound
-from crm_core.interactions import record_interaction, segments_of, timeline
+from crm_core.interactions import end_unseen, record_interaction, segments_of, timeline
 from crm_core.merge import merge_customers, undo_merge
 from crm_core.migrate import downgrade, upgrade
 from crm_core.models import Interaction
@@ -165,6 +165,37 @@ async def test_a_rough_estimate_never_puts_a_milestone_before_the_one_it_follows
     assert row.queued_at == T0
     assert row.answered_at == T0 + timedelta(seconds=9)
     assert row.ended_at == row.answered_at
+
+
+@pytest.mark.asyncio
+async def test_calls_that_ended_while_no_server_listened_are_closed_and_marked(
+    crm: Sessions,
+) -> None:
+    """After a restart the server tells the CRM which calls of a node Asterisk still has:
+    the node's other open calls ended unseen. Only those are closed, nothing is made up."""
+    seen_at = T0 + timedelta(minutes=5)
+    async with crm() as s, s.begin():
+        await record_interaction(s, _call("gone.1", arrived_at=T0, answered_at=T0))
+        await record_interaction(s, _call("gone.2", arrived_at=T0, queued_at=T0))
+        await record_interaction(s, _call("live.3", arrived_at=T0))
+        await record_interaction(s, _call("later.4", arrived_at=seen_at + timedelta(seconds=1)))
+        await record_interaction(s, _call("done.5", arrived_at=T0, ended_at=T0))
+        other_node = _call("gone.6", arrived_at=T0).model_copy(update={"node": "pbx%"})
+        await record_interaction(s, other_node)
+    async with crm() as s, s.begin():
+        closed = await end_unseen(s, "pbx1", ["live.3"], seen_at)
+    async with crm() as s:
+        rows = {r.external_key: r for r in await s.scalars(select(Interaction))}
+    assert sorted(closed) == ["gone.1", "gone.2"]
+    for key in ("pbx1:gone.1", "pbx1:gone.2"):
+        assert rows[key].ended_at == seen_at
+        assert rows[key].routing == {"end_unseen": True}
+    assert rows["pbx1:gone.1"].answered_at == T0  # what was seen stays
+    assert rows["pbx1:gone.2"].answered_at is None  # what was not is not guessed
+    assert rows["pbx1:live.3"].ended_at is None
+    assert rows["pbx1:later.4"].ended_at is None
+    assert rows["pbx1:done.5"].ended_at == T0
+    assert rows["pbx%:gone.6"].ended_at is None  # another node's, though its name matches
 
 
 @pytest.mark.asyncio

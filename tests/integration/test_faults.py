@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.database import make_engine
+from crm_core.models import Interaction
 from cti_server.app import AMI, RECORDER, SCHEMA_READY, build_app
 from cti_server.config import DatabaseSettings, RecorderSettings
 from cti_server.simulation import place_customer_call
@@ -88,6 +90,14 @@ async def test_kill_9_during_ten_live_calls_then_restart(
 
         await poll_until(_some_answered, 30, what="three calls answered")
         serve.kill()
+        ended_before = _ended(queue_log, callids)
+
+        async def _one_ended_unseen() -> bool:
+            return bool(_ended(queue_log, callids) - ended_before)
+
+        # a call that ends while no server listens must not stay open in the CRM for ever
+        await poll_until(_one_ended_unseen, 30, what="a call ended while the server was down")
+        ended_unseen = _ended(queue_log, callids) - ended_before
         serve.start()
         await serve.wait_ready()
         token = await serve.token("sup", "supervisor-password")
@@ -113,12 +123,32 @@ async def test_kill_9_during_ten_live_calls_then_restart(
 
     try:
         recorded = await poll_until(_recorded, 30, interval=0.3, what="all ten calls in the CRM")
+    except AssertionError as exc:
+        exc.add_note(await _what_the_crm_has(sessions, callids) + serve.log_tail())
+        raise
     finally:
         await engine.dispose()
-    assert_recorded_as_asterisk_saw(recorded, truth, numbers, missed_queue_joins=True)
+    assert_recorded_as_asterisk_saw(
+        recorded, truth, numbers, missed_queue_joins=True, ended_unseen=ended_unseen
+    )
+    assert any(recorded[c].routing.get("end_unseen") for c in ended_unseen), ended_unseen
     status, _ = await serve.get("/live")
     assert status == 401
     assert serve.stop() == 0
+
+
+def _ended(queue_log: Path, callids: set[str]) -> set[str]:
+    return {c for c, call in read_queue_log(queue_log, callids).items() if call.ended}
+
+
+async def _what_the_crm_has(sessions: async_sessionmaker[AsyncSession], callids: set[str]) -> str:
+    async with sessions() as session:
+        rows = (await session.scalars(select(Interaction))).all()
+    found = {r.external_key.split(":", 1)[1]: r for r in rows}
+    return "\n".join(
+        f"{c}: " + (f"{found[c].kind} ended {found[c].ended_at}" if c in found else "missing")
+        for c in sorted(callids)
+    )
 
 
 @pytest.mark.asyncio

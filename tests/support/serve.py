@@ -31,6 +31,11 @@ class ServeProcess:
                 [CTI, "serve"], env=self.env, stdout=out, stderr=subprocess.STDOUT
             )
 
+    def log_tail(self, lines: int = 60) -> str:
+        """The end of the server's log, for a failing test's report."""
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n--- cti serve log (end) ---\n" + "\n".join(text.splitlines()[-lines:])
+
     def kill(self) -> None:
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
