@@ -226,6 +226,7 @@ class Recorder:
         self.written = 0
         self.failed_writes = 0
         self._failing = False
+        self._behind = bool(spool)  # writes left from before a restart, or held by an outage
         bus.listen(self.TRACKED, self._journal)
 
     @property
@@ -272,8 +273,11 @@ class Recorder:
             done += 1
         self._spool.drop(done)
         self._failing = bool(self._spool)
-        if done:
+        if done and self._behind:
             log.info("replayed %d spooled interaction writes", done)
+        elif done:
+            log.debug("wrote %d interaction updates", done)
+        self._behind = self._failing
         return not self._spool
 
     async def _write(self, update: dict[str, Any]) -> bool:
