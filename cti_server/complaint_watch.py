@@ -11,9 +11,9 @@ Every ended call is judged once. A call no transcript will come for (not answere
 off, no speech model) is judged on its facts alone once it ends: a survey answered after the
 agent hung up may reach us after ``CallEnded`` (the caller rates, then hangs up while the
 survey still runs), so a call the agent hung up waits a few seconds for it. A call whose
-transcript is expected waits for ``CallTranscribed``; one that never comes (a failed
-transcription) leaves the call judged on its facts after ``transcript_wait`` seconds, and a
-transcript later than that is not judged again.
+transcript is expected waits for ``CallTranscribed`` (``mode="failed"`` when none could be
+made: judged on the facts then); one that never comes leaves the call judged on its facts after
+``transcript_wait`` seconds, and a transcript later than that is not judged again.
 """
 
 from __future__ import annotations

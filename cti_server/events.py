@@ -188,7 +188,8 @@ class CallRangOut(DomainEvent):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CallTranscribed(DomainEvent):
     """A call's transcript, both speakers, redacted: ``live`` (decoded while it ran) or
-    ``post_call`` (from its recordings); segments as :class:`crm_core.schemas.SegmentIn`."""
+    ``post_call`` (from its recordings); segments as :class:`crm_core.schemas.SegmentIn`.
+    ``failed``: no transcript will come (no recording, a decoder error)."""
 
     node: str
     linkedid: str

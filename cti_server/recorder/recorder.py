@@ -121,6 +121,8 @@ def interaction_update(event: DomainEvent) -> dict[str, Any] | None:  # noqa: PL
             },
         }
     if isinstance(event, CallTranscribed):
+        if event.mode == "failed":
+            return None  # nothing to store; the complaint watch judges the facts
         return {"node": event.node, "linkedid": event.linkedid, "segments": event.segments}
     if isinstance(event, CallbackRequested):
         return {

@@ -239,12 +239,24 @@ class TranscriptionService:
         return self._redact(Segment("", 0.0, 0.0, text, 1.0)).text
 
     async def _ended(self, call: _Call, event: CallEnded) -> None:
+        """The transcript, or word that there will be none (``mode="failed"``), so that the
+        complaint watch judges the call on its facts now rather than after waiting for it."""
         try:
-            await self._transcribe(call, event)
+            transcript = await self._transcribe(call, event)
         finally:
             self._followed.discard(call.linkedid)
+        self._bus.publish(
+            transcript
+            or CallTranscribed(
+                node=event.node,
+                linkedid=call.linkedid,
+                language=call.language,
+                mode="failed",
+                segments=[],
+            )
+        )
 
-    async def _transcribe(self, call: _Call, event: CallEnded) -> None:
+    async def _transcribe(self, call: _Call, event: CallEnded) -> CallTranscribed | None:
         segments: list[Segment] | None = None
         mode = "live"
         try:
@@ -257,26 +269,24 @@ class TranscriptionService:
         except Exception:
             self.pool.counters.failed_calls += 1
             log.exception("call %s could not be transcribed", call.linkedid)
-            return
+            return None
         finally:
             if call.live:
                 self.pool.release_live()
         if segments is None:
             self.pool.counters.failed_calls += 1
-            return
+            return None
         if self._redact is not None:
             segments = [self._redact(s) for s in segments]
         segments.sort(key=lambda s: (s.start, s.speaker))
         self.pool.counters.transcribed_calls += 1
         self.pool.counters.segments += len(segments)
-        self._bus.publish(
-            CallTranscribed(
-                node=event.node,
-                linkedid=call.linkedid,
-                language=call.language,
-                mode=mode,
-                segments=[s.as_dict() for s in segments],
-            )
+        return CallTranscribed(
+            node=event.node,
+            linkedid=call.linkedid,
+            language=call.language,
+            mode=mode,
+            segments=[s.as_dict() for s in segments],
         )
 
     async def _live_segments(self, call: _Call) -> list[Segment] | None:

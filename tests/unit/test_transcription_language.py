@@ -10,7 +10,7 @@ import pytest
 
 from cti_server.bus import MemoryBus
 from cti_server.config import SpeechSettings, TranscriptionSettings
-from cti_server.events import CallAnswered, IvrFinished
+from cti_server.events import CallAnswered, CallEnded, CallTranscribed, IvrFinished
 from cti_server.speech.models import SpeechModels
 from cti_server.speech.transcription import TranscriptionService
 
@@ -73,4 +73,37 @@ async def test_a_call_in_a_language_no_model_speaks_gets_no_transcript(tmp_path:
     assert not service.follows("english-call")
     assert service.follows("korean-call")
     assert service.follows("no-ivr-call")
+    await service.close()
+
+
+@pytest.mark.asyncio
+async def test_a_call_that_cannot_be_transcribed_says_so_at_once(tmp_path: Path) -> None:
+    """No recording to decode: ``CallTranscribed(mode="failed")`` comes when the call ends, so
+    the complaint watch judges its facts now instead of waiting for a transcript."""
+    service, bus = _service(tmp_path)  # post-call only, and no recordings folder configured
+    transcripts: list[CallTranscribed] = []
+    bus.listen((CallTranscribed,), lambda e: transcripts.append(cast(CallTranscribed, e)))
+    now = datetime.now(UTC)
+    bus.publish(_answered("lost-call"))
+    await service.settled()
+    bus.publish(
+        CallEnded(
+            node="n1",
+            linkedid="lost-call",
+            outcome="answered",
+            hung_up_by="caller",
+            caller_number="+8613900000001",
+            caller_name="",
+            dialed="100",
+            queue="support",
+            agent="1001",
+            arrived_at=now,
+            queued_at=now,
+            offered_at=now,
+            answered_at=now,
+        )
+    )
+    await service.settled()
+    assert [(t.linkedid, t.mode, t.segments) for t in transcripts] == [("lost-call", "failed", [])]
+    assert not service.follows("lost-call")
     await service.close()
