@@ -220,7 +220,7 @@ def _take_live_state(
             answered = _answered_at(call, legs, now)
             call.answered_at = answered
             if call.waits:
-                tracker.answer_waits(call, call.waits[-1], 0)
+                tracker.answer_waits(call, call.waits[-1], 0, at=answered)
             waited = (answered - (call.queued_at or call.arrived_at)).total_seconds()
             tracker.publish(
                 CallAnswered(

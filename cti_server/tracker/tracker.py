@@ -306,10 +306,13 @@ class Tracker:
             call.abandoned = True
         call.waits.clear()
 
-    def answer_waits(self, call: Call, answered_in: str, hold_seconds: float) -> float:
-        """An agent answered: answered in every queue the caller waited for, each with the
-        whole wait for it; returns the longest (the caller's wait)."""
-        now = self.clock()
+    def answer_waits(
+        self, call: Call, answered_in: str, hold_seconds: float, at: datetime | None = None
+    ) -> float:
+        """An agent answered (``at``, if not now: a resync's estimate): answered in every queue
+        the caller waited for, each with the whole wait for it; returns the longest (the
+        caller's wait)."""
+        now = at or self.clock()
         if answered_in not in call.waits:  # its join was missed (the model was rebuilt since)
             self.queue(call.node, answered_in).waiting.setdefault(
                 call.linkedid, now - timedelta(seconds=hold_seconds)

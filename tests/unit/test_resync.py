@@ -44,6 +44,7 @@ def test_a_call_answered_while_the_server_was_away_is_answered_when_the_agent_ra
     assert answered.at == now - timedelta(seconds=12)
     assert answered.waited_seconds == (answered.at - queued_at).total_seconds()
     assert tracker.calls[("rec", "C1")].answered_at == answered.at
+    assert tracker.queue("rec", "support").asa == answered.waited_seconds  # the live ASA too
 
 
 def test_every_resync_names_the_calls_asterisk_still_has() -> None:
