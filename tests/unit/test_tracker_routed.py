@@ -11,6 +11,7 @@ caller hangs up; only in the last does the waiting channel's ``Hangup`` follow.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,10 @@ import pytest
 from cti_server.events import CallAnswered, CallEnded, CallQueued, CallRouted, DomainEvent
 from cti_server.telephony.ami_events import translate
 from cti_server.tracker.model import QueueStats
-from cti_server.tracker.resync import LiveChannel, QueueEntry, reconcile
+from cti_server.tracker.resync import QueueEntry, reconcile
 from cti_server.tracker.tracker import Tracker
 from tests.support.replay import replay
+from tests.unit.test_resync import CALLER as CALLER_WAITING
 from tests.unit.test_routing_glue import CALLER, NODE, Centre, _member
 
 ROUTED = Path(__file__).resolve().parents[1] / "data" / "ami_routed"
@@ -227,19 +229,7 @@ def test_a_caller_found_waiting_by_a_resync_is_offered_once_however_often_it_run
     """A server (re)started while a caller waits: the resync counts them from the wait Asterisk
     reports; a second resync (AMI reconnect) does not count them again."""
     tracker, _ = replay([])
-    channel = LiveChannel(
-        uniqueid="L1",
-        linkedid="L1",
-        channel="PJSIP/trunk-00000001",
-        state="Up",
-        caller_number="+861",
-        caller_name="",
-        exten="100",
-        application="Queue",
-        application_data="support,c,,,2",
-        bridge="",
-        seconds=40,
-    )
+    channel = replace(CALLER_WAITING, uniqueid="L1", linkedid="L1", caller_number="+861")
     entry = QueueEntry(queue="support", uniqueid="L1", wait_seconds=30, position=1)
     reconcile(tracker, "rec", [channel], [entry], [])
     reconcile(tracker, "rec", [channel], [entry], [])
