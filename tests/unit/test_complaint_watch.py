@@ -78,16 +78,11 @@ class _Watched:
 
 @pytest.mark.asyncio
 async def test_a_low_survey_on_a_repeat_call_is_a_complaint_without_any_transcript() -> None:
-    if not DETECTOR.uses_embeddings("en"):
-        pytest.skip("the server's English model (the embeddings extra) is not installed")
     w = _Watched(repeats={"again"})
     # the caller rated 1 and hung up while the survey still ran: the score comes after the end
     w.bus.publish(_ended("again"))
     w.bus.publish(SurveyAnswered(node="pbx1", linkedid="again", score=1))
-    # the first call about it: rated 1 too, but a low score alone is no complaint (p 0.48)
-    w.bus.publish(SurveyAnswered(node="pbx1", linkedid="first", score=1))
-    w.bus.publish(_ended("first"))
-    await poll_until(w.judged(2), 30, what="both calls judged")
+    await poll_until(w.judged(1), 30, what="the call judged")
     # a transcript none was expected for, after all: the call stays judged once
     late = [{"speaker": "customer", "start": 1.0, "end": 4.0, "text": COMPLAINT}]
     w.bus.publish(
@@ -97,16 +92,34 @@ async def test_a_low_survey_on_a_repeat_call_is_a_complaint_without_any_transcri
     )
     await w.watch.settled()
     await w.watch.close()
-    assert w.watch.judged == 2
+    assert w.watch.judged == 1
 
     assert [f.linkedid for f in w.found] == ["again"]
     finding = w.found[0]
     assert not finding.during_call
-    assert finding.probability == pytest.approx(0.82, abs=0.01)
     assert (finding.category, finding.severity) == ("service", "high")
     cues = {e["cue"] for e in finding.evidence}
     assert cues == {"survey_score=1", "repeat_call_same_topic_7d"}
     assert all(e["kind"] == "fact" and e["segment"] is None for e in finding.evidence)
+
+
+@pytest.mark.asyncio
+async def test_with_the_servers_english_model_a_low_survey_alone_is_no_complaint() -> None:
+    """The linear fallback model (no embeddings extra) scores a 1 alone at 0.60, a complaint;
+    the model the server uses, 0.48."""
+    if not DETECTOR.uses_embeddings("en"):
+        pytest.skip("the server's English model (the embeddings extra) is not installed")
+    w = _Watched(repeats={"again"})
+    w.bus.publish(_ended("again"))
+    w.bus.publish(SurveyAnswered(node="pbx1", linkedid="again", score=1))
+    # the first call about it: rated 1 too, but a low score alone is no complaint (p 0.48)
+    w.bus.publish(SurveyAnswered(node="pbx1", linkedid="first", score=1))
+    w.bus.publish(_ended("first"))
+    await poll_until(w.judged(2), 30, what="both calls judged")
+    await w.watch.close()
+
+    assert [f.linkedid for f in w.found] == ["again"]
+    assert w.found[0].probability == pytest.approx(0.82, abs=0.01)
 
 
 @pytest.mark.asyncio
