@@ -52,7 +52,7 @@ from cti_server.asterisk.local import AsteriskChroot, AsteriskInstance  # noqa: 
 from cti_server.callsim.arrivals import poisson  # noqa: E402
 from cti_server.callsim.callers import load_callers  # noqa: E402
 from cti_server.callsim.runner import CallSimulator  # noqa: E402
-from cti_server.config import Settings, load_settings  # noqa: E402
+from cti_server.config import Settings, load_settings, serve_environment  # noqa: E402
 from cti_server.telephony.ami_client import AmiClient  # noqa: E402
 
 CTI = str(Path(sys.executable).parent / "cti")
@@ -93,24 +93,6 @@ def bench_settings(work: Path) -> Settings:
         ivr={"survey_flow": None},
         ui={"agent_interface": PHONE},
     )
-
-
-def serve_env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CTI_")}
-    env.update(
-        CTI_AMI__SECRET=settings.ami.secret.get_secret_value(),
-        CTI_AMI__PORT=str(settings.ami.port),
-        CTI_AMI__NODE=settings.ami.node,
-        CTI_AGI__PORT=str(settings.agi.port),
-        CTI_HTTP__PORT=str(settings.http.port),
-        CTI_SPEECH__PORT=str(settings.speech.port),
-        CTI_DATABASE__URL=settings.database.url,
-        CTI_DIALPLAN__SIP_PORT=str(settings.dialplan.sip_port),
-        CTI_RECORDER__SPOOL_PATH=str(settings.recorder.spool_path),
-        CTI_IVR__SURVEY_FLOW="",
-        CTI_UI__AGENT_INTERFACE=PHONE,
-    )
-    return env
 
 
 class Agents:
@@ -170,7 +152,7 @@ async def run(args: argparse.Namespace) -> None:  # noqa: PLR0915 - one bench, s
     instance.up()
     log = (work / "serve.log").open("wb")
     serve = subprocess.Popen(  # noqa: ASYNC220 - started once, before the measured steps
-        [CTI, "serve"], env=serve_env(settings), stdout=log, stderr=log
+        [CTI, "serve"], env=serve_environment(settings), stdout=log, stderr=log
     )
     base = f"http://127.0.0.1:{settings.http.port}"
     engine = make_engine(settings.database.url)

@@ -445,6 +445,29 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         raise ConfigError(format_validation_error(exc)) from None
 
 
+def serve_environment(settings: Settings) -> dict[str, str]:
+    """The environment under which a child ``cti serve`` runs with these settings' ports,
+    secret, database, journal, flows and agent phones (tests and benchmarks start it as a
+    process); this process's own ``CTI_*`` variables are left out."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CTI_")}
+    env.update(
+        CTI_AMI__SECRET=settings.ami.secret.get_secret_value(),
+        CTI_AMI__PORT=str(settings.ami.port),
+        CTI_AMI__NODE=settings.ami.node,
+        CTI_AGI__PORT=str(settings.agi.port),
+        CTI_HTTP__PORT=str(settings.http.port),
+        CTI_SPEECH__PORT=str(settings.speech.port),
+        CTI_DATABASE__URL=settings.database.url,
+        CTI_DIALPLAN__SIP_PORT=str(settings.dialplan.sip_port),
+        CTI_DIALPLAN__SIM_TALK_SECONDS=str(settings.dialplan.sim_talk_seconds),
+        CTI_RECORDER__SPOOL_PATH=str(settings.recorder.spool_path),
+        CTI_IVR__INBOUND_FLOW=settings.ivr.inbound_flow or "",
+        CTI_IVR__SURVEY_FLOW=settings.ivr.survey_flow or "",
+        CTI_UI__AGENT_INTERFACE=settings.ui.agent_interface,
+    )
+    return env
+
+
 def _deep_merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in top.items():

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cti_server.asterisk.local import AsteriskChroot, AsteriskInstance
-from cti_server.config import Settings, load_settings
+from cti_server.config import Settings, load_settings, serve_environment
 from tests.support.ports import free_port
 
 
@@ -25,22 +25,7 @@ class AsteriskNode:
 
     def server_env(self) -> dict[str, str]:
         """The environment that makes `cti serve` use these settings."""
-        s = self.settings
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CTI_")}
-        env.update(
-            CTI_AMI__SECRET=s.ami.secret.get_secret_value(),
-            CTI_AMI__PORT=str(s.ami.port),
-            CTI_AMI__NODE=s.ami.node,
-            CTI_AGI__PORT=str(s.agi.port),
-            CTI_HTTP__PORT=str(s.http.port),
-            CTI_DATABASE__URL=s.database.url,
-            CTI_DIALPLAN__SIP_PORT=str(s.dialplan.sip_port),
-            CTI_DIALPLAN__SIM_TALK_SECONDS=str(s.dialplan.sim_talk_seconds),
-            CTI_RECORDER__SPOOL_PATH=str(s.recorder.spool_path),
-            CTI_IVR__INBOUND_FLOW=s.ivr.inbound_flow or "",
-            CTI_IVR__SURVEY_FLOW=s.ivr.survey_flow or "",
-        )
-        return env
+        return serve_environment(self.settings)
 
 
 def node_settings(name: str, workdir: Path) -> Settings:
