@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, TypeVar
@@ -29,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from agent_ui import charts
 from agent_ui.auth import UI_SESSION, pages, render
-from agent_ui.deps import DEPS, TEMPLATES, UiDeps
+from agent_ui.deps import DEPS, TEMPLATES, RoutingControl, UiDeps
 from agent_ui.desktop import WRAPUP_REASON, channel_prefix, extension_of
 from agent_ui.pop import PopService
 from agent_ui.ws import Connection, Hub, Reply, UiError
@@ -318,15 +319,9 @@ class Wallboard:
 
     async def change_priority(self, connection: Connection, message: dict[str, Any]) -> Reply:
         """A waiting call's priority, changed by virtual seconds (the router's own control)."""
-        router = self.deps.routing
-        if router is None:
-            raise UiError(ROUTING_OFF)
+        router = self._router()
         wanted = _parsed(PriorityChange, message)
-        try:
-            router.change_priority(wanted.node, wanted.linkedid, wanted.adjust)
-        except RoutingError as exc:
-            raise UiError(str(exc)) from None
-        self._stale.set()
+        self._steer(lambda: router.change_priority(wanted.node, wanted.linkedid, wanted.adjust))
         return {
             "type": "info",
             "message": f"call {wanted.linkedid}: priority {wanted.adjust:+g} s",
@@ -334,16 +329,24 @@ class Wallboard:
 
     async def move_call(self, connection: Connection, message: dict[str, Any]) -> Reply:
         """A waiting call given to one agent only (it waits for them while they are busy)."""
-        router = self.deps.routing
-        if router is None:
-            raise UiError(ROUTING_OFF)
+        router = self._router()
         wanted = _parsed(CallMove, message)
+        by = connection.session.username
+        self._steer(lambda: router.move(wanted.node, wanted.linkedid, wanted.agent, by=by))
+        return {"type": "info", "message": f"call {wanted.linkedid}: for agent {wanted.agent}"}
+
+    def _router(self) -> RoutingControl:
+        if self.deps.routing is None:
+            raise UiError(ROUTING_OFF)
+        return self.deps.routing
+
+    def _steer(self, change: Callable[[], object]) -> None:
+        """A supervisor's change to the router; refused changes come back as the UI's error."""
         try:
-            router.move(wanted.node, wanted.linkedid, wanted.agent, by=connection.session.username)
+            change()
         except RoutingError as exc:
             raise UiError(str(exc)) from None
         self._stale.set()
-        return {"type": "info", "message": f"call {wanted.linkedid}: for agent {wanted.agent}"}
 
 
 WALLBOARD = web.AppKey("ui_wallboard", Wallboard)
