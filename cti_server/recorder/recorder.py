@@ -285,54 +285,22 @@ class Recorder:
     async def _write(self, update: dict[str, Any]) -> bool:
         if self._schema_ready is not None and not self._schema_ready.is_set():
             return False  # migrations still running: keep it in the spool
-        if "end_unseen" in update:
-            return await self._end_unseen(update)
-        fields = {k: v for k, v in update.items() if k not in _NOT_FIELDS}
+        unseen = "end_unseen" in update
+        closed: list[str] = []
         try:
             async with self._sessions() as session, session.begin():
-                if "lookup" in update and not await self._has_customer(session, update):
-                    found = await lookup_by_caller_id(session, update["lookup"], self._region)
-                    if found.status == "found":
-                        fields["customer_id"] = found.customers[0].id
-                if "routing" in fields:
-                    fields["routing"] = await self._merged_routing(session, update)
-                if update.get("agent"):
-                    agent_id = await self._agent_id(session, update["agent"])
-                    if agent_id is not None:
-                        fields["agent_id"] = agent_id
-                row = await record_interaction(
-                    session, InteractionIn.model_validate(fields), keep_existing=MILESTONES
-                )
-                if "callback" in update:
-                    await callback_task(session, row.id, update["callback"], self._region)
-                if "complaint" in update:
-                    await complaint_case(
-                        session, row, update["complaint"], self._region, self._case_sla
-                    )
+                if unseen:  # after a resync: the node's calls that ended while nobody listened
+                    seen = datetime.fromisoformat(update["seen_at"])
+                    closed = await end_unseen(session, update["node"], update["end_unseen"], seen)
+                else:
+                    await self._record(session, update)
         except ValidationError:
-            log.exception("interaction update refused by the CRM schema; dropped: %s", fields)
+            log.exception("interaction update refused by the CRM schema; dropped: %s", update)
             return True  # retrying cannot help; it must not block the ones after it
         except (DBAPIError, OSError) as exc:
             self.failed_writes += 1
-            log.warning("database unavailable for interaction %s: %s", update["linkedid"], exc)
-            return False
-        self.written += 1
-        return True
-
-    async def _end_unseen(self, update: dict[str, Any]) -> bool:
-        """After a resync: the node's calls still open in the CRM that Asterisk no longer had
-        ended while nobody listened (the server killed or restarting): close them."""
-        try:
-            async with self._sessions() as session, session.begin():
-                closed = await end_unseen(
-                    session,
-                    update["node"],
-                    update["end_unseen"],
-                    datetime.fromisoformat(update["seen_at"]),
-                )
-        except (DBAPIError, OSError) as exc:
-            self.failed_writes += 1
-            log.warning("database unavailable for the calls ended unseen: %s", exc)
+            what = "the calls ended unseen" if unseen else f"interaction {update['linkedid']}"
+            log.warning("database unavailable for %s: %s", what, exc)
             return False
         if closed:
             log.warning(
@@ -343,6 +311,27 @@ class Recorder:
             )
         self.written += 1
         return True
+
+    async def _record(self, session: AsyncSession, update: dict[str, Any]) -> None:
+        """One tracker event's fields on its interaction, with what they imply beside it."""
+        fields = {k: v for k, v in update.items() if k not in _NOT_FIELDS}
+        if "lookup" in update and not await self._has_customer(session, update):
+            found = await lookup_by_caller_id(session, update["lookup"], self._region)
+            if found.status == "found":
+                fields["customer_id"] = found.customers[0].id
+        if "routing" in fields:
+            fields["routing"] = await self._merged_routing(session, update)
+        if update.get("agent"):
+            agent_id = await self._agent_id(session, update["agent"])
+            if agent_id is not None:
+                fields["agent_id"] = agent_id
+        row = await record_interaction(
+            session, InteractionIn.model_validate(fields), keep_existing=MILESTONES
+        )
+        if "callback" in update:
+            await callback_task(session, row.id, update["callback"], self._region)
+        if "complaint" in update:
+            await complaint_case(session, row, update["complaint"], self._region, self._case_sla)
 
     @staticmethod
     async def _has_customer(session: AsyncSession, update: dict[str, Any]) -> bool:
