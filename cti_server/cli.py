@@ -306,7 +306,8 @@ def ivr() -> None:
 def ivr_check(paths: tuple[Path, ...]) -> None:
     """Validate flow files (default: every flow shipped); exit 1 naming each problem."""
     from cti_server.ivr.calendar import CALENDAR_FILE, CalendarError, load_calendar
-    from cti_server.ivr.flow import FlowError, load_flow
+    from cti_server.ivr.flow import FlowError
+    from cti_server.ivr.registry import check_flow_file
     from cti_server.resources import data_dir
 
     directory = data_dir("ivr_flows")
@@ -315,13 +316,12 @@ def ivr_check(paths: tuple[Path, ...]) -> None:
     ]
     failed = False
     for path in files or sorted(directory.glob("*.yaml")):
-        prompts = path.parent / "prompts"
         try:
             if path.name == CALENDAR_FILE:
                 load_calendar(path)
                 click.echo(f"{path.name}: calendar ok")
                 continue
-            flow = load_flow(path, prompts if prompts.is_dir() else None)
+            flow = check_flow_file(path)
         except (FlowError, CalendarError) as exc:
             click.echo(str(exc), err=True)
             failed = True

@@ -7,7 +7,7 @@ the problem (an unknown step, a step nobody reaches, a loop with no way out, a m
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -236,7 +236,7 @@ class Flow(BaseModel):
     def prompts(self) -> set[str]:
         found = set()
         for step in self.steps.values():
-            for field in ("prompt", "invalid_prompt", "ask_prompt"):
+            for field in PROMPT_FIELDS:
                 value = getattr(step, field, None)
                 if value:
                     found.add(value)
@@ -247,8 +247,11 @@ class FlowError(ValueError):
     """A flow file that cannot be used; the message names the file, the step and the problem."""
 
 
-def load_flow(path: Path, prompt_dir: Path | None = None) -> Flow:
-    """Read, validate and check one flow file."""
+def load_flow(
+    path: Path, prompt_dir: Path | None = None, functions: Collection[str] | None = None
+) -> Flow:
+    """Read, validate and check one flow file; ``functions``: the lookup functions registered
+    in the server (None: not checked)."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
@@ -261,7 +264,7 @@ def load_flow(path: Path, prompt_dir: Path | None = None) -> Flow:
         flow = Flow.model_validate(raw)
     except ValidationError as exc:
         raise FlowError(_describe(path.name, exc)) from None
-    problems = check_graph(flow)
+    problems = check_graph(flow) + check_values(flow, functions)
     if prompt_dir is not None:
         problems += check_prompts(flow, prompt_dir)
     if problems:
@@ -314,14 +317,46 @@ def _reach(flow: Flow, starts: Iterable[str]) -> set[str]:
     return seen
 
 
+def check_values(flow: Flow, functions: Collection[str] | None) -> list[str]:
+    """What the types cannot say: a language the flow has no prompts in, a lookup function the
+    server does not have (each would fail only when a caller got there)."""
+    problems = []
+    for name, step in flow.steps.items():
+        language = step.attributes.get("language") if isinstance(step, SetStep) else None
+        if language is not None and language not in flow.languages:
+            problems.append(
+                f"step {name!r}: sets language {language!r}, not one of the flow's languages "
+                f"({', '.join(flow.languages)})"
+            )
+        if functions is None or not isinstance(step, LookupStep):
+            continue
+        if step.function not in functions:
+            known = ", ".join(sorted(functions)) or "none"
+            problems.append(
+                f"step {name!r}: lookup function {step.function!r} is not registered "
+                f"(known: {known})"
+            )
+    return problems
+
+
+PROMPT_FIELDS = ("prompt", "invalid_prompt", "ask_prompt", "pin_prompt")
+
+
 def check_prompts(flow: Flow, prompt_dir: Path) -> list[str]:
     """Every prompt must exist as ``<prompt_dir>/<language>/<prompt>.txt`` or ``.wav``."""
     missing = []
-    for language in flow.languages:
-        for prompt in sorted(flow.prompts()):
-            base = prompt_dir / language / prompt
-            if not (base.with_suffix(".txt").is_file() or base.with_suffix(".wav").is_file()):
-                missing.append(f"prompt {prompt!r} missing in {language!r}")
+    for name, step in flow.steps.items():
+        for field in PROMPT_FIELDS:
+            prompt = getattr(step, field, None)
+            if not prompt:
+                continue
+            for language in flow.languages:
+                base = prompt_dir / language / prompt
+                if not (base.with_suffix(".txt").is_file() or base.with_suffix(".wav").is_file()):
+                    missing.append(
+                        f"step {name!r}: prompt {prompt!r} missing in {language!r} "
+                        f"(no {language}/{prompt}.txt or .wav)"
+                    )
     return missing
 
 

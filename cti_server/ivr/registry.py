@@ -3,17 +3,42 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from pathlib import Path
 
 from cti_server.ivr.calendar import CALENDAR_FILE, Calendar, CalendarError, load_calendar
 from cti_server.ivr.flow import Flow, FlowError, load_flow
+from cti_server.ivr.self_service import FUNCTIONS
 
 log = logging.getLogger(__name__)
 
+PROMPTS = "prompts"
+
+
+def check_flow_file(path: Path, functions: Collection[str] | None = None) -> Flow:
+    """What ``cti ivr check`` runs on one file: :func:`load_flow` against the prompts beside it
+    and the lookup functions the server registers (default: the built-in ones). A flow with no
+    prompts directory beside it is refused: its prompts could not be checked."""
+    prompts = path.parent / PROMPTS
+    known = set(FUNCTIONS) if functions is None else functions
+    missing = (
+        ""
+        if prompts.is_dir()
+        else f"no prompts directory {PROMPTS}/ beside it: its prompt files cannot be checked"
+    )
+    try:
+        flow = load_flow(path, prompts if not missing else None, known)
+    except FlowError as exc:
+        raise FlowError(f"{exc}; {missing}" if missing else str(exc)) from None
+    if missing:
+        raise FlowError(f"{path.name}: {missing}")
+    return flow
+
 
 class FlowRegistry:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, functions: Collection[str] | None = None) -> None:
         self.directory = directory
+        self._functions = set(FUNCTIONS) if functions is None else set(functions)
         self._flows: dict[str, tuple[float, Flow]] = {}
         self._calendar: tuple[float, Calendar] = (-1.0, Calendar())
         self.errors: dict[str, str] = {}
@@ -48,9 +73,9 @@ class FlowRegistry:
         cached = self._flows.get(name)
         if cached is not None and cached[0] == mtime:
             return cached[1]
-        prompts = self.directory / "prompts"
+        prompts = self.directory / PROMPTS
         try:
-            flow = load_flow(path, prompts if prompts.is_dir() else None)
+            flow = load_flow(path, prompts if prompts.is_dir() else None, self._functions)
         except FlowError as exc:
             self.errors[name] = str(exc)
             log.error("IVR flow change refused, the old one keeps serving: %s", exc)

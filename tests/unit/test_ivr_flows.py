@@ -59,7 +59,7 @@ def _base() -> dict[str, object]:
         (lambda f: f.update({"start": "nope"}), "start: unknown step 'nope'"),
         (
             lambda f: f["steps"]["welcome"].update({"prompt": "no_such_prompt"}),
-            "prompt 'no_such_prompt' missing in 'en'",
+            "step 'welcome': prompt 'no_such_prompt' missing in 'en'",
         ),
     ],
 )
@@ -83,6 +83,75 @@ def test_not_yaml_and_not_a_mapping(tmp_path: Path) -> None:
     bad.write_text("- a list\n", encoding="utf-8")
     with pytest.raises(FlowError, match="a flow is a mapping"):
         load_flow(bad)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            lambda f: f["steps"]["menu"]["choices"].update({"3": "nowhere"}),
+            "step 'menu': goes to unknown step 'nowhere'",
+        ),
+        (
+            lambda f: f["steps"].update(
+                {"orphan": {"type": "play", "prompt": "welcome", "next": "menu"}}
+            ),
+            "step 'orphan': unreachable from 'identify'",
+        ),
+        (
+            lambda f: f["steps"]["closed"].update({"prompt": "nope"}),
+            "step 'closed': prompt 'nope' missing in 'en'",
+        ),
+        (
+            lambda f: f["steps"].update(
+                {"menu": {"type": "play", "prompt": "welcome", "next": "welcome"}}
+            ),
+            "step 'menu': loops with no way to a transfer or hang-up",
+        ),
+        (
+            lambda f: f["steps"]["menu"].update({"retries": "many"}),
+            "step 'menu', retries: Input should be a valid integer",
+        ),
+        (
+            lambda f: f["steps"]["last_order"].update({"function": "horoscope"}),
+            "step 'last_order': lookup function 'horoscope' is not registered",
+        ),
+        (
+            lambda f: f["steps"]["english"].update({"attributes": {"language": "fr"}}),
+            "step 'english': sets language 'fr', not one of the flow's languages (en, zh)",
+        ),
+    ],
+    ids=[
+        "unknown-step",
+        "unreachable-step",
+        "missing-prompt",
+        "loop-without-exit",
+        "wrong-type",
+        "unregistered-lookup",
+        "language-outside-flow",
+    ],
+)
+def test_cli_check_names_file_step_and_problem_for_every_kind(
+    tmp_path: Path, change: object, expected: str
+) -> None:
+    (tmp_path / "prompts").symlink_to(FLOWS / "prompts")
+    flow = _base()
+    change(flow)  # type: ignore[operator]
+    path = _write(tmp_path, flow)
+    result = CliRunner().invoke(main, ["ivr", "check", str(path)])
+    assert result.exit_code == 1
+    assert result.output.startswith("broken.yaml: ")
+    assert expected in result.output
+
+
+def test_cli_check_says_a_flow_without_prompts_cannot_be_checked(tmp_path: Path) -> None:
+    path = _write(tmp_path, _base())
+    result = CliRunner().invoke(main, ["ivr", "check", str(path)])
+    assert result.exit_code == 1
+    assert "broken.yaml: no prompts directory prompts/ beside it" in result.output
+    (tmp_path / "prompts").symlink_to(FLOWS / "prompts")
+    result = CliRunner().invoke(main, ["ivr", "check", str(path)])
+    assert result.exit_code == 0, result.output
 
 
 def test_cli_check_exits_1_naming_the_problem(tmp_path: Path) -> None:
