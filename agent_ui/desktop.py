@@ -93,7 +93,6 @@ class Desks:
             ("dial", self.dial),
             ("wrapup", self.wrap_up),
             ("choose", self.choose),
-            ("activity", self.activity),
         ):
             hub.handle(kind, "agent", ("desk",), handler)
 
@@ -363,9 +362,6 @@ class Desks:
                     node=call["node"], linkedid=call["linkedid"], customer_id=customer_id
                 ),
             )
-
-    async def activity(self, connection: Connection, message: dict[str, Any]) -> Reply:
-        return None  # the hub counted it: the idle clock starts again
 
     async def wrap_up(self, connection: Connection, message: dict[str, Any]) -> Reply:
         extension = self._extension(connection)

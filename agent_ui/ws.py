@@ -67,6 +67,11 @@ class Hub:
 
     def __post_init__(self) -> None:
         self.store.on_revoke(self._session_ended)
+        # every page's keep-alive (static/common.js): a watching supervisor is active too
+        self.handle("activity", "agent", VIEW_ROLES, self._activity)
+
+    async def _activity(self, _connection: Connection, _message: dict[str, Any]) -> Reply:
+        return None  # dispatch counted it: the idle clock starts again
 
     def handle(self, kind: str, role: str, views: Iterable[str], handler: MessageHandler) -> None:
         """Messages of type ``kind`` go to ``handler`` for sessions of ``role`` or above."""

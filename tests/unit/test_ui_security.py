@@ -329,3 +329,25 @@ async def test_a_pop_goes_to_the_ringing_agent_only_with_ivr_secrets_masked(ui: 
     finally:
         await alice.close()
         await bob.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("user", "view"), [("alice", "desk"), ("sam", "wallboard")])
+async def test_every_pages_keep_alive_restarts_the_idle_clock(ui: Ui, user: str, view: str) -> None:
+    """static/common.js sends ``activity`` from every page: a supervisor watching the wallboard
+    is not signed out, and is not told "forbidden"."""
+    http = await ui.session_for(user)
+    try:
+        ws = await http.ws_connect(f"{ui.base}/ui/ws?view={view}", headers={"Origin": ui.base})
+        (session,) = ui.store.of_user(ui.ids[user])
+        session.last_seen -= ui.store.idle_seconds - 1  # one second from being signed out
+        await ws.send_json({"type": "activity"})
+        await ws.send_json({"type": "no-such-message"})  # answered after the activity
+        while (message := await ws.receive_json(timeout=5))["type"] != "error":
+            pass
+        assert message == {"type": "error", "message": "unknown: no-such-message"}
+        assert ui.store.expire_idle() == 0
+        assert ui.store.get(session.id) is session
+        await ws.close()
+    finally:
+        await http.close()
