@@ -12,8 +12,10 @@ into 4096-byte chunks (a TCP read) before any timing, and the same chunks are fe
 
 1. panoramisk: ``panoramisk.ami_protocol.AMIProtocol.data_received`` with a factory whose
    ``dispatch`` does nothing: decoding, framing and ``Message`` parsing only (the floor);
-2. ours: ``_AmiProtocol.data_received`` of an :class:`AmiClient` whose ``on_event`` is the
-   server's (``translate`` then ``Tracker.apply``), the tracker publishing to a
+2. ours: ``_AmiProtocol.data_received`` of an :class:`AmiClient` (decoding, framing, parsing
+   into its bounded inbox), then what its consumer task does with each chunk's messages
+   (``AmiClient.process_queued``: replies matched, then ``on_event``, the server's
+   ``translate`` then ``Tracker.apply``), the tracker publishing to a
    :class:`MemoryBus` on which a :class:`Recorder` listens: its journal append (a JSON line
    written and flushed to a spool file in a temporary directory) happens in the publish path
    and is timed; its database writes (``Recorder.run``) are not run.
@@ -195,6 +197,18 @@ def pipeline(spool_path: Path) -> Pipeline:
     return Pipeline(_AmiProtocol(client), client, tracker, bus, spool)
 
 
+def receive_and_process(target: Pipeline) -> Callable[[bytes], None]:
+    """One TCP read, then the consumer's turn: the inbox holds one chunk's messages at most."""
+    data_received = target.protocol.data_received
+    process_queued = target.client.process_queued
+
+    def receive(chunk: bytes) -> None:
+        data_received(chunk)
+        process_queued()
+
+    return receive
+
+
 # -- measuring ----------------------------------------------------------------------------------
 
 
@@ -226,7 +240,7 @@ def profile_ours(stream: Stream, spool_dir: Path, top: int) -> None:
     target = pipeline(spool_dir / "profile.jsonl")
     profiler = cProfile.Profile()
     profiler.enable()
-    feed(target.protocol.data_received, stream.chunks)
+    feed(receive_and_process(target), stream.chunks)
     profiler.disable()
     target.spool.close()
     for order in ("tottime", "cumulative"):
@@ -256,7 +270,7 @@ async def bench(args: argparse.Namespace) -> None:
         warm = pipeline(spool_dir / "warm-up.jsonl")
         started_calls: list[DomainEvent] = []
         warm.bus.listen((CallStarted,), started_calls.append)
-        feed(warm.protocol.data_received, stream.chunks)
+        feed(receive_and_process(warm), stream.chunks)
         warm.spool.close()
         print(
             f"warm-up: panoramisk dispatched {factory.dispatched:,} events (protocol "
@@ -274,7 +288,7 @@ async def bench(args: argparse.Namespace) -> None:
         for index in range(args.runs):  # interleaved, so both see the same machine
             theirs.append(feed(panoramisk_protocol(NullFactory()).data_received, stream.chunks))
             target = pipeline(spool_dir / f"run-{index}.jsonl")
-            ours.append(feed(target.protocol.data_received, stream.chunks))
+            ours.append(feed(receive_and_process(target), stream.chunks))
             target.spool.close()
             journalled, published = len(target.spool), target.bus.published
             (spool_dir / f"run-{index}.jsonl").unlink()

@@ -60,6 +60,9 @@ class AmiSettings(_Section):
     connect_timeout: float = Field(5.0, gt=0)
     reconnect_max_delay: float = Field(2.0, gt=0, le=60)
     ping_interval: float = Field(10.0, gt=0)
+    inbox_size: int = Field(
+        50_000, ge=10, description="AMI messages read but not yet processed before a resync"
+    )
 
     @field_validator("secret")
     @classmethod

@@ -106,12 +106,37 @@ class CtiCollector(Collector):
         reconnects = CounterMetricFamily(
             "cti_ami_reconnects", "AMI reconnect attempts", labels=["node"]
         )
+        depth = GaugeMetricFamily(
+            "cti_ami_inbox_depth", "AMI messages read, not yet processed", labels=["node"]
+        )
+        peak = GaugeMetricFamily(
+            "cti_ami_inbox_peak", "Highest AMI inbox depth since start", labels=["node"]
+        )
+        capacity = GaugeMetricFamily(
+            "cti_ami_inbox_capacity", "AMI inbox size; full drops the link", labels=["node"]
+        )
+        behind = CounterMetricFamily(
+            "cti_ami_inbox_behind",
+            "Times AMI processing passed the high-water mark",
+            labels=["node"],
+        )
+        overflows = CounterMetricFamily(
+            "cti_ami_inbox_overflows",
+            "Times the AMI inbox was full (link dropped)",
+            labels=["node"],
+        )
         for link in self._links:
             status = link.status
             up.add_metric([status.node], 1 if status.connected else 0)
             events.add_metric([status.node], status.events)
             reconnects.add_metric([status.node], status.reconnects)
-        yield from (up, events, reconnects)
+            inbox = link.inbox.stats
+            depth.add_metric([status.node], inbox.depth)
+            peak.add_metric([status.node], inbox.peak)
+            capacity.add_metric([status.node], inbox.capacity)
+            behind.add_metric([status.node], inbox.behind)
+            overflows.add_metric([status.node], inbox.overflows)
+        yield from (up, events, reconnects, depth, peak, capacity, behind, overflows)
 
 
 def make_registry(collector: CtiCollector) -> CollectorRegistry:

@@ -5,6 +5,12 @@ panoramisk decodes each TCP chunk on its own (a UTF-8 character split across two
 reconnects on a fixed timer and re-sends pending actions after a reconnect (an Originate could
 happen twice). Here bytes go through an incremental decoder, the delay backs off up to a cap, and
 an action pending when the link drops fails with :class:`AmiDisconnected`: never re-sent.
+
+Reading never waits for processing: the read callback only decodes and frames messages into a
+bounded :class:`Inbox`, and one consumer task matches replies and runs the event handler, in the
+order Asterisk sent them (Asterisk drops a client that does not read for its ``writetimeout``).
+When the inbox is full the link is dropped (counted, logged), what was read is still processed,
+and the reconnect's resync repairs whatever was sent meanwhile: no event is lost unnoticed.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import itertools
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +37,10 @@ log = logging.getLogger(__name__)
 EOM = "\r\n\r\n"
 BANNER = "Asterisk Call Manager/"
 MAX_BUFFER_CHARS = 4 * 1024 * 1024  # one message larger than this is malformed traffic
+BATCH = 256  # messages processed before the consumer lets the reader run again
+IMMEDIATE_ACTIONS = frozenset({"Login", "Ping"})
+"""Their replies say whether the link is alive, not what happened on the PBX: matched as they are
+read, so a ping is answered however far behind processing is."""
 
 
 class AmiError(RuntimeError):
@@ -46,6 +57,26 @@ LoginHook = Callable[[], Awaitable[None]]
 
 
 @dataclass
+class InboxStats:
+    """How far processing is behind reading (exported to ``/metrics`` and ``/status``)."""
+
+    capacity: int
+    depth: int = 0
+    peak: int = 0
+    behind: int = 0  # times the depth passed the high-water mark
+    overflows: int = 0  # times it was full: the link was dropped and the node resynced
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "capacity": self.capacity,
+            "depth": self.depth,
+            "peak": self.peak,
+            "behind": self.behind,
+            "overflows": self.overflows,
+        }
+
+
+@dataclass
 class AmiStatus:
     """What ``/status`` reports about one AMI link."""
 
@@ -56,9 +87,11 @@ class AmiStatus:
     reconnects: int = 0
     events: int = 0
     asterisk_version: str = ""
+    inbox: InboxStats | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "inbox": self.inbox.as_dict() if self.inbox is not None else None,
             "node": self.node,
             "connected": self.connected,
             "since": self.since,
@@ -67,6 +100,73 @@ class AmiStatus:
             "events": self.events,
             "protocol": self.asterisk_version,
         }
+
+
+class Inbox:
+    """Messages read but not yet processed, in arrival order, at most ``capacity`` of them.
+
+    Past the high-water mark (half full) it logs once, and again only after draining to a
+    quarter: one line per episode of falling behind, not one per message.
+    """
+
+    def __init__(self, node: str, capacity: int) -> None:
+        self._node = node
+        self._messages: deque[Message] = deque()
+        self._capacity = capacity
+        self._high_water = max(1, capacity // 2)
+        self._low_water = capacity // 4
+        self._behind = False
+        self.stats = InboxStats(capacity)
+        self.has_work = asyncio.Event()
+        self.empty = asyncio.Event()
+        self.empty.set()
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+    def put(self, message: Message) -> bool:
+        """Queue one message; False (and counted, and logged) when the inbox is full."""
+        messages = self._messages
+        depth = len(messages)
+        if depth >= self._capacity:
+            self.stats.overflows += 1
+            log.error(
+                "AMI %s: %d messages read and not yet processed (the limit): dropping the link "
+                "to resync",
+                self._node,
+                depth,
+            )
+            return False
+        if not depth:
+            self.has_work.set()
+            self.empty.clear()
+        messages.append(message)
+        depth += 1
+        self.stats.depth = depth
+        self.stats.peak = max(self.stats.peak, depth)
+        if depth >= self._high_water and not self._behind:
+            self._behind = True
+            self.stats.behind += 1
+            log.warning(
+                "AMI %s: processing is behind reading: %d of at most %d messages queued",
+                self._node,
+                depth,
+                self._capacity,
+            )
+        return True
+
+    def take(self, limit: int) -> list[Message]:
+        """Up to ``limit`` of the oldest messages, removed from the inbox."""
+        messages = self._messages
+        batch = [messages.popleft() for _ in range(min(limit, len(messages)))]
+        depth = self.stats.depth = len(messages)
+        if self._behind and depth <= self._low_water:
+            self._behind = False
+            log.info("AMI %s: processing caught up with reading (%d queued)", self._node, depth)
+        if not depth:
+            self.has_work.clear()
+            self.empty.set()
+        return batch
 
 
 class _PendingAction:
@@ -120,6 +220,7 @@ class _AmiProtocol(asyncio.Protocol):
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._buffer = ""
         self._banner_seen = False
+        self._overflowed = False
         self.transport: asyncio.Transport | None = None
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -128,6 +229,9 @@ class _AmiProtocol(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
+        """Decode and frame only; processing happens in the client's consumer task."""
+        if self._overflowed:
+            return  # the link is being closed: what follows is repaired by the resync
         self._buffer += self._decoder.decode(data)
         if not self._banner_seen:
             if "\r\n" not in self._buffer:
@@ -143,10 +247,14 @@ class _AmiProtocol(asyncio.Protocol):
             log.error("AMI message larger than %d characters: dropping the link", MAX_BUFFER_CHARS)
             self.close()
             return
+        receive = self._client.receive
         for block in blocks:
             message = Message.from_line(block.strip())
-            if message is not None:
-                self._client.handle_message(message)
+            if message is not None and not receive(message):
+                self._overflowed = True
+                self._buffer = ""
+                self.close()
+                return
 
     def send(self, text: str) -> None:
         if self.transport is None or self.transport.is_closing():
@@ -178,8 +286,11 @@ class AmiClient:
         self._on_login = on_login
         self._protocol: _AmiProtocol | None = None
         self._pending: dict[str, _PendingAction] = {}
+        self._immediate: set[str] = set()  # ActionIDs of pending IMMEDIATE_ACTIONS
         self._logged_in = asyncio.Event()
         self.status = AmiStatus(node=settings.node)
+        self.inbox = Inbox(settings.node, settings.inbox_size)
+        self.status.inbox = self.inbox.stats
 
     @property
     def connected(self) -> bool:
@@ -190,6 +301,16 @@ class AmiClient:
 
     async def run(self) -> None:
         """Connect, log in, read until the link drops; repeat with backoff until cancelled."""
+        consumer = asyncio.create_task(self._consume(), name=f"ami-inbox-{self._settings.node}")
+        try:
+            await self._keep_connected()
+        finally:
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
+            self._drop_connection()
+
+    async def _keep_connected(self) -> None:
         delay = 0.1
         while True:
             try:
@@ -200,10 +321,30 @@ class AmiClient:
             finally:
                 if self.status.connected:
                     delay = 0.1  # a session that got as far as login resets the backoff
-                self._drop_connection()
+                self._close_link()
+            # what was read is processed first: replies in it still reach their actions, and
+            # the next session's events (and its resync) come after the last one's
+            await self.inbox.empty.wait()
+            self._drop_connection()
             self.status.reconnects += 1
             await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))  # noqa: S311 - jitter
             delay = min(delay * 2, self._settings.reconnect_max_delay)
+
+    async def _consume(self) -> None:
+        """Process what the reader queued, in order, a batch at a time."""
+        inbox = self.inbox
+        while True:
+            await inbox.has_work.wait()
+            self.process_queued(BATCH)
+            await asyncio.sleep(0)  # the reader's turn, even while the inbox is not empty
+
+    def process_queued(self, limit: int | None = None) -> int:
+        """Process up to ``limit`` queued messages (all by default); how many were processed."""
+        batch = self.inbox.take(len(self.inbox) if limit is None else limit)
+        handle = self.handle_message
+        for message in batch:
+            handle(message)
+        return len(batch)
 
     async def _connect_once(self) -> None:
         loop = asyncio.get_running_loop()
@@ -261,17 +402,22 @@ class AmiClient:
                     self._protocol.close()
                 return
 
-    def _drop_connection(self) -> None:
+    def _close_link(self) -> None:
+        """Stop reading and say the link is down; pending actions wait for what was read."""
         if self._protocol is not None:
             self._protocol.close()
-            self._protocol = None
+        if self.status.connected:
+            log.warning("AMI %s disconnected", self._settings.node)
+        self._set_connected(False)
+
+    def _drop_connection(self) -> None:
+        self._close_link()
+        self._protocol = None
         for action in self._pending.values():
             if not action.future.done():
                 action.future.set_exception(AmiDisconnected("AMI connection lost before the reply"))
         self._pending.clear()
-        if self.status.connected:
-            log.warning("AMI %s disconnected", self._settings.node)
-        self._set_connected(False)
+        self._immediate.clear()
 
     def _set_connected(self, connected: bool) -> None:
         if connected == self.status.connected:
@@ -286,12 +432,25 @@ class AmiClient:
         if self._on_state is not None:
             self._on_state(connected)
 
+    def receive(self, message: Message) -> bool:
+        """One message as read: a ping or login reply is matched now, the rest is queued.
+
+        False when the inbox is full (the caller drops the link).
+        """
+        if self._immediate:
+            action_id = message.get("ActionID")
+            if action_id in self._immediate:
+                self.handle_message(message)
+                return True
+        return self.inbox.put(message)
+
     def handle_message(self, message: Message) -> None:
         action_id = message.get("ActionID")
         action = self._pending.get(action_id) if isinstance(action_id, str) else None
         if action is not None:
             if action.add(message):
                 self._pending.pop(action_id, None)
+                self._immediate.discard(action_id)
             return
         if "Event" in message:
             self.status.events += 1
@@ -314,9 +473,12 @@ class AmiClient:
             raise AmiDisconnected(f"AMI {self._settings.node} is not connected")
         action = _PendingAction(headers)
         self._pending[action.action_id] = action
+        if name in IMMEDIATE_ACTIONS:
+            self._immediate.add(action.action_id)
         try:
             self._protocol.send(action.wire())
             result: Message | list[Message] = await asyncio.wait_for(action.future, timeout)
         finally:
             self._pending.pop(action.action_id, None)
+            self._immediate.discard(action.action_id)
         return result

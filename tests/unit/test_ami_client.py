@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 from panoramisk.message import Message
+from prometheus_client import generate_latest
 
 from cti_server.config import AmiSettings
+from cti_server.metrics import CtiCollector, make_registry
 from cti_server.telephony import ami_client
 from cti_server.telephony.ami_client import AmiClient, AmiDisconnected, _AmiProtocol
+from cti_server.tracker.tracker import Tracker
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 EOM = b"\r\n\r\n"
@@ -201,6 +205,7 @@ async def test_protocol_keeps_utf8_characters_split_across_reads() -> None:
     )
     for i in range(len(wire)):
         protocol.data_received(wire[i : i + 1])
+    assert client.process_queued() == 2
     assert [m["Event"] for m in received] == ["Newchannel", "Hangup"]
     assert received[0]["CallerIDName"] == NAME
     assert received[1]["CallerIDName"] == NAME[::-1]
@@ -372,3 +377,164 @@ async def test_backoff_resets_after_a_successful_login(monkeypatch: pytest.Monke
     async with running_client(script):
         await asyncio.wait_for(recorder.enough.wait(), TIMEOUT)
     assert recorder.delays[:3] == [0.1, 0.1, 0.1]
+
+
+def _events(names: list[str]) -> str:
+    return "".join(f"Event: {name}\r\nUniqueid: 1.{i}\r\n\r\n" for i, name in enumerate(names))
+
+
+@pytest.mark.asyncio
+async def test_a_slow_consumer_does_not_stop_the_reader() -> None:
+    """Asterisk drops a client that stops reading: the whole burst is read while the handler
+    is still busy with its start, and every event is then handled, in order."""
+    names = [f"E{i}" for i in range(2000)]
+    handled: list[str] = []
+    handled_when_last_read: list[int] = []
+
+    def slow_handler(message: Message) -> None:
+        time.sleep(0.0003)  # a slow tracker / bus / journal
+        handled.append(message["Event"])
+
+    async def script(conn: FakeConnection) -> None:
+        await conn.login()
+        await conn.send(_events(names))
+        await conn.until_closed()
+
+    async with running_client(script, on_event=slow_handler) as (client, _fake):
+        receive = client.receive
+
+        def watch(message: Message) -> bool:
+            if message.get("Event") == names[-1]:
+                handled_when_last_read.append(len(handled))
+            return receive(message)
+
+        client.receive = watch  # type: ignore[method-assign]
+        deadline = asyncio.get_running_loop().time() + 30
+        while len(handled) < len(names):
+            assert asyncio.get_running_loop().time() < deadline, len(handled)
+            await asyncio.wait_for(client.inbox.empty.wait(), 30)
+            await asyncio.sleep(0)
+    assert handled == names
+    [handled_then] = handled_when_last_read
+    assert handled_then < len(names) // 2
+    assert client.inbox.stats.peak > len(names) // 2
+    assert client.inbox.stats.overflows == 0
+
+
+@pytest.mark.asyncio
+async def test_inbox_overflow_is_counted_logged_and_resynced(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A burst beyond the inbox drops the link (nothing lost unnoticed), what was read is still
+    handled, and the reconnect runs the after-login resync again."""
+    handled: list[str] = []
+    logins: list[int] = []
+    first_resync_done = asyncio.Event()
+
+    async def script(conn: FakeConnection) -> None:
+        await conn.login()
+        if conn.index == 0:
+            await first_resync_done.wait()
+            await conn.send(_events([f"E{i}" for i in range(40)]))  # one read: 40 > 10
+        await conn.until_closed()
+
+    fake = FakeAsterisk(script)
+    port = await fake.start()
+    settings = AmiSettings(host="127.0.0.1", port=port, secret="x", inbox_size=10)
+
+    async def after_login() -> None:
+        logins.append(len(handled))
+        first_resync_done.set()
+
+    client = AmiClient(
+        settings, on_event=lambda m: handled.append(m["Event"]), on_login=after_login
+    )
+    runner = asyncio.create_task(client.run())
+    try:
+        await _next_connection(fake)
+        await _next_connection(fake)  # the first link was dropped: a second one
+        deadline = asyncio.get_running_loop().time() + 10
+        while len(logins) < 2:
+            assert asyncio.get_running_loop().time() < deadline, logins
+            await asyncio.wait_for(client.wait_connected(TIMEOUT), TIMEOUT)
+            await asyncio.sleep(0.01)
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+        await fake.stop()
+    assert client.inbox.stats.overflows == 1
+    assert client.inbox.stats.behind == 1  # the high-water mark was passed, said once
+    assert handled == [f"E{i}" for i in range(10)]  # what fitted was handled, in order
+    assert logins == [0, 10]  # the second login (its resync) after the backlog was handled
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("dropping the link" in m for m in messages) == 1
+    assert sum("behind reading" in m for m in messages) == 1
+
+
+@pytest.mark.asyncio
+async def test_replies_and_events_are_handled_in_the_order_asterisk_sent_them() -> None:
+    """An Originate's reply is matched to it, after the events sent before it and before the
+    ones sent after it (a reply never overtakes the state it follows)."""
+    seen: list[str] = []
+
+    async def script(conn: FakeConnection) -> None:
+        await conn.login()
+        action = await conn.read_action()
+        assert action is not None
+        await conn.send(
+            _events(["Before1", "Before2"])
+            + f"Response: Success\r\nActionID: {action['ActionID']}\r\n"
+            "Message: Originate successfully queued\r\n\r\n" + _events(["After"])
+        )
+        await conn.until_closed()
+
+    async with running_client(script, on_event=lambda m: seen.append(m["Event"])) as (
+        client,
+        _fake,
+    ):
+        await client.wait_connected(TIMEOUT)
+        handle = client.handle_message
+
+        def log_replies(message: Message) -> None:
+            if "Response" in message:
+                seen.append(f"reply:{message['Message']}")
+            handle(message)
+
+        client.handle_message = log_replies  # type: ignore[method-assign]
+        reply = await client.send_action(
+            "Originate",
+            {"Channel": "Local/s@cti-sim-caller", "Context": "cti-inbound", "Exten": "100"},
+            timeout=TIMEOUT,
+        )
+        assert isinstance(reply, Message)
+        assert reply["Message"] == "Originate successfully queued"
+        await asyncio.wait_for(client.inbox.empty.wait(), TIMEOUT)
+    assert seen == ["Before1", "Before2", "reply:Originate successfully queued", "After"]
+
+
+@pytest.mark.asyncio
+async def test_metrics_show_how_far_processing_is_behind() -> None:
+    """What an operator graphs: depth now, the peak, the limit, and each overflow."""
+    client = AmiClient(
+        AmiSettings(host="127.0.0.1", port=1, secret="x", inbox_size=10), on_event=lambda _m: None
+    )
+    protocol = _AmiProtocol(client)
+    protocol.data_received(BANNER + _events([f"E{i}" for i in range(6)]).encode())
+    client.process_queued(2)
+
+    class _Stub:
+        last_lag = 0.0
+        stalls = 0
+
+        def status(self) -> dict[str, int]:
+            return {"spooled": 0, "written": 0, "dropped": 0}
+
+    stub: Any = _Stub()
+    collector = CtiCollector(Tracker(lambda _e: None), [client], stub, stub, stub)
+    text = generate_latest(make_registry(collector)).decode()
+    assert 'cti_ami_inbox_depth{node="pbx1"} 4.0' in text
+    assert 'cti_ami_inbox_peak{node="pbx1"} 6.0' in text
+    assert 'cti_ami_inbox_capacity{node="pbx1"} 10.0' in text
+    assert 'cti_ami_inbox_behind_total{node="pbx1"} 1.0' in text
+    assert 'cti_ami_inbox_overflows_total{node="pbx1"} 0.0' in text
