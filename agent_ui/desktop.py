@@ -1,16 +1,22 @@
 """The agent desktop: state control, the screen pop, call controls and wrap-up.
 
 An agent's phone is the queue member ``agent_interface`` with their extension; tracker agents and
-calls find their user by the trailing digits of the member name. When an answered call ends,
-the agent is paused with the reason ``wrap-up`` so that no call rings during the wrap-up; the
-wrap-up (disposition, notes, an optional follow-up task) is written to the CRM and the agent is
-available again.
+calls find their user by the trailing digits of the member name. When the agent's own leg leaves
+an answered call (they hung up, transferred it, or the call ended), the agent is paused with the
+reason ``wrap-up`` so that no call rings during the wrap-up; the wrap-up (disposition, notes, an
+optional follow-up task) is written to the CRM and the agent is available again. The wrap-up's
+deadline is kept here, not in the browser: when it passes (a closed tab, say) what is known is
+stored with the default disposition and the agent is made available.
+
+A call transferred from the desktop to another agent's extension pops on that agent's desk; the
+router's ``CallRouted`` decision follows the pop of the agent it chose as soon as it is published.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import re
 from dataclasses import dataclass
@@ -35,16 +41,21 @@ from cti_server.events import (
     CallAnswered,
     CallArrived,
     CallEnded,
+    CallRouted,
     DomainEvent,
     IvrFinished,
 )
 from cti_server.routing.inputs import personal_queue
 from cti_server.telephony import agent_actions as actions
-from cti_server.tracker.model import Agent
+from cti_server.tracker.model import Agent, Call
 
 log = logging.getLogger(__name__)
 
 WRAPUP_REASON = "wrap-up"
+DEFAULT_DISPOSITION = "no_action"  # stored when the wrap-up's time runs out
+WRAPUP_GRACE = 3.0  # seconds after the deadline for an open desktop's own form to arrive
+ON_A_CALL = ("on_call", "ringing")
+MAX_ROUTED = 1000  # router decisions kept for pops not yet delivered
 PAUSE_REASONS = ("break", "lunch", "training", "meeting", "coaching")
 _TRAILING_DIGITS = re.compile(r"(\d{2,10})$")
 
@@ -69,18 +80,29 @@ class Desk:
     offered: tuple[str, str] | None = None  # (node, linkedid) of the call that rang here last
     call: tuple[str, str] | None = None  # ... once answered here
     wrapup: Record | None = None
+    wrapup_agent: int | None = None  # the user signed in at this desk when the wrap-up began
+    wrapup_ends: float = 0.0  # the event loop's clock
 
 
 class Desks:
     """Every desk, fed by domain events; carries out what the agents ask over their socket."""
 
-    TRACKED = (CallArrived, IvrFinished, AgentRinging, CallAnswered, CallEnded, AgentStateChanged)
+    TRACKED = (
+        CallArrived,
+        IvrFinished,
+        AgentRinging,
+        CallAnswered,
+        CallEnded,
+        AgentStateChanged,
+        CallRouted,
+    )
 
     def __init__(self, deps: UiDeps, hub: Hub, pops: PopService) -> None:
         self.deps = deps
         self.hub = hub
         self.pops = pops
         self.desks: dict[str, Desk] = {}
+        self._routed: dict[tuple[str, str], Record] = {}  # the router's word, by call
         self._tasks: set[asyncio.Task[None]] = set()
         hub.greet("desk", self.greeting)
         for kind, handler in (
@@ -133,7 +155,10 @@ class Desks:
         elif isinstance(event, AgentStateChanged):
             extension = extension_of(event.agent)
             if extension and self.hub.desks_signed_in(extension):
+                self._agent_state(self.desk(extension), event)
                 self._spawn(self._send(extension, self._state_message(event.state, event.reason)))
+        elif isinstance(event, CallRouted):
+            self._route_decided(event)
 
     def _spawn(self, work: Any) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(work)
@@ -150,15 +175,35 @@ class Desks:
         if desk.offered != key:
             return  # answered elsewhere or over while the record was read
         pop["call"]["state"] = "connected" if desk.call == key else "ringing"
+        pop["routing"] = {**pop["routing"], **self._routed.get(key, {})}
         desk.pop = pop
         if not await self.hub.to_extension(extension, pop):
             return
         routing = await self.pops.routing_of(event.node, event.linkedid)
-        if routing:
-            pop["routing"] = {**pop["routing"], **routing}
-            await self.hub.to_extension(
-                extension, {"type": "pop_routing", "linkedid": event.linkedid, "routing": routing}
-            )
+        if routing and desk.pop is pop:
+            await self._add_routing(desk, routing)
+
+    async def _add_routing(self, desk: Desk, routing: Record) -> None:
+        """The router's word joins the pop on show, unless the pop already says it."""
+        pop = desk.pop
+        if pop is None or all(pop["routing"].get(k) == v for k, v in routing.items()):
+            return
+        pop["routing"] = {**pop["routing"], **routing}
+        message = {"type": "pop_routing", "linkedid": pop["call"]["linkedid"], "routing": routing}
+        await self.hub.to_extension(desk.extension, message)
+
+    def _route_decided(self, event: CallRouted) -> None:
+        """``CallRouted`` reaches the desk the moment the router publishes it; the interaction's
+        copy is written later by the recorder, so reading it at ring time can miss it."""
+        key = (event.node, event.linkedid)
+        self._routed[key] = {"decision": event.decision}
+        while len(self._routed) > MAX_ROUTED:
+            self._routed.pop(next(iter(self._routed)))
+        extension = extension_of(event.agent) or event.agent
+        desk = self.desks.get(extension)
+        pop = desk.pop if desk is not None and key in (desk.offered, desk.call) else None
+        if desk is not None and pop is not None and pop["call"]["linkedid"] == event.linkedid:
+            self._spawn(self._add_routing(desk, self._routed[key]))
 
     def _answered(self, event: CallAnswered) -> None:
         answering = extension_of(event.agent)
@@ -167,34 +212,93 @@ class Desks:
             if desk.offered != key:
                 continue
             if desk.extension == answering:
-                desk.call = key
-                if desk.pop is not None:
-                    desk.pop["call"]["state"] = "connected"
-                self._spawn(self._send(desk.extension, {"type": "answered", **_ids(event)}))
+                self._connected(desk, key)
             else:  # rang here too, answered elsewhere
                 desk.pop = desk.offered = None
                 self._spawn(self._send(desk.extension, {"type": "pop_cleared", **_ids(event)}))
 
+    def _connected(self, desk: Desk, key: tuple[str, str]) -> None:
+        desk.call = key
+        if desk.pop is not None:
+            desk.pop["call"]["state"] = "connected"
+        self._spawn(
+            self._send(desk.extension, {"type": "answered", "node": key[0], "linkedid": key[1]})
+        )
+
     def _ended(self, event: CallEnded) -> None:
         self.pops.ended(event.node, event.linkedid)
+        self._routed.pop((event.node, event.linkedid), None)
         extension = extension_of(event.agent)
         key = (event.node, event.linkedid)
+        ended = self.deps.tracker.ended.get(key)
         for desk in self.desks.values():
-            mine = desk.offered == key
-            if desk.extension == extension and event.outcome == "answered" and mine:
-                desk.call = desk.offered = None
-                customer = (desk.pop or {}).get("customer")
-                desk.wrapup = {
-                    "type": "wrapup",
-                    **_ids(event),
-                    "customer_id": customer["id"] if customer else None,
-                    "seconds": self.deps.settings.wrapup_seconds,
-                    "started": event.at.isoformat(),
-                }
-                self._spawn(self._start_wrapup(desk))
-            elif mine and desk.wrapup is None:
+            if key not in (desk.offered, desk.call):
+                continue
+            answered_here = desk.call == key or (
+                event.outcome == "answered"
+                and (desk.extension == extension or self._took_part(desk.extension, ended))
+            )
+            if answered_here:
+                self._begin_wrapup(desk, key, event.at)
+            elif desk.wrapup is None:
                 desk.pop = desk.offered = None
                 self._spawn(self._send(desk.extension, {"type": "pop_cleared", **_ids(event)}))
+
+    def _took_part(self, extension: str, call: Call | None) -> bool:
+        """Whether the phone of ``extension`` answered a leg of ``call`` (a transfer's target)."""
+        prefix = channel_prefix(self.deps.interface_of(extension))
+        legs = call.legs.values() if call is not None else ()
+        return any(leg.channel.startswith(prefix) and leg.state == "Up" for leg in legs)
+
+    def _agent_state(self, desk: Desk, event: AgentStateChanged) -> None:
+        """A transfer's target answering, or the agent's own leg leaving a call still going on
+        (a transfer: app_queue completes the agent's part), which ends their part of it."""
+        if event.state == "on_call" and desk.call is None and desk.offered is not None:
+            if desk.pop is not None and desk.pop["call"].get("transferred_by"):
+                self._connected(desk, desk.offered)
+            return
+        if event.state in ON_A_CALL or desk.call is None:
+            return
+        call = self.deps.tracker.calls.get(desk.call)
+        if event.linkedid and call is not None and self._legs_of(desk.extension, call):
+            return  # a device state while the phone is still in the call (app_queue's own
+            # completion, at a hang-up or a transfer, clears the agent's linkedid)
+        self._begin_wrapup(desk, desk.call, event.at)
+
+    def _begin_wrapup(self, desk: Desk, key: tuple[str, str], at: datetime) -> None:
+        """The agent's part of the call ``key`` is over: paused for wrap-up, with a deadline."""
+        if desk.wrapup is not None and desk.wrapup["linkedid"] == key[1]:
+            return
+        if desk.wrapup is not None:  # an earlier one still open: it is stored as it stands
+            self._spawn(self._expire(desk, desk.wrapup, 0.0))
+        desk.call = desk.offered = None
+        customer = (desk.pop or {}).get("customer")
+        seconds = self.deps.settings.wrapup_seconds
+        desk.wrapup = pending = {
+            "type": "wrapup",
+            "node": key[0],
+            "linkedid": key[1],
+            "customer_id": customer["id"] if customer else None,
+            "seconds": seconds,
+            "started": at.isoformat(),
+        }
+        desk.wrapup_agent = self._user_at(desk.extension)
+        desk.wrapup_ends = asyncio.get_running_loop().time() + seconds
+        self._spawn(self._start_wrapup(desk))
+        self._spawn(self._expire(desk, pending, seconds + WRAPUP_GRACE))
+
+    def _user_at(self, extension: str) -> int | None:
+        for connection in self.hub.connections:
+            if connection.view == "desk" and connection.session.extension == extension:
+                return connection.session.user_id
+        return None
+
+    def _wrapup_message(self, desk: Desk) -> Record:
+        """The pending wrap-up with the seconds left by the server's clock, which the browser's
+        countdown follows (its own clock may differ)."""
+        assert desk.wrapup is not None
+        left = desk.wrapup_ends - asyncio.get_running_loop().time()
+        return {**desk.wrapup, "left": max(0, round(left))}
 
     async def _start_wrapup(self, desk: Desk) -> None:
         interface = self.deps.interface_of(desk.extension)
@@ -203,7 +307,38 @@ class Desks:
         except (actions.AgentActionError, TimeoutError, OSError) as exc:
             log.warning("could not pause %s for wrap-up: %s", interface, exc)
         if desk.wrapup is not None:
-            await self.hub.to_extension(desk.extension, desk.wrapup)
+            await self.hub.to_extension(desk.extension, self._wrapup_message(desk))
+
+    async def _expire(self, desk: Desk, pending: Record, after: float) -> None:
+        """At the deadline, a wrap-up nobody sent is stored with the default disposition (and
+        the pop's customer), and the agent is available again."""
+        await asyncio.sleep(after)
+        if desk.wrapup is not pending:
+            return  # sent by the agent, or replaced (and stored) already
+        dispositions = self.deps.settings.dispositions
+        default = DEFAULT_DISPOSITION if DEFAULT_DISPOSITION in dispositions else dispositions[-1]
+        try:
+            await self._store(
+                desk,
+                pending,
+                disposition=default,
+                notes="",
+                agent_id=desk.wrapup_agent,
+                due=None,
+                follow_up_note="",
+            )
+        except (UiError, CrmError, OSError) as exc:
+            log.warning("wrap-up of %s not stored at its deadline: %s", pending["linkedid"], exc)
+            desk.wrapup = desk.pop = None
+        if desk.wrapup is None:
+            try:
+                await self.available(desk.extension)
+            except (actions.AgentActionError, TimeoutError, OSError) as exc:
+                log.warning("%s not made available after wrap-up: %s", desk.extension, exc)
+            await self.hub.to_extension(
+                desk.extension,
+                {"type": "wrapped", "linkedid": pending["linkedid"], "timed_out": True},
+            )
 
     # -- the socket ---------------------------------------------------------------------------
 
@@ -233,7 +368,7 @@ class Desks:
         if desk.pop is not None:
             messages.append(desk.pop)
         if desk.wrapup is not None:
-            messages.append(desk.wrapup)
+            messages.append(self._wrapup_message(desk))
         return messages
 
     @staticmethod
@@ -276,15 +411,20 @@ class Desks:
                     raise
         await actions.unpause(self.deps.ami, interface)
 
+    def _legs_of(self, extension: str, call: Call) -> list[str]:
+        """The live channels of ``extension``'s phone in ``call``, the bridged half first."""
+        prefix = channel_prefix(self.deps.interface_of(extension))
+        legs = [leg.channel for leg in call.live_legs() if leg.channel.startswith(prefix)]
+        legs.sort(key=lambda name: not name.endswith(";1"))  # a Local agent: the bridged half
+        return legs
+
     def _my_channel(self, extension: str) -> str:
         """The agent's own leg of the call in progress."""
         desk = self.desk(extension)
         call = self.deps.tracker.calls.get(desk.call) if desk.call else None
         if call is None:
             raise UiError("no call in progress")
-        prefix = channel_prefix(self.deps.interface_of(extension))
-        legs = [leg.channel for leg in call.live_legs() if leg.channel.startswith(prefix)]
-        legs.sort(key=lambda name: not name.endswith(";1"))  # a Local agent: the bridged half
+        legs = self._legs_of(extension, call)
         if not legs:
             raise UiError("your phone is not in this call")
         return legs[0]
@@ -302,12 +442,33 @@ class Desks:
         return {"type": "held", "held": False}
 
     async def transfer(self, connection: Connection, message: dict[str, Any]) -> Reply:
-        channel = self._my_channel(self._extension(connection))
+        extension = self._extension(connection)
+        channel = self._my_channel(extension)
+        desk = self.desk(extension)
+        call, pop = desk.call, desk.pop
         target = str(message.get("to", ""))
         await actions.blind_transfer(
             self.deps.ami, channel, target, self.deps.settings.transfer_context
         )
+        if call is not None and pop is not None and target != extension:
+            await self._pop_transferred(target, call, pop, connection.session.display_name)
         return {"type": "info", "message": f"transferred to {target}"}
+
+    async def _pop_transferred(
+        self, target: str, key: tuple[str, str], pop: Record, by: str
+    ) -> None:
+        """The agent the call was transferred to sees the caller's pop as their phone rings
+        (no queue offers it to them, so no ``AgentRinging`` will)."""
+        if not self.hub.desks_signed_in(target):
+            return
+        desk = self.desk(target)
+        if desk.call is not None:
+            return  # on another call: the transfer rings a busy phone
+        shown = copy.deepcopy(pop)
+        shown["call"]["state"] = "ringing"
+        shown["call"]["transferred_by"] = by
+        desk.offered, desk.pop = key, shown
+        await self.hub.to_extension(target, shown)
 
     async def transfer_to_queue(self, connection: Connection, message: dict[str, Any]) -> Reply:
         """Blind transfer of the customer into a configured queue, checked before the call is
@@ -377,16 +538,48 @@ class Desks:
         if due is not None and customer_id is None:
             raise UiError("a follow-up needs a customer: create or choose the customer first")
         try:
+            await self._store(
+                desk,
+                pending,
+                disposition=disposition,
+                notes=str(message.get("notes", "")),
+                agent_id=connection.session.user_id,
+                due=due,
+                follow_up_note=str(message.get("follow_up_note", "")),
+            )
+        except CrmError as exc:
+            raise UiError(str(exc)) from None
+        await self.available(extension)
+        return {"type": "wrapped", "linkedid": pending["linkedid"]}
+
+    async def _store(
+        self,
+        desk: Desk,
+        pending: Record,
+        *,
+        disposition: str,
+        notes: str,
+        agent_id: int | None,
+        due: datetime | None,
+        follow_up_note: str,
+    ) -> None:
+        """Write the wrap-up ``pending`` of ``desk`` to the CRM, once: the agent's form and the
+        deadline may both come; whichever claims it first stores it, the other finds it gone."""
+        customer_id = pending.get("customer_id")
+        try:
             data = InteractionIn(
                 node=pending["node"],
                 linkedid=pending["linkedid"],
                 disposition=disposition,
-                notes=str(message.get("notes", ""))[:10000],
-                agent_id=connection.session.user_id,
+                notes=notes[:10000],
+                agent_id=agent_id,
                 customer_id=customer_id,
             )
         except ValidationError as exc:
             raise UiError(f"wrap-up refused: {exc.errors()[0]['msg']}") from None
+        if desk.wrapup is not pending:
+            raise UiError("no wrap-up is pending for this call")
+        desk.wrapup = None  # claimed
         try:
             async with self.deps.db() as db, db.begin():
                 row = await record_interaction(db, data)
@@ -395,16 +588,15 @@ class Desks:
                         db,
                         customer_id=customer_id,
                         due_at=due,
-                        owner_id=connection.session.user_id,
-                        note=str(message.get("follow_up_note", ""))[:2000],
+                        owner_id=agent_id,
+                        note=follow_up_note[:2000],
                         interaction_id=row.id,
                     )
-        except CrmError as exc:
-            raise UiError(str(exc)) from None
-        desk.wrapup = None
+        except BaseException:
+            if desk.wrapup is None:
+                desk.wrapup = pending  # not stored: still pending
+            raise
         desk.pop = None
-        await self.available(extension)
-        return {"type": "wrapped", "linkedid": pending["linkedid"]}
 
 
 def _ids(event: CallAnswered | CallEnded) -> dict[str, str]:

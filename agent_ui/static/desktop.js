@@ -23,7 +23,10 @@
       case "answered": setText("pop-call-state", "connected"); break;
       case "pop_cleared": if (pop && pop.call.linkedid === m.linkedid) hidePop(); break;
       case "wrapup": showWrapup(m); break;
-      case "wrapped": wrapup = null; byId("wrapup").hidden = true; hidePop(); say("Wrap-up saved."); break;
+      case "wrapped":
+        wrapup = null; byId("wrapup").hidden = true; hidePop();
+        say(m.timed_out ? "Wrap-up time is over: the call was stored as it stood." : "Wrap-up saved.");
+        break;
       case "held": say(m.held ? "Caller on hold." : "Caller back."); break;
       case "info": say(m.message); break;
       case "error": say(m.message, true); break;
@@ -61,6 +64,7 @@
     setText("pop-value", c ? "lifetime " + c.value.lifetime_value + " · R" + c.value.recency +
       " F" + c.value.frequency + " M" + c.value.monetary : "");
     setText("pop-queue", call.queue);
+    setText("pop-transferred", call.transferred_by || "");
     byId("pop-profile").hidden = !c;
     if (c) byId("pop-profile").href = "/ui/customers/" + encodeURIComponent(c.id);
 
@@ -123,7 +127,8 @@
 
   function showWrapup(m) {
     wrapup = m;
-    wrapupEnds = Date.parse(m.started) + m.seconds * 1000;
+    // the server keeps the deadline and stores the wrap-up when it passes: count down to it
+    wrapupEnds = Date.now() + (m.left != null ? m.left : m.seconds) * 1000;
     byId("wrapup").hidden = false;
     setText("pop-call-state", "ended");
   }
