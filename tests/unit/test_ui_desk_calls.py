@@ -1,6 +1,8 @@
 """The desk follows the call on the server, without Asterisk: the wrap-up's deadline is kept here
 (a closed tab does not leave the agent paused), a transfer ends the transferring agent's part and
-pops on the target's desk, and the router's decision joins the pop whenever it comes."""
+pops on the target's desk, and the router's decision joins the pop whenever it comes. Then what
+an agent does at the desk: create an unknown caller, choose among several matches, hold and
+resume, transfer to an agent, click-to-dial (actions checked for real, Asterisk's replies faked)."""
 
 from __future__ import annotations
 
@@ -16,11 +18,14 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from panoramisk.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agent_ui import desktop
+from crm_core.customers import create_customer
 from crm_core.database import make_engine
 from crm_core.interactions import find_interaction
+from crm_core.schemas import CustomerIn
 from cti_server.bus import MemoryBus
 from cti_server.config import UiSettings
 from cti_server.events import (
@@ -35,7 +40,7 @@ from cti_server.events import (
 from cti_server.telephony import agent_actions
 from cti_server.tracker.model import Call, CallState, Leg
 from cti_server.tracker.tracker import Tracker
-from tests.support.ui import add_users, sign_in, ui_app
+from tests.support.ui import add_users, csrf_of, sign_in, ui_app
 from tests.support.waiting import poll_until
 
 NODE = "pbx1"
@@ -46,9 +51,15 @@ PUSHED = ("hello", "state", "info")  # what a desk is sent besides the call's ow
 
 @dataclass
 class FakeAmi:
-    """What the desks ask of Asterisk, in order."""
+    """What the desks ask of Asterisk, in order: the actions faked here by name, and for the
+    others (checked by the real functions) the AMI actions sent, which Asterisk accepts."""
 
     asked: list[tuple[str, ...]] = field(default_factory=list)
+    sent: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    async def send_action(self, name: str, fields: Any = None, **_: Any) -> Message:
+        self.sent.append((name, dict(fields or {})))
+        return Message({"Response": "Success"})
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
         async def pause(_ami: object, interface: str, reason: str, queue: object = None) -> None:
@@ -104,6 +115,10 @@ class Ui:
         assert (await next_of(ws, "state"))["state"] == "logged_out"
         return ws
 
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        return self.browsers[-1]  # the last one signed in
+
     def publish(self, *events: DomainEvent) -> None:
         for event in events:
             self.bus.publish(event)
@@ -134,6 +149,8 @@ async def ui(
         ids = await add_users(db, ("alice", "agent", "8101"), ("bob", "agent", "8102"))
         settings = UiSettings().model_copy(update={"wrapup_seconds": 1})
         app, bus, tracker = ui_app(db, settings=settings)
+        desks = app._subapps[0][desktop.DESKS]
+        monkeypatch.setattr(desks.deps.ami, "send_action", ami.send_action)
         client: TestClient[Any, Any] = TestClient(TestServer(app))
         await client.start_server()
         ui = Ui(client, app, bus, tracker, db, ids, ami)
@@ -351,3 +368,155 @@ async def test_the_routers_decision_reaches_the_pop_whether_it_comes_before_or_a
     pop = await next_of(alice, "pop")
     assert pop["call"]["linkedid"] == early
     assert pop["routing"]["decision"]["rule"] == "skills"
+
+
+# -- what an agent does at the desk -----------------------------------------------------------
+
+
+async def _customer(ui: Ui, name: str, phone: str = "+86" + CALLER) -> int:
+    async with ui.db() as session, session.begin():
+        row = await create_customer(
+            session, CustomerIn.model_validate({"name": name, "phones": [{"number": phone}]}), "CN"
+        )
+        return row.id
+
+
+async def _customer_of_call(ui: Ui, linkedid: str) -> int | None:
+    async with ui.db() as session:
+        row = await find_interaction(session, NODE, linkedid)
+    return row.customer_id if row is not None else None
+
+
+@pytest.mark.asyncio
+async def test_an_unknown_caller_is_created_from_the_pop_and_becomes_the_calls_customer(
+    ui: Ui,
+) -> None:
+    alice = await ui.desk("alice")
+    linkedid = "1700000000.11"
+    ui.publish(_arrived(linkedid), _ringing(linkedid, ALICE))
+    pop = await next_of(alice, "pop")
+    assert pop["lookup"] == "unknown"
+    assert pop["number"] == "+86" + CALLER  # what the create form is filled in with
+    assert "customer" not in pop
+    async with ui.http.get(ui.base + "/ui/desktop") as page:
+        html = await page.text()
+    assert 'action="/ui/customers/new"' in html
+    async with ui.http.post(
+        ui.base + "/ui/customers/new",
+        data={
+            "csrf": csrf_of(html),
+            "linkedid": linkedid,
+            "name": "Wang Wei",
+            "phone": pop["number"],
+            "language": "zh",
+        },
+        allow_redirects=False,
+    ) as created:
+        assert created.status == 303
+        assert created.headers["Location"] == "/ui/desktop"  # back to the call
+    customer_id = await _customer_of_call(ui, linkedid)
+    assert customer_id is not None
+    again = await ui.http.ws_connect(
+        f"{ui.base}/ui/ws?view=desk", headers={"Origin": ui.base}
+    )  # the desktop reloads after the form: its pop now shows the new customer
+    shown = await next_of(again, "pop")
+    assert shown["customer"]["id"] == customer_id
+    assert shown["customer"]["name"] == "Wang Wei"
+    assert shown["customer"]["phones"] == ["+86" + CALLER]
+    await again.close()
+
+
+@pytest.mark.asyncio
+async def test_a_number_shared_by_several_customers_asks_who_is_calling(ui: Ui) -> None:
+    first = await _customer(ui, "Li Na")
+    second = await _customer(ui, "Li Lei")
+    stranger = await _customer(ui, "Zhao", "+8613700000001")
+    alice = await ui.desk("alice")
+    linkedid = "1700000000.12"
+    ui.publish(_arrived(linkedid), _ringing(linkedid, ALICE))
+    pop = await next_of(alice, "pop")
+    assert pop["lookup"] == "ambiguous"
+    assert {m["id"] for m in pop["matches"]} == {first, second}
+    assert "customer" not in pop
+
+    await alice.send_json({"type": "choose", "customer_id": stranger})
+    refused = await next_of(alice, "error")
+    assert refused["message"] == "that customer is not one of the matches of this call"
+    await alice.send_json({"type": "choose", "customer_id": second})
+    chosen = await next_of(alice, "pop")
+    assert chosen["customer"]["name"] == "Li Lei"
+    assert len(chosen["matches"]) == 2  # the agent may still change their mind
+    assert await _customer_of_call(ui, linkedid) == second
+
+
+@pytest.mark.asyncio
+async def test_hold_and_resume_act_on_the_agents_own_leg_of_the_call(ui: Ui) -> None:
+    alice = await ui.desk("alice")
+    await alice.send_json({"type": "hold"})
+    assert (await next_of(alice, "error"))["message"] == "no call in progress"
+    linkedid = "1700000000.13"
+    _live_call(ui, linkedid, "PJSIP/trunk-00000001", "PJSIP/8101-00000009")
+    await _connect(ui, alice, linkedid)
+    await alice.send_json({"type": "hold"})
+    assert await next_of(alice, "held") == {"type": "held", "held": True}
+    await alice.send_json({"type": "unhold"})
+    assert await next_of(alice, "held") == {"type": "held", "held": False}
+    assert [a for a in ui.ami.asked if a[0] in ("hold", "unhold")] == [
+        ("hold", "PJSIP/8101-00000009"),
+        ("unhold", "PJSIP/8101-00000009"),
+    ]
+
+
+@pytest.mark.asyncio
+async def test_transfer_to_an_agent_is_checked_before_asterisk_is_asked(
+    ui: Ui, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(agent_actions, "blind_transfer", _REAL_BLIND_TRANSFER)
+    alice = await ui.desk("alice")
+    linkedid = "1700000000.14"
+    _live_call(ui, linkedid, "PJSIP/trunk-00000001", "PJSIP/8101-0000000a")
+    await _connect(ui, alice, linkedid)
+    await alice.send_json({"type": "transfer", "to": "8102\r\nAction: Hangup"})
+    refused = await next_of(alice, "error")
+    assert refused["for"] == "transfer"
+    assert "extension" in refused["message"]
+    assert ui.ami.sent == []
+    await alice.send_json({"type": "transfer", "to": "8102"})
+    assert await next_of(alice, "info") == {"type": "info", "message": "transferred to 8102"}
+    assert ui.ami.sent == [
+        (
+            "BlindTransfer",
+            {"Channel": "PJSIP/8101-0000000a", "Exten": "8102", "Context": "cti-agents"},
+        )
+    ]
+
+
+_REAL_BLIND_TRANSFER = agent_actions.blind_transfer
+
+
+@pytest.mark.asyncio
+async def test_click_to_dial_rings_the_agents_phone_from_the_desk_and_the_profile(ui: Ui) -> None:
+    customer = await _customer(ui, "Zhou")
+    alice = await ui.desk("alice")
+    await alice.send_json({"type": "dial", "number": "+86 139 1111 2222; Hangup"})
+    assert "customer number" in (await next_of(alice, "error"))["message"]
+    assert ui.ami.sent == []
+    await alice.send_json({"type": "dial", "number": "+86 139 1111 2222"})
+    info = await next_of(alice, "info")
+    assert info["message"] == "your phone rings first, then +8613911112222"
+    ((action, fields),) = ui.ami.sent
+    assert action == "Originate"
+    assert fields["Channel"] == "PJSIP/8101"  # alice's phone rings first
+    assert fields["Exten"] == "+8613911112222"
+    assert fields["Context"] == "cti-click-to-dial"
+
+    async with ui.http.get(f"{ui.base}/ui/customers/{customer}") as page:
+        token = csrf_of(await page.text())
+    async with ui.http.post(
+        ui.base + "/ui/dial",
+        data={"csrf": token, "customer_id": str(customer), "number": "+8613911112222"},
+        allow_redirects=False,
+    ) as dialled:
+        assert dialled.status == 303
+        assert dialled.headers["Location"].startswith(f"/ui/customers/{customer}?message=")
+    assert [a for a, _ in ui.ami.sent] == ["Originate", "Originate"]
