@@ -51,7 +51,6 @@ from cti_server.routing.reloader import PolicyReloader
 from cti_server.routing.router import Router
 from cti_server.speech.audiosocket import AudioSocketServer
 from cti_server.speech.models import SpeechModels
-from cti_server.speech.redaction import redact_segment
 from cti_server.speech.transcription import TranscriptionService
 from cti_server.telephony.ami_client import AmiClient, AmiError
 from cti_server.telephony.ami_events import translate
@@ -97,7 +96,7 @@ def _add_speech(
         ami,
         speech,
         models,
-        redact=lambda segment: redact_segment(segment, regions),
+        regions=regions,
         is_leader=leader.leading.is_set,
     )
     return speech

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from cti_server.speech.audiosocket import AudioSocketServer
 from cti_server.speech.decoder import Segment, StreamDecoder, decode_file, model_rate
 from cti_server.speech.models import SpeechModels
 from cti_server.speech.pool import DecodePool
+from cti_server.speech.redaction import LiveRedactor, redact_segments
 from cti_server.speech.tap import TapStream
 from cti_server.telephony.ami_client import AmiClient, AmiError
 
@@ -43,7 +44,6 @@ log = logging.getLogger(__name__)
 TAP_CONNECT_TIMEOUT = 5.0
 TAP_DRAIN_TIMEOUT = 30.0
 RECORDING_TIMEOUT = 30.0
-Redactor = Callable[[Segment], Segment]
 
 
 @dataclass
@@ -53,6 +53,7 @@ class _Call:
     answered: float  # monotonic
     live: bool = False
     taps: list[TapStream] = field(default_factory=list)
+    redactor: LiveRedactor | None = None  # what is shown while the call runs
 
 
 def recording_names(linkedid: str) -> tuple[str, str, str]:
@@ -71,7 +72,7 @@ class TranscriptionService:
         ami: AmiClient,
         listener: AudioSocketServer,
         models: SpeechModels,
-        redact: Redactor | None = None,
+        regions: Sequence[str] | None = None,
         is_leader: Callable[[], bool] = lambda: True,
     ) -> None:
         self._settings = settings
@@ -80,7 +81,7 @@ class TranscriptionService:
         self._ami = ami
         self._listener = listener
         self._models = models
-        self._redact = redact
+        self._regions = regions  # where phone numbers come from; None: no redaction
         self._is_leader = is_leader  # processes sharing a node: only the leader taps its calls
         self.pool = DecodePool(settings.workers, settings.max_live_calls)
         self._languages: dict[str, str] = {}
@@ -157,6 +158,8 @@ class TranscriptionService:
         if event.linkedid in self._calls:  # answered again (a transfer): already followed
             return
         call = _Call(event.linkedid, language, time.monotonic())
+        if self._regions is not None:
+            call.redactor = LiveRedactor(self._regions)
         self._calls[event.linkedid] = call
         self._followed.add(event.linkedid)
         if self._settings.live and event.agent_channel and self.pool.admit_live():
@@ -173,7 +176,10 @@ class TranscriptionService:
         ):
             decoder = StreamDecoder(model, rate, speaker, offset)
             stream = TapStream(
-                decoder, self.pool, self._settings.max_lag_seconds, self._partial(event, speaker)
+                decoder,
+                self.pool,
+                self._settings.max_lag_seconds,
+                self._partial(event, call, speaker),
             )
             if not self._listener.expect_stream(stream):
                 self._give_up_live(call, "the AudioSocket listener is not running")
@@ -217,14 +223,22 @@ class TranscriptionService:
             call.live = False
             self.pool.release_live()
 
-    def _partial(self, event: CallAnswered, speaker: str) -> Callable[[Segment | None, str], None]:
+    def _partial(
+        self, event: CallAnswered, call: _Call, speaker: str
+    ) -> Callable[[Segment | None, str], None]:
         def publish(segment: Segment | None, text: str) -> None:
+            if call.redactor is not None:
+                text = (
+                    call.redactor.final(segment).text
+                    if segment is not None
+                    else call.redactor.partial(speaker, text)
+                )
             self._bus.publish(
                 TranscriptPartial(
                     node=event.node,
                     linkedid=event.linkedid,
                     speaker=speaker,
-                    text=self._redacted_text(text)[:500],
+                    text=text[:500],
                     final=segment is not None,
                     start=segment.start if segment else 0.0,
                     end=segment.end if segment else 0.0,
@@ -232,11 +246,6 @@ class TranscriptionService:
             )
 
         return publish
-
-    def _redacted_text(self, text: str) -> str:
-        if self._redact is None:
-            return text
-        return self._redact(Segment("", 0.0, 0.0, text, 1.0)).text
 
     async def _ended(self, call: _Call, event: CallEnded) -> None:
         """The transcript, or word that there will be none (``mode="failed"``), so that the
@@ -276,9 +285,9 @@ class TranscriptionService:
         if segments is None:
             self.pool.counters.failed_calls += 1
             return None
-        if self._redact is not None:
-            segments = [self._redact(s) for s in segments]
         segments.sort(key=lambda s: (s.start, s.speaker))
+        if self._regions is not None:  # the whole call at once: context crosses segments
+            segments = redact_segments(segments, self._regions)
         self.pool.counters.transcribed_calls += 1
         self.pool.counters.segments += len(segments)
         return CallTranscribed(

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from cti_server.transcription.redact import cn_id_valid, luhn, masked_words, redact
+from cti_server.transcription.redact import (
+    Utterance,
+    cn_id_valid,
+    luhn,
+    masked_words,
+    redact,
+    redact_sequence,
+)
 
 CARD = "4532015112830366"  # passes Luhn
 NOT_CARD = "4532015112830367"  # the same with the last digit changed: an order number
@@ -108,3 +115,92 @@ def test_spans_let_word_timings_be_masked() -> None:
     assert spoken.startswith("four")
     assert spoken.endswith("six")
     assert masked_words(words, result.redactions) == list(range(2, 18))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "forty five thirty two zero one fifty one twelve eighty three zero three sixty six",
+        "four five three two oh one five one twelve eighty three oh three sixty six",
+        "四十五 三十二 零一 五十一 十二 八十三 零三 六十六",
+        "四五三二 零一五一 一二八三 零三六六",
+    ],
+)
+def test_cards_read_in_tens_and_teens_are_redacted(text: str) -> None:
+    assert redact(text).text == "[CARD]"
+
+
+def test_tens_words_of_an_order_number_are_kept() -> None:
+    text = (
+        "order forty five thirty two zero one fifty one twelve eighty three zero three sixty seven"
+    )
+    assert redact(text).text == text
+    assert redact("I waited forty five minutes").text == "I waited forty five minutes"
+
+
+def test_hundreds_are_read_as_digits() -> None:
+    assert redact("the cvv is four hundred twelve").text == "the cvv is [CVV]"
+    assert redact("背面的安全码是四百零五").text == "背面的安全码是[CVV]"
+
+
+def _call(*lines: tuple[str, float, str]) -> list[Utterance]:
+    return [Utterance(text, speaker, at, at + 2.0) for speaker, at, text in lines]
+
+
+def test_a_code_answering_the_agents_question_is_redacted() -> None:
+    call = _call(
+        ("agent", 10.0, "and the security code on the back please"),
+        ("customer", 13.0, "seven three one"),
+    )
+    assert [r.text for r in redact_sequence(call)] == [call[0].text, "[CVV]"]
+
+
+def test_digits_long_after_card_talk_or_without_it_are_kept() -> None:
+    asked_long_ago = _call(
+        ("agent", 10.0, "which card did you use"),
+        ("customer", 13.0, "the visa"),
+        ("agent", 16.0, "thanks"),
+        ("customer", 19.0, "okay"),
+        ("agent", 22.0, "and how many items"),
+        ("customer", 25.0, "seven three one"),
+    )
+    assert redact_sequence(asked_long_ago)[-1].text == "seven three one"
+    no_card_talk = _call(("agent", 10.0, "your room"), ("customer", 13.0, "seven three one"))
+    assert redact_sequence(no_card_talk)[-1].text == "seven three one"
+
+
+def test_a_card_read_in_two_utterances_is_redacted_in_both() -> None:
+    call = _call(
+        ("customer", 0.0, "it is four five three two zero one five one"),
+        ("agent", 3.0, "yes"),
+        ("customer", 5.0, "one two eight three zero three six six"),
+    )
+    assert [r.text for r in redact_sequence(call)] == ["it is [CARD]", "yes", "[CARD]"]
+    (first,) = redact_sequence(call)[0].redactions
+    assert call[0].text[first.start : first.end].startswith("four")
+
+
+def test_an_order_number_read_in_two_utterances_is_kept() -> None:
+    call = _call(
+        ("customer", 0.0, "my order is four five three two zero one five one"),
+        ("customer", 5.0, "one two eight three zero three six seven"),
+    )
+    assert [r.text for r in redact_sequence(call)] == [u.text for u in call]
+
+
+def test_the_other_speakers_digits_do_not_complete_a_card() -> None:
+    call = _call(
+        ("customer", 0.0, "four five three two zero one five one"),
+        ("agent", 3.0, "one two eight three zero three six six"),
+    )
+    assert [r.text for r in redact_sequence(call)] == [u.text for u in call]
+
+
+def test_live_text_holds_back_digits_that_may_become_a_card() -> None:
+    call = _call(("customer", 0.0, "my card is four five three two zero one five one"))
+    (live,) = redact_sequence(call, still_speaking={"customer"})
+    assert live.text == "my card is [...]"
+    (stored,) = redact_sequence(call)
+    assert stored.text == call[0].text  # eight digits alone are nothing: kept once finished
+    ended = _call(("customer", 0.0, "that was order four five three two zero one five one ok"))
+    assert redact_sequence(ended, still_speaking={"customer"})[0].text == ended[0].text
