@@ -21,9 +21,21 @@ def make_engine(url: str, password: str | None = None) -> AsyncEngine:
     sqlite = parsed.get_backend_name() == "sqlite"
     # a server connection may have died while pooled; a SQLite file cannot: no ping for it
     engine = create_async_engine(parsed, pool_pre_ping=not sqlite)
+    if sqlite:
+        event.listen(engine.sync_engine, "connect", _sqlite_foreign_keys)
     if sqlite and parsed.database not in (None, "", ":memory:"):
         event.listen(engine.sync_engine, "connect", _sqlite_wal)
     return engine
+
+
+def _sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
+    """SQLite ignores foreign keys unless asked on every connection; PostgreSQL always checks
+    them, so without this a follow-up for a user who does not exist was stored on one only."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
 
 
 def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.customers import get_customer
 from crm_core.errors import Forbidden, InvalidInput, InvalidTransition, NotFound
-from crm_core.models import FollowUp, User, utcnow
+from crm_core.models import FollowUp, Interaction, User, utcnow
 
 
 async def create_follow_up(
@@ -22,9 +22,17 @@ async def create_follow_up(
     note: str = "",
     interaction_id: int | None = None,
 ) -> FollowUp:
+    """A task for an existing customer, owned by an existing active user (or nobody): a
+    callback promised to nobody real would never be made."""
     await get_customer(session, customer_id)
     if kind not in ("callback", "reminder"):
         raise InvalidInput("kind: callback or reminder")
+    if owner_id is not None:
+        owner = await session.get(User, owner_id)
+        if owner is None or not owner.active:
+            raise InvalidInput(f"owner_id: no active user {owner_id}")
+    if interaction_id is not None and await session.get(Interaction, interaction_id) is None:
+        raise NotFound(f"interaction {interaction_id} does not exist")
     task = FollowUp(
         customer_id=customer_id,
         due_at=due_at,

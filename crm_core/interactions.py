@@ -15,8 +15,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.errors import NotFound
-from crm_core.models import Interaction, TranscriptSegment, utcnow
+from crm_core.errors import InvalidInput, NotFound
+from crm_core.models import Customer, Interaction, TranscriptSegment, User, utcnow
 from crm_core.schemas import InteractionIn
 
 _SECRET_KEY = re.compile(r"pin|pass|secret|cvv|cvc|card|otp|token", re.IGNORECASE)
@@ -60,7 +60,9 @@ async def record_interaction(
 
     Fields named in ``keep_existing`` are only filled when still empty: a milestone such as
     ``arrived_at`` happens once, and a later, approximate report of it must not move it.
+    The customer and agent it names must exist (SQLite may not enforce foreign keys).
     """
+    await _check_references(session, data)
     values: dict[str, Any] = {
         name: getattr(data, name) for name in _ROW_FIELDS if getattr(data, name) is not None
     }
@@ -101,6 +103,17 @@ async def record_interaction(
         )
         await session.flush()
     return interaction
+
+
+async def _check_references(session: AsyncSession, data: InteractionIn) -> None:
+    if data.customer_id is not None:
+        found = await session.scalar(select(Customer.id).where(Customer.id == data.customer_id))
+        if found is None:
+            raise NotFound(f"customer {data.customer_id} does not exist")
+    if data.agent_id is not None:
+        found = await session.scalar(select(User.id).where(User.id == data.agent_id))
+        if found is None:
+            raise InvalidInput(f"agent_id: no user {data.agent_id}")
 
 
 _MILESTONE_ORDER = ("arrived_at", "queued_at", "offered_at", "answered_at", "ended_at")

@@ -3,18 +3,25 @@
 The same models validate REST payloads and in-process calls, so hostile text (SQL fragments,
 markup, megabyte strings, control characters) is refused once, before anything is stored. Markup
 is stored as given and escaped where it is shown.
+
+Times must carry a timezone (pydantic's ``AwareDatetime``): ``2026-12-01T10:00:00`` is refused,
+not read as UTC, because a contact center spans zones and a guessed one moves a callback by
+hours. Ids are bounded by what both databases store (PostgreSQL ``integer``), so a huge id is a
+422, never an overflow inside a driver.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+MAX_ID = 2**31 - 1
+"""The largest id a row can have: PostgreSQL's ``integer``, the id columns' type."""
 _LINE_BREAK = re.compile(r"[\r\n\u2028\u2029]")
 
 
@@ -22,6 +29,11 @@ def _no_control(value: str) -> str:
     if _CONTROL.search(value):
         raise ValueError("control characters are not allowed")
     return value
+
+
+def has_control(value: str) -> bool:
+    """True when ``value`` holds a control character other than tab and line breaks."""
+    return _CONTROL.search(value) is not None
 
 
 def _one_line(value: str) -> str:
@@ -39,6 +51,8 @@ Name = Annotated[
     AfterValidator(_one_line),
 ]
 Text = Annotated[str, StringConstraints(max_length=10000), AfterValidator(_no_control)]
+Note = Annotated[str, StringConstraints(max_length=5000), AfterValidator(_no_control)]
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 Tag = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=40),
@@ -50,11 +64,12 @@ EmailText = Annotated[
     StringConstraints(
         strip_whitespace=True, to_lower=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
     ),
+    AfterValidator(_no_control),
 ]
 
 
 class _Input(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class PhoneIn(_Input):
@@ -65,7 +80,7 @@ class PhoneIn(_Input):
 class CustomerIn(_Input):
     kind: Literal["person", "organisation"] = "person"
     name: Name
-    organisation_id: int | None = Field(default=None, ge=1)
+    organisation_id: Id | None = None
     account_number: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,32}$")] | None = None
     language: (
         Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")] | None
@@ -99,7 +114,7 @@ class TransactionIn(_Input):
         max_digits=14, decimal_places=2, gt=Decimal("-1e12"), lt=Decimal("1e12")
     )
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "CNY"
-    at: datetime
+    at: AwareDatetime
     external_ref: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,80}$")] | None = (
         None
     )
@@ -132,17 +147,17 @@ class InteractionIn(_Input):
         Literal["inbound_call", "outbound_call", "ivr_only", "abandoned", "callback", "survey"]
         | None
     ) = None
-    customer_id: int | None = Field(default=None, ge=1)
+    customer_id: Id | None = None
     caller_number: Line | None = None
     caller_name: Line | None = None
     dialed: Line | None = None
-    arrived_at: datetime | None = None
-    queued_at: datetime | None = None
-    offered_at: datetime | None = None
-    answered_at: datetime | None = None
-    ended_at: datetime | None = None
+    arrived_at: AwareDatetime | None = None
+    queued_at: AwareDatetime | None = None
+    offered_at: AwareDatetime | None = None
+    answered_at: AwareDatetime | None = None
+    ended_at: AwareDatetime | None = None
     queue: Line | None = None
-    agent_id: int | None = Field(default=None, ge=1)
+    agent_id: Id | None = None
     agent_name: Line | None = None
     ended_by: Literal["caller", "agent", "transfer", "system"] | None = None
     ivr_path: list[IvrStepIn] | None = Field(default=None, max_length=200)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,13 +18,23 @@ from crm_core.api.http import (
     json_response,
     path_id,
     query_int,
+    query_text,
     read_body,
     role_rank,
 )
 from crm_core.dedup import CustomerRecord, duplicates_of
 from crm_core.errors import Forbidden
 from crm_core.models import Customer, Email, MergeAudit, Phone, User
-from crm_core.schemas import CustomerIn, CustomerPatch, InteractionIn, Name, PhoneIn, TransactionIn
+from crm_core.schemas import (
+    CustomerIn,
+    CustomerPatch,
+    Id,
+    InteractionIn,
+    Name,
+    Note,
+    PhoneIn,
+    TransactionIn,
+)
 from crm_core.settings import CrmSettings
 
 CRM_SETTINGS = web.AppKey("crm_settings", CrmSettings)
@@ -35,7 +44,7 @@ Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class TokenRequest(_Body):
@@ -44,28 +53,28 @@ class TokenRequest(_Body):
 
 
 class MergeRequest(_Body):
-    merged_id: int = Field(ge=1)
+    merged_id: Id
 
 
 class CaseIn(_Body):
-    customer_id: int = Field(ge=1)
+    customer_id: Id
     category: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,40}$")]
     severity: Literal["low", "medium", "high", "critical"]
-    summary: Annotated[str, StringConstraints(max_length=5000)] = ""
-    interaction_ids: list[int] = Field(default_factory=list, max_length=100)
+    summary: Note = ""
+    interaction_ids: list[Id] = Field(default_factory=list, max_length=100)
 
 
 class AssignIn(_Body):
-    owner_id: int = Field(ge=1)
+    owner_id: Id
 
 
 class FollowUpIn(_Body):
-    customer_id: int = Field(ge=1)
-    due_at: datetime
-    owner_id: int | None = Field(default=None, ge=1)
+    customer_id: Id
+    due_at: AwareDatetime
+    owner_id: Id | None = None
     kind: Literal["callback", "reminder"] = "callback"
-    note: Annotated[str, StringConstraints(max_length=5000)] = ""
-    interaction_id: int | None = Field(default=None, ge=1)
+    note: Note = ""
+    interaction_id: Id | None = None
 
 
 class UserIn(_Body):
@@ -126,7 +135,7 @@ async def create_token(request: web.Request) -> web.Response:
 )
 async def search_customers(request: web.Request) -> web.Response:
     limit, offset = _page(request)
-    query = request.query.get("q", "")[:200]
+    query = query_text(request, "q", 200)
     async with _session(request) as session:
         found = await customers.search_customers(
             session, query, _settings(request).default_region, limit, offset
@@ -143,7 +152,7 @@ async def search_customers(request: web.Request) -> web.Response:
     query={"number": "the caller ID as Asterisk delivers it"},
 )
 async def lookup(request: web.Request) -> web.Response:
-    number = request.query.get("number", "")[:64]
+    number = query_text(request, "number", 64)
     async with _session(request) as session:
         result = await customers.lookup_by_caller_id(
             session, number, _settings(request).default_region

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_core.errors import CrmError
 from crm_core.models import ROLES, User
 from crm_core.people import user_for_token
+from crm_core.schemas import MAX_ID, has_control
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,8 @@ async def read_body(request: web.Request, model: type[M]) -> M:
         payload = json.loads(text) if text.strip() else {}
     except json.JSONDecodeError as exc:
         raise BadRequest(f"the body is not valid JSON: {exc.msg} at {exc.pos}") from None
+    except RecursionError:
+        raise BadRequest("the body is nested too deeply") from None
     if not isinstance(payload, dict):
         raise BadRequest("the body must be a JSON object")
     return model.model_validate(payload)
@@ -144,6 +147,15 @@ def query_int(request: web.Request, name: str, default: int, low: int, high: int
     return value
 
 
+def query_text(request: web.Request, name: str, limit: int) -> str:
+    """A query parameter's text, cut to ``limit`` characters; control characters (a NUL that
+    PostgreSQL refuses, an escape sequence for a log) are a 422, never sent to the database."""
+    value = request.query.get(name, "")[:limit]
+    if has_control(value):
+        raise InvalidQuery(name, "control characters are not allowed")
+    return value
+
+
 class InvalidQuery(CrmError):
     status = 422
     code = "invalid"
@@ -161,7 +173,7 @@ def path_id(request: web.Request, name: str = "id") -> int:
             text=_error_text("not_found", f"{name} must be a number"),
             content_type="application/json",
         ) from None
-    if value < 1 or value > 2**62:
+    if value < 1 or value > MAX_ID:
         raise web.HTTPNotFound(
             text=_error_text("not_found", f"no such {name}"), content_type="application/json"
         )
@@ -177,7 +189,9 @@ def current_user(request: web.Request) -> User:
 async def errors_middleware(  # noqa: PLR0911 - one return per kind of error
     request: web.Request, handler: Handler
 ) -> web.StreamResponse:
-    """Library and domain errors become JSON answers here, and nowhere else."""
+    """Library and domain errors become JSON answers here, and nowhere else; anything
+    unforeseen is logged with its traceback and answered with a JSON 500 that says nothing of
+    the internals (no exception text, no SQL)."""
     try:
         return await handler(request)
     except ValidationError as exc:
@@ -198,6 +212,11 @@ async def errors_middleware(  # noqa: PLR0911 - one return per kind of error
     except (DBAPIError, OSError):
         log.warning("database error on %s %s", request.method, request.path, exc_info=True)
         return error_response(503, "database_unavailable", "the database cannot answer now")
+    except web.HTTPException:
+        raise  # aiohttp's own answers (404 of the router, 401 with its header)
+    except Exception:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return error_response(500, "internal", "an unexpected error; it has been logged")
 
 
 @web.middleware

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,10 +12,11 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.api.app import create_api
+from crm_core.api.http import errors_middleware
 from crm_core.models import Customer
 from crm_core.people import create_user, issue_token
 from crm_core.settings import CrmSettings
@@ -330,3 +332,238 @@ async def test_follow_ups_skills_and_tier_override(api: Api) -> None:
     assert status == 403
     status, patched = await api.call("PATCH", path, who="manager", json={"tier_override": "gold"})
     assert (status, patched["value"]["tier"]) == (200, "gold")
+
+
+# -- hostile input on every writing endpoint ------------------------------------------------
+
+CUSTOMER = "<customer>"  # replaced by the id of a customer made for the test
+
+
+@dataclass(frozen=True)
+class Target:
+    """A writing endpoint, a body it accepts, and the fields hostile values go into."""
+
+    method: str
+    path: str
+    who: str
+    body: dict[str, Any]
+    text: str  # a free-text field
+    number: str | None  # an id field of the body (None: the id is in the path)
+    time: str | None  # a datetime field
+
+
+TARGETS = {
+    "patch_customer": Target(
+        "PATCH", f"/customers/{CUSTOMER}", "agent", {"notes": "ok", "tags": ["vip"]}, "notes",
+        None, None,
+    ),
+    "interaction": Target(
+        "POST",
+        "/interactions",
+        "supervisor",
+        {"node": "pbx1", "linkedid": "1.1", "customer_id": CUSTOMER, "notes": "ok",
+         "arrived_at": "2026-11-01T09:00:00+00:00"},
+        "notes", "customer_id", "arrived_at",
+    ),
+    "case": Target(
+        "POST",
+        "/cases",
+        "agent",
+        {"customer_id": CUSTOMER, "category": "billing", "severity": "high", "summary": "ok"},
+        "summary", "customer_id", None,
+    ),
+    "follow_up": Target(
+        "POST",
+        "/follow-ups",
+        "agent",
+        {"customer_id": CUSTOMER, "due_at": "2026-12-01T10:00:00+08:00", "note": "ok"},
+        "note", "customer_id", "due_at",
+    ),
+    "transaction": Target(
+        "POST",
+        f"/customers/{CUSTOMER}/transactions",
+        "manager",
+        {"amount": "120.50", "at": "2026-11-01T09:00:00+00:00", "external_ref": "order-1"},
+        "external_ref", None, "at",
+    ),
+}  # fmt: skip
+
+Change = Callable[[Target], dict[str, Any] | None]  # None: the endpoint has no such field
+HOSTILE: dict[str, Change] = {
+    "unknown field": lambda t: {"favourite": "blue"},
+    "wrong type": lambda t: {t.text: 42},
+    "NUL in text": lambda t: {t.text: "ok\x00; DROP TABLE customers"},
+    "escape sequence": lambda t: {t.text: "ok\x1b[2J"},
+    "20 000 characters": lambda t: {t.text: "x" * 20_000},
+    "SQL for an id": lambda t: {t.number: "1 OR 1=1"} if t.number else None,
+    "id of 10^23": lambda t: {t.number: 10**23} if t.number else None,
+    "id of 0": lambda t: {t.number: 0} if t.number else None,
+    "time without zone": lambda t: {t.time: "2026-12-01T10:00:00"} if t.time else None,
+    "time not a time": lambda t: {t.time: "tomorrow'; --"} if t.time else None,
+}
+HOSTILE_CASES = [
+    pytest.param(target, name, id=f"{target}-{name}")
+    for target in TARGETS
+    for name in HOSTILE
+    if HOSTILE[name](TARGETS[target]) is not None
+]
+STORED = ("customers", "interactions", "complaint_cases", "follow_ups", "transactions")
+
+
+async def _stored(api: Api, crm: Sessions, customer_id: int) -> tuple[Any, ...]:
+    """Everything a refused request could have half-stored: row counts and the customer."""
+    async with crm() as s:
+        counts = [await s.scalar(text(f"SELECT count(*) FROM {table}")) for table in STORED]
+    _, customer = await api.call("GET", f"/customers/{customer_id}", who="manager")
+    return (*counts, customer)
+
+
+def _fill(value: Any, customer_id: int) -> Any:
+    if value == CUSTOMER:
+        return customer_id
+    if isinstance(value, str):
+        return value.replace(CUSTOMER, str(customer_id))
+    return value
+
+
+async def _hostile_setup(api: Api, target: str) -> tuple[Target, int, str, dict[str, Any]]:
+    _, customer = await api.call("POST", "/customers", json={"name": "Ann Lee"})
+    spec = TARGETS[target]
+    body = {key: _fill(value, customer["id"]) for key, value in spec.body.items()}
+    return spec, customer["id"], _fill(spec.path, customer["id"]), body
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("target", list(TARGETS))
+async def test_each_hostile_target_accepts_its_plain_body(api: Api, target: str) -> None:
+    """The bodies the hostile cases start from are valid: a refusal is the hostile part's."""
+    spec, _, path, body = await _hostile_setup(api, target)
+    status, answer = await api.call(spec.method, path, who=spec.who, json=body)
+    assert status in (200, 201), answer
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("target", "hostile"), HOSTILE_CASES)
+async def test_hostile_fields_are_refused_and_store_nothing(
+    api: Api, crm: Sessions, target: str, hostile: str
+) -> None:
+    spec, customer_id, path, body = await _hostile_setup(api, target)
+    change = HOSTILE[hostile](spec)
+    assert change is not None
+    before = await _stored(api, crm, customer_id)
+    status, answer = await api.call(spec.method, path, who=spec.who, json={**body, **change})
+    assert status == 422, answer
+    assert answer["error"] == "invalid"
+    assert answer["message"]
+    assert [f["field"].split(".")[0] for f in answer["fields"]] == list(change), answer
+    assert await _stored(api, crm, customer_id) == before
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("target", list(TARGETS))
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b'{"notes": "\xff\xfe"}', 400),
+        (b"{not json", 400),
+        (b"[1, 2]", 400),
+        (b"[" * 100_000 + b"]" * 100_000, 400),
+        (b'{"notes": "' + b"x" * (1024 * 1024 + 10) + b'"}', 413),
+    ],
+    ids=["invalid UTF-8", "not JSON", "not an object", "nested 100000 deep", "1 MB"],
+)
+async def test_hostile_bodies_are_refused_and_store_nothing(
+    api: Api, crm: Sessions, target: str, raw: bytes, status: int
+) -> None:
+    spec, customer_id, path, _ = await _hostile_setup(api, target)
+    before = await _stored(api, crm, customer_id)
+    headers = {**api.auth(spec.who), "Content-Type": "application/json"}
+    async with api.client.request(
+        spec.method, "/api" + path, data=io.BytesIO(raw), headers=headers
+    ) as resp:
+        assert resp.status == status
+        assert (await resp.json())["message"]
+    assert await _stored(api, crm, customer_id) == before
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("target", ["interaction", "case", "follow_up"])
+async def test_a_customer_that_does_not_exist_is_a_404(
+    api: Api, crm: Sessions, target: str
+) -> None:
+    spec, customer_id, path, body = await _hostile_setup(api, target)
+    before = await _stored(api, crm, customer_id)
+    status, answer = await api.call(
+        spec.method, path, who=spec.who, json={**body, "customer_id": 9999}
+    )
+    assert (status, answer["message"]) == (404, "customer 9999 does not exist")
+    assert await _stored(api, crm, customer_id) == before
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("target", ["patch_customer", "transaction"])
+@pytest.mark.parametrize("customer_id", ["9999", str(10**23), "0", "-1"])
+async def test_a_path_id_that_cannot_exist_is_a_404(
+    api: Api, crm: Sessions, target: str, customer_id: str
+) -> None:
+    spec, real_id, _, body = await _hostile_setup(api, target)
+    before = await _stored(api, crm, real_id)
+    path = spec.path.replace(CUSTOMER, customer_id)
+    status, answer = await api.call(spec.method, path, who=spec.who, json=body)
+    assert (status, answer["error"]) == (404, "not_found"), answer
+    assert await _stored(api, crm, real_id) == before
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("owner_id", 9999, "owner_id: no active user 9999"),
+        ("interaction_id", 9999, "interaction 9999 does not exist"),
+    ],
+)
+async def test_a_follow_up_for_nobody_real_is_refused(
+    api: Api, crm: Sessions, field: str, value: int, message: str
+) -> None:
+    _, customer_id, path, body = await _hostile_setup(api, "follow_up")
+    before = await _stored(api, crm, customer_id)
+    status, answer = await api.call("POST", path, json={**body, field: value})
+    assert 400 <= status < 500
+    assert answer["message"] == message
+    assert await _stored(api, crm, customer_id) == before
+
+
+@pytest.mark.asyncio
+async def test_an_interaction_by_an_agent_who_does_not_exist_is_refused(
+    api: Api, crm: Sessions
+) -> None:
+    spec, customer_id, path, body = await _hostile_setup(api, "interaction")
+    before = await _stored(api, crm, customer_id)
+    status, answer = await api.call("POST", path, who=spec.who, json={**body, "agent_id": 9999})
+    assert (status, answer["message"]) == (422, "agent_id: no user 9999")
+    assert await _stored(api, crm, customer_id) == before
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("param", ["q", "number"])
+async def test_control_characters_in_a_query_are_refused(api: Api, param: str) -> None:
+    path = "/customers" if param == "q" else "/customers/lookup"
+    status, answer = await api.call("GET", path, params={param: "13800\x00138000"})
+    assert status == 422
+    assert answer["fields"] == [{"field": param, "message": "control characters are not allowed"}]
+
+
+@pytest.mark.asyncio
+async def test_an_unforeseen_error_is_a_json_500_without_internals() -> None:
+    async def broken(_request: web.Request) -> web.Response:
+        raise RuntimeError("SELECT password_hash FROM users")
+
+    app = web.Application(middlewares=[errors_middleware])
+    app.router.add_get("/broken", broken)
+    async with TestClient(TestServer(app)) as client, client.get("/broken") as resp:
+        assert resp.status == 500
+        assert resp.content_type == "application/json"
+        body = await resp.text()
+    assert "SELECT" not in body
+    assert "RuntimeError" not in body
+    assert json.loads(body)["error"] == "internal"
