@@ -220,6 +220,11 @@ class Call:
     audio: bool
     lines: list[Line] = field(default_factory=list)
 
+    @property
+    def offset(self) -> float:
+        """Seconds of recording before the answer, where transcript times start."""
+        return recording_offset(self.row)
+
 
 def _number(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -269,6 +274,15 @@ def linkedid_of(row: Interaction, node: str) -> str | None:
     like one; the interaction's key is ``node:linkedid``."""
     on, _, linkedid = row.external_key.partition(":")
     return linkedid if on == node and LINKEDID.fullmatch(linkedid) else None
+
+
+def recording_offset(row: Interaction) -> float:
+    """Where the answer falls in the call's mix: the dialplan starts recording as the caller
+    joins the queue (``cti-record``), transcript times count from the answer, so the queue wait
+    comes first (the post-call transcription skips it the same way)."""
+    if row.queued_at is None or row.answered_at is None:
+        return 0.0
+    return max(0.0, (row.answered_at - row.queued_at).total_seconds())
 
 
 def recording_of(folder: Path | None, linkedid: str) -> Path | None:

@@ -28,8 +28,9 @@ NODE = "pbx1"
 LINKEDID = "1700000000.7"
 HOSTILE = f"this is the third time I call {XSS}<script>alert(2)</script> and nothing happened"
 CUE = "third time"
-EVIDENCE_START = 12.5
-WAV_SECONDS = 20
+EVIDENCE_START = 12.5  # seconds from the answer, as transcripts count
+QUEUE_WAIT = 15.0  # recorded before the answer: the mix starts as the caller joins the queue
+WAV_SECONDS = 40
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,8 @@ async def seed_case(
                 linkedid=linkedid,
                 customer_id=customer.id,
                 arrived_at=at,
-                answered_at=at + timedelta(seconds=20),
+                queued_at=at + timedelta(seconds=5),
+                answered_at=at + timedelta(seconds=5 + QUEUE_WAIT),
                 ended_at=at + timedelta(seconds=60),
                 queue="support",
                 agent_id=agent_id,

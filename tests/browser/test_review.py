@@ -25,6 +25,7 @@ from tests.browser.review_seed import (
     CUE,
     EVIDENCE_START,
     LINKEDID,
+    QUEUE_WAIT,
     XSS,
     SeededCase,
     review_app,
@@ -116,9 +117,10 @@ async def test_a_manager_plays_the_evidence_assigns_and_resolves_the_case(
         f"document.getElementById('{audio}').readyState >= 1", timeout=10_000
     )
     await evidence.click()
+    moment = EVIDENCE_START + QUEUE_WAIT  # the recording holds the queue wait before the answer
     await page.wait_for_function(
         f"(() => {{ const t = document.getElementById('{audio}').currentTime;"
-        f" return t >= {EVIDENCE_START} - 0.05 && t < {EVIDENCE_START} + 3; }})()",
+        f" return t >= {moment} - 0.05 && t < {moment} + 3; }})()",
         timeout=10_000,
     )
 

@@ -23,6 +23,7 @@ from cti_server.bus import MemoryBus
 from tests.browser.review_seed import (
     EVIDENCE_START,
     LINKEDID,
+    QUEUE_WAIT,
     SeededCase,
     review_app,
     seed_case,
@@ -195,7 +196,8 @@ async def test_a_hostile_transcript_is_escaped_and_the_evidence_highlighted(
     assert "<svg/onload" not in html
     assert "&lt;script&gt;alert(2)&lt;/script&gt;" in html
     assert "&#34;&gt;&lt;svg/onload=alert(1)&gt;" in html  # the customer's name and the words
-    assert f'data-start="{EVIDENCE_START}"' in html
+    # the mix starts as the caller joins the queue: the evidence plays after the wait
+    assert f'data-start="{EVIDENCE_START + QUEUE_WAIT:.2f}"' in html
     assert ">third time</mark>" in html
     assert f'src="/ui/complaints/recordings/{LINKEDID}"' in html
     assert "repeat_call_same_topic_7d" in html  # a call fact, listed apart
