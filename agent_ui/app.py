@@ -24,6 +24,7 @@ from agent_ui.wallboard import WALLBOARD, Wallboard
 from agent_ui.ws import HUB, Hub, socket_view
 
 HERE = Path(__file__).parent
+USER_CHECK_EVERY = 5.0  # seconds: a user disabled elsewhere is signed out this soon
 POPS = web.AppKey("ui_pops", PopService)
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -82,6 +83,9 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(app[WALLBOARD].run(bus), name="ui-wallboard"),
         asyncio.create_task(app[WALLBOARD].push(), name="ui-wallboard-push"),
         asyncio.create_task(app[HUB].sweep(sweep_every), name="ui-idle-sweep"),
+        asyncio.create_task(
+            app[HUB].watch_users(app[DEPS].db, USER_CHECK_EVERY), name="ui-user-check"
+        ),
     ]
     yield
     for task in tasks:

@@ -63,6 +63,10 @@ def checked(role: str | None, handler: Handler) -> Handler:
             return await handler(request)
         store = request.app[STORE]
         session = store.get(request.cookies.get(SESSION_COOKIE))
+        if session is not None:
+            async with request.app[DEPS].db() as db:
+                if not await store.still_valid(db, session):
+                    session = None  # disabled, or role, password or extension changed
         if session is None:
             if request.method == "GET":
                 raise web.HTTPSeeOther(request.app.router["login"].url_for())

@@ -3,14 +3,23 @@
 The cookie carries only a random id. The user, the role and the CSRF token stay on the server,
 so a revoked or idle session stops working at once, for pages and for its websocket alike.
 Sessions live in this process: a browser keeps talking to the process it signed in to.
+
+A user disabled, or given another role, password or extension, loses their sessions: the CLI and
+the REST API change the database, not this process, so the user's row is compared with what the
+session was opened with (a fingerprint) on every page, every socket opened, and every few
+seconds for the sockets already open (:meth:`SessionStore.recheck`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.api.http import role_rank
 from crm_core.models import User
@@ -32,9 +41,17 @@ class UiSession:
     csrf: str
     last_seen: float
     created: float = field(default=0.0)
+    fingerprint: str = ""  # of the user's row as signed in: see :func:`fingerprint`
 
     def at_least(self, role: str) -> bool:
         return role_rank(self.role) >= role_rank(role)
+
+
+def fingerprint(user: User) -> str:
+    """What a session depends on: active, role, password and extension (the password hash is
+    hashed again, so that the session holds nothing that could be checked offline)."""
+    facts = f"{user.active}|{user.role}|{user.extension}|{user.password_hash}"
+    return hashlib.sha256(facts.encode()).hexdigest()
 
 
 class SessionStore:
@@ -65,6 +82,7 @@ class SessionStore:
             csrf=secrets.token_urlsafe(32),
             last_seen=now,
             created=now,
+            fingerprint=fingerprint(user),
         )
         self._sessions[session.id] = session
         return session
@@ -100,6 +118,26 @@ class SessionStore:
         for session_id in ids:
             self.revoke(session_id)
         return len(ids)
+
+    async def still_valid(self, db: AsyncSession, session: UiSession) -> bool:
+        """Whether the user is as they were at sign-in; else the session is revoked."""
+        user = await db.get(User, session.user_id, populate_existing=True)
+        if user is not None and fingerprint(user) == session.fingerprint:
+            return True
+        self.revoke(session.id)
+        return False
+
+    async def recheck(self, db: AsyncSession) -> int:
+        """Revoke the sessions of users disabled or changed since they signed in; how many."""
+        ids = {s.user_id for s in self._sessions.values()}
+        if not ids:
+            return 0
+        rows = await db.scalars(select(User).where(User.id.in_(ids)))
+        now = {user.id: fingerprint(user) for user in rows}
+        stale = [s.id for s in self._sessions.values() if now.get(s.user_id) != s.fingerprint]
+        for session_id in stale:
+            self.revoke(session_id)
+        return len(stale)
 
     def expire_idle(self) -> int:
         """End the sessions idle for too long; how many ended."""

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agent_ui.auth import SESSION_COOKIE, STORE
 from agent_ui.deps import DEPS
@@ -136,6 +138,17 @@ class Hub:
             await asyncio.sleep(every)
             self.store.expire_idle()
 
+    async def watch_users(self, db: async_sessionmaker[AsyncSession], every: float) -> None:
+        """End the sessions of users disabled or changed elsewhere (the CLI, the REST API),
+        closing their open sockets, until cancelled."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                async with db() as session:
+                    await self.store.recheck(session)
+            except (SQLAlchemyError, OSError) as exc:
+                log.warning("could not check the signed-in users: %s", exc)
+
     async def close_all(self) -> None:
         for connection in list(self.connections):
             with contextlib.suppress(Exception):
@@ -191,6 +204,10 @@ async def socket_view(request: web.Request) -> web.StreamResponse:
         raise web.HTTPForbidden(text="foreign origin")
     store = app[STORE]
     session = store.get(request.cookies.get(SESSION_COOKIE))
+    if session is not None:
+        async with app[DEPS].db() as db:
+            if not await store.still_valid(db, session):
+                session = None
     if session is None:
         raise web.HTTPUnauthorized(text="no session")
     view = request.query.get("view", "desk")

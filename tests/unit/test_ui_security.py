@@ -14,12 +14,16 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+import agent_ui.app
 from agent_ui.auth import STORE
 from agent_ui.sessions import SessionStore
 from crm_core.customers import create_customer
 from crm_core.database import make_engine
+from crm_core.models import User
+from crm_core.people import set_password
 from crm_core.schemas import CustomerIn
 from cti_server.bus import MemoryBus
 from cti_server.events import AgentRinging, CallArrived, IvrFinished
@@ -54,7 +58,10 @@ class Ui:
 
 
 @pytest_asyncio.fixture
-async def ui(sqlite_crm_template: Path, tmp_path: Path) -> AsyncIterator[Ui]:
+async def ui(
+    sqlite_crm_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Ui]:
+    monkeypatch.setattr(agent_ui.app, "USER_CHECK_EVERY", 0.1)  # not the server's 5 s
     path = tmp_path / "crm.db"
     shutil.copyfile(sqlite_crm_template, path)
     engine = make_engine(f"sqlite+aiosqlite:///{path}")
@@ -351,3 +358,49 @@ async def test_every_pages_keep_alive_restarts_the_idle_clock(ui: Ui, user: str,
         await ws.close()
     finally:
         await http.close()
+
+
+async def _closed(ws: aiohttp.ClientWebSocketResponse) -> int | None:
+    """Wait for the server to close ``ws``; its close code."""
+    while True:
+        message = await ws.receive(timeout=10)
+        if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+            return ws.close_code
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("change", ["disabled", "role", "password"])
+async def test_a_user_disabled_or_changed_elsewhere_is_signed_out_and_their_socket_closed(
+    ui: Ui, change: str
+) -> None:
+    """The CLI or the REST API changes the database, not the UI's process: the UI notices."""
+    alice = await ui.session_for("alice")
+    bob = await ui.session_for("bob")
+    try:
+        url = ui.base + "/ui/ws?view=desk"
+        alice_ws = await alice.ws_connect(url, headers={"Origin": ui.base})
+        bob_ws = await bob.ws_connect(url, headers={"Origin": ui.base})
+        assert (await alice_ws.receive_json(timeout=5))["type"] == "hello"
+        async with ui.db() as session, session.begin():
+            if change == "password":
+                await set_password(session, "alice", "a new and longer secret")
+            else:
+                values = {"active": False} if change == "disabled" else {"role": "supervisor"}
+                await session.execute(
+                    update(User).where(User.id == ui.ids["alice"]).values(**values)
+                )
+        assert await _closed(alice_ws) == 4401
+        assert ui.store.of_user(ui.ids["alice"]) == []
+        async with alice.get(ui.base + "/ui/desktop", allow_redirects=False) as page:
+            assert page.status == 303  # to the sign-in page
+        with pytest.raises(aiohttp.WSServerHandshakeError):
+            await alice.ws_connect(url, headers={"Origin": ui.base})
+        await bob_ws.send_json({"type": "activity"})
+        await bob_ws.send_json({"type": "no-such-message"})
+        while (await bob_ws.receive_json(timeout=5))["type"] != "error":
+            pass
+        assert not bob_ws.closed  # nobody else is signed out
+        await bob_ws.close()
+    finally:
+        await alice.close()
+        await bob.close()
