@@ -138,6 +138,43 @@ class QueueMemberChanged(AmiEvent):
     device_status: int  # AST_DEVICE_*: 1 not in use, 2 in use, 6 ringing, 5 unavailable ...
 
 
+@dataclass(frozen=True, slots=True)
+class CallTransferred(AmiEvent):
+    """A transfer that succeeded; ``uniqueid`` is the transferer's channel in the original call.
+
+    Attended: the consultation call (``second_uniqueid``) ends in it and its target
+    (``target_uniqueid``) takes the transferer's place. Blind: the target is not known yet
+    (both are empty); the transferred caller's next answered dial says who it is.
+    """
+
+    second_uniqueid: str
+    target_uniqueid: str
+
+
+def _attended_transfer(m: Mapping[str, Any], node: str) -> AmiEvent | None:
+    if _s(m, "Result") != "Success":
+        return None
+    return CallTransferred(
+        node=node,
+        uniqueid=_s(m, "OrigTransfererUniqueid"),
+        linkedid=_s(m, "OrigTransfererLinkedid") or _s(m, "OrigTransfererUniqueid"),
+        second_uniqueid=_s(m, "SecondTransfererUniqueid"),
+        target_uniqueid=_s(m, "TransferTargetUniqueid"),
+    )
+
+
+def _blind_transfer(m: Mapping[str, Any], node: str) -> AmiEvent | None:
+    if _s(m, "Result") != "Success":
+        return None
+    return CallTransferred(
+        node=node,
+        uniqueid=_s(m, "TransfererUniqueid"),
+        linkedid=_s(m, "TransfererLinkedid") or _s(m, "TransfererUniqueid"),
+        second_uniqueid="",
+        target_uniqueid="",
+    )
+
+
 Translator = Callable[[Mapping[str, Any], str], AmiEvent | None]
 
 
@@ -270,6 +307,8 @@ TRANSLATORS: dict[str, Translator] = {
     "QueueMemberRemoved": _member_changed("removed"),
     "QueueMemberStatus": _member_changed("status"),
     "QueueMemberPause": _member_changed("paused"),
+    "AttendedTransfer": _attended_transfer,
+    "BlindTransfer": _blind_transfer,
 }
 
 # AMI events the server never looks at: dropped before anything else runs.

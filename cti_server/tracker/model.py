@@ -119,6 +119,15 @@ class Call:
     """Queues the caller waits for now, outermost first: a caller withdrawn from a waiting queue
     into an agent's queue (routing) waits for both until answered or gone."""
     waiting_leg: str = ""  # uniqueid of the channel in the queue: its hang-up ends the waits
+    reached: dict[str, str] = field(default_factory=dict)
+    """Dialling leg -> the phone (not a Local channel) its answered dial reached, uniqueids."""
+    caller_party: str = ""
+    """The caller side's phone: the caller's own leg, or for an originated call (whose first leg
+    is a Local channel) the phone its other half reached (a click-to-dial's agent)."""
+    answerer_leg: str = ""  # the phone that answered the caller's dial, or took over by transfer
+    last_left: dict[str, int] = field(default_factory=dict)
+    """Leg -> when (the tracker's event count) it last left a bridge: the phone of the two that
+    left first ended the conversation (hang-up events of the two come in either order)."""
 
     @property
     def outcome(self) -> str:

@@ -133,16 +133,57 @@ class Tracker:
             call.dialled_out = True
 
     def _dial_ended(self, event: ami.DialEnded) -> None:
+        """Only the caller's own dial answers the call: a dial further down a chain of Local
+        channels may be answered (a mobile's voicemail, a click-to-dial's agent) while the
+        caller's dial ends NOANSWER or BUSY. The phone reached is found through the chain."""
         call = self._call_of(event)
         if call is None or event.status != "ANSWER":
             return
-        if not event.dest_channel.startswith("Local/"):
-            call.answerer = _device(event.dest_channel)
+        if event.dest_channel.startswith("Local/"):
+            reached = call.reached.get(_other_half(call, event.dest_channel), "")
+        else:
+            reached = event.dest_uniqueid
+        if reached:
+            call.reached[event.uniqueid] = reached
+            if not call.caller_party and event.uniqueid == _other_half(
+                call, _channel(call, call.caller_uniqueid)
+            ):
+                call.caller_party = reached  # originated: the first phone rung, e.g. the agent
+        if event.uniqueid != call.caller_uniqueid:
+            return
+        if reached and not call.answerer_leg:
+            call.answerer_leg = reached
+        if reached and not call.answerer:
+            call.answerer = _device(_channel(call, reached))
         if call.answered_at is None and move(
             call.state, CallState.ANSWERED, CALL_TRANSITIONS, f"call {call.linkedid}"
         ):
             call.state = CallState.ANSWERED
             call.answered_at = self.clock()
+            call.caller_party = call.caller_party or _real(call, call.caller_uniqueid)
+
+    def _transferred(self, event: ami.CallTransferred) -> None:
+        """The transferer leaves the conversation: their hang-up does not end it. An attended
+        transfer's target joins the original call (Asterisk gives it the call's linkedid) and
+        ends the consultation call; a blind one's target is the caller's next answered dial."""
+        call = self._call_of(event)
+        if call is None:
+            return
+        if event.uniqueid == call.answerer_leg:
+            call.answerer_leg = event.target_uniqueid
+        elif event.uniqueid == call.caller_party:
+            call.caller_party = event.target_uniqueid
+        consult_key = self._leg_to_call.get((event.node, event.second_uniqueid))
+        consult = self.calls.get(consult_key) if consult_key is not None else None
+        if consult is None or consult is call:
+            return
+        consult.hung_up_by = "transfer"
+        target = consult.legs.pop(event.target_uniqueid, None)
+        if target is not None:
+            call.legs[target.uniqueid] = target
+            self.link_leg(event.node, target.uniqueid, call)
+            if not consult.live_legs():
+                self.end_call(consult, self.clock())
 
     def _bridge_entered(self, event: ami.BridgeEntered) -> None:
         call = self._call_of(event)
@@ -153,6 +194,7 @@ class Tracker:
         call = self._call_of(event)
         if call is not None and event.bridge:
             call.bridge_leaves.setdefault(event.bridge, []).append(event.uniqueid)
+            call.last_left[event.uniqueid] = self.applied
 
     @staticmethod
     def _who_hung_up(call: Call) -> str:
@@ -189,7 +231,7 @@ class Tracker:
         call.state = CallState.ENDED
         call.ended_at = now
         if not call.hung_up_by and call.answered_at is not None:
-            call.hung_up_by = self._who_hung_up(call) or "system"
+            call.hung_up_by = _first_to_leave(call) or self._who_hung_up(call) or "system"
         key = (call.node, call.linkedid)
         self.calls.pop(key, None)
         self.ended[key] = call
@@ -548,6 +590,7 @@ class Tracker:
         ami.AgentConnected: _agent_connected,
         ami.AgentCompleted: _agent_completed,
         ami.QueueMemberChanged: _member_changed,
+        ami.CallTransferred: _transferred,
     }
 
 
@@ -560,3 +603,30 @@ def _device(channel: str) -> str:
 def _channel(call: Call, uniqueid: str) -> str:
     leg = call.legs.get(uniqueid)
     return leg.channel if leg is not None else ""
+
+
+def _first_to_leave(call: Call) -> str:
+    """ "caller" or "agent": whose phone left its last bridge first; "" if either is unknown."""
+    caller = call.last_left.get(call.caller_party)
+    agent = call.last_left.get(call.answerer_leg)
+    if caller is None or agent is None:
+        return ""
+    return "caller" if caller < agent else "agent"
+
+
+def _real(call: Call, uniqueid: str) -> str:
+    """``uniqueid`` if it is a phone's leg (not a Local channel), else ""."""
+    channel = _channel(call, uniqueid)
+    return uniqueid if channel and not channel.startswith("Local/") else ""
+
+
+def _other_half(call: Call, channel: str) -> str:
+    """The uniqueid of the other half of a Local channel pair (``...;1`` <-> ``...;2``)."""
+    base, sep, half = channel.rpartition(";")
+    if not sep or not channel.startswith("Local/") or half not in ("1", "2"):
+        return ""
+    other = f"{base};{'2' if half == '1' else '1'}"
+    for leg in call.legs.values():
+        if leg.channel == other:
+            return leg.uniqueid
+    return ""

@@ -46,6 +46,9 @@ def test_caller_names_are_unescaped_as_asterisk_escaped_them(wire: str, name: st
         {"Event": "Dial", "SubEvent": "Begin", "Uniqueid": "1.1"},  # Asterisk 11
         {"Event": "Newchannel"},  # no Uniqueid
         {"Event": "QueueMemberAdded", "Queue": "support"},  # no interface
+        # a transfer that failed leaves the call as it was
+        {"Event": "AttendedTransfer", "Result": "Fail", "OrigTransfererUniqueid": "1.2"},
+        {"Event": "BlindTransfer", "Result": "Invalid", "TransfererUniqueid": "1.2"},
         {},
     ],
 )
