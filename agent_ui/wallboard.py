@@ -8,7 +8,8 @@ supervisor role on every message.
 With routing on (``UiDeps.routing``), waiting calls carry the router's effective priority, and a
 supervisor may change a call's priority or move it to one agent; the wallboard calls the router
 in-process, so the checks of its HTTP edge (role, payload) are made here on every message. With
-routing off the controls are not drawn and those messages are refused.
+routing off a waiting call's priority is app_queue's own (a whole number, higher first), set with
+``QueueChangePriorityCaller``; moving a call to one agent needs the router and is refused.
 
 Live complaint alerts (``ComplaintDetected`` during a call) join the alerts panel. What is being
 said on a call (``TranscriptPartial``) goes only to the wallboards that asked to follow that call
@@ -47,7 +48,7 @@ from cti_server.events import (
 )
 from cti_server.routing.router import RoutingError
 from cti_server.telephony import agent_actions as actions
-from cti_server.tracker.model import Agent
+from cti_server.tracker.model import Agent, CallState
 
 PUSH_INTERVAL = 0.25
 REFRESH = 5.0
@@ -56,7 +57,8 @@ COMPLAINT_ALERT_AGE = timedelta(minutes=30)  # and shown this long
 TRANSCRIPT_LINES = 40  # finished utterances kept per call for a wallboard that opens it late
 
 CallKey = tuple[str, str]
-ROUTING_OFF = "routing is off: calls wait in plain queues, so no priority or agent can be set"
+WAITING = (CallState.QUEUED, CallState.OFFERED)  # in a queue (an offer may still ring out)
+ROUTING_OFF = "routing is off: calls wait in plain queues, so no agent can be chosen for a call"
 
 
 class _CallControl(BaseModel):
@@ -71,6 +73,12 @@ class PriorityChange(_CallControl):
     type: Literal["call_priority"]
     adjust: float = Field(strict=True, ge=-3600, le=3600, allow_inf_nan=False)
     """Virtual seconds added to the call's priority (negative moves it back; 0 undoes)."""
+
+
+class QueuePriority(_CallControl):
+    type: Literal["call_priority"]
+    priority: int = Field(strict=True, ge=0, le=1000)
+    """app_queue's priority of the waiting caller (routing off): higher is offered first."""
 
 
 class CallMove(_CallControl):
@@ -318,13 +326,31 @@ class Wallboard:
         return {"type": "info", "message": f"{agent.name} logged out"}
 
     async def change_priority(self, connection: Connection, message: dict[str, Any]) -> Reply:
-        """A waiting call's priority, changed by virtual seconds (the router's own control)."""
+        """A waiting call's priority: changed by virtual seconds (the router's own control), or
+        with plain queues set as app_queue's priority of the caller."""
+        if self.deps.routing is None:
+            return await self._queue_priority(_parsed(QueuePriority, message))
         router = self._router()
         wanted = _parsed(PriorityChange, message)
         self._steer(lambda: router.change_priority(wanted.node, wanted.linkedid, wanted.adjust))
         return {
             "type": "info",
             "message": f"call {wanted.linkedid}: priority {wanted.adjust:+g} s",
+        }
+
+    async def _queue_priority(self, wanted: QueuePriority) -> Reply:
+        call = self.deps.tracker.calls.get((wanted.node, wanted.linkedid))
+        leg = call.legs.get(call.waiting_leg) if call is not None else None
+        if call is None or leg is None or call.state not in WAITING or not call.queue:
+            raise UiError(f"no call {wanted.linkedid} waits in a queue on {wanted.node}")
+        link = self.deps.links.get(wanted.node)
+        if link is None:
+            raise UiError(f"no link to {wanted.node}")
+        await actions.change_caller_priority(link, call.queue, leg.channel, wanted.priority)
+        self._stale.set()
+        return {
+            "type": "info",
+            "message": f"call {wanted.linkedid}: priority {wanted.priority} in {call.queue}",
         }
 
     async def move_call(self, connection: Connection, message: dict[str, Any]) -> Reply:

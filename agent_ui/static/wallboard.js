@@ -55,7 +55,7 @@
     if (!box.firstChild) box.appendChild(el("div", "nothing said yet", "muted"));
     const tr = document.createElement("tr");
     const td = el("td");
-    td.colSpan = latest && latest.routing ? 8 : 7;
+    td.colSpan = 8;
     td.appendChild(box);
     tr.appendChild(td);
     return tr;
@@ -94,6 +94,22 @@
     return box;
   }
 
+  // With plain queues: app_queue's priority of a waiting caller (a whole number, higher first).
+  function queuePriorityCell(c) {
+    const box = el("span", null, "queue-priority");
+    if (c.state !== "queued" && c.state !== "offered") return box;
+    const priority = el("input");
+    priority.type = "number"; priority.min = "0"; priority.max = "1000"; priority.step = "1";
+    priority.value = "0"; priority.className = "priority";
+    priority.setAttribute("aria-label", "Queue priority");
+    const set = el("button", "set priority", "set-priority");
+    set.addEventListener("click", () => socket.send({
+      type: "call_priority", node: c.node, linkedid: c.linkedid, priority: Number(priority.value) }));
+    box.appendChild(priority);
+    box.appendChild(set);
+    return box;
+  }
+
   function percent(x) { return Math.round(x * 100) + " %"; }
 
   function drawCalls(m) {
@@ -105,7 +121,7 @@
       const words = el("button", expanded.has(key) ? "hide" : "show", "words");
       words.addEventListener("click", () => toggle(c));
       const cells = [caller, c.tier, c.state, c.queue, c.agent, since(c.since), words];
-      if (m.routing) cells.push(routingCell(c));
+      cells.push(m.routing ? routingCell(c) : queuePriorityCell(c));
       const tr = row(cells);
       tr.dataset.linkedid = c.linkedid;
       tr.dataset.state = c.state;

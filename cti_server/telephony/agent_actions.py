@@ -326,6 +326,22 @@ async def unpause(ami: AmiClient, interface: str, queue: str | None = None) -> N
     await _send(ami, "QueuePause", fields, f"unpause {interface}")
 
 
+async def change_caller_priority(ami: AmiClient, queue: str, caller: str, priority: int) -> None:
+    """Give ``caller`` (the channel waiting in ``queue``) the queue priority ``priority``
+    (QueueChangePriorityCaller, moved at once): app_queue offers higher priorities first. This
+    is how a call's priority changes with plain queues; the router keeps its own priority."""
+    _check_name(queue, "queue")
+    check_channel(caller, "caller channel")
+    if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 1000:
+        raise AgentActionError("queue priority must be a whole number from 0 to 1000")
+    await _send(
+        ami,
+        "QueueChangePriorityCaller",
+        {"Queue": queue, "Caller": caller, "Priority": str(priority), "Immediate": "yes"},
+        f"change the priority of {caller} in queue {queue}",
+    )
+
+
 # ---- calls ------------------------------------------------------------------------------------
 
 

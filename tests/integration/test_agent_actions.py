@@ -294,6 +294,48 @@ async def test_redirect_takes_a_waiting_caller_out_of_the_queue(
 
 @live
 @pytest.mark.asyncio
+async def test_a_waiting_callers_queue_priority_moves_them_ahead(
+    asterisk_node: AsteriskNode, ami: tuple[AmiClient, EventLog]
+) -> None:
+    client, log = ami
+    joins: list[Message] = []
+    try:
+        for number in ("+8613800084131", "+8613800084132"):
+            placed = await place_customer_call(
+                client,
+                context=asterisk_node.settings.dialplan.inbound_context,
+                number=number,
+                patience=30,
+            )
+            joins.append(
+                await log.wait_for(
+                    event_is("QueueCallerJoin", Uniqueid=placed.uniqueid), WAIT, "join"
+                )
+            )
+        later = str(joins[1]["Channel"])
+        assert await _queue_position(client, later) > await _queue_position(
+            client, str(joins[0]["Channel"])
+        )
+        await aa.change_caller_priority(client, QUEUE, later, 10)
+        assert await _queue_position(client, later) == 1
+        with pytest.raises(AgentActionError, match="Asterisk refused"):
+            await aa.change_caller_priority(client, QUEUE, "PJSIP/nobody-00000000", 10)
+    finally:
+        for join in joins:
+            with suppress(AgentActionError):
+                await aa.hangup(client, str(join["Channel"]))
+
+
+async def _queue_position(client: AmiClient, channel: str) -> int:
+    reply = await client.send_action("QueueStatus", {"Queue": QUEUE})
+    assert isinstance(reply, list)
+    entries = [m for m in reply if m.get("Event") == "QueueEntry" and m.get("Channel") == channel]
+    assert entries, f"{channel} does not wait in {QUEUE}"
+    return int(entries[0]["Position"])
+
+
+@live
+@pytest.mark.asyncio
 async def test_hold_plays_music_to_the_customer_and_unhold_brings_them_back(
     asterisk_node: AsteriskNode, ami: tuple[AmiClient, EventLog]
 ) -> None:

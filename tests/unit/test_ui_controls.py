@@ -16,15 +16,16 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from panoramisk.message import Message
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from agent_ui.desktop import DESKS
-from agent_ui.wallboard import ROUTING_OFF
+from agent_ui.wallboard import ROUTING_OFF, WALLBOARD
 from crm_core.database import make_engine
 from cti_server.routing.router import UnknownAgent, UnknownCall
 from cti_server.telephony import agent_actions
 from cti_server.telephony.ami_client import AmiClient
-from cti_server.tracker.model import Call, CallState
+from cti_server.tracker.model import Call, CallState, Leg
 from cti_server.tracker.tracker import Tracker
 from tests.support.ui import add_users, sign_in, ui_app
 from tests.support.waiting import poll_until
@@ -316,23 +317,92 @@ async def test_the_wallboard_shows_the_routers_priority_of_waiting_calls(
 
 
 @pytest.mark.asyncio
-async def test_with_routing_off_the_controls_are_hidden_and_refused(
+async def test_with_routing_off_a_call_cannot_be_moved_to_one_agent(
     plain: Ui, browsers: list[aiohttp.ClientSession]
 ) -> None:
     sam = await _signed_in(plain, browsers, "sam")
     async with sam.get(plain.base + "/ui/wallboard") as page:
-        assert "<th>Routing</th>" not in await page.text()
+        html = await page.text()
+    assert "<th>Routing</th>" not in html
+    assert "<th>Priority</th>" in html  # app_queue's own priority instead
     ws = await plain.socket(sam, "wallboard")
     view = await ws.receive_json(timeout=5)
     assert view["routing"] is False
-    call = {"node": NODE, "linkedid": WAITING}
-    for message in (
-        {"type": "call_priority", **call, "adjust": 60},
-        {"type": "call_move", **call, "agent": "8102"},
-    ):
-        answer = await _reply(ws, message)
-        assert answer == {"type": "error", "message": ROUTING_OFF, "for": message["type"]}
+    move = {"type": "call_move", "node": NODE, "linkedid": WAITING, "agent": "8102"}
+    assert await _reply(ws, move) == {"type": "error", "message": ROUTING_OFF, "for": "call_move"}
     await ws.close()
+
+
+@dataclass
+class FakeLink:
+    """An AMI link that records what is sent and says yes."""
+
+    sent: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    async def send_action(self, name: str, fields: Any = None, **_: Any) -> Message:
+        self.sent.append((name, dict(fields or {})))
+        return Message({"Response": "Success"})
+
+
+def _waiting_call(ui: Ui, state: CallState = CallState.QUEUED) -> None:
+    now = datetime.now(UTC)
+    call = Call(NODE, WAITING, WAITING, "13900000000", "", "100", now, state, queue="support")
+    call.legs[WAITING] = Leg(WAITING, "PJSIP/trunk-00000007", "Up", now)
+    call.waiting_leg = WAITING
+    ui.tracker.calls[(NODE, WAITING)] = call
+
+
+@pytest.mark.asyncio
+async def test_with_plain_queues_a_waiting_calls_priority_is_set_in_app_queue(
+    plain: Ui, browsers: list[aiohttp.ClientSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    link = FakeLink()
+    wallboard = plain.app._subapps[0][WALLBOARD]
+    monkeypatch.setattr(wallboard.deps.links[NODE], "send_action", link.send_action)
+    sam = await _signed_in(plain, browsers, "sam")
+    ws = await plain.socket(sam, "wallboard")
+    call = {"type": "call_priority", "node": NODE, "linkedid": WAITING}
+    gone = await _reply(ws, {**call, "priority": 5})
+    assert gone["message"] == f"no call {WAITING} waits in a queue on {NODE}"
+    _waiting_call(plain)
+    for bad in (-1, 1001, "5", 2.5, True):
+        refused = await _reply(ws, {**call, "priority": bad})
+        assert refused["message"].startswith("priority: "), bad
+    seconds = await _reply(ws, {**call, "adjust": 60})  # the router's control, not app_queue's
+    assert seconds["message"].startswith(("priority: ", "adjust: "))
+    assert link.sent == []
+    done = await _reply(ws, {**call, "priority": 10})
+    assert done == {"type": "info", "message": f"call {WAITING}: priority 10 in support"}
+    assert link.sent == [
+        (
+            "QueueChangePriorityCaller",
+            {
+                "Queue": "support",
+                "Caller": "PJSIP/trunk-00000007",
+                "Priority": "10",
+                "Immediate": "yes",
+            },
+        )
+    ]
+    plain.tracker.calls[(NODE, WAITING)].state = CallState.ANSWERED
+    answered = await _reply(ws, {**call, "priority": 10})
+    assert answered["message"] == f"no call {WAITING} waits in a queue on {NODE}"
+    await ws.close()
+
+
+@pytest.mark.asyncio
+async def test_the_queue_priority_action_checks_its_arguments_before_sending() -> None:
+    link = FakeLink()
+    ami: Any = link
+    for queue, caller, priority in (
+        ("support\r\nAction: Hangup", "PJSIP/trunk-1", 1),
+        ("support", "/PJSIP/.*/", 1),
+        ("support", "PJSIP/trunk-1", -1),
+        ("support", "PJSIP/trunk-1", True),
+    ):
+        with pytest.raises(agent_actions.AgentActionError):
+            await agent_actions.change_caller_priority(ami, queue, caller, priority)
+    assert link.sent == []
 
 
 # -- going available ----------------------------------------------------------------------------
