@@ -138,7 +138,9 @@ def build_app(settings: Settings) -> web.Application:
     )
     app[LEADER] = leader
     tracker = Tracker(
-        bus.publish, service_levels={q.name: q.service_level for q in settings.dialplan.queues}
+        bus.publish,
+        service_levels={q.name: q.service_level for q in settings.dialplan.queues},
+        wrapup_times={q.name: q.wrapup_time for q in settings.dialplan.queues},
     )
     app[TRACKER] = tracker
     links = [_link(node, tracker, bus) for node in (settings.ami, *settings.extra_nodes)]

@@ -136,6 +136,7 @@ class QueueMemberChanged(AmiEvent):
     pause_reason: str
     in_call: bool
     device_status: int  # AST_DEVICE_*: 1 not in use, 2 in use, 6 ringing, 5 unavailable ...
+    wrapup_seconds: int = 0  # the member's own wrap-up time (Asterisk 16+), 0: the queue's
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +254,7 @@ def _member_changed(change: str) -> Translator:
             pause_reason=_s(m, "PausedReason"),
             in_call=_s(m, "InCall") == "1",
             device_status=_i(m, "Status"),
+            wrapup_seconds=_i(m, "Wrapuptime"),
         )
 
     return _translate
