@@ -47,7 +47,13 @@ CALL_TRANSITIONS: dict[CallState, frozenset[CallState]] = {
 AGENT_TRANSITIONS: dict[AgentState, frozenset[AgentState]] = {
     AgentState.LOGGED_OUT: frozenset({AgentState.AVAILABLE, AgentState.PAUSED}),
     AgentState.AVAILABLE: frozenset(
-        {AgentState.RINGING, AgentState.ON_CALL, AgentState.PAUSED, AgentState.LOGGED_OUT}
+        {
+            AgentState.RINGING,
+            AgentState.ON_CALL,
+            AgentState.PAUSED,
+            AgentState.LOGGED_OUT,
+            AgentState.WRAP_UP,  # the phone went idle just before app_queue's AgentComplete
+        }
     ),
     AgentState.RINGING: frozenset(
         {AgentState.ON_CALL, AgentState.AVAILABLE, AgentState.PAUSED, AgentState.LOGGED_OUT}
@@ -156,6 +162,8 @@ class Agent:
     queues: set[str] = field(default_factory=set)
     linkedid: str = ""
     calls_taken: int = 0
+    wrapup_seconds: int = 0  # the member's own wrap-up time, when Asterisk says one (0: queue's)
+    wrapup_until: datetime | None = None
 
 
 @dataclass

@@ -117,6 +117,7 @@ def parse_queue_status(
                     pause_reason=_get(m, "PausedReason"),
                     in_call=_get(m, "InCall") == "1",
                     device_status=_seconds(_get(m, "Status")),
+                    wrapup_seconds=_seconds(_get(m, "Wrapuptime")),
                 )
             )
     return entries, members

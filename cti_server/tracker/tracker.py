@@ -6,6 +6,7 @@ Asterisk at any time, and unit-tested on recorded traffic without a PBX.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -53,11 +54,18 @@ class Tracker:
     """Calls, agents and queues of every connected Asterisk node."""
 
     def __init__(
-        self, publish: Publish, clock: Clock = _utcnow, service_levels: dict[str, int] | None = None
+        self,
+        publish: Publish,
+        clock: Clock = _utcnow,
+        service_levels: dict[str, int] | None = None,
+        wrapup_times: dict[str, int] | None = None,
     ) -> None:
         self.publish = publish
         self.clock = clock
         self._service_levels = service_levels or {}
+        self._wrapup_times = wrapup_times or {}  # queue -> seconds (queues.conf wrapuptime)
+        self._wrap_timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        self._next_wrap_end: datetime | None = None
         self.calls: dict[tuple[str, str], Call] = {}
         self.ended: dict[tuple[str, str], Call] = {}  # recently ended, for inspection and tests
         self.agents: dict[tuple[str, str], Agent] = {}
@@ -76,6 +84,8 @@ class Tracker:
         if handler is None:
             return
         self.applied += 1
+        if self._next_wrap_end is not None:
+            self.end_wrapups()
         handler(self, event)
 
     # -- calls -------------------------------------------------------------------------------
@@ -442,6 +452,8 @@ class Tracker:
         )
 
     def _agent_completed(self, event: ami.AgentCompleted) -> None:
+        """The agent's call is over: wrap-up for the queue's time (app_queue offers them no
+        call until it has passed), else available."""
         stats = self.queue(event.node, event.queue)
         stats.completed += 1
         stats.total_talk += event.talk_seconds
@@ -450,8 +462,52 @@ class Tracker:
             call.hung_up_by = event.reason
         agent = self._agent(event.node, event.interface, event.member)
         agent.linkedid = ""
-        if agent.state == AgentState.ON_CALL:
+        wrapup = agent.wrapup_seconds or self._wrapup_times.get(event.queue, 0)
+        if wrapup and agent.state not in (AgentState.PAUSED, AgentState.RINGING):
+            self._agent_to(agent, AgentState.WRAP_UP, "")  # illegal if logged out: logged
+            if agent.state == AgentState.WRAP_UP:
+                self._start_wrapup(agent, wrapup)
+        elif agent.state == AgentState.ON_CALL:
             self._agent_to(agent, AgentState.AVAILABLE, "")
+
+    def _start_wrapup(self, agent: Agent, seconds: int) -> None:
+        """Asterisk says nothing when a wrap-up ends: a timer does (or the next event after
+        its end, when no event loop runs, as in a replay)."""
+        agent.wrapup_until = self.clock() + timedelta(seconds=seconds)
+        if self._next_wrap_end is None or agent.wrapup_until < self._next_wrap_end:
+            self._next_wrap_end = agent.wrapup_until
+        key = (agent.node, agent.interface)
+        self._cancel_wrap_timer(key)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._wrap_timers[key] = loop.call_later(seconds, self._wrapup_over, key)
+
+    def _wrapup_over(self, key: tuple[str, str]) -> None:
+        self._wrap_timers.pop(key, None)
+        agent = self.agents.get(key)
+        if agent is not None and agent.state == AgentState.WRAP_UP:
+            self._agent_to(agent, AgentState.AVAILABLE, "")
+
+    def _cancel_wrap_timer(self, key: tuple[str, str]) -> None:
+        timer = self._wrap_timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+
+    def end_wrapups(self) -> None:
+        """Agents whose wrap-up time has passed are available again."""
+        now = self.clock()
+        if self._next_wrap_end is None or now < self._next_wrap_end:
+            return
+        self._next_wrap_end = None
+        for agent in self.agents.values():
+            if agent.state != AgentState.WRAP_UP or agent.wrapup_until is None:
+                continue
+            if agent.wrapup_until <= now:
+                self._wrapup_over((agent.node, agent.interface))
+            elif self._next_wrap_end is None or agent.wrapup_until < self._next_wrap_end:
+                self._next_wrap_end = agent.wrapup_until
 
     # -- agents ------------------------------------------------------------------------------
 
@@ -469,6 +525,9 @@ class Tracker:
             agent.state, state, AGENT_TRANSITIONS, f"agent {agent.name}"
         ):
             return
+        if agent.state == AgentState.WRAP_UP and state != AgentState.WRAP_UP:
+            agent.wrapup_until = None
+            self._cancel_wrap_timer((agent.node, agent.interface))
         agent.state = state
         agent.reason = reason
         agent.since = self.clock()
@@ -484,7 +543,11 @@ class Tracker:
         )
 
     def _member_changed(self, event: ami.QueueMemberChanged) -> None:
+        """Asterisk's word on a member. While in wrap-up a phone that is idle says nothing new
+        (app_queue still holds calls back); ringing, a call, a pause or a removal end it."""
         agent = self._agent(event.node, event.interface, event.member)
+        if event.wrapup_seconds:
+            agent.wrapup_seconds = event.wrapup_seconds
         if event.change == "removed":
             agent.queues.discard(event.queue)
             if not agent.queues:
@@ -497,7 +560,9 @@ class Tracker:
             self._agent_to(agent, AgentState.LOGGED_OUT, "device unavailable")
         elif event.device_status in _DEVICE_RINGING:
             self._agent_to(agent, AgentState.RINGING, "")
-        elif event.in_call or event.device_status in _DEVICE_IN_USE:
+        elif (
+            event.in_call and agent.state != AgentState.WRAP_UP  # the call just completed
+        ) or event.device_status in _DEVICE_IN_USE:
             self._agent_to(agent, AgentState.ON_CALL, "")
         elif agent.state in (AgentState.PAUSED, AgentState.LOGGED_OUT) or (
             event.device_status in _DEVICE_FREE and agent.state != AgentState.WRAP_UP
@@ -527,6 +592,7 @@ class Tracker:
 
     def snapshot(self) -> dict[str, Any]:
         """Everything a wallboard shows, JSON-ready."""
+        self.end_wrapups()
         now = self.clock()
         return {
             "calls": [
