@@ -2,7 +2,9 @@
 
 Run on every (re)connect. Calls Asterisk no longer has are ended (their CallEnded is published,
 so the CRM gets their end); calls we did not know are created from their channels; queue callers
-and members come from QueueStatus. Afterwards the model matches Asterisk, whatever was missed.
+and members come from QueueStatus, and agents in no queue any more are logged out. A queue the
+server has no figures for yet (it just started) takes app_queue's counters from QueueParams.
+Afterwards the model matches Asterisk, whatever was missed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from panoramisk.message import Message
 from cti_server.events import CallAnswered, CallQueued, CallStarted, NodeResynced
 from cti_server.telephony import ami_events as ami
 from cti_server.telephony.ami_client import AmiClient
-from cti_server.tracker.model import CALL_TRANSITIONS, Call, CallState, Leg, move
+from cti_server.tracker.model import CALL_TRANSITIONS, AgentState, Call, CallState, Leg, move
 from cti_server.tracker.tracker import Tracker
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,19 @@ class QueueEntry:
     uniqueid: str
     wait_seconds: int
     position: int
+
+
+@dataclass(frozen=True)
+class QueueFigures:
+    """app_queue's own counters for one queue (QueueParams), since Asterisk started or they
+    were reset: completed and abandoned calls, average hold and talk seconds."""
+
+    queue: str
+    completed: int
+    abandoned: int
+    hold_seconds: int
+    talk_seconds: int
+    service_level_percent: float  # of the completed calls, those answered within the SL time
 
 
 def _get(message: Mapping[str, Any], key: str) -> str:
@@ -84,6 +99,28 @@ def parse_channels(messages: Sequence[Mapping[str, Any]]) -> list[LiveChannel]:
         )
         for m in messages
         if _get(m, "Event") == "CoreShowChannel" and _get(m, "Uniqueid")
+    ]
+
+
+def _percent(text: str) -> float:
+    try:
+        return float(text or 0)
+    except ValueError:
+        return 0.0
+
+
+def parse_queue_params(messages: Sequence[Mapping[str, Any]]) -> list[QueueFigures]:
+    return [
+        QueueFigures(
+            queue=_get(m, "Queue"),
+            completed=_seconds(_get(m, "Completed")),
+            abandoned=_seconds(_get(m, "Abandoned")),
+            hold_seconds=_seconds(_get(m, "Holdtime")),
+            talk_seconds=_seconds(_get(m, "TalkTime")),
+            service_level_percent=_percent(_get(m, "ServicelevelPerf")),
+        )
+        for m in messages
+        if _get(m, "Event") == "QueueParams" and _get(m, "Queue")
     ]
 
 
@@ -131,13 +168,19 @@ def reconcile(
     members: list[ami.QueueMemberChanged],
     *,
     asked_at: datetime | None = None,
+    figures: Sequence[QueueFigures] = (),
+    all_members: bool = False,
 ) -> None:
     """Make the tracker's view of ``node`` equal to Asterisk's as it was at ``asked_at``.
 
     Events keep arriving while the snapshot is taken: a call that ended since is not brought
     back, and a call or leg that appeared since is not ended for missing from the snapshot.
+    ``all_members``: ``members`` lists every member of every queue (a whole QueueStatus), so a
+    tracked agent missing from it is in no queue any more.
     """
     asked_at = asked_at or tracker.clock()
+    for figure in figures:  # before the waiting callers are counted in
+        _reseed(tracker, node, figure)
     by_call: dict[str, list[LiveChannel]] = {}
     for channel in channels:
         by_call.setdefault(channel.linkedid, []).append(channel)
@@ -152,6 +195,8 @@ def reconcile(
         _take_live_state(tracker, call, legs, queued.get(call.caller_uniqueid))
     for member in members:
         tracker.apply(member)
+    if all_members:
+        _log_out_missing(tracker, node, members)
     tracker.resyncs[node] = tracker.resyncs.get(node, 0) + 1
     tracker.publish(NodeResynced(node=node, live=sorted(by_call), at=asked_at))
     log.info(
@@ -161,6 +206,57 @@ def reconcile(
         len(entries),
         len(members),
     )
+
+
+def _log_out_missing(tracker: Tracker, node: str, members: list[ami.QueueMemberChanged]) -> None:
+    """Agents removed from their queues while we were not listening."""
+    queues_of: dict[str, set[str]] = {}
+    for member in members:
+        queues_of.setdefault(member.interface, set()).add(member.queue)
+    for (agent_node, interface), agent in tracker.agents.items():
+        if agent_node != node:
+            continue
+        agent.queues &= queues_of.get(interface, set())
+        if not agent.queues and agent.state != AgentState.LOGGED_OUT:
+            log.info("resync of %s: %s is in no queue any more: logged out", node, agent.name)
+            tracker.apply(
+                ami.QueueMemberChanged(
+                    node=node,
+                    uniqueid="",
+                    linkedid="",
+                    queue="",
+                    member=agent.name,
+                    interface=interface,
+                    change="removed",
+                    paused=False,
+                    pause_reason="",
+                    in_call=False,
+                    device_status=0,
+                )
+            )
+
+
+def _reseed(tracker: Tracker, node: str, figure: QueueFigures) -> None:
+    """A queue we have counted nothing for takes app_queue's counters. Once we count, ours stay:
+    they count callers, where app_queue counts every Queue() segment (a routed caller's heartbeat
+    checks and withdraws are "abandons" to it)."""
+    stats = tracker.queue(node, figure.queue)
+    if stats.offered or stats.answered or stats.abandoned or stats.completed:
+        return
+    stats.completed = stats.answered = figure.completed
+    stats.abandoned = figure.abandoned
+    stats.offered = figure.completed + figure.abandoned
+    stats.total_talk = float(figure.talk_seconds * figure.completed)
+    stats.total_wait_answered = float(figure.hold_seconds * figure.completed)
+    stats.answered_within_sl = round(figure.completed * figure.service_level_percent / 100)
+    if figure.completed or figure.abandoned:
+        log.info(
+            "resync of %s: queue %s takes Asterisk's counters: %d completed, %d abandoned",
+            node,
+            figure.queue,
+            figure.completed,
+            figure.abandoned,
+        )
 
 
 def _end_vanished(
@@ -285,4 +381,13 @@ async def resync(client: AmiClient, tracker: Tracker, node: str) -> None:
     channel_list = channels if isinstance(channels, list) else [channels]
     status_list: list[Message] = status if isinstance(status, list) else [status]
     entries, members = parse_queue_status(status_list, node)
-    reconcile(tracker, node, parse_channels(channel_list), entries, members, asked_at=asked_at)
+    reconcile(
+        tracker,
+        node,
+        parse_channels(channel_list),
+        entries,
+        members,
+        asked_at=asked_at,
+        figures=parse_queue_params(status_list),
+        all_members=isinstance(status, list) and status[0].success,  # the whole list came
+    )

@@ -4,9 +4,21 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
-from cti_server.events import CallAnswered, NodeResynced
-from cti_server.tracker.resync import LiveChannel, QueueEntry, reconcile
+import pytest
+from panoramisk.message import Message
+
+from cti_server.events import AgentStateChanged, CallAnswered, NodeResynced
+from cti_server.telephony import ami_events as ami
+from cti_server.tracker.model import AgentState
+from cti_server.tracker.resync import (
+    LiveChannel,
+    QueueEntry,
+    parse_queue_params,
+    reconcile,
+    resync,
+)
 from tests.support.replay import StepClock, replay
 
 CALLER = LiveChannel(
@@ -55,3 +67,162 @@ def test_every_resync_names_the_calls_asterisk_still_has() -> None:
 
     [resynced] = [e for e in published if isinstance(e, NodeResynced)]
     assert (resynced.node, resynced.live) == ("rec", ["C1", "C2"])
+
+
+def _queue_status(*members: tuple[str, str], params: dict[str, str] | None = None) -> list[Message]:
+    """A QueueStatus reply as Asterisk sends it: the response, QueueParams, members, the end."""
+    reply = [Message({"Response": "Success", "EventList": "start"})]
+    reply.append(
+        Message(
+            {
+                "Event": "QueueParams",
+                "Queue": "support",
+                "Calls": "1",
+                "Holdtime": "12",
+                "TalkTime": "95",
+                "Completed": "40",
+                "Abandoned": "5",
+                "ServiceLevel": "20",
+                "ServicelevelPerf": "75.0",
+                **(params or {}),
+            }
+        )
+    )
+    for queue, interface in members:
+        reply.append(
+            Message(
+                {
+                    "Event": "QueueMember",
+                    "Queue": queue,
+                    "Name": interface,
+                    "Location": interface,
+                    "StateInterface": interface,
+                    "Status": "1",
+                    "Paused": "0",
+                    "InCall": "0",
+                }
+            )
+        )
+    reply.append(Message({"Event": "QueueStatusComplete", "EventList": "Complete"}))
+    return reply
+
+
+class _Asterisk:
+    """Answers the resync's two actions from canned replies."""
+
+    def __init__(self, status: list[Message] | Message, channels: list[Message]) -> None:
+        self.replies = {"CoreShowChannels": channels, "QueueStatus": status}
+        self.asked: list[str] = []
+
+    async def send_action(self, name: str, *_args: Any, **_kwargs: Any) -> Any:
+        self.asked.append(name)
+        return self.replies[name]
+
+
+def _no_channels() -> list[Message]:
+    return [
+        Message({"Response": "Success", "EventList": "start"}),
+        Message({"Event": "CoreShowChannelsComplete", "EventList": "Complete"}),
+    ]
+
+
+@pytest.mark.asyncio
+async def test_a_fresh_server_takes_asterisks_queue_counters() -> None:
+    """Restarted mid-day, the wallboard does not fall back to zero: app_queue's counters (and
+    the caller waiting now) are the queue's figures until the server counts its own."""
+    tracker, _ = replay([])
+    waiting = Message(
+        {
+            "Event": "CoreShowChannel",
+            "Uniqueid": "C1",
+            "Linkedid": "C1",
+            "Channel": "PJSIP/trunk-00000001",
+            "ChannelStateDesc": "Up",
+            "Application": "Queue",
+            "ApplicationData": "support",
+            "Duration": "00:00:30",
+        }
+    )
+    status = _queue_status()
+    status.insert(
+        2,
+        Message({"Event": "QueueEntry", "Queue": "support", "Uniqueid": "C1", "Wait": "25"}),
+    )
+    channels = _no_channels()
+    channels.insert(1, waiting)
+    client: Any = _Asterisk(status, channels)
+    await resync(client, tracker, "rec")
+
+    stats = tracker.queue("rec", "support")
+    assert (stats.offered, stats.answered, stats.abandoned, stats.completed) == (46, 40, 5, 40)
+    assert (stats.asa, stats.aht) == (12.0, 95.0)
+    assert stats.answered_within_sl == 30  # 75 % of the 40
+    assert len(stats.waiting) == 1
+
+
+def test_counters_the_server_already_keeps_are_not_overwritten() -> None:
+    """Asterisk counts every Queue() segment (a routed caller's checks are "abandons"); once
+    the server counts callers itself, a reconnect keeps its own figures."""
+    tracker, _ = replay([])
+    stats = tracker.queue("rec", "support")
+    stats.offered, stats.answered, stats.completed, stats.total_talk = 3, 2, 2, 200.0
+    figures = parse_queue_params(_queue_status())
+    reconcile(tracker, "rec", [], [], [], figures=figures)
+    assert (stats.offered, stats.answered, stats.abandoned, stats.aht) == (3, 2, 0, 100.0)
+
+
+@pytest.mark.asyncio
+async def test_agents_in_no_queue_any_more_are_logged_out() -> None:
+    """Removed from their queues while the server was away: not left "available" forever."""
+    tracker, published = replay([])
+    for interface, queue in [("PJSIP/1001", "support"), ("PJSIP/1002", "support")]:
+        tracker.apply(
+            ami.QueueMemberChanged(
+                node="rec",
+                uniqueid="",
+                linkedid="",
+                queue=queue,
+                member=interface,
+                interface=interface,
+                change="added",
+                paused=False,
+                pause_reason="",
+                in_call=False,
+                device_status=1,
+            )
+        )
+    client: Any = _Asterisk(_queue_status(("sales", "PJSIP/1002")), _no_channels())
+    await resync(client, tracker, "rec")
+
+    alice, bob = tracker.agents[("rec", "PJSIP/1001")], tracker.agents[("rec", "PJSIP/1002")]
+    assert (alice.state, alice.queues) == (AgentState.LOGGED_OUT, set())
+    assert (bob.state, bob.queues) == (AgentState.AVAILABLE, {"sales"})
+    assert client.asked == ["CoreShowChannels", "QueueStatus"]
+    logged_out = [
+        e for e in published if isinstance(e, AgentStateChanged) and e.state == "logged_out"
+    ]
+    assert [e.agent for e in logged_out] == ["PJSIP/1001"]
+
+
+@pytest.mark.asyncio
+async def test_a_failed_queue_status_logs_nobody_out() -> None:
+    tracker, _ = replay([])
+    tracker.apply(
+        ami.QueueMemberChanged(
+            node="rec",
+            uniqueid="",
+            linkedid="",
+            queue="support",
+            member="PJSIP/1001",
+            interface="PJSIP/1001",
+            change="added",
+            paused=False,
+            pause_reason="",
+            in_call=False,
+            device_status=1,
+        )
+    )
+    refused = Message({"Response": "Error", "Message": "Permission denied"})
+    client: Any = _Asterisk(refused, _no_channels())
+    await resync(client, tracker, "rec")
+    assert tracker.agents[("rec", "PJSIP/1001")].state == AgentState.AVAILABLE
