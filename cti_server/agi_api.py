@@ -1,8 +1,9 @@
 """The CTI server's side of ``cti-agi``: what a classic AGI process may ask and tell it.
 
 ``cti-agi`` runs the same IVR as the FastAGI route, but in a process of its own per call, so the
-server-side services reach it over HTTP: customer lookup (caller ID, account number), the named
-self-service lookups, a queue's estimated wait, and the IVR's own domain events onto the bus.
+server-side services reach it over HTTP: customer lookup (caller ID, account number), a caller's
+PIN checked against the CRM, the named self-service lookups, a queue's estimated wait, and the
+IVR's own domain events onto the bus.
 Every request carries the service token (``ivr.service_token``), compared in constant time. Only
 the four events an IVR produces are accepted, each checked field by field; anything else is
 refused with a 4xx that says why, so a wrong or hostile caller of this API cannot put arbitrary
@@ -22,7 +23,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import SecretStr, TypeAdapter, ValidationError
 
-from cti_server.agi_client import CUSTOMER, ESTIMATED_WAIT, EVENTS, LOOKUP, PREFIX
+from cti_server.agi_client import CUSTOMER, ESTIMATED_WAIT, EVENTS, LOOKUP, PIN, PREFIX
 from cti_server.events import (
     CallArrived,
     CallbackRequested,
@@ -30,7 +31,7 @@ from cti_server.events import (
     IvrFinished,
     SurveyAnswered,
 )
-from cti_server.ivr.engine import MAX_STEPS, Customer, Lookup, SelfService
+from cti_server.ivr.engine import MAX_STEPS, Customer, Lookup, SelfService, VerifyPin
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ def create_agi_api(
     estimated_wait: Callable[[str, str], float],
     publish: Callable[[DomainEvent], None],
     nodes: Collection[str],
+    verify_pin: VerifyPin | None = None,
 ) -> web.Application:
     """The ``/agi`` sub-application; without a token configured it answers 503 to everything."""
     api = AgiApi(token, self_service, estimated_wait, publish, set(nodes))
@@ -69,6 +71,7 @@ def create_agi_api(
     app.router.add_post(LOOKUP, api.lookup_view)
     app.router.add_get(ESTIMATED_WAIT, api.estimated_wait_view)
     app.router.add_post(EVENTS, api.events_view)
+    app.router.add_post(PIN, api.pin_view(verify_pin))
     return app
 
 
@@ -125,6 +128,24 @@ class AgiApi:
                 raise _Refused(400, "give caller_id or account (at most 64 characters)")
             customer = dataclasses.asdict(found) if found else None
             return web.json_response({"customer": customer})
+
+        return view
+
+    @staticmethod
+    def pin_view(verify_pin: VerifyPin | None) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def view(request: web.Request) -> web.Response:
+            """``{"customer_id": 7, "pin": "1234"}``: whether it is their PIN. The PIN comes in
+            the body (a URL may be logged) and is never repeated in an answer."""
+            if verify_pin is None:
+                raise _Refused(503, "no PIN check in this server")
+            body = await _json_body(request)
+            customer_id, pin = body.get("customer_id"), body.get("pin")
+            if not isinstance(customer_id, int) or isinstance(customer_id, bool) or customer_id < 1:
+                raise _Refused(422, "customer_id: a positive integer")
+            if not isinstance(pin, str) or not 0 < len(pin) <= 32:
+                raise _Refused(422, "pin: a string of 1-32 characters")
+            customer = Customer(customer_id=customer_id, name="", tier="", language=None)
+            return web.json_response({"verified": await verify_pin(customer, pin)})
 
         return view
 

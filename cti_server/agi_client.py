@@ -28,6 +28,7 @@ CUSTOMER = "/customer"  # ?caller_id=... or ?account=...
 LOOKUP = "/lookups/{name}"
 ESTIMATED_WAIT = "/estimated-wait"  # ?node=...&queue=...
 EVENTS = "/events"
+PIN = "/pin"  # POST {"customer_id": ..., "pin": ...}: in the body, never in a logged URL
 
 
 class ServerUnavailable(RuntimeError):
@@ -80,6 +81,7 @@ class CtiServerClient:
                 name=str(data["name"]),
                 tier=str(data["tier"]),
                 language=None if data.get("language") is None else str(data["language"]),
+                has_pin=data.get("has_pin") is True,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ServerUnavailable(f"{CUSTOMER}: not a customer: {exc!r}") from None
@@ -100,6 +102,14 @@ class CtiServerClient:
         if not isinstance(found, dict):
             raise ServerUnavailable(f"{path}: not an answer")
         return {str(k): str(v) for k, v in found.items()}
+
+    async def verify_pin(self, customer: Customer, pin: str) -> bool:
+        """The server checks the PIN against the CRM; it never answers with the hash."""
+        answer = self._request(PIN, {"customer_id": customer.customer_id, "pin": pin})
+        verified = answer.get("verified") if isinstance(answer, dict) else None
+        if not isinstance(verified, bool):
+            raise ServerUnavailable(f"{PIN}: not an answer")
+        return verified
 
     def estimated_wait(self, queue: str) -> float:
         answer = self._request(ESTIMATED_WAIT, query={"node": self._node, "queue": queue})

@@ -72,7 +72,12 @@ def build_inbound(settings: Settings, server: CtiServerClient) -> InboundCalls:
         flow_name=settings.ivr.inbound_flow,
         survey_flow=settings.ivr.survey_flow,
         estimate_wait=server.estimated_wait,
-        engine=IvrEngine(server.by_caller_id, server.by_account, server.self_service),
+        engine=IvrEngine(
+            server.by_caller_id,
+            server.by_account,
+            server.self_service,
+            verify_pin=server.verify_pin,
+        ),
     )
 
 

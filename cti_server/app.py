@@ -31,6 +31,7 @@ from cti_server.agi_api import create_agi_api
 from cti_server.bus import Bus, MemoryBus
 from cti_server.bus.lease import Leader, RedisLease, SoleLeader
 from cti_server.bus.redis import RedisBus
+from cti_server.complaint_facts import CallHandlingObserver
 from cti_server.complaint_watch import ComplaintWatch, crm_repeat_call
 from cti_server.complaints.detector import ComplaintDetector
 from cti_server.config import AmiSettings, Settings
@@ -175,7 +176,9 @@ def build_app(settings: Settings) -> web.Application:
         flow_name=settings.ivr.inbound_flow,
         survey_flow=settings.ivr.survey_flow,
         estimate_wait=lambda queue: tracker.estimated_wait(settings.ami.node, queue),
-        engine=IvrEngine(lookup.by_caller_id, lookup.by_account, self_service),
+        engine=IvrEngine(
+            lookup.by_caller_id, lookup.by_account, self_service, verify_pin=lookup.verify_pin
+        ),
         speech=speech,
     )
     agi.add_route("inbound", inbound.handle)
@@ -217,6 +220,7 @@ def build_app(settings: Settings) -> web.Application:
             estimated_wait=tracker.estimated_wait,
             publish=bus.publish,
             nodes=[node.node for node in (settings.ami, *settings.extra_nodes)],
+            verify_pin=lookup.verify_pin,
         ),
     )
     return app
@@ -287,11 +291,13 @@ def _router(  # noqa: PLR0917 - the composition root's own parts
 def _link(settings: AmiSettings, tracker: Tracker, bus: MemoryBus) -> AmiClient:
     """One Asterisk node: its events feed the tracker, each login resyncs the node."""
     node = settings.node
+    handling = CallHandlingObserver(node, bus.publish)
 
     def on_event(message: Message) -> None:
         event = translate(message, node)
         if event is not None:
             tracker.apply(event)
+            handling.apply(event)  # hold and transfers, for the complaint watch
 
     async def after_login() -> None:
         await resync(client, tracker, node)

@@ -1,4 +1,4 @@
-"""What the IVR may ask the CRM: who is calling, by caller ID or by account number."""
+"""What the IVR may ask the CRM: who is calling (caller ID, account number), and their PIN."""
 
 from __future__ import annotations
 
@@ -7,11 +7,18 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.customers import lookup_by_caller_id
 from crm_core.models import Customer as CustomerRow
+from crm_core.pins import verify_pin
 from cti_server.ivr.engine import Customer
 
 
 def _customer(row: CustomerRow) -> Customer:
-    return Customer(customer_id=row.id, name=row.name, tier=row.tier, language=row.language)
+    return Customer(
+        customer_id=row.id,
+        name=row.name,
+        tier=row.tier,
+        language=row.language,
+        has_pin=row.pin_hash is not None,
+    )
 
 
 class CrmLookup:
@@ -23,11 +30,18 @@ class CrmLookup:
         """Exactly one customer with this number, else None (several: the agent chooses)."""
         async with self._sessions() as session:
             found = await lookup_by_caller_id(session, number, self._region)
-        if found.status != "found":
-            return None
-        match = found.customers[0]
+            if found.status != "found":
+                return None
+            match = found.customers[0]
+            pin = await session.scalar(
+                select(CustomerRow.pin_hash.is_not(None)).where(CustomerRow.id == match.id)
+            )
         return Customer(
-            customer_id=match.id, name=match.name, tier=match.tier, language=match.language
+            customer_id=match.id,
+            name=match.name,
+            tier=match.tier,
+            language=match.language,
+            has_pin=bool(pin),
         )
 
     async def by_account(self, digits: str) -> Customer | None:
@@ -44,3 +58,7 @@ class CrmLookup:
                 )
             )
         return _customer(row) if row is not None else None
+
+    async def verify_pin(self, customer: Customer, pin: str) -> bool:
+        async with self._sessions() as session:
+            return await verify_pin(session, customer.customer_id, pin)

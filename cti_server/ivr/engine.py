@@ -103,11 +103,15 @@ class Customer:
     name: str
     tier: str
     language: str | None
+    has_pin: bool = False  # an IVR PIN is on file: ``identify`` with a ``pin_prompt`` asks it
 
 
 Lookup = Callable[[str], Awaitable[Customer | None]]
 SelfService = Callable[[str, Customer | None], Awaitable[dict[str, str] | None]]
 """``(function name, identified customer)`` → attributes to set, or None: no answer."""
+VerifyPin = Callable[[Customer, str], Awaitable[bool]]
+"""``(customer, PIN digits)`` → whether the PIN is theirs (checked by the CRM, argon2)."""
+PIN_MIN_DIGITS = 4
 
 
 @dataclass
@@ -148,11 +152,17 @@ class IvrResult:
 
 class IvrEngine:
     def __init__(
-        self, by_caller_id: Lookup, by_account: Lookup, self_service: SelfService | None = None
+        self,
+        by_caller_id: Lookup,
+        by_account: Lookup,
+        self_service: SelfService | None = None,
+        *,
+        verify_pin: VerifyPin | None = None,
     ) -> None:
         self._by_caller_id = by_caller_id
         self._by_account = by_account
         self._self_service = self_service
+        self._verify_pin = verify_pin
 
     async def run(
         self,
@@ -339,13 +349,48 @@ class IvrEngine:
             account = await channel.read_digits(
                 step.ask_prompt, result.attributes["language"], step.account_digits, step.timeout
             )
-            record.input = f"account {account}" if account else "account: none given"
-            result.inputs["account"] = account
-            customer = await self._by_account(account) if account.isdigit() else None
+            if len(account) > step.account_digits or not (account.isascii() and account.isdigit()):
+                # Asterisk stops at account_digits: anything longer is no account to look up
+                record.input = f"account: {len(account)} characters, refused" if account else ""
+                record.input = record.input or "account: none given"
+                result.inputs["account"] = ""
+            else:
+                record.input = f"account {account}"
+                result.inputs["account"] = account
+                customer = await self._by_account(account)
         if customer is None:
             return step.not_found
+        if step.pin_prompt and step.not_verified and customer.has_pin:
+            verified = await self._check_pin(step, channel, customer, result)
+            result.inputs["pin"] = MASK
+            result.attributes["pin_verified"] = "yes" if verified else "no"
+            record.input += ", pin verified" if verified else ", pin not verified"
+            if not verified:
+                return step.not_verified
         result.customer = customer
         result.attributes.update(tier=customer.tier, customer_id=str(customer.customer_id))
         if customer.language in result.languages:
             result.attributes["language"] = customer.language
         return step.found
+
+    async def _check_pin(
+        self, step: IdentifyStep, channel: Channel, customer: Customer, result: IvrResult
+    ) -> bool:
+        """Up to ``pin_retries`` tries; the digits go to the CRM's check and nowhere else."""
+        if self._verify_pin is None or step.pin_prompt is None:
+            log.warning("IVR: no PIN check here, customer %d not verified", customer.customer_id)
+            return False
+        # asked in the customer's language: whoever the number belongs to would understand it
+        own = customer.language
+        language = own if own in result.languages else result.attributes["language"]
+        for attempt in range(step.pin_retries):
+            pin = await channel.read_digits(
+                step.pin_prompt, language, step.pin_digits, step.timeout
+            )
+            well_formed = pin.isascii() and pin.isdigit()
+            if well_formed and PIN_MIN_DIGITS <= len(pin) <= step.pin_digits:  # noqa: SIM102
+                if await self._verify_pin(customer, pin):  # only well-formed PINs cost a check
+                    return True
+            if step.pin_invalid_prompt and attempt + 1 < step.pin_retries:
+                await channel.play(step.pin_invalid_prompt, language)
+        return False

@@ -20,6 +20,7 @@ Digits = Annotated[str, Field(pattern=r"^[0-9*#]$")]
 Attribute = Annotated[str, Field(pattern=r"^[a-z][a-z_]{0,29}$")]
 Language = Annotated[str, Field(pattern=r"^[a-z]{2}$")]
 SpokenWord = Annotated[str, Field(pattern=r"^\w{1,30}$")]
+PROMPT_FIELDS = ("prompt", "invalid_prompt", "ask_prompt", "pin_prompt", "pin_invalid_prompt")
 
 
 class _Step(BaseModel):
@@ -87,17 +88,33 @@ class CollectStep(_Step):
 
 
 class IdentifyStep(_Step):
-    """Who is calling: the caller ID first; else ask for an account number (``ask``)."""
+    """Who is calling: the caller ID first; else ask for an account number (``ask_prompt``).
+
+    With a ``pin_prompt``, a customer who has a PIN in the CRM is asked for it (a secret,
+    never recorded or logged): only a right PIN identifies them; ``pin_retries`` wrong ones
+    lead to ``not_verified``. Customers without a PIN are identified as before.
+    """
 
     type: Literal["identify"]
     ask_prompt: Prompt | None = None
     account_digits: int = Field(8, ge=4, le=20)
     timeout: float = Field(8.0, gt=0, le=60)
+    pin_prompt: Prompt | None = None
+    pin_invalid_prompt: Prompt | None = None
+    pin_digits: int = Field(6, ge=4, le=12, description="at most; '#' ends a shorter PIN")
+    pin_retries: int = Field(3, ge=1, le=5)
     found: StepName
     not_found: StepName
+    not_verified: StepName | None = None
+
+    @model_validator(mode="after")
+    def _pin_has_a_way_out(self) -> IdentifyStep:
+        if (self.pin_prompt is None) != (self.not_verified is None):
+            raise ValueError("pin_prompt and not_verified go together")
+        return self
 
     def targets(self) -> list[str]:
-        return [self.found, self.not_found]
+        return [self.found, self.not_found, *([self.not_verified] if self.not_verified else [])]
 
 
 class Condition(BaseModel):
@@ -337,9 +354,6 @@ def check_values(flow: Flow, functions: Collection[str] | None) -> list[str]:
                 f"(known: {known})"
             )
     return problems
-
-
-PROMPT_FIELDS = ("prompt", "invalid_prompt", "ask_prompt", "pin_prompt")
 
 
 def check_prompts(flow: Flow, prompt_dir: Path) -> list[str]:

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from crm_core.customers import create_customer, lookup_by_caller_id
 from crm_core.models import FollowUp, Interaction
+from crm_core.pins import set_pin
 from crm_core.schemas import CustomerIn, TransactionIn
 from crm_core.valuation import add_transaction, recompute_value
 from crm_core.value import ValuePolicy
@@ -42,6 +43,7 @@ from tests.support.waiting import EventLog, agent_complete, event_is, poll_until
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 
 VIP = ("王总", "+8613911112222")
+PIN = "4711"
 
 
 @asynccontextmanager
@@ -186,6 +188,45 @@ async def test_known_vip_presses_1_for_billing_and_reaches_the_queue_with_attrib
     assert row.customer_id is not None
     assert row.routing["attributes"]["intent"] == "billing"
     assert row.answered_at is not None
+
+
+@pytest.mark.asyncio
+async def test_a_customer_with_a_pin_types_it_and_it_is_nowhere_in_the_record(
+    asterisk_node: AsteriskNode,
+    ivr_app: web.Application,
+    ami: tuple[AmiClient, EventLog],
+    transport: str,
+    tmp_path: Path,
+) -> None:
+    client, log = ami
+    sessions = async_sessionmaker(ivr_app[DATABASE], expire_on_commit=False)
+    async with sessions() as session, session.begin():
+        found = await lookup_by_caller_id(session, VIP[1], "CN")
+        await set_pin(session, found.customers[0].id, PIN)
+    # the PIN (and #) while it is asked, then 1 again and again until the menu takes it
+    call = await place_customer_call(
+        client,
+        context=asterisk_node.settings.dialplan.inbound_context,
+        number=VIP[1],
+        name=VIP[0],
+        dtmf=f"{PIN}#" + "ww1" * 16,
+        pre_wait=5,
+        patience=3,
+    )
+    variables = await _channel_vars(log, call)
+    assert variables["CTI_ATTR_PIN_VERIFIED"] == "yes"
+    assert variables["CTI_ATTR_TIER"] == "platinum"
+    assert variables["CTI_ATTR_INTENT"] == "billing"
+    row = await _interaction(ivr_app, call)
+    assert row.ivr_path[0]["step"] == "identify"
+    assert row.ivr_path[0]["input"] == "caller id, pin verified"
+    assert row.ivr_inputs["pin"] == "***"
+    assert row.customer_id == found.customers[0].id
+    stored = repr((row.ivr_path, row.ivr_inputs, row.routing, row.recordings))
+    assert PIN not in stored
+    assert not any(PIN in value for value in variables.values())
+    if transport == "agi":
+        assert PIN not in (tmp_path / "cti-agi.log").read_text(encoding="utf-8")
 
 
 @pytest.mark.asyncio

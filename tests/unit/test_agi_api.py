@@ -30,7 +30,7 @@ from cti_server.ivr.engine import Customer
 from tests.support.ports import free_port
 
 TOKEN = "t0ken-for-tests-0123456789"
-VIP = Customer(customer_id=7, name="王总", tier="platinum", language="zh")
+VIP = Customer(customer_id=7, name="王总", tier="platinum", language="zh", has_pin=True)
 ARRIVED = CallArrived(
     node="pbx1",
     linkedid="1700000000.1",
@@ -47,6 +47,7 @@ class Server:
     url: str
     published: list[DomainEvent] = field(default_factory=list)
     lookups: list[tuple[str, Customer | None]] = field(default_factory=list)
+    pins: list[tuple[int, str]] = field(default_factory=list)
 
     def client(self, token: str = TOKEN) -> CtiServerClient:
         return CtiServerClient(self.url, token, "pbx1", timeout=2.0)
@@ -79,6 +80,10 @@ async def running(token: str | None = TOKEN) -> AsyncIterator[Server]:
         server.lookups.append((name, customer))
         return {"last_order_amount": "1234"} if customer else None
 
+    async def verify_pin(customer: Customer, pin: str) -> bool:
+        server.pins.append((customer.customer_id, pin))
+        return (customer.customer_id, pin) == (7, "4711")
+
     app = web.Application()
     app.add_subapp(
         PREFIX,
@@ -90,6 +95,7 @@ async def running(token: str | None = TOKEN) -> AsyncIterator[Server]:
             estimated_wait=lambda node, queue: 42.0 if (node, queue) == ("pbx1", "support") else 0,
             publish=server.published.append,
             nodes=["pbx1"],
+            verify_pin=verify_pin,
         ),
     )
     runner = web.AppRunner(app)
@@ -227,6 +233,23 @@ async def test_the_client_asks_what_the_ivr_needs(server: Server) -> None:
     assert await asyncio.to_thread(client.estimated_wait, "support") == 42.0
     await asyncio.to_thread(client.publish, ARRIVED)
     assert server.published == [ARRIVED]
+
+
+@pytest.mark.asyncio
+async def test_the_client_has_a_pin_checked_without_it_in_any_url_or_answer(
+    server: Server,
+) -> None:
+    client = server.client()
+    assert await asyncio.to_thread(_sync, client.verify_pin(VIP, "4711")) is True
+    assert await asyncio.to_thread(_sync, client.verify_pin(VIP, "4712")) is False
+    assert server.pins == [(7, "4711"), (7, "4712")]
+    for body in ({"customer_id": "7", "pin": "4711"}, {"customer_id": 7, "pin": "1" * 33}, {}):
+        code, answer = await server.request("POST", "/pin", json=body)
+        assert code == 422
+        assert "4711" not in str(answer)
+    code, _ = await server.request("POST", "/pin", "wrong-token-0123456789", json={})
+    assert code == 403
+    assert len(server.pins) == 2
 
 
 @pytest.mark.asyncio

@@ -221,6 +221,9 @@ class _Unreachable:
     async def self_service(self, name: str, customer: Customer | None) -> dict[str, str] | None:
         raise ServerUnavailable(name)
 
+    async def verify_pin(self, customer: Customer, pin: str) -> bool:
+        raise ServerUnavailable("pin")
+
 
 @pytest.mark.asyncio
 async def test_server_out_of_reach_ends_the_walk_with_nothing_set(

@@ -314,8 +314,9 @@ async def test_hostile_account_input_is_survived_and_not_identified(
     assert "customer_id" not in result.attributes
     assert steps(result) == STRANGER_TO_OPERATOR
     assert result.outcome == "transfer"
-    # nothing that is not all digits reaches the CRM
-    assert all(asked.isdigit() for asked in crm.by_account_asked)
+    # nothing but the step's account_digits digits reaches the CRM
+    assert all(asked.isdigit() and len(asked) <= 9 for asked in crm.by_account_asked)
+    assert result.inputs == {"account": ""}
 
 
 @pytest.mark.asyncio
