@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import bindparam, delete, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core.dedup import CustomerRecord, DuplicateCandidate, duplicates_of, name_keys
 from crm_core.errors import Conflict, InvalidInput, NotFound
-from crm_core.models import Customer, Email, Phone
+from crm_core.models import Customer, CustomerNameKey, Email, Phone
 from crm_core.phones import PhoneNumberError, is_withheld, lookup_candidates, to_e164
 from crm_core.schemas import CustomerIn, CustomerPatch, PhoneIn
 
@@ -86,7 +87,18 @@ async def create_customer(session: AsyncSession, data: CustomerIn, region: str) 
         customer.emails.append(Email(address=address))
     session.add(customer)
     await session.flush()
+    await _store_name_keys(session, customer)
     return customer
+
+
+async def _store_name_keys(session: AsyncSession, customer: Customer) -> None:
+    """The customer's name keys, replacing any earlier ones (see :func:`probable_duplicates`)."""
+    await session.execute(delete(CustomerNameKey).where(CustomerNameKey.customer_id == customer.id))
+    keys = sorted(name_keys(customer.name, customer.kind))
+    if keys:
+        await session.execute(
+            insert(CustomerNameKey), [{"customer_id": customer.id, "key": key} for key in keys]
+        )
 
 
 async def update_customer(
@@ -102,6 +114,8 @@ async def update_customer(
         if value is not None or key == "tier_override":
             setattr(customer, key, value)
     await session.flush()
+    if changes.get("name") is not None:
+        await _store_name_keys(session, customer)
     return customer
 
 
@@ -190,3 +204,51 @@ async def search_customers(
         .offset(offset)
     )
     return list(result)
+
+
+CANDIDATES = 500
+"""At most this many records sharing a name key are compared with one customer."""
+
+
+def duplicate_record(customer: Customer) -> CustomerRecord:
+    return CustomerRecord(
+        id=customer.id,
+        kind="organisation" if customer.kind == "organisation" else "person",
+        name=customer.name,
+        phones=frozenset(p.e164 for p in customer.phones),
+        emails=frozenset(e.address for e in customer.emails),
+    )
+
+
+async def probable_duplicates(
+    session: AsyncSession, customer: Customer
+) -> list[DuplicateCandidate]:
+    """The customer's probable duplicates among the live records, most probable first.
+
+    Compared are the records :func:`crm_core.dedup.find_duplicates` would compare: those
+    sharing a phone, an e-mail or a name key (stored per customer, so "Smith, John" finds
+    "John Smith" and 张伟 finds 张玮). Of a very common key's records, those sharing the
+    most keys come first, up to :data:`CANDIDATES`.
+    """
+    keys = sorted(name_keys(customer.name, duplicate_record(customer).kind))
+    by_name = (
+        select(CustomerNameKey.customer_id)
+        .where(CustomerNameKey.key.in_(keys), CustomerNameKey.customer_id != customer.id)
+        .group_by(CustomerNameKey.customer_id)
+        .order_by(func.count().desc(), CustomerNameKey.customer_id)
+        .limit(CANDIDATES)
+    )
+    phones = [p.e164 for p in customer.phones]
+    emails = [e.address for e in customer.emails]
+    rows = await session.scalars(
+        select(Customer).where(
+            Customer.id != customer.id,
+            Customer.merged_into_id.is_(None),
+            or_(
+                Customer.id.in_(select(Phone.customer_id).where(Phone.e164.in_(phones))),
+                Customer.id.in_(select(Email.customer_id).where(Email.address.in_(emails))),
+                Customer.id.in_(by_name.scalar_subquery()),
+            ),
+        )
+    )
+    return duplicates_of(duplicate_record(customer), [duplicate_record(c) for c in rows])

@@ -295,6 +295,20 @@ def _evaluate(a: _Prepared, b: _Prepared, name_threshold: float) -> DuplicateCan
 
 
 def _name_keys(prepared: _Prepared) -> set[str]:
+    return _keys_of(prepared.name, prepared.record.kind)
+
+
+def name_keys(name: str, kind: str) -> set[str]:
+    """The blocking keys of a name, as :func:`find_duplicates` uses them.
+
+    The CRM stores them per customer, so that finding the duplicates of one record in a
+    large database reads only the records the library would compare it with.
+    """
+    _check_kind(kind)
+    return _keys_of(_Name.of(name, kind), kind)
+
+
+def _keys_of(name: _Name, kind: str) -> set[str]:
     """Blocking keys of a name; records are compared only when they share a key.
 
     * CJK: the first two characters (山西煤业 / 山西煤矿); for organisations also the last two
@@ -307,11 +321,10 @@ def _name_keys(prepared: _Prepared) -> set[str]:
     A key is ``kind:type:value``, so persons and organisations never share a name block;
     type ``s`` (a suffix) tells :func:`_block_pairs` to sort a large block by reversed name.
     """
-    kind = prepared.record.kind
-    compact = prepared.name.compact
+    compact = name.compact
     if not compact:
         return set()
-    if prepared.name.cjk:
+    if name.cjk:
         keys = {f"{kind}:p:{compact[:2]}"}
         if kind == "organisation":
             keys.add(f"{kind}:s:{compact[-2:]}")
@@ -319,7 +332,7 @@ def _name_keys(prepared: _Prepared) -> set[str]:
             keys.add(f"{kind}:d:{compact}")
             keys.update(f"{kind}:d:{compact[:i]}{compact[i + 1 :]}" for i in range(len(compact)))
         return keys
-    words = prepared.name.spaced.split()
+    words = name.spaced.split()
     if kind == "organisation":
         words = words[:2]
     keys = {f"{kind}:p:{compact[:3]}", f"{kind}:s:{compact[-3:]}"}

@@ -173,6 +173,16 @@ class Customer(Base):
     )
 
 
+class CustomerNameKey(Base):
+    """A blocking key of a customer's name (:func:`crm_core.dedup.name_keys`): the records
+    sharing a key are the ones worth comparing for duplicates, found by an indexed equality."""
+
+    __tablename__ = "customer_name_keys"
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
 class Phone(Base):
     __tablename__ = "phones"
     __table_args__ = (UniqueConstraint("customer_id", "e164"),)

@@ -56,10 +56,12 @@ from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from crm_core.cases import CaseSla
+from crm_core.dedup import name_keys
 from crm_core.models import (
     CaseInteraction,
     ComplaintCase,
     Customer,
+    CustomerNameKey,
     Email,
     Interaction,
     Phone,
@@ -87,6 +89,7 @@ _TABLES: tuple[Table, ...] = tuple(
 )
 _CUSTOMERS, _PHONES, _EMAILS, _TRANSACTIONS, _INTERACTIONS, _CASES, _CASE_LINKS = _TABLES
 _SERIAL_TABLES = _TABLES[:-1]  # every table but case_interactions has an integer id
+_NAME_KEYS: Table = CustomerNameKey.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -283,6 +286,7 @@ class _Ids:
 @dataclass
 class _Batch:
     customers: list[dict[str, Any]] = field(default_factory=list)
+    name_keys: list[dict[str, Any]] = field(default_factory=list)
     phones: list[dict[str, Any]] = field(default_factory=list)
     emails: list[dict[str, Any]] = field(default_factory=list)
     transactions: list[dict[str, Any]] = field(default_factory=list)
@@ -296,6 +300,7 @@ class _Batch:
         """Each table's rows, in an order that satisfies the foreign keys."""
         return [
             (_CUSTOMERS, self.customers),
+            (_NAME_KEYS, self.name_keys),
             (_PHONES, self.phones),
             (_EMAILS, self.emails),
             (_TRANSACTIONS, self.transactions),
@@ -391,10 +396,14 @@ class _Generator:
         tags = sorted(set(rng.sample(_TAGS, rng.choice((0, 1, 1, 2, 2, 3)))))
         if organisation:
             tags = sorted({*tags, "b2b"})
+        kind = "organisation" if organisation else "person"
+        batch.name_keys.extend(
+            {"customer_id": customer_id, "key": key} for key in sorted(name_keys(name, kind))
+        )
         batch.customers.append(
             {
                 "id": customer_id,
-                "kind": "organisation" if organisation else "person",
+                "kind": kind,
                 "name": name,
                 "organisation_id": organisation_id,
                 "account_number": f"A{customer_id:09d}",
@@ -890,5 +899,5 @@ async def _finish(connection: AsyncConnection, sqlite: bool) -> None:
                     f"(SELECT coalesce(max(id), 0) + 1 FROM {table.name}), false)"
                 )
             )
-        for table in _TABLES:
+        for table in (*_TABLES, _NAME_KEYS):
             await connection.exec_driver_sql(f"ANALYZE {table.name}")

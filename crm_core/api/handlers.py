@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import cases, customers, followups, interactions, merge, people, valuation
@@ -22,9 +22,8 @@ from crm_core.api.http import (
     read_body,
     role_rank,
 )
-from crm_core.dedup import CustomerRecord, duplicates_of
 from crm_core.errors import Forbidden
-from crm_core.models import Customer, Email, MergeAudit, Phone, User
+from crm_core.models import MergeAudit, User
 from crm_core.schemas import (
     CustomerIn,
     CustomerPatch,
@@ -252,37 +251,6 @@ async def add_transaction(request: web.Request) -> web.Response:
     return json_response(body, 201)
 
 
-async def _records_near(session: AsyncSession, customer: Customer) -> list[CustomerRecord]:
-    """Customers that could be duplicates: same phone, same e-mail, or a name alike."""
-    phones = [p.e164 for p in customer.phones]
-    emails = [e.address for e in customer.emails]
-    prefix = customer.name.strip()[:2]
-    rows = await session.scalars(
-        select(Customer)
-        .where(
-            Customer.id != customer.id,
-            Customer.merged_into_id.is_(None),
-            or_(
-                Customer.id.in_(select(Phone.customer_id).where(Phone.e164.in_(phones))),
-                Customer.id.in_(select(Email.customer_id).where(Email.address.in_(emails))),
-                Customer.name.like(prefix.replace("%", "").replace("_", "") + "%"),
-            ),
-        )
-        .limit(500)
-    )
-    return [_record(c) for c in rows]
-
-
-def _record(customer: Customer) -> CustomerRecord:
-    return CustomerRecord(
-        id=customer.id,
-        kind="organisation" if customer.kind == "organisation" else "person",
-        name=customer.name,
-        phones=frozenset(p.e164 for p in customer.phones),
-        emails=frozenset(e.address for e in customer.emails),
-    )
-
-
 @routes.route(
     "GET",
     "/customers/{id}/duplicates",
@@ -292,8 +260,7 @@ def _record(customer: Customer) -> CustomerRecord:
 async def customer_duplicates(request: web.Request) -> web.Response:
     async with _session(request) as session:
         customer = await customers.get_customer(session, path_id(request))
-        others = await _records_near(session, customer)
-    found = duplicates_of(_record(customer), others)
+        found = await customers.probable_duplicates(session, customer)
     return json_response(
         {
             "items": [

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.api.app import create_api
 from crm_core.api.http import errors_middleware
+from crm_core.dedup import CustomerRecord, duplicates_of
 from crm_core.models import Customer
 from crm_core.people import create_user, issue_token
 from crm_core.settings import CrmSettings
@@ -292,6 +293,49 @@ async def test_duplicates_of_an_organisation_written_differently(api: Api) -> No
     assert status == 200
     assert {d["customer_id"] for d in found["items"]} == {ids[1], ids[2]}
     assert all(d["reasons"] for d in found["items"])
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("kind", "name", "same", "others"),
+    [
+        ("person", "张伟", "张玮", ["王芳", "刘洋"]),
+        ("person", "Smith, John", "John Smith", ["Jane Smythe", "Ann Lee"]),
+        ("organisation", "山西煤业", "山西煤矿", ["北京烤鸭店", "上海电力"]),
+    ],
+)
+async def test_duplicates_are_what_the_library_finds(
+    api: Api, kind: str, name: str, same: str, others: list[str]
+) -> None:
+    ids = {}
+    for each in (name, same, *others):
+        _, created = await api.call("POST", "/customers", json={"name": each, "kind": kind})
+        ids[each] = created["id"]
+    library = duplicates_of(
+        CustomerRecord(ids[name], kind, name, frozenset(), frozenset()),  # type: ignore[arg-type]
+        [
+            CustomerRecord(ids[o], kind, o, frozenset(), frozenset())  # type: ignore[arg-type]
+            for o in (same, *others)
+        ],
+    )
+    status, found = await api.call("GET", f"/customers/{ids[name]}/duplicates", who="supervisor")
+    assert status == 200
+    assert [d["customer_id"] for d in found["items"]] == [ids[same]]
+    assert [(d.second, d.score) for d in library] == [
+        (d["customer_id"], d["score"]) for d in found["items"]
+    ]
+
+
+@pytest.mark.asyncio
+async def test_a_renamed_customer_is_found_under_the_new_name(api: Api) -> None:
+    _, first = await api.call("POST", "/customers", json={"name": "张伟"})
+    _, second = await api.call("POST", "/customers", json={"name": "Ann Lee"})
+    path = f"/customers/{first['id']}/duplicates"
+    _, before = await api.call("GET", path, who="supervisor")
+    assert before["items"] == []
+    await api.call("PATCH", f"/customers/{second['id']}", json={"name": "张玮"})
+    _, after = await api.call("GET", path, who="supervisor")
+    assert [d["customer_id"] for d in after["items"]] == [second["id"]]
 
 
 @pytest.mark.asyncio

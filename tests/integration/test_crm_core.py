@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.cases import (
@@ -21,11 +21,12 @@ from crm_core.cases import (
 )
 from crm_core.customers import create_customer, get_customer, lookup_by_caller_id
 from crm_core.database import make_engine
+from crm_core.dedup import name_keys
 from crm_core.errors import Forbidden, NotFound
 from crm_core.interactions import end_unseen, record_interaction, segments_of, timeline
 from crm_core.merge import merge_customers, undo_merge
 from crm_core.migrate import downgrade, upgrade
-from crm_core.models import Interaction
+from crm_core.models import Customer, CustomerNameKey, Interaction
 from crm_core.people import authenticate, create_user, issue_token, user_for_token
 from crm_core.schemas import CustomerIn, InteractionIn, SegmentIn, TransactionIn
 from crm_core.valuation import add_transaction, recompute_value
@@ -335,3 +336,40 @@ async def test_manual_override_wins_over_the_value_model(crm: Sessions) -> None:
         row = await get_customer(s, customer)
     assert row.tier == "platinum"
     assert "override" in row.tier_reason
+
+
+@pytest.mark.asyncio
+async def test_upgrading_stores_the_name_keys_of_existing_customers(crm_database_url: str) -> None:
+    """Customers written before the name keys existed are found as duplicates after upgrade."""
+    engine = make_engine(crm_database_url)
+    try:
+        await downgrade(engine, "5c1e0d7a9b42")
+        async with engine.begin() as connection:
+            for name, kind in (("张伟", "person"), ("山西煤业有限公司", "organisation")):
+                await connection.execute(
+                    text(
+                        "INSERT INTO customers (kind, name, tags, consent, notes, tier, "
+                        "tier_reason, recency_score, frequency_score, monetary_score, "
+                        "lifetime_value, created_at, updated_at) VALUES (:kind, :name, '[]', "
+                        "'{}', '', 'standard', '', 1, 1, 1, 0, :now, :now)"
+                    ),
+                    {"kind": kind, "name": name, "now": datetime.now(UTC)},
+                )
+        await upgrade(engine)
+        async with engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    select(Customer.name, Customer.kind, CustomerNameKey.key).join(
+                        CustomerNameKey, CustomerNameKey.customer_id == Customer.id
+                    )
+                )
+            ).all()
+        stored: dict[str, set[str]] = {}
+        for name, _, key in rows:
+            stored.setdefault(name, set()).add(key)
+        assert stored == {
+            "张伟": name_keys("张伟", "person"),
+            "山西煤业有限公司": name_keys("山西煤业有限公司", "organisation"),
+        }
+    finally:
+        await engine.dispose()

@@ -21,11 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from crm_core import seed as seed_module
 from crm_core.customers import create_customer, lookup_by_caller_id
 from crm_core.database import make_engine
+from crm_core.dedup import name_keys
 from crm_core.migrate import upgrade
 from crm_core.models import (
     CaseInteraction,
     ComplaintCase,
     Customer,
+    CustomerNameKey,
     Email,
     Interaction,
     Phone,
@@ -65,6 +67,19 @@ async def test_seeded_data_set(engine: AsyncEngine, monkeypatch: pytest.MonkeyPa
     await _report_matches_tables(engine, report)
     await _spend_is_80_20_and_tiers_are_what_the_value_model_says(engine, report)
     await _every_phone_is_found_in_another_format(engine)
+    await _name_keys_are_the_libraries(engine)
+
+
+async def _name_keys_are_the_libraries(engine: AsyncEngine) -> None:
+    """The duplicate search's stored keys are what crm_core.dedup computes from each name."""
+    async with async_sessionmaker(engine)() as session:
+        stored: dict[int, set[str]] = {}
+        for customer_id, key in await session.execute(
+            select(CustomerNameKey.customer_id, CustomerNameKey.key)
+        ):
+            stored.setdefault(customer_id, set()).add(key)
+        names = (await session.execute(select(Customer.id, Customer.name, Customer.kind))).all()
+    assert stored == {i: name_keys(name, kind) for i, name, kind in names}
 
 
 async def _report_matches_tables(engine: AsyncEngine, report: SeedReport) -> None:
