@@ -20,14 +20,21 @@ class Spool:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._entries = self._load()
         self._handle: TextIO | None = None
+        self._entries, damaged = self._load()
+        if damaged:
+            # rewritten without the cut line: the next append must not continue it (that line
+            # would hold both and be unreadable, losing a write that was acknowledged)
+            self._rewrite()
 
-    def _load(self) -> list[dict[str, Any]]:
+    def _load(self) -> tuple[list[dict[str, Any]], bool]:
+        """The readable entries, and whether a line was not (cut by a crash mid-write)."""
         if not self.path.exists():
-            return []
+            return [], False
+        text = self.path.read_text(encoding="utf-8", errors="replace")
+        damaged = bool(text) and not text.endswith("\n")
         entries = []
-        for number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
+        for number, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             try:
@@ -35,9 +42,10 @@ class Spool:
             except json.JSONDecodeError:
                 # a line cut by a crash mid-write: only the last one can be, the rest are intact
                 log.warning("spool %s: unreadable line %d skipped", self.path, number)
+                damaged = True
         if entries:
             log.info("spool %s holds %d interaction writes to replay", self.path, len(entries))
-        return entries
+        return entries, damaged
 
     def __len__(self) -> int:
         return len(self._entries)
