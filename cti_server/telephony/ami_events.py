@@ -176,6 +176,80 @@ def _blind_transfer(m: Mapping[str, Any], node: str) -> AmiEvent | None:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class UserEventReceived(AmiEvent):
+    """A dialplan ``UserEvent(name,key: value...)``: for features that want one; ignored else."""
+
+    name: str
+    fields: tuple[tuple[str, str], ...]  # its own headers, in order, without AMI's standard ones
+
+
+@dataclass(frozen=True, slots=True)
+class AgiCommandStarted(AmiEvent):
+    channel: str
+    command: str
+    command_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgiCommandEnded(AmiEvent):
+    channel: str
+    command: str
+    command_id: str
+    result_code: int  # 200 success, 510 invalid command, 511 dead channel ...
+    result: str
+
+
+# headers every channel event carries: what is left of a UserEvent is its own
+_CHANNEL_HEADERS = frozenset(
+    {
+        "Event",
+        "UserEvent",
+        "Privilege",
+        "Channel",
+        "ChannelState",
+        "ChannelStateDesc",
+        "CallerIDNum",
+        "CallerIDName",
+        "ConnectedLineNum",
+        "ConnectedLineName",
+        "Language",
+        "AccountCode",
+        "Context",
+        "Exten",
+        "Priority",
+        "Uniqueid",
+        "Linkedid",
+        "content",
+    }
+)
+
+
+def _user_event(m: Mapping[str, Any], node: str) -> AmiEvent:
+    fields = tuple((str(key), _s(m, str(key))) for key in m if str(key) not in _CHANNEL_HEADERS)
+    return UserEventReceived(**_ids(m, node), name=_s(m, "UserEvent"), fields=fields)
+
+
+def _agi_started(m: Mapping[str, Any], node: str) -> AmiEvent:
+    return AgiCommandStarted(
+        **_ids(m, node),
+        channel=_s(m, "Channel"),
+        command=_s(m, "Command"),
+        command_id=_s(m, "CommandId"),
+    )
+
+
+def _agi_ended(m: Mapping[str, Any], node: str) -> AmiEvent:
+    return AgiCommandEnded(
+        **_ids(m, node),
+        channel=_s(m, "Channel"),
+        command=_s(m, "Command"),
+        command_id=_s(m, "CommandId"),
+        result_code=_i(m, "ResultCode"),
+        result=_s(m, "Result"),
+    )
+
+
 Translator = Callable[[Mapping[str, Any], str], AmiEvent | None]
 
 
@@ -311,6 +385,9 @@ TRANSLATORS: dict[str, Translator] = {
     "QueueMemberPause": _member_changed("paused"),
     "AttendedTransfer": _attended_transfer,
     "BlindTransfer": _blind_transfer,
+    "UserEvent": _user_event,
+    "AGIExecStart": _agi_started,
+    "AGIExecEnd": _agi_ended,
 }
 
 # AMI events the server never looks at: dropped before anything else runs.

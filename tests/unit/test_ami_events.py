@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from cti_server.telephony.ami_events import ChannelCreated, QueueMemberChanged, translate
+from cti_server.telephony.ami_events import (
+    AgiCommandEnded,
+    AgiCommandStarted,
+    ChannelCreated,
+    QueueMemberChanged,
+    UserEventReceived,
+    translate,
+)
+from cti_server.tracker.tracker import Tracker
 
 
 @pytest.mark.parametrize(
@@ -71,3 +79,57 @@ def test_repeated_header_keeps_the_first_value() -> None:
     )
     assert isinstance(event, QueueMemberChanged)
     assert (event.interface, event.paused, event.pause_reason) == ("PJSIP/1001", True, "lunch")
+
+
+def test_a_user_event_keeps_its_own_fields_in_order() -> None:
+    event = translate(
+        {
+            "Event": "UserEvent",
+            "Privilege": "user,all",
+            "Channel": ["SIP/260010001-00000026", "SIP/override"],  # repeated by the dialplan
+            "Uniqueid": "1.1",
+            "Linkedid": "1.0",
+            "UserEvent": "NotifyCallstate",
+            "Provider": "webhook",
+            "Direction": "outbound",
+            "content": "",
+        },
+        "pbx1",
+    )
+    assert isinstance(event, UserEventReceived)
+    assert (event.name, event.uniqueid, event.linkedid) == ("NotifyCallstate", "1.1", "1.0")
+    assert event.fields == (("Provider", "webhook"), ("Direction", "outbound"))
+
+
+def test_agi_commands_are_typed_and_the_tracker_ignores_them() -> None:
+    start = translate(
+        {
+            "Event": "AGIExecStart",
+            "Channel": "PJSIP/trunk-00000001",
+            "Uniqueid": "1.1",
+            "Command": "GET DATA welcome 5000 4",
+            "CommandId": "42",
+        },
+        "pbx1",
+    )
+    end = translate(
+        {
+            "Event": "AGIExecEnd",
+            "Channel": "PJSIP/trunk-00000001",
+            "Uniqueid": "1.1",
+            "Command": "GET DATA welcome 5000 4",
+            "CommandId": "42",
+            "ResultCode": "200",
+            "Result": "Success",
+        },
+        "pbx1",
+    )
+    assert isinstance(start, AgiCommandStarted)
+    assert (start.command, start.command_id) == ("GET DATA welcome 5000 4", "42")
+    assert isinstance(end, AgiCommandEnded)
+    assert (end.result_code, end.result) == (200, "Success")
+    tracker = Tracker(lambda _e: None)
+    for event in (start, end):
+        tracker.apply(event)
+    assert tracker.applied == 0
+    assert not tracker.calls
