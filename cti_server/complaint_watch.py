@@ -3,8 +3,9 @@
 During a call, each utterance the customer finishes (live transcription) is added to what they
 said so far and scored: the first time the call crosses the threshold, supervisors get a
 ``ComplaintDetected(during_call=True)`` alert. After the call, the whole redacted transcript
-and the facts (a repeat call on the same topic within 7 days, the wait, a low survey score, an
-abandon after a long wait) are scored once more; a complaint is published for the recorder,
+and the facts (a repeat call on the same topic within 7 days, the queue wait, the agent's hold
+and transfers back and forth as ``CallHandling`` tells them, a low survey score, an abandon
+after a long wait) are scored once more; a complaint is published for the recorder,
 which stores the signal with the interaction and opens a case with the evidence.
 
 Every ended call is judged once. A call no transcript will come for (not answered, transcription
@@ -35,6 +36,7 @@ from cti_server.complaints.detector import ComplaintDetector
 from cti_server.complaints.signals import CallFacts, ComplaintSignal, Evidence, Segment, Word
 from cti_server.events import (
     CallEnded,
+    CallHandling,
     CallTranscribed,
     ComplaintDetected,
     DomainEvent,
@@ -69,6 +71,7 @@ class _Call:
     survey: int | None = None
     surveyed: asyncio.Event = field(default_factory=asyncio.Event)
     ended: CallEnded | None = None
+    handling: CallHandling | None = None  # hold and transfers, told as the customer hangs up
     deadline: asyncio.TimerHandle | None = None  # for the transcript, while one is expected
 
 
@@ -100,7 +103,8 @@ class ComplaintWatch:
 
     def attach(self) -> None:
         self._bus.listen(
-            (TranscriptPartial, SurveyAnswered, CallEnded, CallTranscribed), self._on_event
+            (TranscriptPartial, SurveyAnswered, CallHandling, CallEnded, CallTranscribed),
+            self._on_event,
         )
 
     async def settled(self) -> None:
@@ -127,6 +131,8 @@ class ComplaintWatch:
                 call.said.append(Segment(text=event.text, start=event.start, end=event.end))
                 if not call.alerted:
                     self._spawn(self._during(event, call))
+        elif isinstance(event, CallHandling):
+            self._call(event.linkedid).handling = event
         elif isinstance(event, SurveyAnswered):
             call = self._call(event.linkedid)
             call.survey = event.score
@@ -274,14 +280,21 @@ def crm_repeat_call(
 
 
 def _facts(call: _Call) -> CallFacts:
-    """What the call itself says: its wait (a hold, or an abandon) and its survey."""
+    """What the call itself says: its wait (in the queue, or an abandon), the agent's hold and
+    transfers back and forth, its survey."""
     ended = call.ended
     if ended is None:
         return CallFacts(survey_score=call.survey)
     waited = _waited(ended)
     if ended.outcome == "abandoned":
         return CallFacts(abandoned_after_wait_seconds=waited, survey_score=call.survey)
-    return CallFacts(hold_seconds=waited, survey_score=call.survey)
+    handling = call.handling
+    return CallFacts(
+        queue_wait_seconds=waited,
+        hold_seconds=handling.hold_seconds if handling else 0.0,
+        transfers_back_and_forth=handling.returns if handling else 0,
+        survey_score=call.survey,
+    )
 
 
 def _waited(event: CallEnded) -> float:

@@ -230,6 +230,19 @@ class ComplaintDetected(DomainEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CallHandling(DomainEvent):
+    """How a call went for the customer once answered, told when their channel hangs up: the
+    seconds they were on hold (not the queue wait before the answer), the times they were
+    passed to another party, and how many of those passed them back to one they had left."""
+
+    node: str
+    linkedid: str
+    hold_seconds: float
+    transfers: int
+    returns: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NodeResynced(DomainEvent):
     """The tracker was made equal to Asterisk's live calls on ``node`` as they were ``at``:
     a call the CRM still has open for it that is not in ``live`` ended unseen."""
@@ -258,6 +271,7 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         CallRouted,
         CallRangOut,
         NodeResynced,
+        CallHandling,
     )
 }
 

@@ -233,6 +233,9 @@ class ComplaintDetector:
             parts.append(("repeat_call_same_topic_7d", w.repeat_call))
         if facts.hold_seconds:
             parts.append((f"hold_seconds={facts.hold_seconds:g}", w.hold(facts.hold_seconds)))
+        if facts.queue_wait_seconds:
+            seconds = facts.queue_wait_seconds
+            parts.append((f"queue_wait_seconds={seconds:g}", w.queue_wait(seconds)))
         if facts.transfers_back_and_forth:
             value = min(w.transfer_max, w.transfer_each * facts.transfers_back_and_forth)
             parts.append((f"transfers_back_and_forth={facts.transfers_back_and_forth}", value))

@@ -240,6 +240,7 @@ class Ramp:
 class Weights:
     repeat_call: float
     hold: Ramp
+    queue_wait: Ramp
     transfer_each: float
     transfer_max: float
     survey: Mapping[int, float]
@@ -303,6 +304,9 @@ def load_weights(root: DataRoot, name: str = "weights.yaml") -> Weights:
             high=10,
         ),
         hold=_ramp(_field(facts, "hold_seconds", name, "facts"), name, "facts.hold_seconds"),
+        queue_wait=_ramp(
+            _field(facts, "queue_wait_seconds", name, "facts"), name, "facts.queue_wait_seconds"
+        ),
         transfer_each=_number(
             _field(transfers, "per_transfer", name, "facts.transfers_back_and_forth"),
             name,

@@ -45,11 +45,13 @@ class CallFacts:
     """What the call and the CRM know besides the words; each raises the probability.
 
     ``repeat_call_same_topic_7d`` is set by the caller of the detector from the CRM history;
+    ``hold_seconds`` is the agent's hold once answered, ``queue_wait_seconds`` the wait before;
     ``transfers_back_and_forth`` counts transfers that returned the call to a party it had left.
     """
 
     repeat_call_same_topic_7d: bool = False
     hold_seconds: float = 0.0
+    queue_wait_seconds: float = 0.0
     transfers_back_and_forth: int = 0
     survey_score: int | None = None  # 1 (worst) .. 5, None when the caller did not rate
     abandoned_after_wait_seconds: float | None = None  # set only when the caller hung up waiting

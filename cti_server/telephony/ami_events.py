@@ -177,6 +177,23 @@ def _blind_transfer(m: Mapping[str, Any], node: str) -> AmiEvent | None:
 
 
 @dataclass(frozen=True, slots=True)
+class ChannelHeld(AmiEvent):
+    """A channel put on hold or taken off it: ``source`` "hold" (Hold/Unhold, a phone's own
+    hold) or "music" (MusicOnHoldStart/Stop: the CTI's hold, a queue's or a transfer's music)."""
+
+    channel: str
+    held: bool
+    source: str
+
+
+def _held(held: bool, source: str) -> Translator:
+    def _translate(m: Mapping[str, Any], node: str) -> AmiEvent:
+        return ChannelHeld(**_ids(m, node), channel=_s(m, "Channel"), held=held, source=source)
+
+    return _translate
+
+
+@dataclass(frozen=True, slots=True)
 class UserEventReceived(AmiEvent):
     """A dialplan ``UserEvent(name,key: value...)``: for features that want one; ignored else."""
 
@@ -388,6 +405,10 @@ TRANSLATORS: dict[str, Translator] = {
     "UserEvent": _user_event,
     "AGIExecStart": _agi_started,
     "AGIExecEnd": _agi_ended,
+    "Hold": _held(True, "hold"),
+    "Unhold": _held(False, "hold"),
+    "MusicOnHoldStart": _held(True, "music"),
+    "MusicOnHoldStop": _held(False, "music"),
 }
 
 # AMI events the server never looks at: dropped before anything else runs.
