@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.errors import InvalidInput, NotFound
 from crm_core.models import Customer, Interaction, TranscriptSegment, User, utcnow
 from crm_core.schemas import InteractionIn
+from crm_core.valuation import recompute_value
+from crm_core.value import ValuePolicy
 
 _SECRET_KEY = re.compile(r"pin|pass|secret|cvv|cvc|card|otp|token", re.IGNORECASE)
 MASK = "***"
@@ -54,13 +56,19 @@ _ROW_FIELDS = (
 
 
 async def record_interaction(
-    session: AsyncSession, data: InteractionIn, keep_existing: Collection[str] = ()
+    session: AsyncSession,
+    data: InteractionIn,
+    keep_existing: Collection[str] = (),
+    *,
+    policy: ValuePolicy | None = None,
 ) -> Interaction:
     """Insert or update the interaction ``node:linkedid`` with the fields ``data`` carries.
 
     Fields named in ``keep_existing`` are only filled when still empty: a milestone such as
     ``arrived_at`` happens once, and a later, approximate report of it must not move it.
     The customer and agent it names must exist (SQLite may not enforce foreign keys).
+    With a ``policy``, a write that names the customer recomputes the customer's value (its
+    recency is as of now): the REST API and the recorder both write through here.
     """
     await _check_references(session, data)
     values: dict[str, Any] = {
@@ -102,6 +110,8 @@ async def record_interaction(
             for segment in data.segments
         )
         await session.flush()
+    if policy is not None and data.customer_id is not None:
+        await recompute_value(session, data.customer_id, policy)
     return interaction
 
 

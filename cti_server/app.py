@@ -193,6 +193,7 @@ def build_app(settings: Settings) -> web.Application:
         retry_seconds=settings.recorder.retry_seconds,
         schema_ready=app[SCHEMA_READY],
         case_sla=settings.crm.case_sla,
+        value_policy=settings.crm.value,
     )
     app[COMPLAINTS] = _complaint_watch(bus, sessions, leader, app[TRANSCRIPTION])
     app.cleanup_ctx.extend(

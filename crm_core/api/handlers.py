@@ -326,9 +326,7 @@ async def get_merge(request: web.Request) -> web.Response:
 async def write_interaction(request: web.Request) -> web.Response:
     data = await read_body(request, InteractionIn)
     async with _session(request) as session, session.begin():
-        row = await interactions.record_interaction(session, data)
-        if row.customer_id is not None:
-            await valuation.recompute_value(session, row.customer_id, _settings(request).value)
+        row = await interactions.record_interaction(session, data, policy=_settings(request).value)
         body = serialize.interaction(row)
     return json_response(body)
 

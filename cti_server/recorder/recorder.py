@@ -25,6 +25,7 @@ from crm_core.interactions import end_unseen, record_interaction
 from crm_core.models import ComplaintCase, ComplaintSignal, FollowUp, Interaction, User
 from crm_core.phones import is_withheld
 from crm_core.schemas import CustomerIn, InteractionIn
+from crm_core.value import ValuePolicy
 from cti_server.bus import Bus
 from cti_server.events import (
     AgentRinging,
@@ -217,9 +218,11 @@ class Recorder:
         retry_seconds: float = 1.0,
         schema_ready: asyncio.Event | None = None,
         case_sla: CaseSla | None = None,
+        value_policy: ValuePolicy | None = None,
     ) -> None:
         self._sessions = sessions
         self._case_sla = case_sla or CaseSla()
+        self._value_policy = value_policy or ValuePolicy()
         self._spool = spool
         self._region = region
         self._retry = retry_seconds
@@ -325,8 +328,11 @@ class Recorder:
             agent_id = await self._agent_id(session, update["agent"])
             if agent_id is not None:
                 fields["agent_id"] = agent_id
-        row = await record_interaction(
-            session, InteractionIn.model_validate(fields), keep_existing=MILESTONES
+        row = await record_interaction(  # recomputes the customer's value once it is known
+            session,
+            InteractionIn.model_validate(fields),
+            keep_existing=MILESTONES,
+            policy=self._value_policy,
         )
         if "callback" in update:
             await callback_task(session, row.id, update["callback"], self._region)
