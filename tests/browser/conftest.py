@@ -20,6 +20,7 @@ from aiohttp import web
 from playwright.async_api import Browser, ConsoleMessage, Dialog, Page, async_playwright
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from agent_ui.auth import STORE
 from crm_core.customers import create_customer
 from crm_core.schemas import CustomerIn
 from cti_server.app import AMI, DATABASE, SCHEMA_READY, TRACKER, build_app
@@ -32,6 +33,7 @@ from tests.support.waiting import poll_until
 VIEWPORT = {"width": 1366, "height": 768}
 AGENT_PHONE = "Local/{extension}@cti-sim-agent-long/n"
 SUPERVISOR_PHONE = "Local/{extension}@cti-sim-desk/n"
+TRANSFER_CONTEXT = "cti-sim-desk"  # desks 7000-7009 that answer and stay on the line
 USERS = (("alice", "agent", "8101"), ("bob", "agent", "8102"), ("sam", "supervisor", "7001"))
 
 
@@ -91,6 +93,11 @@ class UiServer:
         self.tabs.append(tab)
         return tab
 
+    @property
+    def ui(self) -> web.Application:
+        """The mounted ``/ui`` application (its session store, desks and hub)."""
+        return next(sub for sub in self.app._subapps if STORE in sub)
+
     async def signed_in(self, username: str) -> Tab:
         tab = await self.tab()
         await tab.page.goto(f"{self.base}/ui/login")
@@ -112,7 +119,10 @@ async def ui_server(
             "recorder": RecorderSettings(spool_path=tmp_path / "spool.jsonl"),
             "database": DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path / 'ui.db'}"),
             "ui": UiSettings(
-                agent_interface=AGENT_PHONE, supervisor_phone=SUPERVISOR_PHONE, queues=("support",)
+                agent_interface=AGENT_PHONE,
+                supervisor_phone=SUPERVISOR_PHONE,
+                queues=("support",),
+                transfer_context=TRANSFER_CONTEXT,
             ),
         }
     )

@@ -1,26 +1,33 @@
 """In real Chromium: an agent takes a real call through Asterisk with its screen pop and wraps it
-up while the supervisor watches; hostile caller names stay text; agents stay in their lane."""
+up while the supervisor watches; hostile caller names stay text; agents stay in their lane; an
+unknown caller is created from the pop; a transfer ends the agent's part; sockets are refused
+without a live session of this site."""
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
+from aiohttp import web
 from playwright.async_api import expect
 from sqlalchemy import select
 
+from agent_ui.auth import STORE
 from crm_core.cases import CaseSla, open_case
 from crm_core.interactions import record_interaction
 from crm_core.models import FollowUp, Interaction
 from crm_core.schemas import InteractionIn
 from crm_core.valuation import recompute_value
 from crm_core.value import ValuePolicy
-from cti_server.app import AMI
+from cti_server.app import AMI, TRACKER
 from cti_server.simulation import SimulatedCall, place_customer_call
 from cti_server.telephony.ami_client import AmiClient
-from tests.browser.conftest import UiServer, add_customer
+from tests.browser.conftest import Tab, UiServer, add_customer
 from tests.support.waiting import EventLog, event_is, poll_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.asterisk, pytest.mark.slow]
@@ -233,3 +240,182 @@ async def test_the_supervisor_listens_to_a_call_through_chanspy_and_forces_a_pau
     await expect(alice.page.locator("#wrapup")).to_be_visible(timeout=15_000)
     await row.get_by_role("button", name="pause").click()
     await expect(row).to_contain_text("by sam")
+
+
+@pytest.mark.asyncio
+async def test_an_unknown_caller_is_created_from_the_pop_prefilled_with_their_number(
+    ui_server: UiServer,
+) -> None:
+    server = ui_server
+    alice = await server.signed_in("alice")
+    await expect(alice.page.locator("#state")).to_have_text("logged out")
+    await alice.page.click("#go-available")
+    await expect(alice.page.locator("#state")).to_have_text("available")
+    # a stranger: a language, no account number ("#"), then billing (again if a key is lost)
+    call = await _call(server, "+8613700006666", "Zhang San", dtmf="1wwww#" + "ww1" * 8)
+    await expect(alice.page.locator("#pop-unknown")).to_be_visible(timeout=30_000)
+    await expect(alice.page.locator("#create-phone")).to_have_value("+8613700006666")
+    await expect(alice.page.locator("#create-name")).to_have_value("Zhang San")
+    await expect(alice.page.locator("#pop-tier")).to_have_text("unknown")
+    await alice.page.fill("#create-name", "Zhang San (new)")
+    await alice.page.click("#create-customer button[type=submit]")
+    await alice.page.wait_for_url(f"{server.base}/ui/desktop")
+    await expect(alice.page.locator("#pop-name")).to_have_text("Zhang San (new)", timeout=15_000)
+    await expect(alice.page.locator("#pop-phone")).to_have_text("+8613700006666")
+    await expect(alice.page.locator("#pop-unknown")).to_be_hidden()
+    await expect(alice.page.locator("#pop-profile")).to_be_visible()
+
+    async def _linked() -> int | None:
+        async with server.db() as session:
+            row = await session.scalar(
+                select(Interaction).where(Interaction.external_key.endswith(call.uniqueid))
+            )
+        return row.customer_id if row is not None else None
+
+    customer_id = await poll_until(_linked, 15, what="the call's customer in the CRM")
+    await alice.page.click("#pop-profile")
+    await expect(alice.page.locator("h1")).to_contain_text("Zhang San (new)")
+    assert alice.page.url.endswith(f"/ui/customers/{customer_id}")
+    assert alice.errors == []
+
+
+async def _pop_shown(tabs: tuple[Tab, Tab]) -> Tab | None:
+    for tab in tabs:
+        if await tab.page.locator("#pop").is_visible():
+            return tab
+    return None
+
+
+@pytest.mark.asyncio
+async def test_an_available_agent_does_not_get_the_pop_of_a_call_that_rings_another(
+    ui_server: UiServer,
+) -> None:
+    server = ui_server
+    await add_customer(server.db, "Ringing Elsewhere", "+8613700005555")
+    alice = await server.signed_in("alice")
+    bob = await server.signed_in("bob")
+    for tab in (alice, bob):
+        await expect(tab.page.locator("#state")).to_have_text("logged out")
+        await tab.page.click("#go-available")
+        await expect(tab.page.locator("#state")).to_have_text("available")
+    await _call(server, "+8613700005555", "Ringing Elsewhere", dtmf="1")
+    # the queue rings one member at a time (rrmemory): either may be the one
+    rung = await poll_until(lambda: _pop_shown((alice, bob)), 30, what="a pop on a desk")
+    other = bob if rung is alice else alice
+    await expect(rung.page.locator("#pop-name")).to_have_text("Ringing Elsewhere")
+    await expect(rung.page.locator("#pop-call-state")).to_have_text("connected")
+    await expect(other.page.locator("#state")).to_have_text("available")  # free all along
+    await expect(other.page.locator("#pop")).to_be_hidden()
+    await expect(other.page.locator("#pop-empty")).to_be_visible()
+    assert await other.page.locator("#pop-name").text_content() == ""
+    for tab in (alice, bob):
+        assert tab.errors == []
+
+
+@pytest.mark.asyncio
+async def test_a_transfer_ends_the_transferring_agents_call_and_starts_their_wrap_up(
+    ui_server: UiServer,
+) -> None:
+    server = ui_server
+    await add_customer(server.db, "Passed On", "+8613700004444")
+    sam = await server.signed_in("sam")
+    alice = await server.signed_in("alice")
+    await expect(alice.page.locator("#state")).to_have_text("logged out")
+    await alice.page.click("#go-available")
+    await expect(alice.page.locator("#state")).to_have_text("available")
+    call = await _call(server, "+8613700004444", "Passed On", dtmf="1")
+    await expect(alice.page.locator("#pop-call-state")).to_have_text("connected", timeout=30_000)
+    await alice.page.fill("#transfer-to", "7001")  # a desk that answers and stays on the line
+    await alice.page.click("#transfer")
+    await expect(alice.page.locator("#message")).to_have_text("transferred to 7001")
+    await expect(alice.page.locator("#wrapup")).to_be_visible(timeout=15_000)
+    await expect(alice.page.locator("#pop-call-state")).to_have_text("ended")
+    await expect(alice.page.locator("#state")).to_have_text("wrap up")
+    await expect(sam.page.locator('#agents tr[data-agent="agent-8101"]')).to_have_attribute(
+        "data-state", "wrap_up"
+    )
+    assert (server.node.settings.ami.node, call.uniqueid) in server.app[TRACKER].calls  # goes on
+    await alice.page.select_option("#disposition", "escalated")
+    await alice.page.click("#wrapup-done")
+    await expect(alice.page.locator("#message")).to_have_text("Wrap-up saved.")
+    row = await _interaction(server, call)
+    assert row.disposition == "escalated"
+    assert row.agent_id == server.ids["alice"]
+    for tab in (alice, sam):
+        assert tab.errors == []
+
+
+OPEN_SOCKET = """(url) => new Promise((resolve) => {
+    const ws = new WebSocket(url);
+    ws.onopen = () => { ws.close(); resolve("open"); };
+    ws.onclose = (event) => resolve("closed " + event.code);
+})"""
+
+
+@pytest_asyncio.fixture
+async def elsewhere() -> AsyncIterator[str]:
+    """A page of another origin on the same machine (another port: the same site, so the
+    browser still sends the session cookie, and only the Origin tells the socket apart)."""
+
+    async def page(_request: web.Request) -> web.Response:
+        return web.Response(
+            text="<!doctype html><title>elsewhere</title>", content_type="text/html"
+        )
+
+    app = web.Application()
+    app.router.add_get("/", page)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        await runner.cleanup()
+
+
+def _refusals(caplog: pytest.LogCaptureFixture) -> list[int]:
+    """The status of each websocket handshake the server refused, from its access log (to the
+    page a refusal is only "closed 1006"; an accepted socket is logged when it closes)."""
+    statuses = []
+    for record in caplog.records:
+        said = record.getMessage()
+        if record.name == "aiohttp.access" and "GET /ui/ws?view=desk " in said:
+            statuses.append(int(said.split('HTTP/1.1" ')[1].split()[0]))
+    caplog.clear()
+    return [status for status in statuses if status != 101]
+
+
+@pytest.mark.asyncio
+async def test_the_websocket_refuses_no_session_an_expired_one_and_a_foreign_origin(
+    ui_server: UiServer, elsewhere: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = ui_server
+    caplog.set_level(logging.INFO, logger="aiohttp.access")
+    url = server.base.replace("http://", "ws://") + "/ui/ws?view=desk"
+
+    anonymous = await server.tab()
+    await anonymous.page.goto(f"{server.base}/ui/login")
+    assert await anonymous.page.evaluate(OPEN_SOCKET, url) == "closed 1006"
+    assert _refusals(caplog) == [401]  # no session
+
+    alice = await server.signed_in("alice")
+    await expect(alice.page.locator("#state")).to_have_text("logged out")
+    assert await alice.page.evaluate(OPEN_SOCKET, url) == "open"  # her session, her page
+    assert _refusals(caplog) == []
+
+    await alice.page.goto(elsewhere)  # the same browser, her cookie, another origin
+    assert await alice.page.evaluate(OPEN_SOCKET, url) == "closed 1006"
+    assert _refusals(caplog) == [403]  # refused for the Origin, not for want of a session
+
+    await alice.page.goto(f"{server.base}/ui/desktop")
+    await expect(alice.page.locator("#state")).to_have_text("logged out")
+    caplog.clear()
+    store = server.ui[STORE]
+    for session in store.of_user(server.ids["alice"]):
+        session.last_seen -= store.idle_seconds + 1  # idle for too long
+    assert await alice.page.evaluate(OPEN_SOCKET, url) == "closed 1006"
+    assert _refusals(caplog) == [401]  # the session expired
+    assert store.of_user(server.ids["alice"]) == []
+    await alice.page.wait_for_url(f"{server.base}/ui/login", timeout=15_000)  # its own socket
