@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from cti_server.ivr.flow import (
@@ -111,7 +112,7 @@ SelfService = Callable[[str, Customer | None], Awaitable[dict[str, str] | None]]
 """``(function name, identified customer)`` → attributes to set, or None: no answer."""
 VerifyPin = Callable[[Customer, str], Awaitable[bool]]
 """``(customer, PIN digits)`` → whether the PIN is theirs (checked by the CRM, argon2)."""
-PIN_MIN_DIGITS = 4
+PIN_MIN_DIGITS, PIN_MAX_DIGITS = 4, 12
 
 
 @dataclass
@@ -320,19 +321,24 @@ class IvrEngine:
         result: IvrResult,
         record: StepRecord,
     ) -> str:
-        for _ in range(step.retries):
+        """Ask until an entry passes (or ``retries`` tries); each try is recorded with why it
+        was refused, a secret one as ``***``."""
+        tries: list[str] = []
+        for attempt in range(step.retries):
             digits = await channel.read_digits(step.prompt, language, step.max_digits, step.timeout)
-            if (
-                step.min_digits <= len(digits) <= step.max_digits
-                and digits.isascii()
-                and (digits.isdigit())
-            ):
+            problem = entry_problem(step, digits)
+            if problem is None:
                 # a secret never joins the attributes: those are published and stored
                 (result.secrets if step.secret else result.attributes)[step.into] = digits
                 shown = MASK if step.secret else digits
                 result.inputs[step.into] = shown
-                record.input = shown
+                record.input = " ".join([*tries, shown])
                 return step.next
+            typed = MASK if step.secret else digits[: step.max_digits]
+            tries.append(f"{typed} ({problem})" if digits else f"({problem})")
+            if step.invalid_prompt and attempt + 1 < step.retries:
+                await channel.play(step.invalid_prompt, language)
+        record.input = " ".join(tries)
         return step.on_fail
 
     async def _identify(
@@ -394,3 +400,28 @@ class IvrEngine:
             if step.pin_invalid_prompt and attempt + 1 < step.pin_retries:
                 await channel.play(step.pin_invalid_prompt, language)
         return False
+
+
+def entry_problem(step: CollectStep, digits: str) -> str | None:
+    """Why ``digits`` cannot be the step's value (None: it can); never says the value."""
+    if not digits:
+        return "nothing typed"
+    if not (digits.isascii() and digits.isdigit()):
+        return "not digits"
+    if not step.min_digits <= len(digits) <= step.max_digits:
+        return f"{len(digits)} digits, wanted {step.min_digits}-{step.max_digits}"
+    if step.allowed is not None and digits not in step.allowed:
+        return "not one of the choices"
+    return _kind_problem(step, digits)
+
+
+def _kind_problem(step: CollectStep, digits: str) -> str | None:
+    """What ``validate`` asks beyond digits and length."""
+    if step.check == "date":
+        try:
+            datetime.strptime(digits, "%Y%m%d")
+        except ValueError:
+            return "not a date (YYYYMMDD)"
+    if step.check == "pin" and not PIN_MIN_DIGITS <= len(digits) <= PIN_MAX_DIGITS:
+        return "not a PIN"
+    return None

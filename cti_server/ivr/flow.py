@@ -24,7 +24,7 @@ PROMPT_FIELDS = ("prompt", "invalid_prompt", "ask_prompt", "pin_prompt", "pin_in
 
 
 class _Step(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     def targets(self) -> list[str]:
         """The steps this one can lead to."""
@@ -69,19 +69,43 @@ class MenuStep(_Step):
 
 
 class CollectStep(_Step):
-    """Collect several digits into an attribute; ``secret`` values are masked everywhere."""
+    """Collect several digits into an attribute; ``secret`` values are masked everywhere.
+
+    Asterisk's GET DATA ends the input at ``#``, at ``max_digits`` or at the timeout: ``#`` is
+    the only terminator there is, and the only one a flow may name. ``validate`` checks the form
+    (``account``: digits; ``date``: a real day as YYYYMMDD; ``pin``: 4-12 digits, a secret) and
+    ``allowed`` the values; a wrong entry (or none) plays ``invalid_prompt`` and asks again, up
+    to ``retries`` tries in all, then ``on_fail``.
+    """
 
     type: Literal["collect"]
     prompt: Prompt
+    invalid_prompt: Prompt | None = None
     into: Attribute
     min_digits: int = Field(1, ge=1, le=32)
     max_digits: int = Field(16, ge=1, le=32)
-    terminator: Literal["#", "*", ""] = "#"
+    terminator: Literal["#"] = Field("#", description="GET DATA ends at '#': no other")
+    check: Literal["account", "date", "pin"] | None = Field(None, alias="validate")
+    allowed: list[Annotated[str, Field(pattern=r"^[0-9]{1,32}$")]] | None = Field(
+        None, min_length=1
+    )
     timeout: float = Field(8.0, gt=0, le=60)
     retries: int = Field(2, ge=1, le=10)
     secret: bool = False
     next: StepName
     on_fail: StepName
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CollectStep:
+        if self.min_digits > self.max_digits:
+            raise ValueError("min_digits is more than max_digits")
+        if self.check == "pin" and not self.secret:
+            raise ValueError("validate: pin needs secret: true (a PIN is never shown)")
+        if self.check == "pin" and (self.min_digits < 4 or self.max_digits > 12):
+            raise ValueError("validate: pin takes 4 to 12 digits (min_digits, max_digits)")
+        if self.check == "date" and not self.min_digits <= 8 <= self.max_digits:
+            raise ValueError("validate: date is 8 digits (YYYYMMDD): allow 8")
+        return self
 
     def targets(self) -> list[str]:
         return [self.next, self.on_fail]

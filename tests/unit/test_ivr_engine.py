@@ -18,7 +18,7 @@ from cti_server.ivr.engine import (
     IvrResult,
     Recording,
 )
-from cti_server.ivr.flow import Flow, MenuStep, load_flow
+from cti_server.ivr.flow import Flow, FlowError, MenuStep, load_flow
 from cti_server.resources import data_dir
 
 FLOWS = data_dir("ivr_flows")
@@ -370,8 +370,9 @@ async def test_secret_collect_is_masked_in_path_and_inputs(tmp_path: Path) -> No
     result = await Crm().engine().run(flow, channel, UNKNOWN_NUMBER)
 
     assert result.outcome == "transfer"
-    assert result.path[0].input == MASK == "***"
-    assert result.path[0].as_dict()["input"] == "***"
+    # each try is recorded with why it was refused; the digits never
+    assert result.path[0].input == "*** (2 digits, wanted 4-6) ***"
+    assert MASK == "***"
     assert result.inputs == {"pin": "***"}
     assert "4321" not in repr([r.as_dict() for r in result.path])
     assert channel.calls == ["read_digits enter_pin en 6 8.0"] * 2
@@ -540,3 +541,95 @@ async def test_a_word_the_menu_does_not_know_is_no_choice(main_flow: Flow) -> No
     result = await Crm().engine().run(main_flow, channel, VIP_NUMBER)
 
     assert result.attributes["intent"] == "operator"  # three silences: the operator
+
+
+def _collect_flow(tmp_path: Path, **collect: object) -> Flow:
+    step = {
+        "type": "collect",
+        "prompt": "enter_date",
+        "invalid_prompt": "invalid",
+        "into": "value",
+        "retries": 3,
+        "next": "done",
+        "on_fail": "failed",
+        **collect,
+    }
+    return write_flow(
+        tmp_path,
+        {
+            "name": "collect",
+            "languages": ["en"],
+            "start": "ask",
+            "steps": {
+                "ask": step,
+                "done": {"type": "transfer", "queue": "support"},
+                "failed": {"type": "hangup"},
+            },
+        },
+    )
+
+
+@pytest.mark.asyncio
+async def test_a_date_is_asked_again_until_it_is_a_real_day(tmp_path: Path) -> None:
+    flow = _collect_flow(tmp_path, validate="date", min_digits=8, max_digits=8)
+    channel = ScriptedChannel(["20250230", "", "19870521"])  # 30 February, silence, a day
+    result = await Crm().engine().run(flow, channel, UNKNOWN_NUMBER)
+
+    assert result.outcome == "transfer"
+    assert result.attributes["value"] == "19870521"
+    assert result.path[0].input == ("20250230 (not a date (YYYYMMDD)) (nothing typed) 19870521")
+    # the invalid prompt between tries, the question each time
+    assert [p for p, _ in channel.played] == [
+        "enter_date",
+        "invalid",
+        "enter_date",
+        "invalid",
+        "enter_date",
+    ]
+
+
+@pytest.mark.asyncio
+async def test_a_flood_or_100_digits_is_refused_and_shown_cut(tmp_path: Path) -> None:
+    flow = _collect_flow(tmp_path, validate="account", max_digits=9, retries=2)
+    channel = ScriptedChannel(["1" * 100, "#*" * 50])
+    result = await Crm().engine().run(flow, channel, UNKNOWN_NUMBER)
+
+    assert result.outcome == "hangup"
+    assert "value" not in result.attributes
+    assert result.path[0].input == f"{'1' * 9} (100 digits, wanted 1-9) {'#*' * 4}# (not digits)"
+    assert channel.played.count(("invalid", "en")) == 1  # not after the last try
+
+
+@pytest.mark.asyncio
+async def test_only_allowed_values_pass(tmp_path: Path) -> None:
+    flow = _collect_flow(tmp_path, allowed=["1", "2", "3", "4", "5"], max_digits=1)
+    result = await Crm().engine().run(flow, ScriptedChannel(["0", "7", "4"]), UNKNOWN_NUMBER)
+    assert result.attributes["value"] == "4"
+    assert result.path[0].input == "0 (not one of the choices) 7 (not one of the choices) 4"
+
+
+@pytest.mark.asyncio
+async def test_a_pin_collect_is_a_secret_in_every_try(tmp_path: Path) -> None:
+    flow = _collect_flow(tmp_path, validate="pin", secret=True, min_digits=4, max_digits=8)
+    result = await Crm().engine().run(flow, ScriptedChannel(["123", "98765"]), UNKNOWN_NUMBER)
+    assert result.path[0].input == "*** (3 digits, wanted 4-8) ***"
+    assert result.secrets == {"value": "98765"}
+    assert "value" not in result.attributes
+    assert "98765" not in repr((result.path, result.inputs, result.attributes))
+
+
+@pytest.mark.parametrize(
+    ("collect", "problem"),
+    [
+        ({"validate": "pin", "min_digits": 4}, "validate: pin needs secret: true"),
+        ({"validate": "date", "max_digits": 6}, "validate: date is 8 digits"),
+        ({"terminator": "*"}, "terminator: Input should be '#'"),
+        ({"min_digits": 5, "max_digits": 3}, "min_digits is more than max_digits"),
+    ],
+)
+def test_collect_options_that_cannot_work_are_refused(
+    tmp_path: Path, collect: dict[str, object], problem: str
+) -> None:
+    with pytest.raises(FlowError, match="step 'ask'") as raised:
+        _collect_flow(tmp_path, **collect)
+    assert problem in str(raised.value)
