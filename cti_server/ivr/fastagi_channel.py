@@ -20,13 +20,17 @@ def sound(prompt: str) -> str:
     return f"{SOUNDS}/{prompt}"
 
 
+KEYS = frozenset("0123456789*#ABCD")  # what a phone's keypad can send as DTMF
+
+
 def key_of(code: str) -> str:
-    """AGI answers a key as its character code: ``49`` is ``1``; ``0`` means none."""
+    """AGI answers a key as its character code: ``49`` is ``1``; ``0`` means none, and so does
+    any code that is no DTMF key (a broken or hostile peer's answer is no choice)."""
     try:
-        value = int(code)
-    except ValueError:
+        key = chr(int(code))
+    except (ValueError, OverflowError):
         return ""
-    return chr(value) if 0 < value < 0x110000 else ""
+    return key if key in KEYS else ""
 
 
 class FastAgiChannel:

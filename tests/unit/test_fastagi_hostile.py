@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import re
 import socket
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from cti_server.config import AgiSettings
 from cti_server.ivr.engine import Customer, IvrEngine, IvrResult
@@ -540,3 +542,125 @@ async def test_malformed_answers_do_not_escape_the_server(
         assert sent
         assert errors(caplog) == []
         assert not route.results.empty(), "the route ended without an IVR result"
+
+
+# --- (g) 100 digits and a #* flood -------------------------------------------------------------
+
+
+def hostile_caller() -> Reply:
+    """No language chosen; 100 digits for the account; # and * at every offer of the menu."""
+    menu_keys = itertools.cycle([b"35", b"42"])  # '#', '*'
+
+    def reply(command: str) -> bytes:
+        if command.startswith("GET DATA"):
+            return b"200 result=" + b"7" * 100 + b"\n"
+        if command.startswith("GET OPTION cti/main_menu"):
+            return b"200 result=" + next(menu_keys) + b" endpos=0\n"
+        return b"200 result=0 endpos=0\n"
+
+    return reply
+
+
+@pytest.mark.asyncio
+async def test_a_100_digit_account_and_a_hash_star_flood_lead_to_the_operator(
+    main_flow: Flow, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with (
+        ivr_server(main_flow) as (server, port, route),
+        connection(port) as (reader, writer),
+    ):
+        writer.write(REQUEST)
+        await writer.drain()
+        commands = await play_asterisk(reader, writer, hostile_caller())
+        result = await route.result()
+        await wait_idle(server)
+    # the 100 digits never reach the CRM: only the caller ID was asked
+    assert route.asked == ["+8613800138000", "+8613800138000"]
+    by_step = {r.step: r for r in result.path}
+    assert by_step["identify_account"].input == "account: 100 characters, refused"
+    assert result.inputs == {"account": ""}
+    # the menu is offered its 3 times, each # or * refused with the invalid prompt
+    assert by_step["menu"].input == "# * #"
+    assert sum(c.startswith("GET OPTION cti/main_menu") for c in commands) == 3
+    assert sum(c.startswith("STREAM FILE cti/invalid") for c in commands) == 3
+    assert result.attributes["intent"] == "operator"
+    assert errors(caplog) == []
+
+
+# --- (h) secrets stay out of the logs ----------------------------------------------------------
+
+PIN, CODE = "4711", "90210"
+SECRET_FLOW = {
+    "name": "secret",
+    "languages": ["en"],
+    "start": "identify",
+    "steps": {
+        "identify": {
+            "type": "identify",
+            "pin_prompt": "enter_pin",
+            "pin_invalid_prompt": "wrong_pin",
+            "found": "code",
+            "not_found": "code",
+            "not_verified": "code",
+        },
+        "code": {
+            "type": "collect",
+            "prompt": "enter_code",
+            "into": "code",
+            "validate": "pin",
+            "secret": True,
+            "min_digits": 4,
+            "max_digits": 6,
+            "next": "done",
+            "on_fail": "done",
+        },
+        "done": {"type": "transfer", "queue": "support"},
+    },
+}
+
+
+@pytest.mark.asyncio
+async def test_secrets_typed_over_fastagi_never_reach_a_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    path = tmp_path / "secret.yaml"
+    path.write_text(yaml.safe_dump(SECRET_FLOW), encoding="utf-8")
+    flow = load_flow(path)
+    holder = Customer(customer_id=5, name="Ann", tier="gold", language="en", has_pin=True)
+    checked: list[str] = []
+
+    async def by_caller_id(number: str) -> Customer | None:
+        return holder
+
+    async def verify_pin(customer: Customer, pin: str) -> bool:
+        checked.append(pin)
+        return pin == PIN
+
+    answers = iter(["-1", "1234", PIN, CODE])  # a failed GET DATA, a wrong PIN, the PIN, code
+
+    def asterisk(command: str) -> bytes:
+        if command.startswith("GET DATA"):
+            answer = next(answers)
+            return f"200 result={answer}\n".encode() if answer != "-1" else b"200 result=-1\n"
+        return b"200 result=1\n"  # CHANNEL STATUS and the rest: still there
+
+    async with ivr_server(flow) as (server, port, route):
+        route.engine = IvrEngine(by_caller_id, by_caller_id, verify_pin=verify_pin)
+        async with connection(port) as (reader, writer):
+            writer.write(REQUEST)
+            await writer.drain()
+            commands = await play_asterisk(reader, writer, asterisk)
+            result = await route.result()
+        await wait_idle(server)
+
+    assert checked == ["1234", PIN]  # the failed read is no try at the CRM
+    assert result.customer == holder
+    assert result.secrets == {"code": CODE}
+    assert result.path[0].input == "caller id, pin verified"
+    assert result.path[1].input == "***"
+    assert any("GET DATA failed" in r.getMessage() for r in caplog.records)  # logging works
+    for secret in (PIN, CODE, "1234"):
+        assert secret not in caplog.text
+        assert secret not in repr((result.path, result.inputs, result.attributes))
+        assert not any(secret in c for c in commands)
