@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.dedup import CustomerRecord, DuplicateCandidate, duplicates_of, name_keys
 from crm_core.errors import Conflict, InvalidInput, NotFound
-from crm_core.models import Customer, CustomerNameKey, Email, Phone
+from crm_core.models import Customer, CustomerNameKey, Email, Phone, utcnow
 from crm_core.phones import PhoneNumberError, is_withheld, lookup_candidates, to_e164
 from crm_core.schemas import CustomerIn, CustomerPatch, PhoneIn
 
@@ -44,12 +44,24 @@ def _e164(number: str, region: str, where: str) -> str:
 
 
 async def get_customer(session: AsyncSession, customer_id: int) -> Customer:
-    """The live record; a merged-away record answers NotFound naming the survivor."""
+    """The live record; a merged-away record answers NotFound naming the survivor, a deleted
+    one NotFound saying so."""
     customer = await session.get(Customer, customer_id)
     if customer is None:
         raise NotFound(f"customer {customer_id} does not exist")
     if customer.merged_into_id is not None:
         raise NotFound(f"customer {customer_id} was merged into {customer.merged_into_id}")
+    if customer.deleted_at is not None:
+        raise NotFound(f"customer {customer_id} was deleted")
+    return customer
+
+
+async def delete_customer(session: AsyncSession, customer_id: int) -> Customer:
+    """Soft deletion: lookup, search and duplicates no longer find the customer, but the
+    record stays, so that its interactions, cases and merges keep pointing at something."""
+    customer = await get_customer(session, customer_id)
+    customer.deleted_at = utcnow()
+    await session.flush()
     return customer
 
 
@@ -163,6 +175,7 @@ _CALLER_QUERY = (
     .where(
         _PHONES.c.e164.in_(bindparam("numbers", expanding=True)),
         _CUSTOMERS.c.merged_into_id.is_(None),
+        _CUSTOMERS.c.deleted_at.is_(None),
     )
 )
 
@@ -198,7 +211,7 @@ async def search_customers(
         )
     result = await session.scalars(
         select(Customer)
-        .where(or_(*conditions), Customer.merged_into_id.is_(None))
+        .where(or_(*conditions), Customer.merged_into_id.is_(None), Customer.deleted_at.is_(None))
         .order_by(Customer.name, Customer.id)
         .limit(limit)
         .offset(offset)
@@ -244,6 +257,7 @@ async def probable_duplicates(
         select(Customer).where(
             Customer.id != customer.id,
             Customer.merged_into_id.is_(None),
+            Customer.deleted_at.is_(None),
             or_(
                 Customer.id.in_(select(Phone.customer_id).where(Phone.e164.in_(phones))),
                 Customer.id.in_(select(Email.customer_id).where(Email.address.in_(emails))),

@@ -198,6 +198,19 @@ async def patch_customer(request: web.Request) -> web.Response:
     return json_response(body)
 
 
+@routes.route(
+    "DELETE",
+    "/customers/{id}",
+    "Delete a customer: no longer found, its interactions and cases kept",
+    min_role="manager",
+)
+async def delete_customer(request: web.Request) -> web.Response:
+    async with _session(request) as session, session.begin():
+        customer = await customers.delete_customer(session, path_id(request))
+        body = {"id": customer.id, "deleted_at": customer.deleted_at}
+    return json_response(body)
+
+
 @routes.route("POST", "/customers/{id}/phones", "Add a phone number", body=PhoneIn)
 async def add_phone(request: web.Request) -> web.Response:
     data = await read_body(request, PhoneIn)

@@ -197,6 +197,42 @@ async def test_cases_of_others_are_hidden_from_agents(api: Api) -> None:
     assert (status, body["error"]) == (409, "invalid_transition")
 
 
+@pytest.mark.asyncio
+async def test_a_manager_deletes_a_customer_whose_history_stays(api: Api) -> None:
+    _, customer = await api.call(
+        "POST", "/customers", json={"name": "王芳", "phones": [{"number": "13900139000"}]}
+    )
+    _, twin = await api.call("POST", "/customers", json={"name": "王芳"})
+    path = f"/customers/{customer['id']}"
+    _, call = await api.call(
+        "POST",
+        "/interactions",
+        who="supervisor",
+        json={"node": "pbx1", "linkedid": "d.1", "customer_id": customer["id"]},
+    )
+    for who in ("agent", "supervisor"):
+        status, body = await api.call("DELETE", path, who=who)
+        assert (status, body["error"]) == (403, "forbidden")
+    status, _ = await api.call("GET", path)
+    assert status == 200, "a refused delete changes nothing"
+
+    status, deleted = await api.call("DELETE", path, who="manager")
+    assert (status, deleted["id"]) == (200, customer["id"])
+    assert deleted["deleted_at"]
+    status, body = await api.call("GET", path)
+    assert (status, body["message"]) == (404, f"customer {customer['id']} was deleted")
+    _, found = await api.call("GET", "/customers/lookup", params={"number": "13900139000"})
+    assert (found["status"], found["customers"]) == ("unknown", [])
+    _, searched = await api.call("GET", "/customers", params={"q": "王芳"})
+    assert [c["id"] for c in searched["items"]] == [twin["id"]]
+    _, duplicates = await api.call("GET", f"/customers/{twin['id']}/duplicates", who="supervisor")
+    assert duplicates["items"] == []
+    status, kept = await api.call("GET", f"/interactions/{call['id']}")
+    assert (status, kept["customer_id"]) == (200, customer["id"])
+    status, _ = await api.call("DELETE", path, who="manager")
+    assert status == 404
+
+
 HOSTILE_NAMES = [
     "Robert'); DROP TABLE customers;--",
     "<script>alert(1)</script>",
