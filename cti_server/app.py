@@ -206,7 +206,11 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_get("/status", status_view)
     app.router.add_get("/live", live_view)
     app.router.add_get("/metrics", metrics_view)
-    app[METRICS] = make_registry(CtiCollector(tracker, links, app[RECORDER], bus, app[WATCHDOG]))
+    app[METRICS] = make_registry(
+        CtiCollector(
+            tracker, links, app[RECORDER], bus, app[WATCHDOG], decoding=app[TRANSCRIPTION].pool
+        )
+    )
     app[SESSIONS] = sessions
     app.add_subapp("/api", create_api(sessions, settings.crm))
     ui_deps = _ui_deps(settings, bus, tracker, links, sessions, router=app.get(ROUTER))

@@ -12,6 +12,8 @@ from prometheus_client.registry import Collector
 
 from cti_server.bus import MemoryBus
 from cti_server.recorder.recorder import Recorder
+from cti_server.speech.metrics import transcription_metrics
+from cti_server.speech.pool import DecodePool
 from cti_server.telephony.ami_client import AmiClient
 from cti_server.tracker.tracker import Tracker
 from cti_server.watchdog import LoopWatchdog
@@ -25,8 +27,11 @@ class CtiCollector(Collector):
         recorder: Recorder,
         bus: MemoryBus,
         watchdog: LoopWatchdog,
+        *,
+        decoding: DecodePool | None = None,
     ) -> None:
         self._watchdog = watchdog
+        self._decoding = decoding
         self._tracker = tracker
         self._links = links
         self._recorder = recorder
@@ -54,6 +59,8 @@ class CtiCollector(Collector):
         dropped = CounterMetricFamily("cti_bus_dropped", "Events dropped by slow subscribers")
         dropped.add_metric([], bus["dropped"])
         yield dropped
+        if self._decoding is not None:
+            yield from transcription_metrics(self._decoding)
 
     def _calls(self) -> Iterator[Metric]:
         calls = GaugeMetricFamily("cti_calls", "Live calls by state", labels=["node", "state"])

@@ -115,9 +115,15 @@ def decode_file(
 
     decoder = StreamDecoder(model, rate, speaker, offset)
     segments: list[Segment] = []
+    pcm = read_call_audio(path)
+    for at in range(0, len(pcm), 8000):
+        segments += decoder.feed(pcm[at : at + 8000])
+    return segments + decoder.finish()
+
+
+def read_call_audio(path: Path) -> bytes:
+    """A recording's audio (8 kHz 16-bit wav, as MixMonitor writes it)."""
     with wave.open(str(path), "rb") as audio:
         if audio.getframerate() != CALL_RATE or audio.getsampwidth() != 2:
             raise ValueError(f"{path.name}: expected 8 kHz 16-bit audio")
-        while chunk := audio.readframes(4000):
-            segments += decoder.feed(chunk)
-    return segments + decoder.finish()
+        return audio.readframes(audio.getnframes())

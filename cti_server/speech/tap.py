@@ -40,6 +40,12 @@ class TapStream:
         self._pool = pool
         self._max_lag_bytes = int(max_lag * 2 * CALL_RATE)
         self._on_partial = on_partial
+        self._waiting = 0  # bytes of audio received, not yet decoding
+
+    @property
+    def lag_seconds(self) -> float:
+        """How far decoding is behind the call: the audio waiting for its turn."""
+        return self._waiting / (2 * CALL_RATE)
 
     @property
     def speaker(self) -> str:
@@ -48,6 +54,7 @@ class TapStream:
     async def consume(self, reader: asyncio.StreamReader) -> None:
         buffer = bytearray()
         decoding: asyncio.Task[list[Segment]] | None = None
+        self._pool.watch(self)
         try:
             while True:
                 try:
@@ -68,6 +75,8 @@ class TapStream:
                 elif decoding is None and len(buffer) >= CHUNK_BYTES:
                     chunk, buffer = bytes(buffer), bytearray()
                     decoding = asyncio.create_task(self._pool.run(self._decoder.feed, chunk))
+                self._waiting = len(buffer)
+            self._waiting = 0
             if decoding is not None:
                 self._take(await decoding)
             if not self.degraded:
@@ -75,6 +84,8 @@ class TapStream:
                     self._take(await self._pool.run(self._decoder.feed, bytes(buffer)))
                 self._take(await self._pool.run(self._decoder.finish))
         finally:
+            self._waiting = 0
+            self._pool.unwatch(self)
             if decoding is not None and not decoding.done():
                 decoding.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):

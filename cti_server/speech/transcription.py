@@ -32,7 +32,13 @@ from cti_server.events import (
     TranscriptPartial,
 )
 from cti_server.speech.audiosocket import AudioSocketServer
-from cti_server.speech.decoder import Segment, StreamDecoder, decode_file, model_rate
+from cti_server.speech.decoder import (
+    CALL_RATE,
+    Segment,
+    StreamDecoder,
+    model_rate,
+    read_call_audio,
+)
 from cti_server.speech.models import SpeechModels
 from cti_server.speech.pool import DecodePool
 from cti_server.speech.redaction import LiveRedactor, redact_segments
@@ -44,6 +50,7 @@ log = logging.getLogger(__name__)
 TAP_CONNECT_TIMEOUT = 5.0
 TAP_DRAIN_TIMEOUT = 30.0
 RECORDING_TIMEOUT = 30.0
+POST_CALL_CHUNK = 2 * CALL_RATE * 5  # post-call audio decoded 5 s at a time: live work interleaves
 
 
 @dataclass
@@ -83,7 +90,7 @@ class TranscriptionService:
         self._models = models
         self._regions = regions  # where phone numbers come from; None: no redaction
         self._is_leader = is_leader  # processes sharing a node: only the leader taps its calls
-        self.pool = DecodePool(settings.workers, settings.max_live_calls)
+        self.pool = DecodePool(settings.workers, settings.max_live_calls, settings.max_lag_seconds)
         self._languages: dict[str, str] = {}
         self._calls: dict[str, _Call] = {}
         self._followed: set[str] = set()  # answered calls whose transcript is still to come
@@ -117,6 +124,8 @@ class TranscriptionService:
             "active": self.active,
             "live_now": self.pool.live_now,
             "live_capacity": self.pool.capacity,
+            "live_lag_seconds": round(self.pool.lag_seconds, 2),
+            "post_call_backlog": self.pool.post_call_backlog,
             **counters.__dict__,
         }
 
@@ -328,13 +337,19 @@ class TranscriptionService:
         model = await self._models.get(call.language)
         rate = model_rate(self._speech.models[call.language])
         segments: list[Segment] = []
-        for speaker, name in (("customer", customer), ("agent", agent)):
-            path = folder / name
-            if not await _settled(path):
-                log.warning("call %s: recording %s never appeared", call.linkedid, path)
-                return None
-            decoded = await self.pool.run(decode_file, model, rate, path, speaker, -held)
-            segments += [s for s in decoded if s.start >= 0]  # not the music on hold
+        async with self.pool.post_call():  # after the live taps: a few at once, in chunks
+            for speaker, name in (("customer", customer), ("agent", agent)):
+                path = folder / name
+                if not await _settled(path):
+                    log.warning("call %s: recording %s never appeared", call.linkedid, path)
+                    return None
+                pcm = await asyncio.to_thread(read_call_audio, path)
+                decoder = StreamDecoder(model, rate, speaker, -held)
+                decoded: list[Segment] = []
+                for at in range(0, len(pcm), POST_CALL_CHUNK):
+                    decoded += await self.pool.run(decoder.feed, pcm[at : at + POST_CALL_CHUNK])
+                decoded += await self.pool.run(decoder.finish)
+                segments += [s for s in decoded if s.start >= 0]  # not the music on hold
         return segments
 
 
