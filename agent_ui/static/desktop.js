@@ -65,6 +65,7 @@
       " F" + c.value.frequency + " M" + c.value.monetary : "");
     setText("pop-queue", call.queue);
     setText("pop-transferred", call.transferred_by || "");
+    byId("pop-transferred").hidden = byId("pop-transferred-label").hidden = !call.transferred_by;
     byId("pop-profile").hidden = !c;
     if (c) byId("pop-profile").href = "/ui/customers/" + encodeURIComponent(c.id);
 
