@@ -6,6 +6,7 @@ import io
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -647,3 +648,195 @@ async def test_an_unforeseen_error_is_a_json_500_without_internals() -> None:
     assert "SELECT" not in body
     assert "RuntimeError" not in body
     assert json.loads(body)["error"] == "internal"
+
+
+# -- the rest of the workflow, endpoint by endpoint ------------------------------------------
+
+
+def _time(value: str | None) -> datetime:
+    assert value is not None
+    return datetime.fromisoformat(value)
+
+
+@pytest.mark.asyncio
+async def test_a_case_records_when_it_was_assigned_resolved_and_closed(api: Api) -> None:
+    _, customer = await api.call("POST", "/customers", json={"name": "李娜"})
+    _, case = await api.call(
+        "POST",
+        "/cases",
+        json={"customer_id": customer["id"], "category": "refund", "severity": "low"},
+    )
+    assert (case["assigned_at"], case["resolved_at"], case["closed_at"]) == (None, None, None)
+    path = f"/cases/{case['id']}"
+    owner = {"owner_id": api.user_ids["agent"]}
+    _, assigned = await api.call("POST", f"{path}/assign", who="supervisor", json=owner)
+    assert (assigned["resolved_at"], assigned["closed_at"]) == (None, None)
+    _, resolved = await api.call("POST", f"{path}/resolve", who="agent")
+    assert resolved["closed_at"] is None
+    _, closed = await api.call("POST", f"{path}/close", who="manager")
+    opened, assigned_at, resolved_at, closed_at = (
+        _time(closed[name]) for name in ("opened_at", "assigned_at", "resolved_at", "closed_at")
+    )
+    assert opened <= assigned_at <= resolved_at <= closed_at
+    assert _time(assigned["assigned_at"]) == assigned_at
+    assert _time(resolved["resolved_at"]) == resolved_at
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("severity", "hours"), [("critical", 4), ("low", 168)])
+async def test_a_case_opened_by_hand_is_due_by_its_severitys_sla(
+    api: Api, severity: str, hours: int
+) -> None:
+    _, customer = await api.call("POST", "/customers", json={"name": "李娜"})
+    status, case = await api.call(
+        "POST",
+        "/cases",
+        json={"customer_id": customer["id"], "category": "billing", "severity": severity},
+    )
+    assert status == 201
+    assert _time(case["due_at"]) - _time(case["opened_at"]) == timedelta(hours=hours)
+
+
+@pytest.mark.asyncio
+async def test_a_resolved_case_can_be_reopened_by_assigning_it_again(api: Api) -> None:
+    _, customer = await api.call("POST", "/customers", json={"name": "李娜"})
+    _, case = await api.call(
+        "POST",
+        "/cases",
+        json={"customer_id": customer["id"], "category": "billing", "severity": "high"},
+    )
+    path = f"/cases/{case['id']}"
+    _, first = await api.call(
+        "POST", f"{path}/assign", who="supervisor", json={"owner_id": api.user_ids["agent"]}
+    )
+    await api.call("POST", f"{path}/resolve", who="agent")
+    status, reopened = await api.call(
+        "POST", f"{path}/assign", who="supervisor", json={"owner_id": api.user_ids["agent2"]}
+    )
+    assert (status, reopened["status"], reopened["owner_id"]) == (
+        200,
+        "assigned",
+        api.user_ids["agent2"],
+    )
+    assert reopened["resolved_at"] is None
+    assert _time(reopened["assigned_at"]) >= _time(first["assigned_at"])
+    status, _ = await api.call("POST", f"{path}/resolve", who="agent2")
+    assert status == 200
+
+
+@pytest.mark.asyncio
+async def test_transactions_through_the_api_move_the_tier(api: Api) -> None:
+    _, customer = await api.call("POST", "/customers", json={"name": "Ann Lee"})
+    assert customer["value"]["tier"] == "standard"
+    path = f"/customers/{customer['id']}/transactions"
+    now = datetime.now(UTC).isoformat()
+    status, body = await api.call("POST", path, who="agent", json={"amount": "1000", "at": now})
+    assert (status, body["error"]) == (403, "forbidden")
+    tiers = []
+    for amount in ("1000", "3000", "16000"):  # lifetime value 3 years of the year's spend
+        status, body = await api.call(
+            "POST", path, who="manager", json={"amount": amount, "at": now}
+        )
+        assert status == 201
+        tiers.append(body["value"]["tier"])
+    assert tiers == ["silver", "gold", "platinum"]
+
+
+@pytest.mark.asyncio
+async def test_the_value_endpoint_shows_scores_tier_and_why(api: Api) -> None:
+    _, customer = await api.call("POST", "/customers", json={"name": "Ann Lee"})
+    at = (datetime.now(UTC) - timedelta(days=40)).isoformat()
+    await api.call(
+        "POST",
+        f"/customers/{customer['id']}/transactions",
+        who="manager",
+        json={"amount": "1200", "at": at},
+    )
+    status, value = await api.call("GET", f"/customers/{customer['id']}/value")
+    assert status == 200
+    assert (value["tier"], value["recency"], value["frequency"], value["monetary"]) == (
+        "silver",
+        4,  # 40 days since the purchase
+        1,
+        3,
+    )
+    assert value["lifetime_value"] == "3600.00"
+    assert value["reason"].startswith("silver: estimated lifetime value 3,600")
+
+
+@pytest.mark.asyncio
+async def test_follow_ups_list_shows_agents_theirs_and_unowned_ones(api: Api) -> None:
+    _, customer = await api.call("POST", "/customers", json={"name": "Ann Lee"})
+    ids = {}
+    for owner, due in (("agent", "10:00"), ("agent2", "09:00"), (None, "11:00")):
+        body = {"customer_id": customer["id"], "due_at": f"2026-12-01T{due}:00+00:00"}
+        if owner is not None:
+            body["owner_id"] = api.user_ids[owner]
+        _, task = await api.call("POST", "/follow-ups", json=body)
+        ids[owner] = task["id"]
+    status, mine = await api.call("GET", "/follow-ups", who="agent")
+    assert status == 200
+    assert [t["id"] for t in mine["items"]] == [ids["agent"], ids[None]]
+    _, everyone = await api.call("GET", "/follow-ups", who="supervisor")
+    assert [t["id"] for t in everyone["items"]] == [ids["agent2"], ids["agent"], ids[None]]
+
+
+@pytest.mark.asyncio
+async def test_an_interaction_is_read_with_its_transcript_in_order(api: Api) -> None:
+    _, customer = await api.call("POST", "/customers", json={"name": "Ann Lee"})
+    said = [
+        {
+            "speaker": "agent",
+            "start": 4.0,
+            "end": 6.0,
+            "text": "How can I help?",
+            "confidence": 0.9,
+        },
+        {"speaker": "ivr", "start": 0.0, "end": 3.5, "text": "Welcome", "confidence": 1.0},
+    ]
+    _, written = await api.call(
+        "POST",
+        "/interactions",
+        who="supervisor",
+        json={"node": "pbx1", "linkedid": "t.1", "customer_id": customer["id"], "segments": said},
+    )
+    status, read = await api.call("GET", f"/interactions/{written['id']}")
+    assert (status, read["customer_id"]) == (200, customer["id"])
+    assert [s["text"] for s in read["segments"]] == ["Welcome", "How can I help?"]
+    status, body = await api.call("GET", "/interactions/9999")
+    assert (status, body["error"]) == (404, "not_found")
+
+
+@pytest.mark.asyncio
+async def test_agents_are_listed_by_supervisors_and_created_by_admins(api: Api) -> None:
+    status, _ = await api.call("GET", "/agents", who="agent")
+    assert status == 403
+    new = {"username": "bo", "password": "bo-password", "role": "agent", "extension": "1042"}
+    status, _ = await api.call("POST", "/agents", who="manager", json=new)
+    assert status == 403
+    status, created = await api.call("POST", "/agents", who="admin", json=new)
+    assert (status, created["username"], created["extension"]) == (201, "bo", "1042")
+    status, listed = await api.call("GET", "/agents", who="supervisor")
+    assert status == 200
+    assert "bo" in [u["username"] for u in listed["items"]]
+    assert all("password" not in key for u in listed["items"] for key in u)
+    status, token = await api.call(
+        "POST", "/tokens", who=None, json={"username": "bo", "password": "bo-password"}
+    )
+    assert (status, token["user"]["role"]) == (201, "agent")
+    status, body = await api.call("POST", "/agents", who="admin", json=new)
+    assert (status, body["error"]) == (409, "conflict")
+
+
+@pytest.mark.asyncio
+async def test_an_added_phone_finds_the_customer_and_is_not_added_twice(api: Api) -> None:
+    _, customer = await api.call("POST", "/customers", json={"name": "Ann Lee"})
+    path = f"/customers/{customer['id']}/phones"
+    status, phone = await api.call("POST", path, json={"number": "010 6552 9988", "label": "work"})
+    assert (status, phone["number"], phone["label"]) == (201, "+861065529988", "work")
+    _, again = await api.call("POST", path, json={"number": "+86 10 6552 9988"})
+    assert again["id"] == phone["id"]
+    _, found = await api.call("GET", "/customers/lookup", params={"number": "01065529988"})
+    assert (found["status"], [c["id"] for c in found["customers"]]) == ("found", [customer["id"]])
+    _, record = await api.call("GET", f"/customers/{customer['id']}")
+    assert [p["number"] for p in record["phones"]] == ["+861065529988"]
