@@ -34,7 +34,12 @@ VIEWPORT = {"width": 1366, "height": 768}
 AGENT_PHONE = "Local/{extension}@cti-sim-agent-long/n"
 SUPERVISOR_PHONE = "Local/{extension}@cti-sim-desk/n"
 TRANSFER_CONTEXT = "cti-sim-desk"  # desks 7000-7009 that answer and stay on the line
-USERS = (("alice", "agent", "8101"), ("bob", "agent", "8102"), ("sam", "supervisor", "7001"))
+USERS = (
+    ("alice", "agent", "8101"),
+    ("bob", "agent", "8102"),
+    ("sam", "supervisor", "7001"),
+    ("dee", "agent", "7002"),  # at the desk phone 7002 of TRANSFER_CONTEXT: a transfer's target
+)
 
 
 @pytest.fixture

@@ -313,21 +313,25 @@ async def test_an_available_agent_does_not_get_the_pop_of_a_call_that_rings_anot
 
 
 @pytest.mark.asyncio
-async def test_a_transfer_ends_the_transferring_agents_call_and_starts_their_wrap_up(
+async def test_a_transfer_ends_the_transferring_agents_call_and_pops_on_the_targets_desk(
     ui_server: UiServer,
 ) -> None:
     server = ui_server
     await add_customer(server.db, "Passed On", "+8613700004444")
     sam = await server.signed_in("sam")
+    dee = await server.signed_in("dee")
     alice = await server.signed_in("alice")
     await expect(alice.page.locator("#state")).to_have_text("logged out")
     await alice.page.click("#go-available")
     await expect(alice.page.locator("#state")).to_have_text("available")
     call = await _call(server, "+8613700004444", "Passed On", dtmf="1")
     await expect(alice.page.locator("#pop-call-state")).to_have_text("connected", timeout=30_000)
-    await alice.page.fill("#transfer-to", "7001")  # a desk that answers and stays on the line
+    await expect(dee.page.locator("#pop")).to_be_hidden()
+    await alice.page.fill("#transfer-to", "7002")  # dee's phone: it answers and stays on the line
     await alice.page.click("#transfer")
-    await expect(alice.page.locator("#message")).to_have_text("transferred to 7001")
+    await expect(alice.page.locator("#message")).to_have_text("transferred to 7002")
+    await expect(dee.page.locator("#pop-name")).to_have_text("Passed On", timeout=15_000)
+    await expect(dee.page.locator("#pop-transferred")).to_have_text("alice")
     await expect(alice.page.locator("#wrapup")).to_be_visible(timeout=15_000)
     await expect(alice.page.locator("#pop-call-state")).to_have_text("ended")
     await expect(alice.page.locator("#state")).to_have_text("wrap up")
@@ -341,7 +345,7 @@ async def test_a_transfer_ends_the_transferring_agents_call_and_starts_their_wra
     row = await _interaction(server, call)
     assert row.disposition == "escalated"
     assert row.agent_id == server.ids["alice"]
-    for tab in (alice, sam):
+    for tab in (alice, dee, sam):
         assert tab.errors == []
 
 
