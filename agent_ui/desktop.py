@@ -80,7 +80,8 @@ class Desk:
     offered: tuple[str, str] | None = None  # (node, linkedid) of the call that rang here last
     call: tuple[str, str] | None = None  # ... once answered here
     wrapup: Record | None = None
-    wrapup_agent: int | None = None  # the user signed in at this desk when the wrap-up began
+    agent_id: int | None = None  # the user signed in at this desk when a call last popped
+    wrapup_agent: int | None = None  # ... and when the wrap-up began
     wrapup_ends: float = 0.0  # the event loop's clock
 
 
@@ -154,8 +155,9 @@ class Desks:
             self._ended(event)
         elif isinstance(event, AgentStateChanged):
             extension = extension_of(event.agent)
+            if extension and extension in self.desks:  # a closed tab's call goes on here
+                self._agent_state(self.desks[extension], event)
             if extension and self.hub.desks_signed_in(extension):
-                self._agent_state(self.desk(extension), event)
                 self._spawn(self._send(extension, self._state_message(event.state, event.reason)))
         elif isinstance(event, CallRouted):
             self._route_decided(event)
@@ -177,6 +179,7 @@ class Desks:
         pop["call"]["state"] = "connected" if desk.call == key else "ringing"
         pop["routing"] = {**pop["routing"], **self._routed.get(key, {})}
         desk.pop = pop
+        desk.agent_id = self._user_at(extension)
         if not await self.hub.to_extension(extension, pop):
             return
         routing = await self.pops.routing_of(event.node, event.linkedid)
@@ -282,7 +285,7 @@ class Desks:
             "seconds": seconds,
             "started": at.isoformat(),
         }
-        desk.wrapup_agent = self._user_at(desk.extension)
+        desk.wrapup_agent = self._user_at(desk.extension) or desk.agent_id
         desk.wrapup_ends = asyncio.get_running_loop().time() + seconds
         self._spawn(self._start_wrapup(desk))
         self._spawn(self._expire(desk, pending, seconds + WRAPUP_GRACE))
@@ -468,6 +471,7 @@ class Desks:
         shown["call"]["state"] = "ringing"
         shown["call"]["transferred_by"] = by
         desk.offered, desk.pop = key, shown
+        desk.agent_id = self._user_at(target)
         await self.hub.to_extension(target, shown)
 
     async def transfer_to_queue(self, connection: Connection, message: dict[str, Any]) -> Reply:
