@@ -19,7 +19,8 @@ from cti_server.telephony.ami_actions import originate_variables
 from cti_server.telephony.ami_client import AmiClient, AmiError
 
 _CALLERID_UNSAFE = re.compile(r'["<>\r\n\x00]')
-_LINE_BREAKS = re.compile(r"[\r\n\x00]")
+NAME_PIECE = 900  # base64 characters per channel variable: an AMI header line holds about 1 KB
+MAX_NAME_BYTES = 4000  # Asterisk's dialplan carries a value of at most 4095 bytes
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,21 @@ class SimulatedCall:
     uniqueid: str
     caller_number: str
     caller_name: str
+
+
+def caller_name_variables(name: str) -> dict[str, str]:
+    """The customer's name for the ``cti-sim-name`` dialplan, any text but NUL, line breaks
+    included: base64 (AMI's Variable header would strip quotes and escape apostrophes), cut into
+    ``SIM_CALLER_NAME64``, ``SIM_CALLER_NAME64_2``, ... so that a long name fits AMI's lines."""
+    raw = name.replace("\x00", "").encode()
+    if len(raw) > MAX_NAME_BYTES:
+        raise ValueError(f"a simulated caller's name is at most {MAX_NAME_BYTES} bytes")
+    encoded = base64.b64encode(raw).decode()
+    pieces = [encoded[at : at + NAME_PIECE] for at in range(0, len(encoded), NAME_PIECE)]
+    return {
+        "SIM_CALLER_NAME64" if n == 1 else f"SIM_CALLER_NAME64_{n}": piece
+        for n, piece in enumerate(pieces, start=1)
+    }
 
 
 def callerid(number: str, name: str) -> str:
@@ -64,9 +80,8 @@ async def place_customer_call(
         "SIM_PRE_WAIT": f"{pre_wait:g}",
         "SIM_AUDIO": audio,
         "SIM_DTMF": dtmf,
-        # base64: AMI's Variable header would strip quotes and escape apostrophes
-        "SIM_CALLER_NAME64": base64.b64encode(_LINE_BREAKS.sub("", name).encode()).decode(),
         "SIM_INBOUND": context,
+        **caller_name_variables(name),
     }
     reply = await ami.send_action(
         "Originate",

@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+import re
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
 import pytest
 from aiohttp import web
+from panoramisk.message import Message
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from crm_core.models import Interaction
-from cti_server.app import DATABASE
+from cti_server.app import AMI, BUS, DATABASE, build_app
+from cti_server.config import RecorderSettings
+from cti_server.events import CallEnded, DomainEvent
 from cti_server.simulation import place_customer_call
+from cti_server.telephony.ami_actions import AmiActionError
 from cti_server.telephony.ami_client import AmiClient
 from tests.support.asterisk import AsteriskNode
+from tests.support.ports import free_port
+from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import EventLog, event_is, poll_until
 
 pytestmark = pytest.mark.asterisk
+
+CANARY = "CtiInjected"  # a UserEvent that only an injected action would raise
 
 HOSTILE_NAMES = [
     "<script>alert('x')</script>",
@@ -74,3 +88,126 @@ async def test_line_breaks_in_caller_text_never_make_a_second_action(
     assert len(responses) - before == 1, "Asterisk ran exactly one Originate"
     assert not any(e.get("Exten") == "666" for e in log.events)
     assert (await client.send_action("Ping")).get("Response") == "Success"  # type: ignore[union-attr]
+
+
+# Reach Asterisk as they are (the simulator carries any name but NUL in base64 pieces); the first
+# tries to add two actions to anything built from it, the second is 4 KB of multi-byte text.
+INJECTED_ACTIONS = (
+    "Eve\r\n\r\nAction: Originate\r\nChannel: Local/666@cti-sim-agent\r\nApplication: Wait\r\n"
+    f"Data: 1\r\n\r\nAction: UserEvent\r\nUserEvent: {CANARY}\r\n\r\n<script>alert('x')</script>"
+)
+FOUR_KB = "\r\n".join(["José 张伟 🙂 <b>&amp;</b>"] * 125)  # 3,998 bytes of UTF-8
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+def stored_form(name: str) -> str:
+    """The CRM's documented normalisation of caller text: each control character (CR, LF, ...)
+    becomes a space, at most 200 characters are kept, then blanks at either end go (a CRM line);
+    markup stays text, escaped where it is shown."""
+    return _CONTROL.sub(" ", name)[:200].strip()
+
+
+@asynccontextmanager
+async def server_through(
+    proxy: TcpProxy, node: AsteriskNode, tmp_path: Path
+) -> AsyncIterator[web.Application]:
+    """`cti serve`'s application in this process, its AMI link through ``proxy``."""
+    base = node.settings
+    settings = base.model_copy(
+        update={
+            "ami": base.ami.model_copy(update={"port": proxy.port}),
+            "http": base.http.model_copy(update={"port": free_port()}),
+            "database": base.database.model_copy(
+                update={"url": f"sqlite+aiosqlite:///{tmp_path / 'crm.db'}"}
+            ),
+            "recorder": RecorderSettings(spool_path=tmp_path / "spool.jsonl"),
+        }
+    )
+    app = build_app(settings)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", settings.http.port).start()
+    try:
+        await app[AMI].wait_connected(10.0)
+        yield app
+    finally:
+        await runner.cleanup()
+
+
+def _blocks(stream: bytes | bytearray) -> list[dict[str, str]]:
+    """AMI messages as Asterisk frames them: blocks of ``Key: value`` lines."""
+    blocks = []
+    for text in stream.decode("utf-8", "replace").split("\r\n\r\n"):
+        headers = dict(line.partition(": ")[::2] for line in text.split("\r\n") if ": " in line)
+        if headers:
+            blocks.append(headers)
+    return blocks
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("name", [INJECTED_ACTIONS, FOUR_KB], ids=["crlf-actions", "4kb-utf8"])
+async def test_caller_name_with_line_breaks_reaches_the_crm_inert_and_makes_one_action(
+    asterisk_node: AsteriskNode, ami: tuple[AmiClient, EventLog], tmp_path: Path, name: str
+) -> None:
+    """A caller whose name really holds CR/LF, injected actions, markup or 4 KB of multi-byte
+    text (split across the server's reads: the proxy hands its AMI bytes over 7 at a time): the
+    live model has the name exactly, the CRM its documented normal form, and an action the
+    server builds from it reaches Asterisk as one action or, with line breaks, not at all."""
+    client, log = ami
+    settings = asterisk_node.settings
+    proxy = TcpProxy(settings.ami.host, settings.ami.port, record=True, piece=7)
+    await proxy.start()
+    try:
+        async with server_through(proxy, asterisk_node, tmp_path) as app:
+            ended: list[DomainEvent] = []
+            app[BUS].listen((CallEnded,), ended.append)
+            call = await place_customer_call(
+                client,
+                context=settings.dialplan.inbound_context,
+                number="+8613800138000",
+                name=name,
+                patience=0.5,
+            )
+            await log.wait_for(event_is("Hangup", Uniqueid=call.uniqueid), 20, "the call ended")
+            sessions = async_sessionmaker(app[DATABASE], expire_on_commit=False)
+
+            async def _stored() -> Interaction | None:
+                async with sessions() as session:
+                    row = await session.scalar(
+                        select(Interaction).where(Interaction.external_key.endswith(call.uniqueid))
+                    )
+                return row if row is not None and row.ended_at is not None else None
+
+            row = await poll_until(_stored, 30, what="the interaction stored")
+            (live,) = [e for e in ended if isinstance(e, CallEnded) and e.linkedid == call.uniqueid]
+            assert live.caller_name == name  # through Asterisk and the split reads, intact
+            assert row.caller_name == stored_form(name)
+            assert row.caller_number == "+8613800138000"
+
+            # an action built from the caller's text, as the server's link sends it
+            link = app[AMI]
+            variable = f"CTI_CALLER_{uuid.uuid4().hex[:8].upper()}"
+            start = len(proxy.sent)
+            with pytest.raises(AmiActionError):
+                await link.send_action("Setvar", {"Variable": variable, "Value": live.caller_name})
+            assert not [b for b in _blocks(proxy.sent[start:]) if b.get("Action") != "Ping"]
+            start, answers = len(proxy.sent), len(proxy.received)
+            reply = await link.send_action(
+                "Setvar", {"Variable": variable, "Value": row.caller_name}
+            )
+            assert isinstance(reply, Message)
+            assert reply.success, reply
+            actions = [b for b in _blocks(proxy.sent[start:]) if b.get("Action") != "Ping"]
+            assert [a["Action"] for a in actions] == ["Setvar"], actions
+            (setvar,) = actions
+            responses = [b for b in _blocks(proxy.received[answers:]) if "Response" in b]
+            answered = [r for r in responses if r.get("ActionID") == setvar["ActionID"]]
+            assert len(answered) == 1, responses  # Asterisk answered one action, ours
+            assert not [r for r in responses if "ActionID" not in r], "an injected action ran"
+    finally:
+        await proxy.stop()
+    got = await client.send_action("Getvar", {"Variable": variable})
+    assert isinstance(got, Message)
+    assert got.get("Value") == row.caller_name  # the whole text was one header's value
+    assert not any(e.get("UserEvent") == CANARY for e in log.events)
+    assert not any("Local/666@" in str(e.get("Channel", "")) for e in log.events)
