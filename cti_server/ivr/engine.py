@@ -179,6 +179,7 @@ class IvrEngine:
         attributes.update(known or {})
         attributes["language"] = language if language in flow.languages else flow.languages[0]
         name = flow.start
+        started = time.monotonic()
         try:
             for _ in range(MAX_STEPS):
                 step = flow.steps[name]
@@ -193,6 +194,8 @@ class IvrEngine:
             result.outcome = "hangup"  # a runaway flow ends, it never spins
             return result
         except CallerGone as gone:
+            if result.path:  # the step the caller hung up in lasted until then
+                result.path[-1].seconds = time.monotonic() - started
             if gone.recording is not None:
                 result.recordings.append(gone.recording)
             result.outcome = "caller_gone"

@@ -633,3 +633,17 @@ def test_collect_options_that_cannot_work_are_refused(
     with pytest.raises(FlowError, match="step 'ask'") as raised:
         _collect_flow(tmp_path, **collect)
     assert problem in str(raised.value)
+
+
+@pytest.mark.asyncio
+async def test_the_step_the_caller_hangs_up_in_keeps_its_time(
+    main_flow: Flow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ticks = iter(range(0, 10_000, 2))  # every look at the clock: 2 s later
+    monkeypatch.setattr("cti_server.ivr.engine.time.monotonic", lambda: float(next(ticks)))
+    channel = ScriptedChannel(["", "8", CallerGone("hung up")])
+    result = await Crm().engine().run(main_flow, channel, VIP_NUMBER)
+
+    assert steps(result) == ["identify", "opening_hours", "welcome", "menu"]
+    assert [r.seconds for r in result.path] == [2.0, 2.0, 2.0, 2.0]
+    assert result.path[-1].as_dict()["seconds"] == 2.0
