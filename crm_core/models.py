@@ -324,6 +324,11 @@ class FollowUp(Base):
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     done_at: Mapped[datetime | None]
+    # a callback taken in the IVR keeps the caller's place: where they would have waited
+    queue: Mapped[str | None] = mapped_column(String(64))
+    queue_position: Mapped[int | None]  # 1: first in line when the callback was offered
+    joined_at: Mapped[datetime | None]  # when they called; due_at is the same: first come first
+    estimated_wait: Mapped[int | None]  # seconds, as offered
 
 
 class MergeAudit(Base):

@@ -63,9 +63,12 @@ def create_agi_api(
     publish: Callable[[DomainEvent], None],
     nodes: Collection[str],
     verify_pin: VerifyPin | None = None,
+    callers_ahead: Callable[[str, str], int] | None = None,
 ) -> web.Application:
     """The ``/agi`` sub-application; without a token configured it answers 503 to everything."""
-    api = AgiApi(token, self_service, estimated_wait, publish, set(nodes))
+    api = AgiApi(
+        token, self_service, estimated_wait, publish, set(nodes), callers_ahead=callers_ahead
+    )
     app = web.Application(middlewares=[api.guard])
     app.router.add_get(CUSTOMER, api.customer_view(by_caller_id, by_account))
     app.router.add_post(LOOKUP, api.lookup_view)
@@ -83,6 +86,8 @@ class AgiApi:
         estimated_wait: Callable[[str, str], float],
         publish: Callable[[DomainEvent], None],
         nodes: set[str],
+        *,
+        callers_ahead: Callable[[str, str], int] | None = None,
     ) -> None:
         self._token = token.get_secret_value().encode("utf-8") if token else None
         self._self_service = self_service
@@ -90,6 +95,7 @@ class AgiApi:
         self._publish = publish
         self._nodes = nodes
         self._adapters = {name: TypeAdapter(cls) for name, cls in ACCEPTED.items()}
+        self._callers_ahead = callers_ahead
 
     @web.middleware
     async def guard(
@@ -167,7 +173,10 @@ class AgiApi:
         queue = request.query.get("queue", "")
         if not queue or len(queue) > 40:
             raise _Refused(400, "give the queue (at most 40 characters)")
-        return web.json_response({"queue": queue, "seconds": self._estimated_wait(node, queue)})
+        ahead = self._callers_ahead(node, queue) if self._callers_ahead else -1
+        return web.json_response(
+            {"queue": queue, "seconds": self._estimated_wait(node, queue), "ahead": ahead}
+        )
 
     async def events_view(self, request: web.Request) -> web.Response:
         """One IVR event (``DomainEvent.to_dict()``), checked, onto the bus."""
@@ -219,6 +228,10 @@ def _check_domain(event: DomainEvent) -> None:
             raise _Refused(422, f"IvrFinished: a path has at most {MAX_STEPS} steps")
     if isinstance(event, CallbackRequested) and event.kind not in {"callback", "voicemail"}:
         raise _Refused(422, "CallbackRequested: kind must be callback or voicemail")
+    if isinstance(event, CallbackRequested) and not 0 <= event.position <= 100_000:
+        raise _Refused(422, "CallbackRequested: position must be 0-100000")
+    if isinstance(event, CallbackRequested) and event.joined_at and event.joined_at.tzinfo is None:
+        raise _Refused(422, "CallbackRequested: joined_at needs a time zone")
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:

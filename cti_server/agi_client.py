@@ -111,6 +111,12 @@ class CtiServerClient:
             raise ServerUnavailable(f"{PIN}: not an answer")
         return verified
 
+    def callers_ahead(self, queue: str) -> int:
+        """Callers waiting in ``queue`` now (-1: the server cannot say)."""
+        answer = self._request(ESTIMATED_WAIT, query={"node": self._node, "queue": queue})
+        ahead = answer.get("ahead", -1) if isinstance(answer, dict) else -1
+        return ahead if isinstance(ahead, int) and not isinstance(ahead, bool) else -1
+
     def estimated_wait(self, queue: str) -> float:
         answer = self._request(ESTIMATED_WAIT, query={"node": self._node, "queue": queue})
         try:

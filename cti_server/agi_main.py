@@ -72,6 +72,7 @@ def build_inbound(settings: Settings, server: CtiServerClient) -> InboundCalls:
         flow_name=settings.ivr.inbound_flow,
         survey_flow=settings.ivr.survey_flow,
         estimate_wait=server.estimated_wait,
+        callers_ahead=server.callers_ahead,
         engine=IvrEngine(
             server.by_caller_id,
             server.by_account,

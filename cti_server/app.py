@@ -36,7 +36,7 @@ from cti_server.complaint_watch import ComplaintWatch, crm_repeat_call
 from cti_server.complaints.detector import ComplaintDetector
 from cti_server.config import AmiSettings, Settings
 from cti_server.events import AmiLinkChanged
-from cti_server.inbound import InboundCalls
+from cti_server.inbound import InboundCalls, callers_ahead
 from cti_server.ivr.customers import CrmLookup
 from cti_server.ivr.engine import IvrEngine
 from cti_server.ivr.registry import FlowRegistry
@@ -176,6 +176,7 @@ def build_app(settings: Settings) -> web.Application:
         flow_name=settings.ivr.inbound_flow,
         survey_flow=settings.ivr.survey_flow,
         estimate_wait=lambda queue: tracker.estimated_wait(settings.ami.node, queue),
+        callers_ahead=callers_ahead(tracker, settings.ami.node),
         engine=IvrEngine(
             lookup.by_caller_id, lookup.by_account, self_service, verify_pin=lookup.verify_pin
         ),
@@ -223,6 +224,7 @@ def build_app(settings: Settings) -> web.Application:
             by_account=lookup.by_account,
             self_service=self_service,
             estimated_wait=tracker.estimated_wait,
+            callers_ahead=lambda node, queue: callers_ahead(tracker, node)(queue),
             publish=bus.publish,
             nodes=[node.node for node in (settings.ami, *settings.extra_nodes)],
             verify_pin=lookup.verify_pin,

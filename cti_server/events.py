@@ -149,6 +149,8 @@ class CallbackRequested(DomainEvent):
     customer_id: int | None
     kind: str = "callback"
     recording: str = ""
+    position: int = 0  # the caller's place in ``queue`` when offered (1: next); 0: unknown
+    joined_at: datetime | None = None  # when they called: callbacks are due in this order
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -25,6 +25,7 @@ from cti_server.ivr.fastagi_channel import FastAgiChannel
 from cti_server.ivr.registry import FlowRegistry
 from cti_server.speech.audiosocket import AudioSocketServer
 from cti_server.telephony.fastagi import AgiHangup, AgiSession
+from cti_server.tracker.tracker import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class InboundCalls:
         flow_name: str | None = None,
         survey_flow: str | None = None,
         estimate_wait: Callable[[str], float] | None = None,
+        callers_ahead: Callable[[str], int] | None = None,
         engine: IvrEngine | None = None,
         speech: AudioSocketServer | None = None,
     ) -> None:
@@ -69,6 +71,7 @@ class InboundCalls:
         self._flow_name = flow_name
         self._survey_flow = survey_flow
         self._estimate_wait = estimate_wait
+        self._callers_ahead = callers_ahead
         self._engine = engine
         self._speech = speech
 
@@ -100,7 +103,9 @@ class InboundCalls:
         if flows is None or flow is None or self._engine is None:
             await session.set_variable("CTI_QUEUE", self._default_queue)
             return
+        # the caller's place in line as it stands now: what a callback offer keeps
         wait = self._estimate_wait(self._default_queue) if self._estimate_wait else 0.0
+        ahead = self._callers_ahead(self._default_queue) if self._callers_ahead else -1
         result = await self._engine.run(
             flow,
             channel,
@@ -127,7 +132,9 @@ class InboundCalls:
         voicemail = result.recording("voicemail")
         if voicemail is not None:
             self._bus.publish(
-                self._follow_up(arrived, result, wait, kind="voicemail", recording=voicemail.path)
+                self._follow_up(
+                    arrived, result, (wait, ahead), kind="voicemail", recording=voicemail.path
+                )
             )
         try:
             if result.outcome == "transfer":
@@ -135,7 +142,7 @@ class InboundCalls:
                     await session.set_variable(f"CTI_ATTR_{name.upper()}", value)
                 await session.set_variable("CTI_QUEUE", result.queue)
             elif result.outcome == "callback":
-                self._bus.publish(self._follow_up(arrived, result, wait))
+                self._bus.publish(self._follow_up(arrived, result, (wait, ahead)))
                 await session.set_variable("CTI_ROUTE", "hangup")
             elif result.outcome == "hangup":
                 await session.set_variable("CTI_ROUTE", "hangup")
@@ -146,11 +153,14 @@ class InboundCalls:
         self,
         arrived: CallArrived,
         result: IvrResult,
-        wait: float,
+        place: tuple[float, int],
         kind: str = "callback",
         recording: str = "",
     ) -> CallbackRequested:
-        """A caller to call back: they took a callback over waiting, or left a message."""
+        """A caller to call back: they took a callback over waiting, or left a message. The
+        place is the one they had when they called: the estimated wait and the callers ahead
+        of them (-1: unknown), and the time they called, by which callbacks are due."""
+        wait, ahead = place
         return CallbackRequested(
             node=self._node,
             linkedid=arrived.linkedid,
@@ -160,6 +170,8 @@ class InboundCalls:
             customer_id=result.customer.customer_id if result.customer else None,
             kind=kind,
             recording=recording,
+            position=ahead + 1,
+            joined_at=arrived.at,
         )
 
     async def walk_survey(self, session: CallSession, channel: Channel) -> None:
@@ -185,3 +197,13 @@ class InboundCalls:
                     comment=comment.path if comment else "",
                 )
             )
+
+
+def callers_ahead(tracker: Tracker, node: str) -> Callable[[str], int]:
+    """How many callers wait in a queue of ``node`` now: ahead of one who would join."""
+
+    def count(queue: str) -> int:
+        stats = tracker.queues.get((node, queue))
+        return len(stats.waiting) if stats is not None else 0
+
+    return count

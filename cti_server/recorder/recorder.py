@@ -137,6 +137,8 @@ def interaction_update(event: DomainEvent) -> dict[str, Any] | None:  # noqa: PL
                 "requested_at": event.at.isoformat(),
                 "kind": event.kind,
                 "recording": _clean(event.recording, 300),
+                "position": event.position,
+                "joined_at": (event.joined_at or event.at).isoformat(),
             },
         }
     if isinstance(event, SurveyAnswered):
@@ -374,9 +376,11 @@ class Recorder:
 def _follow_up_note(request: dict[str, Any]) -> str:
     if request.get("kind") == "voicemail":
         return f"Voicemail left in the IVR for {request['queue']}: {request.get('recording', '')}"
+    place = f"number {request['position']} in line, " if request.get("position") else ""
     return (
-        f"Callback instead of waiting in {request['queue']} (estimated wait "
-        f"{request['estimated_wait']} s); keeps the place from {request['requested_at']}"
+        f"Callback instead of waiting in {request['queue']} ({place}estimated wait "
+        f"{request['estimated_wait']} s); keeps the place from "
+        f"{request.get('joined_at') or request['requested_at']}"
     )
 
 
@@ -431,12 +435,18 @@ async def callback_task(
     customer_id = request.get("customer_id")
     if customer_id is None:  # a stranger asks to be called back: they become a customer
         customer_id = await customer_for_caller(session, request["caller_number"], region)
+    # the caller's place: due at the time they called, so callbacks come first-called first
+    joined = datetime.fromisoformat(request.get("joined_at") or request["requested_at"])
     task = FollowUp(
         customer_id=customer_id,
         interaction_id=interaction_id,
         kind=kind,
-        due_at=datetime.fromisoformat(request["requested_at"]),
+        due_at=joined,
         note=_follow_up_note(request),
+        queue=str(request["queue"])[:64],
+        queue_position=int(request.get("position") or 0) or None,
+        joined_at=joined,
+        estimated_wait=int(request["estimated_wait"]),
     )
     session.add(task)
     await session.flush()

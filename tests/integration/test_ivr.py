@@ -277,6 +277,9 @@ async def test_caller_hanging_up_in_the_ivr_is_an_ivr_abandon_with_its_steps(
     assert row.routing["ivr_outcome"] == "caller_gone"
     assert [s["step"] for s in row.ivr_path][:3] == ["identify", "opening_hours", "welcome"]
     assert row.queued_at is None
+    # each step with its time, the one the caller hung up in too (a prompt playing: > 0)
+    assert all(s["seconds"] >= 0 for s in row.ivr_path)
+    assert row.ivr_path[-1]["seconds"] > 0, row.ivr_path
 
 
 @pytest.mark.asyncio
@@ -401,6 +404,15 @@ async def test_long_wait_offers_a_callback_that_becomes_a_follow_up(
     assert task.kind == "callback"
     assert task.status == "open"
     assert "support" in task.note
+    # the caller's place, kept: the queue, their position and wait as offered, when they called
+    assert task.queue == asterisk_node.settings.dialplan.default_queue
+    assert task.queue_position is not None
+    assert task.queue_position >= 1
+    assert task.estimated_wait == int(row.routing["attributes"]["estimated_wait"])
+    assert task.joined_at is not None
+    assert row.arrived_at is not None
+    assert abs(task.joined_at - row.arrived_at) < timedelta(seconds=10)
+    assert task.due_at == task.joined_at  # callbacks are due in the order callers called
     async with sessions() as session:
         found = await lookup_by_caller_id(session, number, "CN")
     assert [c.id for c in found.customers] == [task.customer_id]

@@ -96,6 +96,7 @@ async def running(token: str | None = TOKEN) -> AsyncIterator[Server]:
             publish=server.published.append,
             nodes=["pbx1"],
             verify_pin=verify_pin,
+            callers_ahead=lambda node, queue: 3 if (node, queue) == ("pbx1", "support") else 0,
         ),
     )
     runner = web.AppRunner(app)
@@ -231,6 +232,7 @@ async def test_the_client_asks_what_the_ivr_needs(server: Server) -> None:
     with pytest.raises(ServerUnavailable, match="404"):
         await asyncio.to_thread(_sync, client.self_service("nothing", VIP))
     assert await asyncio.to_thread(client.estimated_wait, "support") == 42.0
+    assert await asyncio.to_thread(client.callers_ahead, "support") == 3
     await asyncio.to_thread(client.publish, ARRIVED)
     assert server.published == [ARRIVED]
 

@@ -212,6 +212,9 @@ class _Unreachable:
     def estimated_wait(self, queue: str) -> float:
         raise ServerUnavailable(queue)
 
+    def callers_ahead(self, queue: str) -> int:
+        raise ServerUnavailable(queue)
+
     async def by_caller_id(self, number: str) -> Customer | None:
         raise ServerUnavailable(number)
 
