@@ -15,9 +15,13 @@ Starts two servers on loopback, in this one process:
 
 A driver plays Asterisk for each session: it connects, sends an AGI request header (network
 script, caller ID ``+86138...``, unique ID, channel, ...) ended by a blank line, then answers
-every command it reads with a plausible ``200 result=...``: the main menu's ``STREAM FILE`` is
-answered with key ``1`` (``result=49``), so the walk goes billing, then to the queue by tier;
-``GET DATA`` with an unknown account number; ``GET FULL VARIABLE`` with ``result=1 (value)``.
+every command it reads with a plausible ``200 result=...``: menus are one ``GET OPTION`` (the
+prompt and the wait for a key); the language menu's and the main menu's are answered with key
+``1`` (``result=49``), so strangers choose English and every walk goes billing, then to the
+queue by tier (gold: ``priority=high``); ``GET DATA`` with an unknown account number;
+``GET FULL VARIABLE`` with ``result=1 (value)``. The walks are counted at the end: a change of
+the engine's commands that the answers below no longer fit shows there (e.g. every walk
+ending with the operator), not as faster figures.
 
 A step's latency is the server's processing time for it, as Asterisk sees it: from the
 driver's write (the request header, or its answer to the previous command) to reading the
@@ -169,7 +173,9 @@ def request(script: str, port: int, index: int, commands: int) -> bytes:
 
 # answers by command, first match wins; SET VARIABLE, VERBOSE and anything else: "result=1"
 ANSWERS: list[tuple[bytes, bytes]] = [
-    (b"STREAM FILE cti/main_menu ", b"200 result=49 endpos=1234\n"),  # key "1": billing
+    (b"GET OPTION cti/main_menu ", b"200 result=49 endpos=1234\n"),  # key "1": billing
+    (b"GET OPTION cti/choose_language ", b"200 result=49 endpos=1234\n"),  # "1": English
+    (b"GET OPTION", b"200 result=0 endpos=1234\n"),  # any other menu: no key
     (b"STREAM FILE", b"200 result=0 endpos=1234\n"),
     (b"GET DATA", b"200 result=" + UNKNOWN_ACCOUNT + b"\n"),
     (b"GET FULL VARIABLE", b"200 result=1 (value)\n"),
@@ -488,9 +494,12 @@ async def bench(args: argparse.Namespace) -> None:  # noqa: PLR0915 - one linear
             f"sessions whose command count differs from the first: ours {commands_differ}, "
             f"echo {echo_differ}"
         )
-        print("IVR walks (all sessions, warm-up included):")
+        print("IVR walks (all sessions, warm-up included; all billing is the intended walk):")
         for outcome, n in route.walks.most_common():
             print(f"  {n:>7,}  {outcome}")
+        strays = sum(n for outcome, n in route.walks.items() if " billing" not in outcome)
+        if strays:
+            print(f"WARNING: {strays:,} walks did not reach billing: the answers no longer fit")
     finally:
         floor.close()
         await floor.wait_closed()
