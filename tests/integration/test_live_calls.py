@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 
 import aiohttp
 import pytest
@@ -20,6 +21,7 @@ from tests.support.asterisk import AsteriskNode
 from tests.support.queue_log import (
     QueueLogCall,
     all_ended,
+    assert_each_call_as_asterisk_saw,
     assert_recorded_as_asterisk_saw,
     recorded_calls,
 )
@@ -32,8 +34,23 @@ pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 async def test_twenty_calls_five_agents_some_abandon_all_recorded_as_asterisk_saw_them(
     asterisk_node: AsteriskNode, cti_app: web.Application, ami: tuple[AmiClient, EventLog]
 ) -> None:
+    """20 callers at once, 5 agents: a quarter give up in the queue, a quarter hang up while
+    the agent still talks, the rest are hung up on. Each call is in the CRM as Asterisk's
+    queue_log has it, and the live queue figures count exactly what queue_log counts."""
     client, _ = ami
     settings = asterisk_node.settings
+    node = settings.ami.node
+    tracker = cti_app[TRACKER]
+
+    async def _first_resync() -> bool:
+        return tracker.resyncs.get(node, 0) >= 1
+
+    def _answered_abandoned() -> tuple[int, int]:
+        stats = tracker.queues.get((node, "support"))
+        return (stats.answered, stats.abandoned) if stats is not None else (0, 0)
+
+    await poll_until(_first_resync, 30, what="the resync after the first login")
+    answered_before, abandoned_before = _answered_abandoned()
     agents = [f"20{n:02d}" for n in range(1, 6)]
     numbers = [f"+86138{n:08d}" for n in range(20)]
     async with sim_agents(client, "support", agents):
@@ -44,18 +61,21 @@ async def test_twenty_calls_five_agents_some_abandon_all_recorded_as_asterisk_sa
                     context=settings.dialplan.inbound_context,
                     number=number,
                     name=f"Caller {n}",
-                    patience=2 if n % 4 == 3 else 40,
+                    # n % 4: 3 gives up after 2 s; 1 hangs up on an agent who would talk 60 s
+                    patience={3: 2, 1: 20}.get(n % 4, 40),
+                    talk=60 if n % 4 == 1 else None,
                 )
                 for n, number in enumerate(numbers)
             )
         )
-        callids = {call.uniqueid for call in placed}
+        number_of = {call.uniqueid: call.caller_number for call in placed}
+        callids = set(number_of)
         queue_log = asterisk_node.instance.log_dir / "queue_log"
 
         async def _asterisk_done() -> dict[str, QueueLogCall] | None:
             return all_ended(queue_log, callids)
 
-        truth = await poll_until(_asterisk_done, 120, interval=0.5, what="all calls ended")
+        truth = await poll_until(_asterisk_done, 180, interval=0.5, what="all calls ended")
 
     sessions = async_sessionmaker(cti_app[DATABASE], expire_on_commit=False)
 
@@ -64,15 +84,17 @@ async def test_twenty_calls_five_agents_some_abandon_all_recorded_as_asterisk_sa
 
     recorded = await poll_until(_recorded, 30, interval=0.2, what="all calls in the CRM")
     assert {t.outcome for t in truth.values()} == {"answered", "abandoned"}, truth
+    assert {t.ended_by for t in truth.values() if t.outcome == "answered"} == {"caller", "agent"}
     assert_recorded_as_asterisk_saw(recorded, truth, numbers)
+    assert_each_call_as_asterisk_saw(recorded, truth, number_of)
     for callid, real in truth.items():
         if real.outcome == "answered":
             assert recorded[callid].agent_name == real.agent
-    tracker = cti_app[TRACKER]
     assert not [c for c in tracker.calls.values() if c.linkedid in callids]
-    (stats,) = [q for q in tracker.queues.values() if q.name == "support"]
-    answered = sum(1 for t in truth.values() if t.outcome == "answered")
-    assert stats.answered >= answered
+    answered, abandoned = _answered_abandoned()
+    outcomes = Counter(t.outcome for t in truth.values())
+    assert answered - answered_before == outcomes["answered"], outcomes
+    assert abandoned - abandoned_before == outcomes["abandoned"], outcomes
 
 
 @pytest.mark.asyncio

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +21,11 @@ class QueueLogCall:
     outcome: str = ""  # answered, abandoned
     hold: int = 0
     ended: bool = False
+    number: str = ""  # the caller's number as the call entered the queue (ENTERQUEUE)
+    ended_by: str = ""  # caller or agent: who hung up an answered call (COMPLETECALLER/-AGENT)
+    talk: int = 0  # seconds from the agent's answer to the end (COMPLETE*)
+    waited: int = 0  # seconds an abandoning caller waited (ABANDON)
+    ended_at: int = 0  # epoch seconds of the last event (the end, once ended)
 
 
 def read_queue_log(path: Path, callids: set[str]) -> dict[str, QueueLogCall]:
@@ -35,12 +40,19 @@ def read_queue_log(path: Path, callids: set[str]) -> dict[str, QueueLogCall]:
         call = calls.setdefault(parts[1], QueueLogCall())
         call.queue = parts[2]
         event = parts[4]
-        if event == "CONNECT":
-            call.outcome, call.agent, call.hold = "answered", parts[3], int(parts[5] or 0)
+        data = [*parts[5:], "", "", ""]
+        if event == "ENTERQUEUE":
+            call.number = data[1]
+        elif event == "CONNECT":
+            call.outcome, call.agent, call.hold = "answered", parts[3], int(data[0] or 0)
         elif event == "ABANDON":
-            call.outcome = "abandoned"
+            call.outcome, call.waited = "abandoned", int(data[2] or 0)
+        elif event in {"COMPLETECALLER", "COMPLETEAGENT"}:
+            call.ended_by = "caller" if event == "COMPLETECALLER" else "agent"
+            call.talk = int(data[1] or 0)
         if event in TERMINAL:
             call.ended = True
+        call.ended_at = int(parts[0])
     return calls
 
 
@@ -99,3 +111,29 @@ def assert_recorded_as_asterisk_saw(
         else:
             assert row.kind == "abandoned", callid
             assert row.answered_at is None
+
+
+def assert_each_call_as_asterisk_saw(
+    recorded: Mapping[str, Interaction],
+    truth: Mapping[str, QueueLogCall],
+    number_of: Mapping[str, str],
+    tolerance: float = 2.0,
+) -> None:
+    """Call by call: the caller's own number, when it ended, who hung up and how long the
+    customer talked or waited, against queue_log (whole seconds, hence the ``tolerance``)."""
+    for callid, real in truth.items():
+        row = recorded[callid]
+        assert real.number == number_of[callid], (callid, real)
+        assert row.caller_number == number_of[callid], (callid, row.caller_number)
+        assert row.ended_at is not None, callid
+        ended = row.ended_at.timestamp()
+        assert abs(ended - real.ended_at) <= tolerance, (callid, row.ended_at, real)
+        if real.outcome == "answered":
+            assert row.answered_at is not None, callid
+            talked = (row.ended_at - row.answered_at).total_seconds()
+            assert abs(talked - real.talk) <= tolerance, (callid, talked, real)
+            assert row.ended_by == real.ended_by, (callid, row.ended_by, real)
+        else:
+            assert row.queued_at is not None, callid
+            waited = (row.ended_at - row.queued_at).total_seconds()
+            assert abs(waited - real.waited) <= tolerance, (callid, waited, real)
