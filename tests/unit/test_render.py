@@ -226,3 +226,17 @@ def test_transfer_to_queue_has_one_extension_per_configured_queue(routed: bool) 
             "same => n,Queue(support,c,,,${CTI_QUEUE_MAX_WAIT})",
             "same => n,Queue(sales,c,,,${CTI_QUEUE_MAX_WAIT})",
         ]
+
+
+@pytest.mark.parametrize("routing", [False, True], ids=["plain", "routed"])
+def test_no_caller_text_reaches_an_applications_arguments(routing: bool) -> None:
+    """Asterisk sends a Newexten's AppData to AMI unescaped: a caller's name or number with a
+    line break inside an application's arguments would forge AMI messages. Only the simulator's
+    own contexts (its callers are ours) may set a name."""
+    text = render_config(_settings(routing={"enabled": routing}))["extensions.conf"]
+    for header, lines in _sections(text).items():
+        if header.startswith("[cti-sim"):
+            continue
+        for line in lines:
+            assert "${CALLERID(" not in line, f"{header}: {line}"
+            assert "${CONNECTEDLINE(" not in line, f"{header}: {line}"
