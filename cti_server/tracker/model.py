@@ -127,10 +127,20 @@ class Call:
     waiting_leg: str = ""  # uniqueid of the channel in the queue: its hang-up ends the waits
     reached: dict[str, str] = field(default_factory=dict)
     """Dialling leg -> the phone (not a Local channel) its answered dial reached, uniqueids."""
+    reach_pending: dict[str, str] = field(default_factory=dict)
+    """Far half of a Local pair whose answered dial reached no phone yet -> the leg that dialled
+    the pair: the far half's own dial may end ANSWER after the dial through the pair did."""
     caller_party: str = ""
     """The caller side's phone: the caller's own leg, or for an originated call (whose first leg
-    is a Local channel) the phone its other half reached (a click-to-dial's agent)."""
-    answerer_leg: str = ""  # the phone that answered the caller's dial, or took over by transfer
+    is a Local channel) the phone its other half reached (a click-to-dial's agent); a Local
+    caller whose other half reaches no phone stands for the caller (see ``stand_ins``)."""
+    answerer_leg: str = ""
+    """The phone that answered the caller's dial (or the agent's leg AgentConnect names, when
+    no answered dial was seen), or took over by transfer."""
+    stand_ins: set[str] = field(default_factory=set)
+    """Local channels standing for a party whose far half reached no phone (it answered itself:
+    a simulated customer or agent, an application): the party is that Local leg until a phone
+    is found behind it."""
     last_left: dict[str, int] = field(default_factory=dict)
     """Leg -> when (the tracker's event count) it last left a bridge: the phone of the two that
     left first ended the conversation (hang-up events of the two come in either order)."""

@@ -145,32 +145,61 @@ class Tracker:
     def _dial_ended(self, event: ami.DialEnded) -> None:
         """Only the caller's own dial answers the call: a dial further down a chain of Local
         channels may be answered (a mobile's voicemail, a click-to-dial's agent) while the
-        caller's dial ends NOANSWER or BUSY. The phone reached is found through the chain."""
+        caller's dial ends NOANSWER or BUSY. The phone reached is found through the chain.
+
+        The dials of a chain end in no fixed order (each half of a Local pair is its own
+        thread): a far half's dial that ends ANSWER after the dial through its pair still
+        names the phone reached. A Local channel whose far half reaches no phone at all (it
+        answered itself, like a simulated customer or agent) stands for its party."""
         call = self._call_of(event)
         if call is None or event.status != "ANSWER":
             return
         if event.dest_channel.startswith("Local/"):
-            reached = call.reached.get(_other_half(call, event.dest_channel), "")
+            far = _other_half(call, event.dest_channel)
+            reached = call.reached.get(far, "")
+            if far and not reached:
+                call.reach_pending[far] = event.uniqueid
         else:
             reached = event.dest_uniqueid
         if reached:
-            call.reached[event.uniqueid] = reached
-            if not call.caller_party and event.uniqueid == _other_half(
-                call, _channel(call, call.caller_uniqueid)
-            ):
-                call.caller_party = reached  # originated: the first phone rung, e.g. the agent
+            self._reach(call, event.uniqueid, reached)
         if event.uniqueid != call.caller_uniqueid:
             return
-        if reached and not call.answerer_leg:
-            call.answerer_leg = reached
-        if reached and not call.answerer:
-            call.answerer = _device(_channel(call, reached))
+        if not reached and not call.answerer_leg and event.dest_uniqueid in call.legs:
+            call.answerer_leg = event.dest_uniqueid  # until a phone is found behind it
+            call.stand_ins.add(event.dest_uniqueid)
         if call.answered_at is None and move(
             call.state, CallState.ANSWERED, CALL_TRANSITIONS, f"call {call.linkedid}"
         ):
             call.state = CallState.ANSWERED
             call.answered_at = self.clock()
-            call.caller_party = call.caller_party or _real(call, call.caller_uniqueid)
+            self._caller_answered(call)
+
+    def _caller_answered(self, call: Call) -> None:
+        """The caller side of an answered call, unless the phone first rung (an originated
+        call's) is it: the caller's own leg, standing for them if it is a Local channel."""
+        if call.caller_party or call.caller_uniqueid not in call.legs:
+            return
+        call.caller_party = call.caller_uniqueid
+        if not _real(call, call.caller_uniqueid):
+            call.stand_ins.add(call.caller_uniqueid)
+
+    def _reach(self, call: Call, dialler: str, phone: str) -> None:
+        """``dialler``'s answered dial reached ``phone``; so did every dial waiting on it
+        through Local pairs (see :attr:`Call.reach_pending`), up to the caller's own."""
+        caller_far = _other_half(call, _channel(call, call.caller_uniqueid))
+        while dialler:
+            call.reached[dialler] = phone
+            if dialler == caller_far and (
+                not call.caller_party or call.caller_party in call.stand_ins
+            ):
+                call.caller_party = phone  # originated: the first phone rung, e.g. the agent
+            if dialler == call.caller_uniqueid:
+                if not call.answerer_leg or call.answerer_leg in call.stand_ins:
+                    call.answerer_leg = phone
+                if not call.answerer:
+                    call.answerer = _device(_channel(call, phone))
+            dialler = call.reach_pending.pop(dialler, "")
 
     def _transferred(self, event: ami.CallTransferred) -> None:
         """The transferer leaves the conversation: their hang-up does not end it. An attended
@@ -431,6 +460,13 @@ class Tracker:
             self._agent_to(agent, AgentState.ON_CALL, "")
             return
         waited = self.answer_waits(call, event.queue, event.hold_seconds)
+        if not call.answerer_leg and event.dest_uniqueid in call.legs:
+            # no answered dial of the caller's was seen: the agent's leg is the answerer
+            call.answerer_leg = event.dest_uniqueid
+            if not _real(call, event.dest_uniqueid):
+                call.stand_ins.add(event.dest_uniqueid)
+        if call.answered_at is None:
+            self._caller_answered(call)
         self._agent_to(agent, AgentState.ON_CALL, "")
         agent.linkedid = call.linkedid
         call.agent = agent.name
@@ -672,7 +708,8 @@ def _channel(call: Call, uniqueid: str) -> str:
 
 
 def _first_to_leave(call: Call) -> str:
-    """ "caller" or "agent": whose phone left its last bridge first; "" if either is unknown."""
+    """ "caller" or "agent": whose side left its last bridge first (its phone, or the Local
+    channel standing for it); "" if either side is unknown."""
     caller = call.last_left.get(call.caller_party)
     agent = call.last_left.get(call.answerer_leg)
     if caller is None or agent is None:
