@@ -2,9 +2,15 @@
 
 Run on every (re)connect. Calls Asterisk no longer has are ended (their CallEnded is published,
 so the CRM gets their end); calls we did not know are created from their channels; queue callers
-and members come from QueueStatus, and agents in no queue any more are logged out. A queue the
-server has no figures for yet (it just started) takes app_queue's counters from QueueParams.
-Afterwards the model matches Asterisk, whatever was missed.
+and members come from QueueStatus, and agents in no queue any more are logged out. Afterwards
+the model matches Asterisk, whatever was missed.
+
+Queue figures (offered, answered, abandoned, talk and wait times) are the server's own and are
+never taken from Asterisk, not even on a fresh server: app_queue's counters (QueueParams
+``Completed``/``Abandoned``/``Holdtime``/``TalkTime``) run since Asterisk started or its queues
+were last reset, not since the contact centre's day began, and they count ``Queue()`` segments,
+not callers: with routing on, every heartbeat check, withdraw and ring-out is an "abandon" to
+app_queue. A caller waiting at the resync still counts (offered, waiting) from its queue entry.
 """
 
 from __future__ import annotations
@@ -49,19 +55,6 @@ class QueueEntry:
     position: int
 
 
-@dataclass(frozen=True)
-class QueueFigures:
-    """app_queue's own counters for one queue (QueueParams), since Asterisk started or they
-    were reset: completed and abandoned calls, average hold and talk seconds."""
-
-    queue: str
-    completed: int
-    abandoned: int
-    hold_seconds: int
-    talk_seconds: int
-    service_level_percent: float  # of the completed calls, those answered within the SL time
-
-
 def _get(message: Mapping[str, Any], key: str) -> str:
     value = message.get(key, "")
     return str(value[0] if isinstance(value, list) and value else value or "")
@@ -99,28 +92,6 @@ def parse_channels(messages: Sequence[Mapping[str, Any]]) -> list[LiveChannel]:
         )
         for m in messages
         if _get(m, "Event") == "CoreShowChannel" and _get(m, "Uniqueid")
-    ]
-
-
-def _percent(text: str) -> float:
-    try:
-        return float(text or 0)
-    except ValueError:
-        return 0.0
-
-
-def parse_queue_params(messages: Sequence[Mapping[str, Any]]) -> list[QueueFigures]:
-    return [
-        QueueFigures(
-            queue=_get(m, "Queue"),
-            completed=_seconds(_get(m, "Completed")),
-            abandoned=_seconds(_get(m, "Abandoned")),
-            hold_seconds=_seconds(_get(m, "Holdtime")),
-            talk_seconds=_seconds(_get(m, "TalkTime")),
-            service_level_percent=_percent(_get(m, "ServicelevelPerf")),
-        )
-        for m in messages
-        if _get(m, "Event") == "QueueParams" and _get(m, "Queue")
     ]
 
 
@@ -168,7 +139,6 @@ def reconcile(
     members: list[ami.QueueMemberChanged],
     *,
     asked_at: datetime | None = None,
-    figures: Sequence[QueueFigures] = (),
     all_members: bool = False,
 ) -> None:
     """Make the tracker's view of ``node`` equal to Asterisk's as it was at ``asked_at``.
@@ -179,8 +149,6 @@ def reconcile(
     tracked agent missing from it is in no queue any more.
     """
     asked_at = asked_at or tracker.clock()
-    for figure in figures:  # before the waiting callers are counted in
-        _reseed(tracker, node, figure)
     by_call: dict[str, list[LiveChannel]] = {}
     for channel in channels:
         by_call.setdefault(channel.linkedid, []).append(channel)
@@ -234,29 +202,6 @@ def _log_out_missing(tracker: Tracker, node: str, members: list[ami.QueueMemberC
                     device_status=0,
                 )
             )
-
-
-def _reseed(tracker: Tracker, node: str, figure: QueueFigures) -> None:
-    """A queue we have counted nothing for takes app_queue's counters. Once we count, ours stay:
-    they count callers, where app_queue counts every Queue() segment (a routed caller's heartbeat
-    checks and withdraws are "abandons" to it)."""
-    stats = tracker.queue(node, figure.queue)
-    if stats.offered or stats.answered or stats.abandoned or stats.completed:
-        return
-    stats.completed = stats.answered = figure.completed
-    stats.abandoned = figure.abandoned
-    stats.offered = figure.completed + figure.abandoned
-    stats.total_talk = float(figure.talk_seconds * figure.completed)
-    stats.total_wait_answered = float(figure.hold_seconds * figure.completed)
-    stats.answered_within_sl = round(figure.completed * figure.service_level_percent / 100)
-    if figure.completed or figure.abandoned:
-        log.info(
-            "resync of %s: queue %s takes Asterisk's counters: %d completed, %d abandoned",
-            node,
-            figure.queue,
-            figure.completed,
-            figure.abandoned,
-        )
 
 
 def _end_vanished(
@@ -388,6 +333,5 @@ async def resync(client: AmiClient, tracker: Tracker, node: str) -> None:
         entries,
         members,
         asked_at=asked_at,
-        figures=parse_queue_params(status_list),
         all_members=isinstance(status, list) and status[0].success,  # the whole list came
     )

@@ -15,7 +15,6 @@ from cti_server.tracker.model import AgentState
 from cti_server.tracker.resync import (
     LiveChannel,
     QueueEntry,
-    parse_queue_params,
     reconcile,
     resync,
 )
@@ -127,9 +126,11 @@ def _no_channels() -> list[Message]:
 
 
 @pytest.mark.asyncio
-async def test_a_fresh_server_takes_asterisks_queue_counters() -> None:
-    """Restarted mid-day, the wallboard does not fall back to zero: app_queue's counters (and
-    the caller waiting now) are the queue's figures until the server counts its own."""
+async def test_a_fresh_server_counts_from_zero_whatever_asterisk_counted() -> None:
+    """Restarted against an Asterisk that served calls: app_queue's counters (40 completed,
+    5 abandoned since its queues were reset, every routed heartbeat check an "abandon") are not
+    the contact centre's day; the queue's figures are only what the server counts itself, the
+    caller waiting now included."""
     tracker, _ = replay([])
     waiting = Message(
         {
@@ -154,20 +155,21 @@ async def test_a_fresh_server_takes_asterisks_queue_counters() -> None:
     await resync(client, tracker, "rec")
 
     stats = tracker.queue("rec", "support")
-    assert (stats.offered, stats.answered, stats.abandoned, stats.completed) == (46, 40, 5, 40)
-    assert (stats.asa, stats.aht) == (12.0, 95.0)
-    assert stats.answered_within_sl == 30  # 75 % of the 40
+    assert (stats.offered, stats.answered, stats.abandoned, stats.completed) == (1, 0, 0, 0)
+    assert (stats.asa, stats.aht, stats.answered_within_sl) == (0.0, 0.0, 0)
     assert len(stats.waiting) == 1
+    assert client.asked == ["CoreShowChannels", "QueueStatus"]
 
 
-def test_counters_the_server_already_keeps_are_not_overwritten() -> None:
-    """Asterisk counts every Queue() segment (a routed caller's checks are "abandons"); once
-    the server counts callers itself, a reconnect keeps its own figures."""
+@pytest.mark.asyncio
+async def test_a_reconnect_keeps_the_figures_the_server_counted() -> None:
+    """Asterisk counts every Queue() segment; the server counts callers: a reconnect's resync
+    leaves the server's figures as they were."""
     tracker, _ = replay([])
     stats = tracker.queue("rec", "support")
     stats.offered, stats.answered, stats.completed, stats.total_talk = 3, 2, 2, 200.0
-    figures = parse_queue_params(_queue_status())
-    reconcile(tracker, "rec", [], [], [], figures=figures)
+    client: Any = _Asterisk(_queue_status(params={"Abandoned": "21"}), _no_channels())
+    await resync(client, tracker, "rec")
     assert (stats.offered, stats.answered, stats.abandoned, stats.aht) == (3, 2, 0, 100.0)
 
 
