@@ -2,8 +2,11 @@
 
 ``cti-agi`` runs the same IVR as the FastAGI route, but in a process of its own per call, so the
 server-side services reach it over HTTP: customer lookup (caller ID, account number), a caller's
-PIN checked against the CRM, the named self-service lookups, a queue's estimated wait, and the
-IVR's own domain events onto the bus.
+PIN checked against the CRM, the named self-service lookups, a queue's estimated wait, the
+IVR's own domain events onto the bus, and spoken menu choices: the server listens on its
+AudioSocket listener (``POST /listen`` names the listening, Asterisk streams the caller to it,
+``GET /listen/{id}`` answers the word or key heard), since a process per call cannot load a
+speech model in time.
 Every request carries the service token (``ivr.service_token``), compared in constant time. Only
 the four events an IVR produces are accepted, each checked field by field; anything else is
 refused with a 4xx that says why, so a wrong or hostile caller of this API cannot put arbitrary
@@ -12,18 +15,32 @@ events (an agent's state, a call's end) on the bus.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hmac
 import json
 import logging
-from collections.abc import Awaitable, Callable, Collection
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import UTC
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
-from pydantic import SecretStr, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError
 
-from cti_server.agi_client import CUSTOMER, ESTIMATED_WAIT, EVENTS, LOOKUP, PIN, PREFIX
+from cti_server.agi_client import (
+    CUSTOMER,
+    ESTIMATED_WAIT,
+    EVENTS,
+    LISTEN,
+    LISTENING,
+    LOOKUP,
+    NO_MODEL,
+    PIN,
+    PREFIX,
+    SPEECH,
+)
 from cti_server.events import (
     CallArrived,
     CallbackRequested,
@@ -31,7 +48,9 @@ from cti_server.events import (
     IvrFinished,
     SurveyAnswered,
 )
-from cti_server.ivr.engine import MAX_STEPS, Customer, Lookup, SelfService, VerifyPin
+from cti_server.ivr.engine import MAX_STEPS, Customer, Heard, Lookup, SelfService, VerifyPin
+from cti_server.ivr.flow import Digits, Language, SpokenWord
+from cti_server.speech.audiosocket import HEADER_TIMEOUT, Listening
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +62,34 @@ ACCEPTED: dict[str, type[DomainEvent]] = {
 MAX_BODY = 256 * 1024  # an IVR's path of MAX_STEPS steps is a few kB
 _OUTCOMES = {"transfer", "hangup", "caller_gone", "callback"}
 _CUSTOMER = TypeAdapter(Customer | None)
+KEEP_HEARD = 30.0  # seconds what a listening heard waits to be fetched, then it is forgotten
+MAX_LISTENINGS = 1000  # listenings held at once (running or ended and not yet forgotten)
+
+
+class SpeechListener(Protocol):
+    """The server's AudioSocket listener, as spoken menus use it
+    (:class:`cti_server.speech.audiosocket.AudioSocketServer`)."""
+
+    @property
+    def address(self) -> str: ...
+
+    def languages(self) -> set[str]: ...
+
+    def expect(
+        self, words: Mapping[str, str], language: str, timeout: float
+    ) -> Listening | None: ...
+
+    def forget(self, listening: Listening) -> None: ...
+
+
+class ListenRequest(BaseModel):
+    """``POST /listen``: a menu's words (word -> key) in a language, for at most ``timeout``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    words: dict[SpokenWord, Digits] = Field(min_length=1, max_length=32)
+    language: Language
+    timeout: float = Field(gt=0, le=60)
 
 
 class _Refused(Exception):
@@ -64,18 +111,118 @@ def create_agi_api(
     nodes: Collection[str],
     verify_pin: VerifyPin | None = None,
     callers_ahead: Callable[[str, str], int] | None = None,
+    speech: SpeechListener | None = None,
 ) -> web.Application:
     """The ``/agi`` sub-application; without a token configured it answers 503 to everything."""
     api = AgiApi(
         token, self_service, estimated_wait, publish, set(nodes), callers_ahead=callers_ahead
     )
+    listenings = RemoteListenings(speech)
     app = web.Application(middlewares=[api.guard])
     app.router.add_get(CUSTOMER, api.customer_view(by_caller_id, by_account))
     app.router.add_post(LOOKUP, api.lookup_view)
     app.router.add_get(ESTIMATED_WAIT, api.estimated_wait_view)
     app.router.add_post(EVENTS, api.events_view)
     app.router.add_post(PIN, api.pin_view(verify_pin))
+    app.router.add_get(SPEECH, listenings.languages_view)
+    app.router.add_post(LISTEN, listenings.listen_view)
+    app.router.add_get(LISTENING, listenings.heard_view)
+    app.on_cleanup.append(listenings.close)
     return app
+
+
+@dataclasses.dataclass
+class _Held:
+    """A listening cti-agi asked for: it ends by itself within ``within`` seconds."""
+
+    task: asyncio.Task[Heard]
+    within: float
+    ended_at: float | None = None
+
+    def ended(self, _task: asyncio.Task[Heard]) -> None:
+        self.ended_at = time.monotonic()
+
+
+class RemoteListenings:
+    """Spoken menu choices for ``cti-agi``: the listenings the server holds for it.
+
+    Each listening ends by itself (a word, a key, silence, or Asterisk never connecting), is
+    then forgotten by the listener, and what it heard is kept :data:`KEEP_HEARD` seconds for
+    ``GET /listen/{id}``: a call that hung up meanwhile leaves nothing behind for long.
+    """
+
+    def __init__(self, speech: SpeechListener | None) -> None:
+        self._speech = speech
+        self._held: dict[uuid.UUID, _Held] = {}
+
+    async def languages_view(self, request: web.Request) -> web.Response:
+        """The languages the server hears words in: ``cti-agi`` asks once per call."""
+        languages = sorted(self._speech.languages()) if self._speech else []
+        return web.json_response({"languages": languages})
+
+    async def listen_view(self, request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        try:
+            wanted = ListenRequest.model_validate(body)
+        except ValidationError as exc:
+            raise _Refused(422, _errors(exc)) from None
+        self._prune()
+        if len(self._held) >= MAX_LISTENINGS:
+            raise _Refused(503, f"already {MAX_LISTENINGS} listenings held: try again later")
+        speech = self._speech
+        listening = speech.expect(wanted.words, wanted.language, wanted.timeout) if speech else None
+        if speech is None or listening is None:
+            known = ", ".join(sorted(speech.languages())) if speech else ""
+            raise _Refused(
+                NO_MODEL,
+                f"no speech model for language {wanted.language!r} in this server"
+                f" (it has: {known or 'none'}): take keys only",
+            )
+        # Listening.result(): Asterisk connects within HEADER_TIMEOUT, then the timeout and 1 s
+        within = HEADER_TIMEOUT + wanted.timeout + 2.0
+        held = _Held(asyncio.create_task(self._run(speech, listening)), within)
+        held.task.add_done_callback(held.ended)
+        self._held[listening.id] = held
+        return web.json_response(
+            {"id": str(listening.id), "address": speech.address, "within": within}, status=201
+        )
+
+    async def heard_view(self, request: web.Request) -> web.Response:
+        """What the listening heard; waits for it to end (it does within its ``within``)."""
+        try:
+            named = uuid.UUID(request.match_info["id"])
+        except ValueError:
+            raise _Refused(400, "not a listening id") from None
+        self._prune()
+        held = self._held.get(named)
+        if held is None:
+            raise _Refused(404, "no such listening (never asked for, or forgotten since)")
+        try:
+            async with asyncio.timeout(held.within):
+                heard = await asyncio.shield(held.task)
+        except TimeoutError:
+            raise _Refused(504, "the listening has not ended in time") from None
+        return web.json_response({"id": str(named), "key": heard.key, "word": heard.word})
+
+    @staticmethod
+    async def _run(speech: SpeechListener, listening: Listening) -> Heard:
+        try:
+            return await listening.result()
+        finally:
+            speech.forget(listening)
+
+    def _prune(self) -> None:
+        cutoff = time.monotonic() - KEEP_HEARD
+        for named, held in list(self._held.items()):
+            if held.ended_at is not None and held.ended_at < cutoff:
+                del self._held[named]
+
+    async def close(self, _app: web.Application | None = None) -> None:
+        tasks = [held.task for held in self._held.values()]
+        self._held.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class AgiApi:

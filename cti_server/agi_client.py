@@ -2,10 +2,13 @@
 
 A classic AGI process lives for one call, so it holds no database, bus or tracker of its own:
 the customer lookups, the self-service answers, the estimated wait and the IVR's events all go
-through the server. The stdlib ``urllib`` keeps the process light (no event loop of its own for
-HTTP, no session to close); every request has a short deadline, and anything but a good answer
-raises :class:`ServerUnavailable`, which ends ``cti-agi`` so that the dialplan's fallback
-sends the call to the default queue.
+through the server, and so does speech: a per-call process cannot load a Vosk model in time, so
+the server listens (its AudioSocket listener, as for FastAGI) and ``cti-agi`` only has Asterisk
+stream the caller there and fetches what was heard. The stdlib ``urllib`` keeps the process
+light (no event loop of its own for HTTP, no session to close); every request has a short
+deadline, and anything but a good answer raises :class:`ServerUnavailable`, which ends
+``cti-agi`` so that the dialplan's fallback sends the call to the default queue (speech is the
+exception: without it a menu takes keys, as it always does).
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ import logging
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import asdict
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from cti_server.events import DomainEvent
-from cti_server.ivr.engine import Customer
+from cti_server.ivr.engine import Customer, Heard
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +33,28 @@ LOOKUP = "/lookups/{name}"
 ESTIMATED_WAIT = "/estimated-wait"  # ?node=...&queue=...
 EVENTS = "/events"
 PIN = "/pin"  # POST {"customer_id": ..., "pin": ...}: in the body, never in a logged URL
+SPEECH = "/speech"  # GET: {"languages": [...]} the server's speech models understand
+LISTEN = "/listen"  # POST {"words": {word: key}, "language": ..., "timeout": seconds}
+LISTENING = "/listen/{id}"  # GET: what was heard, once the listening has ended
+NO_MODEL = 409  # POST /listen: no speech model for that language in the server
 
 
 class ServerUnavailable(RuntimeError):
     """The CTI server could not be reached, refused the token, or answered nonsense."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class RemoteListening:
+    """A listening the server holds for this call: Asterisk streams the caller to ``address``
+    naming ``id``; it ends within ``within`` seconds (a word, a key or silence)."""
+
+    id: str
+    address: str
+    within: float
 
 
 class CtiServerClient:
@@ -46,7 +68,13 @@ class CtiServerClient:
         # no proxy from the environment may see the token or slow a call down
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
-    def _request(self, path: str, body: Any = None, query: dict[str, str] | None = None) -> Any:
+    def _request(
+        self,
+        path: str,
+        body: Any = None,
+        query: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
         url = self._base + path + (f"?{urllib.parse.urlencode(query)}" if query else "")
         data = None if body is None else json.dumps(body).encode("utf-8")
         request = urllib.request.Request(  # noqa: S310 - an http(s) URL from the settings
@@ -60,11 +88,11 @@ class CtiServerClient:
             },
         )
         try:
-            with self._opener.open(request, timeout=self._timeout) as response:
+            with self._opener.open(request, timeout=timeout or self._timeout) as response:
                 return json.loads(response.read(1 << 20) or b"null")
         except urllib.error.HTTPError as exc:
             detail = exc.read(500).decode("utf-8", "replace")
-            raise ServerUnavailable(f"{path}: HTTP {exc.code} {detail}") from None
+            raise ServerUnavailable(f"{path}: HTTP {exc.code} {detail}", exc.code) from None
         except (OSError, ValueError) as exc:  # URLError, timeouts, refused, bad JSON
             raise ServerUnavailable(f"{path}: {exc}") from None
 
@@ -127,3 +155,40 @@ class CtiServerClient:
     def publish(self, event: DomainEvent) -> None:
         """The IVR's events, on the server's bus; the server accepts only the IVR's own."""
         self._request(EVENTS, event.to_dict())
+
+    def speech_languages(self) -> set[str]:
+        """The languages the server hears words in (its speech models)."""
+        answer = self._request(SPEECH)
+        languages = answer.get("languages") if isinstance(answer, dict) else None
+        if not isinstance(languages, list):
+            raise ServerUnavailable(f"{SPEECH}: not an answer")
+        return {language for language in languages if isinstance(language, str)}
+
+    def listen(
+        self, words: Mapping[str, str], language: str, timeout: float
+    ) -> RemoteListening | None:
+        """A listening on the server for these words, or None: no model for ``language``."""
+        body = {"words": dict(words), "language": language, "timeout": timeout}
+        try:
+            answer = self._request(LISTEN, body)
+        except ServerUnavailable as exc:
+            if exc.status == NO_MODEL:
+                log.info("the server has no speech model for %r: keys only", language)
+                return None
+            raise
+        try:
+            return RemoteListening(
+                id=str(answer["id"]), address=str(answer["address"]), within=float(answer["within"])
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ServerUnavailable(f"{LISTEN}: not a listening: {exc!r}") from None
+
+    def heard(self, listening: RemoteListening) -> Heard:
+        """What the listening heard: the server answers once it has ended."""
+        path = LISTENING.format(id=urllib.parse.quote(listening.id, safe=""))
+        answer = self._request(path, timeout=listening.within + self._timeout)
+        key = answer.get("key") if isinstance(answer, dict) else None
+        word = answer.get("word", "") if isinstance(answer, dict) else None
+        if not isinstance(key, str) or not isinstance(word, str):
+            raise ServerUnavailable(f"{path}: not an answer")
+        return Heard(key, word)

@@ -3,7 +3,8 @@
 Asterisk runs it as ``AGI(cti-agi,inbound)`` or ``AGI(cti-agi,survey)`` (the dialplan does when
 ``ivr.transport = "agi"``). It walks the same flows with the same :class:`InboundCalls` and
 :class:`IvrEngine` as the FastAGI route of ``cti serve``; only the channel (pyst2) and the
-server-side services (over the server's HTTP port, see ``agi_client.py``) differ.
+server-side services (over the server's HTTP port, see ``agi_client.py``) differ; spoken menu
+choices too are heard by the server, Asterisk streaming the caller to it over AudioSocket.
 
 Exit status, which Asterisk reports as ``AGISTATUS``: 0 when the walk ended (also when the caller
 hung up); 1 when the CTI server could not be reached or the walk failed: nothing was set on the
@@ -27,7 +28,7 @@ from asterisk.agi import AGI
 from cti_server.agi_client import CtiServerClient, ServerUnavailable
 from cti_server.config import ConfigError, Settings, load_settings
 from cti_server.inbound import InboundCalls
-from cti_server.ivr.agi_channel import AgiCall, AgiChannel, AgiCommandFailed
+from cti_server.ivr.agi_channel import AgiCall, AgiChannel, AgiCommandFailed, RemoteSpeech
 from cti_server.ivr.engine import CallerGone, IvrEngine
 from cti_server.ivr.registry import FlowRegistry
 from cti_server.resources import data_dir
@@ -82,9 +83,12 @@ def build_inbound(settings: Settings, server: CtiServerClient) -> InboundCalls:
     )
 
 
-async def walk(calls: InboundCalls, call: AgiCall, route: str) -> int:
-    """Walk ``route`` for the call; the exit status that tells Asterisk how it went."""
-    channel = AgiChannel(call)
+async def walk(
+    calls: InboundCalls, call: AgiCall, route: str, speech: RemoteSpeech | None = None
+) -> int:
+    """Walk ``route`` for the call; the exit status that tells Asterisk how it went. Spoken
+    menu choices are heard by the server (``speech``)."""
+    channel = AgiChannel(call, speech)
     try:
         if route == "inbound":
             await calls.walk_inbound(call, channel)
@@ -153,7 +157,7 @@ def main(config_file: Path | None, verbose: bool, route: str | None) -> None:
         settings.ami.node,
         settings.ivr.agi_http_timeout,
     )
-    sys.exit(asyncio.run(walk(build_inbound(settings, server), call, route)))
+    sys.exit(asyncio.run(walk(build_inbound(settings, server), call, route, speech=server)))
 
 
 if __name__ == "__main__":

@@ -228,6 +228,7 @@ def build_app(settings: Settings) -> web.Application:
             publish=bus.publish,
             nodes=[node.node for node in (settings.ami, *settings.extra_nodes)],
             verify_pin=lookup.verify_pin,
+            speech=speech,
         ),
     )
     return app

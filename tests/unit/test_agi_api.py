@@ -6,7 +6,8 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,8 +18,9 @@ import pytest_asyncio
 from aiohttp import web
 from pydantic import SecretStr
 
+from cti_server import agi_api
 from cti_server.agi_api import PREFIX, create_agi_api
-from cti_server.agi_client import CtiServerClient, ServerUnavailable
+from cti_server.agi_client import CtiServerClient, RemoteListening, ServerUnavailable
 from cti_server.events import (
     AgentStateChanged,
     CallArrived,
@@ -26,7 +28,9 @@ from cti_server.events import (
     IvrFinished,
     SurveyAnswered,
 )
-from cti_server.ivr.engine import Customer
+from cti_server.ivr.engine import Customer, Heard
+from cti_server.speech import audiosocket
+from cti_server.speech.audiosocket import Listening
 from tests.support.ports import free_port
 
 TOKEN = "t0ken-for-tests-0123456789"
@@ -42,9 +46,42 @@ ARRIVED = CallArrived(
 )
 
 
+class FakeSpeech:
+    """The server's AudioSocket listener as the API sees it, with a Korean model only; a test
+    plays Asterisk by connecting a listening and hearing a word or a key on it."""
+
+    address = "127.0.0.1:4575"
+
+    def __init__(self) -> None:
+        self.pending: dict[uuid.UUID, Listening] = {}
+        self.forgotten: list[uuid.UUID] = []
+
+    def languages(self) -> set[str]:
+        return {"ko"}
+
+    def expect(self, words: Mapping[str, str], language: str, timeout: float) -> Listening | None:
+        if language not in self.languages() or not words:
+            return None
+        listening = Listening(words, language, timeout)
+        self.pending[listening.id] = listening
+        return listening
+
+    def forget(self, listening: Listening) -> None:
+        listening.hear(Heard(""))
+        self.pending.pop(listening.id, None)
+        self.forgotten.append(listening.id)
+
+    def hear(self, named: str, heard: Heard) -> None:
+        """Asterisk connected, and the caller said a word or pressed a key."""
+        listening = self.pending[uuid.UUID(named)]
+        listening.connected.set()
+        listening.hear(heard)
+
+
 @dataclass
 class Server:
     url: str
+    speech: FakeSpeech | None = None
     published: list[DomainEvent] = field(default_factory=list)
     lookups: list[tuple[str, Customer | None]] = field(default_factory=list)
     pins: list[tuple[int, str]] = field(default_factory=list)
@@ -64,9 +101,11 @@ class Server:
 
 
 @asynccontextmanager
-async def running(token: str | None = TOKEN) -> AsyncIterator[Server]:
+async def running(
+    token: str | None = TOKEN, speech: FakeSpeech | None = None
+) -> AsyncIterator[Server]:
     port = free_port()
-    server = Server(f"http://127.0.0.1:{port}")
+    server = Server(f"http://127.0.0.1:{port}", speech)
 
     async def by_caller_id(number: str) -> Customer | None:
         return VIP if number == "+8613911112222" else None
@@ -97,6 +136,7 @@ async def running(token: str | None = TOKEN) -> AsyncIterator[Server]:
             nodes=["pbx1"],
             verify_pin=verify_pin,
             callers_ahead=lambda node, queue: 3 if (node, queue) == ("pbx1", "support") else 0,
+            speech=speech,
         ),
     )
     runner = web.AppRunner(app)
@@ -111,6 +151,13 @@ async def running(token: str | None = TOKEN) -> AsyncIterator[Server]:
 @pytest_asyncio.fixture
 async def server() -> AsyncIterator[Server]:
     async with running() as started:
+        yield started
+
+
+@pytest_asyncio.fixture
+async def listener() -> AsyncIterator[Server]:
+    """The API with a speech listener that has a Korean model."""
+    async with running(speech=FakeSpeech()) as started:
         yield started
 
 
@@ -304,3 +351,161 @@ def test_cti_agi_without_a_token_exits_before_the_call() -> None:
     assert done.returncode == 1
     assert b"service_token" in done.stderr
     assert done.stdout == b""
+
+
+WORDS = {"잔액": "1", "상담원": "0"}
+LISTEN = {"words": WORDS, "language": "ko", "timeout": 6}
+
+
+@pytest.mark.asyncio
+async def test_cti_agi_learns_which_languages_the_server_hears(
+    listener: Server, server: Server
+) -> None:
+    assert await listener.request("GET", "/speech") == (200, {"languages": ["ko"]})
+    assert await server.request("GET", "/speech") == (200, {"languages": []})  # no listener
+    code, body = await listener.request("GET", "/speech", "wrong-token-0123456789")
+    assert (code, "token" in body["error"]) == (403, True)
+
+
+@pytest.mark.asyncio
+async def test_a_listening_answers_the_word_heard_once_it_has_ended(listener: Server) -> None:
+    assert listener.speech is not None
+    code, made = await listener.request("POST", "/listen", json=LISTEN)
+    assert code == 201
+    assert made["address"] == "127.0.0.1:4575"
+    assert made["within"] > LISTEN["timeout"]
+    assert listener.speech.pending[uuid.UUID(made["id"])].words == WORDS
+    asking = asyncio.create_task(listener.request("GET", f"/listen/{made['id']}"))
+    done, _ = await asyncio.wait({asking}, timeout=0.2)
+    assert not done  # the GET waits: nothing is heard yet
+    listener.speech.hear(made["id"], Heard("1", "잔액"))
+    answer = await asyncio.wait_for(asking, 5)
+    assert answer == (200, {"id": made["id"], "key": "1", "word": "잔액"})
+    assert listener.speech.forgotten == [uuid.UUID(made["id"])]  # the listener let it go
+    # kept a short while (a retried GET gets the same), then forgotten
+    assert await listener.request("GET", f"/listen/{made['id']}") == answer
+
+
+@pytest.mark.asyncio
+async def test_a_key_while_listening_is_the_answer(listener: Server) -> None:
+    assert listener.speech is not None
+    _, made = await listener.request("POST", "/listen", json=LISTEN)
+    listener.speech.hear(made["id"], Heard("0"))
+    assert await listener.request("GET", f"/listen/{made['id']}") == (
+        200,
+        {"id": made["id"], "key": "0", "word": ""},
+    )
+
+
+@pytest.mark.asyncio
+async def test_what_was_heard_is_forgotten_after_a_while(
+    listener: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert listener.speech is not None
+    _, made = await listener.request("POST", "/listen", json=LISTEN)
+    listener.speech.hear(made["id"], Heard("1", "잔액"))
+    assert (await listener.request("GET", f"/listen/{made['id']}"))[0] == 200
+    monkeypatch.setattr(agi_api, "KEEP_HEARD", 0.0)  # as if its while had passed
+    code, body = await listener.request("GET", f"/listen/{made['id']}")
+    assert code == 404
+    assert "forgotten" in body["error"]
+
+
+@pytest.mark.asyncio
+async def test_a_listening_asterisk_never_joins_ends_in_silence_and_is_let_go(
+    listener: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A caller who hung up before AudioSocket ran: the listening ends by itself."""
+    assert listener.speech is not None
+    monkeypatch.setattr(audiosocket, "HEADER_TIMEOUT", 0.2)
+    _, made = await listener.request("POST", "/listen", json=LISTEN)
+    assert await listener.request("GET", f"/listen/{made['id']}") == (
+        200,
+        {"id": made["id"], "key": "", "word": ""},
+    )
+    assert listener.speech.pending == {}
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"words": {}}, "words"),
+        ({"words": ["잔액"]}, "words"),
+        ({"words": {"잔액": "12"}}, "words.잔액"),
+        ({"words": {"잔액": "x"}}, "words.잔액"),
+        ({"words": {"two words": "1"}}, "words"),
+        ({"words": {f"w{n}": "1" for n in range(33)}}, "words"),
+        ({"language": "kor"}, "language"),
+        ({"language": None}, "language"),
+        ({"timeout": 0}, "timeout"),
+        ({"timeout": 61}, "timeout"),
+        ({"timeout": "6"}, "timeout"),
+        ({"timeout": True}, "timeout"),
+        ({"caller": "x"}, "caller"),
+    ],
+)
+async def test_a_listening_is_asked_for_properly_or_refused_saying_why(
+    listener: Server, change: dict[str, Any], message: str
+) -> None:
+    assert listener.speech is not None
+    code, body = await listener.request("POST", "/listen", json={**LISTEN, **change})
+    assert code == 422
+    assert message in body["error"]
+    assert listener.speech.pending == {}
+
+
+@pytest.mark.asyncio
+async def test_no_model_for_the_language_is_said_plainly(listener: Server, server: Server) -> None:
+    code, body = await listener.request("POST", "/listen", json={**LISTEN, "language": "en"})
+    assert code == 409
+    assert "no speech model for language 'en'" in body["error"]
+    assert "ko" in body["error"]
+    code, body = await server.request("POST", "/listen", json=LISTEN)  # no listener at all
+    assert code == 409
+    assert "no speech model" in body["error"]
+
+
+@pytest.mark.asyncio
+async def test_only_known_listenings_are_answered(listener: Server) -> None:
+    code, body = await listener.request("GET", "/listen/not-an-id")
+    assert (code, body["error"]) == (400, "not a listening id")
+    code, body = await listener.request("GET", f"/listen/{uuid.uuid4()}")
+    assert code == 404
+    code, _ = await listener.request("POST", "/listen", "wrong-token-0123456789", json=LISTEN)
+    assert code == 403
+    assert listener.speech is not None
+    assert listener.speech.pending == {}
+
+
+@pytest.mark.asyncio
+async def test_listenings_held_at_once_are_bounded(
+    listener: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(agi_api, "MAX_LISTENINGS", 2)
+    for _ in range(2):
+        assert (await listener.request("POST", "/listen", json=LISTEN))[0] == 201
+    code, body = await listener.request("POST", "/listen", json=LISTEN)
+    assert code == 503
+    assert "listenings held" in body["error"]
+
+
+@pytest.mark.asyncio
+async def test_the_client_has_the_server_listen(listener: Server) -> None:
+    """cti-agi's side: the languages, a listening, what it heard; no model: None."""
+    speech = listener.speech
+    assert speech is not None
+    client = listener.client()
+    assert await asyncio.to_thread(client.speech_languages) == {"ko"}
+    assert await asyncio.to_thread(client.listen, WORDS, "en", 6) is None
+    made = await asyncio.to_thread(client.listen, WORDS, "ko", 6)
+    assert isinstance(made, RemoteListening)
+    assert made.address == "127.0.0.1:4575"
+    fetching = asyncio.create_task(asyncio.to_thread(client.heard, made))
+    speech.hear(made.id, Heard("0", "상담원"))
+    assert await asyncio.wait_for(fetching, 10) == Heard("0", "상담원")
+    with pytest.raises(ServerUnavailable, match="404"):
+        await asyncio.to_thread(client.heard, RemoteListening(str(uuid.uuid4()), "x", 1.0))
+    gone = CtiServerClient(f"http://127.0.0.1:{free_port()}", TOKEN, "pbx1", timeout=1.0)
+    with pytest.raises(ServerUnavailable):
+        await asyncio.to_thread(gone.listen, WORDS, "ko", 6)

@@ -5,18 +5,18 @@ from __future__ import annotations
 import io
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
 from asterisk.agi import AGI
 
-from cti_server.agi_client import ServerUnavailable
+from cti_server.agi_client import RemoteListening, ServerUnavailable
 from cti_server.agi_main import build_inbound, walk
 from cti_server.config import load_settings
 from cti_server.events import DomainEvent
 from cti_server.ivr.agi_channel import AgiCall, AgiChannel, AgiCommandFailed
-from cti_server.ivr.engine import CallerGone, Customer, Recording
+from cti_server.ivr.engine import CallerGone, Customer, Heard, Recording
 
 ENV = {
     "agi_request": "cti-agi",
@@ -250,3 +250,133 @@ async def test_a_menu_plays_and_waits_for_the_key_in_one_command(asterisk: Scrip
         'SET VARIABLE CHANNEL(language) "en"',
         'GET OPTION cti/main_menu "0123456789*#" 4000',
     ]
+
+
+WORDS = {"잔액": "1", "상담원": "0"}
+HEARD = RemoteListening("4d3c2b1a-0000-4000-8000-000000000001", "127.0.0.1:4575", 12.0)
+AUDIOSOCKET = f"EXEC AudioSocket {HEARD.id},{HEARD.address}"
+SAID_BALANCE = Heard("1", "잔액")
+
+
+class FakeServer:
+    """The CTI server's speech as cti-agi reaches it: Korean only; ``fail`` names what is out
+    of reach."""
+
+    def __init__(self, heard: Heard = SAID_BALANCE, fail: str = "") -> None:
+        self._heard = heard
+        self._fail = fail
+        self.asked: list[str] = []
+
+    def _ask(self, what: str) -> None:
+        self.asked.append(what)
+        if what == self._fail:
+            raise ServerUnavailable(f"{what}: connection refused")
+
+    def speech_languages(self) -> set[str]:
+        self._ask("languages")
+        return {"ko"}
+
+    def listen(
+        self, words: Mapping[str, str], language: str, timeout: float
+    ) -> RemoteListening | None:
+        self._ask("listen")
+        assert dict(words) == WORDS
+        return HEARD if language == "ko" else None
+
+    def heard(self, listening: RemoteListening) -> Heard:
+        self._ask("heard")
+        assert listening == HEARD
+        return self._heard
+
+
+def test_the_server_is_asked_once_per_call_which_languages_it_hears(asterisk: Script) -> None:
+    call, _ = asterisk()
+    server = FakeServer()
+    channel = AgiChannel(call, server)
+    assert channel.understands("ko")
+    assert not channel.understands("en")
+    assert channel.understands("ko")
+    assert server.asked == ["languages"]
+    assert not AgiChannel(call).understands("ko")  # no server given: keys only
+
+
+def test_a_server_out_of_reach_understands_nothing(asterisk: Script) -> None:
+    call, _ = asterisk()
+    server = FakeServer(fail="languages")
+    channel = AgiChannel(call, server)
+    assert not channel.understands("ko")
+    assert not channel.understands("ko")
+    assert server.asked == ["languages"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("audiosocket", "heard"),
+    [
+        ("200 result=-1", Heard("1", "잔액")),  # the server closed the socket: it heard
+        ("200 result=0", Heard("1", "잔액")),
+        ("200 result=-1", Heard("0")),  # a key pressed while listening
+        ("200 result=-1", Heard("")),  # silence
+    ],
+    ids=["word", "word-result-0", "key", "silence"],
+)
+async def test_asterisk_streams_the_caller_to_the_server_which_says_what_it_heard(
+    asterisk: Script, audiosocket: str, heard: Heard
+) -> None:
+    still_there = ["200 result=6"] if audiosocket.endswith("-1") else []
+    call, commands = asterisk(audiosocket, *still_there)
+    server = FakeServer(heard)
+    assert await AgiChannel(call, server).listen(WORDS, "ko", 6) == heard
+    assert server.asked == ["listen", "heard"]
+    assert commands() == [AUDIOSOCKET, *(["CHANNEL STATUS"] if still_there else [])]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("language", "fail", "asked"),
+    [("en", "", ["listen"]), ("ko", "listen", ["listen"])],
+    ids=["no-model", "server-gone"],
+)
+async def test_without_a_listening_a_key_is_read_as_before(
+    asterisk: Script, language: str, fail: str, asked: list[str]
+) -> None:
+    call, commands = asterisk("200 result=48")
+    server = FakeServer(fail=fail)
+    assert await AgiChannel(call, server).listen(WORDS, language, 6) == Heard("0")
+    assert server.asked == asked
+    assert commands() == ["WAIT FOR DIGIT 6000"]
+
+
+@pytest.mark.asyncio
+async def test_no_server_at_all_reads_a_key(asterisk: Script) -> None:
+    call, commands = asterisk("200 result=0")
+    assert await AgiChannel(call).listen(WORDS, "ko", 4) == Heard("")
+    assert commands() == ["WAIT FOR DIGIT 4000"]
+
+
+@pytest.mark.asyncio
+async def test_a_server_that_lost_what_it_heard_gets_a_key_instead(asterisk: Script) -> None:
+    call, commands = asterisk("200 result=-1", "200 result=6", "200 result=49")
+    server = FakeServer(fail="heard")
+    assert await AgiChannel(call, server).listen(WORDS, "ko", 6) == Heard("1")
+    assert commands() == [AUDIOSOCKET, "CHANNEL STATUS", "WAIT FOR DIGIT 6000"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "answers",
+    [
+        ("200 result=-1", DEAD),  # AudioSocket ended, and the channel is dead
+        ("200 result=-1 (hangup)",),
+        (),  # the link closes mid-listen (EOF)
+    ],
+    ids=["dead-channel", "hangup-answer", "eof"],
+)
+async def test_hanging_up_while_listening_is_the_caller_gone(
+    asterisk: Script, answers: tuple[str, ...]
+) -> None:
+    call, _ = asterisk(*answers)
+    server = FakeServer()
+    with pytest.raises(CallerGone):
+        await AgiChannel(call, server).listen(WORDS, "ko", 6)
+    assert server.asked == ["listen"]  # nothing to fetch: the server forgets it by itself
