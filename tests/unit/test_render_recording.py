@@ -10,6 +10,7 @@ import pytest
 
 from cti_server.asterisk.render import render_config
 from cti_server.config import load_settings
+from tests.unit.test_render import _sections
 
 
 @pytest.fixture(autouse=True)
@@ -19,28 +20,13 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key)
 
 
-def _contexts(text: str) -> dict[str, list[str]]:
-    contexts: dict[str, list[str]] = {}
-    current = ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith(";"):
-            continue
-        if line.startswith("["):
-            current = line
-            contexts.setdefault(current, [])
-        else:
-            contexts.setdefault(current, []).append(line)
-    return contexts
-
-
 @pytest.mark.parametrize("transport", ["fastagi", "agi"])
 @pytest.mark.parametrize("routed", [False, True])
 def test_recording_starts_after_the_ivr_and_before_the_queue(transport: str, routed: bool) -> None:
     settings = load_settings(
         None, ami={"secret": "s3cret"}, ivr={"transport": transport}, routing={"enabled": routed}
     )
-    contexts = _contexts(render_config(settings)["extensions.conf"])
+    contexts = _sections(render_config(settings)["extensions.conf"])
     flow = contexts["[cti-inbound-call]"]
     ivr = [i for i, line in enumerate(flow) if "AGI(" in line and "inbound" in line]
     records = [i for i, line in enumerate(flow) if "Gosub(cti-record," in line]
