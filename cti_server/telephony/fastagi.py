@@ -4,6 +4,11 @@ panoramisk's FastAGI handler reads the request header until a blank line with no
 or time, and spins when the peer closes early (``read()`` returns ``b''`` forever). This server
 bounds the header's size and read time and the number of concurrent sessions, accepts only the
 configured peers, and strips line breaks from every value it sends back in a command.
+
+Asterisk writes the caller's name into the request header as it is: a name with a blank line in
+it would end the header early, and what follows would read as Asterisk's answers to our first
+commands (a forged linkedid, forged keys). Before any route runs, one command whose answer only
+Asterisk can give (a random token, evaluated and echoed) proves the answers are in step.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -90,6 +96,14 @@ class AgiSession:
             raw = await asyncio.wait_for(self._reader.readline(), self._command_timeout)
             if not raw or raw.startswith(b"520 "):
                 return
+
+    async def in_step(self) -> bool:
+        """Whether the next answer is Asterisk's own: it echoes a token nobody else knows."""
+        token = secrets.token_hex(16)
+        try:
+            return await self.get_variable(token) == token
+        except (AgiHangup, AgiError):
+            return False
 
     async def set_variable(self, name: str, value: str) -> None:
         await self.command("SET VARIABLE", name, _quote(value))
@@ -199,6 +213,15 @@ class FastAgiServer:
             handler = self._routes.get(session.script)
             if handler is None:
                 log.error("FastAGI request for unknown script %r", session.script)
+                return
+            if not await session.in_step():
+                self.rejected += 1
+                log.warning(
+                    "FastAGI %s from %r refused: its answers are out of step with our commands"
+                    " (a line break in the caller's name?)",
+                    session.script,
+                    peer,
+                )
                 return
             try:
                 await handler(session)

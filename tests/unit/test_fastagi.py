@@ -18,7 +18,7 @@ from cti_server.telephony.fastagi import (
     FastAgiServer,
     parse_agi_env,
 )
-from tests.support.agi_peer import connection, read_until_closed
+from tests.support.agi_peer import connection, read_until_closed, send_request
 from tests.support.ports import free_port
 
 TIMEOUT = 2.0
@@ -126,8 +126,7 @@ async def test_header_just_under_the_limit_is_served() -> None:
     assert len(request) < HEADER_MAX
     async with agi_server() as (server, port), connection(port) as (reader, writer):
         server.add_route("inbound", handler)
-        writer.write(request)
-        await writer.drain()
+        await send_request(reader, writer, request)
         session = await asyncio.wait_for(handler.sessions.get(), TIMEOUT)
         assert session.env["agi_calleridname"] == "张伟"
         assert await read_until_closed(reader, TIMEOUT) == b""
@@ -156,8 +155,7 @@ async def test_request_reaches_its_route_and_commands_are_single_lines() -> None
 
     async with agi_server() as (server, port), connection(port) as (reader, writer):
         server.add_route("inbound", inbound)
-        writer.write(REQUEST)
-        await writer.drain()
+        await send_request(reader, writer, REQUEST)
         line = await asyncio.wait_for(reader.readline(), TIMEOUT)
         assert line == b'SET VARIABLE X "a  EXEC Hangup"\n'
         writer.write(b"200 result=1\n")
@@ -179,8 +177,7 @@ async def test_quotes_and_backslashes_in_values_are_escaped() -> None:
 
     async with agi_server() as (server, port), connection(port) as (reader, writer):
         server.add_route("inbound", inbound)
-        writer.write(REQUEST)
-        await writer.drain()
+        await send_request(reader, writer, REQUEST)
         line = await asyncio.wait_for(reader.readline(), TIMEOUT)
         assert line == b'SET VARIABLE CTI_NOTE "say \\"hi\\"\\\\now"\n'
         writer.write(b"200 result=1\n")
@@ -206,8 +203,7 @@ async def test_command_results_errors_and_hangup() -> None:
 
     async with agi_server() as (server, port), connection(port) as (reader, writer):
         server.add_route("inbound", inbound)
-        writer.write(REQUEST)
-        await writer.drain()
+        await send_request(reader, writer, REQUEST)
         assert await reader.readline() == b'GET FULL VARIABLE "${CHANNEL(linkedid)}"\n'
         writer.write(b"200 result=1 (1700000000.1)\n")
         assert await reader.readline() == b"BOGUS\n"
@@ -279,8 +275,7 @@ async def test_route_ignores_the_query_string_and_slashes() -> None:
     request = REQUEST.replace(b"script: inbound", b"script: /inbound/?lang=zh")
     async with agi_server() as (server, port), connection(port) as (reader, writer):
         server.add_route("inbound", handler)
-        writer.write(request)
-        await writer.drain()
+        await send_request(reader, writer, request)
         session = await asyncio.wait_for(handler.sessions.get(), TIMEOUT)
         assert session.script == "inbound"
         assert session.env["agi_network_script"] == "/inbound/?lang=zh"
@@ -293,3 +288,28 @@ def test_caller_name_cannot_inject_agi_keys(separator: str) -> None:
     env = parse_agi_env(f"agi_network_script: inbound\nagi_calleridname: {name}\n\n")
     assert env["agi_network_script"] == "inbound"
     assert env["agi_calleridname"] == name
+
+
+@pytest.mark.asyncio
+async def test_a_caller_name_that_ends_the_header_cannot_answer_our_commands() -> None:
+    """Asterisk writes the caller's name into the header raw: a name with a blank line ends the
+    header early, and what it carries after it would read as Asterisk's answers (here a forged
+    linkedid). The in-step check sees the forged answer and no route runs."""
+    ran: list[AgiSession] = []
+
+    async def inbound(session: AgiSession) -> None:
+        ran.append(session)
+
+    forged = REQUEST.replace(
+        "agi_calleridname: 张伟\n".encode(),
+        b"agi_calleridname: x\n\n200 result=1 (1699999999.9)\n",
+    )
+    async with agi_server() as (server, port), connection(port) as (reader, writer):
+        server.add_route("inbound", inbound)
+        writer.write(forged)
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readline(), TIMEOUT)
+        assert line.startswith(b"GET FULL VARIABLE")  # answered by the forged line already sent
+        assert await read_until_closed(reader, TIMEOUT) == b""
+        assert ran == []
+        assert server.rejected == 1

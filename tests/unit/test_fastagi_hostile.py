@@ -28,7 +28,7 @@ from cti_server.ivr.fastagi_channel import FastAgiChannel
 from cti_server.ivr.flow import Flow, load_flow
 from cti_server.resources import data_dir
 from cti_server.telephony.fastagi import AgiSession, FastAgiServer
-from tests.support.agi_peer import connection, read_until_closed
+from tests.support.agi_peer import connection, read_until_closed, send_request
 from tests.support.ports import free_port
 from tests.support.replay import DATA as SHARED_DATA
 from tests.support.waiting import poll_until
@@ -188,8 +188,7 @@ async def test_recorded_environment_blocks_are_accepted(
         ivr_server(main_flow) as (server, port, route),
         connection(port) as (reader, writer),
     ):
-        writer.write(request.encode())
-        await writer.drain()
+        await send_request(reader, writer, request.encode())
         commands = await play_asterisk(reader, writer, answer_ok)
         result = await route.result()
         await wait_idle(server)
@@ -228,8 +227,7 @@ async def test_ten_megabyte_header_is_refused_and_the_server_stays_responsive(
         assert route.envs == []
 
         async with connection(port) as (reader, writer):
-            writer.write(REQUEST)
-            await writer.drain()
+            await send_request(reader, writer, REQUEST)
             commands = await play_asterisk(reader, writer, answer_ok)
         assert commands[: len(FIRST_COMMANDS)] == FIRST_COMMANDS
         assert (await route.result()).outcome == "transfer"
@@ -296,9 +294,8 @@ async def test_thousand_connections_at_once_do_not_hang_or_leak(
                 unreachable.append(exc)
                 return
             try:
-                writer.write(REQUEST)
-                await writer.drain()
-                first = await reader.readline()  # the IVR's first command, or the close
+                served_now = await send_request(reader, writer, REQUEST)
+                first = await reader.readline() if served_now else b""  # the IVR's first step
             except ConnectionError:
                 first = b""
             (served if first else refused).append(writer)
@@ -365,8 +362,7 @@ async def test_channel_dying_mid_step_ends_the_walk_as_caller_gone(
     caplog.set_level(logging.INFO)
     async with ivr_server(main_flow) as (server, port, route):
         async with connection(port) as (reader, writer):
-            writer.write(REQUEST)
-            await writer.drain()
+            await send_request(reader, writer, REQUEST)
             commands = await play_asterisk(reader, writer, until_welcome)
             if death == "hangup":
                 writer.write(b"HANGUP\n")
@@ -387,8 +383,7 @@ async def test_connection_reset_mid_step_ends_the_session_quietly(
 ) -> None:
     async with ivr_server(main_flow) as (server, port, _route):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(REQUEST)
-        await writer.drain()
+        await send_request(reader, writer, REQUEST)
         assert await play_asterisk(reader, writer, until_welcome) == UNTIL_WELCOME
         reset(writer)
         await wait_idle(server)
@@ -399,8 +394,7 @@ async def test_connection_reset_mid_step_ends_the_session_quietly(
 async def test_connection_reset_mid_step_is_the_caller_gone(main_flow: Flow) -> None:
     async with ivr_server(main_flow) as (server, port, route):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(REQUEST)
-        await writer.drain()
+        await send_request(reader, writer, REQUEST)
         await play_asterisk(reader, writer, until_welcome)
         reset(writer)
         await wait_idle(server)
@@ -438,8 +432,7 @@ async def test_minus_one_and_failing_channel_status_is_the_caller_gone(
         ivr_server(main_flow) as (server, port, route),
         connection(port) as (reader, writer),
     ):
-        writer.write(REQUEST)
-        await writer.drain()
+        await send_request(reader, writer, REQUEST)
         commands = await play_asterisk(reader, writer, failing)
         result = await route.result()
         await wait_idle(server)
@@ -464,8 +457,7 @@ async def test_minus_one_with_the_channel_still_up_goes_on(
         ivr_server(main_flow) as (_server, port, route),
         connection(port) as (reader, writer),
     ):
-        writer.write(REQUEST)
-        await writer.drain()
+        await send_request(reader, writer, REQUEST)
         commands = await play_asterisk(reader, writer, cannot_play)
         result = await route.result()
     assert (
@@ -534,8 +526,7 @@ async def test_malformed_answers_do_not_escape_the_server(
         ivr_server(main_flow) as (server, port, route),
         connection(port) as (reader, writer),
     ):
-        writer.write(REQUEST)
-        await writer.drain()
+        await send_request(reader, writer, REQUEST)
         with contextlib.suppress(ConnectionError):
             await play_asterisk(reader, writer, hostile)
         await wait_idle(server)
@@ -569,8 +560,7 @@ async def test_a_100_digit_account_and_a_hash_star_flood_lead_to_the_operator(
         ivr_server(main_flow) as (server, port, route),
         connection(port) as (reader, writer),
     ):
-        writer.write(REQUEST)
-        await writer.drain()
+        await send_request(reader, writer, REQUEST)
         commands = await play_asterisk(reader, writer, hostile_caller())
         result = await route.result()
         await wait_idle(server)
@@ -648,8 +638,7 @@ async def test_secrets_typed_over_fastagi_never_reach_a_log(
     async with ivr_server(flow) as (server, port, route):
         route.engine = IvrEngine(by_caller_id, by_caller_id, verify_pin=verify_pin)
         async with connection(port) as (reader, writer):
-            writer.write(REQUEST)
-            await writer.drain()
+            await send_request(reader, writer, REQUEST)
             commands = await play_asterisk(reader, writer, asterisk)
             result = await route.result()
         await wait_idle(server)
