@@ -27,8 +27,7 @@ def party(channel: str) -> str:
     """The device behind a channel name; "" for Local channels and names without a device."""
     if not channel or channel.startswith("Local/"):
         return ""
-    device, dash, _ = channel.rpartition("-")
-    return device if dash else channel
+    return ami.device_of(channel)
 
 
 @dataclass

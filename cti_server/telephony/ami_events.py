@@ -270,6 +270,12 @@ def _agi_ended(m: Mapping[str, Any], node: str) -> AmiEvent:
 Translator = Callable[[Mapping[str, Any], str], AmiEvent | None]
 
 
+def device_of(channel: str) -> str:
+    """The device behind a channel name: ``SIP/150010002-0000001a`` -> ``SIP/150010002``."""
+    base, _, _ = channel.rpartition("-")
+    return base or channel
+
+
 def _s(message: Mapping[str, Any], key: str) -> str:
     value = message.get(key, "")
     if isinstance(value, list):  # a UserEvent header repeated: keep the first

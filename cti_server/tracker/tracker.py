@@ -198,7 +198,7 @@ class Tracker:
                 if not call.answerer_leg or call.answerer_leg in call.stand_ins:
                     call.answerer_leg = phone
                 if not call.answerer:
-                    call.answerer = _device(_channel(call, phone))
+                    call.answerer = ami.device_of(_channel(call, phone))
             dialler = call.reach_pending.pop(dialler, "")
 
     def _transferred(self, event: ami.CallTransferred) -> None:
@@ -694,12 +694,6 @@ class Tracker:
         ami.QueueMemberChanged: _member_changed,
         ami.CallTransferred: _transferred,
     }
-
-
-def _device(channel: str) -> str:
-    """``SIP/150010002-0000001a`` → ``SIP/150010002``."""
-    base, _, _ = channel.rpartition("-")
-    return base or channel
 
 
 def _channel(call: Call, uniqueid: str) -> str:
