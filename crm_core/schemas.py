@@ -1,4 +1,5 @@
-"""What callers may write into the CRM: validated, bounded, no control characters.
+"""What callers may write into the CRM (validated, bounded, no control characters) and what
+the API answers (the response models the OpenAPI document is built from).
 
 The same models validate REST payloads and in-process calls, so hostile text (SQL fragments,
 markup, megabyte strings, control characters) is refused once, before anything is stored. Markup
@@ -13,10 +14,20 @@ hours. Ids are bounded by what both databases store (PostgreSQL ``integer``), so
 from __future__ import annotations
 
 import re
-from decimal import Decimal
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -172,3 +183,271 @@ class InteractionIn(_Input):
     @property
     def external_key(self) -> str:
         return f"{self.node}:{self.linkedid}"
+
+
+# -- what the API answers ---------------------------------------------------------------------
+# The handlers build these models and the route turns them into JSON, so the OpenAPI document
+# (built from the same models) and the output cannot drift apart.
+
+CustomerKind = Literal["person", "organisation"]
+PhoneLabel = Literal["mobile", "home", "work", "fax", "other"]
+Tier = Literal["platinum", "gold", "silver", "standard"]
+Severity = Literal["low", "medium", "high", "critical"]
+CaseStatus = Literal["open", "assigned", "resolved", "closed"]
+Role = Literal["agent", "supervisor", "manager", "admin"]
+InteractionKind = Literal[
+    "inbound_call", "outbound_call", "ivr_only", "abandoned", "callback", "survey"
+]
+MONEY_PATTERN = r"^-?[0-9]+\.[0-9]{2}$"
+_CENT = Decimal("0.01")
+
+
+def _two_places(value: Decimal) -> str:
+    return str(value.quantize(_CENT, rounding=ROUND_HALF_EVEN))
+
+
+Money = Annotated[
+    Decimal,
+    PlainSerializer(_two_places, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": MONEY_PATTERN, "examples": ["3600.00"]}),
+]
+"""An amount of money: a decimal string with exactly two places, ``"0.00"``, ``"3600.00"``.
+
+A string because a JSON number is a binary float in most clients (JavaScript, a spreadsheet
+import), which cannot hold every cent exactly; two places always, because the column is
+``Numeric(14, 2)`` and a value computed in Python (``0.0``) and the same value read back
+(``0.00``) must look the same to a client comparing them."""
+
+
+class _Output(BaseModel):
+    # every field is always present in the answer (null when it has no value), so clients
+    # generated from the document need no "is it there" checks
+    model_config = ConfigDict(frozen=True, json_schema_serialization_defaults_required=True)
+
+
+class FieldError(_Output):
+    field: str = Field(description="where: a body field (dotted path) or a parameter's name")
+    message: str
+
+
+class ErrorOut(_Output):
+    """Every error answer: a stable code for programs, a message for people."""
+
+    error: str = Field(description="a stable code: invalid, not_found, forbidden, conflict, ...")
+    message: str
+    fields: list[FieldError] | None = Field(default=None, description="the invalid fields of a 422")
+
+
+class PhoneOut(_Output):
+    id: int
+    number: str = Field(description="E.164", pattern=r"^\+[0-9]{2,15}$")
+    label: PhoneLabel
+
+
+class ValueOut(_Output):
+    tier: Tier
+    tier_override: Tier | None
+    reason: str
+    recency: int = Field(ge=1, le=5)
+    frequency: int = Field(ge=1, le=5)
+    monetary: int = Field(ge=1, le=5)
+    lifetime_value: Money
+
+
+class CustomerOut(_Output):
+    id: int
+    kind: CustomerKind
+    name: str
+    organisation_id: int | None
+    account_number: str | None
+    language: str | None
+    phones: list[PhoneOut]
+    emails: list[str]
+    tags: list[str]
+    consent: dict[str, bool]
+    notes: str
+    value: ValueOut
+    created_at: datetime
+
+
+class CustomerPage(_Output):
+    items: list[CustomerOut]
+    limit: int
+    offset: int
+
+
+class LookupOut(_Output):
+    status: Literal["unknown", "found", "ambiguous"]
+    number: str | None = Field(description="the E.164 form that matched (or was tried first)")
+    customers: list[CustomerOut]
+
+
+class DeletedOut(_Output):
+    id: int
+    deleted_at: datetime
+
+
+class TransactionOut(_Output):
+    id: int
+    value: ValueOut = Field(description="the customer's value after this transaction")
+
+
+class DuplicateOut(_Output):
+    customer_id: int
+    score: float
+    reasons: list[str]
+
+
+class DuplicateList(_Output):
+    items: list[DuplicateOut]
+
+
+class MergeOut(_Output):
+    id: int
+    survivor_id: int
+    merged_id: int
+    performed_by: int | None
+    performed_at: datetime
+    moved: dict[str, Any] = Field(description="what moved from the merged customer, by table")
+    undone_at: datetime | None
+
+
+class InteractionOut(_Output):
+    id: int
+    external_key: str = Field(description="node:linkedid")
+    customer_id: int | None
+    kind: InteractionKind
+    caller_number: str | None
+    caller_name: str | None
+    dialed: str | None
+    arrived_at: datetime | None
+    queued_at: datetime | None
+    offered_at: datetime | None
+    answered_at: datetime | None
+    ended_at: datetime | None
+    queue: str | None
+    agent_id: int | None
+    agent_name: str | None
+    ended_by: Literal["caller", "agent", "transfer", "system"] | None
+    ivr_path: list[dict[str, Any]]
+    ivr_inputs: dict[str, str]
+    routing: dict[str, Any]
+    disposition: str | None
+    notes: str
+    recordings: list[str]
+    survey_score: int | None
+
+
+class InteractionPage(_Output):
+    items: list[InteractionOut]
+    limit: int
+    offset: int
+
+
+class SegmentOut(_Output):
+    speaker: Literal["customer", "agent", "ivr", "unknown"]
+    start: float
+    end: float
+    text: str
+    confidence: float
+
+
+class InteractionDetailOut(InteractionOut):
+    segments: list[SegmentOut] = Field(description="the transcript, in the order it was said")
+
+
+class CaseOut(_Output):
+    id: int
+    customer_id: int
+    category: str
+    severity: Severity
+    status: CaseStatus
+    summary: str
+    owner_id: int | None
+    opened_at: datetime
+    assigned_at: datetime | None
+    resolved_at: datetime | None
+    closed_at: datetime | None
+    due_at: datetime
+    evidence: list[Any]
+
+
+class CasePage(_Output):
+    items: list[CaseOut]
+    limit: int
+    offset: int
+
+
+class FollowUpOut(_Output):
+    id: int
+    customer_id: int
+    interaction_id: int | None
+    kind: Literal["callback", "reminder"]
+    due_at: datetime
+    owner_id: int | None
+    status: Literal["open", "done"]
+    note: str
+
+
+class FollowUpPage(_Output):
+    items: list[FollowUpOut]
+    limit: int
+    offset: int
+
+
+class UserOut(_Output):
+    id: int
+    username: str
+    display_name: str
+    role: Role
+    extension: str | None
+    languages: list[str]
+    active: bool
+    skills: dict[str, int] = Field(description="skill name to level (1-10)")
+
+
+class UserList(_Output):
+    items: list[UserOut]
+
+
+class TokenOut(_Output):
+    token: str = Field(description="send it as `Authorization: Bearer <token>`")
+    user: UserOut
+
+
+# -- query parameters ---------------------------------------------------------------------------
+
+
+class _Query(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Limit = Annotated[int, Field(ge=1, le=200, description="page size")]
+Offset = Annotated[int, Field(ge=0, le=10**9, description="how many to skip")]
+
+
+class PageQuery(_Query):
+    limit: Limit = 25
+    offset: Offset = 0
+
+
+class SearchQuery(PageQuery):
+    q: Annotated[
+        str,
+        StringConstraints(max_length=200),
+        AfterValidator(_no_control),
+        Field(description="text to search for in names, account numbers, e-mails and phones"),
+    ] = ""
+
+
+class LookupQuery(_Query):
+    number: Annotated[
+        str,
+        StringConstraints(max_length=64),
+        AfterValidator(_no_control),
+        Field(description="the caller ID as Asterisk delivers it (empty: withheld)"),
+    ]
+
+
+class CaseQuery(PageQuery):
+    status: CaseStatus | None = None

@@ -14,25 +14,48 @@ from crm_core.api import serialize
 from crm_core.api.http import (
     SESSIONS,
     RouteTable,
+    Unauthorized,
     current_user,
-    json_response,
     path_id,
-    query_int,
-    query_text,
+    query_of,
     read_body,
     role_rank,
 )
-from crm_core.errors import Forbidden
+from crm_core.errors import Forbidden, NotFound
 from crm_core.models import MergeAudit, User
 from crm_core.schemas import (
+    CaseOut,
+    CasePage,
+    CaseQuery,
     CustomerIn,
+    CustomerOut,
+    CustomerPage,
     CustomerPatch,
+    DeletedOut,
+    DuplicateList,
+    DuplicateOut,
+    FollowUpOut,
+    FollowUpPage,
     Id,
+    InteractionDetailOut,
     InteractionIn,
+    InteractionOut,
+    InteractionPage,
+    LookupOut,
+    LookupQuery,
+    MergeOut,
     Name,
     Note,
+    PageQuery,
     PhoneIn,
+    PhoneOut,
+    SearchQuery,
+    TokenOut,
     TransactionIn,
+    TransactionOut,
+    UserList,
+    UserOut,
+    ValueOut,
 )
 from crm_core.settings import CrmSettings
 
@@ -92,16 +115,19 @@ class SkillIn(_Body):
     level: int = Field(ge=1, le=10)
 
 
+class SkillPath(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Id
+    skill: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+
 def _session(request: web.Request) -> AsyncSession:
     return request.app[SESSIONS]()
 
 
 def _settings(request: web.Request) -> CrmSettings:
     return request.app[CRM_SETTINGS]
-
-
-def _page(request: web.Request) -> tuple[int, int]:
-    return query_int(request, "limit", 25, 1, 200), query_int(request, "offset", 0, 0, 10**9)
 
 
 def _require(request: web.Request, role: str, what: str) -> None:
@@ -113,34 +139,37 @@ def _require(request: web.Request, role: str, what: str) -> None:
     "POST",
     "/tokens",
     "Sign in: trade a username and password for a bearer token",
+    response=TokenOut,
+    status=201,
     min_role=None,
     body=TokenRequest,
+    errors=[401],
 )
-async def create_token(request: web.Request) -> web.Response:
+async def create_token(request: web.Request) -> TokenOut:
     data = await read_body(request, TokenRequest)
     async with _session(request) as session, session.begin():
         user = await people.authenticate(session, data.username, data.password)
         if user is None:
-            return json_response({"error": "unauthorized", "message": "wrong credentials"}, 401)
+            raise Unauthorized("wrong credentials")
         token = await people.issue_token(session, user)
-    return json_response({"token": token, "user": serialize.user(user)}, 201)
+    return TokenOut(token=token, user=serialize.user(user))
 
 
 @routes.route(
     "GET",
     "/customers",
     "Search customers by name, account, e-mail or phone",
-    query={"q": "text to search for", "limit": "page size", "offset": "skip"},
+    response=CustomerPage,
+    query=SearchQuery,
 )
-async def search_customers(request: web.Request) -> web.Response:
-    limit, offset = _page(request)
-    query = query_text(request, "q", 200)
+async def search_customers(request: web.Request) -> CustomerPage:
+    query = query_of(request, SearchQuery)
     async with _session(request) as session:
         found = await customers.search_customers(
-            session, query, _settings(request).default_region, limit, offset
+            session, query.q, _settings(request).default_region, query.limit, query.offset
         )
-    return json_response(
-        {"items": [serialize.customer(c) for c in found], "limit": limit, "offset": offset}
+    return CustomerPage(
+        items=[serialize.customer(c) for c in found], limit=query.limit, offset=query.offset
     )
 
 
@@ -148,45 +177,58 @@ async def search_customers(request: web.Request) -> web.Response:
     "GET",
     "/customers/lookup",
     "Who is calling: look a caller ID up",
-    query={"number": "the caller ID as Asterisk delivers it"},
+    response=LookupOut,
+    query=LookupQuery,
 )
-async def lookup(request: web.Request) -> web.Response:
-    number = query_text(request, "number", 64)
+async def lookup(request: web.Request) -> LookupOut:
+    number = query_of(request, LookupQuery).number
     async with _session(request) as session:
         result = await customers.lookup_by_caller_id(
             session, number, _settings(request).default_region
         )
         full = await customers.customers_by_ids(session, [m.id for m in result.customers])
-        return json_response(
-            {
-                "status": result.status,
-                "number": result.number,
-                "customers": [serialize.customer(c) for c in full],
-            }
+        return LookupOut(
+            status=result.status,
+            number=result.number,
+            customers=[serialize.customer(c) for c in full],
         )
 
 
-@routes.route("POST", "/customers", "Create a customer", body=CustomerIn)
-async def create_customer(request: web.Request) -> web.Response:
+@routes.route(
+    "POST",
+    "/customers",
+    "Create a customer",
+    response=CustomerOut,
+    status=201,
+    body=CustomerIn,
+    errors=[403, 404, 409],
+)
+async def create_customer(request: web.Request) -> CustomerOut:
     data = await read_body(request, CustomerIn)
     if data.tier_override is not None:
         _require(request, "manager", "setting a tier override")
     async with _session(request) as session, session.begin():
         customer = await customers.create_customer(session, data, _settings(request).default_region)
         await valuation.recompute_value(session, customer.id, _settings(request).value)
-        body = serialize.customer(customer)
-    return json_response(body, 201)
+        return serialize.customer(customer)
 
 
-@routes.route("GET", "/customers/{id}", "A customer's record")
-async def get_customer(request: web.Request) -> web.Response:
+@routes.route("GET", "/customers/{id}", "A customer's record", response=CustomerOut)
+async def get_customer(request: web.Request) -> CustomerOut:
     async with _session(request) as session:
         customer = await customers.get_customer(session, path_id(request))
-        return json_response(serialize.customer(customer))
+        return serialize.customer(customer)
 
 
-@routes.route("PATCH", "/customers/{id}", "Change a customer's fields", body=CustomerPatch)
-async def patch_customer(request: web.Request) -> web.Response:
+@routes.route(
+    "PATCH",
+    "/customers/{id}",
+    "Change a customer's fields",
+    response=CustomerOut,
+    body=CustomerPatch,
+    errors=[403],
+)
+async def patch_customer(request: web.Request) -> CustomerOut:
     patch = await read_body(request, CustomerPatch)
     if "tier_override" in patch.model_fields_set:
         _require(request, "manager", "changing a tier override")
@@ -194,65 +236,77 @@ async def patch_customer(request: web.Request) -> web.Response:
         customer = await customers.update_customer(session, path_id(request), patch)
         if "tier_override" in patch.model_fields_set:
             await valuation.recompute_value(session, customer.id, _settings(request).value)
-        body = serialize.customer(customer)
-    return json_response(body)
+        return serialize.customer(customer)
 
 
 @routes.route(
     "DELETE",
     "/customers/{id}",
     "Delete a customer: no longer found, its interactions and cases kept",
+    response=DeletedOut,
     min_role="manager",
 )
-async def delete_customer(request: web.Request) -> web.Response:
+async def delete_customer(request: web.Request) -> DeletedOut:
     async with _session(request) as session, session.begin():
         customer = await customers.delete_customer(session, path_id(request))
-        body = {"id": customer.id, "deleted_at": customer.deleted_at}
-    return json_response(body)
+        assert customer.deleted_at is not None
+        return DeletedOut(id=customer.id, deleted_at=customer.deleted_at)
 
 
-@routes.route("POST", "/customers/{id}/phones", "Add a phone number", body=PhoneIn)
-async def add_phone(request: web.Request) -> web.Response:
+@routes.route(
+    "POST",
+    "/customers/{id}/phones",
+    "Add a phone number (adding one the customer has answers that one)",
+    response=PhoneOut,
+    status=201,
+    body=PhoneIn,
+)
+async def add_phone(request: web.Request) -> PhoneOut:
     data = await read_body(request, PhoneIn)
     async with _session(request) as session, session.begin():
         phone = await customers.add_phone(
             session, path_id(request), data, _settings(request).default_region
         )
-        body = {"id": phone.id, "number": phone.e164, "label": phone.label}
-    return json_response(body, 201)
+        return serialize.phone(phone)
 
 
 @routes.route(
     "GET",
     "/customers/{id}/interactions",
     "The customer's timeline, newest first",
-    query={"limit": "page size", "offset": "skip"},
+    response=InteractionPage,
+    query=PageQuery,
 )
-async def customer_timeline(request: web.Request) -> web.Response:
-    limit, offset = _page(request)
+async def customer_timeline(request: web.Request) -> InteractionPage:
+    page = query_of(request, PageQuery)
     async with _session(request) as session:
         customer = await customers.get_customer(session, path_id(request))
-        rows = await interactions.timeline(session, customer.id, limit, offset)
-    return json_response(
-        {"items": [serialize.interaction(r) for r in rows], "limit": limit, "offset": offset}
+        rows = await interactions.timeline(session, customer.id, page.limit, page.offset)
+    return InteractionPage(
+        items=[serialize.interaction(r) for r in rows], limit=page.limit, offset=page.offset
     )
 
 
-@routes.route("GET", "/customers/{id}/value", "The customer's value scores and tier")
-async def customer_value(request: web.Request) -> web.Response:
+@routes.route(
+    "GET", "/customers/{id}/value", "The customer's value scores and tier", response=ValueOut
+)
+async def customer_value(request: web.Request) -> ValueOut:
     async with _session(request) as session:
         customer = await customers.get_customer(session, path_id(request))
-        return json_response(serialize.value(customer))
+        return serialize.value(customer)
 
 
 @routes.route(
     "POST",
     "/customers/{id}/transactions",
     "Record an order, payment or refund",
+    response=TransactionOut,
+    status=201,
     min_role="manager",
     body=TransactionIn,
+    errors=[409],
 )
-async def add_transaction(request: web.Request) -> web.Response:
+async def add_transaction(request: web.Request) -> TransactionOut:
     data = await read_body(request, TransactionIn)
     async with _session(request) as session, session.begin():
         customer_id = path_id(request)
@@ -260,31 +314,29 @@ async def add_transaction(request: web.Request) -> web.Response:
             session, customer_id, data, _settings(request).value
         )
         customer = await customers.get_customer(session, customer_id)
-        body = {"id": transaction.id, "value": serialize.value(customer)}
-    return json_response(body, 201)
+        return TransactionOut(id=transaction.id, value=serialize.value(customer))
 
 
 @routes.route(
     "GET",
     "/customers/{id}/duplicates",
     "Probable duplicates of this customer",
+    response=DuplicateList,
     min_role="supervisor",
 )
-async def customer_duplicates(request: web.Request) -> web.Response:
+async def customer_duplicates(request: web.Request) -> DuplicateList:
     async with _session(request) as session:
         customer = await customers.get_customer(session, path_id(request))
         found = await customers.probable_duplicates(session, customer)
-    return json_response(
-        {
-            "items": [
-                {
-                    "customer_id": d.second if d.first == customer.id else d.first,
-                    "score": d.score,
-                    "reasons": list(d.reasons),
-                }
-                for d in found
-            ]
-        }
+    return DuplicateList(
+        items=[
+            DuplicateOut(
+                customer_id=d.second if d.first == customer.id else d.first,
+                score=d.score,
+                reasons=list(d.reasons),
+            )
+            for d in found
+        ]
     )
 
 
@@ -292,10 +344,13 @@ async def customer_duplicates(request: web.Request) -> web.Response:
     "POST",
     "/customers/{id}/merge",
     "Merge another customer into this one",
+    response=MergeOut,
+    status=201,
     min_role="manager",
     body=MergeRequest,
+    errors=[409],
 )
-async def merge_customer(request: web.Request) -> web.Response:
+async def merge_customer(request: web.Request) -> MergeOut:
     data = await read_body(request, MergeRequest)
     policy = _settings(request).value
     async with _session(request) as session, session.begin():
@@ -303,86 +358,96 @@ async def merge_customer(request: web.Request) -> web.Response:
             session, path_id(request), data.merged_id, current_user(request).id
         )
         await valuation.recompute_value(session, audit.survivor_id, policy)
-        body = serialize.merge(audit)
-    return json_response(body, 201)
+        return serialize.merge(audit)
 
 
 @routes.route(
-    "POST", "/merges/{id}/undo", "Undo a merge: both records as before", min_role="manager"
+    "POST",
+    "/merges/{id}/undo",
+    "Undo a merge: both records as before",
+    response=MergeOut,
+    min_role="manager",
+    errors=[409],
 )
-async def undo_merge(request: web.Request) -> web.Response:
+async def undo_merge(request: web.Request) -> MergeOut:
     policy = _settings(request).value
     async with _session(request) as session, session.begin():
         audit = await merge.undo_merge(session, path_id(request))
         await valuation.recompute_value(session, audit.survivor_id, policy)
         await valuation.recompute_value(session, audit.merged_id, policy)
-        body = serialize.merge(audit)
-    return json_response(body)
+        return serialize.merge(audit)
 
 
-@routes.route("GET", "/merges/{id}", "A merge's audit record", min_role="manager")
-async def get_merge(request: web.Request) -> web.Response:
+@routes.route(
+    "GET", "/merges/{id}", "A merge's audit record", response=MergeOut, min_role="manager"
+)
+async def get_merge(request: web.Request) -> MergeOut:
     async with _session(request) as session:
         audit = await session.get(MergeAudit, path_id(request))
         if audit is None:
-            return json_response({"error": "not_found", "message": "no such merge"}, 404)
-        return json_response(serialize.merge(audit))
+            raise NotFound("no such merge")
+        return serialize.merge(audit)
 
 
 @routes.route(
     "POST",
     "/interactions",
     "Write an interaction by (node, linkedid): idempotent",
+    response=InteractionOut,
     min_role="supervisor",
     body=InteractionIn,
+    errors=[404, 409],
 )
-async def write_interaction(request: web.Request) -> web.Response:
+async def write_interaction(request: web.Request) -> InteractionOut:
     data = await read_body(request, InteractionIn)
     async with _session(request) as session, session.begin():
         row = await interactions.record_interaction(session, data, policy=_settings(request).value)
-        body = serialize.interaction(row)
-    return json_response(body)
+        return serialize.interaction(row)
 
 
-@routes.route("GET", "/interactions/{id}", "One interaction with its transcript")
-async def get_interaction(request: web.Request) -> web.Response:
+@routes.route(
+    "GET",
+    "/interactions/{id}",
+    "One interaction with its transcript",
+    response=InteractionDetailOut,
+)
+async def get_interaction(request: web.Request) -> InteractionDetailOut:
     async with _session(request) as session:
         row = await interactions.get_interaction(session, path_id(request))
         segments = await interactions.segments_of(session, row.id)
-        return json_response(
-            {**serialize.interaction(row), "segments": [serialize.segment(s) for s in segments]}
-        )
+        return serialize.interaction_detail(row, segments)
 
 
 @routes.route(
     "GET",
     "/cases",
     "Complaint cases (agents: only their own)",
-    query={"status": "open|assigned|resolved|closed", "limit": "page size", "offset": "skip"},
+    response=CasePage,
+    query=CaseQuery,
 )
-async def list_cases(request: web.Request) -> web.Response:
-    limit, offset = _page(request)
-    status = request.query.get("status")
-    if status is not None and status not in cases.TRANSITIONS:
-        return json_response(
-            {
-                "error": "invalid",
-                "message": "status: unknown",
-                "fields": [{"field": "status", "message": "unknown status"}],
-            },
-            422,
-        )
+async def list_cases(request: web.Request) -> CasePage:
+    query = query_of(request, CaseQuery)
     async with _session(request) as session:
         rows = await cases.cases_for(
-            session, current_user(request), status=status, limit=limit, offset=offset
+            session,
+            current_user(request),
+            status=query.status,
+            limit=query.limit,
+            offset=query.offset,
         )
-    return json_response(
-        {"items": [serialize.case(r) for r in rows], "limit": limit, "offset": offset}
-    )
+    return CasePage(items=[serialize.case(r) for r in rows], limit=query.limit, offset=query.offset)
 
 
-@routes.route("POST", "/cases", "Open a complaint case by hand", body=CaseIn)
-async def open_case(request: web.Request) -> web.Response:
+@routes.route(
+    "POST",
+    "/cases",
+    "Open a complaint case by hand",
+    response=CaseOut,
+    status=201,
+    body=CaseIn,
+    errors=[404],
+)
+async def open_case(request: web.Request) -> CaseOut:
     data = await read_body(request, CaseIn)
     async with _session(request) as session, session.begin():
         case = await cases.open_case(
@@ -394,126 +459,157 @@ async def open_case(request: web.Request) -> web.Response:
             interaction_ids=data.interaction_ids,
             sla=_settings(request).case_sla,
         )
-        body = serialize.case(case)
-    return json_response(body, 201)
-
-
-@routes.route("GET", "/cases/{id}", "One case (agents: only their own)")
-async def get_case(request: web.Request) -> web.Response:
-    async with _session(request) as session:
-        case = await cases.get_case(session, path_id(request), current_user(request))
-        return json_response(serialize.case(case))
+        return serialize.case(case)
 
 
 @routes.route(
-    "POST", "/cases/{id}/assign", "Assign a case to an owner", min_role="supervisor", body=AssignIn
+    "GET", "/cases/{id}", "One case (agents: only their own)", response=CaseOut, errors=[403]
 )
-async def assign_case(request: web.Request) -> web.Response:
+async def get_case(request: web.Request) -> CaseOut:
+    async with _session(request) as session:
+        case = await cases.get_case(session, path_id(request), current_user(request))
+        return serialize.case(case)
+
+
+@routes.route(
+    "POST",
+    "/cases/{id}/assign",
+    "Assign a case to an owner",
+    response=CaseOut,
+    min_role="supervisor",
+    body=AssignIn,
+    errors=[409],
+)
+async def assign_case(request: web.Request) -> CaseOut:
     data = await read_body(request, AssignIn)
     async with _session(request) as session, session.begin():
         case = await cases.get_case(session, path_id(request), current_user(request))
         await cases.assign_case(session, case, data.owner_id)
-        body = serialize.case(case)
-    return json_response(body)
+        return serialize.case(case)
 
 
-@routes.route("POST", "/cases/{id}/resolve", "Mark a case resolved (its owner or a supervisor)")
-async def resolve_case(request: web.Request) -> web.Response:
+@routes.route(
+    "POST",
+    "/cases/{id}/resolve",
+    "Mark a case resolved (its owner or a supervisor)",
+    response=CaseOut,
+    errors=[403, 409],
+)
+async def resolve_case(request: web.Request) -> CaseOut:
     async with _session(request) as session, session.begin():
         case = await cases.get_case(session, path_id(request), current_user(request))
         await cases.resolve_case(session, case)
-        body = serialize.case(case)
-    return json_response(body)
+        return serialize.case(case)
 
 
-@routes.route("POST", "/cases/{id}/close", "Close a resolved case", min_role="manager")
-async def close_case(request: web.Request) -> web.Response:
+@routes.route(
+    "POST",
+    "/cases/{id}/close",
+    "Close a resolved case",
+    response=CaseOut,
+    min_role="manager",
+    errors=[409],
+)
+async def close_case(request: web.Request) -> CaseOut:
     async with _session(request) as session, session.begin():
         case = await cases.get_case(session, path_id(request), current_user(request))
         await cases.close_case(session, case)
-        body = serialize.case(case)
-    return json_response(body)
+        return serialize.case(case)
 
 
 @routes.route(
     "GET",
     "/follow-ups",
     "Open follow-ups (agents: theirs and unowned ones)",
-    query={"limit": "page size", "offset": "skip"},
+    response=FollowUpPage,
+    query=PageQuery,
 )
-async def list_follow_ups(request: web.Request) -> web.Response:
-    limit, offset = _page(request)
+async def list_follow_ups(request: web.Request) -> FollowUpPage:
+    page = query_of(request, PageQuery)
     async with _session(request) as session:
         rows = await followups.follow_ups_for(
-            session, current_user(request), limit=limit, offset=offset
+            session, current_user(request), limit=page.limit, offset=page.offset
         )
-    return json_response(
-        {"items": [serialize.follow_up(r) for r in rows], "limit": limit, "offset": offset}
+    return FollowUpPage(
+        items=[serialize.follow_up(r) for r in rows], limit=page.limit, offset=page.offset
     )
 
 
-@routes.route("POST", "/follow-ups", "Create a callback or reminder", body=FollowUpIn)
-async def create_follow_up(request: web.Request) -> web.Response:
+@routes.route(
+    "POST",
+    "/follow-ups",
+    "Create a callback or reminder",
+    response=FollowUpOut,
+    status=201,
+    body=FollowUpIn,
+    errors=[404],
+)
+async def create_follow_up(request: web.Request) -> FollowUpOut:
     data = await read_body(request, FollowUpIn)
     async with _session(request) as session, session.begin():
         task = await followups.create_follow_up(session, **data.model_dump())
-        body = serialize.follow_up(task)
-    return json_response(body, 201)
+        return serialize.follow_up(task)
 
 
-@routes.route("POST", "/follow-ups/{id}/done", "Mark a follow-up done")
-async def complete_follow_up(request: web.Request) -> web.Response:
+@routes.route(
+    "POST",
+    "/follow-ups/{id}/done",
+    "Mark a follow-up done",
+    response=FollowUpOut,
+    errors=[403, 409],
+)
+async def complete_follow_up(request: web.Request) -> FollowUpOut:
     async with _session(request) as session, session.begin():
         task = await followups.complete_follow_up(session, path_id(request), current_user(request))
-        body = serialize.follow_up(task)
-    return json_response(body)
+        return serialize.follow_up(task)
 
 
-@routes.route("GET", "/agents", "Everyone who signs in, with skills", min_role="supervisor")
-async def list_agents(request: web.Request) -> web.Response:
+@routes.route(
+    "GET",
+    "/agents",
+    "Everyone who signs in, with skills",
+    response=UserList,
+    min_role="supervisor",
+)
+async def list_agents(request: web.Request) -> UserList:
     async with _session(request) as session:
         rows = await session.scalars(select(User).order_by(User.username))
-        return json_response({"items": [serialize.user(u) for u in rows]})
+        return UserList(items=[serialize.user(u) for u in rows])
 
 
 @routes.route(
     "POST",
     "/agents",
     "Create a user (agent, supervisor, manager, admin)",
+    response=UserOut,
+    status=201,
     min_role="admin",
     body=UserIn,
+    errors=[409],
 )
-async def create_agent(request: web.Request) -> web.Response:
+async def create_agent(request: web.Request) -> UserOut:
     data = await read_body(request, UserIn)
     async with _session(request) as session, session.begin():
         user = await people.create_user(session, **data.model_dump())
-        body = serialize.user(user)
-    return json_response(body, 201)
+        return serialize.user(user)
 
 
 @routes.route(
     "PUT",
     "/agents/{id}/skills/{skill}",
     "Set an agent's skill level (1-10)",
+    response=UserOut,
     min_role="supervisor",
     body=SkillIn,
+    path_params=SkillPath,
 )
-async def set_skill(request: web.Request) -> web.Response:
+async def set_skill(request: web.Request) -> UserOut:
     data = await read_body(request, SkillIn)
     skill = request.match_info["skill"]
-    if not skill.replace("_", "").replace("-", "").isalnum() or len(skill) > 64:
-        return json_response(
-            {
-                "error": "invalid",
-                "message": "skill: letters, digits, - and _",
-                "fields": [{"field": "skill", "message": "bad name"}],
-            },
-            422,
-        )
+    user_id = path_id(request)
     async with _session(request) as session, session.begin():
-        await people.set_skill(session, path_id(request), skill, data.level)
-        user = await session.get(User, path_id(request))
+        await people.set_skill(session, user_id, skill, data.level)
+        user = await session.get(User, user_id)
         assert user is not None
         await session.refresh(user, ["skills"])
-        body = serialize.user(user)
-    return json_response(body)
+        return serialize.user(user)

@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic_core import ErrorDetails
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.errors import CrmError
 from crm_core.models import ROLES, User
 from crm_core.people import user_for_token
-from crm_core.schemas import MAX_ID, has_control
+from crm_core.schemas import Id
 
 log = logging.getLogger(__name__)
 
@@ -30,24 +32,51 @@ MAX_BODY = 1024 * 1024
 M = TypeVar("M", bound=BaseModel)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+R = TypeVar("R", bound=BaseModel)
+ModelHandler = Callable[[web.Request], Awaitable[R]]
+
+QUERY = web.RequestKey("crm_query", BaseModel)
+PATH = web.RequestKey("crm_path", BaseModel)
+_PARAM = re.compile(r"\{(\w+)\}")
 
 
 def role_rank(role: str) -> int:
     return ROLES.index(role) if role in ROLES else -1
 
 
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoQuery(_Params):
+    """The query of an operation that takes no parameters: any parameter is a 422."""
+
+
 @dataclass(frozen=True)
 class RouteInfo:
+    """What the OpenAPI document says about one operation; the route checks the same."""
+
     method: str
     path: str
     summary: str
     min_role: str | None  # None: no sign-in needed
+    response: type[BaseModel]
+    status: int = 200
     body: type[BaseModel] | None = None
-    query: dict[str, str] = field(default_factory=dict)
+    query: type[BaseModel] = NoQuery
+    path_params: type[BaseModel] = _Params
+    errors: frozenset[int] = frozenset()
+    """Status codes the operation answers beyond those its shape implies (409, a 404 for an id
+    in the body, the 401 of a sign-in)."""
 
 
 class RouteTable:
-    """Handlers with what the OpenAPI document says about them (like aiohttp's RouteTableDef)."""
+    """Handlers with what the OpenAPI document says about them (like aiohttp's RouteTableDef).
+
+    A handler returns an instance of its ``response`` model (mypy checks it); the route turns it
+    into JSON with ``status``, so the document and the output cannot drift. Errors are raised
+    (:class:`~crm_core.errors.CrmError` and its kin) and answered once, by the middleware.
+    """
 
     def __init__(self) -> None:
         self.entries: list[tuple[RouteInfo, Handler]] = []
@@ -58,22 +87,61 @@ class RouteTable:
         path: str,
         summary: str,
         *,
+        response: type[R],
+        status: int = 200,
         min_role: str | None = "agent",
         body: type[BaseModel] | None = None,
-        query: dict[str, str] | None = None,
-    ) -> Callable[[Handler], Handler]:
-        """Register a handler; ``min_role`` is checked before it runs."""
+        query: type[BaseModel] = NoQuery,
+        path_params: type[BaseModel] | None = None,
+        errors: Iterable[int] = (),
+    ) -> Callable[[ModelHandler[R]], ModelHandler[R]]:
+        """Register a handler; ``min_role``, the path and the query are checked before it runs.
 
-        def _register(handler: Handler) -> Handler:
-            info = RouteInfo(method, path, summary, min_role, body, query or {})
-            self.entries.append((info, _role_checked(info, handler)))
+        Path parameters are ids (integers from 1 to ``MAX_ID``) unless ``path_params`` says
+        otherwise; ``query`` is a model of the query parameters (unknown ones are refused).
+        """
+        info = RouteInfo(
+            method,
+            path,
+            summary,
+            min_role,
+            response,
+            status,
+            body,
+            query,
+            path_params or _id_params(path),
+            frozenset(errors),
+        )
+
+        def _register(handler: ModelHandler[R]) -> ModelHandler[R]:
+            self.entries.append((info, _checked(info, handler)))
             return handler
 
         return _register
 
 
-def _role_checked(info: RouteInfo, handler: Handler) -> Handler:
-    async def _checked(request: web.Request) -> web.StreamResponse:
+def _id_params(path: str) -> type[BaseModel]:
+    names = _PARAM.findall(path)
+    fields: dict[str, Any] = {name: (Id, ...) for name in names}
+    words = "".join(w.capitalize() for w in re.findall(r"[a-z]+", path)) or "Root"
+    return create_model(f"{words}Path", __base__=_Params, **fields)
+
+
+def _params(model: type[BaseModel], values: Mapping[str, str]) -> BaseModel:
+    return model.model_validate(dict(values))
+
+
+def _query_values(request: web.Request) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for name, value in request.query.items():
+        if name in values:
+            raise InvalidQuery(name, "given more than once")
+        values[name] = value
+    return values
+
+
+def _checked(info: RouteInfo, handler: ModelHandler[R]) -> Handler:
+    async def _run(request: web.Request) -> web.StreamResponse:
         if info.min_role is not None:
             user = request.get(USER)
             if user is None:
@@ -84,9 +152,27 @@ def _role_checked(info: RouteInfo, handler: Handler) -> Handler:
                 )
             if role_rank(user.role) < role_rank(info.min_role):
                 raise CrmForbiddenRole(info.min_role)
-        return await handler(request)
+        request[PATH] = _params(info.path_params, request.match_info)
+        request[QUERY] = _params(info.query, _query_values(request))
+        result = await handler(request)
+        return model_response(result, info.status)
 
-    return _checked
+    return _run
+
+
+def model_response(model: BaseModel, status: int = 200) -> web.Response:
+    """``model`` as JSON (its serializers decide every representation: times, money)."""
+    return web.Response(
+        status=status, text=model.model_dump_json(), content_type="application/json"
+    )
+
+
+def query_of(request: web.Request, model: type[M]) -> M:
+    """The request's query, validated by the route with ``model``."""
+    query = request[QUERY]
+    if not isinstance(query, model):
+        raise TypeError(f"the route validates its query with {type(query).__name__}")
+    return query
 
 
 class CrmForbiddenRole(CrmError):
@@ -134,26 +220,9 @@ class BadRequest(CrmError):
     code = "bad_request"
 
 
-def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidQuery(name, "must be a whole number") from None
-    if not low <= value <= high:
-        raise InvalidQuery(name, f"must be from {low} to {high}")
-    return value
-
-
-def query_text(request: web.Request, name: str, limit: int) -> str:
-    """A query parameter's text, cut to ``limit`` characters; control characters (a NUL that
-    PostgreSQL refuses, an escape sequence for a log) are a 422, never sent to the database."""
-    value = request.query.get(name, "")[:limit]
-    if has_control(value):
-        raise InvalidQuery(name, "control characters are not allowed")
-    return value
+class Unauthorized(CrmError):
+    status = 401
+    code = "unauthorized"
 
 
 class InvalidQuery(CrmError):
@@ -166,17 +235,10 @@ class InvalidQuery(CrmError):
 
 
 def path_id(request: web.Request, name: str = "id") -> int:
-    try:
-        value = int(request.match_info[name])
-    except ValueError:
-        raise web.HTTPNotFound(
-            text=_error_text("not_found", f"{name} must be a number"),
-            content_type="application/json",
-        ) from None
-    if value < 1 or value > MAX_ID:
-        raise web.HTTPNotFound(
-            text=_error_text("not_found", f"no such {name}"), content_type="application/json"
-        )
+    """A path id, validated by the route (an integer from 1 to ``MAX_ID``, else a 422)."""
+    value = getattr(request[PATH], name)
+    if not isinstance(value, int):
+        raise TypeError(f"the path parameter {name} is not an id")
     return value
 
 
@@ -196,7 +258,7 @@ async def errors_middleware(  # noqa: PLR0911 - one return per kind of error
         return await handler(request)
     except ValidationError as exc:
         fields = [
-            {"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"]}
+            {"field": ".".join(str(p) for p in err["loc"]), "message": _message(err)}
             for err in exc.errors(include_url=False, include_input=False)
         ]
         return error_response(422, "invalid", "the request has invalid fields", fields=fields)
@@ -217,6 +279,13 @@ async def errors_middleware(  # noqa: PLR0911 - one return per kind of error
     except Exception:
         log.exception("unexpected error on %s %s", request.method, request.path)
         return error_response(500, "internal", "an unexpected error; it has been logged")
+
+
+def _message(error: ErrorDetails) -> str:
+    """Pydantic's message, without the "Value error, " it puts before our validators' words."""
+    if error["type"] == "value_error" and "error" in error.get("ctx", {}):
+        return str(error["ctx"]["error"])
+    return error["msg"]
 
 
 @web.middleware

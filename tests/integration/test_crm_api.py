@@ -312,8 +312,8 @@ async def test_pagination_and_query_validation(api: Api) -> None:
     assert (status, body["fields"][0]["field"]) == (422, "limit")
     status, _ = await api.call("GET", "/customers", params={"limit": "100000"})
     assert status == 422
-    status, _ = await api.call("GET", "/customers/abc")
-    assert status == 404
+    status, body = await api.call("GET", "/customers/abc")
+    assert (status, body["fields"][0]["field"]) == (422, "id")
 
 
 @pytest.mark.asyncio
@@ -583,15 +583,27 @@ async def test_a_customer_that_does_not_exist_is_a_404(
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("target", ["patch_customer", "transaction"])
-@pytest.mark.parametrize("customer_id", ["9999", str(10**23), "0", "-1"])
-async def test_a_path_id_that_cannot_exist_is_a_404(
-    api: Api, crm: Sessions, target: str, customer_id: str
+@pytest.mark.parametrize(
+    ("customer_id", "status", "error"),
+    [
+        ("9999", 404, "not_found"),
+        # outside the document's bounds for an id (1 to 2^31-1): refused like the same id in a body
+        (str(10**23), 422, "invalid"),
+        ("0", 422, "invalid"),
+        ("-1", 422, "invalid"),
+        ("abc", 422, "invalid"),
+    ],
+)
+async def test_a_path_id_that_cannot_exist_is_refused(
+    api: Api, crm: Sessions, target: str, customer_id: str, status: int, error: str
 ) -> None:
     spec, real_id, _, body = await _hostile_setup(api, target)
     before = await _stored(api, crm, real_id)
     path = spec.path.replace(CUSTOMER, customer_id)
-    status, answer = await api.call(spec.method, path, who=spec.who, json=body)
-    assert (status, answer["error"]) == (404, "not_found"), answer
+    got, answer = await api.call(spec.method, path, who=spec.who, json=body)
+    assert (got, answer["error"]) == (status, error), answer
+    if status == 422:
+        assert [f["field"] for f in answer["fields"]] == ["id"]
     assert await _stored(api, crm, real_id) == before
 
 
