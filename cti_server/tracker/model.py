@@ -7,6 +7,7 @@ illegal one is logged and ignored, never fatal (events arrive late, twice, or af
 from __future__ import annotations
 
 import logging
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -176,6 +177,40 @@ class Agent:
     wrapup_until: datetime | None = None
 
 
+WAIT_BANDS = (5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0)
+"""Upper bounds (seconds) of the bands answered callers' waits are counted in: fine around the
+usual service-level targets (10 to 60 s), coarse beyond."""
+HANDLE_BANDS = (30.0, 60.0, 120.0, 180.0, 240.0, 300.0, 450.0, 600.0, 900.0, 1200.0, 1800.0, 3600.0)
+"""Upper bounds (seconds) of the bands handle (talk) times are counted in."""
+
+
+@dataclass
+class Durations:
+    """Durations counted in bands (a bound counts in its own band), with their sum: what a
+    Prometheus histogram exposes, so that the average (sum / count) and percentiles of several
+    queues or servers can be added up, which averages cannot."""
+
+    bounds: tuple[float, ...]
+    counts: list[int] = field(default_factory=list)
+    """One per bound, then one for the durations above the last bound."""
+    total: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.counts = self.counts or [0] * (len(self.bounds) + 1)
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(self.bounds, seconds)] += 1
+        self.total += seconds
+
+    def cumulative(self) -> list[tuple[float, int]]:
+        """(upper bound, durations up to it) per bound, ending with (inf, count)."""
+        running, result = 0, []
+        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            running += count
+            result.append((bound, running))
+        return result
+
+
 @dataclass
 class QueueStats:
     """One queue's live figures and counters since the server started (or the day began).
@@ -201,6 +236,24 @@ class QueueStats:
     total_wait_answered: float = 0.0
     total_talk: float = 0.0
     completed: int = 0
+    answer_waits: Durations = field(default_factory=lambda: Durations(WAIT_BANDS))
+    """The waits of answered callers (the whole wait for this queue), for ``/metrics``."""
+    handle_times: Durations = field(default_factory=lambda: Durations(HANDLE_BANDS))
+    """The talk times app_queue reported when its calls completed, for ``/metrics``."""
+
+    def record_answer(self, waited: float) -> None:
+        """An agent answered a caller who had waited ``waited`` seconds for this queue."""
+        self.answered += 1
+        self.total_wait_answered += waited
+        if waited <= self.service_level_seconds:
+            self.answered_within_sl += 1
+        self.answer_waits.observe(waited)
+
+    def record_completed(self, talk_seconds: float) -> None:
+        """An agent's call from this queue ended after ``talk_seconds`` of talk."""
+        self.completed += 1
+        self.total_talk += talk_seconds
+        self.handle_times.observe(talk_seconds)
 
     def longest_wait(self, now: datetime) -> float:
         if not self.waiting:

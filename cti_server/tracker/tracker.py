@@ -404,10 +404,7 @@ class Tracker:
             stats = self.queue(call.node, queue)
             began = stats.waiting.get(call.linkedid, now)
             waited = max(float(hold_seconds), (now - began).total_seconds())
-            stats.answered += 1
-            stats.total_wait_answered += waited
-            if waited <= stats.service_level_seconds:
-                stats.answered_within_sl += 1
+            stats.record_answer(waited)
             self._drop_wait(call, queue)
             longest = max(longest, waited)
         call.waits.clear()
@@ -453,10 +450,7 @@ class Tracker:
         agent.calls_taken += 1
         if call is None:
             stats = self.queue(event.node, event.queue)
-            stats.answered += 1
-            stats.total_wait_answered += event.hold_seconds
-            if event.hold_seconds <= stats.service_level_seconds:
-                stats.answered_within_sl += 1
+            stats.record_answer(event.hold_seconds)
             self._agent_to(agent, AgentState.ON_CALL, "")
             return
         waited = self.answer_waits(call, event.queue, event.hold_seconds)
@@ -491,8 +485,7 @@ class Tracker:
         """The agent's call is over: wrap-up for the queue's time (app_queue offers them no
         call until it has passed), else available."""
         stats = self.queue(event.node, event.queue)
-        stats.completed += 1
-        stats.total_talk += event.talk_seconds
+        stats.record_completed(event.talk_seconds)
         call = self._call_of(event) or self.ended.get((event.node, event.linkedid))
         if call is not None and event.reason in ("caller", "agent", "transfer"):
             call.hung_up_by = event.reason
