@@ -123,7 +123,10 @@ async def test_metrics_show_the_queue_and_the_link(
     assert samples[f'cti_ami_connected{{node="{node}"}}'] == 1
     assert samples[f'cti_queue_offered_total{{node="{node}",queue="support"}}'] >= 1
     assert samples[f'cti_ami_events_total{{node="{node}"}}'] > 10
-    assert f'cti_queue_service_level{{node="{node}",queue="support"}}' in samples
+    support = f'{{node="{node}",queue="support"}}'
+    assert samples[f"cti_queue_answer_wait_seconds_count{support}"] >= 1  # the call answered
+    assert samples[f"cti_queue_handle_time_seconds_count{support}"] >= 1  # and completed
+    assert samples[f"cti_queue_service_level_target_seconds{support}"] == 20
 
 
 @pytest.mark.asyncio
