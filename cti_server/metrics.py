@@ -42,7 +42,9 @@ process_*, python_info, python_gc_*           both      generation     prometheu
 
 The counters count since this process started (``rate`` and ``increase`` take a restart in their
 stride); a caller answered in two queues they waited for counts in both. Handle time is the talk
-time app_queue reports when the agent's call completes (wrap-up is not in it).
+time app_queue reports when the agent's call completes (wrap-up is not in it). Servers that follow
+the same Asterisk node (a standby beside the leader) report the same calls: take one per ``node``
+(``max by (node, queue, le)``) before adding nodes up.
 """
 
 from __future__ import annotations

@@ -171,14 +171,14 @@ async def test_answering_and_completing_a_call_are_observed_in_the_queue_histogr
     server: Server,
 ) -> None:
     _caller(server, "1.1", "support")
-    _answered(server, "1.1", "support", hold=12)
+    _answered(server, "1.1", "support", hold=15)
     answered = await server.scrape()
     waits = "cti_queue_answer_wait_seconds"
     handle = "cti_queue_handle_time_seconds"
     assert _value(answered, f"{waits}_count", **_queue("support")) == 1
-    assert _value(answered, f"{waits}_sum", **_queue("support")) == 12
+    assert _value(answered, f"{waits}_sum", **_queue("support")) == 15
     assert _value(answered, f"{waits}_bucket", **_queue("support", le="10.0")) == 0
-    assert _value(answered, f"{waits}_bucket", **_queue("support", le="15.0")) == 1
+    assert _value(answered, f"{waits}_bucket", **_queue("support", le="15.0")) == 1  # le: <=
     assert _value(answered, f"{handle}_count", **_queue("support")) == 0  # still talking
 
     _completed(server, "1.1", "support", talk=95)
