@@ -1,0 +1,113 @@
+"""Domain events as the tracker, the IVR and the complaint watch publish them, for tests that
+drive a consumer through the bus without a PBX."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from cti_server.events import (
+    AgentRinging,
+    CallAnswered,
+    CallArrived,
+    CallEnded,
+    CallQueued,
+    ComplaintDetected,
+    IvrFinished,
+)
+
+NODE = "pbx1"
+CALLER = "+8613800000001"
+CALLER_NAME = "Wang"
+DIALED = "100"
+_START = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
+
+
+def arrived(linkedid: str, caller: str = CALLER) -> CallArrived:
+    return CallArrived(
+        node=NODE,
+        linkedid=linkedid,
+        uniqueid=linkedid,
+        channel="PJSIP/trunk-00000001",
+        caller_number=caller,
+        caller_name=CALLER_NAME,
+        dialed=DIALED,
+        at=_START,
+    )
+
+
+def ivr_finished(linkedid: str, customer_id: int | None, queue: str = "support") -> IvrFinished:
+    return IvrFinished(
+        node=NODE,
+        linkedid=linkedid,
+        flow="main",
+        outcome="transfer",
+        queue=queue,
+        attributes={"queue": queue},
+        path=[],
+        inputs={},
+        customer_id=customer_id,
+        at=_START + timedelta(seconds=5),
+    )
+
+
+def queued(linkedid: str, queue: str = "support") -> CallQueued:
+    return CallQueued(node=NODE, linkedid=linkedid, queue=queue, position=1)
+
+
+def ringing(linkedid: str, agent: str, queue: str = "support") -> AgentRinging:
+    return AgentRinging(
+        node=NODE,
+        linkedid=linkedid,
+        queue=queue,
+        agent=agent,
+        caller_number=CALLER,
+        caller_name=CALLER_NAME,
+    )
+
+
+def answered(linkedid: str, agent: str, queue: str = "support") -> CallAnswered:
+    return CallAnswered(node=NODE, linkedid=linkedid, queue=queue, agent=agent, waited_seconds=3)
+
+
+def ended(linkedid: str, agent: str, queue: str = "support") -> CallEnded:
+    return CallEnded(
+        node=NODE,
+        linkedid=linkedid,
+        outcome="answered",
+        hung_up_by="caller",
+        caller_number=CALLER,
+        caller_name=CALLER_NAME,
+        dialed=DIALED,
+        queue=queue,
+        agent=agent,
+        arrived_at=_START,
+        queued_at=_START + timedelta(seconds=5),
+        offered_at=_START + timedelta(seconds=6),
+        answered_at=_START + timedelta(seconds=8),
+    )
+
+
+def complaint(linkedid: str, *, during_call: bool = False) -> ComplaintDetected:
+    return ComplaintDetected(
+        node=NODE,
+        linkedid=linkedid,
+        probability=0.91,
+        threshold=0.5,
+        category="billing",
+        severity="high",
+        language="en",
+        evidence=[
+            {
+                "kind": "cue",
+                "cue": "charged_twice",
+                "weight": 1.2,
+                "segment": 0,
+                "char_start": 4,
+                "char_end": 22,
+                "start": 1.5,
+                "end": 3.0,
+                "text": "you charged me twice",
+            }
+        ],
+        during_call=during_call,
+    )

@@ -1,0 +1,215 @@
+"""The public events: their documents, their shapes, transfers, and the customer on each."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from cti_server.bus import MemoryBus
+from cti_server.events import CallStarted, DomainEvent
+from cti_server.integrations.events import Customer
+from cti_server.integrations.schema_docs import render, schemas
+from cti_server.integrations.service import IntegrationService
+from cti_server.integrations.settings import IntegrationsSettings
+from cti_server.integrations.translate import Outgoing
+from cti_server.integrations.webhooks import Webhooks
+from tests.support import domain_events as make
+from tests.support.replay import load, replay
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "events"
+LIVE = Path(__file__).resolve().parents[1] / "data" / "ami_live"
+KNOWN = Customer(id=7, name="Wang Fang", tier="gold")
+
+
+class Collected:
+    """A receiver that keeps every public event, as a stream client would get them."""
+
+    def __init__(self) -> None:
+        self.events: list[Outgoing] = []
+        self.arrival = asyncio.Event()
+
+    def offer(self, outgoing: Outgoing) -> None:
+        self.events.append(outgoing)
+        self.arrival.set()
+
+    def types(self) -> list[str]:
+        return [e.type for e in self.events]
+
+    async def until(self, count: int) -> list[Outgoing]:
+        async with asyncio.timeout(5):
+            while len(self.events) < count:
+                self.arrival.clear()
+                await self.arrival.wait()
+        return self.events
+
+
+class Directory:
+    """The CRM's answers, held back until the test lets them through."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.by_id_asked: list[int] = []
+
+    async def by_caller_id(self, number: str) -> Customer | None:
+        await self.release.wait()
+        return KNOWN if number == make.CALLER else None
+
+    async def by_id(self, customer_id: int) -> Customer | None:
+        self.by_id_asked.append(customer_id)
+        return Customer(id=customer_id, name="Li Lei", tier="silver")
+
+
+def _service(
+    bus: MemoryBus, directory: Directory | None = None, identify_seconds: float = 2.0
+) -> tuple[IntegrationService, Collected]:
+    service = IntegrationService(
+        bus, Webhooks(IntegrationsSettings()), directory, identify_seconds=identify_seconds
+    )
+    collected = Collected()
+    service.receivers.add(collected)
+    return service, collected
+
+
+def _validate(event: dict[str, Any]) -> None:
+    schema = json.loads((DOCS / f"{event['type']}.v{event['version']}.json").read_text("utf-8"))
+    Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER).validate(event)
+
+
+def test_the_committed_schemas_are_what_the_models_give() -> None:
+    generated = schemas()
+    committed = {p.name for p in DOCS.glob("*.json")}
+    assert committed == set(generated), (
+        "run: python -m cti_server.integrations.schema_docs docs/events"
+    )
+    for name, schema in generated.items():
+        assert (DOCS / name).read_text("utf-8") == render(schema), f"{name} is out of date"
+
+
+@pytest.mark.asyncio
+async def test_a_recorded_call_through_the_real_tracker_gives_valid_public_events() -> None:
+    bus = MemoryBus()
+    service, collected = _service(bus)
+    await service.start()
+    try:
+        _tracker, published = replay(load(LIVE / "agent_hangs_up.json"))
+        for event in published:
+            bus.publish(event)
+        call = published[0]
+        assert isinstance(call, CallStarted)
+        bus.publish(dataclasses.replace(make.complaint(call.linkedid), node=call.node))
+        events = await collected.until(4)
+    finally:
+        await service.close()
+    assert [e.type for e in events] == [
+        "call.ringing",
+        "call.answered",
+        "call.ended",
+        "complaint.detected",
+    ]
+    for outgoing in events:
+        _validate(outgoing.as_dict())
+    ended = events[2].as_dict()
+    assert ended["data"]["agent"] == {"member": "sim-2004", "extension": "2004"}
+    assert ended["data"]["hung_up_by"] == "agent"
+    complaint = events[3].as_dict()
+    assert complaint["data"]["agent"]["extension"] == "2004"  # known from the call
+    assert complaint["data"]["evidence"][0]["text"] == "you charged me twice"
+    assert {e.agents for e in events} == {frozenset({"2004"})}
+
+
+@pytest.mark.asyncio
+async def test_call_arrived_carries_the_customer_and_the_call_keeps_its_order() -> None:
+    bus = MemoryBus()
+    directory = Directory()
+    service, collected = _service(bus, directory)
+    for event in (
+        make.arrived("c1"),
+        make.ringing("c1", "agent-1001"),
+        make.arrived("c2", caller="+8613900000009"),  # another call is not held up
+    ):
+        service.handle(event)
+    await asyncio.sleep(0)
+    assert collected.types() == []  # both wait for the CRM
+    directory.release.set()
+    events = await collected.until(3)
+    by_call = [(e.event.data.call_id, e.type) for e in events]
+    assert by_call.index(("c1", "call.arrived")) < by_call.index(("c1", "call.ringing"))
+    first = events[by_call.index(("c1", "call.arrived"))].as_dict()
+    assert first["data"]["customer"] == {"id": 7, "name": "Wang Fang", "tier": "gold"}
+    assert first["data"]["caller"] == {"number": make.CALLER, "name": make.CALLER_NAME}
+    ringing = events[by_call.index(("c1", "call.ringing"))].as_dict()
+    assert ringing["data"]["customer"]["id"] == 7
+    other = events[by_call.index(("c2", "call.arrived"))].as_dict()
+    assert other["data"]["customer"] is None
+    for outgoing in events:
+        _validate(outgoing.as_dict())
+
+
+@pytest.mark.asyncio
+async def test_the_customer_the_ivr_identified_replaces_the_caller_id_match() -> None:
+    bus = MemoryBus()
+    directory = Directory()
+    directory.release.set()
+    service, collected = _service(bus, directory)
+    service.handle(make.arrived("c1"))
+    service.handle(make.ivr_finished("c1", customer_id=42))
+    service.handle(make.ringing("c1", "agent-1001"))
+    events = await collected.until(2)
+    assert directory.by_id_asked == [42]
+    assert events[0].as_dict()["data"]["customer"]["id"] == 7
+    assert events[1].as_dict()["data"]["customer"] == {"id": 42, "name": "Li Lei", "tier": "silver"}
+
+
+@pytest.mark.asyncio
+async def test_a_crm_that_does_not_answer_in_time_leaves_the_customer_unknown() -> None:
+    bus = MemoryBus()
+    service, collected = _service(bus, Directory(), identify_seconds=0.05)  # never released
+    service.handle(make.arrived("c1"))
+    service.handle(make.ringing("c1", "agent-1001"))
+    events = await collected.until(2)
+    assert [e.type for e in events] == ["call.arrived", "call.ringing"]
+    assert events[0].as_dict()["data"]["customer"] is None
+
+
+@pytest.mark.parametrize("via_queue", [True, False], ids=["to-a-queue", "to-an-agent"])
+@pytest.mark.asyncio
+async def test_an_answered_call_passed_on_is_a_transfer_seen_by_both_agents(
+    via_queue: bool,
+) -> None:
+    bus = MemoryBus()
+    service, collected = _service(bus)
+    steps: list[DomainEvent] = [make.answered("c1", "agent-1001")]
+    if via_queue:
+        steps.append(make.queued("c1", "sales"))
+    steps += [make.answered("c1", "agent-1002", queue="sales"), make.ended("c1", "agent-1002")]
+    for event in steps:
+        service.handle(event)
+    assert collected.types() == ["call.answered", "call.transferred", "call.answered", "call.ended"]
+    transfer = collected.events[1].as_dict()["data"]
+    assert transfer["from_agent"]["extension"] == "1001"
+    if via_queue:
+        assert (transfer["to_queue"], transfer["to_agent"]) == ("sales", None)
+        assert collected.events[1].agents == {"1001"}
+    else:
+        assert transfer["to_agent"]["extension"] == "1002"
+        assert collected.events[1].agents == {"1001", "1002"}
+    assert collected.events[3].agents == {"1001", "1002"}  # both had the call
+    for outgoing in collected.events:
+        _validate(outgoing.as_dict())
+
+
+def test_unknown_internal_values_map_onto_the_public_vocabulary() -> None:
+    bus = MemoryBus()
+    service, collected = _service(bus)
+    event = make.complaint("c9")
+    service.handle(dataclasses.replace(event, category="weather", severity="apocalyptic"))
+    data = collected.events[0].as_dict()["data"]
+    assert (data["category"], data["severity"], data["agent"]) == ("other", "medium", None)
+    assert collected.events[0].agents == frozenset()  # nobody's call: supervisors only
+    _validate(collected.events[0].as_dict())
