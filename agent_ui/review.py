@@ -299,7 +299,7 @@ def recording_of(folder: Path | None, linkedid: str) -> Path | None:
 
 async def _calls(
     db: AsyncSession, case: ComplaintCase, node: str, recordings: Path | None
-) -> tuple[list[Call], list[dict[str, Any]]]:
+) -> tuple[list[Call], list[str]]:
     """The case's calls with their transcripts; the evidence that is no span (call facts)."""
     source: int | None = None
     if case.source_signal_id is not None:
@@ -335,8 +335,19 @@ async def _calls(
                 )
             )
         calls.append(call)
-    facts = [e for e in evidence if not isinstance(e.get("segment"), int)]
+    facts = [_fact_text(e) for e in evidence if not isinstance(e.get("segment"), int)]
     return calls, facts
+
+
+def _fact_text(evidence: dict[str, Any]) -> str:
+    """What a piece of evidence without a transcript span says: its cue, else its fields.
+
+    Cases opened by the API, by hand or by the demo's seed carry evidence of any shape; the page
+    shows each readably instead of failing on a missing key."""
+    cue = evidence.get("cue")
+    if cue:
+        return str(cue)[:200]
+    return "; ".join(f"{key}: {value}" for key, value in sorted(evidence.items()))[:200]
 
 
 async def _case_page(request: web.Request, status: int = 200, error: str = "") -> web.Response:

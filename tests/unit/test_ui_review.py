@@ -285,3 +285,28 @@ async def test_the_workflow_stores_owner_root_cause_and_status_behind_csrf(
             assert "closed" in await crm.text()
     finally:
         await manager.close()
+
+
+@pytest.mark.asyncio
+async def test_a_case_whose_evidence_has_no_cue_opens(review: Review) -> None:
+    """The demo's seeded cases (and cases opened over the API) carry evidence of other shapes:
+    the page lists each readably, escaped, instead of answering 500."""
+    evidence = [
+        {"interaction_id": 7, "source": "seed"},
+        {"note": "<b>called about the refund</b>"},
+    ]
+    async with review.db() as session, session.begin():
+        await session.execute(
+            update(ComplaintCase)
+            .where(ComplaintCase.id == review.case.case_id)
+            .values(evidence=evidence)
+        )
+    manager = await review.session_for("mia")
+    try:
+        async with manager.get(f"{review.base}/ui/complaints/{review.case.case_id}") as page:
+            assert page.status == 200
+            html = await page.text()
+    finally:
+        await manager.close()
+    assert "<li>interaction_id: 7; source: seed</li>" in html
+    assert "note: &lt;b&gt;called about the refund&lt;/b&gt;" in html
