@@ -272,20 +272,26 @@ class Recorder:
             self._spool.close()
 
     async def _drain(self) -> bool:
-        """Write spooled updates in order; True when the spool is empty."""
+        """Write the spooled updates in order; False when one of them could not be written.
+
+        Updates journalled while the drain awaits the database are not a failure: they wait for
+        the next round (counting them as failing made ``/status`` flap on a busy, healthy server).
+        """
         done = 0
+        failed = False
         for update in self._spool.entries():
             if not await self._write(update):
+                failed = True
                 break
             done += 1
         self._spool.drop(done)
-        self._failing = bool(self._spool)
+        self._failing = failed
         if done and self._behind:
             log.info("replayed %d spooled interaction writes", done)
         elif done:
             log.debug("wrote %d interaction updates", done)
-        self._behind = self._failing
-        return not self._spool
+        self._behind = failed
+        return not failed
 
     async def _write(self, update: dict[str, Any]) -> bool:
         if self._schema_ready is not None and not self._schema_ready.is_set():
