@@ -230,8 +230,11 @@ class FieldError(_Output):
     message: str
 
 
-class ErrorOut(_Output):
-    """Every error answer: a stable code for programs, a message for people."""
+class ErrorOut(BaseModel):
+    """Every error answer: a stable code for programs, a message for people, and for a 422 the
+    invalid fields (absent otherwise)."""
+
+    model_config = ConfigDict(frozen=True)
 
     error: str = Field(description="a stable code: invalid, not_found, forbidden, conflict, ...")
     message: str

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_core.errors import CrmError
 from crm_core.models import ROLES, User
 from crm_core.people import user_for_token
-from crm_core.schemas import Id
+from crm_core.schemas import ErrorOut, Id
 
 log = logging.getLogger(__name__)
 
@@ -183,13 +183,17 @@ class CrmForbiddenRole(CrmError):
         super().__init__(f"this needs the role {role} or higher")
 
 
-def _error_text(code: str, message: str, **extra: Any) -> str:
-    return json.dumps({"error": code, "message": message, **extra}, ensure_ascii=False)
+def _error_text(code: str, message: str, fields: list[dict[str, str]] | None = None) -> str:
+    error = ErrorOut.model_validate({"error": code, "message": message, "fields": fields})
+    return error.model_dump_json(exclude_none=True)
 
 
-def error_response(status: int, code: str, message: str, **extra: Any) -> web.Response:
+def error_response(
+    status: int, code: str, message: str, fields: list[dict[str, str]] | None = None
+) -> web.Response:
+    """An error answer as the OpenAPI document describes every one (``ErrorOut``)."""
     return web.Response(
-        status=status, text=_error_text(code, message, **extra), content_type="application/json"
+        status=status, text=_error_text(code, message, fields), content_type="application/json"
     )
 
 

@@ -16,12 +16,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_core.api.app import create_api
+from crm_core.api.app import create_api, openapi_document
 from crm_core.api.http import errors_middleware
 from crm_core.dedup import CustomerRecord, duplicates_of
 from crm_core.models import Customer
 from crm_core.people import create_user, issue_token
 from crm_core.settings import CrmSettings
+from tests.support.openapi import ResponseChecker
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -54,7 +55,8 @@ async def api(crm: Sessions) -> AsyncIterator[Api]:
         other = await create_user(s, username="agent2", password="agent2-password", role="agent")
         tokens["agent2"] = await issue_token(s, other)
         ids["agent2"] = other.id
-    root = web.Application()
+    checker = ResponseChecker(openapi_document())
+    root = web.Application(middlewares=[checker.middleware])
     root.add_subapp("/api", create_api(crm, CrmSettings()))
     client: TestClient[Any, Any] = TestClient(TestServer(root))
     await client.start_server()
@@ -62,6 +64,8 @@ async def api(crm: Sessions) -> AsyncIterator[Api]:
         yield Api(client, tokens, ids)
     finally:
         await client.close()
+    # every answer the test received, whatever it asserted, is one the document describes
+    assert checker.problems == []
 
 
 async def _count_customers(crm: Sessions) -> int:
