@@ -68,4 +68,10 @@ for dir in /run/asterisk /var/lib/asterisk /var/spool/asterisk /var/log/asterisk
     chown asterisk:asterisk "$dir"
 done
 
+# Calls are recorded (MixMonitor, the dialplan's cti-record) into the monitor directory, a volume
+# that the cti container reads as another user (post-call transcription, complaint playback):
+# the directory and the files are readable by whoever mounts the volume.
+install -d -o asterisk -g asterisk -m 0755 /var/spool/asterisk/monitor
+umask 022
+
 exec asterisk -f -n -U asterisk -G asterisk "$@"
