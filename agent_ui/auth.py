@@ -62,11 +62,8 @@ def checked(role: str | None, handler: Handler) -> Handler:
         if role is None:
             return await handler(request)
         store = request.app[STORE]
-        session = store.get(request.cookies.get(SESSION_COOKIE))
-        if session is not None:
-            async with request.app[DEPS].db() as db:
-                if not await store.still_valid(db, session):
-                    session = None  # disabled, or role, password or extension changed
+        async with request.app[DEPS].db() as db:  # idle, revoked, or its user changed: None
+            session = await store.open(db, request.cookies.get(SESSION_COOKIE))
         if session is None:
             if request.method == "GET":
                 raise web.HTTPSeeOther(request.app.router["login"].url_for())
@@ -123,9 +120,9 @@ async def login(request: web.Request) -> web.StreamResponse:
     password = str(form.get("password", ""))[:256]
     async with request.app[DEPS].db() as db:
         user = await authenticate(db, username, password)
-    if user is None:
-        return _login_page(request, "Wrong user name or password.", 401)
-    session = request.app[STORE].create(user)
+        if user is None:
+            return _login_page(request, "Wrong user name or password.", 401)
+        session = await request.app[STORE].create(db, user)
     target = "wallboard" if session.at_least("supervisor") else "desktop"
     response = web.HTTPSeeOther(request.app.router[target].url_for())
     set_cookie(response, request, SESSION_COOKIE, session.id)
@@ -135,7 +132,8 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 @pages.route("POST", "/logout", "agent")
 async def logout(request: web.Request) -> web.StreamResponse:
-    request.app[STORE].revoke(request[UI_SESSION].id)
+    async with request.app[DEPS].db() as db:
+        await request.app[STORE].revoke(db, request[UI_SESSION].id)
     response = web.HTTPSeeOther(request.app.router["login"].url_for())
     response.del_cookie(SESSION_COOKIE, path=COOKIE_PATH)
     raise response
@@ -143,7 +141,8 @@ async def logout(request: web.Request) -> web.StreamResponse:
 
 @pages.route("GET", "/", None)
 async def home(request: web.Request) -> web.StreamResponse:
-    session = request.app[STORE].get(request.cookies.get(SESSION_COOKIE))
+    async with request.app[DEPS].db() as db:
+        session = await request.app[STORE].open(db, request.cookies.get(SESSION_COOKIE))
     target = "login"
     if session is not None:
         target = "wallboard" if session.at_least("supervisor") else "desktop"

@@ -203,11 +203,8 @@ async def socket_view(request: web.Request) -> web.StreamResponse:
     if not origin_allowed(request, app[DEPS].settings.allowed_origins):
         raise web.HTTPForbidden(text="foreign origin")
     store = app[STORE]
-    session = store.get(request.cookies.get(SESSION_COOKIE))
-    if session is not None:
-        async with app[DEPS].db() as db:
-            if not await store.still_valid(db, session):
-                session = None
+    async with app[DEPS].db() as db:
+        session = await store.open(db, request.cookies.get(SESSION_COOKIE))
     if session is None:
         raise web.HTTPUnauthorized(text="no session")
     view = request.query.get("view", "desk")

@@ -46,6 +46,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere: the repo root is
 from agent_ui.app import POPS, create_ui  # noqa: E402
 from agent_ui.auth import SESSION_COOKIE, STORE  # noqa: E402
 from agent_ui.deps import UiDeps  # noqa: E402
+from agent_ui.sessions import SessionStore  # noqa: E402
 from crm_core.customers import create_customer  # noqa: E402
 from crm_core.database import make_engine  # noqa: E402
 from crm_core.interactions import record_interaction  # noqa: E402
@@ -173,6 +174,14 @@ async def until(event: asyncio.Event, what: str, timeout: float = 30.0) -> None:
         raise SystemExit(f"{what} did not happen within {timeout:g} s") from None
 
 
+async def signed_in(
+    store: SessionStore, db: async_sessionmaker[AsyncSession], users: list[User]
+) -> list[dict[str, str]]:
+    """A session cookie per user, made directly (no sign-in form, no password hashing)."""
+    async with db() as session:
+        return [{SESSION_COOKIE: (await store.create(session, user)).id} for user in users]
+
+
 async def pop_rounds(agents: int, rounds: int, workdir: Path) -> list[float]:
     engine = make_engine(f"sqlite+aiosqlite:///{workdir / 'crm.db'}")
     await upgrade(engine)
@@ -196,7 +205,7 @@ async def pop_rounds(agents: int, rounds: int, workdir: Path) -> list[float]:
     root.add_subapp("/ui", ui)
     runner, port = await serve(root)
     base = f"http://127.0.0.1:{port}"
-    cookies = [{SESSION_COOKIE: ui[STORE].create(user).id} for user in users]
+    cookies = await signed_in(ui[STORE], db, users)
     clients = Clients()
 
     def on_message(owner: Clients, message: dict[str, Any], now: float) -> None:

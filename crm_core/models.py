@@ -138,6 +138,38 @@ class ApiToken(Base):
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class UiSessionRecord(Base):
+    """A browser signed in to the agent UI, shared by every server on this database.
+
+    Only the SHA-256 of the cookie's random id is kept: a copy of this table (a backup, a
+    replica) signs nobody in. ``fingerprint`` is of the user's row as signed in, so that a
+    change of role, password or extension is noticed by every server."""
+
+    __tablename__ = "ui_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)  # last seen + the idle timeout
+
+
+class UserAudit(Base):
+    """Who created or changed a user, when, and what changed (never a password or its hash)."""
+
+    __tablename__ = "user_audits"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(120))  # "api:alice", "cli:root", "system"
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    action: Mapped[str] = mapped_column(String(16))  # created, changed, disabled, enabled
+    changes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
 class Customer(Base):
     """A person or an organisation; a person may be a contact of an organisation (account)."""
 

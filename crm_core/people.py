@@ -1,27 +1,94 @@
-"""People who sign in (agents, supervisors, managers, admins), their skills and API tokens."""
+"""People who sign in (agents, supervisors, managers, admins), their skills and API tokens.
+
+Every creation and change of a user is audited (:class:`~crm_core.models.UserAudit`: who, when,
+what). A change of role, password or extension, or a disable, signs the user out of every
+browser at once (their ``ui_sessions`` rows go, so every server refuses the cookie); a new
+password or a disable also revokes their API tokens. Hashing a password costs tens of
+milliseconds of CPU by design, so it runs in a worker thread, as :mod:`crm_core.pins` does.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
+import re
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.errors import Conflict, InvalidInput, NotFound
-from crm_core.models import ROLES, ApiToken, Skill, Team, User, UserSkill, utcnow
+from crm_core.models import (
+    ROLES,
+    ApiToken,
+    Skill,
+    Team,
+    UiSessionRecord,
+    User,
+    UserAudit,
+    UserSkill,
+    utcnow,
+)
 
 _HASHER = PasswordHasher()
-_DUMMY_HASH = _HASHER.hash("not a password")  # equal work for unknown users (no user probing)
+_EXTENSION = re.compile(r"[0-9]{2,10}")
+MIN_PASSWORD = 8
+PASSWORD_CHANGED = "changed"  # noqa: S105 - what the audit says of a password, never the hash
 
 
-def hash_password(password: str) -> str:
-    if len(password) < 8:
-        raise InvalidInput("password: at least 8 characters")
-    return _HASHER.hash(password)
+@dataclass(frozen=True)
+class Actor:
+    """Who makes a change, as the audit names them: ``api:alice``, ``cli:root``, ``system``."""
+
+    name: str
+    user_id: int | None = None
+
+
+SYSTEM = Actor("system")
+
+
+@dataclass(frozen=True)
+class UserChanges:
+    """What to change of a user; None leaves a field as it is (an extension of "" removes it)."""
+
+    role: str | None = None
+    extension: str | None = None
+    display_name: str | None = None
+    password: str | None = None
+    active: bool | None = None
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Equal work for unknown users (no user probing); made on first use, not on import."""
+    return _HASHER.hash("not a password")
+
+
+async def hash_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD:
+        raise InvalidInput(f"password: at least {MIN_PASSWORD} characters")
+    return await asyncio.to_thread(_HASHER.hash, password)
+
+
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        raise InvalidInput(f"role: must be one of {', '.join(ROLES)}")
+
+
+def _check_extension(extension: str) -> None:
+    if not (extension.isascii() and _EXTENSION.fullmatch(extension)):
+        raise InvalidInput("extension: 2 to 10 digits")
+
+
+def _check_display_name(name: str) -> None:
+    if not name.strip() or len(name) > 120 or not name.isprintable():
+        raise InvalidInput("display name: 1 to 120 printable characters")
 
 
 async def create_user(
@@ -30,15 +97,20 @@ async def create_user(
     username: str,
     password: str,
     role: str,
-    display_name: str = "",
+    display_name: str | None = "",
     team: str | None = None,
     extension: str | None = None,
     languages: list[str] | None = None,
+    by: Actor = SYSTEM,
 ) -> User:
-    if role not in ROLES:
-        raise InvalidInput(f"role: must be one of {', '.join(ROLES)}")
+    _check_role(role)
+    if extension is not None:
+        _check_extension(extension)
+    if display_name:
+        _check_display_name(display_name)
     if await session.scalar(select(User.id).where(User.username == username)) is not None:
         raise Conflict(f"user {username!r} exists already")
+    password_hash = await hash_password(password)
     team_id = None
     if team is not None:
         team_row = await session.scalar(select(Team).where(Team.name == team))
@@ -51,7 +123,7 @@ async def create_user(
         username=username,
         display_name=display_name or username,
         role=role,
-        password_hash=hash_password(password),
+        password_hash=password_hash,
         team_id=team_id,
         extension=extension,
         languages=languages or [],
@@ -59,26 +131,156 @@ async def create_user(
     )
     session.add(user)
     await session.flush()
+    facts = {"role": role, "extension": extension, "display_name": user.display_name}
+    _audit(session, by, user, "created", facts)
+    await session.flush()
     return user
 
 
 async def authenticate(session: AsyncSession, username: str, password: str) -> User | None:
     """The active user with this password, else None (same cost either way)."""
     user = await session.scalar(select(User).where(User.username == username, User.active))
+    stored = user.password_hash if user else _dummy_hash()
     try:
-        _HASHER.verify(user.password_hash if user else _DUMMY_HASH, password)
+        await asyncio.to_thread(_HASHER.verify, stored, password)
     except (VerificationError, InvalidHashError):
         return None
     return user
 
 
-async def set_password(session: AsyncSession, username: str, password: str) -> User:
+async def get_user(session: AsyncSession, username: str) -> User:
     user = await session.scalar(select(User).where(User.username == username))
     if user is None:
         raise NotFound(f"user {username!r} does not exist")
-    user.password_hash = hash_password(password)
+    return user
+
+
+async def change_user(
+    session: AsyncSession, username: str, changes: UserChanges, *, by: Actor = SYSTEM
+) -> User:
+    """Apply ``changes``, audit what really changed, and sign the user out where it matters.
+
+    Preconditions: the user exists; a role is one of :data:`ROLES`; an extension is 2 to 10
+    digits (or "" for none); a password has at least 8 characters; the last active admin is
+    neither demoted nor disabled (nobody could administer users any more)."""
+    user = await get_user(session, username)
+    diff = _diff(user, changes)
+    if user.role == "admin" and user.active and ("role" in diff or changes.active is False):
+        await _keep_an_admin(session, user)
+    if changes.password is not None:
+        user.password_hash = await hash_password(changes.password)
+        diff["password"] = PASSWORD_CHANGED
+    if not diff:
+        return user
+    for name, change in diff.items():
+        if name != "password":
+            setattr(user, name, change["to"])
+    if diff.keys() & {"role", "extension", "password"} or not user.active:
+        await sign_out(session, user.id, tokens="password" in diff or not user.active)
+    action = "changed"
+    if "active" in diff:
+        action = "enabled" if user.active else "disabled"
+    _audit(session, by, user, action, diff)
     await session.flush()
     return user
+
+
+def _diff(user: User, changes: UserChanges) -> dict[str, Any]:
+    """The fields that really change, checked, each as ``{"from": old, "to": new}``."""
+    wanted: dict[str, Any] = {}
+    if changes.role is not None:
+        _check_role(changes.role)
+        wanted["role"] = changes.role
+    if changes.extension is not None:
+        if changes.extension:
+            _check_extension(changes.extension)
+        wanted["extension"] = changes.extension or None
+    if changes.display_name is not None:
+        _check_display_name(changes.display_name)
+        wanted["display_name"] = changes.display_name
+    if changes.active is not None:
+        wanted["active"] = changes.active
+    return {
+        name: {"from": getattr(user, name), "to": value}
+        for name, value in wanted.items()
+        if getattr(user, name) != value
+    }
+
+
+async def _keep_an_admin(session: AsyncSession, admin: User) -> None:
+    others = await session.scalar(
+        select(func.count())
+        .select_from(User)
+        .where(User.role == "admin", User.active, User.id != admin.id)
+    )
+    if not others:
+        raise Conflict(f"{admin.username!r} is the last active admin: make another admin first")
+
+
+async def sign_out(session: AsyncSession, user_id: int, *, tokens: bool = False) -> None:
+    """End the user's browser sessions on every server (and revoke their API tokens)."""
+    await session.execute(delete(UiSessionRecord).where(UiSessionRecord.user_id == user_id))
+    if tokens:
+        await session.execute(
+            update(ApiToken)
+            .where(ApiToken.user_id == user_id, ApiToken.revoked.is_(False))
+            .values(revoked=True)
+        )
+
+
+def _audit(session: AsyncSession, by: Actor, user: User, action: str, changes: Any) -> None:
+    session.add(
+        UserAudit(
+            actor=by.name[:120],
+            actor_id=by.user_id,
+            user_id=user.id,
+            action=action,
+            changes=changes,
+            at=utcnow(),
+        )
+    )
+
+
+async def set_password(
+    session: AsyncSession, username: str, password: str, *, by: Actor = SYSTEM
+) -> User:
+    return await change_user(session, username, UserChanges(password=password), by=by)
+
+
+async def list_users(session: AsyncSession) -> list[User]:
+    """Everyone, disabled users included, by username."""
+    return list(await session.scalars(select(User).order_by(User.username)))
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One audited change, with the names of who made it and of whom it changed."""
+
+    id: int
+    at: datetime
+    actor: str
+    username: str
+    action: str
+    changes: dict[str, Any]
+
+
+async def user_audit(
+    session: AsyncSession, username: str | None = None, limit: int = 100
+) -> list[AuditEntry]:
+    """The newest changes first, of one user or of everyone."""
+    query = (
+        select(UserAudit, User.username)
+        .join(User, User.id == UserAudit.user_id)
+        .order_by(UserAudit.at.desc(), UserAudit.id.desc())
+        .limit(limit)
+    )
+    if username is not None:
+        query = query.where(User.id == (await get_user(session, username)).id)
+    rows = await session.execute(query)
+    return [
+        AuditEntry(audit.id, audit.at, audit.actor, name, audit.action, dict(audit.changes))
+        for audit, name in rows
+    ]
 
 
 def _digest(token: str) -> str:

@@ -417,8 +417,8 @@ async def test_the_websocket_refuses_no_session_an_expired_one_and_a_foreign_ori
     await expect(alice.page.locator("#state")).to_have_text("logged out")
     caplog.clear()
     store = server.ui[STORE]
-    for session in store.of_user(server.ids["alice"]):
-        session.last_seen -= store.idle_seconds + 1  # idle for too long
+    clock = store.clock
+    store.clock = lambda: clock() + store.idle_seconds + 1  # idle for too long
     assert await alice.page.evaluate(OPEN_SOCKET, url) == "closed 1006"
     assert _refusals(caplog) == [401]  # the session expired
     assert store.of_user(server.ids["alice"]) == []

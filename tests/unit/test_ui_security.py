@@ -49,6 +49,11 @@ class Ui:
         ui: web.Application = self.app._subapps[0]  # the mounted /ui
         return ui[STORE]
 
+    def time_passes(self, seconds: float) -> None:
+        """Move the sessions' clock on, as if nobody did anything for ``seconds``."""
+        clock = self.store.clock
+        self.store.clock = lambda: clock() + seconds
+
     async def session_for(self, username: str) -> aiohttp.ClientSession:
         """A browser-like client of its own, signed in as ``username``."""
         http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
@@ -161,8 +166,7 @@ async def test_forms_without_the_session_csrf_token_are_refused(ui: Ui) -> None:
 async def test_idle_and_signed_out_sessions_stop_working(ui: Ui) -> None:
     agent = await ui.session_for("alice")
     try:
-        (session,) = ui.store.of_user(ui.ids["alice"])
-        session.last_seen -= ui.store.idle_seconds + 1
+        ui.time_passes(ui.store.idle_seconds + 1)
         async with agent.get(ui.base + "/ui/desktop", allow_redirects=False) as idle:
             assert idle.status == 303
         assert len(ui.store) == 0
@@ -224,8 +228,7 @@ async def test_websocket_refuses_no_session_an_expired_one_and_a_foreign_origin(
         hello = await ws.receive_json(timeout=5)
         assert hello["type"] == "hello"
         await ws.close()
-        (session,) = ui.store.of_user(ui.ids["alice"])
-        session.last_seen -= ui.store.idle_seconds + 1
+        ui.time_passes(ui.store.idle_seconds + 1)
         assert await _refused(agent, url, Origin=ui.base) == 401
     finally:
         await anonymous.close()
@@ -238,7 +241,8 @@ async def test_websocket_closes_when_the_session_is_revoked(ui: Ui) -> None:
     try:
         ws = await agent.ws_connect(ui.base + "/ui/ws?view=desk", headers={"Origin": ui.base})
         assert (await ws.receive_json(timeout=5))["type"] == "hello"
-        assert ui.store.revoke_user(ui.ids["alice"]) == 1
+        async with ui.db() as db:
+            assert await ui.store.revoke_user(db, ui.ids["alice"]) == 1
         while True:
             message = await ws.receive(timeout=5)
             if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
@@ -347,7 +351,7 @@ async def test_every_pages_keep_alive_restarts_the_idle_clock(ui: Ui, user: str,
     try:
         ws = await http.ws_connect(f"{ui.base}/ui/ws?view={view}", headers={"Origin": ui.base})
         (session,) = ui.store.of_user(ui.ids[user])
-        session.last_seen -= ui.store.idle_seconds - 1  # one second from being signed out
+        ui.time_passes(ui.store.idle_seconds - 1)  # one second from being signed out
         await ws.send_json({"type": "activity"})
         await ws.send_json({"type": "no-such-message"})  # answered after the activity
         while (message := await ws.receive_json(timeout=5))["type"] != "error":
