@@ -1,0 +1,194 @@
+"""What a user installs: the locks in requirements/ (scripts/lock) hold every dependency at one
+version with its hashes, and the wheel ships what runs (the models and resources the server
+loads) but not the complaint models' training corpora, which stay in the repository."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tomllib
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+ROOT = Path(__file__).resolve().parents[2]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+LOCKS = {
+    "runtime": (ROOT / "requirements" / "runtime.txt", ("postgres",)),
+    "dev": (ROOT / "requirements" / "dev.txt", ("postgres", "dev", "embeddings")),
+}
+DATA = "cti_server/complaints/data"
+TRAINING_ONLY = re.compile(rf"^{DATA}/(train_[a-z]+\.csv(\.gz)?|calls_[a-z]+\.csv|training\.yaml)$")
+
+
+def _pins(lock: Path) -> dict[str, list[str]]:
+    """``{package: [version, ...]}`` (a universal lock may pin two versions behind markers)."""
+    pins: dict[str, list[str]] = {}
+    for line in lock.read_text(encoding="utf-8").splitlines():
+        match = re.match(r"^([A-Za-z0-9._-]+)==([^\s;\\]+)", line)
+        if match:
+            pins.setdefault(canonicalize_name(match[1]), []).append(match[2])
+    return pins
+
+
+def _requirements(extras: tuple[str, ...]) -> Iterator[Requirement]:
+    project = PYPROJECT["project"]
+    for line in [
+        *project["dependencies"],
+        *(d for e in extras for d in project["optional-dependencies"][e]),
+    ]:
+        yield Requirement(line)
+
+
+@pytest.mark.parametrize("name", sorted(LOCKS))
+def test_the_lock_pins_every_dependency_of_pyproject(name: str) -> None:
+    """A dependency added to pyproject.toml without `scripts/lock` fails here, not on a fresh
+    machine where bootstrap would install without it."""
+    lock, extras = LOCKS[name]
+    pins = _pins(lock)
+    missing = [str(r) for r in _requirements(extras) if canonicalize_name(r.name) not in pins]
+    assert not missing, f"{lock.name} lacks {missing}: run scripts/lock"
+    for requirement in _requirements(extras):
+        for version in pins[canonicalize_name(requirement.name)]:
+            assert requirement.specifier.contains(version, prereleases=True), (
+                f"{lock.name} pins {requirement.name}=={version}, pyproject asks {requirement}"
+            )
+
+
+@pytest.mark.parametrize("name", sorted(LOCKS))
+def test_every_pin_is_exact_hashed_and_names_no_local_index(name: str) -> None:
+    lock, _ = LOCKS[name]
+    text = lock.read_text(encoding="utf-8")
+    entries = re.split(r"\n(?=[A-Za-z0-9])", text.split("\n", 2)[2].strip())
+    assert len(entries) > 20
+    for entry in entries:
+        assert re.match(r"^[A-Za-z0-9._-]+==\S+", entry), entry.splitlines()[0]
+        assert "--hash=sha256:" in entry, f"{entry.splitlines()[0]} has no hash"
+    # only packages: no machine's own index, find-links, path or editable
+    assert not re.search(r"file:|^-e |^--(index-url|extra-index-url|find-links)|^/", text, re.M)
+    assert "torch" not in _pins(lock)
+
+
+def test_runtime_and_dev_agree_on_every_version() -> None:
+    runtime, dev = _pins(LOCKS["runtime"][0]), _pins(LOCKS["dev"][0])
+    assert set(runtime) <= set(dev)
+    assert {n: v for n, v in runtime.items() if dev[n] != v} == {}
+
+
+# -- the wheel --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel built from this tree, offline (hatchling comes with the dev lock)."""
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--quiet",
+            "--wheel-dir",
+            str(out),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (built,) = out.glob("cti_server-*.whl")
+    return built
+
+
+def _tracked(*paths: str) -> list[str]:
+    listed = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "--", *paths],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout")
+    return listed.stdout.split()
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_what_runs_and_not_the_training_corpora(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    # what the server loads at run time: every tracked file of the packages ...
+    shipped = [
+        p for p in _tracked("cti_server", "crm_core", "agent_ui") if not TRAINING_ONLY.match(p)
+    ]
+    shipped = [p for p in shipped if not p.endswith("/LICENSES.md")]
+    assert [p for p in shipped if p not in names] == []
+    for model in ("model_en.json.gz", "model_en_e5.json.gz", "model_zh.json.gz", "cues.yaml"):
+        assert f"{DATA}/{model}" in names
+    # ... and the Asterisk templates and IVR flows beside them
+    assert "cti_server/_data/dialplans/extensions.conf.j2" in names
+    assert "cti_server/_data/ivr_flows/main.yaml" in names
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+    # the corpora and what only trains stay in the repository
+    corpora = [p for p in _tracked(DATA) if TRAINING_ONLY.match(p)]
+    assert len(corpora) == 5
+    assert all((ROOT / p).is_file() for p in corpora)
+    assert [n for n in names if TRAINING_ONLY.match(n) or n.endswith("/LICENSES.md")] == []
+
+
+@pytest.mark.slow
+def test_the_installed_wheel_loads_the_complaint_models(wheel: Path, tmp_path: Path) -> None:
+    """Installed apart from the source tree (the venv's other packages beside it), the detector
+    reads its lexicons, weights and every model, the embedding one too, and judges a text."""
+    site = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-index",
+            "--target",
+            str(site),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    script = (
+        "import cti_server\n"
+        "from cti_server.complaints.detector import ComplaintDetector\n"
+        "print(cti_server.__file__)\n"
+        "for embeddings in (False, True):\n"
+        "    detector = ComplaintDetector(embeddings=embeddings)\n"
+        "    detector.load()\n"
+        "    for text in (COMPLAINT, REQUEST):\n"
+        "        p = detector.text_probability(text, 'en')\n"
+        "        print(p >= detector.threshold('en'))\n"
+    ).replace("COMPLAINT", repr("this is unacceptable, I have been charged twice and nobody helps"))
+    script = script.replace("REQUEST", repr("hello, I would like to check my order status please"))
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    where, *judged = run.stdout.split()
+    assert Path(where).is_relative_to(site)
+    assert judged == ["True", "False"] * 2  # the linear model, then the embedding one
