@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 import pytest_asyncio
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 from pydantic import ValidationError
 
 from cti_server.bus import MemoryBus
@@ -22,54 +20,19 @@ from cti_server.integrations.settings import IntegrationsSettings, WebhookSettin
 from cti_server.integrations.webhooks import Webhooks
 from tests.support import domain_events as make
 from tests.support.waiting import poll_until
+from tests.support.webhook_receiver import Receiver, webhook_receiver
 
 SECRET = "whsec-test-0123456789abcdef"
 
 
-@dataclass
-class Receiver:
-    """An HTTP endpoint that records every POST and answers with the next planned status."""
-
-    statuses: list[int] = field(default_factory=list)  # then 200 for ever
-    hold: asyncio.Event | None = None  # answer only once set (a receiver that hangs)
-    posts: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    arrival: asyncio.Event = field(default_factory=asyncio.Event)
-    url: str = ""
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.posts.append((dict(request.headers), await request.read()))
-        self.arrival.set()
-        if self.hold is not None:
-            await self.hold.wait()
-        return web.Response(status=self.statuses.pop(0) if self.statuses else 200)
-
-    async def until(self, check: Callable[[], bool], timeout: float = 5.0) -> None:
-        async with asyncio.timeout(timeout):
-            while not check():
-                self.arrival.clear()
-                await self.arrival.wait()
-
-    def bodies(self) -> list[dict[str, Any]]:
-        return [json.loads(body) for _headers, body in self.posts]
-
-
 @pytest_asyncio.fixture
-async def receivers() -> AsyncIterator[Callable[[], Any]]:
-    servers: list[TestServer] = []
+async def receivers() -> AsyncIterator[Callable[[], Awaitable[Receiver]]]:
+    async with contextlib.AsyncExitStack() as stack:
 
-    async def start() -> Receiver:
-        receiver = Receiver()
-        app = web.Application()
-        app.router.add_post("/hook", receiver.handle)
-        server = TestServer(app, host="127.0.0.1")
-        await server.start_server()
-        servers.append(server)
-        receiver.url = str(server.make_url("/hook"))
-        return receiver
+        async def start() -> Receiver:
+            return await stack.enter_async_context(webhook_receiver())
 
-    yield start
-    for server in servers:
-        await server.close()
+        yield start
 
 
 def _settings(
@@ -116,9 +79,9 @@ def _call(bus: MemoryBus, linkedid: str) -> None:
 
 @pytest.mark.asyncio
 async def test_each_event_of_the_topics_arrives_signed_with_the_subscriptions_secret(
-    monkeypatch: pytest.MonkeyPatch, receivers: Callable[[], Any], bus: MemoryBus
+    monkeypatch: pytest.MonkeyPatch, receivers: Callable[[], Awaitable[Receiver]], bus: MemoryBus
 ) -> None:
-    receiver: Receiver = await receivers()
+    receiver = await receivers()
     settings = _settings(monkeypatch, ("crm", receiver.url, ("call.*",)))
     service = await _running(bus, settings)
     try:
@@ -156,9 +119,9 @@ def test_a_signature_from_too_long_ago_is_refused() -> None:
 
 @pytest.mark.asyncio
 async def test_a_receiver_that_fails_twice_gets_the_event_on_the_third_try(
-    monkeypatch: pytest.MonkeyPatch, receivers: Callable[[], Any], bus: MemoryBus
+    monkeypatch: pytest.MonkeyPatch, receivers: Callable[[], Awaitable[Receiver]], bus: MemoryBus
 ) -> None:
-    receiver: Receiver = await receivers()
+    receiver = await receivers()
     receiver.statuses = [500, 500]
     service = await _running(bus, _settings(monkeypatch, ("crm", receiver.url, ("call.ended",))))
     try:
@@ -177,11 +140,11 @@ async def test_a_receiver_that_fails_twice_gets_the_event_on_the_third_try(
 @pytest.mark.asyncio
 async def test_a_delivery_that_keeps_failing_is_given_up_logged_and_counted(
     monkeypatch: pytest.MonkeyPatch,
-    receivers: Callable[[], Any],
+    receivers: Callable[[], Awaitable[Receiver]],
     bus: MemoryBus,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    receiver: Receiver = await receivers()
+    receiver = await receivers()
     receiver.statuses = [503, 503, 503]
     settings = _settings(monkeypatch, ("crm", receiver.url, ("call.*",)), max_attempts=3)
     service = await _running(bus, settings)
@@ -202,11 +165,11 @@ async def test_a_delivery_that_keeps_failing_is_given_up_logged_and_counted(
 
 @pytest.mark.asyncio
 async def test_a_receiver_that_hangs_holds_up_nobody_and_drops_its_oldest(
-    monkeypatch: pytest.MonkeyPatch, receivers: Callable[[], Any], bus: MemoryBus
+    monkeypatch: pytest.MonkeyPatch, receivers: Callable[[], Awaitable[Receiver]], bus: MemoryBus
 ) -> None:
-    stuck: Receiver = await receivers()
+    stuck = await receivers()
     stuck.hold = asyncio.Event()
-    healthy: Receiver = await receivers()
+    healthy = await receivers()
     settings = _settings(
         monkeypatch,
         ("stuck", stuck.url, ("call.ended",)),
