@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-import contextlib
 import itertools
 import logging
 import random
@@ -30,6 +29,7 @@ from typing import Any
 from panoramisk.message import Message
 
 from cti_server.config import AmiSettings
+from cti_server.tasks import cancel_and_wait
 from cti_server.telephony.ami_actions import ActionValue, build_action
 
 log = logging.getLogger(__name__)
@@ -297,7 +297,8 @@ class AmiClient:
         return self.status.connected
 
     async def wait_connected(self, timeout: float) -> None:
-        await asyncio.wait_for(self._logged_in.wait(), timeout)
+        async with asyncio.timeout(timeout):
+            await self._logged_in.wait()
 
     async def run(self) -> None:
         """Connect, log in, read until the link drops; repeat with backoff until cancelled."""
@@ -305,10 +306,10 @@ class AmiClient:
         try:
             await self._keep_connected()
         finally:
-            consumer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await consumer
-            self._drop_connection()
+            try:
+                await cancel_and_wait(consumer)
+            finally:
+                self._drop_connection()
 
     async def _keep_connected(self) -> None:
         delay = 0.1
@@ -316,8 +317,7 @@ class AmiClient:
             try:
                 await self._connect_once()
             except (OSError, TimeoutError, AmiError) as exc:
-                self.status.last_error = f"{type(exc).__name__}: {exc}"
-                log.debug("AMI %s unavailable: %s", self._settings.node, self.status.last_error)
+                self._note_failure(exc)
             finally:
                 if self.status.connected:
                     delay = 0.1  # a session that got as far as login resets the backoff
@@ -346,14 +346,32 @@ class AmiClient:
             handle(message)
         return len(batch)
 
-    async def _connect_once(self) -> None:
-        loop = asyncio.get_running_loop()
-        _, protocol = await asyncio.wait_for(
-            loop.create_connection(
-                lambda: _AmiProtocol(self), self._settings.host, self._settings.port
-            ),
-            self._settings.connect_timeout,
+    def _note_failure(self, exc: BaseException) -> None:
+        """Say at WARNING when the link fails or fails differently; the same retry again at DEBUG.
+
+        Without ``-v`` an operator sees that Asterisk is unreachable and why, once per episode,
+        not once per backoff step.
+        """
+        error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        repeated = error == self.status.last_error
+        self.status.last_error = error
+        (log.debug if repeated else log.warning)(
+            "AMI %s at %s:%d unavailable: %s; retrying",
+            self._settings.node,
+            self._settings.host,
+            self._settings.port,
+            error,
         )
+
+    async def _connect_once(self) -> None:
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns the inner result (or
+        # raises its OSError) when a cancellation meets a finished connect, and the reconnect loop
+        # ran on for ever; the server then hung at start when another port was taken
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(self._settings.connect_timeout):
+            _, protocol = await loop.create_connection(
+                lambda: _AmiProtocol(self), self._settings.host, self._settings.port
+            )
         self._protocol = protocol
         response = await self.send_action(
             "Login",
@@ -377,11 +395,7 @@ class AmiClient:
         try:
             await protocol.closed
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_and_wait(*tasks)
         raise AmiDisconnected("connection lost")
 
     async def _after_login(self, hook: LoginHook) -> None:
@@ -477,7 +491,8 @@ class AmiClient:
             self._immediate.add(action.action_id)
         try:
             self._protocol.send(action.wire())
-            result: Message | list[Message] = await asyncio.wait_for(action.future, timeout)
+            async with asyncio.timeout(timeout):  # a cancellation is never taken for a reply
+                result: Message | list[Message] = await action.future
         finally:
             self._pending.pop(action.action_id, None)
             self._immediate.discard(action.action_id)

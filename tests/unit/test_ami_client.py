@@ -19,6 +19,7 @@ from cti_server.metrics import CtiCollector, make_registry
 from cti_server.telephony import ami_client
 from cti_server.telephony.ami_client import AmiClient, AmiDisconnected, _AmiProtocol
 from cti_server.tracker.tracker import Tracker
+from tests.support.ports import free_port
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 EOM = b"\r\n\r\n"
@@ -536,3 +537,20 @@ async def test_metrics_show_how_far_processing_is_behind() -> None:
     assert 'cti_ami_inbox_capacity{node="pbx1"} 10.0' in text
     assert 'cti_ami_inbox_behind_total{node="pbx1"} 1.0' in text
     assert 'cti_ami_inbox_overflows_total{node="pbx1"} 0.0' in text
+
+
+@pytest.mark.asyncio
+async def test_run_ends_when_cancelled_at_any_moment_of_a_refused_connect() -> None:
+    """`cti serve` hung for ever at start on Python 3.11 when a port was taken: stopping the AMI
+    link met a connect that had just been refused, the cancellation was taken for that error and
+    the link went on reconnecting. Cancelled at each step of an attempt, the link ends."""
+    settings = AmiSettings(host="127.0.0.1", port=free_port(), secret="x", reconnect_max_delay=0.2)
+    for steps in range(12):
+        client = AmiClient(settings, on_event=lambda _m: None)
+        runner = asyncio.create_task(client.run())
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        runner.cancel()
+        done, _ = await asyncio.wait({runner}, timeout=TIMEOUT)
+        assert runner in done, f"cancelled after {steps} steps, the link went on reconnecting"
+        assert runner.cancelled()
