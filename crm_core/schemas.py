@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -203,7 +203,7 @@ _CENT = Decimal("0.01")
 
 
 def _two_places(value: Decimal) -> str:
-    return str(value.quantize(_CENT, rounding=ROUND_HALF_EVEN))
+    return str(value.quantize(_CENT, rounding=ROUND_HALF_UP))
 
 
 Money = Annotated[

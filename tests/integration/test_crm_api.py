@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import importlib
+import importlib.util
 import io
 import json
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -21,6 +27,7 @@ from crm_core.api.http import errors_middleware
 from crm_core.dedup import CustomerRecord, duplicates_of
 from crm_core.models import Customer
 from crm_core.people import create_user, issue_token
+from crm_core.schemas import MAX_ID
 from crm_core.settings import CrmSettings
 from tests.support.openapi import ResponseChecker
 
@@ -856,3 +863,109 @@ async def test_an_added_phone_finds_the_customer_and_is_not_added_twice(api: Api
     assert (found["status"], [c["id"] for c in found["customers"]]) == ("found", [customer["id"]])
     _, record = await api.call("GET", f"/customers/{customer['id']}")
     assert [p["number"] for p in record["phones"]] == ["+861065529988"]
+
+
+# -- what the OpenAPI document promises, seen from a client ------------------------------------
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("path", "params", "field", "message"),
+    [
+        ("/customers/lookup", {"phone": "13800138000"}, "phone", "Extra inputs are not permitted"),
+        ("/customers/lookup", {}, "number", "Field required"),
+        ("/customers", {"limit": "1", "page": "2"}, "page", "Extra inputs are not permitted"),
+        ("/cases", {"status": "pending"}, "status", "Input should be 'open', 'assigned', "),
+        ("/follow-ups", {"limit": "0"}, "limit", "Input should be greater than or equal to 1"),
+    ],
+)
+async def test_unknown_missing_or_bad_query_parameters_are_a_422_naming_them(
+    api: Api, path: str, params: dict[str, str], field: str, message: str
+) -> None:
+    status, answer = await api.call("GET", path, params=params)
+    assert (status, answer["error"]) == (422, "invalid"), answer
+    named = {f["field"]: f["message"] for f in answer["fields"]}
+    assert named[field].startswith(message), answer
+    assert set(named) <= {field, "number"}  # a lookup without its number says that too
+
+
+@pytest.mark.asyncio
+async def test_a_query_parameter_given_twice_is_refused(api: Api) -> None:
+    async with api.client.get("/api/customers?limit=1&limit=2", headers=api.auth("agent")) as resp:
+        assert resp.status == 422
+        assert (await resp.json())["fields"] == [
+            {"field": "limit", "message": "given more than once"}
+        ]
+
+
+@pytest.mark.asyncio
+async def test_lifetime_value_reads_as_it_was_created(api: Api) -> None:
+    _, created = await api.call("POST", "/customers", json={"name": "Ann Lee"})
+    _, read = await api.call("GET", f"/customers/{created['id']}")
+    _, value = await api.call("GET", f"/customers/{created['id']}/value")
+    assert created["value"]["lifetime_value"] == "0.00"
+    assert read["value"] == created["value"]
+    assert value == created["value"]
+
+
+def _import_package(name: str, folder: Path) -> ModuleType:
+    """The package in ``folder`` imported as ``name`` (its modules import each other relatively)."""
+    spec = importlib.util.spec_from_file_location(
+        name, folder / "__init__.py", submodule_search_locations=[str(folder)]
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    package = importlib.util.module_from_spec(spec)
+    sys.modules[name] = package
+    spec.loader.exec_module(package)
+    return package
+
+
+@pytest.mark.asyncio
+async def test_a_client_generated_from_the_document_signs_in_and_reads_a_customer(
+    api: Api, tmp_path: Path
+) -> None:
+    """openapi-python-client builds a typed client from the served document, offline; the
+    client signs in, creates and reads a customer, and parses an error answer."""
+    _, document = await api.call("GET", "/openapi.json", who=None)
+    (tmp_path / "openapi.json").write_text(json.dumps(document))
+    (tmp_path / "config.yaml").write_text("post_hooks: []\n")  # no formatter needed to use it
+    generate = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from openapi_python_client.cli import app; app()",
+        "generate", "--path", "openapi.json", "--meta", "none", "--config", "config.yaml",
+        "--output-path", "crm_client", "--fail-on-warning",
+        cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    output, _ = await asyncio.wait_for(generate.communicate(), timeout=120)
+    assert generate.returncode == 0, output.decode()
+    name = f"crm_client_{tmp_path.name.replace('-', '_')}"
+    package = _import_package(name, tmp_path / "crm_client")
+    try:
+        operations = {
+            op: importlib.import_module(f"{name}.api.default.{op}")
+            for op in ("post_tokens", "post_customers", "get_customers_id")
+        }
+        models = importlib.import_module(f"{name}.models")
+        base_url = str(api.client.make_url("")).rstrip("/")
+        async with package.Client(base_url=base_url) as anonymous:
+            signed_in = await operations["post_tokens"].asyncio(
+                client=anonymous,
+                body=models.TokenRequest(username="agent", password="agent-password"),
+            )
+        assert isinstance(signed_in, models.TokenOut)
+        assert signed_in.user.role.value == "agent"
+        async with package.AuthenticatedClient(base_url=base_url, token=signed_in.token) as client:
+            created = await operations["post_customers"].asyncio(
+                client=client, body=models.CustomerIn(name="Ann Lee")
+            )
+            assert isinstance(created, models.CustomerOut)
+            read = await operations["get_customers_id"].asyncio(client=client, id=created.id)
+            missing = await operations["get_customers_id"].asyncio(client=client, id=MAX_ID)
+    finally:
+        for module in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+            del sys.modules[module]
+    assert isinstance(read, models.CustomerOut)
+    assert (read.name, read.value.lifetime_value) == ("Ann Lee", "0.00")
+    assert read.created_at == created.created_at
+    assert isinstance(missing, models.ErrorOut)
+    assert missing.error == "not_found"
