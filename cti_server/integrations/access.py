@@ -34,9 +34,6 @@ class Viewer:
         return self.extension is not None and self.extension in agents
 
 
-EVERYTHING = Viewer(role=ROLES[-1])
-
-
 class BadTopics(ValueError):
     """Topic patterns that are malformed or match no event type; the message says which."""
 

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -20,7 +20,7 @@ from cti_server import events as internal
 from cti_server.bus import Bus, Subscription
 from cti_server.integrations.customers import CustomerDirectory
 from cti_server.integrations.events import Customer
-from cti_server.integrations.translate import CallKey, Outgoing, Translator
+from cti_server.integrations.translate import CallKey, Outgoing, Receiver, Translator
 from cti_server.integrations.webhooks import Webhooks
 
 log = logging.getLogger(__name__)
@@ -35,12 +35,6 @@ CONSUMED = (
     internal.CallEnded,
     internal.ComplaintDetected,
 )
-
-
-class Receiver(Protocol):
-    """A stream client: takes every public event and keeps what it may see and asked for."""
-
-    def offer(self, outgoing: Outgoing) -> None: ...
 
 
 class IntegrationService:
@@ -80,7 +74,10 @@ class IntegrationService:
 
     async def _run(self, subscription: Subscription) -> None:
         async for event in subscription:
-            self.handle(event)
+            try:
+                self.handle(event)
+            except Exception:  # one event the public shapes refuse must not end the stream
+                log.exception("integrations: could not publish %s", type(event).__name__)
 
     def handle(self, event: internal.DomainEvent) -> None:
         """One internal event, in bus order (tests may call it directly)."""
@@ -117,6 +114,8 @@ class IntegrationService:
             customer = await asyncio.wait_for(lookup, self._identify_seconds)
         except (TimeoutError, SQLAlchemyError, OSError) as exc:
             log.warning("integrations: no customer for call %s: %r", key[1], exc)
+        except Exception:  # best effort: the call's events must go on without the customer
+            log.exception("integrations: the customer look-up of call %s failed", key[1])
         if customer is None and isinstance(event, internal.IvrFinished) and event.customer_id:
             customer = Customer(id=event.customer_id, name=None, tier=None)  # the IVR knew
         held = self._held.pop(key, [])

@@ -26,7 +26,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from cti_server.integrations.access import BadTopics, Topics, Viewer
-from cti_server.integrations.translate import Outgoing
+from cti_server.integrations.translate import Outgoing, Receiver
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def _topics_of(raw: str) -> Topics | None:
 async def stream_view(
     request: web.Request,
     authenticate: Authenticate,
-    receivers: set[Any],
+    receivers: set[Receiver],
     recheck_seconds: float,
 ) -> web.StreamResponse:
     if {"token", "access_token"} & set(request.query):

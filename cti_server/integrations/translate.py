@@ -16,7 +16,7 @@ import json
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, get_args
+from typing import Any, Protocol, get_args
 
 from cti_server import events as internal
 from cti_server.integrations import events as public
@@ -48,6 +48,12 @@ class Outgoing:
     def as_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = json.loads(self.text)
         return body
+
+
+class Receiver(Protocol):
+    """Where public events go (a stream client): it keeps what it may see and asked for."""
+
+    def offer(self, outgoing: Outgoing) -> None: ...
 
 
 def agent_of(member: str) -> public.Agent:

@@ -213,3 +213,22 @@ def test_unknown_internal_values_map_onto_the_public_vocabulary() -> None:
     assert (data["category"], data["severity"], data["agent"]) == ("other", "medium", None)
     assert collected.events[0].agents == frozenset()  # nobody's call: supervisors only
     _validate(collected.events[0].as_dict())
+
+
+@pytest.mark.asyncio
+async def test_an_event_the_public_shapes_refuse_is_logged_and_the_stream_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bus = MemoryBus()
+    service, collected = _service(bus)
+    await service.start()
+    broken = make.complaint("c1")
+    broken.evidence[0]["weight"] = "heavy"
+    try:
+        bus.publish(broken)
+        bus.publish(make.ended("c1", "agent-1001"))
+        events = await collected.until(1)
+    finally:
+        await service.close()
+    assert [e.type for e in events] == ["call.ended"]
+    assert "could not publish ComplaintDetected" in caplog.text
