@@ -193,6 +193,8 @@ class Customer(Base):
     lifetime_value: Mapped[Decimal] = mapped_column(default=Decimal("0"))
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
     pin_hash: Mapped[str | None] = mapped_column(String(200))  # argon2 of the IVR PIN, if set
+    pin_failures: Mapped[int] = mapped_column(default=0, server_default="0")  # wrong in a row
+    pin_locked_until: Mapped[datetime | None] = mapped_column()  # too many wrong PINs
     deleted_at: Mapped[datetime | None] = mapped_column()  # soft deletion keeps the history
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

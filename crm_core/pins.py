@@ -3,21 +3,54 @@
 The IVR asks callers who have a PIN for it after identifying them (``identify`` with a
 ``pin_prompt``). Hashing costs tens of milliseconds of CPU by design, so it runs in a worker
 thread: the event loop keeps serving the other calls meanwhile.
+
+Wrong PINs are counted per customer, over every call, not per call: a caller who hangs up after
+three tries and calls again does not get three fresh ones. After :attr:`PinLockPolicy.tries`
+wrong PINs in a row the PIN locks for a while, doubling with every further wrong one; while it is
+locked nothing is checked (no guessing oracle), the IVR says so and the agent's desk shows it.
+A right PIN, or a new one, clears the count.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.customers import get_customer
 from crm_core.errors import InvalidInput
-from crm_core.models import Customer
+from crm_core.models import Customer, utcnow
 
 PIN_DIGITS = (4, 12)  # fewest and most digits a PIN may have
+
+
+class PinResult(StrEnum):
+    MATCH = "match"
+    WRONG = "wrong"
+    LOCKED = "locked"  # too many wrong PINs in a row: not checked until the lock opens
+
+
+@dataclass(frozen=True, slots=True)
+class PinLockPolicy:
+    """When a customer's PIN locks, and for how long (the card industry's usual 3-5 tries)."""
+
+    tries: int = 5  # wrong PINs in a row, over every call, before the PIN locks
+    first_lock: timedelta = timedelta(minutes=15)  # doubled by every wrong PIN after that
+    longest_lock: timedelta = timedelta(hours=24)
+
+    def lock_for(self, failures: int) -> timedelta | None:
+        if failures < self.tries:
+            return None
+        doubled: timedelta = self.first_lock * 2 ** min(failures - self.tries, 16)
+        return min(doubled, self.longest_lock)
+
+
 _HASHER = PasswordHasher()
 _DUMMY_HASH = _HASHER.hash("0000")  # equal work when there is nothing to check (no probing)
 
@@ -30,6 +63,8 @@ def valid_pin(pin: str) -> bool:
 async def set_pin(session: AsyncSession, customer_id: int, pin: str | None) -> None:
     """Give the customer a PIN (``None``: remove it); the clear PIN is not kept anywhere."""
     customer = await get_customer(session, customer_id)
+    customer.pin_failures = 0  # a new PIN (or none) starts a new count and opens a lock
+    customer.pin_locked_until = None
     if pin is None:
         customer.pin_hash = None
     else:
@@ -45,9 +80,23 @@ async def has_pin(session: AsyncSession, customer_id: int) -> bool:
     return customer is not None and customer.pin_hash is not None
 
 
-async def verify_pin(session: AsyncSession, customer_id: int, pin: str) -> bool:
-    """Whether ``pin`` is the customer's; False for a customer without one, merged away or
-    deleted, after the same work as a real check."""
+def pin_locked(customer: Customer, now: datetime | None = None) -> bool:
+    locked = customer.pin_locked_until
+    return locked is not None and locked > (now or utcnow())
+
+
+async def check_pin(
+    session: AsyncSession,
+    customer_id: int,
+    pin: str,
+    policy: PinLockPolicy | None = None,
+    now: datetime | None = None,
+) -> PinResult:
+    """Whether ``pin`` is the customer's, counting wrong ones; WRONG for a customer without a
+    PIN, merged away or deleted, after the same work as a real check. Commits nothing itself:
+    the caller's transaction stores the count with the answer."""
+    policy = policy or PinLockPolicy()
+    now = now or utcnow()
     customer = await session.get(Customer, customer_id)
     usable = (
         customer is not None
@@ -55,9 +104,32 @@ async def verify_pin(session: AsyncSession, customer_id: int, pin: str) -> bool:
         and customer.merged_into_id is None
         and customer.deleted_at is None
     )
+    if customer is not None and usable and pin_locked(customer, now):
+        return PinResult.LOCKED
     stored = customer.pin_hash if usable and customer is not None else None
     try:
-        matches = await asyncio.to_thread(_HASHER.verify, stored or _DUMMY_HASH, pin)
+        matches: bool = await asyncio.to_thread(_HASHER.verify, stored or _DUMMY_HASH, pin)
     except (VerificationError, InvalidHashError):
-        return False
-    return bool(matches) and stored is not None and valid_pin(pin)
+        matches = False
+    if matches and stored is not None and valid_pin(pin):
+        await session.execute(
+            update(Customer)
+            .where(Customer.id == customer_id)
+            .values(pin_failures=0, pin_locked_until=None)
+        )
+        return PinResult.MATCH
+    if stored is not None:  # counted in the database: two calls at once both count
+        failures = await session.scalar(
+            update(Customer)
+            .where(Customer.id == customer_id)
+            .values(pin_failures=Customer.pin_failures + 1)
+            .returning(Customer.pin_failures)
+        )
+        lock = policy.lock_for(int(failures or 0))
+        if lock is not None:
+            await session.execute(
+                update(Customer)
+                .where(Customer.id == customer_id)
+                .values(pin_locked_until=now + lock)
+            )
+    return PinResult.WRONG

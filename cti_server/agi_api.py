@@ -48,7 +48,16 @@ from cti_server.events import (
     IvrFinished,
     SurveyAnswered,
 )
-from cti_server.ivr.engine import MAX_STEPS, Customer, Heard, Lookup, SelfService, VerifyPin
+from cti_server.ivr.engine import (
+    MAX_STEPS,
+    Customer,
+    Heard,
+    Lookup,
+    NotVerified,
+    PinCheck,
+    SelfService,
+    VerifyPin,
+)
 from cti_server.ivr.flow import Digits, Language, SpokenWord
 from cti_server.speech.audiosocket import HEADER_TIMEOUT, Listening
 
@@ -298,7 +307,8 @@ class AgiApi:
             if not isinstance(pin, str) or not 0 < len(pin) <= 32:
                 raise _Refused(422, "pin: a string of 1-32 characters")
             customer = Customer(customer_id=customer_id, name="", tier="", language=None)
-            return web.json_response({"verified": await verify_pin(customer, pin)})
+            check = await verify_pin(customer, pin)
+            return web.json_response({"verified": check is PinCheck.MATCH, "result": check.value})
 
         return view
 
@@ -313,6 +323,8 @@ class AgiApi:
             answer = await self._self_service(request.match_info["name"], customer)
         except KeyError as exc:
             raise _Refused(404, str(exc.args[0]) if exc.args else "no such lookup") from None
+        except NotVerified:  # an answer the flow branches on, not a refusal of the bridge
+            return web.json_response({"answer": None, "not_verified": True})
         return web.json_response({"answer": answer})
 
     async def estimated_wait_view(self, request: web.Request) -> web.Response:

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from cti_server.events import DomainEvent
-from cti_server.ivr.engine import Customer, Heard
+from cti_server.ivr.engine import Customer, Heard, NotVerified, PinCheck
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,7 @@ class CtiServerClient:
                 tier=str(data["tier"]),
                 language=None if data.get("language") is None else str(data["language"]),
                 has_pin=data.get("has_pin") is True,
+                pin_locked=data.get("pin_locked") is True,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ServerUnavailable(f"{CUSTOMER}: not a customer: {exc!r}") from None
@@ -124,6 +125,8 @@ class CtiServerClient:
         """A failure raises: the engine logs it and takes the step's ``on_fail`` way."""
         path = LOOKUP.format(name=urllib.parse.quote(name, safe=""))
         answer = self._request(path, {"customer": asdict(customer) if customer else None})
+        if isinstance(answer, dict) and answer.get("not_verified") is True:
+            raise NotVerified(name)
         found = answer.get("answer") if isinstance(answer, dict) else ""
         if found is None:
             return None
@@ -131,13 +134,13 @@ class CtiServerClient:
             raise ServerUnavailable(f"{path}: not an answer")
         return {str(k): str(v) for k, v in found.items()}
 
-    async def verify_pin(self, customer: Customer, pin: str) -> bool:
+    async def verify_pin(self, customer: Customer, pin: str) -> PinCheck:
         """The server checks the PIN against the CRM; it never answers with the hash."""
         answer = self._request(PIN, {"customer_id": customer.customer_id, "pin": pin})
-        verified = answer.get("verified") if isinstance(answer, dict) else None
-        if not isinstance(verified, bool):
-            raise ServerUnavailable(f"{PIN}: not an answer")
-        return verified
+        try:
+            return PinCheck(str(answer.get("result")) if isinstance(answer, dict) else "")
+        except ValueError:
+            raise ServerUnavailable(f"{PIN}: not an answer") from None
 
     def callers_ahead(self, queue: str) -> int:
         """Callers waiting in ``queue`` now (-1: the server cannot say)."""

@@ -7,8 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.customers import lookup_by_caller_id
 from crm_core.models import Customer as CustomerRow
-from crm_core.pins import verify_pin
-from cti_server.ivr.engine import Customer
+from crm_core.pins import PinResult, check_pin, pin_locked
+from cti_server.ivr.engine import Customer, PinCheck
 
 
 def _customer(row: CustomerRow) -> Customer:
@@ -18,6 +18,7 @@ def _customer(row: CustomerRow) -> Customer:
         tier=row.tier,
         language=row.language,
         has_pin=row.pin_hash is not None,
+        pin_locked=row.pin_hash is not None and pin_locked(row),
     )
 
 
@@ -32,17 +33,8 @@ class CrmLookup:
             found = await lookup_by_caller_id(session, number, self._region)
             if found.status != "found":
                 return None
-            match = found.customers[0]
-            pin = await session.scalar(
-                select(CustomerRow.pin_hash.is_not(None)).where(CustomerRow.id == match.id)
-            )
-        return Customer(
-            customer_id=match.id,
-            name=match.name,
-            tier=match.tier,
-            language=match.language,
-            has_pin=bool(pin),
-        )
+            row = await session.get(CustomerRow, found.customers[0].id)
+        return _customer(row) if row is not None else None
 
     async def by_account(self, digits: str) -> Customer | None:
         if not digits.isdigit() or len(digits) > 20:
@@ -59,6 +51,15 @@ class CrmLookup:
             )
         return _customer(row) if row is not None else None
 
-    async def verify_pin(self, customer: Customer, pin: str) -> bool:
-        async with self._sessions() as session:
-            return await verify_pin(session, customer.customer_id, pin)
+    async def verify_pin(self, customer: Customer, pin: str) -> PinCheck:
+        """Checked and counted in one transaction: the count outlives the call."""
+        async with self._sessions() as session, session.begin():
+            result = await check_pin(session, customer.customer_id, pin)
+        return _PIN_CHECKS[result]
+
+
+_PIN_CHECKS = {
+    PinResult.MATCH: PinCheck.MATCH,
+    PinResult.WRONG: PinCheck.WRONG,
+    PinResult.LOCKED: PinCheck.LOCKED,
+}

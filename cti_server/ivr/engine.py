@@ -7,12 +7,14 @@ interaction shows the caller's path, also when they hang up half-way.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
 from cti_server.ivr.flow import (
@@ -105,13 +107,33 @@ class Customer:
     tier: str
     language: str | None
     has_pin: bool = False  # an IVR PIN is on file: ``identify`` with a ``pin_prompt`` asks it
+    verified: bool = False  # proved who they are (their PIN), not only named by caller ID
+    pin_locked: bool = False  # too many wrong PINs over recent calls: not asked until it opens
 
 
 Lookup = Callable[[str], Awaitable[Customer | None]]
 SelfService = Callable[[str, Customer | None], Awaitable[dict[str, str] | None]]
 """``(function name, identified customer)`` → attributes to set, or None: no answer."""
-VerifyPin = Callable[[Customer, str], Awaitable[bool]]
-"""``(customer, PIN digits)`` → whether the PIN is theirs (checked by the CRM, argon2)."""
+
+
+class PinCheck(StrEnum):
+    """The CRM's answer to a PIN typed for a customer."""
+
+    MATCH = "match"
+    WRONG = "wrong"
+    LOCKED = "locked"  # too many wrong PINs for this customer, over every call: not checked
+
+
+VerifyPin = Callable[[Customer, str], Awaitable[PinCheck]]
+"""``(customer, PIN digits)`` → whether the PIN is theirs (checked by the CRM, argon2, which
+counts wrong ones per customer across calls and locks the PIN after too many)."""
+
+
+class NotVerified(Exception):
+    """A self-service lookup that reads out personal data, asked for a caller who has not
+    proved who they are: caller ID alone names a customer, it does not authenticate one."""
+
+
 PIN_MIN_DIGITS, PIN_MAX_DIGITS = 4, 12
 
 
@@ -279,6 +301,9 @@ class IvrEngine:
         if self._self_service is not None:
             try:
                 found = await self._self_service(step.function, result.customer)
+            except NotVerified:
+                record.input = "not verified"
+                return step.on_unverified or step.on_fail
             except Exception:
                 log.exception("IVR lookup %r failed", step.function)
         if found is None:
@@ -369,26 +394,42 @@ class IvrEngine:
                 customer = await self._by_account(account)
         if customer is None:
             return step.not_found
+        verified = False
         if step.pin_prompt and step.not_verified and customer.has_pin:
-            verified = await self._check_pin(step, channel, customer, result)
-            result.inputs["pin"] = MASK
+            check = await self._check_pin(step, channel, customer, result)
+            verified = check is PinCheck.MATCH
             result.attributes["pin_verified"] = "yes" if verified else "no"
-            record.input += ", pin verified" if verified else ", pin not verified"
+            if check is PinCheck.LOCKED:  # not asked: the desk sees the lock and helps
+                result.attributes["pin_locked"] = "yes"
+                record.input += ", pin locked"
+            else:
+                result.inputs["pin"] = MASK
+                record.input += ", pin verified" if verified else ", pin not verified"
             if not verified:
                 return step.not_verified
+        customer = dataclasses.replace(customer, verified=verified)
         result.customer = customer
-        result.attributes.update(tier=customer.tier, customer_id=str(customer.customer_id))
+        result.attributes.update(
+            tier=customer.tier,
+            customer_id=str(customer.customer_id),
+            verified="pin" if verified else "no",
+        )
         if customer.language in result.languages:
             result.attributes["language"] = customer.language
         return step.found
 
     async def _check_pin(
         self, step: IdentifyStep, channel: Channel, customer: Customer, result: IvrResult
-    ) -> bool:
-        """Up to ``pin_retries`` tries; the digits go to the CRM's check and nowhere else."""
+    ) -> PinCheck:
+        """Up to ``pin_retries`` tries; the digits go to the CRM's check and nowhere else.
+
+        The CRM counts wrong PINs per customer over every call (a caller who hangs up and calls
+        again does not get fresh tries) and answers LOCKED, unchecked, once there were too many."""
         if self._verify_pin is None or step.pin_prompt is None:
             log.warning("IVR: no PIN check here, customer %d not verified", customer.customer_id)
-            return False
+            return PinCheck.WRONG
+        if customer.pin_locked:
+            return PinCheck.LOCKED
         # asked in the customer's language: whoever the number belongs to would understand it
         own = customer.language
         language = own if own in result.languages else result.attributes["language"]
@@ -397,12 +438,13 @@ class IvrEngine:
                 step.pin_prompt, language, step.pin_digits, step.timeout
             )
             well_formed = pin.isascii() and pin.isdigit()
-            if well_formed and PIN_MIN_DIGITS <= len(pin) <= step.pin_digits:  # noqa: SIM102
-                if await self._verify_pin(customer, pin):  # only well-formed PINs cost a check
-                    return True
+            if well_formed and PIN_MIN_DIGITS <= len(pin) <= step.pin_digits:
+                check = await self._verify_pin(customer, pin)  # only well-formed PINs cost one
+                if check is not PinCheck.WRONG:
+                    return check
             if step.pin_invalid_prompt and attempt + 1 < step.pin_retries:
                 await channel.play(step.pin_invalid_prompt, language)
-        return False
+        return PinCheck.WRONG
 
 
 def entry_problem(step: CollectStep, digits: str) -> str | None:

@@ -212,15 +212,19 @@ class RecordStep(_Step):
 
 class LookupStep(_Step):
     """Self-service: a lookup function registered in the server answers from the CRM and
-    sets attributes (e.g. ``open_cases``); ``on_fail`` when it has no answer."""
+    sets attributes (e.g. ``open_cases``); ``on_fail`` when it has no answer.
+
+    Functions that read out personal data (``last_order``) answer only callers who proved who
+    they are (their PIN): for the others the flow goes ``on_unverified`` (else ``on_fail``)."""
 
     type: Literal["lookup"]
     function: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
     next: StepName
     on_fail: StepName
+    on_unverified: StepName | None = None
 
     def targets(self) -> list[str]:
-        return [self.next, self.on_fail]
+        return [self.next, self.on_fail, *([self.on_unverified] if self.on_unverified else [])]
 
 
 class SayStep(_Step):

@@ -2,6 +2,11 @@
 
 Each function is named in flows (``lookup`` steps) and returns attributes to set, or None when
 it has no answer (a stranger, nothing on file): the flow then goes on its ``on_fail`` way.
+
+Caller ID is not authentication: anyone can send a customer's number. Functions that read out
+personal data (orders, balances) are listed in :data:`PERSONAL` and answer only a caller who
+proved who they are (their PIN); for the others they raise :class:`NotVerified`, here in the
+server, whichever transport asked.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.models import ComplaintCase, Transaction
-from cti_server.ivr.engine import Customer
+from cti_server.ivr.engine import Customer, NotVerified
 
 Answer = dict[str, str] | None
 Function = Callable[[AsyncSession, Customer], Awaitable[Answer]]
@@ -45,6 +50,9 @@ async def last_order(session: AsyncSession, customer: Customer) -> Answer:
 
 
 FUNCTIONS: dict[str, Function] = {"open_cases": open_cases, "last_order": last_order}
+# what they read out would tell a stranger about the customer: a verified caller only. A count of
+# open cases says no more than the IVR's own routing does, so it serves routing for every caller.
+PERSONAL = frozenset({"last_order"})
 
 
 class CrmSelfService:
@@ -54,9 +62,11 @@ class CrmSelfService:
         self,
         sessions: async_sessionmaker[AsyncSession],
         functions: dict[str, Function] | None = None,
+        personal: frozenset[str] = PERSONAL,
     ) -> None:
         self._sessions = sessions
         self._functions = dict(FUNCTIONS if functions is None else functions)
+        self._personal = personal
 
     def names(self) -> set[str]:
         return set(self._functions)
@@ -67,5 +77,7 @@ class CrmSelfService:
             raise KeyError(f"no IVR lookup function named {name!r}")
         if customer is None:
             return None
+        if name in self._personal and not customer.verified:
+            raise NotVerified(name)
         async with self._sessions() as session:
             return await function(session, customer)

@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -26,7 +28,7 @@ from crm_core.errors import Forbidden, NotFound
 from crm_core.interactions import end_unseen, record_interaction, segments_of, timeline
 from crm_core.merge import merge_customers, undo_merge
 from crm_core.migrate import downgrade, upgrade
-from crm_core.models import Customer, CustomerNameKey, Interaction
+from crm_core.models import Base, Customer, CustomerNameKey, Interaction
 from crm_core.people import authenticate, create_user, issue_token, user_for_token
 from crm_core.schemas import CustomerIn, InteractionIn, SegmentIn, TransactionIn
 from crm_core.valuation import add_transaction, recompute_value
@@ -300,6 +302,21 @@ async def test_migrations_go_down_to_nothing_and_up_again(crm_database_url: str)
         assert {"customers", "interactions", "complaint_cases", "merge_audits"} <= set(tables)
     finally:
         await engine.dispose()
+
+
+@pytest.mark.asyncio
+async def test_the_migrations_build_the_schema_the_models_declare(crm_database_url: str) -> None:
+    """A column added to a model without its migration (or the other way round) is named here,
+    before a deployment's `cti crm migrate` leaves it out."""
+    engine = make_engine(crm_database_url)
+    try:
+        async with engine.connect() as connection:
+            differences = await connection.run_sync(
+                lambda c: compare_metadata(MigrationContext.configure(c), Base.metadata)
+            )
+    finally:
+        await engine.dispose()
+    assert differences == []
 
 
 @pytest.mark.asyncio

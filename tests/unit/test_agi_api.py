@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import subprocess
 import sys
@@ -28,7 +29,7 @@ from cti_server.events import (
     IvrFinished,
     SurveyAnswered,
 )
-from cti_server.ivr.engine import Customer, Heard
+from cti_server.ivr.engine import Customer, Heard, PinCheck
 from cti_server.speech import audiosocket
 from cti_server.speech.audiosocket import Listening
 from tests.support.ports import free_port
@@ -119,9 +120,11 @@ async def running(
         server.lookups.append((name, customer))
         return {"last_order_amount": "1234"} if customer else None
 
-    async def verify_pin(customer: Customer, pin: str) -> bool:
+    async def verify_pin(customer: Customer, pin: str) -> PinCheck:
         server.pins.append((customer.customer_id, pin))
-        return (customer.customer_id, pin) == (7, "4711")
+        if customer.customer_id == 8:
+            return PinCheck.LOCKED
+        return PinCheck.MATCH if (customer.customer_id, pin) == (7, "4711") else PinCheck.WRONG
 
     app = web.Application()
     app.add_subapp(
@@ -289,16 +292,18 @@ async def test_the_client_has_a_pin_checked_without_it_in_any_url_or_answer(
     server: Server,
 ) -> None:
     client = server.client()
-    assert await asyncio.to_thread(_sync, client.verify_pin(VIP, "4711")) is True
-    assert await asyncio.to_thread(_sync, client.verify_pin(VIP, "4712")) is False
-    assert server.pins == [(7, "4711"), (7, "4712")]
+    assert await asyncio.to_thread(_sync, client.verify_pin(VIP, "4711")) is PinCheck.MATCH
+    assert await asyncio.to_thread(_sync, client.verify_pin(VIP, "4712")) is PinCheck.WRONG
+    locked = dataclasses.replace(VIP, customer_id=8)
+    assert await asyncio.to_thread(_sync, client.verify_pin(locked, "4711")) is PinCheck.LOCKED
+    assert server.pins == [(7, "4711"), (7, "4712"), (8, "4711")]
     for body in ({"customer_id": "7", "pin": "4711"}, {"customer_id": 7, "pin": "1" * 33}, {}):
         code, answer = await server.request("POST", "/pin", json=body)
         assert code == 422
         assert "4711" not in str(answer)
     code, _ = await server.request("POST", "/pin", "wrong-token-0123456789", json={})
     assert code == 403
-    assert len(server.pins) == 2
+    assert len(server.pins) == 3
 
 
 @pytest.mark.asyncio

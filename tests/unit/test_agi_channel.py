@@ -16,7 +16,7 @@ from cti_server.agi_main import build_inbound, walk
 from cti_server.config import load_settings
 from cti_server.events import DomainEvent
 from cti_server.ivr.agi_channel import AgiCall, AgiChannel, AgiCommandFailed
-from cti_server.ivr.engine import CallerGone, Customer, Heard, Recording
+from cti_server.ivr.engine import CallerGone, Customer, Heard, PinCheck, Recording
 
 ENV = {
     "agi_request": "cti-agi",
@@ -224,7 +224,7 @@ class _Unreachable:
     async def self_service(self, name: str, customer: Customer | None) -> dict[str, str] | None:
         raise ServerUnavailable(name)
 
-    async def verify_pin(self, customer: Customer, pin: str) -> bool:
+    async def verify_pin(self, customer: Customer, pin: str) -> PinCheck:
         raise ServerUnavailable("pin")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 import re
@@ -23,7 +24,7 @@ import pytest
 import yaml
 
 from cti_server.config import AgiSettings
-from cti_server.ivr.engine import Customer, IvrEngine, IvrResult
+from cti_server.ivr.engine import Customer, IvrEngine, IvrResult, PinCheck
 from cti_server.ivr.fastagi_channel import FastAgiChannel
 from cti_server.ivr.flow import Flow, load_flow
 from cti_server.resources import data_dir
@@ -623,9 +624,9 @@ async def test_secrets_typed_over_fastagi_never_reach_a_log(
     async def by_caller_id(number: str) -> Customer | None:
         return holder
 
-    async def verify_pin(customer: Customer, pin: str) -> bool:
+    async def verify_pin(customer: Customer, pin: str) -> PinCheck:
         checked.append(pin)
-        return pin == PIN
+        return PinCheck.MATCH if pin == PIN else PinCheck.WRONG
 
     answers = iter(["-1", "1234", PIN, CODE])  # a failed GET DATA, a wrong PIN, the PIN, code
 
@@ -644,7 +645,7 @@ async def test_secrets_typed_over_fastagi_never_reach_a_log(
         await wait_idle(server)
 
     assert checked == ["1234", PIN]  # the failed read is no try at the CRM
-    assert result.customer == holder
+    assert result.customer == dataclasses.replace(holder, verified=True)
     assert result.secrets == {"code": CODE}
     assert result.path[0].input == "caller id, pin verified"
     assert result.path[1].input == "***"

@@ -161,6 +161,7 @@ async def test_known_vip_pressing_1_goes_to_billing_with_high_priority(main_flow
         "language": "zh",
         "tier": "platinum",
         "customer_id": "42",
+        "verified": "no",  # named by caller ID, proved nothing
         "intent": "billing",
         "skill": "billing",
         "priority": "high",
@@ -262,6 +263,7 @@ async def test_unknown_caller_typing_an_account_number_is_identified(main_flow: 
         "language": "zh",  # the customer has none on file: the one they chose
         "tier": "silver",
         "customer_id": "7",
+        "verified": "no",  # an account number is no proof either
         "intent": "sales",
         "skill": "sales",
     }

@@ -13,10 +13,10 @@ from crm_core.database import make_engine
 from crm_core.errors import InvalidInput
 from crm_core.models import Base
 from crm_core.models import Customer as CustomerRow
-from crm_core.pins import set_pin, verify_pin
+from crm_core.pins import PinResult, check_pin, set_pin
 from crm_core.schemas import CustomerIn
 from cti_server.ivr.customers import CrmLookup
-from cti_server.ivr.engine import MASK, CallerGone, Customer, IvrEngine, IvrResult
+from cti_server.ivr.engine import MASK, CallerGone, Customer, IvrEngine, IvrResult, PinCheck
 from cti_server.ivr.flow import Flow, load_flow
 from cti_server.resources import data_dir
 from tests.unit.test_ivr_engine import (
@@ -49,9 +49,9 @@ class PinCrm:
     async def by_account(self, digits: str) -> Customer | None:
         return HOLDER_WITH_PIN if digits == ACCOUNT else None
 
-    async def verify_pin(self, customer: Customer, pin: str) -> bool:
+    async def verify_pin(self, customer: Customer, pin: str) -> PinCheck:
         self.checked.append((customer.customer_id, pin))
-        return pin == PIN
+        return PinCheck.MATCH if pin == PIN else PinCheck.WRONG
 
     def engine(self) -> IvrEngine:
         return IvrEngine(self.by_caller_id, self.by_account, verify_pin=self.verify_pin)
@@ -77,7 +77,7 @@ async def test_a_customer_with_a_pin_is_identified_only_after_typing_it(main_flo
 
     assert channel.calls[0] == "read_digits enter_pin zh 6 8.0"  # the customer's language
     assert crm.checked == [(42, PIN)]
-    assert result.customer == VIP_WITH_PIN
+    assert result.customer == dataclasses.replace(VIP_WITH_PIN, verified=True)
     assert result.attributes["tier"] == "platinum"
     assert result.attributes["pin_verified"] == "yes"
     assert result.path[0].input == "caller id, pin verified"
@@ -108,7 +108,7 @@ async def test_wrong_pins_lead_to_not_verified_as_a_stranger(main_flow: Flow) ->
 async def test_a_second_try_may_be_right(main_flow: Flow) -> None:
     crm = PinCrm()
     result = await crm.engine().run(main_flow, ScriptedChannel(["9999", PIN, "1"]), VIP_NUMBER)
-    assert result.customer == VIP_WITH_PIN
+    assert result.customer == dataclasses.replace(VIP_WITH_PIN, verified=True)
     assert result.attributes["intent"] == "billing"
 
 
@@ -136,7 +136,7 @@ async def test_an_account_holder_with_a_pin_is_asked_after_the_account(main_flow
         "enter_account",
         "enter_pin",
     ]
-    assert result.customer == HOLDER_WITH_PIN
+    assert result.customer == dataclasses.replace(HOLDER_WITH_PIN, verified=True)
     assert result.inputs == {"account": ACCOUNT, "pin": MASK}
     assert result.path[2].input == f"account {ACCOUNT}, pin verified"
 
@@ -195,9 +195,9 @@ async def test_the_crm_keeps_only_a_hash_and_checks_pins_against_it(tmp_path: Pa
             assert stored.pin_hash is not None
             assert PIN not in stored.pin_hash
             assert stored.pin_hash.startswith("$argon2")
-            assert await verify_pin(session, ann.id, PIN)
-            assert not await verify_pin(session, ann.id, "4712")
-            assert not await verify_pin(session, ann.id + 1, PIN)  # nobody
+            assert await check_pin(session, ann.id, PIN) is PinResult.MATCH
+            assert await check_pin(session, ann.id, "4712") is PinResult.WRONG
+            assert await check_pin(session, ann.id + 1, PIN) is PinResult.WRONG  # nobody
         lookup = CrmLookup(sessions, "CN")
         by_phone = await lookup.by_caller_id(VIP_NUMBER)
         by_account = await lookup.by_account("77")
@@ -205,12 +205,12 @@ async def test_the_crm_keeps_only_a_hash_and_checks_pins_against_it(tmp_path: Pa
         assert by_phone.has_pin
         assert by_account is not None
         assert by_account.has_pin
-        assert await lookup.verify_pin(by_phone, PIN)
+        assert await lookup.verify_pin(by_phone, PIN) is PinCheck.MATCH
         async with sessions() as session, session.begin():
             await set_pin(session, ann.id, None)
         again = await lookup.by_caller_id(VIP_NUMBER)
         assert again is not None
         assert not again.has_pin
-        assert not await lookup.verify_pin(again, PIN)
+        assert await lookup.verify_pin(again, PIN) is PinCheck.WRONG
     finally:
         await engine.dispose()
