@@ -20,7 +20,7 @@ from cti_server import events as internal
 from cti_server.bus import Bus, Subscription
 from cti_server.integrations.customers import CustomerDirectory
 from cti_server.integrations.events import Customer
-from cti_server.integrations.translate import CallKey, Outgoing, Receiver, Translator
+from cti_server.integrations.translate import CallKey, Receiver, Translator
 from cti_server.integrations.webhooks import Webhooks
 
 log = logging.getLogger(__name__)
@@ -74,10 +74,7 @@ class IntegrationService:
 
     async def _run(self, subscription: Subscription) -> None:
         async for event in subscription:
-            try:
-                self.handle(event)
-            except Exception:  # one event the public shapes refuse must not end the stream
-                log.exception("integrations: could not publish %s", type(event).__name__)
+            self.handle(event)
 
     def handle(self, event: internal.DomainEvent) -> None:
         """One internal event, in bus order (tests may call it directly)."""
@@ -95,7 +92,7 @@ class IntegrationService:
             self._lookups.add(task)
             task.add_done_callback(self._lookups.discard)
             return
-        self._send(self._translator.translate(event))
+        self._publish(event)
 
     def _lookup_for(self, event: internal.DomainEvent) -> Awaitable[Customer | None] | None:
         if self._customers is None:
@@ -120,14 +117,19 @@ class IntegrationService:
             customer = Customer(id=event.customer_id, name=None, tier=None)  # the IVR knew
         held = self._held.pop(key, [])
         self._translator.identified(key, customer)
-        self._send(self._translator.translate(event))
+        self._publish(event)
         for index, later in enumerate(held):
             self.handle(later)
             if key in self._held:  # held again (the IVR named the customer)
                 self._held[key].extend(held[index + 1 :])
                 break
 
-    def _send(self, sent: list[Outgoing]) -> None:
+    def _publish(self, event: internal.DomainEvent) -> None:
+        try:
+            sent = self._translator.translate(event)
+        except Exception:  # one event the public shapes refuse must not end the stream
+            log.exception("integrations: could not publish %s", type(event).__name__)
+            return
         for outgoing in sent:
             self.sent += 1
             self.webhooks.offer(outgoing)
