@@ -21,10 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_core.models import ApiToken, User
 from crm_core.people import issue_token
 from cti_server.bus import MemoryBus
+from cti_server.integrations.access import Topics, Viewer
 from cti_server.integrations.http import PREFIX, create_events_api
 from cti_server.integrations.service import IntegrationService
 from cti_server.integrations.settings import IntegrationsSettings
-from cti_server.integrations.stream import UNAUTHORIZED
+from cti_server.integrations.stream import UNAUTHORIZED, StreamClient, TokenUser
+from cti_server.integrations.translate import Translator
 from cti_server.integrations.webhooks import Webhooks
 from tests.support import domain_events as make
 from tests.support.ui import add_users
@@ -212,3 +214,14 @@ async def test_admins_read_the_delivery_figures(stream: Stream) -> None:
     assert (body["ok"], body["streams"], body["webhooks"]) == (True, 1, [])
     await ws.close()
     await asyncio.sleep(0)
+
+
+def test_a_slow_stream_client_loses_its_oldest_events_and_counts_them() -> None:
+    viewer = TokenUser("sup", Viewer(role="supervisor"))
+    client = StreamClient(viewer, Topics.parse(["call.ended"]), maxsize=3)
+    translator = Translator()
+    for n in range(5):
+        for outgoing in translator.translate(make.ended(f"c{n}", "agent-1001")):
+            client.offer(outgoing)
+    kept = [client.queue.get_nowait().event.data.call_id for _ in range(client.queue.qsize())]
+    assert (kept, client.dropped) == (["c2", "c3", "c4"], 2)

@@ -213,3 +213,24 @@ def test_a_webhook_without_its_secret_in_the_environment_is_refused_naming_the_v
         )
     with pytest.raises(ValidationError, match="http:// or https://"):
         WebhookSettings(name="crm", url="ftp://crm.example/h", secret_env="CTI_GOOD")
+
+
+@pytest.mark.asyncio
+async def test_only_the_leading_process_sends_webhooks(
+    monkeypatch: pytest.MonkeyPatch, receivers: Callable[[], Awaitable[Receiver]], bus: MemoryBus
+) -> None:
+    receiver = await receivers()
+    leading = False
+    settings = _settings(monkeypatch, ("crm", receiver.url, ("call.ended",)))
+    service = IntegrationService(bus, Webhooks(settings, is_leader=lambda: leading))
+    await service.start()
+    try:
+        bus.publish(make.ended("while-following", "agent-1001"))
+        await poll_until(_true(lambda: service.sent == 1), 5, what="the first translated")
+        leading = True
+        bus.publish(make.ended("while-leading", "agent-1001"))
+        await receiver.until(lambda: len(receiver.posts) == 1)
+        await poll_until(_true(lambda: service.sent == 2), 5, what="both translated")
+    finally:
+        await service.close()
+    assert [b["data"]["call_id"] for b in receiver.bodies()] == ["while-leading"]
