@@ -53,6 +53,11 @@ class Actor:
 SYSTEM = Actor("system")
 
 
+def api_actor(user: User) -> Actor:
+    """An admin acting over the REST API, as the audit names them."""
+    return Actor(f"api:{user.username}", user.id)
+
+
 @dataclass(frozen=True)
 class UserChanges:
     """What to change of a user; None leaves a field as it is (an extension of "" removes it)."""

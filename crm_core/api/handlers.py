@@ -590,7 +590,8 @@ async def list_agents(request: web.Request) -> UserList:
 async def create_agent(request: web.Request) -> UserOut:
     data = await read_body(request, UserIn)
     async with _session(request) as session, session.begin():
-        user = await people.create_user(session, **data.model_dump())
+        by = people.api_actor(current_user(request))
+        user = await people.create_user(session, **data.model_dump(), by=by)
         return serialize.user(user)
 
 
