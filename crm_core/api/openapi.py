@@ -1,11 +1,11 @@
 """The OpenAPI 3.1 document, built from the route table and the pydantic models.
 
 Each operation lists only the answers it can give: its success (200, or 201 when it creates)
-with the response model; 400 and 413 when it reads a body; 401 when it needs a sign-in, 403
-when it needs more than an agent or its rules may refuse (declared by the route);
-404 when its path names a record; 409 where a conflict is possible (declared by the route);
-422 when it reads a body, a query or a path parameter; 500 and 503 always (an unforeseen error,
-the database unreachable). Every error answer has the same schema (``ErrorOut``).
+with the response model; 400 and 413 when it reads a body; 401 when it needs a sign-in, 403 when
+it needs more than an agent or its rules may refuse (declared by the route); 404 when its path
+names a record; 409 where a conflict is possible (declared by the route); 422 always (a bad body,
+path or query parameter, or a query parameter the operation does not take); 500 and 503 always
+(an unforeseen error, the database unreachable). Every error answer has one schema, ``ErrorOut``.
 """
 
 from __future__ import annotations
@@ -52,17 +52,15 @@ class _Schemas:
 
 def codes(info: RouteInfo) -> list[int]:
     """The status codes an operation can answer, in order."""
-    found = {info.status, 500, 503, *info.errors}
+    found = {info.status, 422, 500, 503, *info.errors}  # 422: any unknown query parameter
     if info.body is not None:
-        found |= {400, 413, 422}
+        found |= {400, 413}
     if info.min_role is not None:
         found.add(401)
     if info.min_role not in (None, "agent"):
         found.add(403)  # below that, a route declares the 403s its rules give
     if info.path_params.model_fields:
-        found |= {404, 422}
-    if info.query.model_fields:
-        found.add(422)
+        found.add(404)
     return sorted(found)
 
 

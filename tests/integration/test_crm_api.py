@@ -7,6 +7,7 @@ import importlib
 import importlib.util
 import io
 import json
+import re
 import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -969,3 +970,48 @@ async def test_a_client_generated_from_the_document_signs_in_and_reads_a_custome
     assert read.created_at == created.created_at
     assert isinstance(missing, models.ErrorOut)
     assert missing.error == "not_found"
+
+
+_OPERATIONS = [
+    (method.upper(), path.removeprefix("/api"))
+    for path, item in openapi_document()["paths"].items()
+    for method in item
+]
+
+
+def _params(keep: Callable[[str, str], bool] = lambda _m, _p: True) -> list[Any]:
+    return [pytest.param(m, p, id=f"{m} {p}") for m, p in _OPERATIONS if keep(m, p)]
+
+
+def _concrete(path: str, value: str = "1") -> str:
+    return re.sub(r"\{id\}", value, path).replace("{skill}", "billing")
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("method", "path"), _params())
+async def test_every_operation_refuses_an_unknown_query_parameter_by_name(
+    api: Api, method: str, path: str
+) -> None:
+    status, answer = await api.call(
+        method, _concrete(path), who="admin", params={"bogus": "1"}, json={}
+    )
+    assert status == 422, answer
+    assert "bogus" in [f["field"] for f in answer["fields"]]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("method", "path"), _params(lambda _m, p: "{id}" in p))
+@pytest.mark.parametrize("bad", ["0", "abc", str(10**23)])
+async def test_every_path_id_outside_its_bounds_is_a_422(
+    api: Api, method: str, path: str, bad: str
+) -> None:
+    status, answer = await api.call(method, _concrete(path, bad), who="admin", json={})
+    assert status == 422, answer
+    assert [f["field"] for f in answer["fields"]] == ["id"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("method", "path"), _params(lambda _m, p: p != "/tokens"))
+async def test_every_operation_but_sign_in_needs_a_token(api: Api, method: str, path: str) -> None:
+    status, answer = await api.call(method, _concrete(path), who=None, json={})
+    assert (status, answer["error"]) == (401, "unauthorized")
