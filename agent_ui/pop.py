@@ -73,6 +73,19 @@ def routing_reason(attributes: dict[str, str], written: Record) -> Record:
     return {**{k: attributes[k] for k in ROUTING_KEYS if attributes.get(k)}, **written}
 
 
+def identity(attributes: dict[str, str]) -> Record:
+    """How far the desk may trust who the caller says they are. Caller ID names a customer but
+    anyone can send any number: only a PIN typed in the IVR proves it, and a PIN locked by too
+    many wrong tries (over every call) is the desk's cue for extra care."""
+    if attributes.get("verified") == "pin":
+        return {"verified": True, "note": "verified: PIN typed in the IVR"}
+    if attributes.get("pin_locked") == "yes":
+        return {"verified": False, "note": "not verified: IVR PIN locked after wrong tries"}
+    if attributes.get("pin_verified") == "no":
+        return {"verified": False, "note": "not verified: wrong PIN in the IVR"}
+    return {"verified": False, "note": "not verified: caller ID only, ask a security question"}
+
+
 class PopService:
     """Customer records by call, looked up ahead of the ring."""
 
@@ -162,6 +175,7 @@ class PopService:
             **record,
             "ivr": call.ivr,
             "routing": routing_reason(call.ivr["attributes"] if call.ivr else {}, {}),
+            "identity": identity(call.ivr["attributes"] if call.ivr else {}),
         }
 
     async def routing_of(self, node: str, linkedid: str) -> Record:

@@ -58,6 +58,9 @@
     setText("pop-call-state", call.state || "ringing");
     setText("pop-phone", c ? c.phones.join(", ") : (m.number || call.caller_number));
     setText("pop-caller", [call.caller_name, call.caller_number].filter(Boolean).join(" · "));
+    const identity = m.identity || { verified: false, note: "not verified" };
+    setText("pop-identity", identity.note);
+    byId("pop-identity").className = identity.verified ? "verified" : "unverified";
     setText("pop-account", c ? c.account_number : "");
     setText("pop-organisation", c ? c.organisation : "");
     setText("pop-language", c ? c.language : "");

@@ -116,6 +116,11 @@ async def test_agent_takes_a_real_call_with_its_pop_and_wraps_up_while_the_super
     await expect(alice.page.locator("#pop-account")).to_have_text("A12345678")
     await expect(alice.page.locator("#pop-language")).to_have_text("zh")
     await expect(alice.page.locator("#pop-ivr-path")).to_contain_text("menu → 1")
+    # named by caller ID, no PIN on file: the desk is told it is not proof
+    await expect(alice.page.locator("#pop-identity")).to_have_text(
+        "not verified: caller ID only, ask a security question"
+    )
+    await expect(alice.page.locator("#pop-identity")).to_have_class("unverified")
     await expect(alice.page.locator("#pop-routing")).to_contain_text("billing")
     await expect(alice.page.locator("#pop-history")).to_contain_text("resolved")
     await expect(alice.page.locator("#pop-cases")).to_contain_text("Charged twice in March")

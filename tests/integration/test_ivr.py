@@ -473,19 +473,24 @@ async def test_caller_pressing_9_leaves_a_voicemail_that_becomes_a_follow_up(
 
 
 @pytest.mark.asyncio
-async def test_known_customer_pressing_3_hears_the_last_order_read_back(
+async def test_a_customer_who_typed_the_pin_pressing_3_hears_the_last_order_read_back(
     asterisk_node: AsteriskNode, ivr_app: web.Application, ami: tuple[AmiClient, EventLog]
 ) -> None:
     client, log = ami
-    # 3 during the menu; the caller hangs up while the menu is offered again after the read-back
+    sessions = async_sessionmaker(ivr_app[DATABASE], expire_on_commit=False)
+    async with sessions() as session, session.begin():
+        found = await lookup_by_caller_id(session, VIP[1], "CN")
+        await set_pin(session, found.customers[0].id, PIN)
+    # the PIN while it is asked, then 3 again and again until the menu takes it (keys pressed
+    # while the order is read back are not heard); the caller hangs up after the read-back
     call = await place_customer_call(
         client,
         context=asterisk_node.settings.dialplan.inbound_context,
         number=VIP[1],
         name=VIP[0],
-        dtmf="3",
-        pre_wait=6,
-        patience=18,
+        dtmf=f"{PIN}#" + "ww3" * 10,
+        pre_wait=5,
+        patience=22,
     )
     await log.wait_for(event_is("Hangup", Uniqueid=call.uniqueid), 60, "the caller hung up")
     row = await _interaction(ivr_app, call)
@@ -493,9 +498,37 @@ async def test_known_customer_pressing_3_hears_the_last_order_read_back(
     start = steps.index("last_order")
     assert steps[start - 1 : start + 4] == ["menu", "last_order", "say_amount", "say_days", "menu"]
     by_step = {s["step"]: s for s in row.ivr_path}
+    assert by_step["identify"]["input"] == "caller id, pin verified"
     assert by_step["last_order"]["input"] == "last_order_amount=1234, last_order_days=3"
     assert by_step["say_amount"]["input"] == "1234"
     assert by_step["say_days"]["input"] == "3"
+
+
+@pytest.mark.asyncio
+async def test_caller_id_alone_pressing_3_hears_no_order(
+    asterisk_node: AsteriskNode, ivr_app: web.Application, ami: tuple[AmiClient, EventLog]
+) -> None:
+    """The customer's number, no PIN on file: anyone may send that caller ID, so the IVR names
+    the customer for routing and the pop but reads nothing personal out."""
+    client, log = ami
+    call = await place_customer_call(
+        client,
+        context=asterisk_node.settings.dialplan.inbound_context,
+        number=VIP[1],
+        name=VIP[0],
+        dtmf="3",
+        pre_wait=6,
+        patience=14,
+    )
+    await log.wait_for(event_is("Hangup", Uniqueid=call.uniqueid), 60, "the caller hung up")
+    row = await _interaction(ivr_app, call)
+    steps = [s["step"] for s in row.ivr_path]
+    start = steps.index("last_order")
+    assert steps[start - 1 : start + 3] == ["menu", "last_order", "order_needs_pin", "menu"]
+    assert row.ivr_path[start]["input"] == "not verified"
+    assert "say_amount" not in steps
+    assert row.routing["attributes"]["verified"] == "no"
+    assert "1234" not in repr((row.ivr_path, row.routing))
 
 
 @pytest.mark.asyncio

@@ -36,6 +36,7 @@ from cti_server.events import (
     CallEnded,
     CallRouted,
     DomainEvent,
+    IvrFinished,
 )
 from cti_server.telephony import agent_actions
 from cti_server.tracker.model import Call, CallState, Leg
@@ -518,3 +519,41 @@ async def test_click_to_dial_rings_the_agents_phone_from_the_desk_and_the_profil
         assert dialled.status == 303
         assert dialled.headers["Location"].startswith(f"/ui/customers/{customer}?message=")
     assert [a for a, _ in ui.ami.sent] == ["Originate", "Originate"]
+
+
+def _ivr(linkedid: str, **attributes: str) -> IvrFinished:
+    return IvrFinished(
+        node=NODE,
+        linkedid=linkedid,
+        flow="main",
+        outcome="transfer",
+        queue="support",
+        attributes={"queue": "support", **attributes},
+        path=[],
+        inputs={},
+        customer_id=None,
+    )
+
+
+@pytest.mark.asyncio
+async def test_the_pop_says_whether_the_caller_proved_who_they_are(ui: Ui) -> None:
+    """Caller ID names a customer, anyone can send it: the desk sees whether the IVR checked a
+    PIN, found it wrong, or found it locked after too many wrong tries."""
+    alice = await ui.desk("alice")
+    cases = [
+        ({"verified": "pin"}, True, "verified: PIN typed in the IVR"),
+        ({"verified": "no"}, False, "not verified: caller ID only, ask a security question"),
+        ({"pin_verified": "no"}, False, "not verified: wrong PIN in the IVR"),
+        (
+            {"pin_verified": "no", "pin_locked": "yes"},
+            False,
+            "not verified: IVR PIN locked after wrong tries",
+        ),
+    ]
+    for n, (attributes, verified, note) in enumerate(cases):
+        linkedid = f"1700000100.{n}"
+        ui.publish(_arrived(linkedid), _ivr(linkedid, **attributes), _ringing(linkedid, ALICE))
+        pop = await next_of(alice, "pop")
+        assert pop["identity"] == {"verified": verified, "note": note}
+        ui.publish(_ended(linkedid, ""))
+        await next_of(alice, "pop_cleared")
