@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,8 +13,10 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
+from crm_core.api.app import openapi_document
 from cti_server.app import build_app
 from cti_server.config import load_settings
+from tests.support.openapi import ResponseChecker
 from tests.support.ports import free_port
 from tests.support.postgres import PostgresServer
 from tests.support.waiting import poll_until
@@ -53,15 +56,21 @@ async def test_status_and_api_report_the_outage_then_recover(
     server_without_database: tuple[str, int],
 ) -> None:
     base, db_port = server_without_database
+    document = ResponseChecker(openapi_document())
+
+    async def _sign_in(http: aiohttp.ClientSession) -> tuple[int, Any]:
+        body = {"username": "ann", "password": "whatever1"}
+        async with http.post(base + "/api/tokens", json=body) as response:
+            text = await response.text()
+            document.check("POST", "/api/tokens", response.status, text, dict(response.headers))
+            return response.status, json.loads(text)
+
     async with aiohttp.ClientSession() as http:
         status, body = await _get(http, base + "/status")
         assert status == 503
         assert body["database"]["ok"] is False
-        async with http.post(
-            base + "/api/tokens", json={"username": "ann", "password": "whatever1"}
-        ) as response:
-            assert response.status == 503
-            assert (await response.json())["error"] == "database_unavailable"
+        status, body = await _sign_in(http)
+        assert (status, body["error"]) == (503, "database_unavailable")
 
         database = PostgresServer(Path(tempfile.mkdtemp(prefix="cti-pg-outage-")))
         database.start(port=db_port)
@@ -73,9 +82,8 @@ async def test_status_and_api_report_the_outage_then_recover(
                 return bool(body["database"]["ok"])
 
             await poll_until(_database_ok, 30, what="database reported up")
-            async with http.post(
-                base + "/api/tokens", json={"username": "ann", "password": "whatever1"}
-            ) as response:
-                assert response.status == 401  # the database answers: no such user
+            status, _ = await _sign_in(http)
+            assert status == 401  # the database answers: no such user
         finally:
             database.stop()
+    assert document.problems == []  # both answers are the ones the OpenAPI document describes
