@@ -14,7 +14,8 @@ from crm_core.cases import cases_for
 from crm_core.customers import create_customer, get_customer, search_customers
 from crm_core.errors import CrmError, NotFound
 from crm_core.interactions import timeline
-from crm_core.models import User
+from crm_core.models import Customer, User
+from crm_core.pins import pin_locked
 from crm_core.schemas import CustomerIn
 from cti_server.telephony.agent_actions import AgentActionError
 
@@ -47,10 +48,26 @@ async def profile_page(request: web.Request) -> web.StreamResponse:
         request,
         "customer.html",
         customer=customer,
+        ivr_pin=_ivr_pin(customer),
         history=history,
         complaints=complaints,
         message=request.query.get("message", "")[:200],
     )
+
+
+def _ivr_pin(customer: Customer) -> str:
+    """What the desk needs of the IVR PIN: whether callers can prove who they are with one, and
+    a lock the customer may be calling about (the PIN itself is never shown: only its hash is
+    kept)."""
+    if customer.pin_hash is None:
+        return "none: callers are named by caller ID only"
+    if pin_locked(customer):
+        assert customer.pin_locked_until is not None
+        until = customer.pin_locked_until.strftime("%Y-%m-%d %H:%M UTC")
+        return f"locked until {until} after {customer.pin_failures} wrong tries"
+    if customer.pin_failures:
+        return f"set ({customer.pin_failures} wrong since the last right one)"
+    return "set"
 
 
 @pages.route("POST", "/customers/new", "agent", name="new_customer")

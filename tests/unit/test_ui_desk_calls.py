@@ -25,6 +25,7 @@ from agent_ui import desktop
 from crm_core.customers import create_customer
 from crm_core.database import make_engine
 from crm_core.interactions import find_interaction
+from crm_core.pins import PinLockPolicy, PinResult, check_pin, set_pin
 from crm_core.schemas import CustomerIn
 from cti_server.bus import MemoryBus
 from cti_server.config import UiSettings
@@ -557,3 +558,26 @@ async def test_the_pop_says_whether_the_caller_proved_who_they_are(ui: Ui) -> No
         assert pop["identity"] == {"verified": verified, "note": note}
         ui.publish(_ended(linkedid, ""))
         await next_of(alice, "pop_cleared")
+
+
+@pytest.mark.asyncio
+async def test_the_customer_page_shows_the_ivr_pin_and_its_lock(ui: Ui) -> None:
+    await ui.desk("alice")  # signed in
+    customer = await _customer(ui, "Locked Out")
+
+    async def pin_line() -> str:
+        async with ui.http.get(f"{ui.base}/ui/customers/{customer}") as page:
+            html = await page.text()
+        return html.split('id="ivr-pin">', 1)[1].split("<", 1)[0]
+
+    assert await pin_line() == "none: callers are named by caller ID only"
+    async with ui.db() as session, session.begin():
+        await set_pin(session, customer, "4711")
+    assert await pin_line() == "set"
+    for _ in range(PinLockPolicy().tries):
+        async with ui.db() as session, session.begin():
+            assert await check_pin(session, customer, "1111") is PinResult.WRONG
+    line = await pin_line()
+    assert line.startswith("locked until ")
+    assert line.endswith(" UTC after 5 wrong tries")
+    assert "4711" not in line
