@@ -30,6 +30,8 @@ class ResponseChecker:
     """Checks answers against ``document``; ``problems`` lists what did not match."""
 
     document: dict[str, Any]
+    prefix: str = "/api/"
+    """Answers to paths outside it (pages of the desktop mounted beside the API) are not checked."""
     ignore: frozenset[str] = frozenset({"/api/openapi.json"})
     """Paths not described by the document (the document itself)."""
     problems: list[str] = field(default_factory=list)
@@ -55,7 +57,7 @@ class ResponseChecker:
         self, method: str, path: str, status: int, text: str, headers: dict[str, str]
     ) -> None:
         """Record a problem for each way the answer differs from the document."""
-        if path in self.ignore:
+        if path in self.ignore or not path.startswith(self.prefix):
             return
         matched = self.operation(method, path)
         if matched is None:

@@ -152,3 +152,9 @@ def test_the_checker_refuses_an_operation_the_document_lacks() -> None:
     checker = ResponseChecker(DOCUMENT)
     checker.check("DELETE", "/api/cases/1", 200, "{}", {})
     assert checker.problems == ["DELETE /api/cases/1: no such operation in the document"]
+
+
+def test_the_checker_leaves_pages_beside_the_api_alone() -> None:
+    checker = ResponseChecker(DOCUMENT)
+    checker.check("GET", "/ui/desk", 200, "<html></html>", {})
+    assert checker.problems == []
