@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
@@ -41,6 +42,7 @@ from cti_server.ivr.customers import CrmLookup
 from cti_server.ivr.engine import IvrEngine
 from cti_server.ivr.registry import FlowRegistry
 from cti_server.ivr.self_service import CrmSelfService
+from cti_server.logs import ACCESS_LOGGER, AccessLogger
 from cti_server.metrics import CtiCollector, make_registry
 from cti_server.recorder.recorder import Recorder
 from cti_server.recorder.spool import Spool
@@ -53,11 +55,13 @@ from cti_server.routing.router import Router
 from cti_server.speech.audiosocket import AudioSocketServer
 from cti_server.speech.models import SpeechModels
 from cti_server.speech.transcription import TranscriptionService
+from cti_server.tasks import cancel_and_wait
 from cti_server.telephony.ami_client import AmiClient, AmiError
 from cti_server.telephony.ami_events import translate
 from cti_server.telephony.fastagi import FastAgiServer
 from cti_server.tracker.resync import resync
 from cti_server.tracker.tracker import Tracker
+from cti_server.version import release
 from cti_server.watchdog import LoopWatchdog
 
 log = logging.getLogger(__name__)
@@ -204,9 +208,7 @@ def build_app(settings: Settings) -> web.Application:
         app[ROUTER] = _router(settings, tracker, links, sessions, bus, leader)
         app.router.add_routes(routing_routes(app[ROUTER], authorize, authorized_user))
     app.cleanup_ctx.append(_routing)  # last in, first out: it releases calls to the fallback
-    app.router.add_get("/status", status_view)
-    app.router.add_get("/live", live_view)
-    app.router.add_get("/metrics", metrics_view)
+    app.router.add_routes(_operator_routes())
     app[METRICS] = make_registry(
         CtiCollector(
             tracker, links, app[RECORDER], bus, app[WATCHDOG], decoding=app[TRANSCRIPTION].pool
@@ -232,6 +234,16 @@ def build_app(settings: Settings) -> web.Application:
         ),
     )
     return app
+
+
+def _operator_routes() -> list[web.RouteDef]:
+    """Liveness, readiness, the live model and the metrics, beside the API and the UI."""
+    return [
+        web.get("/healthz", healthz_view),
+        web.get("/status", status_view),
+        web.get("/live", live_view),
+        web.get("/metrics", metrics_view),
+    ]
 
 
 def _ui_deps(
@@ -320,13 +332,35 @@ def _link(settings: AmiSettings, tracker: Tracker, bus: MemoryBus) -> AmiClient:
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
-    """Bring the schema up to date, retrying while the database is unreachable."""
-    task = asyncio.create_task(_migrate_until_done(app), name="crm-migrate")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    await app[DATABASE].dispose()
+    """Bring the schema up to date: a SQLite file at once (it cannot come later: a path that
+    cannot be opened or written is a start-up failure); a database server in the background,
+    retried while it is unreachable (``/status`` says 503 meanwhile)."""
+    engine = app[DATABASE]
+    task = None
+    try:
+        if engine.dialect.name == "sqlite":
+            await _migrate_local(app)
+        else:
+            task = asyncio.create_task(_migrate_until_done(app), name="crm-migrate")
+        yield
+    finally:
+        if task is not None:
+            await cancel_and_wait(task)
+        await engine.dispose()
+
+
+async def _migrate_local(app: web.Application) -> None:
+    engine = app[DATABASE]
+    try:
+        await upgrade(engine)
+        async with engine.begin() as connection:  # read-only files pass the upgrade at head
+            version = (await connection.exec_driver_sql("PRAGMA user_version")).scalar()
+            await connection.exec_driver_sql(f"PRAGMA user_version = {int(version or 0)}")
+    except (OSError, DBAPIError) as exc:
+        reason = getattr(exc, "orig", None) or exc
+        where = engine.url.render_as_string(hide_password=True)
+        raise StartupError(f"database {where} (database.url): {reason}") from exc
+    app[SCHEMA_READY].set()
 
 
 async def _migrate_until_done(app: web.Application) -> None:
@@ -350,9 +384,7 @@ async def _bus(app: web.Application) -> AsyncIterator[None]:
         await bus.start()
     lease = asyncio.create_task(app[LEADER].run(), name="leader-lease")
     yield
-    lease.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await lease
+    await cancel_and_wait(lease)
     if isinstance(bus, RedisBus):
         await bus.stop()
 
@@ -360,19 +392,13 @@ async def _bus(app: web.Application) -> AsyncIterator[None]:
 async def _recorder(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(app[RECORDER].run(), name="recorder")
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await cancel_and_wait(task)
 
 
 async def _ami_link(app: web.Application) -> AsyncIterator[None]:
     tasks = [asyncio.create_task(link.run(), name=f"ami-{link.status.node}") for link in app[LINKS]]
     yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    await cancel_and_wait(*tasks)
 
 
 async def _resync_quietly(client: AmiClient, tracker: Tracker) -> None:
@@ -385,11 +411,7 @@ async def _resync_quietly(client: AmiClient, tracker: Tracker) -> None:
 async def _watchdog(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(app[WATCHDOG].run(), name="loop-watchdog")
     yield
-    for owned in [task, *app[RESYNCS]]:
-        owned.cancel()
-    for owned in [task, *app[RESYNCS]]:
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await owned
+    await cancel_and_wait(task, *app[RESYNCS])
 
 
 async def _routing(app: web.Application) -> AsyncIterator[None]:
@@ -399,13 +421,13 @@ async def _routing(app: web.Application) -> AsyncIterator[None]:
         return
     task = asyncio.create_task(router.run(), name="router")
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await cancel_and_wait(task)
 
 
 async def _fastagi(app: web.Application) -> AsyncIterator[None]:
-    await app[AGI].start()
+    agi = app[SETTINGS].agi
+    async with _listener("FastAGI", "agi", agi.host, agi.port):
+        await app[AGI].start()
     yield
     await app[AGI].stop()
 
@@ -416,14 +438,14 @@ async def _speech(app: web.Application) -> AsyncIterator[None]:
     if not speech.languages():
         yield
         return
-    await speech.start()
-    loading = asyncio.create_task(speech.preload())
+    listen = app[SETTINGS].speech
+    async with _listener("AudioSocket", "speech", listen.host, listen.port):
+        await speech.start()
+    loading = asyncio.create_task(speech.preload(), name="speech-preload")
     transcription = app[TRANSCRIPTION]
     transcription.attach()
     yield
-    loading.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await loading
+    await cancel_and_wait(loading)
     await transcription.close()
     await speech.stop()
 
@@ -432,6 +454,15 @@ async def _complaints(app: web.Application) -> AsyncIterator[None]:
     app[COMPLAINTS].attach()
     yield
     await app[COMPLAINTS].close()
+
+
+async def healthz_view(_request: web.Request) -> web.Response:
+    """Liveness: answered while the event loop runs, whatever AMI or the database say.
+
+    An orchestrator restarts the server when this fails; ``/status`` is readiness (503 while a
+    part is down), so a restart never happens merely because Asterisk is down.
+    """
+    return web.json_response({"ok": True, "version": release()})
 
 
 async def status_view(request: web.Request) -> web.Response:
@@ -462,6 +493,7 @@ async def status_view(request: web.Request) -> web.Response:
     if router is not None:
         body["routing"] = {"ok": not router.last_error, "cycles": router.cycles}
     body["ok"] = all(part["ok"] for part in body.values())
+    body["version"] = release()
     return web.json_response(body, status=200 if body["ok"] else 503)
 
 
@@ -506,28 +538,84 @@ async def live_view(request: web.Request) -> web.Response:
 Background = Callable[[web.Application], Coroutine[Any, Any, None]]
 
 
+class ServeError(Exception):
+    """The server could not start, or not stop in time; the message says what, in one line."""
+
+
+class StartupError(ServeError):
+    """A part could not start (a port taken, a database that cannot be opened, ...)."""
+
+
+@contextlib.asynccontextmanager
+async def _listener(what: str, section: str, host: str, port: int) -> AsyncIterator[None]:
+    """A listener that cannot bind is named with its address and the setting that moves it."""
+    try:
+        yield
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise StartupError(
+            f"{what} cannot listen on {host}:{port} ({section}.host, {section}.port): {reason}"
+        ) from exc
+
+
 async def serve(settings: Settings, background: Background | None = None) -> None:
     """Run until SIGTERM or SIGINT, then stop every part and return.
 
     ``background`` (e.g. the demo's call traffic) runs beside the server and is cancelled first.
+    A part that cannot start raises :class:`StartupError` after whatever had started is stopped.
     """
-    app = build_app(settings)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
-    await runner.setup()
+    runner = await _start(settings)
     try:
-        site = web.TCPSite(runner, settings.http.host, settings.http.port)
-        await site.start()
-        log.info("CTI server ready: http://%s:%d/status", settings.http.host, settings.http.port)
+        log.info(
+            "CTI server %s ready: http://%s:%d/status",
+            release(),
+            settings.http.host,
+            settings.http.port,
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        extra = asyncio.create_task(background(app)) if background else None
+        extra = asyncio.create_task(background(runner.app)) if background else None
         await stop.wait()
         if extra is not None:
-            extra.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await extra
+            await cancel_and_wait(extra)
         log.info("stopping")
     finally:
-        await asyncio.wait_for(runner.cleanup(), settings.shutdown_timeout)
+        await _stop(runner, settings.shutdown_timeout)
+
+
+async def _start(settings: Settings) -> web.AppRunner:
+    """Every part started and the HTTP port bound, or nothing left running and StartupError."""
+    try:
+        app = build_app(settings)
+    except Exception as exc:  # e.g. a flow or policy file that cannot be read
+        raise StartupError(f"{type(exc).__name__}: {exc}") from exc
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        access_log=logging.getLogger(ACCESS_LOGGER) if settings.logging.access_log else None,
+        access_log_class=AccessLogger,
+    )
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, settings.http.host, settings.http.port)
+        async with _listener("HTTP", "http", settings.http.host, settings.http.port):
+            await site.start()
+    except BaseException as exc:
+        try:
+            await _stop(runner, settings.shutdown_timeout)
+        except Exception as cleanup:  # the start-up failure is what the operator must read
+            log.warning("stopping after a failed start: %s: %s", type(cleanup).__name__, cleanup)
+        if isinstance(exc, Exception) and not isinstance(exc, ServeError):
+            raise StartupError(f"{type(exc).__name__}: {exc}") from exc
+        raise
+    return runner
+
+
+async def _stop(runner: web.AppRunner, timeout: float) -> None:
+    try:
+        async with asyncio.timeout(timeout):
+            await runner.cleanup()
+    except TimeoutError:
+        raise ServeError(f"did not stop within {timeout:g} s (shutdown_timeout)") from None

@@ -8,6 +8,7 @@ import os
 import secrets
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,7 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from cti_server.asterisk.local import AsteriskChroot, AsteriskError, AsteriskInstance
 from cti_server.asterisk.render import render_config, write_config
-from cti_server.config import ConfigError, Settings, load_settings
+from cti_server.config import ConfigError, LoggingSettings, Settings, load_settings
+from cti_server.logs import LogFormat, configure_logging
+from cti_server.version import PACKAGE
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -31,25 +36,107 @@ config_option = click.option(
 
 def _settings(config_file: Path | None, **overrides: Any) -> Settings:
     try:
-        return load_settings(config_file, **overrides)
+        settings = load_settings(config_file, **overrides)
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
+    _logging_choice().settings = settings.logging
+    _apply_logging()
+    return settings
 
 
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # chatty at INFO on every start
+@dataclass
+class _LoggingChoice:
+    """The flags seen so far (before or after the command name) and the settings' [logging]."""
+
+    verbose: bool = False
+    log_format: LogFormat | None = None
+    settings: LoggingSettings | None = None
 
 
-@click.group()
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
-def main(verbose: bool) -> None:
+def _logging_choice() -> _LoggingChoice:
+    meta = click.get_current_context().meta  # shared by the group's and the command's context
+    choice: _LoggingChoice = meta.setdefault("cti.logging", _LoggingChoice())
+    return choice
+
+
+def _apply_logging() -> None:
+    """Flags win over the settings file and the environment, which win over the defaults."""
+    choice = _logging_choice()
+    configured = choice.settings or LoggingSettings()
+    level = logging.DEBUG if choice.verbose else logging.getLevelName(configured.level.upper())
+    configure_logging(level, choice.log_format or configured.format)
+
+
+def _verbose_flag(_ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        _logging_choice().verbose = True
+        _apply_logging()
+
+
+def _log_format_flag(_ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        _logging_choice().log_format = "json" if value == "json" else "text"
+        _apply_logging()
+
+
+def _logging_options() -> list[click.Parameter]:
+    return [
+        click.Option(
+            ["-v", "--verbose"],
+            is_flag=True,
+            expose_value=False,
+            callback=_verbose_flag,
+            help="Debug logging.",
+        ),
+        click.Option(
+            ["--log-format"],
+            type=click.Choice(["text", "json"]),
+            expose_value=False,
+            callback=_log_format_flag,
+            help="Log lines as text or one JSON object each (default: [logging] format).",
+        ),
+    ]
+
+
+class _Command(click.Command):
+    """A command that takes the logging options too: `cti serve -v` is `cti -v serve`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.extend(_logging_options())
+
+
+class _Group(click.Group):
+    """A group whose commands and subgroups all take the logging options."""
+
+    command_class = _Command
+    group_class = type  # subgroups are _Group too
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.extend(_logging_options())
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name=PACKAGE, prog_name="cti", message="%(prog)s %(version)s")
+def main() -> None:
     """Contact-center CTI server beside Asterisk."""
-    _setup_logging(verbose)
+    _apply_logging()
+
+
+def _run_server(command: str, run: Callable[[], Awaitable[None]]) -> None:
+    """Run the server; a failure to start (or to stop in time) is one line on standard error
+    and exit 1, its traceback only with -v."""
+    from cti_server.app import ServeError, StartupError
+
+    try:
+        _run(run)
+    except ServeError as exc:
+        log.debug("cti %s failed", command, exc_info=exc)
+        what = "cannot start: " if isinstance(exc, StartupError) else ""
+        click.echo(f"cti {command}: {what}{exc}", err=True)
+        sys.exit(1)
 
 
 @main.command()
@@ -59,11 +146,7 @@ def serve(config_file: Path | None) -> None:
     from cti_server.app import serve as run_server
 
     settings = _settings(config_file)
-    try:
-        asyncio.run(run_server(settings))
-    except OSError as exc:
-        click.echo(f"cti serve: cannot start: {exc}", err=True)
-        sys.exit(1)
+    _run_server("serve", lambda: run_server(settings))
 
 
 @main.group()
@@ -597,11 +680,11 @@ def demo(config_file: Path | None, customers: int, every: float) -> None:
     lines.append("Stop with Ctrl-C.\n")
     click.echo("\n".join(lines))
     try:
-        asyncio.run(
-            run_server(
-                settings,
-                background=lambda app: demo_traffic(app[DATABASE], settings, every),
-            )
+        _run_server(
+            "demo",
+            lambda: run_server(
+                settings, background=lambda app: demo_traffic(app[DATABASE], settings, every)
+            ),
         )
     finally:
         node.stop()

@@ -91,6 +91,18 @@ class HttpSettings(_Section):
     port: int = Field(8080, ge=1, le=65535)
 
 
+class LoggingSettings(_Section):
+    """What the server logs, on standard error (``-v`` and ``--log-format`` override these)."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["text", "json"] = Field(
+        "text", description="json: one object per line (time, level, logger, message, exception)"
+    )
+    access_log: bool = Field(
+        True, description="one line per HTTP request: path, status, size, time (no query string)"
+    )
+
+
 class DatabaseSettings(_Section):
     """The CRM database: SQLite embedded by default, PostgreSQL to scale out."""
 
@@ -335,6 +347,7 @@ class Settings(BaseSettings):
     )
     agi: AgiSettings = AgiSettings()
     http: HttpSettings = HttpSettings()
+    logging: LoggingSettings = LoggingSettings()
     database: DatabaseSettings = DatabaseSettings()
     bus: BusSettings = BusSettings()
     dialplan: DialplanSettings = DialplanSettings()
