@@ -385,7 +385,9 @@ class FollowUpOut(_Output):
     id: int
     customer_id: int
     interaction_id: int | None
-    kind: Literal["callback", "reminder"]
+    kind: Literal["callback", "reminder", "voicemail"] = Field(
+        description="voicemail: a caller left a message to be called back (the recorder's)"
+    )
     due_at: datetime
     owner_id: int | None
     status: Literal["open", "done"]

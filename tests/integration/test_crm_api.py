@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_core.api.app import create_api, openapi_document
 from crm_core.api.http import errors_middleware
 from crm_core.dedup import CustomerRecord, duplicates_of
-from crm_core.models import Customer
+from crm_core.models import Customer, FollowUp
 from crm_core.people import create_user, issue_token
 from crm_core.schemas import MAX_ID
 from crm_core.settings import CrmSettings
@@ -1015,3 +1015,17 @@ async def test_every_path_id_outside_its_bounds_is_a_422(
 async def test_every_operation_but_sign_in_needs_a_token(api: Api, method: str, path: str) -> None:
     status, answer = await api.call(method, _concrete(path), who=None, json={})
     assert (status, answer["error"]) == (401, "unauthorized")
+
+
+@pytest.mark.asyncio
+async def test_a_voicemail_callback_left_by_a_caller_is_listed(api: Api, crm: Sessions) -> None:
+    """Follow-ups the recorder writes (kind voicemail) are answers the document describes."""
+    _, customer = await api.call("POST", "/customers", json={"name": "Ann Lee"})
+    async with crm() as s, s.begin():
+        s.add(
+            FollowUp(
+                customer_id=customer["id"], kind="voicemail", due_at=datetime.now(UTC), note="hi"
+            )
+        )
+    status, listed = await api.call("GET", "/follow-ups", who="supervisor")
+    assert (status, [t["kind"] for t in listed["items"]]) == (200, ["voicemail"])
