@@ -127,3 +127,10 @@ def test_every_image_is_an_exact_tag() -> None:
         assert bases, dockerfile
         for base in bases:
             assert _EXACT.fullmatch(base), f"{dockerfile.relative_to(ROOT)}: FROM {base}"
+
+
+def test_cti_is_probed_for_liveness_not_readiness() -> None:
+    """A restart cures a stuck server, not an Asterisk that is down."""
+    probe = " ".join(compose_project()["services"]["cti"]["healthcheck"]["test"])
+    assert "/healthz" in probe
+    assert "/status" not in probe
