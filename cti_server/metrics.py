@@ -54,7 +54,6 @@ import platform
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.core import (
@@ -73,18 +72,13 @@ from cti_server.speech.pool import DecodePool
 from cti_server.telephony.ami_client import AmiClient
 from cti_server.tracker.model import Durations
 from cti_server.tracker.tracker import Tracker
+from cti_server.version import release
 from cti_server.watchdog import LoopWatchdog
-
-PACKAGE = "cti-server"
 
 
 def build_info() -> dict[str, str]:
     """The labels of ``cti_build_info``: the installed release of this package and Python's."""
-    try:
-        release = version(PACKAGE)
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        release = "unknown"
-    return {"version": release, "python": platform.python_version()}
+    return {"version": release(), "python": platform.python_version()}
 
 
 class CtiCollector(Collector):
