@@ -364,12 +364,19 @@ async def _migrate_local(app: web.Application) -> None:
 
 
 async def _migrate_until_done(app: web.Application) -> None:
-    delay = 0.5
+    """Retry with backoff; a WARNING when the failure is new or changes, the retries at DEBUG."""
+    engine = app[DATABASE]
+    where = engine.url.render_as_string(hide_password=True)
+    delay, last = 0.5, ""
     while True:
         try:
-            await upgrade(app[DATABASE])
+            await upgrade(engine)
         except (OSError, DBAPIError) as exc:
-            log.warning("database not ready (%s); retrying in %.0f s", exc, delay)
+            reason = str(getattr(exc, "orig", None) or exc)
+            (log.debug if reason == last else log.warning)(
+                "database %s not ready: %s; retrying", where, reason
+            )
+            last = reason
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
             continue

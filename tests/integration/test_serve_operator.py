@@ -4,6 +4,7 @@ without query strings, JSON log lines on request."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
@@ -60,7 +61,9 @@ class Running:
 
 
 @contextmanager
-def serving(tmp_path: Path, *args: str, **env: str) -> Iterator[Running]:
+def serving(
+    tmp_path: Path, *args: str, database_url: str = "", bus: str = "memory", **env: str
+) -> Iterator[Running]:
     """`cti serve ARGS` with AMI pointing at a closed port (Asterisk down) and its own database."""
     settings = load_settings(
         None,
@@ -68,9 +71,11 @@ def serving(tmp_path: Path, *args: str, **env: str) -> Iterator[Running]:
         agi={"port": free_port()},
         http={"port": free_port()},
         speech={"port": free_port()},
-        database={"url": f"sqlite+aiosqlite:///{tmp_path / 'cti.db'}"},
+        database={"url": database_url or f"sqlite+aiosqlite:///{tmp_path / 'cti.db'}"},
         recorder={"spool_path": str(tmp_path / "spool.jsonl")},
+        bus={"backend": bus, "redis_url": f"redis://127.0.0.1:{free_port()}/0"},
     )
+    env = {"CTI_BUS__BACKEND": bus, "CTI_BUS__REDIS_URL": settings.bus.redis_url, **env}
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -124,6 +129,40 @@ async def test_asterisk_down_is_a_warning_without_v_and_requests_are_logged_with
     assert '"GET /status" 503' in log
     assert '"GET /healthz" 200' in log
     assert "s3cr3t" not in log
+
+
+@pytest.mark.asyncio
+async def test_asterisk_database_and_redis_unreachable_are_each_a_warning_without_v(
+    tmp_path: Path,
+) -> None:
+    """The server runs on (503 until they come back), and the log says what is down and where:
+    once, not once per retry."""
+    database = f"postgresql+asyncpg://cti@127.0.0.1:{free_port()}/cti"
+    with serving(tmp_path, database_url=database, bus="redis") as server:
+        await server.wait_alive()
+        ready, status = await server.get("/status")
+        assert ready == 503
+        assert status["database"]["ok"] is False
+        redis = server.settings.bus.redis_url.removeprefix("redis://").removesuffix("/0")
+        refused = f"Redis unavailable: Error 111 connecting to {redis}"
+        await poll_until(
+            lambda: _logged_twice(server.log, refused), 10, what="Redis refused, then again"
+        )
+        log = server.stop()
+
+    warnings = [line for line in log.splitlines() if " WARNING " in line]
+    ami = f"AMI pbx1 at 127.0.0.1:{server.settings.ami.port} unavailable"
+    assert len([line for line in warnings if ami in line]) == 1, log
+    db = [line for line in warnings if f"database {database} not ready" in line]
+    assert len(db) == 1, log
+    assert [
+        line for line in warnings if f"Redis unavailable: Error 111 connecting to {redis}" in line
+    ]
+
+
+async def _logged_twice(log: Path, text: str) -> bool:
+    """True once ``text`` was logged twice: the others have had their retries too by then."""
+    return (await asyncio.to_thread(log.read_text, errors="replace")).count(text) >= 2
 
 
 @pytest.mark.asyncio
