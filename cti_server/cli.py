@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cti_server.asterisk.local import AsteriskChroot, AsteriskError, AsteriskInstance
 from cti_server.asterisk.render import render_config, write_config
+from cti_server.cli_users import register_user_commands
 from cti_server.config import ConfigError, LoggingSettings, Settings, load_settings
 from cti_server.logs import LogFormat, configure_logging
 from cti_server.version import PACKAGE
@@ -572,61 +573,7 @@ def crm_seed(config_file: Path | None, customers: int, seed: int) -> None:
     )
 
 
-@crm.command("user")
-@config_option
-@click.argument("username")
-@click.option(
-    "--role", type=click.Choice(["agent", "supervisor", "manager", "admin"]), required=True
-)
-@click.option("--name", "display_name", default="", help="Display name.")
-@click.option("--extension", default=None, help="The agent's phone extension.")
-@click.option(
-    "--password-env",
-    default="CTI_NEW_PASSWORD",
-    show_default=True,
-    help="Environment variable holding the password (else it is asked for).",
-)
-def crm_user(
-    config_file: Path | None,
-    username: str,
-    role: str,
-    display_name: str,
-    extension: str | None,
-    password_env: str,
-) -> None:
-    """Create a user who can sign in."""
-    from crm_core.errors import CrmError
-    from crm_core.migrate import upgrade
-    from crm_core.people import create_user
-
-    settings = _crm_settings(config_file)
-    password = os.environ.get(password_env) or click.prompt(
-        "Password", hide_input=True, confirmation_prompt=True
-    )
-
-    async def _create() -> int:
-        engine = _engine(settings)
-        try:
-            await upgrade(engine)
-            async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
-                user = await create_user(
-                    session,
-                    username=username,
-                    password=password,
-                    role=role,
-                    display_name=display_name,
-                    extension=extension,
-                )
-                return user.id
-        finally:
-            await engine.dispose()
-
-    try:
-        user_id = _run(_create)
-    except CrmError as exc:
-        click.echo(f"cti crm user: {exc}", err=True)
-        sys.exit(1)
-    click.echo(f"user {username!r} ({role}) created with id {user_id}")
+register_user_commands(crm, config_option, lambda config: _engine(_crm_settings(config)))
 
 
 @main.command()

@@ -4,6 +4,7 @@ them out of the desktop (their page goes to the sign-in form, their websocket cl
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +13,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
+from click.testing import CliRunner
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import agent_ui.app
@@ -20,6 +22,7 @@ from crm_core.database import make_engine
 from crm_core.models import User
 from crm_core.people import issue_token
 from crm_core.settings import CrmSettings
+from cti_server.cli import main
 from tests.support.openapi import ResponseChecker
 from tests.support.ui import PASSWORD, add_users, sign_in, ui_app
 
@@ -209,8 +212,18 @@ async def _over_the_api(server: Server) -> None:
     assert status == 200
 
 
+async def _on_the_command_line(server: Server) -> None:
+    result = await asyncio.to_thread(
+        CliRunner().invoke,
+        main,
+        ["crm", "user", "set", "alice", "--role", "admin"],
+        env={"CTI_DATABASE__URL": server.url},
+    )
+    assert result.exit_code == 0, result.output
+
+
 @pytest.mark.asyncio
-@pytest.mark.parametrize("change", [_over_the_api], ids=["api"])
+@pytest.mark.parametrize("change", [_over_the_api, _on_the_command_line], ids=["api", "cli"])
 async def test_a_signed_in_user_whose_role_is_changed_is_signed_out(
     server: Server, change: Callable[[Server], Awaitable[None]]
 ) -> None:
