@@ -1,14 +1,13 @@
 """Sessions kept in the shared database: a restart signs nobody out, a second server knows the
 first's sessions, a sign-out on one is refused on the other, and the idle timeout holds across
-servers. Two UI applications on one SQLite file stand for two servers (or one, restarted)."""
+servers. Two UI applications on one database stand for two servers (or one, restarted); on
+SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
 import hashlib
-import shutil
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -66,13 +65,9 @@ def base(client: TestClient[Any, Any]) -> str:
 
 
 @pytest_asyncio.fixture
-async def db(
-    sqlite_crm_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[DB]:
+async def db(crm_database_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[DB]:
     monkeypatch.setattr(agent_ui.app, "USER_CHECK_EVERY", 0.1)  # not the server's 5 s
-    path = tmp_path / "crm.db"
-    shutil.copyfile(sqlite_crm_template, path)
-    engine = make_engine(f"sqlite+aiosqlite:///{path}")
+    engine = make_engine(crm_database_url)
     maker = async_sessionmaker(engine, expire_on_commit=False)
     await add_users(maker, ("alice", "agent", "8101"), ("sam", "supervisor", "7001"))
     try:
