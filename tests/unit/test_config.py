@@ -185,3 +185,19 @@ def test_a_speech_model_that_cannot_load_is_refused_at_start(
     message = _config_error(ami={"secret": "s"}, speech={"models": models})
     assert "speech.models" in message
     assert problem in message
+
+
+def test_logging_settings_from_the_environment_and_a_bad_format_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CTI_AMI__SECRET", "x")
+    monkeypatch.setenv("CTI_LOGGING__FORMAT", "json")
+    monkeypatch.setenv("CTI_LOGGING__ACCESS_LOG", "false")
+    settings = load_settings()
+    assert (settings.logging.format, settings.logging.access_log) == ("json", False)
+
+    monkeypatch.setenv("CTI_LOGGING__FORMAT", "xml")
+    message = _config_error()
+    assert "logging.format" in message
+    assert "CTI_LOGGING__FORMAT" in message
+    assert "'xml'" in message
