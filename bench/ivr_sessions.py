@@ -40,6 +40,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import hashlib
 import logging
 import os
 import re
@@ -67,6 +68,7 @@ from cti_server.telephony.fastagi import AgiSession, FastAgiServer  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
 
 HOST = "127.0.0.1"
+KEY = "bench-fastagi-key"  # our FastAGI server and its played Asterisk share it
 OURS = "inbound"
 ECHO = "echo"
 TIMEOUT = 10.0  # a silent server ends the session as a failure, never hangs the bench
@@ -187,11 +189,14 @@ ANSWERS: list[tuple[bytes, bytes]] = [
 
 
 def answer(command: bytes) -> bytes:
-    """A plausible answer from Asterisk to one command line; a literal (the server's in-step
-    token) evaluates to itself."""
-    literal = re.fullmatch(rb'GET FULL VARIABLE "([0-9a-f]{32})"\n?', command)
-    if literal:
-        return b"200 result=1 (" + literal.group(1) + b")\n"
+    """A plausible answer from Asterisk to one command line; the server's challenge is answered
+    as our Asterisk does, with the bench's key."""
+    challenge = re.fullmatch(
+        rb'GET FULL VARIABLE "\$\{SHA1\(\$\{CTI_AGI_KEY\}:([0-9a-f]{32})\)\}"\n?', command
+    )
+    if challenge:
+        digest = hashlib.sha1(f"{KEY}:{challenge.group(1).decode()}".encode()).hexdigest()  # noqa: S324
+        return b"200 result=1 (" + digest.encode() + b")\n"
     for prefix, reply in ANSWERS:
         if command.startswith(prefix):
             return reply
@@ -365,7 +370,7 @@ async def bench(args: argparse.Namespace) -> None:  # noqa: PLR0915 - one linear
     route = IvrRoute(flow, directory)
     ours_port = free_port()
     server = FastAgiServer(
-        AgiSettings(host=HOST, port=ours_port, max_sessions=max(500, args.concurrency))
+        AgiSettings(host=HOST, port=ours_port, max_sessions=max(500, args.concurrency)), key=KEY
     )
     server.add_route(OURS, route)
     await server.start()

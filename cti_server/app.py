@@ -58,7 +58,7 @@ from cti_server.speech.transcription import TranscriptionService
 from cti_server.tasks import cancel_and_wait
 from cti_server.telephony.ami_client import AmiClient, AmiError
 from cti_server.telephony.ami_events import translate
-from cti_server.telephony.fastagi import FastAgiServer
+from cti_server.telephony.fastagi import FastAgiServer, asterisk_key
 from cti_server.tracker.resync import resync
 from cti_server.tracker.tracker import Tracker
 from cti_server.version import release
@@ -167,7 +167,7 @@ def build_app(settings: Settings) -> web.Application:
         database.url, database.password.get_secret_value() if database.password else None
     )
     app[DATABASE] = engine
-    agi = FastAgiServer(settings.agi)
+    agi = FastAgiServer(settings.agi, key=asterisk_key(settings.ami.secret.get_secret_value()))
     speech = _add_speech(app, settings, bus, links[0], leader)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     lookup = CrmLookup(sessions, settings.crm.default_region)

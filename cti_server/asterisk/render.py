@@ -14,6 +14,7 @@ import jinja2
 
 from cti_server.config import Settings
 from cti_server.resources import data_dir
+from cti_server.telephony.fastagi import asterisk_key
 
 CONFIG_FILES = (
     "asterisk.conf",
@@ -54,6 +55,9 @@ class RtpRange:
     end: int = 20000
 
 
+PRIVATE_FILES = ("manager.conf", "extensions.conf")  # secrets: readable by Asterisk's user only
+
+
 def render_config(
     settings: Settings, dirs: InstanceDirs | None = None, rtp: RtpRange | None = None
 ) -> dict[str, str]:
@@ -72,18 +76,20 @@ def render_config(
         "dirs": (dirs or InstanceDirs()).with_modules(),
         "rtp": rtp or RtpRange(),
         "ami_secret": settings.ami.secret.get_secret_value(),
+        "agi_key": asterisk_key(settings.ami.secret.get_secret_value()),
         "sip_secret": sip_secret.get_secret_value() if sip_secret else "",
     }
     return {name: env.get_template(f"{name}.j2").render(context) for name in CONFIG_FILES}
 
 
 def write_config(files: dict[str, str], out: Path) -> list[Path]:
-    """Write the rendered files; manager.conf holds the AMI secret, so it is not world-readable."""
+    """Write the rendered files; manager.conf holds the AMI secret and extensions.conf the key
+    Asterisk proves itself to the FastAGI server with, so neither is world-readable."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, text in files.items():
         path = out / name
-        mode = 0o600 if name == "manager.conf" else 0o644
+        mode = 0o600 if name in PRIVATE_FILES else 0o644
         path.unlink(missing_ok=True)  # a new file gets ``mode`` before any byte is written
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:

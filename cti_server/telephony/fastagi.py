@@ -7,14 +7,21 @@ configured peers, and strips line breaks from every value it sends back in a com
 
 Asterisk writes the caller's name into the request header as it is: a name with a blank line in
 it would end the header early, and what follows would read as Asterisk's answers to our first
-commands (a forged linkedid, forged keys). Before any route runs, one command whose answer only
-Asterisk can give (a random token, evaluated and echoed) proves the answers are in step.
+commands (a forged linkedid, forged keys). And any local process can connect to the port and
+claim to be Asterisk with a customer's caller ID. So before any route runs, the peer answers a
+challenge only our Asterisk can: ``${SHA1(${CTI_AGI_KEY}:<nonce>)}``, evaluated on the channel,
+where CTI_AGI_KEY is a global of the rendered dialplan (:func:`asterisk_key`, derived from the AMI
+secret both sides hold) and the nonce is fresh for each session. The key never crosses the wire;
+a wrong or missing answer, or one out of step, ends the session before anything is read or
+written, and is counted (``refused_unproven`` in ``/status``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import ipaddress
 import logging
 import secrets
@@ -97,13 +104,16 @@ class AgiSession:
             if not raw or raw.startswith(b"520 "):
                 return
 
-    async def in_step(self) -> bool:
-        """Whether the next answer is Asterisk's own: it echoes a token nobody else knows."""
-        token = secrets.token_hex(16)
+    async def proves_asterisk(self, key: str) -> bool:
+        """Whether the peer is our Asterisk, in step: it hashes the dialplan's key with a fresh
+        nonce. Nobody without the key can answer; an old answer is no answer to a new nonce."""
+        nonce = secrets.token_hex(16)
+        expected = hashlib.sha1(f"{key}:{nonce}".encode()).hexdigest()  # noqa: S324 - Asterisk's
         try:
-            return await self.get_variable(token) == token
+            answer = await self.get_variable(f"${{SHA1(${{{KEY_VARIABLE}}}:{nonce})}}")
         except (AgiHangup, AgiError):
             return False
+        return hmac.compare_digest(answer.encode(), expected.encode())
 
     async def set_variable(self, name: str, value: str) -> None:
         await self.command("SET VARIABLE", name, _quote(value))
@@ -124,13 +134,23 @@ def _quote(value: str) -> str:
 
 
 Handler = Callable[[AgiSession], Awaitable[None]]
+KEY_VARIABLE = "CTI_AGI_KEY"  # the dialplan global Asterisk proves itself with
+
+
+def asterisk_key(ami_secret: str) -> str:
+    """The key of the FastAGI challenge, derived from the AMI secret: the server and the
+    rendered dialplan hold it without one more secret to configure, and a local process that
+    does not know the AMI secret cannot answer (with it, it could drive Asterisk anyway)."""
+    label = b"cti-server FastAGI key v1"
+    return hmac.new(ami_secret.encode("utf-8"), label, hashlib.sha256).hexdigest()
 
 
 class FastAgiServer:
     """Accepts FastAGI connections and dispatches them by script name to handlers."""
 
-    def __init__(self, settings: AgiSettings) -> None:
+    def __init__(self, settings: AgiSettings, *, key: str) -> None:
         self._settings = settings
+        self._key = key
         self._routes: dict[str, Handler] = {}
         self._server: asyncio.Server | None = None
         self._slots = asyncio.Semaphore(settings.max_sessions)
@@ -140,6 +160,7 @@ class FastAgiServer:
         ]
         self.requests = 0
         self.rejected = 0
+        self.refused_unproven = 0  # peers that could not prove they are our Asterisk
 
     def add_route(self, script: str, handler: Handler) -> None:
         if script in self._routes:
@@ -171,6 +192,7 @@ class FastAgiServer:
             "listening": self._server is not None,
             "requests": self.requests,
             "rejected": self.rejected,
+            "refused_unproven": self.refused_unproven,
             "active": len(self._sessions),
         }
 
@@ -214,11 +236,13 @@ class FastAgiServer:
             if handler is None:
                 log.error("FastAGI request for unknown script %r", session.script)
                 return
-            if not await session.in_step():
+            if not await session.proves_asterisk(self._key):
                 self.rejected += 1
+                self.refused_unproven += 1
                 log.warning(
-                    "FastAGI %s from %r refused: its answers are out of step with our commands"
-                    " (a line break in the caller's name?)",
+                    "FastAGI %s from %r refused: it did not prove it is our Asterisk (no or an"
+                    " old CTI_AGI_KEY in its dialplan, not Asterisk at all, or answers out of"
+                    " step: a line break in the caller's name?)",
                     session.script,
                     peer,
                 )

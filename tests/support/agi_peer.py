@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,29 +29,43 @@ async def read_until_closed(reader: asyncio.StreamReader, timeout: float) -> byt
         return b""
 
 
-_IN_STEP = re.compile(rb'^GET FULL VARIABLE "([0-9a-f]{32})"\n$')
+KEY = "test-fastagi-key"  # what a test's FastAgiServer is given, and its Asterisk holds
+CHALLENGE = re.compile(rb'^GET FULL VARIABLE "\$\{SHA1\(\$\{CTI_AGI_KEY\}:([0-9a-f]{32})\)\}"\n$')
 
 
-async def answer_in_step(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float = 5.0
+def challenge_answer(line: bytes, key: str = KEY) -> bytes:
+    """What Asterisk answers to the server's challenge, holding ``key`` as CTI_AGI_KEY."""
+    match = CHALLENGE.match(line)
+    assert match, f"expected the server's challenge first, got {line!r}"
+    digest = hashlib.sha1(f"{key}:{match.group(1).decode()}".encode()).hexdigest()
+    return b"200 result=1 (" + digest.encode() + b")\n"
+
+
+async def answer_challenge(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    timeout: float = 5.0,
+    key: str = KEY,
 ) -> bool:
-    """Answer the server's first command as Asterisk does: the token it asks for, evaluated.
+    """Answer the server's first command as our Asterisk does: the key hashed with its nonce.
     False if the server closed instead (a refused connection)."""
     line = await asyncio.wait_for(reader.readline(), timeout)
     if not line:
         return False
-    match = _IN_STEP.match(line)
-    assert match, f"expected the in-step check first, got {line!r}"
-    writer.write(b"200 result=1 (" + match.group(1) + b")\n")
+    writer.write(challenge_answer(line, key))
     await writer.drain()
     return True
 
 
 async def send_request(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, header: bytes, timeout: float = 5.0
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    header: bytes,
+    timeout: float = 5.0,
+    key: str = KEY,
 ) -> bool:
-    """A FastAGI request header, then the in-step check answered: the route runs next.
+    """A FastAGI request header, then the challenge answered: the route runs next.
     False if the server closed instead."""
     writer.write(header)
     await writer.drain()
-    return await answer_in_step(reader, writer, timeout)
+    return await answer_challenge(reader, writer, timeout, key)

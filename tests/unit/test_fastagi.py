@@ -18,7 +18,7 @@ from cti_server.telephony.fastagi import (
     FastAgiServer,
     parse_agi_env,
 )
-from tests.support.agi_peer import connection, read_until_closed, send_request
+from tests.support.agi_peer import KEY, connection, read_until_closed, send_request
 from tests.support.ports import free_port
 
 TIMEOUT = 2.0
@@ -60,7 +60,8 @@ async def agi_server(**settings: object) -> AsyncIterator[tuple[FastAgiServer, i
                 "header_max_bytes": HEADER_MAX,
                 **settings,
             }
-        )
+        ),
+        key=KEY,
     )
     await server.start()
     try:
@@ -246,7 +247,7 @@ async def test_peer_not_allowed_is_refused() -> None:
 
 
 def test_duplicate_route_is_refused() -> None:
-    server = FastAgiServer(AgiSettings())
+    server = FastAgiServer(AgiSettings(), key=KEY)
     server.add_route("inbound", Recorder())
     with pytest.raises(ValueError, match="exists already"):
         server.add_route("inbound", Recorder())

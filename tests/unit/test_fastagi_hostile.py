@@ -29,7 +29,7 @@ from cti_server.ivr.fastagi_channel import FastAgiChannel
 from cti_server.ivr.flow import Flow, load_flow
 from cti_server.resources import data_dir
 from cti_server.telephony.fastagi import AgiSession, FastAgiServer
-from tests.support.agi_peer import connection, read_until_closed, send_request
+from tests.support.agi_peer import KEY, connection, read_until_closed, send_request
 from tests.support.ports import free_port
 from tests.support.replay import DATA as SHARED_DATA
 from tests.support.waiting import poll_until
@@ -98,7 +98,8 @@ async def ivr_server(
     server = FastAgiServer(
         AgiSettings.model_validate(
             {"host": "127.0.0.1", "port": port, "header_timeout": HEADER_TIMEOUT, **settings}
-        )
+        ),
+        key=KEY,
     )
     route = IvrRoute(flow)
     server.add_route("inbound", route)

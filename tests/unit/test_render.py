@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from cti_server.asterisk.render import CONFIG_FILES, render_config, write_config
 from cti_server.cli import main
 from cti_server.config import ConfigError, Settings, load_settings
+from cti_server.telephony.fastagi import asterisk_key
 
 SECRET = "s3cret"
 
@@ -176,7 +177,11 @@ def test_cli_dialplan_render_writes_the_files(tmp_path: Path) -> None:
     manager = out / "manager.conf"
     assert stat.S_IMODE(manager.stat().st_mode) == 0o600
     assert f"secret = {SECRET}" in manager.read_text(encoding="utf-8")
-    assert stat.S_IMODE((out / "extensions.conf").stat().st_mode) == 0o644
+    # the dialplan holds the key Asterisk proves itself to the FastAGI server with
+    extensions = out / "extensions.conf"
+    assert stat.S_IMODE(extensions.stat().st_mode) == 0o600
+    assert f"CTI_AGI_KEY = {asterisk_key(SECRET)}" in extensions.read_text(encoding="utf-8")
+    assert stat.S_IMODE((out / "queues.conf").stat().st_mode) == 0o644
 
 
 def test_cli_dialplan_render_without_secret_fails(tmp_path: Path) -> None:
