@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import tarfile
 import tomllib
 import zipfile
 from collections.abc import Iterator
@@ -192,3 +193,21 @@ def test_the_installed_wheel_loads_the_complaint_models(wheel: Path, tmp_path: P
     where, *judged = run.stdout.split()
     assert Path(where).is_relative_to(site)
     assert judged == ["True", "False"] * 2  # the linear model, then the embedding one
+
+
+@pytest.mark.slow
+def test_the_source_distribution_keeps_the_corpora_and_no_venv(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "hatchling", "build", "--target", "sdist", "--directory", tmp_path],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (sdist,) = tmp_path.glob("cti_server-*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        names = [name.split("/", 1)[1] for name in archive.getnames() if "/" in name]
+    assert [n for n in _tracked(DATA) if TRAINING_ONLY.match(n) and n not in names] == []
+    assert "LICENSE" in names
+    assert f"{DATA}/LICENSES.md" in names
+    assert [n for n in names if n.startswith(".venv")] == []
