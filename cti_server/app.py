@@ -38,6 +38,7 @@ from cti_server.complaints.detector import ComplaintDetector
 from cti_server.config import AmiSettings, Settings
 from cti_server.events import AmiLinkChanged
 from cti_server.inbound import InboundCalls, callers_ahead
+from cti_server.integrations.plugin import add_integrations
 from cti_server.ivr.customers import CrmLookup
 from cti_server.ivr.engine import IvrEngine
 from cti_server.ivr.registry import FlowRegistry
@@ -216,6 +217,14 @@ def build_app(settings: Settings) -> web.Application:
     )
     app[SESSIONS] = sessions
     app.add_subapp("/api", create_api(sessions, settings.crm))
+    add_integrations(  # /api/events: the event stream and signed webhooks for other systems
+        app,
+        settings.integrations,
+        bus,
+        sessions,
+        region=settings.crm.default_region,
+        is_leader=leader.leading.is_set,
+    )
     ui_deps = _ui_deps(settings, bus, tracker, links, sessions, router=app.get(ROUTER))
     app.add_subapp("/ui", create_ui(ui_deps))
     app.add_subapp(  # what cti-agi (classic AGI, a process per call) asks of this server

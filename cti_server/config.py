@@ -33,6 +33,7 @@ from pydantic_settings import (
 )
 
 from crm_core.settings import CrmSettings
+from cti_server.integrations.settings import IntegrationsSettings
 
 ENV_PREFIX = "CTI_"
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
@@ -359,6 +360,7 @@ class Settings(BaseSettings):
     transcription: TranscriptionSettings = TranscriptionSettings()
     ui: UiSettings = UiSettings()
     routing: RoutingSettings = RoutingSettings()
+    integrations: IntegrationsSettings = IntegrationsSettings()
     shutdown_timeout: float = Field(10.0, gt=0)
 
     @field_validator("extra_nodes")

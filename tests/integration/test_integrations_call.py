@@ -1,0 +1,97 @@
+"""A real call through Asterisk and the CTI server reaches a webhook as public events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from aiohttp import web
+from jsonschema import Draft202012Validator
+
+from cti_server.app import AMI, build_app
+from cti_server.integrations import signing
+from cti_server.integrations.settings import IntegrationsSettings, WebhookSettings
+from cti_server.simulation import place_customer_call
+from cti_server.telephony.ami_client import AmiClient
+from tests.conftest import sim_agents
+from tests.support.asterisk import AsteriskNode
+from tests.support.waiting import EventLog
+from tests.support.webhook_receiver import Receiver, webhook_receiver
+
+pytestmark = pytest.mark.asterisk
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "events"
+SECRET = "whsec-integration-0123456789"
+NUMBER = "+8613800138000"
+
+
+@pytest_asyncio.fixture
+async def hooked_app(
+    asterisk_node: AsteriskNode, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[web.Application, Receiver]]:
+    """`cti serve`'s application with a webhook for every call event."""
+    monkeypatch.setenv("CTI_TEST_WEBHOOK_SECRET", SECRET)
+    async with webhook_receiver() as receiver:
+        hook = WebhookSettings(
+            name="crm", url=receiver.url, topics=("call.*",), secret_env="CTI_TEST_WEBHOOK_SECRET"
+        )
+        settings = asterisk_node.settings.model_copy(
+            update={"integrations": IntegrationsSettings(webhooks=(hook,))}
+        )
+        app = build_app(settings)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", settings.http.port).start()
+        try:
+            await app[AMI].wait_connected(10.0)
+            yield app, receiver
+        finally:
+            await runner.cleanup()
+
+
+@pytest.mark.asyncio
+async def test_a_call_reaches_the_webhook_as_arrived_ringing_answered_ended(
+    asterisk_node: AsteriskNode,
+    hooked_app: tuple[web.Application, Receiver],
+    ami: tuple[AmiClient, EventLog],
+) -> None:
+    _app, receiver = hooked_app
+    client, _log = ami
+    settings = asterisk_node.settings
+    async with sim_agents(client, "support", ["1001"]):
+        call = await place_customer_call(
+            client,
+            context=settings.dialplan.inbound_context,
+            number=NUMBER,
+            name="Zhang",
+            dialed="100",
+            audio="cti/sim-hello",
+            patience=30,
+        )
+
+        def ended() -> bool:
+            return any(
+                b["type"] == "call.ended" and b["data"]["call_id"] == call.uniqueid
+                for b in receiver.bodies()
+            )
+
+        await receiver.until(ended, timeout=40)
+    events = [b for b in receiver.bodies() if b["data"]["call_id"] == call.uniqueid]
+    kinds = [e["type"] for e in events]
+    for kind in ("call.arrived", "call.ringing", "call.answered", "call.ended"):
+        assert kind in kinds, kinds
+    assert kinds.index("call.arrived") < kinds.index("call.answered") < kinds.index("call.ended")
+    arrived = events[kinds.index("call.arrived")]
+    assert arrived["data"]["caller"]["number"] == NUMBER
+    assert arrived["node"] == settings.ami.node
+    ended_event = events[kinds.index("call.ended")]
+    assert ended_event["data"]["outcome"] == "answered"
+    assert ended_event["data"]["agent"]["extension"] == "1001"
+    for headers, body in receiver.posts:
+        signing.verify(SECRET.encode(), headers[signing.HEADER], body)
+        sent = json.loads(body)
+        schema = json.loads((DOCS / f"{sent['type']}.v1.json").read_text("utf-8"))
+        Draft202012Validator(schema).validate(sent)
