@@ -3,14 +3,18 @@ where it matters, bad input refused before anything changes. On SQLite and Postg
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Literal
 
 import pytest
 import pytest_asyncio
+from argon2 import PasswordHasher
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crm_core import people
 from crm_core.database import make_engine
 from crm_core.errors import Conflict, CrmError, InvalidInput, NotFound
 from crm_core.models import UiSessionRecord, User, utcnow
@@ -160,3 +164,42 @@ async def test_bad_input_changes_nothing_and_is_not_audited(
         assert [e.action for e in await user_audit(s)] == ["created"]
         with pytest.raises(NotFound, match="'bob' does not exist"):
             await change_user(s, "bob", UserChanges(role="agent"))
+
+
+class _WatchedHasher(PasswordHasher):
+    """argon2 as the CRM uses it, noting whether each hash or check ran on the event loop."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.on_loop: list[bool] = []
+
+    def _note(self) -> None:
+        self.on_loop.append(threading.current_thread() is threading.main_thread())
+
+    def hash(self, password: str | bytes, *, salt: bytes | None = None) -> str:
+        self._note()
+        return super().hash(password, salt=salt)
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
+        self._note()
+        return super().verify(hash, password)
+
+
+@pytest.mark.asyncio
+async def test_passwords_are_hashed_and_checked_off_the_event_loop(
+    crm: Sessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """argon2 costs tens of milliseconds by design: every sign-in would stall every call."""
+    hasher = _WatchedHasher()
+    monkeypatch.setattr(people, "_HASHER", hasher)
+    people._dummy_hash.cache_clear()
+    async with crm() as s, s.begin():
+        await create_user(s, username="ann", password=PASSWORD, role="agent")
+        await change_user(s, "ann", UserChanges(password="a new and longer secret"))
+    async with crm() as s:
+        assert await authenticate(s, "ann", "a new and longer secret") is not None
+        assert await authenticate(s, "ann", "wrong password") is None
+        assert await authenticate(s, "nobody", "whatever it is") is None
+    people._dummy_hash.cache_clear()
+    assert len(hasher.on_loop) >= 6
+    assert not any(hasher.on_loop)
