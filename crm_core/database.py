@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
@@ -24,8 +27,21 @@ def make_engine(url: str, password: str | None = None) -> AsyncEngine:
     if sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_foreign_keys)
     if sqlite and parsed.database not in (None, "", ":memory:"):
+        _create_private(Path(parsed.database))
         event.listen(engine.sync_engine, "connect", _sqlite_wal)
     return engine
+
+
+def _create_private(path: Path) -> None:
+    """A new SQLite database file is created readable by its owner only: it holds customers and
+    password hashes. SQLite gives its -wal and -shm files the database file's mode."""
+    if str(path).startswith("file:"):
+        return
+    # a path that cannot be made is left to SQLite, which says why when the server starts
+    with contextlib.suppress(OSError):  # (and FileExistsError: another process made it)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:

@@ -3,6 +3,8 @@
 Every write is appended here first (JSON lines) and dropped once the database has it, so neither
 a crash of the process nor an unreachable database loses one. An append is a plain ``write``
 (it survives a killed process); :meth:`sync` fsyncs, for power loss, before the database is tried.
+The journal holds callers' numbers and names: it is created readable by its owner only (0600, in
+a 0700 folder when the folder is new).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ log = logging.getLogger(__name__)
 class Spool:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._handle: TextIO | None = None
         self._entries, damaged = self._load()
         if damaged:
@@ -53,7 +55,7 @@ class Spool:
     def append(self, entry: dict[str, Any]) -> None:
         line = json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n"
         if self._handle is None:
-            self._handle = self.path.open("a", encoding="utf-8")
+            self._handle = _private(self.path, os.O_APPEND)
         self._handle.write(line)
         self._handle.flush()  # in the kernel now: a killed process loses nothing
         self._entries.append(entry)
@@ -82,9 +84,16 @@ class Spool:
     def _rewrite(self) -> None:
         self.close()
         temporary = self.path.with_suffix(".tmp")
-        with temporary.open("w", encoding="utf-8") as handle:
+        with _private(temporary, os.O_TRUNC) as handle:
             for entry in self._entries:
                 handle.write(json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
         temporary.replace(self.path)
+
+
+def _private(path: Path, mode: int) -> TextIO:
+    """``path`` opened for writing, created 0600 whatever the umask (an existing file keeps its
+    mode; the rewrite's temporary file is new each time, so the journal becomes private)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | mode, 0o600)
+    return os.fdopen(descriptor, "a" if mode & os.O_APPEND else "w", encoding="utf-8")
