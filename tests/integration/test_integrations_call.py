@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,7 +12,9 @@ import pytest_asyncio
 from aiohttp import web
 from jsonschema import Draft202012Validator
 
-from cti_server.app import AMI, build_app
+from crm_core.customers import create_customer
+from crm_core.schemas import CustomerIn
+from cti_server.app import AMI, SCHEMA_READY, SESSIONS, build_app
 from cti_server.integrations import signing
 from cti_server.integrations.settings import IntegrationsSettings, WebhookSettings
 from cti_server.simulation import place_customer_call
@@ -25,7 +28,7 @@ pytestmark = pytest.mark.asterisk
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "events"
 SECRET = "whsec-integration-0123456789"
-NUMBER = "+8613800138000"
+NUMBER = "+8613800138077"  # a customer of this test only: the database is shared
 
 
 @pytest_asyncio.fixture
@@ -58,9 +61,13 @@ async def test_a_call_reaches_the_webhook_as_arrived_ringing_answered_ended(
     hooked_app: tuple[web.Application, Receiver],
     ami: tuple[AmiClient, EventLog],
 ) -> None:
-    _app, receiver = hooked_app
+    app, receiver = hooked_app
     client, _log = ami
     settings = asterisk_node.settings
+    await asyncio.wait_for(app[SCHEMA_READY].wait(), 20)
+    async with app[SESSIONS]() as session, session.begin():
+        person = {"name": "Zhang Wei", "phones": [{"number": NUMBER}]}
+        customer = await create_customer(session, CustomerIn.model_validate(person), "CN")
     async with sim_agents(client, "support", ["1001"]):
         call = await place_customer_call(
             client,
@@ -86,6 +93,8 @@ async def test_a_call_reaches_the_webhook_as_arrived_ringing_answered_ended(
     assert kinds.index("call.arrived") < kinds.index("call.answered") < kinds.index("call.ended")
     arrived = events[kinds.index("call.arrived")]
     assert arrived["data"]["caller"]["number"] == NUMBER
+    assert arrived["data"]["customer"]["id"] == customer.id  # identified by the CRM
+    assert arrived["data"]["customer"]["name"] == "Zhang Wei"
     assert arrived["node"] == settings.ami.node
     ended_event = events[kinds.index("call.ended")]
     assert ended_event["data"]["outcome"] == "answered"
