@@ -315,6 +315,15 @@ class MergeOut(_Output):
     undone_at: datetime | None
 
 
+class IvrStepOut(_Output):
+    """One IVR step the caller went through (what the recorder writes: ``IvrStepIn``)."""
+
+    step: str
+    type: str = Field("", description="menu, play, collect, ...; empty when not recorded")
+    seconds: float | None = Field(None, description="how long it took; null when not recorded")
+    input: str = Field("", description="what the caller entered (secrets masked)")
+
+
 class InteractionOut(_Output):
     id: int
     external_key: str = Field(description="node:linkedid")
@@ -332,7 +341,7 @@ class InteractionOut(_Output):
     agent_id: int | None
     agent_name: str | None
     ended_by: Literal["caller", "agent", "transfer", "system"] | None
-    ivr_path: list[dict[str, Any]]
+    ivr_path: list[IvrStepOut]
     ivr_inputs: dict[str, str]
     routing: dict[str, Any]
     disposition: str | None

@@ -37,6 +37,7 @@ ModelHandler = Callable[[web.Request], Awaitable[R]]
 
 QUERY = web.RequestKey("crm_query", BaseModel)
 PATH = web.RequestKey("crm_path", BaseModel)
+BODY = web.RequestKey("crm_body", BaseModel)
 _PARAM = re.compile(r"\{(\w+)\}")
 
 
@@ -152,8 +153,15 @@ def _checked(info: RouteInfo, handler: ModelHandler[R]) -> Handler:
                 )
             if role_rank(user.role) < role_rank(info.min_role):
                 raise CrmForbiddenRole(info.min_role)
-        request[PATH] = _params(info.path_params, request.match_info)
-        request[QUERY] = _params(info.query, _query_values(request))
+        # what the client sent is validated here, so that a ValidationError later (a row that
+        # does not fit its response model) is the server's fault: a 500, never a 422
+        try:
+            request[PATH] = _params(info.path_params, request.match_info)
+            request[QUERY] = _params(info.query, _query_values(request))
+            if info.body is not None:
+                request[BODY] = await read_body(request, info.body)
+        except ValidationError as exc:
+            raise InvalidFields.of(exc) from None
         result = await handler(request)
         return model_response(result, info.status)
 
@@ -202,7 +210,11 @@ def json_response(data: Any, status: int = 200) -> web.Response:
 
 
 async def read_body(request: web.Request, model: type[M]) -> M:
-    """The request body validated by ``model``; bad bytes or JSON raise a 400, bad fields a 422."""
+    """The request body validated by ``model``; bad bytes or JSON raise a 400, bad fields a
+    ValidationError (a 422 in a route of the table, which reads the body before the handler)."""
+    read = request.get(BODY)
+    if isinstance(read, model):
+        return read
     raw = await request.read()
     try:
         text = raw.decode("utf-8")
@@ -229,13 +241,28 @@ class Unauthorized(CrmError):
     code = "unauthorized"
 
 
-class InvalidQuery(CrmError):
+class InvalidFields(CrmError):
+    """What the client sent (body, path or query) does not validate: a 422 naming each field."""
+
     status = 422
     code = "invalid"
 
+    def __init__(self, message: str, fields: list[dict[str, str]]) -> None:
+        super().__init__(message)
+        self.fields = fields
+
+    @staticmethod
+    def of(error: ValidationError) -> InvalidFields:
+        fields = [
+            {"field": ".".join(str(p) for p in err["loc"]), "message": _message(err)}
+            for err in error.errors(include_url=False, include_input=False)
+        ]
+        return InvalidFields("the request has invalid fields", fields)
+
+
+class InvalidQuery(InvalidFields):
     def __init__(self, name: str, message: str) -> None:
-        super().__init__(f"{name}: {message}")
-        self.fields = [{"field": name, "message": message}]
+        super().__init__(f"{name}: {message}", [{"field": name, "message": message}])
 
 
 def path_id(request: web.Request, name: str = "id") -> int:
@@ -256,17 +283,11 @@ async def errors_middleware(  # noqa: PLR0911 - one return per kind of error
     request: web.Request, handler: Handler
 ) -> web.StreamResponse:
     """Library and domain errors become JSON answers here, and nowhere else; anything
-    unforeseen is logged with its traceback and answered with a JSON 500 that says nothing of
-    the internals (no exception text, no SQL)."""
+    unforeseen (a ValidationError of a response model included) is logged with its traceback
+    and answered with a JSON 500 that says nothing of the internals (no exception text, no SQL)."""
     try:
         return await handler(request)
-    except ValidationError as exc:
-        fields = [
-            {"field": ".".join(str(p) for p in err["loc"]), "message": _message(err)}
-            for err in exc.errors(include_url=False, include_input=False)
-        ]
-        return error_response(422, "invalid", "the request has invalid fields", fields=fields)
-    except InvalidQuery as exc:
+    except InvalidFields as exc:
         return error_response(exc.status, exc.code, str(exc), fields=exc.fields)
     except CrmError as exc:
         return error_response(exc.status, exc.code, str(exc))

@@ -6,6 +6,8 @@ knows, a naive time) fails here, loudly, instead of reaching a client generated 
 
 from __future__ import annotations
 
+from typing import Any
+
 from crm_core.models import (
     ComplaintCase,
     Customer,
@@ -22,6 +24,7 @@ from crm_core.schemas import (
     FollowUpOut,
     InteractionDetailOut,
     InteractionOut,
+    IvrStepOut,
     MergeOut,
     PhoneOut,
     SegmentOut,
@@ -69,7 +72,17 @@ def value(row: Customer) -> ValueOut:
 
 
 def interaction(row: Interaction) -> InteractionOut:
-    return InteractionOut.model_validate(row, from_attributes=True)
+    fields = {name: getattr(row, name) for name in InteractionOut.model_fields}
+    return InteractionOut.model_validate({**fields, "ivr_path": ivr_path(row.ivr_path)})
+
+
+def ivr_path(steps: list[Any]) -> list[IvrStepOut]:
+    """The steps as one shape: the recorder writes step records, the demo seed (and rows
+    written before it) only the steps' names."""
+    return [
+        IvrStepOut.model_validate(step if isinstance(step, dict) else {"step": str(step)})
+        for step in steps
+    ]
 
 
 def interaction_detail(row: Interaction, segments: list[TranscriptSegment]) -> InteractionDetailOut:

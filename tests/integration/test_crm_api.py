@@ -29,6 +29,7 @@ from crm_core.dedup import CustomerRecord, duplicates_of
 from crm_core.models import Customer, FollowUp
 from crm_core.people import create_user, issue_token
 from crm_core.schemas import MAX_ID
+from crm_core.seed import seed_crm
 from crm_core.settings import CrmSettings
 from tests.support.openapi import ResponseChecker
 
@@ -1029,3 +1030,42 @@ async def test_a_voicemail_callback_left_by_a_caller_is_listed(api: Api, crm: Se
         )
     status, listed = await api.call("GET", "/follow-ups", who="supervisor")
     assert (status, [t["kind"] for t in listed["items"]]) == (200, ["voicemail"])
+
+
+@pytest.mark.asyncio
+async def test_the_seeded_demo_data_reads_as_the_document_says(api: Api, crm: Sessions) -> None:
+    """Records the seed writes (as the demo shows them) are answers the document describes:
+    every list, record, value, timeline and interaction read here passes the checker."""
+    await seed_crm(crm.kw["bind"], 40, seed=5)
+    status, page = await api.call("GET", "/customers", who="manager", params={"limit": "200"})
+    assert (status, len(page["items"])) == (200, 40)
+    interaction_ids = []
+    for customer in page["items"][:15]:
+        base = f"/customers/{customer['id']}"
+        for path in (base, f"{base}/value", f"{base}/interactions"):
+            status, body = await api.call("GET", path, who="manager")
+            assert status == 200, body
+        interaction_ids += [i["id"] for i in body["items"]]
+    assert interaction_ids, "the seed gives customers a history"
+    for interaction_id in interaction_ids[:30]:
+        status, _ = await api.call("GET", f"/interactions/{interaction_id}", who="manager")
+        assert status == 200
+    for path in ("/cases", "/follow-ups", "/agents"):
+        status, _ = await api.call("GET", path, who="manager")
+        assert status == 200
+
+
+@pytest.mark.asyncio
+async def test_a_row_that_does_not_fit_its_response_model_is_a_500_not_a_422(
+    api: Api, crm: Sessions, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The client's request was fine: a stored value the document does not allow is the
+    server's fault, logged, and never blamed on the request."""
+    _, customer = await api.call("POST", "/customers", json={"name": "Ann Lee"})
+    async with crm() as s, s.begin():
+        await s.execute(
+            text("UPDATE customers SET tier = 'diamond' WHERE id = :id"), {"id": customer["id"]}
+        )
+    status, answer = await api.call("GET", f"/customers/{customer['id']}")
+    assert (status, answer["error"]) == (500, "internal")
+    assert "unexpected error on GET" in caplog.text
