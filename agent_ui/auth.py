@@ -8,15 +8,19 @@ any session exists, a double-submit token (cookie and field must agree).
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 
 from agent_ui.deps import DEPS, TEMPLATES
 from agent_ui.sessions import SessionStore, UiSession
 from crm_core.people import authenticate
+
+log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "cti_session"
 LOGIN_COOKIE = "cti_login"
@@ -61,9 +65,7 @@ def checked(role: str | None, handler: Handler) -> Handler:
     async def _checked(request: web.Request) -> web.StreamResponse:
         if role is None:
             return await handler(request)
-        store = request.app[STORE]
-        async with request.app[DEPS].db() as db:  # idle, revoked, or its user changed: None
-            session = await store.open(db, request.cookies.get(SESSION_COOKIE))
+        session = await _session_of(request)
         if session is None:
             if request.method == "GET":
                 raise web.HTTPSeeOther(request.app.router["login"].url_for())
@@ -75,10 +77,23 @@ def checked(role: str | None, handler: Handler) -> Handler:
             form = await request.post()
             if not _same(str(form.get("csrf", "")), session.csrf):
                 raise web.HTTPForbidden(text="the form is stale or forged (CSRF)")
-        store.touch(session)
+        request.app[STORE].touch(session)
         return await handler(request)
 
     return _checked
+
+
+async def _session_of(request: web.Request) -> UiSession | None:
+    """The request's live session: None when idle, revoked, or its user changed. Sessions are
+    in the database, so while it cannot answer nobody can be let in: a 503 that says so."""
+    try:
+        async with request.app[DEPS].db() as db:
+            return await request.app[STORE].open(db, request.cookies.get(SESSION_COOKIE))
+    except (SQLAlchemyError, OSError) as exc:
+        log.warning("cannot check a session: the database does not answer: %s", exc)
+        raise web.HTTPServiceUnavailable(
+            text="The database cannot answer now; please try again in a moment."
+        ) from None
 
 
 def _same(given: str, expected: str) -> bool:
@@ -141,8 +156,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
 
 @pages.route("GET", "/", None)
 async def home(request: web.Request) -> web.StreamResponse:
-    async with request.app[DEPS].db() as db:
-        session = await request.app[STORE].open(db, request.cookies.get(SESSION_COOKIE))
+    session = await _session_of(request)
     target = "login"
     if session is not None:
         target = "wallboard" if session.at_least("supervisor") else "desktop"

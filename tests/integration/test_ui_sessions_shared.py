@@ -6,6 +6,7 @@ SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import hashlib
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from typing import Any
@@ -200,3 +201,24 @@ async def test_expired_sessions_are_purged_by_a_server_that_never_saw_them(
     async with servers.db() as session:
         await store(b).recheck(session)
     assert await rows(servers.db) == 0
+
+
+@pytest.mark.asyncio
+async def test_while_the_database_cannot_answer_pages_say_so() -> None:
+    """Sessions live in the database: without it nobody is let in, and the page says why."""
+    with socket.socket() as probe:  # a port nothing listens on: the database is down
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    engine = make_engine(f"postgresql+asyncpg://cti@127.0.0.1:{port}/cti")
+    app, _, _ = ui_app(async_sessionmaker(engine, expire_on_commit=False))
+    try:
+        async with (
+            TestClient(TestServer(app)) as client,
+            client.get(
+                "/ui/desktop", cookies={SESSION_COOKIE: "a-session"}, allow_redirects=False
+            ) as response,
+        ):
+            assert response.status == 503
+            assert "database cannot answer now" in await response.text()
+    finally:
+        await engine.dispose()
