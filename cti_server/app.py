@@ -224,6 +224,7 @@ def build_app(settings: Settings) -> web.Application:
         sessions,
         region=settings.crm.default_region,
         is_leader=leader.leading.is_set,
+        metrics=app[METRICS],
     )
     ui_deps = _ui_deps(settings, bus, tracker, links, sessions, router=app.get(ROUTER))
     app.add_subapp("/ui", create_ui(ui_deps))

@@ -38,6 +38,13 @@ cti_event_loop_lag_seconds                    gauge                    the last 
 cti_event_loop_stalls_total                   counter                  times blocked for over 2 s
 cti_bus_dropped_total                         counter                  events subscribers lost
 cti_transcription_*                           both                     see ``speech.metrics``
+cti_public_events_total                       counter   type           events for integrators
+cti_event_stream_clients                      gauge                    open /api/events/stream
+cti_webhook_delivered_total                   counter   webhook        taken by the receiver
+cti_webhook_retries_total                     counter   webhook        tries failed, tried again
+cti_webhook_failed_total                      counter   webhook        given up after every try
+cti_webhook_dropped_total                     counter   webhook        lost from a full queue
+cti_webhook_queued                            gauge     webhook        waiting now
 process_*, python_info, python_gc_*           both      generation     prometheus_client's
 
 The counters count since this process started (``rate`` and ``increase`` take a restart in their

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Awaitable
 from typing import Any
 
@@ -56,6 +57,7 @@ class IntegrationService:
         self._subscription: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
         self.sent = 0
+        self.sent_by_type: Counter[str] = Counter()
 
     async def start(self) -> None:
         self._subscription = self._bus.subscribe(*CONSUMED)
@@ -132,6 +134,7 @@ class IntegrationService:
             return
         for outgoing in sent:
             self.sent += 1
+            self.sent_by_type[outgoing.type] += 1
             self.webhooks.offer(outgoing)
             for receiver in list(self.receivers):
                 receiver.offer(outgoing)

@@ -7,6 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
@@ -99,6 +100,11 @@ async def test_a_call_reaches_the_webhook_as_arrived_ringing_answered_ended(
     ended_event = events[kinds.index("call.ended")]
     assert ended_event["data"]["outcome"] == "answered"
     assert ended_event["data"]["agent"]["extension"] == "1001"
+    metrics_url = f"http://127.0.0.1:{settings.http.port}/metrics"
+    async with aiohttp.ClientSession() as http, http.get(metrics_url) as reply:
+        metrics = await reply.text()
+    assert 'cti_webhook_delivered_total{webhook="crm"}' in metrics
+    assert 'cti_public_events_total{type="call.ended"}' in metrics
     for headers, body in receiver.posts:
         signing.verify(SECRET.encode(), headers[signing.HEADER], body)
         sent = json.loads(body)

@@ -11,10 +11,13 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
 from cti_server.bus import MemoryBus
 from cti_server.integrations import signing
+from cti_server.integrations.metrics import IntegrationsCollector
 from cti_server.integrations.service import IntegrationService
 from cti_server.integrations.settings import IntegrationsSettings, WebhookSettings
 from cti_server.integrations.webhooks import Webhooks
@@ -158,6 +161,17 @@ async def test_a_delivery_that_keeps_failing_is_given_up_logged_and_counted(
         await service.close()
     assert [b["data"]["call_id"] for b in receiver.bodies()] == ["c1", "c1", "c1", "c2"]
     assert (hook.stats.failed, hook.stats.delivered) == (1, 1)
+    registry = CollectorRegistry()
+    registry.register(IntegrationsCollector(service))
+    scraped = {
+        (sample.name, tuple(sample.labels.values())): sample.value
+        for family in text_string_to_metric_families(generate_latest(registry).decode())
+        for sample in family.samples
+    }
+    assert scraped[("cti_webhook_failed_total", ("crm",))] == 1
+    assert scraped[("cti_webhook_retries_total", ("crm",))] == 2
+    assert scraped[("cti_webhook_delivered_total", ("crm",))] == 1
+    assert scraped[("cti_public_events_total", ("call.ended",))] == 2
     assert "webhook crm: gave up on call.ended" in caplog.text
     assert "after 3 tries: HTTP 503" in caplog.text
     assert SECRET not in caplog.text
