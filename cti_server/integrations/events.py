@@ -128,31 +128,43 @@ class _Envelope(_Model):
 
 
 class CallArrived(_Envelope):
+    """A customer call reached the server, with the customer the CRM identified by caller ID."""
+
     type: Literal["call.arrived"] = "call.arrived"
     data: CallArrivedData
 
 
 class CallRinging(_Envelope):
+    """The call is offered to an agent: their phone rings."""
+
     type: Literal["call.ringing"] = "call.ringing"
     data: CallRingingData
 
 
 class CallAnswered(_Envelope):
+    """An agent answered the call."""
+
     type: Literal["call.answered"] = "call.answered"
     data: CallAnsweredData
 
 
 class CallTransferred(_Envelope):
+    """An answered call went back to a queue, or another agent answered it."""
+
     type: Literal["call.transferred"] = "call.transferred"
     data: CallTransferredData
 
 
 class CallEnded(_Envelope):
+    """The last leg of the call hung up: how it went, who hung up, when."""
+
     type: Literal["call.ended"] = "call.ended"
     data: CallEndedData
 
 
 class ComplaintDetected(_Envelope):
+    """The complaint detector found dissatisfaction, live or after the call."""
+
     type: Literal["complaint.detected"] = "complaint.detected"
     data: ComplaintDetectedData
 

@@ -13,8 +13,8 @@ from jsonschema import Draft202012Validator
 
 from cti_server.bus import MemoryBus
 from cti_server.events import CallStarted, DomainEvent
-from cti_server.integrations.events import Customer
-from cti_server.integrations.schema_docs import render, schemas
+from cti_server.integrations.events import TYPES, Customer
+from cti_server.integrations.schema_docs import documents, render
 from cti_server.integrations.service import IntegrationService
 from cti_server.integrations.settings import IntegrationsSettings
 from cti_server.integrations.translate import Outgoing
@@ -81,14 +81,35 @@ def _validate(event: dict[str, Any]) -> None:
     Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER).validate(event)
 
 
-def test_the_committed_schemas_are_what_the_models_give() -> None:
-    generated = schemas()
+def test_the_committed_documents_are_what_the_models_give() -> None:
+    generated = documents()
     committed = {p.name for p in DOCS.glob("*.json")}
-    assert committed == set(generated), (
-        "run: python -m cti_server.integrations.schema_docs docs/events"
-    )
-    for name, schema in generated.items():
-        assert (DOCS / name).read_text("utf-8") == render(schema), f"{name} is out of date"
+    assert committed == set(generated), "python -m cti_server.integrations.schema_docs docs/events"
+    for name, document in generated.items():
+        assert (DOCS / name).read_text("utf-8") == render(document), f"{name} is out of date"
+
+
+def test_the_asyncapi_document_names_every_event_and_its_references_resolve() -> None:
+    document = json.loads((DOCS / "asyncapi.json").read_text("utf-8"))
+    assert set(document["components"]["messages"]) == set(TYPES)
+    assert set(document["channels"]["stream"]["messages"]) == set(TYPES)
+
+    def refs(node: object) -> list[str]:
+        if isinstance(node, dict):
+            found = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+            return found + [r for value in node.values() for r in refs(value)]
+        if isinstance(node, list):
+            return [r for value in node for r in refs(value)]
+        return []
+
+    pointers = refs(document)
+    assert len(pointers) > 20
+    for pointer in pointers:
+        target: Any = document
+        for part in pointer.removeprefix("#/").split("/"):
+            assert isinstance(target, dict), pointer
+            assert part in target, f"{pointer} does not resolve"
+            target = target[part]
 
 
 @pytest.mark.asyncio
