@@ -85,7 +85,7 @@ class SpeechListener(Protocol):
     def languages(self) -> set[str]: ...
 
     def expect(
-        self, words: Mapping[str, str], language: str, timeout: float
+        self, words: Mapping[str, str], language: str, timeout: float, peer: str | None = None
     ) -> Listening | None: ...
 
     def forget(self, listening: Listening) -> None: ...
@@ -179,7 +179,11 @@ class RemoteListenings:
         if len(self._held) >= MAX_LISTENINGS:
             raise _Refused(503, f"already {MAX_LISTENINGS} listenings held: try again later")
         speech = self._speech
-        listening = speech.expect(wanted.words, wanted.language, wanted.timeout) if speech else None
+        listening = (  # cti-agi runs beside the Asterisk that will stream: bound to its address
+            speech.expect(wanted.words, wanted.language, wanted.timeout, peer=request.remote)
+            if speech
+            else None
+        )
         if speech is None or listening is None:
             known = ", ".join(sorted(speech.languages())) if speech else ""
             raise _Refused(

@@ -90,6 +90,15 @@ class AgiSettings(_Section):
 class HttpSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
+    header_timeout: float = Field(
+        10.0, gt=0, description="seconds a client has to send a request's headers (slowloris)"
+    )
+    body_timeout: float = Field(
+        30.0, gt=0, description="seconds a client has to send a request's body after its headers"
+    )
+    idle_timeout: float = Field(
+        75.0, gt=0, description="seconds an idle keep-alive connection is kept open"
+    )
 
 
 class LoggingSettings(_Section):
@@ -225,6 +234,9 @@ class SpeechSettings(_Section):
     )
     host: str = "127.0.0.1"
     port: int = Field(4575, ge=1, le=65535)
+    allowed_peers: tuple[str, ...] = Field(
+        ("127.0.0.1", "::1"), description="addresses or networks Asterisk streams audio from"
+    )
     max_sessions: int = Field(100, ge=1)
 
     @field_validator("models")

@@ -120,7 +120,8 @@ class FastAgiChannel:
     async def listen(self, words: Mapping[str, str], language: str, timeout: float) -> Heard:
         """Asterisk streams the caller to our AudioSocket listener while we wait for a word
         or a key; without a model for the language, only keys count."""
-        listening = self._speech.expect(words, language, timeout) if self._speech else None
+        speech, peer = self._speech, self._session.peer
+        listening = speech.expect(words, language, timeout, peer=peer) if speech else None
         if listening is None or self._speech is None:
             return Heard(await self.read_key(timeout))
         streaming = asyncio.create_task(

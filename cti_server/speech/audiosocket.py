@@ -6,12 +6,20 @@ recognizer that knows only the menu's words, and a key pressed meanwhile (AudioS
 frames) counts as well. The first word or key heard ends the listening: the socket is closed,
 ``AudioSocket`` returns and the walk goes on. Every connection is bounded in time and size, and
 one that names no listening is closed at once.
+
+AudioSocket carries no credential: Asterisk sends the id it was given and then audio. So the id
+is the secret, and it is kept as one: random (122 bits), good for one connection, forgotten when
+its menu or tap ends, handed to Asterisk only over channels that proved themselves (the FastAGI
+session after its challenge, cti-agi with its service token, our own AMI login), and bound to the
+address of the Asterisk that asked for it. A peer outside ``speech.allowed_peers`` is closed
+before it is read; a known id from another address is refused and stays for the right peer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 import struct
@@ -82,7 +90,10 @@ class AudioSocketServer:
     def __init__(self, settings: SpeechSettings, models: SpeechModels) -> None:
         self._settings = settings
         self._models = models
-        self._pending: dict[uuid.UUID, Listening | AudioStream] = {}
+        self._pending: dict[uuid.UUID, tuple[Listening | AudioStream, IpAddress | None]] = {}
+        self._allowed = [
+            ipaddress.ip_network(peer, strict=False) for peer in settings.allowed_peers
+        ]
         self._server: asyncio.Server | None = None
         self._slots = asyncio.Semaphore(settings.max_sessions)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -100,19 +111,22 @@ class AudioSocketServer:
         """Load every model now, so the first caller does not wait seconds for it."""
         await self._models.preload()
 
-    def expect(self, words: Mapping[str, str], language: str, timeout: float) -> Listening | None:
-        """A listening for this menu, or None when no model speaks ``language``."""
+    def expect(
+        self, words: Mapping[str, str], language: str, timeout: float, peer: str | None = None
+    ) -> Listening | None:
+        """A listening for this menu, or None when no model speaks ``language``; ``peer``: the
+        address of the Asterisk that will stream it (no other may)."""
         if self._server is None or language not in self._models.languages() or not words:
             return None
         listening = Listening(words, language, timeout)
-        self._pending[listening.id] = listening
+        self._pending[listening.id] = (listening, _address(peer))
         return listening
 
-    def expect_stream(self, stream: AudioStream) -> bool:
+    def expect_stream(self, stream: AudioStream, peer: str | None = None) -> bool:
         """Route the connection naming ``stream.id`` to it (a live transcription tap)."""
         if self._server is None:
             return False
-        self._pending[stream.id] = stream
+        self._pending[stream.id] = (stream, _address(peer))
         return True
 
     def forget_stream(self, stream: AudioStream) -> None:
@@ -153,11 +167,16 @@ class AudioSocketServer:
         assert task is not None
         self._tasks.add(task)
         try:
+            peer = _address(_host(writer.get_extra_info("peername")))
+            if peer is None or not any(peer in network for network in self._allowed):
+                self.refused += 1
+                log.warning("AudioSocket connection from %s refused: not an allowed peer", peer)
+                return
             if self._slots.locked():
                 self.refused += 1
                 return
             async with self._slots:
-                await self._serve(reader, writer)
+                await self._serve(reader, peer)
         except (ConnectionError, OSError, asyncio.IncompleteReadError) as exc:
             log.info("AudioSocket connection ended: %r", exc)
         except asyncio.CancelledError:
@@ -172,11 +191,16 @@ class AudioSocketServer:
             with contextlib.suppress(OSError, asyncio.CancelledError):
                 await writer.wait_closed()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(self, reader: asyncio.StreamReader, peer: IpAddress) -> None:
         async with asyncio.timeout(HEADER_TIMEOUT):
             kind, payload = await read_frame(reader)
         named = uuid.UUID(bytes=payload) if kind == KIND_ID and len(payload) == 16 else None
-        target = self._pending.pop(named, None) if named is not None else None
+        expected = self._pending.get(named) if named is not None else None
+        if expected is not None and expected[1] is not None and expected[1] != peer:
+            self.refused += 1  # the id stays: the Asterisk it was given to may still come
+            log.warning("AudioSocket id from %s, not from the Asterisk it was given to", peer)
+            return
+        target = self._pending.pop(named)[0] if expected is not None and named else None
         if target is None or (isinstance(target, Listening) and target.done):
             self.refused += 1
             log.warning("AudioSocket connection for nothing expected (kind %#x) closed", kind)
@@ -227,6 +251,26 @@ class AudioSocketServer:
             if word in listening.words:
                 return Heard(listening.words[word], word)
         return Heard("")
+
+
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _host(peername: Any) -> str | None:
+    return str(peername[0]) if isinstance(peername, tuple) and peername else None
+
+
+def _address(host: str | None) -> IpAddress | None:
+    """An address as compared here: IPv4 mapped into IPv6 is the IPv4 address."""
+    if host is None:
+        return None
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:

@@ -59,6 +59,12 @@ class AgiSession:
         self._command_timeout = command_timeout
 
     @property
+    def peer(self) -> str | None:
+        """The address of the Asterisk that opened this session."""
+        peername = self._writer.get_extra_info("peername")
+        return str(peername[0]) if isinstance(peername, tuple) and peername else None
+
+    @property
     def script(self) -> str:
         """The path after ``agi://host:port/``, without the query string."""
         return self.env.get("agi_network_script", "").partition("?")[0].strip("/")

@@ -55,16 +55,20 @@ class FakeSpeech:
 
     def __init__(self) -> None:
         self.pending: dict[uuid.UUID, Listening] = {}
+        self.peers: dict[uuid.UUID, str | None] = {}  # whom each listening is bound to
         self.forgotten: list[uuid.UUID] = []
 
     def languages(self) -> set[str]:
         return {"ko"}
 
-    def expect(self, words: Mapping[str, str], language: str, timeout: float) -> Listening | None:
+    def expect(
+        self, words: Mapping[str, str], language: str, timeout: float, peer: str | None = None
+    ) -> Listening | None:
         if language not in self.languages() or not words:
             return None
         listening = Listening(words, language, timeout)
         self.pending[listening.id] = listening
+        self.peers[listening.id] = peer
         return listening
 
     def forget(self, listening: Listening) -> None:
@@ -380,6 +384,8 @@ async def test_a_listening_answers_the_word_heard_once_it_has_ended(listener: Se
     assert made["address"] == "127.0.0.1:4575"
     assert made["within"] > LISTEN["timeout"]
     assert listener.speech.pending[uuid.UUID(made["id"])].words == WORDS
+    # bound to the address cti-agi asked from: the Asterisk beside it streams from there
+    assert listener.speech.peers[uuid.UUID(made["id"])] == "127.0.0.1"
     asking = asyncio.create_task(listener.request("GET", f"/listen/{made['id']}"))
     done, _ = await asyncio.wait({asking}, timeout=0.2)
     assert not done  # the GET waits: nothing is heard yet

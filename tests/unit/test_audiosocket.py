@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import struct
 import subprocess
@@ -35,9 +36,12 @@ def frame(kind: int, payload: bytes = b"") -> bytes:
 
 
 @asynccontextmanager
-async def listener(models: dict[str, Path] | None = None) -> AsyncIterator[AudioSocketServer]:
+async def listener(
+    models: dict[str, Path] | None = None, allowed_peers: tuple[str, ...] = ("127.0.0.1", "::1")
+) -> AsyncIterator[AudioSocketServer]:
     paths = models if models is not None else {"ko": Path("/nonexistent")}
-    server = AudioSocketServer(SpeechSettings(port=free_port()), SpeechModels(paths))
+    settings = SpeechSettings(port=free_port(), allowed_peers=allowed_peers)
+    server = AudioSocketServer(settings, SpeechModels(paths))
     if models is not None:
         await server.preload()  # as the server does at start: seconds, not the caller's time
     await server.start()
@@ -49,10 +53,11 @@ async def listener(models: dict[str, Path] | None = None) -> AsyncIterator[Audio
 
 @asynccontextmanager
 async def asterisk(
-    server: AudioSocketServer, listening: Listening | None
+    server: AudioSocketServer, listening: Listening | None, source: str = "127.0.0.1"
 ) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """A peer that names ``listening`` (or an id nobody expects), from ``source``."""
     host, port = server.address.split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
+    reader, writer = await asyncio.open_connection(host, int(port), local_addr=(source, 0))
     named = listening.id if listening else uuid.uuid4()
     writer.write(frame(KIND_ID, named.bytes))
     await writer.drain()
@@ -145,3 +150,53 @@ async def test_a_spoken_word_is_heard_as_its_key(ko_model: Path, spoken_word: by
             await writer.drain()
             assert await listening.result() == Heard("0", "상담원")
     assert server.heard == 1
+
+
+# -- only the Asterisk an id was given to may stream into it ---------------------------------
+
+
+@pytest.mark.asyncio
+async def test_an_id_from_another_address_is_refused_and_kept_for_its_asterisk(
+    ko_model: Path,
+) -> None:
+    """Another process that learnt the id cannot stream into it from another address, nor take
+    it from the Asterisk it was given to."""
+    async with listener({"ko": ko_model}, allowed_peers=("127.0.0.0/8",)) as server:
+        listening = server.expect(WORDS, "ko", 5, peer="127.0.0.1")
+        assert listening is not None
+        async with asterisk(server, listening, source="127.0.0.2") as (reader, writer):
+            writer.write(frame(KIND_DTMF, b"1"))
+            assert await asyncio.wait_for(reader.read(), 5) == frame(KIND_HANGUP)
+        assert server.refused == 1
+        assert not listening.done
+        async with asterisk(server, listening) as (reader, writer):
+            writer.write(frame(KIND_DTMF, b"0"))
+            await writer.drain()
+            assert await listening.result() == Heard("0")
+
+
+@pytest.mark.asyncio
+async def test_a_peer_outside_the_allowed_ones_is_not_read(ko_model: Path) -> None:
+    async with listener({"ko": ko_model}, allowed_peers=("127.0.0.1",)) as server:
+        listening = server.expect(WORDS, "ko", 5)
+        assert listening is not None
+        async with asterisk(server, listening, source="127.0.0.3") as (reader, _writer):
+            # closed unread: the peer may see the hang-up frame or a reset
+            with contextlib.suppress(ConnectionResetError):
+                assert await asyncio.wait_for(reader.read(), 5) in (frame(KIND_HANGUP), b"")
+        assert server.refused == 1
+        assert not listening.done  # its id was not even read
+
+
+@pytest.mark.asyncio
+async def test_an_id_serves_one_connection(ko_model: Path) -> None:
+    async with listener({"ko": ko_model}) as server:
+        listening = server.expect(WORDS, "ko", 5, peer="127.0.0.1")
+        assert listening is not None
+        async with asterisk(server, listening) as (_reader, writer):
+            writer.write(frame(KIND_DTMF, b"0"))
+            await writer.drain()
+            assert await listening.result() == Heard("0")
+        async with asterisk(server, listening) as (reader, _writer):
+            assert await asyncio.wait_for(reader.read(), 5) == frame(KIND_HANGUP)
+        assert server.refused == 1
