@@ -93,7 +93,8 @@ class AgiSession:
     async def _answer(self, timeout: float) -> dict[str, Any]:
         """``timeout``: the command's own deadline (a recording may run for minutes)."""
         while True:
-            raw = await asyncio.wait_for(self._reader.readline(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: 3.11 could lose a cancel
+                raw = await self._reader.readline()
             if not raw:
                 raise ConnectionError("Asterisk closed the AGI connection")
             text = raw.decode("utf-8", "replace").rstrip("\n")
@@ -106,7 +107,8 @@ class AgiSession:
     async def _skip_usage(self) -> None:
         """A 520 usage answer spans lines up to ``520 End of proper usage.``."""
         for _ in range(100):
-            raw = await asyncio.wait_for(self._reader.readline(), self._command_timeout)
+            async with asyncio.timeout(self._command_timeout):
+                raw = await self._reader.readline()
             if not raw or raw.startswith(b"520 "):
                 return
 
@@ -262,7 +264,8 @@ class FastAgiServer:
 
     async def _read_env(self, reader: asyncio.StreamReader, peer: object) -> dict[str, str] | None:
         try:
-            raw = await asyncio.wait_for(reader.readuntil(b"\n\n"), self._settings.header_timeout)
+            async with asyncio.timeout(self._settings.header_timeout):
+                raw = await reader.readuntil(b"\n\n")
         except TimeoutError:
             log.warning("FastAGI peer %r sent no complete request in time", peer)
             return None
