@@ -37,6 +37,7 @@ from cti_server.complaint_watch import ComplaintWatch, crm_repeat_call
 from cti_server.complaints.detector import ComplaintDetector
 from cti_server.config import AmiSettings, Settings
 from cti_server.events import AmiLinkChanged
+from cti_server.http_hardening import GuardedSite, ReadLimits, add_security_headers
 from cti_server.inbound import InboundCalls, callers_ahead
 from cti_server.integrations.plugin import add_integrations
 from cti_server.ivr.customers import CrmLookup
@@ -128,6 +129,7 @@ def _complaint_watch(
 def build_app(settings: Settings) -> web.Application:
     """Build the whole server as an aiohttp application; nothing runs until it is started."""
     app = web.Application()
+    add_security_headers(app)  # no-store, nosniff, no referrer, no framing on every answer
     nodes = frozenset(n.node for n in (settings.ami, *settings.extra_nodes))
     bus = (
         RedisBus(settings.bus.redis_url, local_nodes=nodes)
@@ -613,10 +615,14 @@ async def _start(settings: Settings) -> web.AppRunner:
         handle_signals=False,
         access_log=logging.getLogger(ACCESS_LOGGER) if settings.logging.access_log else None,
         access_log_class=AccessLogger,
+        keepalive_timeout=settings.http.idle_timeout,
     )
+    http = settings.http
     try:
         await runner.setup()
-        site = web.TCPSite(runner, settings.http.host, settings.http.port)
+        site = GuardedSite(
+            runner, http.host, http.port, ReadLimits(http.header_timeout, http.body_timeout)
+        )
         async with _listener("HTTP", "http", settings.http.host, settings.http.port):
             await site.start()
     except BaseException as exc:
