@@ -112,16 +112,20 @@ class AgiSession:
             if not raw or raw.startswith(b"520 "):
                 return
 
-    async def proves_asterisk(self, key: str) -> bool:
+    async def proves_asterisk(self, key: str, timeout: float) -> bool:
         """Whether the peer is our Asterisk, in step: it hashes the dialplan's key with a fresh
-        nonce. Nobody without the key can answer; an old answer is no answer to a new nonce."""
+        nonce. Nobody without the key can answer; an old answer is no answer to a new nonce.
+        Asterisk answers in milliseconds: a peer that stays silent holds its session slot for
+        ``timeout`` at most, not a command's 30 s."""
         nonce = secrets.token_hex(16)
         expected = hashlib.sha1(f"{key}:{nonce}".encode()).hexdigest()  # noqa: S324 - Asterisk's
+        expression = _quote(f"${{SHA1(${{{KEY_VARIABLE}}}:{nonce})}}")
         try:
-            answer = await self.get_variable(f"${{SHA1(${{{KEY_VARIABLE}}}:{nonce})}}")
+            result = await self.command("GET FULL VARIABLE", expression, timeout=timeout)
         except (AgiHangup, AgiError):
             return False
-        return hmac.compare_digest(answer.encode(), expected.encode())
+        value, answer = result.get("result", ("0", ""))
+        return value == "1" and hmac.compare_digest(str(answer).encode(), expected.encode())
 
     async def set_variable(self, name: str, value: str) -> None:
         await self.command("SET VARIABLE", name, _quote(value))
@@ -244,7 +248,7 @@ class FastAgiServer:
             if handler is None:
                 log.error("FastAGI request for unknown script %r", session.script)
                 return
-            if not await session.proves_asterisk(self._key):
+            if not await session.proves_asterisk(self._key, self._settings.header_timeout):
                 self.rejected += 1
                 self.refused_unproven += 1
                 log.warning(

@@ -314,3 +314,25 @@ async def test_a_caller_name_that_ends_the_header_cannot_answer_our_commands() -
         assert await read_until_closed(reader, TIMEOUT) == b""
         assert ran == []
         assert server.rejected == 1
+
+
+@pytest.mark.asyncio
+async def test_a_peer_silent_at_the_challenge_is_dropped_at_the_header_deadline() -> None:
+    """Asterisk answers the challenge in milliseconds; a local process that connects and stays
+    silent must not hold one of the sessions real calls need for a command's 30 s."""
+    ran: list[AgiSession] = []
+
+    async def inbound(session: AgiSession) -> None:
+        ran.append(session)
+
+    async with agi_server() as (server, port), connection(port) as (reader, writer):
+        server.add_route("inbound", inbound)
+        writer.write(REQUEST)
+        await writer.drain()
+        challenge = await asyncio.wait_for(reader.readline(), TIMEOUT)
+        assert challenge.startswith(b'GET FULL VARIABLE "${SHA1(${CTI_AGI_KEY}:')
+        started = time.monotonic()
+        assert await read_until_closed(reader, TIMEOUT) == b""
+        assert time.monotonic() - started < HEADER_TIMEOUT + 1.0
+        assert ran == []
+        assert server.status()["refused_unproven"] == 1
