@@ -1,7 +1,8 @@
 """Supervisors and the router over HTTP: what waits and why, and their two controls.
 
 - ``GET /routing``: waiting calls with their effective priority now, agents, the policy in
-  force (and a refused change of it), the last decisions with their reasons;
+  force (its name, its file's name and a refused change of it; never where the file lives on
+  the server), the last decisions with their reasons;
 - ``POST /routing/calls/{node}/{linkedid}/move`` ``{"agent": "1001"}``: only that agent may
   take the call (the call waits for them while they are busy); the decision that gives it to
   them (``routing.decision`` of the interaction) names the supervisor (``moved_by``);
@@ -18,7 +19,8 @@ body that is not a JSON object, 422 naming the bad field, 404 for a call that do
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
@@ -80,7 +82,7 @@ def routing_routes(
         return _guarded
 
     async def overview(_request: web.Request) -> web.Response:
-        return web.json_response(router.snapshot())
+        return web.json_response(_without_server_paths(router.snapshot()))
 
     async def move(request: web.Request) -> web.Response:
         body = await read_body(request, MoveIn)
@@ -97,3 +99,15 @@ def routing_routes(
         web.post("/routing/calls/{node}/{linkedid}/move", guarded(move)),
         web.post("/routing/calls/{node}/{linkedid}/priority", guarded(priority)),
     ]
+
+
+def _without_server_paths(view: dict[str, Any]) -> dict[str, Any]:
+    """The policy file by its name alone: where files live on the server tells an attacker
+    about the machine and is no business of a supervisor's (a refused edit's error names the
+    file the same way)."""
+    policy = dict(view["policy"])
+    path = Path(policy.pop("path"))
+    policy["file"] = path.name
+    if policy.get("error"):
+        policy["error"] = str(policy["error"]).replace(str(path), path.name)
+    return {**view, "policy": policy}
