@@ -11,12 +11,11 @@
 - **Slow clients are dropped** (:class:`GuardedSite`): aiohttp waits for request headers as long as
   a connection stays open, so a client that trickles them (slowloris) holds a socket for ever. A
   request's headers must be complete within ``header_timeout`` of the connection opening or of
-  its first byte (a 408, then the connection closes; a connection that sent nothing is closed);
-  its body within ``body_timeout`` of the headers (the read in the handler fails with a 408 and
-  the connection closes after it). aiohttp 3.14 has no such option: the site wraps each
-  connection's protocol and the server's request factory, both public extension points.
-  Websockets are untouched: their upgrade request has no body and its headers are complete.
-  An idle keep-alive connection is closed by aiohttp's own ``keepalive_timeout``.
+  the previous answer (a 408 when some had come, then the connection closes; an idle connection
+  is closed silently); its body within ``body_timeout`` of the headers (the read in the handler
+  fails with a 408 and the connection closes after it). aiohttp 3.14 has no such option: the
+  site wraps each connection's protocol and the server's request factory, both public
+  extension points. Websockets are untouched: once upgraded, their request is being served.
 """
 
 from __future__ import annotations
@@ -147,8 +146,10 @@ class _Writer(StreamWriter):
 class _Guard(asyncio.Protocol):
     """One connection: aiohttp's handler behind deadlines for the headers and the body.
 
-    Between requests (after a response, before the next request's headers) the header clock
-    runs from the first byte; while a request is served, only its body is timed.
+    The header clock runs from the connection's opening and from each answer, until the next
+    request's headers are complete: an idle keep-alive connection is closed as soon (as Node
+    and Apache close theirs within seconds), and half a request pipelined behind a whole one
+    gets no more time. While a request is served only its body is timed.
     """
 
     def __init__(
@@ -172,8 +173,6 @@ class _Guard(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if data and not self._serving:
             self._started = True
-            if self._headers_timer is None:
-                self._start_headers_clock()
         self._handler.data_received(data)
 
     def eof_received(self) -> None:
@@ -201,7 +200,10 @@ class _Guard(asyncio.Protocol):
         payload.on_eof(timer.cancel)
 
     def response_sent(self) -> None:
+        """Answered: aiohttp itself drains (for ``lingering_time``) a body left unread."""
+        self._stop_clocks()
         self._serving = False
+        self._start_headers_clock()
 
     def _start_headers_clock(self) -> None:
         loop = asyncio.get_running_loop()

@@ -276,3 +276,35 @@ async def test_a_websocket_outlives_every_read_timeout(server: Server) -> None:
             if message.json().get("type") == "error":
                 break
         assert message.json()["message"] == "not a message"
+
+
+@pytest.mark.asyncio
+async def test_half_a_request_sent_behind_a_whole_one_gets_no_more_time(server: Server) -> None:
+    reader, writer = await server.connect()
+    try:
+        writer.write(  # pipelined: a whole request, then the start of the next one, then silence
+            b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+            b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: a"
+        )
+        said, lasted = await _closed(reader, HEADERS_WITHIN + SLACK)
+    finally:
+        writer.close()
+    assert said.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert said.count(b"HTTP/1.1 200 ") == 1
+    assert lasted >= HEADERS_WITHIN * 0.9
+
+
+@pytest.mark.asyncio
+async def test_an_idle_keep_alive_connection_is_closed_after_the_header_timeout(
+    server: Server,
+) -> None:
+    reader, writer = await server.connect()
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        said, lasted = await _closed(reader, HEADERS_WITHIN + SLACK)
+    finally:
+        writer.close()
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"408" not in said  # the body of /healthz, then a silent close
+    assert lasted >= HEADERS_WITHIN * 0.5
