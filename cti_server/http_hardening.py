@@ -8,14 +8,16 @@
   no-store`` on every answer but the static files (customer pages, the desktop, the API answers
   carry personal data, and a shared or back-button cache must not keep them), plus ``nosniff``,
   ``no-referrer`` and ``DENY``; a header a route set itself (the UI's own policy) is kept.
-- **Slow clients are dropped** (:class:`GuardedSite`): aiohttp waits for request headers as long as
-  a connection stays open, so a client that trickles them (slowloris) holds a socket for ever. A
-  request's headers must be complete within ``header_timeout`` of the connection opening or of
-  the previous answer (a 408 when some had come, then the connection closes; an idle connection
-  is closed silently); its body within ``body_timeout`` of the headers (the read in the handler
-  fails with a 408 and the connection closes after it). aiohttp 3.14 has no such option: the
-  site wraps each connection's protocol and the server's request factory, both public
-  extension points. Websockets are untouched: once upgraded, their request is being served.
+- **Slow clients are dropped** (:class:`GuardedSite`): aiohttp 3.14 has no header or body read
+  timeout, so a client that trickles its request (slowloris) holds a socket for an hour (its
+  ``keepalive_timeout``, the only bound). Here a request's headers must be complete within
+  ``header_timeout`` of the connection opening or of the previous answer (a 408 when some had
+  come, then the connection closes; an idle connection is closed silently); its body within
+  ``body_timeout`` of the headers (the handler's read fails with a 408, and the connection
+  closes after it). The site, a ``BaseSite`` as ``TCPSite`` is, puts a guard in front of each
+  connection's protocol and wraps the server's public ``request_factory``, which aiohttp calls
+  once a request's headers are parsed. Websockets are untouched: an upgraded request is being
+  served for as long as the socket lives.
 """
 
 from __future__ import annotations
@@ -42,9 +44,10 @@ SECURITY_HEADERS = {
 }
 """Set on every answer unless the route set its own; static files keep their caching."""
 
+_SLOW = b"request headers too slow"
 TOO_SLOW = (
     b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: text/plain\r\n"
-    b"Content-Length: 24\r\n\r\nrequest headers too slow"
+    b"Content-Length: %d\r\n\r\n%s" % (len(_SLOW), _SLOW)
 )
 
 RequestFactory = Callable[
