@@ -615,6 +615,7 @@ async def _start(settings: Settings) -> web.AppRunner:
         handle_signals=False,
         access_log=logging.getLogger(ACCESS_LOGGER) if settings.logging.access_log else None,
         access_log_class=AccessLogger,
+        keepalive_timeout=settings.http.idle_timeout,
     )
     http = settings.http
     try:

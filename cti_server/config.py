@@ -91,13 +91,16 @@ class HttpSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     header_timeout: float = Field(
-        10.0,
-        gt=0,
-        description="seconds a client has to send a request's headers, from the connection's "
-        "opening or the previous answer (so also how long an idle keep-alive connection lasts)",
+        10.0, gt=0, description="seconds a client has to send a request's headers (slowloris)"
     )
     body_timeout: float = Field(
         30.0, gt=0, description="seconds a client has to send a request's body after its headers"
+    )
+    idle_timeout: float = Field(
+        75.0,
+        gt=0,
+        description="seconds an idle keep-alive connection stays open; longer than a reverse "
+        "proxy keeps its idle connections to the server (nginx: 60 s)",
     )
 
 

@@ -11,10 +11,12 @@
 - **Slow clients are dropped** (:class:`GuardedSite`): aiohttp 3.14 has no header or body read
   timeout, so a client that trickles its request (slowloris) holds a socket for an hour (its
   ``keepalive_timeout``, the only bound). Here a request's headers must be complete within
-  ``header_timeout`` of the connection opening or of the previous answer (a 408 when some had
-  come, then the connection closes; an idle connection is closed silently); its body within
-  ``body_timeout`` of the headers (the handler's read fails with a 408, and the connection
-  closes after it). The site, a ``BaseSite`` as ``TCPSite`` is, puts a guard in front of each
+  ``header_timeout`` of the connection opening or of their first byte (a 408 when some had come,
+  then the connection closes; a connection that sends nothing is closed silently); its body
+  within ``body_timeout`` of the headers (the handler's read fails with a 408, and the connection
+  closes after it). An idle keep-alive connection is aiohttp's to close (``idle_timeout``, longer
+  than a proxy keeps its own idle connections to us, so that it never reuses one we close). The
+  site, a ``BaseSite`` as ``TCPSite`` is, puts a guard in front of each
   connection's protocol and wraps the server's public ``request_factory``, which aiohttp calls
   once a request's headers are parsed. Websockets are untouched: an upgraded request is being
   served for as long as the socket lives.
@@ -149,10 +151,11 @@ class _Writer(StreamWriter):
 class _Guard(asyncio.Protocol):
     """One connection: aiohttp's handler behind deadlines for the headers and the body.
 
-    The header clock runs from the connection's opening and from each answer, until the next
-    request's headers are complete: an idle keep-alive connection is closed as soon (as Node
-    and Apache close theirs within seconds), and half a request pipelined behind a whole one
-    gets no more time. While a request is served only its body is timed.
+    The header clock runs from the connection's opening, and between requests from the first
+    byte of the next one; while a request is served only its body is timed, and the bytes of a
+    next request sent meanwhile (pipelining) start its clock once this one is answered. Half a
+    request sent in the same packet as a whole one cannot be told apart from an idle connection
+    here (the parser keeps it): aiohttp's idle timeout closes it, as it would an idle one.
     """
 
     def __init__(
@@ -164,6 +167,7 @@ class _Guard(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._serving = False
         self._started = False  # bytes of the next request's headers have arrived
+        self._payload: StreamReader | None = None  # the body of the request being served
         self._headers_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
 
@@ -176,6 +180,10 @@ class _Guard(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if data and not self._serving:
             self._started = True
+            if self._headers_timer is None:
+                self._start_headers_clock()
+        elif data and self._payload is not None and self._payload.is_eof():
+            self._started = True  # the next request, pipelined: timed once this one is answered
         self._handler.data_received(data)
 
     def eof_received(self) -> None:
@@ -194,7 +202,7 @@ class _Guard(asyncio.Protocol):
 
     def headers_complete(self, payload: StreamReader) -> None:
         self._stop_clocks()
-        self._serving, self._started = True, False
+        self._serving, self._started, self._payload = True, False, payload
         if payload.is_eof():
             return
         loop = asyncio.get_running_loop()
@@ -205,8 +213,9 @@ class _Guard(asyncio.Protocol):
     def response_sent(self) -> None:
         """Answered: aiohttp itself drains (for ``lingering_time``) a body left unread."""
         self._stop_clocks()
-        self._serving = False
-        self._start_headers_clock()
+        self._serving, self._payload = False, None
+        if self._started:
+            self._start_headers_clock()
 
     def _start_headers_clock(self) -> None:
         loop = asyncio.get_running_loop()
