@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from agent_ui.deps import DEPS, TEMPLATES
 from agent_ui.sessions import SessionStore, UiSession
+from crm_core.access import least
 from crm_core.people import authenticate
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     raise response
 
 
-@pages.route("POST", "/logout", "agent")
+@pages.route("POST", "/logout", least("session.own"))
 async def logout(request: web.Request) -> web.StreamResponse:
     async with request.app[DEPS].db() as db:
         await request.app[STORE].revoke(db, request[UI_SESSION].id)

@@ -10,6 +10,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import cases, customers, followups, interactions, merge, people, valuation
+from crm_core.access import (
+    Serving,
+    ServingLookup,
+    interactions_visible,
+    least,
+    may_edit_customer,
+    may_read_interaction,
+)
 from crm_core.api import serialize
 from crm_core.api.http import (
     SESSIONS,
@@ -60,6 +68,7 @@ from crm_core.schemas import (
 from crm_core.settings import CrmSettings
 
 CRM_SETTINGS = web.AppKey("crm_settings", CrmSettings)
+SERVING: web.AppKey[ServingLookup] = web.AppKey("crm_serving")
 routes = RouteTable()
 
 Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
@@ -135,6 +144,16 @@ def _require(request: web.Request, role: str, what: str) -> None:
         raise Forbidden(f"{what} needs the role {role} or higher")
 
 
+def _serving(request: web.Request) -> Serving:
+    """The customers and calls the caller's desk serves now (row rules: crm_core.access)."""
+    return request.app[SERVING](current_user(request))
+
+
+def _may_edit(request: web.Request, customer_id: int) -> None:
+    if not may_edit_customer(current_user(request), customer_id, _serving(request)):
+        raise Forbidden("agents change only the customers they are serving")
+
+
 @routes.route(
     "POST",
     "/tokens",
@@ -161,6 +180,7 @@ async def create_token(request: web.Request) -> TokenOut:
     "Search customers by name, account, e-mail or phone",
     response=CustomerPage,
     query=SearchQuery,
+    min_role=least("customer.search"),
 )
 async def search_customers(request: web.Request) -> CustomerPage:
     query = query_of(request, SearchQuery)
@@ -179,6 +199,7 @@ async def search_customers(request: web.Request) -> CustomerPage:
     "Who is calling: look a caller ID up",
     response=LookupOut,
     query=LookupQuery,
+    min_role=least("customer.search"),
 )
 async def lookup(request: web.Request) -> LookupOut:
     number = query_of(request, LookupQuery).number
@@ -202,18 +223,25 @@ async def lookup(request: web.Request) -> LookupOut:
     status=201,
     body=CustomerIn,
     errors=[403, 404, 409],
+    min_role=least("customer.create"),
 )
 async def create_customer(request: web.Request) -> CustomerOut:
     data = await read_body(request, CustomerIn)
     if data.tier_override is not None:
-        _require(request, "manager", "setting a tier override")
+        _require(request, least("customer.tier"), "setting a tier override")
     async with _session(request) as session, session.begin():
         customer = await customers.create_customer(session, data, _settings(request).default_region)
         await valuation.recompute_value(session, customer.id, _settings(request).value)
         return serialize.customer(customer)
 
 
-@routes.route("GET", "/customers/{id}", "A customer's record", response=CustomerOut)
+@routes.route(
+    "GET",
+    "/customers/{id}",
+    "A customer's record",
+    response=CustomerOut,
+    min_role=least("customer.read"),
+)
 async def get_customer(request: web.Request) -> CustomerOut:
     async with _session(request) as session:
         customer = await customers.get_customer(session, path_id(request))
@@ -227,11 +255,13 @@ async def get_customer(request: web.Request) -> CustomerOut:
     response=CustomerOut,
     body=CustomerPatch,
     errors=[403],
+    min_role=least("customer.edit"),
 )
 async def patch_customer(request: web.Request) -> CustomerOut:
     patch = await read_body(request, CustomerPatch)
     if "tier_override" in patch.model_fields_set:
-        _require(request, "manager", "changing a tier override")
+        _require(request, least("customer.tier"), "changing a tier override")
+    _may_edit(request, path_id(request))
     async with _session(request) as session, session.begin():
         customer = await customers.update_customer(session, path_id(request), patch)
         if "tier_override" in patch.model_fields_set:
@@ -244,7 +274,7 @@ async def patch_customer(request: web.Request) -> CustomerOut:
     "/customers/{id}",
     "Delete a customer: no longer found, its interactions and cases kept",
     response=DeletedOut,
-    min_role="manager",
+    min_role=least("customer.delete"),
 )
 async def delete_customer(request: web.Request) -> DeletedOut:
     async with _session(request) as session, session.begin():
@@ -260,9 +290,12 @@ async def delete_customer(request: web.Request) -> DeletedOut:
     response=PhoneOut,
     status=201,
     body=PhoneIn,
+    min_role=least("customer.edit"),
+    errors=[403],
 )
 async def add_phone(request: web.Request) -> PhoneOut:
     data = await read_body(request, PhoneIn)
+    _may_edit(request, path_id(request))
     async with _session(request) as session, session.begin():
         phone = await customers.add_phone(
             session, path_id(request), data, _settings(request).default_region
@@ -276,19 +309,27 @@ async def add_phone(request: web.Request) -> PhoneOut:
     "The customer's timeline, newest first",
     response=InteractionPage,
     query=PageQuery,
+    min_role=least("interaction.read"),
 )
 async def customer_timeline(request: web.Request) -> InteractionPage:
     page = query_of(request, PageQuery)
     async with _session(request) as session:
         customer = await customers.get_customer(session, path_id(request))
-        rows = await interactions.timeline(session, customer.id, page.limit, page.offset)
+        visible = interactions_visible(current_user(request), _serving(request), customer.id)
+        rows = await interactions.timeline(
+            session, customer.id, page.limit, page.offset, where=visible
+        )
     return InteractionPage(
         items=[serialize.interaction(r) for r in rows], limit=page.limit, offset=page.offset
     )
 
 
 @routes.route(
-    "GET", "/customers/{id}/value", "The customer's value scores and tier", response=ValueOut
+    "GET",
+    "/customers/{id}/value",
+    "The customer's value scores and tier",
+    response=ValueOut,
+    min_role=least("customer.read"),
 )
 async def customer_value(request: web.Request) -> ValueOut:
     async with _session(request) as session:
@@ -302,7 +343,7 @@ async def customer_value(request: web.Request) -> ValueOut:
     "Record an order, payment or refund",
     response=TransactionOut,
     status=201,
-    min_role="manager",
+    min_role=least("transaction.write"),
     body=TransactionIn,
     errors=[409],
 )
@@ -322,7 +363,7 @@ async def add_transaction(request: web.Request) -> TransactionOut:
     "/customers/{id}/duplicates",
     "Probable duplicates of this customer",
     response=DuplicateList,
-    min_role="supervisor",
+    min_role=least("customer.duplicates"),
 )
 async def customer_duplicates(request: web.Request) -> DuplicateList:
     async with _session(request) as session:
@@ -346,7 +387,7 @@ async def customer_duplicates(request: web.Request) -> DuplicateList:
     "Merge another customer into this one",
     response=MergeOut,
     status=201,
-    min_role="manager",
+    min_role=least("customer.merge"),
     body=MergeRequest,
     errors=[409],
 )
@@ -366,7 +407,7 @@ async def merge_customer(request: web.Request) -> MergeOut:
     "/merges/{id}/undo",
     "Undo a merge: both records as before",
     response=MergeOut,
-    min_role="manager",
+    min_role=least("customer.merge"),
     errors=[409],
 )
 async def undo_merge(request: web.Request) -> MergeOut:
@@ -379,7 +420,11 @@ async def undo_merge(request: web.Request) -> MergeOut:
 
 
 @routes.route(
-    "GET", "/merges/{id}", "A merge's audit record", response=MergeOut, min_role="manager"
+    "GET",
+    "/merges/{id}",
+    "A merge's audit record",
+    response=MergeOut,
+    min_role=least("customer.merge"),
 )
 async def get_merge(request: web.Request) -> MergeOut:
     async with _session(request) as session:
@@ -394,7 +439,7 @@ async def get_merge(request: web.Request) -> MergeOut:
     "/interactions",
     "Write an interaction by (node, linkedid): idempotent",
     response=InteractionOut,
-    min_role="supervisor",
+    min_role=least("interaction.write"),
     body=InteractionIn,
     errors=[404, 409],
 )
@@ -410,10 +455,16 @@ async def write_interaction(request: web.Request) -> InteractionOut:
     "/interactions/{id}",
     "One interaction with its transcript",
     response=InteractionDetailOut,
+    min_role=least("interaction.read"),
+    errors=[403],
 )
 async def get_interaction(request: web.Request) -> InteractionDetailOut:
     async with _session(request) as session:
         row = await interactions.get_interaction(session, path_id(request))
+        if not may_read_interaction(current_user(request), row, _serving(request)):
+            raise Forbidden(
+                "agents read only their own calls and those of the customers they are serving"
+            )
         segments = await interactions.segments_of(session, row.id)
         return serialize.interaction_detail(row, segments)
 
@@ -421,9 +472,10 @@ async def get_interaction(request: web.Request) -> InteractionDetailOut:
 @routes.route(
     "GET",
     "/cases",
-    "Complaint cases (agents: only their own)",
+    "Complaint cases (below manager: those assigned to them)",
     response=CasePage,
     query=CaseQuery,
+    min_role=least("case.read"),
 )
 async def list_cases(request: web.Request) -> CasePage:
     query = query_of(request, CaseQuery)
@@ -446,6 +498,7 @@ async def list_cases(request: web.Request) -> CasePage:
     status=201,
     body=CaseIn,
     errors=[404],
+    min_role=least("case.open"),
 )
 async def open_case(request: web.Request) -> CaseOut:
     data = await read_body(request, CaseIn)
@@ -463,7 +516,12 @@ async def open_case(request: web.Request) -> CaseOut:
 
 
 @routes.route(
-    "GET", "/cases/{id}", "One case (agents: only their own)", response=CaseOut, errors=[403]
+    "GET",
+    "/cases/{id}",
+    "One case (below manager: one assigned to them)",
+    response=CaseOut,
+    errors=[403],
+    min_role=least("case.read"),
 )
 async def get_case(request: web.Request) -> CaseOut:
     async with _session(request) as session:
@@ -476,7 +534,7 @@ async def get_case(request: web.Request) -> CaseOut:
     "/cases/{id}/assign",
     "Assign a case to an owner",
     response=CaseOut,
-    min_role="supervisor",
+    min_role=least("case.assign"),
     body=AssignIn,
     errors=[409],
 )
@@ -491,9 +549,10 @@ async def assign_case(request: web.Request) -> CaseOut:
 @routes.route(
     "POST",
     "/cases/{id}/resolve",
-    "Mark a case resolved (its owner or a supervisor)",
+    "Mark a case resolved (its owner or a manager)",
     response=CaseOut,
     errors=[403, 409],
+    min_role=least("case.resolve"),
 )
 async def resolve_case(request: web.Request) -> CaseOut:
     async with _session(request) as session, session.begin():
@@ -507,7 +566,7 @@ async def resolve_case(request: web.Request) -> CaseOut:
     "/cases/{id}/close",
     "Close a resolved case",
     response=CaseOut,
-    min_role="manager",
+    min_role=least("case.close"),
     errors=[409],
 )
 async def close_case(request: web.Request) -> CaseOut:
@@ -523,6 +582,7 @@ async def close_case(request: web.Request) -> CaseOut:
     "Open follow-ups (agents: theirs and unowned ones)",
     response=FollowUpPage,
     query=PageQuery,
+    min_role=least("followup.read"),
 )
 async def list_follow_ups(request: web.Request) -> FollowUpPage:
     page = query_of(request, PageQuery)
@@ -543,6 +603,7 @@ async def list_follow_ups(request: web.Request) -> FollowUpPage:
     status=201,
     body=FollowUpIn,
     errors=[404],
+    min_role=least("followup.create"),
 )
 async def create_follow_up(request: web.Request) -> FollowUpOut:
     data = await read_body(request, FollowUpIn)
@@ -557,6 +618,7 @@ async def create_follow_up(request: web.Request) -> FollowUpOut:
     "Mark a follow-up done",
     response=FollowUpOut,
     errors=[403, 409],
+    min_role=least("followup.done"),
 )
 async def complete_follow_up(request: web.Request) -> FollowUpOut:
     async with _session(request) as session, session.begin():
@@ -569,7 +631,7 @@ async def complete_follow_up(request: web.Request) -> FollowUpOut:
     "/agents",
     "Everyone who signs in, with skills",
     response=UserList,
-    min_role="supervisor",
+    min_role=least("people.read"),
 )
 async def list_agents(request: web.Request) -> UserList:
     async with _session(request) as session:
@@ -583,7 +645,7 @@ async def list_agents(request: web.Request) -> UserList:
     "Create a user (agent, supervisor, manager, admin)",
     response=UserOut,
     status=201,
-    min_role="admin",
+    min_role=least("users.admin"),
     body=UserIn,
     errors=[409],
 )
@@ -600,7 +662,7 @@ async def create_agent(request: web.Request) -> UserOut:
     "/agents/{id}/skills/{skill}",
     "Set an agent's skill level (1-10)",
     response=UserOut,
-    min_role="supervisor",
+    min_role=least("people.skills"),
     body=SkillIn,
     path_params=SkillPath,
 )
