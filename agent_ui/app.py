@@ -15,7 +15,7 @@ import jinja2
 from aiohttp import web
 
 from agent_ui import customers, review, wallboard  # noqa: F401 - their pages register on import
-from agent_ui.auth import STORE, Handler, pages
+from agent_ui.auth import STORE, Handler, add_sign_in, pages
 from agent_ui.deps import DEPS, TEMPLATES, UiDeps
 from agent_ui.desktop import DESKS, Desks
 from agent_ui.pop import PopService
@@ -55,6 +55,7 @@ def create_ui(deps: UiDeps) -> web.Application:
     app[POPS] = pops
     app[DESKS] = Desks(deps, hub, pops)
     app[WALLBOARD] = Wallboard(deps, hub, pops)
+    add_sign_in(app, deps.logins)
     pages.add_to(app)
     app.router.add_get("/ws", socket_view, name="ws")
     app.router.add_static("/static", HERE / "static", name="static")

@@ -1,15 +1,22 @@
 """Sign-in, sign-out, and the checks every page passes: session, role, CSRF.
 
 Each page is declared with the least role it needs (:class:`Pages`), so no route can be added
-without saying who may open it. Forms carry the session's CSRF token; the sign-in form, before
-any session exists, a double-submit token (cookie and field must agree).
+without saying who may open it. Forms carry the session's CSRF token. The sign-in form, before
+any session exists, carries a field bound to its cookie by an HMAC with this process's key and
+a time: a cookie and field that a site able to set cookies plants together do not pass (a plain
+double-submit would let it sign the victim in as the attacker), nor does a post from another
+site's page (its Origin) or an hour-old form. The key is made at start, so a restart makes open
+sign-in forms stale ("please try again"), nothing more. Sign-in is throttled and logged with
+``POST /api/tokens`` by one :class:`~crm_core.login_throttle.LoginGuard`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,8 +25,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from agent_ui.deps import DEPS, TEMPLATES
 from agent_ui.sessions import SessionStore, UiSession
-from crm_core.access import least
-from crm_core.people import authenticate
+from crm_core.login_throttle import LoginGuard, client_address
+from crm_core.models import User
+from crm_core.settings import LoginSettings
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +35,9 @@ SESSION_COOKIE = "cti_session"
 LOGIN_COOKIE = "cti_login"
 COOKIE_PATH = "/ui"
 STORE = web.AppKey("ui_store", SessionStore)
+LOGINS = web.AppKey("ui_logins", LoginGuard)
+LOGIN_KEY = web.AppKey("ui_login_key", bytes)  # binds a sign-in form's field to its cookie
+LOGIN_FORM_SECONDS = 3600  # a sign-in form older than this is stale
 UI_SESSION = web.RequestKey("ui_session", UiSession)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -112,6 +123,39 @@ def set_cookie(response: web.StreamResponse, request: web.Request, name: str, va
     )
 
 
+def add_sign_in(app: web.Application, logins: LoginGuard | None) -> None:
+    """The sign-in's parts: the server's one guard (else one of its own) and a fresh form key."""
+    app[LOGINS] = logins or LoginGuard(app[DEPS].db, LoginSettings())
+    app[LOGIN_KEY] = secrets.token_bytes(32)
+
+
+def _form_mac(key: bytes, nonce: str, issued: int) -> str:
+    return hmac.new(key, f"{nonce}.{issued}".encode(), hashlib.sha256).hexdigest()
+
+
+def _login_field(request: web.Request, nonce: str) -> str:
+    issued = int(time.time())
+    return f"{issued}.{_form_mac(request.app[LOGIN_KEY], nonce, issued)}"
+
+
+def _login_form_valid(request: web.Request, field: str) -> bool:
+    """The field was made by this server for this cookie, within the hour, on a page of ours."""
+    origin = request.headers.get("Origin")
+    if origin is not None and origin not in (
+        f"{request.scheme}://{request.host}",
+        *request.app[DEPS].settings.allowed_origins,
+    ):
+        return False
+    nonce = request.cookies.get(LOGIN_COOKIE, "")
+    issued_text, _, mac = field.partition(".")
+    if not (nonce and issued_text.isdigit() and len(issued_text) < 12):
+        return False
+    issued = int(issued_text)
+    if not 0 <= time.time() - issued <= LOGIN_FORM_SECONDS:
+        return False
+    return _same(mac, _form_mac(request.app[LOGIN_KEY], nonce, issued))
+
+
 pages = Pages()
 
 
@@ -121,23 +165,29 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 
 
 def _login_page(request: web.Request, error: str, status: int) -> web.Response:
-    token = secrets.token_urlsafe(24)
-    response = render(request, "login.html", status=status, login_csrf=token, error=error)
-    set_cookie(response, request, LOGIN_COOKIE, token)
+    nonce = secrets.token_urlsafe(24)
+    field = _login_field(request, nonce)
+    response = render(request, "login.html", status=status, login_csrf=field, error=error)
+    set_cookie(response, request, LOGIN_COOKIE, nonce)
     return response
 
 
 @pages.route("POST", "/login", None)
 async def login(request: web.Request) -> web.StreamResponse:
     form = await request.post()
-    if not _same(str(form.get("csrf", "")), request.cookies.get(LOGIN_COOKIE, "")):
+    if not _login_form_valid(request, str(form.get("csrf", ""))):
         return _login_page(request, "The sign-in form expired; please try again.", 403)
     username = str(form.get("username", ""))[:64]
     password = str(form.get("password", ""))[:256]
+    guard = request.app[LOGINS]
+    address = client_address(
+        request.remote, request.headers.get("X-Forwarded-For"), guard.settings.trusted_proxies
+    )
+    signed_in = await guard.sign_in(username, password, address)
+    if signed_in is None:
+        return _login_page(request, "Wrong user name or password.", 401)
     async with request.app[DEPS].db() as db:
-        user = await authenticate(db, username, password)
-        if user is None:
-            return _login_page(request, "Wrong user name or password.", 401)
+        user = await db.get_one(User, signed_in.id)
         session = await request.app[STORE].create(db, user)
     target = "wallboard" if session.at_least("supervisor") else "desktop"
     response = web.HTTPSeeOther(request.app.router[target].url_for())
@@ -146,7 +196,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     raise response
 
 
-@pages.route("POST", "/logout", least("session.own"))
+@pages.route("POST", "/logout", "agent")
 async def logout(request: web.Request) -> web.StreamResponse:
     async with request.app[DEPS].db() as db:
         await request.app[STORE].revoke(db, request[UI_SESSION].id)

@@ -11,6 +11,7 @@ import jinja2
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crm_core.login_throttle import LoginGuard
 from cti_server.bus import Bus
 from cti_server.config import UiSettings
 from cti_server.telephony.ami_client import AmiClient
@@ -47,6 +48,7 @@ class UiDeps:
     transfer_queues: tuple[str, ...] = ()  # the configured queues: cti-to-queue serves these only
     routing: RoutingControl | None = None  # the router when routing is on, else None
     personal_queues: bool = False  # routing on: "available" also joins the agent's own queue
+    logins: LoginGuard | None = None  # the server's sign-in throttle, shared with /api/tokens
 
     @property
     def ami(self) -> AmiClient:

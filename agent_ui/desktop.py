@@ -34,7 +34,6 @@ from crm_core.errors import CrmError
 from crm_core.followups import create_follow_up
 from crm_core.interactions import record_interaction
 from crm_core.schemas import InteractionIn
-from crm_core.text_rules import unsafe_character
 from cti_server.bus import Bus
 from cti_server.events import (
     AgentRinging,
@@ -539,10 +538,6 @@ class Desks:
         if disposition not in self.deps.settings.dispositions:
             raise UiError("choose a disposition")
         due = _when(message.get("follow_up_at"))
-        follow_up_note = str(message.get("follow_up_note", ""))
-        unsafe = unsafe_character(follow_up_note)
-        if unsafe is not None:
-            raise UiError(f"follow-up note: {unsafe} is not allowed")
         customer_id = pending.get("customer_id")
         if due is not None and customer_id is None:
             raise UiError("a follow-up needs a customer: create or choose the customer first")
@@ -554,7 +549,7 @@ class Desks:
                 notes=str(message.get("notes", "")),
                 agent_id=connection.session.user_id,
                 due=due,
-                follow_up_note=follow_up_note,
+                follow_up_note=str(message.get("follow_up_note", "")),
             )
         except CrmError as exc:
             raise UiError(str(exc)) from None
@@ -585,9 +580,7 @@ class Desks:
                 customer_id=customer_id,
             )
         except ValidationError as exc:
-            error = exc.errors()[0]
-            where = ".".join(str(part) for part in error["loc"])
-            raise UiError(f"wrap-up refused: {where}: {error['msg']}") from None
+            raise UiError(f"wrap-up refused: {exc.errors()[0]['msg']}") from None
         if desk.wrapup is not pending:
             raise UiError("no wrap-up is pending for this call")
         desk.wrapup = None  # claimed

@@ -25,7 +25,6 @@ from crm_core.models import (
     User,
     utcnow,
 )
-from crm_core.text_rules import unsafe_character
 
 MAX_ROOT_CAUSE = 2000
 _Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])
@@ -179,8 +178,6 @@ async def resolve_case(
         root_cause = root_cause.strip()
         if not root_cause or len(root_cause) > MAX_ROOT_CAUSE:
             raise InvalidInput(f"root_cause: from 1 to {MAX_ROOT_CAUSE} characters")
-        if (unsafe := unsafe_character(root_cause)) is not None:
-            raise InvalidInput(f"root_cause: {unsafe} is not allowed")
     _move(case, "resolved")
     case.resolved_at = utcnow()
     if root_cause is not None:

@@ -11,7 +11,7 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -191,20 +191,13 @@ async def find_interaction(session: AsyncSession, node: str, linkedid: str) -> I
 
 
 async def timeline(
-    session: AsyncSession,
-    customer_id: int,
-    limit: int = 50,
-    offset: int = 0,
-    *,
-    where: ColumnElement[bool] | None = None,
+    session: AsyncSession, customer_id: int, limit: int = 50, offset: int = 0
 ) -> list[Interaction]:
-    """The customer's contacts, newest first; ``where`` keeps only those the reader may see
-    (:func:`crm_core.access.interactions_visible`)."""
-    query = select(Interaction).where(Interaction.customer_id == customer_id)
-    if where is not None:
-        query = query.where(where)
+    """The customer's contacts, newest first."""
     result = await session.scalars(
-        query.order_by(Interaction.arrived_at.desc().nulls_last(), Interaction.id.desc())
+        select(Interaction)
+        .where(Interaction.customer_id == customer_id)
+        .order_by(Interaction.arrived_at.desc().nulls_last(), Interaction.id.desc())
         .limit(limit)
         .offset(offset)
     )

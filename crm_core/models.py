@@ -136,6 +136,21 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime | None]
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_used_at: Mapped[datetime | None]  # refreshed at most once a minute
+
+
+class LoginFailures(Base):
+    """Failed sign-ins of one account (``user:<name>``) or one address (``addr:<ip>``).
+
+    In the database, not in memory, so that every server sharing it sees the same count and
+    a lockout holds whichever server the next try reaches."""
+
+    __tablename__ = "login_failures"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime] = mapped_column(index=True)
+    locked_until: Mapped[datetime | None]
 
 
 class UiSessionRecord(Base):

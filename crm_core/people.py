@@ -2,9 +2,14 @@
 
 Every creation and change of a user is audited (:class:`~crm_core.models.UserAudit`: who, when,
 what). A change of role, password or extension, or a disable, signs the user out of every
-browser at once (their ``ui_sessions`` rows go, so every server refuses the cookie); a new
-password or a disable also revokes their API tokens. Hashing a password costs tens of
-milliseconds of CPU by design, so it runs in a worker thread, as :mod:`crm_core.pins` does.
+browser at once (their ``ui_sessions`` rows go, so every server refuses the cookie) and revokes
+their API tokens. Hashing a password costs tens of milliseconds of CPU by design, so it runs in
+a small pool of its own (:func:`_hashing_pool`): a flood of sign-ins waits there for its turn
+instead of stalling the event loop or taking every thread of the loop's default executor, which
+the database driver, files and name lookups need.
+
+API tokens expire (``lifetime``), can be revoked one by one, and remember when they were last
+used (written at most once a minute, to spare the database).
 """
 
 from __future__ import annotations
@@ -14,9 +19,11 @@ import functools
 import hashlib
 import re
 import secrets
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -27,6 +34,7 @@ from crm_core.errors import Conflict, InvalidInput, NotFound
 from crm_core.models import (
     ROLES,
     ApiToken,
+    LoginFailures,
     Skill,
     Team,
     UiSessionRecord,
@@ -39,6 +47,9 @@ from crm_core.models import (
 _HASHER = PasswordHasher()
 _EXTENSION = re.compile(r"[0-9]{2,10}")
 MIN_PASSWORD = 8
+HASHING_THREADS = 2  # two hashes at once (argon2 uses a core each); more sign-ins wait in line
+TOKEN_USE_PRECISION = timedelta(minutes=1)  # last_used_at is written at most this often
+T = TypeVar("T")
 PASSWORD_CHANGED = "changed"  # noqa: S105 - what the audit says of a password, never the hash
 
 
@@ -75,10 +86,20 @@ def _dummy_hash() -> str:
     return _HASHER.hash("not a password")
 
 
+@functools.cache
+def _hashing_pool() -> ThreadPoolExecutor:
+    """Argon2's own threads, made on first use; bounded, so hashing never has them all."""
+    return ThreadPoolExecutor(max_workers=HASHING_THREADS, thread_name_prefix="argon2")
+
+
+async def _hashing(work: Callable[..., T], *args: Any) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_hashing_pool(), work, *args)
+
+
 async def hash_password(password: str) -> str:
     if len(password) < MIN_PASSWORD:
         raise InvalidInput(f"password: at least {MIN_PASSWORD} characters")
-    return await asyncio.to_thread(_HASHER.hash, password)
+    return await _hashing(_HASHER.hash, password)
 
 
 def _check_role(role: str) -> None:
@@ -145,12 +166,12 @@ async def create_user(
 async def authenticate(session: AsyncSession, username: str, password: str) -> User | None:
     """The active user with this password, else None (same cost either way)."""
     user = await session.scalar(select(User).where(User.username == username, User.active))
-    matches = await asyncio.to_thread(_verify, user.password_hash if user else None, password)
+    matches = await _hashing(_verify, user.password_hash if user else None, password)
     return user if matches else None
 
 
 def _verify(stored: str | None, password: str) -> bool:
-    """In a worker thread: argon2 costs tens of milliseconds (the dummy hash too, made once)."""
+    """In the hashing pool: argon2 costs tens of milliseconds (the dummy hash too, made once)."""
     try:
         _HASHER.verify(stored or _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
@@ -186,7 +207,10 @@ async def change_user(
         if name != "password":
             setattr(user, name, change["to"])
     if diff.keys() & {"role", "extension", "password"} or not user.active:
-        await sign_out(session, user.id, tokens="password" in diff or not user.active)
+        # a token carries the user's rights as they were: it goes with the change
+        await sign_out(session, user.id, tokens=True)
+    if "password" in diff:  # an admin's new password lifts a lockout of the account
+        await session.execute(delete(LoginFailures).where(LoginFailures.key == account_key(user)))
     action = "changed"
     if "active" in diff:
         action = "enabled" if user.active else "disabled"
@@ -293,27 +317,97 @@ async def user_audit(
     ]
 
 
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+def account_key(user: User | str) -> str:
+    """The key of an account's failed sign-ins (:class:`~crm_core.models.LoginFailures`)."""
+    return f"user:{user if isinstance(user, str) else user.username}"[:80]
 
 
-async def issue_token(session: AsyncSession, user: User, lifetime: timedelta | None = None) -> str:
+def token_digest(token: str) -> str:
+    """What is stored of a token. Ours are ASCII: any other text digests to no stored value."""
+    return hashlib.sha256(token.encode("utf-8", errors="replace")).hexdigest()
+
+
+DEFAULT_TOKEN_LIFETIME = timedelta(days=30)
+
+
+async def issue_token(
+    session: AsyncSession, user: User, lifetime: timedelta = DEFAULT_TOKEN_LIFETIME
+) -> str:
     """A new bearer token; only its hash is stored, so it is shown once."""
+    return (await issue_token_row(session, user, lifetime))[0]
+
+
+async def issue_token_row(
+    session: AsyncSession, user: User, lifetime: timedelta = DEFAULT_TOKEN_LIFETIME
+) -> tuple[str, ApiToken]:
+    """A new bearer token and its row (its id and expiry, to tell the caller)."""
+    if lifetime <= timedelta(0):
+        raise InvalidInput("token lifetime: must be positive")
     token = secrets.token_urlsafe(32)
-    expires: datetime | None = utcnow() + lifetime if lifetime else None
-    session.add(ApiToken(user_id=user.id, token_hash=_digest(token), expires_at=expires))
+    row = ApiToken(user_id=user.id, token_hash=token_digest(token), expires_at=utcnow() + lifetime)
+    session.add(row)
     await session.flush()
-    return token
+    return token, row
 
 
 async def user_for_token(session: AsyncSession, token: str) -> User | None:
+    """The active user of a live token (not revoked, not expired), else None.
+
+    Notes the use: ``last_used_at`` is written (and committed) when it is older than
+    :data:`TOKEN_USE_PRECISION`, so a busy client costs a write a minute, not one a request."""
+    if not token.isascii():
+        return None
     row = await session.scalar(
-        select(ApiToken).where(ApiToken.token_hash == _digest(token), ApiToken.revoked.is_(False))
+        select(ApiToken).where(
+            ApiToken.token_hash == token_digest(token), ApiToken.revoked.is_(False)
+        )
     )
-    if row is None or (row.expires_at is not None and row.expires_at <= utcnow()):
+    now = utcnow()
+    if row is None or (row.expires_at is not None and row.expires_at <= now):
         return None
     user = await session.get(User, row.user_id)
-    return user if user is not None and user.active else None
+    if user is None or not user.active:
+        return None
+    if row.last_used_at is None or row.last_used_at <= now - TOKEN_USE_PRECISION:
+        await session.execute(
+            update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now)
+        )
+        await session.commit()
+    return user
+
+
+async def live_tokens(session: AsyncSession, user_id: int) -> list[ApiToken]:
+    """A user's tokens that still open the API (neither revoked nor expired), newest first."""
+    return list(
+        await session.scalars(
+            select(ApiToken)
+            .where(
+                ApiToken.user_id == user_id,
+                ApiToken.revoked.is_(False),
+                (ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > utcnow()),
+            )
+            .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
+        )
+    )
+
+
+async def revoke_token(session: AsyncSession, token_id: int, *, by: User) -> ApiToken:
+    """Revoke one token: the caller's own, or anyone's for an admin.
+
+    Someone else's token is "does not exist" to a non-admin, as an unknown id is (no probing
+    of ids); a revoked or expired token too, since it no longer exists for any use."""
+    row = await session.get(ApiToken, token_id)
+    now = utcnow()
+    if (
+        row is None
+        or row.revoked
+        or (row.expires_at is not None and row.expires_at <= now)
+        or (row.user_id != by.id and by.role != "admin")
+    ):
+        raise NotFound(f"token {token_id} does not exist")
+    row.revoked = True
+    await session.flush()
+    return row
 
 
 async def set_skill(session: AsyncSession, user_id: int, skill_name: str, level: int) -> UserSkill:

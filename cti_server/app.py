@@ -22,11 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from agent_ui.app import create_ui
 from agent_ui.deps import UiDeps
-from agent_ui.desktop import DESKS
-from crm_core.access import least
 from crm_core.api.app import create_api
 from crm_core.api.http import role_rank
 from crm_core.database import make_engine, ping
+from crm_core.login_throttle import LoginGuard
 from crm_core.migrate import upgrade
 from crm_core.people import user_for_token
 from cti_server.agi_api import PREFIX as AGI_API_PREFIX
@@ -46,6 +45,7 @@ from cti_server.ivr.customers import CrmLookup
 from cti_server.ivr.engine import IvrEngine
 from cti_server.ivr.registry import FlowRegistry
 from cti_server.ivr.self_service import CrmSelfService
+from cti_server.login_metrics import LoginCollector
 from cti_server.logs import ACCESS_LOGGER, AccessLogger
 from cti_server.metrics import CtiCollector, make_registry
 from cti_server.recorder.recorder import Recorder
@@ -128,7 +128,7 @@ def _complaint_watch(
     )
 
 
-def build_app(settings: Settings) -> web.Application:
+def build_app(settings: Settings) -> web.Application:  # noqa: PLR0915 - the root builds all
     """Build the whole server as an aiohttp application; nothing runs until it is started."""
     app = web.Application()
     add_security_headers(app)  # no-store, nosniff, no referrer, no framing on every answer
@@ -220,11 +220,8 @@ def build_app(settings: Settings) -> web.Application:
         )
     )
     app[SESSIONS] = sessions
-    ui = create_ui(_ui_deps(settings, bus, tracker, links, sessions, router=app.get(ROUTER)))
-    app.add_subapp(  # whom an agent serves now is their desk's: the API's row rules ask it
-        "/api",
-        create_api(sessions, settings.crm, serving=lambda user: ui[DESKS].serving(user.extension)),
-    )
+    logins = _login_guard(settings, sessions, app[METRICS])
+    app.add_subapp("/api", create_api(sessions, settings.crm, logins=logins))
     add_integrations(  # /api/events: the event stream and signed webhooks for other systems
         app,
         settings.integrations,
@@ -234,7 +231,10 @@ def build_app(settings: Settings) -> web.Application:
         is_leader=leader.leading.is_set,
         metrics=app[METRICS],
     )
-    app.add_subapp("/ui", ui)
+    ui_deps = _ui_deps(
+        settings, bus, tracker, links, sessions, router=app.get(ROUTER), logins=logins
+    )
+    app.add_subapp("/ui", create_ui(ui_deps))
     app.add_subapp(  # what cti-agi (classic AGI, a process per call) asks of this server
         AGI_API_PREFIX,
         create_agi_api(
@@ -263,6 +263,15 @@ def _operator_routes() -> list[web.RouteDef]:
     ]
 
 
+def _login_guard(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], metrics: CollectorRegistry
+) -> LoginGuard:
+    """One sign-in throttle for ``/ui/login`` and ``POST /api/tokens``, counted on /metrics."""
+    logins = LoginGuard(sessions, settings.crm.login)
+    metrics.register(LoginCollector(logins))
+    return logins
+
+
 def _ui_deps(
     settings: Settings,
     bus: MemoryBus,
@@ -271,6 +280,7 @@ def _ui_deps(
     sessions: async_sessionmaker[AsyncSession],
     *,
     router: Router | None,
+    logins: LoginGuard,
 ) -> UiDeps:
     """The UI's share of the server; the router (routing on) for the wallboard's controls."""
     queues = tuple(q.name for q in settings.dialplan.queues)
@@ -293,6 +303,7 @@ def _ui_deps(
         recordings_path=settings.transcription.recordings_path,
         transfer_queues=queues,
         routing=router,
+        logins=logins,
     )
 
 
@@ -553,7 +564,7 @@ def authorized_user(request: web.Request) -> str:
 
 async def live_view(request: web.Request) -> web.Response:
     """The live model (calls, agents, queues) for supervisors: what the wallboard shows."""
-    refused = await authorize(request, least("wallboard.watch"))
+    refused = await authorize(request, "supervisor")
     if refused is not None:
         return refused
     return web.json_response(request.app[TRACKER].snapshot())

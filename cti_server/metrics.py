@@ -45,6 +45,7 @@ cti_webhook_retries_total                     counter   webhook        tries fai
 cti_webhook_failed_total                      counter   webhook        given up after every try
 cti_webhook_dropped_total                     counter   webhook        lost from a full queue
 cti_webhook_queued                            gauge     webhook        waiting now
+cti_login_failures_total                      counter   reason         sign-ins refused
 process_*, python_info, python_gc_*           both      generation     prometheus_client's
 
 The counters count since this process started (``rate`` and ``increase`` take a restart in their

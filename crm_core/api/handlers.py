@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from aiohttp import web
@@ -10,14 +11,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import cases, customers, followups, interactions, merge, people, valuation
-from crm_core.access import (
-    Serving,
-    ServingLookup,
-    interactions_visible,
-    least,
-    may_edit_customer,
-    may_read_interaction,
-)
 from crm_core.api import serialize
 from crm_core.api.http import (
     SESSIONS,
@@ -30,7 +23,8 @@ from crm_core.api.http import (
     role_rank,
 )
 from crm_core.errors import Forbidden, NotFound
-from crm_core.models import MergeAudit, User
+from crm_core.login_throttle import LoginGuard, client_address
+from crm_core.models import ApiToken, MergeAudit, User
 from crm_core.schemas import (
     CaseOut,
     CasePage,
@@ -58,6 +52,8 @@ from crm_core.schemas import (
     PhoneIn,
     PhoneOut,
     SearchQuery,
+    TokenInfoOut,
+    TokenList,
     TokenOut,
     TransactionIn,
     TransactionOut,
@@ -68,7 +64,7 @@ from crm_core.schemas import (
 from crm_core.settings import CrmSettings
 
 CRM_SETTINGS = web.AppKey("crm_settings", CrmSettings)
-SERVING: web.AppKey[ServingLookup] = web.AppKey("crm_serving")
+LOGINS = web.AppKey("crm_logins", LoginGuard)  # shared with the desktop's sign-in
 routes = RouteTable()
 
 Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
@@ -144,16 +140,6 @@ def _require(request: web.Request, role: str, what: str) -> None:
         raise Forbidden(f"{what} needs the role {role} or higher")
 
 
-def _serving(request: web.Request) -> Serving:
-    """The customers and calls the caller's desk serves now (row rules: crm_core.access)."""
-    return request.app[SERVING](current_user(request))
-
-
-def _may_edit(request: web.Request, customer_id: int) -> None:
-    if not may_edit_customer(current_user(request), customer_id, _serving(request)):
-        raise Forbidden("agents change only the customers they are serving")
-
-
 @routes.route(
     "POST",
     "/tokens",
@@ -165,13 +151,54 @@ def _may_edit(request: web.Request, customer_id: int) -> None:
     errors=[401],
 )
 async def create_token(request: web.Request) -> TokenOut:
+    """Throttled as the desktop's sign-in is (:mod:`crm_core.login_throttle`)."""
     data = await read_body(request, TokenRequest)
+    guard = request.app[LOGINS]
+    address = client_address(
+        request.remote, request.headers.get("X-Forwarded-For"), guard.settings.trusted_proxies
+    )
+    signed_in = await guard.sign_in(data.username, data.password, address)
+    if signed_in is None:
+        raise Unauthorized("wrong credentials")
+    lifetime = timedelta(days=_settings(request).token_days)
     async with _session(request) as session, session.begin():
-        user = await people.authenticate(session, data.username, data.password)
-        if user is None:
-            raise Unauthorized("wrong credentials")
-        token = await people.issue_token(session, user)
-    return TokenOut(token=token, user=serialize.user(user))
+        user = await session.get_one(User, signed_in.id)
+        token, row = await people.issue_token_row(session, user, lifetime)
+        assert row.expires_at is not None
+        return TokenOut(
+            token=token, id=row.id, expires_at=row.expires_at, user=serialize.user(user)
+        )
+
+
+def _token_info(request: web.Request, row: ApiToken) -> TokenInfoOut:
+    _, _, bearer = request.headers.get("Authorization", "").partition(" ")
+    return TokenInfoOut(
+        id=row.id,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        last_used_at=row.last_used_at,
+        revoked=row.revoked,
+        current=row.token_hash == people.token_digest(bearer.strip()),
+    )
+
+
+@routes.route("GET", "/tokens", "Your tokens that still open the API", response=TokenList)
+async def list_tokens(request: web.Request) -> TokenList:
+    async with _session(request) as session:
+        rows = await people.live_tokens(session, current_user(request).id)
+    return TokenList(items=[_token_info(request, row) for row in rows])
+
+
+@routes.route(
+    "DELETE",
+    "/tokens/{id}",
+    "Revoke a token: your own (an admin: anyone's); it answers 401 from now on",
+    response=TokenInfoOut,
+)
+async def revoke_token(request: web.Request) -> TokenInfoOut:
+    async with _session(request) as session, session.begin():
+        row = await people.revoke_token(session, path_id(request), by=current_user(request))
+        return _token_info(request, row)
 
 
 @routes.route(
@@ -180,7 +207,6 @@ async def create_token(request: web.Request) -> TokenOut:
     "Search customers by name, account, e-mail or phone",
     response=CustomerPage,
     query=SearchQuery,
-    min_role=least("customer.search"),
 )
 async def search_customers(request: web.Request) -> CustomerPage:
     query = query_of(request, SearchQuery)
@@ -199,7 +225,6 @@ async def search_customers(request: web.Request) -> CustomerPage:
     "Who is calling: look a caller ID up",
     response=LookupOut,
     query=LookupQuery,
-    min_role=least("customer.search"),
 )
 async def lookup(request: web.Request) -> LookupOut:
     number = query_of(request, LookupQuery).number
@@ -223,25 +248,18 @@ async def lookup(request: web.Request) -> LookupOut:
     status=201,
     body=CustomerIn,
     errors=[403, 404, 409],
-    min_role=least("customer.create"),
 )
 async def create_customer(request: web.Request) -> CustomerOut:
     data = await read_body(request, CustomerIn)
     if data.tier_override is not None:
-        _require(request, least("customer.tier"), "setting a tier override")
+        _require(request, "manager", "setting a tier override")
     async with _session(request) as session, session.begin():
         customer = await customers.create_customer(session, data, _settings(request).default_region)
         await valuation.recompute_value(session, customer.id, _settings(request).value)
         return serialize.customer(customer)
 
 
-@routes.route(
-    "GET",
-    "/customers/{id}",
-    "A customer's record",
-    response=CustomerOut,
-    min_role=least("customer.read"),
-)
+@routes.route("GET", "/customers/{id}", "A customer's record", response=CustomerOut)
 async def get_customer(request: web.Request) -> CustomerOut:
     async with _session(request) as session:
         customer = await customers.get_customer(session, path_id(request))
@@ -255,13 +273,11 @@ async def get_customer(request: web.Request) -> CustomerOut:
     response=CustomerOut,
     body=CustomerPatch,
     errors=[403],
-    min_role=least("customer.edit"),
 )
 async def patch_customer(request: web.Request) -> CustomerOut:
     patch = await read_body(request, CustomerPatch)
     if "tier_override" in patch.model_fields_set:
-        _require(request, least("customer.tier"), "changing a tier override")
-    _may_edit(request, path_id(request))
+        _require(request, "manager", "changing a tier override")
     async with _session(request) as session, session.begin():
         customer = await customers.update_customer(session, path_id(request), patch)
         if "tier_override" in patch.model_fields_set:
@@ -274,7 +290,7 @@ async def patch_customer(request: web.Request) -> CustomerOut:
     "/customers/{id}",
     "Delete a customer: no longer found, its interactions and cases kept",
     response=DeletedOut,
-    min_role=least("customer.delete"),
+    min_role="manager",
 )
 async def delete_customer(request: web.Request) -> DeletedOut:
     async with _session(request) as session, session.begin():
@@ -290,12 +306,9 @@ async def delete_customer(request: web.Request) -> DeletedOut:
     response=PhoneOut,
     status=201,
     body=PhoneIn,
-    min_role=least("customer.edit"),
-    errors=[403],
 )
 async def add_phone(request: web.Request) -> PhoneOut:
     data = await read_body(request, PhoneIn)
-    _may_edit(request, path_id(request))
     async with _session(request) as session, session.begin():
         phone = await customers.add_phone(
             session, path_id(request), data, _settings(request).default_region
@@ -309,27 +322,19 @@ async def add_phone(request: web.Request) -> PhoneOut:
     "The customer's timeline, newest first",
     response=InteractionPage,
     query=PageQuery,
-    min_role=least("interaction.read"),
 )
 async def customer_timeline(request: web.Request) -> InteractionPage:
     page = query_of(request, PageQuery)
     async with _session(request) as session:
         customer = await customers.get_customer(session, path_id(request))
-        visible = interactions_visible(current_user(request), _serving(request), customer.id)
-        rows = await interactions.timeline(
-            session, customer.id, page.limit, page.offset, where=visible
-        )
+        rows = await interactions.timeline(session, customer.id, page.limit, page.offset)
     return InteractionPage(
         items=[serialize.interaction(r) for r in rows], limit=page.limit, offset=page.offset
     )
 
 
 @routes.route(
-    "GET",
-    "/customers/{id}/value",
-    "The customer's value scores and tier",
-    response=ValueOut,
-    min_role=least("customer.read"),
+    "GET", "/customers/{id}/value", "The customer's value scores and tier", response=ValueOut
 )
 async def customer_value(request: web.Request) -> ValueOut:
     async with _session(request) as session:
@@ -343,7 +348,7 @@ async def customer_value(request: web.Request) -> ValueOut:
     "Record an order, payment or refund",
     response=TransactionOut,
     status=201,
-    min_role=least("transaction.write"),
+    min_role="manager",
     body=TransactionIn,
     errors=[409],
 )
@@ -363,7 +368,7 @@ async def add_transaction(request: web.Request) -> TransactionOut:
     "/customers/{id}/duplicates",
     "Probable duplicates of this customer",
     response=DuplicateList,
-    min_role=least("customer.duplicates"),
+    min_role="supervisor",
 )
 async def customer_duplicates(request: web.Request) -> DuplicateList:
     async with _session(request) as session:
@@ -387,7 +392,7 @@ async def customer_duplicates(request: web.Request) -> DuplicateList:
     "Merge another customer into this one",
     response=MergeOut,
     status=201,
-    min_role=least("customer.merge"),
+    min_role="manager",
     body=MergeRequest,
     errors=[409],
 )
@@ -407,7 +412,7 @@ async def merge_customer(request: web.Request) -> MergeOut:
     "/merges/{id}/undo",
     "Undo a merge: both records as before",
     response=MergeOut,
-    min_role=least("customer.merge"),
+    min_role="manager",
     errors=[409],
 )
 async def undo_merge(request: web.Request) -> MergeOut:
@@ -420,11 +425,7 @@ async def undo_merge(request: web.Request) -> MergeOut:
 
 
 @routes.route(
-    "GET",
-    "/merges/{id}",
-    "A merge's audit record",
-    response=MergeOut,
-    min_role=least("customer.merge"),
+    "GET", "/merges/{id}", "A merge's audit record", response=MergeOut, min_role="manager"
 )
 async def get_merge(request: web.Request) -> MergeOut:
     async with _session(request) as session:
@@ -439,7 +440,7 @@ async def get_merge(request: web.Request) -> MergeOut:
     "/interactions",
     "Write an interaction by (node, linkedid): idempotent",
     response=InteractionOut,
-    min_role=least("interaction.write"),
+    min_role="supervisor",
     body=InteractionIn,
     errors=[404, 409],
 )
@@ -455,16 +456,10 @@ async def write_interaction(request: web.Request) -> InteractionOut:
     "/interactions/{id}",
     "One interaction with its transcript",
     response=InteractionDetailOut,
-    min_role=least("interaction.read"),
-    errors=[403],
 )
 async def get_interaction(request: web.Request) -> InteractionDetailOut:
     async with _session(request) as session:
         row = await interactions.get_interaction(session, path_id(request))
-        if not may_read_interaction(current_user(request), row, _serving(request)):
-            raise Forbidden(
-                "agents read only their own calls and those of the customers they are serving"
-            )
         segments = await interactions.segments_of(session, row.id)
         return serialize.interaction_detail(row, segments)
 
@@ -472,10 +467,9 @@ async def get_interaction(request: web.Request) -> InteractionDetailOut:
 @routes.route(
     "GET",
     "/cases",
-    "Complaint cases (below manager: those assigned to them)",
+    "Complaint cases (agents: only their own)",
     response=CasePage,
     query=CaseQuery,
-    min_role=least("case.read"),
 )
 async def list_cases(request: web.Request) -> CasePage:
     query = query_of(request, CaseQuery)
@@ -498,7 +492,6 @@ async def list_cases(request: web.Request) -> CasePage:
     status=201,
     body=CaseIn,
     errors=[404],
-    min_role=least("case.open"),
 )
 async def open_case(request: web.Request) -> CaseOut:
     data = await read_body(request, CaseIn)
@@ -516,12 +509,7 @@ async def open_case(request: web.Request) -> CaseOut:
 
 
 @routes.route(
-    "GET",
-    "/cases/{id}",
-    "One case (below manager: one assigned to them)",
-    response=CaseOut,
-    errors=[403],
-    min_role=least("case.read"),
+    "GET", "/cases/{id}", "One case (agents: only their own)", response=CaseOut, errors=[403]
 )
 async def get_case(request: web.Request) -> CaseOut:
     async with _session(request) as session:
@@ -534,7 +522,7 @@ async def get_case(request: web.Request) -> CaseOut:
     "/cases/{id}/assign",
     "Assign a case to an owner",
     response=CaseOut,
-    min_role=least("case.assign"),
+    min_role="supervisor",
     body=AssignIn,
     errors=[409],
 )
@@ -549,10 +537,9 @@ async def assign_case(request: web.Request) -> CaseOut:
 @routes.route(
     "POST",
     "/cases/{id}/resolve",
-    "Mark a case resolved (its owner or a manager)",
+    "Mark a case resolved (its owner or a supervisor)",
     response=CaseOut,
     errors=[403, 409],
-    min_role=least("case.resolve"),
 )
 async def resolve_case(request: web.Request) -> CaseOut:
     async with _session(request) as session, session.begin():
@@ -566,7 +553,7 @@ async def resolve_case(request: web.Request) -> CaseOut:
     "/cases/{id}/close",
     "Close a resolved case",
     response=CaseOut,
-    min_role=least("case.close"),
+    min_role="manager",
     errors=[409],
 )
 async def close_case(request: web.Request) -> CaseOut:
@@ -582,7 +569,6 @@ async def close_case(request: web.Request) -> CaseOut:
     "Open follow-ups (agents: theirs and unowned ones)",
     response=FollowUpPage,
     query=PageQuery,
-    min_role=least("followup.read"),
 )
 async def list_follow_ups(request: web.Request) -> FollowUpPage:
     page = query_of(request, PageQuery)
@@ -603,7 +589,6 @@ async def list_follow_ups(request: web.Request) -> FollowUpPage:
     status=201,
     body=FollowUpIn,
     errors=[404],
-    min_role=least("followup.create"),
 )
 async def create_follow_up(request: web.Request) -> FollowUpOut:
     data = await read_body(request, FollowUpIn)
@@ -618,7 +603,6 @@ async def create_follow_up(request: web.Request) -> FollowUpOut:
     "Mark a follow-up done",
     response=FollowUpOut,
     errors=[403, 409],
-    min_role=least("followup.done"),
 )
 async def complete_follow_up(request: web.Request) -> FollowUpOut:
     async with _session(request) as session, session.begin():
@@ -631,7 +615,7 @@ async def complete_follow_up(request: web.Request) -> FollowUpOut:
     "/agents",
     "Everyone who signs in, with skills",
     response=UserList,
-    min_role=least("people.read"),
+    min_role="supervisor",
 )
 async def list_agents(request: web.Request) -> UserList:
     async with _session(request) as session:
@@ -645,7 +629,7 @@ async def list_agents(request: web.Request) -> UserList:
     "Create a user (agent, supervisor, manager, admin)",
     response=UserOut,
     status=201,
-    min_role=least("users.admin"),
+    min_role="admin",
     body=UserIn,
     errors=[409],
 )
@@ -662,7 +646,7 @@ async def create_agent(request: web.Request) -> UserOut:
     "/agents/{id}/skills/{skill}",
     "Set an agent's skill level (1-10)",
     response=UserOut,
-    min_role=least("people.skills"),
+    min_role="supervisor",
     body=SkillIn,
     path_params=SkillPath,
 )

@@ -656,9 +656,7 @@ async def test_control_characters_in_a_query_are_refused(api: Api, param: str) -
     path = "/customers" if param == "q" else "/customers/lookup"
     status, answer = await api.call("GET", path, params={param: "13800\x00138000"})
     assert status == 422
-    assert answer["fields"] == [
-        {"field": param, "message": "a control character (U+0000) is not allowed"}
-    ]
+    assert answer["fields"] == [{"field": param, "message": "control characters are not allowed"}]
 
 
 @pytest.mark.asyncio
