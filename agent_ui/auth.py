@@ -25,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from agent_ui.deps import DEPS, TEMPLATES
 from agent_ui.sessions import SessionStore, UiSession
+from crm_core.access import least
 from crm_core.login_throttle import LoginGuard, client_address
 from crm_core.models import User
 from crm_core.settings import LoginSettings
@@ -196,7 +197,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     raise response
 
 
-@pages.route("POST", "/logout", "agent")
+@pages.route("POST", "/logout", least("session.own"))
 async def logout(request: web.Request) -> web.StreamResponse:
     async with request.app[DEPS].db() as db:
         await request.app[STORE].revoke(db, request[UI_SESSION].id)

@@ -10,6 +10,7 @@ from agent_ui.auth import UI_SESSION, pages, render
 from agent_ui.deps import DEPS
 from agent_ui.desktop import DESKS
 from agent_ui.ws import UiError
+from crm_core.access import interactions_visible, least
 from crm_core.cases import cases_for
 from crm_core.customers import create_customer, get_customer, search_customers
 from crm_core.errors import CrmError, NotFound
@@ -20,7 +21,7 @@ from crm_core.schemas import CustomerIn
 from cti_server.telephony.agent_actions import AgentActionError
 
 
-@pages.route("GET", "/customers", "agent", name="customers")
+@pages.route("GET", "/customers", least("customer.search"), name="customers")
 async def search_page(request: web.Request) -> web.StreamResponse:
     query = request.query.get("q", "").strip()[:100]
     found = []
@@ -30,26 +31,31 @@ async def search_page(request: web.Request) -> web.StreamResponse:
     return render(request, "customers.html", query=query, customers=found)
 
 
-@pages.route("GET", "/customers/{id:[0-9]{1,12}}", "agent", name="customer")
+@pages.route("GET", "/customers/{id:[0-9]{1,12}}", least("customer.read"), name="customer")
 async def profile_page(request: web.Request) -> web.StreamResponse:
+    """The record, with the calls and cases the role matrix lets this user see (an agent: their
+    own calls, or every call of a customer they are serving; the cases assigned to them)."""
     customer_id = int(request.match_info["id"])
     session = request[UI_SESSION]
+    serving = request.app[DESKS].serving(session.extension)
     async with request.app[DEPS].db() as db:
         try:
             customer = await get_customer(db, customer_id)
         except NotFound as exc:
             raise web.HTTPNotFound(text=str(exc)) from None
-        history = await timeline(db, customer_id, limit=100)
         viewer = await db.get(User, session.user_id)
-        complaints = (
-            await cases_for(db, viewer, customer_id=customer_id, limit=100) if viewer else []
-        )
+        history, complaints, visible = [], [], None
+        if viewer is not None:
+            visible = interactions_visible(viewer, serving, customer_id)
+            history = await timeline(db, customer_id, limit=100, where=visible)
+            complaints = await cases_for(db, viewer, customer_id=customer_id, limit=100)
     return render(
         request,
         "customer.html",
         customer=customer,
         ivr_pin=_ivr_pin(customer),
         history=history,
+        own_calls_only=visible is not None,
         complaints=complaints,
         message=request.query.get("message", "")[:200],
     )
@@ -70,7 +76,7 @@ def _ivr_pin(customer: Customer) -> str:
     return "set"
 
 
-@pages.route("POST", "/customers/new", "agent", name="new_customer")
+@pages.route("POST", "/customers/new", least("customer.create"), name="new_customer")
 async def create_from_pop(request: web.Request) -> web.StreamResponse:
     """The pop's create-customer form: the unknown caller becomes a customer of this call."""
     form = await request.post()
@@ -104,7 +110,7 @@ async def create_from_pop(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(request.app.router["customer"].url_for(id=str(customer.id)))
 
 
-@pages.route("POST", "/dial", "agent", name="dial")
+@pages.route("POST", "/dial", least("desk.use"), name="dial")
 async def dial(request: web.Request) -> web.StreamResponse:
     """Click-to-dial from a profile: the agent's phone rings, then the customer's."""
     form = await request.post()

@@ -2,9 +2,10 @@
 with its calls' transcripts (the detector's evidence highlighted), the recording from the
 highlighted moment, and the workflow (assign, resolve with a root cause, close).
 
-Every route needs the manager role. Transcripts are what callers said, so hostile text: it
-reaches the page only through autoescaped templates. Recordings are read from Asterisk's monitor
-directory by a linkedid that must look like one, of a call that belongs to a case.
+Every route needs the role of ``case.review`` in the role matrix (:mod:`crm_core.access`):
+managers and admins. Transcripts are what callers said, so hostile text: it reaches the page only
+through autoescaped templates. Recordings are read from Asterisk's monitor directory by a
+linkedid that must look like one, of a call that belongs to a case.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from agent_ui import charts
 from agent_ui.auth import UI_SESSION, pages, render
 from agent_ui.deps import DEPS, TEMPLATES
+from crm_core.access import least
 from crm_core.cases import (
     CaseFilter,
     assign_case,
@@ -49,7 +51,7 @@ from crm_core.models import (
 from cti_server.complaints.signals import CATEGORIES
 from cti_server.speech.transcription import recording_names
 
-ROLE = "manager"
+ROLE = least("case.review")
 ROOT_CAUSES = (
     "agent behaviour",
     "agent knowledge",

@@ -35,6 +35,7 @@ from agent_ui.deps import DEPS, TEMPLATES, RoutingControl, UiDeps
 from agent_ui.desktop import WRAPUP_REASON, channel_prefix, extension_of
 from agent_ui.pop import PopService
 from agent_ui.ws import Connection, Hub, Reply, UiError
+from crm_core.access import least
 from cti_server.bus import Bus
 from cti_server.events import (
     AgentRinging,
@@ -131,7 +132,7 @@ class Wallboard:
             ("call_priority", self.change_priority),
             ("call_move", self.move_call),
         ):
-            hub.handle(kind, "supervisor", ("wallboard",), handler)
+            hub.handle(kind, least("wallboard.watch"), ("wallboard",), handler)
 
     def view(self) -> dict[str, Any]:
         """The tracker's snapshot, with each agent's extension and the tier of their caller."""
@@ -378,7 +379,7 @@ class Wallboard:
 WALLBOARD = web.AppKey("ui_wallboard", Wallboard)
 
 
-@pages.route("GET", "/wallboard", "supervisor", name="wallboard")
+@pages.route("GET", "/wallboard", least("wallboard.watch"), name="wallboard")
 async def wallboard_page(request: web.Request) -> web.StreamResponse:
     return render(
         request,
@@ -388,7 +389,9 @@ async def wallboard_page(request: web.Request) -> web.StreamResponse:
     )
 
 
-@pages.route("GET", "/wallboard/{chart:calls|service-level}.svg", "supervisor", name="chart")
+@pages.route(
+    "GET", "/wallboard/{chart:calls|service-level}.svg", least("wallboard.watch"), name="chart"
+)
 async def chart(request: web.Request) -> web.StreamResponse:
     deps = request.app[DEPS]
     series = await charts.day_series(deps.db, datetime.now(UTC), deps.service_level)

@@ -23,12 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from agent_ui.auth import SESSION_COOKIE, STORE
 from agent_ui.deps import DEPS
 from agent_ui.sessions import SessionStore, UiSession
+from crm_core.access import least
 from cti_server.telephony.agent_actions import AgentActionError
 from cti_server.telephony.ami_client import AmiError
 
 log = logging.getLogger(__name__)
 
-VIEW_ROLES = {"desk": "agent", "wallboard": "supervisor"}
+VIEW_ROLES = {"desk": least("desk.use"), "wallboard": least("wallboard.watch")}
 SESSION_ENDED = 4401
 SEND_TIMEOUT = 2.0
 MAX_MESSAGE = 64 * 1024

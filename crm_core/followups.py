@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core.access import follow_ups_visible, may_touch_follow_up
 from crm_core.customers import get_customer
 from crm_core.errors import Forbidden, InvalidInput, InvalidTransition, NotFound
 from crm_core.models import FollowUp, Interaction, User, utcnow
@@ -51,8 +52,9 @@ async def follow_ups_for(
 ) -> list[FollowUp]:
     """Agents see their own and unowned tasks; the others see all."""
     query = select(FollowUp).where(FollowUp.status == status)
-    if viewer.role == "agent":
-        query = query.where((FollowUp.owner_id == viewer.id) | FollowUp.owner_id.is_(None))
+    visible = follow_ups_visible(viewer)
+    if visible is not None:
+        query = query.where(visible)
     result = await session.scalars(
         query.order_by(FollowUp.due_at, FollowUp.id).limit(limit).offset(offset)
     )
@@ -63,7 +65,7 @@ async def complete_follow_up(session: AsyncSession, task_id: int, actor: User) -
     task = await session.get(FollowUp, task_id)
     if task is None:
         raise NotFound(f"follow-up {task_id} does not exist")
-    if actor.role == "agent" and task.owner_id not in (None, actor.id):
+    if not may_touch_follow_up(actor, task):
         raise Forbidden("this follow-up belongs to someone else")
     if task.status != "open":
         raise InvalidTransition(f"follow-up {task_id} is {task.status}")

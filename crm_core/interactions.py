@@ -11,7 +11,7 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -191,13 +191,20 @@ async def find_interaction(session: AsyncSession, node: str, linkedid: str) -> I
 
 
 async def timeline(
-    session: AsyncSession, customer_id: int, limit: int = 50, offset: int = 0
+    session: AsyncSession,
+    customer_id: int,
+    limit: int = 50,
+    offset: int = 0,
+    *,
+    where: ColumnElement[bool] | None = None,
 ) -> list[Interaction]:
-    """The customer's contacts, newest first."""
+    """The customer's contacts, newest first; ``where`` keeps only those the reader may see
+    (:func:`crm_core.access.interactions_visible`)."""
+    query = select(Interaction).where(Interaction.customer_id == customer_id)
+    if where is not None:
+        query = query.where(where)
     result = await session.scalars(
-        select(Interaction)
-        .where(Interaction.customer_id == customer_id)
-        .order_by(Interaction.arrived_at.desc().nulls_last(), Interaction.id.desc())
+        query.order_by(Interaction.arrived_at.desc().nulls_last(), Interaction.id.desc())
         .limit(limit)
         .offset(offset)
     )

@@ -22,6 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from agent_ui.app import create_ui
 from agent_ui.deps import UiDeps
+from agent_ui.desktop import DESKS
+from crm_core.access import least
 from crm_core.api.app import create_api
 from crm_core.api.http import role_rank
 from crm_core.database import make_engine, ping
@@ -221,7 +223,18 @@ def build_app(settings: Settings) -> web.Application:  # noqa: PLR0915 - the roo
     )
     app[SESSIONS] = sessions
     logins = _login_guard(settings, sessions, app[METRICS])
-    app.add_subapp("/api", create_api(sessions, settings.crm, logins=logins))
+    ui = create_ui(
+        _ui_deps(settings, bus, tracker, links, sessions, router=app.get(ROUTER), logins=logins)
+    )
+    app.add_subapp(  # whom an agent serves now is their desk's: the API's row rules ask it
+        "/api",
+        create_api(
+            sessions,
+            settings.crm,
+            logins=logins,
+            serving=lambda user: ui[DESKS].serving(user.extension),
+        ),
+    )
     add_integrations(  # /api/events: the event stream and signed webhooks for other systems
         app,
         settings.integrations,
@@ -231,10 +244,7 @@ def build_app(settings: Settings) -> web.Application:  # noqa: PLR0915 - the roo
         is_leader=leader.leading.is_set,
         metrics=app[METRICS],
     )
-    ui_deps = _ui_deps(
-        settings, bus, tracker, links, sessions, router=app.get(ROUTER), logins=logins
-    )
-    app.add_subapp("/ui", create_ui(ui_deps))
+    app.add_subapp("/ui", ui)
     app.add_subapp(  # what cti-agi (classic AGI, a process per call) asks of this server
         AGI_API_PREFIX,
         create_agi_api(
@@ -564,7 +574,7 @@ def authorized_user(request: web.Request) -> str:
 
 async def live_view(request: web.Request) -> web.Response:
     """The live model (calls, agents, queues) for supervisors: what the wallboard shows."""
-    refused = await authorize(request, "supervisor")
+    refused = await authorize(request, least("wallboard.watch"))
     if refused is not None:
         return refused
     return web.json_response(request.app[TRACKER].snapshot())

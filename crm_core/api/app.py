@@ -7,8 +7,9 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crm_core.access import ServingLookup, serving_nobody
 from crm_core.api import users  # noqa: F401 - its routes join the table on import
-from crm_core.api.handlers import CRM_SETTINGS, LOGINS, routes
+from crm_core.api.handlers import CRM_SETTINGS, LOGINS, SERVING, routes
 from crm_core.api.http import MAX_BODY, SESSIONS, auth_middleware, errors_middleware, json_response
 from crm_core.api.openapi import build_openapi
 from crm_core.login_throttle import LoginGuard
@@ -21,14 +22,19 @@ VERSION = "0.1.0"
 def create_api(
     sessions: async_sessionmaker[AsyncSession],
     settings: CrmSettings,
+    serving: ServingLookup = serving_nobody,
     logins: LoginGuard | None = None,
 ) -> web.Application:
-    """The API app; mount it with ``parent.add_subapp("/api", create_api(...))``."""
+    """The API app; mount it with ``parent.add_subapp("/api", create_api(...))``.
+
+    ``serving`` tells who an agent is serving now (their desk's live call): the row rules of
+    :mod:`crm_core.access` let agents read and change those customers' records."""
     app = web.Application(
         middlewares=[errors_middleware, auth_middleware], client_max_size=MAX_BODY
     )
     app[SESSIONS] = sessions
     app[CRM_SETTINGS] = settings
+    app[SERVING] = serving
     app[LOGINS] = logins or LoginGuard(sessions, settings.login)  # the server's one, shared
     for info, handler in routes.entries:
         app.router.add_route(info.method, info.path, handler)

@@ -11,6 +11,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import cases, customers, followups, interactions, merge, people, valuation
+from crm_core.access import (
+    Serving,
+    ServingLookup,
+    interactions_visible,
+    least,
+    may_edit_customer,
+    may_read_interaction,
+)
 from crm_core.api import serialize
 from crm_core.api.http import (
     SESSIONS,
@@ -64,6 +72,7 @@ from crm_core.schemas import (
 from crm_core.settings import CrmSettings
 
 CRM_SETTINGS = web.AppKey("crm_settings", CrmSettings)
+SERVING: web.AppKey[ServingLookup] = web.AppKey("crm_serving")
 LOGINS = web.AppKey("crm_logins", LoginGuard)  # shared with the desktop's sign-in
 routes = RouteTable()
 
@@ -140,6 +149,16 @@ def _require(request: web.Request, role: str, what: str) -> None:
         raise Forbidden(f"{what} needs the role {role} or higher")
 
 
+def _serving(request: web.Request) -> Serving:
+    """The customers and calls the caller's desk serves now (row rules: crm_core.access)."""
+    return request.app[SERVING](current_user(request))
+
+
+def _may_edit(request: web.Request, customer_id: int) -> None:
+    if not may_edit_customer(current_user(request), customer_id, _serving(request)):
+        raise Forbidden("agents change only the customers they are serving")
+
+
 @routes.route(
     "POST",
     "/tokens",
@@ -182,7 +201,13 @@ def _token_info(request: web.Request, row: ApiToken) -> TokenInfoOut:
     )
 
 
-@routes.route("GET", "/tokens", "Your tokens that still open the API", response=TokenList)
+@routes.route(
+    "GET",
+    "/tokens",
+    "Your tokens that still open the API",
+    response=TokenList,
+    min_role=least("session.own"),
+)
 async def list_tokens(request: web.Request) -> TokenList:
     async with _session(request) as session:
         rows = await people.live_tokens(session, current_user(request).id)
@@ -194,6 +219,7 @@ async def list_tokens(request: web.Request) -> TokenList:
     "/tokens/{id}",
     "Revoke a token: your own (an admin: anyone's); it answers 401 from now on",
     response=TokenInfoOut,
+    min_role=least("session.own"),
 )
 async def revoke_token(request: web.Request) -> TokenInfoOut:
     async with _session(request) as session, session.begin():
@@ -207,6 +233,7 @@ async def revoke_token(request: web.Request) -> TokenInfoOut:
     "Search customers by name, account, e-mail or phone",
     response=CustomerPage,
     query=SearchQuery,
+    min_role=least("customer.search"),
 )
 async def search_customers(request: web.Request) -> CustomerPage:
     query = query_of(request, SearchQuery)
@@ -225,6 +252,7 @@ async def search_customers(request: web.Request) -> CustomerPage:
     "Who is calling: look a caller ID up",
     response=LookupOut,
     query=LookupQuery,
+    min_role=least("customer.search"),
 )
 async def lookup(request: web.Request) -> LookupOut:
     number = query_of(request, LookupQuery).number
@@ -248,18 +276,25 @@ async def lookup(request: web.Request) -> LookupOut:
     status=201,
     body=CustomerIn,
     errors=[403, 404, 409],
+    min_role=least("customer.create"),
 )
 async def create_customer(request: web.Request) -> CustomerOut:
     data = await read_body(request, CustomerIn)
     if data.tier_override is not None:
-        _require(request, "manager", "setting a tier override")
+        _require(request, least("customer.tier"), "setting a tier override")
     async with _session(request) as session, session.begin():
         customer = await customers.create_customer(session, data, _settings(request).default_region)
         await valuation.recompute_value(session, customer.id, _settings(request).value)
         return serialize.customer(customer)
 
 
-@routes.route("GET", "/customers/{id}", "A customer's record", response=CustomerOut)
+@routes.route(
+    "GET",
+    "/customers/{id}",
+    "A customer's record",
+    response=CustomerOut,
+    min_role=least("customer.read"),
+)
 async def get_customer(request: web.Request) -> CustomerOut:
     async with _session(request) as session:
         customer = await customers.get_customer(session, path_id(request))
@@ -269,15 +304,17 @@ async def get_customer(request: web.Request) -> CustomerOut:
 @routes.route(
     "PATCH",
     "/customers/{id}",
-    "Change a customer's fields",
+    "Change a customer's fields (agents: a customer they are serving)",
     response=CustomerOut,
     body=CustomerPatch,
     errors=[403],
+    min_role=least("customer.edit"),
 )
 async def patch_customer(request: web.Request) -> CustomerOut:
     patch = await read_body(request, CustomerPatch)
     if "tier_override" in patch.model_fields_set:
-        _require(request, "manager", "changing a tier override")
+        _require(request, least("customer.tier"), "changing a tier override")
+    _may_edit(request, path_id(request))
     async with _session(request) as session, session.begin():
         customer = await customers.update_customer(session, path_id(request), patch)
         if "tier_override" in patch.model_fields_set:
@@ -290,7 +327,7 @@ async def patch_customer(request: web.Request) -> CustomerOut:
     "/customers/{id}",
     "Delete a customer: no longer found, its interactions and cases kept",
     response=DeletedOut,
-    min_role="manager",
+    min_role=least("customer.delete"),
 )
 async def delete_customer(request: web.Request) -> DeletedOut:
     async with _session(request) as session, session.begin():
@@ -302,13 +339,17 @@ async def delete_customer(request: web.Request) -> DeletedOut:
 @routes.route(
     "POST",
     "/customers/{id}/phones",
-    "Add a phone number (adding one the customer has answers that one)",
+    "Add a phone number (adding one the customer has answers that one; agents: a customer "
+    "they are serving)",
     response=PhoneOut,
     status=201,
     body=PhoneIn,
+    min_role=least("customer.edit"),
+    errors=[403],
 )
 async def add_phone(request: web.Request) -> PhoneOut:
     data = await read_body(request, PhoneIn)
+    _may_edit(request, path_id(request))
     async with _session(request) as session, session.begin():
         phone = await customers.add_phone(
             session, path_id(request), data, _settings(request).default_region
@@ -319,22 +360,31 @@ async def add_phone(request: web.Request) -> PhoneOut:
 @routes.route(
     "GET",
     "/customers/{id}/interactions",
-    "The customer's timeline, newest first",
+    "The customer's timeline, newest first (agents: every call of a customer they are "
+    "serving, else only their own calls)",
     response=InteractionPage,
     query=PageQuery,
+    min_role=least("interaction.read"),
 )
 async def customer_timeline(request: web.Request) -> InteractionPage:
     page = query_of(request, PageQuery)
     async with _session(request) as session:
         customer = await customers.get_customer(session, path_id(request))
-        rows = await interactions.timeline(session, customer.id, page.limit, page.offset)
+        visible = interactions_visible(current_user(request), _serving(request), customer.id)
+        rows = await interactions.timeline(
+            session, customer.id, page.limit, page.offset, where=visible
+        )
     return InteractionPage(
         items=[serialize.interaction(r) for r in rows], limit=page.limit, offset=page.offset
     )
 
 
 @routes.route(
-    "GET", "/customers/{id}/value", "The customer's value scores and tier", response=ValueOut
+    "GET",
+    "/customers/{id}/value",
+    "The customer's value scores and tier",
+    response=ValueOut,
+    min_role=least("customer.read"),
 )
 async def customer_value(request: web.Request) -> ValueOut:
     async with _session(request) as session:
@@ -348,7 +398,7 @@ async def customer_value(request: web.Request) -> ValueOut:
     "Record an order, payment or refund",
     response=TransactionOut,
     status=201,
-    min_role="manager",
+    min_role=least("transaction.write"),
     body=TransactionIn,
     errors=[409],
 )
@@ -368,7 +418,7 @@ async def add_transaction(request: web.Request) -> TransactionOut:
     "/customers/{id}/duplicates",
     "Probable duplicates of this customer",
     response=DuplicateList,
-    min_role="supervisor",
+    min_role=least("customer.duplicates"),
 )
 async def customer_duplicates(request: web.Request) -> DuplicateList:
     async with _session(request) as session:
@@ -392,7 +442,7 @@ async def customer_duplicates(request: web.Request) -> DuplicateList:
     "Merge another customer into this one",
     response=MergeOut,
     status=201,
-    min_role="manager",
+    min_role=least("customer.merge"),
     body=MergeRequest,
     errors=[409],
 )
@@ -412,7 +462,7 @@ async def merge_customer(request: web.Request) -> MergeOut:
     "/merges/{id}/undo",
     "Undo a merge: both records as before",
     response=MergeOut,
-    min_role="manager",
+    min_role=least("customer.merge"),
     errors=[409],
 )
 async def undo_merge(request: web.Request) -> MergeOut:
@@ -425,7 +475,11 @@ async def undo_merge(request: web.Request) -> MergeOut:
 
 
 @routes.route(
-    "GET", "/merges/{id}", "A merge's audit record", response=MergeOut, min_role="manager"
+    "GET",
+    "/merges/{id}",
+    "A merge's audit record",
+    response=MergeOut,
+    min_role=least("customer.merge"),
 )
 async def get_merge(request: web.Request) -> MergeOut:
     async with _session(request) as session:
@@ -440,7 +494,7 @@ async def get_merge(request: web.Request) -> MergeOut:
     "/interactions",
     "Write an interaction by (node, linkedid): idempotent",
     response=InteractionOut,
-    min_role="supervisor",
+    min_role=least("interaction.write"),
     body=InteractionIn,
     errors=[404, 409],
 )
@@ -454,12 +508,19 @@ async def write_interaction(request: web.Request) -> InteractionOut:
 @routes.route(
     "GET",
     "/interactions/{id}",
-    "One interaction with its transcript",
+    "One interaction with its transcript (agents: their own calls and those of customers "
+    "they are serving)",
     response=InteractionDetailOut,
+    min_role=least("interaction.read"),
+    errors=[403],
 )
 async def get_interaction(request: web.Request) -> InteractionDetailOut:
     async with _session(request) as session:
         row = await interactions.get_interaction(session, path_id(request))
+        if not may_read_interaction(current_user(request), row, _serving(request)):
+            raise Forbidden(
+                "agents read only their own calls and those of the customers they are serving"
+            )
         segments = await interactions.segments_of(session, row.id)
         return serialize.interaction_detail(row, segments)
 
@@ -467,9 +528,10 @@ async def get_interaction(request: web.Request) -> InteractionDetailOut:
 @routes.route(
     "GET",
     "/cases",
-    "Complaint cases (agents: only their own)",
+    "Complaint cases (below manager: those assigned to them)",
     response=CasePage,
     query=CaseQuery,
+    min_role=least("case.read"),
 )
 async def list_cases(request: web.Request) -> CasePage:
     query = query_of(request, CaseQuery)
@@ -492,6 +554,7 @@ async def list_cases(request: web.Request) -> CasePage:
     status=201,
     body=CaseIn,
     errors=[404],
+    min_role=least("case.open"),
 )
 async def open_case(request: web.Request) -> CaseOut:
     data = await read_body(request, CaseIn)
@@ -509,7 +572,12 @@ async def open_case(request: web.Request) -> CaseOut:
 
 
 @routes.route(
-    "GET", "/cases/{id}", "One case (agents: only their own)", response=CaseOut, errors=[403]
+    "GET",
+    "/cases/{id}",
+    "One case (below manager: one assigned to them)",
+    response=CaseOut,
+    errors=[403],
+    min_role=least("case.read"),
 )
 async def get_case(request: web.Request) -> CaseOut:
     async with _session(request) as session:
@@ -522,7 +590,7 @@ async def get_case(request: web.Request) -> CaseOut:
     "/cases/{id}/assign",
     "Assign a case to an owner",
     response=CaseOut,
-    min_role="supervisor",
+    min_role=least("case.assign"),
     body=AssignIn,
     errors=[409],
 )
@@ -537,9 +605,10 @@ async def assign_case(request: web.Request) -> CaseOut:
 @routes.route(
     "POST",
     "/cases/{id}/resolve",
-    "Mark a case resolved (its owner or a supervisor)",
+    "Mark a case resolved (its owner or a manager)",
     response=CaseOut,
     errors=[403, 409],
+    min_role=least("case.resolve"),
 )
 async def resolve_case(request: web.Request) -> CaseOut:
     async with _session(request) as session, session.begin():
@@ -553,7 +622,7 @@ async def resolve_case(request: web.Request) -> CaseOut:
     "/cases/{id}/close",
     "Close a resolved case",
     response=CaseOut,
-    min_role="manager",
+    min_role=least("case.close"),
     errors=[409],
 )
 async def close_case(request: web.Request) -> CaseOut:
@@ -569,6 +638,7 @@ async def close_case(request: web.Request) -> CaseOut:
     "Open follow-ups (agents: theirs and unowned ones)",
     response=FollowUpPage,
     query=PageQuery,
+    min_role=least("followup.read"),
 )
 async def list_follow_ups(request: web.Request) -> FollowUpPage:
     page = query_of(request, PageQuery)
@@ -589,6 +659,7 @@ async def list_follow_ups(request: web.Request) -> FollowUpPage:
     status=201,
     body=FollowUpIn,
     errors=[404],
+    min_role=least("followup.create"),
 )
 async def create_follow_up(request: web.Request) -> FollowUpOut:
     data = await read_body(request, FollowUpIn)
@@ -603,6 +674,7 @@ async def create_follow_up(request: web.Request) -> FollowUpOut:
     "Mark a follow-up done",
     response=FollowUpOut,
     errors=[403, 409],
+    min_role=least("followup.done"),
 )
 async def complete_follow_up(request: web.Request) -> FollowUpOut:
     async with _session(request) as session, session.begin():
@@ -615,7 +687,7 @@ async def complete_follow_up(request: web.Request) -> FollowUpOut:
     "/agents",
     "Everyone who signs in, with skills",
     response=UserList,
-    min_role="supervisor",
+    min_role=least("people.read"),
 )
 async def list_agents(request: web.Request) -> UserList:
     async with _session(request) as session:
@@ -629,7 +701,7 @@ async def list_agents(request: web.Request) -> UserList:
     "Create a user (agent, supervisor, manager, admin)",
     response=UserOut,
     status=201,
-    min_role="admin",
+    min_role=least("users.admin"),
     body=UserIn,
     errors=[409],
 )
@@ -646,7 +718,7 @@ async def create_agent(request: web.Request) -> UserOut:
     "/agents/{id}/skills/{skill}",
     "Set an agent's skill level (1-10)",
     response=UserOut,
-    min_role="supervisor",
+    min_role=least("people.skills"),
     body=SkillIn,
     path_params=SkillPath,
 )

@@ -14,6 +14,7 @@ from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from crm_core import people
+from crm_core.access import least
 from crm_core.api import serialize
 from crm_core.api.handlers import UserIn, Username, routes
 from crm_core.api.http import SESSIONS, current_user, path_id, query_of, read_body
@@ -90,7 +91,7 @@ async def _change(request: web.Request, changes: people.UserChanges) -> UserOut:
     "/users/audit",
     "Who created or changed users, when, and what changed (newest first)",
     response=AuditList,
-    min_role="admin",
+    min_role=least("users.admin"),
     query=AuditQuery,
     errors=[404],
 )
@@ -113,7 +114,13 @@ async def user_audit(request: web.Request) -> AuditList:
     )
 
 
-@routes.route("GET", "/users", "Every user, disabled ones too", response=UserList, min_role="admin")
+@routes.route(
+    "GET",
+    "/users",
+    "Every user, disabled ones too",
+    response=UserList,
+    min_role=least("users.admin"),
+)
 async def list_users(request: web.Request) -> UserList:
     async with request.app[SESSIONS]() as session:
         return UserList(items=[serialize.user(u) for u in await people.list_users(session)])
@@ -125,7 +132,7 @@ async def list_users(request: web.Request) -> UserList:
     "Create a user (audited)",
     response=UserOut,
     status=201,
-    min_role="admin",
+    min_role=least("users.admin"),
     body=UserIn,
     errors=[409],
 )
@@ -141,7 +148,7 @@ async def create_user(request: web.Request) -> UserOut:
     "/users/{id}",
     "Change a user's role, extension, display name or active state; signs them out",
     response=UserOut,
-    min_role="admin",
+    min_role=least("users.admin"),
     body=UserPatch,
     errors=[404, 409],
 )
@@ -165,7 +172,7 @@ async def patch_user(request: web.Request) -> UserOut:
     "/users/{id}/password",
     "Set a user's password; signs them out and revokes their API tokens",
     response=UserOut,
-    min_role="admin",
+    min_role=least("users.admin"),
     body=PasswordIn,
     errors=[404],
 )
