@@ -7,7 +7,6 @@ them). Every answer is checked against the document too."""
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,7 +23,6 @@ from crm_core.access import API_OPERATIONS, MATRIX, Serving, markdown_table, ran
 from crm_core.api.app import create_api, openapi_document
 from crm_core.cases import assign_case, open_case
 from crm_core.customers import create_customer
-from crm_core.database import make_engine
 from crm_core.followups import create_follow_up
 from crm_core.interactions import record_interaction
 from crm_core.models import ROLES, User
@@ -60,11 +58,9 @@ class Api:
 
 
 @pytest_asyncio.fixture
-async def api(sqlite_crm_template: Path, tmp_path: Path) -> AsyncIterator[Api]:
-    path = tmp_path / "crm.db"
-    shutil.copyfile(sqlite_crm_template, path)
-    engine = make_engine(f"sqlite+aiosqlite:///{path}")
-    db = async_sessionmaker(engine, expire_on_commit=False)
+async def api(crm: Sessions) -> AsyncIterator[Api]:
+    """The API on SQLite, then PostgreSQL (the row rules are SQL filters too)."""
+    db = crm
     checker = ResponseChecker(openapi_document())
     root = web.Application(middlewares=[checker.middleware])
     served: dict[int, Serving] = {}
@@ -88,7 +84,6 @@ async def api(sqlite_crm_template: Path, tmp_path: Path) -> AsyncIterator[Api]:
         yield api
     finally:
         await client.close()
-        await engine.dispose()
     assert checker.problems == []
 
 
