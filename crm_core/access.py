@@ -67,7 +67,8 @@ RULES: tuple[Rule, ...] = (
     Rule("desk.use", "the desktop: state, pop, call controls, wrap-up, click-to-dial", "agent"),
     Rule(
         "wallboard.watch",
-        "the wallboard, its charts and supervision actions; the live model (`GET /live`)",
+        "the wallboard, its charts and supervision actions; the live model (`GET /live`); the "
+        "router's view and controls (`/routing`)",
         "supervisor",
     ),
     Rule("customer.search", "search customers, look a caller ID up", "agent"),

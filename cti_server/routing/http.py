@@ -25,6 +25,7 @@ from typing import Annotated, Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from crm_core.access import least
 from crm_core.api.http import BadRequest, error_response, read_body
 from cti_server.routing.router import Router, RoutingError
 
@@ -33,7 +34,7 @@ Authorize = Callable[[web.Request, str], Awaitable[web.Response | None]]
 Who = Callable[[web.Request], str]
 """The user an allowed request was authorized as (their username), "" when unknown."""
 
-SUPERVISOR = "supervisor"
+SUPERVISOR = least("wallboard.watch")  # the role matrix: crm_core.access
 
 
 class _Strict(BaseModel):
