@@ -15,10 +15,13 @@ used (written at most once a minute, to spare the database).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
+import os
 import re
 import secrets
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -47,7 +50,8 @@ from crm_core.models import (
 _HASHER = PasswordHasher()
 _EXTENSION = re.compile(r"[0-9]{2,10}")
 MIN_PASSWORD = 8
-HASHING_THREADS = 2  # two hashes at once (argon2 uses a core each); more sign-ins wait in line
+HASHING_THREADS = 1  # one hash at a time (argon2 spreads it over the cores); the rest wait
+HASHING_NICENESS = 10
 TOKEN_USE_PRECISION = timedelta(minutes=1)  # last_used_at is written at most this often
 T = TypeVar("T")
 PASSWORD_CHANGED = "changed"  # noqa: S105 - what the audit says of a password, never the hash
@@ -88,8 +92,18 @@ def _dummy_hash() -> str:
 
 @functools.cache
 def _hashing_pool() -> ThreadPoolExecutor:
-    """Argon2's own threads, made on first use; bounded, so hashing never has them all."""
-    return ThreadPoolExecutor(max_workers=HASHING_THREADS, thread_name_prefix="argon2")
+    """Argon2's own thread, made on first use: a flood of sign-ins waits in its queue."""
+    return ThreadPoolExecutor(
+        max_workers=HASHING_THREADS, thread_name_prefix="argon2", initializer=_yield_the_cpu
+    )
+
+
+def _yield_the_cpu() -> None:
+    """Hashing is worth less than the event loop: the pool's thread (and the lanes argon2 starts
+    from it, which inherit it) runs at a lower priority, so the loop gets a core when it needs
+    one however many sign-ins wait. Linux sets the priority per thread; elsewhere it stays."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICENESS)
 
 
 async def _hashing(work: Callable[..., T], *args: Any) -> T:

@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import AsyncIterator
 from ipaddress import ip_network
+from typing import Literal
 
 import pytest
 import pytest_asyncio
+from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crm_core import people
 from crm_core.database import make_engine
 from crm_core.login_throttle import LoginGuard, Refusal, client_address
 from crm_core.people import UserChanges, change_user, create_user
@@ -145,3 +149,50 @@ def test_the_address_is_the_peers_unless_the_peer_is_a_trusted_proxy() -> None:
     assert client_address("127.0.0.1", "203.0.113.5", ()) == "127.0.0.1"  # none trusted
     assert client_address("127.0.0.1", "not an address", proxies) == "127.0.0.1"
     assert client_address(None, None, proxies) == "unknown"
+
+
+class _GatedHasher(PasswordHasher):
+    """Checks wait for the gate: how many run at once, and in which threads."""
+
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=1024, parallelism=1)
+        self.gate = threading.Event()
+        self.started = threading.Event()
+        self.running = 0
+        self.most = 0
+        self.threads: set[str] = set()
+        self._lock = threading.Lock()
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
+        with self._lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+            self.threads.add(threading.current_thread().name)
+        self.started.set()
+        try:
+            assert self.gate.wait(10)
+            return super().verify(hash, password)
+        finally:
+            with self._lock:
+                self.running -= 1
+
+
+@pytest.mark.asyncio
+async def test_a_flood_of_sign_ins_waits_in_the_hashing_pool_not_in_the_loops_executor(
+    crm: Sessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hasher = _GatedHasher()
+    monkeypatch.setattr(people, "_HASHER", hasher)
+    people._dummy_hash.cache_clear()
+    guard = LoginGuard(crm, FAST.model_copy(update={"max_delay_seconds": 0.2}))
+    tries = [
+        asyncio.create_task(guard.sign_in(f"user{n}", "guess", f"10.0.1.{n}")) for n in range(12)
+    ]
+    assert await asyncio.to_thread(hasher.started.wait, 5)
+    # twelve sign-ins hashing or waiting: the default executor still serves everyone else
+    assert await asyncio.wait_for(asyncio.to_thread(lambda: "free"), 1) == "free"
+    hasher.gate.set()
+    assert await asyncio.gather(*tries) == [None] * 12
+    people._dummy_hash.cache_clear()
+    assert hasher.most == people.HASHING_THREADS
+    assert all(name.startswith("argon2") for name in hasher.threads), hasher.threads
