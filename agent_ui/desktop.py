@@ -30,11 +30,11 @@ from agent_ui.auth import UI_SESSION, pages, render
 from agent_ui.deps import DEPS, UiDeps
 from agent_ui.pop import PopService, Record
 from agent_ui.ws import Connection, Hub, Reply, UiError
-from crm_core.access import Serving, least
 from crm_core.errors import CrmError
 from crm_core.followups import create_follow_up
 from crm_core.interactions import record_interaction
 from crm_core.schemas import InteractionIn
+from crm_core.text_rules import unsafe_character
 from cti_server.bus import Bus
 from cti_server.events import (
     AgentRinging,
@@ -118,30 +118,10 @@ class Desks:
             ("wrapup", self.wrap_up),
             ("choose", self.choose),
         ):
-            hub.handle(kind, least("desk.use"), ("desk",), handler)
+            hub.handle(kind, "agent", ("desk",), handler)
 
     def desk(self, extension: str) -> Desk:
         return self.desks.setdefault(extension, Desk(extension))
-
-    def serving(self, extension: str | None) -> Serving:
-        """Whom the desk of ``extension`` serves now: the customers its pop shows (the caller,
-        or each match of a shared number, until the agent chooses), the wrap-up's customer, and
-        the calls ringing there, answered there or being wrapped up (``node:linkedid``). The
-        role matrix (:mod:`crm_core.access`) lets an agent read and change these only."""
-        desk = self.desks.get(extension) if extension else None
-        if desk is None:
-            return Serving()
-        customers: set[int] = set()
-        calls = {f"{key[0]}:{key[1]}" for key in (desk.offered, desk.call) if key is not None}
-        if desk.pop is not None:
-            shown = desk.pop.get("customer")
-            customers |= {shown["id"]} if shown else {m["id"] for m in desk.pop.get("matches", [])}
-            calls.add(f"{desk.pop['call']['node']}:{desk.pop['call']['linkedid']}")
-        if desk.wrapup is not None:
-            if desk.wrapup.get("customer_id") is not None:
-                customers.add(desk.wrapup["customer_id"])
-            calls.add(f"{desk.wrapup['node']}:{desk.wrapup['linkedid']}")
-        return Serving(frozenset(customers), frozenset(calls))
 
     # -- events -------------------------------------------------------------------------------
 
@@ -559,6 +539,10 @@ class Desks:
         if disposition not in self.deps.settings.dispositions:
             raise UiError("choose a disposition")
         due = _when(message.get("follow_up_at"))
+        follow_up_note = str(message.get("follow_up_note", ""))
+        unsafe = unsafe_character(follow_up_note)
+        if unsafe is not None:
+            raise UiError(f"follow-up note: {unsafe} is not allowed")
         customer_id = pending.get("customer_id")
         if due is not None and customer_id is None:
             raise UiError("a follow-up needs a customer: create or choose the customer first")
@@ -570,7 +554,7 @@ class Desks:
                 notes=str(message.get("notes", "")),
                 agent_id=connection.session.user_id,
                 due=due,
-                follow_up_note=str(message.get("follow_up_note", "")),
+                follow_up_note=follow_up_note,
             )
         except CrmError as exc:
             raise UiError(str(exc)) from None
@@ -601,7 +585,9 @@ class Desks:
                 customer_id=customer_id,
             )
         except ValidationError as exc:
-            raise UiError(f"wrap-up refused: {exc.errors()[0]['msg']}") from None
+            error = exc.errors()[0]
+            where = ".".join(str(part) for part in error["loc"])
+            raise UiError(f"wrap-up refused: {where}: {error['msg']}") from None
         if desk.wrapup is not pending:
             raise UiError("no wrap-up is pending for this call")
         desk.wrapup = None  # claimed
@@ -643,7 +629,7 @@ def _when(value: object) -> datetime | None:
 DESKS = web.AppKey("ui_desks", Desks)
 
 
-@pages.route("GET", "/desktop", least("desk.use"), name="desktop")
+@pages.route("GET", "/desktop", "agent", name="desktop")
 async def desktop_page(request: web.Request) -> web.StreamResponse:
     deps = request.app[DEPS]
     return render(

@@ -1,9 +1,10 @@
-"""What callers may write into the CRM (validated, bounded, no control characters) and what
-the API answers (the response models the OpenAPI document is built from).
+"""What callers may write into the CRM (validated, bounded, no character that changes what the
+screen shows) and what the API answers (the response models the OpenAPI document is built from).
 
 The same models validate REST payloads and in-process calls, so hostile text (SQL fragments,
-markup, megabyte strings, control characters) is refused once, before anything is stored. Markup
-is stored as given and escaped where it is shown.
+markup, megabyte strings, control, bidirectional and zero-width characters: the rule of
+:mod:`crm_core.text_rules`) is refused once, before anything is stored. Markup is stored as given
+and escaped where it is shown.
 
 Times must carry a timezone (pydantic's ``AwareDatetime``): ``2026-12-01T10:00:00`` is refused,
 not read as UTC, because a contact center spans zones and a guessed one moves a callback by
@@ -29,28 +30,22 @@ from pydantic import (
     WithJsonSchema,
 )
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+from crm_core.text_rules import checked_text, unsafe_character
 
 MAX_ID = 2**31 - 1
 """The largest id a row can have: PostgreSQL's ``integer``, the id columns' type."""
 _LINE_BREAK = re.compile(r"[\r\n\u2028\u2029]")
 
 
-def _no_control(value: str) -> str:
-    if _CONTROL.search(value):
-        raise ValueError("control characters are not allowed")
-    return value
-
-
 def has_control(value: str) -> bool:
-    """True when ``value`` holds a control character other than tab and line breaks."""
-    return _CONTROL.search(value) is not None
+    """True when ``value`` holds a character that text may not hold (see ``text_rules``)."""
+    return unsafe_character(value) is not None
 
 
 def _one_line(value: str) -> str:
     if _LINE_BREAK.search(value):
         raise ValueError("line breaks are not allowed")
-    return _no_control(value)
+    return checked_text(value)
 
 
 Line = Annotated[
@@ -61,21 +56,25 @@ Name = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     AfterValidator(_one_line),
 ]
-Text = Annotated[str, StringConstraints(max_length=10000), AfterValidator(_no_control)]
-Note = Annotated[str, StringConstraints(max_length=5000), AfterValidator(_no_control)]
+Text = Annotated[str, StringConstraints(max_length=10000), AfterValidator(checked_text)]
+Note = Annotated[str, StringConstraints(max_length=5000), AfterValidator(checked_text)]
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 Tag = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=40),
     AfterValidator(_one_line),
 ]
-PhoneText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+PhoneText = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=40),
+    AfterValidator(checked_text),
+]
 EmailText = Annotated[
     str,
     StringConstraints(
         strip_whitespace=True, to_lower=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
     ),
-    AfterValidator(_no_control),
+    AfterValidator(checked_text),
 ]
 
 
@@ -172,7 +171,7 @@ class InteractionIn(_Input):
     agent_name: Line | None = None
     ended_by: Literal["caller", "agent", "transfer", "system"] | None = None
     ivr_path: list[IvrStepIn] | None = Field(default=None, max_length=200)
-    ivr_inputs: dict[str, Line] | None = None
+    ivr_inputs: dict[Line, Line] | None = None
     routing: dict[str, Any] | None = None
     disposition: Line | None = None
     notes: Text | None = None
@@ -466,7 +465,7 @@ class SearchQuery(PageQuery):
     q: Annotated[
         str,
         StringConstraints(max_length=200),
-        AfterValidator(_no_control),
+        AfterValidator(checked_text),
         Field(description="text to search for in names, account numbers, e-mails and phones"),
     ] = ""
 
@@ -475,7 +474,7 @@ class LookupQuery(_Query):
     number: Annotated[
         str,
         StringConstraints(max_length=64),
-        AfterValidator(_no_control),
+        AfterValidator(checked_text),
         Field(description="the caller ID as Asterisk delivers it (empty: withheld)"),
     ]
 

@@ -35,6 +35,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 R = TypeVar("R", bound=BaseModel)
 ModelHandler = Callable[[web.Request], Awaitable[R]]
 
+TOKEN_PROBLEM = web.RequestKey("crm_token_problem", str)
+"""Why the request's bearer token was not even looked up (the 401 says it)."""
 QUERY = web.RequestKey("crm_query", BaseModel)
 PATH = web.RequestKey("crm_path", BaseModel)
 BODY = web.RequestKey("crm_body", BaseModel)
@@ -146,8 +148,9 @@ def _checked(info: RouteInfo, handler: ModelHandler[R]) -> Handler:
         if info.min_role is not None:
             user = request.get(USER)
             if user is None:
+                problem = request.get(TOKEN_PROBLEM, "a valid bearer token is required")
                 raise web.HTTPUnauthorized(
-                    text=_error_text("unauthorized", "a valid bearer token is required"),
+                    text=_error_text("unauthorized", problem),
                     content_type="application/json",
                     headers={"WWW-Authenticate": "Bearer"},
                 )
@@ -226,8 +229,15 @@ async def read_body(request: web.Request, model: type[M]) -> M:
         raise BadRequest(f"the body is not valid JSON: {exc.msg} at {exc.pos}") from None
     except RecursionError:
         raise BadRequest("the body is nested too deeply") from None
+    except ValueError:  # Python's limit on the digits of an int (sys.get_int_max_str_digits)
+        raise BadRequest("the body holds a number with too many digits") from None
     if not isinstance(payload, dict):
         raise BadRequest("the body must be a JSON object")
+    try:
+        json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        escape = f"\\u{ord(exc.object[exc.start]):04x}"
+        raise BadRequest(f"the body holds {escape}, a lone surrogate: not a character") from None
     return model.model_validate(payload)
 
 
@@ -315,12 +325,20 @@ def _message(error: ErrorDetails) -> str:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Who is asking, from ``Authorization: Bearer <token>``; handlers check the role."""
+    """Who is asking, from ``Authorization: Bearer <token>``; handlers check the role.
+
+    A token is printable ASCII (RFC 6750's ``b64token``); any other byte (one that is not
+    UTF-8 reaches us as a lone surrogate) is not looked up, and the 401 says why."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() == "bearer" and token.strip() and len(token) < 200:
-        async with request.app[SESSIONS]() as session:
-            user = await user_for_token(session, token.strip())
-        if user is not None:
-            request[USER] = user
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return await handler(request)
+    if len(token) >= 200 or not (token.isascii() and token.isprintable()):
+        request[TOKEN_PROBLEM] = "the bearer token is malformed: printable ASCII, under 200 long"
+        return await handler(request)
+    async with request.app[SESSIONS]() as session:
+        user = await user_for_token(session, token)
+    if user is not None:
+        request[USER] = user
     return await handler(request)

@@ -25,6 +25,7 @@ from crm_core.interactions import end_unseen, record_interaction
 from crm_core.models import ComplaintCase, ComplaintSignal, FollowUp, Interaction, User
 from crm_core.phones import is_withheld
 from crm_core.schemas import CustomerIn, InteractionIn
+from crm_core.text_rules import neutralised
 from crm_core.value import ValuePolicy
 from cti_server.bus import Bus
 from cti_server.events import (
@@ -52,17 +53,19 @@ _NOT_FIELDS = ("lookup", "agent", "callback", "complaint")  # handled beside the
 MILESTONES = ("arrived_at", "queued_at", "offered_at", "answered_at")
 _KIND_BY_OUTCOME = {"abandoned": "abandoned", "ivr_only": "ivr_only"}
 _EXTENSION = re.compile(r"(\d{2,10})$")
-_UNSAFE_TEXT = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 
 
 def _clean(text: str, limit: int = 200) -> str:
-    """Caller-supplied text made storable: control characters out, length bounded."""
-    return _UNSAFE_TEXT.sub(" ", text)[:limit]
+    """Caller-supplied text made storable, never refused: each character that text may not hold
+    (control, bidirectional, zero-width: ``crm_core.text_rules``) and each line break becomes a
+    space; length bounded."""
+    return neutralised(text, one_line=True)[:limit]
 
 
 def _caller(number: str, name: str = "") -> dict[str, str]:
     """The caller's number and name, once known (a Local channel learns them just after it is
-    created). Stored as received, bar control characters: markup is escaped where shown."""
+    created). Stored as received, bar the characters ``_clean`` turns into spaces: markup is
+    escaped where shown."""
     known: dict[str, str] = {}
     if number:
         known.update(caller_number=_clean(number, 64), lookup=number[:64])
