@@ -30,6 +30,7 @@ from agent_ui.auth import UI_SESSION, pages, render
 from agent_ui.deps import DEPS, UiDeps
 from agent_ui.pop import PopService, Record
 from agent_ui.ws import Connection, Hub, Reply, UiError
+from crm_core.access import Serving, least
 from crm_core.errors import CrmError
 from crm_core.followups import create_follow_up
 from crm_core.interactions import record_interaction
@@ -118,10 +119,30 @@ class Desks:
             ("wrapup", self.wrap_up),
             ("choose", self.choose),
         ):
-            hub.handle(kind, "agent", ("desk",), handler)
+            hub.handle(kind, least("desk.use"), ("desk",), handler)
 
     def desk(self, extension: str) -> Desk:
         return self.desks.setdefault(extension, Desk(extension))
+
+    def serving(self, extension: str | None) -> Serving:
+        """Whom the desk of ``extension`` serves now: the customers its pop shows (the caller,
+        or each match of a shared number, until the agent chooses), the wrap-up's customer, and
+        the calls ringing there, answered there or being wrapped up (``node:linkedid``). The
+        role matrix (:mod:`crm_core.access`) lets an agent read and change these only."""
+        desk = self.desks.get(extension) if extension else None
+        if desk is None:
+            return Serving()
+        customers: set[int] = set()
+        calls = {f"{key[0]}:{key[1]}" for key in (desk.offered, desk.call) if key is not None}
+        if desk.pop is not None:
+            shown = desk.pop.get("customer")
+            customers |= {shown["id"]} if shown else {m["id"] for m in desk.pop.get("matches", [])}
+            calls.add(f"{desk.pop['call']['node']}:{desk.pop['call']['linkedid']}")
+        if desk.wrapup is not None:
+            if desk.wrapup.get("customer_id") is not None:
+                customers.add(desk.wrapup["customer_id"])
+            calls.add(f"{desk.wrapup['node']}:{desk.wrapup['linkedid']}")
+        return Serving(frozenset(customers), frozenset(calls))
 
     # -- events -------------------------------------------------------------------------------
 
@@ -629,7 +650,7 @@ def _when(value: object) -> datetime | None:
 DESKS = web.AppKey("ui_desks", Desks)
 
 
-@pages.route("GET", "/desktop", "agent", name="desktop")
+@pages.route("GET", "/desktop", least("desk.use"), name="desktop")
 async def desktop_page(request: web.Request) -> web.StreamResponse:
     deps = request.app[DEPS]
     return render(

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core.access import cases_visible, may_touch_case
 from crm_core.customers import get_customer
 from crm_core.errors import Forbidden, InvalidInput, InvalidTransition, NotFound
 from crm_core.models import (
@@ -148,8 +149,8 @@ async def get_case(session: AsyncSession, case_id: int, viewer: User) -> Complai
     case = await session.get(ComplaintCase, case_id)
     if case is None:
         raise NotFound(f"case {case_id} does not exist")
-    if viewer.role == "agent" and case.owner_id != viewer.id:
-        raise Forbidden("agents see only the cases assigned to them")
+    if not may_touch_case(viewer, case):
+        raise Forbidden("below the manager role, only the cases assigned to you")
     return case
 
 
@@ -205,10 +206,12 @@ async def cases_for(
     limit: int = 50,
     offset: int = 0,
 ) -> list[ComplaintCase]:
-    """Agents see their own cases; supervisors, managers and admins see all."""
+    """Managers and admins see every case, the others those assigned to them
+    (:mod:`crm_core.access`)."""
     query = select(ComplaintCase)
-    if viewer.role == "agent":
-        query = query.where(ComplaintCase.owner_id == viewer.id)
+    visible = cases_visible(viewer)
+    if visible is not None:
+        query = query.where(visible)
     if status is not None:
         query = query.where(ComplaintCase.status == status)
     if customer_id is not None:
@@ -268,10 +271,11 @@ def _filtered(query: _Query, where: CaseFilter) -> _Query:
 async def review_cases(
     session: AsyncSession, viewer: User, where: CaseFilter, *, limit: int = 200, offset: int = 0
 ) -> list[ComplaintCase]:
-    """Cases for the review page, newest first; agents still see only their own."""
+    """Cases for the review page, newest first; below manager only those assigned to them."""
     query = _filtered(select(ComplaintCase), where)
-    if viewer.role == "agent":
-        query = query.where(ComplaintCase.owner_id == viewer.id)
+    visible = cases_visible(viewer)
+    if visible is not None:
+        query = query.where(visible)
     result = await session.scalars(
         query.order_by(ComplaintCase.opened_at.desc(), ComplaintCase.id.desc())
         .limit(limit)
