@@ -40,7 +40,9 @@ class CrmApi:
 
 
 @asynccontextmanager
-async def crm_api(db: async_sessionmaker[AsyncSession]) -> AsyncIterator[CrmApi]:
+async def crm_api(
+    db: async_sessionmaker[AsyncSession], settings: CrmSettings | None = None
+) -> AsyncIterator[CrmApi]:
     """``/api`` on ``db`` with the users ``agent``, ``supervisor``, ``manager`` and ``admin``
     (password ``<role>-password``); the answers the document does not describe are in
     ``checker.problems``."""
@@ -52,7 +54,7 @@ async def crm_api(db: async_sessionmaker[AsyncSession]) -> AsyncIterator[CrmApi]
             ids[role] = user.id
     checker = ResponseChecker(openapi_document())
     root = web.Application(middlewares=[checker.middleware])
-    root.add_subapp("/api", create_api(db, CrmSettings()))
+    root.add_subapp("/api", create_api(db, settings or CrmSettings()))
     client: TestClient[Any, Any] = TestClient(TestServer(root))
     await client.start_server()
     try:
