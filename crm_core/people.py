@@ -379,15 +379,14 @@ async def user_for_token(session: AsyncSession, token: str) -> User | None:
     now = utcnow()
     if row is None or (row.expires_at is not None and row.expires_at <= now):
         return None
-    user = await session.get(User, row.user_id)
-    if user is None or not user.active:
-        return None
+    user_id = row.user_id
     if row.last_used_at is None or row.last_used_at <= now - TOKEN_USE_PRECISION:
         await session.execute(
             update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now)
         )
-        await session.commit()
-    return user
+        await session.commit()  # before the user is read: nothing of theirs expires with it
+    user = await session.get(User, user_id)
+    return user if user is not None and user.active else None
 
 
 async def live_tokens(session: AsyncSession, user_id: int) -> list[ApiToken]:

@@ -29,8 +29,9 @@ class LoginSettings(BaseModel):
     lockout_minutes: float = Field(15.0, gt=0, le=24 * 60)
     forget_minutes: float = Field(15.0, gt=0, le=24 * 60)
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = Field(
-        (),
-        description="proxies (e.g. nginx) whose X-Forwarded-For names the client's address",
+        (IPv4Network("127.0.0.1/32"), IPv6Network("::1/128")),
+        description="proxies (e.g. nginx) whose X-Forwarded-For names the client's address; "
+        "loopback by default, as deploy/nginx runs: else every user would share its address",
     )
 
 

@@ -4,6 +4,7 @@ Every answer is checked against the OpenAPI document."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,7 +38,9 @@ class Api:
     async def call(
         self, method: str, path: str, token: str | None = None, **kwargs: Any
     ) -> tuple[int, Any]:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = dict(kwargs.pop("headers", {}))
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         async with self.client.request(method, "/api" + path, headers=headers, **kwargs) as resp:
             return resp.status, await resp.json()
 
@@ -163,3 +166,14 @@ async def test_sign_in_is_throttled_and_a_locked_account_answers_as_a_wrong_pass
     assert locked[0] == 401
     assert all(answer == locked for answer in answers)
     assert (await api.sign_in("bob"))["user"]["username"] == "bob"
+
+
+@pytest.mark.asyncio
+async def test_behind_the_local_proxy_the_client_address_is_the_one_it_forwards(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = {"username": "ann", "password": "wrong guess"}
+    forwarded = {"X-Forwarded-For": "198.51.100.1, 203.0.113.9"}  # the proxy appended the last
+    with caplog.at_level(logging.WARNING, logger="crm_core.login_throttle"):
+        assert (await api.call("POST", "/tokens", json=body, headers=forwarded))[0] == 401
+    assert "from 203.0.113.9" in caplog.text

@@ -21,6 +21,7 @@ from crm_core.database import make_engine
 from crm_core.login_throttle import LoginGuard, Refusal, client_address
 from crm_core.people import UserChanges, change_user, create_user
 from crm_core.settings import LoginSettings
+from cti_server.config import load_settings
 
 Sessions = async_sessionmaker[AsyncSession]
 PASSWORD = "correct horse battery"
@@ -138,6 +139,19 @@ async def test_failures_are_logged_with_user_and_address_never_the_password(
     assert HERE in record.getMessage()
     assert "wrong_credentials" in record.getMessage()
     assert "hunter2" not in caplog.text
+
+
+def test_loopback_is_the_trusted_proxy_unless_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert client_address("127.0.0.1", "203.0.113.5", LoginSettings().trusted_proxies) == (
+        "203.0.113.5"
+    )
+    assert client_address("::1", "203.0.113.5", LoginSettings().trusted_proxies) == "203.0.113.5"
+    monkeypatch.setenv("CTI_AMI__SECRET", "throttle-test")
+    monkeypatch.setenv("CTI_CRM__LOGIN__TRUSTED_PROXIES", '["10.1.0.0/16"]')
+    monkeypatch.setenv("CTI_CRM__LOGIN__ACCOUNT_LOCKOUT_AFTER", "5")
+    login = load_settings().crm.login
+    assert login.trusted_proxies == (ip_network("10.1.0.0/16"),)
+    assert login.account_lockout_after == 5
 
 
 def test_the_address_is_the_peers_unless_the_peer_is_a_trusted_proxy() -> None:
