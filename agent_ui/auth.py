@@ -103,10 +103,14 @@ async def _session_of(request: web.Request) -> UiSession | None:
         async with request.app[DEPS].db() as db:
             return await request.app[STORE].open(db, request.cookies.get(SESSION_COOKIE))
     except (SQLAlchemyError, OSError) as exc:
-        log.warning("cannot check a session: the database does not answer: %s", exc)
-        raise web.HTTPServiceUnavailable(
-            text="The database cannot answer now; please try again in a moment."
-        ) from None
+        raise _database_down("check a session", exc) from None
+
+
+def _database_down(doing: str, exc: Exception) -> web.HTTPServiceUnavailable:
+    log.warning("cannot %s: the database does not answer: %s", doing, exc)
+    return web.HTTPServiceUnavailable(
+        text="The database cannot answer now; please try again in a moment."
+    )
 
 
 def _same(given: str, expected: str) -> bool:
@@ -184,12 +188,15 @@ async def login(request: web.Request) -> web.StreamResponse:
     address = client_address(
         request.remote, request.headers.get("X-Forwarded-For"), guard.settings.trusted_proxies
     )
-    signed_in = await guard.sign_in(username, password, address)
-    if signed_in is None:
-        return _login_page(request, "Wrong user name or password.", 401)
-    async with request.app[DEPS].db() as db:
-        user = await db.get_one(User, signed_in.id)
-        session = await request.app[STORE].create(db, user)
+    try:
+        signed_in = await guard.sign_in(username, password, address)
+        if signed_in is None:
+            return _login_page(request, "Wrong user name or password.", 401)
+        async with request.app[DEPS].db() as db:
+            user = await db.get_one(User, signed_in.id)
+            session = await request.app[STORE].create(db, user)
+    except (SQLAlchemyError, OSError) as exc:
+        raise _database_down("sign in", exc) from None
     target = "wallboard" if session.at_least("supervisor") else "desktop"
     response = web.HTTPSeeOther(request.app.router[target].url_for())
     set_cookie(response, request, SESSION_COOKIE, session.id)

@@ -1,10 +1,12 @@
-"""Login CSRF: the sign-in form's field is bound to its cookie by this server's key, so a site
-that can set cookies cannot plant a pair of its own that signs the victim in as the attacker;
-nor does a post from another site's page pass, nor an hour-old form."""
+"""The desktop's sign-in. Login CSRF: the form's field is bound to its cookie by this server's
+key, so a site that can set cookies cannot plant a pair of its own that signs the victim in as
+the attacker; nor does a post from another site's page pass, nor an hour-old form. And while the
+database cannot answer, signing in says so (a 503), never a 500."""
 
 from __future__ import annotations
 
 import shutil
+import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -124,3 +126,30 @@ async def test_a_sign_in_posted_from_another_sites_page_is_refused(
     assert await _sessions(db) == 0
     own = str(site.make_url("")).rstrip("/")
     assert await _post(site, cookie, field, username="alice", origin=own) == 303
+
+
+@pytest.mark.asyncio
+async def test_signing_in_while_the_database_cannot_answer_says_so() -> None:
+    with socket.socket() as probe:  # a port nothing listens on: the database is down
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    engine = make_engine(f"postgresql+asyncpg://cti@127.0.0.1:{port}/cti")
+    client: TestClient[Any, Any] = TestClient(
+        TestServer(ui_app(async_sessionmaker(engine, expire_on_commit=False))[0])
+    )
+    await client.start_server()
+    try:
+        cookie, field = await _form(client)
+        async with (
+            aiohttp.ClientSession() as browser,
+            browser.post(
+                client.make_url("/ui/login"),
+                data={"username": "alice", "password": PASSWORD, "csrf": field},
+                headers={"Cookie": f"cti_login={cookie}"},
+            ) as response,
+        ):
+            assert response.status == 503
+            assert "database cannot answer now" in await response.text()
+    finally:
+        await client.close()
+        await engine.dispose()
