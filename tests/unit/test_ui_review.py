@@ -175,8 +175,10 @@ async def test_the_list_filters_by_severity_category_agent_status_and_dates(
         assert "delivery: 1" not in chart
         async with manager.get(review.base + "/ui/complaints/by-week.svg") as svg:
             weekly = await svg.text()
-        monday = datetime.now(UTC) - timedelta(hours=1)
-        monday -= timedelta(days=monday.weekday())
+        # the week the seeded case was opened in (not "an hour ago": that is last week in the
+        # first hour of a Monday)
+        opened = (await review.stored()).opened_at
+        monday = opened - timedelta(days=opened.weekday())
         assert f"{monday:%m-%d}: 1" in weekly
     finally:
         await manager.close()
