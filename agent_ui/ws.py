@@ -164,7 +164,7 @@ class Hub:
     async def dispatch(self, connection: Connection, raw: str) -> None:
         try:
             message = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, a number too long, nested too deep
             message = None
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             await self.send(connection, {"type": "error", "message": "not a message"})
