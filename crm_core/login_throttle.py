@@ -1,7 +1,8 @@
 """Sign-in that cannot be brute-forced: one guard for the desktop's form and ``POST /api/tokens``.
 
-Failures are counted per account and per address in the database (``login_failures``), so that
-every server sharing it throttles alike and a lockout holds whichever server a try reaches. The
+Tries are counted per account and per address in the database (``login_failures``), before the
+password is checked, so that every server sharing it throttles alike, a lockout holds whichever
+server a try reaches, and a burst of parallel tries gets no more guesses than the limit. The
 answer to any failure (wrong password, unknown user, locked account or address) is sent when
 the delay its count earns has passed since the request arrived, so all of them take the same
 time: a locked account cannot be told from a wrong password, nor an unknown user from a known
@@ -18,10 +19,10 @@ import logging
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from ipaddress import IPv4Network, IPv6Network, ip_address
 
-from sqlalchemy import case, delete, select, update
+from sqlalchemy import case, delete, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -81,26 +82,32 @@ class LoginGuard:
     async def sign_in(self, username: str, password: str, address: str) -> User | None:
         """The user, or None after the delay every failure of this count waits.
 
+        Each try is counted before its password is checked (atomically, on every server), so a
+        burst of parallel tries cannot slip past the limit while the first ones are checked: at
+        most ``account_lockout_after`` guesses at an account are ever checked per lockout. A
+        success forgets the account's count and takes its try back from the address's.
         The user comes from a session that is closed: load it again in yours to change it."""
         loop = asyncio.get_running_loop()
         started = loop.time()
         account, origin = people.account_key(username), address_key(address)
-        async with self._sessions() as db:
-            counts = await self._counts(db, (account, origin))
-            refusal: Refusal | None = None
-            if counts[account].locked:
-                refusal = Refusal.ACCOUNT_LOCKED
-            elif counts[origin].locked:
-                refusal = Refusal.ADDRESS_LOCKED
-            user = None
-            if refusal is None:
+        settings = self.settings
+        async with self._sessions() as db, db.begin():
+            tries = await self._count_try(db, account, settings.account_lockout_after)
+            from_origin = await self._count_try(db, origin, settings.address_lockout_after)
+            await self._forget_old(db)
+        refusal: Refusal | None = None
+        if tries.locked:
+            refusal = Refusal.ACCOUNT_LOCKED
+        elif from_origin.locked:
+            refusal = Refusal.ADDRESS_LOCKED
+        else:
+            async with self._sessions() as db:
                 user = await people.authenticate(db, username, password)
             if user is not None:
-                await db.execute(delete(LoginFailures).where(LoginFailures.key == account))
-                await db.commit()
+                await self._succeeded(account, origin)
                 return user
         refusal = refusal or Refusal.WRONG_CREDENTIALS
-        failures = await self._count_failure(account, origin)
+        failures = max(tries.failures, from_origin.failures)
         self.failures[refusal] += 1
         log.warning(
             "sign-in refused (%s) for user %r from %s: failure %d",
@@ -118,61 +125,62 @@ class LoginGuard:
         doublings = min(max(failures, 1) - 1, 30)
         return min(first * float(2**doublings), most)
 
-    async def _counts(self, db: AsyncSession, keys: tuple[str, str]) -> dict[str, _Count]:
+    async def _count_try(self, db: AsyncSession, key: str, limit: int) -> _Count:
+        """Count one more try for ``key`` and say whether it is locked out.
+
+        A count older than ``forget_minutes`` starts again; so does one whose lockout ended
+        (its holder gets ``limit`` tries again). Tries during a lockout are not counted (they
+        do not prolong it). The try past ``limit`` starts the lockout."""
         now = utcnow()
         forgotten = now - timedelta(minutes=self.settings.forget_minutes)
-        rows = await db.scalars(select(LoginFailures).where(LoginFailures.key.in_(keys)))
-        counts = {key: _Count(0, locked=False) for key in keys}
-        for row in rows:
-            locked = row.locked_until is not None and row.locked_until > now
-            fresh = row.last_failure_at > forgotten
-            counts[row.key] = _Count(row.failures if fresh else 0, locked)
-        return counts
-
-    async def _count_failure(self, account: str, origin: str) -> int:
-        """Count a failure for both keys (atomically: servers race), lock what reached its
-        limit, forget old counts; the higher of the two counts."""
-        settings = self.settings
-        now = utcnow()
-        forgotten = now - timedelta(minutes=settings.forget_minutes)
-        limits = {account: settings.account_lockout_after, origin: settings.address_lockout_after}
-        highest = 0
-        async with self._sessions() as db, db.begin():
-            for key, limit in limits.items():
-                failures = await _increment(db, key, now, forgotten)
-                highest = max(highest, failures)
-                if failures >= limit:
-                    await db.execute(
-                        update(LoginFailures)
-                        .where(
-                            LoginFailures.key == key,
-                            (LoginFailures.locked_until.is_(None))
-                            | (LoginFailures.locked_until <= now),
-                        )
-                        .values(locked_until=now + timedelta(minutes=settings.lockout_minutes))
-                    )
-            await db.execute(
-                delete(LoginFailures).where(
-                    LoginFailures.last_failure_at <= forgotten,
-                    (LoginFailures.locked_until.is_(None)) | (LoginFailures.locked_until <= now),
-                )
+        locked_now = LoginFailures.locked_until > now
+        dialect = sqlite if db.get_bind().dialect.name == "sqlite" else postgresql
+        statement = (
+            dialect.insert(LoginFailures)
+            .values(key=key, failures=1, last_failure_at=now, locked_until=None)
+            .on_conflict_do_update(
+                index_elements=[LoginFailures.key],
+                set_={
+                    "failures": case(
+                        (locked_now, LoginFailures.failures),
+                        (LoginFailures.locked_until.is_not(None), 1),  # its lockout ended
+                        (LoginFailures.last_failure_at <= forgotten, 1),
+                        else_=LoginFailures.failures + 1,
+                    ),
+                    "locked_until": case((locked_now, LoginFailures.locked_until), else_=None),
+                    "last_failure_at": now,
+                },
             )
-        return highest
+            .returning(LoginFailures.failures, LoginFailures.locked_until)
+        )
+        failures, locked_until = (await db.execute(statement)).one()
+        if locked_until is not None and locked_until > now:
+            return _Count(failures, locked=True)
+        if failures <= limit:
+            return _Count(failures, locked=False)
+        until = now + timedelta(minutes=self.settings.lockout_minutes)
+        await db.execute(
+            update(LoginFailures).where(LoginFailures.key == key).values(locked_until=until)
+        )
+        return _Count(failures, locked=True)
 
+    async def _succeeded(self, account: str, origin: str) -> None:
+        """Forget the account's count and take the try back from the address's."""
+        async with self._sessions() as db, db.begin():
+            await db.execute(delete(LoginFailures).where(LoginFailures.key == account))
+            await db.execute(
+                update(LoginFailures)
+                .where(LoginFailures.key == origin, LoginFailures.failures > 0)
+                .values(failures=LoginFailures.failures - 1)
+            )
 
-async def _increment(db: AsyncSession, key: str, now: datetime, forgotten: datetime) -> int:
-    """One more failure for ``key`` (a count older than ``forgotten`` starts again at one)."""
-    dialect = sqlite if db.get_bind().dialect.name == "sqlite" else postgresql
-    statement = dialect.insert(LoginFailures).values(key=key, failures=1, last_failure_at=now)
-    statement = statement.on_conflict_do_update(
-        index_elements=[LoginFailures.key],
-        set_={
-            "failures": case(
-                (LoginFailures.last_failure_at <= forgotten, 1),
-                else_=LoginFailures.failures + 1,
-            ),
-            "last_failure_at": now,
-        },
-    ).returning(LoginFailures.failures)
-    failures: int = (await db.execute(statement)).scalar_one()
-    return failures
+    async def _forget_old(self, db: AsyncSession) -> None:
+        """Rows of counts that are forgotten and not locked go (the table stays small)."""
+        now = utcnow()
+        forgotten = now - timedelta(minutes=self.settings.forget_minutes)
+        await db.execute(
+            delete(LoginFailures).where(
+                LoginFailures.last_failure_at <= forgotten,
+                LoginFailures.locked_until.is_(None) | (LoginFailures.locked_until <= now),
+            )
+        )

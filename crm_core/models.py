@@ -140,7 +140,9 @@ class ApiToken(Base):
 
 
 class LoginFailures(Base):
-    """Failed sign-ins of one account (``user:<name>``) or one address (``addr:<ip>``).
+    """Sign-in tries of one account (``user:<name>``) or one address (``addr:<ip>``), counted
+    before the password is checked; a success forgets the account's (``last_failure_at``: the
+    last try).
 
     In the database, not in memory, so that every server sharing it sees the same count and
     a lockout holds whichever server the next try reaches."""

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from ipaddress import ip_network
 from typing import Literal
 
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_core import people
 from crm_core.database import make_engine
 from crm_core.login_throttle import LoginGuard, Refusal, client_address
+from crm_core.models import LoginFailures, utcnow
 from crm_core.people import UserChanges, change_user, create_user
 from crm_core.settings import LoginSettings
 from cti_server.config import load_settings
@@ -210,3 +212,49 @@ async def test_a_flood_of_sign_ins_waits_in_the_hashing_pool_not_in_the_loops_ex
     people._dummy_hash.cache_clear()
     assert hasher.most == people.HASHING_THREADS
     assert all(name.startswith("argon2") for name in hasher.threads), hasher.threads
+
+
+class _CountingHasher(PasswordHasher):
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=1024, parallelism=1)
+        self.checks = 0
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
+        self.checks += 1
+        return super().verify(hash, password)
+
+
+@pytest.mark.asyncio
+async def test_a_burst_of_parallel_guesses_gets_no_more_checks_than_the_limit(
+    crm: Sessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tries are counted before the check: twenty at once, from twenty addresses, get four."""
+    hasher = _CountingHasher()
+    monkeypatch.setattr(people, "_HASHER", hasher)
+    guard = LoginGuard(crm, FAST.model_copy(update={"max_delay_seconds": 0.2}))
+    answers = await asyncio.gather(
+        *(guard.sign_in("ann", f"guess {n}", f"10.0.2.{n}") for n in range(20))
+    )
+    assert answers == [None] * 20
+    assert hasher.checks == FAST.account_lockout_after
+    assert guard.failures[Refusal.WRONG_CREDENTIALS] == 4
+    assert guard.failures[Refusal.ACCOUNT_LOCKED] == 16
+
+
+@pytest.mark.asyncio
+async def test_when_the_lockout_ends_the_account_gets_its_tries_again(crm: Sessions) -> None:
+    guard = LoginGuard(crm, FAST.model_copy(update={"max_delay_seconds": 0.2}))
+    for _ in range(5):  # four checked, the fifth locks
+        await _timed(guard, "ann", "wrong password")
+    for _ in range(3):  # refused while locked, and not counted: the lockout is not prolonged
+        await _timed(guard, "ann", PASSWORD)
+    async with crm() as s, s.begin():
+        row = await s.get(LoginFailures, people.account_key("ann"))
+        assert row is not None
+        assert row.failures == 5
+        row.locked_until = utcnow() - timedelta(seconds=1)  # the lockout has ended
+    for _ in range(3):  # from elsewhere: HERE is locked too by now (seven tries)
+        await _timed(guard, "ann", "wrong password", "10.0.0.8")
+    assert await guard.sign_in("ann", PASSWORD, "10.0.0.8") is not None  # the 4th try: checked
+    assert guard.failures[Refusal.ACCOUNT_LOCKED] == 4
+    assert guard.failures[Refusal.WRONG_CREDENTIALS] == 4 + 3
