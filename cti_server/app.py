@@ -58,6 +58,7 @@ from cti_server.routing.http import routing_routes
 from cti_server.routing.policy import builtin_policy_path
 from cti_server.routing.reloader import PolicyReloader
 from cti_server.routing.router import Router
+from cti_server.server_log import ServerLog
 from cti_server.speech.audiosocket import AudioSocketServer
 from cti_server.speech.models import SpeechModels
 from cti_server.speech.transcription import TranscriptionService
@@ -642,6 +643,7 @@ async def _start(settings: Settings) -> web.AppRunner:
         access_log=logging.getLogger(ACCESS_LOGGER) if settings.logging.access_log else None,
         access_log_class=AccessLogger,
         keepalive_timeout=settings.http.idle_timeout,
+        logger=ServerLog(),  # a request the parser refuses: one line at INFO, no traceback
     )
     http = settings.http
     try:
