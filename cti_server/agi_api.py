@@ -405,8 +405,10 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
         raise _Refused(413, f"a request body is at most {MAX_BODY} bytes")
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError) as exc:  # UnicodeDecodeError is a ValueError too
         raise _Refused(400, f"malformed JSON: {exc}") from None
+    except RecursionError:
+        raise _Refused(400, "malformed JSON: nested too deeply") from None
     if not isinstance(body, dict):
         raise _Refused(400, "the body must be a JSON object")
     return body

@@ -141,7 +141,7 @@ async def _first_message_auth(
         return None, None
     try:
         body = json.loads(message.data)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, a number too long, nested too deep
         return None, None
     token = body.get("token") if isinstance(body, dict) and body.get("type") == "auth" else None
     if not isinstance(token, str) or not 0 < len(token) < 200:
@@ -152,7 +152,7 @@ async def _first_message_auth(
 def _subscribe(client: StreamClient, raw: str) -> dict[str, Any]:
     try:
         body = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
     if not isinstance(body, dict) or body.get("type") != "subscribe":
         return {"type": "error", "message": 'expected {"type": "subscribe", "topics": [...]}'}
