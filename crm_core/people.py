@@ -33,6 +33,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core.access import every_row
 from crm_core.errors import Conflict, InvalidInput, NotFound
 from crm_core.models import (
     ROLES,
@@ -415,7 +416,7 @@ async def revoke_token(session: AsyncSession, token_id: int, *, by: User) -> Api
         row is None
         or row.revoked
         or (row.expires_at is not None and row.expires_at <= now)
-        or (row.user_id != by.id and by.role != "admin")
+        or (row.user_id != by.id and not every_row(by.role, "session.own"))
     ):
         raise NotFound(f"token {token_id} does not exist")
     row.revoked = True

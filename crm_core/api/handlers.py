@@ -14,6 +14,7 @@ from crm_core import cases, customers, followups, interactions, merge, people, v
 from crm_core.access import (
     Serving,
     ServingLookup,
+    every_row,
     interactions_visible,
     least,
     may_edit_customer,
@@ -201,16 +202,28 @@ def _token_info(request: web.Request, row: ApiToken) -> TokenInfoOut:
     )
 
 
+class TokensQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    user_id: Id | None = Field(None, description="an admin: this user's tokens (default: yours)")
+
+
 @routes.route(
     "GET",
     "/tokens",
-    "Your tokens that still open the API",
+    "Your tokens that still open the API (an admin: anyone's, to revoke one)",
     response=TokenList,
     min_role=least("session.own"),
+    query=TokensQuery,
+    errors=[403],
 )
 async def list_tokens(request: web.Request) -> TokenList:
+    caller = current_user(request)
+    owner = query_of(request, TokensQuery).user_id or caller.id
+    if owner != caller.id and not every_row(caller.role, "session.own"):
+        raise Forbidden("only an admin lists another user's tokens")
     async with _session(request) as session:
-        rows = await people.live_tokens(session, current_user(request).id)
+        rows = await people.live_tokens(session, owner)
     return TokenList(items=[_token_info(request, row) for row in rows])
 
 

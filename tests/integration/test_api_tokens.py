@@ -147,6 +147,12 @@ async def test_a_user_revokes_their_own_tokens_and_only_an_admin_revokes_anyones
     assert (await api.call("DELETE", f"/tokens/{bob['id']}", None))[0] == 401
 
     admin = await api.sign_in("root")
+    bob_id = bob["user"]["id"]
+    assert (await api.call("GET", f"/tokens?user_id={bob_id}", ann["token"]))[0] == 403
+    status, listed = await api.call("GET", f"/tokens?user_id={bob_id}", admin["token"])
+    assert status == 200
+    assert [item["id"] for item in listed["items"]] == [bob["id"]]
+    assert listed["items"][0]["current"] is False
     assert (await api.call("DELETE", f"/tokens/{bob['id']}", admin["token"]))[0] == 200
     assert (await api.call("GET", "/tokens", bob["token"]))[0] == 401
     async with api.crm() as s:
