@@ -97,13 +97,19 @@ INJECTED_ACTIONS = (
     f"Data: 1\r\n\r\nAction: UserEvent\r\nUserEvent: {CANARY}\r\n\r\n<script>alert('x')</script>"
 )
 FOUR_KB = "\r\n".join(["José 张伟 🙂 <b>&amp;</b>"] * 125)  # 3,998 bytes of UTF-8
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+SPOOFING = (  # a right-to-left override, zero-width characters, C1 controls, isolates, marks
+    "Eve\r\n\u202egnp.exe a\u200bd\u200dmin\u2060 \x85\x9b[31m \ufeff\u2067x\u2069\u200e\u061c"
+)
+_CONTROL = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]"
+)
 
 
 def stored_form(name: str) -> str:
-    """The CRM's documented normalisation of caller text: each control character (CR, LF, ...)
-    becomes a space, at most 200 characters are kept, then blanks at either end go (a CRM line);
-    markup stays text, escaped where it is shown."""
+    """The CRM's documented normalisation of caller text: each control character (CR, LF, C1,
+    ...), bidirectional control and zero-width character becomes a space, at most 200 characters
+    are kept, then blanks at either end go (a CRM line); markup stays text, escaped where it is
+    shown."""
     return _CONTROL.sub(" ", name)[:200].strip()
 
 
@@ -145,7 +151,9 @@ def _blocks(stream: bytes | bytearray) -> list[dict[str, str]]:
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("name", [INJECTED_ACTIONS, FOUR_KB], ids=["crlf-actions", "4kb-utf8"])
+@pytest.mark.parametrize(
+    "name", [INJECTED_ACTIONS, FOUR_KB, SPOOFING], ids=["crlf-actions", "4kb-utf8", "spoofing"]
+)
 async def test_caller_name_with_line_breaks_reaches_the_crm_inert_and_makes_one_action(
     asterisk_node: AsteriskNode, ami: tuple[AmiClient, EventLog], tmp_path: Path, name: str
 ) -> None:
