@@ -5,6 +5,7 @@ space in place of each such character (a call is never lost for its caller ID)."
 from __future__ import annotations
 
 import asyncio
+import html
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,9 +18,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crm_core.cases import CaseSla, assign_case, open_case
+from crm_core.customers import create_customer
 from crm_core.database import make_engine
 from crm_core.interactions import find_interaction
-from crm_core.models import Customer, FollowUp
+from crm_core.models import ComplaintCase, Customer, FollowUp
+from crm_core.people import get_user
+from crm_core.schemas import CustomerIn
 from cti_server.bus import MemoryBus
 from cti_server.config import UiSettings
 from cti_server.events import CallStarted
@@ -48,13 +53,14 @@ Sessions = async_sessionmaker[AsyncSession]
 async def desk(
     sqlite_crm_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[str, aiohttp.ClientSession, MemoryBus, Sessions]]:
-    """alice signed in at her desk (base URL, her browser, the bus, the CRM); Asterisk faked."""
+    """alice signed in at her desk (base URL, her browser, the bus, the CRM), maria a manager;
+    Asterisk faked."""
     path = tmp_path / "crm.db"
     shutil.copyfile(sqlite_crm_template, path)
     engine = make_engine(f"sqlite+aiosqlite:///{path}")
     db = async_sessionmaker(engine, expire_on_commit=False)
     FakeAmi().install(monkeypatch)
-    await add_users(db, ("alice", "agent", "8101"))
+    await add_users(db, ("alice", "agent", "8101"), ("maria", "manager", "8301"))
     app, bus, _tracker = ui_app(db, settings=UiSettings().model_copy(update={"wrapup_seconds": 60}))
     client: TestClient[Any, Any] = TestClient(TestServer(app))
     await client.start_server()
@@ -179,3 +185,43 @@ _SPOOFING = {
     0xFEFF,
 }
 """The code points the issue lists (C0, DEL and C1; bidirectional; zero-width)."""
+
+
+@pytest.mark.asyncio
+async def test_a_case_is_not_resolved_with_a_spoofing_root_cause(
+    desk: tuple[str, aiohttp.ClientSession, MemoryBus, Sessions],
+) -> None:
+    base, _alice, _bus, db = desk
+    async with db() as session, session.begin():
+        customer = await create_customer(session, CustomerIn(name="Ann Lee"), "CN")
+        case = await open_case(
+            session, customer_id=customer.id, category="billing", severity="low", sla=CaseSla()
+        )
+        await assign_case(session, case, (await get_user(session, "maria")).id)
+        case_id = case.id
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as maria:
+        status, _ = await sign_in(maria, base, "maria")
+        assert status == 303
+        page = f"{base}/ui/complaints/{case_id}"
+        async with maria.get(page) as shown:
+            csrf = csrf_of(await shown.text())
+        for text, named in SPOOFS.values():
+            async with maria.post(
+                page + "/resolve", data={"csrf": csrf, "root_cause": text}, allow_redirects=False
+            ) as answer:
+                assert answer.status == 422
+                assert f"root_cause: {named} is not allowed" in html.unescape(await answer.text())
+        async with db() as session:
+            stored = await session.get(ComplaintCase, case_id)
+            assert stored is not None
+            assert (stored.status, stored.root_cause) == ("assigned", None)
+        async with maria.post(
+            page + "/resolve",
+            data={"csrf": csrf, "root_cause": "José 张伟 محمد: billed twice"},
+            allow_redirects=False,
+        ) as answer:
+            assert answer.status == 303
+    async with db() as session:
+        stored = await session.get(ComplaintCase, case_id)
+        assert stored is not None
+        assert (stored.status, stored.root_cause) == ("resolved", "José 张伟 محمد: billed twice")
