@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from ipaddress import IPv4Network, IPv6Network, ip_address
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 
 from sqlalchemy import case, delete, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -55,16 +55,23 @@ def client_address(
     if not peer:
         return "unknown"
     try:
-        address = ip_address(peer)
+        address = _unmapped(ip_address(peer))
     except ValueError:
         return peer[:45]  # a Unix socket's path, say
     if forwarded_for and any(address in network for network in trusted):
         last = forwarded_for.rsplit(",", 1)[-1].strip()
         try:
-            return str(ip_address(last))
+            return str(_unmapped(ip_address(last)))
         except ValueError:
             return str(address)
     return str(address)
+
+
+def _unmapped(address: IPv4Address | IPv6Address) -> IPv4Address | IPv6Address:
+    """``::ffff:127.0.0.1`` (an IPv4 peer on a dual-stack socket) is ``127.0.0.1``."""
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 def address_key(address: str) -> str:

@@ -358,6 +358,13 @@ async def issue_token_row(
     """A new bearer token and its row (its id and expiry, to tell the caller)."""
     if lifetime <= timedelta(0):
         raise InvalidInput("token lifetime: must be positive")
+    await session.execute(  # the user's dead tokens go: nothing can use or show them any more
+        delete(ApiToken).where(
+            ApiToken.user_id == user.id,
+            ApiToken.revoked
+            | (ApiToken.expires_at.is_not(None) & (ApiToken.expires_at <= utcnow())),
+        )
+    )
     token = secrets.token_urlsafe(32)
     row = ApiToken(user_id=user.id, token_hash=token_digest(token), expires_at=utcnow() + lifetime)
     session.add(row)

@@ -158,6 +158,10 @@ async def test_a_user_revokes_their_own_tokens_and_only_an_admin_revokes_anyones
     async with api.crm() as s:
         revoked = await s.scalars(select(ApiToken.id).where(ApiToken.revoked))
         assert set(revoked) == {ann_other["id"], bob["id"]}
+    await api.sign_in("ann")  # a new token: ann's dead ones go
+    async with api.crm() as s:
+        revoked = await s.scalars(select(ApiToken.id).where(ApiToken.revoked))
+        assert set(revoked) == {bob["id"]}
 
 
 @pytest.mark.asyncio

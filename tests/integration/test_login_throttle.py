@@ -165,6 +165,7 @@ def test_the_address_is_the_peers_unless_the_peer_is_a_trusted_proxy() -> None:
     assert client_address("127.0.0.1", "203.0.113.5", ()) == "127.0.0.1"  # none trusted
     assert client_address("127.0.0.1", "not an address", proxies) == "127.0.0.1"
     assert client_address(None, None, proxies) == "unknown"
+    assert client_address("::ffff:127.0.0.1", "::ffff:203.0.113.5", proxies) == "203.0.113.5"
 
 
 class _GatedHasher(PasswordHasher):
