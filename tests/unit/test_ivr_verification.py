@@ -3,18 +3,14 @@ caller who typed their PIN, and wrong PINs are counted per customer over every c
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.customers import create_customer
-from crm_core.database import make_engine
-from crm_core.models import Base
 from crm_core.models import Customer as CustomerRow
 from crm_core.pins import PinLockPolicy, PinResult, check_pin, set_pin
 from crm_core.schemas import CustomerIn, TransactionIn
@@ -40,22 +36,15 @@ def main_flow() -> Flow:
 
 
 @pytest_asyncio.fixture
-async def crm(tmp_path: Path) -> AsyncIterator[tuple[Sessions, int]]:
-    """A CRM with one customer who has a PIN and an order."""
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'crm.db'}")
-    try:
-        async with engine.begin() as connection:
-            await connection.run_sync(Base.metadata.create_all)
-        sessions = async_sessionmaker(engine, expire_on_commit=False)
-        async with sessions() as session, session.begin():
-            data = {"name": "Wang Fang", "phones": [{"number": NUMBER}], "language": "en"}
-            customer = await create_customer(session, CustomerIn.model_validate(data), "CN")
-            await set_pin(session, customer.id, PIN)
-            order = TransactionIn(amount=Decimal("1250"), at=datetime.now(UTC) - timedelta(days=3))
-            await add_transaction(session, customer.id, order, ValuePolicy())
-        yield sessions, customer.id
-    finally:
-        await engine.dispose()
+async def customer(crm: Sessions) -> tuple[Sessions, int]:
+    """The CRM (SQLite, then PostgreSQL) with one customer who has a PIN and an order."""
+    async with crm() as session, session.begin():
+        data = {"name": "Wang Fang", "phones": [{"number": NUMBER}], "language": "en"}
+        row = await create_customer(session, CustomerIn.model_validate(data), "CN")
+        await set_pin(session, row.id, PIN)
+        order = TransactionIn(amount=Decimal("1250"), at=datetime.now(UTC) - timedelta(days=3))
+        await add_transaction(session, row.id, order, ValuePolicy())
+    return crm, row.id
 
 
 async def _check(sessions: Sessions, customer_id: int, pin: str, now: datetime) -> PinResult:
@@ -72,9 +61,9 @@ async def _row(sessions: Sessions, customer_id: int) -> CustomerRow:
 
 @pytest.mark.asyncio
 async def test_wrong_pins_lock_the_pin_whatever_is_typed_until_the_lock_opens(
-    crm: tuple[Sessions, int],
+    customer: tuple[Sessions, int],
 ) -> None:
-    sessions, customer_id = crm
+    sessions, customer_id = customer
     now = datetime.now(UTC)
     policy = PinLockPolicy()
     for _ in range(policy.tries):
@@ -96,8 +85,8 @@ async def test_wrong_pins_lock_the_pin_whatever_is_typed_until_the_lock_opens(
 
 
 @pytest.mark.asyncio
-async def test_a_new_pin_opens_the_lock(crm: tuple[Sessions, int]) -> None:
-    sessions, customer_id = crm
+async def test_a_new_pin_opens_the_lock(customer: tuple[Sessions, int]) -> None:
+    sessions, customer_id = customer
     now = datetime.now(UTC)
     for _ in range(PinLockPolicy().tries):
         await _check(sessions, customer_id, WRONG, now)
@@ -116,12 +105,12 @@ def test_the_lock_doubles_up_to_a_day() -> None:
 
 @pytest.mark.asyncio
 async def test_tries_count_over_calls_and_a_locked_pin_is_not_asked(
-    crm: tuple[Sessions, int], main_flow: Flow
+    customer: tuple[Sessions, int], main_flow: Flow
 ) -> None:
     """Three wrong PINs, hang-up-free: the caller is served as unknown. Calling again gives two
     more tries, not three: the fifth wrong one locks the PIN and the third try of that call is
     not checked. A third call is not asked at all; the lock is on the call for the desk."""
-    sessions, customer_id = crm
+    sessions, customer_id = customer
     lookup = CrmLookup(sessions, "CN")
     engine = IvrEngine(lookup.by_caller_id, lookup.by_account, verify_pin=lookup.verify_pin)
 
@@ -144,9 +133,9 @@ async def test_tries_count_over_calls_and_a_locked_pin_is_not_asked(
 
 @pytest.mark.asyncio
 async def test_the_last_order_is_read_only_to_a_caller_who_typed_the_pin(
-    crm: tuple[Sessions, int], main_flow: Flow
+    customer: tuple[Sessions, int], main_flow: Flow
 ) -> None:
-    sessions, _ = crm
+    sessions, _ = customer
     lookup = CrmLookup(sessions, "CN")
     service = CrmSelfService(sessions)
     engine = IvrEngine(
@@ -160,10 +149,12 @@ async def test_the_last_order_is_read_only_to_a_caller_who_typed_the_pin(
 
 
 @pytest.mark.asyncio
-async def test_caller_id_alone_hears_no_order(crm: tuple[Sessions, int], main_flow: Flow) -> None:
+async def test_caller_id_alone_hears_no_order(
+    customer: tuple[Sessions, int], main_flow: Flow
+) -> None:
     """A spoofed number of a customer without a PIN: identified for routing and the pop, but
     the IVR reads out nothing personal."""
-    sessions, customer_id = crm
+    sessions, customer_id = customer
     async with sessions() as session, session.begin():
         await set_pin(session, customer_id, None)
     lookup = CrmLookup(sessions, "CN")
