@@ -371,6 +371,9 @@ class AsteriskInstance:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                # what it writes (recordings, voicemail, its logs) hold callers' voices and
+                # numbers: readable by its user and group only
+                umask=0o027,
             )
         if self.settings.ivr.transport == "agi":
             self._start_bridge()
