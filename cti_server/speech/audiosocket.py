@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import logging
 import struct
@@ -29,6 +28,7 @@ from typing import Any, Protocol
 
 from cti_server.config import SpeechSettings
 from cti_server.ivr.engine import Heard
+from cti_server.peers import AllowedPeers, IpAddress, address, peer_address
 from cti_server.speech.models import SpeechModels, grammar_recognizer
 
 log = logging.getLogger(__name__)
@@ -91,9 +91,7 @@ class AudioSocketServer:
         self._settings = settings
         self._models = models
         self._pending: dict[uuid.UUID, tuple[Listening | AudioStream, IpAddress | None]] = {}
-        self._allowed = [
-            ipaddress.ip_network(peer, strict=False) for peer in settings.allowed_peers
-        ]
+        self._allowed = AllowedPeers(settings.allowed_peers)
         self._server: asyncio.Server | None = None
         self._slots = asyncio.Semaphore(settings.max_sessions)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -119,14 +117,14 @@ class AudioSocketServer:
         if self._server is None or language not in self._models.languages() or not words:
             return None
         listening = Listening(words, language, timeout)
-        self._pending[listening.id] = (listening, _address(peer))
+        self._pending[listening.id] = (listening, address(peer))
         return listening
 
     def expect_stream(self, stream: AudioStream, peer: str | None = None) -> bool:
         """Route the connection naming ``stream.id`` to it (a live transcription tap)."""
         if self._server is None:
             return False
-        self._pending[stream.id] = (stream, _address(peer))
+        self._pending[stream.id] = (stream, address(peer))
         return True
 
     def forget_stream(self, stream: AudioStream) -> None:
@@ -167,8 +165,8 @@ class AudioSocketServer:
         assert task is not None
         self._tasks.add(task)
         try:
-            peer = _address(_host(writer.get_extra_info("peername")))
-            if peer is None or not any(peer in network for network in self._allowed):
+            peer = peer_address(writer.get_extra_info("peername"))
+            if peer is None or not self._allowed.allow(peer):
                 self.refused += 1
                 log.warning("AudioSocket connection from %s refused: not an allowed peer", peer)
                 return
@@ -251,26 +249,6 @@ class AudioSocketServer:
             if word in listening.words:
                 return Heard(listening.words[word], word)
         return Heard("")
-
-
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-def _host(peername: Any) -> str | None:
-    return str(peername[0]) if isinstance(peername, tuple) and peername else None
-
-
-def _address(host: str | None) -> IpAddress | None:
-    """An address as compared here: IPv4 mapped into IPv6 is the IPv4 address."""
-    if host is None:
-        return None
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
 
 
 async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:

@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-import ipaddress
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -31,6 +30,7 @@ from typing import Any
 from panoramisk.utils import parse_agi_result
 
 from cti_server.config import AgiSettings
+from cti_server.peers import AllowedPeers, peer_address
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,8 @@ class AgiSession:
     @property
     def peer(self) -> str | None:
         """The address of the Asterisk that opened this session."""
-        peername = self._writer.get_extra_info("peername")
-        return str(peername[0]) if isinstance(peername, tuple) and peername else None
+        found = peer_address(self._writer.get_extra_info("peername"))
+        return str(found) if found is not None else None
 
     @property
     def script(self) -> str:
@@ -167,9 +167,7 @@ class FastAgiServer:
         self._server: asyncio.Server | None = None
         self._slots = asyncio.Semaphore(settings.max_sessions)
         self._sessions: set[asyncio.Task[None]] = set()
-        self._allowed = [
-            ipaddress.ip_network(peer, strict=False) for peer in settings.allowed_peers
-        ]
+        self._allowed = AllowedPeers(settings.allowed_peers)
         self.requests = 0
         self.rejected = 0
         self.refused_unproven = 0  # peers that could not prove they are our Asterisk
@@ -226,7 +224,7 @@ class FastAgiServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
-        if not self._peer_allowed(peer):
+        if not self._allowed.allow(peer_address(peer)):
             self.rejected += 1
             log.warning("FastAGI connection from %r refused: not an allowed peer", peer)
             return
@@ -280,15 +278,6 @@ class FastAgiServer:
             log.warning("FastAGI peer %r sent a request header over the size limit", peer)
             return None
         return parse_agi_env(raw.decode("utf-8", "replace"))
-
-    def _peer_allowed(self, peer: object) -> bool:
-        if not isinstance(peer, tuple) or not peer:
-            return False
-        try:
-            address = ipaddress.ip_address(str(peer[0]))
-        except ValueError:
-            return False
-        return any(address in network for network in self._allowed)
 
 
 def parse_agi_env(text: str) -> dict[str, str]:
