@@ -28,7 +28,7 @@ def _run(*args: str | Path) -> subprocess.CompletedProcess[str]:
 
 def test_every_prompt_is_spoken_into_the_language_folders_asterisk_reads(tmp_path: Path) -> None:
     if not (shutil.which("espeak-ng") and shutil.which("sox")):
-        pytest.skip("espeak-ng and sox are Debian packages scripts/bootstrap installs")
+        pytest.fail("espeak-ng and sox are missing: run scripts/bootstrap (Debian packages)")
     prompts = data_dir("ivr_flows") / "prompts"
     # Debian's sounds/en is a link to the voice's folder: the install must go through it
     sounds = tmp_path / "sounds"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from cti_server.integrations.translate import Translator
 from cti_server.integrations.webhooks import Webhooks
 from tests.support import domain_events as make
 from tests.support.ui import add_users
+from tests.support.waiting import poll_until
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "events"
 RECHECK = 0.2  # seconds between checks of a stream's token
@@ -213,7 +213,12 @@ async def test_admins_read_the_delivery_figures(stream: Stream) -> None:
         body = await reply.json()
     assert (body["ok"], body["streams"], body["webhooks"]) == (True, 1, [])
     await ws.close()
-    await asyncio.sleep(0)
+
+    async def closed() -> bool:  # a closed stream is no longer counted
+        async with stream.http.get(status_url, headers=headers) as reply:
+            return bool((await reply.json())["streams"] == 0)
+
+    await poll_until(closed, 5, what="the closed stream gone from the status")
 
 
 def test_a_slow_stream_client_loses_its_oldest_events_and_counts_them() -> None:
