@@ -107,14 +107,16 @@ def _yield_the_cpu() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICENESS)
 
 
-async def _hashing(work: Callable[..., T], *args: Any) -> T:
+async def in_hashing_pool(work: Callable[..., T], *args: Any) -> T:
+    """Argon2 work (passwords here, IVR PINs in :mod:`crm_core.pins`) off the event loop, in the
+    one bounded, low-priority pool: a flood of either never takes the loop's default threads."""
     return await asyncio.get_running_loop().run_in_executor(_hashing_pool(), work, *args)
 
 
 async def hash_password(password: str) -> str:
     if len(password) < MIN_PASSWORD:
         raise InvalidInput(f"password: at least {MIN_PASSWORD} characters")
-    return await _hashing(_HASHER.hash, password)
+    return await in_hashing_pool(_HASHER.hash, password)
 
 
 def _check_role(role: str) -> None:
@@ -181,7 +183,7 @@ async def create_user(
 async def authenticate(session: AsyncSession, username: str, password: str) -> User | None:
     """The active user with this password, else None (same cost either way)."""
     user = await session.scalar(select(User).where(User.username == username, User.active))
-    matches = await _hashing(_verify, user.password_hash if user else None, password)
+    matches = await in_hashing_pool(_verify, user.password_hash if user else None, password)
     return user if matches else None
 
 

@@ -1,8 +1,9 @@
 """A customer's IVR PIN: stored as an argon2 hash only, checked without ever comparing clear text.
 
 The IVR asks callers who have a PIN for it after identifying them (``identify`` with a
-``pin_prompt``). Hashing costs tens of milliseconds of CPU by design, so it runs in a worker
-thread: the event loop keeps serving the other calls meanwhile.
+``pin_prompt``). Hashing costs tens of milliseconds of CPU by design, so it runs in the CRM's
+argon2 pool (:func:`crm_core.people.in_hashing_pool`, bounded and at a lower priority, shared with
+passwords): the event loop keeps serving the other calls meanwhile.
 
 Wrong PINs are counted per customer, over every call, not per call: a caller who hangs up after
 three tries and calls again does not get three fresh ones. After :attr:`PinLockPolicy.tries`
@@ -13,7 +14,7 @@ A right PIN, or a new one, clears the count.
 
 from __future__ import annotations
 
-import asyncio
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -26,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.customers import get_customer
 from crm_core.errors import InvalidInput
 from crm_core.models import Customer, utcnow
+from crm_core.people import in_hashing_pool
 
 PIN_DIGITS = (4, 12)  # fewest and most digits a PIN may have
 
@@ -52,7 +54,20 @@ class PinLockPolicy:
 
 
 _HASHER = PasswordHasher()
-_DUMMY_HASH = _HASHER.hash("0000")  # equal work when there is nothing to check (no probing)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Equal work when there is nothing to check (no probing); made on first use, in the
+    hashing pool, not on import."""
+    return _HASHER.hash("0000")
+
+
+def _matches(stored: str | None, pin: str) -> bool:
+    try:
+        return bool(_HASHER.verify(stored or _dummy_hash(), pin))
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 def valid_pin(pin: str) -> bool:
@@ -71,7 +86,7 @@ async def set_pin(session: AsyncSession, customer_id: int, pin: str | None) -> N
         if not valid_pin(pin):
             low, high = PIN_DIGITS
             raise InvalidInput(f"pin: {low} to {high} digits")
-        customer.pin_hash = await asyncio.to_thread(_HASHER.hash, pin)
+        customer.pin_hash = await in_hashing_pool(_HASHER.hash, pin)
     await session.flush()
 
 
@@ -107,10 +122,7 @@ async def check_pin(
     if customer is not None and usable and pin_locked(customer, now):
         return PinResult.LOCKED
     stored = customer.pin_hash if usable and customer is not None else None
-    try:
-        matches: bool = await asyncio.to_thread(_HASHER.verify, stored or _DUMMY_HASH, pin)
-    except (VerificationError, InvalidHashError):
-        matches = False
+    matches = await in_hashing_pool(_matches, stored, pin)
     if matches and stored is not None and valid_pin(pin):
         await session.execute(
             update(Customer)
