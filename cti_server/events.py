@@ -109,6 +109,42 @@ class CallEnded(DomainEvent):
     queued_at: datetime | None
     offered_at: datetime | None
     answered_at: datetime | None
+    chain: list[dict[str, Any]] = field(default_factory=list)
+    """The parties the customer talked to, in order (see :class:`CallTransferred`): one
+    JSON-ready segment each, ``{"party", "extension", "agent", "how", "by", "started_at",
+    "ended_at", "seconds"}``; ``how`` is ``answer`` for the first answerer (``agent`` above),
+    else the hand-over's kind. Empty for a call nobody answered."""
+
+    version: ClassVar[int] = 2  # 2: ``chain``
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallTransferred(DomainEvent):
+    """A new party took the customer over, however it happened: a transfer (attended, blind or
+    blonde; from a desktop, a phone's feature code or another AMI client), a pickup, a
+    forwarding phone or an AMI ``Redirect``. The target's desk pops on it, with who handed the
+    customer over and what was said so far.
+
+    Parties are devices (``PJSIP/1002``; a Local channel where no phone stands behind it),
+    with their extension (``1002``) and, for queue members, the agent name; "" if unknown.
+    """
+
+    node: str
+    linkedid: str
+    kind: str  # attended, blind, blonde, pickup, forward, redirect
+    from_party: str  # the party the customer leaves (for a pickup: the phone that rang)
+    from_extension: str
+    from_agent: str
+    to_party: str  # the party that talks to the customer now
+    to_extension: str
+    to_agent: str
+    by: str  # the device that made the hand-over ("" when Asterisk does not say)
+    caller_number: str
+    caller_name: str
+    queue: str
+    customer_channel: str = ""  # Asterisk's channel names, for taps (live transcription)
+    party_channel: str = ""
+    segment: int = 0  # the new party's place in the call's chain (0: the first answerer)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -263,6 +299,7 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         AgentRinging,
         CallAnswered,
         CallEnded,
+        CallTransferred,
         AgentStateChanged,
         IvrFinished,
         SurveyAnswered,
