@@ -79,14 +79,62 @@ class Tracker:
     def link_leg(self, node: str, uniqueid: str, call: Call) -> None:
         self._leg_to_call[(node, uniqueid)] = (call.node, call.linkedid)
 
-    def apply(self, event: ami.AmiEvent) -> None:
+    def apply(self, event: ami.AmiEvent, at: datetime | None = None) -> None:
+        """Apply one event; ``at`` is when it happened if not now (a resync's estimate from
+        the durations Asterisk reports: the model's times are then as if it had been seen)."""
         handler = self._handlers.get(type(event))
         if handler is None:
             return
         self.applied += 1
-        if self._next_wrap_end is not None:
-            self.end_wrapups()
-        handler(self, event)
+        if at is None:
+            if self._next_wrap_end is not None:
+                self.end_wrapups()
+            handler(self, event)
+            return
+        clock, self.clock = self.clock, lambda: at
+        try:
+            handler(self, event)
+        finally:
+            self.clock = clock
+
+    # -- reading the model (the only way in for the other parts) --------------------------
+
+    def call(self, node: str, linkedid: str) -> Call | None:
+        """The live call, or None once it ended (see :meth:`ended_call`)."""
+        return self.calls.get((node, linkedid))
+
+    def ended_call(self, node: str, linkedid: str) -> Call | None:
+        """A recently ended call (the last 10,000), for the parts that look back at one."""
+        return self.ended.get((node, linkedid))
+
+    def live_calls(self, node: str | None = None) -> list[Call]:
+        return [c for c in self.calls.values() if node is None or c.node == node]
+
+    def calls_of(self, node: str, agent: str) -> list[Call]:
+        """Live calls in which ``agent`` (a queue member name, or a device such as
+        ``PJSIP/1001``) is the customer's current party."""
+        return [c for c in self.calls.values() if c.node == node and agent in (c.agent, c.answerer)]
+
+    def waiting(self, node: str, queue: str) -> list[Call]:
+        """Callers waiting for ``queue``, longest first."""
+        stats = self.queues.get((node, queue))
+        if stats is None:
+            return []
+        order = sorted(stats.waiting.items(), key=lambda item: item[1])
+        return [c for linkedid, _ in order if (c := self.calls.get((node, linkedid)))]
+
+    def agent(self, node: str, interface: str) -> Agent | None:
+        return self.agents.get((node, interface))
+
+    def all_agents(self, node: str | None = None) -> list[Agent]:
+        return [a for a in self.agents.values() if node is None or a.node == node]
+
+    def queue_stats(self, node: str, name: str) -> QueueStats | None:
+        """The queue's figures, or None if no caller or member was ever seen in it."""
+        return self.queues.get((node, name))
+
+    def all_queues(self, node: str | None = None) -> list[QueueStats]:
+        return [q for q in self.queues.values() if node is None or q.node == node]
 
     # -- calls -------------------------------------------------------------------------------
 
