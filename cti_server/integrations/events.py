@@ -40,7 +40,10 @@ class Customer(_Model):
 class Agent(_Model):
     """An agent as the phone system knows them."""
 
-    member: str = Field(description="the queue member name, e.g. agent-1001")
+    member: str = Field(
+        description="the queue member name, e.g. agent-1001; for a phone that is no queue "
+        "member (a pickup, a forward), its device, e.g. PJSIP/1003"
+    )
     extension: str | None = Field(description="the agent's extension, when the name has one")
 
 
@@ -70,8 +73,12 @@ class CallAnsweredData(_CallData):
 
 class CallTransferredData(_CallData):
     from_agent: Agent = Field(description="the agent who had the call")
-    to_queue: str | None = Field(description="the queue it went to; null: straight to an agent")
-    to_agent: Agent | None = Field(description="the agent who answered it; null: still waiting")
+    to_queue: str | None = Field(
+        description="the queue it went back to on its way; null: straight to the new party"
+    )
+    to_agent: Agent | None = Field(
+        description="the agent who has it now; null: still waiting in to_queue"
+    )
     customer: Customer | None
 
 
@@ -149,7 +156,8 @@ class CallAnswered(_Envelope):
 
 
 class CallTransferred(_Envelope):
-    """An answered call went back to a queue, or another agent answered it."""
+    """A new party took over an answered call (a transfer made at the desktop or on a phone,
+    a pickup, a forward, a redirect), or the call went back to a queue and waits there."""
 
     type: Literal["call.transferred"] = "call.transferred"
     data: CallTransferredData

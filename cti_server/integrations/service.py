@@ -33,6 +33,7 @@ CONSUMED = (
     internal.AgentRinging,
     internal.CallQueued,
     internal.CallAnswered,
+    internal.CallTransferred,
     internal.CallEnded,
     internal.ComplaintDetected,
 )

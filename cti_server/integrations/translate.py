@@ -5,9 +5,13 @@ the customer identified, and the agents who answered, because the public events 
 internal ones leave to other parts (the customer on every call event, the agent on a complaint)
 and because who may see an event depends on who had the call.
 
-A transfer is seen in the domain events as an answered call that goes back to a queue, or that
-another agent answers; a transfer straight to an extension outside a queue is not seen until
-the tracker publishes transfers of its own.
+Hand-overs come from the tracker's ``CallTransferred``, whatever made them (the desktop, a
+phone's feature code, a SIP REFER, another AMI client, a pickup, a forwarding phone, an AMI
+``Redirect``): one ``call.transferred`` each, with the party the customer left and the one who
+talks to them now. An answered call that goes back into a queue is announced as it waits
+(``to_queue`` with ``to_agent`` null), and again when a party takes it out of the queue (the
+same ``to_queue`` and the new ``to_agent``). A second ``CallAnswered`` is no longer read as a
+transfer: the tracker says so itself, also where no queue is involved.
 """
 
 from __future__ import annotations
@@ -62,6 +66,15 @@ def agent_of(member: str) -> public.Agent:
     return public.Agent(member=member, extension=match.group(1) if match else None)
 
 
+def party_of(agent: str, extension: str, device: str) -> public.Agent | None:
+    """A party of a hand-over as the public events name agents: the queue member name when
+    the party is one, else its device (``PJSIP/1002``); None when the tracker knows neither."""
+    if not (agent or device):
+        return None
+    known = agent_of(agent or device)
+    return public.Agent(member=known.member, extension=extension or known.extension)
+
+
 @dataclass
 class _Call:
     caller: public.Caller
@@ -70,6 +83,8 @@ class _Call:
     answerer: public.Agent | None = None  # who has the call now
     answered_by: set[str] = field(default_factory=set)  # extensions, for who may see it
     last_agent: public.Agent | None = None
+    requeued: str | None = None  # the queue an answered call went back into, until taken
+    handed_over: bool = False  # a party took it over: CallEnded.agent is no longer the last
 
 
 class Translator:
@@ -94,6 +109,8 @@ class Translator:
                 return self._queued(event)
             case internal.CallAnswered():
                 return self._answered(event)
+            case internal.CallTransferred():
+                return self._handed_over(event)
             case internal.CallEnded():
                 return self._ended_call(event)
             case internal.ComplaintDetected():
@@ -138,18 +155,28 @@ class Translator:
         return [_out(event_out, {agent.extension} if agent.extension else set())]
 
     def _queued(self, event: internal.CallQueued) -> list[Outgoing]:
+        """An answered call back in a queue: its agent left it, nobody has it yet."""
         call = self._call(event.node, event.linkedid)
-        if call.answerer is None:
+        source = call.answerer
+        if source is None:
             return []
-        return [self._transferred(event, call, call.answerer, event.queue, None)]
+        call.answerer = None
+        call.requeued = event.queue
+        data = public.CallTransferredData(
+            call_id=event.linkedid,
+            from_agent=source,
+            to_queue=event.queue,
+            to_agent=None,
+            customer=call.customer,
+        )
+        event_out = public.CallTransferred(time=event.at, node=event.node, data=data)
+        return [_out(event_out, {source.extension} if source.extension else set())]
 
     def _answered(self, event: internal.CallAnswered) -> list[Outgoing]:
         call = self._call(event.node, event.linkedid)
         agent = agent_of(event.agent)
-        sent = []
-        if call.answerer is not None and call.answerer.member != agent.member:
-            sent.append(self._transferred(event, call, call.answerer, None, agent))
         call.answerer = call.last_agent = agent
+        call.requeued = None
         if agent.extension:
             call.answered_by.add(agent.extension)
         data = public.CallAnsweredData(
@@ -160,36 +187,45 @@ class Translator:
             customer=call.customer,
         )
         event_out = public.CallAnswered(time=event.at, node=event.node, data=data)
-        sent.append(_out(event_out, {agent.extension} if agent.extension else set()))
-        return sent
+        return [_out(event_out, {agent.extension} if agent.extension else set())]
 
-    def _transferred(
-        self,
-        event: internal.CallQueued | internal.CallAnswered,
-        call: _Call,
-        source: public.Agent,
-        queue: str | None,
-        to_agent: public.Agent | None,
-    ) -> Outgoing:
-        call.answerer = None
+    def _handed_over(self, event: internal.CallTransferred) -> list[Outgoing]:
+        """A new party took the customer over: both parties' agents may see it, and both may
+        see the rest of the call (its end, its complaints)."""
+        call = self._call(event.node, event.linkedid, event.caller_number, event.caller_name)
+        source = (
+            party_of(event.from_agent, event.from_extension, event.from_party)
+            or call.answerer
+            or call.last_agent
+            or public.Agent(member="", extension=None)
+        )
+        target = party_of(event.to_agent, event.to_extension, event.to_party)
         data = public.CallTransferredData(
             call_id=event.linkedid,
             from_agent=source,
-            to_queue=queue,
-            to_agent=to_agent,
+            to_queue=call.requeued,
+            to_agent=target,
             customer=call.customer,
         )
-        seen_by = {a.extension for a in (source, to_agent) if a is not None and a.extension}
-        return _out(public.CallTransferred(time=event.at, node=event.node, data=data), seen_by)
+        call.requeued = None
+        call.handed_over = True
+        if target is not None:
+            call.answerer = call.last_agent = target
+        seen_by = {a.extension for a in (source, target) if a is not None and a.extension}
+        call.answered_by |= seen_by
+        return [_out(public.CallTransferred(time=event.at, node=event.node, data=data), seen_by)]
 
     def _ended_call(self, event: internal.CallEnded) -> list[Outgoing]:
         key = (event.node, event.linkedid)
         call = self._calls.pop(key, None) or _Call(
             public.Caller(number=event.caller_number, name=event.caller_name), event.dialed
         )
-        agent = agent_of(event.agent) if event.agent else call.last_agent
+        agent = _last_party(event.chain) or (
+            call.last_agent if call.handed_over or not event.agent else agent_of(event.agent)
+        )
         if agent is not None and event.answered_at is not None and agent.extension:
             call.answered_by.add(agent.extension)
+        call.answered_by |= {p.extension for p in _parties(event.chain) if p.extension}
         call.last_agent = agent if event.answered_at is not None else None
         self._ended[key] = call
         if len(self._ended) > MAX_ENDED:
@@ -228,6 +264,25 @@ class Translator:
         )
         event_out = public.ComplaintDetected(time=event.at, node=event.node, data=data)
         return [_out(event_out, call.answered_by if call is not None else set())]
+
+
+def _parties(chain: list[dict[str, Any]]) -> list[public.Agent]:
+    """The parties the customer talked to, in order, from ``CallEnded.chain`` (v2)."""
+    found = (
+        party_of(
+            str(part.get("agent") or ""),
+            str(part.get("extension") or ""),
+            str(part.get("party") or ""),
+        )
+        for part in chain
+        if isinstance(part, dict)
+    )
+    return [party for party in found if party is not None]
+
+
+def _last_party(chain: list[dict[str, Any]]) -> public.Agent | None:
+    parties = _parties(chain)
+    return parties[-1] if parties else None
 
 
 def _evidence(stored: dict[str, Any]) -> public.Evidence:

@@ -11,8 +11,10 @@ from cti_server.events import (
     CallArrived,
     CallEnded,
     CallQueued,
+    CallTransferred,
     ComplaintDetected,
     IvrFinished,
+    TranscriptPartial,
 )
 
 NODE = "pbx1"
@@ -84,6 +86,58 @@ def ended(linkedid: str, agent: str, queue: str = "support") -> CallEnded:
         queued_at=_START + timedelta(seconds=5),
         offered_at=_START + timedelta(seconds=6),
         answered_at=_START + timedelta(seconds=8),
+    )
+
+
+def transferred(
+    linkedid: str,
+    from_agent: str,
+    to_agent: str,
+    kind: str = "attended",
+    queue: str = "support",
+    *,
+    caller_name: str = CALLER_NAME,
+) -> CallTransferred:
+    """The tracker's hand-over from the phone of ``from_agent`` to that of ``to_agent``
+    (queue member names such as ``agent-1001``; a phone that is no queue member: ``PJSIP/1003``,
+    whose agent name is then empty)."""
+
+    def party(who: str) -> tuple[str, str, str]:
+        extension = who.rsplit("-", 1)[-1].rsplit("/", 1)[-1]
+        return f"PJSIP/{extension}", extension, "" if who.startswith("PJSIP/") else who
+
+    from_party, from_extension, from_member = party(from_agent)
+    to_party, to_extension, to_member = party(to_agent)
+    return CallTransferred(
+        node=NODE,
+        linkedid=linkedid,
+        kind=kind,
+        from_party=from_party,
+        from_extension=from_extension,
+        from_agent=from_member,
+        to_party=to_party,
+        to_extension=to_extension,
+        to_agent=to_member,
+        by=from_party,
+        caller_number=CALLER,
+        caller_name=caller_name,
+        queue=queue,
+        customer_channel="PJSIP/trunk-00000001",
+        party_channel=f"{to_party}-00000009",
+        segment=1,
+    )
+
+
+def said(linkedid: str, speaker: str, text: str, start: float = 0.0) -> TranscriptPartial:
+    """A finished utterance of the live transcript, as the transcription service publishes it."""
+    return TranscriptPartial(
+        node=NODE,
+        linkedid=linkedid,
+        speaker=speaker,
+        text=text,
+        final=True,
+        start=start,
+        end=start + 2.0,
     )
 
 

@@ -12,7 +12,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from cti_server.bus import MemoryBus
-from cti_server.events import CallStarted, DomainEvent
+from cti_server.events import CallStarted
 from cti_server.integrations.events import TYPES, Customer
 from cti_server.integrations.schema_docs import documents, render
 from cti_server.integrations.service import IntegrationService
@@ -198,31 +198,85 @@ async def test_a_crm_that_does_not_answer_in_time_leaves_the_customer_unknown() 
     assert events[0].as_dict()["data"]["customer"] is None
 
 
-@pytest.mark.parametrize("via_queue", [True, False], ids=["to-a-queue", "to-an-agent"])
-@pytest.mark.asyncio
-async def test_an_answered_call_passed_on_is_a_transfer_seen_by_both_agents(
-    via_queue: bool,
-) -> None:
+@pytest.mark.parametrize("kind", ["attended", "blind", "blonde", "pickup", "forward", "redirect"])
+def test_a_hand_over_made_anywhere_is_a_transfer_seen_by_both_agents(kind: str) -> None:
+    """A transfer the phone made (no queue, no desktop) reaches integrators: the tracker's
+    ``CallTransferred`` is the source, and both agents may see the rest of the call."""
     bus = MemoryBus()
     service, collected = _service(bus)
-    steps: list[DomainEvent] = [make.answered("c1", "agent-1001")]
-    if via_queue:
-        steps.append(make.queued("c1", "sales"))
-    steps += [make.answered("c1", "agent-1002", queue="sales"), make.ended("c1", "agent-1002")]
-    for event in steps:
+    ended = dataclasses.replace(
+        make.ended("c1", "agent-1001"),
+        chain=[
+            {"party": "PJSIP/1001", "extension": "1001", "agent": "agent-1001", "how": "answer"},
+            {"party": "PJSIP/1002", "extension": "1002", "agent": "agent-1002", "how": kind},
+        ],
+    )
+    for event in (
+        make.answered("c1", "agent-1001"),
+        make.transferred("c1", "agent-1001", "agent-1002", kind),
+        ended,
+    ):
         service.handle(event)
-    assert collected.types() == ["call.answered", "call.transferred", "call.answered", "call.ended"]
+    assert collected.types() == ["call.answered", "call.transferred", "call.ended"]
     transfer = collected.events[1].as_dict()["data"]
-    assert transfer["from_agent"]["extension"] == "1001"
-    if via_queue:
-        assert (transfer["to_queue"], transfer["to_agent"]) == ("sales", None)
-        assert collected.events[1].agents == {"1001"}
-    else:
-        assert transfer["to_agent"]["extension"] == "1002"
-        assert collected.events[1].agents == {"1001", "1002"}
-    assert collected.events[3].agents == {"1001", "1002"}  # both had the call
+    assert transfer["from_agent"] == {"member": "agent-1001", "extension": "1001"}
+    assert transfer["to_agent"] == {"member": "agent-1002", "extension": "1002"}
+    assert transfer["to_queue"] is None
+    assert collected.events[1].agents == {"1001", "1002"}
+    end = collected.events[2]
+    assert end.as_dict()["data"]["agent"]["extension"] == "1002"  # the last party, not the first
+    assert end.agents == {"1001", "1002"}  # both had the call
     for outgoing in collected.events:
         _validate(outgoing.as_dict())
+
+
+def test_a_call_sent_back_to_a_queue_is_announced_waiting_then_taken() -> None:
+    bus = MemoryBus()
+    service, collected = _service(bus)
+    for event in (
+        make.answered("c1", "agent-1001"),
+        make.queued("c1", "sales"),
+        make.transferred("c1", "agent-1001", "agent-1002", "blind", queue="sales"),
+        make.answered("c1", "agent-1002", queue="sales"),
+        make.ended("c1", "agent-1001"),  # v1 producers: no chain, the first answerer
+    ):
+        service.handle(event)
+    assert collected.types() == [
+        "call.answered",
+        "call.transferred",
+        "call.transferred",
+        "call.answered",
+        "call.ended",
+    ]
+    waiting, taken = (collected.events[i].as_dict()["data"] for i in (1, 2))
+    assert (waiting["from_agent"]["extension"], waiting["to_queue"], waiting["to_agent"]) == (
+        "1001",
+        "sales",
+        None,
+    )
+    assert collected.events[1].agents == {"1001"}
+    assert (taken["to_queue"], taken["to_agent"]["extension"]) == ("sales", "1002")
+    assert collected.events[2].agents == {"1001", "1002"}
+    assert collected.events[4].as_dict()["data"]["agent"]["extension"] == "1002"
+    for outgoing in collected.events:
+        _validate(outgoing.as_dict())
+
+
+def test_a_second_answer_alone_is_no_transfer_and_a_phone_outside_the_queues_is_named() -> None:
+    """Only the tracker says a party took the call over; a picking phone that is no queue
+    member is named by its device."""
+    bus = MemoryBus()
+    service, collected = _service(bus)
+    for event in (
+        make.answered("c1", "agent-1001"),
+        make.answered("c1", "agent-1001"),  # told twice (a resync, another server)
+        make.transferred("c1", "agent-1001", "PJSIP/1003", "pickup"),
+    ):
+        service.handle(event)
+    assert collected.types() == ["call.answered", "call.answered", "call.transferred"]
+    data = collected.events[2].as_dict()["data"]
+    assert data["to_agent"] == {"member": "PJSIP/1003", "extension": "1003"}
+    _validate(collected.events[2].as_dict())
 
 
 def test_unknown_internal_values_map_onto_the_public_vocabulary() -> None:
