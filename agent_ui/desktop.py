@@ -255,7 +255,7 @@ class Desks:
         self._routed.pop((event.node, event.linkedid), None)
         extension = extension_of(event.agent)
         key = (event.node, event.linkedid)
-        ended = self.deps.tracker.ended.get(key)
+        ended = self.deps.tracker.ended_call(*key)
         for desk in self.desks.values():
             if key not in (desk.offered, desk.call):
                 continue
@@ -284,7 +284,7 @@ class Desks:
             return
         if event.state in ON_A_CALL or desk.call is None:
             return
-        call = self.deps.tracker.calls.get(desk.call)
+        call = self.deps.tracker.call(*desk.call)
         if event.linkedid and call is not None and self._legs_of(desk.extension, call):
             return  # a device state while the phone is still in the call (app_queue's own
             # completion, at a hang-up or a transfer, clears the agent's linkedid)
@@ -372,7 +372,7 @@ class Desks:
         return {"type": "state", "state": shown, "reason": reason}
 
     def _agent(self, extension: str) -> Agent | None:
-        return self.deps.tracker.agents.get((self.deps.node, self.deps.interface_of(extension)))
+        return self.deps.tracker.agent(self.deps.node, self.deps.interface_of(extension))
 
     async def greeting(self, connection: Connection) -> list[dict[str, Any]]:
         session = connection.session
@@ -446,7 +446,7 @@ class Desks:
     def _my_channel(self, extension: str) -> str:
         """The agent's own leg of the call in progress."""
         desk = self.desk(extension)
-        call = self.deps.tracker.calls.get(desk.call) if desk.call else None
+        call = self.deps.tracker.call(*desk.call) if desk.call else None
         if call is None:
             raise UiError("no call in progress")
         legs = self._legs_of(extension, call)

@@ -160,7 +160,7 @@ class Wallboard:
                 "linkedid": linkedid,
                 "seconds": round((now - joined).total_seconds()),
             }
-            for stats in tracker.queues.values()
+            for stats in tracker.all_queues()
             for linkedid, joined in stats.waiting.items()
             if (now - joined).total_seconds() >= limit
         ]
@@ -214,7 +214,7 @@ class Wallboard:
             subscription.close()
 
     def _complaint_alert(self, event: ComplaintDetected) -> dict[str, Any]:
-        call = self.deps.tracker.calls.get((event.node, event.linkedid))
+        call = self.deps.tracker.call(event.node, event.linkedid)
         spans = [e for e in event.evidence if isinstance(e, dict) and e.get("text")]
         return {
             "kind": "complaint",
@@ -231,7 +231,7 @@ class Wallboard:
 
     async def _said(self, event: TranscriptPartial) -> None:
         key = (event.node, event.linkedid)
-        if key not in self.deps.tracker.calls and key not in self._transcripts:
+        if self.deps.tracker.call(*key) is None and key not in self._transcripts:
             return  # a call we do not follow (over, or another server's)
         transcript = self._transcripts.setdefault(key, _Transcript())
         speaker, text = event.speaker[:16], event.text[:500]
@@ -262,7 +262,7 @@ class Wallboard:
         if not message.get("follow", True):
             following.discard(key)
             return {"type": "transcript_closed", "node": key[0], "linkedid": key[1]}
-        if key not in self.deps.tracker.calls:
+        if self.deps.tracker.call(*key) is None:
             raise UiError("no such call in progress")
         following.add(key)
         transcript = self._transcripts.get(key, _Transcript())
@@ -289,7 +289,7 @@ class Wallboard:
 
     def _agent(self, message: dict[str, Any]) -> Agent:
         key = (str(message.get("node", "")), str(message.get("interface", "")))
-        agent = self.deps.tracker.agents.get(key)
+        agent = self.deps.tracker.agent(*key)
         if agent is None:
             raise UiError("no such agent")
         return agent
@@ -299,7 +299,7 @@ class Wallboard:
         extension = connection.session.extension
         if not extension:
             raise UiError("your user has no extension to ring")
-        call = self.deps.tracker.calls.get((agent.node, agent.linkedid))
+        call = self.deps.tracker.call(agent.node, agent.linkedid)
         prefix = channel_prefix(agent.interface)
         legs = sorted(
             (leg.channel for leg in call.live_legs() if leg.channel.startswith(prefix))
@@ -340,7 +340,7 @@ class Wallboard:
         }
 
     async def _queue_priority(self, wanted: QueuePriority) -> Reply:
-        call = self.deps.tracker.calls.get((wanted.node, wanted.linkedid))
+        call = self.deps.tracker.call(wanted.node, wanted.linkedid)
         leg = call.legs.get(call.waiting_leg) if call is not None else None
         if call is None or leg is None or call.state not in WAITING or not call.queue:
             raise UiError(f"no call {wanted.linkedid} waits in a queue on {wanted.node}")
