@@ -23,10 +23,10 @@ from typing import Any
 
 from panoramisk.message import Message
 
-from cti_server.events import CallAnswered, CallQueued, CallStarted, NodeResynced
+from cti_server.events import CallAnswered, NodeResynced
 from cti_server.telephony import ami_events as ami
 from cti_server.telephony.ami_client import AmiClient
-from cti_server.tracker.model import CALL_TRANSITIONS, AgentState, Call, CallState, Leg, move
+from cti_server.tracker.model import CALL_TRANSITIONS, AgentState, Call, CallState, move
 from cti_server.tracker.tracker import Tracker
 
 log = logging.getLogger(__name__)
@@ -143,6 +143,11 @@ def reconcile(
 ) -> None:
     """Make the tracker's view of ``node`` equal to Asterisk's as it was at ``asked_at``.
 
+    Everything goes in as the events that were missed, through :meth:`Tracker.apply`, each
+    ``at`` the time it happened as far as the durations Asterisk reports tell: the tracker's own
+    handlers update the model and publish what it implies (a call that ended unseen ends through
+    the hang-ups of its channels, and its ``CallEnded`` is the tracker's).
+
     Events keep arriving while the snapshot is taken: a call that ended since is not brought
     back, and a call or leg that appeared since is not ended for missing from the snapshot.
     ``all_members``: ``members`` lists every member of every queue (a whole QueueStatus), so a
@@ -155,12 +160,13 @@ def reconcile(
     _end_vanished(tracker, node, by_call, asked_at)
     queued = {e.uniqueid: e for e in entries}
     for linkedid, legs in by_call.items():
-        if (node, linkedid) in tracker.ended:
+        if tracker.ended_call(node, linkedid) is not None:
             continue  # it hung up after the snapshot was taken
         # the caller's leg is the one whose uniqueid became the linkedid, else the oldest
         legs.sort(key=lambda c: (c.uniqueid != linkedid, -c.seconds))
-        call = tracker.calls.get((node, linkedid)) or _adopt(tracker, node, linkedid, legs)
-        _take_live_state(tracker, call, legs, queued.get(call.caller_uniqueid))
+        call = _with_legs(tracker, node, linkedid, legs)
+        if call is not None:
+            _take_live_state(tracker, call, legs, queued.get(call.caller_uniqueid))
     for member in members:
         tracker.apply(member)
     if all_members:
@@ -177,24 +183,25 @@ def reconcile(
 
 
 def _log_out_missing(tracker: Tracker, node: str, members: list[ami.QueueMemberChanged]) -> None:
-    """Agents removed from their queues while we were not listening."""
+    """Agents removed from their queues while we were not listening: each removal Asterisk
+    would have reported (the last one logs the agent out)."""
     queues_of: dict[str, set[str]] = {}
     for member in members:
         queues_of.setdefault(member.interface, set()).add(member.queue)
-    for (agent_node, interface), agent in tracker.agents.items():
-        if agent_node != node:
-            continue
-        agent.queues &= queues_of.get(interface, set())
-        if not agent.queues and agent.state != AgentState.LOGGED_OUT:
+    for agent in tracker.all_agents(node):
+        gone = sorted(agent.queues - queues_of.get(agent.interface, set()))
+        if len(gone) == len(agent.queues) and agent.state != AgentState.LOGGED_OUT:
             log.info("resync of %s: %s is in no queue any more: logged out", node, agent.name)
+            gone = gone or [""]  # in none already, yet not logged out
+        for queue in gone:
             tracker.apply(
                 ami.QueueMemberChanged(
                     node=node,
                     uniqueid="",
                     linkedid="",
-                    queue="",
+                    queue=queue,
                     member=agent.name,
-                    interface=interface,
+                    interface=agent.interface,
                     change="removed",
                     paused=False,
                     pause_reason="",
@@ -207,10 +214,11 @@ def _log_out_missing(tracker: Tracker, node: str, members: list[ami.QueueMemberC
 def _end_vanished(
     tracker: Tracker, node: str, by_call: dict[str, list[LiveChannel]], asked_at: datetime
 ) -> None:
-    """Legs and calls that Asterisk no longer has hung up while we were not listening."""
+    """Legs that Asterisk no longer has hung up while we were not listening: their hang-ups,
+    the last of a call's ending it."""
     live = {c.uniqueid for legs in by_call.values() for c in legs}
-    for (call_node, linkedid), call in list(tracker.calls.items()):
-        if call_node != node or call.arrived_at > asked_at:
+    for call in tracker.live_calls(node):
+        if call.arrived_at > asked_at:
             continue
         for leg in list(call.legs.values()):
             if leg.hung_up_at is None and leg.uniqueid not in live and leg.created_at <= asked_at:
@@ -218,67 +226,100 @@ def _end_vanished(
                     ami.ChannelHungUp(
                         node=node,
                         uniqueid=leg.uniqueid,
-                        linkedid=linkedid,
+                        linkedid=call.linkedid,
                         channel=leg.channel,
                         cause=0,
                         cause_text="gone after resync",
                     )
                 )
-        if (node, linkedid) in tracker.calls and linkedid not in by_call:
-            tracker.end_call(call, tracker.clock())
+
+
+def _with_legs(tracker: Tracker, node: str, linkedid: str, legs: list[LiveChannel]) -> Call | None:
+    """The call, with the channels created while we were not listening: a call unknown so far
+    starts with its caller's (the first of ``legs``), as long ago as Asterisk says."""
+    now = tracker.clock()
+    call = tracker.call(node, linkedid)
+    for live in legs:
+        if call is not None and live.uniqueid in call.legs:
+            continue
+        tracker.apply(
+            ami.ChannelCreated(
+                node=node,
+                uniqueid=live.uniqueid,
+                linkedid=linkedid,
+                channel=live.channel,
+                caller_number=live.caller_number,
+                caller_name=live.caller_name,
+                context="",
+                exten=live.exten,
+                state=live.state,
+            ),
+            at=now - timedelta(seconds=live.seconds),
+        )
+        call = call or tracker.call(node, linkedid)
+    return call
 
 
 def _take_live_state(
     tracker: Tracker, call: Call, legs: list[LiveChannel], entry: QueueEntry | None
 ) -> None:
     now = tracker.clock()
-    for live in legs:
-        if live.uniqueid not in call.legs:
-            call.legs[live.uniqueid] = Leg(
-                live.uniqueid, live.channel, live.state, now - timedelta(seconds=live.seconds)
-            )
-            tracker.link_leg(call.node, live.uniqueid, call)
     caller = next((c for c in legs if c.uniqueid == call.caller_uniqueid), None)
-    if not call.queue and caller is not None and caller.application == "Queue":
-        call.queue = caller.application_data.split(",", 1)[0]  # its join was missed
+    in_queue = ""
+    if caller is not None and caller.application == "Queue":
+        in_queue = caller.application_data.split(",", 1)[0]
     if entry is not None:
-        # both times are whole seconds ago: never let the rounding put the join before arrival
-        joined = max(now - timedelta(seconds=entry.wait_seconds), call.arrived_at)
-        tracker.join_wait(call, entry.queue, joined)
-        if call.queued_at is None:
-            call.queued_at, call.queue = joined, entry.queue
-            tracker.publish(
-                CallQueued(
+        if not _waits_in(tracker, call, entry.queue):
+            # both times are whole seconds ago: never let the rounding put the join before arrival
+            joined = max(now - timedelta(seconds=entry.wait_seconds), call.arrived_at)
+            tracker.apply(
+                ami.QueueCallerJoined(
                     node=call.node,
+                    uniqueid=call.caller_uniqueid,
                     linkedid=call.linkedid,
                     queue=entry.queue,
                     position=entry.position,
-                    at=joined,
-                )
+                ),
+                at=joined,
             )
-        target = CallState.QUEUED
-    elif len(legs) > 1 and any(c.bridge for c in legs if c.uniqueid == call.caller_uniqueid):
-        if call.answered_at is None:  # answered while we were not listening
-            answered = _answered_at(call, legs, now)
-            call.answered_at = answered
-            if call.waits:
-                tracker.answer_waits(call, call.waits[-1], 0, at=answered)
-            waited = (answered - (call.queued_at or call.arrived_at)).total_seconds()
-            tracker.publish(
-                CallAnswered(
-                    node=call.node,
-                    linkedid=call.linkedid,
-                    queue=call.queue,
-                    agent=call.agent,
-                    waited_seconds=waited,
-                    at=answered,
-                )
+    elif len(legs) > 1 and caller is not None and caller.bridge:
+        _answered_unseen(tracker, call, in_queue, _answered_at(call, legs, now))
+
+
+def _waits_in(tracker: Tracker, call: Call, queue: str) -> bool:
+    """The model has the caller in ``queue`` now, waiting for it and for no queue beyond it:
+    the queue entry tells it nothing new."""
+    stats = tracker.queue_stats(call.node, queue)
+    return stats is not None and call.linkedid in stats.present and call.waits[-1:] == [queue]
+
+
+def _answered_unseen(tracker: Tracker, call: Call, queue: str, answered: datetime) -> None:
+    """The caller is bridged with another party: answered while we were not listening, at
+    ``answered`` (an estimate), in ``queue`` (the ``Queue()`` it is in, "" if none).
+
+    Not yet an event: no typed AMI event says "found answered" without naming the agent
+    (``AgentConnected`` would create one) or counting a queue answer for a caller whose wait
+    was never counted (a fresh server's). Until the tracker has one, this is the only place
+    resync writes the call itself.
+    """
+    if call.answered_at is None:
+        call.queue = call.queue or queue  # its join was missed
+        call.answered_at = answered
+        if call.waits:
+            tracker.answer_waits(call, call.waits[-1], 0, at=answered)
+        waited = (answered - (call.queued_at or call.arrived_at)).total_seconds()
+        tracker.publish(
+            CallAnswered(
+                node=call.node,
+                linkedid=call.linkedid,
+                queue=call.queue,
+                agent=call.agent,
+                waited_seconds=waited,
+                at=answered,
             )
-        target = CallState.ANSWERED
-    else:
-        return
-    if move(call.state, target, CALL_TRANSITIONS, f"call {call.linkedid}"):
-        call.state = target
+        )
+    if move(call.state, CallState.ANSWERED, CALL_TRANSITIONS, f"call {call.linkedid}"):
+        call.state = CallState.ANSWERED
 
 
 def _answered_at(call: Call, legs: list[LiveChannel], now: datetime) -> datetime:
@@ -289,33 +330,6 @@ def _answered_at(call: Call, legs: list[LiveChannel], now: datetime) -> datetime
     others = [c.seconds for c in legs if c.uniqueid != call.caller_uniqueid]
     rang = now - timedelta(seconds=min(others)) if others else now
     return min(now, max(rang, call.queued_at or call.arrived_at))
-
-
-def _adopt(tracker: Tracker, node: str, linkedid: str, legs: list[LiveChannel]) -> Call:
-    """A call that started while we were not listening."""
-    first = legs[0]
-    arrived = tracker.clock() - timedelta(seconds=first.seconds)
-    call = Call(
-        node=node,
-        linkedid=linkedid,
-        caller_uniqueid=first.uniqueid,
-        caller_number=first.caller_number,
-        caller_name=first.caller_name,
-        dialed=first.exten,
-        arrived_at=arrived,
-    )
-    tracker.calls[(node, linkedid)] = call
-    tracker.publish(
-        CallStarted(
-            node=node,
-            linkedid=linkedid,
-            caller_number=call.caller_number,
-            caller_name=call.caller_name,
-            dialed=call.dialed,
-            at=arrived,
-        )
-    )
-    return call
 
 
 async def resync(client: AmiClient, tracker: Tracker, node: str) -> None:

@@ -132,4 +132,4 @@ def test_agi_commands_are_typed_and_the_tracker_ignores_them() -> None:
     for event in (start, end):
         tracker.apply(event)
     assert tracker.applied == 0
-    assert not tracker.calls
+    assert not tracker.live_calls()

@@ -9,15 +9,23 @@ from typing import Any
 import pytest
 from panoramisk.message import Message
 
-from cti_server.events import AgentStateChanged, CallAnswered, NodeResynced
+from cti_server.events import (
+    AgentStateChanged,
+    CallAnswered,
+    CallEnded,
+    CallQueued,
+    CallStarted,
+    NodeResynced,
+)
 from cti_server.telephony import ami_events as ami
-from cti_server.tracker.model import AgentState
+from cti_server.tracker.model import AgentState, CallState
 from cti_server.tracker.resync import (
     LiveChannel,
     QueueEntry,
     reconcile,
     resync,
 )
+from tests.support.live_model import agent_completes, answered_call, hang_up, waiting_call
 from tests.support.replay import StepClock, replay
 
 CALLER = LiveChannel(
@@ -40,8 +48,10 @@ def test_a_call_answered_while_the_server_was_away_is_answered_when_the_agent_ra
     created as their phone rang, so the wait is not swollen by the server's absence."""
     tracker, published = replay([])
     reconcile(tracker, "rec", [CALLER], [QueueEntry("support", "C1", 25, 1)], [])
-    queued_at = tracker.calls[("rec", "C1")].queued_at
-    assert queued_at is not None
+    call = tracker.call("rec", "C1")
+    assert call is not None
+    assert call.queued_at is not None
+    queued_at = call.queued_at
 
     clock = tracker.clock
     assert isinstance(clock, StepClock)
@@ -54,8 +64,54 @@ def test_a_call_answered_while_the_server_was_away_is_answered_when_the_agent_ra
     [answered] = [e for e in published if isinstance(e, CallAnswered)]
     assert answered.at == now - timedelta(seconds=12)
     assert answered.waited_seconds == (answered.at - queued_at).total_seconds()
-    assert tracker.calls[("rec", "C1")].answered_at == answered.at
-    assert tracker.queue("rec", "support").asa == answered.waited_seconds  # the live ASA too
+    assert (call.state, call.answered_at) == (CallState.ANSWERED, answered.at)
+    stats = tracker.queue_stats("rec", "support")
+    assert stats is not None
+    assert stats.asa == answered.waited_seconds  # the live ASA too
+
+
+def test_a_call_found_waiting_starts_and_queues_as_long_ago_as_asterisk_says_once() -> None:
+    """A fresh server adopts the caller through the tracker's own events: started when the
+    channel was created, queued when its wait began; a second resync adds nothing."""
+    tracker, published = replay([])
+    now = tracker.clock()
+    entry = QueueEntry("support", "C1", 25, 2)
+    reconcile(tracker, "rec", [CALLER], [entry], [])
+    reconcile(tracker, "rec", [CALLER], [entry], [])
+
+    [started] = [e for e in published if isinstance(e, CallStarted)]
+    [queued] = [e for e in published if isinstance(e, CallQueued)]
+    assert (started.linkedid, started.caller_number, started.dialed) == (
+        "C1",
+        "+8613900000001",
+        "100",
+    )
+    assert started.at == now - timedelta(seconds=40)
+    assert (queued.queue, queued.position, queued.at) == ("support", 2, now - timedelta(seconds=25))
+    assert [c.linkedid for c in tracker.waiting("rec", "support")] == ["C1"]
+    call = tracker.call("rec", "C1")
+    assert call is not None
+    assert call.state == CallState.QUEUED
+
+
+def test_a_call_that_ended_unseen_ends_through_the_hang_ups_of_its_channels() -> None:
+    """Answered before the link dropped, gone when it came back: the tracker ends it as if its
+    channels' hang-ups had been seen (one CallEnded, the agent's call over)."""
+    tracker, published = replay([])
+    answered_call(tracker, "rec", "C1", "support", "agent-1001")
+    answered_call(tracker, "rec", "C2", "support", "agent-1002")
+    still = replace(CALLER, uniqueid="C2", linkedid="C2", bridge="b2", seconds=9)
+    agent_leg = replace(still, uniqueid="C2-agent", channel="PJSIP/1002-00000002")
+    reconcile(tracker, "rec", [still, agent_leg], [], [])
+
+    [ended] = [e for e in published if isinstance(e, CallEnded)]
+    assert (ended.linkedid, ended.outcome, ended.agent) == ("C1", "answered", "agent-1001")
+    assert tracker.call("rec", "C1") is None
+    assert tracker.ended_call("rec", "C1") is not None
+    assert [c.linkedid for c in tracker.live_calls("rec")] == ["C2"]
+    stats = tracker.queue_stats("rec", "support")
+    assert stats is not None
+    assert (stats.offered, stats.answered, stats.abandoned) == (2, 2, 0)
 
 
 def test_every_resync_names_the_calls_asterisk_still_has() -> None:
@@ -154,7 +210,8 @@ async def test_a_fresh_server_counts_from_zero_whatever_asterisk_counted() -> No
     client: Any = _Asterisk(status, channels)
     await resync(client, tracker, "rec")
 
-    stats = tracker.queue("rec", "support")
+    stats = tracker.queue_stats("rec", "support")
+    assert stats is not None
     assert (stats.offered, stats.answered, stats.abandoned, stats.completed) == (1, 0, 0, 0)
     assert (stats.asa, stats.aht, stats.answered_within_sl) == (0.0, 0.0, 0)
     assert len(stats.waiting) == 1
@@ -166,11 +223,18 @@ async def test_a_reconnect_keeps_the_figures_the_server_counted() -> None:
     """Asterisk counts every Queue() segment; the server counts callers: a reconnect's resync
     leaves the server's figures as they were."""
     tracker, _ = replay([])
-    stats = tracker.queue("rec", "support")
-    stats.offered, stats.answered, stats.completed, stats.total_talk = 3, 2, 2, 200.0
+    for linkedid, agent, talk in (("C1", "agent-1001", 80), ("C2", "agent-1002", 120)):
+        answered_call(tracker, "rec", linkedid, "support", agent)
+        agent_completes(tracker, "rec", linkedid, talk_seconds=talk)
+    waiting_call(tracker, "rec", "C3", "support")
+    hang_up(tracker, "rec", "C3")  # gave up waiting
+    stats = tracker.queue_stats("rec", "support")
+    assert stats is not None
+    counted = (stats.offered, stats.answered, stats.abandoned, stats.aht)
+    assert counted == (3, 2, 1, 100.0)
     client: Any = _Asterisk(_queue_status(params={"Abandoned": "21"}), _no_channels())
     await resync(client, tracker, "rec")
-    assert (stats.offered, stats.answered, stats.abandoned, stats.aht) == (3, 2, 0, 100.0)
+    assert (stats.offered, stats.answered, stats.abandoned, stats.aht) == counted
 
 
 @pytest.mark.asyncio
@@ -196,7 +260,9 @@ async def test_agents_in_no_queue_any_more_are_logged_out() -> None:
     client: Any = _Asterisk(_queue_status(("sales", "PJSIP/1002")), _no_channels())
     await resync(client, tracker, "rec")
 
-    alice, bob = tracker.agents[("rec", "PJSIP/1001")], tracker.agents[("rec", "PJSIP/1002")]
+    alice, bob = tracker.agent("rec", "PJSIP/1001"), tracker.agent("rec", "PJSIP/1002")
+    assert alice is not None
+    assert bob is not None
     assert (alice.state, alice.queues) == (AgentState.LOGGED_OUT, set())
     assert (bob.state, bob.queues) == (AgentState.AVAILABLE, {"sales"})
     assert client.asked == ["CoreShowChannels", "QueueStatus"]
@@ -227,4 +293,6 @@ async def test_a_failed_queue_status_logs_nobody_out() -> None:
     refused = Message({"Response": "Error", "Message": "Permission denied"})
     client: Any = _Asterisk(refused, _no_channels())
     await resync(client, tracker, "rec")
-    assert tracker.agents[("rec", "PJSIP/1001")].state == AgentState.AVAILABLE
+    alice = tracker.agent("rec", "PJSIP/1001")
+    assert alice is not None
+    assert alice.state == AgentState.AVAILABLE

@@ -49,7 +49,9 @@ def _tracker(wrapup: int) -> tuple[Tracker, StepClock, list[DomainEvent]]:
 
 
 def _state(tracker: Tracker) -> AgentState:
-    return tracker.agents[(NODE, PHONE)].state
+    agent = tracker.agent(NODE, PHONE)
+    assert agent is not None, f"no agent {PHONE}"
+    return agent.state
 
 
 def _states(published: list[DomainEvent]) -> list[str]:
@@ -133,7 +135,8 @@ def test_aht_is_the_average_talk_time_of_completed_calls() -> None:
     tracker, _, _ = _tracker(wrapup=0)
     _take_a_call(tracker, talk=100)
     _take_a_call(tracker, talk=200)
-    stats = tracker.queue(NODE, "support")
+    stats = tracker.queue_stats(NODE, "support")
+    assert stats is not None
     assert stats.completed == 2
     assert stats.aht == 150.0
     (queue,) = tracker.snapshot()["queues"]

@@ -77,7 +77,8 @@ def test_who_hung_up_is_who_left_the_bridge_first(name: str, reason: str, late: 
     ended = _ended(published)
     assert (ended.outcome, ended.hung_up_by, ended.queue) == ("answered", reason, "support")
 
-    (call,) = tracker.ended.values()
+    call = tracker.ended_call("rec", ended.linkedid)
+    assert call is not None
     (connect,) = [m for m in messages if m.get("Event") == "AgentConnect"]
     # each side is the Local channel standing for it: the caller's own leg and the agent's
     # leg the caller's dial answered

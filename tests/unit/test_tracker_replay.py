@@ -103,14 +103,14 @@ def test_outcome_of_each_recorded_call(name: str) -> None:
     tracker, published = replay(load(RECORDINGS / name))
     ended = [e for e in published if isinstance(e, CallEnded)]
     assert [(c.outcome, c.agent, c.hung_up_by) for c in ended] == EXPECTED[name]
-    assert not tracker.calls, "every call of a finished recording has ended"
+    assert not tracker.live_calls(), "every call of a finished recording has ended"
     started = [e for e in published if isinstance(e, CallStarted)]
     assert sorted(s.linkedid for s in started) == sorted(c.linkedid for c in ended)
 
 
 def test_abandoned_queue_call_counts_in_the_queue() -> None:
     tracker, _ = replay(load(RECORDINGS / "queue/queue_a_cancel.json"))
-    (stats,) = tracker.queues.values()
+    (stats,) = tracker.all_queues()
     assert (stats.abandoned, stats.answered, len(stats.waiting)) == (1, 0, 0)
     assert stats.abandon_rate == 1.0
 
@@ -120,7 +120,7 @@ def test_asterisk11_queue_call_rings_and_connects_an_agent() -> None:
     ringing = [e for e in published if isinstance(e, AgentRinging)]
     assert ringing
     assert all(e.caller_number for e in ringing)
-    (stats,) = tracker.queues.values()
+    (stats,) = tracker.all_queues()
     assert stats.answered == 1
 
 
@@ -137,4 +137,4 @@ def test_every_recording_replays_and_ends_its_calls(path: Path) -> None:
     ended = {e.linkedid for e in published if isinstance(e, CallEnded)}
     if path.parent.parent.name != "asterisk11_noisy":
         assert started == ended, "a call left open after its last hang-up"
-        assert not tracker.calls
+        assert not tracker.live_calls()

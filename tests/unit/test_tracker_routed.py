@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from cti_server.events import CallAnswered, CallEnded, CallQueued, CallRouted, DomainEvent
+from cti_server.events import CallAnswered, CallEnded, CallQueued, CallRouted
 from cti_server.telephony.ami_events import translate
 from cti_server.tracker.model import QueueStats
 from cti_server.tracker.resync import QueueEntry, reconcile
 from cti_server.tracker.tracker import Tracker
-from tests.support.replay import replay
+from tests.support.replay import StepClock, replay
 from tests.unit.test_resync import CALLER as CALLER_WAITING
 from tests.unit.test_routing_glue import CALLER, NODE, Centre, _member
 
@@ -52,7 +52,7 @@ def _at(messages: list[dict[str, Any]], event: str, nth: int = 1, **headers: str
 
 
 def _queue(tracker: Tracker, name: str) -> QueueStats:
-    (stats,) = [q for q in tracker.queues.values() if q.name == name]
+    (stats,) = [q for q in tracker.all_queues() if q.name == name]
     return stats
 
 
@@ -186,17 +186,20 @@ def test_a_caller_answered_then_transferred_to_the_queue_is_offered_again() -> N
 
 
 def test_waits_of_a_call_whose_hang_up_was_missed_end_as_abandoned_with_the_call() -> None:
-    published: list[DomainEvent] = []
-    tracker, _ = replay(
+    """Gone when a resync (after a reconnect) asks Asterisk: abandoned in its queue."""
+    tracker, published = replay(
         [
             _message("Newchannel", "L1", Channel="PJSIP/t-1", CallerIDNum="+861", Exten="100"),
             _message("QueueCallerJoin", "L1", Channel="PJSIP/t-1", Queue="support", Position="1"),
         ]
     )
-    tracker.publish = published.append
-    call = tracker.calls[("rec", "L1")]
-    tracker.end_call(call, tracker.clock() + timedelta(seconds=5))  # e.g. gone after a resync
+    clock = tracker.clock
+    assert isinstance(clock, StepClock)
+    clock.now += timedelta(seconds=5)
+    reconcile(tracker, "rec", [], [], [])  # Asterisk has no channel of it any more
     assert _figures(_queue(tracker, "support")) == (1, 0, 1, 0)
+    (ended,) = [e for e in published if isinstance(e, CallEnded)]
+    assert (ended.linkedid, ended.outcome, ended.at) == ("L1", "abandoned", clock())
 
 
 @pytest.mark.asyncio

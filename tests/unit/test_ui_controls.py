@@ -7,7 +7,6 @@ import json
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +24,8 @@ from crm_core.database import make_engine
 from cti_server.routing.router import UnknownAgent, UnknownCall
 from cti_server.telephony import agent_actions
 from cti_server.telephony.ami_client import AmiClient
-from cti_server.tracker.model import Call, CallState, Leg
 from cti_server.tracker.tracker import Tracker
+from tests.support.live_model import agent_answers, waiting_call
 from tests.support.ui import add_users, sign_in, ui_app
 from tests.support.waiting import poll_until
 
@@ -296,10 +295,7 @@ async def test_supervisor_controls_call_the_router_and_pass_on_its_refusals(
 async def test_the_wallboard_shows_the_routers_priority_of_waiting_calls(
     routed: Ui, browsers: list[aiohttp.ClientSession]
 ) -> None:
-    now = datetime.now(UTC)
-    routed.tracker.calls[(NODE, WAITING)] = Call(
-        NODE, WAITING, WAITING, "13900000000", "", "100", now, CallState.QUEUED, queue="support"
-    )
+    waiting_call(routed.tracker, NODE, WAITING, "support")
     sam = await _signed_in(routed, browsers, "sam")
     async with sam.get(routed.base + "/ui/wallboard") as page:
         assert "<th>Routing</th>" in await page.text()
@@ -344,12 +340,8 @@ class FakeLink:
         return Message({"Response": "Success"})
 
 
-def _waiting_call(ui: Ui, state: CallState = CallState.QUEUED) -> None:
-    now = datetime.now(UTC)
-    call = Call(NODE, WAITING, WAITING, "13900000000", "", "100", now, state, queue="support")
-    call.legs[WAITING] = Leg(WAITING, "PJSIP/trunk-00000007", "Up", now)
-    call.waiting_leg = WAITING
-    ui.tracker.calls[(NODE, WAITING)] = call
+def _waiting_call(ui: Ui) -> None:
+    waiting_call(ui.tracker, NODE, WAITING, "support", channel="PJSIP/trunk-00000007")
 
 
 @pytest.mark.asyncio
@@ -384,7 +376,9 @@ async def test_with_plain_queues_a_waiting_calls_priority_is_set_in_app_queue(
             },
         )
     ]
-    plain.tracker.calls[(NODE, WAITING)].state = CallState.ANSWERED
+    agent_answers(
+        plain.tracker, NODE, WAITING, "support", "agent-8101", "PJSIP/8101", "PJSIP/8101-8"
+    )
     answered = await _reply(ws, {**call, "priority": 10})
     assert answered["message"] == f"no call {WAITING} waits in a queue on {NODE}"
     await ws.close()

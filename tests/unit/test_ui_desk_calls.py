@@ -40,8 +40,8 @@ from cti_server.events import (
     IvrFinished,
 )
 from cti_server.telephony import agent_actions
-from cti_server.tracker.model import Call, CallState, Leg
 from cti_server.tracker.tracker import Tracker
+from tests.support.live_model import dialled_call
 from tests.support.ui import add_users, csrf_of, sign_in, ui_app
 from tests.support.waiting import poll_until
 
@@ -280,13 +280,9 @@ async def test_an_open_desk_is_told_the_wrap_up_timed_out_and_its_late_form_is_r
 # -- transfers --------------------------------------------------------------------------------
 
 
-def _live_call(ui: Ui, linkedid: str, *channels: str) -> None:
+def _live_call(ui: Ui, linkedid: str, caller: str, agent: str) -> None:
     """The tracker's view of a call answered by alice: the caller's leg and hers."""
-    now = datetime.now(UTC)
-    call = Call(NODE, linkedid, linkedid, CALLER, "Wang", "100", now, CallState.ANSWERED)
-    for n, channel in enumerate(channels):
-        call.legs[f"{linkedid}{n}"] = Leg(f"{linkedid}{n}", channel, "Up", now)
-    ui.tracker.calls[(NODE, linkedid)] = call
+    dialled_call(ui.tracker, NODE, linkedid, caller, agent, number=CALLER, name="Wang")
 
 
 @pytest.mark.asyncio

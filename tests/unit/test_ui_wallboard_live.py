@@ -7,7 +7,6 @@ import shutil
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from crm_core.database import make_engine
 from cti_server.bus import MemoryBus
 from cti_server.events import ComplaintDetected, TranscriptPartial
-from cti_server.tracker.model import Call
 from cti_server.tracker.tracker import Tracker
+from tests.support.live_model import answered_call
 from tests.support.ui import add_users, sign_in, ui_app
 
 XSS = '"><svg/onload=alert(1)>'
@@ -70,15 +69,8 @@ async def board(sqlite_crm_template: Path, tmp_path: Path) -> AsyncIterator[Boar
             ("sue", "supervisor", "7002"),
         )
         app, bus, tracker = ui_app(db)
-        tracker.calls[(NODE, LINKEDID)] = Call(
-            node=NODE,
-            linkedid=LINKEDID,
-            caller_uniqueid=LINKEDID,
-            caller_number="13911112222",
-            caller_name=XSS,
-            dialed="100",
-            arrived_at=datetime.now(UTC),
-            agent="agent-8101",
+        answered_call(
+            tracker, NODE, LINKEDID, "support", "agent-8101", number="13911112222", name=XSS
         )
         client: TestClient[Any, Any] = TestClient(TestServer(app))
         await client.start_server()
