@@ -8,6 +8,7 @@ A bad value raises :class:`ConfigError` with one message naming the key.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import tomllib
@@ -23,6 +24,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
@@ -38,6 +40,8 @@ from cti_server.integrations.settings import IntegrationsSettings
 ENV_PREFIX = "CTI_"
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 _EXTENSION = re.compile(r"^[0-9]{2,10}$")
+# a feature code keyed on a phone during a call, or dialled: DTMF digits
+_FEATURE_CODE = re.compile(r"^[0-9*#]{1,10}$")
 
 Port = Field(ge=1, le=65535)
 
@@ -153,6 +157,15 @@ class AgentEndpointSettings(_Section):
     name: str = Field(pattern=r'^[^"\r\n;<>\[\]]{1,60}$')
 
 
+class RingGroupSettings(_Section):
+    """One extension that rings several agents' phones at once (the first to answer takes it):
+    agents dial it, and transfer customers to it, like any agent's extension."""
+
+    extension: str = Field(pattern=_EXTENSION.pattern)
+    members: tuple[str, ...] = Field(min_length=1, description="agents' extensions")
+    ring_seconds: int = Field(30, ge=5, le=300)
+
+
 def _default_queues() -> tuple[QueueSettings, ...]:
     return (QueueSettings(name="support"), QueueSettings(name="sales"))
 
@@ -176,6 +189,52 @@ class DialplanSettings(_Section):
     sip_secret: SecretStr | None = None
     simulation: bool = Field(True, description="render the simulated caller and agent contexts")
     sim_talk_seconds: int = Field(3, ge=0, le=3600, description="how long simulated agents talk")
+    # What an agent keys on the phone during a call (features.conf), and dials: one source for
+    # Asterisk and for the CTI's own actions (Atxfer presses the attended-transfer code).
+    blind_transfer_code: str = Field(
+        "##", pattern=_FEATURE_CODE.pattern, description="keyed in a call, then the extension"
+    )
+    attended_transfer_code: str = Field(
+        "*2", pattern=_FEATURE_CODE.pattern, description="keyed in a call: consult, then hand over"
+    )
+    pickup_code: str = Field(
+        "*8",
+        pattern=_FEATURE_CODE.pattern,
+        description="dialled: answer a colleague's ringing call",
+    )
+    directed_pickup_prefix: str = Field(
+        "**", pattern=_FEATURE_CODE.pattern, description="dialled before an agent's extension"
+    )
+    pickup_group: str = Field(
+        "agents", pattern=_NAME.pattern, description="the call and pickup group of every agent"
+    )
+    transfer_digit_timeout: int = Field(
+        3, ge=1, le=30, description="seconds Asterisk waits for the next digit of a transfer target"
+    )
+    ring_groups: tuple[RingGroupSettings, ...] = ()
+
+    @model_validator(mode="after")
+    def _codes_and_ring_groups_fit(self) -> DialplanSettings:
+        codes = {
+            "blind_transfer_code": self.blind_transfer_code,
+            "attended_transfer_code": self.attended_transfer_code,
+        }
+        for (name, code), (other_name, other) in itertools.permutations(codes.items(), 2):
+            if other.startswith(code):
+                # Asterisk acts on the first code keyed in full: the longer one could never run
+                raise ValueError(f"{name} {code!r} is the start of {other_name} {other!r}")
+        agents = {agent.extension for agent in self.agents}
+        taken = set(agents)
+        for group in self.ring_groups:
+            if group.extension in taken:
+                raise ValueError(f"ring group {group.extension} is already an extension")
+            taken.add(group.extension)
+            unknown = sorted(set(group.members) - agents)
+            if unknown:
+                raise ValueError(
+                    f"ring group {group.extension}: {', '.join(unknown)} are not agents' extensions"
+                )
+        return self
 
     @field_validator("default_queue")
     @classmethod

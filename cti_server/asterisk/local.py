@@ -47,10 +47,9 @@ SOUNDS_DIR = "usr/local/share/asterisk/sounds/cti"
 # searched per language)
 PROMPTS_DIR = "usr/share/asterisk/sounds/{language}/cti"
 DIGITS_DIR = "usr/share/asterisk/sounds/{language}/digits"
-# Debian's stock files that we keep as they are (tones, CDR, features); the rest we render.
+# Debian's stock files that we keep as they are (tones, CDR); the rest we render.
 STOCK_CONFIG = (
     "cdr.conf",
-    "features.conf",
     "indications.conf",
     "ccss.conf",
     "acl.conf",

@@ -26,6 +26,7 @@ CONFIG_FILES = (
     "pjsip.conf",
     "musiconhold.conf",
     "rtp.conf",
+    "features.conf",
 )
 
 

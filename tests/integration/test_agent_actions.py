@@ -204,11 +204,7 @@ async def test_blind_transfer_sends_the_customer_to_another_extension(
 ) -> None:
     client, log = ami
     async with _live_call(asterisk_node, client, log, "8412", "+8613800084120") as call:
-        # Asterisk 22 has no attended-transfer code by default, and Queue() grants no transfer:
-        # refused, and no digit reaches the customer.
-        with pytest.raises(AgentActionError, match="No attended transfer feature code"):
-            await aa.attended_transfer(client, call.agent, "7001", "cti-sim-desk")
-
+        # BlindTransfer needs no feature code: no digit is keyed, none reaches the customer
         await aa.blind_transfer(client, call.agent, "7001", "cti-sim-desk")
         moved = await log.wait_for(
             event_is("Newexten", Channel=call.customer, Context="cti-sim-desk", Exten="7001"),
@@ -221,6 +217,34 @@ async def test_blind_transfer_sends_the_customer_to_another_extension(
         await log.wait_for(event_is("Hangup", Channel=call.agent), WAIT, "agent leg ends")
         done = await log.wait_for(
             event_is("AgentComplete", MemberName="sim-8412"), WAIT, "queue call complete"
+        )
+        assert done["Reason"] == "transfer"
+        assert not _seen(log, event_is("DTMFEnd", Channel=call.customer))
+        await aa.hangup(client, call.customer)
+
+
+@live
+@pytest.mark.asyncio
+async def test_attended_transfer_of_a_queue_call_consults_then_hands_the_customer_over(
+    asterisk_node: AsteriskNode, ami: tuple[AmiClient, EventLog]
+) -> None:
+    client, log = ami
+    async with _live_call(asterisk_node, client, log, "8416", "+8613800084160") as call:
+        # Queue() lets the agent transfer (option t) with the attended-transfer code of
+        # features.conf, which the Atxfer action keys: the customer hears music meanwhile
+        await aa.attended_transfer(client, call.agent, "7004", "cti-sim-desk")
+        await log.wait_for(event_is("MusicOnHoldStart", Channel=call.customer), WAIT, "held")
+        desk = await log.wait_for(
+            event_is("Newexten", Context="cti-sim-desk", Exten="7004"), WAIT, "desk dialled"
+        )
+        await log.wait_for(
+            event_is("BridgeEnter", Channel=desk["Channel"].replace(";2", ";1")), WAIT, "desk"
+        )
+        await aa.hangup(client, call.agent)
+        transfer = await log.wait_for(event_is("AttendedTransfer"), WAIT, "transfer done")
+        assert (transfer["Result"], transfer["TransfereeChannel"]) == ("Success", call.customer)
+        done = await log.wait_for(
+            event_is("AgentComplete", MemberName="sim-8416"), WAIT, "queue call complete"
         )
         assert done["Reason"] == "transfer"
         assert not _seen(log, event_is("DTMFEnd", Channel=call.customer))

@@ -228,8 +228,8 @@ def test_transfer_to_queue_has_one_extension_per_configured_queue(routed: bool) 
         assert flow.count("same => n,Set(CTI_WAITING_SINCE=)") == 2
     else:
         assert entered == [
-            "same => n,Queue(support,c,,,${CTI_QUEUE_MAX_WAIT})",
-            "same => n,Queue(sales,c,,,${CTI_QUEUE_MAX_WAIT})",
+            "same => n,Queue(support,ct,,,${CTI_QUEUE_MAX_WAIT})",
+            "same => n,Queue(sales,ct,,,${CTI_QUEUE_MAX_WAIT})",
         ]
 
 
