@@ -278,7 +278,7 @@ async def bench(args: argparse.Namespace) -> None:
             f"{warm.client.status.asterisk_version}), the tracker applied "
             f"{warm.tracker.applied:,} typed events and started {len(started_calls):,} calls "
             f"(one per linkedid; Asterisk 11 has none, so one per channel there), "
-            f"{len(warm.tracker.calls):,} left live"
+            f"{len(warm.tracker.live_calls()):,} left live"
         )
         del warm, floor, started_calls
 

@@ -203,7 +203,6 @@ def callers_ahead(tracker: Tracker, node: str) -> Callable[[str], int]:
     """How many callers wait in a queue of ``node`` now: ahead of one who would join."""
 
     def count(queue: str) -> int:
-        stats = tracker.queues.get((node, queue))
-        return len(stats.waiting) if stats is not None else 0
+        return len(tracker.waiting(node, queue))
 
     return count

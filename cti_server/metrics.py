@@ -138,12 +138,12 @@ class CtiCollector(Collector):
 
     def _calls(self) -> Iterator[Metric]:
         calls = GaugeMetricFamily("cti_calls", "Live calls by state", labels=["node", "state"])
-        counts = Counter((c.node, c.state.value) for c in self._tracker.calls.values())
+        counts = Counter((c.node, c.state.value) for c in self._tracker.live_calls())
         for (node, state), count in sorted(counts.items()):
             calls.add_metric([node, state], count)
         yield calls
         agents = GaugeMetricFamily("cti_agents", "Agents by state", labels=["node", "state"])
-        agent_counts = Counter((a.node, a.state.value) for a in self._tracker.agents.values())
+        agent_counts = Counter((a.node, a.state.value) for a in self._tracker.all_agents())
         for (node, state), count in sorted(agent_counts.items()):
             agents.add_metric([node, state], count)
         yield agents
@@ -180,7 +180,7 @@ class CtiCollector(Collector):
             "Talk time of the queue's calls agents completed (AHT: _sum / _count)",
             labels=labels,
         )
-        for stats in self._tracker.queues.values():
+        for stats in self._tracker.all_queues():
             key = [stats.node, stats.name]
             waiting.add_metric(key, len(stats.waiting))
             longest.add_metric(key, stats.longest_wait(now))

@@ -321,13 +321,13 @@ class Router:
     async def _waiting_calls(self, node: str, link: AmiClient) -> list[WaitingCall]:
         waiting: list[WaitingCall] = []
         for queue in sorted(self._waiting):
-            stats = self._tracker.queues.get((node, queue))
-            # in the queue now: a caller between two heartbeat checks cannot be withdrawn
-            for linkedid in [c for c in stats.waiting if c in stats.present] if stats else []:
-                call = self._tracker.calls.get((node, linkedid))
-                if call is None or call.state in (CallState.ANSWERED, CallState.ENDED):
+            stats = self._tracker.queue_stats(node, queue)
+            present = stats.present if stats is not None else set()
+            for call in self._tracker.waiting(node, queue):
+                # in the queue now: a caller between two heartbeat checks cannot be withdrawn
+                if call.linkedid not in present or call.state is CallState.ANSWERED:
                     continue
-                known = self._call((node, linkedid))
+                known = self._call((node, call.linkedid))
                 known.queue = queue
                 if known.offer is not None:
                     continue
@@ -361,11 +361,11 @@ class Router:
         }
         now = self._clock()
         agents: dict[str, Agent] = {}
-        for (agent_node, interface), agent in self._tracker.agents.items():
-            extension = inputs.extension_of(agent) if agent_node == node else None
+        for agent in self._tracker.all_agents(node):
+            extension = inputs.extension_of(agent)
             if extension is None or extension in agents:
                 continue
-            self._interfaces[(node, extension)] = interface
+            self._interfaces[(node, extension)] = agent.interface
             state: AgentState | None = None
             if extension in ringing and agent.state is AgentState.AVAILABLE:
                 state = AgentState.RINGING
@@ -391,7 +391,7 @@ class Router:
         self, node: str, link: AmiClient, assignment: Assignment, policy: Policy
     ) -> bool:
         known = self._calls.get((node, assignment.call_id))  # it may have ended meanwhile
-        call = self._tracker.calls.get((node, assignment.call_id))
+        call = self._tracker.call(node, assignment.call_id)
         interface = self._interfaces.get((node, assignment.agent_id), "")
         if known is None or call is None or known.last is None or not interface:
             return False
@@ -436,7 +436,7 @@ class Router:
         another call (a call from the fallback queue rang them first: not their fault)."""
         pending, self._rang_out = self._rang_out, []
         for rang in pending:
-            agent = self._tracker.agents.get((rang.node, rang.interface))
+            agent = self._tracker.agent(rang.node, rang.interface)
             link = self._links.get(rang.node)
             if agent is None or link is None or agent.state is AgentState.PAUSED:
                 continue
@@ -485,8 +485,8 @@ class Router:
     def _waiting_call(self, node: str, linkedid: str) -> _Call:
         waiting = any(
             linkedid in stats.waiting
-            for (stats_node, queue), stats in self._tracker.queues.items()
-            if stats_node == node and queue in self._waiting
+            for stats in self._tracker.all_queues(node)
+            if stats.name in self._waiting
         )
         call = self._calls.get((node, linkedid))
         if call is None or not (waiting or call.offer is not None):
@@ -521,7 +521,7 @@ class Router:
         }
 
     def _is_waiting(self, node: str, linkedid: str, call: _Call) -> bool:
-        stats = self._tracker.queues.get((node, call.queue))
+        stats = self._tracker.queue_stats(node, call.queue)
         return call.offer is not None or (stats is not None and linkedid in stats.waiting)
 
     def _call_view(
