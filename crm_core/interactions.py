@@ -7,7 +7,7 @@ each write updates the one row for that call with the fields it brings, never ad
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,8 +16,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.errors import InvalidInput, NotFound
-from crm_core.models import Customer, Interaction, TranscriptSegment, User, utcnow
-from crm_core.schemas import InteractionIn
+from crm_core.models import (
+    Customer,
+    Interaction,
+    InteractionParty,
+    TranscriptSegment,
+    User,
+    utcnow,
+)
+from crm_core.schemas import InteractionIn, PartyIn
 from crm_core.valuation import recompute_value
 from crm_core.value import ValuePolicy
 
@@ -110,9 +117,27 @@ async def record_interaction(
             for segment in data.segments
         )
         await session.flush()
+    if data.parties is not None:
+        await _replace_parties(session, interaction.id, data.parties)
     if policy is not None and data.customer_id is not None:
         await recompute_value(session, data.customer_id, policy)
     return interaction
+
+
+async def _replace_parties(
+    session: AsyncSession, interaction_id: int, parties: Sequence[PartyIn]
+) -> None:
+    """The call's chain as last reported: the rows before it go, so a replayed ``CallEnded``
+    (a spool re-delivery, a resync) leaves one row per party, never two."""
+    await session.execute(
+        delete(InteractionParty).where(InteractionParty.interaction_id == interaction_id)
+    )
+    await session.flush()  # the old positions are free before the new rows take them
+    session.add_all(
+        InteractionParty(interaction_id=interaction_id, position=position, **party.model_dump())
+        for position, party in enumerate(parties)
+    )
+    await session.flush()
 
 
 async def _check_references(session: AsyncSession, data: InteractionIn) -> None:
@@ -124,6 +149,12 @@ async def _check_references(session: AsyncSession, data: InteractionIn) -> None:
         found = await session.scalar(select(User.id).where(User.id == data.agent_id))
         if found is None:
             raise InvalidInput(f"agent_id: no user {data.agent_id}")
+    named = {party.agent_id for party in data.parties or () if party.agent_id is not None}
+    if named:
+        known = set(await session.scalars(select(User.id).where(User.id.in_(named))))
+        for position, party in enumerate(data.parties or ()):
+            if party.agent_id is not None and party.agent_id not in known:
+                raise InvalidInput(f"parties.{position}.agent_id: no user {party.agent_id}")
 
 
 _MILESTONE_ORDER = ("arrived_at", "queued_at", "offered_at", "answered_at", "ended_at")
@@ -218,6 +249,23 @@ async def segments_of(session: AsyncSession, interaction_id: int) -> list[Transc
         .order_by(TranscriptSegment.start)
     )
     return list(result)
+
+
+async def parties_of(
+    session: AsyncSession, interaction_ids: Collection[int]
+) -> dict[int, list[InteractionParty]]:
+    """Each interaction's chain, in order (an interaction nobody answered has none)."""
+    chains: dict[int, list[InteractionParty]] = {key: [] for key in interaction_ids}
+    if not chains:
+        return chains
+    rows = await session.scalars(
+        select(InteractionParty)
+        .where(InteractionParty.interaction_id.in_(chains))
+        .order_by(InteractionParty.interaction_id, InteractionParty.position)
+    )
+    for row in rows:
+        chains[row.interaction_id].append(row)
+    return chains
 
 
 async def repeat_contact(session: AsyncSession, external_key: str, days: float = 7.0) -> bool:

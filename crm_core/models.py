@@ -304,6 +304,32 @@ class Interaction(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+HAND_OVERS = ("answer", "attended", "blind", "blonde", "pickup", "forward", "redirect")
+
+
+class InteractionParty(Base):
+    """One party the customer talked to on a call, in order (the call's chain): who had the
+    customer, from when to when, and how they got them (``how``: ``answer`` for the first
+    answerer, else the hand-over's kind, made by ``by_party``). Each agent's own segment is
+    what their statistics count: whoever took a call by transfer handled it too."""
+
+    __tablename__ = "interaction_parties"
+    __table_args__ = (UniqueConstraint("interaction_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    interaction_id: Mapped[int] = mapped_column(ForeignKey("interactions.id"))
+    position: Mapped[int] = mapped_column(Integer)  # 0: the first answerer
+    party: Mapped[str] = mapped_column(String(120))  # a device: PJSIP/1002, a Local channel
+    extension: Mapped[str | None] = mapped_column(String(16))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    agent_name: Mapped[str | None] = mapped_column(String(80))  # the queue member's name
+    how: Mapped[str] = mapped_column(String(12))  # one of HAND_OVERS
+    by_party: Mapped[str | None] = mapped_column(String(120))  # who made the hand-over
+    started_at: Mapped[datetime] = mapped_column(index=True)
+    ended_at: Mapped[datetime | None]
+    seconds: Mapped[float] = mapped_column(Float)
+
+
 class TranscriptSegment(Base):
     __tablename__ = "transcript_segments"
 

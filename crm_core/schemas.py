@@ -28,6 +28,7 @@ from pydantic import (
     PlainSerializer,
     StringConstraints,
     WithJsonSchema,
+    model_validator,
 )
 
 from crm_core.text_rules import checked_text, unsafe_character
@@ -148,6 +149,42 @@ class IvrStepIn(_Input):
     input: Line = ""
 
 
+HandOver = Literal["answer", "attended", "blind", "blonde", "pickup", "forward", "redirect"]
+"""How a party got the customer: ``answer`` for the first answerer, else the hand-over's kind."""
+
+
+Device = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=120), AfterValidator(_one_line)
+]
+"""An Asterisk device or channel name (``PJSIP/1002``, ``Local/1002@agents``)."""
+Extension = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=16), AfterValidator(_one_line)
+]
+AgentName = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=80), AfterValidator(_one_line)
+]
+
+
+class PartyIn(_Input):
+    """One party the customer talked to, in the order of the call's chain."""
+
+    party: Device = Field(min_length=1)
+    extension: Extension | None = None
+    agent_id: Id | None = None
+    agent_name: AgentName | None = None
+    how: HandOver
+    by_party: Device | None = None
+    started_at: AwareDatetime
+    ended_at: AwareDatetime | None = None
+    seconds: float = Field(ge=0, le=7 * 86400)
+
+    @model_validator(mode="after")
+    def _ends_after_it_starts(self) -> PartyIn:
+        if self.ended_at is not None and self.ended_at < self.started_at:
+            raise ValueError("ended_at is before started_at")
+        return self
+
+
 class InteractionIn(_Input):
     """One contact; written by (node, linkedid) so that writing it twice updates it."""
 
@@ -178,6 +215,11 @@ class InteractionIn(_Input):
     recordings: list[Line] | None = Field(default=None, max_length=20)
     survey_score: int | None = Field(default=None, ge=1, le=5)
     segments: list[SegmentIn] | None = Field(default=None, max_length=10000)
+    parties: list[PartyIn] | None = Field(
+        default=None,
+        max_length=100,
+        description="the call's chain, in order; replaces the parties stored before",
+    )
 
     @property
     def external_key(self) -> str:
@@ -323,6 +365,21 @@ class IvrStepOut(_Output):
     input: str = Field("", description="what the caller entered (secrets masked)")
 
 
+class PartyOut(_Output):
+    """One party the customer talked to: who had the call, for how long, how they got it."""
+
+    position: int = Field(ge=0, description="0: the first answerer, then each hand-over")
+    party: str = Field(description="the device: PJSIP/1002, or a Local channel")
+    extension: str | None
+    agent_id: int | None = Field(description="the CRM user behind the extension, if known")
+    agent_name: str | None = Field(description="the queue member's name, if an agent")
+    how: HandOver = Field(description="answer (the first answerer) or the hand-over's kind")
+    by_party: str | None = Field(description="the device that made the hand-over, if known")
+    started_at: datetime
+    ended_at: datetime | None
+    seconds: float = Field(ge=0, description="how long this party had the customer")
+
+
 class InteractionOut(_Output):
     id: int
     external_key: str = Field(description="node:linkedid")
@@ -347,6 +404,9 @@ class InteractionOut(_Output):
     notes: str
     recordings: list[str]
     survey_score: int | None
+    parties: list[PartyOut] = Field(
+        description="the parties the customer talked to, in order (empty: nobody answered)"
+    )
 
 
 class InteractionPage(_Output):

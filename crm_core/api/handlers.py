@@ -387,8 +387,11 @@ async def customer_timeline(request: web.Request) -> InteractionPage:
         rows = await interactions.timeline(
             session, customer.id, page.limit, page.offset, where=visible
         )
+        chains = await interactions.parties_of(session, [r.id for r in rows])
     return InteractionPage(
-        items=[serialize.interaction(r) for r in rows], limit=page.limit, offset=page.offset
+        items=[serialize.interaction(r, chains[r.id]) for r in rows],
+        limit=page.limit,
+        offset=page.offset,
     )
 
 
@@ -515,7 +518,8 @@ async def write_interaction(request: web.Request) -> InteractionOut:
     data = await read_body(request, InteractionIn)
     async with _session(request) as session, session.begin():
         row = await interactions.record_interaction(session, data, policy=_settings(request).value)
-        return serialize.interaction(row)
+        chains = await interactions.parties_of(session, [row.id])
+        return serialize.interaction(row, chains[row.id])
 
 
 @routes.route(
@@ -535,7 +539,8 @@ async def get_interaction(request: web.Request) -> InteractionDetailOut:
                 "agents read only their own calls and those of the customers they are serving"
             )
         segments = await interactions.segments_of(session, row.id)
-        return serialize.interaction_detail(row, segments)
+        chains = await interactions.parties_of(session, [row.id])
+        return serialize.interaction_detail(row, chains[row.id], segments)
 
 
 @routes.route(

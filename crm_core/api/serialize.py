@@ -6,6 +6,7 @@ knows, a naive time) fails here, loudly, instead of reaching a client generated 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from crm_core.models import (
@@ -13,6 +14,7 @@ from crm_core.models import (
     Customer,
     FollowUp,
     Interaction,
+    InteractionParty,
     MergeAudit,
     Phone,
     TranscriptSegment,
@@ -26,6 +28,7 @@ from crm_core.schemas import (
     InteractionOut,
     IvrStepOut,
     MergeOut,
+    PartyOut,
     PhoneOut,
     SegmentOut,
     UserOut,
@@ -71,9 +74,16 @@ def value(row: Customer) -> ValueOut:
     )
 
 
-def interaction(row: Interaction) -> InteractionOut:
-    fields = {name: getattr(row, name) for name in InteractionOut.model_fields}
-    return InteractionOut.model_validate({**fields, "ivr_path": ivr_path(row.ivr_path)})
+def interaction(row: Interaction, parties: Sequence[InteractionParty]) -> InteractionOut:
+    """The row with its chain (:func:`crm_core.interactions.parties_of`), in order."""
+    fields = {name: getattr(row, name) for name in InteractionOut.model_fields if name != "parties"}
+    return InteractionOut.model_validate(
+        {**fields, "ivr_path": ivr_path(row.ivr_path), "parties": [party(p) for p in parties]}
+    )
+
+
+def party(row: InteractionParty) -> PartyOut:
+    return PartyOut.model_validate(row, from_attributes=True)
 
 
 def ivr_path(steps: list[Any]) -> list[IvrStepOut]:
@@ -85,8 +95,12 @@ def ivr_path(steps: list[Any]) -> list[IvrStepOut]:
     ]
 
 
-def interaction_detail(row: Interaction, segments: list[TranscriptSegment]) -> InteractionDetailOut:
-    fields = interaction(row).model_dump()
+def interaction_detail(
+    row: Interaction,
+    parties: Sequence[InteractionParty],
+    segments: list[TranscriptSegment],
+) -> InteractionDetailOut:
+    fields = interaction(row, parties).model_dump()
     return InteractionDetailOut.model_validate(
         {**fields, "segments": [segment(s) for s in segments]}
     )
