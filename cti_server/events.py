@@ -98,7 +98,7 @@ class CallEnded(DomainEvent):
 
     node: str
     linkedid: str
-    outcome: str  # answered, abandoned, unanswered, ivr_only
+    outcome: str  # answered, abandoned, unanswered, ivr_only, merged
     hung_up_by: str  # caller, agent, transfer, system, ""
     caller_number: str
     caller_name: str
@@ -115,7 +115,11 @@ class CallEnded(DomainEvent):
     "ended_at", "seconds"}``; ``how`` is ``answer`` for the first answerer (``agent`` above),
     else the hand-over's kind. Empty for a call nobody answered."""
 
-    version: ClassVar[int] = 2  # 2: ``chain``
+    merged_into: str = ""
+    """Outcome "merged": this was no call of its own but became part of that call (linkedid),
+    like the channel of a phone that picked up a colleague's ringing call."""
+
+    version: ClassVar[int] = 2  # 2: ``chain``, ``merged_into``
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -143,13 +143,24 @@ class QueueMemberChanged(AmiEvent):
 class CallTransferred(AmiEvent):
     """A transfer that succeeded; ``uniqueid`` is the transferer's channel in the original call.
 
-    Attended: the consultation call (``second_uniqueid``) ends in it and its target
-    (``target_uniqueid``) takes the transferer's place. Blind: the target is not known yet
-    (both are empty); the transferred caller's next answered dial says who it is.
+    Attended (``kind`` "attended"): the consultation call (``second_uniqueid``, in
+    ``second_bridge``) ends in it and its target (``target_uniqueid``; absent in some Asterisk
+    13 builds, when the target is the other channel of ``second_bridge``) takes the transferer's
+    place; ``dest_type`` says how (Bridge: merged, Link: joined by a Local pair, App: the
+    target still runs an application, a blonde transfer while it rings, Threeway: the
+    transferer stays). Blind (``kind`` "blind"): ``transferee_uniqueid`` goes to
+    ``extension``; its next answered dial (or queue agent) is the target.
     """
 
     second_uniqueid: str
     target_uniqueid: str
+    kind: str = "attended"
+    dest_type: str = ""
+    orig_bridge: str = ""
+    second_bridge: str = ""
+    transferer_channel: str = ""
+    transferee_uniqueid: str = ""
+    extension: str = ""
 
 
 def _attended_transfer(m: Mapping[str, Any], node: str) -> AmiEvent | None:
@@ -161,6 +172,12 @@ def _attended_transfer(m: Mapping[str, Any], node: str) -> AmiEvent | None:
         linkedid=_s(m, "OrigTransfererLinkedid") or _s(m, "OrigTransfererUniqueid"),
         second_uniqueid=_s(m, "SecondTransfererUniqueid"),
         target_uniqueid=_s(m, "TransferTargetUniqueid"),
+        kind="attended",
+        dest_type=_s(m, "DestType"),
+        orig_bridge=_s(m, "OrigBridgeUniqueid"),
+        second_bridge=_s(m, "SecondBridgeUniqueid"),
+        transferer_channel=_s(m, "OrigTransfererChannel"),
+        transferee_uniqueid=_s(m, "TransfereeUniqueid"),
     )
 
 
@@ -173,7 +190,109 @@ def _blind_transfer(m: Mapping[str, Any], node: str) -> AmiEvent | None:
         linkedid=_s(m, "TransfererLinkedid") or _s(m, "TransfererUniqueid"),
         second_uniqueid="",
         target_uniqueid="",
+        kind="blind",
+        orig_bridge=_s(m, "BridgeUniqueid"),
+        transferer_channel=_s(m, "TransfererChannel"),
+        transferee_uniqueid=_s(m, "TransfereeUniqueid"),
+        extension=_s(m, "Extension"),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class CallPickedUp(AmiEvent):
+    """A phone (``uniqueid``, ``channel``: the picker, in a call of its own) took over a ringing
+    channel (``target_uniqueid``) of another call: the picker answers that call in its place."""
+
+    channel: str
+    target_uniqueid: str
+    target_linkedid: str
+    target_channel: str
+
+
+def _picked_up(m: Mapping[str, Any], node: str) -> AmiEvent:
+    return CallPickedUp(
+        **_ids(m, node),
+        channel=_s(m, "Channel"),
+        target_uniqueid=_s(m, "TargetUniqueid"),
+        target_linkedid=_s(m, "TargetLinkedid") or _s(m, "TargetUniqueid"),
+        target_channel=_s(m, "TargetChannel"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRenamed(AmiEvent):
+    """A channel took another name (a masquerade: a pickup, a transfer): the device behind the
+    leg may have changed."""
+
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class DialForwarded(AmiEvent):
+    """The phone dialled (``dest_uniqueid``) forwarded the call (a 302, call forwarding) to
+    ``forward``; the dial goes on to that target."""
+
+    dest_uniqueid: str
+    dest_channel: str
+    forward: str
+
+
+def _dial_state(m: Mapping[str, Any], node: str) -> AmiEvent | None:
+    forward = _s(m, "Forward")
+    if not forward:
+        return None
+    return DialForwarded(
+        **_ids(m, node),
+        dest_uniqueid=_s(m, "DestUniqueid"),
+        dest_channel=_s(m, "DestChannel"),
+        forward=forward,
+    )
+
+
+def _dial_end(m: Mapping[str, Any], node: str) -> AmiEvent:
+    if _s(m, "Forward"):
+        forwarded = _dial_state(m, node)
+        assert forwarded is not None
+        return forwarded
+    return DialEnded(
+        **_ids(m, node),
+        dest_uniqueid=_s(m, "DestUniqueid"),
+        dest_channel=_s(m, "DestChannel"),
+        status=_s(m, "DialStatus"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BridgesMerged(AmiEvent):
+    """Every channel of ``from_bridge`` moved into ``to_bridge`` (an attended transfer's merge)."""
+
+    to_bridge: str
+    from_bridge: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallParked(AmiEvent):
+    """The customer's channel (``uniqueid``) parked by ``parker_uniqueid`` (``retrieved``: False),
+    or taken out of the parking lot by ``retriever_uniqueid`` (``retrieved``: True)."""
+
+    retrieved: bool
+    parker_uniqueid: str
+    retriever_uniqueid: str
+
+
+def _parked(retrieved: bool) -> Translator:
+    def _translate(m: Mapping[str, Any], node: str) -> AmiEvent:
+        uniqueid = _s(m, "ParkeeUniqueid")
+        return CallParked(
+            node=node,
+            uniqueid=uniqueid,
+            linkedid=_s(m, "ParkeeLinkedid") or uniqueid,
+            retrieved=retrieved,
+            parker_uniqueid=_s(m, "ParkerUniqueid"),
+            retriever_uniqueid=_s(m, "RetrieverUniqueid"),
+        )
+
+    return _translate
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +395,14 @@ def device_of(channel: str) -> str:
     return base or channel
 
 
+def extension_of_device(device: str) -> str:
+    """The extension a device stands for: ``PJSIP/1002`` -> ``1002``,
+    ``Local/8411@cti-sim-agent-long`` -> ``8411``; "" when it names none."""
+    _, _, rest = device.partition("/")
+    number = rest.partition("@")[0].partition("/")[0]
+    return number if number and all(c.isdigit() or c in "+*#" for c in number) else ""
+
+
 def _s(message: Mapping[str, Any], key: str) -> str:
     value = message.get(key, "")
     if isinstance(value, list):  # a UserEvent header repeated: keep the first
@@ -371,12 +498,19 @@ TRANSLATORS: dict[str, Translator] = {
     "DialBegin": lambda m, n: DialStarted(
         **_ids(m, n), dest_uniqueid=_s(m, "DestUniqueid"), dest_channel=_s(m, "DestChannel")
     ),
-    "DialEnd": lambda m, n: DialEnded(
-        **_ids(m, n),
-        dest_uniqueid=_s(m, "DestUniqueid"),
-        dest_channel=_s(m, "DestChannel"),
-        status=_s(m, "DialStatus"),
+    "DialEnd": _dial_end,
+    "DialState": _dial_state,
+    "Pickup": _picked_up,
+    "Rename": lambda m, n: ChannelRenamed(**_ids(m, n), channel=_s(m, "Newname")),
+    "BridgeMerge": lambda m, n: BridgesMerged(
+        node=n,
+        uniqueid="",
+        linkedid="",
+        to_bridge=_s(m, "ToBridgeUniqueid"),
+        from_bridge=_s(m, "FromBridgeUniqueid"),
     ),
+    "ParkedCall": _parked(False),
+    "UnParkedCall": _parked(True),
     "BridgeEnter": lambda m, n: BridgeEntered(**_ids(m, n), bridge=_s(m, "BridgeUniqueid")),
     "BridgeLeave": lambda m, n: BridgeLeft(**_ids(m, n), bridge=_s(m, "BridgeUniqueid")),
     "QueueCallerJoin": lambda m, n: QueueCallerJoined(

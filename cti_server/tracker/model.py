@@ -11,7 +11,7 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,62 @@ class Leg:
     cause: int = 0
 
 
+HANDOVER_KINDS = ("attended", "blind", "blonde", "pickup", "forward", "redirect", "park")
+"""How a new party can take the customer over; the first answerer's segment says "answer"
+unless it took the call by a pickup or a forward."""
+
+
+@dataclass
+class Segment:
+    """One party the customer talked to: who, from when to when, and how they got the customer.
+
+    ``leg`` is the party's channel (uniqueid) while the segment is open; ``party`` is its device
+    (``PJSIP/1002``; a Local channel where no phone stands behind it)."""
+
+    leg: str
+    how: str
+    by: str
+    started_at: datetime
+    began: int = 0  # the tracker's event count when it began
+    party: str = ""
+    extension: str = ""
+    agent: str = ""
+    ended_at: datetime | None = None
+    published: bool = False  # its CallTransferred went out (the first answer's needs none)
+    came_from: str = ""  # for a first party by pickup or forward: the phone that rang
+
+    @property
+    def seconds(self) -> float:
+        if self.ended_at is None:
+            return 0.0
+        return round(max(0.0, (self.ended_at - self.started_at).total_seconds()), 3)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "party": self.party,
+            "extension": self.extension,
+            "agent": self.agent,
+            "how": self.how,
+            "by": self.by,
+            "started_at": self.started_at.isoformat(),
+            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
+            "seconds": self.seconds,
+        }
+
+
+@dataclass
+class HandoverLabel:
+    """What Asterisk said of a hand-over under way (a transfer, pickup, forward or park), kept
+    until the customer is with a new party: the bridges say *that* it happened, this says how."""
+
+    kind: str
+    by: str  # the device that made it
+    target: str = ""  # the target's leg, when known
+    from_party: str = ""  # the device the customer leaves, when it is not the current party
+    merge: bool = False  # the target's own call is absorbed (a pickup's picker)
+    customer_side: bool = False  # the customer's side handed over: the party stays
+
+
 @dataclass
 class Call:
     node: str
@@ -145,6 +201,29 @@ class Call:
     last_left: dict[str, int] = field(default_factory=dict)
     """Leg -> when (the tracker's event count) it last left a bridge: the phone of the two that
     left first ended the conversation (hang-up events of the two come in either order)."""
+    originated: bool = False  # placed by the agent's side (click-to-dial): the customer answered
+    chain: list[Segment] = field(default_factory=list)
+    """The parties the customer talked to, in order; the last is the current one."""
+    label: HandoverLabel | None = None
+    merged_into: str = ""
+    """The call (linkedid) this one became part of: a pickup's picker (not a call of its own)."""
+    holds: set[tuple[str, str]] = field(default_factory=set)  # (uniqueid, source) held now
+    held_since: datetime | None = None
+    hold_seconds: float = 0.0
+
+    @property
+    def party(self) -> str:
+        """The device the customer talks to now (or last did); "" before an answer."""
+        return self.chain[-1].party if self.chain else ""
+
+    @property
+    def returns(self) -> int:
+        """Hand-overs that brought the customer back to a party they had left."""
+        parties = [s.party for s in self.chain]
+        return sum(1 for i, who in enumerate(parties) if who and who in parties[:i])
+
+    def chain_dicts(self) -> list[dict[str, Any]]:
+        return [segment.as_dict() for segment in self.chain]
 
     @property
     def outcome(self) -> str:

@@ -17,8 +17,10 @@ from cti_server.events import (
     AgentStateChanged,
     CallAnswered,
     CallEnded,
+    CallHandling,
     CallQueued,
     CallStarted,
+    CallTransferred,
     DomainEvent,
 )
 from cti_server.telephony import ami_events as ami
@@ -29,8 +31,10 @@ from cti_server.tracker.model import (
     AgentState,
     Call,
     CallState,
+    HandoverLabel,
     Leg,
     QueueStats,
+    Segment,
     move,
 )
 
@@ -71,6 +75,13 @@ class Tracker:
         self.agents: dict[tuple[str, str], Agent] = {}
         self.queues: dict[tuple[str, str], QueueStats] = {}
         self._leg_to_call: dict[tuple[str, str], tuple[str, str]] = {}
+        # The bridges, across calls: who is with whom (a transfer's target may come from
+        # another call, a Local pair may join two bridges).
+        self._bridge_of: dict[tuple[str, str], str] = {}  # (node, leg) -> bridge
+        self._members: dict[tuple[str, str], dict[str, int]] = {}  # (node, bridge) -> leg: entered
+        self._locals: dict[tuple[str, str], str] = {}  # (node, Local channel name) -> leg
+        self._connected: dict[tuple[str, str], tuple[str, str]] = {}  # leg -> (member, interface)
+        self._unsettled: list[Call] = []  # calls with a hand-over not yet told
         self.applied = 0
         self.resyncs: dict[str, int] = {}  # node -> how often its model was rebuilt
 
@@ -90,12 +101,14 @@ class Tracker:
             if self._next_wrap_end is not None:
                 self.end_wrapups()
             handler(self, event)
-            return
-        clock, self.clock = self.clock, lambda: at
-        try:
-            handler(self, event)
-        finally:
-            self.clock = clock
+        else:
+            clock, self.clock = self.clock, lambda: at
+            try:
+                handler(self, event)
+            finally:
+                self.clock = clock
+        if self._unsettled and type(event) not in _BRIDGING:
+            self._settle()
 
     # -- reading the model (the only way in for the other parts) --------------------------
 
@@ -173,11 +186,29 @@ class Tracker:
             )
         call.legs[event.uniqueid] = Leg(event.uniqueid, event.channel, event.state, now)
         self._leg_to_call[(event.node, event.uniqueid)] = key
+        if event.channel.startswith("Local/"):
+            self._locals[(event.node, event.channel)] = event.uniqueid
 
     def _state_changed(self, event: ami.ChannelStateChanged) -> None:
         call = self._call_of(event)
         if call is not None and event.uniqueid in call.legs:
-            call.legs[event.uniqueid].state = event.state
+            leg = call.legs[event.uniqueid]
+            leg.state = event.state
+            if event.channel and event.channel != leg.channel:
+                self._rename(event.node, leg, event.channel)
+
+    def _renamed(self, event: ami.ChannelRenamed) -> None:
+        call = self._call_of(event)
+        if call is not None and event.uniqueid in call.legs and event.channel:
+            self._rename(event.node, call.legs[event.uniqueid], event.channel)
+
+    def _rename(self, node: str, leg: Leg, channel: str) -> None:
+        """A masquerade gave the leg another channel (and maybe another device: a pickup)."""
+        if leg.channel.startswith("Local/"):
+            self._locals.pop((node, leg.channel), None)
+        leg.channel = channel
+        if channel.startswith("Local/"):
+            self._locals[(node, channel)] = leg.uniqueid
 
     def _callerid_changed(self, event: ami.CallerIdChanged) -> None:
         call = self._call_of(event)
@@ -222,6 +253,7 @@ class Tracker:
             call.state = CallState.ANSWERED
             call.answered_at = self.clock()
             self._caller_answered(call)
+            self._open_first(call)
 
     def _caller_answered(self, call: Call) -> None:
         """The caller side of an answered call, unless the phone first rung (an originated
@@ -248,40 +280,443 @@ class Tracker:
                 if not call.answerer:
                     call.answerer = ami.device_of(_channel(call, phone))
             dialler = call.reach_pending.pop(dialler, "")
+        self._sync_first(call)
+
+    # -- hand-overs: the bridges say that the customer has a new party, events say how -------
+
+    @staticmethod
+    def _originated(call: Call) -> bool:
+        """A call the agent's side placed (a click-to-dial): its caller side is the agent's
+        phone, reached through the first leg's Local pair."""
+        return call.originated or bool(
+            not call.chain and call.caller_party and call.caller_party != call.caller_uniqueid
+        )
+
+    def _customer_leg(self, call: Call) -> str:
+        """The customer's leg: the caller's, or for an originated call the side that answered."""
+        if self._originated(call):
+            return call.answerer_leg
+        return call.caller_party or call.caller_uniqueid
+
+    def _party_leg(self, call: Call) -> str:
+        return call.caller_party if self._originated(call) else call.answerer_leg
+
+    def _set_party_leg(self, call: Call, leg: str) -> None:
+        if self._originated(call):
+            call.caller_party = leg
+        else:
+            call.answerer_leg = leg
+
+    def _set_customer_leg(self, call: Call, leg: str) -> None:
+        if self._originated(call):
+            call.answerer_leg = leg
+        else:
+            call.caller_party = leg
+
+    def _open_first(self, call: Call) -> None:
+        """The call is answered: its first party's segment begins (by a pickup or a forward
+        if Asterisk said one brought the call there)."""
+        if call.chain:
+            return
+        call.originated = self._originated(call)
+        label, call.label = call.label, None
+        how = label.kind if label is not None and label.kind in ("pickup", "forward") else "answer"
+        segment = Segment(
+            leg=self._party_leg(call),
+            how=how,
+            by=label.by if label is not None and how != "answer" else "",
+            started_at=call.answered_at or self.clock(),
+            began=self.applied,
+            came_from=label.from_party if label is not None and how != "answer" else "",
+        )
+        call.chain.append(segment)
+        if how != "answer":
+            self._unsettled.append(call)
+
+    def _sync_first(self, call: Call) -> None:
+        """Until a first hand-over, the first party is whoever the answer logic found (a
+        Local channel standing in may give way to the phone behind it)."""
+        if len(call.chain) == 1 and not call.chain[0].published:
+            call.chain[0].leg = self._party_leg(call) or call.chain[0].leg
 
     def _transferred(self, event: ami.CallTransferred) -> None:
-        """The transferer leaves the conversation: their hang-up does not end it. An attended
-        transfer's target joins the original call (Asterisk gives it the call's linkedid) and
-        ends the consultation call; a blind one's target is the caller's next answered dial."""
+        """Asterisk says a transfer succeeded: how the next party comes (the bridges tell when).
+
+        The target of an attended transfer is named by ``TransferTarget*`` or, where Asterisk
+        13 leaves those out, is the other channel of the consultation's bridge; it may belong to
+        the consultation call (another linkedid) and joins this one."""
         call = self._call_of(event)
         if call is None:
             return
-        if event.uniqueid == call.answerer_leg:
-            call.answerer_leg = event.target_uniqueid
-        elif event.uniqueid == call.caller_party:
-            call.caller_party = event.target_uniqueid
-        consult_key = self._leg_to_call.get((event.node, event.second_uniqueid))
-        consult = self.calls.get(consult_key) if consult_key is not None else None
-        if consult is None or consult is call:
+        by = ami.device_of(event.transferer_channel or _channel(call, event.uniqueid))
+        customer_side = bool(call.chain) and event.uniqueid == self._customer_leg(call)
+        if event.kind == "blind":
+            call.label = HandoverLabel("blind", by, customer_side=customer_side)
+        else:
+            target = event.target_uniqueid
+            if not target and event.second_bridge:
+                others = self._members.get((event.node, event.second_bridge), {})
+                target = next(
+                    (leg for leg in others if leg not in (event.second_uniqueid, event.uniqueid)),
+                    "",
+                )
+            kind = "attended"
+            if event.dest_type == "App" or (target and self._leg_state(event.node, target) != "Up"):
+                kind = "blonde"
+            call.label = HandoverLabel(kind, by, target=target, customer_side=customer_side)
+            if target:
+                self._adopt(call, event.node, target)
+                if customer_side:  # the other side handed over: the customer is someone else
+                    self._set_customer_leg(call, target)
+                    call.label = None
+                    return
+        if customer_side:
+            self._check_customer(call)
             return
-        consult.hung_up_by = "transfer"
-        target = consult.legs.pop(event.target_uniqueid, None)
-        if target is not None:
-            call.legs[target.uniqueid] = target
-            self.link_leg(event.node, target.uniqueid, call)
-            if not consult.live_legs():
-                self.end_call(consult, self.clock())
+        self._relabel(call)
+        if event.uniqueid == self._party_leg(call) and call.chain:
+            call.chain[-1].ended_at = call.chain[-1].ended_at or self.clock()
+        self._check_party(call)
+
+    def _relabel(self, call: Call) -> None:
+        """A label that comes after the bridges moved (Asterisk tells a merge first) names the
+        hand-over just seen, not a next one."""
+        label = call.label
+        if label is None or not call.chain or call not in self._unsettled:
+            return
+        last = call.chain[-1]
+        if last.how == "redirect" and (not label.target or label.target == last.leg):
+            last.how, last.by = label.kind, label.by
+            call.label = None
+
+    def _picked_up(self, event: ami.CallPickedUp) -> None:
+        """A phone picked up a ringing channel of another call: it answers that call (the
+        picker's own call was only the way there)."""
+        key = self._leg_to_call.get((event.node, event.target_uniqueid))
+        call = self.calls.get(key or (event.node, event.target_linkedid))
+        if call is None:
+            return
+        picker = ami.device_of(event.channel)
+        rung = ami.device_of(event.target_channel)
+        call.label = HandoverLabel("pickup", picker, from_party=rung, merge=True)
+        own = self._call_of(event)
+        if own is not None and own is not call:
+            own.merged_into = call.linkedid
+        if call.chain:
+            self._check_party(call)
+
+    def _forwarded(self, event: ami.DialForwarded) -> None:
+        call = self._call_of(event)
+        if call is None:
+            return
+        device = ami.device_of(event.dest_channel)
+        if call.chain:  # a transfer's target forwarded: the label says so
+            if call.label is not None:
+                call.label.from_party = call.label.from_party or device
+            else:
+                call.label = HandoverLabel("forward", device)
+        else:
+            call.label = HandoverLabel("forward", device, from_party=device)
+
+    def _parked(self, event: ami.CallParked) -> None:
+        call = self._call_of(event)
+        if call is None:
+            return
+        if not event.retrieved:
+            parker = _channel(call, event.parker_uniqueid)
+            call.label = HandoverLabel("park", ami.device_of(parker) if parker else "")
+        elif call.label is None:
+            call.label = HandoverLabel("park", "")
+
+    def _leg_state(self, node: str, leg: str) -> str:
+        key = self._leg_to_call.get((node, leg))
+        call = self.calls.get(key) if key is not None else None
+        found = call.legs.get(leg) if call is not None else None
+        return found.state if found is not None else ""
+
+    def _leg_channel(self, node: str, leg: str) -> str:
+        key = self._leg_to_call.get((node, leg))
+        call = self.calls.get(key) if key is not None else None
+        return _channel(call, leg) if call is not None else ""
+
+    def _adopt(self, call: Call, node: str, leg: str) -> None:
+        """``leg`` (and the Local half behind it) takes part in ``call`` from now on, though
+        it was created in another (a consultation call, a picker's call): that one ends when
+        no leg of its own is left."""
+        key = self._leg_to_call.get((node, leg))
+        other = self.calls.get(key) if key is not None else None
+        if other is None or other is call:
+            return
+        moved = other.legs.pop(leg, None)
+        if moved is None:
+            return
+        call.legs[leg] = moved
+        self.link_leg(node, leg, call)
+        if call.label is not None and call.label.merge:
+            other.merged_into = other.merged_into or call.linkedid
+        elif other.answered_at is not None:
+            other.hung_up_by = "transfer"
+        if not other.live_legs():
+            self.end_call(other, self.clock())
+
+    def _counterpart(self, call: Call, side: str, current: str) -> tuple[str, set[str]]:
+        """Whom ``side`` (a leg) is with now, through bridges and Local pairs: a phone's leg
+        (``current`` first, else the latest to join), else a Local channel standing for a party
+        (one whose other half runs an application); with the Local legs passed on the way."""
+        node = call.node
+        bridge = self._bridge_of.get((node, side))
+        if bridge is None:
+            return "", set()
+        skip = {side, self._other_local(node, side)}
+        phones: list[tuple[int, str]] = []
+        stand_ins: list[tuple[int, str]] = []
+        via: set[str] = set()
+        seen_bridges = {bridge}
+        todo = [bridge]
+        while todo and len(seen_bridges) < 8:
+            members = self._members.get((node, todo.pop()), {})
+            for leg, entered in members.items():
+                if leg in skip:
+                    continue
+                channel = self._leg_channel(node, leg)
+                if not channel.startswith("Local/"):
+                    phones.append((entered, leg))
+                    continue
+                via.add(leg)
+                other = self._other_local(node, leg)
+                far = self._bridge_of.get((node, other)) if other else None
+                if far is None:
+                    stand_ins.append((entered, leg))
+                elif far not in seen_bridges:
+                    seen_bridges.add(far)
+                    skip.add(other)
+                    via.add(other)
+                    todo.append(far)
+        for found in (phones, stand_ins):
+            if found:
+                legs = [leg for _, leg in found]
+                return (current if current in legs else max(found)[1]), via
+        return "", via
+
+    def _other_local(self, node: str, leg: str) -> str:
+        channel = self._leg_channel(node, leg)
+        base, sep, half = channel.rpartition(";")
+        if not sep or not channel.startswith("Local/") or half not in ("1", "2"):
+            return ""
+        return self._locals.get((node, f"{base};{'2' if half == '1' else '1'}"), "")
+
+    def _check_party(self, call: Call) -> None:
+        """Has the customer a new party? Then the current segment ends and a new one begins."""
+        if not call.chain or call.state == CallState.ENDED:
+            return
+        current = call.chain[-1]
+        found, via = self._counterpart(call, self._customer_leg(call), current.leg)
+        if not found or found == current.leg:
+            return
+        label = call.label
+        waiting_for = label.target if label is not None else ""
+        if waiting_for and found != waiting_for and found in via:
+            return  # a blonde transfer's Local pair: the target still rings behind it
+        found_device = ami.device_of(self._leg_channel(call.node, found))
+        current_device = ami.device_of(_channel(call, current.leg)) if current.leg else ""
+        if (
+            current.leg in via
+            or not current.leg
+            or (found_device == current_device and label is None)
+        ):
+            # the phone behind a Local channel that stood in, or the same phone on a new leg
+            self._adopt(call, call.node, found)
+            current.leg = found
+            self._set_party_leg(call, found)
+            return
+        if label is None and self._entered(call.node, found) <= current.began:
+            return  # there from the start: the answer logic named another leg of the same party
+        self._adopt(call, call.node, found)
+        self._hand_over(call, found, label)
+
+    def _check_customer(self, call: Call) -> None:
+        """The customer's side transferred (the party stays): whom the party is with now is
+        the customer side."""
+        label = call.label
+        if label is None or not label.customer_side:
+            return
+        party = self._party_leg(call)
+        customer = self._customer_leg(call)
+        found, _ = self._counterpart(call, party, customer)
+        if found and found != customer:
+            self._adopt(call, call.node, found)
+            self._set_customer_leg(call, found)
+            call.label = None
+
+    def _entered(self, node: str, leg: str) -> int:
+        bridge = self._bridge_of.get((node, leg))
+        return self._members.get((node, bridge), {}).get(leg, 0) if bridge else 0
+
+    def _hand_over(self, call: Call, leg: str, label: HandoverLabel | None) -> None:
+        now = self.clock()
+        previous = call.chain[-1]
+        self._describe(call, previous)
+        previous.ended_at = previous.ended_at or now
+        call.label = None
+        kind = label.kind if label is not None else "redirect"
+        if kind in ("pickup", "forward") and label is not None and not label.from_party:
+            kind = "redirect" if kind == "forward" else kind
+        call.chain.append(
+            Segment(
+                leg=leg,
+                how=kind,
+                by=label.by if label is not None else "",
+                started_at=now,
+                began=self.applied,
+            )
+        )
+        self._set_party_leg(call, leg)
+        if call not in self._unsettled:
+            self._unsettled.append(call)
+
+    def _describe(self, call: Call, segment: Segment) -> None:
+        """Fill in who a segment's party is, from its leg (while the leg is known)."""
+        if not segment.leg:
+            return
+        channel = _channel(call, segment.leg) or self._leg_channel(call.node, segment.leg)
+        if not channel:
+            return
+        device = ami.device_of(channel)
+        segment.party = device
+        segment.extension = ami.extension_of_device(device)
+        member = self._connected.get((call.node, segment.leg))
+        if member is not None and member[1].removesuffix("/n") == device:
+            segment.agent = member[0]
+        else:
+            agent = self.agents.get((call.node, device))
+            segment.agent = agent.name if agent is not None else (member[0] if member else "")
+
+    def _settle(self) -> None:
+        """Tell the hand-overs seen: after the bridges moved and Asterisk said how."""
+        calls, self._unsettled = self._unsettled, []
+        for call in calls:
+            for index, segment in enumerate(call.chain):
+                if segment.published or (index == 0 and segment.how == "answer"):
+                    continue
+                segment.published = True
+                self._describe(call, segment)
+                self._publish_handover(call, index)
+
+    def _publish_handover(self, call: Call, index: int) -> None:
+        segment = call.chain[index]
+        if index > 0:
+            before = call.chain[index - 1]
+            if not before.party:
+                self._describe(call, before)
+            source = (before.party, before.extension, before.agent)
+        else:  # a pickup or a forward: the phone that rang
+            rung = segment.came_from
+            agent = self.agents.get((call.node, rung)) if rung else None
+            source = (rung, ami.extension_of_device(rung), agent.name if agent else "")
+        if index == 0:  # the phone that answered is the picker, the forward's target
+            call.answerer = segment.party or call.answerer
+            call.agent = segment.agent or ("" if segment.party else call.agent)
+        self.publish(
+            CallTransferred(
+                node=call.node,
+                linkedid=call.linkedid,
+                kind=segment.how,
+                from_party=source[0],
+                from_extension=source[1],
+                from_agent=source[2],
+                to_party=segment.party,
+                to_extension=segment.extension,
+                to_agent=segment.agent,
+                by=segment.by,
+                caller_number=call.caller_number,
+                caller_name=call.caller_name,
+                queue=call.queue,
+                customer_channel=_channel(call, self._customer_leg(call)),
+                party_channel=_channel(call, segment.leg),
+                segment=index,
+                at=segment.started_at,
+            )
+        )
 
     def _bridge_entered(self, event: ami.BridgeEntered) -> None:
         call = self._call_of(event)
         if call is not None and event.uniqueid == call.caller_uniqueid:
             call.caller_bridge = event.bridge
+        if not event.bridge:
+            return
+        self._leave_bridge(event.node, event.uniqueid)
+        self._bridge_of[(event.node, event.uniqueid)] = event.bridge
+        self._members.setdefault((event.node, event.bridge), {})[event.uniqueid] = self.applied
+        self._follow(event.node, event.bridge)
 
     def _bridge_left(self, event: ami.BridgeLeft) -> None:
         call = self._call_of(event)
         if call is not None and event.bridge:
             call.bridge_leaves.setdefault(event.bridge, []).append(event.uniqueid)
             call.last_left[event.uniqueid] = self.applied
+            if call.chain and event.uniqueid == call.chain[-1].leg:
+                self._describe(call, call.chain[-1])
+        if self._bridge_of.get((event.node, event.uniqueid)) == event.bridge:
+            self._leave_bridge(event.node, event.uniqueid)
+
+    def _bridges_merged(self, event: ami.BridgesMerged) -> None:
+        moved = self._members.pop((event.node, event.from_bridge), {})
+        into = self._members.setdefault((event.node, event.to_bridge), {})
+        for leg in moved:
+            into[leg] = self.applied
+            self._bridge_of[(event.node, leg)] = event.to_bridge
+        self._follow(event.node, event.to_bridge)
+
+    def _leave_bridge(self, node: str, leg: str) -> None:
+        bridge = self._bridge_of.pop((node, leg), None)
+        if bridge is None:
+            return
+        members = self._members.get((node, bridge))
+        if members is not None:
+            members.pop(leg, None)
+            if not members:
+                del self._members[(node, bridge)]
+
+    def _follow(self, node: str, bridge: str) -> None:
+        """Someone joined ``bridge``: every answered customer connected to it (through Local
+        pairs) may have a new party."""
+        seen = {bridge}
+        todo = [bridge]
+        checked: set[int] = set()
+        while todo and len(seen) < 8:
+            for leg in list(self._members.get((node, todo.pop()), {})):
+                key = self._leg_to_call.get((node, leg))
+                call = self.calls.get(key) if key is not None else None
+                if call is not None and call.chain and id(call) not in checked:
+                    if leg == self._customer_leg(call):
+                        checked.add(id(call))
+                        self._check_party(call)
+                    elif call.label is not None and call.label.customer_side:
+                        checked.add(id(call))
+                        self._check_customer(call)
+                other = self._other_local(node, leg)
+                far = self._bridge_of.get((node, other)) if other else None
+                if far is not None and far not in seen:
+                    seen.add(far)
+                    todo.append(far)
+
+    def _held(self, event: ami.ChannelHeld) -> None:
+        """Hold time once answered (a phone's hold, or music: the CTI's hold, a transfer's
+        consultation); the queue's music before the answer is the wait, not a hold."""
+        call = self._call_of(event)
+        if call is None or call.answered_at is None:
+            return
+        now = self.clock()
+        key = (event.uniqueid, event.source)
+        if event.held:
+            call.holds.add(key)
+            if call.held_since is None:
+                call.held_since = now
+        else:
+            call.holds.discard(key)
+            if not call.holds and call.held_since is not None:
+                call.hold_seconds += (now - call.held_since).total_seconds()
+                call.held_since = None
 
     @staticmethod
     def _who_hung_up(call: Call) -> str:
@@ -306,19 +741,40 @@ class Tracker:
         if leg is not None:
             leg.hung_up_at = now
             leg.cause = event.cause
-        self._leg_to_call.pop((event.node, event.uniqueid), None)
+        if call.chain and event.uniqueid == call.chain[-1].leg:
+            self._describe(call, call.chain[-1])
+            call.chain[-1].ended_at = call.chain[-1].ended_at or now
+        self._forget_leg(event.node, event.uniqueid, leg.channel if leg is not None else "")
         if call.waits and event.uniqueid == call.waiting_leg:
             self._abandon_waits(call)
         if not call.live_legs():
             self.end_call(call, now)
 
+    def _forget_leg(self, node: str, leg: str, channel: str) -> None:
+        self._leg_to_call.pop((node, leg), None)
+        self._leave_bridge(node, leg)
+        self._connected.pop((node, leg), None)
+        if channel.startswith("Local/") and self._locals.get((node, channel)) == leg:
+            del self._locals[(node, channel)]
+
     def end_call(self, call: Call, now: datetime) -> None:
         if not move(call.state, CallState.ENDED, CALL_TRANSITIONS, f"call {call.linkedid}"):
             return
+        if call in self._unsettled:
+            self._settle()
         call.state = CallState.ENDED
         call.ended_at = now
-        if not call.hung_up_by and call.answered_at is not None:
+        for segment in call.chain:
+            if not segment.party:
+                self._describe(call, segment)
+            segment.ended_at = segment.ended_at or now
+        if call.answered_at is not None and (
+            not call.hung_up_by or (len(call.chain) > 1 and call.hung_up_by == "transfer")
+        ):
             call.hung_up_by = _first_to_leave(call) or self._who_hung_up(call) or "system"
+        if call.held_since is not None:
+            call.hold_seconds += (now - call.held_since).total_seconds()
+            call.held_since = None
         key = (call.node, call.linkedid)
         self.calls.pop(key, None)
         self.ended[key] = call
@@ -331,13 +787,25 @@ class Tracker:
             stats.waiting.pop(call.linkedid, None)
             stats.present.discard(call.linkedid)
         for leg in call.legs.values():
-            self._leg_to_call.pop((call.node, leg.uniqueid), None)
+            if self._leg_to_call.get((call.node, leg.uniqueid)) == key:
+                self._forget_leg(call.node, leg.uniqueid, leg.channel)
+        if call.answered_at is not None and not call.merged_into:
+            self.publish(
+                CallHandling(
+                    node=call.node,
+                    linkedid=call.linkedid,
+                    hold_seconds=round(call.hold_seconds, 1),
+                    transfers=max(0, len(call.chain) - 1),
+                    returns=call.returns,
+                    at=now,
+                )
+            )
         self.publish(
             CallEnded(
                 node=call.node,
                 linkedid=call.linkedid,
-                outcome=call.outcome,
-                hung_up_by=call.hung_up_by if call.answered_at else "",
+                outcome="merged" if call.merged_into else call.outcome,
+                hung_up_by=call.hung_up_by if call.answered_at and not call.merged_into else "",
                 caller_number=call.caller_number,
                 caller_name=call.caller_name,
                 dialed=call.dialed,
@@ -347,6 +815,8 @@ class Tracker:
                 queued_at=call.queued_at,
                 offered_at=call.offered_at,
                 answered_at=call.answered_at,
+                chain=call.chain_dicts(),
+                merged_into=call.merged_into,
                 at=now,
             )
         )
@@ -496,6 +966,8 @@ class Tracker:
         now = self.clock()
         agent = self._agent(event.node, event.interface, event.member)
         agent.calls_taken += 1
+        if event.dest_uniqueid:
+            self._connected[(event.node, event.dest_uniqueid)] = (agent.name, event.interface)
         if call is None:
             stats = self.queue(event.node, event.queue)
             stats.record_answer(event.hold_seconds)
@@ -511,11 +983,16 @@ class Tracker:
             self._caller_answered(call)
         self._agent_to(agent, AgentState.ON_CALL, "")
         agent.linkedid = call.linkedid
+        if move(call.state, CallState.ANSWERED, CALL_TRANSITIONS, f"call {call.linkedid}"):
+            call.state = CallState.ANSWERED
+        if call.agent or len(call.chain) > 1 or call.label is not None:
+            # answered again, after a transfer to a queue: a hand-over, not an answer
+            self._check_party(call)
+            return
         call.agent = agent.name
         call.queue = event.queue
         call.answered_at = call.answered_at or now
-        if move(call.state, CallState.ANSWERED, CALL_TRANSITIONS, f"call {call.linkedid}"):
-            call.state = CallState.ANSWERED
+        self._open_first(call)
         self.publish(
             CallAnswered(
                 node=call.node,
@@ -734,7 +1211,19 @@ class Tracker:
         ami.AgentCompleted: _agent_completed,
         ami.QueueMemberChanged: _member_changed,
         ami.CallTransferred: _transferred,
+        ami.CallPickedUp: _picked_up,
+        ami.ChannelRenamed: _renamed,
+        ami.DialForwarded: _forwarded,
+        ami.BridgesMerged: _bridges_merged,
+        ami.CallParked: _parked,
+        ami.ChannelHeld: _held,
     }
+
+
+_BRIDGING: frozenset[type[ami.AmiEvent]] = frozenset(
+    {ami.BridgeEntered, ami.BridgeLeft, ami.BridgesMerged, ami.ChannelRenamed}
+)
+"""Events after which a hand-over is not told yet: Asterisk may say how it happened next."""
 
 
 def _channel(call: Call, uniqueid: str) -> str:
