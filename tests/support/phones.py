@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import secrets
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -168,6 +169,13 @@ class PhonesInstance(AsteriskInstance):
         super().__init__(chroot, name, settings, rtp=PHONES_RTP)
         self.cti = cti
         self.extensions = tuple(extensions)
+
+    def unregistered(self, cti: AsteriskInstance) -> list[str]:
+        """Phones the CTI's Asterisk has no contact of (one from an earlier run does not count:
+        it names another port)."""
+        shown = cti.cli("pjsip show contacts").stdout
+        port = self.settings.dialplan.sip_port
+        return [e for e in self.extensions if f"{e}/sip:{e}@127.0.0.1:{port} " not in shown]
 
     def install_config(self) -> None:
         dirs = InstanceDirs(**{**self.dirs.__dict__, "modules": self.chroot.modules_dir()})
@@ -323,14 +331,8 @@ class Phones:
     async def wait_registered(self, cti: AsteriskInstance, timeout: float = 20.0) -> None:
         """Until the CTI's Asterisk has a contact for every phone (what it dials)."""
 
-        # at start Asterisk spreads registrations over 10 s: register each one now instead
-        for ext in self._phones:
-            await self.action("PJSIPRegister", {"Registration": f"reg-{ext}"})
-        port = self.instance.settings.dialplan.sip_port  # not a contact left from an earlier run
-
         async def _all_there() -> bool:
-            shown = (await asyncio.to_thread(cti.cli, "pjsip show contacts")).stdout
-            return all(f"{ext}/sip:{ext}@127.0.0.1:{port} " in shown for ext in self._phones)
+            return not await asyncio.to_thread(self.instance.unregistered, cti)
 
         await poll_until(_all_there, timeout, interval=0.2, what="every phone registered")
 
@@ -344,27 +346,44 @@ class Phones:
                     await self.action("Hangup", {"Channel": str(message["Channel"])})
 
 
-@asynccontextmanager
-async def running_phones(
+def start_phones(
     chroot: AsteriskChroot,
-    cti: Settings,
-    cti_instance: AsteriskInstance,
+    cti: AsteriskInstance,
     extensions: Iterable[str],
     workdir: Path,
     name: str,
+) -> PhonesInstance:
+    """Start the phones instance for the agents ``extensions`` of the CTI's Asterisk ``cti``."""
+    settings = phones_settings(name, workdir)
+    instance = PhonesInstance(chroot, name, settings, cti.settings, extensions)
+    instance.up()
+    # at start Asterisk spreads registrations over 10 s: all now, before any test watches AMI
+    instance.cli("pjsip send register *all")
+    deadline = time.monotonic() + 20.0
+    while missing := instance.unregistered(cti):
+        if time.monotonic() > deadline:
+            instance.stop()
+            raise PhoneError(f"phones not registered within 20 s: {', '.join(missing)}")
+        time.sleep(0.2)  # Asterisk's CLI has no wait for a contact
+    return instance
+
+
+@asynccontextmanager
+async def connected_phones(
+    instance: PhonesInstance, cti: AsteriskInstance
 ) -> AsyncIterator[Phones]:
-    """Start the phones instance, wait until every phone is registered, stop it afterwards."""
-    instance = PhonesInstance(chroot, name, phones_settings(name, workdir), cti, extensions)
-    await asyncio.to_thread(instance.up)
+    """The phones' AMI for one test, once every phone is registered; their calls ended after."""
     log = EventLog()
     client = AmiClient(instance.settings.ami, on_event=log)
     task = asyncio.create_task(client.run())
     try:
         await client.wait_connected(10.0)
         phones = Phones(instance, client, log)
-        await phones.wait_registered(cti_instance)
-        yield phones
+        await phones.wait_registered(cti)
+        try:
+            yield phones
+        finally:
+            await phones.hang_up_all()
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        await asyncio.to_thread(instance.stop)

@@ -1,0 +1,404 @@
+"""Transfers, pickups and forwards made from real SIP phones, against the real Asterisk 22.
+
+Each scenario is a customer call (the simulated caller through the inbound context and the
+queue) answered by an agent's registered PJSIP phone (tests/support/phones.py: a second Asterisk
+plays the phones), then handed over the way a contact center does it: by the desktop's AMI actions
+(Atxfer, BlindTransfer, Redirect) or by the phone itself (feature codes keyed as RFC 4733 DTMF,
+pickup codes dialled, a 302 from a forwarding phone). The CTI server runs beside it in this
+process; each scenario checks its live model during the call, the ``CallEnded`` chain, who hung
+up, the ``CallTransferred`` events and the CRM row.
+
+Every scenario records the CTI Asterisk's AMI traffic into ``tests/data/ami_transfers/<name>.json``
+when run with ``RECORD_AMI=1``: the replay tests build on those. The recording is written before
+the model's checks, so that a model still being built does not stop it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from aiohttp import web
+from panoramisk.message import Message
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from crm_core.models import Interaction
+from cti_server.app import AMI, BUS, DATABASE, TRACKER, build_app
+from cti_server.asterisk.local import AsteriskInstance
+from cti_server.config import Settings, load_settings
+from cti_server.events import CallEnded, CallTransferred, DomainEvent
+from cti_server.simulation import place_customer_call
+from cti_server.telephony import agent_actions as aa
+from cti_server.telephony.ami_client import AmiClient
+from cti_server.telephony.fastagi import asterisk_key
+from cti_server.tracker.tracker import Tracker
+from tests.conftest import ami_observer
+from tests.support.ami_record import DATA, record_ami
+from tests.support.asterisk import AsteriskNode, require_chroot
+from tests.support.phones import Phones, PhonesInstance, connected_phones, start_phones
+from tests.support.ports import free_port
+from tests.support.waiting import EventLog, event_is, poll_until
+
+pytestmark = [pytest.mark.asterisk]
+
+WAIT = 10.0  # seconds any one expected event may take
+MODEL_WAIT = 3.0  # seconds the tracker may take to show what Asterisk reported
+QUEUE = "support"  # where the inbound context queues every call (no IVR flow)
+OTHER_QUEUE = "sales"  # a transfer target; other agents wait there paused, known to the tracker
+RING_GROUP = "2940"
+RING_GROUP_MEMBERS = ("2142", "2143")
+RECORDINGS = DATA / "ami_transfers"
+# each scenario has agents of its own: A answers first, B (and C) take over
+EXTENSIONS = tuple(f"2{n:02d}{m}" for n in range(10, 22) for m in (1, 2, 3))
+
+
+def member(extension: str) -> str:
+    """The queue member name of an agent: what the tracker and the CRM call them."""
+    return f"agent-{extension}"
+
+
+def device(extension: str) -> str:
+    return f"PJSIP/{extension}"
+
+
+def _floor_settings(name: str, workdir: Path) -> Settings:
+    """A contact center of its own: these agents, a ring group, SIP passwords, short rings."""
+    return load_settings(
+        None,
+        ami={"secret": secrets.token_urlsafe(16), "port": free_port(), "node": name},
+        agi={"port": free_port()},
+        http={"port": free_port()},
+        database={"url": f"sqlite+aiosqlite:///{workdir / 'cti.db'}"},
+        dialplan={
+            "sip_port": free_port(socket.SOCK_DGRAM),
+            "sip_secret": secrets.token_urlsafe(16),
+            "agents": [{"extension": e, "name": f"Agent {e}"} for e in EXTENSIONS],
+            "ring_groups": [{"extension": RING_GROUP, "members": list(RING_GROUP_MEMBERS)}],
+        },
+        asterisk={"instance": name},
+        recorder={"spool_path": str(workdir / "spool" / "interactions.jsonl")},
+        ivr={"inbound_flow": None, "survey_flow": None},
+    )
+
+
+@pytest.fixture(scope="module")
+def floor_pbx(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[AsteriskNode, PhonesInstance]]:
+    """The contact center's Asterisk and the agents' phones, registered to it."""
+    chroot = require_chroot()
+    workdir = tmp_path_factory.mktemp("transfers")
+    name = f"x{os.getpid()}"
+    cti = AsteriskInstance(chroot, name, _floor_settings(name, workdir))
+    cti.up()
+    try:
+        phones = start_phones(chroot, cti, EXTENSIONS, workdir, f"p{os.getpid()}")
+        try:
+            yield AsteriskNode(settings=cti.settings, instance=cti), phones
+        finally:
+            phones.stop()
+    finally:
+        cti.stop()
+
+
+@dataclass
+class Floor:
+    """One scenario's view: the CTI server, an AMI observer, the phones."""
+
+    node: AsteriskNode
+    app: web.Application
+    client: AmiClient
+    log: EventLog
+    phones: Phones
+    published: list[DomainEvent]
+    logged_in: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.node.settings.ami.node
+
+    @property
+    def tracker(self) -> Tracker:
+        return self.app[TRACKER]
+
+    @property
+    def secrets(self) -> list[str]:
+        settings = self.node.settings
+        ami_secret = settings.ami.secret.get_secret_value()
+        sip = settings.dialplan.sip_secret
+        return [ami_secret, asterisk_key(ami_secret), sip.get_secret_value() if sip else ""]
+
+
+@pytest_asyncio.fixture
+async def floor(floor_pbx: tuple[AsteriskNode, PhonesInstance]) -> AsyncIterator[Floor]:
+    node, phones_instance = floor_pbx
+    app = build_app(node.settings)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        await app[AMI].wait_connected(10.0)
+        published: list[DomainEvent] = []
+        app[BUS].listen((CallTransferred, CallEnded), published.append)
+        async with (
+            ami_observer(node) as (client, log),
+            connected_phones(phones_instance, node.instance) as phones,
+        ):
+            scene = Floor(node, app, client, log, phones, published)
+            try:
+                yield scene
+            finally:
+                for queue, ext in scene.logged_in:
+                    with contextlib.suppress(aa.AgentActionError):  # logged out already
+                        await aa.queue_logout(client, queue, device(ext))
+    finally:
+        await runner.cleanup()
+
+
+# ---- the steps of a scenario ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answered:
+    """A customer call answered by agent A's phone."""
+
+    linkedid: str
+    customer: str  # the customer's channel on the CTI's Asterisk
+    agent: str  # A's phone's channel there (PJSIP/<A>-...)
+
+
+async def login(floor: Floor, queue: str, extension: str, *, paused: bool = False) -> None:
+    await aa.queue_login(floor.client, queue, device(extension), member(extension), paused=paused)
+    floor.logged_in.append((queue, extension))
+    await floor.log.wait_for(
+        event_is("QueueMemberAdded", Queue=queue, Interface=device(extension)), WAIT, "login"
+    )
+
+
+async def colleagues(floor: Floor, *extensions: str) -> None:
+    """Agents the tracker knows (paused in the other queue), whom the customer's queue never
+    offers a call."""
+    for ext in extensions:
+        await login(floor, OTHER_QUEUE, ext, paused=True)
+
+
+async def customer_calls(floor: Floor, number: str) -> str:
+    """A customer calls and waits in the queue; the call's linkedid."""
+    placed = await place_customer_call(
+        floor.client,
+        context=floor.node.settings.dialplan.inbound_context,
+        number=number,
+        patience=60,
+        pre_wait=0,
+    )
+    return placed.uniqueid
+
+
+async def answered_by(floor: Floor, extension: str, number: str) -> Answered:
+    """A customer call that agent ``extension`` (logged in to the queue) answers on the phone."""
+    await login(floor, QUEUE, extension)
+    linkedid = await customer_calls(floor, number)
+    await floor.phones[extension].answer()
+    connect = await floor.log.wait_for(
+        event_is("AgentConnect", Linkedid=linkedid), WAIT, f"{extension} answers"
+    )
+    await floor.log.wait_for(
+        event_is("BridgeEnter", Channel=connect["Channel"]), WAIT, "customer bridged"
+    )
+    return Answered(linkedid, str(connect["Channel"]), str(connect["DestChannel"]))
+
+
+async def customer_held(floor: Floor, call: Answered) -> None:
+    """The customer hears music: the transfer code was taken (Asterisk prompts for digits)."""
+    await floor.log.wait_for(
+        after(floor.log, event_is("MusicOnHoldStart", Channel=call.customer)),
+        WAIT,
+        "customer on hold for the transfer",
+    )
+
+
+def after(log: EventLog, predicate: Callable[[Message], bool]) -> Callable[[Message], bool]:
+    """``predicate``, for events that arrive from now on only."""
+    known = {id(e) for e in log.events}
+    return lambda e: id(e) not in known and predicate(e)
+
+
+async def talking_to(floor: Floor, call: Answered, extension: str) -> None:
+    """The customer's channel is bridged with ``extension``'s phone (Asterisk's own view)."""
+
+    async def _together() -> bool:
+        reply = await floor.client.send_action("Status", {"Channel": call.customer})
+        status = [m for m in reply if m.get("Event") == "Status"] if isinstance(reply, list) else []
+        bridge = str(status[0].get("BridgeID", "")) if status else ""
+        if not bridge:
+            return False
+        info = await floor.client.send_action("BridgeInfo", {"BridgeUniqueid": bridge})
+        members = (
+            [str(m.get("Channel")) for m in info if m.get("Event") == "BridgeInfoChannel"]
+            if isinstance(info, list)
+            else []
+        )
+        return any(m.startswith(f"{device(extension)}-") for m in members)
+
+    await poll_until(_together, WAIT, what=f"the customer talking to {extension}")
+
+
+async def hang_up_customer(floor: Floor, call: Answered) -> None:
+    await aa.hangup(floor.client, call.customer)
+
+
+async def finished(floor: Floor, name: str, linkedid: str) -> CallEnded | None:
+    """Wait until Asterisk has no channel left and the agents are logged out, record the
+    scenario's AMI traffic, and return the server's ``CallEnded`` (None if none came)."""
+
+    async def _no_channels() -> bool:
+        reply = await floor.client.send_action("CoreShowChannels", {})
+        listed = reply if isinstance(reply, list) else [reply]
+        return not any(m.get("Event") == "CoreShowChannel" for m in listed)
+
+    await poll_until(_no_channels, WAIT, interval=0.1, what="every channel gone")
+    for queue, ext in list(floor.logged_in):
+        await aa.queue_logout(floor.client, queue, device(ext))
+        await floor.log.wait_for(
+            event_is("QueueMemberRemoved", Queue=queue, Interface=device(ext)), WAIT, "logout"
+        )
+    floor.logged_in.clear()
+    record_ami(floor.log.events, RECORDINGS / f"{name}.json", floor.secrets)
+
+    async def _ended() -> CallEnded | None:
+        return next(
+            (e for e in floor.published if isinstance(e, CallEnded) and e.linkedid == linkedid),
+            None,
+        )
+
+    try:
+        return await poll_until(_ended, MODEL_WAIT, what="CallEnded")
+    except AssertionError:
+        return None
+
+
+# ---- checks of the server's model -------------------------------------------------------------
+
+
+class ModelChecks:
+    """What the server should have made of the scenario, checked after the recording is saved
+    (a check failing during the call would otherwise cut the recording short)."""
+
+    def __init__(self, floor: Floor, linkedid: str) -> None:
+        self.floor = floor
+        self.linkedid = linkedid
+        self.failures: list[str] = []
+
+    async def party_is(self, extension: str, what: str) -> None:
+        """During the call: the tracker's current party of the call is ``extension``'s phone."""
+        expected = device(extension)
+        deadline = time.monotonic() + MODEL_WAIT
+        seen: object = None
+        while True:
+            call = self.floor.tracker.call(self.floor.name, self.linkedid)
+            seen = None if call is None else call.party
+            if seen == expected:
+                return
+            if time.monotonic() >= deadline:
+                self.failures.append(f"live party {what}: expected {expected}, saw {seen!r}")
+                return
+            await asyncio.sleep(0.05)
+
+    async def verify(
+        self,
+        ended: CallEnded | None,
+        *,
+        chain: list[tuple[str, str, str]],
+        agents: list[str],
+        hung_up_by: str,
+        transfers: list[tuple[str, str, str, str]],
+    ) -> None:
+        """The chain as (party, how, by), its agents, who hung up, the ``CallTransferred``
+        events as (kind, from_party, to_party, by), and the CRM row."""
+        failures = list(self.failures)
+        if ended is None:
+            failures.append("no CallEnded for the call")
+        else:
+            got_chain = [(p.get("party"), p.get("how"), p.get("by")) for p in ended.chain]
+            if got_chain != chain:
+                failures.append(f"chain: expected {chain}, got {got_chain}")
+            got_agents = [p.get("agent") for p in ended.chain]
+            if got_agents != agents:
+                failures.append(f"chain agents: expected {agents}, got {got_agents}")
+            if ended.agent != agents[0]:
+                failures.append(f"CallEnded.agent: expected {agents[0]}, got {ended.agent!r}")
+            if ended.hung_up_by != hung_up_by:
+                failures.append(f"hung_up_by: expected {hung_up_by}, got {ended.hung_up_by!r}")
+        got_transfers = [
+            (e.kind, e.from_party, e.to_party, e.by)
+            for e in self.floor.published
+            if isinstance(e, CallTransferred) and e.linkedid == self.linkedid
+        ]
+        if got_transfers != transfers:
+            failures.append(f"CallTransferred: expected {transfers}, got {got_transfers}")
+        row = await self._interaction()
+        if row is None:
+            failures.append("no interaction in the CRM")
+        else:
+            if row.agent_name != agents[0]:
+                failures.append(f"CRM agent_name: expected {agents[0]}, got {row.agent_name!r}")
+            if row.ended_by != hung_up_by:
+                failures.append(f"CRM ended_by: expected {hung_up_by}, got {row.ended_by!r}")
+        assert not failures, "\n".join(failures)
+
+    async def _interaction(self) -> Interaction | None:
+        sessions = async_sessionmaker(self.floor.app[DATABASE], expire_on_commit=False)
+        key = f"{self.floor.name}:{self.linkedid}"
+
+        async def _row() -> Interaction | None:
+            async with sessions() as session:
+                found = await session.scalars(
+                    select(Interaction).where(Interaction.external_key == key)
+                )
+                row = found.first()
+            return row if row is not None and row.ended_at is not None else None
+
+        try:
+            return await poll_until(_row, MODEL_WAIT, what="the interaction in the CRM")
+        except AssertionError:
+            return None
+
+
+# ---- a. attended transfer by the desktop: AMI Atxfer on the phone's channel --------------------
+
+
+@pytest.mark.asyncio
+async def test_attended_transfer_by_atxfer_on_the_phones_channel(floor: Floor) -> None:
+    a, b = "2101", "2102"
+    await colleagues(floor, b)
+    call = await answered_by(floor, a, "+8613800021010")
+    checks = ModelChecks(floor, call.linkedid)
+    await checks.party_is(a, "after the answer")
+
+    await aa.attended_transfer(floor.client, call.agent, b)
+    await customer_held(floor, call)
+    await floor.phones[b].answer()  # A consults B
+    await floor.phones[a].hangup()  # and hands the customer over
+    transfer = await floor.log.wait_for(event_is("AttendedTransfer"), WAIT, "transfer")
+    assert (transfer["Result"], transfer["TransfereeChannel"]) == ("Success", call.customer)
+    await talking_to(floor, call, b)
+    await checks.party_is(b, "after the transfer")
+    await hang_up_customer(floor, call)
+
+    ended = await finished(floor, "attended_atxfer", call.linkedid)
+    await checks.verify(
+        ended,
+        chain=[(device(a), "answer", ""), (device(b), "attended", device(a))],
+        agents=[member(a), member(b)],
+        hung_up_by="caller",
+        transfers=[("attended", device(a), device(b), device(a))],
+    )
