@@ -8,8 +8,13 @@ optional follow-up task) is written to the CRM and the agent is available again.
 deadline is kept here, not in the browser: when it passes (a closed tab, say) what is known is
 stored with the default disposition and the agent is made available.
 
-A call transferred from the desktop to another agent's extension pops on that agent's desk; the
-router's ``CallRouted`` decision follows the pop of the agent it chose as soon as it is published.
+A call transferred from the desktop to another agent's extension pops on that agent's desk as
+their phone rings. Every hand-over the tracker reports (``CallTransferred``: a desktop or phone
+transfer, a pickup, a forward, an AMI ``Redirect``) pops on the desk of the party who has the
+customer now, with the hand-over panel (:mod:`agent_ui.handover`: who handed the customer over,
+how, the desktop's note, what was said so far); the desk of the party left behind is told whom
+the customer went to and its part of the call ends (wrap-up if it had answered). The router's
+``CallRouted`` decision follows the pop of the agent it chose as soon as it is published.
 """
 
 from __future__ import annotations
@@ -20,14 +25,25 @@ import copy
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from agent_ui.auth import UI_SESSION, pages, render
 from agent_ui.deps import DEPS, UiDeps
+from agent_ui.handover import (
+    Note,
+    Notes,
+    SaidSoFar,
+    checked_note,
+    how,
+    panel,
+    party_label,
+    user_name,
+)
 from agent_ui.pop import PopService, Record
 from agent_ui.ws import Connection, Hub, Reply, UiError
 from crm_core.access import Serving, least
@@ -44,6 +60,7 @@ from cti_server.events import (
     CallArrived,
     CallEnded,
     CallRouted,
+    CallTransferred,
     DomainEvent,
     IvrFinished,
 )
@@ -98,6 +115,8 @@ class Desks:
         CallEnded,
         AgentStateChanged,
         CallRouted,
+        CallTransferred,
+        *SaidSoFar.TRACKED,
     )
 
     def __init__(self, deps: UiDeps, hub: Hub, pops: PopService) -> None:
@@ -105,6 +124,9 @@ class Desks:
         self.hub = hub
         self.pops = pops
         self.desks: dict[str, Desk] = {}
+        # the live transcript is redacted for the regions the transcription service redacts for
+        self.said = SaidSoFar(tuple(dict.fromkeys((deps.region, "US", "GB"))))
+        self.notes = Notes()
         self._routed: dict[tuple[str, str], Record] = {}  # the router's word, by call
         self._tasks: set[asyncio.Task[None]] = set()
         hub.greet("desk", self.greeting)
@@ -175,19 +197,34 @@ class Desks:
             self._answered(event)
         elif isinstance(event, CallEnded):
             self._ended(event)
+            self.said.apply(event)
+            self.notes.forget((event.node, event.linkedid))
+        elif isinstance(event, CallTransferred):
+            self._handed_over(event)
+        elif isinstance(event, SaidSoFar.TRACKED):
+            self.said.apply(event)
         elif isinstance(event, AgentStateChanged):
-            extension = extension_of(event.agent)
-            if extension and extension in self.desks:  # a closed tab's call goes on here
-                self._agent_state(self.desks[extension], event)
-            if extension and self.hub.desks_signed_in(extension):
-                self._spawn(self._send(extension, self._state_message(event.state, event.reason)))
+            self._agent_changed(event)
         elif isinstance(event, CallRouted):
             self._route_decided(event)
+
+    def _agent_changed(self, event: AgentStateChanged) -> None:
+        extension = extension_of(event.agent)
+        if extension and extension in self.desks:  # a closed tab's call goes on here
+            self._agent_state(self.desks[extension], event)
+        if extension and self.hub.desks_signed_in(extension):
+            self._spawn(self._send(extension, self._state_message(event.state, event.reason)))
 
     def _spawn(self, work: Any) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        """A desk's work that failed is logged with its traceback, not lost with the task."""
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("desk work failed", exc_info=task.exception())
 
     async def _send(self, extension: str, message: dict[str, Any]) -> None:
         await self.hub.to_extension(extension, message)
@@ -249,6 +286,99 @@ class Desks:
         self._spawn(
             self._send(desk.extension, {"type": "answered", "node": key[0], "linkedid": key[1]})
         )
+
+    # -- hand-overs ---------------------------------------------------------------------------
+
+    def _handed_over(self, event: CallTransferred) -> None:
+        """A new party has the customer: the desk it left is told and its part ends; the desk
+        of the new party pops with the hand-over. The desks' state changes now, in bus order;
+        what needs the CRM (the pop, the names) follows."""
+        key = (event.node, event.linkedid)
+        target = event.to_extension or extension_of(event.to_agent) or ""
+        source = event.from_extension or extension_of(event.from_agent) or ""
+        note = self.notes.take(key, source)
+        if source and source != target:
+            self._left(source, key, event, target)
+        if not target or not self.hub.desks_signed_in(target):
+            return
+        desk = self.desk(target)
+        if desk.call is not None and desk.call != key:
+            self._begin_wrapup(desk, desk.call, event.at)  # their phone took this one over
+        desk.offered = desk.call = key
+        desk.agent_id = self._user_at(target)
+        said = panel(
+            self.said,
+            key,
+            kind=event.kind,
+            from_name=None,
+            from_extension=source,
+            from_device=event.from_party,
+            note=note,
+            at=event.at,
+        )
+        self._spawn(self._deliver_handover(desk, event, said))
+
+    async def _deliver_handover(self, desk: Desk, event: CallTransferred, said: Record) -> None:
+        key = (event.node, event.linkedid)
+        name = await self._name_of(said["from"]["extension"])
+        said["from"] = {**said["from"], "name": name or ""}
+        said["from"]["label"] = party_label(name, said["from"]["extension"], event.from_party)
+        shown = desk.pop
+        if shown is not None and (shown["call"]["node"], shown["call"]["linkedid"]) == key:
+            pop = copy.deepcopy(shown)  # the desktop's ring-time pop: its look-up is done
+        else:
+            pop = await self.pops.pop_for_call(
+                event.node,
+                event.linkedid,
+                queue=event.queue,
+                caller_number=event.caller_number,
+                caller_name=event.caller_name,
+                at=event.at,
+            )
+            pop["routing"] = {**pop["routing"], **self._routed.get(key, {})}
+        if desk.call != key:
+            return  # over, or handed on again, while the record was read
+        pop["call"]["state"] = "connected"
+        pop["call"]["transferred_by"] = said["from"]["label"]
+        pop["handover"] = said
+        desk.pop = pop
+        await self.hub.to_extension(desk.extension, pop)
+
+    def _left(self, source: str, key: tuple[str, str], event: CallTransferred, to: str) -> None:
+        """The party ``source`` no longer has the customer: a call it had is wrapped up, a pop
+        of a call only ringing there (a pickup) closes."""
+        desk = self.desks.get(source)
+        if desk is None or key not in (desk.offered, desk.call):
+            return
+        had_it = desk.call == key
+        if had_it:
+            self._begin_wrapup(desk, key, event.at)
+        elif desk.wrapup is None or desk.wrapup["linkedid"] != key[1]:
+            desk.pop = desk.offered = None
+        self._spawn(self._tell_left(desk, event, to, closed=not had_it))
+
+    async def _tell_left(self, desk: Desk, event: CallTransferred, to: str, closed: bool) -> None:
+        name = await self._name_of(to)
+        message = {
+            "type": "handed_over",
+            "node": event.node,
+            "linkedid": event.linkedid,
+            "to": party_label(name, to, event.to_party),
+            "how": how(event.kind),
+            "closed": closed,
+        }
+        await self.hub.to_extension(desk.extension, message)
+
+    async def _name_of(self, extension: str) -> str | None:
+        """The CRM user with ``extension``, if any (a look-up that fails names nobody)."""
+        if not extension:
+            return None
+        try:
+            async with self.deps.db() as db:
+                return await user_name(db, extension)
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("no name for extension %s: %s", extension, exc)
+            return None
 
     def _ended(self, event: CallEnded) -> None:
         self.pops.ended(event.node, event.linkedid)
@@ -466,8 +596,22 @@ class Desks:
         await actions.unhold(self.deps.ami, self._my_channel(self._extension(connection)))
         return {"type": "held", "held": False}
 
+    @staticmethod
+    def _note(message: dict[str, Any]) -> str:
+        try:
+            return checked_note(message.get("note"))
+        except ValueError as exc:
+            raise UiError(str(exc)) from None
+
+    def _keep_note(self, connection: Connection, key: tuple[str, str] | None, note: str) -> None:
+        """The note goes to whoever the tracker says took the customer over from this desk."""
+        extension = connection.session.extension
+        if key is not None and note and extension:
+            self.notes.keep(key, Note(note, extension, connection.session.display_name))
+
     async def transfer(self, connection: Connection, message: dict[str, Any]) -> Reply:
         extension = self._extension(connection)
+        note = self._note(message)
         channel = self._my_channel(extension)
         desk = self.desk(extension)
         call, pop = desk.call, desk.pop
@@ -475,23 +619,36 @@ class Desks:
         await actions.blind_transfer(
             self.deps.ami, channel, target, self.deps.settings.transfer_context
         )
+        self._keep_note(connection, call, note)
         if call is not None and pop is not None and target != extension:
-            await self._pop_transferred(target, call, pop, connection.session.display_name)
+            await self._pop_transferred(target, call, pop, connection)
         return {"type": "info", "message": f"transferred to {target}"}
 
     async def _pop_transferred(
-        self, target: str, key: tuple[str, str], pop: Record, by: str
+        self, target: str, key: tuple[str, str], pop: Record, by: Connection
     ) -> None:
         """The agent the call was transferred to sees the caller's pop as their phone rings
-        (no queue offers it to them, so no ``AgentRinging`` will)."""
+        (no queue offers it to them, so no ``AgentRinging`` will), with the hand-over panel;
+        the tracker's ``CallTransferred`` refreshes it once they have the customer."""
         if not self.hub.desks_signed_in(target):
             return
         desk = self.desk(target)
         if desk.call is not None:
             return  # on another call: the transfer rings a busy phone
         shown = copy.deepcopy(pop)
+        shown.pop("handover", None)
         shown["call"]["state"] = "ringing"
-        shown["call"]["transferred_by"] = by
+        shown["call"]["transferred_by"] = by.session.display_name
+        shown["handover"] = panel(
+            self.said,
+            key,
+            kind="blind",
+            from_name=by.session.display_name,
+            from_extension=by.session.extension or "",
+            from_device="",
+            note=self.notes.peek(key),
+            at=datetime.now(UTC),
+        )
         desk.offered, desk.pop = key, shown
         desk.agent_id = self._user_at(target)
         await self.hub.to_extension(target, shown)
@@ -504,8 +661,10 @@ class Desks:
         queues = self.deps.transfer_queues
         if not isinstance(queue, str) or queue not in queues:
             raise UiError(f"choose a queue to transfer to: {', '.join(queues) or 'none'}")
+        note = self._note(message)
         channel = self._my_channel(extension)
         await actions.transfer_to_queue(self.deps.ami, channel, queue, queues)
+        self._keep_note(connection, self.desk(extension).call, note)
         return {"type": "info", "message": f"transferred to the queue {queue}"}
 
     async def dial(self, connection: Connection, message: dict[str, Any]) -> Reply:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -150,27 +151,46 @@ class PopService:
 
     async def pop_for(self, event: AgentRinging) -> Record:
         """The whole pop for a ringing agent: from the look-up already done, if any."""
-        call = self._call(event.node, event.linkedid, event.caller_number)
+        return await self.pop_for_call(
+            event.node,
+            event.linkedid,
+            queue=event.queue,
+            caller_number=event.caller_number,
+            caller_name=event.caller_name,
+            at=event.at,
+        )
+
+    async def pop_for_call(
+        self,
+        node: str,
+        linkedid: str,
+        *,
+        queue: str,
+        caller_number: str,
+        caller_name: str,
+        at: datetime,
+    ) -> Record:
+        """The whole pop of a call for whoever it reaches (a ringing agent, a transfer's
+        target): the customer, their value, history and open cases, the IVR's answers."""
+        call = self._call(node, linkedid, caller_number)
         if call.lookup is None:  # never passed the IVR (e.g. the server was down then)
-            call.lookup = asyncio.get_running_loop().create_task(
-                self._by_number(event.caller_number)
-            )
+            call.lookup = asyncio.get_running_loop().create_task(self._by_number(caller_number))
         try:
             record = await asyncio.wait_for(asyncio.shield(call.lookup), READY_DEADLINE)
         except (TimeoutError, OSError) as exc:
-            log.warning("pop for %s without the CRM record: %s", event.linkedid, exc)
-            record = {"lookup": "unavailable", "number": event.caller_number, "matches": []}
+            log.warning("pop for %s without the CRM record: %s", linkedid, exc)
+            record = {"lookup": "unavailable", "number": caller_number, "matches": []}
         customer = record.get("customer")
         call.tier = customer["tier"] if customer else ""
         return {
             "type": "pop",
             "call": {
-                "node": event.node,
-                "linkedid": event.linkedid,
-                "queue": event.queue,
-                "caller_number": event.caller_number,
-                "caller_name": event.caller_name,
-                "at": event.at.isoformat(),
+                "node": node,
+                "linkedid": linkedid,
+                "queue": queue,
+                "caller_number": caller_number,
+                "caller_name": caller_name,
+                "at": at.isoformat(),
             },
             **record,
             "ivr": call.ivr,

@@ -13,7 +13,8 @@ routing off a waiting call's priority is app_queue's own (a whole number, higher
 
 Live complaint alerts (``ComplaintDetected`` during a call) join the alerts panel. What is being
 said on a call (``TranscriptPartial``) goes only to the wallboards that asked to follow that call
-(a supervisor expanding its row); an agent's desk never receives a transcript.
+(a supervisor expanding its row). An agent's desk sees a call's transcript only when the call is
+handed over to it: what was said so far, redacted (:mod:`agent_ui.handover`), never live.
 """
 
 from __future__ import annotations

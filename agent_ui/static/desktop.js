@@ -22,6 +22,7 @@
       case "pop_routing": if (pop && pop.call.linkedid === m.linkedid) showRouting(Object.assign({}, pop.routing, m.routing)); break;
       case "answered": setText("pop-call-state", "connected"); break;
       case "pop_cleared": if (pop && pop.call.linkedid === m.linkedid) hidePop(); break;
+      case "handed_over": leftCall(m); break;
       case "wrapup": showWrapup(m); break;
       case "wrapped":
         wrapup = null; byId("wrapup").hidden = true; hidePop();
@@ -44,6 +45,51 @@
     pop = null;
     byId("pop").hidden = true;
     byId("pop-empty").hidden = false;
+    byId("handover").hidden = true;
+    byId("transfer-note").value = "";  // a note belongs to one call's transfer
+  }
+
+  // the customer went to another party: said here, and a pop of a call that only rang closes
+  function leftCall(m) {
+    if (!pop || pop.call.linkedid !== m.linkedid) return;
+    setText("pop-call-state", "transferred to " + m.to);
+    byId("pop").dataset.leftTo = m.to;
+    say((m.closed ? "The call was " + m.how + " by " : "The customer went to ") + m.to + " (" + m.how + ").");
+    if (m.closed) hidePop();
+  }
+
+  // who handed the customer over, how, why, and what was said so far (all text, never markup)
+  function showHandover(m) {
+    const panel = byId("handover");
+    const h = m.handover;
+    panel.hidden = !h;
+    if (!h) { delete panel.dataset.linkedid; delete panel.dataset.kind; return; }
+    panel.dataset.linkedid = m.call.linkedid;
+    panel.dataset.kind = h.kind;
+    setText("handover-from", h.from.label);
+    setText("handover-how", h.how);
+    setText("handover-note", h.note);
+    byId("handover-note-line").hidden = !h.note;
+    const lines = byId("handover-transcript");
+    clear(lines);
+    for (const line of h.transcript || []) {
+      const li = el("li");
+      li.dataset.speaker = line.speaker;
+      li.appendChild(el("span", line.speaker + ": ", "speaker"));
+      li.appendChild(el("span", line.text, "said"));
+      lines.appendChild(li);
+    }
+    if (!(h.transcript || []).length) lines.appendChild(el("li", "no transcript of this call", "muted"));
+    const facts = byId("handover-complaints");
+    clear(facts);
+    for (const c of h.complaints || []) {
+      const said = (c.said || []).map((words) => "“" + words + "”").join(" ");
+      facts.appendChild(el("li", c.category + " · " + c.severity + " · " + Math.round(c.probability * 100) + "%" + (said ? " · " + said : "")));
+    }
+    if (h.handling) {
+      facts.appendChild(el("li", "on hold " + h.handling.hold_seconds + " s · passed on " + h.handling.transfers + " times · back " + h.handling.returns + " times"));
+    }
+    if (!facts.firstChild) facts.appendChild(el("li", "none detected", "muted"));
   }
 
   function showPop(m) {
@@ -69,6 +115,8 @@
     setText("pop-queue", call.queue);
     setText("pop-transferred", call.transferred_by || "");
     byId("pop-transferred").hidden = byId("pop-transferred-label").hidden = !call.transferred_by;
+    delete byId("pop").dataset.leftTo;
+    showHandover(m);
     byId("pop-profile").hidden = !c;
     if (c) byId("pop-profile").href = "/ui/customers/" + encodeURIComponent(c.id);
 
@@ -170,9 +218,9 @@
   byId("hangup").addEventListener("click", () => socket.send({ type: "hangup" }));
   byId("hold").addEventListener("click", () => socket.send({ type: "hold" }));
   byId("unhold").addEventListener("click", () => socket.send({ type: "unhold" }));
-  byId("transfer").addEventListener("click", () => socket.send({ type: "transfer", to: byId("transfer-to").value }));
+  byId("transfer").addEventListener("click", () => socket.send({ type: "transfer", to: byId("transfer-to").value, note: byId("transfer-note").value }));
   const toQueue = byId("transfer-to-queue");  // absent when no queue is configured
-  if (toQueue) toQueue.addEventListener("click", () => socket.send({ type: "transfer_queue", queue: byId("transfer-queue").value }));
+  if (toQueue) toQueue.addEventListener("click", () => socket.send({ type: "transfer_queue", queue: byId("transfer-queue").value, note: byId("transfer-note").value }));
   byId("dial").addEventListener("click", () => socket.send({ type: "dial", number: byId("dial-number").value }));
   byId("wrapup-done").addEventListener("click", () => sendWrapup(false));
 })();
