@@ -13,7 +13,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -24,7 +24,7 @@ from crm_core.errors import InvalidInput
 from crm_core.interactions import end_unseen, record_interaction
 from crm_core.models import ComplaintCase, ComplaintSignal, FollowUp, Interaction, User
 from crm_core.phones import is_withheld
-from crm_core.schemas import CustomerIn, InteractionIn
+from crm_core.schemas import CustomerIn, InteractionIn, PartyIn
 from crm_core.text_rules import neutralised
 from crm_core.value import ValuePolicy
 from cti_server.bus import Bus
@@ -53,6 +53,7 @@ _NOT_FIELDS = ("lookup", "agent", "callback", "complaint")  # handled beside the
 MILESTONES = ("arrived_at", "queued_at", "offered_at", "answered_at")
 _KIND_BY_OUTCOME = {"abandoned": "abandoned", "ivr_only": "ivr_only"}
 _EXTENSION = re.compile(r"(\d{2,10})$")
+_CHAIN = TypeAdapter(list[PartyIn])
 
 
 def _clean(text: str, limit: int = 200) -> str:
@@ -181,7 +182,7 @@ def interaction_update(event: DomainEvent) -> dict[str, Any] | None:  # noqa: PL
         if event.agent:
             answered.update(agent_name=_clean(event.agent, 80), agent=event.agent)
         return answered
-    update = {
+    update: dict[str, Any] = {
         **base,
         "ended_at": when,
         "kind": _KIND_BY_OUTCOME.get(event.outcome, "inbound_call"),
@@ -189,11 +190,32 @@ def interaction_update(event: DomainEvent) -> dict[str, Any] | None:  # noqa: PL
     }
     if event.hung_up_by:
         update["ended_by"] = event.hung_up_by
-    if event.agent:
+    if event.agent:  # the first answerer, whoever had the call last
         update["agent_name"] = _clean(event.agent, 80)
     if event.queue:
         update["queue"] = _clean(event.queue, 64)
+    if event.chain:
+        update["parties"] = [_party(segment) for segment in event.chain]
     return update
+
+
+def _party(segment: dict[str, Any]) -> dict[str, Any]:
+    """One segment of ``CallEnded.chain`` in the CRM's words (``PartyIn``, bar the agent's
+    user id, looked up when written: the user may be created while the write waits)."""
+
+    def text(key: str, limit: int) -> str | None:
+        return _clean(str(segment.get(key) or ""), limit) or None
+
+    return {
+        "party": text("party", 120) or "",
+        "extension": text("extension", 16),
+        "agent_name": text("agent", 80),
+        "how": segment.get("how"),
+        "by_party": text("by", 120),
+        "started_at": segment.get("started_at"),
+        "ended_at": segment.get("ended_at"),
+        "seconds": segment.get("seconds"),
+    }
 
 
 class Recorder:
@@ -339,6 +361,8 @@ class Recorder:
             agent_id = await self._agent_id(session, update["agent"])
             if agent_id is not None:
                 fields["agent_id"] = agent_id
+        if "parties" in update:
+            fields["parties"] = await self._parties(session, update)
         row = await record_interaction(  # recomputes the customer's value once it is known
             session,
             InteractionIn.model_validate(fields),
@@ -369,6 +393,36 @@ class Recorder:
             )
         )
         return {**(stored or {}), **update["routing"]}
+
+    @classmethod
+    async def _parties(cls, session: AsyncSession, update: dict[str, Any]) -> list[PartyIn] | None:
+        """The call's chain with each party's user (by extension, else as the answerer's is
+        found). A chain the CRM refuses is left out, not the call: its other fields are
+        written, and the refusal is logged."""
+        parties = []
+        for party in update["parties"]:
+            agent_id = await cls._user_of_extension(session, party.get("extension"))
+            if agent_id is None and party.get("agent_name"):
+                agent_id = await cls._agent_id(session, party["agent_name"])
+            parties.append({**party, "agent_id": agent_id})
+        try:
+            return _CHAIN.validate_python(parties)
+        except ValidationError as exc:
+            log.warning(
+                "the chain of interaction %s refused by the CRM schema; written without it: %s",
+                update["linkedid"],
+                exc,
+            )
+            return None
+
+    @staticmethod
+    async def _user_of_extension(session: AsyncSession, extension: str | None) -> int | None:
+        if not extension:
+            return None
+        user_id: int | None = await session.scalar(
+            select(User.id).where(User.extension == extension).order_by(User.id).limit(1)
+        )
+        return user_id
 
     @staticmethod
     async def _agent_id(session: AsyncSession, agent: str) -> int | None:
