@@ -147,6 +147,12 @@ async def floor(floor_pbx: tuple[AsteriskNode, PhonesInstance]) -> AsyncIterator
     await runner.setup()
     try:
         await app[AMI].wait_connected(10.0)
+        tracker, name = app[TRACKER], node.settings.ami.node
+
+        async def _resynced() -> bool:  # the model rebuilt from Asterisk's state: calls from now
+            return tracker.resyncs.get(name, 0) >= 1
+
+        await poll_until(_resynced, WAIT, what="the server's first resync")
         published: list[DomainEvent] = []
         app[BUS].listen((CallTransferred, CallEnded), published.append)
         async with (
@@ -401,4 +407,328 @@ async def test_attended_transfer_by_atxfer_on_the_phones_channel(floor: Floor) -
         agents=[member(a), member(b)],
         hung_up_by="caller",
         transfers=[("attended", device(a), device(b), device(a))],
+    )
+
+
+# ---- b. attended transfer by the phone: the attended-transfer code, then the target -----------
+
+
+@pytest.mark.asyncio
+async def test_attended_transfer_keyed_on_the_phone(floor: Floor) -> None:
+    a, b = "2111", "2112"
+    code = floor.node.settings.dialplan.attended_transfer_code
+    await colleagues(floor, b)
+    call = await answered_by(floor, a, "+8613800021110")
+    checks = ModelChecks(floor, call.linkedid)
+
+    await floor.phones[a].key(code)
+    await customer_held(floor, call)  # Asterisk took the code and asks for the number
+    await floor.phones[a].key(b)
+    await floor.phones[b].answer()
+    await floor.phones[a].hangup()
+    transfer = await floor.log.wait_for(event_is("AttendedTransfer"), WAIT, "transfer")
+    assert (transfer["Result"], transfer["TransfereeChannel"]) == ("Success", call.customer)
+    await talking_to(floor, call, b)
+    await checks.party_is(b, "after the transfer")
+    await floor.phones[b].hangup()
+
+    ended = await finished(floor, "attended_keyed", call.linkedid)
+    await checks.verify(
+        ended,
+        chain=[(device(a), "answer", ""), (device(b), "attended", device(a))],
+        agents=[member(a), member(b)],
+        hung_up_by="agent",
+        transfers=[("attended", device(a), device(b), device(a))],
+    )
+
+
+# ---- c. blind transfer by the desktop (AMI BlindTransfer): to an agent, a queue, a ring group --
+
+
+@pytest.mark.asyncio
+async def test_blind_transfer_to_another_agents_phone(floor: Floor) -> None:
+    a, b = "2121", "2122"
+    await colleagues(floor, b)
+    call = await answered_by(floor, a, "+8613800021210")
+    checks = ModelChecks(floor, call.linkedid)
+
+    await aa.blind_transfer(floor.client, call.agent, b, "cti-agents")
+    transfer = await floor.log.wait_for(event_is("BlindTransfer"), WAIT, "transfer")
+    assert (transfer["Result"], transfer["TransfereeChannel"]) == ("Success", call.customer)
+    await floor.phones[b].answer()
+    await talking_to(floor, call, b)
+    await checks.party_is(b, "after the transfer")
+    await hang_up_customer(floor, call)
+
+    ended = await finished(floor, "blind_ami_agent", call.linkedid)
+    await checks.verify(
+        ended,
+        chain=[(device(a), "answer", ""), (device(b), "blind", device(a))],
+        agents=[member(a), member(b)],
+        hung_up_by="caller",
+        transfers=[("blind", device(a), device(b), device(a))],
+    )
+
+
+@pytest.mark.asyncio
+async def test_blind_transfer_to_a_queue_answered_by_its_agent(floor: Floor) -> None:
+    a, b = "2131", "2132"
+    await login(floor, OTHER_QUEUE, b)  # B answers the other queue's calls
+    call = await answered_by(floor, a, "+8613800021310")
+    checks = ModelChecks(floor, call.linkedid)
+
+    queues = [q.name for q in floor.node.settings.dialplan.queues]
+    await aa.transfer_to_queue(floor.client, call.agent, OTHER_QUEUE, queues)
+    await floor.log.wait_for(
+        event_is("QueueCallerJoin", Channel=call.customer, Queue=OTHER_QUEUE), WAIT, "requeued"
+    )
+    await floor.phones[b].answer()
+    await floor.log.wait_for(
+        event_is("AgentConnect", Queue=OTHER_QUEUE, MemberName=member(b)), WAIT, "B answers"
+    )
+    await talking_to(floor, call, b)
+    await checks.party_is(b, "after the transfer")
+    await floor.phones[b].hangup()
+
+    ended = await finished(floor, "blind_ami_queue", call.linkedid)
+    await checks.verify(
+        ended,
+        chain=[(device(a), "answer", ""), (device(b), "blind", device(a))],
+        agents=[member(a), member(b)],
+        hung_up_by="agent",
+        transfers=[("blind", device(a), device(b), device(a))],
+    )
+
+
+@pytest.mark.asyncio
+async def test_blind_transfer_to_a_ring_group(floor: Floor) -> None:
+    a, (b, c) = "2141", RING_GROUP_MEMBERS
+    await colleagues(floor, b, c)
+    call = await answered_by(floor, a, "+8613800021410")
+    checks = ModelChecks(floor, call.linkedid)
+
+    await aa.blind_transfer(floor.client, call.agent, RING_GROUP, "cti-agents")
+    await floor.phones[b].wait_ringing()  # both ring; the second member answers
+    await floor.phones[c].answer()
+    await talking_to(floor, call, c)
+    await checks.party_is(c, "after the transfer")
+    await hang_up_customer(floor, call)
+
+    ended = await finished(floor, "blind_ami_ring_group", call.linkedid)
+    await checks.verify(
+        ended,
+        chain=[(device(a), "answer", ""), (device(c), "blind", device(a))],
+        agents=[member(a), member(c)],
+        hung_up_by="caller",
+        transfers=[("blind", device(a), device(c), device(a))],
+    )
+
+
+# ---- d. blind transfer by the phone: the blind-transfer code, then the target -----------------
+
+
+@pytest.mark.asyncio
+async def test_blind_transfer_keyed_on_the_phone(floor: Floor) -> None:
+    a, b = "2151", "2152"
+    code = floor.node.settings.dialplan.blind_transfer_code
+    await colleagues(floor, b)
+    call = await answered_by(floor, a, "+8613800021510")
+    checks = ModelChecks(floor, call.linkedid)
+
+    await floor.phones[a].key(code)
+    await customer_held(floor, call)
+    await floor.phones[a].key(b)
+    transfer = await floor.log.wait_for(event_is("BlindTransfer"), WAIT, "transfer")
+    assert (transfer["Result"], transfer["TransfereeChannel"]) == ("Success", call.customer)
+    await floor.phones[b].answer()
+    await talking_to(floor, call, b)
+    await checks.party_is(b, "after the transfer")
+    await floor.phones[b].hangup()
+
+    ended = await finished(floor, "blind_keyed", call.linkedid)
+    await checks.verify(
+        ended,
+        chain=[(device(a), "answer", ""), (device(b), "blind", device(a))],
+        agents=[member(a), member(b)],
+        hung_up_by="agent",
+        transfers=[("blind", device(a), device(b), device(a))],
+    )
+
+
+# ---- e. blonde: the attended transfer completed while the target still rings -------------------
+
+
+@pytest.mark.asyncio
+async def test_blonde_transfer_then_the_target_answers(floor: Floor) -> None:
+    a, b = "2161", "2162"
+    await colleagues(floor, b)
+    call = await answered_by(floor, a, "+8613800021610")
+    checks = ModelChecks(floor, call.linkedid)
+
+    await aa.attended_transfer(floor.client, call.agent, b)
+    await customer_held(floor, call)
+    await floor.phones[b].wait_ringing()
+    await floor.phones[a].hangup()  # A does not wait for B to answer
+    await floor.log.wait_for(event_is("AttendedTransfer"), WAIT, "transfer")
+    b_phone = floor.phones[b]
+    await b_phone.phones.action(
+        "Redirect",
+        {"Channel": b_phone.current(), "Context": "phone-answer", "Exten": "s", "Priority": "1"},
+    )
+    await talking_to(floor, call, b)
+    await checks.party_is(b, "after the target answered")
+    await hang_up_customer(floor, call)
+
+    ended = await finished(floor, "blonde", call.linkedid)
+    await checks.verify(
+        ended,
+        chain=[(device(a), "answer", ""), (device(b), "blonde", device(a))],
+        agents=[member(a), member(b)],
+        hung_up_by="caller",
+        transfers=[("blonde", device(a), device(b), device(a))],
+    )
+
+
+# ---- f. pickup of a ringing agent's call: directed (**<ext>) and group (*8) --------------------
+
+
+async def _picked_up(floor: Floor, name: str, code: str, a: str, b: str, number: str) -> None:
+    await colleagues(floor, b)
+    await login(floor, QUEUE, a)
+    linkedid = await customer_calls(floor, number)
+    await floor.phones[a].wait_ringing()
+    await floor.phones[b].dial(code)  # B answers A's ringing call from B's phone
+    await floor.log.wait_for(event_is("Pickup"), WAIT, "pickup")
+    join = await floor.log.wait_for(event_is("QueueCallerJoin", Uniqueid=linkedid), WAIT, "queued")
+    call = Answered(linkedid, str(join["Channel"]), "")
+    checks = ModelChecks(floor, linkedid)
+    await talking_to(floor, call, b)
+    await checks.party_is(b, "after the pickup")
+    await hang_up_customer(floor, call)
+
+    ended = await finished(floor, name, linkedid)
+    await checks.verify(
+        ended,
+        chain=[(device(b), "pickup", device(b))],
+        agents=[member(b)],
+        hung_up_by="caller",
+        # B's desk pops as for a transfer: the call was ringing for A
+        transfers=[("pickup", device(a), device(b), device(b))],
+    )
+
+
+@pytest.mark.asyncio
+async def test_directed_pickup_of_a_ringing_agents_call(floor: Floor) -> None:
+    a, b = "2171", "2172"
+    prefix = floor.node.settings.dialplan.directed_pickup_prefix
+    await _picked_up(floor, "pickup_directed", f"{prefix}{a}", a, b, "+8613800021710")
+
+
+@pytest.mark.asyncio
+async def test_group_pickup_of_a_ringing_agents_call(floor: Floor) -> None:
+    a, b = "2181", "2182"
+    code = floor.node.settings.dialplan.pickup_code
+    await _picked_up(floor, "pickup_group", code, a, b, "+8613800021810")
+
+
+# ---- g. a forwarding phone: the ringing agent's phone answers 302 to a colleague ---------------
+
+
+@pytest.mark.asyncio
+async def test_a_forwarding_phone_sends_the_queue_call_to_a_colleague(floor: Floor) -> None:
+    a, b = "2191", "2192"
+    await colleagues(floor, b)
+    await floor.phones[a].forward_to(b)
+    try:
+        await login(floor, QUEUE, a)
+        linkedid = await customer_calls(floor, number="+8613800021910")
+        await floor.phones[b].answer()
+    finally:
+        await floor.phones[a].forward_to(None)
+    join = await floor.log.wait_for(event_is("QueueCallerJoin", Uniqueid=linkedid), WAIT, "queued")
+    call = Answered(linkedid, str(join["Channel"]), "")
+    checks = ModelChecks(floor, linkedid)
+    await talking_to(floor, call, b)
+    await checks.party_is(b, "after the forward")
+    await floor.phones[b].hangup()
+
+    ended = await finished(floor, "forward", linkedid)
+    await checks.verify(
+        ended,
+        chain=[(device(b), "forward", device(a))],
+        agents=[member(b)],
+        hung_up_by="agent",
+        # B's desk pops as for a transfer: the call was ringing for A, whose phone forwarded it
+        transfers=[("forward", device(a), device(b), device(a))],
+    )
+
+
+# ---- h. AMI Redirect of the customer's channel ------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_redirect_of_the_customers_channel_to_another_agent(floor: Floor) -> None:
+    a, b = "2201", "2202"
+    await colleagues(floor, b)
+    call = await answered_by(floor, a, "+8613800022010")
+    checks = ModelChecks(floor, call.linkedid)
+
+    await aa.redirect(floor.client, call.customer, b, "cti-agents")
+    await floor.phones[b].answer()
+    await talking_to(floor, call, b)
+    await checks.party_is(b, "after the redirect")
+    await hang_up_customer(floor, call)
+
+    ended = await finished(floor, "redirect", call.linkedid)
+    await checks.verify(
+        ended,
+        chain=[(device(a), "answer", ""), (device(b), "redirect", "")],
+        agents=[member(a), member(b)],
+        hung_up_by="caller",
+        transfers=[("redirect", device(a), device(b), "")],
+    )
+
+
+# ---- i. A -> B -> A: the customer comes back to the first agent -------------------------------
+
+
+@pytest.mark.asyncio
+async def test_transfer_back_to_the_first_agent(floor: Floor) -> None:
+    a, b = "2211", "2212"
+    await colleagues(floor, b)
+    call = await answered_by(floor, a, "+8613800022110")
+    checks = ModelChecks(floor, call.linkedid)
+
+    await aa.blind_transfer(floor.client, call.agent, b, "cti-agents")
+    await floor.phones[b].answer()
+    await talking_to(floor, call, b)
+    await checks.party_is(b, "with B")
+    b_leg = await floor.log.wait_for(
+        lambda m: (
+            m.get("Event") == "BridgeEnter"
+            and str(m.get("Channel", "")).startswith(f"{device(b)}-")
+        ),
+        WAIT,
+        "B's channel",
+    )
+    await aa.blind_transfer(floor.client, str(b_leg["Channel"]), a, "cti-agents")
+    await floor.phones[a].answer()
+    await talking_to(floor, call, a)
+    await checks.party_is(a, "back with A")
+    await floor.phones[a].hangup()
+
+    ended = await finished(floor, "back_to_first_agent", call.linkedid)
+    await checks.verify(
+        ended,
+        chain=[
+            (device(a), "answer", ""),
+            (device(b), "blind", device(a)),
+            (device(a), "blind", device(b)),
+        ],
+        agents=[member(a), member(b), member(a)],
+        hung_up_by="agent",
+        transfers=[
+            ("blind", device(a), device(b), device(a)),
+            ("blind", device(b), device(a), device(b)),
+        ],
     )
