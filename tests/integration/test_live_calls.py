@@ -46,7 +46,7 @@ async def test_twenty_calls_five_agents_some_abandon_all_recorded_as_asterisk_sa
         return tracker.resyncs.get(node, 0) >= 1
 
     def _answered_abandoned() -> tuple[int, int]:
-        stats = tracker.queues.get((node, "support"))
+        stats = tracker.queue_stats(node, "support")
         return (stats.answered, stats.abandoned) if stats is not None else (0, 0)
 
     await poll_until(_first_resync, 30, what="the resync after the first login")
@@ -90,7 +90,7 @@ async def test_twenty_calls_five_agents_some_abandon_all_recorded_as_asterisk_sa
     for callid, real in truth.items():
         if real.outcome == "answered":
             assert recorded[callid].agent_name == real.agent
-    assert not [c for c in tracker.calls.values() if c.linkedid in callids]
+    assert not [c for c in tracker.live_calls(node) if c.linkedid in callids]
     answered, abandoned = _answered_abandoned()
     outcomes = Counter(t.outcome for t in truth.values())
     assert answered - answered_before == outcomes["answered"], outcomes
@@ -204,10 +204,10 @@ async def test_blocked_event_loop_is_detected_and_the_model_recovers(
     assert "resynced" in history[back:], history
 
     async def _settled() -> bool:
-        ours = [c for c in tracker.calls.values() if c.linkedid in callids]
+        ours = [c for c in tracker.live_calls(node) if c.linkedid in callids]
         ringing = [
             a
-            for a in tracker.agents.values()
+            for a in tracker.all_agents(node)
             if a.name.startswith("sim-22") and a.state.value == "ringing"
         ]
         return not ours and not ringing
@@ -216,9 +216,11 @@ async def test_blocked_event_loop_is_detected_and_the_model_recovers(
         await poll_until(_settled, 20, what="no call left open, no agent left ringing")
     except AssertionError:
         open_calls = [
-            (c.linkedid, c.state) for c in tracker.calls.values() if c.linkedid in callids
+            (c.linkedid, c.state) for c in tracker.live_calls(node) if c.linkedid in callids
         ]
-        agents = [(a.name, a.state) for a in tracker.agents.values() if a.name.startswith("sim-22")]
+        agents = [
+            (a.name, a.state) for a in tracker.all_agents(node) if a.name.startswith("sim-22")
+        ]
         raise AssertionError(f"open calls {open_calls}; agents {agents}") from None
     sessions = async_sessionmaker(cti_app[DATABASE], expire_on_commit=False)
 

@@ -369,8 +369,8 @@ async def test_six_callers_three_agents_assigned_exactly_as_the_policy_says(
             tracker = app[TRACKER]
 
             async def _all_waiting() -> bool:
-                stats = tracker.queues.get((node, "support"))
-                return stats is not None and set(label) <= set(stats.waiting)
+                waiting = {c.linkedid for c in tracker.waiting(node, "support")}
+                return set(label) <= waiting
 
             await poll_until(_all_waiting, 10, what="six callers waiting in support")
             # each caller has left and rejoined support at every heartbeat check (2 s) meanwhile
@@ -378,9 +378,10 @@ async def test_six_callers_three_agents_assigned_exactly_as_the_policy_says(
             assert len(rejoins) > len(label)
             waiting = await _support_figures(settings.http.port, token)
             assert (waiting["offered"], waiting["waiting"], waiting["abandoned"]) == (6, 6, 0)
-            arrival = sorted(label, key=lambda c: tracker.calls[(node, c)].queued_at or 0)
+            live = {c.linkedid: c for c in tracker.live_calls(node) if c.linkedid in label}
+            arrival = sorted(label, key=lambda c: live[c].queued_at or 0)
             assert [label[c] for c in arrival] == ["c1", "c2", "c3", "c4", "c5", "c6"]
-            c4 = tracker.calls[(node, arrival[3])]  # what a restarted router reads back
+            c4 = live[arrival[3]]  # what a restarted router reads back
             attributes, since = await execution.call_attributes(
                 client, c4.legs[c4.caller_uniqueid].channel
             )
@@ -481,9 +482,7 @@ async def test_the_preferred_agent_rings_out_is_paused_with_the_reason_and_anoth
             answered = await log.wait_for(
                 event_is("AgentConnect", Linkedid=call.uniqueid), 20, "the call answered"
             )
-            tracked = next(
-                a for a in app[TRACKER].agents.values() if a.name == "sim-3004" and a.node == node
-            )
+            tracked = next(a for a in app[TRACKER].all_agents(node) if a.name == "sim-3004")
             assert (tracked.state.value, tracked.reason) == ("paused", "ring-no-answer")
 
             async def _recorded() -> Interaction | None:
@@ -533,7 +532,7 @@ async def test_a_caller_who_hangs_up_after_several_heartbeat_checks_is_one_aband
         tracker = app[TRACKER]
 
         async def _ended() -> bool:
-            return (node, call.uniqueid) in tracker.ended
+            return tracker.ended_call(node, call.uniqueid) is not None
 
         await poll_until(_ended, 10, what="the call ended in the live model")
         figures = {q["queue"]: q for q in tracker.snapshot()["queues"]}
