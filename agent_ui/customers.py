@@ -7,6 +7,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from agent_ui.auth import UI_SESSION, pages, render
+from agent_ui.call_chain import chains_of
 from agent_ui.deps import DEPS
 from agent_ui.desktop import DESKS
 from agent_ui.ws import UiError
@@ -44,10 +45,11 @@ async def profile_page(request: web.Request) -> web.StreamResponse:
         except NotFound as exc:
             raise web.HTTPNotFound(text=str(exc)) from None
         viewer = await db.get(User, session.user_id)
-        history, complaints, visible = [], [], None
+        history, complaints, visible, chains = [], [], None, {}
         if viewer is not None:
             visible = interactions_visible(viewer, serving, customer_id)
             history = await timeline(db, customer_id, limit=100, where=visible)
+            chains = await chains_of(db, history)
             complaints = await cases_for(db, viewer, customer_id=customer_id, limit=100)
     return render(
         request,
@@ -55,6 +57,7 @@ async def profile_page(request: web.Request) -> web.StreamResponse:
         customer=customer,
         ivr_pin=_ivr_pin(customer),
         history=history,
+        chains=chains,
         own_calls_only=visible is not None,
         complaints=complaints,
         message=request.query.get("message", "")[:200],
