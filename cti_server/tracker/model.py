@@ -122,6 +122,8 @@ class Segment:
     ended_at: datetime | None = None
     published: bool = False  # its CallTransferred went out (the first answer's needs none)
     came_from: str = ""  # for a first party by pickup or forward: the phone that rang
+    bridge: str = ""  # the customer's bridge when it began (a Local pair may leave it)
+    fixed: bool = False  # who the party is is settled (the leg now stands for another)
 
     @property
     def seconds(self) -> float:
@@ -152,7 +154,6 @@ class HandoverLabel:
     target: str = ""  # the target's leg, when known
     from_party: str = ""  # the device the customer leaves, when it is not the current party
     merge: bool = False  # the target's own call is absorbed (a pickup's picker)
-    customer_side: bool = False  # the customer's side handed over: the party stays
 
 
 @dataclass
@@ -201,7 +202,10 @@ class Call:
     last_left: dict[str, int] = field(default_factory=dict)
     """Leg -> when (the tracker's event count) it last left a bridge: the phone of the two that
     left first ended the conversation (hang-up events of the two come in either order)."""
-    originated: bool = False  # placed by the agent's side (click-to-dial): the customer answered
+    originated: bool = False
+    """The customer is the side that answered (a click-to-dial), not the caller's."""
+    cancelled: dict[str, str] = field(default_factory=dict)
+    """Dialling leg -> the device its last dial that ended CANCEL rang (a pickup's rung phone)."""
     chain: list[Segment] = field(default_factory=list)
     """The parties the customer talked to, in order; the last is the current one."""
     label: HandoverLabel | None = None

@@ -275,7 +275,7 @@ def _take_live_state(
             tracker.apply(
                 ami.QueueCallerJoined(
                     node=call.node,
-                    uniqueid=call.caller_uniqueid,
+                    uniqueid=entry.uniqueid,
                     linkedid=call.linkedid,
                     queue=entry.queue,
                     position=entry.position,

@@ -217,9 +217,27 @@ class Tracker:
             call.caller_name = event.caller_name or call.caller_name
 
     def _dial_started(self, event: ami.DialStarted) -> None:
+        """A leg this call dials is part of it, though it began in another call: a ringing
+        consultation (a blonde transfer), or the phone of a colleague who picked the call up
+        (where Asterisk says no Pickup: the rung phone's dial ends CANCEL and the same leg dials
+        the picker, a phone in a call of its own)."""
         call = self._call_of(event)
-        if call is not None:
-            call.dialled_out = True
+        if call is None:
+            return
+        call.dialled_out = True
+        key = self._leg_to_call.get((event.node, event.dest_uniqueid))
+        other = self.calls.get(key) if key is not None else None
+        if other is None or other is call:
+            return
+        if (
+            event.dest_uniqueid == other.caller_uniqueid
+            and not event.dest_channel.startswith("Local/")
+            and not other.dialled_out
+        ):
+            rung = call.cancelled.get(event.uniqueid, "")
+            picker = ami.device_of(event.dest_channel)
+            call.label = HandoverLabel("pickup", picker, from_party=rung, merge=True)
+        self._adopt(call, event.node, event.dest_uniqueid)
 
     def _dial_ended(self, event: ami.DialEnded) -> None:
         """Only the caller's own dial answers the call: a dial further down a chain of Local
@@ -231,10 +249,16 @@ class Tracker:
         names the phone reached. A Local channel whose far half reaches no phone at all (it
         answered itself, like a simulated customer or agent) stands for its party."""
         call = self._call_of(event)
-        if call is None or event.status != "ANSWER":
+        if call is None:
+            return
+        if event.status == "CANCEL" and event.dest_channel:
+            call.cancelled[event.uniqueid] = ami.device_of(event.dest_channel)
+        if event.status != "ANSWER":
             return
         if event.dest_channel.startswith("Local/"):
-            far = _other_half(call, event.dest_channel)
+            far = _other_half(call, event.dest_channel) or self._other_local(
+                event.node, event.dest_uniqueid
+            )
             reached = call.reached.get(far, "")
             if far and not reached:
                 call.reach_pending[far] = event.uniqueid
@@ -288,9 +312,9 @@ class Tracker:
     def _originated(call: Call) -> bool:
         """A call the agent's side placed (a click-to-dial): its caller side is the agent's
         phone, reached through the first leg's Local pair."""
-        return call.originated or bool(
-            not call.chain and call.caller_party and call.caller_party != call.caller_uniqueid
-        )
+        if call.chain:
+            return call.originated
+        return bool(call.caller_party and call.caller_party != call.caller_uniqueid)
 
     def _customer_leg(self, call: Call) -> str:
         """The customer's leg: the caller's, or for an originated call the side that answered."""
@@ -306,12 +330,6 @@ class Tracker:
             call.caller_party = leg
         else:
             call.answerer_leg = leg
-
-    def _set_customer_leg(self, call: Call, leg: str) -> None:
-        if self._originated(call):
-            call.answerer_leg = leg
-        else:
-            call.caller_party = leg
 
     def _open_first(self, call: Call) -> None:
         """The call is answered: its first party's segment begins (by a pickup or a forward
@@ -336,7 +354,7 @@ class Tracker:
     def _sync_first(self, call: Call) -> None:
         """Until a first hand-over, the first party is whoever the answer logic found (a
         Local channel standing in may give way to the phone behind it)."""
-        if len(call.chain) == 1 and not call.chain[0].published:
+        if len(call.chain) == 1 and not call.chain[0].fixed:
             call.chain[0].leg = self._party_leg(call) or call.chain[0].leg
 
     def _transferred(self, event: ami.CallTransferred) -> None:
@@ -349,9 +367,18 @@ class Tracker:
         if call is None:
             return
         by = ami.device_of(event.transferer_channel or _channel(call, event.uniqueid))
-        customer_side = bool(call.chain) and event.uniqueid == self._customer_leg(call)
+        if call.chain and event.uniqueid == self._customer_leg(call):
+            # The caller's side handed the other over (a PBX's call, not a customer's): the one
+            # transferred stays on the line, so they are the customer from now on, and the
+            # transferer the party they leave.
+            current = call.chain[-1]
+            self._describe(call, current)
+            current.fixed = True
+            call.originated = not call.originated
+            current.leg = self._party_leg(call)
+            current.bridge = self._bridge_of.get((event.node, self._customer_leg(call)), "")
         if event.kind == "blind":
-            call.label = HandoverLabel("blind", by, customer_side=customer_side)
+            call.label = HandoverLabel("blind", by)
         else:
             target = event.target_uniqueid
             if not target and event.second_bridge:
@@ -363,16 +390,9 @@ class Tracker:
             kind = "attended"
             if event.dest_type == "App" or (target and self._leg_state(event.node, target) != "Up"):
                 kind = "blonde"
-            call.label = HandoverLabel(kind, by, target=target, customer_side=customer_side)
+            call.label = HandoverLabel(kind, by, target=target)
             if target:
                 self._adopt(call, event.node, target)
-                if customer_side:  # the other side handed over: the customer is someone else
-                    self._set_customer_leg(call, target)
-                    call.label = None
-                    return
-        if customer_side:
-            self._check_customer(call)
-            return
         self._relabel(call)
         if event.uniqueid == self._party_leg(call) and call.chain:
             call.chain[-1].ended_at = call.chain[-1].ended_at or self.clock()
@@ -459,10 +479,13 @@ class Tracker:
         if not other.live_legs():
             self.end_call(other, self.clock())
 
-    def _counterpart(self, call: Call, side: str, current: str) -> tuple[str, set[str]]:
+    def _counterpart(
+        self, call: Call, side: str, current: str, wanted: str = ""
+    ) -> tuple[str, set[str]]:
         """Whom ``side`` (a leg) is with now, through bridges and Local pairs: a phone's leg
-        (``current`` first, else the latest to join), else a Local channel standing for a party
-        (one whose other half runs an application); with the Local legs passed on the way."""
+        (``wanted``, a transfer's target, first; then ``current``; else the latest to join),
+        else a Local channel standing for a party (one whose other half runs an application);
+        with the Local legs passed on the way."""
         node = call.node
         bridge = self._bridge_of.get((node, side))
         if bridge is None:
@@ -495,7 +518,10 @@ class Tracker:
         for found in (phones, stand_ins):
             if found:
                 legs = [leg for _, leg in found]
-                return (current if current in legs else max(found)[1]), via
+                for preferred in (wanted, current):
+                    if preferred and preferred in legs:
+                        return preferred, via
+                return max(found)[1], via
         return "", via
 
     def _other_local(self, node: str, leg: str) -> str:
@@ -510,47 +536,38 @@ class Tracker:
         if not call.chain or call.state == CallState.ENDED:
             return
         current = call.chain[-1]
-        found, via = self._counterpart(call, self._customer_leg(call), current.leg)
-        if not found or found == current.leg:
-            return
         label = call.label
         waiting_for = label.target if label is not None else ""
+        found, via = self._counterpart(call, self._customer_leg(call), current.leg, waiting_for)
+        if not found or found == current.leg:
+            return
         if waiting_for and found != waiting_for and found in via:
             return  # a blonde transfer's Local pair: the target still rings behind it
         found_device = ami.device_of(self._leg_channel(call.node, found))
-        current_device = ami.device_of(_channel(call, current.leg)) if current.leg else ""
+        current_channel = _channel(call, current.leg) if current.leg else ""
+        bridge = self._bridge_of.get((call.node, self._customer_leg(call)), "")
+        current.bridge = current.bridge or bridge
+        swapped = (  # a Local pair optimised itself away: the phone behind took its place
+            current_channel.startswith("Local/")
+            and (call.node, current.leg) not in self._bridge_of
+            and bridge == current.bridge
+        )
         if (
             current.leg in via
             or not current.leg
-            or (found_device == current_device and label is None)
+            or (label is None and (swapped or found_device == ami.device_of(current_channel)))
         ):
             # the phone behind a Local channel that stood in, or the same phone on a new leg
             self._adopt(call, call.node, found)
             current.leg = found
             self._set_party_leg(call, found)
             return
-        if label is None and self._entered(call.node, found) <= current.began:
-            return  # there from the start: the answer logic named another leg of the same party
+        if label is None and bridge == current.bridge:
+            # Nothing said a hand-over, and the customer is where they were: a Local channel
+            # of the way to the same party (a redirect moves the customer to another bridge).
+            return
         self._adopt(call, call.node, found)
         self._hand_over(call, found, label)
-
-    def _check_customer(self, call: Call) -> None:
-        """The customer's side transferred (the party stays): whom the party is with now is
-        the customer side."""
-        label = call.label
-        if label is None or not label.customer_side:
-            return
-        party = self._party_leg(call)
-        customer = self._customer_leg(call)
-        found, _ = self._counterpart(call, party, customer)
-        if found and found != customer:
-            self._adopt(call, call.node, found)
-            self._set_customer_leg(call, found)
-            call.label = None
-
-    def _entered(self, node: str, leg: str) -> int:
-        bridge = self._bridge_of.get((node, leg))
-        return self._members.get((node, bridge), {}).get(leg, 0) if bridge else 0
 
     def _hand_over(self, call: Call, leg: str, label: HandoverLabel | None) -> None:
         now = self.clock()
@@ -568,6 +585,7 @@ class Tracker:
                 by=label.by if label is not None else "",
                 started_at=now,
                 began=self.applied,
+                bridge=self._bridge_of.get((call.node, self._customer_leg(call)), ""),
             )
         )
         self._set_party_leg(call, leg)
@@ -576,7 +594,7 @@ class Tracker:
 
     def _describe(self, call: Call, segment: Segment) -> None:
         """Fill in who a segment's party is, from its leg (while the leg is known)."""
-        if not segment.leg:
+        if not segment.leg or segment.fixed:
             return
         channel = _channel(call, segment.leg) or self._leg_channel(call.node, segment.leg)
         if not channel:
@@ -658,6 +676,7 @@ class Tracker:
                 self._describe(call, call.chain[-1])
         if self._bridge_of.get((event.node, event.uniqueid)) == event.bridge:
             self._leave_bridge(event.node, event.uniqueid)
+            self._follow(event.node, event.bridge)  # the one left with the customer
 
     def _bridges_merged(self, event: ami.BridgesMerged) -> None:
         moved = self._members.pop((event.node, event.from_bridge), {})
@@ -687,13 +706,14 @@ class Tracker:
             for leg in list(self._members.get((node, todo.pop()), {})):
                 key = self._leg_to_call.get((node, leg))
                 call = self.calls.get(key) if key is not None else None
-                if call is not None and call.chain and id(call) not in checked:
-                    if leg == self._customer_leg(call):
-                        checked.add(id(call))
-                        self._check_party(call)
-                    elif call.label is not None and call.label.customer_side:
-                        checked.add(id(call))
-                        self._check_customer(call)
+                if (
+                    call is not None
+                    and call.chain
+                    and id(call) not in checked
+                    and leg == self._customer_leg(call)
+                ):
+                    checked.add(id(call))
+                    self._check_party(call)
                 other = self._other_local(node, leg)
                 far = self._bridge_of.get((node, other)) if other else None
                 if far is not None and far not in seen:
@@ -717,6 +737,16 @@ class Tracker:
             if not call.holds and call.held_since is not None:
                 call.hold_seconds += (now - call.held_since).total_seconds()
                 call.held_since = None
+
+    def _first_to_leave(self, call: Call) -> str:
+        """ "caller" (the customer's side: the caller, or the one a click-to-dial called) or
+        "agent" (the party's side): whose phone, or the Local channel standing for it, left its
+        last bridge first; "" if either side is unknown."""
+        customer = call.last_left.get(self._customer_leg(call))
+        party = call.last_left.get(self._party_leg(call))
+        if customer is None or party is None:
+            return ""
+        return "caller" if customer < party else "agent"
 
     @staticmethod
     def _who_hung_up(call: Call) -> str:
@@ -771,7 +801,7 @@ class Tracker:
         if call.answered_at is not None and (
             not call.hung_up_by or (len(call.chain) > 1 and call.hung_up_by == "transfer")
         ):
-            call.hung_up_by = _first_to_leave(call) or self._who_hung_up(call) or "system"
+            call.hung_up_by = self._first_to_leave(call) or self._who_hung_up(call) or "system"
         if call.held_since is not None:
             call.hold_seconds += (now - call.held_since).total_seconds()
             call.held_since = None
@@ -1229,16 +1259,6 @@ _BRIDGING: frozenset[type[ami.AmiEvent]] = frozenset(
 def _channel(call: Call, uniqueid: str) -> str:
     leg = call.legs.get(uniqueid)
     return leg.channel if leg is not None else ""
-
-
-def _first_to_leave(call: Call) -> str:
-    """ "caller" or "agent": whose side left its last bridge first (its phone, or the Local
-    channel standing for it); "" if either side is unknown."""
-    caller = call.last_left.get(call.caller_party)
-    agent = call.last_left.get(call.answerer_leg)
-    if caller is None or agent is None:
-        return ""
-    return "caller" if caller < agent else "agent"
 
 
 def _real(call: Call, uniqueid: str) -> str:

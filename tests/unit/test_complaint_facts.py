@@ -1,5 +1,6 @@
-"""Hold and transfers back and forth, read from Asterisk's events, reach the complaint detector:
-a customer held ten minutes and passed back and forth is heard even if nothing was transcribed."""
+"""Hold and transfers back and forth, read from Asterisk's events by the tracker, reach the
+complaint detector: a customer held ten minutes and passed back and forth is heard even if
+nothing was transcribed."""
 
 from __future__ import annotations
 
@@ -9,120 +10,93 @@ from typing import Any
 
 import pytest
 
-from cti_server.complaint_facts import CallHandlingObserver, party
 from cti_server.complaints.signals import CallFacts
-from cti_server.events import CallHandling, DomainEvent, SurveyAnswered
+from cti_server.events import CallHandling, SurveyAnswered
 from cti_server.telephony import ami_events as ami
 from cti_server.telephony.ami_events import translate
+from tests.support.pbx_script import Pbx
 from tests.support.waiting import poll_until
 from tests.unit.test_complaint_watch import DETECTOR, _ended, _Watched
 
-CALL = "1700000000.1"
+
+def _handled(pbx: Pbx, linkedid: str = "1700000000.1") -> CallHandling:
+    """The customer's call's (the consultation call of a transfer is a call of its own)."""
+    (event,) = [e for e in pbx.published if isinstance(e, CallHandling) and e.linkedid == linkedid]
+    return event
 
 
-class _Clock:
-    now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class _Observed:
-    """An observer fed AMI messages as Asterisk sends them, at times the test sets."""
-
-    def __init__(self) -> None:
-        self.clock = _Clock()
-        self.told: list[DomainEvent] = []
-        self.observer = CallHandlingObserver("pbx1", self.told.append, self.clock)
-        self.n = 1
-
-    def send(self, at: float, name: str, uniqueid: str, **fields: Any) -> None:
-        self.clock.now = at
-        message = {"Event": name, "Uniqueid": uniqueid, "Linkedid": CALL, **fields}
-        event = translate(message, "pbx1")
-        assert event is not None, name
-        self.observer.apply(event)
-
-    def channel(self, at: float, device: str) -> str:
-        """A new channel of the call on ``device``, as Newchannel tells it; its uniqueid."""
-        uniqueid = CALL if device.startswith("PJSIP/trunk") else f"1700000000.{self.n + 1}"
-        self.n += 1
-        name = f"{device}-{self.n:08x}"
-        self.send(at, "Newchannel", uniqueid, Channel=name, ChannelStateDesc="Ring")
-        return uniqueid
-
-    def handled(self) -> CallHandling:
-        (event,) = self.told
-        assert isinstance(event, CallHandling)
-        return event
+def _answered_call(pbx: Pbx, at: float) -> tuple[str, str]:
+    """A customer on the trunk whose dial Alice's phone answers; (customer, alice)."""
+    caller = pbx.channel(0, "PJSIP/trunk")
+    pbx.send(1, "MusicOnHoldStart", caller)  # the queue's music: a wait, not a hold
+    pbx.send(at, "MusicOnHoldStop", caller)
+    alice = pbx.channel(at, "PJSIP/1001", caller)
+    pbx.dial(at, caller, alice)
+    pbx.bridge(at, "b1", alice, caller)
+    return caller, alice
 
 
 def test_hold_counts_after_the_answer_and_transfers_back_are_counted() -> None:
-    o = _Observed()
-    caller = o.channel(0, "PJSIP/trunk")
-    o.send(1, "MusicOnHoldStart", caller, Channel="PJSIP/trunk-1")  # the queue's music: a wait
-    o.send(60, "MusicOnHoldStop", caller, Channel="PJSIP/trunk-1")
-    alice = o.channel(60, "PJSIP/1001")
-    o.send(61, "BridgeEnter", alice, BridgeUniqueid="b1")
-    o.send(61, "BridgeEnter", caller, BridgeUniqueid="b1")
-    keeper = o.channel(100, "Local/keeper@cti-hold")  # the CTI's hold: a keeper, music
-    o.send(100, "BridgeEnter", keeper, BridgeUniqueid="b1")
-    o.send(100, "MusicOnHoldStart", caller, Channel="PJSIP/trunk-1")
-    o.send(250, "MusicOnHoldStop", caller, Channel="PJSIP/trunk-1")
-    bob = o.channel(300, "PJSIP/1002")  # blind transfer to Bob
-    o.send(301, "BridgeEnter", bob, BridgeUniqueid="b2")
-    again = o.channel(400, "PJSIP/1001")  # and back to Alice, on a new channel
-    o.send(401, "BridgeEnter", again, BridgeUniqueid="b3")
-    o.send(500, "Hangup", caller, Channel="PJSIP/trunk-1", Cause="16")
-    assert o.handled() == CallHandling(
-        node="pbx1",
-        linkedid=CALL,
-        hold_seconds=150.0,
-        transfers=2,
-        returns=1,
-        at=o.handled().at,
-    )
+    pbx = Pbx()
+    caller, alice = _answered_call(pbx, 60)
+    keeper = pbx.channel(100, "Local/keeper@cti-hold;1", caller)  # the CTI's hold: music
+    pbx.leave(100, "b1", caller)
+    pbx.bridge(100, "b1", keeper)
+    pbx.send(100, "MusicOnHoldStart", caller)
+    pbx.send(250, "MusicOnHoldStop", caller)
+    pbx.bridge(250, "b1", caller)
+    pbx.hangup(251, keeper)
+    pbx.blind_transfer(300, alice, caller, "1002")  # to Bob
+    pbx.leave(300, "b1", caller, alice)
+    pbx.hangup(300, alice)
+    bob = pbx.channel(301, "PJSIP/1002", caller)
+    pbx.dial(301, caller, bob)
+    pbx.bridge(301, "b2", bob, caller)
+    pbx.blind_transfer(400, bob, caller, "1001")  # and back to Alice, on a new channel
+    pbx.leave(400, "b2", caller, bob)
+    pbx.hangup(400, bob)
+    again = pbx.channel(401, "PJSIP/1001", caller)
+    pbx.dial(401, caller, again)
+    pbx.bridge(401, "b3", again, caller)
+    pbx.hangup(500, caller, again)
+    handled = _handled(pbx)
+    assert (handled.linkedid, handled.hold_seconds) == (caller, 150.0)
+    assert (handled.transfers, handled.returns) == (2, 1)
 
 
 def test_overlapping_holds_count_once_and_a_hold_to_the_end_counts_to_the_end() -> None:
-    o = _Observed()
-    caller = o.channel(0, "PJSIP/trunk")
-    alice = o.channel(10, "PJSIP/1001")
-    o.send(10, "BridgeEnter", alice, BridgeUniqueid="b1")
-    o.send(20, "Hold", alice, Channel="PJSIP/1001-2")  # the phone's hold, and its music
-    o.send(20, "MusicOnHoldStart", caller, Channel="PJSIP/trunk-1")
-    o.send(50, "MusicOnHoldStop", caller, Channel="PJSIP/trunk-1")
-    o.send(60, "Unhold", alice, Channel="PJSIP/1001-2")
-    o.send(100, "MusicOnHoldStart", caller, Channel="PJSIP/trunk-1")
-    o.send(130, "Hangup", caller, Channel="PJSIP/trunk-1", Cause="16")
-    handled = o.handled()
+    pbx = Pbx()
+    caller, alice = _answered_call(pbx, 10)
+    pbx.send(20, "Hold", alice)  # the phone's hold, and its music
+    pbx.send(20, "MusicOnHoldStart", caller)
+    pbx.send(50, "MusicOnHoldStop", caller)
+    pbx.send(60, "Unhold", alice)
+    pbx.send(100, "MusicOnHoldStart", caller)
+    pbx.hangup(130, caller, alice)
+    handled = _handled(pbx)
     assert (handled.hold_seconds, handled.transfers, handled.returns) == (70.0, 0, 0)
 
 
 def test_an_attended_transfers_target_is_a_party_and_unanswered_calls_tell_nothing() -> None:
-    o = _Observed()
-    caller = o.channel(0, "PJSIP/trunk")
-    alice = o.channel(10, "PJSIP/1001")
-    o.send(10, "BridgeEnter", alice, BridgeUniqueid="b1")
-    bob = o.channel(20, "PJSIP/1002")  # Alice's consultation call: Bob's own linkedid
-    o.send(
-        30,
-        "AttendedTransfer",
-        alice,
-        Result="Success",
-        OrigTransfererUniqueid=alice,
-        OrigTransfererLinkedid=CALL,
-        SecondTransfererUniqueid="1700000000.9",
-        TransferTargetUniqueid=bob,
-    )
-    o.send(90, "Hangup", caller, Channel="PJSIP/trunk-1", Cause="16")
-    assert (o.handled().transfers, o.handled().returns) == (1, 0)
+    pbx = Pbx()
+    caller, alice = _answered_call(pbx, 10)
+    consult = pbx.channel(20, "PJSIP/1001")  # Alice's consultation call: its own linkedid
+    bob = pbx.channel(20, "PJSIP/1002", consult)
+    pbx.dial(21, consult, bob)
+    pbx.bridge(21, "b2", consult, bob)
+    pbx.leave(30, "b2", consult, bob)
+    pbx.bridge(30, "b1", bob)
+    pbx.attended_transfer(30, alice, consult, bob, "b2")
+    pbx.leave(30, "b1", alice)
+    pbx.hangup(30, alice, consult)
+    pbx.hangup(90, caller, bob)
+    assert (_handled(pbx).transfers, _handled(pbx).returns) == (1, 0)
 
-    abandoned = _Observed()
+    abandoned = Pbx()
     waiting = abandoned.channel(0, "PJSIP/trunk")
-    abandoned.send(1, "MusicOnHoldStart", waiting, Channel="PJSIP/trunk-1")
-    abandoned.send(90, "Hangup", waiting, Channel="PJSIP/trunk-1", Cause="16")
-    assert abandoned.told == []
+    abandoned.send(1, "MusicOnHoldStart", waiting)
+    abandoned.hangup(90, waiting)
+    assert not [e for e in abandoned.published if isinstance(e, CallHandling)]
 
 
 def test_hold_events_are_translated() -> None:
@@ -138,8 +112,6 @@ def test_hold_events_are_translated() -> None:
         assert event == ami.ChannelHeld(
             node="n", uniqueid="1.2", linkedid="1.1", channel="PJSIP/a-1", held=held, source=source
         )
-    assert party("PJSIP/1001-0000002a") == "PJSIP/1001"
-    assert party("Local/keeper@cti-hold-00000001;1") == ""
 
 
 @pytest.mark.asyncio
