@@ -35,7 +35,6 @@ from cti_server.agi_api import create_agi_api
 from cti_server.bus import Bus, MemoryBus
 from cti_server.bus.lease import Leader, RedisLease, SoleLeader
 from cti_server.bus.redis import RedisBus
-from cti_server.complaint_facts import CallHandlingObserver
 from cti_server.complaint_watch import ComplaintWatch, crm_repeat_call
 from cti_server.complaints.detector import ComplaintDetector
 from cti_server.config import AmiSettings, Settings
@@ -350,13 +349,11 @@ def _router(  # noqa: PLR0917 - the composition root's own parts
 def _link(settings: AmiSettings, tracker: Tracker, bus: MemoryBus) -> AmiClient:
     """One Asterisk node: its events feed the tracker, each login resyncs the node."""
     node = settings.node
-    handling = CallHandlingObserver(node, bus.publish)
 
     def on_event(message: Message) -> None:
         event = translate(message, node)
         if event is not None:
-            tracker.apply(event)
-            handling.apply(event)  # hold and transfers, for the complaint watch
+            tracker.apply(event)  # the live model's only consumer of Asterisk's events
 
     async def after_login() -> None:
         await resync(client, tracker, node)
