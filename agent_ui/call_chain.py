@@ -25,6 +25,7 @@ _HAND_OVER = {
     "pickup": "picked up",
     "forward": "forwarded",
     "redirect": "redirected",
+    "park": "parked",
 }
 _DEVICE_EXTENSION = re.compile(r"^[A-Za-z0-9_]+/(\d{2,10})$")
 
@@ -48,7 +49,7 @@ def duration(seconds: float) -> str:
 def chain_steps(parties: Sequence[InteractionParty], names: Mapping[int, str]) -> list[ChainStep]:
     """The chain's steps, in order; ``names`` are the CRM users' display names by id."""
     extensions = {p.party: p.extension for p in parties if p.extension}
-    steps = []
+    steps: list[ChainStep] = []
     for party in parties:
         name = names.get(party.agent_id) if party.agent_id is not None else None
         name = name or party.agent_name
@@ -56,14 +57,26 @@ def chain_steps(parties: Sequence[InteractionParty], names: Mapping[int, str]) -
             who = f"{name} ({party.extension})"
         else:
             who = name or party.extension or party.party
-        label = _HAND_OVER.get(party.how, party.how)
-        by = _short(party.by_party, extensions) if party.by_party else ""
-        if party.how == "answer":
-            label = f"{label} by"
-        elif by:
-            label = f"{label} by {by}"
-        steps.append(ChainStep(label, who, duration(party.seconds)))
+        steps.append(
+            ChainStep(_hand_over(party, extensions, first=not steps), who, duration(party.seconds))
+        )
     return steps
+
+
+def _hand_over(
+    party: InteractionParty, extensions: Mapping[str, str | None], *, first: bool
+) -> str:
+    """How the party got the customer, read before their name: ``answered by``, ``picked up
+    by``; a first party reached otherwise (a forwarding phone) ``forwarded by 1002 to``; a
+    later one ``attended transfer by 1001``, ``parked by 1001`` (the arrow leads to them)."""
+    label = _HAND_OVER.get(party.how, party.how)
+    if party.how == "answer" or (party.how == "pickup" and first):
+        return f"{label} by"
+    if party.how == "pickup":
+        return label  # by the phone the arrow leads to
+    by = _short(party.by_party, extensions) if party.by_party else ""
+    told = f"{label} by {by}" if by else label
+    return f"{told} to" if first else told
 
 
 def _short(device: str, extensions: Mapping[str, str | None]) -> str:

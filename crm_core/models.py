@@ -304,7 +304,7 @@ class Interaction(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-HAND_OVERS = ("answer", "attended", "blind", "blonde", "pickup", "forward", "redirect")
+HAND_OVERS = ("answer", "attended", "blind", "blonde", "pickup", "forward", "redirect", "park")
 
 
 class InteractionParty(Base):

@@ -149,7 +149,7 @@ class IvrStepIn(_Input):
     input: Line = ""
 
 
-HandOver = Literal["answer", "attended", "blind", "blonde", "pickup", "forward", "redirect"]
+HandOver = Literal["answer", "attended", "blind", "blonde", "pickup", "forward", "redirect", "park"]
 """How a party got the customer: ``answer`` for the first answerer, else the hand-over's kind."""
 
 

@@ -106,6 +106,9 @@ def test_a_party_that_ends_before_it_starts_or_an_unknown_hand_over_is_refused()
         _call("c.3", parties=[backwards])
     with pytest.raises(ValueError, match=r"parties\.0\.how"):
         _call("c.3", parties=[{**THREE[0], "how": "teleport"}])
+    parked = _call("c.3", parties=[THREE[0], {**THREE[1], "how": "park"}])  # retrieved
+    assert parked.parties is not None
+    assert [p.how for p in parked.parties] == ["answer", "park"]
 
 
 @pytest_asyncio.fixture

@@ -43,14 +43,23 @@ def test_each_hand_over_reads_as_what_happened_and_who_made_it() -> None:
         _party("PJSIP/1003", "forward", 3600, extension="1003", agent_name="billing-1"),
         _party("Local/900@rg-0001;1", "redirect", 9),  # nobody named, an AMI Redirect
         _party("PJSIP/1004", "blonde", 0, extension="1004", by_party="Local/x@y-1;2"),
+        _party("PJSIP/1001", "park", 12, extension="1001", agent_id=7, by_party="PJSIP/1004"),
     ]
     assert _text(parties, {7: "Li Na"}) == [
         "answered by | Li Na (1001) | 0:05",
-        "picked up by 1002 | 1002 | 1:02",
+        "picked up | 1002 | 1:02",
         "forwarded | billing-1 (1003) | 1:00:00",
         "redirected | Local/900@rg-0001;1 | 0:09",
         "blonde transfer by Local/x@y-1;2 | 1004 | 0:00",
+        "parked by 1004 | Li Na (1001) | 0:12",
     ]
+
+
+def test_a_first_party_reached_without_an_answer_says_how() -> None:
+    picked = [_party("PJSIP/1003", "pickup", 4, extension="1003", by_party="PJSIP/1003")]
+    forwarded = [_party("PJSIP/1005", "forward", 4, extension="1005", by_party="PJSIP/1002")]
+    assert _text(picked)[0] == "picked up by | 1003 | 0:04"
+    assert _text(forwarded)[0] == "forwarded by 1002 to | 1005 | 0:04"
 
 
 def test_durations_round_to_the_second() -> None:
