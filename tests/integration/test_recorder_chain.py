@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crm_core.agent_figures import AgentSegments, agent_segments
 from crm_core.interactions import find_interaction
 from crm_core.models import InteractionParty
 from cti_server.bus import MemoryBus
@@ -24,10 +25,12 @@ from cti_server.events import CallEnded
 from cti_server.recorder.recorder import Recorder, interaction_update
 from cti_server.recorder.spool import Spool
 from tests.support.domain_events import answered, ended
+from tests.support.replay import load, replay
 from tests.support.ui import add_users
 from tests.support.waiting import poll_until
 
 Sessions = async_sessionmaker[AsyncSession]
+TRANSFERS = Path(__file__).resolve().parents[1] / "data" / "ami_transfers"
 
 
 def _chain_ended(linkedid: str, *hostile: str) -> CallEnded:
@@ -83,9 +86,9 @@ async def running(recorder: Recorder) -> AsyncIterator[Recorder]:
         await asyncio.gather(task, return_exceptions=True)
 
 
-async def _parties(crm: Sessions, linkedid: str) -> list[InteractionParty]:
+async def _parties(crm: Sessions, linkedid: str, node: str = "pbx1") -> list[InteractionParty]:
     async with crm() as s:
-        row = await find_interaction(s, "pbx1", linkedid)
+        row = await find_interaction(s, node, linkedid)
         if row is None:
             return []
         return list(
@@ -177,6 +180,41 @@ def test_the_chain_is_journalled_in_the_crms_words_and_cleaned() -> None:
         "ended_at": _chain_ended("x3").chain[0]["ended_at"],
         "seconds": 130,
     }
+
+
+@pytest.mark.asyncio
+async def test_a_recorded_transfer_back_to_the_first_agent_reaches_the_crm_and_the_figures(
+    crm: Sessions, tmp_path: Path
+) -> None:
+    """Real Asterisk traffic (A → B by blind transfer, B → A): the tracker's events through the
+    recorder give three parties, and A handled one call with both of A's segments' talk."""
+    ids = await add_users(crm, ("anna", "agent", "2211"), ("bo", "agent", "2212"))
+    _, events = replay(load(TRANSFERS / "back_to_first_agent.json"))
+    (call,) = [e for e in events if isinstance(e, CallEnded) and e.chain]
+    bus = MemoryBus()
+    async with running(Recorder(bus, crm, Spool(tmp_path / "spool.jsonl"), region="CN")):
+        for event in events:
+            bus.publish(event)
+        parties = await poll_until(
+            lambda: _parties(crm, call.linkedid, node=call.node), 10, what="the chain"
+        )
+    assert [(p.extension, p.how, p.by_party, p.agent_id) for p in parties] == [
+        ("2211", "answer", None, ids["anna"]),
+        ("2212", "blind", "PJSIP/2211", ids["bo"]),
+        ("2211", "blind", "PJSIP/2212", ids["anna"]),
+    ]
+    assert [p.seconds for p in parties] == [c["seconds"] for c in call.chain]
+    async with crm() as s:
+        row = await find_interaction(s, call.node, call.linkedid)
+        assert row is not None
+        assert row.agent_id == ids["anna"]  # the first answerer
+        day = parties[0].started_at.replace(hour=0, minute=0, second=0, microsecond=0)
+        figures = await agent_segments(s, day, day + timedelta(days=1))
+    first, second, back = (c["seconds"] for c in call.chain)
+    assert figures == [
+        AgentSegments(ids["anna"], "anna", "2211", 1, first + back),
+        AgentSegments(ids["bo"], "bo", "2212", 1, second),
+    ]
 
 
 async def _true(value: bool) -> bool:
