@@ -25,7 +25,13 @@ from cti_server.tracker.resync import (
     reconcile,
     resync,
 )
-from tests.support.live_model import agent_completes, answered_call, hang_up, waiting_call
+from tests.support.live_model import (
+    agent_completes,
+    answered_call,
+    hang_up,
+    member,
+    waiting_call,
+)
 from tests.support.replay import StepClock, replay
 
 CALLER = LiveChannel(
@@ -257,14 +263,20 @@ async def test_agents_in_no_queue_any_more_are_logged_out() -> None:
                 device_status=1,
             )
         )
-    client: Any = _Asterisk(_queue_status(("sales", "PJSIP/1002")), _no_channels())
+    for queue in ("support", "sales", "billing"):  # carol left two of her three queues
+        member(tracker, "rec", queue, "PJSIP/1003", "PJSIP/1003")
+    status = _queue_status(("sales", "PJSIP/1002"), ("sales", "PJSIP/1003"))
+    client: Any = _Asterisk(status, _no_channels())
     await resync(client, tracker, "rec")
 
     alice, bob = tracker.agent("rec", "PJSIP/1001"), tracker.agent("rec", "PJSIP/1002")
+    carol = tracker.agent("rec", "PJSIP/1003")
     assert alice is not None
     assert bob is not None
+    assert carol is not None
     assert (alice.state, alice.queues) == (AgentState.LOGGED_OUT, set())
     assert (bob.state, bob.queues) == (AgentState.AVAILABLE, {"sales"})
+    assert (carol.state, carol.queues) == (AgentState.AVAILABLE, {"sales"})
     assert client.asked == ["CoreShowChannels", "QueueStatus"]
     logged_out = [
         e for e in published if isinstance(e, AgentStateChanged) and e.state == "logged_out"
