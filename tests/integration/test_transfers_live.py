@@ -24,7 +24,9 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
@@ -32,8 +34,8 @@ from panoramisk.message import Message
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from crm_core.models import Interaction
-from cti_server.app import AMI, BUS, DATABASE, TRACKER, build_app
+from crm_core.models import Interaction, InteractionParty
+from cti_server.app import AMI, BUS, DATABASE, SCHEMA_READY, TRACKER, build_app
 from cti_server.asterisk.local import AsteriskInstance
 from cti_server.config import Settings, load_settings
 from cti_server.events import CallEnded, CallTransferred, DomainEvent
@@ -47,6 +49,7 @@ from tests.support.ami_record import DATA, record_ami
 from tests.support.asterisk import AsteriskNode, require_chroot
 from tests.support.phones import Phones, PhonesInstance, connected_phones, start_phones
 from tests.support.ports import free_port
+from tests.support.ui import add_users, sign_in
 from tests.support.waiting import EventLog, event_is, poll_until
 
 pytestmark = [pytest.mark.asterisk]
@@ -122,6 +125,23 @@ class Floor:
     phones: Phones
     published: list[DomainEvent]
     logged_in: list[tuple[str, str]] = field(default_factory=list)
+    browsers: list[aiohttp.ClientSession] = field(default_factory=list)
+
+    @property
+    def base(self) -> str:
+        http = self.node.settings.http
+        return f"http://127.0.0.1:{http.port}"
+
+    async def desk(self, extension: str) -> aiohttp.ClientWebSocketResponse:
+        """Agent ``extension``'s desktop, signed in (a CRM user of that extension)."""
+        username = f"user-{extension}"
+        sessions = async_sessionmaker(self.app[DATABASE], expire_on_commit=False)
+        await add_users(sessions, (username, "agent", extension))
+        http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        self.browsers.append(http)
+        status, _ = await sign_in(http, self.base, username)
+        assert status == 303, f"{username} could not sign in"
+        return await http.ws_connect(f"{self.base}/ui/ws?view=desk", headers={"Origin": self.base})
 
     @property
     def name(self) -> str:
@@ -145,8 +165,10 @@ async def floor(floor_pbx: tuple[AsteriskNode, PhonesInstance]) -> AsyncIterator
     app = build_app(node.settings)
     runner = web.AppRunner(app)
     await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", node.settings.http.port).start()
     try:
         await app[AMI].wait_connected(10.0)
+        await asyncio.wait_for(app[SCHEMA_READY].wait(), WAIT)
         tracker, name = app[TRACKER], node.settings.ami.node
 
         async def _resynced() -> bool:  # the model rebuilt from Asterisk's state: calls from now
@@ -163,6 +185,8 @@ async def floor(floor_pbx: tuple[AsteriskNode, PhonesInstance]) -> AsyncIterator
             try:
                 yield scene
             finally:
+                for browser in scene.browsers:
+                    await browser.close()
                 for queue, ext in scene.logged_in:
                     with contextlib.suppress(aa.AgentActionError):  # logged out already
                         await aa.queue_logout(client, queue, device(ext))
@@ -303,19 +327,46 @@ class ModelChecks:
         self.floor = floor
         self.linkedid = linkedid
         self.failures: list[str] = []
+        self.desks: dict[str, aiohttp.ClientWebSocketResponse] = {}
+
+    async def watch_desk(self, extension: str) -> None:
+        """Open ``extension``'s desktop before the hand-over, to see it pop."""
+        self.desks[extension] = await self.floor.desk(extension)
+
+    async def desk_popped(self, extension: str, kind: str, by: str) -> None:
+        """``extension``'s desk popped with this call, handed over (``kind``) by ``by``."""
+        ws = self.desks[extension]
+        deadline = time.monotonic() + MODEL_WAIT
+        seen: list[Any] = []
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                message: dict[str, Any] = await ws.receive_json(timeout=left)
+            except (TimeoutError, TypeError, ValueError):
+                break
+            if message.get("type") != "pop":
+                continue
+            if message.get("call", {}).get("linkedid") != self.linkedid:
+                continue
+            handover = message.get("handover") or {}
+            seen.append((handover.get("kind"), (handover.get("from") or {}).get("extension")))
+            if seen[-1] == (kind, by):
+                return
+        self.failures.append(f"desk {extension}: expected a pop {(kind, by)}, saw {seen}")
 
     async def party_is(self, extension: str, what: str) -> None:
         """During the call: the tracker's current party of the call is ``extension``'s phone."""
         expected = device(extension)
         deadline = time.monotonic() + MODEL_WAIT
-        seen: object = None
         while True:
             call = self.floor.tracker.call(self.floor.name, self.linkedid)
             seen = None if call is None else call.party
             if seen == expected:
                 return
             if time.monotonic() >= deadline:
-                self.failures.append(f"live party {what}: expected {expected}, saw {seen!r}")
+                chain = None if call is None else call.chain_dicts()
+                self.failures.append(
+                    f"live party {what}: expected {expected}, saw {seen!r} (chain {chain})"
+                )
                 return
             await asyncio.sleep(0.05)
 
@@ -329,7 +380,12 @@ class ModelChecks:
         transfers: list[tuple[str, str, str, str]],
     ) -> None:
         """The chain as (party, how, by), its agents, who hung up, the ``CallTransferred``
-        events as (kind, from_party, to_party, by), and the CRM row."""
+        events as (kind, from_party, to_party, by), the pops on the desks watched (each party
+        the customer was handed to), and the CRM row with its parties."""
+        for kind, from_party, to_party, _by in transfers:
+            to_ext = to_party.removeprefix("PJSIP/")
+            if to_ext in self.desks:
+                await self.desk_popped(to_ext, kind, from_party.removeprefix("PJSIP/"))
         failures = list(self.failures)
         if ended is None:
             failures.append("no CallEnded for the call")
@@ -359,7 +415,20 @@ class ModelChecks:
                 failures.append(f"CRM agent_name: expected {agents[0]}, got {row.agent_name!r}")
             if row.ended_by != hung_up_by:
                 failures.append(f"CRM ended_by: expected {hung_up_by}, got {row.ended_by!r}")
+            parties = await self._parties(row)
+            if parties != chain:
+                failures.append(f"CRM parties: expected {chain}, got {parties}")
         assert not failures, "\n".join(failures)
+
+    async def _parties(self, row: Interaction) -> list[tuple[str, str, str]]:
+        sessions = async_sessionmaker(self.floor.app[DATABASE], expire_on_commit=False)
+        async with sessions() as session:
+            found = await session.scalars(
+                select(InteractionParty)
+                .where(InteractionParty.interaction_id == row.id)
+                .order_by(InteractionParty.position)
+            )
+            return [(p.party, p.how, p.by_party or "") for p in found]
 
     async def _interaction(self) -> Interaction | None:
         sessions = async_sessionmaker(self.floor.app[DATABASE], expire_on_commit=False)
@@ -388,6 +457,7 @@ async def test_attended_transfer_by_atxfer_on_the_phones_channel(floor: Floor) -
     await colleagues(floor, b)
     call = await answered_by(floor, a, "+8613800021010")
     checks = ModelChecks(floor, call.linkedid)
+    await checks.watch_desk(b)
     await checks.party_is(a, "after the answer")
 
     await aa.attended_transfer(floor.client, call.agent, b)
@@ -420,6 +490,7 @@ async def test_attended_transfer_keyed_on_the_phone(floor: Floor) -> None:
     await colleagues(floor, b)
     call = await answered_by(floor, a, "+8613800021110")
     checks = ModelChecks(floor, call.linkedid)
+    await checks.watch_desk(b)
 
     await floor.phones[a].key(code)
     await customer_held(floor, call)  # Asterisk took the code and asks for the number
@@ -451,6 +522,7 @@ async def test_blind_transfer_to_another_agents_phone(floor: Floor) -> None:
     await colleagues(floor, b)
     call = await answered_by(floor, a, "+8613800021210")
     checks = ModelChecks(floor, call.linkedid)
+    await checks.watch_desk(b)
 
     await aa.blind_transfer(floor.client, call.agent, b, "cti-agents")
     transfer = await floor.log.wait_for(event_is("BlindTransfer"), WAIT, "transfer")
@@ -476,6 +548,7 @@ async def test_blind_transfer_to_a_queue_answered_by_its_agent(floor: Floor) -> 
     await login(floor, OTHER_QUEUE, b)  # B answers the other queue's calls
     call = await answered_by(floor, a, "+8613800021310")
     checks = ModelChecks(floor, call.linkedid)
+    await checks.watch_desk(b)
 
     queues = [q.name for q in floor.node.settings.dialplan.queues]
     await aa.transfer_to_queue(floor.client, call.agent, OTHER_QUEUE, queues)
@@ -506,6 +579,7 @@ async def test_blind_transfer_to_a_ring_group(floor: Floor) -> None:
     await colleagues(floor, b, c)
     call = await answered_by(floor, a, "+8613800021410")
     checks = ModelChecks(floor, call.linkedid)
+    await checks.watch_desk(c)
 
     await aa.blind_transfer(floor.client, call.agent, RING_GROUP, "cti-agents")
     await floor.phones[b].wait_ringing()  # both ring; the second member answers
@@ -534,6 +608,7 @@ async def test_blind_transfer_keyed_on_the_phone(floor: Floor) -> None:
     await colleagues(floor, b)
     call = await answered_by(floor, a, "+8613800021510")
     checks = ModelChecks(floor, call.linkedid)
+    await checks.watch_desk(b)
 
     await floor.phones[a].key(code)
     await customer_held(floor, call)
@@ -564,17 +639,14 @@ async def test_blonde_transfer_then_the_target_answers(floor: Floor) -> None:
     await colleagues(floor, b)
     call = await answered_by(floor, a, "+8613800021610")
     checks = ModelChecks(floor, call.linkedid)
+    await checks.watch_desk(b)
 
     await aa.attended_transfer(floor.client, call.agent, b)
     await customer_held(floor, call)
     await floor.phones[b].wait_ringing()
     await floor.phones[a].hangup()  # A does not wait for B to answer
     await floor.log.wait_for(event_is("AttendedTransfer"), WAIT, "transfer")
-    b_phone = floor.phones[b]
-    await b_phone.phones.action(
-        "Redirect",
-        {"Channel": b_phone.current(), "Context": "phone-answer", "Exten": "s", "Priority": "1"},
-    )
+    await floor.phones[b].answer()  # the customer's call now
     await talking_to(floor, call, b)
     await checks.party_is(b, "after the target answered")
     await hang_up_customer(floor, call)
@@ -594,6 +666,7 @@ async def test_blonde_transfer_then_the_target_answers(floor: Floor) -> None:
 
 async def _picked_up(floor: Floor, name: str, code: str, a: str, b: str, number: str) -> None:
     await colleagues(floor, b)
+    desk = await floor.desk(b)
     await login(floor, QUEUE, a)
     linkedid = await customer_calls(floor, number)
     await floor.phones[a].wait_ringing()
@@ -602,6 +675,7 @@ async def _picked_up(floor: Floor, name: str, code: str, a: str, b: str, number:
     join = await floor.log.wait_for(event_is("QueueCallerJoin", Uniqueid=linkedid), WAIT, "queued")
     call = Answered(linkedid, str(join["Channel"]), "")
     checks = ModelChecks(floor, linkedid)
+    checks.desks[b] = desk
     await talking_to(floor, call, b)
     await checks.party_is(b, "after the pickup")
     await hang_up_customer(floor, call)
@@ -638,6 +712,7 @@ async def test_group_pickup_of_a_ringing_agents_call(floor: Floor) -> None:
 async def test_a_forwarding_phone_sends_the_queue_call_to_a_colleague(floor: Floor) -> None:
     a, b = "2191", "2192"
     await colleagues(floor, b)
+    desk = await floor.desk(b)
     await floor.phones[a].forward_to(b)
     try:
         await login(floor, QUEUE, a)
@@ -648,6 +723,7 @@ async def test_a_forwarding_phone_sends_the_queue_call_to_a_colleague(floor: Flo
     join = await floor.log.wait_for(event_is("QueueCallerJoin", Uniqueid=linkedid), WAIT, "queued")
     call = Answered(linkedid, str(join["Channel"]), "")
     checks = ModelChecks(floor, linkedid)
+    checks.desks[b] = desk
     await talking_to(floor, call, b)
     await checks.party_is(b, "after the forward")
     await floor.phones[b].hangup()
@@ -672,6 +748,7 @@ async def test_redirect_of_the_customers_channel_to_another_agent(floor: Floor) 
     await colleagues(floor, b)
     call = await answered_by(floor, a, "+8613800022010")
     checks = ModelChecks(floor, call.linkedid)
+    await checks.watch_desk(b)
 
     await aa.redirect(floor.client, call.customer, b, "cti-agents")
     await floor.phones[b].answer()
@@ -698,6 +775,8 @@ async def test_transfer_back_to_the_first_agent(floor: Floor) -> None:
     await colleagues(floor, b)
     call = await answered_by(floor, a, "+8613800022110")
     checks = ModelChecks(floor, call.linkedid)
+    await checks.watch_desk(a)
+    await checks.watch_desk(b)
 
     await aa.blind_transfer(floor.client, call.agent, b, "cti-agents")
     await floor.phones[b].answer()

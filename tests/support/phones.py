@@ -213,6 +213,7 @@ class Phone:
     extension: str
     phones: Phones
     channels: list[str] = field(default_factory=list)
+    answered: set[str] = field(default_factory=set)  # of ``channels``: off the hook
 
     @property
     def device(self) -> str:
@@ -239,8 +240,11 @@ class Phone:
         return channel
 
     async def answer(self, timeout: float = WAIT) -> str:
-        """Answer the call ringing now (waiting for it to ring); its phone-side channel."""
-        channel = await self.wait_ringing(timeout)
+        """Answer the call ringing (waiting for one if none rings yet); its phone-side channel."""
+        gone = self.phones.gone
+        ringing = [c for c in self.channels if c not in gone and c not in self.answered]
+        channel = ringing[-1] if ringing else await self.wait_ringing(timeout)
+        self.answered.add(channel)
         await self.phones.action(
             "Redirect",
             {"Channel": channel, "Context": "phone-answer", "Exten": "s", "Priority": "1"},
@@ -295,6 +299,7 @@ class Phone:
         )
         channel = str(created["Channel"])
         self.channels.append(channel)
+        self.answered.add(channel)
         return channel
 
     async def forward_to(self, extension: str | None) -> None:
