@@ -339,7 +339,7 @@ class Desks:
         if desk.call != key:
             return  # over, or handed on again, while the record was read
         pop["call"]["state"] = "connected"
-        pop["call"]["transferred_by"] = said["from"]["label"]
+        pop["call"]["transferred_by"] = name or said["from"]["label"]
         pop["handover"] = said
         desk.pop = pop
         await self.hub.to_extension(desk.extension, pop)
@@ -348,12 +348,16 @@ class Desks:
         """The party ``source`` no longer has the customer: a call it had is wrapped up, a pop
         of a call only ringing there (a pickup) closes."""
         desk = self.desks.get(source)
-        if desk is None or key not in (desk.offered, desk.call):
+        if desk is None:
             return
-        had_it = desk.call == key
+        pending = desk.wrapup
+        wrapping = pending is not None and (pending["node"], pending["linkedid"]) == key
+        if key not in (desk.offered, desk.call) and not wrapping:
+            return
+        had_it = desk.call == key or wrapping  # wrapping: app_queue ended their part first
         if had_it:
             self._begin_wrapup(desk, key, event.at)
-        elif desk.wrapup is None or desk.wrapup["linkedid"] != key[1]:
+        else:
             desk.pop = desk.offered = None
         self._spawn(self._tell_left(desk, event, to, closed=not had_it))
 

@@ -49,13 +49,18 @@
     byId("transfer-note").value = "";  // a note belongs to one call's transfer
   }
 
-  // the customer went to another party: said here, and a pop of a call that only rang closes
+  // the customer went to another party: said on the pop (its wrap-up follows), or, for a call
+  // that only rang here (a pickup), the pop closes
   function leftCall(m) {
     if (!pop || pop.call.linkedid !== m.linkedid) return;
-    setText("pop-call-state", "transferred to " + m.to);
-    byId("pop").dataset.leftTo = m.to;
-    say((m.closed ? "The call was " + m.how + " by " : "The customer went to ") + m.to + " (" + m.how + ").");
-    if (m.closed) hidePop();
+    if (m.closed) {
+      hidePop();
+      say(m.to + " has the call (" + m.how + ").");
+      return;
+    }
+    setText("pop-left", m.to + " · " + m.how);
+    byId("pop-left").dataset.to = m.to;
+    byId("pop-left").hidden = byId("pop-left-label").hidden = false;
   }
 
   // who handed the customer over, how, why, and what was said so far (all text, never markup)
@@ -115,7 +120,8 @@
     setText("pop-queue", call.queue);
     setText("pop-transferred", call.transferred_by || "");
     byId("pop-transferred").hidden = byId("pop-transferred-label").hidden = !call.transferred_by;
-    delete byId("pop").dataset.leftTo;
+    byId("pop-left").hidden = byId("pop-left-label").hidden = true;
+    delete byId("pop-left").dataset.to;
     showHandover(m);
     byId("pop-profile").hidden = !c;
     if (c) byId("pop-profile").href = "/ui/customers/" + encodeURIComponent(c.id);

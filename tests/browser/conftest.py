@@ -144,7 +144,7 @@ async def ui_server(
             f"http://127.0.0.1:{settings.http.port}", app, db, ids, asterisk_node, browser
         )
     finally:
-        for call in list(app[TRACKER].calls.values()):  # nor our calls
+        for call in app[TRACKER].live_calls():  # nor our calls
             for leg in call.live_legs():
                 with contextlib.suppress(agent_actions.AgentActionError):
                     await agent_actions.hangup(app[AMI], leg.channel)

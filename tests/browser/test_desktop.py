@@ -343,7 +343,7 @@ async def test_a_transfer_ends_the_transferring_agents_call_and_pops_on_the_targ
     await expect(sam.page.locator('#agents tr[data-agent="agent-8101"]')).to_have_attribute(
         "data-state", "wrap_up"
     )
-    assert (server.node.settings.ami.node, call.uniqueid) in server.app[TRACKER].calls  # goes on
+    assert server.app[TRACKER].call(server.node.settings.ami.node, call.uniqueid)  # goes on
     await alice.page.select_option("#disposition", "escalated")
     await alice.page.click("#wrapup-done")
     await expect(alice.page.locator("#message")).to_have_text("Wrap-up saved.")

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from cti_server.events import CallHandling, TranscriptPartial
+from cti_server.events import AgentStateChanged, CallHandling, TranscriptPartial
 from cti_server.telephony import ami_events as ami
 from tests.support import domain_events as make
 from tests.unit.test_ui_desk_calls import (  # the desk harness: alice and bob, Asterisk faked
@@ -83,7 +83,7 @@ async def test_a_phone_made_transfer_pops_on_the_target_with_who_how_and_what_wa
     assert pop["call"]["linkedid"] == linkedid
     assert pop["call"]["state"] == "connected"  # the tracker says bob has the customer now
     assert pop["call"]["caller_number"] == make.CALLER
-    assert pop["call"]["transferred_by"] == "alice (8101)"
+    assert pop["call"]["transferred_by"] == "alice"
     handover = pop["handover"]
     assert (handover["kind"], handover["how"]) == ("attended", "attended transfer")
     assert handover["from"] == {"name": "alice", "extension": "8101", "label": "alice (8101)"}
@@ -198,8 +198,12 @@ async def test_the_desktops_note_goes_with_the_transfer_and_a_bad_one_is_refused
     assert ringing["handover"]["from"]["label"] == "alice (8101)"
     assert ringing["handover"]["transcript"][0]["text"] == "my card is [CARD]"
 
+    # app_queue ends alice's part first (her leg left), then the tracker names bob
+    ui.publish(AgentStateChanged(node=NODE, agent=ALICE, state="available", reason="", linkedid=""))
+    assert (await next_of(alice, "wrapup"))["linkedid"] == linkedid
     ui.publish(make.transferred(linkedid, ALICE, BOB, "blind"))  # bob has the customer
-    await _all_of(alice, "handed_over", "wrapup")
+    left = await next_of(alice, "handed_over")  # still told where her customer went
+    assert (left["to"], left["closed"]) == ("bob (8102)", False)
     taken = await next_of(bob, "pop")
     assert taken["call"]["state"] == "connected"
     assert (taken["handover"]["how"], taken["handover"]["note"]) == ("blind transfer", why)
