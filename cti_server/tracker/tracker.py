@@ -81,6 +81,7 @@ class Tracker:
         self._members: dict[tuple[str, str], dict[str, int]] = {}  # (node, bridge) -> leg: entered
         self._locals: dict[tuple[str, str], str] = {}  # (node, Local channel name) -> leg
         self._connected: dict[tuple[str, str], tuple[str, str]] = {}  # leg -> (member, interface)
+        self._dialing: dict[tuple[str, str], int] = {}  # leg -> its dials not ended yet
         self._unsettled: list[Call] = []  # calls with a hand-over not yet told
         self.applied = 0
         self.resyncs: dict[str, int] = {}  # node -> how often its model was rebuilt
@@ -221,6 +222,8 @@ class Tracker:
         consultation (a blonde transfer), or the phone of a colleague who picked the call up
         (where Asterisk says no Pickup: the rung phone's dial ends CANCEL and the same leg dials
         the picker, a phone in a call of its own)."""
+        dialing = (event.node, event.uniqueid)
+        self._dialing[dialing] = self._dialing.get(dialing, 0) + 1
         call = self._call_of(event)
         if call is None:
             return
@@ -248,6 +251,11 @@ class Tracker:
         thread): a far half's dial that ends ANSWER after the dial through its pair still
         names the phone reached. A Local channel whose far half reaches no phone at all (it
         answered itself, like a simulated customer or agent) stands for its party."""
+        dialing = (event.node, event.uniqueid)
+        if self._dialing.get(dialing, 0) > 1:
+            self._dialing[dialing] -= 1
+        else:
+            self._dialing.pop(dialing, None)
         call = self._call_of(event)
         if call is None:
             return
@@ -481,18 +489,20 @@ class Tracker:
 
     def _counterpart(
         self, call: Call, side: str, current: str, wanted: str = ""
-    ) -> tuple[str, set[str]]:
+    ) -> tuple[str, set[str], bool]:
         """Whom ``side`` (a leg) is with now, through bridges and Local pairs: a phone's leg
         (``wanted``, a transfer's target, first; then ``current``; else the latest to join),
         else a Local channel standing for a party (one whose other half runs an application);
-        with the Local legs passed on the way."""
+        with the Local legs passed on the way, and whether that stand-in's far half still
+        dials (a target that rings: not a party yet)."""
         node = call.node
         bridge = self._bridge_of.get((node, side))
         if bridge is None:
-            return "", set()
+            return "", set(), False
         skip = {side, self._other_local(node, side)}
         phones: list[tuple[int, str]] = []
         stand_ins: list[tuple[int, str]] = []
+        ringing: set[str] = set()
         via: set[str] = set()
         seen_bridges = {bridge}
         todo = [bridge]
@@ -510,6 +520,8 @@ class Tracker:
                 far = self._bridge_of.get((node, other)) if other else None
                 if far is None:
                     stand_ins.append((entered, leg))
+                    if other and self._dialing.get((node, other)):
+                        ringing.add(leg)
                 elif far not in seen_bridges:
                     seen_bridges.add(far)
                     skip.add(other)
@@ -518,11 +530,9 @@ class Tracker:
         for found in (phones, stand_ins):
             if found:
                 legs = [leg for _, leg in found]
-                for preferred in (wanted, current):
-                    if preferred and preferred in legs:
-                        return preferred, via
-                return max(found)[1], via
-        return "", via
+                chosen = next((p for p in (wanted, current) if p and p in legs), max(found)[1])
+                return chosen, via, chosen in ringing
+        return "", via, False
 
     def _other_local(self, node: str, leg: str) -> str:
         channel = self._leg_channel(node, leg)
@@ -537,16 +547,21 @@ class Tracker:
             return
         current = call.chain[-1]
         label = call.label
+        customer = self._customer_leg(call)
+        bridge = self._bridge_of.get((call.node, customer), "")
+        current.bridge = current.bridge or bridge
         waiting_for = label.target if label is not None else ""
-        found, via = self._counterpart(call, self._customer_leg(call), current.leg, waiting_for)
+        found, via, ringing = self._counterpart(call, customer, current.leg, waiting_for)
         if not found or found == current.leg:
+            return
+        if ringing:  # a Local channel whose far half still dials: the target has not answered
+            if label is not None and label.kind == "attended":
+                label.kind = "blonde"
             return
         if waiting_for and found != waiting_for and found in via:
             return  # a blonde transfer's Local pair: the target still rings behind it
         found_device = ami.device_of(self._leg_channel(call.node, found))
         current_channel = _channel(call, current.leg) if current.leg else ""
-        bridge = self._bridge_of.get((call.node, self._customer_leg(call)), "")
-        current.bridge = current.bridge or bridge
         swapped = (  # a Local pair optimised itself away: the phone behind took its place
             current_channel.startswith("Local/")
             and (call.node, current.leg) not in self._bridge_of
@@ -784,6 +799,7 @@ class Tracker:
         self._leg_to_call.pop((node, leg), None)
         self._leave_bridge(node, leg)
         self._connected.pop((node, leg), None)
+        self._dialing.pop((node, leg), None)
         if channel.startswith("Local/") and self._locals.get((node, channel)) == leg:
             del self._locals[(node, channel)]
 
@@ -995,9 +1011,17 @@ class Tracker:
         call = self._call_of(event)
         now = self.clock()
         agent = self._agent(event.node, event.interface, event.member)
+        if call is not None and event.dest_uniqueid:
+            # the leg the queue connected is part of the call, from whatever call it came (a
+            # colleague's phone that picked up the ringing member's call has its own)
+            self._adopt(call, event.node, event.dest_uniqueid)
+            device = ami.device_of(_channel(call, event.dest_uniqueid))
+            answering = self.agents.get((event.node, device))
+            if answering is not None and device != event.interface.removesuffix("/n"):
+                agent = answering  # the phone that answered is another member's
         agent.calls_taken += 1
         if event.dest_uniqueid:
-            self._connected[(event.node, event.dest_uniqueid)] = (agent.name, event.interface)
+            self._connected[(event.node, event.dest_uniqueid)] = (agent.name, agent.interface)
         if call is None:
             stats = self.queue(event.node, event.queue)
             stats.record_answer(event.hold_seconds)
@@ -1015,20 +1039,31 @@ class Tracker:
         agent.linkedid = call.linkedid
         if move(call.state, CallState.ANSWERED, CALL_TRANSITIONS, f"call {call.linkedid}"):
             call.state = CallState.ANSWERED
-        if call.agent or len(call.chain) > 1 or call.label is not None:
+        label = call.label
+        if call.queue_answered or (
+            call.chain
+            and (
+                len(call.chain) > 1
+                or (label is not None and label.kind not in ("pickup", "forward"))
+            )
+        ):
             # answered again, after a transfer to a queue: a hand-over, not an answer
             self._check_party(call)
             return
-        call.agent = agent.name
+        call.queue_answered = True
         call.queue = event.queue
         call.answered_at = call.answered_at or now
         self._open_first(call)
+        first = call.chain[0]
+        if first.how in ("pickup", "forward"):  # the phone that answered is not the member's
+            self._describe(call, first)
+        call.agent = (first.agent if first.how != "answer" else "") or agent.name
         self.publish(
             CallAnswered(
                 node=call.node,
                 linkedid=call.linkedid,
                 queue=event.queue,
-                agent=agent.name,
+                agent=call.agent,
                 waited_seconds=waited,
                 at=now,
                 caller_channel=_channel(call, call.caller_uniqueid),
