@@ -39,8 +39,8 @@ from cti_server.events import (
 )
 from cti_server.transcription.redact import Utterance, redact_sequence
 
-MAX_CALLS = 5000  # live calls followed; the oldest forgotten when their end is never seen
-MAX_LINES = 300  # finished utterances kept per call (the newest)
+MAX_CALLS = 2000  # live calls followed; the oldest forgotten when their end is never seen
+MAX_LINES = 200  # finished utterances kept per call (the newest), 500 characters at most
 MAX_COMPLAINTS = 10  # live complaint alerts kept per call
 MAX_NOTE = 500  # characters of a transfer's note
 ENDED_KEPT = 2000  # ended calls remembered, so that a late utterance does not revive one
@@ -54,6 +54,9 @@ HOW = {
     "forward": "forwarded",
     "redirect": "redirected",
 }
+
+# how the panel introduces the party the customer came from
+LEAD = {"pickup": "Picked up from", "forward": "Forwarded by", "redirect": "Redirected from"}
 
 CallKey = tuple[str, str]
 Record = dict[str, Any]
@@ -245,6 +248,7 @@ def panel(
     return {
         "kind": kind,
         "how": how(kind),
+        "lead": LEAD.get(kind, "Handed over by"),
         "from": {
             "name": from_name or "",
             "extension": from_extension,

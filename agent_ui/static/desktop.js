@@ -71,6 +71,7 @@
     if (!h) { delete panel.dataset.linkedid; delete panel.dataset.kind; return; }
     panel.dataset.linkedid = m.call.linkedid;
     panel.dataset.kind = h.kind;
+    setText("handover-lead", h.lead || "Handed over by");
     setText("handover-from", h.from.label);
     setText("handover-how", h.how);
     setText("handover-note", h.note);

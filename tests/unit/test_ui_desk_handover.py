@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from agent_ui.handover import SaidSoFar
 from cti_server.events import AgentStateChanged, CallHandling, TranscriptPartial
 from cti_server.telephony import ami_events as ami
 from tests.support import domain_events as make
@@ -70,6 +71,8 @@ def _talk(linkedid: str) -> list[TranscriptPartial]:
 async def test_a_phone_made_transfer_pops_on_the_target_with_who_how_and_what_was_said(
     ui: Ui,
 ) -> None:
+    """This server's tracker knows nothing of the call (as on a server whose AMI link never saw
+    it): what the desk shows comes from the bus events alone."""
     alice = await ui.desk("alice")
     bob = await ui.desk("bob")
     linkedid = "1700000200.1"
@@ -85,7 +88,9 @@ async def test_a_phone_made_transfer_pops_on_the_target_with_who_how_and_what_wa
     assert pop["call"]["caller_number"] == make.CALLER
     assert pop["call"]["transferred_by"] == "alice"
     handover = pop["handover"]
+    assert ui.tracker.call(NODE, linkedid) is None
     assert (handover["kind"], handover["how"]) == ("attended", "attended transfer")
+    assert handover["lead"] == "Handed over by"
     assert handover["from"] == {"name": "alice", "extension": "8101", "label": "alice (8101)"}
     assert handover["note"] == ""
     assert [(line["speaker"], line["text"]) for line in handover["transcript"]] == [
@@ -133,7 +138,9 @@ async def test_a_pickup_closes_the_pop_where_the_call_rang_and_a_phone_with_no_u
     )
     pop = await next_of(bob, "pop")
     assert pop["call"]["caller_name"] == HOSTILE
-    assert (pop["handover"]["from"]["label"], pop["handover"]["how"]) == (
+    shown = pop["handover"]
+    assert (shown["lead"], shown["from"]["label"], shown["how"]) == (
+        "Picked up from",
         "alice (8101)",
         "picked up",
     )
@@ -212,3 +219,24 @@ async def test_the_desktops_note_goes_with_the_transfer_and_a_bad_one_is_refused
     back = await next_of(alice, "pop")
     assert back["handover"]["from"]["label"] == "bob (8102)"
     assert back["handover"]["note"] == ""
+
+
+def test_a_card_read_in_two_breaths_is_masked_in_both_and_an_ended_call_is_forgotten() -> None:
+    """The lines are redacted together, in time order, whatever order the bus brought them."""
+    said = SaidSoFar(("CN", "US", "GB"))
+    for event in (
+        make.said("c1", "agent", "go on", 3.0),
+        make.said("c1", "customer", "my card number is 4111 1111", 1.0),
+        make.said("c1", "customer", "1111 1111", 4.0),
+        make.said("c1", "customer", "the order was 2024-05-01 for 35 yuan", 6.0),
+    ):
+        said.apply(event)
+    assert [line["text"] for line in said.transcript(NODE, "c1")] == [
+        "my card number is [CARD]",
+        "go on",
+        "[CARD]",
+        "the order was 2024-05-01 for 35 yuan",  # dates and amounts are kept
+    ]
+    said.apply(make.ended("c1", ALICE))
+    said.apply(make.said("c1", "customer", "a late line", 9.0))
+    assert said.transcript(NODE, "c1") == []
