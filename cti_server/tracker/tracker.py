@@ -356,6 +356,7 @@ class Tracker:
             came_from=label.from_party if label is not None and how != "answer" else "",
         )
         call.chain.append(segment)
+        self._describe(call, segment)
         if how != "answer":
             self._unsettled.append(call)
 
@@ -364,6 +365,7 @@ class Tracker:
         Local channel standing in may give way to the phone behind it)."""
         if len(call.chain) == 1 and not call.chain[0].fixed:
             call.chain[0].leg = self._party_leg(call) or call.chain[0].leg
+            self._describe(call, call.chain[0])
 
     def _transferred(self, event: ami.CallTransferred) -> None:
         """Asterisk says a transfer succeeded: how the next party comes (the bridges tell when).
@@ -576,6 +578,7 @@ class Tracker:
             self._adopt(call, call.node, found)
             current.leg = found
             self._set_party_leg(call, found)
+            self._describe(call, current)
             return
         if label is None and bridge == current.bridge:
             # Nothing said a hand-over, and the customer is where they were: a Local channel
@@ -604,6 +607,7 @@ class Tracker:
             )
         )
         self._set_party_leg(call, leg)
+        self._describe(call, call.chain[-1])
         if call not in self._unsettled:
             self._unsettled.append(call)
 
@@ -811,7 +815,7 @@ class Tracker:
         call.state = CallState.ENDED
         call.ended_at = now
         for segment in call.chain:
-            if not segment.party:
+            if not segment.party or not segment.agent:
                 self._describe(call, segment)
             segment.ended_at = segment.ended_at or now
         if call.answered_at is not None and (
