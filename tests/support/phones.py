@@ -123,7 +123,6 @@ writeprotect = yes
 ; or hangs it up. A forwarding phone (global PHONE_FORWARD_<ext>) answers the INVITE with a 302.
 [phone-ringing]
 exten => _[0-9].,1,GotoIf($["${GLOBAL(PHONE_FORWARD_${EXTEN})}" != ""]?forward)
- same => n,Set(PHONE=${EXTEN})
  same => n,Ringing()
  same => n,Wait(600)
  same => n,Hangup()
