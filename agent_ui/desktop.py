@@ -304,6 +304,9 @@ class Desks:
         desk = self.desk(target)
         if desk.call is not None and desk.call != key:
             self._begin_wrapup(desk, desk.call, event.at)  # their phone took this one over
+        pending = desk.wrapup
+        if pending is not None and (pending["node"], pending["linkedid"]) == key:
+            desk.wrapup = None  # the customer is back (A to B to A): one wrap-up, at the end
         desk.offered = desk.call = key
         desk.agent_id = self._user_at(target)
         said = panel(

@@ -100,6 +100,10 @@
 
   function showPop(m) {
     pop = m;
+    if (wrapup && wrapup.linkedid === m.call.linkedid && m.call.state === "connected") {
+      wrapup = null;  // the customer came back to this desk: the wrap-up waits for the end
+      byId("wrapup").hidden = true;
+    }
     byId("pop").hidden = false;
     byId("pop-empty").hidden = true;
     const c = m.customer;

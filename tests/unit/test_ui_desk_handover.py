@@ -216,9 +216,24 @@ async def test_the_desktops_note_goes_with_the_transfer_and_a_bad_one_is_refused
     assert (taken["handover"]["how"], taken["handover"]["note"]) == ("blind transfer", why)
 
     ui.publish(make.transferred(linkedid, BOB, ALICE, "attended"))  # and back: no note now
-    back = await next_of(alice, "pop")
+    back = await _skipping(alice, "pop", "wrapped")  # her 1 s wrap-up may have run out
     assert back["handover"]["from"]["label"] == "bob (8102)"
     assert back["handover"]["note"] == ""
+    assert back["call"]["state"] == "connected"
+    await alice.send_json({"type": "wrapup", "linkedid": linkedid, "disposition": "resolved"})
+    early = await next_of(alice, "error")  # her part goes on: nothing to wrap up yet
+    assert early["message"] == "no wrap-up is pending for this call"
+    ui.publish(make.ended(linkedid, ALICE))  # the call ends with her: her one wrap-up
+    assert (await next_of(alice, "wrapup"))["linkedid"] == linkedid
+
+
+async def _skipping(ws: aiohttp.ClientWebSocketResponse, kind: str, skip: str) -> dict[str, Any]:
+    """The next message of type ``kind``, past any of type ``skip``."""
+    while True:
+        message: dict[str, Any] = await ws.receive_json(timeout=10)
+        if message["type"] == kind:
+            return message
+        assert message["type"] in (skip, "hello", "state", "info"), message
 
 
 def test_a_card_read_in_two_breaths_is_masked_in_both_and_an_ended_call_is_forgotten() -> None:
