@@ -53,10 +53,16 @@ HOW = {
     "pickup": "picked up",
     "forward": "forwarded",
     "redirect": "redirected",
+    "park": "taken from a parking space",
 }
 
 # how the panel introduces the party the customer came from
-LEAD = {"pickup": "Picked up from", "forward": "Forwarded by", "redirect": "Redirected from"}
+LEAD = {
+    "pickup": "Picked up from",
+    "forward": "Forwarded by",
+    "redirect": "Redirected from",
+    "park": "Parked by",
+}
 
 CallKey = tuple[str, str]
 Record = dict[str, Any]
