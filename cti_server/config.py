@@ -150,6 +150,11 @@ class QueueSettings(_Section):
     ring_timeout: int = Field(15, ge=1, le=600)
     wrapup_time: int = Field(0, ge=0, le=3600)
     service_level: int = Field(20, ge=1, le=3600, description="seconds to answer within")
+    extension: str | None = Field(
+        None,
+        pattern=_EXTENSION.pattern,
+        description="digits an agent's phone dials, or transfers a customer to, for this queue",
+    )
 
 
 class AgentEndpointSettings(_Section):
@@ -225,6 +230,12 @@ class DialplanSettings(_Section):
                 raise ValueError(f"{name} {code!r} is the start of {other_name} {other!r}")
         agents = {agent.extension for agent in self.agents}
         taken = set(agents)
+        for queue in self.queues:
+            if queue.extension is None:
+                continue
+            if queue.extension in taken:
+                raise ValueError(f"queue {queue.name}: {queue.extension} is already an extension")
+            taken.add(queue.extension)
         for group in self.ring_groups:
             if group.extension in taken:
                 raise ValueError(f"ring group {group.extension} is already an extension")

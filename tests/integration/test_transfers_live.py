@@ -60,9 +60,12 @@ QUEUE = "support"  # where the inbound context queues every call (no IVR flow)
 OTHER_QUEUE = "sales"  # a transfer target; other agents wait there paused, known to the tracker
 RING_GROUP = "2940"
 RING_GROUP_MEMBERS = ("2142", "2143")
+KEYED_RING_GROUP = "2941"  # the same, for the scenario keyed on the phone
+KEYED_RING_GROUP_MEMBERS = ("2232", "2233")
+OTHER_QUEUE_NUMBER = "2950"  # what a phone dials for the other queue
 RECORDINGS = DATA / "ami_transfers"
 # each scenario has agents of its own: A answers first, B (and C) take over
-EXTENSIONS = tuple(f"2{n:02d}{m}" for n in range(10, 22) for m in (1, 2, 3))
+EXTENSIONS = tuple(f"2{n:02d}{m}" for n in range(10, 24) for m in (1, 2, 3))
 
 
 def member(extension: str) -> str:
@@ -86,7 +89,14 @@ def _floor_settings(name: str, workdir: Path) -> Settings:
             "sip_port": free_port(socket.SOCK_DGRAM),
             "sip_secret": secrets.token_urlsafe(16),
             "agents": [{"extension": e, "name": f"Agent {e}"} for e in EXTENSIONS],
-            "ring_groups": [{"extension": RING_GROUP, "members": list(RING_GROUP_MEMBERS)}],
+            "ring_groups": [
+                {"extension": RING_GROUP, "members": list(RING_GROUP_MEMBERS)},
+                {"extension": KEYED_RING_GROUP, "members": list(KEYED_RING_GROUP_MEMBERS)},
+            ],
+            "queues": [
+                {"name": QUEUE},
+                {"name": OTHER_QUEUE, "extension": OTHER_QUEUE_NUMBER},
+            ],
         },
         asterisk={"instance": name},
         recorder={"spool_path": str(workdir / "spool" / "interactions.jsonl")},
@@ -338,11 +348,13 @@ class ModelChecks:
         ws = self.desks[extension]
         deadline = time.monotonic() + MODEL_WAIT
         seen: list[Any] = []
+        other: list[str] = []  # what else the desk was sent, to tell the failure
         while (left := deadline - time.monotonic()) > 0:
             try:
                 message: dict[str, Any] = await ws.receive_json(timeout=left)
             except (TimeoutError, TypeError, ValueError):
                 break
+            other.append(str(message.get("type")))
             if message.get("type") != "pop":
                 continue
             if message.get("call", {}).get("linkedid") != self.linkedid:
@@ -351,7 +363,9 @@ class ModelChecks:
             seen.append((handover.get("kind"), (handover.get("from") or {}).get("extension")))
             if seen[-1] == (kind, by):
                 return
-        self.failures.append(f"desk {extension}: expected a pop {(kind, by)}, saw {seen}")
+        self.failures.append(
+            f"desk {extension}: expected a pop {(kind, by)}, saw {seen} (messages: {other})"
+        )
 
     async def party_is(self, extension: str, what: str) -> None:
         """During the call: the tracker's current party of the call is ``extension``'s phone."""
@@ -621,6 +635,64 @@ async def test_blind_transfer_keyed_on_the_phone(floor: Floor) -> None:
     await floor.phones[b].hangup()
 
     ended = await finished(floor, "blind_keyed", call.linkedid)
+    await checks.verify(
+        ended,
+        chain=[(device(a), "answer", ""), (device(b), "blind", device(a))],
+        agents=[member(a), member(b)],
+        hung_up_by="agent",
+        transfers=[("blind", device(a), device(b), device(a))],
+    )
+
+
+@pytest.mark.asyncio
+async def test_blind_transfer_keyed_on_the_phone_to_a_queue(floor: Floor) -> None:
+    a, b = "2221", "2222"
+    code = floor.node.settings.dialplan.blind_transfer_code
+    await login(floor, OTHER_QUEUE, b)  # B answers the other queue's calls
+    call = await answered_by(floor, a, "+8613800022210")
+    checks = ModelChecks(floor, call.linkedid)
+    await checks.watch_desk(b)
+
+    await floor.phones[a].key(code)
+    await customer_held(floor, call)
+    await floor.phones[a].key(OTHER_QUEUE_NUMBER)
+    await floor.log.wait_for(
+        event_is("QueueCallerJoin", Channel=call.customer, Queue=OTHER_QUEUE), WAIT, "requeued"
+    )
+    await floor.phones[b].answer()
+    await talking_to(floor, call, b)
+    await checks.party_is(b, "after the transfer")
+    await hang_up_customer(floor, call)
+
+    ended = await finished(floor, "blind_keyed_queue", call.linkedid)
+    await checks.verify(
+        ended,
+        chain=[(device(a), "answer", ""), (device(b), "blind", device(a))],
+        agents=[member(a), member(b)],
+        hung_up_by="caller",
+        transfers=[("blind", device(a), device(b), device(a))],
+    )
+
+
+@pytest.mark.asyncio
+async def test_blind_transfer_keyed_on_the_phone_to_a_ring_group(floor: Floor) -> None:
+    a, (b, c) = "2231", KEYED_RING_GROUP_MEMBERS
+    code = floor.node.settings.dialplan.blind_transfer_code
+    await colleagues(floor, b, c)
+    call = await answered_by(floor, a, "+8613800022310")
+    checks = ModelChecks(floor, call.linkedid)
+    await checks.watch_desk(b)
+
+    await floor.phones[a].key(code)
+    await customer_held(floor, call)
+    await floor.phones[a].key(KEYED_RING_GROUP)
+    await floor.phones[c].wait_ringing()  # both ring; the first member answers
+    await floor.phones[b].answer()
+    await talking_to(floor, call, b)
+    await checks.party_is(b, "after the transfer")
+    await floor.phones[b].hangup()
+
+    ended = await finished(floor, "blind_keyed_ring_group", call.linkedid)
     await checks.verify(
         ended,
         chain=[(device(a), "answer", ""), (device(b), "blind", device(a))],

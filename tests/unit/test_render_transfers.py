@@ -85,6 +85,13 @@ def test_agents_dial_and_pick_up_each_other_and_transfer_on() -> None:
     }  # no pattern: a transfer reaches an agent, a ring group, or nothing
 
 
+def test_a_queue_with_a_number_is_reached_from_the_agents_phones() -> None:
+    queues = [{"name": "support", "extension": "8001"}, {"name": "sales"}]
+    flow = _sections(render_config(_settings(queues=queues))["extensions.conf"])["[cti-agents]"]
+    assert "exten => 8001,1,Goto(cti-to-queue,support,1)" in flow
+    assert not any("cti-to-queue,sales" in line for line in flow)  # no number: desktop only
+
+
 def test_agent_endpoints_share_a_pickup_group_and_follow_forwards_to_agents() -> None:
     text = render_config(_settings(pickup_group="floor-1"))["pjsip.conf"]
     template = _options(_sections(text)["[agent-endpoint](!)"])
@@ -106,10 +113,17 @@ def test_click_to_dial_takes_the_attended_code_from_features_conf() -> None:
         ({"extension": "1001", "members": ["1002"]}, "ring group 1001 is already an extension"),
         ({"extension": "1900", "members": ["1002", "7777"]}, "7777 are not agents' extensions"),
         ({"extension": "1900", "members": []}, "at least 1 item"),
+        ({"extension": "8001", "members": ["1001"]}, "ring group 8001 is already an extension"),
     ],
 )
 def test_a_ring_group_must_be_a_new_extension_of_agents(
     group: dict[str, Any], message: str
 ) -> None:
+    queues = [{"name": "support", "extension": "8001"}]
     with pytest.raises(ConfigError, match=message):
-        _settings(ring_groups=[group])
+        _settings(queues=queues, default_queue="support", ring_groups=[group])
+
+
+def test_a_queues_number_must_be_a_new_extension() -> None:
+    with pytest.raises(ConfigError, match="queue support: 1001 is already an extension"):
+        _settings(queues=[{"name": "support", "extension": "1001"}])
