@@ -230,6 +230,46 @@ def test_a_hand_over_made_anywhere_is_a_transfer_seen_by_both_agents(kind: str) 
         _validate(outgoing.as_dict())
 
 
+TRANSFERS = Path(__file__).resolve().parents[1] / "data" / "ami_transfers"
+
+
+@pytest.mark.parametrize(
+    ("recording", "handed", "last"),
+    [
+        ("attended_keyed", [(None, "2111", "2112")], "2112"),  # keyed on the phone
+        ("blind_keyed", [(None, "2151", "2152")], "2152"),
+        ("pickup_directed", [(None, "2171", "2172")], "2172"),
+        ("blind_ami_queue", [("sales", "2131", None), ("sales", "2131", "2132")], "2132"),
+        ("back_to_first_agent", [(None, "2211", "2212"), (None, "2212", "2211")], "2211"),
+    ],
+)
+@pytest.mark.asyncio
+async def test_hand_overs_recorded_from_real_phones_reach_integrators(
+    recording: str, handed: list[tuple[str | None, str, str | None]], last: str
+) -> None:
+    """Real Asterisk 22 traffic through the real tracker: transfers made on the phones (no
+    desktop), a pickup and a transfer back each give integrators their ``call.transferred``."""
+    bus = MemoryBus()
+    service, collected = _service(bus)
+    _tracker, published = replay(load(TRANSFERS / f"{recording}.json"))
+    for event in published:
+        service.handle(event)
+    transfers = [e.as_dict()["data"] for e in collected.events if e.type == "call.transferred"]
+    assert [
+        (
+            t["to_queue"],
+            t["from_agent"]["extension"],
+            t["to_agent"]["extension"] if t["to_agent"] else None,
+        )
+        for t in transfers
+    ] == handed
+    (ended,) = [e for e in collected.events if e.type == "call.ended" and e.agents]
+    assert ended.as_dict()["data"]["agent"]["extension"] == last
+    assert {x for _, a, b in handed for x in (a, b) if x} <= ended.agents
+    for outgoing in collected.events:
+        _validate(outgoing.as_dict())
+
+
 def test_a_call_sent_back_to_a_queue_is_announced_waiting_then_taken() -> None:
     bus = MemoryBus()
     service, collected = _service(bus)

@@ -7,16 +7,26 @@ facts; the desk left behind is told where the customer went and wraps up."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
 from agent_ui.handover import SaidSoFar
-from cti_server.events import AgentStateChanged, CallHandling, TranscriptPartial
+from cti_server.events import (
+    AgentStateChanged,
+    CallAnswered,
+    CallHandling,
+    CallTransferred,
+    TranscriptPartial,
+)
 from cti_server.telephony import ami_events as ami
 from tests.support import domain_events as make
+from tests.support.replay import load, replay
+from tests.support.ui import add_users
 from tests.unit.test_ui_desk_calls import (  # the desk harness: alice and bob, Asterisk faked
     ALICE,
     BOB,
@@ -26,6 +36,7 @@ from tests.unit.test_ui_desk_calls import (  # the desk harness: alice and bob, 
     ui,  # noqa: F401 - the fixture
 )
 
+TRANSFERS = Path(__file__).resolve().parents[1] / "data" / "ami_transfers"
 CARD = "4111 1111 1111 1111"  # passes the Luhn check: a card number to the redaction
 HOSTILE = '<img src=x onerror="alert(1)">\u202eWang'
 
@@ -255,3 +266,34 @@ def test_a_card_read_in_two_breaths_is_masked_in_both_and_an_ended_call_is_forgo
     said.apply(make.ended("c1", ALICE))
     said.apply(make.said("c1", "customer", "a late line", 9.0))
     assert said.transcript(NODE, "c1") == []
+
+
+@pytest.mark.asyncio
+async def test_a_transfer_keyed_on_a_real_phone_pops_on_the_targets_desk(ui: Ui) -> None:
+    """Real Asterisk 22 traffic (an attended transfer keyed on the agent's phone, no desktop)
+    through the real tracker: its domain events, with what was said before the transfer, pop
+    the target's desk with the hand-over and end the first agent's part."""
+    await add_users(ui.db, ("carol", "agent", "2111"), ("dan", "agent", "2112"))
+    carol = await ui.desk("carol")
+    dan = await ui.desk("dan")
+    _tracker, published = replay(load(TRANSFERS / "attended_keyed.json"))
+    at = next(n for n, e in enumerate(published) if isinstance(e, CallTransferred))
+    handed = published[at]
+    assert isinstance(handed, CallTransferred)
+    answer = next(n for n, e in enumerate(published) if isinstance(e, CallAnswered))
+    ui.publish(*published[: answer + 1])  # carol's phone rings, she answers
+    await _all_of(carol, "pop", "answered")
+    said = make.said(handed.linkedid, "customer", f"card {CARD} was charged twice", 1.0)
+    ui.publish(*published[answer + 1 : at], dataclasses.replace(said, node=handed.node), handed)
+
+    pop = await _skipping(dan, "pop", "answered")
+    assert pop["call"]["linkedid"] == handed.linkedid
+    assert pop["handover"]["kind"] == "attended"
+    assert pop["handover"]["from"]["label"] == "carol (2111)"
+    assert [line["text"] for line in pop["handover"]["transcript"]] == [
+        "card [CARD] was charged twice"
+    ]
+    left = await _all_of(carol, "handed_over", "wrapup")
+    assert left["handed_over"]["to"] == "dan (2112)"
+    ui.publish(*published[at + 1 :])  # the customer hangs up on dan
+    assert (await next_of(dan, "wrapup"))["linkedid"] == handed.linkedid
