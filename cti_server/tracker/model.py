@@ -202,6 +202,9 @@ class Call:
     last_left: dict[str, int] = field(default_factory=dict)
     """Leg -> when (the tracker's event count) it last left a bridge: the phone of the two that
     left first ended the conversation (hang-up events of the two come in either order)."""
+    answered_in: set[str] = field(default_factory=set)
+    """Queues that answered the call: back in one by a transfer, it is neither offered nor
+    answered nor abandoned there again (the queue's figures count calls, not segments)."""
     queue_answered: bool = False  # an agent answered it from a queue (CallAnswered was told)
     originated: bool = False
     """The customer is the side that answered (a click-to-dial), not the caller's."""

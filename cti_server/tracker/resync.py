@@ -283,7 +283,8 @@ def _take_live_state(
                 at=joined,
             )
     elif len(legs) > 1 and caller is not None and caller.bridge:
-        _answered_unseen(tracker, call, in_queue, _answered_at(call, legs, now))
+        party = next((c for c in legs if c.bridge == caller.bridge and c is not caller), None)
+        _answered_unseen(tracker, call, party, in_queue, _answered_at(call, legs, now))
 
 
 def _waits_in(tracker: Tracker, call: Call, queue: str) -> bool:
@@ -293,18 +294,34 @@ def _waits_in(tracker: Tracker, call: Call, queue: str) -> bool:
     return stats is not None and call.linkedid in stats.present and call.waits[-1:] == [queue]
 
 
-def _answered_unseen(tracker: Tracker, call: Call, queue: str, answered: datetime) -> None:
-    """The caller is bridged with another party: answered while we were not listening, at
-    ``answered`` (an estimate), in ``queue`` (the ``Queue()`` it is in, "" if none).
+def _answered_unseen(
+    tracker: Tracker, call: Call, party: LiveChannel | None, queue: str, answered: datetime
+) -> None:
+    """The caller is bridged with ``party`` (None: with no channel of the call): answered while
+    we were not listening, at ``answered`` (an estimate), in ``queue`` (the ``Queue()`` it is
+    in, "" if none). The caller's dial answered by the party, as Asterisk would have said
+    (app_queue's connection to a member included), answers the call in the model (its state,
+    its answerer, the first party of its chain).
 
-    Not yet an event: no typed AMI event says "found answered" without naming the agent
-    (``AgentConnected`` would create one) or counting a queue answer for a caller whose wait
-    was never counted (a fresh server's). Until the tracker has one, this is the only place
-    resync writes the call itself.
+    What that leaves is not yet an event: the queue's answer and ``CallAnswered``, which only
+    ``AgentConnected`` gives, and it would create an agent out of an unknown member and count
+    an answer for a caller whose wait was never counted (a fresh server's). Until the tracker
+    has an event for it, this is the one place resync writes the call itself.
     """
     if call.answered_at is None:
+        tracker.apply(
+            ami.DialEnded(
+                node=call.node,
+                uniqueid=call.caller_uniqueid,
+                linkedid=call.linkedid,
+                dest_uniqueid=party.uniqueid if party is not None else "",
+                dest_channel=party.channel if party is not None else "",
+                status="ANSWER",
+            ),
+            at=answered,
+        )
         call.queue = call.queue or queue  # its join was missed
-        call.answered_at = answered
+        call.answered_at = call.answered_at or answered
         if call.waits:
             tracker.answer_waits(call, call.waits[-1], 0, at=answered)
         waited = (answered - (call.queued_at or call.arrived_at)).total_seconds()
@@ -316,10 +333,17 @@ def _answered_unseen(tracker: Tracker, call: Call, queue: str, answered: datetim
                 agent=call.agent,
                 waited_seconds=waited,
                 at=answered,
+                caller_channel=_channel_of(call, call.caller_uniqueid),
+                agent_channel=party.channel if party is not None else "",
             )
         )
     if move(call.state, CallState.ANSWERED, CALL_TRANSITIONS, f"call {call.linkedid}"):
-        call.state = CallState.ANSWERED
+        call.state = CallState.ANSWERED  # answered again (a transfer to a queue) unseen
+
+
+def _channel_of(call: Call, uniqueid: str) -> str:
+    leg = call.legs.get(uniqueid)
+    return leg.channel if leg is not None else ""
 
 
 def _answered_at(call: Call, legs: list[LiveChannel], now: datetime) -> datetime:

@@ -915,7 +915,8 @@ class Tracker:
                 self._drop_wait(call, inner)
             del call.waits[call.waits.index(queue) + 1 :]
         else:
-            stats.offered += 1
+            if queue not in call.answered_in:  # transferred back to a queue that answered it
+                stats.offered += 1
             stats.waiting[call.linkedid] = joined
             call.waits.append(queue)
         stats.present.add(call.linkedid)
@@ -951,8 +952,10 @@ class Tracker:
     def _abandon_waits(self, call: Call) -> None:
         """The caller hung up while waiting: an abandon in every queue they waited for."""
         for queue in call.waits:
-            self._drop_wait(call, queue).abandoned += 1
-            call.abandoned = True
+            stats = self._drop_wait(call, queue)
+            if queue not in call.answered_in:  # one call, answered there once: no abandon
+                stats.abandoned += 1
+                call.abandoned = True
         call.waits.clear()
 
     def answer_waits(
@@ -972,7 +975,9 @@ class Tracker:
             stats = self.queue(call.node, queue)
             began = stats.waiting.get(call.linkedid, now)
             waited = max(float(hold_seconds), (now - began).total_seconds())
-            stats.record_answer(waited)
+            if queue not in call.answered_in:  # a transferred call is answered once in a queue
+                stats.record_answer(waited)
+                call.answered_in.add(queue)
             self._drop_wait(call, queue)
             longest = max(longest, waited)
         call.waits.clear()

@@ -164,8 +164,9 @@ def _message(event: str, uniqueid: str, **headers: str) -> dict[str, str]:
     return {"Event": event, "Uniqueid": uniqueid, "Linkedid": "L1", **headers}
 
 
-def test_a_caller_answered_then_transferred_to_the_queue_is_offered_again() -> None:
-    """Without routing too: a wait ends with an answer; a transfer back starts a new one."""
+def test_a_caller_answered_then_transferred_back_to_the_queue_counts_once_there() -> None:
+    """Without routing too: a wait ends with an answer; a transfer back to the same queue is
+    the same call, neither offered nor abandoned there again (the queue counts calls)."""
     channel = {"Channel": "PJSIP/trunk-00000001", "ChannelState": "6"}
     agent = {"Interface": "PJSIP/1001", "MemberName": "Ann"}
     messages = [
@@ -180,7 +181,7 @@ def test_a_caller_answered_then_transferred_to_the_queue_is_offered_again() -> N
         _message("Hangup", "L1", Cause="16", **channel),
     ]
     tracker, published = replay(messages)
-    assert _figures(_queue(tracker, "support")) == (2, 1, 1, 0)
+    assert _figures(_queue(tracker, "support")) == (1, 1, 0, 0)
     (ended,) = [e for e in published if isinstance(e, CallEnded)]
     assert ended.outcome == "answered"
 

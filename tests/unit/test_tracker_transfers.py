@@ -49,6 +49,16 @@ EXPECTED: dict[str, tuple[list[tuple[str, str, str]], str, list[str]]] = {
         "agent",
         ["blind"],
     ),
+    "blind_keyed_queue.json": (
+        [("answer", "PJSIP/2221", ""), ("blind", "PJSIP/2222", "PJSIP/2221")],
+        "caller",
+        ["blind"],
+    ),
+    "blind_keyed_ring_group.json": (
+        [("answer", "PJSIP/2231", ""), ("blind", "PJSIP/2232", "PJSIP/2231")],
+        "agent",
+        ["blind"],
+    ),
     "blonde.json": (
         [("answer", "PJSIP/2161", ""), ("blonde", "PJSIP/2162", "PJSIP/2161")],
         "caller",
