@@ -120,6 +120,33 @@ def test_a_call_that_ended_unseen_ends_through_the_hang_ups_of_its_channels() ->
     assert (stats.offered, stats.answered, stats.abandoned) == (2, 2, 0)
 
 
+def test_a_call_found_talking_is_answered_by_the_party_bridged_with_the_caller() -> None:
+    """A fresh server finds a queue call already talking: answered by the phone in the
+    caller's bridge (the first of its chain), in the queue the caller's channel is in, without
+    counting an answer for a wait it never counted; when it ends, its chain names that phone."""
+    tracker, published = replay([])
+    now = tracker.clock()
+    talking = replace(CALLER, bridge="b1", seconds=70)
+    agent = replace(CALLER, uniqueid="A1", channel="PJSIP/3001-00000002", bridge="b1", seconds=12)
+    reconcile(tracker, "rec", [talking, agent], [], [])
+
+    [answered] = [e for e in published if isinstance(e, CallAnswered)]
+    assert (answered.queue, answered.at) == ("support", now - timedelta(seconds=12))
+    assert (answered.caller_channel, answered.agent_channel) == (CALLER.channel, agent.channel)
+    call = tracker.call("rec", "C1")
+    assert call is not None
+    assert (call.state, call.party) == (CallState.ANSWERED, "PJSIP/3001")
+    assert tracker.queue_stats("rec", "support") is None  # nothing counted: no wait was seen
+
+    clock = tracker.clock
+    assert isinstance(clock, StepClock)
+    clock.now += timedelta(seconds=30)
+    reconcile(tracker, "rec", [], [], [])  # both hung up while the link was down
+    [ended] = [e for e in published if isinstance(e, CallEnded)]
+    assert (ended.outcome, ended.queue, ended.answered_at) == ("answered", "support", answered.at)
+    assert [party["party"] for party in ended.chain] == ["PJSIP/3001"]
+
+
 def test_every_resync_names_the_calls_asterisk_still_has() -> None:
     """What lets the CRM close the calls that ended while no server listened."""
     tracker, published = replay([])
