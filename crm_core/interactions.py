@@ -17,7 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.errors import InvalidInput, NotFound
 from crm_core.models import (
+    CaseInteraction,
+    ComplaintSignal,
     Customer,
+    FollowUp,
     Interaction,
     InteractionParty,
     TranscriptSegment,
@@ -206,6 +209,30 @@ async def end_unseen(
         row.updated_at = utcnow()
         closed.append(linkedid)
     return closed
+
+
+async def forget_merged(session: AsyncSession, node: str, linkedid: str, into: str) -> bool:
+    """A call that was no call of its own goes: the channel of a phone that picked up a
+    colleague's ringing call became part of that call (``into``), which holds the conversation.
+    If something already refers to it (a case, a follow-up, a rating), it stays, marked
+    ``routing.merged_into``. True if it went."""
+    row = await find_interaction(session, node, linkedid)
+    if row is None:
+        return False
+    referrers = (
+        select(CaseInteraction.interaction_id).where(CaseInteraction.interaction_id == row.id),
+        select(FollowUp.id).where(FollowUp.interaction_id == row.id),
+        select(Interaction.id).where(Interaction.rates_interaction_id == row.id),
+    )
+    referred = [await session.scalar(query.limit(1)) for query in referrers]
+    if any(found is not None for found in referred):
+        row.routing = {**(row.routing or {}), "merged_into": into}
+        row.updated_at = utcnow()
+        return False
+    for table in (InteractionParty, TranscriptSegment, ComplaintSignal):
+        await session.execute(delete(table).where(table.interaction_id == row.id))
+    await session.delete(row)
+    return True
 
 
 async def get_interaction(session: AsyncSession, interaction_id: int) -> Interaction:

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_core.cases import CaseSla, add_signal, open_case_from_signal
 from crm_core.customers import create_customer, lookup_by_caller_id
 from crm_core.errors import InvalidInput
-from crm_core.interactions import end_unseen, record_interaction
+from crm_core.interactions import end_unseen, forget_merged, record_interaction
 from crm_core.models import ComplaintCase, ComplaintSignal, FollowUp, Interaction, User
 from crm_core.phones import is_withheld
 from crm_core.schemas import CustomerIn, InteractionIn, PartyIn
@@ -182,6 +182,8 @@ def interaction_update(event: DomainEvent) -> dict[str, Any] | None:  # noqa: PL
         if event.agent:
             answered.update(agent_name=_clean(event.agent, 80), agent=event.agent)
         return answered
+    if event.outcome == "merged":  # no call of its own: part of the call it picked up
+        return {**base, "merged_into": event.merged_into}
     update: dict[str, Any] = {
         **base,
         "ended_at": when,
@@ -328,6 +330,9 @@ class Recorder:
                 if unseen:  # after a resync: the node's calls that ended while nobody listened
                     seen = datetime.fromisoformat(update["seen_at"])
                     closed = await end_unseen(session, update["node"], update["end_unseen"], seen)
+                elif "merged_into" in update:
+                    into = str(update["merged_into"])
+                    await forget_merged(session, update["node"], update["linkedid"], into)
                 else:
                     await self._record(session, update)
         except ValidationError:

@@ -219,3 +219,43 @@ async def test_a_recorded_transfer_back_to_the_first_agent_reaches_the_crm_and_t
 
 async def _true(value: bool) -> bool:
     return value
+
+
+@pytest.mark.asyncio
+async def test_a_pickers_own_call_leaves_no_interaction_behind(
+    crm: Sessions, tmp_path: Path
+) -> None:
+    """Real Asterisk traffic (a colleague keys **<ext> and picks up a ringing agent's call):
+    the CRM keeps one interaction, answered by the picker, and none for the picker's own
+    channel (it was no call of its own), though the recorder first wrote it as one."""
+    ids = await add_users(crm, ("lin", "agent", "2171"), ("mo", "agent", "2172"))
+    _, events = replay(load(TRANSFERS / "pickup_directed.json"))
+    (merged,) = [e for e in events if isinstance(e, CallEnded) and e.outcome == "merged"]
+    (call,) = [e for e in events if isinstance(e, CallEnded) and e.outcome == "answered"]
+    bus = MemoryBus()
+
+    async def _gone() -> bool:
+        async with crm() as s:
+            return await find_interaction(s, merged.node, merged.linkedid) is None
+
+    async with running(Recorder(bus, crm, Spool(tmp_path / "spool.jsonl"), region="CN")):
+        for event in events:
+            if event is merged:  # the picker's channel was written as a call first
+                await poll_until(
+                    lambda: _exists(crm, merged.node, merged.linkedid), 10, what="picker row"
+                )
+            bus.publish(event)
+        parties = await poll_until(
+            lambda: _parties(crm, call.linkedid, node=call.node), 10, what="the chain"
+        )
+        await poll_until(_gone, 10, what="the picker's own call forgotten")
+    assert [(p.extension, p.how, p.agent_id) for p in parties] == [("2172", "pickup", ids["mo"])]
+    async with crm() as s:
+        row = await find_interaction(s, call.node, call.linkedid)
+        assert row is not None
+        assert (row.agent_id, row.ended_by) == (ids["mo"], "caller")
+
+
+async def _exists(crm: Sessions, node: str, linkedid: str) -> bool:
+    async with crm() as s:
+        return await find_interaction(s, node, linkedid) is not None
