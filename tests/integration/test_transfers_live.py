@@ -21,7 +21,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,6 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from panoramisk.message import Message
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
@@ -189,7 +188,7 @@ async def floor(floor_pbx: tuple[AsteriskNode, PhonesInstance]) -> AsyncIterator
         app[BUS].listen((CallTransferred, CallEnded), published.append)
         async with (
             ami_observer(node) as (client, log),
-            connected_phones(phones_instance, node.instance) as phones,
+            connected_phones(phones_instance, node.instance, log) as phones,
         ):
             scene = Floor(node, app, client, log, phones, published)
             try:
@@ -258,18 +257,11 @@ async def answered_by(floor: Floor, extension: str, number: str) -> Answered:
 
 
 async def customer_held(floor: Floor, call: Answered) -> None:
-    """The customer hears music: the transfer code was taken (Asterisk prompts for digits)."""
+    """The customer hears music: the transfer code was taken (Asterisk prompts for digits).
+    (Each scenario holds the customer once, for its transfer.)"""
     await floor.log.wait_for(
-        after(floor.log, event_is("MusicOnHoldStart", Channel=call.customer)),
-        WAIT,
-        "customer on hold for the transfer",
+        event_is("MusicOnHoldStart", Channel=call.customer), WAIT, "customer on hold"
     )
-
-
-def after(log: EventLog, predicate: Callable[[Message], bool]) -> Callable[[Message], bool]:
-    """``predicate``, for events that arrive from now on only."""
-    known = {id(e) for e in log.events}
-    return lambda e: id(e) not in known and predicate(e)
 
 
 async def talking_to(floor: Floor, call: Answered, extension: str) -> None:
@@ -343,6 +335,14 @@ class ModelChecks:
         """Open ``extension``'s desktop before the hand-over, to see it pop."""
         self.desks[extension] = await self.floor.desk(extension)
 
+    async def taken_over(self, extension: str, kind: str, source: str) -> None:
+        """During the call, once ``extension`` has the customer (handed over by ``kind`` from
+        ``source``): the live party, and the pop on that agent's desk if it is watched (while
+        the call lasts: a desk does not pop for a call already over)."""
+        await self.party_is(extension, f"after the {kind}")
+        if extension in self.desks:
+            await self.desk_popped(extension, kind, source)
+
     async def desk_popped(self, extension: str, kind: str, by: str) -> None:
         """``extension``'s desk popped with this call, handed over (``kind``) by ``by``."""
         ws = self.desks[extension]
@@ -363,8 +363,14 @@ class ModelChecks:
             seen.append((handover.get("kind"), (handover.get("from") or {}).get("extension")))
             if seen[-1] == (kind, by):
                 return
+        told = [
+            (e.kind, e.from_extension, e.to_extension)
+            for e in self.floor.published
+            if isinstance(e, CallTransferred) and e.linkedid == self.linkedid
+        ]
         self.failures.append(
-            f"desk {extension}: expected a pop {(kind, by)}, saw {seen} (messages: {other})"
+            f"desk {extension}: expected a pop {(kind, by)}, saw {seen} (messages: {other}; "
+            f"CallTransferred so far: {told})"
         )
 
     async def party_is(self, extension: str, what: str) -> None:
@@ -394,12 +400,7 @@ class ModelChecks:
         transfers: list[tuple[str, str, str, str]],
     ) -> None:
         """The chain as (party, how, by), its agents, who hung up, the ``CallTransferred``
-        events as (kind, from_party, to_party, by), the pops on the desks watched (each party
-        the customer was handed to), and the CRM row with its parties."""
-        for kind, from_party, to_party, _by in transfers:
-            to_ext = to_party.removeprefix("PJSIP/")
-            if to_ext in self.desks:
-                await self.desk_popped(to_ext, kind, from_party.removeprefix("PJSIP/"))
+        events as (kind, from_party, to_party, by), and the CRM row with its parties."""
         failures = list(self.failures)
         if ended is None:
             failures.append("no CallEnded for the call")
@@ -481,7 +482,7 @@ async def test_attended_transfer_by_atxfer_on_the_phones_channel(floor: Floor) -
     transfer = await floor.log.wait_for(event_is("AttendedTransfer"), WAIT, "transfer")
     assert (transfer["Result"], transfer["TransfereeChannel"]) == ("Success", call.customer)
     await talking_to(floor, call, b)
-    await checks.party_is(b, "after the transfer")
+    await checks.taken_over(b, "attended", a)
     await hang_up_customer(floor, call)
 
     ended = await finished(floor, "attended_atxfer", call.linkedid)
@@ -514,7 +515,7 @@ async def test_attended_transfer_keyed_on_the_phone(floor: Floor) -> None:
     transfer = await floor.log.wait_for(event_is("AttendedTransfer"), WAIT, "transfer")
     assert (transfer["Result"], transfer["TransfereeChannel"]) == ("Success", call.customer)
     await talking_to(floor, call, b)
-    await checks.party_is(b, "after the transfer")
+    await checks.taken_over(b, "attended", a)
     await floor.phones[b].hangup()
 
     ended = await finished(floor, "attended_keyed", call.linkedid)
@@ -543,7 +544,7 @@ async def test_blind_transfer_to_another_agents_phone(floor: Floor) -> None:
     assert (transfer["Result"], transfer["TransfereeChannel"]) == ("Success", call.customer)
     await floor.phones[b].answer()
     await talking_to(floor, call, b)
-    await checks.party_is(b, "after the transfer")
+    await checks.taken_over(b, "blind", a)
     await hang_up_customer(floor, call)
 
     ended = await finished(floor, "blind_ami_agent", call.linkedid)
@@ -574,7 +575,7 @@ async def test_blind_transfer_to_a_queue_answered_by_its_agent(floor: Floor) -> 
         event_is("AgentConnect", Queue=OTHER_QUEUE, MemberName=member(b)), WAIT, "B answers"
     )
     await talking_to(floor, call, b)
-    await checks.party_is(b, "after the transfer")
+    await checks.taken_over(b, "blind", a)
     await floor.phones[b].hangup()
 
     ended = await finished(floor, "blind_ami_queue", call.linkedid)
@@ -599,7 +600,7 @@ async def test_blind_transfer_to_a_ring_group(floor: Floor) -> None:
     await floor.phones[b].wait_ringing()  # both ring; the second member answers
     await floor.phones[c].answer()
     await talking_to(floor, call, c)
-    await checks.party_is(c, "after the transfer")
+    await checks.taken_over(c, "blind", a)
     await hang_up_customer(floor, call)
 
     ended = await finished(floor, "blind_ami_ring_group", call.linkedid)
@@ -631,7 +632,7 @@ async def test_blind_transfer_keyed_on_the_phone(floor: Floor) -> None:
     assert (transfer["Result"], transfer["TransfereeChannel"]) == ("Success", call.customer)
     await floor.phones[b].answer()
     await talking_to(floor, call, b)
-    await checks.party_is(b, "after the transfer")
+    await checks.taken_over(b, "blind", a)
     await floor.phones[b].hangup()
 
     ended = await finished(floor, "blind_keyed", call.linkedid)
@@ -661,7 +662,7 @@ async def test_blind_transfer_keyed_on_the_phone_to_a_queue(floor: Floor) -> Non
     )
     await floor.phones[b].answer()
     await talking_to(floor, call, b)
-    await checks.party_is(b, "after the transfer")
+    await checks.taken_over(b, "blind", a)
     await hang_up_customer(floor, call)
 
     ended = await finished(floor, "blind_keyed_queue", call.linkedid)
@@ -689,7 +690,7 @@ async def test_blind_transfer_keyed_on_the_phone_to_a_ring_group(floor: Floor) -
     await floor.phones[c].wait_ringing()  # both ring; the first member answers
     await floor.phones[b].answer()
     await talking_to(floor, call, b)
-    await checks.party_is(b, "after the transfer")
+    await checks.taken_over(b, "blind", a)
     await floor.phones[b].hangup()
 
     ended = await finished(floor, "blind_keyed_ring_group", call.linkedid)
@@ -720,7 +721,7 @@ async def test_blonde_transfer_then_the_target_answers(floor: Floor) -> None:
     await floor.log.wait_for(event_is("AttendedTransfer"), WAIT, "transfer")
     await floor.phones[b].answer()  # the customer's call now
     await talking_to(floor, call, b)
-    await checks.party_is(b, "after the target answered")
+    await checks.taken_over(b, "blonde", a)
     await hang_up_customer(floor, call)
 
     ended = await finished(floor, "blonde", call.linkedid)
@@ -749,7 +750,7 @@ async def _picked_up(floor: Floor, name: str, code: str, a: str, b: str, number:
     checks = ModelChecks(floor, linkedid)
     checks.desks[b] = desk
     await talking_to(floor, call, b)
-    await checks.party_is(b, "after the pickup")
+    await checks.taken_over(b, "pickup", a)
     await hang_up_customer(floor, call)
 
     ended = await finished(floor, name, linkedid)
@@ -797,7 +798,7 @@ async def test_a_forwarding_phone_sends_the_queue_call_to_a_colleague(floor: Flo
     checks = ModelChecks(floor, linkedid)
     checks.desks[b] = desk
     await talking_to(floor, call, b)
-    await checks.party_is(b, "after the forward")
+    await checks.taken_over(b, "forward", a)
     await floor.phones[b].hangup()
 
     ended = await finished(floor, "forward", linkedid)
@@ -825,7 +826,7 @@ async def test_redirect_of_the_customers_channel_to_another_agent(floor: Floor) 
     await aa.redirect(floor.client, call.customer, b, "cti-agents")
     await floor.phones[b].answer()
     await talking_to(floor, call, b)
-    await checks.party_is(b, "after the redirect")
+    await checks.taken_over(b, "redirect", a)
     await hang_up_customer(floor, call)
 
     ended = await finished(floor, "redirect", call.linkedid)
@@ -853,7 +854,7 @@ async def test_transfer_back_to_the_first_agent(floor: Floor) -> None:
     await aa.blind_transfer(floor.client, call.agent, b, "cti-agents")
     await floor.phones[b].answer()
     await talking_to(floor, call, b)
-    await checks.party_is(b, "with B")
+    await checks.taken_over(b, "blind", a)
     b_leg = await floor.log.wait_for(
         lambda m: (
             m.get("Event") == "BridgeEnter"
@@ -865,7 +866,7 @@ async def test_transfer_back_to_the_first_agent(floor: Floor) -> None:
     await aa.blind_transfer(floor.client, str(b_leg["Channel"]), a, "cti-agents")
     await floor.phones[a].answer()
     await talking_to(floor, call, a)
-    await checks.party_is(a, "back with A")
+    await checks.taken_over(a, "blind", b)
     await floor.phones[a].hangup()
 
     ended = await finished(floor, "back_to_first_agent", call.linkedid)

@@ -270,11 +270,27 @@ class Phone:
         )
 
     async def key(self, digits: str) -> None:
-        """Key ``digits`` on the phone's newest call (RFC 4733 to the CTI's Asterisk)."""
+        """Key ``digits`` on the phone's newest call (RFC 4733), one after the other: each
+        once the CTI's Asterisk has received the one before (keyed faster, the digits overlap
+        and Asterisk loses some)."""
         channel = self.current()
+        cti = self.phones.cti_log
+        prefix = f"{self.device}-"
         for digit in digits:
+            known = len(cti.events)
             await self.phones.action(
                 "PlayDTMF", {"Channel": channel, "Digit": digit, "Duration": "120"}
+            )
+            await cti.wait_for(
+                lambda m, known=known, digit=digit: (
+                    m.get("Event") == "DTMFEnd"
+                    and str(m.get("Channel", "")).startswith(prefix)
+                    and m.get("Digit") == digit
+                    and m.get("Direction") == "Received"
+                    and cti.events.index(m) >= known
+                ),
+                WAIT,
+                f"the CTI's Asterisk receiving {digit} from phone {self.extension}",
             )
 
     async def dial(self, number: str) -> str:
@@ -311,10 +327,15 @@ class Phone:
 class Phones:
     """The phones instance, its AMI, and one :class:`Phone` per agent extension."""
 
-    def __init__(self, instance: PhonesInstance, client: AmiClient, log: EventLog) -> None:
+    def __init__(
+        self, instance: PhonesInstance, client: AmiClient, log: EventLog, cti_log: EventLog
+    ) -> None:
+        """``log``: the phones' AMI events; ``cti_log``: the CTI Asterisk's, to see what it
+        received from the phones."""
         self.instance = instance
         self.client = client
         self.log = log
+        self.cti_log = cti_log
         self._phones = {ext: Phone(ext, self) for ext in instance.extensions}
 
     @property
@@ -374,7 +395,7 @@ def start_phones(
 
 @asynccontextmanager
 async def connected_phones(
-    instance: PhonesInstance, cti: AsteriskInstance
+    instance: PhonesInstance, cti: AsteriskInstance, cti_log: EventLog
 ) -> AsyncIterator[Phones]:
     """The phones' AMI for one test, once every phone is registered; their calls ended after."""
     log = EventLog()
@@ -382,7 +403,7 @@ async def connected_phones(
     task = asyncio.create_task(client.run())
     try:
         await client.wait_connected(10.0)
-        phones = Phones(instance, client, log)
+        phones = Phones(instance, client, log, cti_log)
         await phones.wait_registered(cti)
         try:
             yield phones
