@@ -278,19 +278,21 @@ class Phone:
         prefix = f"{self.device}-"
         for digit in digits:
             known = len(cti.events)
-            await self.phones.action(
-                "PlayDTMF", {"Channel": channel, "Digit": digit, "Duration": "120"}
-            )
-            await cti.wait_for(
-                lambda m, known=known, digit=digit: (
+
+            def _received(m: Message, known: int = known, digit: str = digit) -> bool:
+                return (
                     m.get("Event") == "DTMFEnd"
                     and str(m.get("Channel", "")).startswith(prefix)
                     and m.get("Digit") == digit
                     and m.get("Direction") == "Received"
                     and cti.events.index(m) >= known
-                ),
-                WAIT,
-                f"the CTI's Asterisk receiving {digit} from phone {self.extension}",
+                )
+
+            await self.phones.action(
+                "PlayDTMF", {"Channel": channel, "Digit": digit, "Duration": "120"}
+            )
+            await cti.wait_for(
+                _received, WAIT, f"the CTI's Asterisk receiving {digit} from {self.extension}"
             )
 
     async def dial(self, number: str) -> str:
