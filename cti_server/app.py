@@ -512,9 +512,9 @@ async def status_view(request: web.Request) -> web.Response:
     """Health you can wait on: AMI link, database, bus and FastAGI, each with an ``ok``."""
     app = request.app
     database_ok = app[SCHEMA_READY].is_set() and await ping(app[DATABASE])
-    resyncs = app[TRACKER].resyncs
+    tracker = app[TRACKER]
     nodes = [
-        {**link.status.as_dict(), "resyncs": resyncs.get(link.status.node, 0)}
+        {**link.status.as_dict(), "resyncs": tracker.resync_count(link.status.node)}
         for link in app[LINKS]
     ]
     ami = {**nodes[0], "nodes": nodes, "connected": all(n["connected"] for n in nodes)}

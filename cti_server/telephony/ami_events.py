@@ -199,6 +199,17 @@ def _blind_transfer(m: Mapping[str, Any], node: str) -> AmiEvent | None:
 
 
 @dataclass(frozen=True, slots=True)
+class CallFoundAnswered(AmiEvent):
+    """Not an Asterisk message: a resync found the caller (``uniqueid``) bridged with
+    ``party_uniqueid`` ("" when no channel of the call is with it), in ``queue`` ("" if none),
+    though no answer was seen while the link was down."""
+
+    party_uniqueid: str
+    party_channel: str
+    queue: str
+
+
+@dataclass(frozen=True, slots=True)
 class CallPickedUp(AmiEvent):
     """A phone (``uniqueid``, ``channel``: the picker, in a call of its own) took over a ringing
     channel (``target_uniqueid``) of another call: the picker answers that call in its place."""

@@ -23,10 +23,9 @@ from typing import Any
 
 from panoramisk.message import Message
 
-from cti_server.events import CallAnswered, NodeResynced
 from cti_server.telephony import ami_events as ami
 from cti_server.telephony.ami_client import AmiClient
-from cti_server.tracker.model import CALL_TRANSITIONS, AgentState, Call, CallState, move
+from cti_server.tracker.model import AgentState, Call
 from cti_server.tracker.tracker import Tracker
 
 log = logging.getLogger(__name__)
@@ -171,8 +170,7 @@ def reconcile(
         tracker.apply(member)
     if all_members:
         _log_out_missing(tracker, node, members)
-    tracker.resyncs[node] = tracker.resyncs.get(node, 0) + 1
-    tracker.publish(NodeResynced(node=node, live=sorted(by_call), at=asked_at))
+    tracker.resynced(node, list(by_call), asked_at)
     log.info(
         "resync of %s: %d calls, %d queue callers, %d members",
         node,
@@ -299,51 +297,18 @@ def _answered_unseen(
 ) -> None:
     """The caller is bridged with ``party`` (None: with no channel of the call): answered while
     we were not listening, at ``answered`` (an estimate), in ``queue`` (the ``Queue()`` it is
-    in, "" if none). The caller's dial answered by the party, as Asterisk would have said
-    (app_queue's connection to a member included), answers the call in the model (its state,
-    its answerer, the first party of its chain).
-
-    What that leaves is not yet an event: the queue's answer and ``CallAnswered``, which only
-    ``AgentConnected`` gives, and it would create an agent out of an unknown member and count
-    an answer for a caller whose wait was never counted (a fresh server's). Until the tracker
-    has an event for it, this is the one place resync writes the call itself.
-    """
-    if call.answered_at is None:
-        tracker.apply(
-            ami.DialEnded(
-                node=call.node,
-                uniqueid=call.caller_uniqueid,
-                linkedid=call.linkedid,
-                dest_uniqueid=party.uniqueid if party is not None else "",
-                dest_channel=party.channel if party is not None else "",
-                status="ANSWER",
-            ),
-            at=answered,
-        )
-        call.queue = call.queue or queue  # its join was missed
-        call.answered_at = call.answered_at or answered
-        if call.waits:
-            tracker.answer_waits(call, call.waits[-1], 0, at=answered)
-        waited = (answered - (call.queued_at or call.arrived_at)).total_seconds()
-        tracker.publish(
-            CallAnswered(
-                node=call.node,
-                linkedid=call.linkedid,
-                queue=call.queue,
-                agent=call.agent,
-                waited_seconds=waited,
-                at=answered,
-                caller_channel=_channel_of(call, call.caller_uniqueid),
-                agent_channel=party.channel if party is not None else "",
-            )
-        )
-    if move(call.state, CallState.ANSWERED, CALL_TRANSITIONS, f"call {call.linkedid}"):
-        call.state = CallState.ANSWERED  # answered again (a transfer to a queue) unseen
-
-
-def _channel_of(call: Call, uniqueid: str) -> str:
-    leg = call.legs.get(uniqueid)
-    return leg.channel if leg is not None else ""
+    in, "" if none)."""
+    tracker.apply(
+        ami.CallFoundAnswered(
+            node=call.node,
+            uniqueid=call.caller_uniqueid,
+            linkedid=call.linkedid,
+            party_uniqueid=party.uniqueid if party is not None else "",
+            party_channel=party.channel if party is not None else "",
+            queue=queue,
+        ),
+        at=answered,
+    )
 
 
 def _answered_at(call: Call, legs: list[LiveChannel], now: datetime) -> datetime:

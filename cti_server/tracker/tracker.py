@@ -22,6 +22,7 @@ from cti_server.events import (
     CallStarted,
     CallTransferred,
     DomainEvent,
+    NodeResynced,
 )
 from cti_server.telephony import ami_events as ami
 from cti_server.tracker.model import (
@@ -39,6 +40,10 @@ from cti_server.tracker.model import (
 )
 
 log = logging.getLogger(__name__)
+
+SETTLE_SECONDS = 0.3
+"""How long a hand-over seen live may wait for Asterisk to say how it happened (a transfer's
+event comes after the bridges moved) before it is told as it is."""
 
 Publish = Callable[[DomainEvent], None]
 Clock = Callable[[], datetime]
@@ -70,10 +75,10 @@ class Tracker:
         self._wrapup_times = wrapup_times or {}  # queue -> seconds (queues.conf wrapuptime)
         self._wrap_timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self._next_wrap_end: datetime | None = None
-        self.calls: dict[tuple[str, str], Call] = {}
-        self.ended: dict[tuple[str, str], Call] = {}  # recently ended, for inspection and tests
-        self.agents: dict[tuple[str, str], Agent] = {}
-        self.queues: dict[tuple[str, str], QueueStats] = {}
+        self._calls: dict[tuple[str, str], Call] = {}
+        self._ended: dict[tuple[str, str], Call] = {}  # the last 10,000 ended, for a look back
+        self._agents: dict[tuple[str, str], Agent] = {}
+        self._queues: dict[tuple[str, str], QueueStats] = {}
         self._leg_to_call: dict[tuple[str, str], tuple[str, str]] = {}
         # The bridges, across calls: who is with whom (a transfer's target may come from
         # another call, a Local pair may join two bridges).
@@ -83,6 +88,7 @@ class Tracker:
         self._connected: dict[tuple[str, str], tuple[str, str]] = {}  # leg -> (member, interface)
         self._dialing: dict[tuple[str, str], int] = {}  # leg -> its dials not ended yet
         self._unsettled: list[Call] = []  # calls with a hand-over not yet told
+        self._settle_timer: asyncio.TimerHandle | None = None
         self.applied = 0
         self.resyncs: dict[str, int] = {}  # node -> how often its model was rebuilt
 
@@ -108,47 +114,67 @@ class Tracker:
                 handler(self, event)
             finally:
                 self.clock = clock
-        if self._unsettled and type(event) not in _BRIDGING:
-            self._settle()
+        if self._unsettled:
+            if type(event) not in _BRIDGING:
+                self._settle()
+            if self._unsettled:
+                self._settle_soon()
+
+    def resynced(self, node: str, live: list[str], at: datetime) -> None:
+        """A resync of ``node`` applied what Asterisk had at ``at`` (``live``: its calls)."""
+        self.resyncs[node] = self.resyncs.get(node, 0) + 1
+        self.publish(NodeResynced(node=node, live=sorted(live), at=at))
+
+    def resync_count(self, node: str) -> int:
+        """How often ``node``'s model was rebuilt from Asterisk (each AMI login)."""
+        return self.resyncs.get(node, 0)
 
     # -- reading the model (the only way in for the other parts) --------------------------
 
     def call(self, node: str, linkedid: str) -> Call | None:
         """The live call, or None once it ended (see :meth:`ended_call`)."""
-        return self.calls.get((node, linkedid))
+        return self._calls.get((node, linkedid))
 
     def ended_call(self, node: str, linkedid: str) -> Call | None:
         """A recently ended call (the last 10,000), for the parts that look back at one."""
-        return self.ended.get((node, linkedid))
+        return self._ended.get((node, linkedid))
 
     def live_calls(self, node: str | None = None) -> list[Call]:
-        return [c for c in self.calls.values() if node is None or c.node == node]
+        return [c for c in self._calls.values() if node is None or c.node == node]
 
     def calls_of(self, node: str, agent: str) -> list[Call]:
         """Live calls in which ``agent`` (a queue member name, or a device such as
         ``PJSIP/1001``) is the customer's current party."""
-        return [c for c in self.calls.values() if c.node == node and agent in (c.agent, c.answerer)]
+        found = []
+        for call in self._calls.values():
+            if call.node != node:
+                continue
+            current = call.chain[-1] if call.chain else None
+            who = (current.party, current.agent) if current else (call.answerer, call.agent)
+            if agent in who:
+                found.append(call)
+        return found
 
     def waiting(self, node: str, queue: str) -> list[Call]:
         """Callers waiting for ``queue``, longest first."""
-        stats = self.queues.get((node, queue))
+        stats = self._queues.get((node, queue))
         if stats is None:
             return []
         order = sorted(stats.waiting.items(), key=lambda item: item[1])
-        return [c for linkedid, _ in order if (c := self.calls.get((node, linkedid)))]
+        return [c for linkedid, _ in order if (c := self._calls.get((node, linkedid)))]
 
     def agent(self, node: str, interface: str) -> Agent | None:
-        return self.agents.get((node, interface))
+        return self._agents.get((node, interface))
 
     def all_agents(self, node: str | None = None) -> list[Agent]:
-        return [a for a in self.agents.values() if node is None or a.node == node]
+        return [a for a in self._agents.values() if node is None or a.node == node]
 
     def queue_stats(self, node: str, name: str) -> QueueStats | None:
         """The queue's figures, or None if no caller or member was ever seen in it."""
-        return self.queues.get((node, name))
+        return self._queues.get((node, name))
 
     def all_queues(self, node: str | None = None) -> list[QueueStats]:
-        return [q for q in self.queues.values() if node is None or q.node == node]
+        return [q for q in self._queues.values() if node is None or q.node == node]
 
     # -- calls -------------------------------------------------------------------------------
 
@@ -156,14 +182,14 @@ class Tracker:
         key = self._leg_to_call.get((event.node, event.uniqueid))
         if key is None:
             key = (event.node, event.linkedid)
-        return self.calls.get(key)
+        return self._calls.get(key)
 
     def _channel_created(self, event: ami.ChannelCreated) -> None:
         now = self.clock()
         key = (event.node, event.linkedid)
-        call = self.calls.get(key)
+        call = self._calls.get(key)
         if call is None:
-            if key in self.ended:
+            if key in self._ended:
                 return  # a late leg of a call that is over
             call = Call(
                 node=event.node,
@@ -174,7 +200,7 @@ class Tracker:
                 dialed=event.exten,
                 arrived_at=now,
             )
-            self.calls[key] = call
+            self._calls[key] = call
             self.publish(
                 CallStarted(
                     node=call.node,
@@ -229,7 +255,7 @@ class Tracker:
             return
         call.dialled_out = True
         key = self._leg_to_call.get((event.node, event.dest_uniqueid))
-        other = self.calls.get(key) if key is not None else None
+        other = self._calls.get(key) if key is not None else None
         if other is None or other is call:
             return
         if (
@@ -423,7 +449,7 @@ class Tracker:
         """A phone picked up a ringing channel of another call: it answers that call (the
         picker's own call was only the way there)."""
         key = self._leg_to_call.get((event.node, event.target_uniqueid))
-        call = self.calls.get(key or (event.node, event.target_linkedid))
+        call = self._calls.get(key or (event.node, event.target_linkedid))
         if call is None:
             return
         picker = ami.device_of(event.channel)
@@ -460,13 +486,13 @@ class Tracker:
 
     def _leg_state(self, node: str, leg: str) -> str:
         key = self._leg_to_call.get((node, leg))
-        call = self.calls.get(key) if key is not None else None
+        call = self._calls.get(key) if key is not None else None
         found = call.legs.get(leg) if call is not None else None
         return found.state if found is not None else ""
 
     def _leg_channel(self, node: str, leg: str) -> str:
         key = self._leg_to_call.get((node, leg))
-        call = self.calls.get(key) if key is not None else None
+        call = self._calls.get(key) if key is not None else None
         return _channel(call, leg) if call is not None else ""
 
     def _adopt(self, call: Call, node: str, leg: str) -> None:
@@ -474,7 +500,7 @@ class Tracker:
         it was created in another (a consultation call, a picker's call): that one ends when
         no leg of its own is left."""
         key = self._leg_to_call.get((node, leg))
-        other = self.calls.get(key) if key is not None else None
+        other = self._calls.get(key) if key is not None else None
         if other is None or other is call:
             return
         moved = other.legs.pop(leg, None)
@@ -625,19 +651,40 @@ class Tracker:
         if member is not None and member[1].removesuffix("/n") == device:
             segment.agent = member[0]
         else:
-            agent = self.agents.get((call.node, device))
+            agent = self._agents.get((call.node, device))
             segment.agent = agent.name if agent is not None else (member[0] if member else "")
 
-    def _settle(self) -> None:
-        """Tell the hand-overs seen: after the bridges moved and Asterisk said how."""
+    def _settle(self, force: bool = False) -> None:
+        """Tell the hand-overs seen: after the bridges moved and Asterisk said how. A party
+        that is still a Local channel waits (unless ``force``): the phone behind it is about
+        to take its place (the pair optimises itself away)."""
         calls, self._unsettled = self._unsettled, []
         for call in calls:
             for index, segment in enumerate(call.chain):
                 if segment.published or (index == 0 and segment.how == "answer"):
                     continue
-                segment.published = True
                 self._describe(call, segment)
+                if segment.party.startswith("Local/") and not force:
+                    if call not in self._unsettled:
+                        self._unsettled.append(call)
+                    break
+                segment.published = True
                 self._publish_handover(call, index)
+
+    def _settle_soon(self) -> None:
+        """Live, a hand-over is told at the latest shortly after it was seen, though Asterisk
+        sends nothing more for a while (a replay tells it at the next event or the end)."""
+        if self._settle_timer is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._settle_timer = loop.call_later(SETTLE_SECONDS, self._settle_due)
+
+    def _settle_due(self) -> None:
+        self._settle_timer = None
+        self._settle(force=True)
 
     def _publish_handover(self, call: Call, index: int) -> None:
         segment = call.chain[index]
@@ -648,7 +695,7 @@ class Tracker:
             source = (before.party, before.extension, before.agent)
         else:  # a pickup or a forward: the phone that rang
             rung = segment.came_from
-            agent = self.agents.get((call.node, rung)) if rung else None
+            agent = self._agents.get((call.node, rung)) if rung else None
             source = (rung, ami.extension_of_device(rung), agent.name if agent else "")
         if index == 0:  # the phone that answered is the picker, the forward's target
             call.answerer = segment.party or call.answerer
@@ -724,7 +771,7 @@ class Tracker:
         while todo and len(seen) < 8:
             for leg in list(self._members.get((node, todo.pop()), {})):
                 key = self._leg_to_call.get((node, leg))
-                call = self.calls.get(key) if key is not None else None
+                call = self._calls.get(key) if key is not None else None
                 if (
                     call is not None
                     and call.chain
@@ -811,7 +858,7 @@ class Tracker:
         if not move(call.state, CallState.ENDED, CALL_TRANSITIONS, f"call {call.linkedid}"):
             return
         if call in self._unsettled:
-            self._settle()
+            self._settle(force=True)
         call.state = CallState.ENDED
         call.ended_at = now
         for segment in call.chain:
@@ -826,14 +873,14 @@ class Tracker:
             call.hold_seconds += (now - call.held_since).total_seconds()
             call.held_since = None
         key = (call.node, call.linkedid)
-        self.calls.pop(key, None)
-        self.ended[key] = call
-        if len(self.ended) > 10000:
-            self.ended.pop(next(iter(self.ended)))
+        self._calls.pop(key, None)
+        self._ended[key] = call
+        if len(self._ended) > 10000:
+            self._ended.pop(next(iter(self._ended)))
         if call.waits and call.answered_at is None:
             self._abandon_waits(call)  # its waiting channel's hang-up was not seen
         call.waits.clear()
-        for stats in self.queues.values():
+        for stats in self._queues.values():
             stats.waiting.pop(call.linkedid, None)
             stats.present.discard(call.linkedid)
         for leg in call.legs.values():
@@ -874,10 +921,10 @@ class Tracker:
     # -- queues ------------------------------------------------------------------------------
 
     def queue(self, node: str, name: str) -> QueueStats:
-        stats = self.queues.get((node, name))
+        stats = self._queues.get((node, name))
         if stats is None:
             stats = QueueStats(node, name, self._service_levels.get(name, 20))
-            self.queues[(node, name)] = stats
+            self._queues[(node, name)] = stats
         return stats
 
     def _caller_joined(self, event: ami.QueueCallerJoined) -> None:
@@ -1025,7 +1072,7 @@ class Tracker:
             # colleague's phone that picked up the ringing member's call has its own)
             self._adopt(call, event.node, event.dest_uniqueid)
             device = ami.device_of(_channel(call, event.dest_uniqueid))
-            answering = self.agents.get((event.node, device))
+            answering = self._agents.get((event.node, device))
             if answering is not None and device != event.interface.removesuffix("/n"):
                 agent = answering  # the phone that answered is another member's
         agent.calls_taken += 1
@@ -1080,12 +1127,52 @@ class Tracker:
             )
         )
 
+    def _found_answered(self, event: ami.CallFoundAnswered) -> None:
+        """A resync found the caller talking though no answer was seen: answered by the party
+        in its bridge (at the estimated time the event is applied at), in its queue if any,
+        counted there only if its wait was; told as ``CallAnswered``. Found so again after a
+        transfer to a queue, it is answered again (the state), not told twice."""
+        call = self._call_of(event)
+        if call is None:
+            return
+        now = self.clock()
+        if call.answered_at is None:
+            self._dial_ended(
+                ami.DialEnded(
+                    node=event.node,
+                    uniqueid=call.caller_uniqueid,
+                    linkedid=call.linkedid,
+                    dest_uniqueid=event.party_uniqueid,
+                    dest_channel=event.party_channel,
+                    status="ANSWER",
+                )
+            )
+            call.queue = call.queue or event.queue  # its join was missed
+            call.answered_at = call.answered_at or now
+            if call.waits:
+                self.answer_waits(call, call.waits[-1], 0, at=now)
+            call.queue_answered = True
+            self.publish(
+                CallAnswered(
+                    node=call.node,
+                    linkedid=call.linkedid,
+                    queue=call.queue,
+                    agent=call.agent,
+                    waited_seconds=(now - (call.queued_at or call.arrived_at)).total_seconds(),
+                    at=now,
+                    caller_channel=_channel(call, call.caller_uniqueid),
+                    agent_channel=event.party_channel,
+                )
+            )
+        if move(call.state, CallState.ANSWERED, CALL_TRANSITIONS, f"call {call.linkedid}"):
+            call.state = CallState.ANSWERED
+
     def _agent_completed(self, event: ami.AgentCompleted) -> None:
         """The agent's call is over: wrap-up for the queue's time (app_queue offers them no
         call until it has passed), else available."""
         stats = self.queue(event.node, event.queue)
         stats.record_completed(event.talk_seconds)
-        call = self._call_of(event) or self.ended.get((event.node, event.linkedid))
+        call = self._call_of(event) or self._ended.get((event.node, event.linkedid))
         if call is not None and event.reason in ("caller", "agent", "transfer"):
             call.hung_up_by = event.reason
         agent = self._agent(event.node, event.interface, event.member)
@@ -1114,7 +1201,7 @@ class Tracker:
 
     def _wrapup_over(self, key: tuple[str, str]) -> None:
         self._wrap_timers.pop(key, None)
-        agent = self.agents.get(key)
+        agent = self._agents.get(key)
         if agent is not None and agent.state == AgentState.WRAP_UP:
             self._agent_to(agent, AgentState.AVAILABLE, "")
 
@@ -1129,7 +1216,7 @@ class Tracker:
         if self._next_wrap_end is None or now < self._next_wrap_end:
             return
         self._next_wrap_end = None
-        for agent in self.agents.values():
+        for agent in self._agents.values():
             if agent.state != AgentState.WRAP_UP or agent.wrapup_until is None:
                 continue
             if agent.wrapup_until <= now:
@@ -1140,10 +1227,10 @@ class Tracker:
     # -- agents ------------------------------------------------------------------------------
 
     def _agent(self, node: str, interface: str, name: str) -> Agent:
-        agent = self.agents.get((node, interface))
+        agent = self._agents.get((node, interface))
         if agent is None:
             agent = Agent(node=node, interface=interface, name=name or interface)
-            self.agents[(node, interface)] = agent
+            self._agents[(node, interface)] = agent
         return agent
 
     def _agent_to(self, agent: Agent, state: AgentState, reason: str) -> None:
@@ -1204,12 +1291,12 @@ class Tracker:
 
         With nobody staffing the queue the caller waits for at least one handle time.
         """
-        stats = self.queues.get((node, queue))
+        stats = self._queues.get((node, queue))
         ahead = len(stats.waiting) if stats is not None else 0
         handle = stats.aht if stats is not None and stats.aht else 180.0
         staffed = sum(
             1
-            for agent in self.agents.values()
+            for agent in self._agents.values()
             if agent.node == node
             and queue in agent.queues
             and agent.state not in (AgentState.LOGGED_OUT, AgentState.PAUSED)
@@ -1234,7 +1321,7 @@ class Tracker:
                     "agent": c.agent,
                     "since": c.arrived_at.isoformat(),
                 }
-                for c in self.calls.values()
+                for c in self._calls.values()
             ],
             "agents": [
                 {
@@ -1247,7 +1334,7 @@ class Tracker:
                     "queues": sorted(a.queues),
                     "linkedid": a.linkedid,
                 }
-                for a in self.agents.values()
+                for a in self._agents.values()
             ],
             "queues": [
                 {
@@ -1263,7 +1350,7 @@ class Tracker:
                     "aht": round(q.aht, 1),
                     "abandon_rate": round(q.abandon_rate, 3),
                 }
-                for q in self.queues.values()
+                for q in self._queues.values()
             ],
         }
 
@@ -1286,6 +1373,7 @@ class Tracker:
         ami.QueueMemberChanged: _member_changed,
         ami.CallTransferred: _transferred,
         ami.CallPickedUp: _picked_up,
+        ami.CallFoundAnswered: _found_answered,
         ami.ChannelRenamed: _renamed,
         ami.DialForwarded: _forwarded,
         ami.BridgesMerged: _bridges_merged,

@@ -43,7 +43,7 @@ async def test_twenty_calls_five_agents_some_abandon_all_recorded_as_asterisk_sa
     tracker = cti_app[TRACKER]
 
     async def _first_resync() -> bool:
-        return tracker.resyncs.get(node, 0) >= 1
+        return tracker.resync_count(node) >= 1
 
     def _answered_abandoned() -> tuple[int, int]:
         stats = tracker.queue_stats(node, "support")
@@ -153,11 +153,11 @@ async def test_blocked_event_loop_is_detected_and_the_model_recovers(
     cti_app[BUS].listen((AmiLinkChanged, NodeResynced), _note)
 
     async def _first_resync() -> bool:
-        return tracker.resyncs.get(node, 0) >= 1
+        return tracker.resync_count(node) >= 1
 
     await poll_until(_first_resync, 30, what="the resync after the first login")
     reconnects_before = link.status.reconnects
-    resyncs_before = tracker.resyncs[node]
+    resyncs_before = tracker.resync_count(node)
     async with sim_agents(client, "support", ["2201", "2202", "2203"]):
         placed = await asyncio.gather(
             *(
@@ -187,7 +187,7 @@ async def test_blocked_event_loop_is_detected_and_the_model_recovers(
         return (
             link.connected
             and link.status.reconnects > reconnects_before
-            and tracker.resyncs.get(node, 0) > resyncs_before
+            and tracker.resync_count(node) > resyncs_before
         )
 
     try:
@@ -195,7 +195,7 @@ async def test_blocked_event_loop_is_detected_and_the_model_recovers(
     except AssertionError:
         raise AssertionError(
             f"after {burst}: reconnects {reconnects_before} -> {link.status.reconnects}, "
-            f"resyncs {resyncs_before} -> {tracker.resyncs.get(node, 0)}, link {history}"
+            f"resyncs {resyncs_before} -> {tracker.resync_count(node)}, link {history}"
         ) from None
     assert cti_app[WATCHDOG].stalls >= 1
     # dropped, logged in again, and the model rebuilt after that login
