@@ -90,7 +90,7 @@ class Tracker:
         self._unsettled: list[Call] = []  # calls with a hand-over not yet told
         self._settle_timer: asyncio.TimerHandle | None = None
         self.applied = 0
-        self.resyncs: dict[str, int] = {}  # node -> how often its model was rebuilt
+        self._resyncs: dict[str, int] = {}  # node -> how often its model was rebuilt
 
     # -- entry point -----------------------------------------------------------------------
 
@@ -122,12 +122,12 @@ class Tracker:
 
     def resynced(self, node: str, live: list[str], at: datetime) -> None:
         """A resync of ``node`` applied what Asterisk had at ``at`` (``live``: its calls)."""
-        self.resyncs[node] = self.resyncs.get(node, 0) + 1
+        self._resyncs[node] = self._resyncs.get(node, 0) + 1
         self.publish(NodeResynced(node=node, live=sorted(live), at=at))
 
     def resync_count(self, node: str) -> int:
         """How often ``node``'s model was rebuilt from Asterisk (each AMI login)."""
-        return self.resyncs.get(node, 0)
+        return self._resyncs.get(node, 0)
 
     # -- reading the model (the only way in for the other parts) --------------------------
 

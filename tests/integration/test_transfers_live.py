@@ -181,7 +181,7 @@ async def floor(floor_pbx: tuple[AsteriskNode, PhonesInstance]) -> AsyncIterator
         tracker, name = app[TRACKER], node.settings.ami.node
 
         async def _resynced() -> bool:  # the model rebuilt from Asterisk's state: calls from now
-            return tracker.resyncs.get(name, 0) >= 1
+            return tracker.resync_count(name) >= 1
 
         await poll_until(_resynced, WAIT, what="the server's first resync")
         published: list[DomainEvent] = []
