@@ -94,7 +94,7 @@ class Tracker:
 
     # -- entry point -----------------------------------------------------------------------
 
-    def link_leg(self, node: str, uniqueid: str, call: Call) -> None:
+    def _link_leg(self, node: str, uniqueid: str, call: Call) -> None:
         self._leg_to_call[(node, uniqueid)] = (call.node, call.linkedid)
 
     def apply(self, event: ami.AmiEvent, at: datetime | None = None) -> None:
@@ -507,13 +507,13 @@ class Tracker:
         if moved is None:
             return
         call.legs[leg] = moved
-        self.link_leg(node, leg, call)
+        self._link_leg(node, leg, call)
         if call.label is not None and call.label.merge:
             other.merged_into = other.merged_into or call.linkedid
         elif other.answered_at is not None:
             other.hung_up_by = "transfer"
         if not other.live_legs():
-            self.end_call(other, self.clock())
+            self._end_call(other, self.clock())
 
     def _counterpart(
         self, call: Call, side: str, current: str, wanted: str = ""
@@ -844,7 +844,7 @@ class Tracker:
         if call.waits and event.uniqueid == call.waiting_leg:
             self._abandon_waits(call)
         if not call.live_legs():
-            self.end_call(call, now)
+            self._end_call(call, now)
 
     def _forget_leg(self, node: str, leg: str, channel: str) -> None:
         self._leg_to_call.pop((node, leg), None)
@@ -854,7 +854,7 @@ class Tracker:
         if channel.startswith("Local/") and self._locals.get((node, channel)) == leg:
             del self._locals[(node, channel)]
 
-    def end_call(self, call: Call, now: datetime) -> None:
+    def _end_call(self, call: Call, now: datetime) -> None:
         if not move(call.state, CallState.ENDED, CALL_TRANSITIONS, f"call {call.linkedid}"):
             return
         if call in self._unsettled:
@@ -920,7 +920,7 @@ class Tracker:
 
     # -- queues ------------------------------------------------------------------------------
 
-    def queue(self, node: str, name: str) -> QueueStats:
+    def _queue(self, node: str, name: str) -> QueueStats:
         stats = self._queues.get((node, name))
         if stats is None:
             stats = QueueStats(node, name, self._service_levels.get(name, 20))
@@ -932,7 +932,7 @@ class Tracker:
         if call is None:
             return
         now = self.clock()
-        self.join_wait(call, event.queue, now)
+        self._join_wait(call, event.queue, now)
         call.waiting_leg = event.uniqueid
         call.queue = event.queue
         call.queued_at = call.queued_at or now
@@ -948,7 +948,7 @@ class Tracker:
             )
         )
 
-    def join_wait(self, call: Call, queue: str, joined: datetime) -> None:
+    def _join_wait(self, call: Call, queue: str, joined: datetime) -> None:
         """The caller is in ``queue`` (again): a new wait for it, or the same wait going on.
 
         Back in a queue they were already waiting for (a heartbeat re-entry, a ring-out back to
@@ -956,7 +956,7 @@ class Tracker:
         from it (the agent's queue that rang out) are left behind, neither answered nor
         abandoned.
         """
-        stats = self.queue(call.node, queue)
+        stats = self._queue(call.node, queue)
         if queue in call.waits:
             for inner in call.waits[call.waits.index(queue) + 1 :]:
                 self._drop_wait(call, inner)
@@ -969,7 +969,7 @@ class Tracker:
         stats.present.add(call.linkedid)
 
     def _drop_wait(self, call: Call, queue: str) -> QueueStats:
-        stats = self.queue(call.node, queue)
+        stats = self._queue(call.node, queue)
         stats.waiting.pop(call.linkedid, None)
         stats.present.discard(call.linkedid)
         return stats
@@ -977,14 +977,14 @@ class Tracker:
     def _caller_left(self, event: ami.QueueCallerLeft) -> None:
         call = self._call_of(event)
         if call is not None:
-            self.queue(event.node, event.queue).present.discard(call.linkedid)
+            self._queue(event.node, event.queue).present.discard(call.linkedid)
 
     def _caller_abandoned(self, event: ami.QueueCallerAbandoned) -> None:
         """app_queue says this whenever a caller leaves unanswered: a hang-up, but also a
         withdraw (routing) or a ``Queue()`` timeout, after which the dialplan goes on. Only the
         waiting channel's hang-up (see :meth:`_abandon_waits`) makes it an abandon."""
         call = self._call_of(event)
-        stats = self.queue(event.node, event.queue)
+        stats = self._queue(event.node, event.queue)
         if call is None:  # a call we never saw: nothing to wait for, take app_queue's word
             stats.abandoned += 1
             return
@@ -1005,7 +1005,7 @@ class Tracker:
                 call.abandoned = True
         call.waits.clear()
 
-    def answer_waits(
+    def _answer_waits(
         self, call: Call, answered_in: str, hold_seconds: float, at: datetime | None = None
     ) -> float:
         """An agent answered (``at``, if not now: a resync's estimate): answered in every queue
@@ -1013,13 +1013,13 @@ class Tracker:
         caller's wait)."""
         now = at or self.clock()
         if answered_in not in call.waits:  # its join was missed (the model was rebuilt since)
-            self.queue(call.node, answered_in).waiting.setdefault(
+            self._queue(call.node, answered_in).waiting.setdefault(
                 call.linkedid, now - timedelta(seconds=hold_seconds)
             )
             call.waits.append(answered_in)
         longest = 0.0
         for queue in call.waits:
-            stats = self.queue(call.node, queue)
+            stats = self._queue(call.node, queue)
             began = stats.waiting.get(call.linkedid, now)
             waited = max(float(hold_seconds), (now - began).total_seconds())
             if queue not in call.answered_in:  # a transferred call is answered once in a queue
@@ -1079,11 +1079,11 @@ class Tracker:
         if event.dest_uniqueid:
             self._connected[(event.node, event.dest_uniqueid)] = (agent.name, agent.interface)
         if call is None:
-            stats = self.queue(event.node, event.queue)
+            stats = self._queue(event.node, event.queue)
             stats.record_answer(event.hold_seconds)
             self._agent_to(agent, AgentState.ON_CALL, "")
             return
-        waited = self.answer_waits(call, event.queue, event.hold_seconds)
+        waited = self._answer_waits(call, event.queue, event.hold_seconds)
         if not call.answerer_leg and event.dest_uniqueid in call.legs:
             # no answered dial of the caller's was seen: the agent's leg is the answerer
             call.answerer_leg = event.dest_uniqueid
@@ -1150,7 +1150,7 @@ class Tracker:
             call.queue = call.queue or event.queue  # its join was missed
             call.answered_at = call.answered_at or now
             if call.waits:
-                self.answer_waits(call, call.waits[-1], 0, at=now)
+                self._answer_waits(call, call.waits[-1], 0, at=now)
             call.queue_answered = True
             self.publish(
                 CallAnswered(
@@ -1170,7 +1170,7 @@ class Tracker:
     def _agent_completed(self, event: ami.AgentCompleted) -> None:
         """The agent's call is over: wrap-up for the queue's time (app_queue offers them no
         call until it has passed), else available."""
-        stats = self.queue(event.node, event.queue)
+        stats = self._queue(event.node, event.queue)
         stats.record_completed(event.talk_seconds)
         call = self._call_of(event) or self._ended.get((event.node, event.linkedid))
         if call is not None and event.reason in ("caller", "agent", "transfer"):
