@@ -3,7 +3,9 @@
 On ``CallAnswered`` the call is recorded (MixMonitor: one file per direction, the fallback) and,
 while the decode pool has live capacity, each side is tapped without touching the call: an
 Originate of ``Local/s@cti-tap-src`` runs ``ChanSpy(<side>,qEo)`` (hear only that side, end when
-it hangs up, say nothing) and its other half streams to our AudioSocket listener. On
+it hangs up, say nothing) and its other half streams to our AudioSocket listener. When the
+customer is handed over (``CallTransferred``), the new party is tapped the same way: the live
+transcript goes on with whoever the customer talks to, and is what the next one reads. On
 ``CallEnded`` the live segments are published; a call that had no room, whose tap failed or
 whose decoding fell behind is decoded from its recordings instead. Either way one
 ``CallTranscribed`` event carries the whole transcript to the recorder, which journals it like
@@ -27,6 +29,7 @@ from cti_server.events import (
     CallAnswered,
     CallEnded,
     CallTranscribed,
+    CallTransferred,
     DomainEvent,
     IvrFinished,
     TranscriptPartial,
@@ -102,7 +105,9 @@ class TranscriptionService:
 
     def attach(self) -> None:
         if self.active:
-            self._bus.listen((IvrFinished, CallAnswered, CallEnded), self._on_event)
+            self._bus.listen(
+                (IvrFinished, CallAnswered, CallTransferred, CallEnded), self._on_event
+            )
 
     async def settled(self) -> None:
         """Until the work under way (following answered calls, transcribing ended ones) is done."""
@@ -136,6 +141,8 @@ class TranscriptionService:
                 self._languages[event.linkedid] = language
         elif isinstance(event, CallAnswered):
             self._spawn(self._answered(event))
+        elif isinstance(event, CallTransferred) and event.linkedid in self._calls:
+            self._spawn(self._handed_over(self._calls[event.linkedid], event))
         elif isinstance(event, CallEnded) and event.linkedid in self._calls:
             self._spawn(self._ended(self._calls.pop(event.linkedid), event))
 
@@ -176,29 +183,40 @@ class TranscriptionService:
             await self._tap(call, event)
 
     async def _tap(self, call: _Call, event: CallAnswered) -> None:
-        model = await self._models.get(call.language)
-        rate = model_rate(self._speech.models[call.language])
-        offset = time.monotonic() - call.answered
         for speaker, channel in (
             ("customer", event.caller_channel),
             ("agent", event.agent_channel),
         ):
-            decoder = StreamDecoder(model, rate, speaker, offset)
-            stream = TapStream(
-                decoder,
-                self.pool,
-                self._settings.max_lag_seconds,
-                self._partial(event, call, speaker),
-            )
-            if not self._listener.expect_stream(stream):
-                self._give_up_live(call, "the AudioSocket listener is not running")
+            if not await self._tap_side(call, event.node, speaker, channel):
                 return
-            call.taps.append(stream)
-            try:
-                await self._originate_tap(channel, stream)
-            except (AmiError, TimeoutError) as exc:
-                self._give_up_live(call, f"tap refused: {exc}")
-                return
+
+    async def _handed_over(self, call: _Call, event: CallTransferred) -> None:
+        """The customer's new party (a transfer's target, a picker) speaks as the agent."""
+        if call.live and event.party_channel and self._is_leader():
+            await self._tap_side(call, event.node, "agent", event.party_channel)
+
+    async def _tap_side(self, call: _Call, node: str, speaker: str, channel: str) -> bool:
+        """One side's tap; False (live given up for the call) if it could not be set up."""
+        model = await self._models.get(call.language)
+        rate = model_rate(self._speech.models[call.language])
+        offset = time.monotonic() - call.answered
+        decoder = StreamDecoder(model, rate, speaker, offset)
+        stream = TapStream(
+            decoder,
+            self.pool,
+            self._settings.max_lag_seconds,
+            self._partial(node, call, speaker),
+        )
+        if not self._listener.expect_stream(stream):
+            self._give_up_live(call, "the AudioSocket listener is not running")
+            return False
+        call.taps.append(stream)
+        try:
+            await self._originate_tap(channel, stream)
+        except (AmiError, TimeoutError) as exc:
+            self._give_up_live(call, f"tap refused: {exc}")
+            return False
+        return True
 
     async def _originate_tap(self, channel: str, stream: TapStream) -> None:
         reply = await self._ami.send_action(
@@ -233,7 +251,7 @@ class TranscriptionService:
             self.pool.release_live()
 
     def _partial(
-        self, event: CallAnswered, call: _Call, speaker: str
+        self, node: str, call: _Call, speaker: str
     ) -> Callable[[Segment | None, str], None]:
         def publish(segment: Segment | None, text: str) -> None:
             if call.redactor is not None:
@@ -244,8 +262,8 @@ class TranscriptionService:
                 )
             self._bus.publish(
                 TranscriptPartial(
-                    node=event.node,
-                    linkedid=event.linkedid,
+                    node=node,
+                    linkedid=call.linkedid,
                     speaker=speaker,
                     text=text[:500],
                     final=segment is not None,
