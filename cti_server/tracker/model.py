@@ -124,6 +124,8 @@ class Segment:
     came_from: str = ""  # for a first party by pickup or forward: the phone that rang
     bridge: str = ""  # the customer's bridge when it began (a Local pair may leave it)
     fixed: bool = False  # who the party is is settled (the leg now stands for another)
+    queued: bool = False  # app_queue connected the party (it tells the end: AgentComplete)
+    wrapped: bool = False  # the party's wrap-up for it has begun
 
     @property
     def seconds(self) -> float:

@@ -618,6 +618,7 @@ class Tracker:
         previous = call.chain[-1]
         self._describe(call, previous)
         previous.ended_at = previous.ended_at or now
+        self._segment_over(call, previous)
         call.label = None
         kind = label.kind if label is not None else "redirect"
         if kind in ("pickup", "forward") and label is not None and not label.from_party:
@@ -648,11 +649,27 @@ class Tracker:
         segment.party = device
         segment.extension = ami.extension_of_device(device)
         member = self._connected.get((call.node, segment.leg))
+        if member is not None:
+            segment.queued = True  # app_queue connected it: its AgentComplete ends the segment
         if member is not None and member[1].removesuffix("/n") == device:
             segment.agent = member[0]
         else:
             agent = self._agents.get((call.node, device))
             segment.agent = agent.name if agent is not None else (member[0] if member else "")
+
+    def _segment_over(self, call: Call, segment: Segment) -> None:
+        """An agent whose part of a call is over wraps up, whoever gave them the call: app_queue
+        says so for the calls it connected (AgentComplete); for one taken by a transfer, a
+        pickup or a forward, the agent's own wrap-up time (or the call's queue's) applies."""
+        if segment.queued or segment.wrapped:
+            return
+        segment.wrapped = True
+        agent = self._agents.get((call.node, segment.party)) if segment.party else None
+        if agent is None or agent.state not in _MAY_WRAP_UP:
+            return
+        seconds = agent.wrapup_seconds or self._wrapup_times.get(call.queue, 0)
+        if seconds and self._agent_to(agent, AgentState.WRAP_UP, ""):
+            self._start_wrapup(agent, seconds)
 
     def _settle(self, force: bool = False) -> None:
         """Tell the hand-overs seen: after the bridges moved and Asterisk said how. A party
@@ -854,17 +871,14 @@ class Tracker:
         if channel.startswith("Local/") and self._locals.get((node, channel)) == leg:
             del self._locals[(node, channel)]
 
-    def _end_call(self, call: Call, now: datetime) -> None:
-        if not move(call.state, CallState.ENDED, CALL_TRANSITIONS, f"call {call.linkedid}"):
-            return
-        if call in self._unsettled:
-            self._settle(force=True)
-        call.state = CallState.ENDED
-        call.ended_at = now
+    def _close_chain(self, call: Call, now: datetime) -> None:
+        """The call is over: its segments end, its last party wraps up, who hung up is known."""
         for segment in call.chain:
             if not segment.party or not segment.agent:
                 self._describe(call, segment)
             segment.ended_at = segment.ended_at or now
+        if call.chain and not call.merged_into:
+            self._segment_over(call, call.chain[-1])
         if call.answered_at is not None and (
             not call.hung_up_by or (len(call.chain) > 1 and call.hung_up_by == "transfer")
         ):
@@ -872,6 +886,15 @@ class Tracker:
         if call.held_since is not None:
             call.hold_seconds += (now - call.held_since).total_seconds()
             call.held_since = None
+
+    def _end_call(self, call: Call, now: datetime) -> None:
+        if not move(call.state, CallState.ENDED, CALL_TRANSITIONS, f"call {call.linkedid}"):
+            return
+        if call in self._unsettled:
+            self._settle(force=True)
+        call.state = CallState.ENDED
+        call.ended_at = now
+        self._close_chain(call, now)
         key = (call.node, call.linkedid)
         self._calls.pop(key, None)
         self._ended[key] = call
@@ -1233,13 +1256,14 @@ class Tracker:
             self._agents[(node, interface)] = agent
         return agent
 
-    def _agent_to(self, agent: Agent, state: AgentState, reason: str) -> None:
+    def _agent_to(self, agent: Agent, state: AgentState, reason: str) -> bool:
+        """Move the agent (and tell it); False if that step is not one an agent can take."""
         if agent.state == state and agent.reason == reason:
-            return
+            return True
         if agent.state != state and not move(
             agent.state, state, AGENT_TRANSITIONS, f"agent {agent.name}"
         ):
-            return
+            return False
         if agent.state == AgentState.WRAP_UP and state != AgentState.WRAP_UP:
             agent.wrapup_until = None
             self._cancel_wrap_timer((agent.node, agent.interface))
@@ -1256,6 +1280,7 @@ class Tracker:
                 at=agent.since,
             )
         )
+        return True
 
     def _member_changed(self, event: ami.QueueMemberChanged) -> None:
         """Asterisk's word on a member. While in wrap-up a phone that is idle says nothing new
@@ -1381,6 +1406,8 @@ class Tracker:
         ami.ChannelHeld: _held,
     }
 
+
+_MAY_WRAP_UP = frozenset({AgentState.ON_CALL, AgentState.AVAILABLE})
 
 _BRIDGING: frozenset[type[ami.AmiEvent]] = frozenset(
     {ami.BridgeEntered, ami.BridgeLeft, ami.BridgesMerged, ami.ChannelRenamed}
