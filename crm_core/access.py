@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, false, or_
+from sqlalchemy import ColumnElement, false, or_, select
 
-from crm_core.models import ROLES, ComplaintCase, FollowUp, Interaction, User
+from crm_core.models import ROLES, ComplaintCase, FollowUp, Interaction, InteractionParty, User
 
 
 @dataclass(frozen=True)
@@ -215,11 +215,16 @@ def may_edit_customer(user: User, customer_id: int, serving: Serving) -> bool:
     )
 
 
-def may_read_interaction(user: User, row: Interaction, serving: Serving) -> bool:
+def may_read_interaction(
+    user: User, row: Interaction, serving: Serving, chain: Iterable[InteractionParty]
+) -> bool:
+    """Whether ``user`` may read ``row``; ``chain`` is its parties (an agent who had the
+    customer by a transfer took the call too, though ``agent_id`` names the first answerer)."""
     if every_row(user.role, "interaction.read"):
         return True
     return allows(user.role, "interaction.read") and (
         row.agent_id == user.id
+        or any(party.agent_id == user.id for party in chain)
         or row.external_key in serving.calls
         or (row.customer_id is not None and row.customer_id in serving.customers)
     )
@@ -236,7 +241,14 @@ def interactions_visible(
         return None
     if not allows(user.role, "interaction.read"):
         return false()
-    return or_(Interaction.agent_id == user.id, Interaction.external_key.in_(serving.calls))
+    was_a_party = select(InteractionParty.interaction_id).where(
+        InteractionParty.agent_id == user.id
+    )
+    return or_(
+        Interaction.agent_id == user.id,
+        Interaction.id.in_(was_a_party),
+        Interaction.external_key.in_(serving.calls),
+    )
 
 
 def cases_visible(user: User, name: str = "case.read") -> ColumnElement[bool] | None:

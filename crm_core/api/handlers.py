@@ -534,13 +534,13 @@ async def write_interaction(request: web.Request) -> InteractionOut:
 async def get_interaction(request: web.Request) -> InteractionDetailOut:
     async with _session(request) as session:
         row = await interactions.get_interaction(session, path_id(request))
-        if not may_read_interaction(current_user(request), row, _serving(request)):
+        chain = (await interactions.parties_of(session, [row.id]))[row.id]
+        if not may_read_interaction(current_user(request), row, _serving(request), chain):
             raise Forbidden(
                 "agents read only their own calls and those of the customers they are serving"
             )
         segments = await interactions.segments_of(session, row.id)
-        chains = await interactions.parties_of(session, [row.id])
-        return serialize.interaction_detail(row, chains[row.id], segments)
+        return serialize.interaction_detail(row, chain, segments)
 
 
 @routes.route(
