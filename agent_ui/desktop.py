@@ -63,6 +63,7 @@ from cti_server.events import (
     CallTransferred,
     DomainEvent,
     IvrFinished,
+    TransferNoted,
 )
 from cti_server.routing.inputs import personal_queue
 from cti_server.telephony import agent_actions as actions
@@ -116,6 +117,7 @@ class Desks:
         AgentStateChanged,
         CallRouted,
         CallTransferred,
+        TransferNoted,
         *SaidSoFar.TRACKED,
     )
 
@@ -201,6 +203,8 @@ class Desks:
             self.notes.forget((event.node, event.linkedid))
         elif isinstance(event, CallTransferred):
             self._handed_over(event)
+        elif isinstance(event, TransferNoted):
+            self._noted(event)
         elif isinstance(event, SaidSoFar.TRACKED):
             self.said.apply(event)
         elif isinstance(event, AgentStateChanged):
@@ -610,11 +614,23 @@ class Desks:
         except ValueError as exc:
             raise UiError(str(exc)) from None
 
+    def _noted(self, event: TransferNoted) -> None:
+        key = (event.node, event.linkedid)
+        if self.notes.peek(key) is None:  # another server's desk wrote it
+            self.notes.keep(key, Note(event.note, event.by_extension, event.by_name))
+
     def _keep_note(self, connection: Connection, key: tuple[str, str] | None, note: str) -> None:
-        """The note goes to whoever the tracker says took the customer over from this desk."""
+        """The note goes to whoever the tracker says took the customer over from this desk,
+        on this server at once and on the others through the bus."""
         extension = connection.session.extension
         if key is not None and note and extension:
-            self.notes.keep(key, Note(note, extension, connection.session.display_name))
+            name = connection.session.display_name
+            self.notes.keep(key, Note(note, extension, name))
+            self.deps.bus.publish(
+                TransferNoted(
+                    node=key[0], linkedid=key[1], by_extension=extension, by_name=name, note=note
+                )
+            )
 
     async def transfer(self, connection: Connection, message: dict[str, Any]) -> Reply:
         extension = self._extension(connection)

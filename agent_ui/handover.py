@@ -7,9 +7,9 @@ Everything here is derived from bus events: the finished utterances of ``Transcr
 ``ComplaintDetected`` during the call and ``CallHandling``, collected for every call the bus
 carries until its ``CallEnded``, not only for the calls this process's tracker follows. With
 several servers on Redis, the target's desk may be served by a process whose AMI link never saw
-the call: it has heard the same events, so it shows the same transcript. (The desktop's note is
-the one exception: it is typed into one server's socket and kept by that server, see
-:class:`Notes`.)
+the call: it has heard the same events, so it shows the same transcript. The desktop's note is
+typed into one server's socket and crosses to the others as ``TransferNoted`` (see
+:class:`Notes`).
 
 The transcript is redacted again when it is shown, as one time-ordered sequence of both
 speakers (the live text was redacted utterance by utterance where it was made; a card read in
@@ -180,8 +180,8 @@ class Note:
 class Notes:
     """The notes of transfers made from this server's desks, by call, until taken or ended.
 
-    A note is typed into one server's socket; a target desk served by another server sees the
-    hand-over without it (carrying it there needs a domain event of its own)."""
+    A note is typed into one server's socket and kept there; the others keep it from the
+    ``TransferNoted`` that server publishes, for a target desk they serve."""
 
     def __init__(self) -> None:
         self._notes: OrderedDict[CallKey, Note] = OrderedDict()

@@ -152,6 +152,18 @@ class CallTransferred(DomainEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TransferNoted(DomainEvent):
+    """Why an agent's desktop transferred the call (a note typed with the transfer): every
+    server keeps it, so the desk the customer reaches shows it whichever server serves it."""
+
+    node: str
+    linkedid: str
+    by_extension: str
+    by_name: str
+    note: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AgentStateChanged(DomainEvent):
     node: str
     agent: str
@@ -304,6 +316,7 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         CallAnswered,
         CallEnded,
         CallTransferred,
+        TransferNoted,
         AgentStateChanged,
         IvrFinished,
         SurveyAnswered,

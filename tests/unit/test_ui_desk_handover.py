@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import pytest
@@ -22,6 +22,7 @@ from cti_server.events import (
     CallHandling,
     CallTransferred,
     TranscriptPartial,
+    TransferNoted,
 )
 from cti_server.telephony import ami_events as ami
 from tests.support import domain_events as make
@@ -208,6 +209,8 @@ async def test_the_desktops_note_goes_with_the_transfer_and_a_bad_one_is_refused
     assert not [a for a in ui.ami.asked if a[0] == "transfer"]  # refused before Asterisk
 
     why = "wants the double charge refunded <b>today</b>"
+    noted_on_bus: list[TransferNoted] = []
+    ui.bus.listen((TransferNoted,), lambda e: noted_on_bus.append(cast(TransferNoted, e)))
     await alice.send_json({"type": "transfer", "to": "8102", "note": why})
     await next_of(alice, "info")
     ringing = await next_of(bob, "pop")  # as bob's phone rings
@@ -215,6 +218,9 @@ async def test_the_desktops_note_goes_with_the_transfer_and_a_bad_one_is_refused
     assert ringing["handover"]["note"] == why
     assert ringing["handover"]["from"]["label"] == "alice (8101)"
     assert ringing["handover"]["transcript"][0]["text"] == "my card is [CARD]"
+
+    (noted,) = noted_on_bus  # told to the other servers
+    assert (noted.linkedid, noted.by_extension, noted.note) == (linkedid, "8101", why)
 
     # app_queue ends alice's part first (her leg left), then the tracker names bob
     ui.publish(AgentStateChanged(node=NODE, agent=ALICE, state="available", reason="", linkedid=""))
@@ -297,3 +303,20 @@ async def test_a_transfer_keyed_on_a_real_phone_pops_on_the_targets_desk(ui: Ui)
     assert left["handed_over"]["to"] == "dan (2112)"
     ui.publish(*published[at + 1 :])  # the customer hangs up on dan
     assert (await next_of(dan, "wrapup"))["linkedid"] == handed.linkedid
+
+
+@pytest.mark.asyncio
+async def test_a_note_written_at_a_desk_another_server_serves_reaches_the_target(ui: Ui) -> None:
+    """Alice's desk is on another server: its note comes over the bus, before the tracker's
+    word that bob has the customer."""
+    bob = await ui.desk("bob")
+    linkedid = "1700000200.9"
+    _legs(ui, linkedid, "PJSIP/trunk-00000001", "PJSIP/8102-00000003")
+    why = "second call about the same refund"
+    ui.publish(
+        make.arrived(linkedid),
+        TransferNoted(node=NODE, linkedid=linkedid, by_extension="8101", by_name="alice", note=why),
+        make.transferred(linkedid, ALICE, BOB, "attended"),
+    )
+    taken = await next_of(bob, "pop")
+    assert (taken["handover"]["how"], taken["handover"]["note"]) == ("attended transfer", why)
