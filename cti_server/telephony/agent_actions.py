@@ -416,12 +416,13 @@ async def attended_transfer(
     Asterisk works it like the phone's own keys: it presses the channel's attended-transfer
     code and then ``exten`` as DTMF, so ``exten`` must be digits, ``*`` or ``#``. The far party
     hears music on hold while the agent consults ``exten``; the agent completes the transfer by
-    hanging up. Asterisk 22 has no attended-transfer code unless one is configured: it refuses
-    with "No attended transfer feature code found". Our click-to-dial context sets one and
-    allows the transfer (Dial option T). A queue call would need both Queue option t and a code
-    in features.conf: with the code but not the option, the digits would reach the customer.
-    "Successfully queued" means the digits were queued, not that the transfer happened: watch
-    for ``AttendedTransfer``.
+    hanging up. The code comes from the rendered features.conf (``[dialplan]
+    attended_transfer_code``), and our dialplan grants the agent's side the transfer (Queue
+    option t, Dial option T for click-to-dial, tT between agents); without a code Asterisk
+    refuses with "No attended transfer feature code found", and without the option the digits
+    would reach the customer. "Successfully queued" means the digits were queued, not that the
+    transfer happened: the tracker tells it (``CallTransferred``) once the target has the
+    customer.
     """
     check_channel(channel)
     if not _DTMF_EXTEN.fullmatch(exten):
