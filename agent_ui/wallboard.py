@@ -29,14 +29,17 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agent_ui import charts
 from agent_ui.auth import UI_SESSION, pages, render
+from agent_ui.call_chain import duration
 from agent_ui.deps import DEPS, TEMPLATES, RoutingControl, UiDeps
 from agent_ui.desktop import WRAPUP_REASON, channel_prefix, extension_of
 from agent_ui.pop import PopService
 from agent_ui.ws import Connection, Hub, Reply, UiError
 from crm_core.access import least
+from crm_core.agent_figures import agent_segments
 from cti_server.bus import Bus
 from cti_server.events import (
     AgentRinging,
@@ -380,14 +383,37 @@ class Wallboard:
 WALLBOARD = web.AppKey("ui_wallboard", Wallboard)
 
 
+async def agents_today(db: async_sessionmaker[AsyncSession], now: datetime) -> dict[str, Any]:
+    """What the "Agents today" table shows: each agent's calls, own talk and average handle
+    time since midnight (UTC, as the charts count the day), from their own segments."""
+    since = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    async with db() as session:
+        figures = await agent_segments(session, since, since + timedelta(days=1))
+    return {"since": since, "figures": figures, "duration": duration}
+
+
 @pages.route("GET", "/wallboard", least("wallboard.watch"), name="wallboard")
 async def wallboard_page(request: web.Request) -> web.StreamResponse:
+    deps = request.app[DEPS]
     return render(
         request,
         "wallboard.html",
         user=request[UI_SESSION].display_name,
-        routing=request.app[DEPS].routing is not None,
+        routing=deps.routing is not None,
+        **await agents_today(deps.db, datetime.now(UTC)),
     )
+
+
+@pages.route("GET", "/wallboard/agents-today", least("wallboard.watch"), name="agents_today")
+async def agents_today_table(request: web.Request) -> web.StreamResponse:
+    """The table alone, for the page's refresh to swap in."""
+    response = render(
+        request,
+        "wallboard_agents.html",
+        **await agents_today(request.app[DEPS].db, datetime.now(UTC)),
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @pages.route(

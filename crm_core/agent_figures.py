@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import ColumnElement, distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.errors import InvalidInput
@@ -36,15 +36,21 @@ class AgentSegments:
 
 
 async def agent_segments(
-    session: AsyncSession, since: datetime, until: datetime
+    session: AsyncSession, since: datetime, until: datetime, *, only: int | None = None
 ) -> list[AgentSegments]:
     """Per agent, the calls they had the customer on and their talk seconds, for the segments
-    that started in ``[since, until)``; most calls first."""
+    that started in ``[since, until)``; most calls first. ``only``: that user's row alone
+    (an agent reads their own figures, not their colleagues')."""
     if since.tzinfo is None or until.tzinfo is None:
         raise InvalidInput("since and until need a timezone")
     if until <= since:
         raise InvalidInput("until must be after since")
-    in_window = (InteractionParty.started_at >= since, InteractionParty.started_at < until)
+    in_window: list[ColumnElement[bool]] = [
+        InteractionParty.started_at >= since,
+        InteractionParty.started_at < until,
+    ]
+    if only is not None:
+        in_window.append(InteractionParty.agent_id == only)
     calls = func.count(distinct(InteractionParty.interaction_id))
     talk = func.coalesce(func.sum(InteractionParty.seconds), 0.0)
     users = await session.execute(
@@ -57,6 +63,8 @@ async def agent_segments(
         AgentSegments(agent_id, name, extension, count, float(seconds))
         for agent_id, name, extension, count, seconds in users
     ]
+    if only is not None:
+        return found
     who = func.coalesce(InteractionParty.extension, InteractionParty.party)
     strangers = await session.execute(
         select(who, func.max(InteractionParty.agent_name), calls, talk)

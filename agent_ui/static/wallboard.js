@@ -179,10 +179,21 @@
   }
 
   setInterval(() => { if (latest) draw(); }, 1000);
+  // "Agents today" is rendered (and escaped) by the server: the fresh table replaces the old one.
+  async function refreshAgentsToday() {
+    const answer = await fetch("/ui/wallboard/agents-today", { credentials: "same-origin" });
+    if (!answer.ok) return;
+    const fresh = new DOMParser().parseFromString(await answer.text(), "text/html")
+      .getElementById("agents-today");
+    const shown = byId("agents-today");
+    if (fresh && shown) shown.replaceWith(document.adoptNode(fresh));
+  }
+
   setInterval(() => {
     for (const id of ["chart-calls", "chart-sl"]) {
       const img = byId(id);
       img.src = img.src.split("?")[0] + "?t=" + Date.now();
     }
+    refreshAgentsToday().catch(() => {});
   }, 60000);
 })();

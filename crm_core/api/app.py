@@ -8,7 +8,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.access import ServingLookup, serving_nobody
-from crm_core.api import users  # noqa: F401 - its routes join the table on import
+from crm_core.api import figures, users  # noqa: F401 - their routes join the table on import
 from crm_core.api.handlers import CRM_SETTINGS, LOGINS, SERVING, routes
 from crm_core.api.http import MAX_BODY, SESSIONS, auth_middleware, errors_middleware, json_response
 from crm_core.api.openapi import build_openapi
