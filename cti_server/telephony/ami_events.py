@@ -283,11 +283,11 @@ class BridgesMerged(AmiEvent):
 
 @dataclass(frozen=True, slots=True)
 class CallParked(AmiEvent):
-    """The customer's channel (``uniqueid``) parked by ``parker_uniqueid`` (``retrieved``: False),
-    or taken out of the parking lot by ``retriever_uniqueid`` (``retrieved``: True)."""
+    """The customer's channel (``uniqueid``) parked by ``parker_channel`` (``retrieved``:
+    False), or taken out of the parking lot by ``retriever_uniqueid`` (``retrieved``: True)."""
 
     retrieved: bool
-    parker_uniqueid: str
+    parker_channel: str
     retriever_uniqueid: str
 
 
@@ -299,7 +299,7 @@ def _parked(retrieved: bool) -> Translator:
             uniqueid=uniqueid,
             linkedid=_s(m, "ParkeeLinkedid") or uniqueid,
             retrieved=retrieved,
-            parker_uniqueid=_s(m, "ParkerUniqueid"),
+            parker_channel=_s(m, "ParkerChannel") or _s(m, "ParkerDialString"),
             retriever_uniqueid=_s(m, "RetrieverUniqueid"),
         )
 
@@ -579,4 +579,6 @@ def translate(message: Mapping[str, Any], node: str) -> AmiEvent | None:
         return None
     if isinstance(event, QueueMemberChanged):
         return event if event.queue and event.interface else None
+    if isinstance(event, BridgesMerged):  # about bridges, not a channel
+        return event if event.to_bridge and event.from_bridge else None
     return event if event.uniqueid else None

@@ -475,14 +475,18 @@ class Tracker:
             call.label = HandoverLabel("forward", device, from_party=device)
 
     def _parked(self, event: ami.CallParked) -> None:
+        """Parked by an agent, the customer waits alone; whoever takes them out of the lot
+        (from a call of their own, only the way there: merged) is the next party."""
         call = self._call_of(event)
         if call is None:
             return
+        parker = ami.device_of(event.parker_channel) if event.parker_channel else ""
         if not event.retrieved:
-            parker = _channel(call, event.parker_uniqueid)
-            call.label = HandoverLabel("park", ami.device_of(parker) if parker else "")
-        elif call.label is None:
-            call.label = HandoverLabel("park", "")
+            call.label = HandoverLabel("park", parker)
+        else:
+            by = call.label.by if call.label is not None and call.label.kind == "park" else parker
+            call.label = HandoverLabel("park", by, target=event.retriever_uniqueid, merge=True)
+            self._adopt(call, event.node, event.retriever_uniqueid)
 
     def _leg_state(self, node: str, leg: str) -> str:
         key = self._leg_to_call.get((node, leg))

@@ -44,9 +44,9 @@ class Pbx:
         self._n += 1
         uniqueid = f"1700000000.{self._n}"
         self._linkedids[uniqueid] = linkedid or uniqueid
-        if device.startswith("Local/"):
+        if device.startswith("Local/"):  # both halves of a pair: one name, ;1 and ;2
             base, _, half = device.rpartition(";")
-            name = f"{base}-{self._n:08x};{half}"
+            name = f"{base}-{sum(map(ord, base)):08x};{half}"
         else:
             name = f"{device}-{self._n:08x}"
         self._channels[uniqueid] = name

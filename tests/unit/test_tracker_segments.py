@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from cti_server.events import AgentStateChanged, CallEnded
+import pytest
+
+from cti_server.events import AgentStateChanged, CallEnded, CallTransferred
 from cti_server.tracker.model import AgentState
 from cti_server.tracker.tracker import Tracker
-from tests.support.pbx_script import Pbx
+from tests.support.pbx_script import NODE, Pbx
 
 
 def _member(pbx: Pbx, at: float, device: str, name: str) -> None:
@@ -96,3 +98,102 @@ def test_no_wrap_up_without_a_wrap_up_time() -> None:
     bo_agent = pbx.tracker.agent("pbx1", "PJSIP/1002")
     assert bo_agent is not None
     assert bo_agent.state != AgentState.WRAP_UP
+
+
+def _answered_call(pbx: Pbx) -> tuple[str, str]:
+    """A trunk caller whose dial Ann's phone answered, both in bridge b1."""
+    caller = pbx.channel(0, "PJSIP/trunk")
+    ann = pbx.channel(1, "PJSIP/1001", caller)
+    pbx.dial(2, caller, ann)
+    pbx.bridge(2, "b1", ann, caller)
+    return caller, ann
+
+
+def _told(pbx: Pbx) -> list[tuple[str, str, str, str]]:
+    return [
+        (e.kind, e.from_party, e.to_party, e.by)
+        for e in pbx.published
+        if isinstance(e, CallTransferred)
+    ]
+
+
+def test_a_parked_customer_taken_out_by_a_colleague_is_handed_over_their_own_call_merged() -> None:
+    pbx = Pbx()
+    caller, ann = _answered_call(pbx)
+    pbx.blind_transfer(30, ann, caller, "700")  # Ann parks the customer (a transfer to 700)
+    pbx.leave(30, "b1", caller, ann)
+    pbx.hangup(30, ann)
+    pbx.bridge(31, "parking-lot", caller)
+    parked = {"ParkeeUniqueid": caller, "ParkeeLinkedid": caller, "ParkingSpace": "701"}
+    pbx.send(31, "ParkedCall", "", ParkerDialString="PJSIP/1001", **parked)
+    bo = pbx.channel(90, "PJSIP/1002", exten="701")  # Bo dials the space: a call of his own
+    pbx.send(
+        91,
+        "UnParkedCall",
+        "",
+        RetrieverUniqueid=bo,
+        RetrieverChannel=pbx.name(bo),
+        ParkerChannel=pbx.name(ann),
+        **parked,
+    )
+    pbx.leave(91, "parking-lot", caller)
+    pbx.bridge(91, "b2", bo, caller)
+    call = pbx.tracker.call(NODE, caller)
+    assert call is not None
+    assert call.party == "PJSIP/1002"
+    pbx.hangup(150, caller, bo)
+    assert _told(pbx) == [("park", "PJSIP/1001", "PJSIP/1002", "PJSIP/1001")]
+    ended = {e.linkedid: e for e in pbx.published if isinstance(e, CallEnded)}
+    assert ended[bo].outcome == "merged"
+    assert ended[bo].merged_into == caller
+    assert [(s["how"], s["party"]) for s in ended[caller].chain] == [
+        ("answer", "PJSIP/1001"),
+        ("park", "PJSIP/1002"),
+    ]
+
+
+@pytest.mark.parametrize("dest_type", ["Link", "Bridge"])
+def test_an_attended_transfer_whose_bridges_are_linked_or_merged(dest_type: str) -> None:
+    """Link: a Local pair joins the customer's bridge to the consultation's; Bridge with a
+    BridgeMerge event: the consultation's channels move in without BridgeEnter of their own."""
+    pbx = Pbx()
+    caller, ann = _answered_call(pbx)
+    consult = pbx.channel(20, "PJSIP/1001")
+    bo = pbx.channel(20, "PJSIP/1002", consult)
+    pbx.dial(21, consult, bo)
+    pbx.bridge(21, "b2", consult, bo)
+    if dest_type == "Link":
+        near = pbx.channel(30, "Local/link@transfer;1", caller)
+        far = pbx.channel(30, "Local/link@transfer;2", caller)
+        pbx.leave(30, "b1", ann)
+        pbx.leave(30, "b2", consult)
+        pbx.bridge(30, "b1", near)
+        pbx.bridge(30, "b2", far)
+    else:
+        pbx.leave(30, "b1", ann)
+        pbx.leave(30, "b2", consult)
+        pbx.send(30, "BridgeMerge", "", ToBridgeUniqueid="b1", FromBridgeUniqueid="b2")
+    pbx.attended_transfer(30, ann, consult, bo, "b2", dest_type=dest_type, with_target=False)
+    pbx.hangup(30, ann, consult)
+    call = pbx.tracker.call(NODE, caller)
+    assert call is not None
+    assert call.party == "PJSIP/1002"
+    pbx.hangup(80, caller)
+    assert _told(pbx) == [("attended", "PJSIP/1001", "PJSIP/1002", "PJSIP/1001")]
+
+
+def test_a_threeway_keeps_the_transferer_until_they_leave() -> None:
+    pbx = Pbx()
+    caller, ann = _answered_call(pbx)
+    consult = pbx.channel(20, "PJSIP/1001")
+    bo = pbx.channel(20, "PJSIP/1002", consult)
+    pbx.dial(21, consult, bo)
+    pbx.bridge(21, "b2", consult, bo)
+    pbx.leave(30, "b2", bo)
+    pbx.bridge(30, "b1", bo)  # all three in the customer's bridge
+    pbx.attended_transfer(30, ann, consult, bo, "b2", dest_type="Threeway")
+    call = pbx.tracker.call(NODE, caller)
+    assert call is not None
+    assert call.party == "PJSIP/1002"  # the target has the customer; Ann listens on
+    pbx.hangup(60, caller, ann, bo, consult)
+    assert [kind for kind, *_ in _told(pbx)] == ["attended"]
