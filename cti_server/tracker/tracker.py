@@ -410,8 +410,9 @@ class Tracker:
             current = call.chain[-1]
             self._describe(call, current)
             current.fixed = True
-            call.originated = not call.originated
-            current.leg = self._party_leg(call)
+            call.caller_party, call.answerer_leg = self._party_leg(call), event.uniqueid
+            call.originated = False  # the transferee is the caller's side now
+            current.leg = event.uniqueid
             current.bridge = self._bridge_of.get((event.node, self._customer_leg(call)), "")
         if event.kind == "blind":
             call.label = HandoverLabel("blind", by)
@@ -825,15 +826,17 @@ class Tracker:
                 call.hold_seconds += (now - call.held_since).total_seconds()
                 call.held_since = None
 
-    def _first_to_leave(self, call: Call) -> str:
-        """ "caller" (the customer's side: the caller, or the one a click-to-dial called) or
-        "agent" (the party's side): whose phone, or the Local channel standing for it, left its
-        last bridge first; "" if either side is unknown."""
-        customer = call.last_left.get(self._customer_leg(call))
-        party = call.last_left.get(self._party_leg(call))
-        if customer is None or party is None:
+    @staticmethod
+    def _first_to_leave(call: Call) -> str:
+        """ "caller" (the calling side: the caller, the agent of a click-to-dial, the one a
+        caller's transfer left on the line) or "agent" (the answering side, whoever took it
+        over): whose phone, or the Local channel standing for it, left its last bridge first;
+        "" if either side is unknown."""
+        caller = call.last_left.get(call.caller_party)
+        answerer = call.last_left.get(call.answerer_leg)
+        if caller is None or answerer is None:
             return ""
-        return "caller" if customer < party else "agent"
+        return "caller" if caller < answerer else "agent"
 
     @staticmethod
     def _who_hung_up(call: Call) -> str:

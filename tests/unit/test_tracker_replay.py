@@ -59,18 +59,18 @@ EXPECTED: dict[str, list[tuple[str, str, str]]] = {
     "mobile/acceptance_group_reject.json": [("answered", "SIP/voipgrid-siproute-docker", "agent")],
     # two mobiles: one is cancelled, the other answers; the caller leaves first
     "mobile/acceptance_group_pickup.json": [("answered", "SIP/voipgrid-siproute-docker", "caller")],
-    # click-to-dial: 150010001 (or 201) is rung first, then the other party (the customer, who
-    # leaves first: hung_up_by tells the customer's side, "caller", from the party's)
-    "originate/ctd-account-account.json": [("answered", "SIP/150010002", "caller")],
-    "originate/ctd-account-world.json": [("answered", "SIP/voipgrid-siproute-docker", "caller")],
+    # click-to-dial: 150010001 (or 201) is rung first, then the other party (who leaves first:
+    # "agent" is the answering side, "caller" the calling one, the agent's phone here)
+    "originate/ctd-account-account.json": [("answered", "SIP/150010002", "agent")],
+    "originate/ctd-account-world.json": [("answered", "SIP/voipgrid-siproute-docker", "agent")],
     "originate/ctd-account-world-deny-a.json": [("unanswered", "", "")],  # the agent is busy
     "originate/ctd-account-world-deny-b.json": [("unanswered", "", "")],  # the customer is busy
     # the customer never signals ringing but answers; the agent (150010063) leaves first
     "originate/ctd-account-world-no-ringing.json": [
-        ("answered", "SIP/voipgrid-siproute-ams", "agent")
+        ("answered", "SIP/voipgrid-siproute-ams", "caller")
     ],
     # 150010002 answers, consults 150010003 and transfers 150010001 to them (who stays on the
-    # line, so is the customer from then on); 150010001 then leaves first
+    # line, the calling side); 150010001 then leaves first
     "originate/ctd-account-account-xfer-attn-abbcac.json": [
         ("answered", "SIP/150010003", "transfer"),
         ("answered", "SIP/150010002", "caller"),
@@ -79,10 +79,10 @@ EXPECTED: dict[str, list[tuple[str, str, str]]] = {
     # the customer then leaves first
     "originate/ctd-account-world-xfer-attn-abacbc.json": [
         ("answered", "SIP/150010003", "transfer"),
-        ("answered", "SIP/voipgrid-siproute-docker", "caller"),
+        ("answered", "SIP/voipgrid-siproute-docker", "agent"),
     ],
-    # call-me-now: the first number answers, then the second (the customer), who leaves first
-    "originate/cmn-world-world.json": [("answered", "SIP/voipgrid-siproute-docker", "caller")],
+    # call-me-now: the first number answers, then the second; the second leaves first
+    "originate/cmn-world-world.json": [("answered", "SIP/voipgrid-siproute-docker", "agent")],
     # the first number answers but does not accept: the second is never dialled
     "originate/cmn-world-world-unaccepted.json": [("unanswered", "", "")],
     # an inbound call answered by 150010001, who leaves first, and an outbound one whose far
