@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import os
 import secrets
-import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from crm_core.models import Interaction, InteractionParty
 from cti_server.app import AMI, BUS, DATABASE, SCHEMA_READY, TRACKER, build_app
 from cti_server.asterisk.local import AsteriskInstance
-from cti_server.config import Settings, load_settings
+from cti_server.config import Settings
 from cti_server.events import CallEnded, CallTransferred, DomainEvent
 from cti_server.simulation import place_customer_call
 from cti_server.telephony import agent_actions as aa
@@ -45,9 +44,8 @@ from cti_server.telephony.fastagi import asterisk_key
 from cti_server.tracker.tracker import Tracker
 from tests.conftest import ami_observer
 from tests.support.ami_record import DATA, record_ami
-from tests.support.asterisk import AsteriskNode, require_chroot
+from tests.support.asterisk import AsteriskNode, node_settings, require_chroot
 from tests.support.phones import Phones, PhonesInstance, connected_phones, start_phones
-from tests.support.ports import free_port
 from tests.support.ui import add_users, sign_in
 from tests.support.waiting import EventLog, event_is, poll_until
 
@@ -78,14 +76,10 @@ def device(extension: str) -> str:
 
 def _floor_settings(name: str, workdir: Path) -> Settings:
     """A contact center of its own: these agents, a ring group, SIP passwords, short rings."""
-    return load_settings(
-        None,
-        ami={"secret": secrets.token_urlsafe(16), "port": free_port(), "node": name},
-        agi={"port": free_port()},
-        http={"port": free_port()},
-        database={"url": f"sqlite+aiosqlite:///{workdir / 'cti.db'}"},
+    return node_settings(
+        name,
+        workdir,
         dialplan={
-            "sip_port": free_port(socket.SOCK_DGRAM),
             "sip_secret": secrets.token_urlsafe(16),
             "agents": [{"extension": e, "name": f"Agent {e}"} for e in EXTENSIONS],
             "ring_groups": [
@@ -97,9 +91,6 @@ def _floor_settings(name: str, workdir: Path) -> Settings:
                 {"name": OTHER_QUEUE, "extension": OTHER_QUEUE_NUMBER},
             ],
         },
-        asterisk={"instance": name},
-        recorder={"spool_path": str(workdir / "spool" / "interactions.jsonl")},
-        ivr={"inbound_flow": None, "survey_flow": None},
     )
 
 

@@ -8,6 +8,7 @@ import shutil
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,15 +29,20 @@ class AsteriskNode:
         return serve_environment(self.settings)
 
 
-def node_settings(name: str, workdir: Path) -> Settings:
-    """Settings with free ports and a fresh secret, so instances never collide."""
+def node_settings(name: str, workdir: Path, dialplan: dict[str, Any] | None = None) -> Settings:
+    """Settings with free ports and a fresh secret, so instances never collide; ``dialplan``
+    adds to (or replaces) the simulation's dialplan settings."""
     return load_settings(
         None,
         ami={"secret": secrets.token_urlsafe(16), "port": free_port(), "node": name},
         agi={"port": free_port()},
         http={"port": free_port()},
         database={"url": f"sqlite+aiosqlite:///{workdir / 'cti.db'}"},
-        dialplan={"sip_port": free_port(socket.SOCK_DGRAM), "sim_talk_seconds": 1},
+        dialplan={
+            "sip_port": free_port(socket.SOCK_DGRAM),
+            "sim_talk_seconds": 1,
+            **(dialplan or {}),
+        },
         asterisk={"instance": name},
         recorder={"spool_path": str(workdir / "spool" / "interactions.jsonl")},
         ivr={"inbound_flow": None, "survey_flow": None},  # IVR tests turn them on
