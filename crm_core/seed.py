@@ -15,7 +15,12 @@ contact center sees about them:
   by :func:`crm_core.value.score_customer` exactly as :func:`crm_core.valuation.recompute_value`
   would, and stored in the customer row;
 * past calls for about 30 % of customers (answered, abandoned, IVR-only) and a few complaint
-  cases (open, assigned, resolved) linked to one of them.
+  cases (open, assigned, resolved) linked to one of them;
+* a few calls of the last hour (today) handed over between the demo's agents, with their chain
+  of parties (:data:`HANDED_OVER_CALLS`: a blind, an attended, and both one after the other), so
+  that a customer's timeline shows who had a call for how long and the wallboard's "Agents
+  today" has figures from the start. A party is tied to the user with its extension when the
+  database already has one (else it is known by its extension and member name).
 
 Rows are generated in Python and written with SQLAlchemy Core bulk inserts (executemany), a
 batch of customers and all their rows per transaction, with ids assigned here after the
@@ -64,8 +69,10 @@ from crm_core.models import (
     CustomerNameKey,
     Email,
     Interaction,
+    InteractionParty,
     Phone,
     Transaction,
+    User,
 )
 from crm_core.phones import to_e164
 from crm_core.value import Purchase, ValuePolicy, score_customer
@@ -83,11 +90,21 @@ _TABLES: tuple[Table, ...] = tuple(
         Email,
         Transaction,
         Interaction,
+        InteractionParty,
         ComplaintCase,
         CaseInteraction,
     )
 )
-_CUSTOMERS, _PHONES, _EMAILS, _TRANSACTIONS, _INTERACTIONS, _CASES, _CASE_LINKS = _TABLES
+(
+    _CUSTOMERS,
+    _PHONES,
+    _EMAILS,
+    _TRANSACTIONS,
+    _INTERACTIONS,
+    _PARTIES,
+    _CASES,
+    _CASE_LINKS,
+) = _TABLES
 _SERIAL_TABLES = _TABLES[:-1]  # every table but case_interactions has an integer id
 _NAME_KEYS: Table = CustomerNameKey.__table__  # type: ignore[assignment]
 
@@ -280,6 +297,7 @@ class _Ids:
     email: int
     transaction: int
     interaction: int
+    party: int
     case: int
 
 
@@ -291,6 +309,7 @@ class _Batch:
     emails: list[dict[str, Any]] = field(default_factory=list)
     transactions: list[dict[str, Any]] = field(default_factory=list)
     interactions: list[dict[str, Any]] = field(default_factory=list)
+    parties: list[dict[str, Any]] = field(default_factory=list)
     cases: list[dict[str, Any]] = field(default_factory=list)
     case_links: list[dict[str, Any]] = field(default_factory=list)
     organisations: int = 0
@@ -305,6 +324,7 @@ class _Batch:
             (_EMAILS, self.emails),
             (_TRANSACTIONS, self.transactions),
             (_INTERACTIONS, self.interactions),
+            (_PARTIES, self.parties),
             (_CASES, self.cases),
             (_CASE_LINKS, self.case_links),
         ]
@@ -326,15 +346,44 @@ _CASE_SUMMARIES = {
     "refund": "Refund promised but not received",
 }
 _HOTLINE = "4008001234"
+DEMO_DESKS = (
+    ("1001", "Demo agent"),
+    ("1901", "Virtual agent 1901"),
+    ("1902", "Virtual agent 1902"),
+    ("1903", "Virtual agent 1903"),
+)
+"""The demo's agents (extension, queue member name) that the handed-over calls go between."""
+HANDED_OVER_CALLS: tuple[tuple[str, ...], ...] = (
+    ("blind",),
+    ("attended",),
+    ("attended", "blind"),
+    ("blind",),
+    ("attended",),
+    ("blind", "attended"),
+)
+"""The hand-overs after the first answer of each seeded handed-over call, in seeding order."""
+_HANDED_OVER_WITHIN = timedelta(hours=1)
 
 
 class _Generator:
     """Generates customers batch by batch from one random stream; ids continue across batches."""
 
     def __init__(
-        self, seed: int, region: str, policy: ValuePolicy, now: datetime, ids: _Ids
+        self,
+        seed: int,
+        region: str,
+        policy: ValuePolicy,
+        now: datetime,
+        ids: _Ids,
+        *,
+        desk_users: dict[str, int] | None = None,
     ) -> None:
         self.rng = random.Random(seed)  # noqa: S311 - demo data, not secrets
+        # the handed-over calls draw from a stream of their own: the rest of the data set is
+        # the same with or without them
+        self.handover_rng = random.Random(f"handed-over {seed}")  # noqa: S311
+        self.handed_over = list(HANDED_OVER_CALLS)
+        self.desk_users = desk_users or {}
         self.region = region
         self.policy = policy
         self.now = now
@@ -587,6 +636,8 @@ class _Generator:
     # -- calls and complaints ----------------------------------------------------------------
 
     def _interactions(self, batch: _Batch, customer_id: int, tier: str, numbers: list[str]) -> None:
+        if self.handed_over:
+            self._handed_over_call(batch, customer_id, numbers, self.handed_over.pop(0))
         rng = self.rng
         for _ in range(rng.choice((1, 1, 1, 2, 2, 3))):
             days_ago = rng.uniform(0.1, _HISTORY_DAYS)
@@ -654,6 +705,8 @@ class _Generator:
             "ended_at": ended,
             "queue": queue,
             "agent_id": None,
+            "agent_name": None,
+            "ended_by": None,
             "ivr_path": path,
             "ivr_inputs": {"menu": str(rng.randint(1, 4))},
             "routing": {"tier": tier, "queue": queue} if queue else {},
@@ -664,6 +717,75 @@ class _Generator:
             "rates_interaction_id": None,
             "updated_at": ended,
         }
+
+    def _handed_over_call(
+        self, batch: _Batch, customer_id: int, numbers: list[str], hand_overs: tuple[str, ...]
+    ) -> None:
+        """An answered call of the last hour (today) that went from desk to desk: its
+        interaction, named by its first answerer, and one party per desk with their own time."""
+        rng = self.handover_rng
+        midnight = self.now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        earliest = max(midnight, self.now - _HANDED_OVER_WITHIN)
+        desks = rng.sample(DEMO_DESKS, len(hand_overs) + 1)
+        lengths = [float(rng.randint(30, 240)) for _ in desks]
+        waited = timedelta(seconds=rng.uniform(15, 60))
+        # over before now; today unless seeded in the first minutes of the day
+        latest = self.now - timedelta(seconds=sum(lengths)) - waited
+        arrived = latest - max(latest - earliest, timedelta(0)) * rng.random()
+        answered = arrived + waited
+        interaction_id = self.ids.interaction
+        self.ids.interaction += 1
+        start, previous = answered, None
+        for position, ((extension, member), seconds) in enumerate(zip(desks, lengths, strict=True)):
+            end = start + timedelta(seconds=seconds)
+            batch.parties.append(
+                {
+                    "id": self.ids.party,
+                    "interaction_id": interaction_id,
+                    "position": position,
+                    "party": f"PJSIP/{extension}",
+                    "extension": extension,
+                    "agent_id": self.desk_users.get(extension),
+                    "agent_name": member,
+                    "how": hand_overs[position - 1] if position else "answer",
+                    "by_party": previous,
+                    "started_at": start,
+                    "ended_at": end,
+                    "seconds": seconds,
+                }
+            )
+            self.ids.party += 1
+            start, previous = end, f"PJSIP/{extension}"
+        queue = rng.choice(("support", "billing", "sales"))
+        first_extension, first_member = desks[0]
+        batch.interactions.append(
+            {
+                "id": interaction_id,
+                "external_key": f"seed:{self.now.timestamp():.0f}.{interaction_id}",
+                "customer_id": customer_id,
+                "kind": "inbound_call",
+                "caller_number": rng.choice(numbers),
+                "dialed": _HOTLINE,
+                "arrived_at": arrived,
+                "queued_at": arrived + timedelta(seconds=10),
+                "offered_at": answered - timedelta(seconds=5),
+                "answered_at": answered,
+                "ended_at": start,
+                "queue": queue,
+                "agent_id": self.desk_users.get(first_extension),
+                "agent_name": first_member,
+                "ended_by": "caller",
+                "ivr_path": ["welcome", "main_menu", queue],
+                "ivr_inputs": {"menu": "2"},
+                "routing": {"queue": queue},
+                "disposition": "resolved",
+                "notes": "handed over: " + ", then ".join(hand_overs),
+                "recordings": [],
+                "survey_score": None,
+                "rates_interaction_id": None,
+                "updated_at": start,
+            }
+        )
 
     def _case(self, batch: _Batch, customer_id: int, call: dict[str, Any], status: str) -> None:
         rng = self.rng
@@ -708,6 +830,14 @@ async def _next_ids(connection: AsyncConnection) -> _Ids:
         largest = await connection.scalar(select(func.max(table.c.id)))
         values.append(int(largest or 0) + 1)
     return _Ids(*values)
+
+
+async def _desk_users(connection: AsyncConnection) -> dict[str, int]:
+    """The users who already have the extension of one of :data:`DEMO_DESKS`."""
+    rows = await connection.execute(
+        select(User.extension, User.id).where(User.extension.in_([e for e, _ in DEMO_DESKS]))
+    )
+    return {str(extension): int(user_id) for extension, user_id in rows}
 
 
 async def _sqlite_pragmas(connection: AsyncConnection, values: dict[str, str]) -> dict[str, str]:
@@ -757,9 +887,10 @@ async def seed_crm(
             await connection.commit()
         try:
             ids = await _next_ids(connection)
+            desk_users = await _desk_users(connection)
             await connection.commit()
             done = 0
-            generator = _Generator(seed, region, policy, now, ids)
+            generator = _Generator(seed, region, policy, now, ids, desk_users=desk_users)
             async with aclosing(_batches(customers, generator)) as batches:
                 async for batch in batches:
                     async with connection.begin():

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import phonenumbers
@@ -19,9 +20,11 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from crm_core import seed as seed_module
+from crm_core.agent_figures import agent_segments
 from crm_core.customers import create_customer, lookup_by_caller_id
 from crm_core.database import make_engine
 from crm_core.dedup import name_keys
+from crm_core.interactions import parties_of
 from crm_core.migrate import upgrade
 from crm_core.models import (
     CaseInteraction,
@@ -30,12 +33,14 @@ from crm_core.models import (
     CustomerNameKey,
     Email,
     Interaction,
+    InteractionParty,
     Phone,
     Transaction,
 )
+from crm_core.people import create_user
 from crm_core.phones import display, to_e164
 from crm_core.schemas import CustomerIn, PhoneIn
-from crm_core.seed import SeedReport, seed_crm
+from crm_core.seed import HANDED_OVER_CALLS, SeedReport, seed_crm
 from crm_core.valuation import recompute_value
 from crm_core.value import TIER_ORDER, ValuePolicy
 
@@ -257,6 +262,7 @@ async def test_same_seed_same_data_also_from_the_worker_process(
                             Email.__table__,
                             Transaction.__table__,
                             Interaction.__table__,
+                            InteractionParty.__table__,
                         )
                     ]
                 )
@@ -264,3 +270,61 @@ async def test_same_seed_same_data_also_from_the_worker_process(
             await engine.dispose()
     assert dumps[0] == dumps[1]
     assert all(dumps[0])
+
+
+@pytest.mark.asyncio
+async def test_a_few_calls_of_the_last_hour_went_from_desk_to_desk(engine: AsyncEngine) -> None:
+    """A newcomer sees chains on customers' timelines and agents' figures on the wallboard:
+    the seeded hand-overs (blind, attended, both) between the demo's desks, each party with its
+    own time, tied to the users who already have those extensions."""
+    factory = async_sessionmaker(engine, expire_on_commit=False)
+    async with factory() as session, session.begin():
+        users = {
+            extension: (
+                await create_user(
+                    session,
+                    username=f"desk{extension}",
+                    password="x" * 12,
+                    role="agent",
+                    extension=extension,
+                )
+            ).id
+            for extension in ("1001", "1901")
+        }
+    await seed_crm(engine, 300, seed=5, now=NOW)
+    async with factory() as session:
+        handed_over = list(
+            await session.scalars(
+                select(Interaction)
+                .where(Interaction.id.in_(select(InteractionParty.interaction_id)))
+                .order_by(Interaction.id)
+            )
+        )
+        chains = await parties_of(session, [call.id for call in handed_over])
+        today = NOW.replace(hour=0, minute=0)
+        figures = await agent_segments(session, today, today + timedelta(days=1))
+    assert [tuple(p.how for p in chains[call.id][1:]) for call in handed_over] == list(
+        HANDED_OVER_CALLS
+    )
+    for call in handed_over:
+        chain = chains[call.id]
+        assert call.customer_id is not None
+        assert call.kind == "inbound_call"
+        assert (call.answered_at, call.ended_at) == (chain[0].started_at, chain[-1].ended_at)
+        assert call.arrived_at is not None
+        assert call.ended_at is not None
+        assert NOW - timedelta(hours=1) <= call.arrived_at < call.ended_at <= NOW
+        assert call.agent_id == chain[0].agent_id
+        assert [p.position for p in chain] == list(range(len(chain)))
+        assert len({p.extension for p in chain}) == len(chain), "a desk at most once a call"
+        for before, after in pairwise(chain):
+            assert after.started_at == before.ended_at
+            assert after.by_party == before.party
+        for party in chain:
+            assert party.ended_at is not None
+            assert party.seconds == (party.ended_at - party.started_at).total_seconds() > 0
+            assert party.agent_id == users.get(party.extension or "")
+    seeded = [p for call in handed_over for p in chains[call.id]]
+    assert sum(f.calls for f in figures) == len(seeded)
+    assert sum(f.talk_seconds for f in figures) == sum(p.seconds for p in seeded)
+    assert {f.agent_id for f in figures if f.agent_id is not None} <= set(users.values())
