@@ -84,10 +84,29 @@ def demo_settings(settings: Settings) -> Settings:
 async def prepare_demo_data(
     engine: AsyncEngine, settings: Settings, customers: int = 2000
 ) -> list[DemoAccount]:
-    """Migrate, seed the CRM once, and give each demo account a fresh random password."""
+    """Migrate, give each demo account a fresh random password, and seed the CRM once."""
     await upgrade(engine)
     async with AsyncSession(engine) as session:
         count = await session.scalar(select(func.count()).select_from(Customer))
+    accounts = []
+    async with AsyncSession(engine) as session, session.begin():
+        for role in DEMO_ROLES:
+            password = secrets.token_urlsafe(9)
+            exists = await session.scalar(select(User.id).where(User.username == role))
+            if exists is None:
+                await create_user(
+                    session,
+                    username=role,
+                    password=password,
+                    role=role,
+                    display_name=f"Demo {role}",
+                    extension=DEMO_EXTENSION if role == "agent" else None,
+                )
+            else:
+                await set_password(session, role, password)
+            accounts.append(DemoAccount(role, role, password))
+        await _agent_profiles(session)
+    # after the users: the seeded calls between desks name them
     if not count:
         report = await seed_crm(
             engine, customers, region=settings.crm.default_region, policy=settings.crm.value
@@ -107,24 +126,6 @@ async def prepare_demo_data(
                 ),
                 settings.crm.default_region,
             )
-    accounts = []
-    async with AsyncSession(engine) as session, session.begin():
-        for role in DEMO_ROLES:
-            password = secrets.token_urlsafe(9)
-            exists = await session.scalar(select(User.id).where(User.username == role))
-            if exists is None:
-                await create_user(
-                    session,
-                    username=role,
-                    password=password,
-                    role=role,
-                    display_name=f"Demo {role}",
-                    extension=DEMO_EXTENSION if role == "agent" else None,
-                )
-            else:
-                await set_password(session, role, password)
-            accounts.append(DemoAccount(role, role, password))
-        await _agent_profiles(session)
     return accounts
 
 

@@ -640,8 +640,17 @@ class Tracker:
         )
         self._set_party_leg(call, leg)
         self._describe(call, call.chain[-1])
+        self._agent_on(call, previous, call.chain[-1])
         if call not in self._unsettled:
             self._unsettled.append(call)
+
+    def _agent_on(self, call: Call, left: Segment | None, took: Segment) -> None:
+        """The agents' own view of the call: the one who took it over is on it, not the one
+        who left (whose state the queue or their phone tells)."""
+        for segment, linkedid in ((left, ""), (took, call.linkedid)):
+            agent = self._agents.get((call.node, segment.party)) if segment else None
+            if agent is not None and (linkedid or agent.linkedid == call.linkedid):
+                agent.linkedid = linkedid
 
     def _describe(self, call: Call, segment: Segment) -> None:
         """Fill in who a segment's party is, from its leg (while the leg is known)."""
@@ -722,6 +731,7 @@ class Tracker:
         if index == 0:  # the phone that answered is the picker, the forward's target
             call.answerer = segment.party or call.answerer
             call.agent = segment.agent or ("" if segment.party else call.agent)
+            self._agent_on(call, None, segment)
         self.publish(
             CallTransferred(
                 node=call.node,
@@ -1350,7 +1360,10 @@ class Tracker:
                     "caller_number": c.caller_number,
                     "caller_name": c.caller_name,
                     "queue": c.queue,
-                    "agent": c.agent,
+                    "agent": (c.chain[-1].agent or c.chain[-1].extension) if c.chain else c.agent,
+                    "party": c.party,  # whom the customer talks to now (after hand-overs)
+                    "answered_by": c.agent or c.answerer,  # the first answerer
+                    "transfers": max(0, len(c.chain) - 1),
                     "since": c.arrived_at.isoformat(),
                 }
                 for c in self._calls.values()

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.database import make_engine
+from crm_core.models import InteractionParty
 from crm_core.routing import agent_profiles
 from cti_server.config import Settings, load_settings
 from cti_server.demo import DEMO_EXTENSION, DEMO_PHONE, SIM_AGENTS, demo_settings, prepare_demo_data
@@ -44,6 +46,7 @@ async def test_every_demo_agent_has_skills_and_languages_the_router_reads(tmp_pa
             accounts = await prepare_demo_data(engine, settings, customers=10)
         async with AsyncSession(engine) as session:
             profiles = await agent_profiles(session)
+            parties = (await session.execute(select(InteractionParty.agent_id))).all()
     finally:
         await engine.dispose()
     assert [a.username for a in accounts] == ["agent", "supervisor", "manager", "admin"]
@@ -55,3 +58,6 @@ async def test_every_demo_agent_has_skills_and_languages_the_router_reads(tmp_pa
     assert min(profiles[DEMO_EXTENSION].skills.values()) >= 5
     assert profiles[DEMO_EXTENSION].languages == {"en", "zh"}
     assert personal_queue(DEMO_EXTENSION) == "agent-1001"
+    # the seeded calls handed between desks name the demo's users (the users come first)
+    assert parties
+    assert all(agent_id is not None for (agent_id,) in parties)

@@ -68,6 +68,10 @@ def test_the_agent_who_took_a_call_by_transfer_wraps_up_after_their_part() -> No
     ann_agent = pbx.tracker.agent("pbx1", "PJSIP/1001")
     assert ann_agent is not None
     assert ann_agent.state == AgentState.WRAP_UP  # her part is over: app_queue said so
+    assert ann_agent.linkedid == ""
+    bo_on = pbx.tracker.agent("pbx1", "PJSIP/1002")
+    assert bo_on is not None
+    assert bo_on.linkedid == caller  # the agent grid shows Bo on the customer's call
     pbx.hangup(150, caller, bo)
     bo_agent = pbx.tracker.agent("pbx1", "PJSIP/1002")
     assert bo_agent is not None

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from cti_server.events import CallAnswered, CallEnded, CallTransferred
+from cti_server.tracker.model import AgentState
 from tests.support.replay import replay
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "ami_transfers"
@@ -167,6 +168,13 @@ def test_the_live_model_shows_the_current_party_before_the_end(name: str) -> Non
     assert call is not None
     assert call.party == chain[-1][1]
     assert [segment.how for segment in call.chain] == [how for how, _, _ in chain]
+    (shown,) = [c for c in tracker.snapshot()["calls"] if c["linkedid"] == linkedid]
+    assert (shown["party"], shown["transfers"]) == (chain[-1][1], len(chain) - 1)
+    assert shown["agent"] == call.chain[-1].agent != ""  # the wallboard: who has the customer
+    agent = tracker.agent("rec", chain[-1][1])
+    assert agent is not None
+    if agent.state == AgentState.ON_CALL:  # not yet gone (some hang up before the customer)
+        assert agent.linkedid == linkedid  # the agent grid shows the caller at the new party
 
 
 @pytest.mark.parametrize("name", ["pickup_directed.json", "pickup_group.json"])
