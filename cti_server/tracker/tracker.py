@@ -896,10 +896,14 @@ class Tracker:
             segment.ended_at = segment.ended_at or now
         if call.chain and not call.merged_into:
             self._segment_over(call, call.chain[-1])
-        if call.answered_at is not None and (
-            not call.hung_up_by or (len(call.chain) > 1 and call.hung_up_by == "transfer")
-        ):
-            call.hung_up_by = self._first_to_leave(call) or self._who_hung_up(call) or "system"
+        if call.answered_at is not None and (not call.hung_up_by or len(call.chain) > 1):
+            # app_queue's AgentComplete tells how the first agent's part ended (by a transfer,
+            # or "agent": the transferer hung up to complete it), not how the call did
+            call.hung_up_by = (
+                self._first_to_leave(call)
+                or self._who_hung_up(call)
+                or ("system" if call.hung_up_by in ("", "transfer") else call.hung_up_by)
+            )
         if call.held_since is not None:
             call.hold_seconds += (now - call.held_since).total_seconds()
             call.held_since = None

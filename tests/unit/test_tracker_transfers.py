@@ -196,3 +196,15 @@ def test_a_transfer_to_a_queue_is_answered_once_in_each_queue() -> None:
     assert len([e for e in published if isinstance(e, CallAnswered)]) == 1
     figures = {q.name: (q.offered, q.answered, q.abandoned) for q in tracker.all_queues()}
     assert all(answered <= min(offered, 1) for offered, answered, _ in figures.values()), figures
+
+
+@pytest.mark.parametrize("reason", ["agent", "caller", "transfer"])
+def test_who_hung_up_is_the_calls_end_not_how_the_first_agents_part_ended(reason: str) -> None:
+    """app_queue may say the transferer's part ended by "agent" (they hung up to complete an
+    attended transfer) or "transfer": either way the customer hung up on the target."""
+    messages = [
+        {**m, "Reason": reason} if m.get("Event") == "AgentComplete" else m
+        for m in _load("attended_atxfer.json")
+    ]
+    _, published = replay(messages)
+    assert _customer_call(published).hung_up_by == "caller"
