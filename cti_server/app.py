@@ -39,16 +39,17 @@ from cti_server.complaint_watch import ComplaintWatch, crm_repeat_call
 from cti_server.complaints.detector import ComplaintDetector
 from cti_server.config import AmiSettings, Settings
 from cti_server.events import AmiLinkChanged
-from cti_server.http_hardening import GuardedSite, ReadLimits, add_security_headers
+from cti_server.health.login_metrics import LoginCollector
+from cti_server.health.logs import ACCESS_LOGGER, AccessLogger
+from cti_server.health.metrics import CtiCollector, make_registry
+from cti_server.health.version import release
+from cti_server.health.watchdog import LoopWatchdog
 from cti_server.inbound import InboundCalls, callers_ahead
 from cti_server.integrations.plugin import add_integrations
 from cti_server.ivr.customers import CrmLookup
 from cti_server.ivr.engine import IvrEngine
 from cti_server.ivr.registry import FlowRegistry
 from cti_server.ivr.self_service import CrmSelfService
-from cti_server.login_metrics import LoginCollector
-from cti_server.logs import ACCESS_LOGGER, AccessLogger
-from cti_server.metrics import CtiCollector, make_registry
 from cti_server.recorder.recorder import Recorder
 from cti_server.recorder.spool import Spool
 from cti_server.resources import data_dir
@@ -57,18 +58,17 @@ from cti_server.routing.http import routing_routes
 from cti_server.routing.policy import builtin_policy_path
 from cti_server.routing.reloader import PolicyReloader
 from cti_server.routing.router import Router
-from cti_server.server_log import ServerLog
 from cti_server.speech.audiosocket import AudioSocketServer
 from cti_server.speech.models import SpeechModels
 from cti_server.speech.transcription import TranscriptionService
-from cti_server.tasks import cancel_and_wait
 from cti_server.telephony.ami_client import AmiClient, AmiError
 from cti_server.telephony.ami_events import translate
 from cti_server.telephony.fastagi import FastAgiServer, asterisk_key
+from cti_server.telephony.tasks import cancel_and_wait
 from cti_server.tracker.resync import resync
 from cti_server.tracker.tracker import Tracker
-from cti_server.version import release
-from cti_server.watchdog import LoopWatchdog
+from cti_server.web.hardening import GuardedSite, ReadLimits, add_security_headers
+from cti_server.web.server_log import ServerLog
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from cti_server.asterisk.local import AsteriskChroot, AsteriskError, AsteriskIns
 from cti_server.asterisk.render import render_config, write_config
 from cti_server.cli_users import register_user_commands
 from cti_server.config import ConfigError, LoggingSettings, Settings, load_settings
-from cti_server.logs import LogFormat, configure_logging
-from cti_server.version import PACKAGE
+from cti_server.health.logs import LogFormat, configure_logging
+from cti_server.health.version import PACKAGE
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The integrations' Prometheus metrics, read at scrape time from the service and its webhooks
-(listed with every other metric in the table of ``cti_server.metrics``): public events made by
-type, open stream clients, and per webhook the events delivered, retried, given up, dropped
+(listed with every other metric in the table of ``cti_server.health.metrics``): public events
+made by type, open stream clients, and per webhook the events delivered, retried, given up, dropped
 from a full queue, and waiting now."""
 
 from __future__ import annotations

@@ -28,8 +28,8 @@ from typing import Any, Protocol
 
 from cti_server.config import SpeechSettings
 from cti_server.ivr.engine import Heard
-from cti_server.peers import AllowedPeers, IpAddress, address, peer_address
 from cti_server.speech.models import SpeechModels, grammar_recognizer
+from cti_server.telephony.peers import AllowedPeers, IpAddress, address, peer_address
 
 log = logging.getLogger(__name__)
 

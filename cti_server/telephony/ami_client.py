@@ -29,8 +29,8 @@ from typing import Any
 from panoramisk.message import Message
 
 from cti_server.config import AmiSettings
-from cti_server.tasks import cancel_and_wait
 from cti_server.telephony.ami_actions import ActionValue, build_action
+from cti_server.telephony.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from typing import Any
 from panoramisk.utils import parse_agi_result
 
 from cti_server.config import AgiSettings
-from cti_server.peers import AllowedPeers, peer_address
+from cti_server.telephony.peers import AllowedPeers, peer_address
 
 log = logging.getLogger(__name__)
 

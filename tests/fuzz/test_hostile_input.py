@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.models import Customer, Interaction
 from crm_core.text_rules import checked_text, neutralised, unsafe_character
-from cti_server.server_log import ServerLog
+from cti_server.web.server_log import ServerLog
 from tests.support.crm_api import CrmApi, tracebacks
 
 Sessions = async_sessionmaker[AsyncSession]

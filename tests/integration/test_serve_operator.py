@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 
 from cti_server.config import Settings, load_settings, serve_environment
-from cti_server.version import release
+from cti_server.health.version import release
 from tests.support.ports import free_port
 from tests.support.waiting import poll_until
 

@@ -15,7 +15,7 @@ from panoramisk.message import Message
 from prometheus_client import generate_latest
 
 from cti_server.config import AmiSettings
-from cti_server.metrics import CtiCollector, make_registry
+from cti_server.health.metrics import CtiCollector, make_registry
 from cti_server.telephony import ami_client
 from cti_server.telephony.ami_client import AmiClient, AmiDisconnected, _AmiProtocol
 from cti_server.tracker.tracker import Tracker

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from cti_server.cli import main
-from cti_server.logs import JsonFormatter
+from cti_server.health.logs import JsonFormatter
 
 
 def _record(**extra: object) -> logging.LogRecord:

@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-import cti_server.metrics
+import cti_server.health.metrics
 from cti_server.app import TRACKER, build_app
 from cti_server.config import (
     AgiSettings,
@@ -241,7 +241,7 @@ async def test_build_info_names_the_running_release_and_python(server: Server) -
 @pytest.mark.asyncio
 async def test_the_docstring_table_lists_every_metric_the_server_exposes(server: Server) -> None:
     """What an operator reads in the module is what they find at /metrics."""
-    documented = set((cti_server.metrics.__doc__ or "").split())
+    documented = set((cti_server.health.metrics.__doc__ or "").split())
     families = await _with_traffic(server)
     exposed = {
         f"{name}_total" if family.type == "counter" else name

@@ -11,7 +11,7 @@ from typing import Any, cast
 import pytest
 from prometheus_client import generate_latest
 
-from cti_server.metrics import CtiCollector, make_registry
+from cti_server.health.metrics import CtiCollector, make_registry
 from cti_server.speech.audiosocket import KIND_AUDIO
 from cti_server.speech.decoder import Segment, StreamDecoder
 from cti_server.speech.pool import DecodePool

@@ -1,5 +1,6 @@
-"""Refused sign-ins on ``/metrics`` (listed with every other metric in ``cti_server.metrics``):
-``cti_login_failures_total{reason}``, read at scrape time from the one :class:`LoginGuard`."""
+"""Refused sign-ins on ``/metrics`` (listed with every other metric in
+``cti_server.health.metrics``): ``cti_login_failures_total{reason}``, read at scrape
+time from the one :class:`LoginGuard`."""
 
 from __future__ import annotations
 

@@ -74,14 +74,14 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from cti_server.bus import MemoryBus
+from cti_server.health.version import release
+from cti_server.health.watchdog import LoopWatchdog
 from cti_server.recorder.recorder import Recorder
 from cti_server.speech.metrics import transcription_metrics
 from cti_server.speech.pool import DecodePool
 from cti_server.telephony.ami_client import AmiClient
 from cti_server.tracker.model import Durations
 from cti_server.tracker.tracker import Tracker
-from cti_server.version import release
-from cti_server.watchdog import LoopWatchdog
 
 
 def build_info() -> dict[str, str]:

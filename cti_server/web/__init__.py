@@ -1,0 +1,2 @@
+"""What every HTTP listener of the server shares: hardened responses and connections, and
+aiohttp's server log without tracebacks for clients' mistakes."""
