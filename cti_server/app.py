@@ -30,8 +30,6 @@ from crm_core.database import make_engine, ping
 from crm_core.login_throttle import LoginGuard
 from crm_core.migrate import upgrade
 from crm_core.people import user_for_token
-from cti_server.agi_api import PREFIX as AGI_API_PREFIX
-from cti_server.agi_api import create_agi_api
 from cti_server.bus import Bus, MemoryBus
 from cti_server.bus.lease import Leader, RedisLease, SoleLeader
 from cti_server.bus.redis import RedisBus
@@ -44,10 +42,12 @@ from cti_server.health.logs import ACCESS_LOGGER, AccessLogger
 from cti_server.health.metrics import CtiCollector, make_registry
 from cti_server.health.version import release
 from cti_server.health.watchdog import LoopWatchdog
-from cti_server.inbound import InboundCalls, callers_ahead
 from cti_server.integrations.plugin import add_integrations
+from cti_server.ivr.channels.agi_api import PREFIX as AGI_API_PREFIX
+from cti_server.ivr.channels.agi_api import create_agi_api
 from cti_server.ivr.customers import CrmLookup
 from cti_server.ivr.engine import IvrEngine
+from cti_server.ivr.inbound import InboundCalls, callers_ahead
 from cti_server.ivr.registry import FlowRegistry
 from cti_server.ivr.self_service import CrmSelfService
 from cti_server.recorder.recorder import Recorder

@@ -64,7 +64,7 @@ exit "$status"
 def cti_agi_command() -> list[str]:
     """``cti-agi`` from this venv (the console script beside this Python), else the module."""
     script = shutil.which("cti-agi", path=str(Path(sys.executable).parent))
-    return [script] if script else [sys.executable, "-m", "cti_server.agi_main"]
+    return [script] if script else [sys.executable, "-m", "cti_server.ivr.channels.agi_main"]
 
 
 def peer_pid(conn: socket.socket) -> int:

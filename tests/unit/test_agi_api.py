@@ -19,9 +19,6 @@ import pytest_asyncio
 from aiohttp import web
 from pydantic import SecretStr
 
-from cti_server import agi_api
-from cti_server.agi_api import PREFIX, create_agi_api
-from cti_server.agi_client import CtiServerClient, RemoteListening, ServerUnavailable
 from cti_server.events import (
     AgentStateChanged,
     CallArrived,
@@ -29,6 +26,9 @@ from cti_server.events import (
     IvrFinished,
     SurveyAnswered,
 )
+from cti_server.ivr.channels import agi_api
+from cti_server.ivr.channels.agi_api import PREFIX, create_agi_api
+from cti_server.ivr.channels.agi_client import CtiServerClient, RemoteListening, ServerUnavailable
 from cti_server.ivr.engine import Customer, Heard, PinCheck
 from cti_server.speech import audiosocket
 from cti_server.speech.audiosocket import Listening
@@ -331,7 +331,7 @@ def test_cti_agi_exits_1_without_a_server_and_sets_nothing() -> None:
     agi_env = "agi_channel: Local/s@x-1;1\nagi_uniqueid: 1.1\nagi_arg_1: inbound\n\n"
     answers = "200 result=1 (1.1)\n200 result=1 (100)\n"
     done = subprocess.run(
-        [sys.executable, "-m", "cti_server.agi_main"],
+        [sys.executable, "-m", "cti_server.ivr.channels.agi_main"],
         input=(agi_env + answers).encode(),
         env=env,
         capture_output=True,
@@ -350,7 +350,7 @@ def test_cti_agi_exits_1_without_a_server_and_sets_nothing() -> None:
 def test_cti_agi_without_a_token_exits_before_the_call() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CTI_")}
     done = subprocess.run(
-        [sys.executable, "-m", "cti_server.agi_main", "survey"],
+        [sys.executable, "-m", "cti_server.ivr.channels.agi_main", "survey"],
         input=b"agi_channel: x\n\n",
         env=env,
         capture_output=True,

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from asterisk.agi import AGI
 
-from cti_server.agi_client import RemoteListening, ServerUnavailable
-from cti_server.agi_main import build_inbound, walk
 from cti_server.config import load_settings
 from cti_server.events import DomainEvent
-from cti_server.ivr.agi_channel import AgiCall, AgiChannel, AgiCommandFailed
+from cti_server.ivr.channels.agi import AgiCall, AgiChannel, AgiCommandFailed
+from cti_server.ivr.channels.agi_client import RemoteListening, ServerUnavailable
+from cti_server.ivr.channels.agi_main import build_inbound, walk
 from cti_server.ivr.engine import CallerGone, Customer, Heard, PinCheck, Recording
 
 ENV = {

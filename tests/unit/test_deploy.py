@@ -12,8 +12,9 @@ import click
 import pytest
 from pydantic import BaseModel
 
-from cti_server import agi_main, cli
+from cti_server import cli
 from cti_server.config import HttpSettings, Settings, load_settings
+from cti_server.ivr.channels import agi_main
 
 ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "production.md"

@@ -24,8 +24,8 @@ import pytest
 import yaml
 
 from cti_server.config import AgiSettings
+from cti_server.ivr.channels.fastagi import FastAgiChannel
 from cti_server.ivr.engine import Customer, IvrEngine, IvrResult, PinCheck
-from cti_server.ivr.fastagi_channel import FastAgiChannel
 from cti_server.ivr.flow import Flow, load_flow
 from cti_server.resources import data_dir
 from cti_server.telephony.fastagi import AgiSession, FastAgiServer

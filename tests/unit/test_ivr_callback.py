@@ -19,7 +19,7 @@ from crm_core.interactions import record_interaction
 from crm_core.models import Base, User
 from crm_core.schemas import CustomerIn, InteractionIn
 from cti_server.events import CallbackRequested, DomainEvent
-from cti_server.inbound import InboundCalls
+from cti_server.ivr.inbound import InboundCalls
 from cti_server.ivr.registry import FlowRegistry
 from cti_server.recorder.recorder import callback_task, interaction_update
 from cti_server.resources import data_dir

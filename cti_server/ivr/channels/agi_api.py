@@ -29,7 +29,14 @@ from typing import Any, Protocol
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError
 
-from cti_server.agi_client import (
+from cti_server.events import (
+    CallArrived,
+    CallbackRequested,
+    DomainEvent,
+    IvrFinished,
+    SurveyAnswered,
+)
+from cti_server.ivr.channels.agi_client import (
     CUSTOMER,
     ESTIMATED_WAIT,
     EVENTS,
@@ -40,13 +47,6 @@ from cti_server.agi_client import (
     PIN,
     PREFIX,
     SPEECH,
-)
-from cti_server.events import (
-    CallArrived,
-    CallbackRequested,
-    DomainEvent,
-    IvrFinished,
-    SurveyAnswered,
 )
 from cti_server.ivr.engine import (
     MAX_STEPS,

@@ -20,8 +20,8 @@ from cti_server.events import (
     IvrFinished,
     SurveyAnswered,
 )
+from cti_server.ivr.channels.fastagi import FastAgiChannel
 from cti_server.ivr.engine import CallerGone, Channel, IvrEngine, IvrResult
-from cti_server.ivr.fastagi_channel import FastAgiChannel
 from cti_server.ivr.registry import FlowRegistry
 from cti_server.speech.audiosocket import AudioSocketServer
 from cti_server.telephony.fastagi import AgiHangup, AgiSession

@@ -1,6 +1,6 @@
 """The IVR's ``Channel`` over classic AGI (pyst2): one process per call, on stdin/stdout.
 
-The same semantics as :mod:`cti_server.ivr.fastagi_channel`, command for command, so that the
+The same semantics as :mod:`cti_server.ivr.channels.fastagi`, command for command, so that the
 engine cannot tell the transports apart: a hang-up ends the walk (:class:`CallerGone`), any other
 failure is logged and the step goes on, and ``-1`` (which Asterisk answers both for "caller hung
 up" and for "could not play") is settled by asking ``CHANNEL STATUS``.
@@ -24,9 +24,9 @@ from typing import Protocol
 
 from asterisk.agi import AGI, AGIError, AGIHangup, AGIResultHangup
 
-from cti_server.agi_client import RemoteListening, ServerUnavailable
+from cti_server.ivr.channels.agi_client import RemoteListening, ServerUnavailable
+from cti_server.ivr.channels.fastagi import key_of, sound
 from cti_server.ivr.engine import CallerGone, Heard, Recording
-from cti_server.ivr.fastagi_channel import key_of, sound
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def quote(value: str) -> str:
 class AgiCall:
     """The call as classic AGI shows it: its environment, its commands and channel variables.
 
-    Implements :class:`cti_server.inbound.CallSession` for ``cti-agi``.
+    Implements :class:`cti_server.ivr.inbound.CallSession` for ``cti-agi``.
     """
 
     def __init__(self, agi: AGI) -> None:
@@ -112,8 +112,8 @@ class AgiCall:
 
 class RemoteSpeech(Protocol):
     """The CTI server's listening, as ``cti-agi`` asks for it
-    (:class:`cti_server.agi_client.CtiServerClient`); failures raise
-    :class:`~cti_server.agi_client.ServerUnavailable`."""
+    (:class:`cti_server.ivr.channels.agi_client.CtiServerClient`); failures raise
+    :class:`~cti_server.ivr.channels.agi_client.ServerUnavailable`."""
 
     def speech_languages(self) -> set[str]: ...
 
