@@ -59,11 +59,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from anywhere: the repo root is the import root
     sys.path.insert(0, str(ROOT))
 
+from cti_server.asterisk.data import data_dir  # noqa: E402
 from cti_server.config import AgiSettings  # noqa: E402
 from cti_server.ivr.channels.fastagi import FastAgiChannel  # noqa: E402
 from cti_server.ivr.engine import Customer, IvrEngine, IvrResult  # noqa: E402
 from cti_server.ivr.flow import Flow, load_flow  # noqa: E402
-from cti_server.resources import data_dir  # noqa: E402
 from cti_server.telephony.fastagi import AgiSession, FastAgiServer  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
 

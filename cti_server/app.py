@@ -30,6 +30,7 @@ from crm_core.database import make_engine, ping
 from crm_core.login_throttle import LoginGuard
 from crm_core.migrate import upgrade
 from crm_core.people import user_for_token
+from cti_server.asterisk.data import data_dir
 from cti_server.bus import Bus, MemoryBus
 from cti_server.bus.lease import Leader, RedisLease, SoleLeader
 from cti_server.bus.redis import RedisBus
@@ -52,7 +53,6 @@ from cti_server.ivr.registry import FlowRegistry
 from cti_server.ivr.self_service import CrmSelfService
 from cti_server.recorder.recorder import Recorder
 from cti_server.recorder.spool import Spool
-from cti_server.resources import data_dir
 from cti_server.routing.directory import Directory
 from cti_server.routing.http import routing_routes
 from cti_server.routing.policy import builtin_policy_path

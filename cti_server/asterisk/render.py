@@ -12,8 +12,8 @@ from pathlib import Path
 
 import jinja2
 
+from cti_server.asterisk.data import data_dir
 from cti_server.config import Settings
-from cti_server.resources import data_dir
 from cti_server.telephony.fastagi import asterisk_key
 
 CONFIG_FILES = (

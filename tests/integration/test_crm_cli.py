@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from crm_core.database import make_engine
 from crm_core.models import Customer, Phone
-from cti_server.cli import main
+from cti_server.cli.main import main
 
 
 async def _counts(url: str) -> tuple[int, int]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner, Result
 
-from cti_server.cli import main
+from cti_server.cli.main import main
 
 SECRET = "a password nobody types on argv"
 

@@ -26,13 +26,13 @@ from crm_core.schemas import CustomerIn, TransactionIn
 from crm_core.valuation import add_transaction, recompute_value
 from crm_core.value import ValuePolicy
 from cti_server.app import AMI, DATABASE, SCHEMA_READY, build_app
+from cti_server.asterisk.data import data_dir
 from cti_server.config import (
     IvrSettings,
     RecorderSettings,
     SpeechSettings,
     TranscriptionSettings,
 )
-from cti_server.resources import data_dir
 from cti_server.simulation import SimulatedCall, place_customer_call
 from cti_server.telephony.ami_client import AmiClient
 from tests.conftest import sim_agents

@@ -22,7 +22,7 @@ from crm_core.database import make_engine
 from crm_core.models import User
 from crm_core.people import issue_token
 from crm_core.settings import CrmSettings
-from cti_server.cli import main
+from cti_server.cli.main import main
 from tests.support.openapi import ResponseChecker
 from tests.support.ui import PASSWORD, add_users, sign_in, ui_app
 

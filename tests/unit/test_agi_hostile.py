@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from asterisk.agi import AGI
 
+from cti_server.asterisk.data import data_dir
 from cti_server.ivr.channels.agi import AgiCall, AgiChannel
 from cti_server.ivr.channels.fastagi import key_of
 from cti_server.ivr.engine import Customer, IvrEngine, IvrResult
 from cti_server.ivr.flow import Flow, load_flow
-from cti_server.resources import data_dir
 from tests.unit.test_fastagi_hostile import env_lines, recorded_sessions
 
 FLOWS = data_dir("ivr_flows")

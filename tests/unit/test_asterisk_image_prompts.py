@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cti_server.resources import data_dir
+from cti_server.asterisk.data import data_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "docker" / "asterisk" / "prompts.sh"

@@ -12,7 +12,7 @@ import click
 import pytest
 from pydantic import BaseModel
 
-from cti_server import cli
+from cti_server.cli import main as cli
 from cti_server.config import HttpSettings, Settings, load_settings
 from cti_server.ivr.channels import agi_main
 

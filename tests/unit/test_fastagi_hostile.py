@@ -23,11 +23,11 @@ from typing import Any
 import pytest
 import yaml
 
+from cti_server.asterisk.data import data_dir
 from cti_server.config import AgiSettings
 from cti_server.ivr.channels.fastagi import FastAgiChannel
 from cti_server.ivr.engine import Customer, IvrEngine, IvrResult, PinCheck
 from cti_server.ivr.flow import Flow, load_flow
-from cti_server.resources import data_dir
 from cti_server.telephony.fastagi import AgiSession, FastAgiServer
 from tests.support.agi_peer import KEY, connection, read_until_closed, send_request
 from tests.support.ports import free_port

@@ -18,11 +18,11 @@ from crm_core.followups import follow_ups_for
 from crm_core.interactions import record_interaction
 from crm_core.models import Base, User
 from crm_core.schemas import CustomerIn, InteractionIn
+from cti_server.asterisk.data import data_dir
 from cti_server.events import CallbackRequested, DomainEvent
 from cti_server.ivr.inbound import InboundCalls
 from cti_server.ivr.registry import FlowRegistry
 from cti_server.recorder.recorder import callback_task, interaction_update
-from cti_server.resources import data_dir
 from tests.unit.test_ivr_engine import VIP_NUMBER, Crm, ScriptedChannel
 
 

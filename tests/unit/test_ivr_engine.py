@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cti_server.asterisk.data import data_dir
 from cti_server.ivr.engine import (
     MASK,
     MAX_STEPS,
@@ -19,7 +20,6 @@ from cti_server.ivr.engine import (
     Recording,
 )
 from cti_server.ivr.flow import Flow, FlowError, MenuStep, load_flow
-from cti_server.resources import data_dir
 
 FLOWS = data_dir("ivr_flows")
 VIP_NUMBER = "+8613800138000"

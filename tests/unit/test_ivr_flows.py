@@ -9,10 +9,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from cti_server.cli import main
+from cti_server.asterisk.data import data_dir
+from cti_server.cli.main import main
 from cti_server.ivr.flow import FlowError, load_flow
 from cti_server.ivr.registry import FlowRegistry
-from cti_server.resources import data_dir
 
 FLOWS = data_dir("ivr_flows")
 

@@ -15,10 +15,10 @@ from crm_core.models import Base
 from crm_core.models import Customer as CustomerRow
 from crm_core.pins import PinResult, check_pin, set_pin
 from crm_core.schemas import CustomerIn
+from cti_server.asterisk.data import data_dir
 from cti_server.ivr.customers import CrmLookup
 from cti_server.ivr.engine import MASK, CallerGone, Customer, IvrEngine, IvrResult, PinCheck
 from cti_server.ivr.flow import Flow, load_flow
-from cti_server.resources import data_dir
 from tests.unit.test_ivr_engine import (
     ACCOUNT,
     NO_LANGUAGE,

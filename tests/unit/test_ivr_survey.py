@@ -6,11 +6,11 @@ from collections.abc import Mapping
 
 import pytest
 
+from cti_server.asterisk.data import data_dir
 from cti_server.events import DomainEvent, SurveyAnswered
 from cti_server.ivr.engine import IvrEngine
 from cti_server.ivr.inbound import InboundCalls
 from cti_server.ivr.registry import FlowRegistry
-from cti_server.resources import data_dir
 from tests.unit.test_ivr_engine import Answer, Crm, ScriptedChannel
 
 

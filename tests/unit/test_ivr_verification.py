@@ -16,11 +16,11 @@ from crm_core.pins import PinLockPolicy, PinResult, check_pin, set_pin
 from crm_core.schemas import CustomerIn, TransactionIn
 from crm_core.valuation import add_transaction
 from crm_core.value import ValuePolicy
+from cti_server.asterisk.data import data_dir
 from cti_server.ivr.customers import CrmLookup
 from cti_server.ivr.engine import IvrEngine, NotVerified
 from cti_server.ivr.flow import Flow, load_flow
 from cti_server.ivr.self_service import CrmSelfService
-from cti_server.resources import data_dir
 from tests.unit.test_ivr_engine import ScriptedChannel, steps
 
 Sessions = async_sessionmaker[AsyncSession]

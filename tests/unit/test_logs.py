@@ -9,7 +9,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from cti_server.cli import main
+from cti_server.cli.main import main
 from cti_server.health.logs import JsonFormatter
 
 

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from cti_server.asterisk.render import CONFIG_FILES, render_config, write_config
-from cti_server.cli import main
+from cti_server.cli.main import main
 from cti_server.config import ConfigError, Settings, load_settings
 from cti_server.telephony.fastagi import asterisk_key
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cti_server.cli import main
+from cti_server.cli.main import main
 from cti_server.routing import Policy, builtin_policy, parse_policy
 from cti_server.routing.simulator import Report, observed, simulate
 from cti_server.routing.traffic import (

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from cti_server.cli import main
+from cti_server.cli.main import main
 from cti_server.speech.audiosocket import KIND_AUDIO
 from cti_server.speech.decoder import CALL_RATE, StreamDecoder, decode_file, model_rate
 from cti_server.speech.models import load_model

@@ -96,7 +96,7 @@ def register_user_commands(
     crm: click.Group, config_option: Decorator, engine_for: EngineFor
 ) -> None:
     """Add ``user`` and its subcommands to the ``crm`` group (the CLI's settings and engine
-    given, so that this module needs nothing of ``cti_server.cli``)."""
+    given, so that this module needs nothing of ``cti_server.cli.main``)."""
 
     crm_db = _Crm(engine_for)
 

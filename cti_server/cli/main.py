@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cti_server.asterisk.local import AsteriskChroot, AsteriskError, AsteriskInstance
 from cti_server.asterisk.render import render_config, write_config
-from cti_server.cli_users import register_user_commands
+from cti_server.cli.users import register_user_commands
 from cti_server.config import ConfigError, LoggingSettings, Settings, load_settings
 from cti_server.health.logs import LogFormat, configure_logging
 from cti_server.health.version import PACKAGE
@@ -389,10 +389,10 @@ def ivr() -> None:
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 def ivr_check(paths: tuple[Path, ...]) -> None:
     """Validate flow files (default: every flow shipped); exit 1 naming each problem."""
+    from cti_server.asterisk.data import data_dir
     from cti_server.ivr.calendar import CALENDAR_FILE, CalendarError, load_calendar
     from cti_server.ivr.flow import FlowError
     from cti_server.ivr.registry import check_flow_file
-    from cti_server.resources import data_dir
 
     directory = data_dir("ivr_flows")
     files = [

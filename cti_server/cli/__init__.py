@@ -1,0 +1,2 @@
+"""The ``cti`` command: ``main`` holds its command groups, ``users`` the CRM's user
+administration."""
