@@ -49,10 +49,10 @@ from crm_core.models import Interaction  # noqa: E402
 from crm_core.people import create_user  # noqa: E402
 from crm_core.seed import seed_crm  # noqa: E402
 from cti_server.asterisk.local import AsteriskChroot, AsteriskInstance  # noqa: E402
-from cti_server.callsim.arrivals import poisson  # noqa: E402
-from cti_server.callsim.callers import load_callers  # noqa: E402
-from cti_server.callsim.runner import CallSimulator  # noqa: E402
 from cti_server.config import Settings, load_settings, serve_environment  # noqa: E402
+from cti_server.sim.arrivals import poisson  # noqa: E402
+from cti_server.sim.callers import load_callers  # noqa: E402
+from cti_server.sim.runner import CallSimulator  # noqa: E402
 from cti_server.telephony.ami_client import AmiClient  # noqa: E402
 
 CTI = str(Path(sys.executable).parent / "cti")

@@ -4,7 +4,7 @@ how many live streams one core carries.
     .venv/bin/python bench/transcription.py [--model DIR] [--seconds S] [--runs R]
         [--streams N] [--paced P]
 
-The audio: espeak-ng speaking the simulated customers' lines (``cti_server/callsim``), at
+The audio: espeak-ng speaking the simulated customers' lines (``cti_server/sim``), at
 8 kHz like a call, repeated to S seconds (default 60). Decoded three ways, R rounds each
 (default 3), the rounds interleaved so that a busy machine weighs on all alike, the best kept:
 
@@ -48,8 +48,8 @@ from vosk import KaldiRecognizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cti_server.callsim.personas import VOICES, personas
 from cti_server.config import SpeechSettings
+from cti_server.sim.personas import VOICES, personas
 from cti_server.speech.audiosocket import KIND_AUDIO, KIND_ID, AudioSocketServer
 from cti_server.speech.decoder import CALL_RATE, StreamDecoder, model_rate
 from cti_server.speech.models import SpeechModels, load_model

@@ -24,7 +24,7 @@ from crm_core import people as crm_people
 from crm_core.database import make_engine
 from crm_core.migrate import upgrade
 from cti_server.app import AMI, build_app
-from cti_server.simulation import add_sim_agent, remove_sim_agent
+from cti_server.sim.simulation import add_sim_agent, remove_sim_agent
 from cti_server.telephony.ami_client import AmiClient
 from tests.support.asterisk import AsteriskNode, start_node
 from tests.support.ports import free_port

@@ -24,8 +24,8 @@ from pathlib import Path
 from cti_server.asterisk.agi_bridge import SHIM, SOCKET_NAME
 from cti_server.asterisk.data import data_dir
 from cti_server.asterisk.render import InstanceDirs, RtpRange, render_config, write_config
-from cti_server.callsim.personas import persona_sounds
 from cti_server.config import Settings
+from cti_server.sim.personas import persona_sounds
 
 log = logging.getLogger(__name__)
 

@@ -240,7 +240,7 @@ def call(
     config_file: Path | None, number: str, name: str, dialed: str, agents: tuple[str, ...]
 ) -> None:
     """Place one simulated customer call into the local Asterisk."""
-    from cti_server.simulation import add_sim_agent, place_customer_call
+    from cti_server.sim.simulation import add_sim_agent, place_customer_call
     from cti_server.telephony.ami_client import AmiClient
 
     settings = _settings(config_file)
@@ -304,9 +304,9 @@ def simulate(
 
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from cti_server.callsim.arrivals import bank_day, poisson
-    from cti_server.callsim.callers import load_callers
-    from cti_server.callsim.runner import CallSimulator, Summary
+    from cti_server.sim.arrivals import bank_day, poisson
+    from cti_server.sim.callers import load_callers
+    from cti_server.sim.runner import CallSimulator, Summary
 
     settings = _settings(config_file)
     try:
@@ -584,7 +584,7 @@ def demo(config_file: Path | None, customers: int, every: float) -> None:
     """The living demo: Asterisk, the CTI server, a seeded CRM, demo accounts, demo calls."""
     from cti_server.app import DATABASE
     from cti_server.app import serve as run_server
-    from cti_server.demo import demo_settings, demo_traffic, prepare_demo_data
+    from cti_server.sim.demo import demo_settings, demo_traffic, prepare_demo_data
 
     made_up = not os.environ.get("CTI_AMI__SECRET")
     if made_up:

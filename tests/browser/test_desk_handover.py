@@ -17,7 +17,7 @@ from playwright.async_api import expect
 
 from cti_server.app import AMI, BUS
 from cti_server.events import ComplaintDetected, TranscriptPartial
-from cti_server.simulation import place_customer_call
+from cti_server.sim.simulation import place_customer_call
 from tests.browser.conftest import UiServer, add_customer
 from tests.support import domain_events as make
 

@@ -25,7 +25,7 @@ from crm_core.schemas import InteractionIn
 from crm_core.valuation import recompute_value
 from crm_core.value import ValuePolicy
 from cti_server.app import AMI, TRACKER
-from cti_server.simulation import SimulatedCall, place_customer_call
+from cti_server.sim.simulation import SimulatedCall, place_customer_call
 from cti_server.telephony.ami_client import AmiClient
 from tests.browser.conftest import Tab, UiServer, add_customer
 from tests.support.waiting import EventLog, event_is, poll_until

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from panoramisk.message import Message
 
-from cti_server.simulation import place_customer_call
+from cti_server.sim.simulation import place_customer_call
 from cti_server.telephony import agent_actions as aa
 from cti_server.telephony.agent_actions import AgentActionError, CallerId
 from cti_server.telephony.ami_client import AmiClient

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.database import make_engine
 from crm_core.models import Interaction
-from cti_server.demo import SIM_AGENTS
+from cti_server.sim.demo import SIM_AGENTS
 from tests.support.asterisk import require_chroot
 from tests.support.ports import free_port
 from tests.support.serve import CTI

@@ -15,10 +15,10 @@ from crm_core.customers import create_customer
 from crm_core.models import Interaction
 from crm_core.schemas import CustomerIn
 from cti_server.app import DATABASE
-from cti_server.callsim.arrivals import poisson
-from cti_server.callsim.callers import load_callers
-from cti_server.callsim.runner import CallSimulator
 from cti_server.config import IvrSettings
+from cti_server.sim.arrivals import poisson
+from cti_server.sim.callers import load_callers
+from cti_server.sim.runner import CallSimulator
 from cti_server.telephony.ami_client import AmiClient
 from tests.conftest import sim_agents
 from tests.integration.test_ivr import running_ivr_app

@@ -18,7 +18,7 @@ from crm_core.database import make_engine
 from crm_core.models import Interaction
 from cti_server.app import AMI, RECORDER, SCHEMA_READY, build_app
 from cti_server.config import DatabaseSettings, RecorderSettings
-from cti_server.simulation import place_customer_call
+from cti_server.sim.simulation import place_customer_call
 from cti_server.telephony.ami_client import AmiClient
 from tests.conftest import ami_observer, sim_agents
 from tests.support.asterisk import AsteriskNode

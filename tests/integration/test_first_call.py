@@ -10,7 +10,7 @@ from aiohttp import web
 
 from cti_server.app import BUS
 from cti_server.events import CallArrived
-from cti_server.simulation import place_customer_call
+from cti_server.sim.simulation import place_customer_call
 from cti_server.telephony.ami_client import AmiClient
 from tests.conftest import sim_agents
 from tests.support.asterisk import AsteriskNode

@@ -18,7 +18,7 @@ from crm_core.models import Interaction
 from cti_server.app import AMI, BUS, DATABASE, build_app
 from cti_server.config import RecorderSettings
 from cti_server.events import CallEnded, DomainEvent
-from cti_server.simulation import place_customer_call
+from cti_server.sim.simulation import place_customer_call
 from cti_server.telephony.ami_actions import AmiActionError
 from cti_server.telephony.ami_client import AmiClient
 from tests.support.asterisk import AsteriskNode

@@ -18,7 +18,7 @@ from crm_core.schemas import CustomerIn
 from cti_server.app import AMI, SCHEMA_READY, SESSIONS, build_app
 from cti_server.integrations import signing
 from cti_server.integrations.settings import IntegrationsSettings, WebhookSettings
-from cti_server.simulation import place_customer_call
+from cti_server.sim.simulation import place_customer_call
 from cti_server.telephony.ami_client import AmiClient
 from tests.conftest import sim_agents
 from tests.support.asterisk import AsteriskNode

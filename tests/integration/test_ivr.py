@@ -33,7 +33,7 @@ from cti_server.config import (
     SpeechSettings,
     TranscriptionSettings,
 )
-from cti_server.simulation import SimulatedCall, place_customer_call
+from cti_server.sim.simulation import SimulatedCall, place_customer_call
 from cti_server.telephony.ami_client import AmiClient
 from tests.conftest import sim_agents
 from tests.support.agi import classic_agi, with_classic_agi

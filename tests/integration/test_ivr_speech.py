@@ -22,7 +22,7 @@ from cti_server.app import SPEECH
 from cti_server.asterisk.data import data_dir
 from cti_server.asterisk.local import SOUNDS_DIR
 from cti_server.config import IvrSettings, SpeechSettings
-from cti_server.simulation import place_customer_call
+from cti_server.sim.simulation import place_customer_call
 from cti_server.telephony.ami_client import AmiClient
 from tests.integration import test_ivr
 from tests.integration.test_ivr import _channel_vars, _interaction, running_ivr_app

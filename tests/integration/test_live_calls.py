@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from crm_core.models import Interaction
 from cti_server.app import AMI, BUS, DATABASE, TRACKER, WATCHDOG
 from cti_server.events import AmiLinkChanged, DomainEvent, NodeResynced
-from cti_server.simulation import place_customer_call
+from cti_server.sim.simulation import place_customer_call
 from cti_server.telephony.ami_client import AmiClient
 from tests.conftest import sim_agents
 from tests.support.ami_flood import block_with_ami_burst

@@ -8,7 +8,7 @@ import pytest
 
 from cti_server.bus.redis import RedisBus
 from cti_server.events import CallEnded, CallStarted
-from cti_server.simulation import place_customer_call
+from cti_server.sim.simulation import place_customer_call
 from tests.conftest import ami_observer, sim_agents
 from tests.support.asterisk import AsteriskNode
 from tests.support.serve import ServeProcess

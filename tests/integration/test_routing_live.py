@@ -41,7 +41,7 @@ from cti_server.config import (
 )
 from cti_server.routing import execution
 from cti_server.routing.policy import builtin_policy_path
-from cti_server.simulation import place_customer_call
+from cti_server.sim.simulation import place_customer_call
 from cti_server.telephony import agent_actions
 from cti_server.telephony.ami_client import AmiClient
 from tests.conftest import ami_observer

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.database import make_engine
 from crm_core.models import Interaction
 from crm_core.people import create_user
-from cti_server.simulation import SimulatedCall, place_customer_call
+from cti_server.sim.simulation import SimulatedCall, place_customer_call
 from tests.conftest import ami_observer, sim_agents
 from tests.support.asterisk import AsteriskNode, start_node
 from tests.support.postgres import PostgresServer

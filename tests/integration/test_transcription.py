@@ -20,7 +20,7 @@ from crm_core.models import Interaction, TranscriptSegment
 from cti_server.app import BUS, DATABASE, TRANSCRIPTION
 from cti_server.config import IvrSettings, SpeechSettings, TranscriptionSettings
 from cti_server.events import CallTranscribed, DomainEvent
-from cti_server.simulation import SimulatedCall, customer_connected, place_customer_call
+from cti_server.sim.simulation import SimulatedCall, customer_connected, place_customer_call
 from cti_server.telephony.ami_client import AmiClient
 from tests.conftest import sim_agents
 from tests.integration.test_ivr import running_ivr_app

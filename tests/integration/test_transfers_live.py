@@ -37,7 +37,7 @@ from cti_server.app import AMI, BUS, DATABASE, SCHEMA_READY, TRACKER, build_app
 from cti_server.asterisk.local import AsteriskInstance
 from cti_server.config import Settings
 from cti_server.events import CallEnded, CallTransferred, DomainEvent
-from cti_server.simulation import place_customer_call
+from cti_server.sim.simulation import place_customer_call
 from cti_server.telephony import agent_actions as aa
 from cti_server.telephony.ami_client import AmiClient
 from cti_server.telephony.fastagi import asterisk_key

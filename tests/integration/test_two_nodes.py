@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from cti_server.app import DATABASE, LINKS, build_app
 from cti_server.config import RecorderSettings
-from cti_server.simulation import place_customer_call
+from cti_server.sim.simulation import place_customer_call
 from tests.conftest import ami_observer, sim_agents
 from tests.support.asterisk import AsteriskNode
 from tests.support.queue_log import recorded_calls

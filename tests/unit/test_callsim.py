@@ -10,11 +10,11 @@ from itertools import islice, pairwise
 import pytest
 from click.testing import CliRunner
 
-from cti_server.callsim.arrivals import IVR_SECONDS, MIN_TALK, Arrival, bank_day, poisson
-from cti_server.callsim.callers import choose_caller
-from cti_server.callsim.personas import PersonaError, parse_personas, persona_sounds, personas
-from cti_server.callsim.plan import Caller, call_again, plan_call
 from cti_server.cli.main import main
+from cti_server.sim.arrivals import IVR_SECONDS, MIN_TALK, Arrival, bank_day, poisson
+from cti_server.sim.callers import choose_caller
+from cti_server.sim.personas import PersonaError, parse_personas, persona_sounds, personas
+from cti_server.sim.plan import Caller, call_again, plan_call
 from tests.support.replay import DATA
 
 BANK = DATA / "callcenter_traffic" / "august_1999_calls.csv.gz"

@@ -12,8 +12,14 @@ from crm_core.database import make_engine
 from crm_core.models import InteractionParty
 from crm_core.routing import agent_profiles
 from cti_server.config import Settings, load_settings
-from cti_server.demo import DEMO_EXTENSION, DEMO_PHONE, SIM_AGENTS, demo_settings, prepare_demo_data
 from cti_server.routing.inputs import personal_queue
+from cti_server.sim.demo import (
+    DEMO_EXTENSION,
+    DEMO_PHONE,
+    SIM_AGENTS,
+    demo_settings,
+    prepare_demo_data,
+)
 
 
 def _settings(tmp_path: Path, toml: str = "") -> Settings:

@@ -17,8 +17,8 @@ def _record(**extra: object) -> logging.LogRecord:
     try:
         raise ValueError("line one\nline two")
     except ValueError:
-        record = logging.getLogger("cti_server.demo").makeRecord(
-            "cti_server.demo",
+        record = logging.getLogger("cti_server.sim.demo").makeRecord(
+            "cti_server.sim.demo",
             logging.ERROR,
             __file__,
             1,
@@ -36,7 +36,7 @@ def test_a_json_line_carries_time_level_logger_message_and_the_traceback() -> No
     assert "\n" not in line  # one object per line, the traceback inside it
     entry = json.loads(line)
     assert entry["level"] == "ERROR"
-    assert entry["logger"] == "cti_server.demo"
+    assert entry["logger"] == "cti_server.sim.demo"
     assert entry["message"] == "call 1700000000.1 failed"
     assert entry["time"].endswith("+00:00")
     assert entry["exception"].startswith("Traceback")

@@ -24,10 +24,10 @@ from crm_core.models import Customer, User
 from crm_core.people import create_user, set_password, set_skill
 from crm_core.schemas import CustomerIn
 from crm_core.seed import seed_crm
-from cti_server.callsim.arrivals import poisson
-from cti_server.callsim.callers import load_callers
-from cti_server.callsim.runner import CallSimulator
 from cti_server.config import AgentEndpointSettings, Settings
+from cti_server.sim.arrivals import poisson
+from cti_server.sim.callers import load_callers
+from cti_server.sim.runner import CallSimulator
 
 log = logging.getLogger(__name__)
 

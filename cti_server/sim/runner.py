@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 
 from panoramisk.message import Message
 
-from cti_server.callsim.arrivals import Arrival
-from cti_server.callsim.callers import choose_caller
-from cti_server.callsim.plan import Caller, CallPlan, call_again, plan_call
 from cti_server.config import Settings
 from cti_server.routing.inputs import personal_queue
-from cti_server.simulation import (
+from cti_server.sim.arrivals import Arrival
+from cti_server.sim.callers import choose_caller
+from cti_server.sim.plan import Caller, CallPlan, call_again, plan_call
+from cti_server.sim.simulation import (
     SimulatedCall,
     add_sim_agent,
     customer_connected,

@@ -11,8 +11,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, replace
 
-from cti_server.callsim.arrivals import Arrival
-from cti_server.callsim.personas import Persona, pick
+from cti_server.sim.arrivals import Arrival
+from cti_server.sim.personas import Persona, pick
 
 MENU_KEYS = (("1", "billing", 0.45), ("2", "sales", 0.35), ("0", "operator", 0.2))
 LANGUAGE_KEYS = {"en": "1", "zh": "2"}

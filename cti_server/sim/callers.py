@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.models import Customer, Phone
-from cti_server.callsim.plan import Caller
+from cti_server.sim.plan import Caller
 
 TIER_BY_CLASS = {2: ("platinum", "gold"), 1: ("silver", "standard"), 0: ("standard",)}
 
