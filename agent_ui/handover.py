@@ -14,7 +14,7 @@ typed into one server's socket and crosses to the others as ``TransferNoted`` (s
 The transcript is redacted again when it is shown, as one time-ordered sequence of both
 speakers (the live text was redacted utterance by utterance where it was made; a card read in
 two breaths across utterances is caught here too), with the redaction that serves the rest of
-the server (:mod:`cti_server.transcription.redact`); raw digits never reach a desk.
+the server (:mod:`cti_server.speech.text_redaction`); raw digits never reach a desk.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from cti_server.events import (
     DomainEvent,
     TranscriptPartial,
 )
-from cti_server.transcription.redact import Utterance, redact_sequence
+from cti_server.speech.text_redaction import Utterance, redact_sequence
 
 MAX_CALLS = 2000  # live calls followed; the oldest forgotten when their end is never seen
 MAX_LINES = 200  # finished utterances kept per call (the newest), 500 characters at most

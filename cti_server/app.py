@@ -34,8 +34,8 @@ from cti_server.asterisk.data import data_dir
 from cti_server.bus import Bus, MemoryBus
 from cti_server.bus.lease import Leader, RedisLease, SoleLeader
 from cti_server.bus.redis import RedisBus
-from cti_server.complaint_watch import ComplaintWatch, crm_repeat_call
 from cti_server.complaints.detector import ComplaintDetector
+from cti_server.complaints.watch import ComplaintWatch, crm_repeat_call
 from cti_server.config import AmiSettings, Settings
 from cti_server.events import AmiLinkChanged
 from cti_server.health.login_metrics import LoginCollector

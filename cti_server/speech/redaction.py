@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from cti_server.speech.decoder import Segment
-from cti_server.transcription.redact import (
+from cti_server.speech.text_redaction import (
     REGIONS,
     Redacted,
     Utterance,

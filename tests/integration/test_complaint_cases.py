@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.models import ComplaintCase, ComplaintSignal, Customer, Interaction
 from cti_server.bus import MemoryBus
-from cti_server.complaint_watch import ComplaintWatch
 from cti_server.complaints.detector import ComplaintDetector
+from cti_server.complaints.watch import ComplaintWatch
 from cti_server.events import (
     CallEnded,
     CallStarted,

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from cti_server.bus import MemoryBus
-from cti_server.complaint_watch import ComplaintWatch
 from cti_server.complaints.detector import ComplaintDetector
+from cti_server.complaints.watch import ComplaintWatch
 from cti_server.events import (
     CallEnded,
     CallTranscribed,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from cti_server.transcription.redact import (
+from cti_server.speech.text_redaction import (
     Utterance,
     cn_id_valid,
     luhn,
