@@ -275,21 +275,7 @@ async def test_agents_in_no_queue_any_more_are_logged_out() -> None:
     """Removed from their queues while the server was away: not left "available" forever."""
     tracker, published = replay([])
     for interface, queue in [("PJSIP/1001", "support"), ("PJSIP/1002", "support")]:
-        tracker.apply(
-            ami.QueueMemberChanged(
-                node="rec",
-                uniqueid="",
-                linkedid="",
-                queue=queue,
-                member=interface,
-                interface=interface,
-                change="added",
-                paused=False,
-                pause_reason="",
-                in_call=False,
-                device_status=1,
-            )
-        )
+        member(tracker, "rec", queue, interface, interface)
     for queue in ("support", "sales", "billing"):  # carol left two of her three queues
         member(tracker, "rec", queue, "PJSIP/1003", "PJSIP/1003")
     status = _queue_status(("sales", "PJSIP/1002"), ("sales", "PJSIP/1003"))
