@@ -290,9 +290,7 @@ class Tracker:
         if event.status != "ANSWER":
             return
         if event.dest_channel.startswith("Local/"):
-            far = _other_half(call, event.dest_channel) or self._other_local(
-                event.node, event.dest_uniqueid
-            )
+            far = self._other_local(event.node, event.dest_uniqueid)
             reached = call.reached.get(far, "")
             if far and not reached:
                 call.reach_pending[far] = event.uniqueid
@@ -325,7 +323,7 @@ class Tracker:
     def _reach(self, call: Call, dialler: str, phone: str) -> None:
         """``dialler``'s answered dial reached ``phone``; so did every dial waiting on it
         through Local pairs (see :attr:`Call.reach_pending`), up to the caller's own."""
-        caller_far = _other_half(call, _channel(call, call.caller_uniqueid))
+        caller_far = self._other_local(call.node, call.caller_uniqueid)
         while dialler:
             call.reached[dialler] = phone
             if dialler == caller_far and (
@@ -1448,15 +1446,3 @@ def _real(call: Call, uniqueid: str) -> str:
     """``uniqueid`` if it is a phone's leg (not a Local channel), else ""."""
     channel = _channel(call, uniqueid)
     return uniqueid if channel and not channel.startswith("Local/") else ""
-
-
-def _other_half(call: Call, channel: str) -> str:
-    """The uniqueid of the other half of a Local channel pair (``...;1`` <-> ``...;2``)."""
-    base, sep, half = channel.rpartition(";")
-    if not sep or not channel.startswith("Local/") or half not in ("1", "2"):
-        return ""
-    other = f"{base};{'2' if half == '1' else '1'}"
-    for leg in call.legs.values():
-        if leg.channel == other:
-            return leg.uniqueid
-    return ""

@@ -367,19 +367,20 @@ class ModelChecks:
     async def party_is(self, extension: str, what: str) -> None:
         """During the call: the tracker's current party of the call is ``extension``'s phone."""
         expected = device(extension)
-        deadline = time.monotonic() + MODEL_WAIT
-        while True:
+
+        async def _there() -> bool:
+            call = self.floor.tracker.call(self.floor.name, self.linkedid)
+            return call is not None and call.party == expected
+
+        try:
+            await poll_until(_there, MODEL_WAIT, what=f"live party {what}")
+        except AssertionError:
             call = self.floor.tracker.call(self.floor.name, self.linkedid)
             seen = None if call is None else call.party
-            if seen == expected:
-                return
-            if time.monotonic() >= deadline:
-                chain = None if call is None else call.chain_dicts()
-                self.failures.append(
-                    f"live party {what}: expected {expected}, saw {seen!r} (chain {chain})"
-                )
-                return
-            await asyncio.sleep(0.05)
+            chain = None if call is None else call.chain_dicts()
+            self.failures.append(
+                f"live party {what}: expected {expected}, saw {seen!r} (chain {chain})"
+            )
 
     async def verify(
         self,
