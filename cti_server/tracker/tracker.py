@@ -465,13 +465,11 @@ class Tracker:
         if call is None:
             return
         device = ami.device_of(event.dest_channel)
-        if call.chain:  # a transfer's target forwarded: the label says so
-            if call.label is not None:
-                call.label.from_party = call.label.from_party or device
-            else:
-                call.label = HandoverLabel("forward", device)
-        else:
+        if not call.chain:  # the first party is the forward's target: from the phone that rang
             call.label = HandoverLabel("forward", device, from_party=device)
+        elif call.label is None:  # the customer sent on unsaid (a Redirect), then forwarded
+            call.label = HandoverLabel("redirect", device)
+        # else a transfer's target forwarded: the transfer is the hand-over
 
     def _parked(self, event: ami.CallParked) -> None:
         """Parked by an agent, the customer waits alone; whoever takes them out of the lot
@@ -487,16 +485,19 @@ class Tracker:
             call.label = HandoverLabel("park", by, target=event.retriever_uniqueid, merge=True)
             self._adopt(call, event.node, event.retriever_uniqueid)
 
-    def _leg_state(self, node: str, leg: str) -> str:
-        key = self._leg_to_call.get((node, leg))
+    def _leg(self, node: str, uniqueid: str) -> Leg | None:
+        """A live leg, whichever call it belongs to."""
+        key = self._leg_to_call.get((node, uniqueid))
         call = self._calls.get(key) if key is not None else None
-        found = call.legs.get(leg) if call is not None else None
-        return found.state if found is not None else ""
+        return call.legs.get(uniqueid) if call is not None else None
 
-    def _leg_channel(self, node: str, leg: str) -> str:
-        key = self._leg_to_call.get((node, leg))
-        call = self._calls.get(key) if key is not None else None
-        return _channel(call, leg) if call is not None else ""
+    def _leg_state(self, node: str, uniqueid: str) -> str:
+        leg = self._leg(node, uniqueid)
+        return leg.state if leg is not None else ""
+
+    def _leg_channel(self, node: str, uniqueid: str) -> str:
+        leg = self._leg(node, uniqueid)
+        return leg.channel if leg is not None else ""
 
     def _adopt(self, call: Call, node: str, leg: str) -> None:
         """``leg`` (and the Local half behind it) takes part in ``call`` from now on, though
@@ -624,8 +625,6 @@ class Tracker:
         self._segment_over(call, previous)
         call.label = None
         kind = label.kind if label is not None else "redirect"
-        if kind in ("pickup", "forward") and label is not None and not label.from_party:
-            kind = "redirect" if kind == "forward" else kind
         call.chain.append(
             Segment(
                 leg=leg,
