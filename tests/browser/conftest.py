@@ -11,6 +11,7 @@ import contextlib
 import os
 import shutil
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from cti_server.app import AMI, DATABASE, SCHEMA_READY, TRACKER, build_app
 from cti_server.config import DatabaseSettings, IvrSettings, RecorderSettings, UiSettings
 from cti_server.telephony import agent_actions
 from tests.support.asterisk import AsteriskNode
+from tests.support.ports import free_port
 from tests.support.ui import PASSWORD, add_users
 from tests.support.waiting import poll_until
 
@@ -78,6 +80,38 @@ class Tab:
             self.errors.append(message.text)
 
 
+async def new_tab(browser: Browser) -> Tab:
+    """A page in a browser context of its own, recording its dialogs and script errors."""
+    context = await browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]
+    page = await context.new_page()
+    tab = Tab(page)
+    page.on("dialog", tab.on_dialog)
+    page.on("console", tab.on_console)
+    page.on("pageerror", lambda error: tab.errors.append(str(error)))
+    return tab
+
+
+async def sign_in(tab: Tab, base: str, username: str) -> None:
+    await tab.page.goto(f"{base}/ui/login")
+    await tab.page.fill("#username", username)
+    await tab.page.fill("#password", PASSWORD)
+    await tab.page.click("#sign-in")
+    await tab.page.wait_for_url(f"{base}/ui/*")
+
+
+@asynccontextmanager
+async def served(app: web.Application) -> AsyncIterator[str]:
+    """``app`` on a free local port, for as long as the block runs; its base URL."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
 @dataclass
 class UiServer:
     base: str
@@ -89,12 +123,7 @@ class UiServer:
     tabs: list[Tab] = field(default_factory=list)
 
     async def tab(self) -> Tab:
-        context = await self.browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]
-        page = await context.new_page()
-        tab = Tab(page)
-        page.on("dialog", tab.on_dialog)
-        page.on("console", tab.on_console)
-        page.on("pageerror", lambda error: tab.errors.append(str(error)))
+        tab = await new_tab(self.browser)
         self.tabs.append(tab)
         return tab
 
@@ -105,11 +134,7 @@ class UiServer:
 
     async def signed_in(self, username: str) -> Tab:
         tab = await self.tab()
-        await tab.page.goto(f"{self.base}/ui/login")
-        await tab.page.fill("#username", username)
-        await tab.page.fill("#password", PASSWORD)
-        await tab.page.click("#sign-in")
-        await tab.page.wait_for_url(f"{self.base}/ui/*")
+        await sign_in(tab, self.base, username)
         return tab
 
 

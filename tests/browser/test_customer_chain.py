@@ -7,15 +7,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 from playwright.async_api import Browser, expect
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from crm_core.database import make_engine
-from tests.browser.conftest import VIEWPORT, Tab
+from tests.browser.conftest import new_tab, served, sign_in
 from tests.support.call_chain import SHOWN, seed_chained_call
-from tests.support.ports import free_port
-from tests.support.ui import PASSWORD, ui_app
+from tests.support.ui import ui_app
 
 pytestmark = [pytest.mark.browser]
 
@@ -30,44 +28,31 @@ async def test_the_customer_timeline_shows_who_had_the_call_and_for_how_long(
     db = async_sessionmaker(engine, expire_on_commit=False)
     call = await seed_chained_call(db)
     app, _, _ = ui_app(db)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    base = f"http://127.0.0.1:{port}"
     try:
-        context = await browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]
-        tab = Tab(await context.new_page())
-        tab.page.on("dialog", tab.on_dialog)
-        tab.page.on("console", tab.on_console)
-        tab.page.on("pageerror", lambda error: tab.errors.append(str(error)))
-        page = tab.page
-        await page.goto(f"{base}/ui/login")
-        await page.fill("#username", "sam")
-        await page.fill("#password", PASSWORD)
-        await page.click("#sign-in")
-        await page.wait_for_url(f"{base}/ui/*")
-        await page.goto(f"{base}/ui/customers/{call.customer_id}")
+        async with served(app) as base:
+            tab = await new_tab(browser)
+            page = tab.page
+            await sign_in(tab, base, "sam")
+            await page.goto(f"{base}/ui/customers/{call.customer_id}")
 
-        chain = page.locator(f"#chain-{call.interaction_id}")
-        await expect(chain).to_be_visible()
-        await expect(chain).to_have_text(SHOWN)
-        await expect(chain.locator(".party")).to_have_text(
-            ["Li Na (1001)", "Wang Wei (1002)", "Zhao Min (1003)"]
-        )
-        # the chain sits under its call's row; the call Li Na handled alone has none
-        row = page.locator(f'#timeline tr[data-interaction="{call.interaction_id}"]')
-        await expect(row.locator("xpath=following-sibling::tr[1]//p[@class='chain']")).to_have_id(
-            f"chain-{call.interaction_id}"
-        )
-        await expect(
-            page.locator(f'#timeline tr[data-interaction="{call.alone_id}"]')
-        ).to_be_visible()
-        await expect(page.locator(f"#chain-{call.alone_id}")).to_have_count(0)
-        await expect(page.locator("#timeline .chain")).to_have_count(1)
-        assert tab.dialogs == []
-        assert tab.errors == []
-        await context.close()
+            chain = page.locator(f"#chain-{call.interaction_id}")
+            await expect(chain).to_be_visible()
+            await expect(chain).to_have_text(SHOWN)
+            await expect(chain.locator(".party")).to_have_text(
+                ["Li Na (1001)", "Wang Wei (1002)", "Zhao Min (1003)"]
+            )
+            # the chain sits under its call's row; the call Li Na handled alone has none
+            row = page.locator(f'#timeline tr[data-interaction="{call.interaction_id}"]')
+            await expect(
+                row.locator("xpath=following-sibling::tr[1]//p[@class='chain']")
+            ).to_have_id(f"chain-{call.interaction_id}")
+            await expect(
+                page.locator(f'#timeline tr[data-interaction="{call.alone_id}"]')
+            ).to_be_visible()
+            await expect(page.locator(f"#chain-{call.alone_id}")).to_have_count(0)
+            await expect(page.locator("#timeline .chain")).to_have_count(1)
+            assert tab.dialogs == []
+            assert tab.errors == []
+            await page.context.close()
     finally:
-        await runner.cleanup()
         await engine.dispose()

@@ -20,7 +20,7 @@ from crm_core.database import make_engine
 from crm_core.models import ComplaintCase
 from cti_server.bus import MemoryBus
 from cti_server.events import ComplaintDetected
-from tests.browser.conftest import VIEWPORT, Tab
+from tests.browser.conftest import Tab, new_tab, sign_in
 from tests.browser.review_seed import (
     CUE,
     EVIDENCE_START,
@@ -33,7 +33,7 @@ from tests.browser.review_seed import (
     write_wav,
 )
 from tests.support.ports import free_port
-from tests.support.ui import PASSWORD, add_users
+from tests.support.ui import add_users
 
 pytestmark = [pytest.mark.browser]
 
@@ -51,16 +51,8 @@ class ReviewServer:
     browser: Browser
 
     async def signed_in(self, username: str) -> Tab:
-        context = await self.browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]
-        tab = Tab(await context.new_page())
-        tab.page.on("dialog", tab.on_dialog)
-        tab.page.on("console", tab.on_console)
-        tab.page.on("pageerror", lambda error: tab.errors.append(str(error)))
-        await tab.page.goto(f"{self.base}/ui/login")
-        await tab.page.fill("#username", username)
-        await tab.page.fill("#password", PASSWORD)
-        await tab.page.click("#sign-in")
-        await tab.page.wait_for_url(f"{self.base}/ui/*")
+        tab = await new_tab(self.browser)
+        await sign_in(tab, self.base, username)
         return tab
 
     async def stored(self) -> ComplaintCase:

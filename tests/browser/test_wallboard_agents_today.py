@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 from playwright.async_api import Browser, expect
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -18,10 +17,9 @@ from crm_core.database import make_engine
 from crm_core.interactions import record_interaction
 from crm_core.models import User
 from crm_core.schemas import InteractionIn
-from tests.browser.conftest import VIEWPORT, Tab
-from tests.support.ports import free_port
+from tests.browser.conftest import new_tab, served, sign_in
 from tests.support.transferred_today import seed_transferred_today
-from tests.support.ui import PASSWORD, ui_app
+from tests.support.ui import ui_app
 
 pytestmark = [pytest.mark.browser]
 
@@ -36,67 +34,54 @@ async def test_agents_today_counts_both_agents_of_a_transferred_call(
     db = async_sessionmaker(engine, expire_on_commit=False)
     answered = await seed_transferred_today(db, first_name="<b>Li Na</b>")
     app, _, _ = ui_app(db)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    base = f"http://127.0.0.1:{port}"
     try:
-        context = await browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]
-        tab = Tab(await context.new_page())
-        tab.page.on("dialog", tab.on_dialog)
-        tab.page.on("console", tab.on_console)
-        tab.page.on("pageerror", lambda error: tab.errors.append(str(error)))
-        page = tab.page
-        await page.clock.install()  # the page's minute-long refresh, run on demand
-        await page.goto(f"{base}/ui/login")
-        await page.fill("#username", "sam")
-        await page.fill("#password", PASSWORD)
-        await page.click("#sign-in")
-        await page.wait_for_url(f"{base}/ui/*")
-        await page.goto(f"{base}/ui/wallboard")
+        async with served(app) as base:
+            tab = await new_tab(browser)
+            page = tab.page
+            await page.clock.install()  # the page's minute-long refresh, run on demand
+            await sign_in(tab, base, "sam")
+            await page.goto(f"{base}/ui/wallboard")
 
-        rows = page.locator("#agents-today tbody tr")
-        await expect(rows).to_have_count(2)
-        await expect(rows.nth(0).locator("td")).to_have_text(
-            ["<b>Li Na</b>", "1001", "1", "1:35", "1:35"]  # a name is text, never markup
-        )
-        await expect(rows.nth(1).locator("td")).to_have_text(
-            ["Wang Wei", "1002", "1", "0:40", "0:40"]
-        )
-        await expect(page.locator("#agents-today b")).to_have_count(0)
-
-        # Wang Wei takes another call, 2:00 long; the page's refresh shows it
-        async with db() as session, session.begin():
-            started = max(answered, datetime.now(UTC) - timedelta(seconds=1))
-            wang_wei = await session.scalar(select(User.id).where(User.username == "wangwei"))
-            await record_interaction(
-                session,
-                InteractionIn.model_validate(
-                    {
-                        "node": "pbx1",
-                        "linkedid": "1700000000.32",
-                        "parties": [
-                            {
-                                "party": "PJSIP/1002",
-                                "extension": "1002",
-                                "agent_id": wang_wei,
-                                "how": "answer",
-                                "started_at": started,
-                                "seconds": 120.0,
-                            }
-                        ],
-                    }
-                ),
+            rows = page.locator("#agents-today tbody tr")
+            await expect(rows).to_have_count(2)
+            await expect(rows.nth(0).locator("td")).to_have_text(
+                ["<b>Li Na</b>", "1001", "1", "1:35", "1:35"]  # a name is text, never markup
             )
-        await page.clock.run_for(61_000)
-        await expect(rows.nth(0).locator("td")).to_have_text(
-            ["Wang Wei", "1002", "2", "2:40", "1:20"]
-        )
-        await expect(rows).to_have_count(2)
-        assert tab.dialogs == []
-        assert tab.errors == []
-        await context.close()
+            await expect(rows.nth(1).locator("td")).to_have_text(
+                ["Wang Wei", "1002", "1", "0:40", "0:40"]
+            )
+            await expect(page.locator("#agents-today b")).to_have_count(0)
+
+            # Wang Wei takes another call, 2:00 long; the page's refresh shows it
+            async with db() as session, session.begin():
+                started = max(answered, datetime.now(UTC) - timedelta(seconds=1))
+                wang_wei = await session.scalar(select(User.id).where(User.username == "wangwei"))
+                await record_interaction(
+                    session,
+                    InteractionIn.model_validate(
+                        {
+                            "node": "pbx1",
+                            "linkedid": "1700000000.32",
+                            "parties": [
+                                {
+                                    "party": "PJSIP/1002",
+                                    "extension": "1002",
+                                    "agent_id": wang_wei,
+                                    "how": "answer",
+                                    "started_at": started,
+                                    "seconds": 120.0,
+                                }
+                            ],
+                        }
+                    ),
+                )
+            await page.clock.run_for(61_000)
+            await expect(rows.nth(0).locator("td")).to_have_text(
+                ["Wang Wei", "1002", "2", "2:40", "1:20"]
+            )
+            await expect(rows).to_have_count(2)
+            assert tab.dialogs == []
+            assert tab.errors == []
+            await page.context.close()
     finally:
-        await runner.cleanup()
         await engine.dispose()
