@@ -37,7 +37,7 @@ from crm_core.settings import LoginSettings
 from cti_server.config import UiSettings
 from tests.support.crm_api import tracebacks
 from tests.support.ui import add_users, csrf_of, sign_in, ui_app
-from tests.unit.test_ui_desk_calls import FakeAmi
+from tests.unit.agent_ui.test_ui_desk_calls import FakeAmi
 
 T = TypeVar("T")
 EXAMPLES = 60

@@ -35,7 +35,7 @@ from tests.support.ui import add_users, csrf_of, sign_in, ui_app
 from tests.support.waiting import poll_until
 
 # the desk's call harness (fake Asterisk actions, call events) is shared with its own tests
-from tests.unit.test_ui_desk_calls import (
+from tests.unit.agent_ui.test_ui_desk_calls import (
     ALICE,
     NODE,
     FakeAmi,

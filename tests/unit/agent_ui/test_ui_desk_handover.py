@@ -28,7 +28,7 @@ from cti_server.telephony import ami_events as ami
 from tests.support import domain_events as make
 from tests.support.replay import load, replay
 from tests.support.ui import add_users
-from tests.unit.test_ui_desk_calls import (  # the desk harness: alice and bob, Asterisk faked
+from tests.unit.agent_ui.test_ui_desk_calls import (  # the desk harness: alice and bob, Asterisk faked
     ALICE,
     BOB,
     NODE,
@@ -37,7 +37,7 @@ from tests.unit.test_ui_desk_calls import (  # the desk harness: alice and bob, 
     ui,  # noqa: F401 - the fixture
 )
 
-TRANSFERS = Path(__file__).resolve().parents[1] / "data" / "ami_transfers"
+TRANSFERS = Path(__file__).resolve().parents[2] / "data" / "ami_transfers"
 CARD = "4111 1111 1111 1111"  # passes the Luhn check: a card number to the redaction
 HOSTILE = '<img src=x onerror="alert(1)">\u202eWang'
 

@@ -22,8 +22,8 @@ from cti_server.integrations.webhooks import Webhooks
 from tests.support import domain_events as make
 from tests.support.replay import load, replay
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "events"
-LIVE = Path(__file__).resolve().parents[1] / "data" / "ami_live"
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "events"
+LIVE = Path(__file__).resolve().parents[2] / "data" / "ami_live"
 KNOWN = Customer(id=7, name="Wang Fang", tier="gold")
 
 
@@ -230,7 +230,7 @@ def test_a_hand_over_made_anywhere_is_a_transfer_seen_by_both_agents(kind: str) 
         _validate(outgoing.as_dict())
 
 
-TRANSFERS = Path(__file__).resolve().parents[1] / "data" / "ami_transfers"
+TRANSFERS = Path(__file__).resolve().parents[2] / "data" / "ami_transfers"
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,7 @@ from tests.support import domain_events as make
 from tests.support.ui import add_users
 from tests.support.waiting import poll_until
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "events"
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "events"
 RECHECK = 0.2  # seconds between checks of a stream's token
 
 

@@ -11,7 +11,7 @@ import pytest
 from cti_server.asterisk.local import STOCK_CONFIG
 from cti_server.asterisk.render import render_config
 from cti_server.config import ConfigError, Settings, load_settings
-from tests.unit.test_render import _options, _sections
+from tests.unit.asterisk.test_render import _options, _sections
 
 
 @pytest.fixture(autouse=True)

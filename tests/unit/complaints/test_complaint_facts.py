@@ -16,7 +16,7 @@ from cti_server.telephony import ami_events as ami
 from cti_server.telephony.ami_events import translate
 from tests.support.pbx_script import Pbx
 from tests.support.waiting import poll_until
-from tests.unit.test_complaint_watch import DETECTOR, _ended, _Watched
+from tests.unit.complaints.test_complaint_watch import DETECTOR, _ended, _Watched
 
 
 def _handled(pbx: Pbx, linkedid: str = "1700000000.1") -> CallHandling:

@@ -35,7 +35,7 @@ from cti_server.complaints.text import analyse, normalize, prepare
 from tests.support.replay import DATA as SHARED
 
 PACKAGE_DATA = Path(str(data_root()))
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 
 from cti_server.asterisk.render import render_config
 from cti_server.config import load_settings
-from tests.unit.test_render import _sections
+from tests.unit.asterisk.test_render import _sections
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,7 @@ from cti_server.cli import main as cli
 from cti_server.config import HttpSettings, Settings, load_settings
 from cti_server.ivr.channels import agi_main
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 GUIDE = ROOT / "docs" / "production.md"
 UNITS = sorted((ROOT / "deploy" / "systemd").rglob("*.service")) + sorted(
     (ROOT / "deploy" / "systemd").rglob("*.conf")

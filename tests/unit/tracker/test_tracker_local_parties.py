@@ -25,7 +25,7 @@ import pytest
 from cti_server.events import CallEnded, DomainEvent
 from tests.support.replay import RECORDINGS, load, replay
 
-LIVE = Path(__file__).resolve().parents[1] / "data" / "ami_live"
+LIVE = Path(__file__).resolve().parents[2] / "data" / "ami_live"
 
 CALLER_HANGS_UP = "caller_hangs_up.json"  # COMPLETECALLER, hold 0
 AGENT_HANGS_UP = "agent_hangs_up.json"  # COMPLETEAGENT, hold 9

@@ -307,6 +307,6 @@ async def test_complaint_cases_are_the_managers_and_their_owners(api: Api) -> No
 
 def test_the_written_matrix_is_the_one_enforced() -> None:
     """docs/roles.md (and the README's copy) show the matrix the code holds."""
-    root = Path(__file__).parents[2]
+    root = Path(__file__).parents[3]
     for document in (root / "docs" / "roles.md", root / "README.md"):
         assert markdown_table() in document.read_text(encoding="utf-8"), document.name

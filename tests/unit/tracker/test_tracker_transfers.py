@@ -16,7 +16,7 @@ from cti_server.events import CallAnswered, CallEnded, CallTransferred
 from cti_server.tracker.model import AgentState
 from tests.support.replay import replay
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "ami_transfers"
+DATA = Path(__file__).resolve().parents[2] / "data" / "ami_transfers"
 
 # recording -> (chain as (how, party, by), hung_up_by, CallTransferred kinds)
 EXPECTED: dict[str, tuple[list[tuple[str, str, str]], str, list[str]]] = {

@@ -12,7 +12,7 @@ import pytest
 
 from cti_server.asterisk.data import data_dir
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "docker" / "asterisk" / "prompts.sh"
 
 
