@@ -10,10 +10,10 @@ import logging
 import pytest
 
 from tests.support.crm_api import tracebacks
+from tests.unit.integrations.test_integrations_stream import Stream, stream
 
 # the stream's and the AGI API's servers, as their own tests build them
 from tests.unit.ivr.test_agi_api import Server, server
-from tests.unit.integrations.test_integrations_stream import Stream, stream
 
 UNREADABLE = ["[" * 5_000, '{"type": "subscribe", "topics": ' + "9" * 5000 + "}"]
 

@@ -28,7 +28,9 @@ from cti_server.telephony import ami_events as ami
 from tests.support import domain_events as make
 from tests.support.replay import load, replay
 from tests.support.ui import add_users
-from tests.unit.agent_ui.test_ui_desk_calls import (  # the desk harness: alice and bob, Asterisk faked
+
+# the desk harness: alice and bob, Asterisk faked
+from tests.unit.agent_ui.test_ui_desk_calls import (
     ALICE,
     BOB,
     NODE,

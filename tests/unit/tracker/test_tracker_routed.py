@@ -24,8 +24,8 @@ from cti_server.tracker.model import QueueStats
 from cti_server.tracker.resync import QueueEntry, reconcile
 from cti_server.tracker.tracker import Tracker
 from tests.support.replay import StepClock, replay
-from tests.unit.tracker.test_resync import CALLER as CALLER_WAITING
 from tests.unit.routing.test_routing_glue import CALLER, NODE, Centre, _member
+from tests.unit.tracker.test_resync import CALLER as CALLER_WAITING
 
 ROUTED = Path(__file__).resolve().parents[2] / "data" / "ami_routed"
 
