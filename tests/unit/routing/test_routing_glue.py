@@ -2,151 +2,32 @@
 
 AMI messages shaped as Asterisk 22 sends them for a routed call (seen on the real one: withdraw
 from the waiting queue, the agent's own queue, a ring-out and the return) go through the real
-translator and tracker; the router reads the tracker, decides and sends its AMI actions to a
-fake link that records them.
+translator and tracker (:class:`tests.support.routing_centre.Centre`); the router reads the
+tracker, decides and sends its AMI actions to a fake link that records them.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from panoramisk.message import Message
 
 from crm_core.routing import AgentProfile, CustomerFacts
-from cti_server.config import RoutingSettings
-from cti_server.events import CallRangOut, CallRouted, DomainEvent, IvrFinished
+from cti_server.events import CallRangOut, CallRouted, IvrFinished
 from cti_server.recorder.recorder import interaction_update
 from cti_server.routing import inputs
 from cti_server.routing.http import routing_routes
 from cti_server.routing.occupancy import Occupancy
 from cti_server.routing.policy import builtin_policy_path
-from cti_server.routing.reloader import PolicyReloader
-from cti_server.routing.router import Router
-from cti_server.telephony.ami_client import AmiClient, AmiStatus
-from cti_server.telephony.ami_events import translate
 from cti_server.tracker import model as live
 from cti_server.tracker.model import AgentState
-from cti_server.tracker.tracker import Tracker
-
-NODE = "pbx1"
-T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-CALLER = "Local/s@cti-sim-caller-00000001;1"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def timestamp(self) -> float:
-        return self.now.timestamp()
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-class FakeLink:
-    """Records the actions the router sends; Asterisk says yes to all of them."""
-
-    def __init__(self) -> None:
-        self.status = AmiStatus(node=NODE)
-        self.connected = True
-        self.sent: list[tuple[str, dict[str, Any]]] = []
-
-    async def send_action(
-        self, action: str, fields: Mapping[str, Any] | None = None, timeout: float = 10.0
-    ) -> Message:
-        self.sent.append((action, dict(fields or {})))
-        return Message({"Response": "Success", "Value": ""})
-
-    def actions(self, name: str) -> list[dict[str, Any]]:
-        return [fields for action, fields in self.sent if action == name]
-
-
-class FakeCrm:
-    def __init__(self, profiles: dict[str, AgentProfile], facts: CustomerFacts | None) -> None:
-        self.profiles = profiles
-        self.facts = facts
-
-    async def agents(self) -> Mapping[str, AgentProfile]:
-        return self.profiles
-
-    async def customer(self, customer_id: int | None, caller_number: str) -> CustomerFacts | None:
-        return self.facts if customer_id == (self.facts and self.facts.customer_id) else None
-
-
-class Centre:
-    """A tracker fed with AMI messages, a router reading it, what both published."""
-
-    def __init__(self, facts: CustomerFacts | None = None, policy: Path | None = None) -> None:
-        self.clock = Clock()
-        self.published: list[DomainEvent] = []
-        self.link = FakeLink()
-        self.tracker = Tracker(self._publish, clock=self.clock)
-        profiles = {
-            "3001": AgentProfile("3001", {"billing": 9}, frozenset({"en"})),
-            "3002": AgentProfile("3002", {"billing": 6}, frozenset({"en"})),
-        }
-        self.router = Router(
-            tracker=self.tracker,
-            links=[cast(AmiClient, self.link)],
-            policies=PolicyReloader(policy or builtin_policy_path()),
-            directory=FakeCrm(profiles, facts),
-            publish=self._publish,
-            settings=RoutingSettings(enabled=True),
-            waiting_queues=["support"],
-            clock=self.clock.timestamp,
-        )
-
-    def _publish(self, event: DomainEvent) -> None:
-        self.published.append(event)
-        self.router.on_event(event)
-
-    def ami(self, event: str, **headers: str) -> None:
-        translated = translate({"Event": event, **headers}, NODE)
-        assert translated is not None, event
-        self.tracker.apply(translated)
-
-    def sign_in(self, extension: str) -> None:
-        for queue in (f"agent-{extension}", "fallback"):
-            self.ami(
-                "QueueMemberAdded",
-                Queue=queue,
-                Interface=f"Local/{extension}@cti-sim-agent/n",
-                MemberName=f"sim-{extension}",
-                Status="1",
-                Paused="0",
-            )
-
-    def caller_joins(self, queue: str) -> None:
-        self.ami("QueueCallerJoin", Queue=queue, Uniqueid="c1", Linkedid="c1", Channel=CALLER)
-
-    def caller_leaves(self, queue: str) -> None:
-        self.ami("QueueCallerAbandon", Queue=queue, Uniqueid="c1", Linkedid="c1")  # app_queue's
-        self.ami("QueueCallerLeave", Queue=queue, Uniqueid="c1", Linkedid="c1")
-
-    def of(self, kind: type[DomainEvent]) -> list[Any]:
-        return [e for e in self.published if isinstance(e, kind)]
-
-
-def _member(extension: str) -> dict[str, str]:
-    return {
-        "Queue": f"agent-{extension}",
-        "Interface": f"Local/{extension}@cti-sim-agent/n",
-        "MemberName": f"sim-{extension}",
-        "Uniqueid": "c1",
-        "Linkedid": "c1",
-    }
+from tests.support.routing_centre import CALLER, NODE, T0, Centre, member
 
 
 @pytest.mark.asyncio
@@ -184,11 +65,11 @@ async def test_a_call_rings_out_at_the_best_agent_who_is_paused_and_the_next_one
     # Asterisk: the call leaves the waiting queue for 3001's own, rings 15 s, and comes back
     centre.caller_leaves("support")
     centre.caller_joins("agent-3001")
-    centre.ami("AgentCalled", **_member("3001"))
+    centre.ami("AgentCalled", **member("3001"))
     await centre.router.route_once()  # while it rings: no second offer, 3001 counts as busy
     assert len(centre.link.actions("QueueWithdrawCaller")) == 1
     centre.clock.advance(15)
-    centre.ami("AgentRingNoAnswer", **_member("3001"), RingTime="15000")
+    centre.ami("AgentRingNoAnswer", **member("3001"), RingTime="15000")
     centre.caller_leaves("agent-3001")
     centre.caller_joins("support")
 
@@ -211,7 +92,7 @@ async def test_a_call_rings_out_at_the_best_agent_who_is_paused_and_the_next_one
 
     centre.caller_leaves("support")
     centre.caller_joins("agent-3002")
-    centre.ami("AgentConnect", **_member("3002"), HoldTime="16")
+    centre.ami("AgentConnect", **member("3002"), HoldTime="16")
     await centre.router.route_once()
     assert len(centre.link.actions("QueueWithdrawCaller")) == 2
     assert centre.router.snapshot()["waiting"] == []
@@ -262,9 +143,9 @@ def _agent(**fields: Any) -> live.Agent:
 
 
 def test_a_routed_agent_is_a_member_of_their_own_queue() -> None:
-    assert inputs.extension_of(_agent(queues={"fallback", "agent-3001"})) == "3001"
-    assert inputs.extension_of(_agent(queues={"support"})) is None
-    assert inputs.extension_of(_agent(queues={"agent-x1"})) is None
+    assert inputs.routed_extension(_agent(queues={"fallback", "agent-3001"})) == "3001"
+    assert inputs.routed_extension(_agent(queues={"support"})) is None
+    assert inputs.routed_extension(_agent(queues={"agent-x1"})) is None
 
 
 def test_an_agent_takes_skills_and_languages_from_the_crm_and_the_team_names_the_group() -> None:
@@ -350,7 +231,7 @@ async def test_supervisor_controls_refuse_wrong_payloads_clearly() -> None:
     centre = Centre()
     centre.sign_in("3001")
     centre.ami("Newchannel", Uniqueid="c1", Linkedid="c1", Channel=CALLER)
-    centre.ami("QueueMemberPause", **_member("3001"), Paused="1", PausedReason="lunch")
+    centre.ami("QueueMemberPause", **member("3001"), Paused="1", PausedReason="lunch")
     centre.caller_joins("support")
     await centre.router.route_once()
     app = web.Application()

@@ -15,29 +15,16 @@ from cti_server.config import SpeechSettings, TranscriptionSettings
 from cti_server.events import CallAnswered, CallTransferred
 from cti_server.speech.models import SpeechModels
 from cti_server.speech.transcription import TranscriptionService
+from tests.support.fakes import FakeAmiLink
 from tests.support.waiting import poll_until
 
 
-class _Ami:
-    """The actions the service sends (each would go to Asterisk); every Originate accepted."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, dict[str, Any]]] = []
-
-    async def send_action(self, name: str, fields: dict[str, Any], **_: Any) -> Any:
-        self.sent.append((name, fields))
-        return cast(Any, _Ok())
-
-    def spied(self) -> list[str]:
-        return [
-            next(v for v in fields["Variable"] if v.startswith("SPYON="))[6:]
-            for name, fields in self.sent
-            if name == "Originate"
-        ]
-
-
-class _Ok(dict[str, str]):
-    success = True
+def _spied(ami: FakeAmiLink) -> list[str]:
+    """The channels the service's Originates tapped (each would go to Asterisk), in order."""
+    return [
+        next(v for v in fields["Variable"] if v.startswith("SPYON="))[6:]
+        for fields in ami.actions("Originate")
+    ]
 
 
 class _Listener:
@@ -63,7 +50,7 @@ def ko_dir() -> Path:
 @pytest.mark.asyncio
 async def test_the_new_party_of_a_handed_over_call_is_tapped(ko_dir: Path) -> None:
     speech = SpeechSettings(models={"ko": ko_dir})
-    bus, ami, listener = MemoryBus(), _Ami(), _Listener()
+    bus, ami, listener = MemoryBus(), FakeAmiLink(), _Listener()
     service = TranscriptionService(
         TranscriptionSettings(live=True, language="ko"),
         speech,
@@ -88,7 +75,7 @@ async def test_the_new_party_of_a_handed_over_call_is_tapped(ko_dir: Path) -> No
     )
 
     async def _tapped(count: int) -> bool:
-        return len(ami.spied()) >= count
+        return len(_spied(ami)) >= count
 
     await poll_until(lambda: _tapped(2), 30, what="both sides tapped")
     transferred = CallTransferred(
@@ -112,9 +99,9 @@ async def test_the_new_party_of_a_handed_over_call_is_tapped(ko_dir: Path) -> No
     )
     bus.publish(transferred)
     await poll_until(lambda: _tapped(3), 30, what="the new party tapped")
-    assert ami.spied() == ["PJSIP/trunk-00000001", "PJSIP/1001-00000002", "PJSIP/1002-00000005"]
+    assert _spied(ami) == ["PJSIP/trunk-00000001", "PJSIP/1001-00000002", "PJSIP/1002-00000005"]
     assert len(listener.streams) == 3
     bus.publish(dataclasses.replace(transferred, linkedid="other"))
     await service.settled()
-    assert len(ami.spied()) == 3, "a call the service does not follow is not tapped"
+    assert len(_spied(ami)) == 3, "a call the service does not follow is not tapped"
     await service.close()

@@ -20,11 +20,12 @@ from cti_server.events import (
 from cti_server.telephony import ami_events as ami
 from cti_server.tracker.model import AgentState, CallState
 from cti_server.tracker.resync import (
-    LiveChannel,
     QueueEntry,
     reconcile,
     resync,
 )
+from tests.support.fakes import FakeAmiLink
+from tests.support.live_channels import CALLER_IN_QUEUE as CALLER
 from tests.support.live_model import (
     agent_completes,
     answered_call,
@@ -33,20 +34,6 @@ from tests.support.live_model import (
     waiting_call,
 )
 from tests.support.replay import StepClock, replay
-
-CALLER = LiveChannel(
-    uniqueid="C1",
-    linkedid="C1",
-    channel="PJSIP/trunk-00000001",
-    state="Up",
-    caller_number="+8613900000001",
-    caller_name="",
-    exten="100",
-    application="Queue",
-    application_data="support,c,,,2",
-    bridge="",
-    seconds=40,
-)
 
 
 def test_a_call_answered_while_the_server_was_away_is_answered_when_the_agent_rang() -> None:
@@ -195,16 +182,9 @@ def _queue_status(*members: tuple[str, str], params: dict[str, str] | None = Non
     return reply
 
 
-class _Asterisk:
+def _asterisk(status: list[Message] | Message, channels: list[Message]) -> FakeAmiLink:
     """Answers the resync's two actions from canned replies."""
-
-    def __init__(self, status: list[Message] | Message, channels: list[Message]) -> None:
-        self.replies = {"CoreShowChannels": channels, "QueueStatus": status}
-        self.asked: list[str] = []
-
-    async def send_action(self, name: str, *_args: Any, **_kwargs: Any) -> Any:
-        self.asked.append(name)
-        return self.replies[name]
+    return FakeAmiLink(node="rec", replies={"CoreShowChannels": channels, "QueueStatus": status})
 
 
 def _no_channels() -> list[Message]:
@@ -240,7 +220,7 @@ async def test_a_fresh_server_counts_from_zero_whatever_asterisk_counted() -> No
     )
     channels = _no_channels()
     channels.insert(1, waiting)
-    client: Any = _Asterisk(status, channels)
+    client: Any = _asterisk(status, channels)
     await resync(client, tracker, "rec")
 
     stats = tracker.queue_stats("rec", "support")
@@ -248,7 +228,7 @@ async def test_a_fresh_server_counts_from_zero_whatever_asterisk_counted() -> No
     assert (stats.offered, stats.answered, stats.abandoned, stats.completed) == (1, 0, 0, 0)
     assert (stats.asa, stats.aht, stats.answered_within_sl) == (0.0, 0.0, 0)
     assert len(stats.waiting) == 1
-    assert client.asked == ["CoreShowChannels", "QueueStatus"]
+    assert client.names() == ["CoreShowChannels", "QueueStatus"]
 
 
 @pytest.mark.asyncio
@@ -265,7 +245,7 @@ async def test_a_reconnect_keeps_the_figures_the_server_counted() -> None:
     assert stats is not None
     counted = (stats.offered, stats.answered, stats.abandoned, stats.aht)
     assert counted == (3, 2, 1, 100.0)
-    client: Any = _Asterisk(_queue_status(params={"Abandoned": "21"}), _no_channels())
+    client: Any = _asterisk(_queue_status(params={"Abandoned": "21"}), _no_channels())
     await resync(client, tracker, "rec")
     assert (stats.offered, stats.answered, stats.abandoned, stats.aht) == counted
 
@@ -279,7 +259,7 @@ async def test_agents_in_no_queue_any_more_are_logged_out() -> None:
     for queue in ("support", "sales", "billing"):  # carol left two of her three queues
         member(tracker, "rec", queue, "PJSIP/1003", "PJSIP/1003")
     status = _queue_status(("sales", "PJSIP/1002"), ("sales", "PJSIP/1003"))
-    client: Any = _Asterisk(status, _no_channels())
+    client: Any = _asterisk(status, _no_channels())
     await resync(client, tracker, "rec")
 
     alice, bob = tracker.agent("rec", "PJSIP/1001"), tracker.agent("rec", "PJSIP/1002")
@@ -290,7 +270,7 @@ async def test_agents_in_no_queue_any_more_are_logged_out() -> None:
     assert (alice.state, alice.queues) == (AgentState.LOGGED_OUT, set())
     assert (bob.state, bob.queues) == (AgentState.AVAILABLE, {"sales"})
     assert (carol.state, carol.queues) == (AgentState.AVAILABLE, {"sales"})
-    assert client.asked == ["CoreShowChannels", "QueueStatus"]
+    assert client.names() == ["CoreShowChannels", "QueueStatus"]
     logged_out = [
         e for e in published if isinstance(e, AgentStateChanged) and e.state == "logged_out"
     ]
@@ -316,7 +296,7 @@ async def test_a_failed_queue_status_logs_nobody_out() -> None:
         )
     )
     refused = Message({"Response": "Error", "Message": "Permission denied"})
-    client: Any = _Asterisk(refused, _no_channels())
+    client: Any = _asterisk(refused, _no_channels())
     await resync(client, tracker, "rec")
     alice = tracker.agent("rec", "PJSIP/1001")
     assert alice is not None

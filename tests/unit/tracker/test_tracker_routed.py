@@ -23,9 +23,9 @@ from cti_server.telephony.ami_events import translate
 from cti_server.tracker.model import QueueStats
 from cti_server.tracker.resync import QueueEntry, reconcile
 from cti_server.tracker.tracker import Tracker
+from tests.support.live_channels import CALLER_IN_QUEUE as CALLER_WAITING
 from tests.support.replay import StepClock, replay
-from tests.unit.routing.test_routing_glue import CALLER, NODE, Centre, _member
-from tests.unit.tracker.test_resync import CALLER as CALLER_WAITING
+from tests.support.routing_centre import CALLER, NODE, Centre, member
 
 ROUTED = Path(__file__).resolve().parents[2] / "data" / "ami_routed"
 
@@ -208,11 +208,11 @@ async def test_the_router_offers_a_caller_only_while_in_the_queue_but_moves_it_b
     centre = Centre()
     centre.sign_in("3001")
     centre.ami("Newchannel", Uniqueid="c1", Linkedid="c1", Channel=CALLER)
-    centre.ami("QueueMemberPause", **_member("3001"), Paused="1", PausedReason="lunch")
+    centre.ami("QueueMemberPause", **member("3001"), Paused="1", PausedReason="lunch")
     centre.caller_joins("support")
     await centre.router.route_once()  # 3001 paused: the call waits
     centre.caller_leaves("support")  # a heartbeat check: out of the queue for an instant
-    centre.ami("QueueMemberPause", **_member("3001"), Paused="0")
+    centre.ami("QueueMemberPause", **member("3001"), Paused="0")
 
     moved = centre.router.move(NODE, "c1", "3001", by="sam")  # still a waiting call
     assert (moved["moved_to"], moved["moved_by"]) == ("3001", "sam")
