@@ -7,13 +7,60 @@ an old shape from a new one when events cross Redis.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+class _OfACall(Protocol):
+    @property
+    def node(self) -> str: ...
+
+    @property
+    def linkedid(self) -> str: ...
+
+
+class CallKey(NamedTuple):
+    """One call across every node: Asterisk's linkedid is unique only on its own node. Its text
+    form ``node:linkedid`` is the key of the call's interaction in the CRM."""
+
+    node: str
+    linkedid: str
+
+    def __str__(self) -> str:
+        return f"{self.node}:{self.linkedid}"
+
+    @classmethod
+    def of(cls, event: _OfACall) -> CallKey:
+        """The call an event is about."""
+        return cls(event.node, event.linkedid)
+
+    @classmethod
+    def parse(cls, text: str) -> CallKey:
+        """The inverse of ``str(key)``; a linkedid may hold ``:``, a node may not."""
+        node, colon, linkedid = text.partition(":")
+        if not colon or not node or not linkedid:
+            raise ValueError(f"not a call key (node:linkedid): {text!r}")
+        return cls(node, linkedid)
+
+
+_TRAILING_DIGITS = re.compile(r"(\d{2,10})$")
+
+
+def extension_of(name: str) -> str:
+    """The extension a party's name in these events stands for, "" when it names none: a device
+    (``PJSIP/1002``, ``Local/8411@cti-sim-agent-long``; a channel's device, not the channel) or a
+    queue member name, whose trailing digits are the extension (``agent-1001``, ``sim-8001``)."""
+    if "/" in name:
+        number = name.partition("/")[2].partition("@")[0].partition("/")[0]
+        return number if number and all(c.isdigit() or c in "+*#" for c in number) else ""
+    match = _TRAILING_DIGITS.search(name)
+    return match.group(1) if match else ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -16,18 +16,17 @@ Where each attribute comes from:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from crm_core.routing import AgentProfile, CustomerFacts
+from cti_server.events import extension_of
 from cti_server.routing.model import MAX_LEVEL, Agent, WaitingCall
 from cti_server.tracker import model as live
 from cti_server.tracker.model import AgentState
 
 PERSONAL_PREFIX = "agent-"
 DEFAULT_GROUP = "agents"
-_PERSONAL = re.compile(rf"{PERSONAL_PREFIX}([0-9]{{2,10}})")
 
 
 def personal_queue(extension: str) -> str:
@@ -35,12 +34,12 @@ def personal_queue(extension: str) -> str:
     return f"{PERSONAL_PREFIX}{extension}"
 
 
-def extension_of(agent: live.Agent) -> str | None:
+def routed_extension(agent: live.Agent) -> str | None:
     """The extension of a routed agent: a member of their own queue ``agent-<extension>``."""
     for queue in sorted(agent.queues):
-        match = _PERSONAL.fullmatch(queue)
-        if match:
-            return match.group(1)
+        extension = extension_of(queue) if queue.startswith(PERSONAL_PREFIX) else ""
+        if extension.isdigit() and queue == personal_queue(extension):
+            return extension
     return None
 
 

@@ -362,7 +362,7 @@ class Router:
         now = self._clock()
         agents: dict[str, Agent] = {}
         for agent in self._tracker.all_agents(node):
-            extension = inputs.extension_of(agent)
+            extension = inputs.routed_extension(agent)
             if extension is None or extension in agents:
                 continue
             self._interfaces[(node, extension)] = agent.interface

@@ -406,14 +406,6 @@ def device_of(channel: str) -> str:
     return base or channel
 
 
-def extension_of_device(device: str) -> str:
-    """The extension a device stands for: ``PJSIP/1002`` -> ``1002``,
-    ``Local/8411@cti-sim-agent-long`` -> ``8411``; "" when it names none."""
-    _, _, rest = device.partition("/")
-    number = rest.partition("@")[0].partition("/")[0]
-    return number if number and all(c.isdigit() or c in "+*#" for c in number) else ""
-
-
 def _s(message: Mapping[str, Any], key: str) -> str:
     value = message.get(key, "")
     if isinstance(value, list):  # a UserEvent header repeated: keep the first

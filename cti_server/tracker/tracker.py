@@ -23,6 +23,7 @@ from cti_server.events import (
     CallTransferred,
     DomainEvent,
     NodeResynced,
+    extension_of,
 )
 from cti_server.telephony import ami_events as ami
 from cti_server.tracker.model import (
@@ -658,7 +659,7 @@ class Tracker:
             return
         device = ami.device_of(channel)
         segment.party = device
-        segment.extension = ami.extension_of_device(device)
+        segment.extension = extension_of(device)
         member = self._connected.get((call.node, segment.leg))
         if member is not None:
             segment.queued = True  # app_queue connected it: its AgentComplete ends the segment
@@ -724,7 +725,7 @@ class Tracker:
         else:  # a pickup or a forward: the phone that rang
             rung = segment.came_from
             agent = self._agents.get((call.node, rung)) if rung else None
-            source = (rung, ami.extension_of_device(rung), agent.name if agent else "")
+            source = (rung, extension_of(rung), agent.name if agent else "")
         if index == 0:  # the phone that answered is the picker, the forward's target
             call.answerer = segment.party or call.answerer
             call.agent = segment.agent or ("" if segment.party else call.agent)
