@@ -32,6 +32,7 @@ from cti_server.ivr.flow import (
     SetStep,
     TransferStep,
 )
+from cti_server.speech.heard import Heard
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +46,6 @@ class Recording:
 
     path: str
     seconds: float
-
-
-@dataclass(frozen=True)
-class Heard:
-    """A menu choice: ``key`` (``""``: nothing), and the ``word`` when it was spoken."""
-
-    key: str
-    word: str = ""
 
 
 class CallerGone(Exception):

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from cti_server.config import SpeechSettings
-from cti_server.ivr.engine import Heard
+from cti_server.speech.heard import Heard
 from cti_server.speech.models import SpeechModels, grammar_recognizer
 from cti_server.telephony.peers import AllowedPeers, IpAddress, address, peer_address
 

@@ -26,7 +26,8 @@ from asterisk.agi import AGI, AGIError, AGIHangup, AGIResultHangup
 
 from cti_server.ivr.channels.agi_client import RemoteListening, ServerUnavailable
 from cti_server.ivr.channels.fastagi import key_of, sound
-from cti_server.ivr.engine import CallerGone, Heard, Recording
+from cti_server.ivr.engine import CallerGone, Recording
+from cti_server.speech.heard import Heard
 
 log = logging.getLogger(__name__)
 

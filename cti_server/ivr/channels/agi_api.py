@@ -51,7 +51,6 @@ from cti_server.ivr.channels.agi_client import (
 from cti_server.ivr.engine import (
     MAX_STEPS,
     Customer,
-    Heard,
     Lookup,
     NotVerified,
     PinCheck,
@@ -60,6 +59,7 @@ from cti_server.ivr.engine import (
 )
 from cti_server.ivr.flow import Digits, Language, SpokenWord
 from cti_server.speech.audiosocket import HEADER_TIMEOUT, Listening
+from cti_server.speech.heard import Heard
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from cti_server.events import DomainEvent
-from cti_server.ivr.engine import Customer, Heard, NotVerified, PinCheck
+from cti_server.ivr.engine import Customer, NotVerified, PinCheck
+from cti_server.speech.heard import Heard
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,9 @@ import asyncio
 import logging
 from collections.abc import Mapping
 
-from cti_server.ivr.engine import CallerGone, Heard, Recording
+from cti_server.ivr.engine import CallerGone, Recording
 from cti_server.speech.audiosocket import AudioSocketServer
+from cti_server.speech.heard import Heard
 from cti_server.telephony.fastagi import AgiError, AgiHangup, AgiSession
 
 log = logging.getLogger(__name__)

@@ -29,9 +29,10 @@ from cti_server.events import (
 from cti_server.ivr.channels import agi_api
 from cti_server.ivr.channels.agi_api import PREFIX, create_agi_api
 from cti_server.ivr.channels.agi_client import CtiServerClient, RemoteListening, ServerUnavailable
-from cti_server.ivr.engine import Customer, Heard, PinCheck
+from cti_server.ivr.engine import Customer, PinCheck
 from cti_server.speech import audiosocket
 from cti_server.speech.audiosocket import Listening
+from cti_server.speech.heard import Heard
 from tests.support.ports import free_port
 
 TOKEN = "t0ken-for-tests-0123456789"

@@ -16,7 +16,8 @@ from cti_server.events import DomainEvent
 from cti_server.ivr.channels.agi import AgiCall, AgiChannel, AgiCommandFailed
 from cti_server.ivr.channels.agi_client import RemoteListening, ServerUnavailable
 from cti_server.ivr.channels.agi_main import build_inbound, walk
-from cti_server.ivr.engine import CallerGone, Customer, Heard, PinCheck, Recording
+from cti_server.ivr.engine import CallerGone, Customer, PinCheck, Recording
+from cti_server.speech.heard import Heard
 
 ENV = {
     "agi_request": "cti-agi",

@@ -10,8 +10,9 @@ import pytest
 
 from cti_server.asterisk.data import data_dir
 from cti_server.ivr.calendar import Calendar, CalendarError, load_calendar
-from cti_server.ivr.engine import Heard, IvrEngine, Recording
+from cti_server.ivr.engine import IvrEngine, Recording
 from cti_server.ivr.flow import load_flow
+from cti_server.speech.heard import Heard
 
 OFFICE = Calendar(
     timezone="Asia/Shanghai",

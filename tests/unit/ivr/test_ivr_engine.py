@@ -14,12 +14,12 @@ from cti_server.ivr.engine import (
     MAX_STEPS,
     CallerGone,
     Customer,
-    Heard,
     IvrEngine,
     IvrResult,
     Recording,
 )
 from cti_server.ivr.flow import Flow, FlowError, MenuStep, load_flow
+from cti_server.speech.heard import Heard
 
 FLOWS = data_dir("ivr_flows")
 VIP_NUMBER = "+8613800138000"

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from cti_server.config import SpeechSettings
-from cti_server.ivr.engine import Heard
 from cti_server.speech.audiosocket import (
     KIND_AUDIO,
     KIND_DTMF,
@@ -25,6 +24,7 @@ from cti_server.speech.audiosocket import (
     AudioSocketServer,
     Listening,
 )
+from cti_server.speech.heard import Heard
 from cti_server.speech.models import SpeechModels
 from tests.support.ports import free_port
 
