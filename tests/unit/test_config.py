@@ -14,14 +14,6 @@ from cti_server.config import ConfigError, load_settings
 CTI_SCRIPT = Path(sys.executable).parent / "cti"
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No CTI_* variable of the developer's shell leaks into a test."""
-    for key in list(os.environ):
-        if key.startswith("CTI_"):
-            monkeypatch.delenv(key)
-
-
 def _config_error(config_file: Path | None = None, **overrides: object) -> str:
     with pytest.raises(ConfigError) as info:
         load_settings(config_file, **overrides)

@@ -15,49 +15,14 @@ from cti_server.asterisk.render import CONFIG_FILES, render_config, write_config
 from cti_server.cli.main import main
 from cti_server.config import ConfigError, Settings, load_settings
 from cti_server.telephony.fastagi import asterisk_key
+from tests.support.asterisk_conf import conf_options, conf_sections
 
 SECRET = "s3cret"
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in list(os.environ):
-        if key.startswith("CTI_"):
-            monkeypatch.delenv(key)
 
 
 def _settings(**overrides: Any) -> Settings:
     overrides["ami"] = {"secret": SECRET, **overrides.get("ami", {})}
     return load_settings(None, **overrides)
-
-
-def _sections(text: str) -> dict[str, list[str]]:
-    """``{section header: [non-comment lines]}``; repeated headers are numbered ``name#2``."""
-    sections: dict[str, list[str]] = {}
-    current = ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith(";"):
-            continue
-        if line.startswith("["):
-            current = line
-            n = 2
-            while current in sections:
-                current = f"{line}#{n}"
-                n += 1
-            sections[current] = []
-        else:
-            sections.setdefault(current, []).append(line)
-    return sections
-
-
-def _options(lines: list[str]) -> dict[str, str]:
-    result: dict[str, str] = {}
-    for line in lines:
-        key, sep, value = line.partition("=")
-        if sep:
-            result[key.strip()] = value.lstrip(">").strip()
-    return result
 
 
 def test_every_file_is_rendered() -> None:
@@ -71,13 +36,13 @@ def test_every_file_is_rendered() -> None:
 
 def test_manager_conf_binds_loopback_with_the_user_and_secret() -> None:
     text = render_config(_settings(ami={"username": "ctiuser", "port": 5040}))["manager.conf"]
-    sections = _sections(text)
-    general = _options(sections["[general]"])
+    sections = conf_sections(text)
+    general = conf_options(sections["[general]"])
     assert general["bindaddr"] == "127.0.0.1"
     assert general["port"] == "5040"
     assert general["enabled"] == "yes"
     assert general["webenabled"] == "no"
-    user = _options(sections["[ctiuser]"])
+    user = conf_options(sections["[ctiuser]"])
     assert user["secret"] == SECRET
     assert user["permit"] == "127.0.0.1/255.255.255.255"
     write = {item.strip() for item in user["write"].split(",")}
@@ -90,8 +55,8 @@ def test_extensions_conf_inbound_calls_agi_then_falls_back() -> None:
         agi={"host": "10.1.2.3", "port": 4600},
         dialplan={"inbound_context": "from-carrier", "default_queue": "sales"},
     )
-    sections = _sections(render_config(settings)["extensions.conf"])
-    globals_ = _options(sections["[globals]"])
+    sections = conf_sections(render_config(settings)["extensions.conf"])
+    globals_ = conf_options(sections["[globals]"])
     assert globals_["CTI_AGI"] == "agi://10.1.2.3:4600"
     assert globals_["CTI_DEFAULT_QUEUE"] == "sales"
     assert "[from-carrier]" in sections
@@ -125,12 +90,12 @@ def test_queues_conf_has_one_section_per_queue() -> None:
             ],
         }
     )
-    sections = _sections(render_config(settings)["queues.conf"])
+    sections = conf_sections(render_config(settings)["queues.conf"])
     assert set(sections) == {"[general]", "[vip]", "[billing]", "[tech-2]"}
-    vip = _options(sections["[vip]"])
+    vip = conf_options(sections["[vip]"])
     assert vip["strategy"] == "ringall"
     assert vip["timeout"] == "20"
-    assert _options(sections["[billing]"])["strategy"] == "rrmemory"
+    assert conf_options(sections["[billing]"])["strategy"] == "rrmemory"
 
 
 def test_pjsip_conf_has_one_endpoint_per_agent() -> None:
@@ -216,7 +181,7 @@ def test_manager_conf_is_never_world_readable_while_holding_the_secret(
 @pytest.mark.parametrize("routed", [False, True])
 def test_transfer_to_queue_has_one_extension_per_configured_queue(routed: bool) -> None:
     settings = _settings(routing={"enabled": routed})
-    flow = _sections(render_config(settings)["extensions.conf"])["[cti-to-queue]"]
+    flow = conf_sections(render_config(settings)["extensions.conf"])["[cti-to-queue]"]
     starts = [line.split(",")[0] for line in flow if line.startswith("exten =>")]
     assert starts == ["exten => support", "exten => sales"]  # no pattern: nothing else goes
     entered = [line for line in flow if "Queue(" in line or "cti-routed" in line]
@@ -239,7 +204,7 @@ def test_no_caller_text_reaches_an_applications_arguments(routing: bool) -> None
     line break inside an application's arguments would forge AMI messages. Only the simulator's
     own contexts (its callers are ours) may set a name."""
     text = render_config(_settings(routing={"enabled": routing}))["extensions.conf"]
-    for header, lines in _sections(text).items():
+    for header, lines in conf_sections(text).items():
         if header.startswith("[cti-sim"):
             continue
         for line in lines:

@@ -4,20 +4,11 @@ only just before the caller waits for an agent; nothing else in the dialplan rec
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from cti_server.asterisk.render import render_config
 from cti_server.config import load_settings
-from tests.unit.asterisk.test_render import _sections
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in list(os.environ):
-        if key.startswith("CTI_"):
-            monkeypatch.delenv(key)
+from tests.support.asterisk_conf import conf_sections
 
 
 @pytest.mark.parametrize("transport", ["fastagi", "agi"])
@@ -26,7 +17,7 @@ def test_recording_starts_after_the_ivr_and_before_the_queue(transport: str, rou
     settings = load_settings(
         None, ami={"secret": "s3cret"}, ivr={"transport": transport}, routing={"enabled": routed}
     )
-    contexts = _sections(render_config(settings)["extensions.conf"])
+    contexts = conf_sections(render_config(settings)["extensions.conf"])
     flow = contexts["[cti-inbound-call]"]
     ivr = [i for i, line in enumerate(flow) if "AGI(" in line and "inbound" in line]
     records = [i for i, line in enumerate(flow) if "Gosub(cti-record," in line]

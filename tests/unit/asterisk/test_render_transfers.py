@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Any
 
@@ -11,14 +10,7 @@ import pytest
 from cti_server.asterisk.local import STOCK_CONFIG
 from cti_server.asterisk.render import render_config
 from cti_server.config import ConfigError, Settings, load_settings
-from tests.unit.asterisk.test_render import _options, _sections
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in list(os.environ):
-        if key.startswith("CTI_"):
-            monkeypatch.delenv(key)
+from tests.support.asterisk_conf import conf_options, conf_sections
 
 
 def _settings(**dialplan: Any) -> Settings:
@@ -26,9 +18,9 @@ def _settings(**dialplan: Any) -> Settings:
 
 
 def test_features_conf_has_the_transfer_and_pickup_codes_of_the_settings() -> None:
-    default = _sections(render_config(_settings())["features.conf"])
-    assert _options(default["[featuremap]"]) == {"blindxfer": "##", "atxfer": "*2"}
-    general = _options(default["[general]"])
+    default = conf_sections(render_config(_settings())["features.conf"])
+    assert conf_options(default["[featuremap]"]) == {"blindxfer": "##", "atxfer": "*2"}
+    general = conf_options(default["[general]"])
     assert (general["pickupexten"], general["transferdigittimeout"]) == ("*8", "3")
 
     chosen = _settings(
@@ -37,9 +29,9 @@ def test_features_conf_has_the_transfer_and_pickup_codes_of_the_settings() -> No
         pickup_code="*9",
         transfer_digit_timeout=5,
     )
-    sections = _sections(render_config(chosen)["features.conf"])
-    assert _options(sections["[featuremap]"]) == {"blindxfer": "#1", "atxfer": "#2"}
-    general = _options(sections["[general]"])
+    sections = conf_sections(render_config(chosen)["features.conf"])
+    assert conf_options(sections["[featuremap]"]) == {"blindxfer": "#1", "atxfer": "#2"}
+    general = conf_options(sections["[general]"])
     assert (general["pickupexten"], general["transferdigittimeout"]) == ("*9", "5")
     assert "features.conf" not in STOCK_CONFIG  # rendered, never Debian's copy
 
@@ -69,7 +61,7 @@ def test_agents_dial_and_pick_up_each_other_and_transfer_on() -> None:
         agents=agents,
         ring_groups=[{"extension": "2900", "members": ["2002", "2003"], "ring_seconds": 20}],
     )
-    flow = _sections(render_config(settings)["extensions.conf"])["[cti-agents]"]
+    flow = conf_sections(render_config(settings)["extensions.conf"])["[cti-agents]"]
     assert "exten => 2001,1,Dial(PJSIP/2001,30,tT)" in flow
     assert "exten => **2002,1,PickupChan(PJSIP/2002)" in flow
     assert "exten => 2900,1,Dial(PJSIP/2002&PJSIP/2003,20,tT)" in flow
@@ -87,14 +79,14 @@ def test_agents_dial_and_pick_up_each_other_and_transfer_on() -> None:
 
 def test_a_queue_with_a_number_is_reached_from_the_agents_phones() -> None:
     queues = [{"name": "support", "extension": "8001"}, {"name": "sales"}]
-    flow = _sections(render_config(_settings(queues=queues))["extensions.conf"])["[cti-agents]"]
+    flow = conf_sections(render_config(_settings(queues=queues))["extensions.conf"])["[cti-agents]"]
     assert "exten => 8001,1,Goto(cti-to-queue,support,1)" in flow
     assert not any("cti-to-queue,sales" in line for line in flow)  # no number: desktop only
 
 
 def test_agent_endpoints_share_a_pickup_group_and_follow_forwards_to_agents() -> None:
     text = render_config(_settings(pickup_group="floor-1"))["pjsip.conf"]
-    template = _options(_sections(text)["[agent-endpoint](!)"])
+    template = conf_options(conf_sections(text)["[agent-endpoint](!)"])
     assert template["named_call_group"] == template["named_pickup_group"] == "floor-1"
     assert template["dtmf_mode"] == "rfc4733"
     sets = re.findall(r"^set_var = (.*)$", text, flags=re.MULTILINE)
@@ -102,7 +94,7 @@ def test_agent_endpoints_share_a_pickup_group_and_follow_forwards_to_agents() ->
 
 
 def test_click_to_dial_takes_the_attended_code_from_features_conf() -> None:
-    flow = _sections(render_config(_settings())["extensions.conf"])["[cti-click-to-dial]"]
+    flow = conf_sections(render_config(_settings())["extensions.conf"])["[cti-click-to-dial]"]
     assert not any("FEATUREMAP" in line for line in flow)
     assert all(",T)" in line for line in flow if "Dial(" in line)
 
