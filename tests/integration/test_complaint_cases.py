@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -27,6 +27,7 @@ from cti_server.events import (
 )
 from cti_server.recorder.recorder import Recorder
 from cti_server.recorder.spool import Spool
+from tests.support.domain_events import ended
 from tests.support.waiting import poll_until
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -52,21 +53,16 @@ def _said(text: str, start: float) -> dict[str, object]:
 
 
 def _ended(linkedid: str, number: str) -> CallEnded:
-    return CallEnded(
-        node="pbx1",
-        linkedid=linkedid,
-        outcome="answered",
-        hung_up_by="caller",
-        caller_number=number,
+    return ended(
+        linkedid,
+        "sim-1001",
+        caller=number,
         caller_name="",
-        dialed="100",
-        queue="support",
-        agent="sim-1001",
         arrived_at=T0,
-        queued_at=T0 + timedelta(seconds=10),
-        offered_at=T0 + timedelta(seconds=40),
-        answered_at=T0 + timedelta(seconds=42),
-        at=T0 + timedelta(seconds=200),
+        queued_after=10,
+        offered_after=40,
+        answered_after=42,
+        ended_after=200,
     )
 
 

@@ -3,6 +3,7 @@ drive a consumer through the bus without a PBX."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from cti_server.events import (
@@ -71,22 +72,43 @@ def answered(linkedid: str, agent: str, queue: str = "support") -> CallAnswered:
     return CallAnswered(node=NODE, linkedid=linkedid, queue=queue, agent=agent, waited_seconds=3)
 
 
-def ended(linkedid: str, agent: str, queue: str = "support") -> CallEnded:
-    return CallEnded(
-        node=NODE,
+def ended(
+    linkedid: str,
+    agent: str,
+    queue: str = "support",
+    *,
+    node: str = NODE,
+    caller: str = CALLER,
+    caller_name: str = CALLER_NAME,
+    hung_up_by: str = "caller",
+    arrived_at: datetime = _START,
+    queued_after: float = 5,
+    offered_after: float = 6,
+    answered_after: float = 8,
+    ended_after: float | None = None,
+) -> CallEnded:
+    """An answered call's end as the tracker publishes it; its times are seconds after the
+    arrival (``ended_after`` None: the event is stamped now, as a live one is)."""
+
+    def after(seconds: float) -> datetime:
+        return arrived_at + timedelta(seconds=seconds)
+
+    event = CallEnded(
+        node=node,
         linkedid=linkedid,
         outcome="answered",
-        hung_up_by="caller",
-        caller_number=CALLER,
-        caller_name=CALLER_NAME,
+        hung_up_by=hung_up_by,
+        caller_number=caller,
+        caller_name=caller_name,
         dialed=DIALED,
         queue=queue,
         agent=agent,
-        arrived_at=_START,
-        queued_at=_START + timedelta(seconds=5),
-        offered_at=_START + timedelta(seconds=6),
-        answered_at=_START + timedelta(seconds=8),
+        arrived_at=arrived_at,
+        queued_at=after(queued_after),
+        offered_at=after(offered_after),
+        answered_at=after(answered_after),
     )
+    return event if ended_after is None else replace(event, at=after(ended_after))
 
 
 def transferred(

@@ -14,9 +14,9 @@ from cti_server.complaints.signals import CallFacts
 from cti_server.events import CallHandling, SurveyAnswered
 from cti_server.telephony import ami_events as ami
 from cti_server.telephony.ami_events import translate
+from tests.support.complaint_watch import DETECTOR, Watched, call_ended
 from tests.support.pbx_script import Pbx
 from tests.support.waiting import poll_until
-from tests.unit.complaints.test_complaint_watch import DETECTOR, _ended, _Watched
 
 
 def _handled(pbx: Pbx, linkedid: str = "1700000000.1") -> CallHandling:
@@ -118,10 +118,10 @@ def test_hold_events_are_translated() -> None:
 async def test_a_long_hold_and_transfers_back_make_a_poorly_rated_call_a_complaint() -> None:
     """A 2 alone is no complaint; with ten minutes on hold and passed back twice it is, and
     the case says why. The queue wait stays a fact of its own."""
-    w = _Watched(repeats=set())
+    w = Watched(repeats=set())
     for linkedid, handling in (("plain", None), ("bounced", (700.0, 3, 2))):
         w.bus.publish(SurveyAnswered(node="pbx1", linkedid=linkedid, score=2))
-        ended = _ended(linkedid, hung_up_by="caller")
+        ended = call_ended(linkedid, hung_up_by="caller")
         w.bus.publish(ended)
         if handling is not None:  # told as the customer's channel hangs up
             hold, transfers, returns = handling
@@ -152,8 +152,8 @@ async def test_the_queue_wait_is_its_own_fact_not_a_hold(monkeypatch: pytest.Mon
         return detect(segments, facts, language)
 
     monkeypatch.setattr(DETECTOR, "detect", spied)
-    w = _Watched(repeats=set())
-    ended = _ended("waited", hung_up_by="caller")
+    w = Watched(repeats=set())
+    ended = call_ended("waited", hung_up_by="caller")
     w.bus.publish(replace(ended, queued_at=ended.arrived_at - timedelta(seconds=700)))
     w.bus.publish(
         CallHandling(node="pbx1", linkedid="waited", hold_seconds=42.0, transfers=1, returns=0)

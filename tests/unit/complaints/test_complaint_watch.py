@@ -2,85 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
-
 import pytest
 
 from cti_server.bus import MemoryBus
-from cti_server.complaints.detector import ComplaintDetector
 from cti_server.complaints.watch import ComplaintWatch
 from cti_server.events import (
-    CallEnded,
     CallTranscribed,
     ComplaintDetected,
     DomainEvent,
     SurveyAnswered,
 )
+from tests.support.complaint_watch import DETECTOR, Watched, call_ended
 from tests.support.waiting import poll_until
 
-T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-DETECTOR = ComplaintDetector(embeddings=None)  # as the server has it
 COMPLAINT = "this is the third time I am calling about this and honestly I had expected better"
-
-
-def _ended(linkedid: str, *, hung_up_by: str = "agent") -> CallEnded:
-    return CallEnded(
-        node="pbx1",
-        linkedid=linkedid,
-        outcome="answered",
-        hung_up_by=hung_up_by,
-        caller_number="+8613900000001",
-        caller_name="",
-        dialed="100",
-        queue="support",
-        agent="sim-1901",
-        arrived_at=T0,
-        queued_at=T0 + timedelta(seconds=10),
-        offered_at=T0 + timedelta(seconds=20),
-        answered_at=T0 + timedelta(seconds=22),
-        at=T0 + timedelta(seconds=80),
-    )
-
-
-class _Watched:
-    """A watch on its own bus, its findings and the calls the CRM says were repeats."""
-
-    def __init__(self, repeats: set[str], survey_wait: float = 10.0) -> None:
-        self.bus = MemoryBus()
-        self.found: list[ComplaintDetected] = []
-        self.asked: list[str] = []
-        self.bus.listen((ComplaintDetected,), self._found)
-
-        async def repeat_call(node: str, linkedid: str) -> bool:
-            self.asked.append(linkedid)
-            return linkedid in repeats
-
-        self.watch = ComplaintWatch(
-            self.bus,
-            DETECTOR,
-            repeat_call,
-            transcript_expected=lambda _ended: False,
-            survey_wait=survey_wait,
-        )
-        self.watch.attach()
-
-    def _found(self, event: DomainEvent) -> None:
-        if isinstance(event, ComplaintDetected):
-            self.found.append(event)
-
-    def judged(self, count: int) -> Callable[[], Awaitable[bool]]:
-        async def _check() -> bool:
-            return self.watch.judged >= count
-
-        return _check
 
 
 @pytest.mark.asyncio
 async def test_a_low_survey_on_a_repeat_call_is_a_complaint_without_any_transcript() -> None:
-    w = _Watched(repeats={"again"})
+    w = Watched(repeats={"again"})
     # the caller rated 1 and hung up while the survey still ran: the score comes after the end
-    w.bus.publish(_ended("again"))
+    w.bus.publish(call_ended("again"))
     w.bus.publish(SurveyAnswered(node="pbx1", linkedid="again", score=1))
     await poll_until(w.judged(1), 30, what="the call judged")
     # a transcript none was expected for, after all: the call stays judged once
@@ -109,12 +51,12 @@ async def test_with_the_servers_english_model_a_low_survey_alone_is_no_complaint
     the model the server uses, 0.48."""
     if not DETECTOR.uses_embeddings("en"):
         pytest.skip("the server's English model (the embeddings extra) is not installed")
-    w = _Watched(repeats={"again"})
-    w.bus.publish(_ended("again"))
+    w = Watched(repeats={"again"})
+    w.bus.publish(call_ended("again"))
     w.bus.publish(SurveyAnswered(node="pbx1", linkedid="again", score=1))
     # the first call about it: rated 1 too, but a low score alone is no complaint (p 0.48)
     w.bus.publish(SurveyAnswered(node="pbx1", linkedid="first", score=1))
-    w.bus.publish(_ended("first"))
+    w.bus.publish(call_ended("first"))
     await poll_until(w.judged(2), 30, what="both calls judged")
     await w.watch.close()
 
@@ -124,10 +66,10 @@ async def test_with_the_servers_english_model_a_low_survey_alone_is_no_complaint
 
 @pytest.mark.asyncio
 async def test_calls_that_cannot_be_complaints_are_not_looked_up() -> None:
-    w = _Watched(repeats={"happy", "silent"})
+    w = Watched(repeats={"happy", "silent"})
     w.bus.publish(SurveyAnswered(node="pbx1", linkedid="happy", score=5))
-    w.bus.publish(_ended("happy"))
-    w.bus.publish(_ended("silent", hung_up_by="caller"))  # no survey after the caller hung up
+    w.bus.publish(call_ended("happy"))
+    w.bus.publish(call_ended("silent", hung_up_by="caller"))  # no survey after the caller hung up
     await poll_until(w.judged(2), 30, what="both calls judged")
     await w.watch.close()
     assert w.found == []
@@ -136,8 +78,8 @@ async def test_calls_that_cannot_be_complaints_are_not_looked_up() -> None:
 
 @pytest.mark.asyncio
 async def test_an_agent_ended_call_without_a_survey_is_judged_after_the_survey_wait() -> None:
-    w = _Watched(repeats={"quiet"}, survey_wait=0.2)
-    w.bus.publish(_ended("quiet"))
+    w = Watched(repeats={"quiet"}, survey_wait=0.2)
+    w.bus.publish(call_ended("quiet"))
     await poll_until(w.judged(1), 30, what="the call judged once nobody rated it")
     await w.watch.close()
     assert w.found == []
@@ -157,7 +99,7 @@ async def test_a_call_whose_transcript_comes_is_judged_once() -> None:
     transcript = [{"speaker": "customer", "start": 1.0, "end": 4.0, "text": COMPLAINT}]
     for linkedid in ("heard", "lost"):
         bus.publish(SurveyAnswered(node="pbx1", linkedid=linkedid, score=1))
-        bus.publish(_ended(linkedid))
+        bus.publish(call_ended(linkedid))
     # "heard" is transcribed (twice: a duplicate delivery); "lost"'s transcript never comes
     for _ in range(2):
         bus.publish(
@@ -188,7 +130,7 @@ async def test_a_survey_after_the_transcript_is_still_part_of_the_judgement() ->
     watch = ComplaintWatch(bus, DETECTOR)
     watch.attach()
     transcript = [{"speaker": "customer", "start": 1.0, "end": 4.0, "text": COMPLAINT}]
-    bus.publish(_ended("rated"))  # the agent hung up: a survey may follow
+    bus.publish(call_ended("rated"))  # the agent hung up: a survey may follow
     bus.publish(
         CallTranscribed(
             node="pbx1", linkedid="rated", language="en", mode="live", segments=transcript

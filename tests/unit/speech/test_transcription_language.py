@@ -10,9 +10,10 @@ import pytest
 
 from cti_server.bus import MemoryBus
 from cti_server.config import SpeechSettings, TranscriptionSettings
-from cti_server.events import CallAnswered, CallEnded, CallTranscribed, IvrFinished
+from cti_server.events import CallAnswered, CallTranscribed, IvrFinished
 from cti_server.speech.models import SpeechModels
 from cti_server.speech.transcription import TranscriptionService
+from tests.support.domain_events import ended
 
 
 def _service(tmp_path: Path) -> tuple[TranscriptionService, MemoryBus]:
@@ -87,20 +88,16 @@ async def test_a_call_that_cannot_be_transcribed_says_so_at_once(tmp_path: Path)
     bus.publish(_answered("lost-call"))
     await service.settled()
     bus.publish(
-        CallEnded(
+        ended(
+            "lost-call",
+            "1001",
             node="n1",
-            linkedid="lost-call",
-            outcome="answered",
-            hung_up_by="caller",
-            caller_number="+8613900000001",
+            caller="+8613900000001",
             caller_name="",
-            dialed="100",
-            queue="support",
-            agent="1001",
             arrived_at=now,
-            queued_at=now,
-            offered_at=now,
-            answered_at=now,
+            queued_after=0,
+            offered_after=0,
+            answered_after=0,
         )
     )
     await service.settled()
