@@ -19,7 +19,7 @@ from cti_server.asterisk.data import data_dir
 from cti_server.ivr.customers import CrmLookup
 from cti_server.ivr.engine import MASK, CallerGone, Customer, IvrEngine, IvrResult, PinCheck
 from cti_server.ivr.flow import Flow, load_flow
-from tests.unit.ivr.test_ivr_engine import (
+from tests.support.ivr_script import (
     ACCOUNT,
     NO_LANGUAGE,
     UNKNOWN_NUMBER,

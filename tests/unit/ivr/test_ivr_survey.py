@@ -11,7 +11,7 @@ from cti_server.events import DomainEvent, SurveyAnswered
 from cti_server.ivr.engine import IvrEngine
 from cti_server.ivr.inbound import InboundCalls
 from cti_server.ivr.registry import FlowRegistry
-from tests.unit.ivr.test_ivr_engine import Answer, Crm, ScriptedChannel
+from tests.support.ivr_script import Answer, Crm, ScriptedChannel
 
 
 class Answered:

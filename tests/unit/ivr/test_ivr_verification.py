@@ -21,7 +21,7 @@ from cti_server.ivr.customers import CrmLookup
 from cti_server.ivr.engine import IvrEngine, NotVerified
 from cti_server.ivr.flow import Flow, load_flow
 from cti_server.ivr.self_service import CrmSelfService
-from tests.unit.ivr.test_ivr_engine import ScriptedChannel, steps
+from tests.support.ivr_script import ScriptedChannel, steps
 
 Sessions = async_sessionmaker[AsyncSession]
 FLOWS = data_dir("ivr_flows")
