@@ -23,7 +23,7 @@ from cti_server.events import CallbackRequested, DomainEvent
 from cti_server.ivr.inbound import InboundCalls
 from cti_server.ivr.registry import FlowRegistry
 from cti_server.recorder.recorder import callback_task, interaction_update
-from tests.unit.ivr.test_ivr_engine import VIP_NUMBER, Crm, ScriptedChannel
+from tests.support.ivr_script import VIP_NUMBER, Crm, ScriptedChannel
 
 
 class Arriving:
