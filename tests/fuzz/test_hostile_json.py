@@ -10,7 +10,7 @@ import logging
 import pytest
 
 from tests.support.crm_api import tracebacks
-from tests.unit.integrations.test_integrations_stream import Stream, stream
+from tests.support.event_stream import Stream, stream
 
 # the stream's and the AGI API's servers, as their own tests build them
 from tests.unit.ivr.test_agi_api import Server, server
