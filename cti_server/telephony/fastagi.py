@@ -75,7 +75,7 @@ class AgiSession:
         A broken link, silence past the deadline or an answer that is not AGI ends the session
         as a hang-up: nothing more can be said on it.
         """
-        line = " ".join(_clean(word) for word in words)
+        line = " ".join(clean(word) for word in words)
         try:
             self._writer.write(line.encode("utf-8") + b"\n")
             await self._writer.drain()
@@ -119,7 +119,7 @@ class AgiSession:
         ``timeout`` at most, not a command's 30 s."""
         nonce = secrets.token_hex(16)
         expected = hashlib.sha1(f"{key}:{nonce}".encode()).hexdigest()  # noqa: S324 - Asterisk's
-        expression = _quote(f"${{SHA1(${{{KEY_VARIABLE}}}:{nonce})}}")
+        expression = quote(f"${{SHA1(${{{KEY_VARIABLE}}}:{nonce})}}")
         try:
             result = await self.command("GET FULL VARIABLE", expression, timeout=timeout)
         except (AgiHangup, AgiError):
@@ -128,21 +128,23 @@ class AgiSession:
         return value == "1" and hmac.compare_digest(str(answer).encode(), expected.encode())
 
     async def set_variable(self, name: str, value: str) -> None:
-        await self.command("SET VARIABLE", name, _quote(value))
+        await self.command("SET VARIABLE", name, quote(value))
 
     async def get_variable(self, expression: str) -> str:
         """Evaluate ``${...}`` on the channel, e.g. ``${CHANNEL(linkedid)}``."""
-        result = await self.command("GET FULL VARIABLE", _quote(expression))
+        result = await self.command("GET FULL VARIABLE", quote(expression))
         value, data = result.get("result", ("0", ""))
         return str(data) if value == "1" else ""
 
 
-def _clean(word: str) -> str:
+def clean(word: str) -> str:
+    """No CR, LF or NUL may reach Asterisk inside a value: each would end the command line."""
     return word.replace("\r", " ").replace("\n", " ").replace("\x00", "")
 
 
-def _quote(value: str) -> str:
-    return '"' + _clean(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+def quote(value: str) -> str:
+    """One AGI argument in double quotes, with its quotes and backslashes escaped."""
+    return '"' + clean(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 Handler = Callable[[AgiSession], Awaitable[None]]

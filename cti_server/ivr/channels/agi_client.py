@@ -19,10 +19,11 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 from cti_server.events import DomainEvent
+from cti_server.ivr.channels.agi import RemoteListening, ServerUnavailable
 from cti_server.ivr.engine import Customer, NotVerified, PinCheck
 from cti_server.speech.heard import Heard
 
@@ -40,26 +41,9 @@ LISTENING = "/listen/{id}"  # GET: what was heard, once the listening has ended
 NO_MODEL = 409  # POST /listen: no speech model for that language in the server
 
 
-class ServerUnavailable(RuntimeError):
-    """The CTI server could not be reached, refused the token, or answered nonsense."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-@dataclass(frozen=True)
-class RemoteListening:
-    """A listening the server holds for this call: Asterisk streams the caller to ``address``
-    naming ``id``; it ends within ``within`` seconds (a word, a key or silence)."""
-
-    id: str
-    address: str
-    within: float
-
-
 class CtiServerClient:
-    """The CTI server's classic-AGI API, blocking, with a deadline on every request."""
+    """The CTI server's classic-AGI API, blocking, with a deadline on every request; the
+    :class:`~cti_server.ivr.channels.agi.RemoteSpeech` of the classic AGI channel."""
 
     def __init__(self, base_url: str, token: str, node: str, timeout: float = 3.0) -> None:
         self._base = base_url.rstrip("/") + PREFIX

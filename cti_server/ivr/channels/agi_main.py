@@ -27,8 +27,9 @@ from asterisk.agi import AGI
 
 from cti_server.asterisk.data import data_dir
 from cti_server.config import ConfigError, Settings, load_settings
-from cti_server.ivr.channels.agi import AgiCall, AgiChannel, AgiCommandFailed, RemoteSpeech
-from cti_server.ivr.channels.agi_client import CtiServerClient, ServerUnavailable
+from cti_server.ivr.channels.agi import AgiCall, AgiChannel, RemoteSpeech, ServerUnavailable
+from cti_server.ivr.channels.agi_client import CtiServerClient
+from cti_server.ivr.channels.commands import AgiCommandFailed
 from cti_server.ivr.engine import CallerGone, IvrEngine
 from cti_server.ivr.inbound import InboundCalls
 from cti_server.ivr.registry import FlowRegistry

@@ -27,8 +27,9 @@ from cti_server.events import (
     SurveyAnswered,
 )
 from cti_server.ivr.channels import agi_api
+from cti_server.ivr.channels.agi import RemoteListening, ServerUnavailable
 from cti_server.ivr.channels.agi_api import PREFIX, create_agi_api
-from cti_server.ivr.channels.agi_client import CtiServerClient, RemoteListening, ServerUnavailable
+from cti_server.ivr.channels.agi_client import CtiServerClient
 from cti_server.ivr.engine import Customer, PinCheck
 from cti_server.speech import audiosocket
 from cti_server.speech.audiosocket import Listening

@@ -13,9 +13,9 @@ from asterisk.agi import AGI
 
 from cti_server.config import load_settings
 from cti_server.events import DomainEvent
-from cti_server.ivr.channels.agi import AgiCall, AgiChannel, AgiCommandFailed
-from cti_server.ivr.channels.agi_client import RemoteListening, ServerUnavailable
+from cti_server.ivr.channels.agi import AgiCall, AgiChannel, RemoteListening, ServerUnavailable
 from cti_server.ivr.channels.agi_main import build_inbound, walk
+from cti_server.ivr.channels.commands import AgiCommandFailed
 from cti_server.ivr.engine import CallerGone, Customer, PinCheck, Recording
 from cti_server.speech.heard import Heard
 

@@ -15,7 +15,7 @@ from asterisk.agi import AGI
 
 from cti_server.asterisk.data import data_dir
 from cti_server.ivr.channels.agi import AgiCall, AgiChannel
-from cti_server.ivr.channels.fastagi import key_of
+from cti_server.ivr.channels.commands import key_of
 from cti_server.ivr.engine import Customer, IvrEngine, IvrResult
 from cti_server.ivr.flow import Flow, load_flow
 from tests.unit.ivr.test_fastagi_hostile import env_lines, recorded_sessions
