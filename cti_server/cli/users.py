@@ -74,7 +74,7 @@ class _Crm:
         self, command: str, config_file: Path | None, work: Callable[[AsyncSession], Awaitable[T]]
     ) -> T:
         """``work`` in one transaction on the migrated CRM; a domain error is one line, exit 1."""
-        from crm_core.migrate import upgrade  # noqa: PLC0415 - alembic loads when a command runs
+        from crm_core.migrate import upgrade
 
         async def _main() -> T:
             engine = self.engine_for(config_file)
@@ -122,7 +122,7 @@ def register_user_commands(
     @click.option("--name", "display_name", default="", help="Display name.")
     @click.option("--extension", default=None, help="The agent's phone extension.")
     @password_env
-    def create(  # noqa: PLR0917 - click passes options by position
+    def create(
         config_file: Path | None,
         username: str,
         role: str,
@@ -162,7 +162,7 @@ def register_user_commands(
         "--password", "new_password", is_flag=True, help="Set a new password (see --password-env)."
     )
     @password_env
-    def set_(  # noqa: PLR0917 - click passes options by position
+    def set_(
         config_file: Path | None,
         username: str,
         role: str | None,
