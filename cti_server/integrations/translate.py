@@ -76,7 +76,9 @@ def party_of(agent: str, extension: str, device: str) -> public.Agent | None:
 
 
 @dataclass
-class _Call:
+class _PublicCall:
+    """One call as the public stream has told it so far: caller, customer, who has it."""
+
     caller: public.Caller
     dialed: str
     customer: public.Customer | None = None
@@ -91,8 +93,8 @@ class Translator:
     """Stateful: feed it every event in bus order; it returns the public events to send."""
 
     def __init__(self) -> None:
-        self._calls: OrderedDict[CallKey, _Call] = OrderedDict()
-        self._ended: OrderedDict[CallKey, _Call] = OrderedDict()
+        self._calls: OrderedDict[CallKey, _PublicCall] = OrderedDict()
+        self._ended: OrderedDict[CallKey, _PublicCall] = OrderedDict()
 
     def identified(self, key: CallKey, customer: public.Customer | None) -> None:
         """The customer of a call, once the CRM said who the caller is (None: nobody known)."""
@@ -119,11 +121,11 @@ class Translator:
 
     # -- calls --------------------------------------------------------------------------------
 
-    def _call(self, node: str, linkedid: str, number: str = "", name: str = "") -> _Call:
+    def _call(self, node: str, linkedid: str, number: str = "", name: str = "") -> _PublicCall:
         key = (node, linkedid)
         call = self._calls.get(key)
         if call is None:
-            call = _Call(public.Caller(number=number, name=name), dialed="")
+            call = _PublicCall(public.Caller(number=number, name=name), dialed="")
             self._calls[key] = call
             if len(self._calls) > MAX_CALLS:
                 self._calls.popitem(last=False)
@@ -217,7 +219,7 @@ class Translator:
 
     def _ended_call(self, event: internal.CallEnded) -> list[Outgoing]:
         key = (event.node, event.linkedid)
-        call = self._calls.pop(key, None) or _Call(
+        call = self._calls.pop(key, None) or _PublicCall(
             public.Caller(number=event.caller_number, name=event.caller_name), event.dialed
         )
         agent = _last_party(event.chain) or (

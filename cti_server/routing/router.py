@@ -91,7 +91,7 @@ class _Offer:
 
 
 @dataclass
-class _Call:
+class _CallRouting:
     """What the router knows of one call beyond the tracker."""
 
     attributes: dict[str, str] | None = None
@@ -152,7 +152,7 @@ class Router:
         self._settings = settings
         self._waiting = frozenset(waiting_queues)
         self._clock = clock
-        self._calls: dict[Key, _Call] = {}
+        self._calls: dict[Key, _CallRouting] = {}
         self._rang_out: list[_RangOut] = []
         self._holding: dict[Key, float] = {}  # agents the router paused, until Asterisk shows it
         self._occupancy = Occupancy()
@@ -234,13 +234,13 @@ class Router:
                 self._occupancy.update((event.node, event.agent), state, event.at.timestamp())
         self._wake.set()
 
-    def _call(self, key: Key) -> _Call:
+    def _call(self, key: Key) -> _CallRouting:
         call = self._calls.get(key)
         if call is None:
-            call = self._calls[key] = _Call()
+            call = self._calls[key] = _CallRouting()
         return call
 
-    def _on_rang_out(self, node: str, linkedid: str, call: _Call, offer: _Offer) -> None:
+    def _on_rang_out(self, node: str, linkedid: str, call: _CallRouting, offer: _Offer) -> None:
         """The call came back from the agent's queue unanswered: exclude and pause that agent."""
         call.offer = None
         policy = self._policies.current()
@@ -336,7 +336,7 @@ class Router:
                 waiting.append(known.last)
         return waiting
 
-    async def _learn(self, known: _Call, call: live.Call, link: AmiClient) -> None:
+    async def _learn(self, known: _CallRouting, call: live.Call, link: AmiClient) -> None:
         """IVR attributes (from the channel, for calls older than this router) and CRM facts."""
         if known.attributes is None:
             known.attributes = {}
@@ -482,7 +482,7 @@ class Router:
         self._wake.set()
         return self._call_view(node, linkedid, call, self._policies.current(), self._clock())
 
-    def _waiting_call(self, node: str, linkedid: str) -> _Call:
+    def _waiting_call(self, node: str, linkedid: str) -> _CallRouting:
         waiting = any(
             linkedid in stats.waiting
             for stats in self._tracker.all_queues(node)
@@ -520,12 +520,12 @@ class Router:
             "decisions": list(self.decisions),
         }
 
-    def _is_waiting(self, node: str, linkedid: str, call: _Call) -> bool:
+    def _is_waiting(self, node: str, linkedid: str, call: _CallRouting) -> bool:
         stats = self._tracker.queue_stats(node, call.queue)
         return call.offer is not None or (stats is not None and linkedid in stats.waiting)
 
     def _call_view(
-        self, node: str, linkedid: str, call: _Call, policy: Policy, now: float
+        self, node: str, linkedid: str, call: _CallRouting, policy: Policy, now: float
     ) -> dict[str, Any]:
         current = call.last
         view: dict[str, Any] = {"node": node, "call": linkedid, "queue": call.queue}

@@ -1,8 +1,9 @@
-"""One direction of a call (the customer, or the agent) decoded into timed segments.
+"""One direction of a call (the customer, or the agent) decoded into timed utterances.
 
 Call audio is 8 kHz; a Vosk model has its own rate (16 kHz for most), so the audio is resampled
 with soxr first, in a stream so that chunk edges leave no clicks. Each utterance Vosk closes
-becomes a segment with its words and their times, from the start of the stream plus ``offset``.
+becomes a :class:`RecognisedUtterance` with its words and their times, from the start of the
+stream plus ``offset``.
 The methods block (Kaldi decoding): call them from a worker thread, never the event loop.
 """
 
@@ -23,7 +24,10 @@ _RATE = re.compile(r"--sample-frequency=(\d+)")
 
 
 @dataclass(frozen=True)
-class Segment:
+class RecognisedUtterance:
+    """One utterance the recogniser closed: who spoke, when (seconds from the start of the
+    call), the text, the mean confidence and each word with its times and confidence."""
+
     speaker: str
     start: float
     end: float
@@ -63,7 +67,7 @@ class StreamDecoder:
         self.seconds = 0.0  # of call audio fed so far
         self.partial = ""
 
-    def feed(self, pcm: bytes) -> list[Segment]:
+    def feed(self, pcm: bytes) -> list[RecognisedUtterance]:
         """8 kHz signed 16-bit mono audio; the segments it closed."""
         self.seconds += len(pcm) / (2 * CALL_RATE)
         if self._resampler is not None:
@@ -74,7 +78,7 @@ class StreamDecoder:
         self.partial = str(json.loads(self._recognizer.PartialResult()).get("partial", ""))
         return []
 
-    def finish(self) -> list[Segment]:
+    def finish(self) -> list[RecognisedUtterance]:
         """What was still being said when the audio ended."""
         if self._resampler is not None:
             tail = self._resampler.resample_chunk(np.zeros(0, dtype=np.int16), last=True)
@@ -82,7 +86,7 @@ class StreamDecoder:
                 self._recognizer.AcceptWaveform(tail.tobytes())
         return self._segment(self._recognizer.FinalResult())
 
-    def _segment(self, result_json: str) -> list[Segment]:
+    def _segment(self, result_json: str) -> list[RecognisedUtterance]:
         result = json.loads(result_json)
         words = [w for w in result.get("result", []) if w.get("word") and w["word"] != "[unk]"]
         if not words:
@@ -97,7 +101,7 @@ class StreamDecoder:
             for w in words
         ]
         return [
-            Segment(
+            RecognisedUtterance(
                 speaker=self.speaker,
                 start=timed[0]["start"],
                 end=timed[-1]["end"],
@@ -110,11 +114,11 @@ class StreamDecoder:
 
 def decode_file(
     model: Any, rate: int, path: Path, speaker: str, offset: float = 0.0
-) -> list[Segment]:
+) -> list[RecognisedUtterance]:
     """A whole recording (8 kHz wav, as MixMonitor writes it), e.g. after the call."""
 
     decoder = StreamDecoder(model, rate, speaker, offset)
-    segments: list[Segment] = []
+    segments: list[RecognisedUtterance] = []
     pcm = read_call_audio(path)
     for at in range(0, len(pcm), 8000):
         segments += decoder.feed(pcm[at : at + 8000])

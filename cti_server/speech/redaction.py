@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from cti_server.speech.decoder import Segment
+from cti_server.speech.decoder import RecognisedUtterance
 from cti_server.speech.text_redaction import (
     REGIONS,
     Redacted,
@@ -25,13 +25,17 @@ MASKED_WORD = "[REDACTED]"
 LIVE_CONTEXT = 8  # utterances a live one is redacted with (card talk and joins reach 4 back)
 
 
-def redact_segments(segments: Sequence[Segment], regions: Sequence[str] = REGIONS) -> list[Segment]:
+def redact_segments(
+    segments: Sequence[RecognisedUtterance], regions: Sequence[str] = REGIONS
+) -> list[RecognisedUtterance]:
     """A call's segments, redacted together; give them in time order."""
     results = redact_sequence([_utterance(s) for s in segments], regions)
     return [_masked(s, r) for s, r in zip(segments, results, strict=True)]
 
 
-def redact_segment(segment: Segment, regions: Sequence[str] = REGIONS) -> Segment:
+def redact_segment(
+    segment: RecognisedUtterance, regions: Sequence[str] = REGIONS
+) -> RecognisedUtterance:
     """One segment on its own (no context from the rest of its call)."""
     return redact_segments([segment], regions)[0]
 
@@ -43,7 +47,7 @@ class LiveRedactor:
         self._regions = tuple(regions)
         self._said: list[Utterance] = []  # the last finished utterances, as spoken
 
-    def final(self, segment: Segment) -> Segment:
+    def final(self, segment: RecognisedUtterance) -> RecognisedUtterance:
         """A finished utterance, as the wallboard and the live complaint check may see it."""
         self._said = [*self._said[-(LIVE_CONTEXT - 1) :], _utterance(segment)]
         result = self._redact(self._said)
@@ -59,11 +63,11 @@ class LiveRedactor:
         return redact_sequence(utterances, self._regions, still_speaking=speakers)[-1]
 
 
-def _utterance(segment: Segment) -> Utterance:
+def _utterance(segment: RecognisedUtterance) -> Utterance:
     return Utterance(segment.text, segment.speaker, segment.start, segment.end)
 
 
-def _masked(segment: Segment, found: Redacted) -> Segment:
+def _masked(segment: RecognisedUtterance, found: Redacted) -> RecognisedUtterance:
     if not found.redactions:
         return segment
     words = [str(w.get("word", "")) for w in segment.words]

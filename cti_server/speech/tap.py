@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 
 from cti_server.speech.audiosocket import KIND_AUDIO, KIND_ERROR, KIND_HANGUP, read_frame
-from cti_server.speech.decoder import CALL_RATE, Segment, StreamDecoder
+from cti_server.speech.decoder import CALL_RATE, RecognisedUtterance, StreamDecoder
 from cti_server.speech.pool import DecodePool
 
 log = logging.getLogger(__name__)
@@ -29,12 +29,12 @@ class TapStream:
         decoder: StreamDecoder,
         pool: DecodePool,
         max_lag: float,
-        on_partial: Callable[[Segment | None, str], None] | None = None,
+        on_partial: Callable[[RecognisedUtterance | None, str], None] | None = None,
     ) -> None:
         self.id = uuid.uuid4()
         self.connected = asyncio.Event()
         self.finished = asyncio.Event()
-        self.segments: list[Segment] = []
+        self.segments: list[RecognisedUtterance] = []
         self.degraded = False
         self._decoder = decoder
         self._pool = pool
@@ -53,7 +53,7 @@ class TapStream:
 
     async def consume(self, reader: asyncio.StreamReader) -> None:
         buffer = bytearray()
-        decoding: asyncio.Task[list[Segment]] | None = None
+        decoding: asyncio.Task[list[RecognisedUtterance]] | None = None
         self._pool.watch(self)
         try:
             while True:
@@ -92,7 +92,7 @@ class TapStream:
                     await decoding
             self.finished.set()
 
-    def _take(self, segments: list[Segment]) -> None:
+    def _take(self, segments: list[RecognisedUtterance]) -> None:
         """Closed utterances are kept and told (``on_partial(segment, text)``); between them,
         what is being said (``on_partial(None, text)``)."""
         self.segments += segments

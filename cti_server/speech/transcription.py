@@ -37,7 +37,7 @@ from cti_server.events import (
 from cti_server.speech.audiosocket import AudioSocketServer
 from cti_server.speech.decoder import (
     CALL_RATE,
-    Segment,
+    RecognisedUtterance,
     StreamDecoder,
     model_rate,
     read_call_audio,
@@ -57,7 +57,9 @@ POST_CALL_CHUNK = 2 * CALL_RATE * 5  # post-call audio decoded 5 s at a time: li
 
 
 @dataclass
-class _Call:
+class _CallTranscription:
+    """One answered call being transcribed: its language, its live taps, what is shown."""
+
     linkedid: str
     language: str
     answered: float  # monotonic
@@ -95,7 +97,7 @@ class TranscriptionService:
         self._is_leader = is_leader  # processes sharing a node: only the leader taps its calls
         self.pool = DecodePool(settings.workers, settings.max_live_calls, settings.max_lag_seconds)
         self._languages: dict[str, str] = {}
-        self._calls: dict[str, _Call] = {}
+        self._calls: dict[str, _CallTranscription] = {}
         self._followed: set[str] = set()  # answered calls whose transcript is still to come
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -173,7 +175,7 @@ class TranscriptionService:
             return
         if event.linkedid in self._calls:  # answered again (a transfer): already followed
             return
-        call = _Call(event.linkedid, language, time.monotonic())
+        call = _CallTranscription(event.linkedid, language, time.monotonic())
         if self._regions is not None:
             call.redactor = LiveRedactor(self._regions)
         self._calls[event.linkedid] = call
@@ -182,7 +184,7 @@ class TranscriptionService:
             call.live = True
             await self._tap(call, event)
 
-    async def _tap(self, call: _Call, event: CallAnswered) -> None:
+    async def _tap(self, call: _CallTranscription, event: CallAnswered) -> None:
         for speaker, channel in (
             ("customer", event.caller_channel),
             ("agent", event.agent_channel),
@@ -190,12 +192,14 @@ class TranscriptionService:
             if not await self._tap_side(call, event.node, speaker, channel):
                 return
 
-    async def _handed_over(self, call: _Call, event: CallTransferred) -> None:
+    async def _handed_over(self, call: _CallTranscription, event: CallTransferred) -> None:
         """The customer's new party (a transfer's target, a picker) speaks as the agent."""
         if call.live and event.party_channel and self._is_leader():
             await self._tap_side(call, event.node, "agent", event.party_channel)
 
-    async def _tap_side(self, call: _Call, node: str, speaker: str, channel: str) -> bool:
+    async def _tap_side(
+        self, call: _CallTranscription, node: str, speaker: str, channel: str
+    ) -> bool:
         """One side's tap; False (live given up for the call) if it could not be set up."""
         model = await self._models.get(call.language)
         rate = model_rate(self._speech.models[call.language])
@@ -239,7 +243,7 @@ class TranscriptionService:
         if not first.success:
             raise AmiError(str(first.get("Message", "Originate refused")))
 
-    def _give_up_live(self, call: _Call, why: str) -> None:
+    def _give_up_live(self, call: _CallTranscription, why: str) -> None:
         log.warning(
             "call %s: no live transcription (%s), after the call instead", call.linkedid, why
         )
@@ -251,9 +255,9 @@ class TranscriptionService:
             self.pool.release_live()
 
     def _partial(
-        self, node: str, call: _Call, speaker: str
-    ) -> Callable[[Segment | None, str], None]:
-        def publish(segment: Segment | None, text: str) -> None:
+        self, node: str, call: _CallTranscription, speaker: str
+    ) -> Callable[[RecognisedUtterance | None, str], None]:
+        def publish(segment: RecognisedUtterance | None, text: str) -> None:
             if call.redactor is not None:
                 text = (
                     call.redactor.final(segment).text
@@ -274,7 +278,7 @@ class TranscriptionService:
 
         return publish
 
-    async def _ended(self, call: _Call, event: CallEnded) -> None:
+    async def _ended(self, call: _CallTranscription, event: CallEnded) -> None:
         """The transcript, or word that there will be none (``mode="failed"``), so that the
         complaint watch judges the call on its facts now rather than after waiting for it."""
         try:
@@ -292,8 +296,10 @@ class TranscriptionService:
             )
         )
 
-    async def _transcribe(self, call: _Call, event: CallEnded) -> CallTranscribed | None:
-        segments: list[Segment] | None = None
+    async def _transcribe(
+        self, call: _CallTranscription, event: CallEnded
+    ) -> CallTranscribed | None:
+        segments: list[RecognisedUtterance] | None = None
         mode = "live"
         try:
             if call.live:
@@ -325,7 +331,7 @@ class TranscriptionService:
             segments=[s.as_dict() for s in segments],
         )
 
-    async def _live_segments(self, call: _Call) -> list[Segment] | None:
+    async def _live_segments(self, call: _CallTranscription) -> list[RecognisedUtterance] | None:
         """Both taps' segments once they have drained; None: decode the recordings instead."""
         try:
             for stream in call.taps:
@@ -344,7 +350,9 @@ class TranscriptionService:
             return None
         return [segment for stream in call.taps for segment in stream.segments]
 
-    async def _post_call_segments(self, call: _Call, held: float) -> list[Segment] | None:
+    async def _post_call_segments(
+        self, call: _CallTranscription, held: float
+    ) -> list[RecognisedUtterance] | None:
         """From the recordings, which start when the caller joined the queue: ``held`` seconds
         before the answer, moved so that times count from the answer like live ones."""
         folder = self._settings.recordings_path
@@ -354,7 +362,7 @@ class TranscriptionService:
         _, customer, agent = recording_names(call.linkedid)
         model = await self._models.get(call.language)
         rate = model_rate(self._speech.models[call.language])
-        segments: list[Segment] = []
+        segments: list[RecognisedUtterance] = []
         async with self.pool.post_call():  # after the live taps: a few at once, in chunks
             for speaker, name in (("customer", customer), ("agent", agent)):
                 path = folder / name
@@ -363,7 +371,7 @@ class TranscriptionService:
                     return None
                 pcm = await asyncio.to_thread(read_call_audio, path)
                 decoder = StreamDecoder(model, rate, speaker, -held)
-                decoded: list[Segment] = []
+                decoded: list[RecognisedUtterance] = []
                 for at in range(0, len(pcm), POST_CALL_CHUNK):
                     decoded += await self.pool.run(decoder.feed, pcm[at : at + POST_CALL_CHUNK])
                 decoded += await self.pool.run(decoder.finish)

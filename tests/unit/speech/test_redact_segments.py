@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cti_server.speech.decoder import Segment
+from cti_server.speech.decoder import RecognisedUtterance
 from cti_server.speech.redaction import (
     MASKED_WORD,
     LiveRedactor,
@@ -14,12 +14,12 @@ from cti_server.speech.redaction import (
 )
 
 
-def _segment(speaker: str, start: float, text: str) -> Segment:
+def _segment(speaker: str, start: float, text: str) -> RecognisedUtterance:
     words: list[dict[str, Any]] = [
         {"word": w, "start": start + 0.4 * i, "end": start + 0.4 * i + 0.3, "confidence": 0.9}
         for i, w in enumerate(text.split())
     ]
-    return Segment(speaker, start, words[-1]["end"], text, 0.9, words)
+    return RecognisedUtterance(speaker, start, words[-1]["end"], text, 0.9, words)
 
 
 def test_a_segments_sensitive_words_are_masked_and_keep_their_times() -> None:
@@ -42,7 +42,7 @@ def test_a_segments_sensitive_words_are_masked_and_keep_their_times() -> None:
 
 
 def test_words_that_do_not_spell_the_text_are_dropped_rather_than_leak() -> None:
-    segment = Segment(
+    segment = RecognisedUtterance(
         "customer", 0.0, 1.0, "cvv is 123", 0.9, [{"word": "cvv is one two three", "start": 0.0}]
     )
     assert redact_segment(segment).text == "cvv is [CVV]"

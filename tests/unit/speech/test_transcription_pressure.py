@@ -13,7 +13,7 @@ from prometheus_client import generate_latest
 
 from cti_server.health.metrics import CtiCollector, make_registry
 from cti_server.speech.audiosocket import KIND_AUDIO
-from cti_server.speech.decoder import Segment, StreamDecoder
+from cti_server.speech.decoder import RecognisedUtterance, StreamDecoder
 from cti_server.speech.pool import DecodePool
 from cti_server.speech.tap import TapStream
 from cti_server.tracker.tracker import Tracker
@@ -49,11 +49,11 @@ class _SlowDecoder:
     def __init__(self) -> None:
         self.release = threading.Event()
 
-    def feed(self, _pcm: bytes) -> list[Segment]:
+    def feed(self, _pcm: bytes) -> list[RecognisedUtterance]:
         self.release.wait(30)
         return []
 
-    def finish(self) -> list[Segment]:
+    def finish(self) -> list[RecognisedUtterance]:
         return []
 
 
