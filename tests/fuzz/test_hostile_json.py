@@ -9,11 +9,9 @@ import logging
 
 import pytest
 
+from tests.support.agi_api import Server, server
 from tests.support.crm_api import tracebacks
 from tests.support.event_stream import Stream, stream
-
-# the stream's and the AGI API's servers, as their own tests build them
-from tests.unit.ivr.test_agi_api import Server, server
 
 UNREADABLE = ["[" * 5_000, '{"type": "subscribe", "topics": ' + "9" * 5000 + "}"]
 

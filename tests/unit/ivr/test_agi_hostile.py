@@ -18,7 +18,7 @@ from cti_server.ivr.channels.agi import AgiCall, AgiChannel
 from cti_server.ivr.channels.commands import key_of
 from cti_server.ivr.engine import Customer, IvrEngine, IvrResult
 from cti_server.ivr.flow import Flow, load_flow
-from tests.unit.ivr.test_fastagi_hostile import env_lines, recorded_sessions
+from tests.support.agi_sessions import env_lines, recorded_sessions
 
 FLOWS = data_dir("ivr_flows")
 CALLER = "+8613800138000"

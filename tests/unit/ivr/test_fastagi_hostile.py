@@ -11,14 +11,12 @@ import contextlib
 import dataclasses
 import itertools
 import logging
-import re
 import socket
 import struct
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -30,13 +28,12 @@ from cti_server.ivr.engine import Customer, IvrEngine, IvrResult, PinCheck
 from cti_server.ivr.flow import Flow, load_flow
 from cti_server.telephony.fastagi import AgiSession, FastAgiServer
 from tests.support.agi_peer import KEY, connection, read_until_closed, send_request
+from tests.support.agi_sessions import env_lines, recorded_sessions
 from tests.support.ports import free_port
-from tests.support.replay import DATA as SHARED_DATA
 from tests.support.waiting import poll_until
 
 TIMEOUT = 5.0
 HEADER_TIMEOUT = 1.0
-AGI_SESSIONS = SHARED_DATA / "agi_sessions"
 FLOWS = data_dir("ivr_flows")
 REQUEST = (
     "agi_network: yes\n"
@@ -156,25 +153,6 @@ def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 # --- (a) recorded AGI environment blocks ------------------------------------------------------
-
-ENV_LINE = re.compile(r"(?:^|\s)(agi_\w+:.*)$")
-
-
-def recorded_sessions() -> list[Any]:
-    if not AGI_SESSIONS.is_dir():
-        reason = f"shared data {AGI_SESSIONS} is absent"
-        return [pytest.param(None, marks=pytest.mark.skip(reason=reason), id="no-shared-data")]
-    return [pytest.param(p, id=p.name) for p in sorted(AGI_SESSIONS.iterdir()) if p.is_file()]
-
-
-def env_lines(path: Path) -> list[str]:
-    """The ``agi_key: value`` lines of a log, verbatim (one file has no space after the colon)."""
-    lines = []
-    for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        found = ENV_LINE.search(raw)
-        if found:
-            lines.append(found.group(1).rstrip())
-    return lines
 
 
 @pytest.mark.parametrize("path", recorded_sessions())
