@@ -17,6 +17,7 @@ from aiohttp import web
 from agent_ui import customers, review, wallboard  # noqa: F401 - their pages register on import
 from agent_ui.auth import STORE, Handler, add_sign_in, pages
 from agent_ui.deps import DEPS, TEMPLATES, UiDeps
+from agent_ui.desk_commands import DeskCommands
 from agent_ui.desktop import DESKS, Desks
 from agent_ui.pop import PopService
 from agent_ui.sessions import SessionStore
@@ -54,6 +55,7 @@ def create_ui(deps: UiDeps) -> web.Application:
     pops = PopService(deps.db, deps.region)
     app[POPS] = pops
     app[DESKS] = Desks(deps, hub, pops)
+    DeskCommands(app[DESKS])  # the desks' messages, registered with the hub
     app[WALLBOARD] = Wallboard(deps, hub, pops)
     add_sign_in(app, deps.logins)
     pages.add_to(app)

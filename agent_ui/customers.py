@@ -19,7 +19,7 @@ from crm_core.interactions import timeline
 from crm_core.models import Customer, User
 from crm_core.pins import pin_locked
 from crm_core.schemas import CustomerIn
-from cti_server.telephony.agent_actions import AgentActionError
+from cti_server.control import ControlError
 
 
 @pages.route("GET", "/customers", least("customer.search"), name="customers")
@@ -125,8 +125,8 @@ async def dial(request: web.Request) -> web.StreamResponse:
     try:
         if not extension:
             raise UiError("your user has no extension")
-        await request.app[DESKS].click_to_dial(extension, str(form.get("number", "")))
+        await request.app[DEPS].control.click_to_dial(extension, str(form.get("number", "")))
         message = "Your phone rings; the customer is called when you answer."
-    except (UiError, AgentActionError) as exc:
+    except (UiError, ControlError) as exc:
         message = str(exc)
     raise web.HTTPSeeOther(target.with_query(message=message))

@@ -14,13 +14,12 @@ typed into one server's socket and crosses to the others as ``TransferNoted`` (s
 The transcript is redacted again when it is shown, as one time-ordered sequence of both
 speakers (the live text was redacted utterance by utterance where it was made; a card read in
 two breaths across utterances is caught here too), with the redaction that serves the rest of
-the server (:mod:`cti_server.speech.text_redaction`); raw digits never reach a desk.
+the server (:class:`cti_server.control.Redaction`); raw digits never reach a desk.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -30,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.models import User
 from crm_core.text_rules import unsafe_character
+from cti_server.control import Redaction, Utterance
 from cti_server.events import (
     CallEnded,
     CallHandling,
@@ -37,7 +37,6 @@ from cti_server.events import (
     DomainEvent,
     TranscriptPartial,
 )
-from cti_server.speech.text_redaction import Utterance, redact_sequence
 
 MAX_CALLS = 2000  # live calls followed; the oldest forgotten when their end is never seen
 MAX_LINES = 200  # finished utterances kept per call (the newest), 500 characters at most
@@ -82,7 +81,9 @@ class _Line:
 
 
 @dataclass
-class _Call:
+class _SaidOnACall:
+    """What was said on one live call, its live complaint alerts and handling facts."""
+
     lines: deque[_Line] = field(default_factory=lambda: deque(maxlen=MAX_LINES))
     complaints: deque[Record] = field(default_factory=lambda: deque(maxlen=MAX_COMPLAINTS))
     handling: Record | None = None
@@ -93,9 +94,9 @@ class SaidSoFar:
 
     TRACKED = (TranscriptPartial, ComplaintDetected, CallHandling, CallEnded)
 
-    def __init__(self, regions: Sequence[str]) -> None:
-        self._regions = tuple(regions)
-        self._calls: OrderedDict[CallKey, _Call] = OrderedDict()
+    def __init__(self, redaction: Redaction) -> None:
+        self._redaction = redaction
+        self._calls: OrderedDict[CallKey, _SaidOnACall] = OrderedDict()
         self._ended: OrderedDict[CallKey, None] = OrderedDict()
 
     def apply(self, event: DomainEvent) -> None:
@@ -119,11 +120,11 @@ class SaidSoFar:
                 "returns": event.returns,
             }
 
-    def _call(self, node: str, linkedid: str) -> _Call:
+    def _call(self, node: str, linkedid: str) -> _SaidOnACall:
         key = (node, linkedid)
         call = self._calls.get(key)
         if call is None:
-            call = _Call()
+            call = _SaidOnACall()
             if key not in self._ended:  # a late word of an ended call is not kept
                 self._calls[key] = call
                 while len(self._calls) > MAX_CALLS:
@@ -144,9 +145,7 @@ class SaidSoFar:
         }
 
     def _redacted(self, utterances: list[Utterance]) -> list[str]:
-        speakers = {u.speaker for u in utterances}
-        found = redact_sequence(utterances, self._regions, still_speaking=speakers)
-        return [result.text for result in found]
+        return self._redaction(utterances, {u.speaker for u in utterances})
 
     def transcript(self, node: str, linkedid: str) -> list[Record]:
         """The call's finished utterances so far, in time order, redacted together."""

@@ -48,8 +48,7 @@ from crm_core.models import (
     TranscriptSegment,
     User,
 )
-from cti_server.complaints.signals import CATEGORIES
-from cti_server.speech.transcription import recording_names
+from cti_server.control import RecordingNames
 
 ROLE = least("case.review")
 ROOT_CAUSES = (
@@ -162,7 +161,7 @@ async def list_page(request: web.Request) -> web.StreamResponse:
         chosen=chosen,
         query=query,
         severities=SEVERITIES,
-        categories=CATEGORIES,
+        categories=request.app[DEPS].complaint_categories,
         statuses=CASE_STATUSES,
     )
 
@@ -177,7 +176,8 @@ async def chart(request: web.Request) -> web.StreamResponse:
     async with request.app[DEPS].db() as db:
         openings = await case_openings(db, where)
     if request.match_info["chart"] == "by-category":
-        known = list(CATEGORIES) + sorted({c for c, _ in openings} - set(CATEGORIES))
+        categories = request.app[DEPS].complaint_categories
+        known = list(categories) + sorted({c for c, _ in openings} - set(categories))
         counts = [(c, sum(1 for k, _ in openings if k == c)) for c in known]
         geometry = charts.labelled_bars("Complaints by category", counts)
     else:
@@ -287,20 +287,23 @@ def recording_offset(row: Interaction) -> float:
     return max(0.0, (row.answered_at - row.queued_at).total_seconds())
 
 
-def recording_of(folder: Path | None, linkedid: str) -> Path | None:
+def recording_of(folder: Path | None, names: RecordingNames, linkedid: str) -> Path | None:
     """The call's mix in Asterisk's monitor directory, refusing anything that is not a plain
     file directly inside it."""
     if folder is None or not LINKEDID.fullmatch(linkedid):
         return None
     root = folder.resolve()
-    path = (root / recording_names(linkedid)[0]).resolve()
+    path = (root / names(linkedid)[0]).resolve()
     if path.parent != root or not path.is_file():
         return None
     return path
 
 
 async def _calls(
-    db: AsyncSession, case: ComplaintCase, node: str, recordings: Path | None
+    db: AsyncSession,
+    case: ComplaintCase,
+    node: str,
+    recordings: tuple[Path | None, RecordingNames],
 ) -> tuple[list[Call], list[str]]:
     """The case's calls with their transcripts; the evidence that is no span (call facts)."""
     source: int | None = None
@@ -314,7 +317,7 @@ async def _calls(
     calls = []
     for row in rows:
         linkedid = linkedid_of(row, node)
-        call = Call(row, linkedid, bool(linkedid and recording_of(recordings, linkedid)))
+        call = Call(row, linkedid, bool(linkedid and recording_of(*recordings, linkedid)))
         # evidence indexes segments in the order the transcript was stored (the event's order)
         segments = list(
             await db.scalars(
@@ -362,7 +365,8 @@ async def _case_page(request: web.Request, status: int = 200, error: str = "") -
         except NotFound as exc:
             raise web.HTTPNotFound(text=str(exc)) from None
         customer = await db.get(Customer, case.customer_id)
-        calls, facts = await _calls(db, case, deps.node, deps.recordings_path)
+        recordings = (deps.recordings_path, deps.recording_names)
+        calls, facts = await _calls(db, case, deps.node, recordings)
         users = await _users(db)
     owner = next((u for u in users if u.id == case.owner_id), None)
     return render(
@@ -446,7 +450,7 @@ async def recording(request: web.Request) -> web.StreamResponse:
             .where(Interaction.external_key == f"{deps.node}:{linkedid}")
             .limit(1)
         )
-    path = recording_of(deps.recordings_path, linkedid) if in_case else None
+    path = recording_of(deps.recordings_path, deps.recording_names, linkedid) if in_case else None
     if path is None:
         raise web.HTTPNotFound(text="no recording of this call")
     return web.FileResponse(

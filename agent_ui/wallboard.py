@@ -34,13 +34,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from agent_ui import charts
 from agent_ui.auth import UI_SESSION, pages, render
 from agent_ui.call_chain import duration
-from agent_ui.deps import DEPS, TEMPLATES, RoutingControl, UiDeps
-from agent_ui.desktop import WRAPUP_REASON, channel_prefix, extension_of
+from agent_ui.deps import DEPS, TEMPLATES, UiDeps
+from agent_ui.desktop import extension_of
 from agent_ui.pop import PopService
 from agent_ui.ws import Connection, Hub, Reply, UiError
 from crm_core.access import least
 from crm_core.agent_figures import agent_segments
 from cti_server.bus import Bus
+from cti_server.control import WRAP_UP_REASON, AgentStatus, AgentView, SupervisorRouting
 from cti_server.events import (
     AgentRinging,
     AgentStateChanged,
@@ -51,9 +52,6 @@ from cti_server.events import (
     ComplaintDetected,
     TranscriptPartial,
 )
-from cti_server.routing.router import RoutingError
-from cti_server.telephony import agent_actions as actions
-from cti_server.tracker.model import Agent, CallState
 
 PUSH_INTERVAL = 0.25
 REFRESH = 5.0
@@ -62,7 +60,6 @@ COMPLAINT_ALERT_AGE = timedelta(minutes=30)  # and shown this long
 TRANSCRIPT_LINES = 40  # finished utterances kept per call for a wallboard that opens it late
 
 CallKey = tuple[str, str]
-WAITING = (CallState.QUEUED, CallState.OFFERED)  # in a queue (an offer may still ring out)
 ROUTING_OFF = "routing is off: calls wait in plain queues, so no agent can be chosen for a call"
 
 
@@ -140,22 +137,22 @@ class Wallboard:
 
     def view(self) -> dict[str, Any]:
         """The tracker's snapshot, with each agent's extension and the tier of their caller."""
-        tracker = self.deps.tracker
-        snapshot = tracker.snapshot()
+        live = self.deps.live
+        snapshot = live.snapshot()
         calls = {(c["node"], c["linkedid"]): c for c in snapshot["calls"]}
         for agent in snapshot["agents"]:
             agent["extension"] = extension_of(agent["agent"]) or ""
             agent["tier"] = self.pops.tier_of(agent["node"], agent["linkedid"])
             call = calls.get((agent["node"], agent["linkedid"]))
             agent["caller"] = call["caller_name"] or call["caller_number"] if call else ""
-            if agent["state"] == "paused" and agent["reason"] == WRAPUP_REASON:
-                agent["state"] = "wrap_up"
+            if agent["state"] == AgentStatus.PAUSED and agent["reason"] == WRAP_UP_REASON:
+                agent["state"] = AgentStatus.WRAP_UP.value
         routed = self._routed_calls()
         for call in snapshot["calls"]:
             call["tier"] = self.pops.tier_of(call["node"], call["linkedid"])
             if routed is not None:
                 call["routing"] = routed.get((call["node"], call["linkedid"]))
-        now = tracker.clock()
+        now = live.clock()
         limit = self.deps.settings.long_wait_seconds
         alerts = [
             {
@@ -164,7 +161,7 @@ class Wallboard:
                 "linkedid": linkedid,
                 "seconds": round((now - joined).total_seconds()),
             }
-            for stats in tracker.all_queues()
+            for stats in live.all_queues()
             for linkedid, joined in stats.waiting.items()
             if (now - joined).total_seconds() >= limit
         ]
@@ -218,7 +215,7 @@ class Wallboard:
             subscription.close()
 
     def _complaint_alert(self, event: ComplaintDetected) -> dict[str, Any]:
-        call = self.deps.tracker.call(event.node, event.linkedid)
+        call = self.deps.live.call(event.node, event.linkedid)
         spans = [e for e in event.evidence if isinstance(e, dict) and e.get("text")]
         return {
             "kind": "complaint",
@@ -230,12 +227,12 @@ class Wallboard:
             "severity": event.severity,
             "probability": event.probability,
             "said": str(spans[0]["text"])[:200] if spans else "",
-            "at": self.deps.tracker.clock().isoformat(),
+            "at": self.deps.live.clock().isoformat(),
         }
 
     async def _said(self, event: TranscriptPartial) -> None:
         key = (event.node, event.linkedid)
-        if self.deps.tracker.call(*key) is None and key not in self._transcripts:
+        if self.deps.live.call(*key) is None and key not in self._transcripts:
             return  # a call we do not follow (over, or another server's)
         transcript = self._transcripts.setdefault(key, _Transcript())
         speaker, text = event.speaker[:16], event.text[:500]
@@ -266,7 +263,7 @@ class Wallboard:
         if not message.get("follow", True):
             following.discard(key)
             return {"type": "transcript_closed", "node": key[0], "linkedid": key[1]}
-        if self.deps.tracker.call(*key) is None:
+        if self.deps.live.call(*key) is None:
             raise UiError("no such call in progress")
         following.add(key)
         transcript = self._transcripts.get(key, _Transcript())
@@ -291,9 +288,9 @@ class Wallboard:
 
     # -- actions ------------------------------------------------------------------------------
 
-    def _agent(self, message: dict[str, Any]) -> Agent:
+    def _agent(self, message: dict[str, Any]) -> AgentView:
         key = (str(message.get("node", "")), str(message.get("interface", "")))
-        agent = self.deps.tracker.agent(*key)
+        agent = self.deps.live.agent(*key)
         if agent is None:
             raise UiError("no such agent")
         return agent
@@ -303,31 +300,19 @@ class Wallboard:
         extension = connection.session.extension
         if not extension:
             raise UiError("your user has no extension to ring")
-        call = self.deps.tracker.call(agent.node, agent.linkedid)
-        prefix = channel_prefix(agent.interface)
-        legs = sorted(
-            (leg.channel for leg in call.live_legs() if leg.channel.startswith(prefix))
-            if call
-            else [],
-            key=lambda name: not name.endswith(";1"),
-        )
-        if not legs:
-            raise UiError(f"{agent.name} is not on a call")
         mode = str(message.get("mode", ""))
-        phone = self.deps.settings.supervisor_phone.format(extension=extension)
-        await actions.spy(self.deps.links[agent.node], phone, legs[0], mode)
+        await self.deps.control.spy(agent.node, agent.interface, extension, mode)
         return {"type": "info", "message": f"{mode}: your phone rings"}
 
     async def force_pause(self, connection: Connection, message: dict[str, Any]) -> Reply:
         agent = self._agent(message)
         reason = str(message.get("reason") or f"by {connection.session.username}")
-        await actions.pause(self.deps.links[agent.node], agent.interface, reason[:80])
+        await self.deps.control.force_pause(agent.node, agent.interface, reason[:80])
         return {"type": "info", "message": f"{agent.name} paused"}
 
     async def force_logout(self, connection: Connection, message: dict[str, Any]) -> Reply:
         agent = self._agent(message)
-        for queue in sorted(agent.queues):
-            await actions.queue_logout(self.deps.links[agent.node], queue, agent.interface)
+        await self.deps.control.force_logout(agent.node, agent.interface)
         return {"type": "info", "message": f"{agent.name} logged out"}
 
     async def change_priority(self, connection: Connection, message: dict[str, Any]) -> Reply:
@@ -344,18 +329,12 @@ class Wallboard:
         }
 
     async def _queue_priority(self, wanted: QueuePriority) -> Reply:
-        call = self.deps.tracker.call(wanted.node, wanted.linkedid)
-        leg = call.legs.get(call.waiting_leg) if call is not None else None
-        if call is None or leg is None or call.state not in WAITING or not call.queue:
-            raise UiError(f"no call {wanted.linkedid} waits in a queue on {wanted.node}")
-        link = self.deps.links.get(wanted.node)
-        if link is None:
-            raise UiError(f"no link to {wanted.node}")
-        await actions.change_caller_priority(link, call.queue, leg.channel, wanted.priority)
+        call = (wanted.node, wanted.linkedid)
+        queue = await self.deps.control.change_caller_priority(call, wanted.priority)
         self._stale.set()
         return {
             "type": "info",
-            "message": f"call {wanted.linkedid}: priority {wanted.priority} in {call.queue}",
+            "message": f"call {wanted.linkedid}: priority {wanted.priority} in {queue}",
         }
 
     async def move_call(self, connection: Connection, message: dict[str, Any]) -> Reply:
@@ -366,17 +345,14 @@ class Wallboard:
         self._steer(lambda: router.move(wanted.node, wanted.linkedid, wanted.agent, by=by))
         return {"type": "info", "message": f"call {wanted.linkedid}: for agent {wanted.agent}"}
 
-    def _router(self) -> RoutingControl:
+    def _router(self) -> SupervisorRouting:
         if self.deps.routing is None:
             raise UiError(ROUTING_OFF)
         return self.deps.routing
 
     def _steer(self, change: Callable[[], object]) -> None:
-        """A supervisor's change to the router; refused changes come back as the UI's error."""
-        try:
-            change()
-        except RoutingError as exc:
-            raise UiError(str(exc)) from None
+        """A supervisor's change to the router (a refused one raises ``ControlError``)."""
+        change()
         self._stale.set()
 
 

@@ -24,8 +24,7 @@ from agent_ui.auth import SESSION_COOKIE, STORE
 from agent_ui.deps import DEPS
 from agent_ui.sessions import SessionStore, UiSession
 from crm_core.access import least
-from cti_server.telephony.agent_actions import AgentActionError
-from cti_server.telephony.ami_client import AmiError
+from cti_server.control import ControlError
 
 log = logging.getLogger(__name__)
 
@@ -181,10 +180,12 @@ class Hub:
         self.store.touch(connection.session)
         try:
             reply = await route.handler(connection, message)
-        except (UiError, AgentActionError) as exc:
+        except ControlError as exc:
+            reply = {"type": "error", "message": str(exc)}
+            if not exc.unanswered:
+                reply["for"] = kind
+        except UiError as exc:
             reply = {"type": "error", "message": str(exc), "for": kind}
-        except (AmiError, TimeoutError) as exc:
-            reply = {"type": "error", "message": f"the phone system did not answer: {exc}"}
         if reply is not None:
             await self.send(connection, reply)
 

@@ -220,6 +220,29 @@ class AgentStateChanged(DomainEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class WrapUpStarted(DomainEvent):
+    """Published by the agent control (``telephony.agent_control``) once an agent whose part of
+    a call is over has been paused for wrap-up: their desk shows the form for ``seconds``."""
+
+    node: str
+    linkedid: str
+    extension: str
+    seconds: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WrapUpEnded(DomainEvent):
+    """Published by the agent control when an agent's wrap-up is over and they were made
+    available: the agent sent it, or its deadline passed (``timed_out``: the desk stores what
+    it knows with the default disposition)."""
+
+    node: str
+    linkedid: str
+    extension: str
+    timed_out: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class IvrFinished(DomainEvent):
     """The caller left the IVR: handed to a queue, hung up by the flow, or gone."""
 
@@ -344,6 +367,21 @@ class CallHandling(DomainEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class InteractionRecorded(DomainEvent):
+    """The recorder wrote a call's interaction to the CRM: parts that read the call's history
+    (the complaint watch asks for a repeat call) wait for this instead of polling the database.
+    ``outcome``: the interaction's kind as stored (inbound_call, abandoned, ivr_only);
+    ``ended``: the write holds the call's end."""
+
+    node: str
+    linkedid: str
+    interaction_id: int
+    outcome: str
+    ended: bool
+    customer_id: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NodeResynced(DomainEvent):
     """The tracker was made equal to Asterisk's live calls on ``node`` as they were ``at``:
     a call the CRM still has open for it that is not in ``live`` ended unseen."""
@@ -365,6 +403,8 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         CallTransferred,
         TransferNoted,
         AgentStateChanged,
+        WrapUpStarted,
+        WrapUpEnded,
         IvrFinished,
         SurveyAnswered,
         CallbackRequested,
@@ -375,6 +415,7 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         CallRangOut,
         NodeResynced,
         CallHandling,
+        InteractionRecorded,
     )
 }
 

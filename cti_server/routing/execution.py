@@ -44,7 +44,7 @@ from panoramisk.message import Message
 from cti_server.routing.inputs import personal_queue
 from cti_server.telephony import agent_actions
 from cti_server.telephony.agent_actions import AgentActionError, check_channel
-from cti_server.telephony.ami_actions import ActionValue, AmiActionError
+from cti_server.telephony.ami_actions import ActionValue
 from cti_server.telephony.ami_client import AmiClient
 
 HEARTBEAT = "CTI_ROUTER_UNTIL"
@@ -57,14 +57,8 @@ MAX_RING_SECONDS = 600
 
 
 async def _send(ami: AmiClient, action: str, fields: dict[str, ActionValue], what: str) -> Message:
-    try:
-        reply = await ami.send_action(action, fields, timeout=ACTION_TIMEOUT)
-    except AmiActionError as exc:
-        raise AgentActionError(f"{what}: not sent: {exc}") from exc
-    first = reply[0] if isinstance(reply, list) else reply
-    if not first.success:
-        raise AgentActionError(f"{what}: Asterisk refused: {first.get('Message', 'no reason')}")
-    return first
+    """Through telephony's one AMI send (its errors are ``AgentActionError``); the Response."""
+    return (await agent_actions.send(ami, action, fields, what, timeout=ACTION_TIMEOUT))[0]
 
 
 def ring_seconds(timeout: float) -> int:
@@ -107,18 +101,13 @@ async def call_attributes(ami: AmiClient, channel: str) -> tuple[dict[str, str],
     check_channel(channel)
     found: dict[str, str] = {}
     for name in ATTRIBUTES:
-        value = await _getvar(ami, channel, f"CTI_ATTR_{name.upper()}")
+        value = await agent_actions.getvar(
+            ami, channel, f"CTI_ATTR_{name.upper()}", timeout=ACTION_TIMEOUT
+        )
         if value:
             found[name] = value
-    since = await _getvar(ami, channel, WAITING_SINCE)
+    since = await agent_actions.getvar(ami, channel, WAITING_SINCE, timeout=ACTION_TIMEOUT)
     return found, float(since) if since.isdigit() else None
-
-
-async def _getvar(ami: AmiClient, channel: str, variable: str) -> str:
-    reply = await _send(
-        ami, "Getvar", {"Channel": channel, "Variable": variable}, f"{variable} of {channel}"
-    )
-    return str(reply.get("Value", "") or "")
 
 
 async def sign_in(

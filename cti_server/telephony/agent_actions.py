@@ -191,12 +191,20 @@ def _show(value: object) -> str:
 # ---- sending ----------------------------------------------------------------------------------
 
 
-async def _send(
-    ami: AmiClient, action: str, fields: Mapping[str, ActionValue], what: str
+async def send(
+    ami: AmiClient,
+    action: str,
+    fields: Mapping[str, ActionValue],
+    what: str,
+    *,
+    timeout: float = ACTION_TIMEOUT,
 ) -> list[Message]:
-    """Send one action; its reply as a list (Response first); AgentActionError if refused."""
+    """Send one action; its reply as a list (Response first); AgentActionError if refused.
+
+    Every AMI action of an agent, a supervisor or the router goes through here (``what`` says
+    what was meant, for the error)."""
     try:
-        reply = await ami.send_action(action, fields, timeout=ACTION_TIMEOUT)
+        reply = await ami.send_action(action, fields, timeout=timeout)
     except AmiActionError as exc:
         raise AgentActionError(f"{what}: not sent: {exc}") from exc
     messages = reply if isinstance(reply, list) else [reply]
@@ -211,7 +219,7 @@ def _events(messages: list[Message], name: str) -> list[Message]:
 
 
 async def _channel_state(ami: AmiClient, channel: str) -> _ChannelState:
-    reply = await _send(ami, "Status", {"Channel": channel}, f"status of {channel}")
+    reply = await send(ami, "Status", {"Channel": channel}, f"status of {channel}")
     for event in _events(reply, "Status"):
         if event.get("Channel") == channel:
             return _ChannelState(
@@ -223,23 +231,30 @@ async def _channel_state(ami: AmiClient, channel: str) -> _ChannelState:
 
 
 async def _bridge_members(ami: AmiClient, bridge: str) -> list[_ChannelState]:
-    reply = await _send(ami, "BridgeInfo", {"BridgeUniqueid": bridge}, f"bridge {bridge}")
+    reply = await send(ami, "BridgeInfo", {"BridgeUniqueid": bridge}, f"bridge {bridge}")
     return [
         _ChannelState(str(e.get("Channel", "")), str(e.get("Uniqueid", "")), bridge)
         for e in _events(reply, "BridgeInfoChannel")
     ]
 
 
-async def _getvar(ami: AmiClient, channel: str, variable: str) -> str:
-    reply = await _send(
-        ami, "Getvar", {"Channel": channel, "Variable": variable}, f"{variable} of {channel}"
+async def getvar(
+    ami: AmiClient, channel: str, variable: str, *, timeout: float = ACTION_TIMEOUT
+) -> str:
+    """The value of ``variable`` on ``channel`` ("" when unset)."""
+    reply = await send(
+        ami,
+        "Getvar",
+        {"Channel": channel, "Variable": variable},
+        f"{variable} of {channel}",
+        timeout=timeout,
     )
     return str(reply[0].get("Value", "") or "")
 
 
 async def _setvars(ami: AmiClient, channel: str, variables: Mapping[str, str]) -> None:
     for variable, value in variables.items():
-        await _send(
+        await send(
             ami,
             "Setvar",
             {"Channel": channel, "Variable": variable, "Value": value},
@@ -288,14 +303,14 @@ async def queue_login(
         ):
             raise AgentActionError(f"state interface {_show(state_interface)} is not allowed")
         fields["StateInterface"] = state_interface
-    await _send(ami, "QueueAdd", fields, f"log {interface} in to queue {queue}")
+    await send(ami, "QueueAdd", fields, f"log {interface} in to queue {queue}")
 
 
 async def queue_logout(ami: AmiClient, queue: str, interface: str) -> None:
     """Remove ``interface`` from ``queue`` (QueueRemove; ``QueueMemberRemoved``)."""
     _check_name(queue, "queue")
     check_channel(interface, "interface")
-    await _send(
+    await send(
         ami,
         "QueueRemove",
         {"Queue": queue, "Interface": interface},
@@ -314,7 +329,7 @@ async def pause(ami: AmiClient, interface: str, reason: str, queue: str | None =
     fields: dict[str, ActionValue] = {"Interface": interface, "Paused": "true", "Reason": reason}
     if queue is not None:
         fields["Queue"] = _check_name(queue, "queue")
-    await _send(ami, "QueuePause", fields, f"pause {interface}")
+    await send(ami, "QueuePause", fields, f"pause {interface}")
 
 
 async def unpause(ami: AmiClient, interface: str, queue: str | None = None) -> None:
@@ -323,7 +338,7 @@ async def unpause(ami: AmiClient, interface: str, queue: str | None = None) -> N
     fields: dict[str, ActionValue] = {"Interface": interface, "Paused": "false"}
     if queue is not None:
         fields["Queue"] = _check_name(queue, "queue")
-    await _send(ami, "QueuePause", fields, f"unpause {interface}")
+    await send(ami, "QueuePause", fields, f"unpause {interface}")
 
 
 async def change_caller_priority(ami: AmiClient, queue: str, caller: str, priority: int) -> None:
@@ -334,7 +349,7 @@ async def change_caller_priority(ami: AmiClient, queue: str, caller: str, priori
     check_channel(caller, "caller channel")
     if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 1000:
         raise AgentActionError("queue priority must be a whole number from 0 to 1000")
-    await _send(
+    await send(
         ami,
         "QueueChangePriorityCaller",
         {"Queue": queue, "Caller": caller, "Priority": str(priority), "Immediate": "yes"},
@@ -348,7 +363,7 @@ async def change_caller_priority(ami: AmiClient, queue: str, caller: str, priori
 async def hangup(ami: AmiClient, channel: str) -> None:
     """Hang up exactly ``channel`` (never a regex: names starting with "/" are refused)."""
     check_channel(channel)
-    await _send(ami, "Hangup", {"Channel": channel}, f"hang up {channel}")
+    await send(ami, "Hangup", {"Channel": channel}, f"hang up {channel}")
 
 
 async def redirect(
@@ -364,7 +379,7 @@ async def redirect(
     _check_name(context, "context")
     if isinstance(priority, bool) or not isinstance(priority, int) or priority < 1:
         raise AgentActionError("priority must be a whole number from 1")
-    await _send(
+    await send(
         ami,
         "Redirect",
         {"Channel": channel, "Exten": exten, "Context": context, "Priority": str(priority)},
@@ -384,7 +399,7 @@ async def blind_transfer(ami: AmiClient, channel: str, exten: str, context: str)
     check_channel(channel)
     _check_exten(exten)
     _check_name(context, "context")
-    await _send(
+    await send(
         ami,
         "BlindTransfer",
         {"Channel": channel, "Exten": exten, "Context": context},
@@ -430,7 +445,7 @@ async def attended_transfer(
     fields: dict[str, ActionValue] = {"Channel": channel, "Exten": exten}
     if context is not None:
         fields["Context"] = _check_name(context, "context")
-    await _send(ami, "Atxfer", fields, f"attended transfer of {channel} to {exten}")
+    await send(ami, "Atxfer", fields, f"attended transfer of {channel} to {exten}")
 
 
 async def hold(
@@ -444,7 +459,7 @@ async def hold(
     check_channel(channel)
     _check_name(music_class, "music class")
     holder = await _channel_state(ami, channel)
-    if await _getvar(ami, channel, "CTI_HOLD_HELD"):
+    if await getvar(ami, channel, "CTI_HOLD_HELD"):
         raise AgentActionError(f"hold: {channel} already holds a call")
     if not holder.bridge:
         raise AgentActionError(f"hold: {channel} is not talking to anyone")
@@ -469,7 +484,7 @@ async def hold(
                 "CTI_HOLD_ACTIVE": "1",
             },
         )
-        await _send(
+        await send(
             ami,
             "Originate",
             {
@@ -493,7 +508,7 @@ async def hold(
         await _until(_keeper_joined, timeout, f"hold {held.name}: the keeper joining the call")
         check_channel(keeper, "keeper channel")
         await _setvars(ami, channel, {"CTI_HOLD_HELD": held.name, "CTI_HOLD_KEEPER": keeper})
-        await _send(
+        await send(
             ami,
             "Redirect",
             {"Channel": held.name, "Context": HOLD_CONTEXT, "Exten": "held", "Priority": "1"},
@@ -510,13 +525,13 @@ async def hold(
 async def unhold(ami: AmiClient, channel: str, *, timeout: float = 5.0) -> None:
     """Bring the party that ``channel`` holds (see :func:`hold`) back into the call."""
     check_channel(channel)
-    held = await _getvar(ami, channel, "CTI_HOLD_HELD")
-    keeper = await _getvar(ami, channel, "CTI_HOLD_KEEPER")
+    held = await getvar(ami, channel, "CTI_HOLD_HELD")
+    keeper = await getvar(ami, channel, "CTI_HOLD_KEEPER")
     if not held:
         raise AgentActionError(f"unhold: {channel} holds no call")
     check_channel(held, "held channel")
     holder = await _channel_state(ami, channel)
-    await _send(
+    await send(
         ami,
         "Redirect",
         {"Channel": held, "Context": HOLD_CONTEXT, "Exten": "resume", "Priority": "1"},
@@ -590,7 +605,7 @@ async def click_to_dial(
     }
     if agent_endpoint.startswith("Local/"):
         fields["OtherChannelId"] = f"{uniqueid}-2"
-    await _send(ami, "Originate", fields, f"click-to-dial {number} for {agent_endpoint}")
+    await send(ami, "Originate", fields, f"click-to-dial {number} for {agent_endpoint}")
     return ClickToDialCall(uniqueid=uniqueid, agent_endpoint=agent_endpoint, customer_number=number)
 
 
@@ -625,5 +640,5 @@ async def spy(
     }
     if supervisor_phone.startswith("Local/"):
         fields["OtherChannelId"] = f"{uniqueid}-2"
-    await _send(ami, "Originate", fields, f"{mode} to {channel} from {supervisor_phone}")
+    await send(ami, "Originate", fields, f"{mode} to {channel} from {supervisor_phone}")
     return uniqueid

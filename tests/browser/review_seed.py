@@ -12,16 +12,13 @@ from pathlib import Path
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from agent_ui.app import create_ui
-from agent_ui.deps import UiDeps
 from crm_core.cases import CaseSla, add_signal, open_case_from_signal
 from crm_core.customers import create_customer
 from crm_core.interactions import record_interaction
 from crm_core.schemas import CustomerIn, InteractionIn
 from cti_server.bus import MemoryBus
-from cti_server.config import AmiSettings, UiSettings
-from cti_server.telephony.ami_client import AmiClient
 from cti_server.tracker.tracker import Tracker
+from tests.support.ui_server import mounted, ui_deps
 
 XSS = '"><svg/onload=alert(1)>'
 NODE = "pbx1"
@@ -147,21 +144,5 @@ def review_app(
     """``/ui`` alone with the recordings folder given, a bus of its own, and an AMI link that
     never connects."""
     bus = MemoryBus()
-    deps = UiDeps(
-        settings=UiSettings(),
-        region="CN",
-        node=NODE,
-        queues=("support",),
-        bus=bus,
-        tracker=Tracker(bus.publish),
-        links={NODE: AmiClient(AmiSettings(secret="never-used", port=9), on_event=_ignore)},
-        db=db,
-        recordings_path=recordings,
-    )
-    root = web.Application()
-    root.add_subapp("/ui", create_ui(deps))
-    return root, bus
-
-
-def _ignore(message: object) -> None:
-    """The link never connects: no AMI event arrives."""
+    deps = ui_deps(db, bus, Tracker(bus.publish), transfer_queues=(), recordings_path=recordings)
+    return mounted(deps), bus

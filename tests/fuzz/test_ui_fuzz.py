@@ -29,15 +29,14 @@ from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agent_ui.auth import LOGINS
-from agent_ui.deps import DEPS
 from agent_ui.ws import HUB
 from crm_core.database import make_engine
 from crm_core.login_throttle import LoginGuard
 from crm_core.settings import LoginSettings
 from cti_server.config import UiSettings
 from tests.support.crm_api import tracebacks
+from tests.support.desk import FakeAmi
 from tests.support.ui import add_users, csrf_of, sign_in, ui_app
-from tests.unit.agent_ui.test_ui_desk_calls import FakeAmi
 
 T = TypeVar("T")
 EXAMPLES = 60
@@ -212,8 +211,7 @@ async def ui(
         db, settings=UiSettings().model_copy(update={"wrapup_seconds": 60})
     )
     pages = app._subapps[0]
-    for link in pages[DEPS].links.values():
-        monkeypatch.setattr(link, "send_action", ami.send_action)
+    ami.link(app, monkeypatch)
     quick = LoginSettings(first_delay_seconds=0.01, max_delay_seconds=0.01)
     pages[LOGINS] = LoginGuard(db, quick)
     client: TestClient[Any, Any] = TestClient(TestServer(app))

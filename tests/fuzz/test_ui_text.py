@@ -31,20 +31,9 @@ from cti_server.events import CallStarted
 from cti_server.recorder.recorder import Recorder
 from cti_server.recorder.spool import Spool
 from tests.fuzz.test_hostile_input import SPOOFS
+from tests.support.desk import ALICE, NODE, FakeAmi, answered, arrived, ended, next_of, ringing
 from tests.support.ui import add_users, csrf_of, sign_in, ui_app
 from tests.support.waiting import poll_until
-
-# the desk's call harness (fake Asterisk actions, call events) is shared with its own tests
-from tests.unit.agent_ui.test_ui_desk_calls import (
-    ALICE,
-    NODE,
-    FakeAmi,
-    _answered,
-    _arrived,
-    _ended,
-    _ringing,
-    next_of,
-)
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -109,12 +98,12 @@ async def test_the_wrap_up_refuses_spoofing_notes_and_follow_up_notes_then_takes
     ws = await http.ws_connect(f"{base}/ui/ws?view=desk", headers={"Origin": base})
     assert (await next_of(ws, "state"))["state"] == "logged_out"
     linkedid = "1700000000.91"
-    bus.publish(_arrived(linkedid))
-    bus.publish(_ringing(linkedid, ALICE))
+    bus.publish(arrived(linkedid))
+    bus.publish(ringing(linkedid, ALICE))
     await next_of(ws, "pop")
-    bus.publish(_answered(linkedid, ALICE))
+    bus.publish(answered(linkedid, ALICE))
     await next_of(ws, "answered")
-    bus.publish(_ended(linkedid, ALICE))
+    bus.publish(ended(linkedid, ALICE))
     await next_of(ws, "wrapup")
     wrapup = {"type": "wrapup", "linkedid": linkedid, "disposition": "resolved"}
     for text, named in SPOOFS.values():

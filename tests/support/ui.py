@@ -9,13 +9,11 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from agent_ui.app import create_ui
-from agent_ui.deps import RoutingControl, UiDeps
 from crm_core.people import create_user
 from cti_server.bus import MemoryBus
-from cti_server.config import AmiSettings, UiSettings
-from cti_server.telephony.ami_client import AmiClient
+from cti_server.config import UiSettings
 from cti_server.tracker.tracker import Tracker
+from tests.support.ui_server import Steerable, mounted, ui_deps
 
 PASSWORD = "correct horse battery"
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -24,30 +22,15 @@ _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 def ui_app(
     db: async_sessionmaker[AsyncSession],
     settings: UiSettings | None = None,
-    routing: RoutingControl | None = None,
+    routing: Steerable | None = None,
 ) -> tuple[web.Application, MemoryBus, Tracker]:
     """``/ui`` alone, with a bus and tracker of its own and an AMI link that never connects;
     the queues support and sales to transfer to, and ``routing`` as the router (None: off;
     on, agents join their own queue and the fallback)."""
     bus = MemoryBus()
     tracker = Tracker(bus.publish)
-    ami = AmiClient(AmiSettings(secret="never-used", port=9), on_event=lambda _message: None)
-    deps = UiDeps(
-        settings=settings or UiSettings(),
-        region="CN",
-        node="pbx1",
-        queues=("fallback",) if routing is not None else ("support",),
-        bus=bus,
-        tracker=tracker,
-        links={"pbx1": ami},
-        db=db,
-        transfer_queues=("support", "sales"),
-        routing=routing,
-        personal_queues=routing is not None,
-    )
-    root = web.Application()
-    root.add_subapp("/ui", create_ui(deps))
-    return root, bus, tracker
+    deps = ui_deps(db, bus, tracker, settings=settings, routing=routing)
+    return mounted(deps), bus, tracker
 
 
 async def add_users(

@@ -18,8 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from panoramisk.message import Message
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from agent_ui.desktop import DESKS
-from agent_ui.wallboard import ROUTING_OFF, WALLBOARD
+from agent_ui.wallboard import ROUTING_OFF
 from crm_core.database import make_engine
 from cti_server.routing.router import UnknownAgent, UnknownCall
 from cti_server.telephony import agent_actions
@@ -27,6 +26,7 @@ from cti_server.telephony.ami_client import AmiClient
 from cti_server.tracker.tracker import Tracker
 from tests.support.live_model import agent_answers, waiting_call
 from tests.support.ui import add_users, sign_in, ui_app
+from tests.support.ui_server import control_of
 from tests.support.waiting import poll_until
 
 NODE, WAITING = "pbx1", "1700000000.7"
@@ -166,8 +166,10 @@ async def test_transfer_to_a_queue_is_validated_before_anything_is_sent(
     assert idle["message"] == "no call in progress"
     assert sent == []
 
-    desks = plain.app._subapps[0][DESKS]
-    monkeypatch.setattr(desks, "_my_channel", lambda extension: f"PJSIP/{extension}-00000001")
+    control = control_of(plain.app)
+    monkeypatch.setattr(
+        control, "_my_channel", lambda extension, _call: f"PJSIP/{extension}-00000001"
+    )
     done = await _reply(ws, {"type": "transfer_queue", "queue": "sales"})
     assert done == {"type": "info", "message": "transferred to the queue sales"}
     assert sent == [("PJSIP/8101-00000001", "sales", "cti-to-queue")]
@@ -349,8 +351,7 @@ async def test_with_plain_queues_a_waiting_calls_priority_is_set_in_app_queue(
     plain: Ui, browsers: list[aiohttp.ClientSession], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     link = FakeLink()
-    wallboard = plain.app._subapps[0][WALLBOARD]
-    monkeypatch.setattr(wallboard.deps.links[NODE], "send_action", link.send_action)
+    monkeypatch.setattr(control_of(plain.app).links[NODE], "send_action", link.send_action)
     sam = await _signed_in(plain, browsers, "sam")
     ws = await plain.socket(sam, "wallboard")
     call = {"type": "call_priority", "node": NODE, "linkedid": WAITING}

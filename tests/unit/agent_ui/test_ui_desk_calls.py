@@ -6,223 +6,43 @@ resume, transfer to an agent, click-to-dial (actions checked for real, Asterisk'
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import pytest_asyncio
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
-from panoramisk.message import Message
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from agent_ui import desktop
 from crm_core.customers import create_customer
-from crm_core.database import make_engine
 from crm_core.interactions import find_interaction
 from crm_core.pins import PinLockPolicy, PinResult, check_pin, set_pin
 from crm_core.schemas import CustomerIn
-from cti_server.bus import MemoryBus
-from cti_server.config import UiSettings
 from cti_server.events import (
-    AgentRinging,
-    AgentStateChanged,
-    CallAnswered,
-    CallArrived,
-    CallEnded,
     CallRouted,
-    DomainEvent,
     IvrFinished,
 )
 from cti_server.telephony import agent_actions
-from cti_server.tracker.tracker import Tracker
+from tests.support.desk import (
+    ALICE,
+    BOB,
+    CALLER,
+    NODE,
+    Ui,
+    answered,
+    arrived,
+    ended,
+    next_of,
+    ringing,
+    state,
+)
 from tests.support.live_model import dialled_call
-from tests.support.ui import add_users, csrf_of, sign_in, ui_app
+from tests.support.ui import csrf_of
 from tests.support.waiting import poll_until
-
-NODE = "pbx1"
-CALLER = "13911112222"
-ALICE, BOB = "agent-8101", "agent-8102"
-PUSHED = ("hello", "state", "info")  # what a desk is sent besides the call's own messages
-
-
-@dataclass
-class FakeAmi:
-    """What the desks ask of Asterisk, in order: the actions faked here by name, and for the
-    others (checked by the real functions) the AMI actions sent, which Asterisk accepts."""
-
-    asked: list[tuple[str, ...]] = field(default_factory=list)
-    sent: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-
-    async def send_action(self, name: str, fields: Any = None, **_: Any) -> Message:
-        self.sent.append((name, dict(fields or {})))
-        return Message({"Response": "Success"})
-
-    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        async def pause(_ami: object, interface: str, reason: str, queue: object = None) -> None:
-            self.asked.append(("pause", interface, reason))
-
-        async def unpause(_ami: object, interface: str, queue: object = None) -> None:
-            self.asked.append(("unpause", interface))
-
-        async def queue_login(_ami: object, queue: str, interface: str, *_: Any, **__: Any) -> None:
-            self.asked.append(("join", queue, interface))
-
-        async def blind_transfer(_ami: object, channel: str, exten: str, context: str) -> None:
-            self.asked.append(("transfer", channel, exten, context))
-
-        async def hold(_ami: object, channel: str, *_: Any, **__: Any) -> None:
-            self.asked.append(("hold", channel))
-
-        async def unhold(_ami: object, channel: str, **_: Any) -> None:
-            self.asked.append(("unhold", channel))
-
-        for name, fake in (
-            ("hold", hold),
-            ("unhold", unhold),
-            ("pause", pause),
-            ("unpause", unpause),
-            ("queue_login", queue_login),
-            ("blind_transfer", blind_transfer),
-        ):
-            monkeypatch.setattr(agent_actions, name, fake)
-
-
-@dataclass
-class Ui:
-    client: TestClient[Any, Any]
-    app: web.Application
-    bus: MemoryBus
-    tracker: Tracker
-    db: async_sessionmaker[AsyncSession]
-    ids: dict[str, int]
-    ami: FakeAmi
-    browsers: list[aiohttp.ClientSession] = field(default_factory=list)
-
-    @property
-    def base(self) -> str:
-        return str(self.client.make_url("")).rstrip("/")
-
-    async def desk(self, username: str) -> aiohttp.ClientWebSocketResponse:
-        http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-        self.browsers.append(http)
-        status, _ = await sign_in(http, self.base, username)
-        assert status == 303
-        ws = await http.ws_connect(f"{self.base}/ui/ws?view=desk", headers={"Origin": self.base})
-        assert (await next_of(ws, "state"))["state"] == "logged_out"
-        return ws
-
-    @property
-    def http(self) -> aiohttp.ClientSession:
-        return self.browsers[-1]  # the last one signed in
-
-    def publish(self, *events: DomainEvent) -> None:
-        for event in events:
-            self.bus.publish(event)
-
-
-async def next_of(ws: aiohttp.ClientWebSocketResponse, kind: str) -> dict[str, Any]:
-    """The next message of type ``kind``; anything but the usual pushes on the way fails."""
-    while True:
-        message: dict[str, Any] = await ws.receive_json(timeout=10)
-        if message["type"] == kind:
-            return message
-        assert message["type"] in PUSHED, message
-
-
-@pytest_asyncio.fixture
-async def ui(
-    sqlite_crm_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[Ui]:
-    """alice and bob at their desks, a wrap-up of one second, Asterisk faked."""
-    path = tmp_path / "crm.db"
-    shutil.copyfile(sqlite_crm_template, path)
-    engine = make_engine(f"sqlite+aiosqlite:///{path}")
-    db = async_sessionmaker(engine, expire_on_commit=False)
-    ami = FakeAmi()
-    ami.install(monkeypatch)
-    monkeypatch.setattr(desktop, "WRAPUP_GRACE", 0.0)
-    try:
-        ids = await add_users(db, ("alice", "agent", "8101"), ("bob", "agent", "8102"))
-        settings = UiSettings().model_copy(update={"wrapup_seconds": 1})
-        app, bus, tracker = ui_app(db, settings=settings)
-        desks = app._subapps[0][desktop.DESKS]
-        monkeypatch.setattr(desks.deps.ami, "send_action", ami.send_action)
-        client: TestClient[Any, Any] = TestClient(TestServer(app))
-        await client.start_server()
-        ui = Ui(client, app, bus, tracker, db, ids, ami)
-        try:
-            yield ui
-        finally:
-            for http in ui.browsers:
-                await http.close()
-            await client.close()
-    finally:
-        await engine.dispose()
-
-
-def _arrived(linkedid: str) -> CallArrived:
-    return CallArrived(
-        node=NODE,
-        linkedid=linkedid,
-        uniqueid=linkedid,
-        channel="PJSIP/trunk-00000001",
-        caller_number=CALLER,
-        caller_name="Wang",
-        dialed="100",
-    )
-
-
-def _ringing(linkedid: str, agent: str) -> AgentRinging:
-    return AgentRinging(
-        node=NODE,
-        linkedid=linkedid,
-        queue="support",
-        agent=agent,
-        caller_number=CALLER,
-        caller_name="Wang",
-    )
-
-
-def _answered(linkedid: str, agent: str) -> CallAnswered:
-    return CallAnswered(
-        node=NODE, linkedid=linkedid, queue="support", agent=agent, waited_seconds=3
-    )
-
-
-def _ended(linkedid: str, agent: str) -> CallEnded:
-    now = datetime.now(UTC)
-    return CallEnded(
-        node=NODE,
-        linkedid=linkedid,
-        outcome="answered",
-        hung_up_by="caller",
-        caller_number=CALLER,
-        caller_name="Wang",
-        dialed="100",
-        queue="support",
-        agent=agent,
-        arrived_at=now,
-        queued_at=now,
-        offered_at=now,
-        answered_at=now,
-    )
-
-
-def _state(agent: str, state: str, linkedid: str = "") -> AgentStateChanged:
-    return AgentStateChanged(node=NODE, agent=agent, state=state, reason="", linkedid=linkedid)
 
 
 async def _connect(ui: Ui, ws: aiohttp.ClientWebSocketResponse, linkedid: str) -> None:
     """A call rings alice, pops, and she answers."""
-    ui.publish(_arrived(linkedid), _ringing(linkedid, ALICE))
+    ui.publish(arrived(linkedid), ringing(linkedid, ALICE))
     assert (await next_of(ws, "pop"))["call"]["linkedid"] == linkedid
-    ui.publish(_answered(linkedid, ALICE))
+    ui.publish(answered(linkedid, ALICE))
     await next_of(ws, "answered")
 
 
@@ -246,7 +66,7 @@ async def test_a_wrap_up_left_open_is_stored_and_the_agent_made_available_by_the
     linkedid = "1700000000.1"
     await _connect(ui, alice, linkedid)
     await alice.close()  # the tab is closed during the call: nobody will send the form
-    ui.publish(_state(ALICE, "available"), _ended(linkedid, ALICE))
+    ui.publish(state(ALICE, "available"), ended(linkedid, ALICE))
 
     row = await _stored(ui, linkedid)
     assert row.disposition == "no_action"
@@ -266,7 +86,7 @@ async def test_an_open_desk_is_told_the_wrap_up_timed_out_and_its_late_form_is_r
     alice = await ui.desk("alice")
     linkedid = "1700000000.2"
     await _connect(ui, alice, linkedid)
-    ui.publish(_ended(linkedid, ALICE))
+    ui.publish(ended(linkedid, ALICE))
     wrapup = await next_of(alice, "wrapup")
     assert 0 <= wrapup["left"] <= 1  # the server's deadline, which the countdown follows
     wrapped = await next_of(alice, "wrapped")
@@ -305,20 +125,20 @@ async def test_a_transfer_ends_the_transferring_agents_part_and_pops_on_the_targ
     assert pop["call"]["caller_number"] == CALLER
 
     # app_queue completes alice's part (her leg left): her call is over for her, wrap-up
-    ui.publish(_state(ALICE, "available"))
+    ui.publish(state(ALICE, "available"))
     wrapup = await next_of(alice, "wrapup")
     assert wrapup["linkedid"] == linkedid
     await poll_until(
         lambda: _asked(ui, ("pause", "PJSIP/8101", "wrap-up")), 10, what="alice in wrap-up"
     )
 
-    ui.publish(_state(BOB, "on_call"))  # bob answers
+    ui.publish(state(BOB, "on_call"))  # bob answers
     assert await next_of(bob, "answered") == {
         "type": "answered",
         "node": NODE,
         "linkedid": linkedid,
     }
-    ui.publish(_ended(linkedid, ALICE))
+    ui.publish(ended(linkedid, ALICE))
     assert (await next_of(bob, "wrapup"))["linkedid"] == linkedid
 
 
@@ -330,7 +150,7 @@ async def test_a_desks_call_goes_on_while_its_phone_is_still_in_it(ui: Ui) -> No
     linkedid = "1700000000.4"
     _live_call(ui, linkedid, "PJSIP/trunk-00000001", "PJSIP/8101-00000002")
     await _connect(ui, alice, linkedid)
-    ui.publish(_state(ALICE, "available", linkedid))
+    ui.publish(state(ALICE, "available", linkedid))
     assert (await next_of(alice, "state"))["state"] == "available"
     await alice.send_json({"type": "hold"})  # still her call: the controls still find her leg
     assert await next_of(alice, "held") == {"type": "held", "held": True}
@@ -351,7 +171,7 @@ async def test_the_routers_decision_reaches_the_pop_whether_it_comes_before_or_a
 ) -> None:
     alice = await ui.desk("alice")
     late, early = "1700000000.5", "1700000000.6"
-    ui.publish(_arrived(late), _ringing(late, ALICE))
+    ui.publish(arrived(late), ringing(late, ALICE))
     pop = await next_of(alice, "pop")
     assert "decision" not in pop["routing"]
     ui.publish(_routed(late, "8101"))  # written to the CRM later by the recorder
@@ -359,7 +179,7 @@ async def test_the_routers_decision_reaches_the_pop_whether_it_comes_before_or_a
     assert update["linkedid"] == late
     assert update["routing"]["decision"]["why"] == "best billing skill free longest"
 
-    ui.publish(_ended(late, ""), _arrived(early), _routed(early, "8101"), _ringing(early, ALICE))
+    ui.publish(ended(late, ""), arrived(early), _routed(early, "8101"), ringing(early, ALICE))
     await next_of(alice, "pop_cleared")
     pop = await next_of(alice, "pop")
     assert pop["call"]["linkedid"] == early
@@ -389,7 +209,7 @@ async def test_an_unknown_caller_is_created_from_the_pop_and_becomes_the_calls_c
 ) -> None:
     alice = await ui.desk("alice")
     linkedid = "1700000000.11"
-    ui.publish(_arrived(linkedid), _ringing(linkedid, ALICE))
+    ui.publish(arrived(linkedid), ringing(linkedid, ALICE))
     pop = await next_of(alice, "pop")
     assert pop["lookup"] == "unknown"
     assert pop["number"] == "+86" + CALLER  # what the create form is filled in with
@@ -429,7 +249,7 @@ async def test_a_number_shared_by_several_customers_asks_who_is_calling(ui: Ui) 
     stranger = await _customer(ui, "Zhao", "+8613700000001")
     alice = await ui.desk("alice")
     linkedid = "1700000000.12"
-    ui.publish(_arrived(linkedid), _ringing(linkedid, ALICE))
+    ui.publish(arrived(linkedid), ringing(linkedid, ALICE))
     pop = await next_of(alice, "pop")
     assert pop["lookup"] == "ambiguous"
     assert {m["id"] for m in pop["matches"]} == {first, second}
@@ -549,10 +369,10 @@ async def test_the_pop_says_whether_the_caller_proved_who_they_are(ui: Ui) -> No
     ]
     for n, (attributes, verified, note) in enumerate(cases):
         linkedid = f"1700000100.{n}"
-        ui.publish(_arrived(linkedid), _ivr(linkedid, **attributes), _ringing(linkedid, ALICE))
+        ui.publish(arrived(linkedid), _ivr(linkedid, **attributes), ringing(linkedid, ALICE))
         pop = await next_of(alice, "pop")
         assert pop["identity"] == {"verified": verified, "note": note}
-        ui.publish(_ended(linkedid, ""))
+        ui.publish(ended(linkedid, ""))
         await next_of(alice, "pop_cleared")
 
 

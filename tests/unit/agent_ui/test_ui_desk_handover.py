@@ -3,8 +3,6 @@ customer over and how (whatever made the hand-over: the tracker's ``CallTransfer
 note typed at the desktop that made the transfer, the live transcript redacted, the complaint
 facts; the desk left behind is told where the customer went and wraps up."""
 
-# ruff: noqa: F811 - the desk harness's fixture ``ui``, imported, is every test's parameter
-
 from __future__ import annotations
 
 import dataclasses
@@ -24,20 +22,12 @@ from cti_server.events import (
     TranscriptPartial,
     TransferNoted,
 )
+from cti_server.speech.desk_redaction import SequenceRedaction
 from cti_server.telephony import ami_events as ami
 from tests.support import domain_events as make
+from tests.support.desk import ALICE, BOB, NODE, Ui, next_of
 from tests.support.replay import load, replay
 from tests.support.ui import add_users
-
-# the desk harness: alice and bob, Asterisk faked
-from tests.unit.agent_ui.test_ui_desk_calls import (
-    ALICE,
-    BOB,
-    NODE,
-    Ui,
-    next_of,
-    ui,  # noqa: F401 - the fixture
-)
 
 TRANSFERS = Path(__file__).resolve().parents[2] / "data" / "ami_transfers"
 CARD = "4111 1111 1111 1111"  # passes the Luhn check: a card number to the redaction
@@ -257,7 +247,7 @@ async def _skipping(ws: aiohttp.ClientWebSocketResponse, kind: str, skip: str) -
 
 def test_a_card_read_in_two_breaths_is_masked_in_both_and_an_ended_call_is_forgotten() -> None:
     """The lines are redacted together, in time order, whatever order the bus brought them."""
-    said = SaidSoFar(("CN", "US", "GB"))
+    said = SaidSoFar(SequenceRedaction("CN"))
     for event in (
         make.said("c1", "agent", "go on", 3.0),
         make.said("c1", "customer", "my card number is 4111 1111", 1.0),

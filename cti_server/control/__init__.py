@@ -1,0 +1,46 @@
+"""What the agent UI may use of the server: declared protocols and plain value types only.
+
+``agent_ui`` imports the event vocabulary, the bus and this package, nothing else of
+``cti_server``; the composition root (``cti_server/app.py``) hands it the implementations
+(the tracker as :class:`LiveView`, ``telephony.agent_control`` as :class:`AgentControl`, the
+router's supervisor controls, the speech and complaint services). Nothing here may import
+telephony, the tracker, routing or speech: a test keeps it so.
+"""
+
+from cti_server.control.agents import WRAP_UP_REASON, AgentControl, CallKey
+from cti_server.control.errors import ControlError
+from cti_server.control.live import (
+    AgentStatus,
+    AgentView,
+    CallStatus,
+    CallView,
+    LegView,
+    LiveView,
+    QueueView,
+)
+from cti_server.control.services import (
+    RecordingNames,
+    Redaction,
+    SupervisorRouting,
+    UiOptions,
+    Utterance,
+)
+
+__all__ = [
+    "WRAP_UP_REASON",
+    "AgentControl",
+    "AgentStatus",
+    "AgentView",
+    "CallKey",
+    "CallStatus",
+    "CallView",
+    "ControlError",
+    "LegView",
+    "LiveView",
+    "QueueView",
+    "RecordingNames",
+    "Redaction",
+    "SupervisorRouting",
+    "UiOptions",
+    "Utterance",
+]

@@ -1,0 +1,23 @@
+"""The redaction the server uses for transcripts, as the agent UI's
+:class:`~cti_server.control.Redaction`: a call's utterances redacted together."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+from cti_server.control import Utterance
+from cti_server.speech import text_redaction
+
+
+class SequenceRedaction:
+    """Redacts for the deployment's region and those the transcription service redacts for."""
+
+    def __init__(self, region: str) -> None:
+        self.regions = tuple(dict.fromkeys((region, "US", "GB")))
+
+    def __call__(self, said: Sequence[Utterance], still_speaking: Collection[str]) -> list[str]:
+        utterances = [text_redaction.Utterance(u.text, u.speaker, u.start, u.end) for u in said]
+        found = text_redaction.redact_sequence(
+            utterances, self.regions, still_speaking=still_speaking
+        )
+        return [result.text for result in found]

@@ -1,0 +1,5 @@
+"""The desk harness's fixture (alice and bob at their desks, Asterisk faked) for these tests."""
+
+from tests.support.desk import ui
+
+__all__ = ["ui"]
