@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cti_server.asterisk.data import data_dir
 from cti_server.ivr.engine import (
     MASK,
     MAX_STEPS,
@@ -28,14 +27,6 @@ from tests.support.ivr_script import (
     ScriptedChannel,
     steps,
 )
-
-FLOWS = data_dir("ivr_flows")
-
-
-@pytest.fixture(scope="module")
-def main_flow() -> Flow:
-    return load_flow(FLOWS / "main.yaml", FLOWS / "prompts")
-
 
 STRANGER_TO_OPERATOR = [
     "identify",

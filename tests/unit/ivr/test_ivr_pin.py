@@ -15,10 +15,9 @@ from crm_core.models import Base
 from crm_core.models import Customer as CustomerRow
 from crm_core.pins import PinResult, check_pin, set_pin
 from crm_core.schemas import CustomerIn
-from cti_server.asterisk.data import data_dir
 from cti_server.ivr.customers import CrmLookup
 from cti_server.ivr.engine import MASK, CallerGone, Customer, IvrEngine, IvrResult, PinCheck
-from cti_server.ivr.flow import Flow, load_flow
+from cti_server.ivr.flow import Flow
 from tests.support.ivr_script import (
     ACCOUNT,
     NO_LANGUAGE,
@@ -29,7 +28,6 @@ from tests.support.ivr_script import (
     steps,
 )
 
-FLOWS = data_dir("ivr_flows")
 PIN = "4711"
 VIP_WITH_PIN = dataclasses.replace(VIP, has_pin=True)
 HOLDER_WITH_PIN = Customer(
@@ -55,11 +53,6 @@ class PinCrm:
 
     def engine(self) -> IvrEngine:
         return IvrEngine(self.by_caller_id, self.by_account, verify_pin=self.verify_pin)
-
-
-@pytest.fixture(scope="module")
-def main_flow() -> Flow:
-    return load_flow(FLOWS / "main.yaml", FLOWS / "prompts")
 
 
 def _nowhere(result: IvrResult, secret: str) -> None:

@@ -16,23 +16,16 @@ from crm_core.pins import PinLockPolicy, PinResult, check_pin, set_pin
 from crm_core.schemas import CustomerIn, TransactionIn
 from crm_core.valuation import add_transaction
 from crm_core.value import ValuePolicy
-from cti_server.asterisk.data import data_dir
 from cti_server.ivr.customers import CrmLookup
 from cti_server.ivr.engine import IvrEngine, NotVerified
-from cti_server.ivr.flow import Flow, load_flow
+from cti_server.ivr.flow import Flow
 from cti_server.ivr.self_service import CrmSelfService
 from tests.support.ivr_script import ScriptedChannel, steps
 
 Sessions = async_sessionmaker[AsyncSession]
-FLOWS = data_dir("ivr_flows")
 NUMBER = "+8613800138000"
 PIN = "4711"
 WRONG = "1111"
-
-
-@pytest.fixture(scope="module")
-def main_flow() -> Flow:
-    return load_flow(FLOWS / "main.yaml", FLOWS / "prompts")
 
 
 @pytest_asyncio.fixture
