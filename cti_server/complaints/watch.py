@@ -22,24 +22,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.interactions import repeat_contact
-from crm_core.models import Interaction
 from cti_server.bus import Bus
 from cti_server.complaints.detector import ComplaintDetector
 from cti_server.complaints.signals import CallFacts, ComplaintSignal, Evidence, Segment, Word
 from cti_server.events import (
     CallEnded,
     CallHandling,
+    CallKey,
     CallTranscribed,
     ComplaintDetected,
     DomainEvent,
+    InteractionRecorded,
     SurveyAnswered,
     TranscriptPartial,
 )
@@ -65,7 +66,9 @@ def answered(ended: CallEnded) -> bool:
 
 
 @dataclass
-class _Call:
+class CallSoFar:
+    """What the watch has heard of one call until it is judged."""
+
     said: list[Segment] = field(default_factory=list)
     alerted: bool = False
     survey: int | None = None
@@ -94,7 +97,7 @@ class ComplaintWatch:
         self._transcript_expected = transcript_expected
         self._survey_wait = survey_wait
         self._transcript_wait = transcript_wait
-        self._calls: dict[str, _Call] = {}
+        self._calls: dict[str, CallSoFar] = {}
         self._judged: dict[str, None] = {}  # linkedids judged lately, oldest first
         self._tasks: set[asyncio.Task[None]] = set()
         self.alerts = 0
@@ -149,22 +152,22 @@ class ComplaintWatch:
         elif isinstance(event, CallTranscribed):
             self._spawn(self._on_transcript(event))
 
-    def _call(self, linkedid: str) -> _Call:
+    def _call(self, linkedid: str) -> CallSoFar:
         call = self._calls.get(linkedid)
         if call is None:
             if len(self._calls) >= MAX_CALLS:  # calls whose end we never saw
                 self._claim(next(iter(self._calls)))
-            call = self._calls[linkedid] = _Call()
+            call = self._calls[linkedid] = CallSoFar()
         return call
 
-    def _claim(self, linkedid: str) -> _Call | None:
+    def _claim(self, linkedid: str) -> CallSoFar | None:
         """The call to judge now, once: None when it was judged already."""
         if linkedid in self._judged:
             return None
         self._judged[linkedid] = None
         if len(self._judged) > MAX_CALLS:
             del self._judged[next(iter(self._judged))]
-        call = self._calls.pop(linkedid, None) or _Call()
+        call = self._calls.pop(linkedid, None) or CallSoFar()
         if call.deadline is not None:
             call.deadline.cancel()
         return call
@@ -175,7 +178,7 @@ class ComplaintWatch:
             log.warning("call %s: no transcript came, judged on its facts alone", linkedid)
             self._spawn(self._judge_facts(call.ended, call))
 
-    async def _on_facts(self, ended: CallEnded, call: _Call) -> None:
+    async def _on_facts(self, ended: CallEnded, call: CallSoFar) -> None:
         """No transcript will come: judge the facts once the survey has come."""
         await self._survey_of(call)
         if self._claim(ended.linkedid) is not None:
@@ -189,7 +192,7 @@ class ComplaintWatch:
         if claimed is not None:
             await self._judge_call(event, claimed, [_segment(s) for s in event.segments])
 
-    async def _survey_of(self, call: _Call) -> None:
+    async def _survey_of(self, call: CallSoFar) -> None:
         """A survey after the agent hung up has a few seconds to arrive: the caller may hang
         up (ending the call) before the survey step is over and publishes the score."""
         ended = call.ended
@@ -203,7 +206,7 @@ class ComplaintWatch:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _during(self, event: TranscriptPartial, call: _Call) -> None:
+    async def _during(self, event: TranscriptPartial, call: CallSoFar) -> None:
         signal = await asyncio.to_thread(self._detector.detect, list(call.said))
         if signal.is_complaint and not call.alerted:
             call.alerted = True
@@ -211,13 +214,13 @@ class ComplaintWatch:
             self._bus.publish(_event(event.node, event.linkedid, signal, during_call=True))
 
     async def _judge_call(
-        self, event: CallTranscribed, call: _Call, segments: list[Segment]
+        self, event: CallTranscribed, call: CallSoFar, segments: list[Segment]
     ) -> None:
         repeat = await self._repeat(event.node, event.linkedid)
         facts = replace(_facts(call), repeat_call_same_topic_7d=repeat)
         await self._after(event.node, event.linkedid, segments, facts, event.language)
 
-    async def _judge_facts(self, ended: CallEnded, call: _Call) -> None:
+    async def _judge_facts(self, ended: CallEnded, call: CallSoFar) -> None:
         """The facts alone, scored as a call where nothing was heard. The CRM is asked about
         a repeat call only when one could tip the call into a complaint."""
         facts = _facts(call)
@@ -257,29 +260,54 @@ async def _logged(work: Awaitable[None]) -> None:
         log.exception("complaint detection failed")
 
 
+class RecordedCalls:
+    """The calls the recorder has written as ended, as it says (``InteractionRecorded``): a
+    question about a call's history waits for the recorder's word, not for a database poll."""
+
+    def __init__(self, bus: Bus, limit: int = MAX_CALLS) -> None:
+        self._ended: OrderedDict[CallKey, asyncio.Event] = OrderedDict()
+        self._limit = limit
+        bus.listen((InteractionRecorded,), self._on_recorded)
+
+    def _on_recorded(self, event: DomainEvent) -> None:
+        if isinstance(event, InteractionRecorded) and event.ended:
+            self._flag(CallKey.of(event)).set()
+
+    def _flag(self, key: CallKey) -> asyncio.Event:
+        flag = self._ended.get(key)
+        if flag is None:
+            flag = self._ended[key] = asyncio.Event()
+            while len(self._ended) > self._limit:  # calls whose write we never heard of
+                self._ended.popitem(last=False)
+        return flag
+
+    async def ended(self, key: CallKey, wait: float) -> bool:
+        """Whether the recorder has written the call as ended, waiting up to ``wait`` s."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                await self._flag(key).wait()
+        return self._flag(key).is_set()
+
+
 def crm_repeat_call(
-    sessions: async_sessionmaker[AsyncSession], wait: float = RECORDED_WAIT_SECONDS
+    sessions: async_sessionmaker[AsyncSession],
+    recorded: RecordedCalls,
+    wait: float = RECORDED_WAIT_SECONDS,
 ) -> RepeatCall:
     """:data:`RepeatCall` from the CRM, once the recorder has written the ended call (its
     customer, the IVR's intent): judged on facts, a call is asked about as soon as it ends."""
 
     async def repeat_call(node: str, linkedid: str) -> bool:
-        key = f"{node}:{linkedid}"
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
-        while True:
-            async with sessions() as session:
-                ended = await session.scalar(
-                    select(Interaction.ended_at).where(Interaction.external_key == key)
-                )
-                if ended is not None or loop.time() >= deadline:
-                    return await repeat_contact(session, key)
-            await asyncio.sleep(0.5)  # the recorder's writes have no event to wait on
+        key = CallKey(node, linkedid)
+        if not await recorded.ended(key, wait):
+            log.debug("call %s: not written as ended in %.0f s; asked anyway", key, wait)
+        async with sessions() as session:
+            return await repeat_contact(session, str(key))
 
     return repeat_call
 
 
-def _facts(call: _Call) -> CallFacts:
+def _facts(call: CallSoFar) -> CallFacts:
     """What the call itself says: its wait (in the queue, or an abandon), the agent's hold and
     transfers back and forth, its survey."""
     ended = call.ended

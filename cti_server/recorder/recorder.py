@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
-from datetime import datetime
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -18,13 +16,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_core.cases import CaseSla, add_signal, open_case_from_signal
-from crm_core.customers import create_customer, lookup_by_caller_id
-from crm_core.errors import InvalidInput
+from crm_core.callbacks import CallbackRequest, callback_task
+from crm_core.callers import agent_for_extension, customer_of_caller
+from crm_core.cases import CaseSla
+from crm_core.complaint_intake import Detection, case_from_detection
 from crm_core.interactions import end_unseen, forget_merged, record_interaction
-from crm_core.models import ComplaintCase, ComplaintSignal, FollowUp, Interaction, User
-from crm_core.phones import is_withheld
-from crm_core.schemas import CustomerIn, InteractionIn, PartyIn
+from crm_core.models import Interaction
+from crm_core.schemas import InteractionIn, PartyIn
 from crm_core.text_rules import neutralised
 from crm_core.value import ValuePolicy
 from cti_server.bus import Bus
@@ -33,6 +31,7 @@ from cti_server.events import (
     CallAnswered,
     CallbackRequested,
     CallEnded,
+    CallKey,
     CallQueued,
     CallRangOut,
     CallRouted,
@@ -40,19 +39,27 @@ from cti_server.events import (
     CallTranscribed,
     ComplaintDetected,
     DomainEvent,
+    InteractionRecorded,
     IvrFinished,
     NodeResynced,
     SurveyAnswered,
+    extension_of,
+)
+from cti_server.recorder.entries import (
+    CallMerged,
+    CallsEndedUnseen,
+    InteractionUpdate,
+    SpoolEntry,
+    entry_from_stored,
+    stored,
 )
 from cti_server.recorder.spool import Spool
 
 log = logging.getLogger(__name__)
 
 # each happens once; a resync's approximate report of one must not move it
-_NOT_FIELDS = ("lookup", "agent", "callback", "complaint")  # handled beside the interaction
 MILESTONES = ("arrived_at", "queued_at", "offered_at", "answered_at")
 _KIND_BY_OUTCOME = {"abandoned": "abandoned", "ivr_only": "ivr_only"}
-_EXTENSION = re.compile(r"(\d{2,10})$")
 _CHAIN = TypeAdapter(list[PartyIn])
 
 
@@ -69,16 +76,21 @@ def _caller(number: str, name: str = "") -> dict[str, str]:
     escaped where shown."""
     known: dict[str, str] = {}
     if number:
-        known.update(caller_number=_clean(number, 64), lookup=number[:64])
+        known["caller_number"] = _clean(number, 64)
     if name:
         known["caller_name"] = _clean(name, 200)
     return known
 
 
-def _ivr_update(event: IvrFinished) -> dict[str, Any]:
-    update: dict[str, Any] = {
-        "node": event.node,
-        "linkedid": event.linkedid,
+def _update(event: CallStarted | AgentRinging | CallEnded, **fields: Any) -> InteractionUpdate:
+    """Fields of an event that knows the caller: the customer is found by their number."""
+    fields |= _caller(event.caller_number, event.caller_name)
+    number = event.caller_number[:64] or None
+    return InteractionUpdate(node=event.node, linkedid=event.linkedid, fields=fields, caller=number)
+
+
+def _ivr_update(event: IvrFinished) -> InteractionUpdate:
+    fields: dict[str, Any] = {
         "ivr_path": [{**step, "input": _clean(str(step.get("input", "")))} for step in event.path],
         "ivr_inputs": {k: _clean(v) for k, v in event.inputs.items()},
         "routing": {
@@ -88,117 +100,110 @@ def _ivr_update(event: IvrFinished) -> dict[str, Any]:
         },
     }
     if event.customer_id is not None:
-        update["customer_id"] = event.customer_id
+        fields["customer_id"] = event.customer_id
     if event.recordings:
-        update["recordings"] = [_clean(path, 300) for path in event.recordings]
-    return update
+        fields["recordings"] = [_clean(path, 300) for path in event.recordings]
+    return InteractionUpdate(node=event.node, linkedid=event.linkedid, fields=fields)
 
 
-def interaction_update(event: DomainEvent) -> dict[str, Any] | None:  # noqa: PLR0911, PLR0912
-    """The CRM fields one tracker event brings, as a spoolable dict (``lookup``: find caller)."""
+def _callback(event: CallbackRequested) -> InteractionUpdate:
+    request = CallbackRequest(
+        caller_number=event.caller_number[:64],
+        queue=event.queue[:64],
+        estimated_wait=round(event.estimated_wait),
+        customer_id=event.customer_id,
+        requested_at=event.at,
+        kind=event.kind,  # checked by the model: callback or voicemail
+        recording=_clean(event.recording, 300),
+        position=event.position,
+        joined_at=event.joined_at or event.at,
+    )
+    return InteractionUpdate(node=event.node, linkedid=event.linkedid, callback=request)
+
+
+def _complaint(event: ComplaintDetected) -> InteractionUpdate:
+    found = Detection(
+        probability=event.probability,
+        category=event.category,
+        severity=event.severity,
+        evidence=event.evidence,
+    )
+    return InteractionUpdate(node=event.node, linkedid=event.linkedid, complaint=found)
+
+
+def interaction_update(event: DomainEvent) -> SpoolEntry | None:  # noqa: PLR0911
+    """What one tracker event brings the CRM, as a journal entry; None: nothing to store."""
     if isinstance(event, NodeResynced):  # not one interaction: the node's calls ended unseen
-        return {"node": event.node, "end_unseen": event.live, "seen_at": event.at.isoformat()}
+        return CallsEndedUnseen(node=event.node, live=event.live, seen_at=event.at)
     if isinstance(event, IvrFinished):
         return _ivr_update(event)
-    if isinstance(event, CallRouted):  # merged beside the IVR's keys (see Recorder._write)
-        return {
-            "node": event.node,
-            "linkedid": event.linkedid,
-            "routing": {"decision": event.decision},
-        }
-    if isinstance(event, CallRangOut):
-        return {
-            "node": event.node,
-            "linkedid": event.linkedid,
-            "routing": {"no_answer": event.no_answer},
-        }
+    if isinstance(event, CallRouted | CallRangOut):  # merged beside the IVR's keys
+        routing = (
+            {"decision": event.decision}
+            if isinstance(event, CallRouted)
+            else {"no_answer": event.no_answer}
+        )
+        return InteractionUpdate(
+            node=event.node, linkedid=event.linkedid, fields={"routing": routing}
+        )
     if isinstance(event, ComplaintDetected):
-        if event.during_call:
-            return None  # an alert for supervisors; the finding after the call is stored
-        return {
-            "node": event.node,
-            "linkedid": event.linkedid,
-            "complaint": {
-                "probability": event.probability,
-                "category": event.category,
-                "severity": event.severity,
-                "evidence": event.evidence,
-            },
-        }
+        # during the call: an alert for supervisors; the finding after the call is stored
+        return None if event.during_call else _complaint(event)
     if isinstance(event, CallTranscribed):
         if event.mode == "failed":
             return None  # nothing to store; the complaint watch judges the facts
-        return {"node": event.node, "linkedid": event.linkedid, "segments": event.segments}
+        fields: dict[str, Any] = {"segments": event.segments}
+        return InteractionUpdate(node=event.node, linkedid=event.linkedid, fields=fields)
     if isinstance(event, CallbackRequested):
-        return {
-            "node": event.node,
-            "linkedid": event.linkedid,
-            "callback": {
-                "caller_number": event.caller_number[:64],
-                "queue": event.queue[:64],
-                "estimated_wait": round(event.estimated_wait),
-                "customer_id": event.customer_id,
-                "requested_at": event.at.isoformat(),
-                "kind": event.kind,
-                "recording": _clean(event.recording, 300),
-                "position": event.position,
-                "joined_at": (event.joined_at or event.at).isoformat(),
-            },
-        }
+        return _callback(event)
     if isinstance(event, SurveyAnswered):
-        survey: dict[str, Any] = {
-            "node": event.node,
-            "linkedid": event.linkedid,
-            "survey_score": event.score,
-        }
+        survey: dict[str, Any] = {"survey_score": event.score}
         if event.comment:
             survey["recordings"] = [_clean(event.comment, 300)]
-        return survey
-    if not isinstance(event, CallStarted | CallQueued | AgentRinging | CallAnswered | CallEnded):
-        return None
-    base: dict[str, Any] = {"node": event.node, "linkedid": event.linkedid}
+        return InteractionUpdate(node=event.node, linkedid=event.linkedid, fields=survey)
+    if isinstance(event, CallEnded) and event.outcome == "merged":
+        # no call of its own: part of the call it picked up
+        return CallMerged(node=event.node, linkedid=event.linkedid, merged_into=event.merged_into)
+    return _call_update(event)
+
+
+def _call_update(event: DomainEvent) -> InteractionUpdate | None:
+    """A milestone of the call itself (arrived, queued, offered, answered, ended)."""
     when = event.at.isoformat()
     if isinstance(event, CallStarted):
-        return {
-            **base,
-            "arrived_at": when,
-            "kind": "inbound_call",
-            "dialed": _clean(event.dialed, 64),
-            **_caller(event.caller_number, event.caller_name),
-        }
+        return _update(event, arrived_at=when, kind="inbound_call", dialed=_clean(event.dialed, 64))
     if isinstance(event, CallQueued):
-        return {**base, "queued_at": when, "queue": _clean(event.queue, 64)}
+        fields = {"queued_at": when, "queue": _clean(event.queue, 64)}
+        return InteractionUpdate(node=event.node, linkedid=event.linkedid, fields=fields)
     if isinstance(event, AgentRinging):
-        return {
-            **base,
-            "offered_at": when,
-            "agent_name": _clean(event.agent, 80),
-            **_caller(event.caller_number, event.caller_name),
-        }
+        return _update(event, offered_at=when, agent_name=_clean(event.agent, 80))
     if isinstance(event, CallAnswered):
-        answered = {**base, "answered_at": when}
+        answered: dict[str, Any] = {"answered_at": when}
         if event.queue:
             answered["queue"] = _clean(event.queue, 64)
         if event.agent:
-            answered.update(agent_name=_clean(event.agent, 80), agent=event.agent)
-        return answered
-    if event.outcome == "merged":  # no call of its own: part of the call it picked up
-        return {**base, "merged_into": event.merged_into}
-    update: dict[str, Any] = {
-        **base,
+            answered["agent_name"] = _clean(event.agent, 80)
+        return InteractionUpdate(
+            node=event.node,
+            linkedid=event.linkedid,
+            fields=answered,
+            agent_member=event.agent or None,
+        )
+    if not isinstance(event, CallEnded):
+        return None
+    ended: dict[str, Any] = {
         "ended_at": when,
         "kind": _KIND_BY_OUTCOME.get(event.outcome, "inbound_call"),
-        **_caller(event.caller_number, event.caller_name),
     }
     if event.hung_up_by:
-        update["ended_by"] = event.hung_up_by
+        ended["ended_by"] = event.hung_up_by
     if event.agent:  # the first answerer, whoever had the call last
-        update["agent_name"] = _clean(event.agent, 80)
+        ended["agent_name"] = _clean(event.agent, 80)
     if event.queue:
-        update["queue"] = _clean(event.queue, 64)
+        ended["queue"] = _clean(event.queue, 64)
     if event.chain:
-        update["parties"] = [_party(segment) for segment in event.chain]
-    return update
+        ended["parties"] = [_party(segment) for segment in event.chain]
+    return _update(event, **ended)
 
 
 def _party(segment: dict[str, Any]) -> dict[str, Any]:
@@ -250,6 +255,7 @@ class Recorder:
         value_policy: ValuePolicy | None = None,
     ) -> None:
         self._sessions = sessions
+        self._publish = bus.publish
         self._case_sla = case_sla or CaseSla()
         self._value_policy = value_policy or ValuePolicy()
         self._spool = spool
@@ -278,9 +284,9 @@ class Recorder:
 
     def _journal(self, event: DomainEvent) -> None:
         """Called as the tracker publishes: into the journal before anything can be lost."""
-        update = interaction_update(event)
-        if update is not None:
-            self._spool.append(update)
+        entry = interaction_update(event)
+        if entry is not None:
+            self._spool.append(stored(entry))
             self._wake.set()
 
     async def run(self) -> None:
@@ -320,53 +326,60 @@ class Recorder:
         self._behind = failed
         return not failed
 
-    async def _write(self, update: dict[str, Any]) -> bool:
+    async def _write(self, raw: dict[str, Any]) -> bool:
         if self._schema_ready is not None and not self._schema_ready.is_set():
             return False  # migrations still running: keep it in the spool
-        unseen = "end_unseen" in update
         closed: list[str] = []
+        recorded: InteractionRecorded | None = None
         try:
+            entry = entry_from_stored(raw)
             async with self._sessions() as session, session.begin():
-                if unseen:  # after a resync: the node's calls that ended while nobody listened
-                    seen = datetime.fromisoformat(update["seen_at"])
-                    closed = await end_unseen(session, update["node"], update["end_unseen"], seen)
-                elif "merged_into" in update:
-                    into = str(update["merged_into"])
-                    await forget_merged(session, update["node"], update["linkedid"], into)
+                if isinstance(entry, CallsEndedUnseen):  # after a resync: ended unheard
+                    closed = await end_unseen(session, entry.node, entry.live, entry.seen_at)
+                elif isinstance(entry, CallMerged):
+                    await forget_merged(session, entry.node, entry.linkedid, entry.merged_into)
                 else:
-                    await self._record(session, update)
+                    recorded = await self._record(session, entry)
         except ValidationError:
-            log.exception("interaction update refused by the CRM schema; dropped: %s", update)
+            log.exception("interaction update refused by the CRM schema; dropped: %s", raw)
             return True  # retrying cannot help; it must not block the ones after it
         except (DBAPIError, OSError) as exc:
             self.failed_writes += 1
-            what = "the calls ended unseen" if unseen else f"interaction {update['linkedid']}"
+            what = (
+                "the calls ended unseen"
+                if isinstance(entry, CallsEndedUnseen)
+                else f"interaction {entry.linkedid}"
+            )
             log.warning("database unavailable for %s: %s", what, exc)
             return False
         if closed:
             log.warning(
                 "%d calls of %s ended while no server listened; closed: %s",
                 len(closed),
-                update["node"],
+                entry.node,
                 ", ".join(closed[:20]),
             )
         self.written += 1
+        if recorded is not None:
+            self._publish(recorded)
         return True
 
-    async def _record(self, session: AsyncSession, update: dict[str, Any]) -> None:
+    async def _record(
+        self, session: AsyncSession, update: InteractionUpdate
+    ) -> InteractionRecorded:
         """One tracker event's fields on its interaction, with what they imply beside it."""
-        fields = {k: v for k, v in update.items() if k not in _NOT_FIELDS}
-        if "lookup" in update and not await self._has_customer(session, update):
-            found = await lookup_by_caller_id(session, update["lookup"], self._region)
-            if found.status == "found":
-                fields["customer_id"] = found.customers[0].id
+        fields = update.crm_fields()
+        if update.caller and not await self._has_customer(session, update.key):
+            customer_id = await customer_of_caller(session, update.caller, self._region)
+            if customer_id is not None:
+                fields["customer_id"] = customer_id
         if "routing" in fields:
             fields["routing"] = await self._merged_routing(session, update)
-        if update.get("agent"):
-            agent_id = await self._agent_id(session, update["agent"])
+        if update.agent_member:
+            agent_id = await agent_for_extension(session, extension_of(update.agent_member))
             if agent_id is not None:
                 fields["agent_id"] = agent_id
-        if "parties" in update:
+        if "parties" in fields:
             fields["parties"] = await self._parties(session, update)
         row = await record_interaction(  # recomputes the customer's value once it is known
             session,
@@ -374,148 +387,52 @@ class Recorder:
             keep_existing=MILESTONES,
             policy=self._value_policy,
         )
-        if "callback" in update:
-            await callback_task(session, row.id, update["callback"], self._region)
-        if "complaint" in update:
-            await complaint_case(session, row, update["complaint"], self._region, self._case_sla)
+        if update.callback is not None:
+            await callback_task(session, row.id, update.callback, self._region)
+        if update.complaint is not None:
+            await case_from_detection(session, row, update.complaint, self._region, self._case_sla)
+        return InteractionRecorded(
+            node=update.node,
+            linkedid=update.linkedid,
+            interaction_id=row.id,
+            outcome=row.kind,
+            ended=row.ended_at is not None,
+            customer_id=row.customer_id,
+        )
 
     @staticmethod
-    async def _has_customer(session: AsyncSession, update: dict[str, Any]) -> bool:
+    async def _has_customer(session: AsyncSession, key: CallKey) -> bool:
         customer_id = await session.scalar(
-            select(Interaction.customer_id).where(
-                Interaction.external_key == f"{update['node']}:{update['linkedid']}"
-            )
+            select(Interaction.customer_id).where(Interaction.external_key == str(key))
         )
         return customer_id is not None
 
     @staticmethod
-    async def _merged_routing(session: AsyncSession, update: dict[str, Any]) -> dict[str, Any]:
+    async def _merged_routing(session: AsyncSession, update: InteractionUpdate) -> dict[str, Any]:
         """The IVR's keys and the router's sit side by side in ``routing``: a write replaces only
         the keys it brings."""
-        stored = await session.scalar(
-            select(Interaction.routing).where(
-                Interaction.external_key == f"{update['node']}:{update['linkedid']}"
-            )
+        stored_routing = await session.scalar(
+            select(Interaction.routing).where(Interaction.external_key == str(update.key))
         )
-        return {**(stored or {}), **update["routing"]}
+        return {**(stored_routing or {}), **update.fields["routing"]}
 
-    @classmethod
-    async def _parties(cls, session: AsyncSession, update: dict[str, Any]) -> list[PartyIn] | None:
-        """The call's chain with each party's user (by extension, else as the answerer's is
-        found). A chain the CRM refuses is left out, not the call: its other fields are
-        written, and the refusal is logged."""
+    @staticmethod
+    async def _parties(session: AsyncSession, update: InteractionUpdate) -> list[PartyIn] | None:
+        """The call's chain with each party's user (by extension, else by the extension in the
+        agent's member name). A chain the CRM refuses is left out, not the call: its other
+        fields are written, and the refusal is logged."""
         parties = []
-        for party in update["parties"]:
-            agent_id = await cls._user_of_extension(session, party.get("extension"))
+        for party in update.fields["parties"]:
+            agent_id = await agent_for_extension(session, party.get("extension"))
             if agent_id is None and party.get("agent_name"):
-                agent_id = await cls._agent_id(session, party["agent_name"])
+                agent_id = await agent_for_extension(session, extension_of(party["agent_name"]))
             parties.append({**party, "agent_id": agent_id})
         try:
             return _CHAIN.validate_python(parties)
         except ValidationError as exc:
             log.warning(
                 "the chain of interaction %s refused by the CRM schema; written without it: %s",
-                update["linkedid"],
+                update.linkedid,
                 exc,
             )
             return None
-
-    @staticmethod
-    async def _user_of_extension(session: AsyncSession, extension: str | None) -> int | None:
-        if not extension:
-            return None
-        user_id: int | None = await session.scalar(
-            select(User.id).where(User.extension == extension).order_by(User.id).limit(1)
-        )
-        return user_id
-
-    @staticmethod
-    async def _agent_id(session: AsyncSession, agent: str) -> int | None:
-        """A queue member (``PJSIP/1001``, ``sim-1001``) is the user with that extension."""
-        match = _EXTENSION.search(agent)
-        if match is None:
-            return None
-        user_id: int | None = await session.scalar(
-            select(User.id).where(User.extension == match.group(1))
-        )
-        return user_id
-
-
-def _follow_up_note(request: dict[str, Any]) -> str:
-    if request.get("kind") == "voicemail":
-        return f"Voicemail left in the IVR for {request['queue']}: {request.get('recording', '')}"
-    place = f"number {request['position']} in line, " if request.get("position") else ""
-    return (
-        f"Callback instead of waiting in {request['queue']} ({place}estimated wait "
-        f"{request['estimated_wait']} s); keeps the place from "
-        f"{request.get('joined_at') or request['requested_at']}"
-    )
-
-
-async def customer_for_caller(session: AsyncSession, number: str, region: str) -> int:
-    """The customer with this number, or a new one: a stranger who asks for something (a
-    callback, a complaint worked) needs a record to be called back on."""
-    found = await lookup_by_caller_id(session, number, region)
-    if found.status == "found":
-        return found.customers[0].id
-    phones = [] if is_withheld(number) else [{"number": number}]
-    try:
-        data = CustomerIn.model_validate({"name": f"Caller {number}"[:200], "phones": phones})
-        return (await create_customer(session, data, region)).id
-    except (ValidationError, InvalidInput):
-        data = CustomerIn.model_validate({"name": "Unknown caller"})
-        return (await create_customer(session, data, region)).id
-
-
-async def complaint_case(
-    session: AsyncSession, row: Interaction, found: dict[str, Any], region: str, sla: CaseSla
-) -> ComplaintCase:
-    """The detector's finding, stored once per interaction (journal replays), and a case
-    opened with its evidence for service managers to work."""
-    signal = await session.scalar(
-        select(ComplaintSignal).where(ComplaintSignal.interaction_id == row.id)
-    )
-    if signal is None:
-        signal = await add_signal(
-            session,
-            interaction_id=row.id,
-            probability=float(found["probability"]),
-            category=str(found["category"]),
-            severity=str(found["severity"]),
-            evidence=list(found.get("evidence", [])),
-        )
-    if row.customer_id is None:
-        row.customer_id = await customer_for_caller(session, row.caller_number or "", region)
-        await session.flush()
-    return await open_case_from_signal(session, signal.id, sla)
-
-
-async def callback_task(
-    session: AsyncSession, interaction_id: int, request: dict[str, Any], region: str
-) -> FollowUp:
-    """The follow-up that keeps a caller's place: once per interaction (journal replays)."""
-    kind = str(request.get("kind") or "callback")
-    existing = await session.scalar(
-        select(FollowUp).where(FollowUp.interaction_id == interaction_id, FollowUp.kind == kind)
-    )
-    if existing is not None:
-        return existing
-    customer_id = request.get("customer_id")
-    if customer_id is None:  # a stranger asks to be called back: they become a customer
-        customer_id = await customer_for_caller(session, request["caller_number"], region)
-    # the caller's place: due at the time they called, so callbacks come first-called first
-    joined = datetime.fromisoformat(request.get("joined_at") or request["requested_at"])
-    task = FollowUp(
-        customer_id=customer_id,
-        interaction_id=interaction_id,
-        kind=kind,
-        due_at=joined,
-        note=_follow_up_note(request),
-        queue=str(request["queue"])[:64],
-        queue_position=int(request.get("position") or 0) or None,
-        joined_at=joined,
-        estimated_wait=int(request["estimated_wait"]),
-    )
-    session.add(task)
-    await session.flush()
-    return task

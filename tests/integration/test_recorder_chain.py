@@ -22,6 +22,7 @@ from crm_core.interactions import find_interaction
 from crm_core.models import InteractionParty
 from cti_server.bus import MemoryBus
 from cti_server.events import CallEnded
+from cti_server.recorder.entries import InteractionUpdate
 from cti_server.recorder.recorder import Recorder, interaction_update
 from cti_server.recorder.spool import Spool
 from tests.support.domain_events import answered, ended
@@ -166,8 +167,9 @@ async def test_a_chain_the_crm_refuses_leaves_the_call_written_without_it(
 def test_the_chain_is_journalled_in_the_crms_words_and_cleaned() -> None:
     """Characters text may not hold become spaces, lengths are bounded, markup stays (it is
     escaped where shown)."""
-    update = interaction_update(_chain_ended("x3", "<b>Li\u202eNa</b>", "\u200b", "x" * 200))
-    assert update is not None
+    entry = interaction_update(_chain_ended("x3", "<b>Li\u202eNa</b>", "\u200b", "x" * 200))
+    assert isinstance(entry, InteractionUpdate)
+    update = entry.fields
     last = update["parties"][2]
     assert last["agent_name"] == ("<b>Li Na</b> " + "x" * 200)[:80]
     assert update["parties"][0] == {

@@ -7,11 +7,11 @@ import shutil
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from crm_core.callbacks import callback_task
 from crm_core.customers import create_customer
 from crm_core.database import make_engine
 from crm_core.followups import follow_ups_for
@@ -22,7 +22,8 @@ from cti_server.asterisk.data import data_dir
 from cti_server.events import CallbackRequested, DomainEvent
 from cti_server.ivr.inbound import InboundCalls
 from cti_server.ivr.registry import FlowRegistry
-from cti_server.recorder.recorder import callback_task, interaction_update
+from cti_server.recorder.entries import InteractionUpdate
+from cti_server.recorder.recorder import interaction_update
 from tests.support.ivr_script import VIP_NUMBER, Crm, ScriptedChannel
 
 
@@ -107,14 +108,16 @@ async def test_callbacks_are_due_in_the_order_callers_called(tmp_path: Path) -> 
                 session, CustomerIn.model_validate({"name": "VIP"}), "CN"
             )
             for event in (second, first):  # the later caller asks first
-                update: dict[str, Any] = interaction_update(event) or {}
+                update = interaction_update(event)
+                assert isinstance(update, InteractionUpdate)
+                assert update.callback is not None
                 row = await record_interaction(
                     session,
                     InteractionIn.model_validate(
                         {"node": "pbx1", "linkedid": event.linkedid, "kind": "inbound_call"}
                     ),
                 )
-                request = {**update["callback"], "customer_id": customer.id}
+                request = update.callback.model_copy(update={"customer_id": customer.id})
                 await callback_task(session, row.id, request, "CN")
             manager = User(username="m", display_name="m", role="manager", password_hash="x")
             tasks = await follow_ups_for(session, manager)

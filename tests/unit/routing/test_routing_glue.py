@@ -19,7 +19,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from crm_core.routing import AgentProfile, CustomerFacts
-from cti_server.events import CallRangOut, CallRouted, IvrFinished
+from cti_server.events import CallRangOut, CallRouted, DomainEvent, IvrFinished
+from cti_server.recorder.entries import InteractionUpdate
 from cti_server.recorder.recorder import interaction_update
 from cti_server.routing import inputs
 from cti_server.routing.http import routing_routes
@@ -202,16 +203,22 @@ def test_occupancy_is_the_recent_share_of_signed_in_time_spent_busy() -> None:
     assert occupancy.of("nobody", 400) == 0.0
 
 
+def _crm_fields(event: DomainEvent) -> dict[str, Any]:
+    entry = interaction_update(event)
+    assert isinstance(entry, InteractionUpdate)
+    return entry.crm_fields()
+
+
 def test_decisions_and_ring_outs_merge_into_the_interactions_routing() -> None:
     routed = CallRouted(node=NODE, linkedid="c1", agent="3001", rule="r", decision={"rule": "r"})
     rang = CallRangOut(node=NODE, linkedid="c1", agent="3001", reason="x", no_answer=[{"a": 1}])
 
-    assert interaction_update(routed) == {
+    assert _crm_fields(routed) == {
         "node": NODE,
         "linkedid": "c1",
         "routing": {"decision": {"rule": "r"}},
     }
-    assert interaction_update(rang) == {
+    assert _crm_fields(rang) == {
         "node": NODE,
         "linkedid": "c1",
         "routing": {"no_answer": [{"a": 1}]},
