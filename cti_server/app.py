@@ -35,6 +35,7 @@ from cti_server.bus import Bus, MemoryBus
 from cti_server.bus.lease import Leader, RedisLease, SoleLeader
 from cti_server.bus.redis import RedisBus
 from cti_server.complaints.detector import ComplaintDetector
+from cti_server.complaints.signals import CATEGORIES
 from cti_server.complaints.watch import ComplaintWatch, RecordedCalls, crm_repeat_call
 from cti_server.config import AmiSettings, Settings
 from cti_server.events import AmiLinkChanged
@@ -55,12 +56,16 @@ from cti_server.recorder.recorder import Recorder
 from cti_server.recorder.spool import Spool
 from cti_server.routing.directory import Directory
 from cti_server.routing.http import routing_routes
+from cti_server.routing.inputs import personal_queue
 from cti_server.routing.policy import builtin_policy_path
 from cti_server.routing.reloader import PolicyReloader
 from cti_server.routing.router import Router
+from cti_server.routing.supervision import RouterSupervision
 from cti_server.speech.audiosocket import AudioSocketServer
+from cti_server.speech.desk_redaction import SequenceRedaction
 from cti_server.speech.models import SpeechModels
-from cti_server.speech.transcription import TranscriptionService
+from cti_server.speech.transcription import TranscriptionService, recording_names
+from cti_server.telephony.agent_control import AmiAgentControl
 from cti_server.telephony.ami_client import AmiClient, AmiError
 from cti_server.telephony.ami_events import translate
 from cti_server.telephony.fastagi import FastAgiServer, asterisk_key
@@ -88,6 +93,7 @@ METRICS = web.AppKey("metrics", CollectorRegistry)
 WATCHDOG = web.AppKey("watchdog", LoopWatchdog)
 RESYNCS = web.AppKey("resyncs", set[asyncio.Task[None]])
 LINKS = web.AppKey("links", list[AmiClient])
+AGENT_CONTROL = web.AppKey("agent_control", AmiAgentControl)
 RECORDER = web.AppKey("recorder", Recorder)
 ROUTER = web.AppKey("router", Router)
 
@@ -223,8 +229,18 @@ def build_app(settings: Settings) -> web.Application:  # noqa: PLR0915 - the roo
     )
     app[SESSIONS] = sessions
     logins = _login_guard(settings, sessions, app[METRICS])
+    app[AGENT_CONTROL] = _agent_control(settings, bus, tracker, links)
+    app.cleanup_ctx.append(_close_agent_control)
     ui = create_ui(
-        _ui_deps(settings, bus, tracker, links, sessions, router=app.get(ROUTER), logins=logins)
+        _ui_deps(
+            settings,
+            bus,
+            tracker,
+            app[AGENT_CONTROL],
+            sessions,
+            router=app.get(ROUTER),
+            logins=logins,
+        )
     )
     app.add_subapp(  # whom an agent serves now is their desk's: the API's row rules ask it
         "/api",
@@ -286,35 +302,54 @@ def _ui_deps(
     settings: Settings,
     bus: MemoryBus,
     tracker: Tracker,
-    links: list[AmiClient],
+    control: AmiAgentControl,
     sessions: async_sessionmaker[AsyncSession],
     *,
     router: Router | None,
     logins: LoginGuard,
 ) -> UiDeps:
-    """The UI's share of the server; the router (routing on) for the wallboard's controls."""
-    queues = tuple(q.name for q in settings.dialplan.queues)
+    """The UI's share of the server: the live model, the agent control, the services it shows
+    (redaction, recordings, complaint categories), the router (routing on) for the wallboard."""
     return UiDeps(
         settings=settings.ui,
         region=settings.crm.default_region,
         node=settings.ami.node,
-        # routing on: agents join their own queue and the fallback, never the waiting queues
-        queues=(
-            (settings.routing.fallback_queue,)
-            if settings.routing.enabled
-            else settings.ui.queues or queues
-        ),
-        personal_queues=settings.routing.enabled,
         bus=bus,
-        tracker=tracker,
-        links={link.status.node: link for link in links},
+        live=tracker,
+        control=control,
         db=sessions,
+        redaction=SequenceRedaction(settings.crm.default_region),
+        recording_names=recording_names,
+        complaint_categories=CATEGORIES,
         service_level=settings.dialplan.queues[0].service_level,
         recordings_path=settings.transcription.recordings_path,
-        transfer_queues=queues,
-        routing=router,
+        routing=RouterSupervision(router) if router is not None else None,
         logins=logins,
     )
+
+
+def _agent_control(
+    settings: Settings, bus: MemoryBus, tracker: Tracker, links: list[AmiClient]
+) -> AmiAgentControl:
+    """What desks and supervisors do to phones, calls and queues; it owns the desks' wrap-up."""
+    queues = tuple(q.name for q in settings.dialplan.queues)
+    routing = settings.routing.enabled
+    return AmiAgentControl(
+        settings.ui,
+        node=settings.ami.node,
+        links={link.status.node: link for link in links},
+        live=tracker,
+        publish=bus.publish,
+        # routing on: agents join their own queue and the fallback, never the waiting queues
+        queues=(settings.routing.fallback_queue,) if routing else settings.ui.queues or queues,
+        transfer_queues=queues,
+        own_queue=personal_queue if routing else None,
+    )
+
+
+async def _close_agent_control(app: web.Application) -> AsyncIterator[None]:
+    yield
+    await app[AGENT_CONTROL].close()
 
 
 def _router(  # noqa: PLR0917 - the composition root's own parts

@@ -220,6 +220,29 @@ class AgentStateChanged(DomainEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class WrapUpStarted(DomainEvent):
+    """Published by the agent control (``telephony.agent_control``) once an agent whose part of
+    a call is over has been paused for wrap-up: their desk shows the form for ``seconds``."""
+
+    node: str
+    linkedid: str
+    extension: str
+    seconds: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WrapUpEnded(DomainEvent):
+    """Published by the agent control when an agent's wrap-up is over and they were made
+    available: the agent sent it, or its deadline passed (``timed_out``: the desk stores what
+    it knows with the default disposition)."""
+
+    node: str
+    linkedid: str
+    extension: str
+    timed_out: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class IvrFinished(DomainEvent):
     """The caller left the IVR: handed to a queue, hung up by the flow, or gone."""
 
@@ -380,6 +403,8 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         CallTransferred,
         TransferNoted,
         AgentStateChanged,
+        WrapUpStarted,
+        WrapUpEnded,
         IvrFinished,
         SurveyAnswered,
         CallbackRequested,
