@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import copy
 import logging
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -61,6 +60,7 @@ from cti_server.events import (
     TransferNoted,
     WrapUpEnded,
     WrapUpStarted,
+    extension_of,
 )
 
 log = logging.getLogger(__name__)
@@ -68,13 +68,6 @@ log = logging.getLogger(__name__)
 ON_A_CALL = (AgentStatus.ON_CALL, AgentStatus.RINGING)
 MAX_ROUTED = 1000  # router decisions kept for pops not yet delivered
 PAUSE_REASONS = ("break", "lunch", "training", "meeting", "coaching")
-_TRAILING_DIGITS = re.compile(r"(\d{2,10})$")
-
-
-def extension_of(agent: str) -> str | None:
-    """``agent-1001`` or ``sim-8001`` (a queue member name) → its extension."""
-    match = _TRAILING_DIGITS.search(agent)
-    return match.group(1) if match else None
 
 
 @dataclass

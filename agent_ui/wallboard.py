@@ -35,7 +35,6 @@ from agent_ui import charts
 from agent_ui.auth import UI_SESSION, pages, render
 from agent_ui.call_chain import duration
 from agent_ui.deps import DEPS, TEMPLATES, UiDeps
-from agent_ui.desktop import extension_of
 from agent_ui.pop import PopService
 from agent_ui.ws import Connection, Hub, Reply, UiError
 from crm_core.access import least
@@ -51,6 +50,7 @@ from cti_server.events import (
     CallStarted,
     ComplaintDetected,
     TranscriptPartial,
+    extension_of,
 )
 
 PUSH_INTERVAL = 0.25
