@@ -51,10 +51,10 @@ from cti_server.events import (
     AgentRinging,
     AgentStateChanged,
     CallAnswered,
-    CallArrived,
     CallEnded,
     CallRouted,
     CallTransferred,
+    CustomerIdentified,
     DomainEvent,
     IvrFinished,
     TransferNoted,
@@ -87,7 +87,7 @@ class Desks:
     """Every desk, fed by domain events (its commands: :mod:`agent_ui.desk_commands`)."""
 
     TRACKED = (
-        CallArrived,
+        CustomerIdentified,
         IvrFinished,
         AgentRinging,
         CallAnswered,
@@ -153,7 +153,7 @@ class Desks:
                     await task
 
     def apply(self, event: DomainEvent) -> None:
-        if isinstance(event, CallArrived | IvrFinished):
+        if isinstance(event, CustomerIdentified | IvrFinished):
             self._caller_news(event)
         elif isinstance(event, AgentRinging):
             extension = extension_of(event.agent)
@@ -179,12 +179,12 @@ class Desks:
         elif isinstance(event, WrapUpStarted | WrapUpEnded):
             self._wrapup_news(event)
 
-    def _caller_news(self, event: CallArrived | IvrFinished) -> None:
+    def _caller_news(self, event: CustomerIdentified | IvrFinished) -> None:
         """What the pop will show of the caller, gathered as the call arrives."""
         if isinstance(event, IvrFinished):
             self.pops.ivr_finished(event)
-        elif self.hub.connections:  # nobody signed in: nobody to pop
-            self.pops.arrived(event)
+        else:  # nobody signed in: nobody to pop yet, the record is read if the call rings
+            self.pops.identified(event, read_now=bool(self.hub.connections))
 
     def _agent_changed(self, event: AgentStateChanged) -> None:
         extension = extension_of(event.agent)

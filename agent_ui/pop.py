@@ -1,10 +1,12 @@
 """Screen pops: the caller's CRM record, fetched while they are still in the IVR, ready to push
 the moment an agent's phone rings.
 
-``CallArrived`` starts the look-up; ``IvrFinished`` adds what the caller did (secrets masked) and
-may name the customer the IVR identified (by account number, say); ``AgentRinging`` only
-assembles what is already there. The ``routing`` JSON of the interaction (why this agent) is read
-after the pop is sent and follows it as an update, so the pop never waits for it.
+``CustomerIdentified`` (who is calling, decided once per call by the caller identification)
+starts reading the customer's record; ``IvrFinished`` adds what the caller did (secrets masked);
+a later ``CustomerIdentified`` by the IVR (an account number, say) replaces the record;
+``AgentRinging`` only assembles what is already there. The ``routing`` JSON of the interaction
+(why this agent) is read after the pop is sent and follows it as an update, so the pop never
+waits for it.
 """
 
 from __future__ import annotations
@@ -12,18 +14,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.cases import open_cases_of
-from crm_core.customers import get_customer, lookup_by_caller_id
+from crm_core.customers import customers_by_ids, get_customer
 from crm_core.errors import NotFound
 from crm_core.interactions import find_interaction, mask_secrets, timeline
 from crm_core.models import Customer
-from cti_server.events import AgentRinging, CallArrived, IvrFinished
+from cti_server.events import AgentRinging, CallKey, CustomerIdentified, IdentifiedBy, IvrFinished
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +59,13 @@ def customer_view(row: Customer, organisation: str | None) -> Record:
 
 
 @dataclass
-class _Call:
-    node: str
-    linkedid: str
-    caller_number: str
+class CallPop:
+    """What one call's pop is made of, gathered before the ring: who is calling (as published),
+    the reading of their record, the IVR's answers, the customer's tier once shown."""
+
+    key: CallKey
+    identity: CustomerIdentified | None = None
+    identified: asyncio.Event = field(default_factory=asyncio.Event)
     lookup: asyncio.Task[Record] | None = None
     ivr: Record | None = None
     tier: str = ""
@@ -93,20 +98,27 @@ class PopService:
     def __init__(self, db: async_sessionmaker[AsyncSession], region: str) -> None:
         self._db = db
         self._region = region
-        self._calls: dict[tuple[str, str], _Call] = {}
+        self._calls: dict[CallKey, CallPop] = {}
         self._finishing: set[asyncio.Task[Record]] = set()
 
     # -- events -------------------------------------------------------------------------------
 
-    def arrived(self, event: CallArrived) -> None:
-        call = self._call(event.node, event.linkedid, event.caller_number)
-        if call.lookup is None:
-            call.lookup = asyncio.get_running_loop().create_task(
-                self._by_number(event.caller_number), name=f"pop-{event.linkedid}"
-            )
+    def identified(self, event: CustomerIdentified, *, read_now: bool = True) -> None:
+        """Who is calling: their record is read now (``read_now``: a desk is signed in to pop),
+        else when the call rings."""
+        call = self._call(CallKey.of(event))
+        call.identity = event
+        call.identified.set()
+        if read_now or call.lookup is not None:
+            self._read(call, event)
+
+    def _read(self, call: CallPop, event: CustomerIdentified) -> None:
+        call.lookup = asyncio.get_running_loop().create_task(
+            self._record_of_caller(event, call.lookup), name=f"pop-{call.key}"
+        )
 
     def ivr_finished(self, event: IvrFinished) -> None:
-        call = self._call(event.node, event.linkedid, "")
+        call = self._call(CallKey.of(event))
         call.ivr = {
             "flow": event.flow,
             "path": [
@@ -120,18 +132,12 @@ class PopService:
             "inputs": mask_secrets({k: str(v) for k, v in event.inputs.items()}),
             "attributes": {k: str(v) for k, v in event.attributes.items()},
         }
-        if event.customer_id is not None:
-            known = call.lookup
-            wanted = event.customer_id
-            call.lookup = asyncio.get_running_loop().create_task(
-                self._identified(wanted, known), name=f"pop-ivr-{event.linkedid}"
-            )
 
     def ended(self, node: str, linkedid: str) -> None:
         """Forget the call. A look-up still running is left to finish, not cancelled: a query
         cancelled mid-way can leave its connection holding the database (a SQLite reader kept
         its lock and blocked every write after it)."""
-        call = self._calls.pop((node, linkedid), None)
+        call = self._calls.pop(CallKey(node, linkedid), None)
         if call is not None and call.lookup is not None and not call.lookup.done():
             self._finishing.add(call.lookup)
             call.lookup.add_done_callback(self._finished)
@@ -146,7 +152,7 @@ class PopService:
         return [c.lookup for c in self._calls.values() if c.lookup is not None]
 
     def tier_of(self, node: str, linkedid: str) -> str:
-        call = self._calls.get((node, linkedid))
+        call = self._calls.get(CallKey(node, linkedid))
         return call.tier if call is not None else ""
 
     async def pop_for(self, event: AgentRinging) -> Record:
@@ -172,11 +178,9 @@ class PopService:
     ) -> Record:
         """The whole pop of a call for whoever it reaches (a ringing agent, a transfer's
         target): the customer, their value, history and open cases, the IVR's answers."""
-        call = self._call(node, linkedid, caller_number)
-        if call.lookup is None:  # never passed the IVR (e.g. the server was down then)
-            call.lookup = asyncio.get_running_loop().create_task(self._by_number(caller_number))
-        try:
-            record = await asyncio.wait_for(asyncio.shield(call.lookup), READY_DEADLINE)
+        call = self._call(CallKey(node, linkedid))
+        try:  # a call that never passed the IVR is identified as it rings
+            record = await asyncio.wait_for(self._when_identified(call), READY_DEADLINE)
         except (TimeoutError, OSError) as exc:
             log.warning("pop for %s without the CRM record: %s", linkedid, exc)
             record = {"lookup": "unavailable", "number": caller_number, "matches": []}
@@ -213,25 +217,38 @@ class PopService:
 
     # -- look-ups -----------------------------------------------------------------------------
 
-    def _call(self, node: str, linkedid: str, number: str) -> _Call:
-        call = self._calls.get((node, linkedid))
+    async def _when_identified(self, call: CallPop) -> Record:
+        await call.identified.wait()
+        if call.lookup is None and call.identity is not None:  # no desk was signed in then
+            self._read(call, call.identity)
+        if call.lookup is None:
+            raise OSError("the caller's identification came without a record to read")
+        return await asyncio.shield(call.lookup)
+
+    def _call(self, key: CallKey) -> CallPop:
+        call = self._calls.get(key)
         if call is None:
             if len(self._calls) >= MAX_CALLS:  # calls whose end we never saw
                 self.ended(*next(iter(self._calls)))
-            call = _Call(node, linkedid, number)
-            self._calls[(node, linkedid)] = call
+            call = self._calls[key] = CallPop(key)
         return call
 
-    async def _by_number(self, number: str) -> Record:
+    async def _record_of_caller(
+        self, event: CustomerIdentified, before: asyncio.Task[Record] | None
+    ) -> Record:
+        """The record of the customer identified, with the customers the number names."""
+        if event.by is IdentifiedBy.IVR and event.customer_id is not None:
+            return await self._identified(event.customer_id, before)
         async with self._db() as db:
-            found = await lookup_by_caller_id(db, number, self._region)
+            rows = await customers_by_ids(db, event.matches) if event.matches else []
             matches = [
                 {"id": m.id, "name": m.name, "tier": m.tier, "language": m.language}
-                for m in found.customers
+                for m in sorted(rows, key=lambda row: row.id)
             ]
-            if found.status == "found":
-                return await self._record(db, found.customers[0].id, "found", matches)
-            return {"lookup": found.status, "number": found.number or number, "matches": matches}
+            if event.customer_id is not None:
+                return await self._record(db, event.customer_id, "found", matches)
+            number = event.number or event.caller_number
+            return {"lookup": event.lookup, "number": number, "matches": matches}
 
     async def _identified(self, customer_id: int, before: asyncio.Task[Record] | None) -> Record:
         if before is not None:

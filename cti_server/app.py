@@ -49,6 +49,7 @@ from cti_server.ivr.channels.agi_api import PREFIX as AGI_API_PREFIX
 from cti_server.ivr.channels.agi_api import create_agi_api
 from cti_server.ivr.customers import CrmLookup
 from cti_server.ivr.engine import IvrEngine
+from cti_server.ivr.identification import CallerIdentification
 from cti_server.ivr.inbound import InboundCalls, callers_ahead
 from cti_server.ivr.registry import FlowRegistry
 from cti_server.ivr.self_service import CrmSelfService
@@ -84,6 +85,7 @@ AGI = web.AppKey("agi", FastAgiServer)
 SPEECH = web.AppKey("speech", AudioSocketServer)
 TRANSCRIPTION = web.AppKey("transcription", TranscriptionService)
 COMPLAINTS = web.AppKey("complaints", ComplaintWatch)
+IDENTIFICATION = web.AppKey("identification", CallerIdentification)
 LEADER = web.AppKey("leader", Leader)
 DATABASE = web.AppKey("database", AsyncEngine)
 SCHEMA_READY = web.AppKey("schema_ready", asyncio.Event)
@@ -214,8 +216,16 @@ def build_app(settings: Settings) -> web.Application:  # noqa: PLR0915 - the roo
         value_policy=settings.crm.value,
     )
     app[COMPLAINTS] = _complaint_watch(bus, sessions, leader, app[TRANSCRIPTION])
+    # who is calling: asked once per call, published for the router, the pops and the recorder
+    app[IDENTIFICATION] = CallerIdentification(
+        sessions, settings.crm.default_region, is_leader=leader.leading.is_set
+    )
+    app[IDENTIFICATION].subscribe(bus)
     app.cleanup_ctx.extend(
-        [_database, _bus, _recorder, _ami_link, _watchdog, _complaints, _speech, _fastagi]
+        [
+            *(_database, _bus, _recorder, _identification, _ami_link),
+            *(_watchdog, _complaints, _speech, _fastagi),
+        ]
     )
     if settings.routing.enabled:
         app[ROUTER] = _router(settings, tracker, links, sessions, bus, leader)
@@ -368,7 +378,6 @@ def _router(  # noqa: PLR0917 - the composition root's own parts
         policies=PolicyReloader(routing.policy_path or builtin_policy_path()),
         directory=Directory(
             sessions,
-            region=settings.crm.default_region,
             cache_seconds=routing.skills_cache_seconds,
             preferred_days=routing.preferred_days,
         ),
@@ -532,6 +541,11 @@ async def _complaints(app: web.Application) -> AsyncIterator[None]:
     app[COMPLAINTS].attach()
     yield
     await app[COMPLAINTS].close()
+
+
+async def _identification(app: web.Application) -> AsyncIterator[None]:
+    yield
+    await app[IDENTIFICATION].close()  # look-ups under way: their calls are gone with us
 
 
 async def healthz_view(_request: web.Request) -> web.Response:

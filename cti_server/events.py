@@ -10,6 +10,7 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, ClassVar, NamedTuple, Protocol
 
 
@@ -258,6 +259,38 @@ class IvrFinished(DomainEvent):
     recordings: list[str] = field(default_factory=list)  # where Asterisk wrote them
 
 
+class IdentifiedBy(StrEnum):
+    """How a caller came to be named a customer: how far the desk may trust it."""
+
+    CALLER_ID = "caller_id"  # the number the call came from (anyone can send any number)
+    IVR = "ivr"  # the IVR identified them: account number, PIN
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CustomerIdentified(DomainEvent):
+    """Who is calling, decided once per call by the caller identification
+    (:mod:`cti_server.ivr.identification`): by caller ID when the call first shows its number,
+    and again when the IVR identifies the caller otherwise. The router, the desk's pop and the
+    recorder take the customer from here instead of asking the CRM themselves.
+
+    ``customer_id``: the one customer, None when nobody is known or several share the number
+    (``matches``: every customer with the number, for the agent to choose); ``lookup``: the
+    CRM's answer for the number (found, ambiguous, unknown); ``number``: the number as the CRM
+    writes it (E.164), "" if it is none."""
+
+    node: str
+    linkedid: str
+    caller_number: str
+    customer_id: int | None
+    by: IdentifiedBy
+    lookup: str
+    number: str = ""
+    matches: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:  # from Redis, ``by`` arrives as its text
+        object.__setattr__(self, "by", IdentifiedBy(self.by))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CallbackRequested(DomainEvent):
     """The caller chose a callback over waiting (their place becomes a follow-up task), or
@@ -406,6 +439,7 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         WrapUpStarted,
         WrapUpEnded,
         IvrFinished,
+        CustomerIdentified,
         SurveyAnswered,
         CallbackRequested,
         CallTranscribed,

@@ -26,8 +26,12 @@ class InteractionUpdate(_Entry):
     linkedid: str
     fields: dict[str, Any] = {}
     """The interaction's fields (:class:`crm_core.schemas.InteractionIn`) the event brings."""
+    identified: int | None = None
+    """The customer the caller ID names (``CustomerIdentified``): the call's, unless it already
+    has one (the IVR's identification stands)."""
     caller: str | None = None
-    """A caller ID to identify the customer by, unless the call already has one."""
+    """Journals before ``CustomerIdentified``: a caller ID to look the customer up by, unless
+    the call already has one."""
     agent_member: str | None = None
     """The queue member who answered: the interaction's agent is the user of its extension."""
     callback: CallbackRequest | None = None

@@ -38,7 +38,9 @@ from cti_server.events import (
     CallStarted,
     CallTranscribed,
     ComplaintDetected,
+    CustomerIdentified,
     DomainEvent,
+    IdentifiedBy,
     InteractionRecorded,
     IvrFinished,
     NodeResynced,
@@ -83,10 +85,20 @@ def _caller(number: str, name: str = "") -> dict[str, str]:
 
 
 def _update(event: CallStarted | AgentRinging | CallEnded, **fields: Any) -> InteractionUpdate:
-    """Fields of an event that knows the caller: the customer is found by their number."""
+    """Fields of an event that knows the caller's number and name."""
     fields |= _caller(event.caller_number, event.caller_name)
-    number = event.caller_number[:64] or None
-    return InteractionUpdate(node=event.node, linkedid=event.linkedid, fields=fields, caller=number)
+    return InteractionUpdate(node=event.node, linkedid=event.linkedid, fields=fields)
+
+
+def _identified(event: CustomerIdentified) -> InteractionUpdate | None:
+    """The call's customer: the IVR's identification is the call's; the caller ID's only
+    while the call has none (the IVR's may have come first)."""
+    if event.customer_id is None:
+        return None  # nobody, or several for the agent to choose from: nothing to store
+    if event.by is IdentifiedBy.IVR:
+        fields = {"customer_id": event.customer_id}
+        return InteractionUpdate(node=event.node, linkedid=event.linkedid, fields=fields)
+    return InteractionUpdate(node=event.node, linkedid=event.linkedid, identified=event.customer_id)
 
 
 def _ivr_update(event: IvrFinished) -> InteractionUpdate:
@@ -137,6 +149,8 @@ def interaction_update(event: DomainEvent) -> SpoolEntry | None:  # noqa: PLR091
         return CallsEndedUnseen(node=event.node, live=event.live, seen_at=event.at)
     if isinstance(event, IvrFinished):
         return _ivr_update(event)
+    if isinstance(event, CustomerIdentified):
+        return _identified(event)
     if isinstance(event, CallRouted | CallRangOut):  # merged beside the IVR's keys
         routing = (
             {"decision": event.decision}
@@ -233,6 +247,7 @@ class Recorder:
         CallAnswered,
         CallEnded,
         IvrFinished,
+        CustomerIdentified,
         SurveyAnswered,
         CallbackRequested,
         CallRouted,
@@ -369,8 +384,10 @@ class Recorder:
     ) -> InteractionRecorded:
         """One tracker event's fields on its interaction, with what they imply beside it."""
         fields = update.crm_fields()
-        if update.caller and not await self._has_customer(session, update.key):
-            customer_id = await customer_of_caller(session, update.caller, self._region)
+        if update.identified is not None and not await self._has_customer(session, update.key):
+            fields["customer_id"] = update.identified
+        elif update.caller and not await self._has_customer(session, update.key):
+            customer_id = await customer_of_caller(session, update.caller, self._region)  # old
             if customer_id is not None:
                 fields["customer_id"] = customer_id
         if "routing" in fields:

@@ -1,5 +1,6 @@
 """The CRM as the router reads it: agents' profiles re-read every few seconds (so a supervisor's
-skill edit takes effect without a restart), each customer's facts read once per call.
+skill edit takes effect without a restart), each customer's facts read once per call (the
+customer is the one ``CustomerIdentified`` named: the router does not ask who is calling).
 
 A database that cannot answer never stops routing: agents keep their last known profiles and
 a customer without facts is routed on what the IVR said.
@@ -16,7 +17,6 @@ from typing import Protocol
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_core.customers import lookup_by_caller_id
 from crm_core.routing import AgentProfile, CustomerFacts, agent_profiles, customer_facts
 
 log = logging.getLogger(__name__)
@@ -27,9 +27,7 @@ class RoutingFacts(Protocol):
 
     async def agents(self) -> Mapping[str, AgentProfile]: ...
 
-    async def customer(
-        self, customer_id: int | None, caller_number: str
-    ) -> CustomerFacts | None: ...
+    async def customer(self, customer_id: int | None) -> CustomerFacts | None: ...
 
 
 class Directory:
@@ -39,13 +37,11 @@ class Directory:
         self,
         sessions: async_sessionmaker[AsyncSession],
         *,
-        region: str,
         cache_seconds: float,
         preferred_days: int,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sessions = sessions
-        self._region = region
         self._cache_seconds = cache_seconds
         self._preferred_days = preferred_days
         self._clock = clock
@@ -69,16 +65,12 @@ class Directory:
         """Read the profiles again at the next decision."""
         self._read_at = None
 
-    async def customer(self, customer_id: int | None, caller_number: str) -> CustomerFacts | None:
-        """The facts of the customer the IVR identified, else of the one caller ID names."""
+    async def customer(self, customer_id: int | None) -> CustomerFacts | None:
+        """The facts of the customer identified (by the IVR, else by caller ID), if any."""
+        if customer_id is None:
+            return None
         try:
             async with self._sessions() as session:
-                if customer_id is None and caller_number:
-                    found = await lookup_by_caller_id(session, caller_number, self._region)
-                    if found.status == "found":
-                        customer_id = found.customers[0].id
-                if customer_id is None:
-                    return None
                 return await customer_facts(
                     session,
                     customer_id,

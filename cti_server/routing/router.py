@@ -33,7 +33,9 @@ from cti_server.events import (
     CallQueued,
     CallRangOut,
     CallRouted,
+    CustomerIdentified,
     DomainEvent,
+    IdentifiedBy,
     IvrFinished,
 )
 from cti_server.routing import execution, explain, inputs
@@ -171,7 +173,13 @@ class Router:
     def subscribe(self, bus: Bus) -> None:
         """Every event the router reacts to, in one place."""
         self._events = bus.subscribe(
-            IvrFinished, CallQueued, CallAnswered, CallEnded, AgentStateChanged, AmiLinkChanged
+            IvrFinished,
+            CustomerIdentified,
+            CallQueued,
+            CallAnswered,
+            CallEnded,
+            AgentStateChanged,
+            AmiLinkChanged,
         )
 
     async def run(self) -> None:
@@ -212,6 +220,8 @@ class Router:
             call = self._call((event.node, event.linkedid))
             call.attributes = dict(event.attributes)
             call.customer_id = event.customer_id or inputs.customer_id(event.attributes)
+        elif isinstance(event, CustomerIdentified):
+            self._identified(event)
         elif isinstance(event, CallQueued):
             call_state = self._calls.get((event.node, event.linkedid))
             offer = call_state.offer if call_state else None
@@ -336,6 +346,17 @@ class Router:
                 waiting.append(known.last)
         return waiting
 
+    def _identified(self, event: CustomerIdentified) -> None:
+        """The caller ID names a customer only while the IVR has not; a new customer's facts
+        are read at the next decision."""
+        call = self._call((event.node, event.linkedid))
+        by_ivr = event.by is IdentifiedBy.IVR
+        if event.customer_id is None or (call.customer_id is not None and not by_ivr):
+            return
+        if call.customer_id != event.customer_id:
+            call.customer_id = event.customer_id
+            call.facts_read = False
+
     async def _learn(self, known: _CallRouting, call: live.Call, link: AmiClient) -> None:
         """IVR attributes (from the channel, for calls older than this router) and CRM facts."""
         if known.attributes is None:
@@ -349,7 +370,7 @@ class Router:
                 known.customer_id = inputs.customer_id(known.attributes)
         if not known.facts_read:
             known.facts_read = True
-            known.facts = await self._directory.customer(known.customer_id, call.caller_number)
+            known.facts = await self._directory.customer(known.customer_id)
 
     async def _routed_agents(self, node: str, policy: Policy) -> list[Agent]:
         profiles = await self._directory.agents()

@@ -18,6 +18,7 @@ from crm_core.valuation import add_transaction, recompute_value
 from crm_core.value import ValuePolicy
 from cti_server.bus import MemoryBus
 from cti_server.events import CallStarted
+from cti_server.ivr.identification import CallerIdentification
 from cti_server.recorder.recorder import Recorder
 from cti_server.recorder.spool import Spool
 from tests.support.waiting import poll_until
@@ -51,6 +52,8 @@ async def test_a_recorded_call_recomputes_the_callers_recency(
 
     bus = MemoryBus()
     recorder = Recorder(bus, crm, Spool(tmp_path / "spool.jsonl"), region="CN")
+    identification = CallerIdentification(crm, "CN")  # who calls: as the server publishes it
+    identification.subscribe(bus)
     task = asyncio.create_task(recorder.run())
     try:
         bus.publish(
@@ -62,6 +65,7 @@ async def test_a_recorded_call_recomputes_the_callers_recency(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        await identification.close()
     async with crm() as s:
         call = await find_interaction(s, "pbx1", "v1")
         assert call is not None

@@ -38,7 +38,7 @@ class FakeDirectory:
     async def agents(self) -> Mapping[str, AgentProfile]:
         return self.profiles
 
-    async def customer(self, customer_id: int | None, caller_number: str) -> CustomerFacts | None:
+    async def customer(self, customer_id: int | None) -> CustomerFacts | None:
         return self.facts if customer_id == (self.facts and self.facts.customer_id) else None
 
 

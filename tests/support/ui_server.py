@@ -15,6 +15,7 @@ from agent_ui.deps import DEPS, UiDeps
 from cti_server.bus import MemoryBus
 from cti_server.complaints.signals import CATEGORIES
 from cti_server.config import AmiSettings, UiSettings
+from cti_server.ivr.identification import CallerIdentification
 from cti_server.routing.inputs import personal_queue
 from cti_server.routing.supervision import RouterSupervision
 from cti_server.speech.desk_redaction import SequenceRedaction
@@ -78,13 +79,17 @@ def ui_deps(
 
 
 def mounted(deps: UiDeps) -> web.Application:
-    """``/ui`` alone in an application that closes the agent control as the server does."""
+    """``/ui`` alone in an application that identifies callers (``CustomerIdentified``, for
+    the pops) and closes the agent control as the server does."""
     root = web.Application()
     root.add_subapp("/ui", create_ui(deps))
+    identification = CallerIdentification(deps.db, deps.region)
+    identification.subscribe(deps.bus)
 
     async def close(_app: web.Application) -> None:
         assert isinstance(deps.control, AmiAgentControl)
         await deps.control.close()
+        await identification.close()
 
     root.on_cleanup.append(close)
     return root

@@ -24,7 +24,7 @@ class _NoCrm:
     async def agents(self) -> Mapping[str, AgentProfile]:
         return {}
 
-    async def customer(self, customer_id: int | None, caller_number: str) -> CustomerFacts | None:
+    async def customer(self, customer_id: int | None) -> CustomerFacts | None:
         return None
 
 
