@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from cti_server.events import (
 )
 from cti_server.telephony import agent_actions, agent_control
 from cti_server.tracker.tracker import Tracker
+from tests.support import domain_events as make
 from tests.support.ui import add_users, sign_in
 from tests.support.ui_server import control_of, mounted, ui_deps
 
@@ -161,51 +162,20 @@ async def ui(
 
 
 def arrived(linkedid: str) -> CallArrived:
-    return CallArrived(
-        node=NODE,
-        linkedid=linkedid,
-        uniqueid=linkedid,
-        channel="PJSIP/trunk-00000001",
-        caller_number=CALLER,
-        caller_name="Wang",
-        dialed="100",
-    )
+    return replace(make.arrived(linkedid, CALLER), at=datetime.now(UTC))
 
 
 def ringing(linkedid: str, agent: str) -> AgentRinging:
-    return AgentRinging(
-        node=NODE,
-        linkedid=linkedid,
-        queue="support",
-        agent=agent,
-        caller_number=CALLER,
-        caller_name="Wang",
-    )
+    return replace(make.ringing(linkedid, agent), caller_number=CALLER)
 
 
 def answered(linkedid: str, agent: str) -> CallAnswered:
-    return CallAnswered(
-        node=NODE, linkedid=linkedid, queue="support", agent=agent, waited_seconds=3
-    )
+    return make.answered(linkedid, agent)
 
 
 def ended(linkedid: str, agent: str) -> CallEnded:
-    now = datetime.now(UTC)
-    return CallEnded(
-        node=NODE,
-        linkedid=linkedid,
-        outcome="answered",
-        hung_up_by="caller",
-        caller_number=CALLER,
-        caller_name="Wang",
-        dialed="100",
-        queue="support",
-        agent=agent,
-        arrived_at=now,
-        queued_at=now,
-        offered_at=now,
-        answered_at=now,
-    )
+    """Answered, over now."""
+    return make.ended(linkedid, agent, caller=CALLER, arrived_at=datetime.now(UTC))
 
 
 def state(agent: str, state: str, linkedid: str = "") -> AgentStateChanged:
