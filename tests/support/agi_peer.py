@@ -29,6 +29,17 @@ async def read_until_closed(reader: asyncio.StreamReader, timeout: float) -> byt
         return b""
 
 
+# An inbound FastAGI request as Asterisk opens it: a known caller with a Chinese name.
+REQUEST = (
+    "agi_network: yes\n"
+    "agi_network_script: inbound\n"
+    "agi_request: agi://127.0.0.1/inbound\n"
+    "agi_channel: PJSIP/trunk-00000001\n"
+    "agi_uniqueid: 1700000000.1\n"
+    "agi_callerid: +8613800138000\n"
+    "agi_calleridname: 张伟\n"
+    "\n"
+).encode()
 KEY = "test-fastagi-key"  # what a test's FastAgiServer is given, and its Asterisk holds
 CHALLENGE = re.compile(rb'^GET FULL VARIABLE "\$\{SHA1\(\$\{CTI_AGI_KEY\}:([0-9a-f]{32})\)\}"\n$')
 

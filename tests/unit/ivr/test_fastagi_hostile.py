@@ -27,7 +27,7 @@ from cti_server.ivr.channels.fastagi import FastAgiChannel
 from cti_server.ivr.engine import Customer, IvrEngine, IvrResult, PinCheck
 from cti_server.ivr.flow import Flow, load_flow
 from cti_server.telephony.fastagi import AgiSession, FastAgiServer
-from tests.support.agi_peer import KEY, connection, read_until_closed, send_request
+from tests.support.agi_peer import KEY, REQUEST, connection, read_until_closed, send_request
 from tests.support.agi_sessions import env_lines, recorded_sessions
 from tests.support.ports import free_port
 from tests.support.waiting import poll_until
@@ -35,16 +35,6 @@ from tests.support.waiting import poll_until
 TIMEOUT = 5.0
 HEADER_TIMEOUT = 1.0
 FLOWS = data_dir("ivr_flows")
-REQUEST = (
-    "agi_network: yes\n"
-    "agi_network_script: inbound\n"
-    "agi_request: agi://127.0.0.1/inbound\n"
-    "agi_channel: PJSIP/trunk-00000001\n"
-    "agi_uniqueid: 1700000000.1\n"
-    "agi_callerid: +8613800138000\n"
-    "agi_calleridname: 张伟\n"
-    "\n"
-).encode()
 # What the IVR sends for a caller nobody knows, up to the first prompt that can be interrupted.
 FIRST_COMMANDS = [
     'SET VARIABLE CHANNEL(language) "en"',

@@ -18,22 +18,12 @@ from cti_server.telephony.fastagi import (
     FastAgiServer,
     parse_agi_env,
 )
-from tests.support.agi_peer import KEY, connection, read_until_closed, send_request
+from tests.support.agi_peer import KEY, REQUEST, connection, read_until_closed, send_request
 from tests.support.ports import free_port
 
 TIMEOUT = 2.0
 HEADER_TIMEOUT = 0.5
 HEADER_MAX = 2048
-REQUEST = (
-    "agi_network: yes\n"
-    "agi_network_script: inbound\n"
-    "agi_request: agi://127.0.0.1/inbound\n"
-    "agi_channel: PJSIP/trunk-00000001\n"
-    "agi_uniqueid: 1700000000.1\n"
-    "agi_callerid: +8613800138000\n"
-    "agi_calleridname: 张伟\n"
-    "\n"
-).encode()
 
 
 class Recorder:
