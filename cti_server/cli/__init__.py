@@ -1,2 +1,3 @@
-"""The ``cti`` command: ``main`` holds its command groups, ``users`` the CRM's user
-administration."""
+"""The ``cti`` command: ``main`` builds the group; each command group has its module
+(``serve``, ``asterisk``, ``sim``, ``speech``, ``ivr``, ``routing``, ``crm`` with ``users``);
+``common`` holds the options and helpers they share."""
