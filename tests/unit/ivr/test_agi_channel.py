@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
-from asterisk.agi import AGI
 
 from cti_server.config import load_settings
 from cti_server.events import DomainEvent
@@ -18,6 +16,7 @@ from cti_server.ivr.channels.agi_main import build_inbound, walk
 from cti_server.ivr.channels.commands import AgiCommandFailed
 from cti_server.ivr.engine import CallerGone, Customer, PinCheck, Recording
 from cti_server.speech.heard import Heard
+from tests.support.agi_pipes import AgiPipes, sighup_kept
 
 ENV = {
     "agi_request": "cti-agi",
@@ -30,14 +29,6 @@ ENV = {
 DEAD = "511 Command Not Permitted on a dead channel or intercept routine"
 
 
-class Discard:
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        return None
-
-
 Script = Callable[..., tuple[AgiCall, Callable[[], list[str]]]]
 
 
@@ -45,33 +36,20 @@ Script = Callable[..., tuple[AgiCall, Callable[[], list[str]]]]
 def asterisk() -> Iterator[Script]:
     """``asterisk(*answers)``: a call whose Asterisk has written its environment and these
     answers, then closed its end (more commands meet EOF); and what the script sent."""
-    opened: list[io.TextIOWrapper] = []
-    before = signal.getsignal(signal.SIGHUP)  # pyst2 installs its own handler
+    made: list[AgiPipes] = []
 
     def make(
         *answers: str, env: dict[str, str] | None = None
     ) -> tuple[AgiCall, Callable[[], list[str]]]:
-        to_script_r, to_script_w = os.pipe()
-        from_script_r, from_script_w = os.pipe()
+        pipes = AgiPipes()
+        made.append(pipes)
         head = "".join(f"{k}: {v}\n" for k, v in (env or ENV).items()) + "\n"
-        with open(to_script_w, "w", encoding="utf-8") as asterisk_side:
-            asterisk_side.write(head + "".join(f"{a}\n" for a in answers))
-        stdin = open(to_script_r, encoding="utf-8", newline="\n")  # noqa: SIM115
-        stdout = open(from_script_w, "w", encoding="utf-8", newline="\n")  # noqa: SIM115
-        sent = open(from_script_r, encoding="utf-8")  # noqa: SIM115
-        opened.extend([stdin, stdout, sent])
-        call = AgiCall(AGI(stdin=stdin, stdout=stdout, stderr=Discard()))
+        return pipes.call(head, list(answers)), pipes.commands
 
-        def commands() -> list[str]:
-            stdout.close()
-            return sent.read().splitlines()
-
-        return call, commands
-
-    yield make
-    for handle in opened:
-        handle.close()
-    signal.signal(signal.SIGHUP, before)
+    with sighup_kept():
+        yield make
+        for pipes in made:
+            pipes.close()
 
 
 @pytest.mark.asyncio

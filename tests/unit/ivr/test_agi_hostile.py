@@ -3,21 +3,18 @@ same cases as over the FastAGI socket (``test_fastagi_hostile.py``), the same ou
 
 from __future__ import annotations
 
-import io
-import os
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from asterisk.agi import AGI
 
 from cti_server.asterisk.data import data_dir
 from cti_server.ivr.channels.agi import AgiCall, AgiChannel
 from cti_server.ivr.channels.commands import key_of
 from cti_server.ivr.engine import Customer, IvrEngine, IvrResult
 from cti_server.ivr.flow import Flow, load_flow
+from tests.support.agi_pipes import AgiPipes, sighup_kept
 from tests.support.agi_sessions import env_lines, recorded_sessions
 
 FLOWS = data_dir("ivr_flows")
@@ -26,51 +23,12 @@ HEAD = f"agi_request: cti-agi\nagi_channel: PJSIP/trunk-00000001\nagi_callerid: 
 OK = "200 result=0 endpos=0"
 
 
-class Discard:
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        return None
-
-
-class Pipes:
-    """Asterisk's side written in advance (the environment, then the answers) and closed."""
-
-    def __init__(self) -> None:
-        self._opened: list[io.TextIOWrapper] = []
-        self._stdout: io.TextIOWrapper | None = None
-        self._sent: io.TextIOWrapper | None = None
-
-    def call(self, head: str, answers: list[str]) -> AgiCall:
-        to_script_r, to_script_w = os.pipe()
-        from_script_r, from_script_w = os.pipe()
-        with open(to_script_w, "w", encoding="utf-8") as asterisk_side:
-            asterisk_side.write(head + "".join(f"{a}\n" for a in answers))
-        stdin = open(to_script_r, encoding="utf-8", newline="\n")  # noqa: SIM115
-        self._stdout = open(from_script_w, "w", encoding="utf-8", newline="\n")  # noqa: SIM115
-        self._sent = open(from_script_r, encoding="utf-8")  # noqa: SIM115
-        self._opened.extend([stdin, self._stdout, self._sent])
-        return AgiCall(AGI(stdin=stdin, stdout=self._stdout, stderr=Discard()))
-
-    def commands(self) -> list[str]:
-        assert self._stdout is not None
-        assert self._sent is not None
-        self._stdout.close()
-        return self._sent.read().splitlines()
-
-    def close(self) -> None:
-        for handle in self._opened:
-            handle.close()
-
-
 @pytest.fixture
-def pipes() -> Iterator[Pipes]:
-    before = signal.getsignal(signal.SIGHUP)  # pyst2 installs its own handler
-    opened = Pipes()
-    yield opened
-    opened.close()
-    signal.signal(signal.SIGHUP, before)
+def pipes() -> Iterator[AgiPipes]:
+    with sighup_kept():
+        opened = AgiPipes()
+        yield opened
+        opened.close()
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +52,7 @@ async def _walk(main_flow: Flow, call: AgiCall, crm: Nobody) -> IvrResult:
 
 @pytest.mark.asyncio
 async def test_a_100_digit_account_and_a_hash_star_flood_lead_to_the_operator(
-    main_flow: Flow, pipes: Pipes
+    main_flow: Flow, pipes: AgiPipes
 ) -> None:
     answers = [
         "200 result=1",  # SET VARIABLE CHANNEL(language)
@@ -119,7 +77,7 @@ async def test_a_100_digit_account_and_a_hash_star_flood_lead_to_the_operator(
 @pytest.mark.parametrize("path", recorded_sessions())
 @pytest.mark.asyncio
 async def test_recorded_environment_blocks_are_read_by_pyst2(
-    main_flow: Flow, pipes: Pipes, path: Path
+    main_flow: Flow, pipes: AgiPipes, path: Path
 ) -> None:
     """Every recorded block (one has no space after the colon) as pyst2 reads it, walked to the
     operator as over FastAGI: no language, account "0" (unknown), three silent menus."""
