@@ -86,6 +86,7 @@ SPEECH = web.AppKey("speech", AudioSocketServer)
 TRANSCRIPTION = web.AppKey("transcription", TranscriptionService)
 COMPLAINTS = web.AppKey("complaints", ComplaintWatch)
 IDENTIFICATION = web.AppKey("identification", CallerIdentification)
+IDENTIFY_WAIT_SECONDS = 2.0  # the router waits for a caller's identification up to this long
 LEADER = web.AppKey("leader", Leader)
 DATABASE = web.AppKey("database", AsyncEngine)
 SCHEMA_READY = web.AppKey("schema_ready", asyncio.Event)
@@ -385,6 +386,7 @@ def _router(  # noqa: PLR0917 - the composition root's own parts
         settings=routing,
         waiting_queues=[q.name for q in settings.dialplan.queues],
         is_leader=leader.leading.is_set,
+        identify_wait=IDENTIFY_WAIT_SECONDS,
     )
     router.subscribe(bus)
     return router

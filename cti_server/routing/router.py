@@ -98,6 +98,7 @@ class _CallRouting:
 
     attributes: dict[str, str] | None = None
     customer_id: int | None = None
+    identified: bool = False  # CustomerIdentified came (whoever it named, if anyone)
     facts: CustomerFacts | None = None
     facts_read: bool = False
     priority_adjust: float = 0.0
@@ -143,8 +144,12 @@ class Router:
         waiting_queues: Iterable[str],
         clock: Callable[[], float] = time.time,
         is_leader: Callable[[], bool] = lambda: True,
+        identify_wait: float = 0.0,
     ) -> None:
         self._tracker = tracker
+        # a call with a caller ID waits this long from its arrival for ``CustomerIdentified``
+        # (its customer's facts decide who gets it); 0: routed on what is known at once
+        self._identify_wait = identify_wait
         # processes sharing nodes: all follow the calls, only the leader decides and beats
         self._is_leader = is_leader
         self._links = {link.status.node: link for link in links}
@@ -339,17 +344,25 @@ class Router:
                     continue
                 known = self._call((node, call.linkedid))
                 known.queue = queue
-                if known.offer is not None:
+                if known.offer is not None or self._identifying(known, call):
                     continue
                 await self._learn(known, call, link)
                 known.last = inputs.waiting_call(call, known.context())
                 waiting.append(known.last)
         return waiting
 
+    def _identifying(self, known: _CallRouting, call: live.Call) -> bool:
+        """Who is calling is still being asked of the CRM (for at most ``identify_wait``)."""
+        if known.identified or known.customer_id is not None or not call.caller_number:
+            return False
+        return self._clock() - call.arrived_at.timestamp() < self._identify_wait
+
     def _identified(self, event: CustomerIdentified) -> None:
         """The caller ID names a customer only while the IVR has not; a new customer's facts
         are read at the next decision."""
         call = self._call((event.node, event.linkedid))
+        call.identified = True
+        self._wake.set()  # a call held for its identification may be routed now
         by_ivr = event.by is IdentifiedBy.IVR
         if event.customer_id is None or (call.customer_id is not None and not by_ivr):
             return

@@ -45,7 +45,12 @@ class FakeDirectory:
 class Centre:
     """A tracker fed with AMI messages, a router reading it, what both published."""
 
-    def __init__(self, facts: CustomerFacts | None = None, policy: Path | None = None) -> None:
+    def __init__(
+        self,
+        facts: CustomerFacts | None = None,
+        policy: Path | None = None,
+        identify_wait: float = 0.0,
+    ) -> None:
         self.clock = ManualClock(T0)
         self.published: list[DomainEvent] = []
         self.link = FakeAmiLink(node=NODE)
@@ -63,6 +68,7 @@ class Centre:
             settings=RoutingSettings(enabled=True),
             waiting_queues=["support"],
             clock=self.clock.timestamp,
+            identify_wait=identify_wait,
         )
 
     def _publish(self, event: DomainEvent) -> None:

@@ -58,3 +58,29 @@ async def test_the_ivrs_identification_is_not_undone_by_the_caller_id() -> None:
     await centre.router.route_once()
     [routed] = centre.of(CallRouted)
     assert routed.decision["priority"]["tier"] == "gold"
+
+
+@pytest.mark.asyncio
+async def test_a_caller_waits_for_their_identification_before_anyone_is_offered_the_call() -> None:
+    """The customer decides who gets the call: it is held while the CRM is asked who is
+    calling, and routed on what is known once that takes too long."""
+    centre = Centre(CustomerFacts(7, "gold", 0.0, preferred_extension=None), identify_wait=2.0)
+    _waiting(centre)
+    centre.caller_joins("support")
+    await centre.router.route_once()
+    assert centre.of(CallRouted) == []
+    centre.router.on_event(_identified(7, IdentifiedBy.CALLER_ID))
+    await centre.router.route_once()
+    [routed] = centre.of(CallRouted)
+    assert routed.decision["priority"]["tier"] == "gold"
+
+
+@pytest.mark.asyncio
+async def test_a_caller_whose_identification_is_late_is_routed_without_it() -> None:
+    centre = Centre(CustomerFacts(7, "gold", 0.0, preferred_extension=None), identify_wait=2.0)
+    _waiting(centre)
+    centre.caller_joins("support")
+    centre.clock.advance(2)
+    await centre.router.route_once()
+    [routed] = centre.of(CallRouted)
+    assert routed.decision["priority"]["tier"] == "standard"
