@@ -4,13 +4,10 @@ the wrap-up's form. The phone system is reached through the agent control only."
 
 from __future__ import annotations
 
-import copy
-from datetime import UTC, datetime
 from typing import Any
 
 from agent_ui.desktop import Desks
-from agent_ui.handover import Note, checked_note, panel
-from agent_ui.pop import Record
+from agent_ui.handover import Note, checked_note
 from agent_ui.wrapup import WrapUpForm
 from agent_ui.ws import Connection, Reply, UiError
 from crm_core.access import least
@@ -105,38 +102,8 @@ class DeskCommands:
         await self.control.blind_transfer(extension, call, target)
         self._keep_note(connection, call, note)
         if call is not None and pop is not None and target != extension:
-            await self._pop_transferred(target, call, pop, connection)
+            await self.desks.handovers.pop_transferred(target, call, pop, connection)
         return {"type": "info", "message": f"transferred to {target}"}
-
-    async def _pop_transferred(
-        self, target: str, key: tuple[str, str], pop: Record, by: Connection
-    ) -> None:
-        """The agent the call was transferred to sees the caller's pop as their phone rings
-        (no queue offers it to them, so no ``AgentRinging`` will), with the hand-over panel;
-        the tracker's ``CallTransferred`` refreshes it once they have the customer."""
-        desks = self.desks
-        if not desks.hub.desks_signed_in(target):
-            return
-        desk = desks.desk(target)
-        if desk.call is not None:
-            return  # on another call: the transfer rings a busy phone
-        shown = copy.deepcopy(pop)
-        shown.pop("handover", None)
-        shown["call"]["state"] = "ringing"
-        shown["call"]["transferred_by"] = by.session.display_name
-        shown["handover"] = panel(
-            desks.said,
-            key,
-            kind="blind",
-            from_name=by.session.display_name,
-            from_extension=by.session.extension or "",
-            from_device="",
-            note=desks.notes.peek(key),
-            at=datetime.now(UTC),
-        )
-        desk.offered, desk.pop = key, shown
-        desk.agent_id = desks.user_at(target)
-        await desks.hub.to_extension(target, shown)
 
     async def transfer_to_queue(self, connection: Connection, message: dict[str, Any]) -> Reply:
         """Blind transfer of the customer into a configured queue, checked before the call is
@@ -177,7 +144,7 @@ class DeskCommands:
         dispositions = self.desks.deps.settings.dispositions
         form = WrapUpForm.of(message, dispositions, pending.get("customer_id"))
         try:
-            await self.desks.store(desk, pending, form, agent_id=connection.session.user_id)
+            await self.desks.wrapups.store(desk, pending, form, agent_id=connection.session.user_id)
         except CrmError as exc:
             raise UiError(str(exc)) from None
         await self.control.end_wrap_up(extension, (pending["node"], pending["linkedid"]))

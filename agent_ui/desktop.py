@@ -1,48 +1,31 @@
-"""The agent desktop, following the calls: the screen pop, the call in progress, hand-overs,
-and the wrap-up's form.
+"""The agent desktop, following the calls: the screen pop, the call in progress, its end.
 
 An agent's phone is the queue member ``agent_interface`` with their extension; tracker agents and
-calls find their user by the trailing digits of the member name. When the agent's own leg leaves
-an answered call (they hung up, transferred it, or the call ended), the desk asks the agent
-control (:class:`~cti_server.control.AgentControl`) for a wrap-up: it pauses the agent with the
-reason ``wrap-up`` so that no call rings during the wrap-up, keeps its deadline and says so on
-the bus (``WrapUpStarted``, ``WrapUpEnded``). The wrap-up (disposition, notes, an optional
-follow-up task) is written to the CRM (:mod:`agent_ui.wrapup`) and the agent is available again;
-when the deadline passes first (a closed tab, say) what is known is stored with the default
-disposition.
-
-A call transferred from the desktop to another agent's extension pops on that agent's desk as
-their phone rings. Every hand-over the tracker reports (``CallTransferred``: a desktop or phone
-transfer, a pickup, a forward, an AMI ``Redirect``) pops on the desk of the party who has the
-customer now, with the hand-over panel (:mod:`agent_ui.handover`: who handed the customer over,
-how, the desktop's note, what was said so far); the desk of the party left behind is told whom
-the customer went to and its part of the call ends (wrap-up if it had answered). The router's
-``CallRouted`` decision follows the pop of the agent it chose as soon as it is published.
-
-What an agent asks over the socket is :mod:`agent_ui.desk_commands`.
-"""
+calls find their user by the trailing digits of the member name. A call that rings at a desk pops
+there; the router's ``CallRouted`` decision joins the pop as soon as it is published. When the
+agent's own leg leaves an answered call (they hung up, transferred it, or the call ended) the
+wrap-up begins (:mod:`agent_ui.wrapup`: the agent control pauses the agent and keeps its
+deadline). Hand-overs are :mod:`agent_ui.desk_handovers`; what an agent asks over the socket is
+:mod:`agent_ui.desk_commands`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import logging
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy.exc import SQLAlchemyError
 
 from agent_ui.auth import UI_SESSION, pages, render
 from agent_ui.deps import DEPS, UiDeps
-from agent_ui.handover import Note, Notes, SaidSoFar, how, panel, party_label, user_name
+from agent_ui.desk_handovers import HandOvers
+from agent_ui.handover import Notes, SaidSoFar
 from agent_ui.pop import PopService, Record
-from agent_ui.wrapup import DEFAULT_DISPOSITION, WrapUpForm, store_wrap_up
-from agent_ui.ws import Connection, Hub, UiError
+from agent_ui.wrapup import WrapUps
+from agent_ui.ws import Connection, Hub
 from crm_core.access import Serving, least
-from crm_core.errors import CrmError
 from crm_core.interactions import record_interaction
 from crm_core.schemas import InteractionIn
 from cti_server.bus import Bus
@@ -111,6 +94,8 @@ class Desks:
         self.notes = Notes()
         self._routed: dict[tuple[str, str], Record] = {}  # the router's word, by call
         self._tasks: set[asyncio.Task[None]] = set()
+        self.wrapups = WrapUps(self)
+        self.handovers = HandOvers(self)
         hub.greet("desk", self.greeting)
 
     def desk(self, extension: str) -> Desk:
@@ -159,7 +144,7 @@ class Desks:
             extension = extension_of(event.agent)
             if extension and self.hub.desks_signed_in(extension):
                 self.desk(extension).offered = (event.node, event.linkedid)
-                self._spawn(self._deliver_pop(extension, event))
+                self.spawn(self._deliver_pop(extension, event))
         elif isinstance(event, CallAnswered):
             self._answered(event)
         elif isinstance(event, CallEnded):
@@ -167,9 +152,9 @@ class Desks:
             self.said.apply(event)
             self.notes.forget((event.node, event.linkedid))
         elif isinstance(event, CallTransferred):
-            self._handed_over(event)
+            self.handovers.handed_over(event)
         elif isinstance(event, TransferNoted):
-            self._noted(event)
+            self.handovers.noted(event)
         elif isinstance(event, SaidSoFar.TRACKED):
             self.said.apply(event)
         elif isinstance(event, AgentStateChanged):
@@ -177,7 +162,7 @@ class Desks:
         elif isinstance(event, CallRouted):
             self._route_decided(event)
         elif isinstance(event, WrapUpStarted | WrapUpEnded):
-            self._wrapup_news(event)
+            self.wrapups.news(event)
 
     def _caller_news(self, event: CustomerIdentified | IvrFinished) -> None:
         """What the pop will show of the caller, gathered as the call arrives."""
@@ -191,12 +176,16 @@ class Desks:
         if extension and extension in self.desks:  # a closed tab's call goes on here
             self._agent_state(self.desks[extension], event)
         if extension and self.hub.desks_signed_in(extension):
-            self._spawn(self._send(extension, self.state_message(event.state, event.reason)))
+            self.spawn(self._send(extension, self.state_message(event.state, event.reason)))
 
-    def _spawn(self, work: Any) -> None:
+    def spawn(self, work: Any) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._done)
+
+    def routed(self, key: tuple[str, str]) -> Record:
+        """The router's word on the call, if it came before its pop."""
+        return self._routed.get(key, {})
 
     def _done(self, task: asyncio.Task[None]) -> None:
         """A desk's work that failed is logged with its traceback, not lost with the task."""
@@ -243,7 +232,7 @@ class Desks:
         desk = self.desks.get(extension)
         pop = desk.pop if desk is not None and key in (desk.offered, desk.call) else None
         if desk is not None and pop is not None and pop["call"]["linkedid"] == event.linkedid:
-            self._spawn(self._add_routing(desk, self._routed[key]))
+            self.spawn(self._add_routing(desk, self._routed[key]))
 
     def _answered(self, event: CallAnswered) -> None:
         answering = extension_of(event.agent)
@@ -255,116 +244,15 @@ class Desks:
                 self._connected(desk, key)
             else:  # rang here too, answered elsewhere
                 desk.pop = desk.offered = None
-                self._spawn(self._send(desk.extension, {"type": "pop_cleared", **_ids(event)}))
+                self.spawn(self._send(desk.extension, {"type": "pop_cleared", **_ids(event)}))
 
     def _connected(self, desk: Desk, key: tuple[str, str]) -> None:
         desk.call = key
         if desk.pop is not None:
             desk.pop["call"]["state"] = "connected"
-        self._spawn(
+        self.spawn(
             self._send(desk.extension, {"type": "answered", "node": key[0], "linkedid": key[1]})
         )
-
-    # -- hand-overs ---------------------------------------------------------------------------
-
-    def _handed_over(self, event: CallTransferred) -> None:
-        """A new party has the customer: the desk it left is told and its part ends; the desk
-        of the new party pops with the hand-over. The desks' state changes now, in bus order;
-        what needs the CRM (the pop, the names) follows."""
-        key = (event.node, event.linkedid)
-        target = event.to_extension or extension_of(event.to_agent) or ""
-        source = event.from_extension or extension_of(event.from_agent) or ""
-        note = self.notes.take(key, source)
-        if source and source != target:
-            self._left(source, key, event, target)
-        if not target or not self.hub.desks_signed_in(target):
-            return
-        desk = self.desk(target)
-        if desk.call is not None and desk.call != key:
-            self._begin_wrapup(desk, desk.call, event.at)  # their phone took this one over
-        pending = desk.wrapup
-        if pending is not None and (pending["node"], pending["linkedid"]) == key:
-            desk.wrapup = None  # the customer is back (A to B to A): one wrap-up, at the end
-            self.control.cancel_wrap_up(target, key)
-        desk.offered = desk.call = key
-        desk.agent_id = self.user_at(target)
-        said = panel(
-            self.said,
-            key,
-            kind=event.kind,
-            from_name=None,
-            from_extension=source,
-            from_device=event.from_party,
-            note=note,
-            at=event.at,
-        )
-        self._spawn(self._deliver_handover(desk, event, said))
-
-    async def _deliver_handover(self, desk: Desk, event: CallTransferred, said: Record) -> None:
-        key = (event.node, event.linkedid)
-        name = await self._name_of(said["from"]["extension"])
-        said["from"] = {**said["from"], "name": name or ""}
-        said["from"]["label"] = party_label(name, said["from"]["extension"], event.from_party)
-        shown = desk.pop
-        if shown is not None and (shown["call"]["node"], shown["call"]["linkedid"]) == key:
-            pop = copy.deepcopy(shown)  # the desktop's ring-time pop: its look-up is done
-        else:
-            pop = await self.pops.pop_for_call(
-                event.node,
-                event.linkedid,
-                queue=event.queue,
-                caller_number=event.caller_number,
-                caller_name=event.caller_name,
-                at=event.at,
-            )
-            pop["routing"] = {**pop["routing"], **self._routed.get(key, {})}
-        if desk.call != key:
-            return  # over, or handed on again, while the record was read
-        pop["call"]["state"] = "connected"
-        pop["call"]["transferred_by"] = name or said["from"]["label"]
-        pop["handover"] = said
-        desk.pop = pop
-        await self.hub.to_extension(desk.extension, pop)
-
-    def _left(self, source: str, key: tuple[str, str], event: CallTransferred, to: str) -> None:
-        """The party ``source`` no longer has the customer: a call it had is wrapped up, a pop
-        of a call only ringing there (a pickup) closes."""
-        desk = self.desks.get(source)
-        if desk is None:
-            return
-        pending = desk.wrapup
-        wrapping = pending is not None and (pending["node"], pending["linkedid"]) == key
-        if key not in (desk.offered, desk.call) and not wrapping:
-            return
-        had_it = desk.call == key or wrapping  # wrapping: app_queue ended their part first
-        if had_it:
-            self._begin_wrapup(desk, key, event.at)
-        else:
-            desk.pop = desk.offered = None
-        self._spawn(self._tell_left(desk, event, to, closed=not had_it))
-
-    async def _tell_left(self, desk: Desk, event: CallTransferred, to: str, closed: bool) -> None:
-        name = await self._name_of(to)
-        message = {
-            "type": "handed_over",
-            "node": event.node,
-            "linkedid": event.linkedid,
-            "to": party_label(name, to, event.to_party),
-            "how": how(event.kind),
-            "closed": closed,
-        }
-        await self.hub.to_extension(desk.extension, message)
-
-    async def _name_of(self, extension: str) -> str | None:
-        """The CRM user with ``extension``, if any (a look-up that fails names nobody)."""
-        if not extension:
-            return None
-        try:
-            async with self.deps.db() as db:
-                return await user_name(db, extension)
-        except (SQLAlchemyError, OSError) as exc:
-            log.warning("no name for extension %s: %s", extension, exc)
-            return None
 
     def _ended(self, event: CallEnded) -> None:
         self.pops.ended(event.node, event.linkedid)
@@ -379,10 +267,10 @@ class Desks:
                 and (desk.extension == extension or self.control.took_part(desk.extension, key))
             )
             if answered_here:
-                self._begin_wrapup(desk, key, event.at)
+                self.wrapups.begin(desk, key, event.at)
             elif desk.wrapup is None:
                 desk.pop = desk.offered = None
-                self._spawn(self._send(desk.extension, {"type": "pop_cleared", **_ids(event)}))
+                self.spawn(self._send(desk.extension, {"type": "pop_cleared", **_ids(event)}))
 
     def _agent_state(self, desk: Desk, event: AgentStateChanged) -> None:
         """A transfer's target answering, or the agent's own leg leaving a call still going on
@@ -396,96 +284,13 @@ class Desks:
         if event.linkedid and self.control.in_call(desk.extension, desk.call):
             return  # a device state while the phone is still in the call (app_queue's own
             # completion, at a hang-up or a transfer, clears the agent's linkedid)
-        self._begin_wrapup(desk, desk.call, event.at)
-
-    # -- wrap-up ------------------------------------------------------------------------------
-
-    def _begin_wrapup(self, desk: Desk, key: tuple[str, str], at: datetime) -> None:
-        """The agent's part of the call ``key`` is over: the control pauses them for wrap-up,
-        with a deadline; an earlier wrap-up still open is replaced."""
-        if desk.wrapup is not None and desk.wrapup["linkedid"] == key[1]:
-            return
-        desk.call = desk.offered = None
-        customer = (desk.pop or {}).get("customer")
-        desk.wrapup = {
-            "type": "wrapup",
-            "node": key[0],
-            "linkedid": key[1],
-            "customer_id": customer["id"] if customer else None,
-            "seconds": self.control.wrap_up_seconds,
-            "started": at.isoformat(),
-        }
-        desk.wrapup_agent = self.user_at(desk.extension) or desk.agent_id
-        self.control.start_wrap_up(desk.extension, key, at)
-
-    def _pending(self, event: WrapUpStarted | WrapUpEnded) -> tuple[Desk, Record] | None:
-        """The desk's wrap-up the event is about, if this server's desk still has it open."""
-        desk = self.desks.get(event.extension)
-        pending = desk.wrapup if desk is not None else None
-        if desk is None or pending is None:
-            return None
-        if (pending["node"], pending["linkedid"]) != (event.node, event.linkedid):
-            return None
-        return desk, pending
-
-    def _wrapup_news(self, event: WrapUpStarted | WrapUpEnded) -> None:
-        """The control paused the agent (the form shows with its time left) or the deadline
-        passed first (what is known is stored)."""
-        found = self._pending(event)
-        if found is None:
-            return
-        if isinstance(event, WrapUpStarted):
-            self._spawn(self.hub.to_extension(event.extension, self._wrapup_message(found[0])))
-        elif event.timed_out:
-            self._spawn(self._expired(*found))
-
-    async def _expired(self, desk: Desk, pending: Record) -> None:
-        """At the deadline, a wrap-up nobody sent is stored with the default disposition (and
-        the pop's customer); the control has made the agent available again."""
-        dispositions = self.deps.settings.dispositions
-        default = DEFAULT_DISPOSITION if DEFAULT_DISPOSITION in dispositions else dispositions[-1]
-        try:
-            await self.store(
-                desk, pending, WrapUpForm(disposition=default), agent_id=desk.wrapup_agent
-            )
-        except (UiError, CrmError, OSError) as exc:
-            log.warning("wrap-up of %s not stored at its deadline: %s", pending["linkedid"], exc)
-            desk.wrapup = desk.pop = None
-        await self.hub.to_extension(
-            desk.extension,
-            {"type": "wrapped", "linkedid": pending["linkedid"], "timed_out": True},
-        )
-
-    async def store(
-        self, desk: Desk, pending: Record, form: WrapUpForm, *, agent_id: int | None
-    ) -> None:
-        """Write the wrap-up ``pending`` of ``desk`` to the CRM, once: the agent's form and the
-        deadline may both come; whichever claims it first stores it, the other finds it gone."""
-        data = form.interaction(pending, agent_id)
-        if desk.wrapup is not pending:
-            raise UiError("no wrap-up is pending for this call")
-        desk.wrapup = None  # claimed
-        try:
-            await store_wrap_up(self.deps.db, data, form, agent_id)
-        except BaseException:
-            if desk.wrapup is None:
-                desk.wrapup = pending  # not stored: still pending
-            raise
-        desk.pop = None
+        self.wrapups.begin(desk, desk.call, event.at)
 
     def user_at(self, extension: str) -> int | None:
         for connection in self.hub.connections:
             if connection.view == "desk" and connection.session.extension == extension:
                 return connection.session.user_id
         return None
-
-    def _wrapup_message(self, desk: Desk) -> Record:
-        """The pending wrap-up with the seconds left by the server's clock, which the browser's
-        countdown follows (its own clock may differ)."""
-        assert desk.wrapup is not None
-        left = self.control.wrap_up_left(desk.extension)
-        seconds = desk.wrapup["seconds"] if left is None else left
-        return {**desk.wrapup, "left": max(0, round(seconds))}
 
     async def link_customer(self, desk: Desk, customer_id: int) -> None:
         """Show ``customer_id`` in the desk's pop and note them on the call's interaction."""
@@ -530,13 +335,8 @@ class Desks:
         if desk.pop is not None:
             messages.append(desk.pop)
         if desk.wrapup is not None:
-            messages.append(self._wrapup_message(desk))
+            messages.append(self.wrapups.message(desk))
         return messages
-
-    def _noted(self, event: TransferNoted) -> None:
-        key = (event.node, event.linkedid)
-        if self.notes.peek(key) is None:  # another server's desk wrote it
-            self.notes.keep(key, Note(event.note, event.by_extension, event.by_name))
 
 
 def _ids(event: CallAnswered | CallEnded) -> dict[str, str]:

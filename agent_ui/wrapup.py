@@ -1,21 +1,32 @@
-"""The wrap-up's form, checked, and its one write to the CRM: the call's interaction with the
-disposition and notes, and a follow-up task when one is asked for."""
+"""The desks' wrap-up: begun when the agent's part of a call is over (the agent control pauses
+them and keeps the deadline, publishing ``WrapUpStarted`` and ``WrapUpEnded``); the form,
+checked; its one write to the CRM (the call's interaction with the disposition and notes, and a
+follow-up task when one is asked for), by the agent or, at the deadline, with the default
+disposition."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agent_ui.pop import Record
 from agent_ui.ws import UiError
+from crm_core.errors import CrmError
 from crm_core.followups import create_follow_up
 from crm_core.interactions import record_interaction
 from crm_core.schemas import InteractionIn
 from crm_core.text_rules import unsafe_character
+from cti_server.events import WrapUpEnded, WrapUpStarted
+
+if TYPE_CHECKING:
+    from agent_ui.desktop import Desk, Desks
+
+log = logging.getLogger(__name__)
 
 DEFAULT_DISPOSITION = "no_action"  # stored when the wrap-up's time runs out
 
@@ -81,6 +92,97 @@ async def store_wrap_up(
                 note=form.follow_up_note[:2000],
                 interaction_id=row.id,
             )
+
+
+class WrapUps:
+    """Every desk's pending wrap-up (``Desk.wrapup``), from its start to its one write."""
+
+    def __init__(self, desks: Desks) -> None:
+        self.desks = desks
+        self.control = desks.control
+        self.hub = desks.hub
+        self.deps = desks.deps
+
+    def begin(self, desk: Desk, key: tuple[str, str], at: datetime) -> None:
+        """The agent's part of the call ``key`` is over: the control pauses them for wrap-up,
+        with a deadline; an earlier wrap-up still open is replaced."""
+        if desk.wrapup is not None and desk.wrapup["linkedid"] == key[1]:
+            return
+        desk.call = desk.offered = None
+        customer = (desk.pop or {}).get("customer")
+        desk.wrapup = {
+            "type": "wrapup",
+            "node": key[0],
+            "linkedid": key[1],
+            "customer_id": customer["id"] if customer else None,
+            "seconds": self.control.wrap_up_seconds,
+            "started": at.isoformat(),
+        }
+        desk.wrapup_agent = self.desks.user_at(desk.extension) or desk.agent_id
+        self.control.start_wrap_up(desk.extension, key)
+
+    def _pending(self, event: WrapUpStarted | WrapUpEnded) -> tuple[Desk, Record] | None:
+        """The desk's wrap-up the event is about, if this server's desk still has it open."""
+        desk = self.desks.desks.get(event.extension)
+        pending = desk.wrapup if desk is not None else None
+        if desk is None or pending is None:
+            return None
+        if (pending["node"], pending["linkedid"]) != (event.node, event.linkedid):
+            return None
+        return desk, pending
+
+    def news(self, event: WrapUpStarted | WrapUpEnded) -> None:
+        """The control paused the agent (the form shows with its time left) or the deadline
+        passed first (what is known is stored)."""
+        found = self._pending(event)
+        if found is None:
+            return
+        if isinstance(event, WrapUpStarted):
+            self.desks.spawn(self.hub.to_extension(event.extension, self.message(found[0])))
+        elif event.timed_out:
+            self.desks.spawn(self._expired(*found))
+
+    async def _expired(self, desk: Desk, pending: Record) -> None:
+        """At the deadline, a wrap-up nobody sent is stored with the default disposition (and
+        the pop's customer); the control has made the agent available again."""
+        dispositions = self.deps.settings.dispositions
+        default = DEFAULT_DISPOSITION if DEFAULT_DISPOSITION in dispositions else dispositions[-1]
+        try:
+            await self.store(
+                desk, pending, WrapUpForm(disposition=default), agent_id=desk.wrapup_agent
+            )
+        except (UiError, CrmError, OSError) as exc:
+            log.warning("wrap-up of %s not stored at its deadline: %s", pending["linkedid"], exc)
+            desk.wrapup = desk.pop = None
+        await self.hub.to_extension(
+            desk.extension,
+            {"type": "wrapped", "linkedid": pending["linkedid"], "timed_out": True},
+        )
+
+    async def store(
+        self, desk: Desk, pending: Record, form: WrapUpForm, *, agent_id: int | None
+    ) -> None:
+        """Write the wrap-up ``pending`` of ``desk`` to the CRM, once: the agent's form and the
+        deadline may both come; whichever claims it first stores it, the other finds it gone."""
+        data = form.interaction(pending, agent_id)
+        if desk.wrapup is not pending:
+            raise UiError("no wrap-up is pending for this call")
+        desk.wrapup = None  # claimed
+        try:
+            await store_wrap_up(self.deps.db, data, form, agent_id)
+        except BaseException:
+            if desk.wrapup is None:
+                desk.wrapup = pending  # not stored: still pending
+            raise
+        desk.pop = None
+
+    def message(self, desk: Desk) -> Record:
+        """The pending wrap-up with the seconds left by the server's clock, which the browser's
+        countdown follows (its own clock may differ)."""
+        assert desk.wrapup is not None
+        left = self.control.wrap_up_left(desk.extension)
+        seconds = desk.wrapup["seconds"] if left is None else left
+        return {**desk.wrapup, "left": max(0, round(seconds))}
 
 
 def _when(value: object) -> datetime | None:

@@ -14,7 +14,6 @@ first the control makes the agent available and publishes ``WrapUpEnded`` with
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Protocol
 
 from cti_server.control.live import AgentView
@@ -76,7 +75,7 @@ class AgentControl(Protocol):
 
     # -- wrap-up --
 
-    def start_wrap_up(self, extension: str, call: CallKey, at: datetime) -> None:
+    def start_wrap_up(self, extension: str, call: CallKey) -> None:
         """The agent's part of ``call`` is over: paused for wrap-up, with a deadline (an
         earlier wrap-up of the agent is replaced)."""
         ...

@@ -19,7 +19,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 
 from cti_server.config import UiSettings
 from cti_server.control import (
@@ -216,7 +215,7 @@ class AmiAgentControl:
 
     # -- wrap-up ----------------------------------------------------------------------------------
 
-    def start_wrap_up(self, extension: str, call: CallKey, at: datetime) -> None:
+    def start_wrap_up(self, extension: str, call: CallKey) -> None:
         earlier = self._wrapups.pop(extension, None)
         if earlier is not None and earlier.task is not None:
             earlier.task.cancel()  # replaced: the new one keeps the agent paused

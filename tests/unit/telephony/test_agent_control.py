@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -69,7 +68,7 @@ async def test_a_wrap_up_pauses_the_agent_says_so_and_at_its_deadline_makes_them
     ctl: Control, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _wrap_up_of(ctl, 0, monkeypatch)
-    ctl.control.start_wrap_up("8101", CALL, datetime.now(UTC))
+    ctl.control.start_wrap_up("8101", CALL)
 
     async def _ended() -> list[Any] | None:
         return ctl.of(WrapUpEnded) or None
@@ -87,7 +86,7 @@ async def test_a_wrap_up_pauses_the_agent_says_so_and_at_its_deadline_makes_them
 
 @pytest.mark.asyncio
 async def test_the_agent_ending_the_wrap_up_stops_its_deadline(ctl: Control) -> None:
-    ctl.control.start_wrap_up("8101", CALL, datetime.now(UTC))
+    ctl.control.start_wrap_up("8101", CALL)
     await poll_until(lambda: _some(ctl.of(WrapUpStarted)), 5, what="the wrap-up's start")
     left = ctl.control.wrap_up_left("8101")
     assert left is not None
@@ -104,12 +103,12 @@ async def test_a_wrap_up_called_off_or_replaced_leaves_the_agent_paused(
     ctl: Control, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _wrap_up_of(ctl, 0, monkeypatch)
-    ctl.control.start_wrap_up("8101", CALL, datetime.now(UTC))
+    ctl.control.start_wrap_up("8101", CALL)
     ctl.control.cancel_wrap_up("8101", CALL)  # the customer came back to 8101
     other = (NODE, "1700000000.2")
     _wrap_up_of(ctl, 60, monkeypatch)
-    ctl.control.start_wrap_up("8102", other, datetime.now(UTC))
-    ctl.control.start_wrap_up("8102", (NODE, "1700000000.3"), datetime.now(UTC))  # replaces
+    ctl.control.start_wrap_up("8102", other)
+    ctl.control.start_wrap_up("8102", (NODE, "1700000000.3"))  # replaces
     await poll_until(lambda: _some(ctl.of(WrapUpStarted)), 5, what="the last wrap-up's start")
     assert [e.linkedid for e in ctl.of(WrapUpStarted)] == ["1700000000.3"]
     assert ctl.of(WrapUpEnded) == []
