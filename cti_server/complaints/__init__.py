@@ -13,7 +13,7 @@ from cti_server.complaints.signals import (
     CallFacts,
     ComplaintSignal,
     Evidence,
-    Segment,
+    TranscriptLine,
     Word,
 )
 
@@ -25,6 +25,6 @@ __all__ = [
     "ComplaintDetector",
     "ComplaintSignal",
     "Evidence",
-    "Segment",
+    "TranscriptLine",
     "Word",
 ]

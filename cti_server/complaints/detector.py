@@ -43,8 +43,8 @@ from cti_server.complaints.signals import (
     Category,
     ComplaintSignal,
     Evidence,
-    Segment,
     Severity,
+    TranscriptLine,
 )
 from cti_server.complaints.text import Normalized, language_of, normalize, prepare
 
@@ -52,7 +52,7 @@ from cti_server.complaints.text import Normalized, language_of, normalize, prepa
 @dataclass(frozen=True, slots=True)
 class _Scored:
     index: int  # in the caller's segment list
-    segment: Segment
+    segment: TranscriptLine
     normalized: Normalized
     matches: list[CueMatch]
 
@@ -128,7 +128,7 @@ class ComplaintDetector:
 
     def detect(
         self,
-        segments: Sequence[Segment],
+        segments: Sequence[TranscriptLine],
         facts: CallFacts | None = None,
         language: str | None = None,
     ) -> ComplaintSignal:
@@ -309,7 +309,7 @@ def _span_evidence(
     )
 
 
-def _times(segment: Segment, char_start: int, char_end: int) -> tuple[float, float]:
+def _times(segment: TranscriptLine, char_start: int, char_end: int) -> tuple[float, float]:
     """Seconds of a character span: from the words' times when the words spell the text
     (as recognisers give them), else interpolated along the segment."""
     words = segment.words

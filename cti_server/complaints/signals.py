@@ -1,4 +1,4 @@
-"""What the detector reads (segments, call facts) and what it says (a signal with evidence).
+"""What the detector reads (transcript lines, call facts) and what it says (a signal with evidence).
 
 Small frozen dataclasses with no behaviour, so that speech, the CRM writer and the review page can
 share them without importing the detector or its data files.
@@ -26,11 +26,12 @@ class Word:
 
 
 @dataclass(frozen=True, slots=True)
-class Segment:
-    """One utterance of a transcript; only ``speaker == "customer"`` segments are scored.
+class TranscriptLine:
+    """One line of a transcript (one speaker's utterance) as the detector reads it; only
+    ``speaker == "customer"`` lines are scored.
 
     ``words`` are optional: with them evidence times are those of the words that fired, without
-    them times are interpolated along the segment by character position.
+    them times are interpolated along the line by character position.
     """
 
     text: str

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_core.interactions import repeat_contact
 from cti_server.bus import Bus
 from cti_server.complaints.detector import ComplaintDetector
-from cti_server.complaints.signals import CallFacts, ComplaintSignal, Evidence, Segment, Word
+from cti_server.complaints.signals import CallFacts, ComplaintSignal, Evidence, TranscriptLine, Word
 from cti_server.events import (
     CallEnded,
     CallHandling,
@@ -69,7 +69,7 @@ def answered(ended: CallEnded) -> bool:
 class CallSoFar:
     """What the watch has heard of one call until it is judged."""
 
-    said: list[Segment] = field(default_factory=list)
+    said: list[TranscriptLine] = field(default_factory=list)
     alerted: bool = False
     survey: int | None = None
     surveyed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -131,7 +131,7 @@ class ComplaintWatch:
         if isinstance(event, TranscriptPartial):
             if event.final and event.speaker == "customer" and event.text:
                 call = self._call(event.linkedid)
-                call.said.append(Segment(text=event.text, start=event.start, end=event.end))
+                call.said.append(TranscriptLine(text=event.text, start=event.start, end=event.end))
                 if not call.alerted:
                     self._spawn(self._during(event, call))
         elif isinstance(event, CallHandling):
@@ -214,7 +214,7 @@ class ComplaintWatch:
             self._bus.publish(_event(event.node, event.linkedid, signal, during_call=True))
 
     async def _judge_call(
-        self, event: CallTranscribed, call: CallSoFar, segments: list[Segment]
+        self, event: CallTranscribed, call: CallSoFar, segments: list[TranscriptLine]
     ) -> None:
         repeat = await self._repeat(event.node, event.linkedid)
         facts = replace(_facts(call), repeat_call_same_topic_7d=repeat)
@@ -241,7 +241,7 @@ class ComplaintWatch:
         self,
         node: str,
         linkedid: str,
-        segments: list[Segment],
+        segments: list[TranscriptLine],
         facts: CallFacts,
         language: str | None = None,
     ) -> None:
@@ -332,7 +332,7 @@ def _waited(event: CallEnded) -> float:
     return max(0.0, (end - event.queued_at).total_seconds())
 
 
-def _segment(stored: dict[str, Any]) -> Segment:
+def _segment(stored: dict[str, Any]) -> TranscriptLine:
     words = tuple(
         Word(
             text=str(w.get("word", "")),
@@ -341,7 +341,7 @@ def _segment(stored: dict[str, Any]) -> Segment:
         )
         for w in stored.get("words", [])
     )
-    return Segment(
+    return TranscriptLine(
         text=str(stored.get("text", "")),
         start=float(stored.get("start", 0.0)),
         end=float(stored.get("end", 0.0)),

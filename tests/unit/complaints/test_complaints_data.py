@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from cti_server.complaints import ComplaintDataError, ComplaintDetector, Segment, training
+from cti_server.complaints import ComplaintDataError, ComplaintDetector, TranscriptLine, training
 from cti_server.complaints import detector as detector_module
 from cti_server.complaints.embeddings import available as embeddings_available
 from cti_server.complaints.features import TextFeatures
@@ -112,7 +112,7 @@ def test_nothing_is_read_until_needed(data: Path) -> None:
     (data / "cues.yaml").unlink()
     detector = ComplaintDetector(data)  # no error yet: files are read on first use
     with pytest.raises(ComplaintDataError, match=r"cues\.yaml: file not found"):
-        detector.detect([Segment("hello", 0, 1)])
+        detector.detect([TranscriptLine("hello", 0, 1)])
 
 
 @pytest.mark.parametrize("analyzer", ["word", "char", "char_wb"])
@@ -216,7 +216,7 @@ def test_without_the_embeddings_extra_the_linear_model_and_its_threshold(
     absent = ComplaintDetector(data, embeddings=None)
     assert not absent.uses_embeddings("en")
     assert not absent.uses_embeddings("zh")
-    signal = absent.detect([Segment("this is ridiculous, I want to complain", 0.0, 3.0)])
+    signal = absent.detect([TranscriptLine("this is ridiculous, I want to complain", 0.0, 3.0)])
     assert signal.probability >= signal.threshold == linear.threshold
 
 
@@ -226,9 +226,13 @@ def test_with_the_embeddings_extra_the_embedding_model() -> None:
     assert detector.uses_embeddings("en")
     assert not detector.uses_embeddings("zh")
     assert detector.threshold("en") == load_model(PACKAGE_DATA, "en", embeddings=True).threshold
-    complaint = detector.detect([Segment("this is the worst service, I want a refund", 0.0, 3.0)])
+    complaint = detector.detect(
+        [TranscriptLine("this is the worst service, I want a refund", 0.0, 3.0)]
+    )
     assert complaint.probability >= complaint.threshold
-    neutral = detector.detect([Segment("hi, can I change my delivery address please", 0.0, 3.0)])
+    neutral = detector.detect(
+        [TranscriptLine("hi, can I change my delivery address please", 0.0, 3.0)]
+    )
     assert neutral.probability < neutral.threshold
 
 

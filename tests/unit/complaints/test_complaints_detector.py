@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from cti_server.complaints import CallFacts, ComplaintDetector, ComplaintSignal, Segment, Word
+from cti_server.complaints import (
+    CallFacts,
+    ComplaintDetector,
+    ComplaintSignal,
+    TranscriptLine,
+    Word,
+)
 
 
 @pytest.fixture(scope="module")
@@ -15,14 +21,16 @@ def detector() -> ComplaintDetector:
     return d
 
 
-def call(*texts: str) -> list[Segment]:
+def call(*texts: str) -> list[TranscriptLine]:
     """Customer turns 5 s apart, each 4 s long, with an agent turn between them."""
     segments = []
     for i, text in enumerate(texts):
         segments.append(
-            Segment("okay let me check that for you", i * 10.0 + 5, i * 10.0 + 9, speaker="agent")
+            TranscriptLine(
+                "okay let me check that for you", i * 10.0 + 5, i * 10.0 + 9, speaker="agent"
+            )
         )
-        segments.insert(len(segments) - 1, Segment(text, i * 10.0, i * 10.0 + 4))
+        segments.insert(len(segments) - 1, TranscriptLine(text, i * 10.0, i * 10.0 + 4))
     return segments
 
 
@@ -97,7 +105,7 @@ def test_word_timings_give_the_times_of_the_words_that_fired(detector: Complaint
         Word("办", 32.6, 32.8),
         Word("吧", 32.8, 33.0),
     )
-    segment = Segment(" ".join(w.text for w in words), 31.0, 33.2, words=words)
+    segment = TranscriptLine(" ".join(w.text for w in words), 31.0, 33.2, words=words)
     signal = detector.detect([segment])
     give_up = [e for e in signal.evidence if e.cue.startswith("give_up")]
     assert [(e.text, e.start, e.end) for e in give_up] == [
@@ -148,17 +156,17 @@ def test_abandoned_call_without_words_carries_the_fact(detector: ComplaintDetect
     ],
 )
 def test_category(detector: ComplaintDetector, text: str, category: str) -> None:
-    signal = detector.detect([Segment(text, 0, 5)])
+    signal = detector.detect([TranscriptLine(text, 0, 5)])
     assert signal.is_complaint
     assert signal.category == category
 
 
 def test_severity_follows_escalation_and_churn(detector: ComplaintDetector) -> None:
-    legal = detector.detect([Segment("if this is not fixed I will take legal action", 0, 3)])
+    legal = detector.detect([TranscriptLine("if this is not fixed I will take legal action", 0, 3)])
     churn = detector.detect(
-        [Segment("just cancel my account, I'm switching to another provider", 0, 3)]
+        [TranscriptLine("just cancel my account, I'm switching to another provider", 0, 3)]
     )
-    regulator = detector.detect([Segment("再不解决我就打12315投诉你们", 0, 3)])
+    regulator = detector.detect([TranscriptLine("再不解决我就打12315投诉你们", 0, 3)])
     assert legal.severity == "critical"
     assert churn.severity in ("high", "critical")
     assert regulator.severity == "critical"
@@ -166,8 +174,10 @@ def test_severity_follows_escalation_and_churn(detector: ComplaintDetector) -> N
 
 def test_only_the_customer_is_scored(detector: ComplaintDetector) -> None:
     segments = [
-        Segment("I'm so sorry, that is unacceptable, the worst service", 0, 3, speaker="agent"),
-        Segment("okay thank you", 3, 4),
+        TranscriptLine(
+            "I'm so sorry, that is unacceptable, the worst service", 0, 3, speaker="agent"
+        ),
+        TranscriptLine("okay thank you", 3, 4),
     ]
     signal = detector.detect(segments)
     assert not signal.is_complaint
