@@ -35,6 +35,8 @@ from cti_server.events import (
     AgentStateChanged,
     CallAnswered,
     CallEnded,
+    CallKey,
+    CallRangOut,
     CallRouted,
     CallTransferred,
     CustomerIdentified,
@@ -49,7 +51,6 @@ from cti_server.events import (
 log = logging.getLogger(__name__)
 
 ON_A_CALL = (AgentStatus.ON_CALL, AgentStatus.RINGING)
-MAX_ROUTED = 1000  # router decisions kept for pops not yet delivered
 PAUSE_REASONS = ("break", "lunch", "training", "meeting", "coaching")
 
 
@@ -77,6 +78,7 @@ class Desks:
         CallEnded,
         AgentStateChanged,
         CallRouted,
+        CallRangOut,
         CallTransferred,
         TransferNoted,
         WrapUpStarted,
@@ -92,7 +94,6 @@ class Desks:
         self.desks: dict[str, Desk] = {}
         self.said = SaidSoFar(deps.redaction)
         self.notes = Notes()
-        self._routed: dict[tuple[str, str], Record] = {}  # the router's word, by call
         self._tasks: set[asyncio.Task[None]] = set()
         self.wrapups = WrapUps(self)
         self.handovers = HandOvers(self)
@@ -159,7 +160,7 @@ class Desks:
             self.said.apply(event)
         elif isinstance(event, AgentStateChanged):
             self._agent_changed(event)
-        elif isinstance(event, CallRouted):
+        elif isinstance(event, CallRouted | CallRangOut):
             self._route_decided(event)
         elif isinstance(event, WrapUpStarted | WrapUpEnded):
             self.wrapups.news(event)
@@ -185,7 +186,7 @@ class Desks:
 
     def routed(self, key: tuple[str, str]) -> Record:
         """The router's word on the call, if it came before its pop."""
-        return self._routed.get(key, {})
+        return self.pops.routed_of(CallKey(*key))
 
     def _done(self, task: asyncio.Task[None]) -> None:
         """A desk's work that failed is logged with its traceback, not lost with the task."""
@@ -203,14 +204,9 @@ class Desks:
         if desk.offered != key:
             return  # answered elsewhere or over while the record was read
         pop["call"]["state"] = "connected" if desk.call == key else "ringing"
-        pop["routing"] = {**pop["routing"], **self._routed.get(key, {})}
         desk.pop = pop
         desk.agent_id = self.user_at(extension)
-        if not await self.hub.to_extension(extension, pop):
-            return
-        routing = await self.pops.routing_of(event.node, event.linkedid)
-        if routing and desk.pop is pop:
-            await self._add_routing(desk, routing)
+        await self.hub.to_extension(extension, pop)
 
     async def _add_routing(self, desk: Desk, routing: Record) -> None:
         """The router's word joins the pop on show, unless the pop already says it."""
@@ -221,18 +217,18 @@ class Desks:
         message = {"type": "pop_routing", "linkedid": pop["call"]["linkedid"], "routing": routing}
         await self.hub.to_extension(desk.extension, message)
 
-    def _route_decided(self, event: CallRouted) -> None:
-        """``CallRouted`` reaches the desk the moment the router publishes it; the interaction's
-        copy is written later by the recorder, so reading it at ring time can miss it."""
+    def _route_decided(self, event: CallRouted | CallRangOut) -> None:
+        """The router's word joins the call's pops (kept by the pop service, which puts it in
+        every pop of the call); a decision also joins the pop on show at its agent's desk."""
+        said = self.pops.routed(event)
+        if not isinstance(event, CallRouted):
+            return
         key = (event.node, event.linkedid)
-        self._routed[key] = {"decision": event.decision}
-        while len(self._routed) > MAX_ROUTED:
-            self._routed.pop(next(iter(self._routed)))
         extension = extension_of(event.agent) or event.agent
         desk = self.desks.get(extension)
         pop = desk.pop if desk is not None and key in (desk.offered, desk.call) else None
         if desk is not None and pop is not None and pop["call"]["linkedid"] == event.linkedid:
-            self.spawn(self._add_routing(desk, self._routed[key]))
+            self.spawn(self._add_routing(desk, said))
 
     def _answered(self, event: CallAnswered) -> None:
         answering = extension_of(event.agent)
@@ -256,7 +252,6 @@ class Desks:
 
     def _ended(self, event: CallEnded) -> None:
         self.pops.ended(event.node, event.linkedid)
-        self._routed.pop((event.node, event.linkedid), None)
         extension = extension_of(event.agent)
         key = (event.node, event.linkedid)
         for desk in self.desks.values():

@@ -4,9 +4,9 @@ the moment an agent's phone rings.
 ``CustomerIdentified`` (who is calling, decided once per call by the caller identification)
 starts reading the customer's record; ``IvrFinished`` adds what the caller did (secrets masked);
 a later ``CustomerIdentified`` by the IVR (an account number, say) replaces the record;
-``AgentRinging`` only assembles what is already there. The ``routing`` JSON of the interaction
-(why this agent) is read after the pop is sent and follows it as an update, so the pop never
-waits for it.
+``AgentRinging`` only assembles what is already there. The router's word (``CallRouted``: why
+this agent; ``CallRangOut``: who let the call ring out) is kept as it is published and joins
+the pop, or follows a pop already on show as an update.
 """
 
 from __future__ import annotations
@@ -23,9 +23,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_core.cases import open_cases_of
 from crm_core.customers import customers_by_ids, get_customer
 from crm_core.errors import NotFound
-from crm_core.interactions import find_interaction, mask_secrets, timeline
+from crm_core.interactions import mask_secrets, timeline
 from crm_core.models import Customer
-from cti_server.events import AgentRinging, CallKey, CustomerIdentified, IdentifiedBy, IvrFinished
+from cti_server.events import (
+    AgentRinging,
+    CallKey,
+    CallRangOut,
+    CallRouted,
+    CustomerIdentified,
+    IdentifiedBy,
+    IvrFinished,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +76,8 @@ class CallPop:
     identified: asyncio.Event = field(default_factory=asyncio.Event)
     lookup: asyncio.Task[Record] | None = None
     ivr: Record | None = None
+    routed: Record = field(default_factory=dict)  # the router's word: decision, no_answer
     tier: str = ""
-
-
-_IVR_ROUTING = ("ivr_flow", "ivr_outcome", "attributes")  # the recorder's copy of IvrFinished
 
 
 def routing_reason(attributes: dict[str, str], written: Record) -> Record:
@@ -132,6 +138,21 @@ class PopService:
             "inputs": mask_secrets({k: str(v) for k, v in event.inputs.items()}),
             "attributes": {k: str(v) for k, v in event.attributes.items()},
         }
+
+    def routed(self, event: CallRouted | CallRangOut) -> Record:
+        """Keep the router's word on a call for its pops; what it adds to them."""
+        said: Record = (
+            {"decision": event.decision}
+            if isinstance(event, CallRouted)
+            else {"no_answer": event.no_answer}
+        )
+        self._call(CallKey.of(event)).routed.update(said)
+        return said
+
+    def routed_of(self, key: CallKey) -> Record:
+        """The router's word on a call so far."""
+        call = self._calls.get(key)
+        return dict(call.routed) if call is not None else {}
 
     def ended(self, node: str, linkedid: str) -> None:
         """Forget the call. A look-up still running is left to finish, not cancelled: a query
@@ -198,17 +219,9 @@ class PopService:
             },
             **record,
             "ivr": call.ivr,
-            "routing": routing_reason(call.ivr["attributes"] if call.ivr else {}, {}),
+            "routing": routing_reason(call.ivr["attributes"] if call.ivr else {}, call.routed),
             "identity": identity(call.ivr["attributes"] if call.ivr else {}),
         }
-
-    async def routing_of(self, node: str, linkedid: str) -> Record:
-        """What the interaction's ``routing`` JSON adds to the IVR's attributes: the router's
-        ``decision`` (and any other reason it wrote), once the router writes one."""
-        async with self._db() as db:
-            row = await find_interaction(db, node, linkedid)
-        routing = dict(row.routing) if row is not None and row.routing else {}
-        return {k: v for k, v in routing.items() if k not in _IVR_ROUTING}
 
     async def record_of(self, customer_id: int) -> Record:
         """A customer chosen or created by the agent, as the pop shows it."""

@@ -1,0 +1,113 @@
+"""The pop service alone: the caller as identified (read when a desk may pop, or at the ring),
+and the router's word as published, with no read of the interaction."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from agent_ui.pop import PopService
+from crm_core.customers import create_customer
+from crm_core.database import make_engine
+from crm_core.models import Base
+from crm_core.schemas import CustomerIn
+from cti_server.events import (
+    AgentRinging,
+    CallRangOut,
+    CallRouted,
+    CustomerIdentified,
+    IdentifiedBy,
+)
+
+NODE = "pbx1"
+NUMBER = "+8613800138000"
+
+
+@pytest_asyncio.fixture
+async def pops(tmp_path: Path) -> AsyncIterator[tuple[PopService, int]]:
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'crm.db'}")
+    async with engine.begin() as connection:
+        await connection.run_sync(Base.metadata.create_all)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    async with sessions() as session, session.begin():
+        data = CustomerIn.model_validate({"name": "Li Na", "phones": [{"number": NUMBER}]})
+        customer = (await create_customer(session, data, "CN")).id
+    service = PopService(sessions, "CN")
+    try:
+        yield service, customer
+    finally:
+        await service.close()
+        await engine.dispose()
+
+
+def _ringing(linkedid: str) -> AgentRinging:
+    return AgentRinging(
+        node=NODE,
+        linkedid=linkedid,
+        queue="support",
+        agent="agent-8101",
+        caller_number=NUMBER,
+        caller_name="",
+        at=datetime(2026, 11, 23, 10, tzinfo=UTC),
+    )
+
+
+def _identified(linkedid: str, customer_id: int | None) -> CustomerIdentified:
+    return CustomerIdentified(
+        node=NODE,
+        linkedid=linkedid,
+        caller_number=NUMBER,
+        customer_id=customer_id,
+        by=IdentifiedBy.CALLER_ID,
+        lookup="found" if customer_id else "unknown",
+        number=NUMBER,
+        matches=[customer_id] if customer_id else [],
+    )
+
+
+@pytest.mark.asyncio
+async def test_a_caller_identified_before_anyone_signed_in_still_pops_with_their_record(
+    pops: tuple[PopService, int],
+) -> None:
+    service, customer = pops
+    service.identified(_identified("1.1", customer), read_now=False)
+    assert service.lookups() == []  # nobody to pop yet: nothing read
+    pop = await service.pop_for(_ringing("1.1"))
+    assert pop["lookup"] == "found"
+    assert pop["customer"]["id"] == customer
+    assert pop["matches"] == [
+        {"id": customer, "name": "Li Na", "tier": "standard", "language": None}
+    ]
+
+
+@pytest.mark.asyncio
+async def test_a_call_rings_before_its_caller_is_identified_and_pops_once_they_are(
+    pops: tuple[PopService, int],
+) -> None:
+    service, _ = pops
+    ringing = asyncio.create_task(service.pop_for(_ringing("2.1")))
+    await asyncio.sleep(0.05)
+    assert not ringing.done()
+    service.identified(_identified("2.1", None))
+    pop = await asyncio.wait_for(ringing, 5)
+    assert (pop["lookup"], pop["number"], pop["matches"]) == ("unknown", NUMBER, [])
+
+
+@pytest.mark.asyncio
+async def test_the_routers_word_joins_the_pop_as_published(pops: tuple[PopService, int]) -> None:
+    service, customer = pops
+    service.identified(_identified("3.1", customer))
+    rang = [{"agent": "8102", "reason": "ring-no-answer"}]
+    service.routed(CallRangOut(node=NODE, linkedid="3.1", agent="8102", reason="x", no_answer=rang))
+    added = service.routed(
+        CallRouted(node=NODE, linkedid="3.1", agent="8101", rule="r", decision={"rule": "r"})
+    )
+    assert added == {"decision": {"rule": "r"}}
+    pop = await service.pop_for(_ringing("3.1"))
+    assert pop["routing"] == {"no_answer": rang, "decision": {"rule": "r"}}
