@@ -224,7 +224,7 @@ class Desks:
         if not isinstance(event, CallRouted):
             return
         key = (event.node, event.linkedid)
-        extension = extension_of(event.agent) or event.agent
+        extension = event.extension
         desk = self.desks.get(extension)
         pop = desk.pop if desk is not None and key in (desk.offered, desk.call) else None
         if desk is not None and pop is not None and pop["call"]["linkedid"] == event.linkedid:

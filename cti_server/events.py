@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -320,26 +321,31 @@ class SurveyAnswered(DomainEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CallRouted(DomainEvent):
-    """The router gave a waiting call to an agent (``agent``: their extension); ``decision`` is
-    the explanation (candidates, scores, the rule that decided), stored on the interaction."""
+    """The router gave a waiting call to the agent at ``extension``; ``decision`` is the
+    explanation (candidates, scores, the rule that decided), stored on the interaction. (An
+    ``agent`` in the other events is a queue member's name, ``agent-1001``.)"""
 
     node: str
     linkedid: str
-    agent: str
+    extension: str
     rule: str
     decision: dict[str, Any]
+
+    version: ClassVar[int] = 2  # 2: ``agent`` (an extension) is named ``extension``
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CallRangOut(DomainEvent):
-    """A routed call rang out at ``agent``: the agent went not ready with ``reason`` and the call
-    waits again; ``no_answer`` lists every ring-out of this call so far."""
+    """A routed call rang out at ``extension``: its agent went not ready with ``reason`` and the
+    call waits again; ``no_answer`` lists every ring-out of this call so far."""
 
     node: str
     linkedid: str
-    agent: str
+    extension: str
     reason: str
     no_answer: list[dict[str, Any]]
+
+    version: ClassVar[int] = 2  # 2: ``agent`` (an extension) is named ``extension``
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -458,12 +464,26 @@ class UnknownEvent(ValueError):
     """A serialized event of a type or version this process does not know."""
 
 
+def _agent_is_extension(data: dict[str, Any]) -> dict[str, Any]:
+    return {("extension" if k == "agent" else k): v for k, v in data.items()}
+
+
+_EARLIER: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
+    ("CallRouted", 1): _agent_is_extension,
+    ("CallRangOut", 1): _agent_is_extension,
+}
+"""Earlier versions still read (a process not yet upgraded shares the bus): their data in
+today's shape."""
+
+
 def event_from_dict(payload: dict[str, Any]) -> DomainEvent:
     """The inverse of :meth:`DomainEvent.to_dict`, for events that crossed a process boundary."""
     cls = EVENT_TYPES.get(str(payload.get("type")))
-    if cls is None or payload.get("version") != cls.version:
+    version = payload.get("version")
+    earlier = _EARLIER.get((str(payload.get("type")), version if isinstance(version, int) else 0))
+    if cls is None or (version != cls.version and earlier is None):
         raise UnknownEvent(f"unknown event {payload.get('type')!r} v{payload.get('version')}")
-    data = dict(payload["data"])
+    data = dict(payload["data"]) if earlier is None else earlier(dict(payload["data"]))
     for name, kind in cls.__annotations__.items():
         if "datetime" in str(kind) and isinstance(data.get(name), str):
             data[name] = datetime.fromisoformat(data[name])

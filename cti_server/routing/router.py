@@ -275,7 +275,7 @@ class Router:
             CallRangOut(
                 node=node,
                 linkedid=linkedid,
-                agent=extension,
+                extension=extension,
                 reason=outcome.agent.reason,
                 no_answer=list(call.no_answer),
             )
@@ -458,7 +458,7 @@ class Router:
             CallRouted(
                 node=node,
                 linkedid=assignment.call_id,
-                agent=assignment.agent_id,
+                extension=assignment.agent_id,
                 rule=assignment.rule,
                 decision=decision,
             )

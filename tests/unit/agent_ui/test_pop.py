@@ -104,9 +104,11 @@ async def test_the_routers_word_joins_the_pop_as_published(pops: tuple[PopServic
     service, customer = pops
     service.identified(_identified("3.1", customer))
     rang = [{"agent": "8102", "reason": "ring-no-answer"}]
-    service.routed(CallRangOut(node=NODE, linkedid="3.1", agent="8102", reason="x", no_answer=rang))
+    service.routed(
+        CallRangOut(node=NODE, linkedid="3.1", extension="8102", reason="x", no_answer=rang)
+    )
     added = service.routed(
-        CallRouted(node=NODE, linkedid="3.1", agent="8101", rule="r", decision={"rule": "r"})
+        CallRouted(node=NODE, linkedid="3.1", extension="8101", rule="r", decision={"rule": "r"})
     )
     assert added == {"decision": {"rule": "r"}}
     pop = await service.pop_for(_ringing("3.1"))

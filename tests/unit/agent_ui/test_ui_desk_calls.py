@@ -160,9 +160,11 @@ async def test_a_desks_call_goes_on_while_its_phone_is_still_in_it(ui: Ui) -> No
 # -- the router's decision --------------------------------------------------------------------
 
 
-def _routed(linkedid: str, agent: str) -> CallRouted:
+def _routed(linkedid: str, extension: str) -> CallRouted:
     decision = {"rule": "skills", "why": "best billing skill free longest", "queue": "support"}
-    return CallRouted(node=NODE, linkedid=linkedid, agent=agent, rule="skills", decision=decision)
+    return CallRouted(
+        node=NODE, linkedid=linkedid, extension=extension, rule="skills", decision=decision
+    )
 
 
 @pytest.mark.asyncio

@@ -59,7 +59,7 @@ async def test_a_call_rings_out_at_the_best_agent_who_is_paused_and_the_next_one
     [offer] = centre.link.actions("QueueWithdrawCaller")
     assert offer == {"Queue": "support", "Caller": CALLER, "WithdrawInfo": "3001:15"}
     [routed] = centre.of(CallRouted)
-    assert (routed.agent, routed.rule) == ("3001", "tie-break longest idle")
+    assert (routed.extension, routed.rule) == ("3001", "tie-break longest idle")
     assert routed.decision["priority"]["tier"] == "gold"  # from the CRM, not the IVR
     assert [c["agent"] for c in routed.decision["candidates"]] == ["3001", "3002"]
 
@@ -75,7 +75,7 @@ async def test_a_call_rings_out_at_the_best_agent_who_is_paused_and_the_next_one
     centre.caller_joins("support")
 
     [rang_out] = centre.of(CallRangOut)
-    assert (rang_out.agent, rang_out.reason) == ("3001", "ring-no-answer")
+    assert (rang_out.extension, rang_out.reason) == ("3001", "ring-no-answer")
     await centre.router.route_once()
 
     [pause] = centre.link.actions("QueuePause")
@@ -210,8 +210,10 @@ def _crm_fields(event: DomainEvent) -> dict[str, Any]:
 
 
 def test_decisions_and_ring_outs_merge_into_the_interactions_routing() -> None:
-    routed = CallRouted(node=NODE, linkedid="c1", agent="3001", rule="r", decision={"rule": "r"})
-    rang = CallRangOut(node=NODE, linkedid="c1", agent="3001", reason="x", no_answer=[{"a": 1}])
+    routed = CallRouted(
+        node=NODE, linkedid="c1", extension="3001", rule="r", decision={"rule": "r"}
+    )
+    rang = CallRangOut(node=NODE, linkedid="c1", extension="3001", reason="x", no_answer=[{"a": 1}])
 
     assert _crm_fields(routed) == {
         "node": NODE,
