@@ -111,15 +111,15 @@ class Desks:
         if desk is None:
             return Serving()
         customers: set[int] = set()
-        calls = {f"{key[0]}:{key[1]}" for key in (desk.offered, desk.call) if key is not None}
+        calls = {str(CallKey(*key)) for key in (desk.offered, desk.call) if key is not None}
         if desk.pop is not None:
             shown = desk.pop.get("customer")
             customers |= {shown["id"]} if shown else {m["id"] for m in desk.pop.get("matches", [])}
-            calls.add(f"{desk.pop['call']['node']}:{desk.pop['call']['linkedid']}")
+            calls.add(str(CallKey(desk.pop["call"]["node"], desk.pop["call"]["linkedid"])))
         if desk.wrapup is not None:
             if desk.wrapup.get("customer_id") is not None:
                 customers.add(desk.wrapup["customer_id"])
-            calls.add(f"{desk.wrapup['node']}:{desk.wrapup['linkedid']}")
+            calls.add(str(CallKey(desk.wrapup["node"], desk.wrapup["linkedid"])))
         return Serving(frozenset(customers), frozenset(calls))
 
     # -- events -------------------------------------------------------------------------------

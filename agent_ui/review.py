@@ -49,6 +49,7 @@ from crm_core.models import (
     User,
 )
 from cti_server.control import RecordingNames
+from cti_server.events import CallKey
 
 ROLE = least("case.review")
 ROOT_CAUSES = (
@@ -274,8 +275,11 @@ def highlighted(
 def linkedid_of(row: Interaction, node: str) -> str | None:
     """The linkedid of a call on ``node`` (whose recordings this server sees), when it looks
     like one; the interaction's key is ``node:linkedid``."""
-    on, _, linkedid = row.external_key.partition(":")
-    return linkedid if on == node and LINKEDID.fullmatch(linkedid) else None
+    try:
+        key = CallKey.parse(row.external_key)
+    except ValueError:
+        return None
+    return key.linkedid if key.node == node and LINKEDID.fullmatch(key.linkedid) else None
 
 
 def recording_offset(row: Interaction) -> float:
@@ -447,7 +451,7 @@ async def recording(request: web.Request) -> web.StreamResponse:
         in_case = await db.scalar(
             select(Interaction.id)
             .join(CaseInteraction, CaseInteraction.interaction_id == Interaction.id)
-            .where(Interaction.external_key == f"{deps.node}:{linkedid}")
+            .where(Interaction.external_key == str(CallKey(deps.node, linkedid)))
             .limit(1)
         )
     path = recording_of(deps.recordings_path, deps.recording_names, linkedid) if in_case else None
