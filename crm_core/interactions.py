@@ -27,7 +27,7 @@ from crm_core.models import (
     User,
     utcnow,
 )
-from crm_core.schemas import InteractionIn, PartyIn
+from crm_core.schemas import InteractionIn, PartyIn, interaction_key
 from crm_core.valuation import recompute_value
 from crm_core.value import ValuePolicy
 
@@ -193,7 +193,7 @@ async def end_unseen(
     rows = (
         await session.scalars(
             select(Interaction).where(
-                Interaction.external_key.startswith(f"{node}:", autoescape=True),
+                Interaction.external_key.startswith(interaction_key(node, ""), autoescape=True),
                 Interaction.ended_at.is_(None),
                 Interaction.arrived_at < seen_at,
             )
@@ -201,7 +201,7 @@ async def end_unseen(
     ).all()
     closed = []
     for row in rows:
-        linkedid = row.external_key.split(":", 1)[1]
+        linkedid = row.external_key.removeprefix(interaction_key(node, ""))
         if linkedid in still_live:
             continue
         row.ended_at = seen_at
@@ -244,7 +244,7 @@ async def get_interaction(session: AsyncSession, interaction_id: int) -> Interac
 
 async def find_interaction(session: AsyncSession, node: str, linkedid: str) -> Interaction | None:
     return await session.scalar(
-        select(Interaction).where(Interaction.external_key == f"{node}:{linkedid}")
+        select(Interaction).where(Interaction.external_key == interaction_key(node, linkedid))
     )
 
 

@@ -185,6 +185,12 @@ class PartyIn(_Input):
         return self
 
 
+def interaction_key(node: str, linkedid: str) -> str:
+    """The key a call's interaction is stored under, ``node:linkedid`` (a linkedid is unique on
+    its Asterisk node only); the CTI server's ``CallKey`` prints the same text."""
+    return f"{node}:{linkedid}"
+
+
 class InteractionIn(_Input):
     """One contact; written by (node, linkedid) so that writing it twice updates it."""
 
@@ -223,7 +229,7 @@ class InteractionIn(_Input):
 
     @property
     def external_key(self) -> str:
-        return f"{self.node}:{self.linkedid}"
+        return interaction_key(self.node, self.linkedid)
 
 
 # -- what the API answers ---------------------------------------------------------------------

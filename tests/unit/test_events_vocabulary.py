@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from crm_core.schemas import interaction_key
 from cti_server.events import (
     CallKey,
     CallQueued,
@@ -21,6 +22,7 @@ def test_a_call_key_reads_back_from_its_text_form_the_crm_keys_interactions_by()
     assert str(key) == "pbx-1:1700000000.7"
     assert CallKey.parse(str(key)) == key
     assert CallKey.parse("pbx-1:odd:id") == CallKey("pbx-1", "odd:id")
+    assert str(key) == interaction_key(*key)  # the CRM's key for the call's interaction
 
 
 @pytest.mark.parametrize("text", ["", "pbx-1", "pbx-1:", ":1700000000.7"])
