@@ -1,5 +1,11 @@
 """The recorder: every call the tracker sees becomes an interaction in the CRM, as it happens.
 
+Each event becomes a typed journal entry (:mod:`cti_server.recorder.entries`), the journal (the
+spool) holds it ahead of the database, and the CRM's own services store it: the customer comes
+from ``CustomerIdentified`` (the recorder never asks who is calling), callbacks and complaint
+cases are :mod:`crm_core` rules. What was stored is published (``InteractionRecorded``) for the
+parts that read a call's history.
+
 Writes are idempotent by (node, linkedid). When the database cannot take a write, it and every
 later one go to the durable spool, in order, and are replayed when the database answers again:
 nothing is lost and nothing overtakes an older write.
