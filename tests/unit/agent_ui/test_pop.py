@@ -5,18 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from agent_ui.pop import PopService
-from crm_core.customers import create_customer
-from crm_core.database import make_engine
-from crm_core.models import Base
-from crm_core.schemas import CustomerIn
 from cti_server.events import (
     AgentRinging,
     CallRangOut,
@@ -24,6 +19,8 @@ from cti_server.events import (
     CustomerIdentified,
     IdentifiedBy,
 )
+from tests.support import domain_events as make
+from tests.support.blank_crm import add_customer, blank_crm
 
 NODE = "pbx1"
 NUMBER = "+8613800138000"
@@ -31,31 +28,17 @@ NUMBER = "+8613800138000"
 
 @pytest_asyncio.fixture
 async def pops(tmp_path: Path) -> AsyncIterator[tuple[PopService, int]]:
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'crm.db'}")
-    async with engine.begin() as connection:
-        await connection.run_sync(Base.metadata.create_all)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
-    async with sessions() as session, session.begin():
-        data = CustomerIn.model_validate({"name": "Li Na", "phones": [{"number": NUMBER}]})
-        customer = (await create_customer(session, data, "CN")).id
-    service = PopService(sessions, "CN")
-    try:
-        yield service, customer
-    finally:
-        await service.close()
-        await engine.dispose()
+    async with blank_crm(tmp_path) as sessions:
+        customer = await add_customer(sessions, "Li Na", NUMBER)
+        service = PopService(sessions, "CN")
+        try:
+            yield service, customer
+        finally:
+            await service.close()
 
 
 def _ringing(linkedid: str) -> AgentRinging:
-    return AgentRinging(
-        node=NODE,
-        linkedid=linkedid,
-        queue="support",
-        agent="agent-8101",
-        caller_number=NUMBER,
-        caller_name="",
-        at=datetime(2026, 11, 23, 10, tzinfo=UTC),
-    )
+    return replace(make.ringing(linkedid, "agent-8101"), caller_number=NUMBER)
 
 
 def _identified(linkedid: str, customer_id: int | None) -> CustomerIdentified:

@@ -13,26 +13,20 @@ import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.customers import create_customer
-from crm_core.database import make_engine
 from crm_core.interactions import record_interaction
-from crm_core.models import Base
 from crm_core.schemas import CustomerIn, InteractionIn
 from cti_server.bus import MemoryBus
 from cti_server.complaints.watch import RecordedCalls, crm_repeat_call
 from cti_server.events import InteractionRecorded
+from tests.support.blank_crm import blank_crm
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
 
 @pytest_asyncio.fixture
 async def crm(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'crm.db'}")
-    async with engine.begin() as connection:
-        await connection.run_sync(Base.metadata.create_all)
-    try:
-        yield async_sessionmaker(engine, expire_on_commit=False)
-    finally:
-        await engine.dispose()
+    async with blank_crm(tmp_path) as sessions:
+        yield sessions
 
 
 async def _calls(sessions: async_sessionmaker[AsyncSession], *linkedids: str) -> int:

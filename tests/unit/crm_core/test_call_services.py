@@ -10,17 +10,17 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.callbacks import CallbackRequest, callback_task
 from crm_core.callers import agent_for_extension, customer_for_caller, customer_of_caller
 from crm_core.cases import CaseSla
 from crm_core.complaint_intake import Detection, case_from_detection
 from crm_core.customers import create_customer
-from crm_core.database import make_engine
 from crm_core.interactions import record_interaction
-from crm_core.models import Base, ComplaintSignal, Customer, FollowUp, Interaction, User
+from crm_core.models import ComplaintSignal, Customer, FollowUp, Interaction, User
 from crm_core.schemas import CustomerIn, InteractionIn
+from tests.support.blank_crm import blank_crm
 
 REGION = "CN"
 NUMBER = "+8613800138000"
@@ -29,14 +29,8 @@ T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
 @pytest_asyncio.fixture
 async def session(tmp_path: Path) -> AsyncIterator[AsyncSession]:
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'crm.db'}")
-    async with engine.begin() as connection:
-        await connection.run_sync(Base.metadata.create_all)
-    try:
-        async with async_sessionmaker(engine, expire_on_commit=False)() as db, db.begin():
-            yield db
-    finally:
-        await engine.dispose()
+    async with blank_crm(tmp_path) as sessions, sessions() as db, db.begin():
+        yield db
 
 
 async def _customer(db: AsyncSession, name: str, number: str = NUMBER) -> int:

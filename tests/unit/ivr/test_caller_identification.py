@@ -4,76 +4,42 @@ ID, or by the IVR, which wins; strangers, shared numbers and hostile caller IDs 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_core.customers import create_customer
-from crm_core.database import make_engine
-from crm_core.models import Base
-from crm_core.schemas import CustomerIn
 from cti_server.bus import MemoryBus
 from cti_server.events import (
     AgentRinging,
-    CallArrived,
     CallStarted,
     CustomerIdentified,
     DomainEvent,
     IdentifiedBy,
-    IvrFinished,
     event_from_dict,
 )
 from cti_server.ivr.identification import CallerIdentification
+from tests.support import domain_events as make
+from tests.support.blank_crm import Sessions, add_customer, blank_crm
 
 NODE = "pbx1"
 NUMBER = "+8613800138000"
-Sessions = async_sessionmaker[AsyncSession]
 
 
 @pytest_asyncio.fixture
 async def crm(tmp_path: Path) -> AsyncIterator[Sessions]:
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'crm.db'}")
-    async with engine.begin() as connection:
-        await connection.run_sync(Base.metadata.create_all)
-    try:
-        yield async_sessionmaker(engine, expire_on_commit=False)
-    finally:
-        await engine.dispose()
+    async with blank_crm(tmp_path) as sessions:
+        yield sessions
 
 
 async def _customer(crm: Sessions, name: str, number: str = NUMBER) -> int:
-    async with crm() as session, session.begin():
-        data = CustomerIn.model_validate({"name": name, "phones": [{"number": number}]})
-        return (await create_customer(session, data, "CN")).id
+    return await add_customer(crm, name, number)
 
 
-def _arrived(linkedid: str, number: str) -> CallArrived:
-    return CallArrived(
-        node=NODE,
-        linkedid=linkedid,
-        uniqueid=linkedid,
-        channel="PJSIP/trunk-00000001",
-        caller_number=number,
-        caller_name="",
-        dialed="600",
-    )
-
-
-def _ivr(linkedid: str, customer_id: int | None) -> IvrFinished:
-    return IvrFinished(
-        node=NODE,
-        linkedid=linkedid,
-        flow="main",
-        outcome="transfer",
-        queue="support",
-        attributes={},
-        path=[],
-        inputs={},
-        customer_id=customer_id,
-    )
+def _ringing(linkedid: str) -> AgentRinging:
+    return replace(make.ringing(linkedid, "agent-1001"), caller_number=NUMBER)
 
 
 async def _identified(
@@ -99,15 +65,8 @@ async def test_a_known_caller_is_identified_once_however_many_events_show_the_nu
     started = CallStarted(
         node=NODE, linkedid="1.1", caller_number=NUMBER, caller_name="", dialed="600"
     )
-    ringing = AgentRinging(
-        node=NODE,
-        linkedid="1.1",
-        queue="q",
-        agent="agent-1001",
-        caller_number=NUMBER,
-        caller_name="",
-    )
-    found = await _identified(crm, started, _arrived("1.1", "13800138000"), ringing)
+    ringing = _ringing("1.1")
+    found = await _identified(crm, started, make.arrived("1.1", "13800138000"), ringing)
     assert [(e.linkedid, e.customer_id, e.by, e.lookup) for e in found] == [
         ("1.1", known, IdentifiedBy.CALLER_ID, "found")
     ]
@@ -121,14 +80,7 @@ async def test_a_call_that_shows_its_number_late_is_identified_when_it_does(
 ) -> None:
     known = await _customer(crm, "Li Na")
     local = CallStarted(node=NODE, linkedid="2.1", caller_number="", caller_name="", dialed="")
-    ringing = AgentRinging(
-        node=NODE,
-        linkedid="2.1",
-        queue="q",
-        agent="agent-1001",
-        caller_number=NUMBER,
-        caller_name="",
-    )
+    ringing = _ringing("2.1")
     found = await _identified(crm, local, ringing)
     assert [e.customer_id for e in found] == [known]
 
@@ -139,7 +91,7 @@ async def test_a_number_several_customers_share_names_them_all_and_nobody(
 ) -> None:
     first = await _customer(crm, "Li Na")
     second = await _customer(crm, "Li Lei")
-    found = await _identified(crm, _arrived("3.1", NUMBER))
+    found = await _identified(crm, make.arrived("3.1", NUMBER))
     assert [(e.customer_id, e.lookup, e.matches) for e in found] == [
         (None, "ambiguous", [first, second])
     ]
@@ -154,7 +106,7 @@ async def test_a_stranger_or_a_hostile_caller_id_is_published_as_nobody(
     crm: Sessions, number: str
 ) -> None:
     await _customer(crm, "Li Na")
-    found = await _identified(crm, _arrived("4.1", number))
+    found = await _identified(crm, make.arrived("4.1", number))
     assert [(e.customer_id, e.lookup, e.matches) for e in found] == [(None, "unknown", [])]
     assert found[0].caller_number == number
 
@@ -165,21 +117,23 @@ async def test_the_ivr_identifying_the_caller_wins_over_the_caller_id(crm: Sessi
     ID's, still on its way, is not published after it."""
     await _customer(crm, "Li Na")
     account_holder = await _customer(crm, "Wang Wei", "+8613700137000")
-    found = await _identified(crm, _arrived("5.1", NUMBER), _ivr("5.1", account_holder))
+    found = await _identified(
+        crm, make.arrived("5.1", NUMBER), make.ivr_finished("5.1", account_holder)
+    )
     assert [(e.customer_id, e.by) for e in found] == [(account_holder, IdentifiedBy.IVR)]
 
 
 @pytest.mark.asyncio
 async def test_an_ivr_that_identified_nobody_leaves_the_caller_id_answer(crm: Sessions) -> None:
     known = await _customer(crm, "Li Na")
-    found = await _identified(crm, _arrived("6.1", NUMBER), _ivr("6.1", None))
+    found = await _identified(crm, make.arrived("6.1", NUMBER), make.ivr_finished("6.1", None))
     assert [(e.customer_id, e.by) for e in found] == [(known, IdentifiedBy.CALLER_ID)]
 
 
 @pytest.mark.asyncio
 async def test_only_the_leader_identifies(crm: Sessions) -> None:
     await _customer(crm, "Li Na")
-    assert await _identified(crm, _arrived("7.1", NUMBER), leader=False) == []
+    assert await _identified(crm, make.arrived("7.1", NUMBER), leader=False) == []
 
 
 def test_an_identification_crosses_processes_with_its_kind() -> None:

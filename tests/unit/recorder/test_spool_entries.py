@@ -15,10 +15,7 @@ import pytest_asyncio
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_core.customers import create_customer
-from crm_core.database import make_engine
-from crm_core.models import Base, FollowUp, Interaction
-from crm_core.schemas import CustomerIn
+from crm_core.models import FollowUp, Interaction
 from cti_server.bus.memory import MemoryBus
 from cti_server.events import CallEnded, InteractionRecorded, NodeResynced
 from cti_server.recorder.entries import (
@@ -30,6 +27,7 @@ from cti_server.recorder.entries import (
 )
 from cti_server.recorder.recorder import Recorder, interaction_update
 from cti_server.recorder.spool import Spool
+from tests.support.blank_crm import add_customer, blank_crm
 from tests.support.waiting import poll_until
 
 NUMBER = "+8613800138000"
@@ -68,13 +66,8 @@ OLD_SHAPE: list[dict[str, Any]] = [  # as the recorder journalled them before en
 
 @pytest_asyncio.fixture
 async def crm(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'crm.db'}")
-    async with engine.begin() as connection:
-        await connection.run_sync(Base.metadata.create_all)
-    try:
-        yield async_sessionmaker(engine, expire_on_commit=False)
-    finally:
-        await engine.dispose()
+    async with blank_crm(tmp_path) as sessions:
+        yield sessions
 
 
 def test_each_kind_of_entry_reads_back_as_journalled() -> None:
@@ -122,9 +115,7 @@ def test_an_old_flat_entry_is_read_as_its_type() -> None:
 async def test_a_journal_left_in_the_old_shape_is_replayed_into_the_crm(
     crm: async_sessionmaker[AsyncSession], tmp_path: Path
 ) -> None:
-    async with crm() as session, session.begin():
-        data = CustomerIn.model_validate({"name": "Li Na", "phones": [{"number": NUMBER}]})
-        customer = (await create_customer(session, data, "CN")).id
+    customer = await add_customer(crm, "Li Na", NUMBER)
     journal = tmp_path / "spool.jsonl"
     journal.write_text("".join(json.dumps(entry) + "\n" for entry in OLD_SHAPE), "utf-8")
     bus = MemoryBus()
