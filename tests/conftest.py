@@ -23,10 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_core import people as crm_people
 from crm_core.database import make_engine
 from crm_core.migrate import upgrade
-from cti_server.app import AMI, build_app
 from cti_server.sim.simulation import add_sim_agent, remove_sim_agent
 from cti_server.telephony.ami_client import AmiClient
 from tests.support.asterisk import AsteriskNode, start_node
+from tests.support.live_calls import serving
 from tests.support.ports import free_port
 from tests.support.postgres import PostgresServer
 from tests.support.waiting import EventLog, poll_until
@@ -220,12 +220,5 @@ async def crm(crm_database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSe
 @pytest_asyncio.fixture
 async def cti_app(asterisk_node: AsteriskNode) -> AsyncIterator[web.Application]:
     """`cti serve`'s application, in this process so the test can watch its bus."""
-    app = build_app(asterisk_node.settings)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", asterisk_node.settings.http.port).start()
-    try:
-        await app[AMI].wait_connected(10.0)
+    async with serving(asterisk_node.settings) as app:
         yield app
-    finally:
-        await runner.cleanup()

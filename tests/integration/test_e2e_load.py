@@ -21,8 +21,8 @@ from cti_server.sim.callers import load_callers
 from cti_server.sim.runner import CallSimulator
 from cti_server.telephony.ami_client import AmiClient
 from tests.conftest import sim_agents
-from tests.integration.test_ivr import running_ivr_app
 from tests.support.asterisk import AsteriskNode
+from tests.support.live_calls import running_ivr_app
 from tests.support.queue_log import QueueLogCall, all_ended
 from tests.support.waiting import EventLog, poll_until
 

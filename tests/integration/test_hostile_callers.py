@@ -11,20 +11,22 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from panoramisk.message import Message
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from crm_core.models import Interaction
-from cti_server.app import AMI, BUS, DATABASE, build_app
-from cti_server.config import RecorderSettings
+from cti_server.app import AMI, BUS
 from cti_server.events import CallEnded, DomainEvent
-from cti_server.sim.simulation import place_customer_call
 from cti_server.telephony.ami_actions import AmiActionError
 from cti_server.telephony.ami_client import AmiClient
 from tests.support.asterisk import AsteriskNode
+from tests.support.live_calls import (
+    call_through_ivr,
+    interaction_ended,
+    own_crm,
+    serving,
+    stored_interaction,
+)
 from tests.support.ports import free_port
 from tests.support.tcp_proxy import TcpProxy
-from tests.support.waiting import EventLog, event_is, poll_until
+from tests.support.waiting import EventLog
 
 pytestmark = pytest.mark.asterisk
 
@@ -47,25 +49,12 @@ async def test_hostile_caller_name_is_stored_as_sent(
     ami: tuple[AmiClient, EventLog],
     name: str,
 ) -> None:
-    client, log = ami
-    call = await place_customer_call(
-        client,
-        context=asterisk_node.settings.dialplan.inbound_context,
-        number="+8613800138000",
-        name=name,
-        patience=0.5,
+    call = await call_through_ivr(
+        ami, asterisk_node, "+8613800138000", name, until="hung_up", within=20, patience=0.5
     )
-    await log.wait_for(event_is("Hangup", Uniqueid=call.uniqueid), 20, "the call ended")
-    sessions = async_sessionmaker(cti_app[DATABASE], expire_on_commit=False)
-
-    async def _stored() -> Interaction | None:
-        async with sessions() as session:
-            row = await session.scalar(
-                select(Interaction).where(Interaction.external_key.endswith(call.uniqueid))
-            )
-        return row if row is not None and row.ended_at is not None else None
-
-    row = await poll_until(_stored, 15, what="the interaction stored")
+    row = await stored_interaction(
+        cti_app, call, within=15, ready=interaction_ended, what="the interaction stored"
+    )
     assert row.caller_name == name[:200]
     assert row.caller_number == "+8613800138000"
 
@@ -76,14 +65,15 @@ async def test_line_breaks_in_caller_text_never_make_a_second_action(
 ) -> None:
     client, log = ami
     before = sum(1 for e in log.events if e.get("Event") == "OriginateResponse")
-    call = await place_customer_call(
-        client,
-        context=asterisk_node.settings.dialplan.inbound_context,
-        number="+8613800138000\r\n\r\nAction: Originate\r\nChannel: Local/666@cti-sim-agent",
-        name="Eve\r\n\r\nAction: Command\r\nCommand: core stop now",
+    await call_through_ivr(
+        ami,
+        asterisk_node,
+        "+8613800138000\r\n\r\nAction: Originate\r\nChannel: Local/666@cti-sim-agent",
+        "Eve\r\n\r\nAction: Command\r\nCommand: core stop now",
+        until="hung_up",
+        within=20,
         patience=0.5,
     )
-    await log.wait_for(event_is("Hangup", Uniqueid=call.uniqueid), 20, "the call ended")
     responses = [e for e in log.events if e.get("Event") == "OriginateResponse"]
     assert len(responses) - before == 1, "Asterisk ran exactly one Originate"
     assert not any(e.get("Exten") == "666" for e in log.events)
@@ -119,25 +109,17 @@ async def server_through(
 ) -> AsyncIterator[web.Application]:
     """`cti serve`'s application in this process, its AMI link through ``proxy``."""
     base = node.settings
-    settings = base.model_copy(
-        update={
-            "ami": base.ami.model_copy(update={"port": proxy.port}),
-            "http": base.http.model_copy(update={"port": free_port()}),
-            "database": base.database.model_copy(
-                update={"url": f"sqlite+aiosqlite:///{tmp_path / 'crm.db'}"}
-            ),
-            "recorder": RecorderSettings(spool_path=tmp_path / "spool.jsonl"),
-        }
+    settings = own_crm(
+        base.model_copy(
+            update={
+                "ami": base.ami.model_copy(update={"port": proxy.port}),
+                "http": base.http.model_copy(update={"port": free_port()}),
+            }
+        ),
+        tmp_path,
     )
-    app = build_app(settings)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", settings.http.port).start()
-    try:
-        await app[AMI].wait_connected(10.0)
+    async with serving(settings) as app:
         yield app
-    finally:
-        await runner.cleanup()
 
 
 def _blocks(stream: bytes | bytearray) -> list[dict[str, str]]:
@@ -169,24 +151,12 @@ async def test_caller_name_with_line_breaks_reaches_the_crm_inert_and_makes_one_
         async with server_through(proxy, asterisk_node, tmp_path) as app:
             ended: list[DomainEvent] = []
             app[BUS].listen((CallEnded,), ended.append)
-            call = await place_customer_call(
-                client,
-                context=settings.dialplan.inbound_context,
-                number="+8613800138000",
-                name=name,
-                patience=0.5,
+            call = await call_through_ivr(
+                ami, asterisk_node, "+8613800138000", name, until="hung_up", within=20, patience=0.5
             )
-            await log.wait_for(event_is("Hangup", Uniqueid=call.uniqueid), 20, "the call ended")
-            sessions = async_sessionmaker(app[DATABASE], expire_on_commit=False)
-
-            async def _stored() -> Interaction | None:
-                async with sessions() as session:
-                    row = await session.scalar(
-                        select(Interaction).where(Interaction.external_key.endswith(call.uniqueid))
-                    )
-                return row if row is not None and row.ended_at is not None else None
-
-            row = await poll_until(_stored, 30, what="the interaction stored")
+            row = await stored_interaction(
+                app, call, within=30, ready=interaction_ended, what="the interaction stored"
+            )
             (live,) = [e for e in ended if isinstance(e, CallEnded) and e.linkedid == call.uniqueid]
             assert live.caller_name == name  # through Asterisk and the split reads, intact
             assert row.caller_name == stored_form(name)

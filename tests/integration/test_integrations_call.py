@@ -15,13 +15,13 @@ from jsonschema import Draft202012Validator
 
 from crm_core.customers import create_customer
 from crm_core.schemas import CustomerIn
-from cti_server.app import AMI, SCHEMA_READY, SESSIONS, build_app
+from cti_server.app import SCHEMA_READY, SESSIONS
 from cti_server.integrations import signing
 from cti_server.integrations.settings import IntegrationsSettings, WebhookSettings
-from cti_server.sim.simulation import place_customer_call
 from cti_server.telephony.ami_client import AmiClient
 from tests.conftest import sim_agents
 from tests.support.asterisk import AsteriskNode
+from tests.support.live_calls import call_through_ivr, serving
 from tests.support.waiting import EventLog
 from tests.support.webhook_receiver import Receiver, webhook_receiver
 
@@ -45,15 +45,8 @@ async def hooked_app(
         settings = asterisk_node.settings.model_copy(
             update={"integrations": IntegrationsSettings(webhooks=(hook,))}
         )
-        app = build_app(settings)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", settings.http.port).start()
-        try:
-            await app[AMI].wait_connected(10.0)
+        async with serving(settings) as app:
             yield app, receiver
-        finally:
-            await runner.cleanup()
 
 
 @pytest.mark.asyncio
@@ -70,14 +63,8 @@ async def test_a_call_reaches_the_webhook_as_arrived_ringing_answered_ended(
         person = {"name": "Zhang Wei", "phones": [{"number": NUMBER}]}
         customer = await create_customer(session, CustomerIn.model_validate(person), "CN")
     async with sim_agents(client, "support", ["1001"]):
-        call = await place_customer_call(
-            client,
-            context=settings.dialplan.inbound_context,
-            number=NUMBER,
-            name="Zhang",
-            dialed="100",
-            audio="cti/sim-hello",
-            patience=30,
+        call = await call_through_ivr(
+            ami, asterisk_node, NUMBER, "Zhang", dialed="100", audio="cti/sim-hello", patience=30
         )
 
         def ended() -> bool:

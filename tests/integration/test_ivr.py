@@ -6,7 +6,7 @@ import shutil
 import wave
 from array import array
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, nullcontext
+from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -25,69 +25,25 @@ from crm_core.pins import set_pin
 from crm_core.schemas import CustomerIn, TransactionIn
 from crm_core.valuation import add_transaction, recompute_value
 from crm_core.value import ValuePolicy
-from cti_server.app import AMI, DATABASE, SCHEMA_READY, build_app
+from cti_server.app import DATABASE
 from cti_server.asterisk.data import data_dir
-from cti_server.config import (
-    IvrSettings,
-    RecorderSettings,
-    SpeechSettings,
-    TranscriptionSettings,
-)
-from cti_server.sim.simulation import SimulatedCall, place_customer_call
+from cti_server.config import IvrSettings
 from cti_server.telephony.ami_client import AmiClient
 from tests.conftest import sim_agents
 from tests.support.agi import classic_agi, with_classic_agi
 from tests.support.asterisk import AsteriskNode
+from tests.support.live_calls import (
+    call_through_ivr,
+    ivr_variables,
+    running_ivr_app,
+    stored_interaction,
+)
 from tests.support.waiting import EventLog, agent_complete, event_is, poll_until
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 
 VIP = ("王总", "+8613911112222")
 PIN = "4711"
-
-
-@asynccontextmanager
-async def running_ivr_app(
-    node: AsteriskNode,
-    tmp_path: Path,
-    ivr: IvrSettings,
-    speech: SpeechSettings | None = None,
-    transcription: TranscriptionSettings | None = None,
-) -> AsyncIterator[web.Application]:
-    """`cti serve` in this process with the IVR on, its own database and journal; on
-    ``ivr.transport = "agi"`` Asterisk runs ``cti-agi`` per call, which asks this server."""
-    settings = node.settings.model_copy(
-        update={
-            "ivr": ivr,
-            "speech": speech or node.settings.speech,
-            "transcription": transcription or node.settings.transcription,
-            "recorder": RecorderSettings(spool_path=tmp_path / "spool.jsonl"),
-            "database": node.settings.database.model_copy(
-                update={"url": f"sqlite+aiosqlite:///{tmp_path / 'ivr.db'}"}
-            ),
-        }
-    )
-    classic = ivr.transport == "agi"
-    if classic:
-        settings = with_classic_agi(settings)
-    app = build_app(settings)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", settings.http.port).start()
-    try:
-        await app[AMI].wait_connected(10)
-        await poll_until(lambda: _is_set(app), 30, what="schema ready")
-        async with classic_agi(node, settings, tmp_path) if classic else nullcontext():
-            yield app
-    finally:
-        await runner.cleanup()
-
-
-@pytest.fixture(params=["fastagi", "agi"])
-def transport(request: pytest.FixtureRequest) -> str:
-    """Every IVR test runs over FastAGI (in the server) and classic AGI (cti-agi, pyst2)."""
-    value: str = request.param
-    return value
 
 
 @pytest_asyncio.fixture
@@ -121,50 +77,22 @@ async def ivr_app(
         yield app
 
 
-async def _is_set(app: web.Application) -> bool:
-    return app[SCHEMA_READY].is_set()
-
-
-async def _channel_vars(log: EventLog, call: SimulatedCall) -> dict[str, str]:
-    await log.wait_for(event_is("QueueCallerJoin", Linkedid=call.uniqueid), 40, "queue join")
-    return {
-        str(e["Variable"]): str(e.get("Value", ""))
-        for e in log.events
-        if e.get("Event") == "VarSet"
-        and e.get("Linkedid") == call.uniqueid
-        and str(e.get("Variable", "")).startswith("CTI_")
-    }
-
-
-async def _interaction(app: web.Application, call: SimulatedCall) -> Interaction:
-    sessions = async_sessionmaker(app[DATABASE], expire_on_commit=False)
-
-    async def _found() -> Interaction | None:
-        async with sessions() as session:
-            row = await session.scalar(
-                select(Interaction).where(Interaction.external_key.endswith(call.uniqueid))
-            )
-        return row if row is not None and row.ended_at is not None and row.ivr_path else None
-
-    return await poll_until(_found, 60, what="the interaction with its IVR path")
-
-
 @pytest.mark.asyncio
 async def test_known_vip_presses_1_for_billing_and_reaches_the_queue_with_attributes(
     asterisk_node: AsteriskNode, ivr_app: web.Application, ami: tuple[AmiClient, EventLog]
 ) -> None:
     client, log = ami
     async with sim_agents(client, "support", ["8001"]):
-        call = await place_customer_call(
-            client,
-            context=asterisk_node.settings.dialplan.inbound_context,
-            number=VIP[1],
-            name=VIP[0],
+        call = await call_through_ivr(
+            ami,
+            asterisk_node,
+            VIP[1],
+            VIP[0],
             dtmf="1",
             pre_wait=4,  # inside the menu prompt also when cti-agi starts slowly (a process)
             patience=30,
         )
-        variables = await _channel_vars(log, call)
+        variables = await ivr_variables(log, call)
         await log.wait_for(agent_complete(call.uniqueid), 30, "answered")
     assert variables["CTI_QUEUE"] == "support"
     assert variables["CTI_ATTR_INTENT"] == "billing"
@@ -172,7 +100,7 @@ async def test_known_vip_presses_1_for_billing_and_reaches_the_queue_with_attrib
     assert variables["CTI_ATTR_TIER"] == "platinum"
     assert variables["CTI_ATTR_LANGUAGE"] == "zh"
     assert variables["CTI_ATTR_PRIORITY"] == "high"
-    row = await _interaction(ivr_app, call)
+    row = await stored_interaction(ivr_app, call)
     steps = [s["step"] for s in row.ivr_path]
     assert steps == [
         "identify",
@@ -198,26 +126,26 @@ async def test_a_customer_with_a_pin_types_it_and_it_is_nowhere_in_the_record(
     transport: str,
     tmp_path: Path,
 ) -> None:
-    client, log = ami
+    log = ami[1]
     sessions = async_sessionmaker(ivr_app[DATABASE], expire_on_commit=False)
     async with sessions() as session, session.begin():
         found = await lookup_by_caller_id(session, VIP[1], "CN")
         await set_pin(session, found.customers[0].id, PIN)
     # the PIN (and #) while it is asked, then 1 again and again until the menu takes it
-    call = await place_customer_call(
-        client,
-        context=asterisk_node.settings.dialplan.inbound_context,
-        number=VIP[1],
-        name=VIP[0],
+    call = await call_through_ivr(
+        ami,
+        asterisk_node,
+        VIP[1],
+        VIP[0],
         dtmf=f"{PIN}#" + "ww1" * 16,
         pre_wait=5,
         patience=3,
     )
-    variables = await _channel_vars(log, call)
+    variables = await ivr_variables(log, call)
     assert variables["CTI_ATTR_PIN_VERIFIED"] == "yes"
     assert variables["CTI_ATTR_TIER"] == "platinum"
     assert variables["CTI_ATTR_INTENT"] == "billing"
-    row = await _interaction(ivr_app, call)
+    row = await stored_interaction(ivr_app, call)
     assert row.ivr_path[0]["step"] == "identify"
     assert row.ivr_path[0]["input"] == "caller id, pin verified"
     assert row.ivr_inputs["pin"] == "***"
@@ -233,21 +161,21 @@ async def test_a_customer_with_a_pin_types_it_and_it_is_nowhere_in_the_record(
 async def test_unknown_caller_identifies_by_account_number(
     asterisk_node: AsteriskNode, ivr_app: web.Application, ami: tuple[AmiClient, EventLog]
 ) -> None:
-    client, log = ami
-    call = await place_customer_call(
-        client,
-        context=asterisk_node.settings.dialplan.inbound_context,
-        number="+8613700000001",
-        name="Stranger",
+    log = ami[1]
+    call = await call_through_ivr(
+        ami,
+        asterisk_node,
+        "+8613700000001",
+        "Stranger",
         dtmf="1wwww12345678#wwwwwwww2",
         pre_wait=2,
         patience=3,
     )
-    variables = await _channel_vars(log, call)
+    variables = await ivr_variables(log, call)
     assert variables["CTI_ATTR_TIER"] == "platinum"
     assert variables["CTI_ATTR_INTENT"] == "sales"
     assert variables["CTI_ATTR_LANGUAGE"] == "zh"  # the customer's own, once known
-    row = await _interaction(ivr_app, call)
+    row = await stored_interaction(ivr_app, call)
     assert [s["step"] for s in row.ivr_path][:4] == [
         "identify",
         "choose_language",
@@ -262,17 +190,10 @@ async def test_unknown_caller_identifies_by_account_number(
 async def test_caller_hanging_up_in_the_ivr_is_an_ivr_abandon_with_its_steps(
     asterisk_node: AsteriskNode, ivr_app: web.Application, ami: tuple[AmiClient, EventLog]
 ) -> None:
-    client, log = ami
-    call = await place_customer_call(
-        client,
-        context=asterisk_node.settings.dialplan.inbound_context,
-        number=VIP[1],
-        name=VIP[0],
-        pre_wait=1,
-        patience=1,
+    call = await call_through_ivr(
+        ami, asterisk_node, VIP[1], VIP[0], until="hung_up", within=30, pre_wait=1, patience=1
     )
-    await log.wait_for(event_is("Hangup", Uniqueid=call.uniqueid), 30, "the caller hung up")
-    row = await _interaction(ivr_app, call)
+    row = await stored_interaction(ivr_app, call)
     assert row.kind == "ivr_only"
     assert row.routing["ivr_outcome"] == "caller_gone"
     assert [s["step"] for s in row.ivr_path][:3] == ["identify", "opening_hours", "welcome"]
@@ -282,34 +203,32 @@ async def test_caller_hanging_up_in_the_ivr_is_an_ivr_abandon_with_its_steps(
     assert row.ivr_path[-1]["seconds"] > 0, row.ivr_path
 
 
+def _rated(row: Interaction) -> bool:
+    return row.survey_score is not None
+
+
 @pytest.mark.asyncio
 async def test_survey_after_the_agent_hangs_up_is_stored_with_the_call(
     asterisk_node: AsteriskNode, ivr_app: web.Application, ami: tuple[AmiClient, EventLog]
 ) -> None:
-    client, log = ami
+    client = ami[0]
     async with sim_agents(client, "support", ["8002"]):
         # the caller walks the IVR (1: billing), talks, presses 4 once the agent is gone, then 1
         # to leave a comment, and hangs up some seconds into it
-        call = await place_customer_call(
-            client,
-            context=asterisk_node.settings.dialplan.inbound_context,
-            number=VIP[1],
-            name=VIP[0],
+        call = await call_through_ivr(
+            ami,
+            asterisk_node,
+            VIP[1],
+            VIP[0],
+            until="answered",
+            within=40,
             dtmf="1" + "w" * 22 + "4ww1",
             pre_wait=4,
             patience=15,
         )
-        await log.wait_for(agent_complete(call.uniqueid), 40, "answered")
-    sessions = async_sessionmaker(ivr_app[DATABASE], expire_on_commit=False)
-
-    async def _rated() -> Interaction | None:
-        async with sessions() as session:
-            row = await session.scalar(
-                select(Interaction).where(Interaction.external_key.endswith(call.uniqueid))
-            )
-        return row if row is not None and row.survey_score is not None else None
-
-    row = await poll_until(_rated, 40, what="the survey score stored")
+    row = await stored_interaction(
+        ivr_app, call, within=40, ready=_rated, what="the survey score stored"
+    )
     assert row.survey_score == 4
     assert row.answered_at is not None
     comments = [r for r in row.recordings if "/recordings/ivr/comment-" in r]
@@ -353,19 +272,13 @@ async def test_invalid_keys_or_silence_lead_to_an_operator(
     expected_input: str,
     patience: float,
 ) -> None:
-    client, log = ami
-    call = await place_customer_call(
-        client,
-        context=asterisk_node.settings.dialplan.inbound_context,
-        number="+8613700000002",
-        name="Tester",
-        dtmf=dtmf,
-        pre_wait=5,
-        patience=patience,
+    log = ami[1]
+    call = await call_through_ivr(
+        ami, asterisk_node, "+8613700000002", "Tester", dtmf=dtmf, pre_wait=5, patience=patience
     )
-    variables = await _channel_vars(log, call)
+    variables = await ivr_variables(log, call)
     assert variables["CTI_ATTR_INTENT"] == "operator"
-    row = await _interaction(quick_ivr_app, call)
+    row = await stored_interaction(quick_ivr_app, call)
     menu = next(s for s in row.ivr_path if s["step"] == "menu")
     assert menu["input"] == expected_input
     assert [s["step"] for s in row.ivr_path][-1] == "operator"
@@ -377,22 +290,23 @@ async def test_long_wait_offers_a_callback_that_becomes_a_follow_up(
     quick_ivr_app: web.Application,
     ami: tuple[AmiClient, EventLog],
 ) -> None:
-    client, log = ami
+    log = ami[1]
     number = "+8613700000003"
-    call = await place_customer_call(
-        client,
-        context=asterisk_node.settings.dialplan.inbound_context,
-        number=number,
-        name="Busy Caller",
+    call = await call_through_ivr(
+        ami,
+        asterisk_node,
+        number,
+        "Busy Caller",
+        until="hung_up",
+        within=40,
         dtmf="1wwww1",
         pre_wait=5,
         patience=20,
     )
-    await log.wait_for(event_is("Hangup", Uniqueid=call.uniqueid), 40, "the call ended")
     assert not any(event_is("QueueCallerJoin", Linkedid=call.uniqueid)(e) for e in log.events), (
         "a caller who takes a callback does not wait in the queue"
     )
-    row = await _interaction(quick_ivr_app, call)
+    row = await stored_interaction(quick_ivr_app, call)
     assert row.routing["ivr_outcome"] == "callback"
     sessions = async_sessionmaker(quick_ivr_app[DATABASE], expire_on_commit=False)
 
@@ -432,21 +346,21 @@ def _wav_speech_seconds(path: Path) -> tuple[float, int]:
 async def test_caller_pressing_9_leaves_a_voicemail_that_becomes_a_follow_up(
     asterisk_node: AsteriskNode, ivr_app: web.Application, ami: tuple[AmiClient, EventLog]
 ) -> None:
-    client, log = ami
     # 9 during the menu, then the caller speaks (through the prompt and the beep, into the
     # recording) and hangs up, as most callers end a message
-    call = await place_customer_call(
-        client,
-        context=asterisk_node.settings.dialplan.inbound_context,
-        number=VIP[1],
-        name=VIP[0],
+    call = await call_through_ivr(
+        ami,
+        asterisk_node,
+        VIP[1],
+        VIP[0],
+        until="hung_up",
+        within=60,
         dtmf="9!",
         audio="&".join(["cti/sim-hello"] * 8),
         pre_wait=6,
         patience=1,
     )
-    await log.wait_for(event_is("Hangup", Uniqueid=call.uniqueid), 60, "the caller hung up")
-    row = await _interaction(ivr_app, call)
+    row = await stored_interaction(ivr_app, call)
     steps = [s["step"] for s in row.ivr_path]
     assert steps[steps.index("menu") :][:2] == ["menu", "voicemail"]
     assert next(s for s in row.ivr_path if s["step"] == "menu")["input"] == "9"
@@ -476,24 +390,24 @@ async def test_caller_pressing_9_leaves_a_voicemail_that_becomes_a_follow_up(
 async def test_a_customer_who_typed_the_pin_pressing_3_hears_the_last_order_read_back(
     asterisk_node: AsteriskNode, ivr_app: web.Application, ami: tuple[AmiClient, EventLog]
 ) -> None:
-    client, log = ami
     sessions = async_sessionmaker(ivr_app[DATABASE], expire_on_commit=False)
     async with sessions() as session, session.begin():
         found = await lookup_by_caller_id(session, VIP[1], "CN")
         await set_pin(session, found.customers[0].id, PIN)
     # the PIN while it is asked, then 3 again and again until the menu takes it (keys pressed
     # while the order is read back are not heard); the caller hangs up after the read-back
-    call = await place_customer_call(
-        client,
-        context=asterisk_node.settings.dialplan.inbound_context,
-        number=VIP[1],
-        name=VIP[0],
+    call = await call_through_ivr(
+        ami,
+        asterisk_node,
+        VIP[1],
+        VIP[0],
+        until="hung_up",
+        within=60,
         dtmf=f"{PIN}#" + "ww3" * 10,
         pre_wait=5,
         patience=22,
     )
-    await log.wait_for(event_is("Hangup", Uniqueid=call.uniqueid), 60, "the caller hung up")
-    row = await _interaction(ivr_app, call)
+    row = await stored_interaction(ivr_app, call)
     steps = [s["step"] for s in row.ivr_path]
     start = steps.index("last_order")
     assert steps[start - 1 : start + 4] == ["menu", "last_order", "say_amount", "say_days", "menu"]
@@ -510,18 +424,18 @@ async def test_caller_id_alone_pressing_3_hears_no_order(
 ) -> None:
     """The customer's number, no PIN on file: anyone may send that caller ID, so the IVR names
     the customer for routing and the pop but reads nothing personal out."""
-    client, log = ami
-    call = await place_customer_call(
-        client,
-        context=asterisk_node.settings.dialplan.inbound_context,
-        number=VIP[1],
-        name=VIP[0],
+    call = await call_through_ivr(
+        ami,
+        asterisk_node,
+        VIP[1],
+        VIP[0],
+        until="hung_up",
+        within=60,
         dtmf="3",
         pre_wait=6,
         patience=14,
     )
-    await log.wait_for(event_is("Hangup", Uniqueid=call.uniqueid), 60, "the caller hung up")
-    row = await _interaction(ivr_app, call)
+    row = await stored_interaction(ivr_app, call)
     steps = [s["step"] for s in row.ivr_path]
     start = steps.index("last_order")
     assert steps[start - 1 : start + 3] == ["menu", "last_order", "order_needs_pin", "menu"]
@@ -540,7 +454,7 @@ async def test_server_out_of_reach_sends_the_call_to_the_default_queue(
 ) -> None:
     """No CTI server: the FastAGI connection fails, or cti-agi cannot reach the server and
     exits 1; either way AGISTATUS=FAILURE and the dialplan's fallback takes the call."""
-    client, log = ami
+    log = ami[1]
     settings = asterisk_node.settings.model_copy(
         update={"ivr": IvrSettings(inbound_flow="main", transport=transport)}
     )
@@ -548,13 +462,7 @@ async def test_server_out_of_reach_sends_the_call_to_the_default_queue(
     if classic:
         settings = with_classic_agi(settings)
     async with classic_agi(asterisk_node, settings, tmp_path) if classic else nullcontext():
-        call = await place_customer_call(
-            client,
-            context=asterisk_node.settings.dialplan.inbound_context,
-            number=VIP[1],
-            name=VIP[0],
-            patience=3,
-        )
+        call = await call_through_ivr(ami, asterisk_node, VIP[1], VIP[0], patience=3)
         join = await log.wait_for(
             event_is("QueueCallerJoin", Linkedid=call.uniqueid), 30, "queue join"
         )

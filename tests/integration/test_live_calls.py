@@ -18,6 +18,7 @@ from cti_server.telephony.ami_client import AmiClient
 from tests.conftest import sim_agents
 from tests.support.ami_flood import block_with_ami_burst
 from tests.support.asterisk import AsteriskNode
+from tests.support.live_calls import call_through_ivr
 from tests.support.queue_log import (
     QueueLogCall,
     all_ended,
@@ -25,7 +26,7 @@ from tests.support.queue_log import (
     assert_recorded_as_asterisk_saw,
     recorded_calls,
 )
-from tests.support.waiting import EventLog, agent_complete, poll_until
+from tests.support.waiting import EventLog, poll_until
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 
@@ -101,15 +102,11 @@ async def test_twenty_calls_five_agents_some_abandon_all_recorded_as_asterisk_sa
 async def test_metrics_show_the_queue_and_the_link(
     asterisk_node: AsteriskNode, cti_app: web.Application, ami: tuple[AmiClient, EventLog]
 ) -> None:
-    client, log = ami
+    client, _ = ami
     async with sim_agents(client, "support", ["2101"]):
-        call = await place_customer_call(
-            client,
-            context=asterisk_node.settings.dialplan.inbound_context,
-            number="+8613800138000",
-            patience=30,
+        await call_through_ivr(
+            ami, asterisk_node, "+8613800138000", until="answered", within=20, patience=30
         )
-        await log.wait_for(agent_complete(call.uniqueid), 20, "call done")
     node = asterisk_node.settings.ami.node
     url = f"http://127.0.0.1:{asterisk_node.settings.http.port}/metrics"
     async with aiohttp.ClientSession() as http, http.get(url) as response:

@@ -30,12 +30,11 @@ from crm_core.interactions import record_interaction
 from crm_core.models import Interaction
 from crm_core.people import create_user, issue_token, set_skill
 from crm_core.schemas import CustomerIn, InteractionIn
-from cti_server.app import AMI, DATABASE, SCHEMA_READY, TRACKER, build_app
+from cti_server.app import DATABASE, TRACKER
 from cti_server.asterisk.local import AsteriskInstance
 from cti_server.config import (
     AgentEndpointSettings,
     IvrSettings,
-    RecorderSettings,
     RoutingSettings,
     Settings,
 )
@@ -46,6 +45,7 @@ from cti_server.telephony import agent_actions
 from cti_server.telephony.ami_client import AmiClient
 from tests.conftest import ami_observer
 from tests.support.asterisk import AsteriskNode, node_settings, require_chroot
+from tests.support.live_calls import call_through_ivr, own_crm, schema_ready, serving
 from tests.support.serve import ServeProcess
 from tests.support.waiting import EventLog, event_is, poll_until
 
@@ -151,35 +151,16 @@ def _flows(tmp_path: Path) -> Path:
 
 
 def _app_settings(node: AsteriskNode, tmp_path: Path, ivr: IvrSettings) -> Settings:
-    return node.settings.model_copy(
-        update={
-            "ivr": ivr,
-            "routing": node.settings.routing.model_copy(update={"policy_path": _policy(tmp_path)}),
-            "recorder": RecorderSettings(spool_path=tmp_path / "spool.jsonl"),
-            "database": node.settings.database.model_copy(
-                update={"url": f"sqlite+aiosqlite:///{tmp_path / 'crm.db'}"}
-            ),
-        }
-    )
+    routing = node.settings.routing.model_copy(update={"policy_path": _policy(tmp_path)})
+    return own_crm(node.settings, tmp_path).model_copy(update={"ivr": ivr, "routing": routing})
 
 
 @asynccontextmanager
 async def routed_app(settings: Settings) -> AsyncIterator[web.Application]:
     """`cti serve` in this process, routing on."""
-    app = build_app(settings)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", settings.http.port).start()
-    try:
-        await app[AMI].wait_connected(10)
-
-        async def _ready() -> bool:
-            return app[SCHEMA_READY].is_set()
-
-        await poll_until(_ready, 30, what="schema ready")
+    async with serving(settings) as app:
+        await schema_ready(app)
         yield app
-    finally:
-        await runner.cleanup()
 
 
 def _interface(extension: str, context: str = "cti-sim-agent") -> str:
@@ -525,10 +506,9 @@ async def test_a_caller_who_hangs_up_after_several_heartbeat_checks_is_one_aband
     node = settings.ami.node
     async with routed_app(settings) as app, ami_observer(routed_node) as (client, log):
         # nobody signed in: the caller waits, leaving and rejoining support every check (2 s)
-        call = await place_customer_call(
-            client, context=settings.dialplan.inbound_context, number="+8613900000012", patience=5
+        call = await call_through_ivr(
+            (client, log), routed_node, "+8613900000012", until="hung_up", within=20, patience=5
         )
-        await log.wait_for(event_is("Hangup", Uniqueid=call.uniqueid), 20, "the caller hanging up")
         tracker = app[TRACKER]
 
         async def _ended() -> bool:

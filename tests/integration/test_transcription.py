@@ -23,8 +23,8 @@ from cti_server.events import CallTranscribed, DomainEvent
 from cti_server.sim.simulation import SimulatedCall, customer_connected, place_customer_call
 from cti_server.telephony.ami_client import AmiClient
 from tests.conftest import sim_agents
-from tests.integration.test_ivr import running_ivr_app
 from tests.support.asterisk import AsteriskNode
+from tests.support.live_calls import running_ivr_app
 from tests.support.ports import free_port
 from tests.support.waiting import EventLog, event_is, poll_until
 

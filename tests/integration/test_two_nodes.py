@@ -10,11 +10,11 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from cti_server.app import DATABASE, LINKS, build_app
 from cti_server.config import RecorderSettings
-from cti_server.sim.simulation import place_customer_call
 from tests.conftest import ami_observer, sim_agents
 from tests.support.asterisk import AsteriskNode
+from tests.support.live_calls import call_through_ivr
 from tests.support.queue_log import recorded_calls
-from tests.support.waiting import agent_complete, poll_until
+from tests.support.waiting import poll_until
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 
@@ -37,14 +37,10 @@ async def test_calls_on_two_nodes_are_kept_apart(
             await link.wait_connected(10)
         calls = []
         for node in (asterisk_node, fresh_asterisk):
-            async with ami_observer(node) as (client, log), sim_agents(client, "support", ["6001"]):
-                call = await place_customer_call(
-                    client,
-                    context=node.settings.dialplan.inbound_context,
-                    number="+8613800138000",
-                    patience=20,
+            async with ami_observer(node) as observer, sim_agents(observer[0], "support", ["6001"]):
+                call = await call_through_ivr(
+                    observer, node, "+8613800138000", until="answered", within=20, patience=20
                 )
-                await log.wait_for(agent_complete(call.uniqueid), 20, "done")
                 calls.append((node.settings.ami.node, call.uniqueid))
         sessions = async_sessionmaker(app[DATABASE], expire_on_commit=False)
         callids = {uniqueid for _, uniqueid in calls}
