@@ -54,8 +54,13 @@ from crm_core.migrate import upgrade  # noqa: E402
 from crm_core.models import User  # noqa: E402
 from crm_core.schemas import CustomerIn, InteractionIn  # noqa: E402
 from cti_server.bus import MemoryBus  # noqa: E402
+from cti_server.complaints.signals import CATEGORIES  # noqa: E402
 from cti_server.config import AmiSettings, UiSettings  # noqa: E402
 from cti_server.events import CallArrived  # noqa: E402
+from cti_server.ivr.identification import CallerIdentification  # noqa: E402
+from cti_server.speech.desk_redaction import SequenceRedaction  # noqa: E402
+from cti_server.speech.transcription import recording_names  # noqa: E402
+from cti_server.telephony.agent_control import AmiAgentControl  # noqa: E402
 from cti_server.telephony.ami_client import AmiClient  # noqa: E402
 from cti_server.telephony.ami_events import translate  # noqa: E402
 from cti_server.tracker.tracker import Tracker  # noqa: E402
@@ -182,6 +187,51 @@ async def signed_in(
         return [{SESSION_COOKIE: (await store.create(session, user)).id} for user in users]
 
 
+def _ui_deps(
+    db: async_sessionmaker[AsyncSession], bus: MemoryBus, tracker: Tracker
+) -> tuple[UiDeps, CallerIdentification]:
+    """The UI's share of a server whose AMI link never connects, and the server's caller
+    identification (the pops are built from what it publishes)."""
+    ami = AmiClient(AmiSettings(secret="never-sent", port=9), on_event=lambda _m: None)  # noqa: S106
+    control = AmiAgentControl(
+        UiSettings(),
+        node=NODE,
+        links={NODE: ami},
+        live=tracker,
+        publish=bus.publish,
+        queues=("support",),
+        transfer_queues=("support",),
+        own_queue=None,
+    )
+    deps = UiDeps(
+        settings=UiSettings(),
+        region="CN",
+        node=NODE,
+        bus=bus,
+        live=tracker,
+        control=control,
+        db=db,
+        redaction=SequenceRedaction("CN"),
+        recording_names=recording_names,
+        complaint_categories=CATEGORIES,
+    )
+    identification = CallerIdentification(db, "CN")  # who calls, as the server publishes it
+    identification.subscribe(bus)
+    return deps, identification
+
+
+async def _records_read(
+    ui: web.Application, identification: CallerIdentification, calls: int
+) -> None:
+    """The callers are "in the IVR" until they are identified and their records read."""
+    await identification.settled()
+    deadline = time.perf_counter() + 10
+    # the desks take CustomerIdentified off their subscription: no event says they have
+    while len(ui[POPS].lookups()) < calls and time.perf_counter() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0)
+    await asyncio.gather(*ui[POPS].lookups())
+
+
 async def pop_rounds(agents: int, rounds: int, workdir: Path) -> list[float]:
     engine = make_engine(f"sqlite+aiosqlite:///{workdir / 'crm.db'}")
     await upgrade(engine)
@@ -189,17 +239,7 @@ async def pop_rounds(agents: int, rounds: int, workdir: Path) -> list[float]:
     users = await seed(db, agents)
     bus = MemoryBus()
     tracker = Tracker(bus.publish)
-    ami = AmiClient(AmiSettings(secret="never-sent", port=9), on_event=lambda _m: None)  # noqa: S106
-    deps = UiDeps(
-        settings=UiSettings(),
-        region="CN",
-        node=NODE,
-        queues=("support",),
-        bus=bus,
-        tracker=tracker,
-        links={NODE: ami},
-        db=db,
-    )
+    deps, identification = _ui_deps(db, bus, tracker)
     ui = create_ui(deps)
     root = web.Application()
     root.add_subapp("/ui", ui)
@@ -244,9 +284,7 @@ async def pop_rounds(agents: int, rounds: int, workdir: Path) -> list[float]:
                         dialed="100",
                     )
                 )
-            await asyncio.sleep(0)  # the desks take CallArrived off the bus: look-ups start
-            # the callers are "in the IVR" until their look-ups are done
-            await asyncio.gather(*ui[POPS].lookups())
+            await _records_read(ui, identification, agents)
             for i in range(agents):
                 linkedid = f"{round_no}.{i}"
                 message = {
@@ -272,6 +310,7 @@ async def pop_rounds(agents: int, rounds: int, workdir: Path) -> list[float]:
             await asyncio.sleep(0)
     finally:
         await clients.close()
+        await identification.close()
         await runner.cleanup()
         await engine.dispose()
     return latencies
