@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_core.customers import lookup_by_caller_id
+from crm_core.callers import identify_caller
 from crm_core.models import Customer as CustomerRow
 from crm_core.pins import PinResult, check_pin, pin_locked
 from cti_server.ivr.engine import Customer, PinCheck
@@ -28,9 +28,11 @@ class CrmLookup:
         self._region = region
 
     async def by_caller_id(self, number: str) -> Customer | None:
-        """Exactly one customer with this number, else None (several: the agent chooses)."""
+        """Exactly one customer with this number, else None (several: the agent chooses). The
+        IVR asks as it answers, to greet and to offer the PIN; the call's identification for
+        the other parts is published by :mod:`cti_server.ivr.identification`."""
         async with self._sessions() as session:
-            found = await lookup_by_caller_id(session, number, self._region)
+            found = await identify_caller(session, number, self._region)
             if found.status != "found":
                 return None
             row = await session.get(CustomerRow, found.customers[0].id)
