@@ -19,7 +19,7 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from crm_core.customers import create_customer, lookup_by_caller_id
+from crm_core.customers import LookupResult, create_customer, lookup_by_caller_id
 from crm_core.models import FollowUp, Interaction
 from crm_core.pins import set_pin
 from crm_core.schemas import CustomerIn, TransactionIn
@@ -118,6 +118,15 @@ async def test_known_vip_presses_1_for_billing_and_reaches_the_queue_with_attrib
     assert row.answered_at is not None
 
 
+async def _vip_has_a_pin(app: web.Application) -> LookupResult:
+    """The VIP's PIN set in the server's CRM; the VIP as the CRM finds them by caller ID."""
+    sessions = async_sessionmaker(app[DATABASE], expire_on_commit=False)
+    async with sessions() as session, session.begin():
+        found = await lookup_by_caller_id(session, VIP[1], "CN")
+        await set_pin(session, found.customers[0].id, PIN)
+    return found
+
+
 @pytest.mark.asyncio
 async def test_a_customer_with_a_pin_types_it_and_it_is_nowhere_in_the_record(
     asterisk_node: AsteriskNode,
@@ -127,10 +136,7 @@ async def test_a_customer_with_a_pin_types_it_and_it_is_nowhere_in_the_record(
     tmp_path: Path,
 ) -> None:
     log = ami[1]
-    sessions = async_sessionmaker(ivr_app[DATABASE], expire_on_commit=False)
-    async with sessions() as session, session.begin():
-        found = await lookup_by_caller_id(session, VIP[1], "CN")
-        await set_pin(session, found.customers[0].id, PIN)
+    found = await _vip_has_a_pin(ivr_app)
     # the PIN (and #) while it is asked, then 1 again and again until the menu takes it
     call = await call_through_ivr(
         ami,
@@ -390,10 +396,7 @@ async def test_caller_pressing_9_leaves_a_voicemail_that_becomes_a_follow_up(
 async def test_a_customer_who_typed_the_pin_pressing_3_hears_the_last_order_read_back(
     asterisk_node: AsteriskNode, ivr_app: web.Application, ami: tuple[AmiClient, EventLog]
 ) -> None:
-    sessions = async_sessionmaker(ivr_app[DATABASE], expire_on_commit=False)
-    async with sessions() as session, session.begin():
-        found = await lookup_by_caller_id(session, VIP[1], "CN")
-        await set_pin(session, found.customers[0].id, PIN)
+    await _vip_has_a_pin(ivr_app)
     # the PIN while it is asked, then 3 again and again until the menu takes it (keys pressed
     # while the order is read back are not heard); the caller hangs up after the read-back
     call = await call_through_ivr(
