@@ -17,18 +17,15 @@ import asyncio
 import logging
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import select
+from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_core.callbacks import CallbackRequest, callback_task
-from crm_core.callers import agent_for_extension, customer_of_caller
+from crm_core.call_records import CallRules, CallUpdate, record_call
+from crm_core.callbacks import CallbackRequest
 from crm_core.cases import CaseSla
-from crm_core.complaint_intake import Detection, case_from_detection
-from crm_core.interactions import end_unseen, forget_merged, record_interaction
-from crm_core.models import Interaction
-from crm_core.schemas import InteractionIn, PartyIn
+from crm_core.complaint_intake import Detection
+from crm_core.interactions import end_unseen, forget_merged
 from crm_core.text_rules import neutralised
 from crm_core.value import ValuePolicy
 from cti_server.bus import Bus
@@ -37,7 +34,6 @@ from cti_server.events import (
     CallAnswered,
     CallbackRequested,
     CallEnded,
-    CallKey,
     CallQueued,
     CallRangOut,
     CallRouted,
@@ -65,10 +61,7 @@ from cti_server.recorder.spool import Spool
 
 log = logging.getLogger(__name__)
 
-# each happens once; a resync's approximate report of one must not move it
-MILESTONES = ("arrived_at", "queued_at", "offered_at", "answered_at")
 _KIND_BY_OUTCOME = {"abandoned": "abandoned", "ivr_only": "ivr_only"}
-_CHAIN = TypeAdapter(list[PartyIn])
 
 
 def _clean(text: str, limit: int = 200) -> str:
@@ -277,10 +270,8 @@ class Recorder:
     ) -> None:
         self._sessions = sessions
         self._publish = bus.publish
-        self._case_sla = case_sla or CaseSla()
-        self._value_policy = value_policy or ValuePolicy()
+        self._rules = CallRules(region, case_sla or CaseSla(), value_policy or ValuePolicy())
         self._spool = spool
-        self._region = region
         self._retry = retry_seconds
         self._schema_ready = schema_ready
         self._wake = asyncio.Event()
@@ -388,32 +379,18 @@ class Recorder:
     async def _record(
         self, session: AsyncSession, update: InteractionUpdate
     ) -> InteractionRecorded:
-        """One tracker event's fields on its interaction, with what they imply beside it."""
-        fields = update.crm_fields()
-        if update.identified is not None and not await self._has_customer(session, update.key):
-            fields["customer_id"] = update.identified
-        elif update.caller and not await self._has_customer(session, update.key):
-            customer_id = await customer_of_caller(session, update.caller, self._region)  # old
-            if customer_id is not None:
-                fields["customer_id"] = customer_id
-        if "routing" in fields:
-            fields["routing"] = await self._merged_routing(session, update)
-        if update.agent_member:
-            agent_id = await agent_for_extension(session, extension_of(update.agent_member))
-            if agent_id is not None:
-                fields["agent_id"] = agent_id
-        if "parties" in fields:
-            fields["parties"] = await self._parties(session, update)
-        row = await record_interaction(  # recomputes the customer's value once it is known
-            session,
-            InteractionIn.model_validate(fields),
-            keep_existing=MILESTONES,
-            policy=self._value_policy,
+        """One event's update, stored by the CRM's rules."""
+        parties = update.fields.get("parties") or []
+        call = CallUpdate(
+            fields=update.crm_fields(),
+            caller_customer=update.identified,
+            caller_number=update.caller,
+            answered_by=extension_of(update.agent_member or "") or None,
+            party_agents=[extension_of(p.get("agent_name") or "") or None for p in parties],
+            callback=update.callback,
+            complaint=update.complaint,
         )
-        if update.callback is not None:
-            await callback_task(session, row.id, update.callback, self._region)
-        if update.complaint is not None:
-            await case_from_detection(session, row, update.complaint, self._region, self._case_sla)
+        row = await record_call(session, call, self._rules)
         return InteractionRecorded(
             node=update.node,
             linkedid=update.linkedid,
@@ -422,40 +399,3 @@ class Recorder:
             ended=row.ended_at is not None,
             customer_id=row.customer_id,
         )
-
-    @staticmethod
-    async def _has_customer(session: AsyncSession, key: CallKey) -> bool:
-        customer_id = await session.scalar(
-            select(Interaction.customer_id).where(Interaction.external_key == str(key))
-        )
-        return customer_id is not None
-
-    @staticmethod
-    async def _merged_routing(session: AsyncSession, update: InteractionUpdate) -> dict[str, Any]:
-        """The IVR's keys and the router's sit side by side in ``routing``: a write replaces only
-        the keys it brings."""
-        stored_routing = await session.scalar(
-            select(Interaction.routing).where(Interaction.external_key == str(update.key))
-        )
-        return {**(stored_routing or {}), **update.fields["routing"]}
-
-    @staticmethod
-    async def _parties(session: AsyncSession, update: InteractionUpdate) -> list[PartyIn] | None:
-        """The call's chain with each party's user (by extension, else by the extension in the
-        agent's member name). A chain the CRM refuses is left out, not the call: its other
-        fields are written, and the refusal is logged."""
-        parties = []
-        for party in update.fields["parties"]:
-            agent_id = await agent_for_extension(session, party.get("extension"))
-            if agent_id is None and party.get("agent_name"):
-                agent_id = await agent_for_extension(session, extension_of(party["agent_name"]))
-            parties.append({**party, "agent_id": agent_id})
-        try:
-            return _CHAIN.validate_python(parties)
-        except ValidationError as exc:
-            log.warning(
-                "the chain of interaction %s refused by the CRM schema; written without it: %s",
-                update.linkedid,
-                exc,
-            )
-            return None
