@@ -78,15 +78,7 @@ class HandOvers:
         if shown is not None and (shown["call"]["node"], shown["call"]["linkedid"]) == key:
             pop = copy.deepcopy(shown)  # the desktop's ring-time pop: its look-up is done
         else:
-            pop = await self.pops.pop_for_call(
-                event.node,
-                event.linkedid,
-                queue=event.queue,
-                caller_number=event.caller_number,
-                caller_name=event.caller_name,
-                at=event.at,
-            )
-            pop["routing"] = {**pop["routing"], **self.desks.routed(key)}
+            pop = await self.pops.pop_for(event)
         if desk.call != key:
             return  # over, or handed on again, while the record was read
         pop["call"]["state"] = "connected"

@@ -184,10 +184,6 @@ class Desks:
         self._tasks.add(task)
         task.add_done_callback(self._done)
 
-    def routed(self, key: tuple[str, str]) -> Record:
-        """The router's word on the call, if it came before its pop."""
-        return self.pops.routed_of(CallKey(*key))
-
     def _done(self, task: asyncio.Task[None]) -> None:
         """A desk's work that failed is logged with its traceback, not lost with the task."""
         self._tasks.discard(task)

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -30,6 +29,7 @@ from cti_server.events import (
     CallKey,
     CallRangOut,
     CallRouted,
+    CallTransferred,
     CustomerIdentified,
     IdentifiedBy,
     IvrFinished,
@@ -149,11 +149,6 @@ class PopService:
         self._call(CallKey.of(event)).routed.update(said)
         return said
 
-    def routed_of(self, key: CallKey) -> Record:
-        """The router's word on a call so far."""
-        call = self._calls.get(key)
-        return dict(call.routed) if call is not None else {}
-
     def ended(self, node: str, linkedid: str) -> None:
         """Forget the call. A look-up still running is left to finish, not cancelled: a query
         cancelled mid-way can leave its connection holding the database (a SQLite reader kept
@@ -176,35 +171,17 @@ class PopService:
         call = self._calls.get(CallKey(node, linkedid))
         return call.tier if call is not None else ""
 
-    async def pop_for(self, event: AgentRinging) -> Record:
-        """The whole pop for a ringing agent: from the look-up already done, if any."""
-        return await self.pop_for_call(
-            event.node,
-            event.linkedid,
-            queue=event.queue,
-            caller_number=event.caller_number,
-            caller_name=event.caller_name,
-            at=event.at,
-        )
-
-    async def pop_for_call(
-        self,
-        node: str,
-        linkedid: str,
-        *,
-        queue: str,
-        caller_number: str,
-        caller_name: str,
-        at: datetime,
-    ) -> Record:
+    async def pop_for(self, event: AgentRinging | CallTransferred) -> Record:
         """The whole pop of a call for whoever it reaches (a ringing agent, a transfer's
-        target): the customer, their value, history and open cases, the IVR's answers."""
+        target): the customer, their value, history and open cases, the IVR's answers, the
+        router's word; from the look-up already done, if any."""
+        node, linkedid = event.node, event.linkedid
         call = self._call(CallKey(node, linkedid))
         try:  # a call that never passed the IVR is identified as it rings
             record = await asyncio.wait_for(self._when_identified(call), READY_DEADLINE)
         except (TimeoutError, OSError) as exc:
             log.warning("pop for %s without the CRM record: %s", linkedid, exc)
-            record = {"lookup": "unavailable", "number": caller_number, "matches": []}
+            record = {"lookup": "unavailable", "number": event.caller_number, "matches": []}
         customer = record.get("customer")
         call.tier = customer["tier"] if customer else ""
         return {
@@ -212,10 +189,10 @@ class PopService:
             "call": {
                 "node": node,
                 "linkedid": linkedid,
-                "queue": queue,
-                "caller_number": caller_number,
-                "caller_name": caller_name,
-                "at": at.isoformat(),
+                "queue": event.queue,
+                "caller_number": event.caller_number,
+                "caller_name": event.caller_name,
+                "at": event.at.isoformat(),
             },
             **record,
             "ivr": call.ivr,
