@@ -9,14 +9,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from crm_core.callbacks import callback_task
 from crm_core.customers import create_customer
-from crm_core.database import make_engine
 from crm_core.followups import follow_ups_for
 from crm_core.interactions import record_interaction
-from crm_core.models import Base, User
+from crm_core.models import User
 from crm_core.schemas import CustomerIn, InteractionIn
 from cti_server.asterisk.data import data_dir
 from cti_server.events import CallbackRequested, DomainEvent
@@ -24,6 +22,7 @@ from cti_server.ivr.inbound import InboundCalls
 from cti_server.ivr.registry import FlowRegistry
 from cti_server.recorder.entries import InteractionUpdate
 from cti_server.recorder.recorder import interaction_update
+from tests.support.blank_crm import blank_crm
 from tests.support.ivr_script import VIP_NUMBER, Crm, ScriptedChannel
 
 
@@ -98,11 +97,7 @@ async def test_callbacks_are_due_in_the_order_callers_called(tmp_path: Path) -> 
     t0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
     first = _request("1.1", t0, t0 + timedelta(minutes=5), position=3)
     second = _request("1.2", t0 + timedelta(minutes=1), t0 + timedelta(minutes=2), position=4)
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'crm.db'}")
-    try:
-        async with engine.begin() as connection:
-            await connection.run_sync(Base.metadata.create_all)
-        sessions = async_sessionmaker(engine, expire_on_commit=False)
+    async with blank_crm(tmp_path) as sessions:
         async with sessions() as session, session.begin():
             customer = await create_customer(
                 session, CustomerIn.model_validate({"name": "VIP"}), "CN"
@@ -126,5 +121,3 @@ async def test_callbacks_are_due_in_the_order_callers_called(tmp_path: Path) -> 
         assert [t.joined_at for t in tasks] == [t0, t0 + timedelta(minutes=1)]
         assert {(t.queue, t.estimated_wait) for t in tasks} == {("support", 600)}
         assert "number 3 in line" in tasks[0].note
-    finally:
-        await engine.dispose()

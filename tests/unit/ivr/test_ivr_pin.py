@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.customers import create_customer
 from crm_core.errors import InvalidInput
@@ -15,6 +15,7 @@ from crm_core.schemas import CustomerIn
 from cti_server.ivr.customers import CrmLookup
 from cti_server.ivr.engine import MASK, CallerGone, Customer, IvrEngine, IvrResult, PinCheck
 from cti_server.ivr.flow import Flow
+from tests.support.blank_crm import blank_crm
 from tests.support.ivr_script import (
     ACCOUNT,
     NO_LANGUAGE,
@@ -167,36 +168,34 @@ async def test_hanging_up_during_the_pin_keeps_the_step(main_flow: Flow) -> None
 
 
 @pytest.mark.asyncio
-async def test_the_crm_keeps_only_a_hash_and_checks_pins_against_it(
-    sqlite_crm: async_sessionmaker[AsyncSession],
-) -> None:
-    sessions = sqlite_crm
-    async with sessions() as session, session.begin():
-        data = {"name": "Ann", "phones": [{"number": VIP_NUMBER}], "account_number": "A77"}
-        ann = await create_customer(session, CustomerIn.model_validate(data), "CN")
-        with pytest.raises(InvalidInput):
-            await set_pin(session, ann.id, "12")
-        await set_pin(session, ann.id, PIN)
-    async with sessions() as session:
-        stored = await session.get(CustomerRow, ann.id)
-        assert stored is not None
-        assert stored.pin_hash is not None
-        assert PIN not in stored.pin_hash
-        assert stored.pin_hash.startswith("$argon2")
-        assert await check_pin(session, ann.id, PIN) is PinResult.MATCH
-        assert await check_pin(session, ann.id, "4712") is PinResult.WRONG
-        assert await check_pin(session, ann.id + 1, PIN) is PinResult.WRONG  # nobody
-    lookup = CrmLookup(sessions, "CN")
-    by_phone = await lookup.by_caller_id(VIP_NUMBER)
-    by_account = await lookup.by_account("77")
-    assert by_phone is not None
-    assert by_phone.has_pin
-    assert by_account is not None
-    assert by_account.has_pin
-    assert await lookup.verify_pin(by_phone, PIN) is PinCheck.MATCH
-    async with sessions() as session, session.begin():
-        await set_pin(session, ann.id, None)
-    again = await lookup.by_caller_id(VIP_NUMBER)
-    assert again is not None
-    assert not again.has_pin
-    assert await lookup.verify_pin(again, PIN) is PinCheck.WRONG
+async def test_the_crm_keeps_only_a_hash_and_checks_pins_against_it(tmp_path: Path) -> None:
+    async with blank_crm(tmp_path) as sessions:
+        async with sessions() as session, session.begin():
+            data = {"name": "Ann", "phones": [{"number": VIP_NUMBER}], "account_number": "A77"}
+            ann = await create_customer(session, CustomerIn.model_validate(data), "CN")
+            with pytest.raises(InvalidInput):
+                await set_pin(session, ann.id, "12")
+            await set_pin(session, ann.id, PIN)
+        async with sessions() as session:
+            stored = await session.get(CustomerRow, ann.id)
+            assert stored is not None
+            assert stored.pin_hash is not None
+            assert PIN not in stored.pin_hash
+            assert stored.pin_hash.startswith("$argon2")
+            assert await check_pin(session, ann.id, PIN) is PinResult.MATCH
+            assert await check_pin(session, ann.id, "4712") is PinResult.WRONG
+            assert await check_pin(session, ann.id + 1, PIN) is PinResult.WRONG  # nobody
+        lookup = CrmLookup(sessions, "CN")
+        by_phone = await lookup.by_caller_id(VIP_NUMBER)
+        by_account = await lookup.by_account("77")
+        assert by_phone is not None
+        assert by_phone.has_pin
+        assert by_account is not None
+        assert by_account.has_pin
+        assert await lookup.verify_pin(by_phone, PIN) is PinCheck.MATCH
+        async with sessions() as session, session.begin():
+            await set_pin(session, ann.id, None)
+        again = await lookup.by_caller_id(VIP_NUMBER)
+        assert again is not None
+        assert not again.has_pin
+        assert await lookup.verify_pin(again, PIN) is PinCheck.WRONG
