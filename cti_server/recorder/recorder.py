@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
@@ -83,10 +83,23 @@ def _caller(number: str, name: str = "") -> dict[str, str]:
     return known
 
 
+class _OfACall(Protocol):
+    @property
+    def node(self) -> str: ...
+
+    @property
+    def linkedid(self) -> str: ...
+
+
+def _entry(event: _OfACall, **parts: Any) -> InteractionUpdate:
+    """The update of the call ``event`` is about, unchecked: our own events make it."""
+    return InteractionUpdate.model_construct(node=event.node, linkedid=event.linkedid, **parts)
+
+
 def _update(event: CallStarted | AgentRinging | CallEnded, **fields: Any) -> InteractionUpdate:
     """Fields of an event that knows the caller's number and name."""
     fields |= _caller(event.caller_number, event.caller_name)
-    return InteractionUpdate(node=event.node, linkedid=event.linkedid, fields=fields)
+    return _entry(event, fields=fields)
 
 
 def _identified(event: CustomerIdentified) -> InteractionUpdate | None:
@@ -96,8 +109,8 @@ def _identified(event: CustomerIdentified) -> InteractionUpdate | None:
         return None  # nobody, or several for the agent to choose from: nothing to store
     if event.by is IdentifiedBy.IVR:
         fields = {"customer_id": event.customer_id}
-        return InteractionUpdate(node=event.node, linkedid=event.linkedid, fields=fields)
-    return InteractionUpdate(node=event.node, linkedid=event.linkedid, identified=event.customer_id)
+        return _entry(event, fields=fields)
+    return _entry(event, identified=event.customer_id)
 
 
 def _ivr_update(event: IvrFinished) -> InteractionUpdate:
@@ -114,7 +127,7 @@ def _ivr_update(event: IvrFinished) -> InteractionUpdate:
         fields["customer_id"] = event.customer_id
     if event.recordings:
         fields["recordings"] = [_clean(path, 300) for path in event.recordings]
-    return InteractionUpdate(node=event.node, linkedid=event.linkedid, fields=fields)
+    return _entry(event, fields=fields)
 
 
 def _callback(event: CallbackRequested) -> InteractionUpdate:
@@ -129,7 +142,7 @@ def _callback(event: CallbackRequested) -> InteractionUpdate:
         position=event.position,
         joined_at=event.joined_at or event.at,
     )
-    return InteractionUpdate(node=event.node, linkedid=event.linkedid, callback=request)
+    return _entry(event, callback=request)
 
 
 def _complaint(event: ComplaintDetected) -> InteractionUpdate:
@@ -139,7 +152,7 @@ def _complaint(event: ComplaintDetected) -> InteractionUpdate:
         severity=event.severity,
         evidence=event.evidence,
     )
-    return InteractionUpdate(node=event.node, linkedid=event.linkedid, complaint=found)
+    return _entry(event, complaint=found)
 
 
 def interaction_update(event: DomainEvent) -> SpoolEntry | None:  # noqa: PLR0911
@@ -156,9 +169,7 @@ def interaction_update(event: DomainEvent) -> SpoolEntry | None:  # noqa: PLR091
             if isinstance(event, CallRouted)
             else {"no_answer": event.no_answer}
         )
-        return InteractionUpdate(
-            node=event.node, linkedid=event.linkedid, fields={"routing": routing}
-        )
+        return _entry(event, fields={"routing": routing})
     if isinstance(event, ComplaintDetected):
         # during the call: an alert for supervisors; the finding after the call is stored
         return None if event.during_call else _complaint(event)
@@ -166,14 +177,14 @@ def interaction_update(event: DomainEvent) -> SpoolEntry | None:  # noqa: PLR091
         if event.mode == "failed":
             return None  # nothing to store; the complaint watch judges the facts
         fields: dict[str, Any] = {"segments": event.segments}
-        return InteractionUpdate(node=event.node, linkedid=event.linkedid, fields=fields)
+        return _entry(event, fields=fields)
     if isinstance(event, CallbackRequested):
         return _callback(event)
     if isinstance(event, SurveyAnswered):
         survey: dict[str, Any] = {"survey_score": event.score}
         if event.comment:
             survey["recordings"] = [_clean(event.comment, 300)]
-        return InteractionUpdate(node=event.node, linkedid=event.linkedid, fields=survey)
+        return _entry(event, fields=survey)
     if isinstance(event, CallEnded) and event.outcome == "merged":
         # no call of its own: part of the call it picked up
         return CallMerged(node=event.node, linkedid=event.linkedid, merged_into=event.merged_into)
@@ -187,7 +198,7 @@ def _call_update(event: DomainEvent) -> InteractionUpdate | None:
         return _update(event, arrived_at=when, kind="inbound_call", dialed=_clean(event.dialed, 64))
     if isinstance(event, CallQueued):
         fields = {"queued_at": when, "queue": _clean(event.queue, 64)}
-        return InteractionUpdate(node=event.node, linkedid=event.linkedid, fields=fields)
+        return _entry(event, fields=fields)
     if isinstance(event, AgentRinging):
         return _update(event, offered_at=when, agent_name=_clean(event.agent, 80))
     if isinstance(event, CallAnswered):
@@ -196,9 +207,8 @@ def _call_update(event: DomainEvent) -> InteractionUpdate | None:
             answered["queue"] = _clean(event.queue, 64)
         if event.agent:
             answered["agent_name"] = _clean(event.agent, 80)
-        return InteractionUpdate(
-            node=event.node,
-            linkedid=event.linkedid,
+        return _entry(
+            event,
             fields=answered,
             agent_member=event.agent or None,
         )
