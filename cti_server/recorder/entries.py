@@ -19,9 +19,7 @@ class _Entry(BaseModel):
 
 
 class InteractionUpdate(_Entry):
-    """Fields of one call's interaction, and what they imply beside it. The recorder builds
-    them unchecked (``model_construct``: one per tracker event, from our own events); the
-    journal's lines are checked as they are read back."""
+    """Fields of one call's interaction, and what they imply beside it."""
 
     entry: Literal["interaction"] = "interaction"
     node: str
@@ -74,8 +72,8 @@ _OLD_EXTRAS = {"lookup": "caller", "agent": "agent_member", "callback": "callbac
 
 
 def stored(entry: SpoolEntry) -> dict[str, Any]:
-    """The journal's JSON form of an entry (an interaction's, one per tracker event, written
-    out by hand: pydantic's dump cost the event pipeline a tenth of its speed)."""
+    """The journal's JSON form of an entry (an interaction's, one per tracker event, is written
+    out by hand: faster than pydantic's dump on the event pipeline)."""
     if not isinstance(entry, InteractionUpdate):
         return entry.model_dump(mode="json")
     data: dict[str, Any] = {"entry": entry.entry, "node": entry.node, "linkedid": entry.linkedid}

@@ -92,8 +92,8 @@ class _OfACall(Protocol):
 
 
 def _entry(event: _OfACall, **parts: Any) -> InteractionUpdate:
-    """The update of the call ``event`` is about, unchecked: our own events make it."""
-    return InteractionUpdate.model_construct(node=event.node, linkedid=event.linkedid, **parts)
+    """The update of the call ``event`` is about."""
+    return InteractionUpdate(node=event.node, linkedid=event.linkedid, **parts)
 
 
 def _update(event: CallStarted | AgentRinging | CallEnded, **fields: Any) -> InteractionUpdate:
