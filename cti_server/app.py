@@ -218,9 +218,8 @@ def build_app(settings: Settings) -> web.Application:  # noqa: PLR0915 - the roo
     )
     app[COMPLAINTS] = _complaint_watch(bus, sessions, leader, app[TRANSCRIPTION])
     # who is calling: asked once per call, published for the router, the pops and the recorder
-    app[IDENTIFICATION] = CallerIdentification(
-        sessions, settings.crm.default_region, is_leader=leader.leading.is_set
-    )
+    # (in every process: another's word about a node this one follows does not cross Redis)
+    app[IDENTIFICATION] = CallerIdentification(sessions, settings.crm.default_region)
     app[IDENTIFICATION].subscribe(bus)
     app.cleanup_ctx.extend(
         [

@@ -5,7 +5,8 @@ answers), else the first tracker event that carries it (a call that never passed
 already running when this server started). When the IVR identifies the caller otherwise (an
 account number, a PIN), that is published too and wins: a caller-ID answer still on its way
 afterwards is dropped. Calls whose number names nobody, or several customers, are published
-as such (the desk asks who is calling). Processes that share a node: the leader identifies.
+as such (the desk asks who is calling). Processes that share a node each identify its calls:
+the bus does not carry one process's events about a node to another that follows it.
 """
 
 from __future__ import annotations
@@ -43,16 +44,9 @@ class CallerIdentification:
 
     TRACKED = (*_SHOWS_CALLER, IvrFinished)
 
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        region: str,
-        *,
-        is_leader: Callable[[], bool] = lambda: True,
-    ) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], region: str) -> None:
         self._sessions = sessions
         self._region = region
-        self._is_leader = is_leader
         self._publish: Callable[[DomainEvent], None] | None = None
         self._asked: OrderedDict[CallKey, IdentifiedBy] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -72,8 +66,6 @@ class CallerIdentification:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _on_event(self, event: DomainEvent) -> None:
-        if not self._is_leader():
-            return
         if isinstance(event, IvrFinished):
             if event.customer_id is not None:
                 self._by_ivr(event, event.customer_id)

@@ -42,13 +42,11 @@ def _ringing(linkedid: str) -> AgentRinging:
     return replace(make.ringing(linkedid, "agent-1001"), caller_number=NUMBER)
 
 
-async def _identified(
-    crm: Sessions, *events: DomainEvent, leader: bool = True
-) -> list[CustomerIdentified]:
+async def _identified(crm: Sessions, *events: DomainEvent) -> list[CustomerIdentified]:
     bus = MemoryBus()
     heard: list[DomainEvent] = []
     bus.listen((CustomerIdentified,), heard.append)
-    identification = CallerIdentification(crm, "CN", is_leader=lambda: leader)
+    identification = CallerIdentification(crm, "CN")
     identification.subscribe(bus)
     for event in events:
         bus.publish(event)
@@ -128,12 +126,6 @@ async def test_an_ivr_that_identified_nobody_leaves_the_caller_id_answer(crm: Se
     known = await _customer(crm, "Li Na")
     found = await _identified(crm, make.arrived("6.1", NUMBER), make.ivr_finished("6.1", None))
     assert [(e.customer_id, e.by) for e in found] == [(known, IdentifiedBy.CALLER_ID)]
-
-
-@pytest.mark.asyncio
-async def test_only_the_leader_identifies(crm: Sessions) -> None:
-    await _customer(crm, "Li Na")
-    assert await _identified(crm, make.arrived("7.1", NUMBER), leader=False) == []
 
 
 def test_an_identification_crosses_processes_with_its_kind() -> None:
