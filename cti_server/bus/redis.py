@@ -5,7 +5,7 @@ parts) and publishes them to Redis tagged with its origin, skipping its own on t
 Processes that follow the same Asterisk node (scale-out, where any of them may lead the
 routing) each know that node's calls from their own AMI link: an event of another process
 about a node this one follows (``local_nodes``) is known here already and is not delivered
-twice.
+twice, bar the router's word (:data:`LEADERS_WORD`), which only the leader has.
 """
 
 from __future__ import annotations
@@ -21,11 +21,20 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from cti_server.bus.memory import MemoryBus
-from cti_server.events import DomainEvent, UnknownEvent, event_from_dict
+from cti_server.events import (
+    CallRangOut,
+    CallRouted,
+    DomainEvent,
+    UnknownEvent,
+    event_from_dict,
+)
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "cti:events"
+LEADERS_WORD = (CallRouted, CallRangOut)
+"""Events about a node that only the leading process publishes (the router's): a process that
+follows the node does not know them from its own AMI link, so they are delivered."""
 
 
 class RedisBus(MemoryBus):
@@ -113,7 +122,9 @@ class RedisBus(MemoryBus):
             log.warning("Redis bus: ignoring a message it cannot read: %s", exc)
             return
         self.received += 1
-        if getattr(event, "node", None) in self._local_nodes:
+        if getattr(event, "node", None) in self._local_nodes and not isinstance(
+            event, LEADERS_WORD
+        ):
             self.known_here += 1
             return
         self._offer(event)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cti_server.bus.redis import RedisBus
-from cti_server.events import CallArrived, CallStarted
+from cti_server.events import CallArrived, CallRouted, CallStarted
 from tests.support.waiting import poll_until
 
 pytestmark = pytest.mark.redis
@@ -98,6 +98,28 @@ async def test_events_of_a_node_this_process_follows_itself_are_not_delivered_tw
 
         await poll_until(_both_received, 10, what="both events received")
         assert here.known_here == 1
+    finally:
+        for bus in (here, there):
+            await bus.stop()
+
+
+@pytest.mark.asyncio
+async def test_the_routers_word_reaches_a_process_that_follows_the_node(redis_url: str) -> None:
+    """Only the leader routes: its decisions reach the desks of every process."""
+    here = RedisBus(redis_url, local_nodes=frozenset({"pbx1"}))
+    there = RedisBus(redis_url)
+    for bus in (here, there):
+        await bus.start()
+    try:
+
+        async def _subscribed() -> bool:
+            return here.connected and there.connected
+
+        await poll_until(_subscribed, 10, what="both subscribed")
+        seen = here.subscribe(CallRouted)
+        routed = CallRouted(node="pbx1", linkedid="1.1", extension="3001", rule="r", decision={})
+        there.publish(routed)
+        assert await seen.get(timeout=10) == routed
     finally:
         for bus in (here, there):
             await bus.stop()
