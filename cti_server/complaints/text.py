@@ -2,7 +2,8 @@
 
 The n-gram analysers reproduce scikit-learn's ``TfidfVectorizer`` (word, ``char`` and ``char_wb``)
 so that the detector needs no scikit-learn at run time: the trained vocabulary, idf and
-coefficients are plain data. ``tests/unit/complaints/test_complaints_data.py`` checks the equivalence.
+coefficients are plain data. ``tests/unit/complaints/test_complaints_data.py`` checks the
+equivalence.
 """
 
 from __future__ import annotations
