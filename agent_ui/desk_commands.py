@@ -12,8 +12,7 @@ from agent_ui.wrapup import WrapUpForm
 from agent_ui.ws import Connection, Reply, UiError
 from crm_core.access import least
 from crm_core.errors import CrmError
-from cti_server.control import AgentStatus
-from cti_server.events import TransferNoted
+from cti_server.events import AgentState, CallKey, TransferNoted
 
 
 class DeskCommands:
@@ -42,17 +41,17 @@ class DeskCommands:
             raise UiError("your user has no extension: ask an administrator to give you one")
         return extension
 
-    def _call(self, extension: str) -> tuple[str, str] | None:
+    def _call(self, extension: str) -> CallKey | None:
         return self.desks.desk(extension).call
 
     async def change_state(self, connection: Connection, message: dict[str, Any]) -> Reply:
         extension = self._extension(connection)
         wanted = message.get("state")
-        if wanted == AgentStatus.AVAILABLE:
+        if wanted == AgentState.AVAILABLE:
             await self.control.available(extension)
-        elif wanted == AgentStatus.PAUSED:
+        elif wanted == AgentState.PAUSED:
             await self.control.pause(extension, str(message.get("reason") or "break"))
-        elif wanted == AgentStatus.LOGGED_OUT:
+        elif wanted == AgentState.LOGGED_OUT:
             await self.control.log_out(extension)
         else:
             raise UiError("state must be available, paused or logged_out")
@@ -80,7 +79,7 @@ class DeskCommands:
         except ValueError as exc:
             raise UiError(str(exc)) from None
 
-    def _keep_note(self, connection: Connection, key: tuple[str, str] | None, note: str) -> None:
+    def _keep_note(self, connection: Connection, key: CallKey | None, note: str) -> None:
         """The note goes to whoever the tracker says took the customer over from this desk,
         on this server at once and on the others through the bus."""
         extension = connection.session.extension
@@ -147,5 +146,5 @@ class DeskCommands:
             await self.desks.wrapups.store(desk, pending, form, agent_id=connection.session.user_id)
         except CrmError as exc:
             raise UiError(str(exc)) from None
-        await self.control.end_wrap_up(extension, (pending["node"], pending["linkedid"]))
+        await self.control.end_wrap_up(extension, CallKey(pending["node"], pending["linkedid"]))
         return {"type": "wrapped", "linkedid": pending["linkedid"]}

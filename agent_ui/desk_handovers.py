@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from agent_ui.handover import Note, how, panel, party_label, user_name
 from agent_ui.pop import Record
 from agent_ui.ws import Connection
-from cti_server.events import CallTransferred, TransferNoted, extension_of
+from cti_server.events import CallKey, CallTransferred, TransferNoted, extension_of
 
 if TYPE_CHECKING:
     from agent_ui.desktop import Desk, Desks
@@ -40,7 +40,7 @@ class HandOvers:
         """A new party has the customer: the desk it left is told and its part ends; the desk
         of the new party pops with the hand-over. The desks' state changes now, in bus order;
         what needs the CRM (the pop, the names) follows."""
-        key = (event.node, event.linkedid)
+        key = CallKey.of(event)
         target = event.to_extension or extension_of(event.to_agent) or ""
         source = event.from_extension or extension_of(event.from_agent) or ""
         note = self.notes.take(key, source)
@@ -52,7 +52,7 @@ class HandOvers:
         if desk.call is not None and desk.call != key:
             self.desks.wrapups.begin(desk, desk.call, event.at)  # their phone took this one over
         pending = desk.wrapup
-        if pending is not None and (pending["node"], pending["linkedid"]) == key:
+        if pending is not None and CallKey(pending["node"], pending["linkedid"]) == key:
             desk.wrapup = None  # the customer is back (A to B to A): one wrap-up, at the end
             self.control.cancel_wrap_up(target, key)
         desk.offered = desk.call = key
@@ -70,12 +70,12 @@ class HandOvers:
         self.desks.spawn(self._deliver(desk, event, said))
 
     async def _deliver(self, desk: Desk, event: CallTransferred, said: Record) -> None:
-        key = (event.node, event.linkedid)
+        key = CallKey.of(event)
         name = await self._name_of(said["from"]["extension"])
         said["from"] = {**said["from"], "name": name or ""}
         said["from"]["label"] = party_label(name, said["from"]["extension"], event.from_party)
         shown = desk.pop
-        if shown is not None and (shown["call"]["node"], shown["call"]["linkedid"]) == key:
+        if shown is not None and CallKey(shown["call"]["node"], shown["call"]["linkedid"]) == key:
             pop = copy.deepcopy(shown)  # the desktop's ring-time pop: its look-up is done
         else:
             pop = await self.pops.pop_for(event)
@@ -87,14 +87,14 @@ class HandOvers:
         desk.pop = pop
         await self.hub.to_extension(desk.extension, pop)
 
-    def _left(self, source: str, key: tuple[str, str], event: CallTransferred, to: str) -> None:
+    def _left(self, source: str, key: CallKey, event: CallTransferred, to: str) -> None:
         """The party ``source`` no longer has the customer: a call it had is wrapped up, a pop
         of a call only ringing there (a pickup) closes."""
         desk = self.desks.desks.get(source)
         if desk is None:
             return
         pending = desk.wrapup
-        wrapping = pending is not None and (pending["node"], pending["linkedid"]) == key
+        wrapping = pending is not None and CallKey(pending["node"], pending["linkedid"]) == key
         if key not in (desk.offered, desk.call) and not wrapping:
             return
         had_it = desk.call == key or wrapping  # wrapping: app_queue ended their part first
@@ -128,13 +128,11 @@ class HandOvers:
             return None
 
     def noted(self, event: TransferNoted) -> None:
-        key = (event.node, event.linkedid)
+        key = CallKey.of(event)
         if self.notes.peek(key) is None:  # another server's desk wrote it
             self.notes.keep(key, Note(event.note, event.by_extension, event.by_name))
 
-    async def pop_transferred(
-        self, target: str, key: tuple[str, str], pop: Record, by: Connection
-    ) -> None:
+    async def pop_transferred(self, target: str, key: CallKey, pop: Record, by: Connection) -> None:
         """The agent the call was transferred to sees the caller's pop as their phone rings
         (no queue offers it to them, so no ``AgentRinging`` will), with the hand-over panel;
         the tracker's ``CallTransferred`` refreshes it once they have the customer."""

@@ -29,9 +29,10 @@ from crm_core.access import Serving, least
 from crm_core.interactions import record_interaction
 from crm_core.schemas import InteractionIn
 from cti_server.bus import Bus
-from cti_server.control import WRAP_UP_REASON, AgentStatus
+from cti_server.control import WRAP_UP_REASON
 from cti_server.events import (
     AgentRinging,
+    AgentState,
     AgentStateChanged,
     CallAnswered,
     CallEnded,
@@ -50,7 +51,7 @@ from cti_server.events import (
 
 log = logging.getLogger(__name__)
 
-ON_A_CALL = (AgentStatus.ON_CALL, AgentStatus.RINGING)
+ON_A_CALL = (AgentState.ON_CALL, AgentState.RINGING)
 PAUSE_REASONS = ("break", "lunch", "training", "meeting", "coaching")
 
 
@@ -60,8 +61,8 @@ class Desk:
 
     extension: str
     pop: Record | None = None
-    offered: tuple[str, str] | None = None  # (node, linkedid) of the call that rang here last
-    call: tuple[str, str] | None = None  # ... once answered here
+    offered: CallKey | None = None  # CallKey(node, linkedid) of the call that rang here last
+    call: CallKey | None = None  # ... once answered here
     wrapup: Record | None = None
     agent_id: int | None = None  # the user signed in at this desk when a call last popped
     wrapup_agent: int | None = None  # ... and when the wrap-up began
@@ -144,14 +145,14 @@ class Desks:
         elif isinstance(event, AgentRinging):
             extension = extension_of(event.agent)
             if extension and self.hub.desks_signed_in(extension):
-                self.desk(extension).offered = (event.node, event.linkedid)
+                self.desk(extension).offered = CallKey.of(event)
                 self.spawn(self._deliver_pop(extension, event))
         elif isinstance(event, CallAnswered):
             self._answered(event)
         elif isinstance(event, CallEnded):
             self._ended(event)
             self.said.apply(event)
-            self.notes.forget((event.node, event.linkedid))
+            self.notes.forget(CallKey.of(event))
         elif isinstance(event, CallTransferred):
             self.handovers.handed_over(event)
         elif isinstance(event, TransferNoted):
@@ -196,7 +197,7 @@ class Desks:
     async def _deliver_pop(self, extension: str, event: AgentRinging) -> None:
         pop = await self.pops.pop_for(event)
         desk = self.desk(extension)
-        key = (event.node, event.linkedid)
+        key = CallKey.of(event)
         if desk.offered != key:
             return  # answered elsewhere or over while the record was read
         pop["call"]["state"] = "connected" if desk.call == key else "ringing"
@@ -219,7 +220,7 @@ class Desks:
         said = self.pops.routed(event)
         if not isinstance(event, CallRouted):
             return
-        key = (event.node, event.linkedid)
+        key = CallKey.of(event)
         extension = event.extension
         desk = self.desks.get(extension)
         pop = desk.pop if desk is not None and key in (desk.offered, desk.call) else None
@@ -228,7 +229,7 @@ class Desks:
 
     def _answered(self, event: CallAnswered) -> None:
         answering = extension_of(event.agent)
-        key = (event.node, event.linkedid)
+        key = CallKey.of(event)
         for desk in self.desks.values():
             if desk.offered != key:
                 continue
@@ -238,7 +239,7 @@ class Desks:
                 desk.pop = desk.offered = None
                 self.spawn(self._send(desk.extension, {"type": "pop_cleared", **_ids(event)}))
 
-    def _connected(self, desk: Desk, key: tuple[str, str]) -> None:
+    def _connected(self, desk: Desk, key: CallKey) -> None:
         desk.call = key
         if desk.pop is not None:
             desk.pop["call"]["state"] = "connected"
@@ -249,7 +250,7 @@ class Desks:
     def _ended(self, event: CallEnded) -> None:
         self.pops.ended(event.node, event.linkedid)
         extension = extension_of(event.agent)
-        key = (event.node, event.linkedid)
+        key = CallKey.of(event)
         for desk in self.desks.values():
             if key not in (desk.offered, desk.call):
                 continue
@@ -266,7 +267,7 @@ class Desks:
     def _agent_state(self, desk: Desk, event: AgentStateChanged) -> None:
         """A transfer's target answering, or the agent's own leg leaving a call still going on
         (a transfer: app_queue completes the agent's part), which ends their part of it."""
-        if event.state == AgentStatus.ON_CALL and desk.call is None and desk.offered is not None:
+        if event.state == AgentState.ON_CALL and desk.call is None and desk.offered is not None:
             if desk.pop is not None and desk.pop["call"].get("transferred_by"):
                 self._connected(desk, desk.offered)
             return
@@ -304,7 +305,7 @@ class Desks:
 
     @staticmethod
     def state_message(state: str, reason: str) -> dict[str, Any]:
-        shown = "wrap_up" if state == AgentStatus.PAUSED and reason == WRAP_UP_REASON else state
+        shown = "wrap_up" if state == AgentState.PAUSED and reason == WRAP_UP_REASON else state
         return {"type": "state", "state": shown, "reason": reason}
 
     async def greeting(self, connection: Connection) -> list[dict[str, Any]]:
@@ -320,7 +321,7 @@ class Desks:
         if session.extension is None:
             return messages
         agent = self.control.agent_of(session.extension)
-        state = agent.state if agent is not None else AgentStatus.LOGGED_OUT
+        state = agent.state if agent is not None else AgentState.LOGGED_OUT
         messages.append(self.state_message(str(state), agent.reason if agent else ""))
         desk = self.desk(session.extension)
         if desk.pop is not None:

@@ -29,13 +29,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.models import User
 from crm_core.text_rules import unsafe_character
-from cti_server.control import Redaction, Utterance
+from cti_server.control import Redaction
 from cti_server.events import (
     CallEnded,
     CallHandling,
+    CallKey,
     ComplaintDetected,
     DomainEvent,
     TranscriptPartial,
+    Utterance,
 )
 
 MAX_CALLS = 2000  # live calls followed; the oldest forgotten when their end is never seen
@@ -63,7 +65,6 @@ LEAD = {
     "park": "Parked by",
 }
 
-CallKey = tuple[str, str]
 Record = dict[str, Any]
 
 
@@ -101,7 +102,7 @@ class SaidSoFar:
 
     def apply(self, event: DomainEvent) -> None:
         if isinstance(event, CallEnded):
-            key = (event.node, event.linkedid)
+            key = CallKey.of(event)
             self._calls.pop(key, None)
             self._ended[key] = None
             while len(self._ended) > ENDED_KEPT:
@@ -121,7 +122,7 @@ class SaidSoFar:
             }
 
     def _call(self, node: str, linkedid: str) -> _SaidOnACall:
-        key = (node, linkedid)
+        key = CallKey(node, linkedid)
         call = self._calls.get(key)
         if call is None:
             call = _SaidOnACall()
@@ -149,7 +150,7 @@ class SaidSoFar:
 
     def transcript(self, node: str, linkedid: str) -> list[Record]:
         """The call's finished utterances so far, in time order, redacted together."""
-        call = self._calls.get((node, linkedid))
+        call = self._calls.get(CallKey(node, linkedid))
         if call is None:
             return []
         lines = sorted(call.lines, key=lambda line: line.start)
@@ -161,7 +162,7 @@ class SaidSoFar:
 
     def facts(self, node: str, linkedid: str) -> Record:
         """The complaint watch's live alerts on the call, and its handling facts if told."""
-        call = self._calls.get((node, linkedid))
+        call = self._calls.get(CallKey(node, linkedid))
         if call is None:
             return {"complaints": [], "handling": None}
         return {"complaints": list(call.complaints), "handling": call.handling}

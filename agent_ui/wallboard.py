@@ -40,12 +40,14 @@ from agent_ui.ws import Connection, Hub, Reply, UiError
 from crm_core.access import least
 from crm_core.agent_figures import agent_segments
 from cti_server.bus import Bus
-from cti_server.control import WRAP_UP_REASON, AgentStatus, AgentView, SupervisorRouting
+from cti_server.control import WRAP_UP_REASON, AgentView, SupervisorRouting
 from cti_server.events import (
     AgentRinging,
+    AgentState,
     AgentStateChanged,
     CallAnswered,
     CallEnded,
+    CallKey,
     CallQueued,
     CallStarted,
     ComplaintDetected,
@@ -59,7 +61,6 @@ COMPLAINT_ALERTS = 20  # the latest live complaint alerts kept
 COMPLAINT_ALERT_AGE = timedelta(minutes=30)  # and shown this long
 TRANSCRIPT_LINES = 40  # finished utterances kept per call for a wallboard that opens it late
 
-CallKey = tuple[str, str]
 ROUTING_OFF = "routing is off: calls wait in plain queues, so no agent can be chosen for a call"
 
 
@@ -139,19 +140,19 @@ class Wallboard:
         """The tracker's snapshot, with each agent's extension and the tier of their caller."""
         live = self.deps.live
         snapshot = live.snapshot()
-        calls = {(c["node"], c["linkedid"]): c for c in snapshot["calls"]}
+        calls = {CallKey(c["node"], c["linkedid"]): c for c in snapshot["calls"]}
         for agent in snapshot["agents"]:
             agent["extension"] = extension_of(agent["agent"]) or ""
             agent["tier"] = self.pops.tier_of(agent["node"], agent["linkedid"])
-            call = calls.get((agent["node"], agent["linkedid"]))
+            call = calls.get(CallKey(agent["node"], agent["linkedid"]))
             agent["caller"] = call["caller_name"] or call["caller_number"] if call else ""
-            if agent["state"] == AgentStatus.PAUSED and agent["reason"] == WRAP_UP_REASON:
-                agent["state"] = AgentStatus.WRAP_UP.value
+            if agent["state"] == AgentState.PAUSED and agent["reason"] == WRAP_UP_REASON:
+                agent["state"] = AgentState.WRAP_UP.value
         routed = self._routed_calls()
         for call in snapshot["calls"]:
             call["tier"] = self.pops.tier_of(call["node"], call["linkedid"])
             if routed is not None:
-                call["routing"] = routed.get((call["node"], call["linkedid"]))
+                call["routing"] = routed.get(CallKey(call["node"], call["linkedid"]))
         now = live.clock()
         limit = self.deps.settings.long_wait_seconds
         alerts = [
@@ -184,7 +185,7 @@ class Wallboard:
         if router is None:
             return None
         return {
-            (str(call["node"]), str(call["call"])): {
+            CallKey(str(call["node"]), str(call["call"])): {
                 "priority": (call.get("priority") or {}).get("effective"),
                 "adjust": (call.get("priority") or {}).get("adjust", 0.0),
                 "moved_to": call.get("moved_to"),
@@ -209,7 +210,7 @@ class Wallboard:
                         continue  # after the call it is a case for the review, not an alert
                     self._complaints.append(self._complaint_alert(event))
                 elif isinstance(event, CallEnded):
-                    self._transcripts.pop((event.node, event.linkedid), None)
+                    self._transcripts.pop(CallKey.of(event), None)
                 self._stale.set()
         finally:
             subscription.close()
@@ -231,7 +232,7 @@ class Wallboard:
         }
 
     async def _said(self, event: TranscriptPartial) -> None:
-        key = (event.node, event.linkedid)
+        key = CallKey.of(event)
         if self.deps.live.call(*key) is None and key not in self._transcripts:
             return  # a call we do not follow (over, or another server's)
         transcript = self._transcripts.setdefault(key, _Transcript())
@@ -258,7 +259,7 @@ class Wallboard:
         """A wallboard opens (``follow: true``) or closes a call's live transcript."""
         for gone in [c for c in self._following if c not in self.hub.connections]:
             del self._following[gone]
-        key = (str(message.get("node", ""))[:40], str(message.get("linkedid", ""))[:64])
+        key = CallKey(str(message.get("node", ""))[:40], str(message.get("linkedid", ""))[:64])
         following = self._following.setdefault(connection, set())
         if not message.get("follow", True):
             following.discard(key)
@@ -329,7 +330,7 @@ class Wallboard:
         }
 
     async def _queue_priority(self, wanted: QueuePriority) -> Reply:
-        call = (wanted.node, wanted.linkedid)
+        call = CallKey.of(wanted)
         queue = await self.deps.control.change_caller_priority(call, wanted.priority)
         self._stale.set()
         return {

@@ -21,7 +21,7 @@ from crm_core.followups import create_follow_up
 from crm_core.interactions import record_interaction
 from crm_core.schemas import InteractionIn
 from crm_core.text_rules import unsafe_character
-from cti_server.events import WrapUpEnded, WrapUpStarted
+from cti_server.events import CallKey, WrapUpEnded, WrapUpStarted
 
 if TYPE_CHECKING:
     from agent_ui.desktop import Desk, Desks
@@ -103,7 +103,7 @@ class WrapUps:
         self.hub = desks.hub
         self.deps = desks.deps
 
-    def begin(self, desk: Desk, key: tuple[str, str], at: datetime) -> None:
+    def begin(self, desk: Desk, key: CallKey, at: datetime) -> None:
         """The agent's part of the call ``key`` is over: the control pauses them for wrap-up,
         with a deadline; an earlier wrap-up still open is replaced."""
         if desk.wrapup is not None and desk.wrapup["linkedid"] == key[1]:
@@ -127,7 +127,7 @@ class WrapUps:
         pending = desk.wrapup if desk is not None else None
         if desk is None or pending is None:
             return None
-        if (pending["node"], pending["linkedid"]) != (event.node, event.linkedid):
+        if CallKey(pending["node"], pending["linkedid"]) != CallKey.of(event):
             return None
         return desk, pending
 

@@ -31,11 +31,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from anywhere: the repo root is the import root
     sys.path.insert(0, str(ROOT))
 
+from cti_server.events import AgentState  # noqa: E402
 from cti_server.routing.core import assignments  # noqa: E402
 from cti_server.routing.model import Agent, Assignment, WaitingCall  # noqa: E402
 from cti_server.routing.policy import Policy, builtin_policy  # noqa: E402
 from cti_server.routing.reference import full_scan_assignments  # noqa: E402
-from cti_server.tracker.model import AgentState  # noqa: E402
 
 NOW = 1_000_000.0
 SKILLS = [f"skill{n:02d}" for n in range(20)]

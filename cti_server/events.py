@@ -27,6 +27,37 @@ class _OfACall(Protocol):
     def linkedid(self) -> str: ...
 
 
+class CallState(StrEnum):
+    """A call's state in the live model (the tracker's, read by the router and the UI)."""
+
+    ARRIVED = "arrived"  # in the dialplan / IVR, not yet in a queue
+    QUEUED = "queued"
+    OFFERED = "offered"  # an agent's phone rings
+    ANSWERED = "answered"
+    ENDED = "ended"
+
+
+class AgentState(StrEnum):
+    """An agent's state as the tracker and ``AgentStateChanged`` say it."""
+
+    LOGGED_OUT = "logged_out"
+    AVAILABLE = "available"
+    RINGING = "ringing"
+    ON_CALL = "on_call"
+    WRAP_UP = "wrap_up"
+    PAUSED = "paused"
+
+
+@dataclass(frozen=True, slots=True)
+class Utterance:
+    """One speaker's utterance of a call, times in seconds (any origin, the same for all)."""
+
+    text: str
+    speaker: str = ""
+    start: float = 0.0
+    end: float = 0.0
+
+
 class CallKey(NamedTuple):
     """One call across every node: Asterisk's linkedid is unique only on its own node. Its text
     form ``node:linkedid`` is the key of the call's interaction in the CRM."""

@@ -7,12 +7,10 @@ router's supervisor controls, the speech and complaint services). Nothing here m
 telephony, the tracker, routing or speech: a test keeps it so.
 """
 
-from cti_server.control.agents import WRAP_UP_REASON, AgentControl, CallKey
+from cti_server.control.agents import WRAP_UP_REASON, AgentControl
 from cti_server.control.errors import ControlError
 from cti_server.control.live import (
-    AgentStatus,
     AgentView,
-    CallStatus,
     CallView,
     LegView,
     LiveView,
@@ -23,16 +21,12 @@ from cti_server.control.services import (
     Redaction,
     SupervisorRouting,
     UiOptions,
-    Utterance,
 )
 
 __all__ = [
     "WRAP_UP_REASON",
     "AgentControl",
-    "AgentStatus",
     "AgentView",
-    "CallKey",
-    "CallStatus",
     "CallView",
     "ControlError",
     "LegView",
@@ -42,5 +36,4 @@ __all__ = [
     "Redaction",
     "SupervisorRouting",
     "UiOptions",
-    "Utterance",
 ]

@@ -17,10 +17,9 @@ from __future__ import annotations
 from typing import Protocol
 
 from cti_server.control.live import AgentView
+from cti_server.events import CallKey
 
 WRAP_UP_REASON = "wrap-up"  # the pause reason of a desk's wrap-up (queue_log and wallboard)
-
-CallKey = tuple[str, str]  # (node, linkedid)
 
 
 class AgentControl(Protocol):

@@ -6,29 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence, Set
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, Protocol
-
-
-class AgentStatus(StrEnum):
-    """An agent's state as the tracker and ``AgentStateChanged`` say it."""
-
-    LOGGED_OUT = "logged_out"
-    AVAILABLE = "available"
-    RINGING = "ringing"
-    ON_CALL = "on_call"
-    WRAP_UP = "wrap_up"
-    PAUSED = "paused"
-
-
-class CallStatus(StrEnum):
-    """A call's state in the live model."""
-
-    ARRIVED = "arrived"
-    QUEUED = "queued"
-    OFFERED = "offered"
-    ANSWERED = "answered"
-    ENDED = "ended"
 
 
 class LegView(Protocol):
@@ -55,7 +33,7 @@ class CallView(Protocol):
     def caller_name(self) -> str: ...
 
     @property
-    def state(self) -> str: ...  # a CallStatus
+    def state(self) -> str: ...  # a CallState (cti_server.events)
 
     @property
     def queue(self) -> str: ...
@@ -85,7 +63,7 @@ class AgentView(Protocol):
     def name(self) -> str: ...
 
     @property
-    def state(self) -> str: ...  # an AgentStatus
+    def state(self) -> str: ...  # an AgentState (cti_server.events)
 
     @property
     def reason(self) -> str: ...

@@ -3,18 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
-
-@dataclass(frozen=True, slots=True)
-class Utterance:
-    """One speaker's utterance of a call, times in seconds (any origin, the same for all)."""
-
-    text: str
-    speaker: str = ""
-    start: float = 0.0
-    end: float = 0.0
+from cti_server.events import Utterance
 
 
 class Redaction(Protocol):

@@ -19,9 +19,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cti_server import events as internal
 from cti_server.bus import Bus, Subscription
+from cti_server.events import CallKey
 from cti_server.integrations.customers import CustomerDirectory
 from cti_server.integrations.events import Customer
-from cti_server.integrations.translate import CallKey, Receiver, Translator
+from cti_server.integrations.translate import Receiver, Translator
 from cti_server.integrations.webhooks import Webhooks
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ class IntegrationService:
     def handle(self, event: internal.DomainEvent) -> None:
         """One internal event, in bus order (tests may call it directly)."""
         linkedid = getattr(event, "linkedid", None)
-        key = (str(getattr(event, "node", "")), str(linkedid)) if linkedid else None
+        key = CallKey(str(getattr(event, "node", "")), str(linkedid)) if linkedid else None
         if key is not None and key in self._held:
             self._held[key].append(event)
             return

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, get_args
 
 from cti_server import events as internal
+from cti_server.events import CallKey
 from cti_server.integrations import events as public
 
 MAX_CALLS = 20000  # live calls followed; the oldest forgotten when their end is never seen
@@ -33,8 +34,6 @@ _SEVERITIES = frozenset(get_args(public.Severity))
 _OUTCOMES = frozenset(get_args(public.Outcome))
 _HUNG_UP_BY = frozenset(get_args(public.HungUpBy))
 _EVIDENCE = frozenset({"cue", "model", "fact"})
-
-CallKey = tuple[str, str]  # (node, linkedid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +121,7 @@ class Translator:
     # -- calls --------------------------------------------------------------------------------
 
     def _call(self, node: str, linkedid: str, number: str = "", name: str = "") -> _PublicCall:
-        key = (node, linkedid)
+        key = CallKey(node, linkedid)
         call = self._calls.get(key)
         if call is None:
             call = _PublicCall(public.Caller(number=number, name=name), dialed="")
@@ -218,7 +217,7 @@ class Translator:
         return [_out(public.CallTransferred(time=event.at, node=event.node, data=data), seen_by)]
 
     def _ended_call(self, event: internal.CallEnded) -> list[Outgoing]:
-        key = (event.node, event.linkedid)
+        key = CallKey.of(event)
         call = self._calls.pop(key, None) or _PublicCall(
             public.Caller(number=event.caller_number, name=event.caller_name), event.dialed
         )
@@ -250,7 +249,7 @@ class Translator:
         return [_out(public.CallEnded(time=event.at, node=event.node, data=data), call.answered_by)]
 
     def _complaint(self, event: internal.ComplaintDetected) -> list[Outgoing]:
-        key = (event.node, event.linkedid)
+        key = CallKey.of(event)
         call = self._calls.get(key) or self._ended.get(key)
         data = public.ComplaintDetectedData(
             call_id=event.linkedid,

@@ -18,10 +18,10 @@ import heapq
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 
+from cti_server.events import AgentState
 from cti_server.routing import explain, rules
 from cti_server.routing.model import BUSY_STATES, Agent, Assignment, WaitingCall
 from cti_server.routing.policy import Policy, Stage
-from cti_server.tracker.model import AgentState
 
 _Key = tuple[str, str, str]  # ("skill" | "lang" | "all", group, name)
 

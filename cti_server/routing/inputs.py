@@ -20,10 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from crm_core.routing import AgentProfile, CustomerFacts
-from cti_server.events import extension_of
+from cti_server.events import AgentState, extension_of
 from cti_server.routing.model import MAX_LEVEL, Agent, WaitingCall
 from cti_server.tracker import model as live
-from cti_server.tracker.model import AgentState
 
 PERSONAL_PREFIX = "agent-"
 DEFAULT_GROUP = "agents"

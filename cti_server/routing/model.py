@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cti_server.tracker.model import AgentState
+from cti_server.events import AgentState
 
 MAX_LEVEL = 10
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from cti_server.events import AgentState
 from cti_server.routing import rules
 from cti_server.routing.model import AgentChange, Assignment, NoAnswer, WaitingCall
 from cti_server.routing.policy import Policy
-from cti_server.tracker.model import AgentState
 
 
 def ring_no_answer(

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+from cti_server.events import AgentState
 from cti_server.routing import explain, rules
 from cti_server.routing.model import BUSY_STATES, Agent, Assignment, WaitingCall
 from cti_server.routing.policy import Policy
-from cti_server.tracker.model import AgentState
 
 
 def decide_by_full_scan(

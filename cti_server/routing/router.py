@@ -26,6 +26,7 @@ from crm_core.routing import CustomerFacts
 from cti_server.bus import Bus, Subscription
 from cti_server.config import RoutingSettings
 from cti_server.events import (
+    AgentState,
     AgentStateChanged,
     AmiLinkChanged,
     CallAnswered,
@@ -33,6 +34,7 @@ from cti_server.events import (
     CallQueued,
     CallRangOut,
     CallRouted,
+    CallState,
     CustomerIdentified,
     DomainEvent,
     IdentifiedBy,
@@ -49,7 +51,6 @@ from cti_server.routing.reloader import PolicyReloader
 from cti_server.telephony.agent_actions import AgentActionError
 from cti_server.telephony.ami_client import AmiClient, AmiError
 from cti_server.tracker import model as live
-from cti_server.tracker.model import AgentState, CallState
 from cti_server.tracker.tracker import Tracker
 
 log = logging.getLogger(__name__)

@@ -100,11 +100,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 
+from cti_server.events import AgentState
 from cti_server.routing.core import decide
 from cti_server.routing.model import Agent, WaitingCall
 from cti_server.routing.policy import Policy
 from cti_server.routing.traffic import CLASS_TIERS, Shift, Traffic, TrafficCall
-from cti_server.tracker.model import AgentState
 
 CLASSES = ("0", "1", "2", "all")
 GENERIC_LEVEL = 5

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from cti_server.control import Utterance
+from cti_server.events import Utterance
 from cti_server.speech import text_redaction
 
 
@@ -16,8 +16,7 @@ class SequenceRedaction:
         self.regions = tuple(dict.fromkeys((region, "US", "GB")))
 
     def __call__(self, said: Sequence[Utterance], still_speaking: Collection[str]) -> list[str]:
-        utterances = [text_redaction.Utterance(u.text, u.speaker, u.start, u.end) for u in said]
         found = text_redaction.redact_sequence(
-            utterances, self.regions, still_speaking=still_speaking
+            list(said), self.regions, still_speaking=still_speaking
         )
         return [result.text for result in found]

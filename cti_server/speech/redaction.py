@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from cti_server.events import Utterance
 from cti_server.speech.decoder import RecognisedUtterance
 from cti_server.speech.text_redaction import (
     REGIONS,
     Redacted,
-    Utterance,
     masked_words,
     redact_sequence,
 )

@@ -26,6 +26,8 @@ from typing import Literal
 
 import phonenumbers
 
+from cti_server.events import Utterance
+
 Kind = Literal["card", "cvv", "cn_id", "phone", "email", "held"]
 LABELS: dict[Kind, str] = {
     "card": "[CARD]",
@@ -49,16 +51,6 @@ class Redaction:
 class Redacted:
     text: str
     redactions: tuple[Redaction, ...]  # in the original text's coordinates, in order
-
-
-@dataclass(frozen=True, slots=True)
-class Utterance:
-    """One speaker's utterance of a call, times in seconds (any origin, the same for all)."""
-
-    text: str
-    speaker: str = ""
-    start: float = 0.0
-    end: float = 0.0
 
 
 _UNITS = {

@@ -24,20 +24,18 @@ from cti_server.config import UiSettings
 from cti_server.control import (
     WRAP_UP_REASON,
     AgentView,
-    CallKey,
-    CallStatus,
     CallView,
     ControlError,
     LiveView,
 )
-from cti_server.events import DomainEvent, WrapUpEnded, WrapUpStarted
+from cti_server.events import CallKey, CallState, DomainEvent, WrapUpEnded, WrapUpStarted
 from cti_server.telephony import agent_actions as actions
 from cti_server.telephony.ami_client import AmiClient, AmiError
 
 log = logging.getLogger(__name__)
 
 WRAPUP_GRACE = 3.0  # seconds after the deadline for an open desktop's own form to arrive
-WAITING = (CallStatus.QUEUED, CallStatus.OFFERED)  # in a queue (an offer may still ring out)
+WAITING = (CallState.QUEUED, CallState.OFFERED)  # in a queue (an offer may still ring out)
 
 
 def channel_prefix(interface: str) -> str:

@@ -10,27 +10,11 @@ import logging
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, TypeVar
 
+from cti_server.events import AgentState, CallState
+
 log = logging.getLogger(__name__)
-
-
-class CallState(StrEnum):
-    ARRIVED = "arrived"  # in the dialplan / IVR, not yet in a queue
-    QUEUED = "queued"
-    OFFERED = "offered"  # an agent's phone rings
-    ANSWERED = "answered"
-    ENDED = "ended"
-
-
-class AgentState(StrEnum):
-    LOGGED_OUT = "logged_out"
-    AVAILABLE = "available"
-    RINGING = "ringing"
-    ON_CALL = "on_call"
-    WRAP_UP = "wrap_up"
-    PAUSED = "paused"
 
 
 CALL_TRANSITIONS: dict[CallState, frozenset[CallState]] = {

@@ -23,9 +23,10 @@ from typing import Any
 
 from panoramisk.message import Message
 
+from cti_server.events import AgentState
 from cti_server.telephony import ami_events as ami
 from cti_server.telephony.ami_client import AmiClient
-from cti_server.tracker.model import AgentState, Call
+from cti_server.tracker.model import Call
 from cti_server.tracker.tracker import Tracker
 
 log = logging.getLogger(__name__)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from cti_server.events import AgentState
 from cti_server.routing import (
     Agent,
     PolicyError,
@@ -24,7 +25,6 @@ from cti_server.routing import (
     ring_no_answer,
 )
 from cti_server.routing.reference import decide_by_full_scan
-from cti_server.tracker.model import AgentState
 
 POLICY_YAML = """
 name: test

@@ -19,7 +19,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from crm_core.routing import AgentProfile, CustomerFacts
-from cti_server.events import CallRangOut, CallRouted, DomainEvent, IvrFinished
+from cti_server.events import AgentState, CallRangOut, CallRouted, DomainEvent, IvrFinished
 from cti_server.recorder.entries import InteractionUpdate
 from cti_server.recorder.recorder import interaction_update
 from cti_server.routing import inputs
@@ -27,7 +27,6 @@ from cti_server.routing.http import routing_routes
 from cti_server.routing.occupancy import Occupancy
 from cti_server.routing.policy import builtin_policy_path
 from cti_server.tracker import model as live
-from cti_server.tracker.model import AgentState
 from tests.support.routing_centre import CALLER, NODE, T0, Centre, member
 
 

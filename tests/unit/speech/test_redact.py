@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from cti_server.events import Utterance
 from cti_server.speech.text_redaction import (
-    Utterance,
     cn_id_valid,
     luhn,
     masked_words,

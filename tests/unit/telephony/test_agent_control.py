@@ -15,7 +15,7 @@ import pytest_asyncio
 from cti_server.bus import MemoryBus
 from cti_server.config import UiSettings
 from cti_server.control import ControlError
-from cti_server.events import DomainEvent, WrapUpEnded, WrapUpStarted, event_from_dict
+from cti_server.events import CallKey, DomainEvent, WrapUpEnded, WrapUpStarted, event_from_dict
 from cti_server.telephony import agent_control
 from cti_server.telephony.agent_control import AmiAgentControl
 from cti_server.telephony.ami_client import AmiDisconnected
@@ -25,7 +25,7 @@ from tests.support.live_model import answered_call
 from tests.support.waiting import poll_until
 
 NODE = "pbx1"
-CALL = (NODE, "1700000000.1")
+CALL = CallKey(NODE, "1700000000.1")
 
 
 @dataclass
@@ -105,10 +105,10 @@ async def test_a_wrap_up_called_off_or_replaced_leaves_the_agent_paused(
     _wrap_up_of(ctl, 0, monkeypatch)
     ctl.control.start_wrap_up("8101", CALL)
     ctl.control.cancel_wrap_up("8101", CALL)  # the customer came back to 8101
-    other = (NODE, "1700000000.2")
+    other = CallKey(NODE, "1700000000.2")
     _wrap_up_of(ctl, 60, monkeypatch)
     ctl.control.start_wrap_up("8102", other)
-    ctl.control.start_wrap_up("8102", (NODE, "1700000000.3"))  # replaces
+    ctl.control.start_wrap_up("8102", CallKey(NODE, "1700000000.3"))  # replaces
     await poll_until(lambda: _some(ctl.of(WrapUpStarted)), 5, what="the last wrap-up's start")
     assert [e.linkedid for e in ctl.of(WrapUpStarted)] == ["1700000000.3"]
     assert ctl.of(WrapUpEnded) == []

@@ -10,15 +10,16 @@ import pytest
 from panoramisk.message import Message
 
 from cti_server.events import (
+    AgentState,
     AgentStateChanged,
     CallAnswered,
     CallEnded,
     CallQueued,
     CallStarted,
+    CallState,
     NodeResynced,
 )
 from cti_server.telephony import ami_events as ami
-from cti_server.tracker.model import AgentState, CallState
 from cti_server.tracker.resync import (
     QueueEntry,
     reconcile,

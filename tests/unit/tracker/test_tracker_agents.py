@@ -8,9 +8,8 @@ from datetime import timedelta
 
 import pytest
 
-from cti_server.events import AgentStateChanged, DomainEvent
+from cti_server.events import AgentState, AgentStateChanged, DomainEvent
 from cti_server.telephony import ami_events as ami
-from cti_server.tracker.model import AgentState
 from cti_server.tracker.tracker import Tracker
 from tests.support.replay import StepClock
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cti_server.events import AgentStateChanged, CallEnded, CallTransferred
-from cti_server.tracker.model import AgentState
+from cti_server.events import AgentState, AgentStateChanged, CallEnded, CallTransferred
 from cti_server.tracker.tracker import Tracker
 from tests.support.pbx_script import NODE, Pbx
 

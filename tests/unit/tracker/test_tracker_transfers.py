@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from cti_server.events import CallAnswered, CallEnded, CallTransferred
-from cti_server.tracker.model import AgentState
+from cti_server.events import AgentState, CallAnswered, CallEnded, CallTransferred
 from tests.support.replay import replay
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "ami_transfers"
