@@ -266,7 +266,6 @@ def build_app(settings: Settings) -> web.Application:  # noqa: PLR0915 - the roo
         settings.integrations,
         bus,
         sessions,
-        region=settings.crm.default_region,
         is_leader=leader.leading.is_set,
         metrics=app[METRICS],
     )

@@ -308,7 +308,9 @@ class CustomerIdentified(DomainEvent):
     ``customer_id``: the one customer, None when nobody is known or several share the number
     (``matches``: every customer with the number, for the agent to choose); ``lookup``: the
     CRM's answer for the number (found, ambiguous, unknown); ``number``: the number as the CRM
-    writes it (E.164), "" if it is none."""
+    writes it (E.164), "" if it is none; ``name`` and ``tier``: the one customer's, as the
+    lookup read them ("" when none, or when the IVR identified the caller), so that a consumer
+    that only shows who is calling needs no read of its own."""
 
     node: str
     linkedid: str
@@ -318,6 +320,8 @@ class CustomerIdentified(DomainEvent):
     lookup: str
     number: str = ""
     matches: list[int] = field(default_factory=list)
+    name: str = ""
+    tier: str = ""
 
     def __post_init__(self) -> None:  # from Redis, ``by`` arrives as its text
         object.__setattr__(self, "by", IdentifiedBy(self.by))

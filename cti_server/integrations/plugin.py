@@ -25,7 +25,6 @@ def add_integrations(
     bus: Bus,
     sessions: async_sessionmaker[AsyncSession],
     *,
-    region: str,
     is_leader: Callable[[], bool],
     metrics: CollectorRegistry | None = None,
 ) -> IntegrationService:
@@ -35,7 +34,7 @@ def add_integrations(
     service = IntegrationService(
         bus,
         Webhooks(settings, is_leader),
-        CrmCustomers(sessions, region),
+        CrmCustomers(sessions),
         identify_seconds=settings.identify_seconds,
     )
     app[INTEGRATIONS] = service

@@ -1,9 +1,10 @@
 """The integration service: the bus in, public events out to stream clients and webhooks.
 
-It reads one bus subscription in order. A call's events wait while the CRM says who the caller
-is (when the call arrives, and again when the IVR identified them), at most ``identify_seconds``,
-so that ``call.arrived`` carries the customer and a call's events keep their order; other calls
-go on meanwhile. A look-up that fails or runs out of time leaves the customer null.
+It reads one bus subscription in order. A call's events wait until the caller identification
+says who the caller is (``CustomerIdentified``, by caller ID), and again while the CRM reads
+the customer the IVR identified, at most ``identify_seconds``, so that ``call.arrived`` carries
+the customer and a call's events keep their order; other calls go on meanwhile. An
+identification that does not come in time, or a read that fails, leaves the customer null.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable
 from typing import Any
 
@@ -37,7 +38,9 @@ CONSUMED = (
     internal.CallTransferred,
     internal.CallEnded,
     internal.ComplaintDetected,
+    internal.CustomerIdentified,
 )
+REMEMBERED = 20000  # identifications kept for calls not yet arrived here (the oldest forgotten)
 
 
 class IntegrationService:
@@ -56,6 +59,8 @@ class IntegrationService:
         self.receivers: set[Receiver] = set()
         self._held: dict[CallKey, list[internal.DomainEvent]] = {}
         self._lookups: set[asyncio.Task[None]] = set()
+        self._identified: OrderedDict[CallKey, Customer | None] = OrderedDict()
+        self._awaited: dict[CallKey, asyncio.Future[Customer | None]] = {}
         self._subscription: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
         self.sent = 0
@@ -82,8 +87,13 @@ class IntegrationService:
 
     def handle(self, event: internal.DomainEvent) -> None:
         """One internal event, in bus order (tests may call it directly)."""
+        if isinstance(event, internal.CustomerIdentified):
+            self._caller_identified(event)
+            return
         linkedid = getattr(event, "linkedid", None)
         key = CallKey(str(getattr(event, "node", "")), str(linkedid)) if linkedid else None
+        if isinstance(event, internal.CallEnded) and key is not None:
+            self._identified.pop(key, None)
         if key is not None and key in self._held:
             self._held[key].append(event)
             return
@@ -102,10 +112,40 @@ class IntegrationService:
         if self._customers is None:
             return None
         if isinstance(event, internal.CallArrived) and event.caller_number:
-            return self._customers.by_caller_id(event.caller_number)
+            return self._caller_of(CallKey.of(event))
         if isinstance(event, internal.IvrFinished) and event.customer_id is not None:
             return self._customers.by_id(event.customer_id)
         return None
+
+    def _caller_identified(self, event: internal.CustomerIdentified) -> None:
+        """The identification's answer for a caller ID (the IVR's own is read by id, below)."""
+        if event.by is not internal.IdentifiedBy.CALLER_ID:
+            return
+        key = CallKey.of(event)
+        customer = None
+        if event.customer_id is not None:
+            customer = Customer(
+                id=event.customer_id, name=event.name or None, tier=event.tier or None
+            )
+        waiting = self._awaited.pop(key, None)
+        if waiting is not None and not waiting.done():
+            waiting.set_result(customer)
+            return
+        self._identified[key] = customer
+        while len(self._identified) > REMEMBERED:
+            self._identified.popitem(last=False)
+
+    async def _caller_of(self, key: CallKey) -> Customer | None:
+        """The customer the identification named for the call's caller ID (already, or when it
+        does)."""
+        if key in self._identified:
+            return self._identified.pop(key)
+        waiting: asyncio.Future[Customer | None] = asyncio.get_running_loop().create_future()
+        self._awaited[key] = waiting
+        try:
+            return await waiting
+        finally:
+            self._awaited.pop(key, None)
 
     async def _identify(
         self, key: CallKey, event: internal.DomainEvent, lookup: Awaitable[Customer | None]

@@ -107,16 +107,19 @@ class CallerIdentification:
         if self._asked.get(key) is IdentifiedBy.IVR:
             return  # the IVR identified the caller meanwhile: that answer stands
         ids = [match.id for match in found.customers]
+        one = found.customers[0] if found.status == "found" else None
         self._send(
             CustomerIdentified(
                 node=key.node,
                 linkedid=key.linkedid,
                 caller_number=number,
-                customer_id=ids[0] if found.status == "found" else None,
+                customer_id=one.id if one is not None else None,
                 by=IdentifiedBy.CALLER_ID,
                 lookup=found.status,
                 number=found.number or "",
                 matches=ids,
+                name=one.name if one is not None else "",
+                tier=one.tier if one is not None else "",
             )
         )
 

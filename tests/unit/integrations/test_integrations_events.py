@@ -12,7 +12,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from cti_server.bus import MemoryBus
-from cti_server.events import CallStarted
+from cti_server.events import CallStarted, CustomerIdentified, IdentifiedBy
 from cti_server.integrations.events import TYPES, Customer
 from cti_server.integrations.schema_docs import documents, render
 from cti_server.integrations.service import IntegrationService
@@ -50,19 +50,28 @@ class Collected:
 
 
 class Directory:
-    """The CRM's answers, held back until the test lets them through."""
+    """The CRM's answers for the customers the IVR identified."""
 
     def __init__(self) -> None:
-        self.release = asyncio.Event()
         self.by_id_asked: list[int] = []
-
-    async def by_caller_id(self, number: str) -> Customer | None:
-        await self.release.wait()
-        return KNOWN if number == make.CALLER else None
 
     async def by_id(self, customer_id: int) -> Customer | None:
         self.by_id_asked.append(customer_id)
         return Customer(id=customer_id, name="Li Lei", tier="silver")
+
+
+def _identified(linkedid: str, customer: Customer | None) -> CustomerIdentified:
+    """The caller identification's answer for the call's caller ID."""
+    return CustomerIdentified(
+        node=make.NODE,
+        linkedid=linkedid,
+        caller_number=make.CALLER,
+        customer_id=customer.id if customer else None,
+        by=IdentifiedBy.CALLER_ID,
+        lookup="found" if customer else "unknown",
+        name=customer.name or "" if customer else "",
+        tier=customer.tier or "" if customer else "",
+    )
 
 
 def _service(
@@ -156,8 +165,9 @@ async def test_call_arrived_carries_the_customer_and_the_call_keeps_its_order() 
     ):
         service.handle(event)
     await asyncio.sleep(0)
-    assert collected.types() == []  # both wait for the CRM
-    directory.release.set()
+    assert collected.types() == []  # both wait for the caller identification
+    service.handle(_identified("c1", KNOWN))
+    service.handle(_identified("c2", None))
     events = await collected.until(3)
     by_call = [(e.event.data.call_id, e.type) for e in events]
     assert by_call.index(("c1", "call.arrived")) < by_call.index(("c1", "call.ringing"))
@@ -176,8 +186,8 @@ async def test_call_arrived_carries_the_customer_and_the_call_keeps_its_order() 
 async def test_the_customer_the_ivr_identified_replaces_the_caller_id_match() -> None:
     bus = MemoryBus()
     directory = Directory()
-    directory.release.set()
     service, collected = _service(bus, directory)
+    service.handle(_identified("c1", KNOWN))  # the identification may come first
     service.handle(make.arrived("c1"))
     service.handle(make.ivr_finished("c1", customer_id=42))
     service.handle(make.ringing("c1", "agent-1001"))
@@ -190,7 +200,7 @@ async def test_the_customer_the_ivr_identified_replaces_the_caller_id_match() ->
 @pytest.mark.asyncio
 async def test_a_crm_that_does_not_answer_in_time_leaves_the_customer_unknown() -> None:
     bus = MemoryBus()
-    service, collected = _service(bus, Directory(), identify_seconds=0.05)  # never released
+    service, collected = _service(bus, Directory(), identify_seconds=0.05)  # never identified
     service.handle(make.arrived("c1"))
     service.handle(make.ringing("c1", "agent-1001"))
     events = await collected.until(2)

@@ -70,6 +70,7 @@ async def test_a_known_caller_is_identified_once_however_many_events_show_the_nu
     ]
     assert found[0].number == NUMBER
     assert found[0].matches == [known]
+    assert (found[0].name, found[0].tier) == ("Li Na", "standard")  # who, for whoever shows it
 
 
 @pytest.mark.asyncio
