@@ -15,7 +15,6 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from panoramisk.message import Message
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from agent_ui.wallboard import ROUTING_OFF
@@ -24,6 +23,7 @@ from cti_server.routing.router import UnknownAgent, UnknownCall
 from cti_server.telephony import agent_actions
 from cti_server.telephony.ami_client import AmiClient
 from cti_server.tracker.tracker import Tracker
+from tests.support.fakes import FakeAmiLink
 from tests.support.live_model import agent_answers, waiting_call
 from tests.support.ui import add_users, sign_in, ui_app
 from tests.support.ui_server import control_of
@@ -331,17 +331,6 @@ async def test_with_routing_off_a_call_cannot_be_moved_to_one_agent(
     await ws.close()
 
 
-@dataclass
-class FakeLink:
-    """An AMI link that records what is sent and says yes."""
-
-    sent: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-
-    async def send_action(self, name: str, fields: Any = None, **_: Any) -> Message:
-        self.sent.append((name, dict(fields or {})))
-        return Message({"Response": "Success"})
-
-
 def _waiting_call(ui: Ui) -> None:
     waiting_call(ui.tracker, NODE, WAITING, "support", channel="PJSIP/trunk-00000007")
 
@@ -350,7 +339,7 @@ def _waiting_call(ui: Ui) -> None:
 async def test_with_plain_queues_a_waiting_calls_priority_is_set_in_app_queue(
     plain: Ui, browsers: list[aiohttp.ClientSession], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    link = FakeLink()
+    link = FakeAmiLink(NODE)
     monkeypatch.setattr(control_of(plain.app).links[NODE], "send_action", link.send_action)
     sam = await _signed_in(plain, browsers, "sam")
     ws = await plain.socket(sam, "wallboard")
@@ -387,7 +376,7 @@ async def test_with_plain_queues_a_waiting_calls_priority_is_set_in_app_queue(
 
 @pytest.mark.asyncio
 async def test_the_queue_priority_action_checks_its_arguments_before_sending() -> None:
-    link = FakeLink()
+    link = FakeAmiLink(NODE)
     ami: Any = link
     for queue, caller, priority in (
         ("support\r\nAction: Hangup", "PJSIP/trunk-1", 1),
