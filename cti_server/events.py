@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, ClassVar, NamedTuple, Protocol
+from typing import Any, ClassVar, Literal, NamedTuple, Protocol
 
 
 def _now() -> datetime:
@@ -56,6 +56,21 @@ class Utterance:
     speaker: str = ""
     start: float = 0.0
     end: float = 0.0
+
+
+CallOutcome = Literal["answered", "abandoned", "unanswered", "ivr_only", "merged"]
+"""How a call ended, for the CRM and the figures (``merged``: a picker's own channel)."""
+HungUpBy = Literal["caller", "agent", "transfer", "system", ""]
+"""Who ended a call ("caller" is the calling side; "" when nobody can tell)."""
+HandoverKind = Literal["attended", "blind", "blonde", "pickup", "forward", "redirect", "park"]
+"""How a new party took the customer over (``park``: retrieved from a parking lot)."""
+SegmentHow = Literal[
+    "answer", "attended", "blind", "blonde", "pickup", "forward", "redirect", "park"
+]
+"""How a party came to talk to the customer: the first answered, the others were handed it."""
+IvrOutcome = Literal["transfer", "hangup", "caller_gone", "callback"]
+"""How a caller left the IVR: handed to a queue or agent, hung up by the flow, gone, or to be
+called back (a callback or a voicemail)."""
 
 
 class CallKey(NamedTuple):
@@ -178,8 +193,8 @@ class CallEnded(DomainEvent):
 
     node: str
     linkedid: str
-    outcome: str  # answered, abandoned, unanswered, ivr_only, merged
-    hung_up_by: str  # caller, agent, transfer, system, ""
+    outcome: CallOutcome
+    hung_up_by: HungUpBy
     caller_number: str
     caller_name: str
     dialed: str
@@ -215,7 +230,7 @@ class CallTransferred(DomainEvent):
 
     node: str
     linkedid: str
-    kind: str  # attended, blind, blonde, pickup, forward, redirect
+    kind: HandoverKind
     from_party: str  # the party the customer leaves (for a pickup: the phone that rang)
     from_extension: str
     from_agent: str
@@ -282,7 +297,7 @@ class IvrFinished(DomainEvent):
     node: str
     linkedid: str
     flow: str
-    outcome: str  # transfer, hangup, caller_gone
+    outcome: IvrOutcome
     queue: str
     attributes: dict[str, str]
     path: list[dict[str, Any]]

@@ -17,6 +17,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from cti_server.events import IvrOutcome
 from cti_server.ivr.flow import (
     BranchStep,
     CallbackStep,
@@ -150,7 +151,7 @@ class StepRecord:
 class IvrResult:
     """How the caller left the IVR: handed to a queue, hung up by the flow, or gone."""
 
-    outcome: str  # transfer, hangup, caller_gone
+    outcome: IvrOutcome
     queue: str = ""
     attributes: dict[str, str] = field(default_factory=dict)
     customer: Customer | None = None

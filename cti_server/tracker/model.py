@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from cti_server.events import AgentState, CallState
+from cti_server.events import (
+    AgentState,
+    CallOutcome,
+    CallState,
+    HandoverKind,
+    HungUpBy,
+    SegmentHow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +103,7 @@ class Segment:
     (``PJSIP/1002``; a Local channel where no phone stands behind it)."""
 
     leg: str
-    how: str
+    how: SegmentHow
     by: str
     started_at: datetime
     began: int = 0  # the tracker's event count when it began
@@ -135,7 +142,7 @@ class HandoverLabel:
     """What Asterisk said of a hand-over under way (a transfer, pickup, forward or park), kept
     until the customer is with a new party: the bridges say *that* it happened, this says how."""
 
-    kind: str
+    kind: HandoverKind
     by: str  # the device that made it
     target: str = ""  # the target's leg, when known
     from_party: str = ""  # the device the customer leaves, when it is not the current party
@@ -164,7 +171,7 @@ class Call:
     dialled_out: bool = False
     caller_bridge: str = ""
     bridge_leaves: dict[str, list[str]] = field(default_factory=dict)  # bridge -> leg uniqueids
-    hung_up_by: str = ""
+    hung_up_by: HungUpBy = ""
     waits: list[str] = field(default_factory=list)
     """Queues the caller waits for now, outermost first: a caller withdrawn from a waiting queue
     into an agent's queue (routing) waits for both until answered or gone."""
@@ -220,7 +227,7 @@ class Call:
         return [segment.as_dict() for segment in self.chain]
 
     @property
-    def outcome(self) -> str:
+    def outcome(self) -> CallOutcome:
         if self.answered_at is not None:
             return "answered"
         if self.queued_at is not None or self.abandoned:

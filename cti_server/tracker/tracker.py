@@ -24,6 +24,8 @@ from cti_server.events import (
     CallState,
     CallTransferred,
     DomainEvent,
+    HandoverKind,
+    HungUpBy,
     NodeResynced,
     extension_of,
 )
@@ -58,6 +60,10 @@ _DEVICE_GONE = {4, 5}  # invalid, unavailable
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+_HUNG_UP_BY: dict[str, HungUpBy] = {"caller": "caller", "agent": "agent", "transfer": "transfer"}
+"""app_queue's AgentComplete reasons, as a call's ``hung_up_by``."""
 
 
 class Tracker:
@@ -423,7 +429,7 @@ class Tracker:
                     (leg for leg in others if leg not in (event.second_uniqueid, event.uniqueid)),
                     "",
                 )
-            kind = "attended"
+            kind: HandoverKind = "attended"
             if event.dest_type == "App" or (target and self._leg_state(event.node, target) != "Up"):
                 kind = "blonde"
             call.label = HandoverLabel(kind, by, target=target)
@@ -717,6 +723,9 @@ class Tracker:
 
     def _publish_handover(self, call: Call, index: int) -> None:
         segment = call.chain[index]
+        kind = segment.how
+        if kind == "answer":  # the first answer is no hand-over: nothing to tell
+            return
         if index > 0:
             before = call.chain[index - 1]
             if not before.party:
@@ -734,7 +743,7 @@ class Tracker:
             CallTransferred(
                 node=call.node,
                 linkedid=call.linkedid,
-                kind=segment.how,
+                kind=kind,
                 from_party=source[0],
                 from_extension=source[1],
                 from_agent=source[2],
@@ -835,7 +844,7 @@ class Tracker:
                 call.held_since = None
 
     @staticmethod
-    def _first_to_leave(call: Call) -> str:
+    def _first_to_leave(call: Call) -> HungUpBy:
         """ "caller" (the calling side: the caller, the agent of a click-to-dial, the one a
         caller's transfer left on the line) or "agent" (the answering side, whoever took it
         over): whose phone, or the Local channel standing for it, left its last bridge first;
@@ -847,7 +856,7 @@ class Tracker:
         return "caller" if caller < answerer else "agent"
 
     @staticmethod
-    def _who_hung_up(call: Call) -> str:
+    def _who_hung_up(call: Call) -> HungUpBy:
         """The first real phone (not a Local channel) to leave the caller's last bridge.
 
         Leaving a bridge is also how Local channels optimise themselves away, so only the
@@ -1215,8 +1224,8 @@ class Tracker:
         stats = self._queue(event.node, event.queue)
         stats.record_completed(event.talk_seconds)
         call = self._call_of(event) or self._ended.get((event.node, event.linkedid))
-        if call is not None and event.reason in ("caller", "agent", "transfer"):
-            call.hung_up_by = event.reason
+        if call is not None:
+            call.hung_up_by = _HUNG_UP_BY.get(event.reason, call.hung_up_by)
         agent = self._agent(event.node, event.interface, event.member)
         agent.linkedid = ""
         wrapup = agent.wrapup_seconds or self._wrapup_times.get(event.queue, 0)

@@ -9,14 +9,14 @@ from datetime import UTC, datetime
 from cti_server.bus import MemoryBus
 from cti_server.complaints.detector import ComplaintDetector
 from cti_server.complaints.watch import ComplaintWatch
-from cti_server.events import CallEnded, ComplaintDetected, DomainEvent
+from cti_server.events import CallEnded, ComplaintDetected, DomainEvent, HungUpBy
 from tests.support.domain_events import ended
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 DETECTOR = ComplaintDetector(embeddings=None)  # as the server has it
 
 
-def call_ended(linkedid: str, *, hung_up_by: str = "agent") -> CallEnded:
+def call_ended(linkedid: str, *, hung_up_by: HungUpBy = "agent") -> CallEnded:
     """A call answered after 12 s in the queue (22 s after it arrived), ended at 80 s."""
     return ended(
         linkedid,

@@ -12,7 +12,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from cti_server.bus import MemoryBus
-from cti_server.events import CallStarted, CustomerIdentified, IdentifiedBy
+from cti_server.events import CallStarted, CustomerIdentified, HandoverKind, IdentifiedBy
 from cti_server.integrations.events import TYPES, Customer
 from cti_server.integrations.schema_docs import documents, render
 from cti_server.integrations.service import IntegrationService
@@ -209,7 +209,7 @@ async def test_a_crm_that_does_not_answer_in_time_leaves_the_customer_unknown() 
 
 
 @pytest.mark.parametrize("kind", ["attended", "blind", "blonde", "pickup", "forward", "redirect"])
-def test_a_hand_over_made_anywhere_is_a_transfer_seen_by_both_agents(kind: str) -> None:
+def test_a_hand_over_made_anywhere_is_a_transfer_seen_by_both_agents(kind: HandoverKind) -> None:
     """A transfer the phone made (no queue, no desktop) reaches integrators: the tracker's
     ``CallTransferred`` is the source, and both agents may see the rest of the call."""
     bus = MemoryBus()
