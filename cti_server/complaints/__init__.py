@@ -3,6 +3,12 @@
 ``ComplaintDetector().detect(segments, facts)`` → :class:`ComplaintSignal` with probability,
 category, severity and evidence. Data files (cue lexicons, categories, weights, trained models)
 are in ``data/`` and are read on first use; ``scripts/train_complaints.py`` rebuilds the models.
+
+Modules: ``detector`` (segments and facts -> a signal), ``signals`` (what it reads and says),
+``model`` (the trained linear model, scored without scikit-learn), ``features`` and ``text``
+(features shared by training and detection), ``embeddings`` (optional sentence embeddings),
+``resources`` (its data files, checked), ``training`` and ``model_check`` (rebuilding the
+models, development only), ``watch`` (events in: complaints caught during and after a call).
 """
 
 from cti_server.complaints.detector import ComplaintDetector

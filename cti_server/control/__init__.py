@@ -5,6 +5,9 @@
 (the tracker as :class:`LiveView`, ``telephony.agent_control`` as :class:`AgentControl`, the
 router's supervisor controls, the speech and complaint services). Nothing here may import
 telephony, the tracker, routing or speech: a test keeps it so.
+
+``agents`` (``AgentControl``), ``live`` (``LiveView`` and its views), ``services`` (the
+redaction, recordings and router protocols, ``UiOptions``), ``errors`` (``ControlError``).
 """
 
 from cti_server.control.agents import WRAP_UP_REASON, AgentControl

@@ -4,6 +4,13 @@
 validated YAML file (:func:`load_policy`, :class:`PolicyReloader`); :func:`ring_no_answer` says
 what happens when an offered call rings out. The what-if simulator (:mod:`.simulator`) replays
 recorded traffic through the same :func:`decide`.
+
+Modules: ``core``, ``rules`` and ``reference`` (the decision, fast and plain), ``model`` (what
+it decides about), ``policy``, ``reloader`` and ``policies`` (the YAML policy), ``explain``,
+``noanswer``, ``occupancy``, ``patience``; events in: ``router`` (the live router), ``inputs``
+and ``directory`` (the live model and the CRM as the router reads them); actions out:
+``execution``; HTTP: ``http``, ``supervision`` (the UI's controls); the what-if:
+``simulator``, ``traffic``.
 """
 
 from cti_server.routing.core import assignments, decide

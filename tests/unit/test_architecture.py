@@ -73,3 +73,23 @@ def test_the_top_of_cti_server_is_the_root_the_settings_the_events_and_feature_f
     top = {p.name for p in (ROOT / "cti_server").iterdir() if p.name != "__pycache__"}
     loose = {name for name in top if not (ROOT / "cti_server" / name).is_dir()}
     assert loose == TOP_OF_CTI_SERVER
+
+
+def test_each_feature_folder_says_which_module_does_what() -> None:
+    """A reader knows where a thing lives before opening a file: every module and subpackage of
+    a folder of ``cti_server`` is named (``name``) in its package docstring, by its role."""
+    unnamed: dict[str, list[str]] = {}
+    for init in sorted((ROOT / "cti_server").rglob("__init__.py")):
+        folder = init.parent
+        if folder == ROOT / "cti_server":
+            continue
+        doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))) or ""
+        parts = [
+            p.stem if p.suffix == ".py" else p.name
+            for p in folder.iterdir()
+            if (p.suffix == ".py" and p.name != "__init__.py") or (p / "__init__.py").exists()
+        ]
+        missing = sorted(name for name in parts if f"``{name}``" not in doc)
+        if missing:
+            unnamed[str(folder.relative_to(ROOT))] = missing
+    assert not unnamed, f"name these modules in their package's docstring: {unnamed}"
