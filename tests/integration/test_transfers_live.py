@@ -255,6 +255,21 @@ async def customer_held(floor: Floor, call: Answered) -> None:
     )
 
 
+async def consulted(floor: Floor, extension: str) -> None:
+    """The target answered the consultation call as the PBX sees it (the phone's own Asterisk
+    answers first): a transfer completed before this is a blonde one, rightly labelled so."""
+    prefix = f"PJSIP/{extension}-"
+    await floor.log.wait_for(
+        lambda m: (
+            m.get("Event") == "Newstate"
+            and str(m.get("Channel", "")).startswith(prefix)
+            and m.get("ChannelStateDesc") == "Up"
+        ),
+        WAIT,
+        f"{extension} answered the consultation",
+    )
+
+
 async def talking_to(floor: Floor, call: Answered, extension: str) -> None:
     """The customer's channel is bridged with ``extension``'s phone (Asterisk's own view)."""
 
@@ -470,6 +485,7 @@ async def test_attended_transfer_by_atxfer_on_the_phones_channel(floor: Floor) -
     await aa.attended_transfer(floor.client, call.agent, b)
     await customer_held(floor, call)
     await floor.phones[b].answer()  # A consults B
+    await consulted(floor, b)
     await floor.phones[a].hangup()  # and hands the customer over
     transfer = await floor.log.wait_for(event_is("AttendedTransfer"), WAIT, "transfer")
     assert (transfer["Result"], transfer["TransfereeChannel"]) == ("Success", call.customer)
@@ -503,6 +519,7 @@ async def test_attended_transfer_keyed_on_the_phone(floor: Floor) -> None:
     await customer_held(floor, call)  # Asterisk took the code and asks for the number
     await floor.phones[a].key(b)
     await floor.phones[b].answer()
+    await consulted(floor, b)
     await floor.phones[a].hangup()
     transfer = await floor.log.wait_for(event_is("AttendedTransfer"), WAIT, "transfer")
     assert (transfer["Result"], transfer["TransfereeChannel"]) == ("Success", call.customer)
