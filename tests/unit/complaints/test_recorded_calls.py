@@ -17,7 +17,7 @@ from crm_core.interactions import record_interaction
 from crm_core.schemas import CustomerIn, InteractionIn
 from cti_server.bus import MemoryBus
 from cti_server.complaints.watch import RecordedCalls, crm_repeat_call
-from cti_server.events import InteractionRecorded
+from cti_server.events import CallKey, InteractionRecorded
 from tests.support.blank_crm import blank_crm
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -63,16 +63,17 @@ async def test_the_repeat_call_is_asked_once_the_recorder_says_the_call_is_writt
     crm: async_sessionmaker[AsyncSession],
 ) -> None:
     bus = MemoryBus()
-    repeat_call = crm_repeat_call(crm, RecordedCalls(bus), wait=30.0)
+    recorded = RecordedCalls(bus)
+    repeat_call = crm_repeat_call(crm, recorded, wait=30.0)
     interaction_id = await _calls(crm, "1.1", "1.2")
 
     async def ask() -> bool:
         return await repeat_call("pbx1", "1.2")
 
     asking = asyncio.create_task(ask())
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn of the loop: the question waits before the word comes
     bus.publish(_recorded("1.2", interaction_id, ended=False))  # queued, answered: not yet over
-    await asyncio.sleep(0.05)
+    assert not await recorded.ended(CallKey("pbx1", "1.2"), 0)  # not written as ended
     assert not asking.done()
     bus.publish(_recorded("1.2", interaction_id, ended=True))
     async with asyncio.timeout(5):  # far less than the 30 s it would wait without the word
@@ -84,7 +85,8 @@ async def test_a_call_written_before_it_is_asked_about_is_answered_at_once(
     crm: async_sessionmaker[AsyncSession],
 ) -> None:
     bus = MemoryBus()
-    repeat_call = crm_repeat_call(crm, RecordedCalls(bus), wait=30.0)
+    recorded = RecordedCalls(bus)
+    repeat_call = crm_repeat_call(crm, recorded, wait=30.0)
     interaction_id = await _calls(crm, "2.1")
     bus.publish(_recorded("2.1", interaction_id, ended=True))
     async with asyncio.timeout(5):
