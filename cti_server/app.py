@@ -65,6 +65,7 @@ from cti_server.routing.supervision import RouterSupervision
 from cti_server.speech.audiosocket import AudioSocketServer
 from cti_server.speech.desk_redaction import SequenceRedaction
 from cti_server.speech.models import SpeechModels
+from cti_server.speech.text_redaction import regions_for
 from cti_server.speech.transcription import TranscriptionService, recording_names
 from cti_server.telephony.agent_control import AmiAgentControl
 from cti_server.telephony.ami_client import AmiClient, AmiError
@@ -108,7 +109,7 @@ def _add_speech(
     models = SpeechModels(settings.speech.models)
     speech = AudioSocketServer(settings.speech, models)
     app[SPEECH] = speech
-    regions = (settings.crm.default_region, "US", "GB")
+    regions = regions_for(settings.crm.default_region)
     app[TRANSCRIPTION] = TranscriptionService(
         settings.transcription,
         settings.speech,

@@ -13,7 +13,7 @@ class SequenceRedaction:
     """Redacts for the deployment's region and those the transcription service redacts for."""
 
     def __init__(self, region: str) -> None:
-        self.regions = tuple(dict.fromkeys((region, "US", "GB")))
+        self.regions = text_redaction.regions_for(region)
 
     def __call__(self, said: Sequence[Utterance], still_speaking: Collection[str]) -> list[str]:
         found = text_redaction.redact_sequence(

@@ -40,6 +40,12 @@ LABELS: dict[Kind, str] = {
 REGIONS = ("CN", "US", "GB")
 
 
+def regions_for(region: str) -> tuple[str, ...]:
+    """The regions whose numbers are redacted where the deployment's region is ``region``: its
+    own, then the US and GB forms callers and agents also read out."""
+    return tuple(dict.fromkeys((region, "US", "GB")))
+
+
 @dataclass(frozen=True, slots=True)
 class Redaction:
     kind: Kind
