@@ -223,6 +223,14 @@ async def test_blind_transfer_sends_the_customer_to_another_extension(
         await aa.hangup(client, call.customer)
 
 
+async def _desk_answered(log: EventLog, desk: Message) -> Message:
+    """The consultation leg's bridge, once the desk has answered: the leg joins the bridge while
+    it still rings, and a transferer hanging up before the answer makes a blonde transfer."""
+    leg = desk["Channel"].replace(";2", ";1")
+    await log.wait_for(event_is("Newstate", Channel=leg, ChannelStateDesc="Up"), WAIT, "answer")
+    return await log.wait_for(event_is("BridgeEnter", Channel=leg), WAIT, "desk consulted")
+
+
 @live
 @pytest.mark.asyncio
 async def test_attended_transfer_of_a_queue_call_consults_then_hands_the_customer_over(
@@ -237,9 +245,7 @@ async def test_attended_transfer_of_a_queue_call_consults_then_hands_the_custome
         desk = await log.wait_for(
             event_is("Newexten", Context="cti-sim-desk", Exten="7004"), WAIT, "desk dialled"
         )
-        await log.wait_for(
-            event_is("BridgeEnter", Channel=desk["Channel"].replace(";2", ";1")), WAIT, "desk"
-        )
+        await _desk_answered(log, desk)
         await aa.hangup(client, call.agent)
         transfer = await log.wait_for(event_is("AttendedTransfer"), WAIT, "transfer done")
         assert (transfer["Result"], transfer["TransfereeChannel"]) == ("Success", call.customer)
@@ -449,9 +455,7 @@ async def test_click_to_dial_rings_the_agent_then_dials_the_customer(
         desk = await log.wait_for(
             event_is("Newexten", Context="cti-sim-desk", Exten="7002"), WAIT, "desk dialled"
         )
-        consulting = await log.wait_for(
-            event_is("BridgeEnter", Channel=desk["Channel"].replace(";2", ";1")), WAIT, "desk"
-        )
+        consulting = await _desk_answered(log, desk)
         await log.wait_for(
             event_is("BridgeEnter", Channel=agent, BridgeUniqueid=consulting["BridgeUniqueid"]),
             WAIT,
