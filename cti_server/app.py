@@ -187,7 +187,8 @@ def build_app(settings: Settings) -> web.Application:  # noqa: PLR0915 - the roo
     agi = FastAgiServer(settings.agi, key=asterisk_key(settings.ami.secret.get_secret_value()))
     speech = _add_speech(app, settings, bus, links[0], leader)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
-    lookup = CrmLookup(sessions, settings.crm.default_region)
+    app[IDENTIFICATION] = CallerIdentification(sessions, settings.crm.default_region)
+    lookup = CrmLookup(sessions, app[IDENTIFICATION].customer_of)
     self_service = CrmSelfService(sessions)
     inbound = InboundCalls(
         bus,
@@ -198,10 +199,9 @@ def build_app(settings: Settings) -> web.Application:  # noqa: PLR0915 - the roo
         survey_flow=settings.ivr.survey_flow,
         estimate_wait=lambda queue: tracker.estimated_wait(settings.ami.node, queue),
         callers_ahead=callers_ahead(tracker, settings.ami.node),
-        engine=IvrEngine(
-            lookup.by_caller_id, lookup.by_account, self_service, verify_pin=lookup.verify_pin
-        ),
+        engine=IvrEngine(None, lookup.by_account, self_service, verify_pin=lookup.verify_pin),
         speech=speech,
+        caller_lookup=lookup.for_call,
     )
     agi.add_route("inbound", inbound.handle)
     agi.add_route("survey", inbound.survey)
@@ -220,7 +220,6 @@ def build_app(settings: Settings) -> web.Application:  # noqa: PLR0915 - the roo
     app[COMPLAINTS] = _complaint_watch(bus, sessions, leader, app[TRANSCRIPTION])
     # who is calling: asked once per call, published for the router, the pops and the recorder
     # (in every process: another's word about a node this one follows does not cross Redis)
-    app[IDENTIFICATION] = CallerIdentification(sessions, settings.crm.default_region)
     app[IDENTIFICATION].subscribe(bus)
     app.cleanup_ctx.extend(
         [
@@ -275,7 +274,7 @@ def build_app(settings: Settings) -> web.Application:  # noqa: PLR0915 - the roo
         AGI_API_PREFIX,
         create_agi_api(
             token=settings.ivr.service_token,
-            by_caller_id=lookup.by_caller_id,
+            caller_lookup=lookup.for_call,
             by_account=lookup.by_account,
             self_service=self_service,
             estimated_wait=tracker.estimated_wait,

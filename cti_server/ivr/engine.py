@@ -167,10 +167,25 @@ class IvrResult:
         return next((r for r in reversed(self.recordings) if mark in r.path), None)
 
 
+async def _nobody(_number: str) -> Customer | None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Caller:
+    """The caller ID of the call walked, and how to learn whom it names."""
+
+    number: str
+    lookup: Lookup
+
+
 class IvrEngine:
+    """Walks flows. ``by_caller_id`` answers a run that brings no look-up of its own (a server
+    brings the call's identification to every run); None: caller IDs name nobody."""
+
     def __init__(
         self,
-        by_caller_id: Lookup,
+        by_caller_id: Lookup | None,
         by_account: Lookup,
         self_service: SelfService | None = None,
         *,
@@ -187,9 +202,14 @@ class IvrEngine:
         channel: Channel,
         caller_number: str,
         language: str | None = None,
+        *,
         known: dict[str, str] | None = None,
+        by_caller_id: Lookup | None = None,
     ) -> IvrResult:
-        """Walk ``flow``; ``known`` attributes (``estimated_wait``...) are set from the start."""
+        """Walk ``flow``; ``known`` attributes (``estimated_wait``...) are set from the start.
+        ``by_caller_id``: who the caller ID names for this call (its identification, asked of the
+        CRM once per call), else the engine's own look-up."""
+        caller = _Caller(caller_number, by_caller_id or self._by_caller_id or _nobody)
         result = IvrResult(outcome="caller_gone", languages=list(flow.languages))
         attributes = result.attributes
         attributes.update(known or {})
@@ -202,7 +222,7 @@ class IvrEngine:
                 started = time.monotonic()
                 record = StepRecord(name, step.type, 0.0)
                 result.path.append(record)
-                next_name = await self._step(step, channel, caller_number, result, record)
+                next_name = await self._step(step, channel, caller, result, record)
                 record.seconds = time.monotonic() - started
                 if next_name is None:
                     return result
@@ -218,7 +238,7 @@ class IvrEngine:
             return result
 
     async def _step(  # noqa: PLR0911 - one return per kind of step
-        self, step: Any, channel: Channel, caller: str, result: IvrResult, record: StepRecord
+        self, step: Any, channel: Channel, caller: _Caller, result: IvrResult, record: StepRecord
     ) -> str | None:
         language = result.attributes["language"]
         if isinstance(step, PlayStep):
@@ -367,11 +387,11 @@ class IvrEngine:
         self,
         step: IdentifyStep,
         channel: Channel,
-        caller: str,
+        caller: _Caller,
         result: IvrResult,
         record: StepRecord,
     ) -> str:
-        customer = await self._by_caller_id(caller) if caller else None
+        customer = await caller.lookup(caller.number) if caller.number else None
         record.input = "caller id"
         if customer is None and step.ask_prompt:
             account = await channel.read_digits(

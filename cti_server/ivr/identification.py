@@ -5,8 +5,10 @@ answers), else the first tracker event that carries it (a call that never passed
 already running when this server started). When the IVR identifies the caller otherwise (an
 account number, a PIN), that is published too and wins: a caller-ID answer still on its way
 afterwards is dropped. Calls whose number names nobody, or several customers, are published
-as such (the desk asks who is calling). Processes that share a node each identify its calls:
-the bus does not carry one process's events about a node to another that follows it.
+as such (the desk asks who is calling). The IVR's own "who is this" is the same answer
+(:meth:`CallerIdentification.customer_of`): the CRM is asked once per call. Processes that
+share a node each identify its calls: the bus does not carry one process's events about a node
+to another that follows it.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ class CallerIdentification:
         self._region = region
         self._publish: Callable[[DomainEvent], None] | None = None
         self._asked: OrderedDict[CallKey, IdentifiedBy] = OrderedDict()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._lookups: OrderedDict[CallKey, asyncio.Task[int | None]] = OrderedDict()
+        self._tasks: set[asyncio.Task[int | None]] = set()
 
     def subscribe(self, bus: Bus) -> None:
         self._publish = bus.publish
@@ -72,12 +75,28 @@ class CallerIdentification:
         elif isinstance(event, _SHOWS_CALLER) and event.caller_number:
             key = CallKey.of(event)
             if key not in self._asked:
-                self._remember(key, IdentifiedBy.CALLER_ID)
-                task = asyncio.get_running_loop().create_task(
-                    self._by_caller_id(key, event.caller_number), name=f"identify-{key}"
-                )
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._look_up(key, event.caller_number)
+
+    async def customer_of(self, key: CallKey, number: str) -> int | None:
+        """The one customer the caller ID ``number`` names for this call (None: nobody, several,
+        or the CRM is away): the answer published for the call, asked now if not yet under way."""
+        task = self._lookups.get(key)
+        if task is None:
+            task = self._look_up(key, number)
+        return await asyncio.shield(task)
+
+    def _look_up(self, key: CallKey, number: str) -> asyncio.Task[int | None]:
+        if key not in self._asked:  # an IVR's answer already given stays
+            self._remember(key, IdentifiedBy.CALLER_ID)
+        task = asyncio.get_running_loop().create_task(
+            self._by_caller_id(key, number), name=f"identify-{key}"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        self._lookups[key] = task
+        while len(self._lookups) > MAX_CALLS:
+            self._lookups.popitem(last=False)
+        return task
 
     def _remember(self, key: CallKey, by: IdentifiedBy) -> None:
         self._asked[key] = by
@@ -97,17 +116,17 @@ class CallerIdentification:
             )
         )
 
-    async def _by_caller_id(self, key: CallKey, number: str) -> None:
+    async def _by_caller_id(self, key: CallKey, number: str) -> int | None:
         try:
             async with self._sessions() as session:
                 found = await identify_caller(session, number, self._region)
         except (DBAPIError, OSError) as exc:
             log.warning("call %s: caller %r not identified, the CRM is away: %s", key, number, exc)
-            return
-        if self._asked.get(key) is IdentifiedBy.IVR:
-            return  # the IVR identified the caller meanwhile: that answer stands
+            return None
         ids = [match.id for match in found.customers]
         one = found.customers[0] if found.status == "found" else None
+        if self._asked.get(key) is IdentifiedBy.IVR:
+            return one.id if one is not None else None  # the IVR's answer stands for the others
         self._send(
             CustomerIdentified(
                 node=key.node,
@@ -122,6 +141,7 @@ class CallerIdentification:
                 tier=one.tier if one is not None else "",
             )
         )
+        return one.id if one is not None else None
 
     def _send(self, event: CustomerIdentified) -> None:
         if self._publish is not None:

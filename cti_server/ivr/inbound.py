@@ -16,12 +16,13 @@ from typing import Protocol
 from cti_server.events import (
     CallArrived,
     CallbackRequested,
+    CallKey,
     DomainEvent,
     IvrFinished,
     SurveyAnswered,
 )
 from cti_server.ivr.channels.fastagi import FastAgiChannel
-from cti_server.ivr.engine import CallerGone, Channel, IvrEngine, IvrResult
+from cti_server.ivr.engine import CallerGone, Channel, IvrEngine, IvrResult, Lookup
 from cti_server.ivr.registry import FlowRegistry
 from cti_server.speech.audiosocket import AudioSocketServer
 from cti_server.telephony.fastagi import AgiHangup, AgiSession
@@ -63,7 +64,10 @@ class InboundCalls:
         callers_ahead: Callable[[str], int] | None = None,
         engine: IvrEngine | None = None,
         speech: AudioSocketServer | None = None,
+        caller_lookup: Callable[[CallKey], Lookup] | None = None,
     ) -> None:
+        """``caller_lookup``: a call's own "whom does the caller ID name" (its identification),
+        which the engine's identify step then asks instead of the engine's look-up."""
         self._bus = bus
         self._node = node
         self._default_queue = default_queue
@@ -74,6 +78,7 @@ class InboundCalls:
         self._callers_ahead = callers_ahead
         self._engine = engine
         self._speech = speech
+        self._caller_lookup = caller_lookup
 
     async def handle(self, session: AgiSession) -> None:
         """The FastAGI route ``inbound``."""
@@ -106,6 +111,7 @@ class InboundCalls:
         # the caller's place in line as it stands now: what a callback offer keeps
         wait = self._estimate_wait(self._default_queue) if self._estimate_wait else 0.0
         ahead = self._callers_ahead(self._default_queue) if self._callers_ahead else -1
+        key = CallKey(self._node, linkedid)
         result = await self._engine.run(
             flow,
             channel,
@@ -114,6 +120,7 @@ class InboundCalls:
                 "estimated_wait": f"{wait:.0f}",
                 **flows.calendar().attributes(datetime.now(UTC)),
             },
+            by_caller_id=self._caller_lookup(key) if self._caller_lookup else None,
         )
         self._bus.publish(
             IvrFinished(

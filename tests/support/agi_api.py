@@ -14,10 +14,10 @@ import pytest_asyncio
 from aiohttp import web
 from pydantic import SecretStr
 
-from cti_server.events import DomainEvent
+from cti_server.events import CallKey, DomainEvent
 from cti_server.ivr.channels.agi_api import PREFIX, create_agi_api
 from cti_server.ivr.channels.agi_client import CtiServerClient
-from cti_server.ivr.engine import Customer, PinCheck
+from cti_server.ivr.engine import Customer, Lookup, PinCheck
 from cti_server.speech.audiosocket import Listening
 from cti_server.speech.heard import Heard
 from tests.support.ports import free_port
@@ -68,6 +68,7 @@ class Server:
     speech: FakeSpeech | None = None
     published: list[DomainEvent] = field(default_factory=list)
     lookups: list[tuple[str, Customer | None]] = field(default_factory=list)
+    calls_identified: list[CallKey] = field(default_factory=list)
     pins: list[tuple[int, str]] = field(default_factory=list)
 
     def client(self, token: str = TOKEN) -> CtiServerClient:
@@ -91,8 +92,12 @@ async def running(
     port = free_port()
     server = Server(f"http://127.0.0.1:{port}", speech)
 
-    async def by_caller_id(number: str) -> Customer | None:
-        return VIP if number == "+8613911112222" else None
+    def caller_lookup(key: CallKey) -> Lookup:
+        async def by_caller_id(number: str) -> Customer | None:
+            server.calls_identified.append(key)
+            return VIP if number == "+8613911112222" else None
+
+        return by_caller_id
 
     async def by_account(digits: str) -> Customer | None:
         return VIP if digits == "12345678" else None
@@ -114,7 +119,7 @@ async def running(
         PREFIX,
         create_agi_api(
             token=SecretStr(token) if token else None,
-            by_caller_id=by_caller_id,
+            caller_lookup=caller_lookup,
             by_account=by_account,
             self_service=self_service,
             estimated_wait=lambda node, queue: 42.0 if (node, queue) == ("pbx1", "support") else 0,

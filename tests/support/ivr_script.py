@@ -5,9 +5,15 @@ The CRM knows one VIP by caller ID and one customer by account number."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 
-from cti_server.ivr.engine import Customer, IvrEngine, IvrResult, Recording
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cti_server.events import CallKey
+from cti_server.ivr.customers import CrmLookup
+from cti_server.ivr.engine import Customer, IvrEngine, IvrResult, Lookup, Recording
+from cti_server.ivr.identification import CallerIdentification
 from cti_server.speech.heard import Heard
 
 VIP_NUMBER = "+8613800138000"
@@ -114,3 +120,18 @@ NO_LANGUAGE: list[Answer] = ["", ""]  # silent through the language prompt and t
 
 def steps(result: IvrResult) -> list[str]:
     return [record.step for record in result.path]
+
+
+def crm_lookup(sessions: async_sessionmaker[AsyncSession], region: str = "CN") -> CrmLookup:
+    """The IVR's CRM as the server wires it: a caller ID answered by its call's identification."""
+    return CrmLookup(sessions, CallerIdentification(sessions, region).customer_of)
+
+
+def each_call(lookup: CrmLookup) -> Lookup:
+    """The caller-ID look-up a server gives each run, every question from a new call."""
+    linkedids = itertools.count(1)
+
+    async def by_caller_id(number: str) -> Customer | None:
+        return await lookup.for_call(CallKey("pbx1", f"call-{next(linkedids)}"))(number)
+
+    return by_caller_id

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, Valid
 from cti_server.events import (
     CallArrived,
     CallbackRequested,
+    CallKey,
     DomainEvent,
     IvrFinished,
     SurveyAnswered,
@@ -112,7 +113,7 @@ class _Refused(Exception):
 def create_agi_api(
     *,
     token: SecretStr | None,
-    by_caller_id: Lookup,
+    caller_lookup: Callable[[CallKey], Lookup],
     by_account: Lookup,
     self_service: SelfService,
     estimated_wait: Callable[[str, str], float],
@@ -128,7 +129,7 @@ def create_agi_api(
     )
     listenings = RemoteListenings(speech)
     app = web.Application(middlewares=[api.guard])
-    app.router.add_get(CUSTOMER, api.customer_view(by_caller_id, by_account))
+    app.router.add_get(CUSTOMER, api.customer_view(caller_lookup, by_account))
     app.router.add_post(LOOKUP, api.lookup_view)
     app.router.add_get(ESTIMATED_WAIT, api.estimated_wait_view)
     app.router.add_post(EVENTS, api.events_view)
@@ -281,13 +282,18 @@ class AgiApi:
             raise _Refused(403, "wrong service token")
 
     def customer_view(
-        self, by_caller_id: Lookup, by_account: Lookup
+        self, caller_lookup: Callable[[CallKey], Lookup], by_account: Lookup
     ) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def view(request: web.Request) -> web.Response:
-            """``?caller_id=`` or ``?account=``: the one customer found, or null."""
+            """``?caller_id=&node=&linkedid=`` (the call's identification answers) or
+            ``?account=``: the one customer found, or null."""
             query = request.query
             if "caller_id" in query and len(query["caller_id"]) <= 64:
-                found = await by_caller_id(query["caller_id"])
+                linkedid = query.get("linkedid", "")
+                if not 0 < len(linkedid) <= 150:
+                    raise _Refused(400, "caller_id needs the call's node and linkedid")
+                key = CallKey(self._node(query.get("node", "")), linkedid)
+                found = await caller_lookup(key)(query["caller_id"])
             elif "account" in query and len(query["account"]) <= 64:
                 found = await by_account(query["account"])
             else:

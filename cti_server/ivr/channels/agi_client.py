@@ -22,9 +22,9 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
-from cti_server.events import DomainEvent
+from cti_server.events import CallKey, DomainEvent
 from cti_server.ivr.channels.agi import RemoteListening, ServerUnavailable
-from cti_server.ivr.engine import Customer, NotVerified, PinCheck
+from cti_server.ivr.engine import Customer, Lookup, NotVerified, PinCheck
 from cti_server.speech.heard import Heard
 
 log = logging.getLogger(__name__)
@@ -100,8 +100,13 @@ class CtiServerClient:
         except (KeyError, TypeError, ValueError) as exc:
             raise ServerUnavailable(f"{CUSTOMER}: not a customer: {exc!r}") from None
 
-    async def by_caller_id(self, number: str) -> Customer | None:
-        return self._customer({"caller_id": number})
+    def for_call(self, key: CallKey) -> Lookup:
+        """Whom the call's caller ID names: the server's identification of that call."""
+
+        async def by_caller_id(number: str) -> Customer | None:
+            return self._customer({"caller_id": number, "node": key.node, "linkedid": key.linkedid})
+
+        return by_caller_id
 
     async def by_account(self, digits: str) -> Customer | None:
         return self._customer({"account": digits})

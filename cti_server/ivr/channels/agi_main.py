@@ -76,11 +76,9 @@ def build_inbound(settings: Settings, server: CtiServerClient) -> InboundCalls:
         estimate_wait=server.estimated_wait,
         callers_ahead=server.callers_ahead,
         engine=IvrEngine(
-            server.by_caller_id,
-            server.by_account,
-            server.self_service,
-            verify_pin=server.verify_pin,
+            None, server.by_account, server.self_service, verify_pin=server.verify_pin
         ),
+        caller_lookup=server.for_call,
     )
 
 

@@ -15,6 +15,7 @@ import pytest
 from cti_server.events import (
     AgentStateChanged,
     CallArrived,
+    CallKey,
     IvrFinished,
     SurveyAnswered,
 )
@@ -129,6 +130,26 @@ async def test_other_domain_rules_are_checked(server: Server) -> None:
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize(
+    ("query", "status", "message"),
+    [
+        ("caller_id=%2B8613911112222", 400, "linkedid"),
+        ("caller_id=%2B8613911112222&node=pbx1&linkedid=", 400, "linkedid"),
+        ("caller_id=%2B8613911112222&node=pbx9&linkedid=1.1", 422, "'pbx9'"),
+        ("caller_id=" + "9" * 65, 400, "at most 64"),
+    ],
+    ids=["no-call", "empty-linkedid", "foreign-node", "too-long"],
+)
+async def test_a_caller_id_is_answered_only_for_a_call_of_this_server(
+    server: Server, query: str, status: int, message: str
+) -> None:
+    """Whom a caller ID names is the call's identification, so the call must be named."""
+    code, body = await server.request("GET", f"/customer?{query}")
+    assert (code, message in body["error"]) == (status, True)
+    assert server.calls_identified == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
     "body",
     [b"{not json", b"[1, 2]", b"\xff\xfe", b'"text"'],
     ids=["broken", "list", "bytes", "str"],
@@ -149,8 +170,10 @@ async def test_an_oversized_body_is_refused(server: Server) -> None:
 async def test_the_client_asks_what_the_ivr_needs(server: Server) -> None:
     """cti-agi's blocking client, as it runs in its own process (here in a thread)."""
     client = server.client()
-    assert await asyncio.to_thread(_sync, client.by_caller_id("+8613911112222")) == VIP
-    assert await asyncio.to_thread(_sync, client.by_caller_id("+8613700000000")) is None
+    call = CallKey("pbx1", "1700000000.1")
+    assert await asyncio.to_thread(_sync, client.for_call(call)("+8613911112222")) == VIP
+    assert await asyncio.to_thread(_sync, client.for_call(call)("+8613700000000")) is None
+    assert server.calls_identified == [call, call]  # the call's identification answers
     assert await asyncio.to_thread(_sync, client.by_account("12345678")) == VIP
     answer = await asyncio.to_thread(_sync, client.self_service("last_order", VIP))
     assert answer == {"last_order_amount": "1234"}

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from cti_server.config import load_settings
-from cti_server.events import DomainEvent
+from cti_server.events import CallKey, DomainEvent
 from cti_server.ivr.channels.agi import AgiCall, AgiChannel, RemoteListening, ServerUnavailable
 from cti_server.ivr.channels.agi_main import build_inbound, walk
 from cti_server.ivr.channels.commands import AgiCommandFailed
-from cti_server.ivr.engine import CallerGone, Customer, PinCheck, Recording
+from cti_server.ivr.engine import CallerGone, Customer, Lookup, PinCheck, Recording
 from cti_server.speech.heard import Heard
 from tests.support.agi_pipes import AgiPipes, sighup_kept
 
@@ -194,8 +194,11 @@ class _Unreachable:
     def callers_ahead(self, queue: str) -> int:
         raise ServerUnavailable(queue)
 
-    async def by_caller_id(self, number: str) -> Customer | None:
-        raise ServerUnavailable(number)
+    def for_call(self, key: CallKey) -> Lookup:
+        async def by_caller_id(number: str) -> Customer | None:
+            raise ServerUnavailable(f"{key}: {number}")
+
+        return by_caller_id
 
     async def by_account(self, digits: str) -> Customer | None:
         raise ServerUnavailable(digits)

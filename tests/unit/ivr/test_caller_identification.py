@@ -10,16 +10,22 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core.callers import identify_caller
+from crm_core.customers import LookupResult
 from cti_server.bus import MemoryBus
 from cti_server.events import (
     AgentRinging,
+    CallKey,
     CallStarted,
     CustomerIdentified,
     DomainEvent,
     IdentifiedBy,
     event_from_dict,
 )
+from cti_server.ivr import identification as identification_module
+from cti_server.ivr.customers import CrmLookup
 from cti_server.ivr.identification import CallerIdentification
 from tests.support import domain_events as make
 from tests.support.blank_crm import Sessions, add_customer, blank_crm
@@ -127,6 +133,45 @@ async def test_an_ivr_that_identified_nobody_leaves_the_caller_id_answer(crm: Se
     known = await _customer(crm, "Li Na")
     found = await _identified(crm, make.arrived("6.1", NUMBER), make.ivr_finished("6.1", None))
     assert [(e.customer_id, e.by) for e in found] == [(known, IdentifiedBy.CALLER_ID)]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("ivr_first", [False, True], ids=["call-first", "ivr-first"])
+async def test_the_ivr_hears_the_calls_identification_and_the_crm_is_asked_once(
+    crm: Sessions, monkeypatch: pytest.MonkeyPatch, ivr_first: bool
+) -> None:
+    """The IVR's identify step (to greet, to offer the PIN) and the published identification
+    are one CRM question, whichever asks first; the IVR reads its own fields by the id."""
+    known = await _customer(crm, "Li Na")
+    asked: list[str] = []
+
+    async def counted(session: AsyncSession, number: str, region: str) -> LookupResult:
+        asked.append(number)
+        return await identify_caller(session, number, region)
+
+    monkeypatch.setattr(identification_module, "identify_caller", counted)
+    bus = MemoryBus()
+    heard: list[DomainEvent] = []
+    bus.listen((CustomerIdentified,), heard.append)
+    identification = CallerIdentification(crm, "CN")
+    identification.subscribe(bus)
+    ivr = CrmLookup(crm, identification.customer_of).for_call(CallKey(NODE, "7.1"))
+    if ivr_first:
+        customer = await ivr(NUMBER)
+        bus.publish(make.arrived("7.1", NUMBER))
+    else:
+        bus.publish(make.arrived("7.1", NUMBER))
+        customer = await ivr(NUMBER)
+    again = await ivr(NUMBER)  # a flow that identifies twice
+    await identification.settled()
+    await identification.close()
+    assert customer is not None
+    assert (customer.customer_id, customer.name, customer.has_pin) == (known, "Li Na", False)
+    assert again == customer
+    assert asked == [NUMBER]
+    assert [(e.customer_id, e.by) for e in heard if isinstance(e, CustomerIdentified)] == [
+        (known, IdentifiedBy.CALLER_ID)
+    ]
 
 
 def test_an_identification_crosses_processes_with_its_kind() -> None:

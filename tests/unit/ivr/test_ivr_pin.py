@@ -12,7 +12,6 @@ from crm_core.errors import InvalidInput
 from crm_core.models import Customer as CustomerRow
 from crm_core.pins import PinResult, check_pin, set_pin
 from crm_core.schemas import CustomerIn
-from cti_server.ivr.customers import CrmLookup
 from cti_server.ivr.engine import MASK, CallerGone, Customer, IvrEngine, IvrResult, PinCheck
 from cti_server.ivr.flow import Flow
 from tests.support.blank_crm import blank_crm
@@ -23,6 +22,8 @@ from tests.support.ivr_script import (
     VIP,
     VIP_NUMBER,
     ScriptedChannel,
+    crm_lookup,
+    each_call,
     steps,
 )
 
@@ -185,8 +186,8 @@ async def test_the_crm_keeps_only_a_hash_and_checks_pins_against_it(tmp_path: Pa
             assert await check_pin(session, ann.id, PIN) is PinResult.MATCH
             assert await check_pin(session, ann.id, "4712") is PinResult.WRONG
             assert await check_pin(session, ann.id + 1, PIN) is PinResult.WRONG  # nobody
-        lookup = CrmLookup(sessions, "CN")
-        by_phone = await lookup.by_caller_id(VIP_NUMBER)
+        lookup = crm_lookup(sessions)
+        by_phone = await each_call(lookup)(VIP_NUMBER)
         by_account = await lookup.by_account("77")
         assert by_phone is not None
         assert by_phone.has_pin
@@ -195,7 +196,7 @@ async def test_the_crm_keeps_only_a_hash_and_checks_pins_against_it(tmp_path: Pa
         assert await lookup.verify_pin(by_phone, PIN) is PinCheck.MATCH
         async with sessions() as session, session.begin():
             await set_pin(session, ann.id, None)
-        again = await lookup.by_caller_id(VIP_NUMBER)
+        again = await each_call(lookup)(VIP_NUMBER)
         assert again is not None
         assert not again.has_pin
         assert await lookup.verify_pin(again, PIN) is PinCheck.WRONG

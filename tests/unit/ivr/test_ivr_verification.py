@@ -16,11 +16,10 @@ from crm_core.pins import PinLockPolicy, PinResult, check_pin, set_pin
 from crm_core.schemas import CustomerIn, TransactionIn
 from crm_core.valuation import add_transaction
 from crm_core.value import ValuePolicy
-from cti_server.ivr.customers import CrmLookup
 from cti_server.ivr.engine import IvrEngine, NotVerified
 from cti_server.ivr.flow import Flow
 from cti_server.ivr.self_service import CrmSelfService
-from tests.support.ivr_script import ScriptedChannel, steps
+from tests.support.ivr_script import ScriptedChannel, crm_lookup, each_call, steps
 
 Sessions = async_sessionmaker[AsyncSession]
 NUMBER = "+8613800138000"
@@ -104,8 +103,8 @@ async def test_tries_count_over_calls_and_a_locked_pin_is_not_asked(
     more tries, not three: the fifth wrong one locks the PIN and the third try of that call is
     not checked. A third call is not asked at all; the lock is on the call for the desk."""
     sessions, customer_id = customer
-    lookup = CrmLookup(sessions, "CN")
-    engine = IvrEngine(lookup.by_caller_id, lookup.by_account, verify_pin=lookup.verify_pin)
+    lookup = crm_lookup(sessions)
+    engine = IvrEngine(each_call(lookup), lookup.by_account, verify_pin=lookup.verify_pin)
 
     first = await engine.run(main_flow, ScriptedChannel([WRONG, WRONG, WRONG, "0"]), NUMBER)
     assert first.path[0].input == "caller id, pin not verified"
@@ -129,11 +128,9 @@ async def test_the_last_order_is_read_only_to_a_caller_who_typed_the_pin(
     customer: tuple[Sessions, int], main_flow: Flow
 ) -> None:
     sessions, _ = customer
-    lookup = CrmLookup(sessions, "CN")
+    lookup = crm_lookup(sessions)
     service = CrmSelfService(sessions)
-    engine = IvrEngine(
-        lookup.by_caller_id, lookup.by_account, service, verify_pin=lookup.verify_pin
-    )
+    engine = IvrEngine(each_call(lookup), lookup.by_account, service, verify_pin=lookup.verify_pin)
     channel = ScriptedChannel([PIN, "3", "0"])  # the PIN, the last order, then the operator
     result = await engine.run(main_flow, channel, NUMBER)
     assert result.attributes["verified"] == "pin"
@@ -150,9 +147,9 @@ async def test_caller_id_alone_hears_no_order(
     sessions, customer_id = customer
     async with sessions() as session, session.begin():
         await set_pin(session, customer_id, None)
-    lookup = CrmLookup(sessions, "CN")
+    lookup = crm_lookup(sessions)
     service = CrmSelfService(sessions)
-    engine = IvrEngine(lookup.by_caller_id, lookup.by_account, service)
+    engine = IvrEngine(each_call(lookup), lookup.by_account, service)
     channel = ScriptedChannel(["3", "0"])
     result = await engine.run(main_flow, channel, NUMBER)
     assert result.customer is not None
