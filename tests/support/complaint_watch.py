@@ -13,7 +13,7 @@ from cti_server.events import CallEnded, ComplaintDetected, DomainEvent, HungUpB
 from tests.support.domain_events import ended
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-DETECTOR = ComplaintDetector(embeddings=None)  # as the server has it
+DETECTOR = ComplaintDetector(embeddings=None)  # as the server has it, at the default point
 
 
 def call_ended(linkedid: str, *, hung_up_by: HungUpBy = "agent") -> CallEnded:
@@ -35,7 +35,12 @@ def call_ended(linkedid: str, *, hung_up_by: HungUpBy = "agent") -> CallEnded:
 class Watched:
     """A watch on its own bus, its findings and the calls the CRM says were repeats."""
 
-    def __init__(self, repeats: set[str], survey_wait: float = 10.0) -> None:
+    def __init__(
+        self,
+        repeats: set[str],
+        survey_wait: float = 10.0,
+        detector: ComplaintDetector = DETECTOR,
+    ) -> None:
         self.bus = MemoryBus()
         self.found: list[ComplaintDetected] = []
         self.asked: list[str] = []
@@ -47,7 +52,7 @@ class Watched:
 
         self.watch = ComplaintWatch(
             self.bus,
-            DETECTOR,
+            detector,
             repeat_call,
             transcript_expected=lambda _ended: False,
             survey_wait=survey_wait,

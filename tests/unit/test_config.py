@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -193,3 +194,52 @@ def test_logging_settings_from_the_environment_and_a_bad_format_named(
     assert "logging.format" in message
     assert "CTI_LOGGING__FORMAT" in message
     assert "'xml'" in message
+
+
+def test_complaints_default_to_a_contact_centers_rate_and_costs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CTI_AMI__SECRET", "x")
+    complaints = load_settings().complaints
+    assert (complaints.expected_rate, complaints.miss_cost, complaints.false_alarm_cost) == (
+        0.05,
+        5.0,
+        1.0,
+    )
+    assert complaints.embeddings == "auto"
+    monkeypatch.setenv("CTI_COMPLAINTS__EXPECTED_RATE", "0.2")
+    monkeypatch.setenv("CTI_COMPLAINTS__EMBEDDINGS", "off")
+    complaints = load_settings().complaints
+    assert (complaints.expected_rate, complaints.embeddings) == (0.2, "off")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("EXPECTED_RATE", "1", "complaints.expected_rate: Input should be less than 1"),
+        ("EXPECTED_RATE", "0", "complaints.expected_rate: Input should be greater than 0"),
+        ("MISS_COST", "-5", "complaints.miss_cost: Input should be greater than 0"),
+        ("FALSE_ALARM_COST", "0", "complaints.false_alarm_cost: Input should be greater than 0"),
+        ("MISS_COST", "inf", "complaints.miss_cost: Input should be a finite number"),
+        ("EMBEDDINGS", "yes", "complaints.embeddings: Input should be 'auto', 'on' or 'off'"),
+    ],
+)
+def test_bad_complaint_settings_name_the_key(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv("CTI_AMI__SECRET", "x")
+    monkeypatch.setenv(f"CTI_COMPLAINTS__{variable}", value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert message in str(caught.value)
+    assert f"CTI_COMPLAINTS__{variable}" in str(caught.value)
+
+
+def test_embeddings_on_without_the_extra_is_refused_at_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CTI_AMI__SECRET", "x")
+    monkeypatch.setenv("CTI_COMPLAINTS__EMBEDDINGS", "on")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ConfigError, match="needs the embeddings extra"):
+        load_settings()

@@ -47,21 +47,22 @@ async def test_a_low_survey_on_a_repeat_call_is_a_complaint_without_any_transcri
 
 @pytest.mark.asyncio
 async def test_with_the_servers_english_model_a_low_survey_alone_is_no_complaint() -> None:
-    """The linear fallback model (no embeddings extra) scores a 1 alone at 0.60, a complaint;
-    the model the server uses, 0.48."""
+    """At the default operating point, a 1 alone is no complaint with the model the server uses
+    (the linear fallback without the embeddings extra scored it a complaint at its own
+    threshold); with a repeat call about the same topic it is."""
     if not DETECTOR.uses_embeddings("en"):
         pytest.skip("the server's English model (the embeddings extra) is not installed")
     w = Watched(repeats={"again"})
     w.bus.publish(call_ended("again"))
     w.bus.publish(SurveyAnswered(node="pbx1", linkedid="again", score=1))
-    # the first call about it: rated 1 too, but a low score alone is no complaint (p 0.48)
+    # the first call about it: rated 1 too, but a low score alone is no complaint
     w.bus.publish(SurveyAnswered(node="pbx1", linkedid="first", score=1))
     w.bus.publish(call_ended("first"))
     await poll_until(w.judged(2), 30, what="both calls judged")
     await w.watch.close()
 
     assert [f.linkedid for f in w.found] == ["again"]
-    assert w.found[0].probability == pytest.approx(0.82, abs=0.01)
+    assert w.found[0].probability >= w.found[0].threshold
 
 
 @pytest.mark.asyncio

