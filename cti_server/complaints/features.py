@@ -58,7 +58,7 @@ class TextFeatures:
     def __init__(self, lexicon: Lexicon) -> None:
         self.lexicon = lexicon
         self._vader: Any = None
-        self.parts_analysed = 0  # how many parts this has analysed: each should be once
+        self.parts_analysed = 0  # parts of text analysed (a whole text: its sentiment's parts)
 
     def names(self, language: str) -> tuple[str, ...]:
         cues = tuple(f"cue_{group}" for group in self.lexicon.group_names)
@@ -110,7 +110,11 @@ class TextFeatures:
         sentiment = None
         if language == "en":
             literal = self._literal(prepared.text, normalized, matches)
-            sentiment = self._joined([self._sentiment_en(piece) for _, piece in parts(literal)])
+            pieces = parts(literal)
+            sentiment = self._joined([self._sentiment_en(piece) for _, piece in pieces])
+            self.parts_analysed += len(pieces)
+        else:
+            self.parts_analysed += 1
         whole = Part(normalized, tuple(matches), sentiment)
         return self.combine([whole], language, prepared.addressed), matches
 
