@@ -4,7 +4,10 @@
 category, severity and evidence. Data files (cue lexicons, categories, weights, trained models)
 are in ``data/`` and are read on first use; ``scripts/train_complaints.py`` rebuilds the models.
 
-Modules: ``detector`` (segments and facts -> a signal), ``signals`` (what it reads and says),
+Modules: ``detector`` (segments and facts -> a signal; a call's score kept up to date as its
+lines come), ``windows`` (a call's words read once, in windows of bounded length),
+``operating_point`` (the complaint rate and costs a manager sets), ``signals`` (what it reads
+and says),
 ``model`` (the trained linear model, scored without scikit-learn), ``features`` and ``text``
 (features shared by training and detection), ``embeddings`` (optional sentence embeddings),
 ``resources`` (its data files, checked), ``training`` and ``model_check`` (rebuilding the

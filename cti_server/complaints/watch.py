@@ -113,6 +113,10 @@ class ComplaintWatch:
         self.judged = 0
         self.detected = 0
 
+    @property
+    def detector(self) -> ComplaintDetector:
+        return self._detector
+
     def attach(self) -> None:
         self._bus.listen(
             (TranscriptPartial, SurveyAnswered, CallHandling, CallEnded, CallTranscribed),
