@@ -63,7 +63,7 @@ class ComplaintDetector:
 
     ``embeddings``: use a language's embedding model (``model_<language>_e5.json.gz``) when the
     ``embeddings`` extra is installed (``None``), always (``True``, raising if it cannot), or
-    never (``False``, the default): the linear model with its own threshold. The embedding model
+    never (``False``, the default): the linear model alone. The embedding model
     is opt-in: better on written messages (README), but it misses some spoken disappointment
     ("well I'd expected better from you") that the linear model catches.
     ``operating_point``: the complaint rate the manager expects and the costs of a miss and a
