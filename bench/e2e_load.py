@@ -145,6 +145,31 @@ class Agents:
             await http.close()
 
 
+async def serving(base: str) -> None:
+    """Until the child ``cti serve`` answers with its database up (60 s at most)."""
+    async with aiohttp.ClientSession() as http:
+        for _ in range(300):
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(f"{base}/status") as answer:
+                    if (await answer.json()).get("database", {}).get("ok"):
+                        return
+            await asyncio.sleep(0.2)  # waiting for a child process to come up
+
+
+async def add_agent_users(engine: Any, count: int) -> None:
+    """Desk users ``agent5001``... at extensions 5001..., the ones :class:`Agents` signs in."""
+    async with AsyncSession(engine) as session, session.begin():
+        for n in range(count):
+            extension = str(5001 + n)
+            await create_user(
+                session,
+                username=f"agent{extension}",
+                password=PASSWORD,
+                role="agent",
+                extension=extension,
+            )
+
+
 async def run(args: argparse.Namespace) -> None:  # noqa: PLR0915 - one bench, start to end
     work = Path(tempfile.mkdtemp(prefix="cti-e2e-"))
     settings = bench_settings(work)
@@ -168,24 +193,9 @@ async def run(args: argparse.Namespace) -> None:  # noqa: PLR0915 - one bench, s
     watching = asyncio.create_task(observer.run())
     agents = Agents(base, args.agents)
     try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(300):
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get(f"{base}/status") as answer:
-                        if (await answer.json()).get("database", {}).get("ok"):
-                            break
-                await asyncio.sleep(0.2)  # waiting for a child process to come up
+        await serving(base)
         await seed_crm(engine, 500, region="CN")
-        async with AsyncSession(engine) as session, session.begin():
-            for n in range(args.agents):
-                extension = str(5001 + n)
-                await create_user(
-                    session,
-                    username=f"agent{extension}",
-                    password=PASSWORD,
-                    role="agent",
-                    extension=extension,
-                )
+        await add_agent_users(engine, args.agents)
         async with AsyncSession(engine) as session:
             callers = await load_callers(session)
         await observer.wait_connected(30)

@@ -45,7 +45,15 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from e2e_load import CSRF, PASSWORD, Agents, cpu_seconds, free_port  # noqa: E402
+from e2e_load import (  # noqa: E402
+    CSRF,
+    PASSWORD,
+    Agents,
+    add_agent_users,
+    cpu_seconds,
+    free_port,
+    serving,
+)
 
 from crm_core.database import make_engine  # noqa: E402
 from crm_core.people import create_user  # noqa: E402
@@ -168,24 +176,10 @@ async def run(args: argparse.Namespace) -> None:  # noqa: PLR0912, PLR0915 - one
     agents = Agents(base, args.concurrent)
     http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
     try:
-        async with aiohttp.ClientSession() as probe:
-            for _ in range(300):
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with probe.get(f"{base}/status") as answer:
-                        if (await answer.json()).get("database", {}).get("ok"):
-                            break
-                await asyncio.sleep(0.2)  # waiting for a child process to come up
+        await serving(base)
+        await add_agent_users(engine, args.concurrent)
         async with AsyncSession(engine) as session, session.begin():
             await create_user(session, username="supervisor", password=PASSWORD, role="supervisor")
-            for n in range(args.concurrent):
-                extension = str(5001 + n)
-                await create_user(
-                    session,
-                    username=f"agent{extension}",
-                    password=PASSWORD,
-                    role="agent",
-                    extension=extension,
-                )
         await client.wait_connected(30)
         deadline = time.monotonic() + 120
         while b"speech model for 'ko' loaded" not in (work / "serve.log").read_bytes():
