@@ -17,7 +17,11 @@ more); ``--no-embeddings`` skips it.
 from __future__ import annotations
 
 import argparse
+import csv
+import gzip
 import hashlib
+import io
+import os
 import sys
 import time
 from pathlib import Path
@@ -42,16 +46,16 @@ from cti_server.complaints.resources import (  # noqa: E402
 DATA = ROOT / "cti_server" / "complaints" / "data"
 
 
-def build(language: str, embeddings: bool = False) -> tuple[dict[str, Any], training.Corpus]:
+def build(
+    language: str, embeddings: bool = False, cache: Path | None = None
+) -> tuple[dict[str, Any], training.Corpus]:
     """The model as data, and the featurized training texts it was fitted on."""
     config = training.load_training_config(DATA)
     spec = config.languages[language]
     if embeddings:
         spec = spec.with_embedding()
-    raw = (DATA / spec.data).read_bytes()
-    texts, labels = training.read_labelled(
-        raw, spec.data, spec.text_column, spec.label_column, spec.positive_label
-    )
+    labelled, provenance = training.read_training_data(DATA, spec)
+    texts, labels = list(labelled.texts), labelled.labels
     extra_sha = None
     spoken = [False] * len(texts)
     if spec.extra:
@@ -72,25 +76,26 @@ def build(language: str, embeddings: bool = False) -> tuple[dict[str, Any], trai
         spoken=spoken,
     )
     if spec.embedding is not None and spec.use_embedding:
-        corpus.embed(spec.embedding)
+        corpus.embed(spec.embedding, cache)
     everything = np.arange(len(labels))
-    choice = training.choose(corpus, everything, spec, config.threshold_folds, config.seed)
+    trained = training.train(corpus, everything, spec, config.threshold_folds, config.seed)
+    choice = trained.choice
     spec, threshold = choice.config, choice.threshold
     precision, recall, f1 = training.prf(labels, choice.out_of_fold >= threshold)
-    fitted = training.fit(corpus, everything, spec, config.seed)
     model = training.export(
-        fitted,
+        trained.fitted,
         corpus,
         spec,
         threshold,
         {
-            "data": spec.data,
-            "data_sha256": hashlib.sha256(raw).hexdigest(),
+            **provenance,
             "extra": spec.extra,
             "extra_sha256": extra_sha,
             "rows": len(labels),
             "positives": int(labels.sum()),
             "threshold_from": f"{config.threshold_folds}-fold out-of-fold F1 on the training data",
+            "calibration_from": f"Platt scaling of the same {config.threshold_folds}-fold "
+            "out-of-fold logits",
             **({"C": spec.C, "C_from": "the same cross-validation"} if spec.C_choices else {}),
             "out_of_fold_at_threshold": {
                 "precision": round(precision, 4),
@@ -98,8 +103,41 @@ def build(language: str, embeddings: bool = False) -> tuple[dict[str, Any], trai
                 "f1": round(f1, 4),
             },
         },
+        calibration=trained.calibration,
     )
     return model, corpus
+
+
+def sample_domains(spec: training.LanguageConfig, source: Path) -> str:
+    """The domains file of ``spec`` rebuilt from ``source`` (the shared shopping reviews):
+    cleaned, and the texts :func:`training.balanced` would take, so the repository holds only
+    what training reads."""
+    domains = spec.domains
+    if domains is None:
+        raise SystemExit("this language has no domains file in training.yaml")
+    texts, labels, kinds = training.read_domains(
+        source.read_bytes(),
+        source.name,
+        spec.text_column,
+        spec.label_column,
+        spec.positive_label,
+        domain_column=domains.column,
+    )
+    everything = training.clean(training.Labelled(texts, labels, kinds))
+    chosen = training.subset(everything, training.balanced(everything, domains.per_label))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([domains.column, spec.label_column, spec.text_column])
+    for text, label, kind in zip(chosen.texts, chosen.labels, chosen.domains, strict=True):
+        positive = spec.positive_label
+        writer.writerow([kind, positive if label else _other(positive), text])
+    data = gzip.compress(out.getvalue().encode("utf-8"), compresslevel=9, mtime=0)
+    (DATA / domains.data).write_bytes(data)
+    return f"{domains.data}: {len(chosen)} texts, {len(data):,} bytes"
+
+
+def _other(label: str) -> str:
+    return "1" if label == "0" else "0"
 
 
 def main() -> int:
@@ -107,8 +145,27 @@ def main() -> int:
     parser.add_argument("--language", action="append", choices=["en", "zh"])
     parser.add_argument("--check", action="store_true", help="compare with the shipped files")
     parser.add_argument("--no-embeddings", action="store_true", help="the linear models only")
+    parser.add_argument(
+        "--sample-domains",
+        type=Path,
+        metavar="CSV",
+        help="write the language's domains file (training.yaml) as a balanced sample of CSV",
+    )
+    parser.add_argument(
+        "--embedding-cache",
+        type=Path,
+        metavar="DIR",
+        default=Path(os.environ["CTI_EMBEDDING_CACHE"])
+        if os.environ.get("CTI_EMBEDDING_CACHE")
+        else None,
+        help="keep sentence embeddings in DIR between runs (CTI_EMBEDDING_CACHE); outside the repo",
+    )
     args = parser.parse_args()
     config = training.load_training_config(DATA)
+    if args.sample_domains:
+        for language in args.language or ["zh"]:
+            print(sample_domains(config.languages[language], args.sample_domains))
+        return 0
     status = 0
     jobs: list[tuple[str, bool]] = []
     for language in args.language or ["en", "zh"]:
@@ -122,7 +179,7 @@ def main() -> int:
             print(f"{model_file(language, True)}: skipped ({embedding.package} not installed)")
     for language, embeddings in jobs:
         started = time.perf_counter()
-        model, corpus = build(language, embeddings)
+        model, corpus = build(language, embeddings, args.embedding_cache)
         data = training.dump(model)
         path = DATA / model_file(language, embeddings)
         if args.check:

@@ -7,10 +7,12 @@ with the threshold that model was trained with. The package is imported on first
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 from collections import OrderedDict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -57,3 +59,50 @@ class Embedder:
         if not texts:
             return np.zeros((0, 0), dtype=np.float64)
         return np.vstack([self._encode(texts[i : i + batch]) for i in range(0, len(texts), batch)])
+
+
+class EmbeddingCache:
+    """Embeddings of training and evaluation texts kept on disk between runs (about 50 ms a
+    short text to compute), one ``.npy`` file per text, named by a hash of the model and the text.
+
+    With ``max_chars``, texts are cut to that many characters first, which bounds the tokens the
+    model reads (a Chinese character is about one token, English words fewer), so that a long
+    review costs no more than a short one. The directory is the caller's (``None``: nothing kept):
+    benches and training take it as an option, never a path inside the repository.
+    """
+
+    def __init__(
+        self, embedder: Embedder, directory: Path | None, max_chars: int | None = None
+    ) -> None:
+        self.embedder = embedder
+        self.directory = directory
+        self.max_chars = max_chars
+
+    def _path(self, text: str) -> Path | None:
+        if self.directory is None:
+            return None
+        e = self.embedder
+        key = f"{e.package}/{e.variant}/{e.kind}\n{text}".encode()
+        digest = hashlib.sha256(key).hexdigest()
+        return self.directory / digest[:2] / f"{digest}.npy"
+
+    def embed_all(self, texts: Sequence[str], batch: int = 64) -> FloatArray:
+        """Embeddings of ``texts`` (each cut to ``max_chars``), computing only those not kept."""
+        cut = [t[: self.max_chars] for t in texts] if self.max_chars else list(texts)
+        found: dict[str, FloatArray] = {}
+        for text in dict.fromkeys(cut):
+            path = self._path(text)
+            if path is not None and path.is_file():
+                found[text] = np.load(path)
+        missing = [t for t in dict.fromkeys(cut) if t not in found]
+        for i in range(0, len(missing), batch):
+            chunk = missing[i : i + batch]
+            for text, vector in zip(chunk, self.embedder.embed_all(chunk, batch), strict=True):
+                found[text] = vector
+                path = self._path(text)
+                if path is not None:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    np.save(path, vector)
+        if not cut:
+            return np.zeros((0, 0), dtype=np.float64)
+        return np.vstack([found[t] for t in cut])

@@ -10,7 +10,7 @@ wrong. What must hold instead, and what :func:`compare` checks:
   embedding coefficients;
 - the numbers within :class:`Tolerance`: document frequencies (integers behind them, so tight),
   coefficients and intercept (relative to the model's largest coefficient), the threshold (on its
-  0.01 grid) and the cross-validation figures;
+  0.01 grid), the calibration (its base rate exactly) and the cross-validation figures;
 - what it decides: every training text is a complaint under the rebuilt model exactly when it is
   one under the shipped model, both at the shipped threshold, scored the way the server scores
   (tf-idf from the file's own idf, dense features, cue priors, embeddings).
@@ -35,7 +35,18 @@ from cti_server.complaints.training import Corpus, sigmoid
 FloatArray = NDArray[np.float64]
 
 # provenance and settings in the file's "training" block that must be the same exactly
-_EXACT_TRAINING = ("data", "data_sha256", "extra", "extra_sha256", "rows", "positives", "C")
+_EXACT_TRAINING = (
+    "data",
+    "data_sha256",
+    "domains",
+    "domains_sha256",
+    "per_label",
+    "extra",
+    "extra_sha256",
+    "rows",
+    "positives",
+    "C",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +56,7 @@ class Tolerance:
     coefficient: float = 0.02  # of the largest |coefficient| of the shipped model
     idf: float = 1e-4  # relative; idf is a function of integer document counts
     threshold: float = 0.02  # two steps of the 0.01 grid it is chosen on
+    calibration: float = 0.02  # Platt slope (relative) and intercept (absolute, in logits)
     figure: float = 0.02  # out-of-fold precision, recall, F1
 
 
@@ -158,12 +170,27 @@ def _numbers(
         problems.append(
             f"threshold: {shipped['threshold']} shipped, {rebuilt['threshold']} rebuilt"
         )
+    problems += _calibration(shipped, rebuilt, tolerance)
     old_fig = shipped.get("training", {}).get("out_of_fold_at_threshold", {})
     new_fig = rebuilt.get("training", {}).get("out_of_fold_at_threshold", {})
     for key in sorted(old_fig.keys() | new_fig.keys()):
         if abs(old_fig.get(key, math.inf) - new_fig.get(key, -math.inf)) > tolerance.figure:
             problems.append(f"out-of-fold {key}: {old_fig.get(key)} shipped, {new_fig.get(key)}")
     return problems
+
+
+def _calibration(
+    shipped: Mapping[str, Any], rebuilt: Mapping[str, Any], tolerance: Tolerance
+) -> list[str]:
+    old, new = shipped.get("calibration"), rebuilt.get("calibration")
+    if old is None or new is None:
+        return [] if old is new else [f"calibration: {old} shipped, {new} rebuilt"]
+    moved = [
+        abs(old["slope"] - new["slope"]) > tolerance.calibration * abs(old["slope"]),
+        abs(old["intercept"] - new["intercept"]) > tolerance.calibration,
+        old["base_rate"] != new["base_rate"],
+    ]
+    return [f"calibration: {old} shipped, {new} rebuilt"] if any(moved) else []
 
 
 def coefficient_drift(shipped: Mapping[str, Any], rebuilt: Mapping[str, Any]) -> tuple[float, str]:

@@ -5,7 +5,10 @@ Used by ``scripts/train_complaints.py`` (writes the shipped models) and
 
 A model is fitted on all its training data; its threshold is the one that maximises F1 on
 out-of-fold probabilities of a k-fold cross-validation of the same data, so no figure that is
-reported was used to choose it. Fitting is single-threaded and coefficients are rounded, so on
+reported was used to choose it, and its calibration (Platt scaling) is fitted on the same
+out-of-fold logits. A language may train on several kinds of business (domains): texts are
+deduplicated and at most ``per_label`` texts of each label are taken from each domain, so that no
+domain dominates. Fitting is single-threaded and coefficients are rounded, so on
 one machine the same data gives the same file byte for byte; another processor's BLAS kernels or
 another numpy change the last digits, which :mod:`.model_check` tells apart from a real change.
 """
@@ -14,10 +17,12 @@ from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +33,7 @@ from cti_server.complaints.model import model_text
 from cti_server.complaints.resources import (
     ANALYZERS,
     MODEL_FORMAT,
+    Calibration,
     ComplaintDataError,
     DataRoot,
     Weights,
@@ -55,6 +61,18 @@ class EmbeddingConfig:
     kind: str
     C: tuple[float, ...]  # chosen among by cross-validation inside the training data
     nb: bool  # NB-weighted n-grams (Wang & Manning 2012): tf-idf x log-count ratio
+    max_chars: int | None = None  # texts cut to this many characters before embedding
+    per_label: int | None = None  # fewer texts per label and domain than the linear model's
+
+
+@dataclass(frozen=True, slots=True)
+class DomainsConfig:
+    """More kinds of business beside the language's main data, and how many texts of each."""
+
+    data: str  # a CSV of the same text and label columns and a domain column
+    column: str
+    main: str  # the domain of the main data's texts
+    per_label: int  # at most this many texts of each label from each domain
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,12 +88,22 @@ class LanguageConfig:
     embedding: EmbeddingConfig | None = None
     use_embedding: bool = False  # this config trains the embedding model
     C_choices: tuple[float, ...] = ()  # when set, C is chosen among them by cross-validation
+    domains: DomainsConfig | None = None
 
     def with_embedding(self) -> LanguageConfig:
         """The config of the language's embedding model."""
         if self.embedding is None:
             raise ValueError("no embedding model configured")
-        return replace(self, C=self.embedding.C[0], C_choices=self.embedding.C, use_embedding=True)
+        domains = self.domains
+        if domains is not None and self.embedding.per_label is not None:
+            domains = replace(domains, per_label=self.embedding.per_label)
+        return replace(
+            self,
+            C=self.embedding.C[0],
+            C_choices=self.embedding.C,
+            use_embedding=True,
+            domains=domains,
+        )
 
     @property
     def nb(self) -> bool:
@@ -112,6 +140,14 @@ def load_training_config(root: DataRoot, name: str = "training.yaml") -> Trainin
                     kind=str(e["kind"]),
                     C=tuple(float(c) for c in e["C"]),
                     nb=bool(e["nb"]),
+                    max_chars=int(e["max_chars"]) if e.get("max_chars") else None,
+                    per_label=int(e["per_label"]) if e.get("per_label") else None,
+                )
+            domains = None
+            if spec.get("domains"):
+                d = spec["domains"]
+                domains = DomainsConfig(
+                    str(d["data"]), str(d["column"]), str(d["main"]), int(d["per_label"])
                 )
             languages[language] = LanguageConfig(
                 data=str(spec["data"]),
@@ -123,6 +159,7 @@ def load_training_config(root: DataRoot, name: str = "training.yaml") -> Trainin
                 vectorizers=tuple(vectorizers),
                 extra=str(spec["extra"]) if spec.get("extra") else None,
                 embedding=embedding,
+                domains=domains,
             )
         return TrainingConfig(int(data["seed"]), int(data["threshold_folds"]), languages)
     except KeyError as exc:
@@ -133,22 +170,136 @@ def read_labelled(
     raw: bytes, name: str, text_column: str, label_column: str, positive_label: str
 ) -> tuple[list[str], IntArray]:
     """Texts and 0/1 labels of a CSV (gzip-compressed when ``name`` ends with .gz)."""
+    texts, labels, _ = read_domains(
+        raw, name, text_column, label_column, positive_label, domain_column=None
+    )
+    return texts, labels
+
+
+def read_domains(
+    raw: bytes,
+    name: str,
+    text_column: str,
+    label_column: str,
+    positive_label: str,
+    *,
+    domain_column: str | None,
+) -> tuple[list[str], IntArray, list[str]]:
+    """Texts, 0/1 labels and each text's domain (``""`` without a domain column) of a CSV."""
     if name.endswith(".gz"):
         raw = gzip.decompress(raw)
     reader = csv.DictReader(io.StringIO(raw.decode("utf-8-sig")))
     columns = reader.fieldnames or []
-    for column in (text_column, label_column):
-        if column not in columns:
+    for column in (text_column, label_column, domain_column):
+        if column is not None and column not in columns:
             raise ComplaintDataError(name, column, f"no such column (has {', '.join(columns)})")
     texts: list[str] = []
     labels: list[int] = []
+    domains: list[str] = []
     for row in reader:
         text = row[text_column] or ""
         if not text.strip():
             continue
         texts.append(text)
         labels.append(1 if row[label_column].strip() == positive_label else 0)
-    return texts, np.array(labels, dtype=np.int64)
+        domains.append(row[domain_column] if domain_column is not None else "")
+    return texts, np.array(labels, dtype=np.int64), domains
+
+
+@dataclass(frozen=True, slots=True)
+class Labelled:
+    """Training texts of one language with their labels and kinds of business."""
+
+    texts: list[str]
+    labels: IntArray
+    domains: list[str]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def clean(labelled: Labelled) -> Labelled:
+    """Byte-order marks removed, texts trimmed, and each text once: a text seen again with the
+    same label is dropped, a text seen with both labels is dropped everywhere."""
+    first: dict[str, int] = {}
+    conflicting: set[str] = set()
+    cleaned = [t.replace("\ufeff", "").strip() for t in labelled.texts]
+    for i, text in enumerate(cleaned):
+        if not text:
+            continue
+        if text not in first:
+            first[text] = i
+        elif labelled.labels[first[text]] != labelled.labels[i]:
+            conflicting.add(text)
+    keep = [i for t, i in first.items() if t not in conflicting]
+    return Labelled(
+        [cleaned[i] for i in keep],
+        labelled.labels[keep],
+        [labelled.domains[i] for i in keep],
+    )
+
+
+def text_order(text: str) -> str:
+    """A text's place in a sample: by hash, so a sample does not depend on the file's order."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def balanced(labelled: Labelled, per_label: int, domains: Sequence[str] | None = None) -> IntArray:
+    """Indices of at most ``per_label`` texts of each label from each domain (of ``domains``,
+    else all), the first by :func:`text_order`; ascending."""
+    chosen: list[int] = []
+    wanted = set(labelled.domains) if domains is None else set(domains)
+    groups: dict[tuple[str, int], list[int]] = {}
+    for i, (domain, label) in enumerate(zip(labelled.domains, labelled.labels, strict=True)):
+        if domain in wanted:
+            groups.setdefault((domain, int(label)), []).append(i)
+    for members in groups.values():
+        members.sort(key=lambda i: text_order(labelled.texts[i]))
+        chosen += members[:per_label]
+    return np.array(sorted(chosen), dtype=np.int64)
+
+
+def subset(labelled: Labelled, index: IntArray) -> Labelled:
+    return Labelled(
+        [labelled.texts[i] for i in index],
+        labelled.labels[index],
+        [labelled.domains[i] for i in index],
+    )
+
+
+def read_training_data(root: DataRoot, spec: LanguageConfig) -> tuple[Labelled, dict[str, Any]]:
+    """A language's training texts (without ``extra``), cleaned and balanced across domains
+    when it has several, and the provenance of the files read."""
+    raw = (root / spec.data).read_bytes()
+    texts, labels, _ = read_domains(
+        raw, spec.data, spec.text_column, spec.label_column, spec.positive_label, domain_column=None
+    )
+    provenance: dict[str, Any] = {"data": spec.data, "data_sha256": hashlib.sha256(raw).hexdigest()}
+    if spec.domains is None:
+        return Labelled(texts, labels, [""] * len(texts)), provenance
+    d = spec.domains
+    more_raw = (root / d.data).read_bytes()
+    more, more_labels, more_domains = read_domains(
+        more_raw,
+        d.data,
+        spec.text_column,
+        spec.label_column,
+        spec.positive_label,
+        domain_column=d.column,
+    )
+    everything = clean(
+        Labelled(
+            texts + more,
+            np.concatenate([labels, more_labels]),
+            [d.main] * len(texts) + more_domains,
+        )
+    )
+    provenance.update(
+        domains=d.data,
+        domains_sha256=hashlib.sha256(more_raw).hexdigest(),
+        per_label=d.per_label,
+    )
+    return subset(everything, balanced(everything, d.per_label)), provenance
 
 
 @dataclass(slots=True)
@@ -164,12 +315,14 @@ class Corpus:
     extra: dict[str, Any] = field(default_factory=dict)
     embeddings: FloatArray | None = None  # of ``texts``, when an embedding model is trained
 
-    def embed(self, embedding: EmbeddingConfig) -> None:
-        """Sentence embeddings of the texts (needs the embeddings extra; about 50 ms a text)."""
-        from cti_server.complaints.embeddings import Embedder  # noqa: PLC0415
+    def embed(self, embedding: EmbeddingConfig, cache: Path | None = None) -> None:
+        """Sentence embeddings of the texts (needs the embeddings extra; about 50 ms a text),
+        kept in ``cache`` between runs when given."""
+        from cti_server.complaints.embeddings import Embedder, EmbeddingCache  # noqa: PLC0415
 
         embedder = Embedder(embedding.package, embedding.variant, embedding.kind)
-        self.embeddings = embedder.embed_all(self.texts)
+        kept = EmbeddingCache(embedder, cache, embedding.max_chars)
+        self.embeddings = kept.embed_all(self.texts)
 
 
 def featurize(
@@ -282,12 +435,32 @@ def _folds(labels: IntArray, folds: int, seed: int) -> list[tuple[IntArray, IntA
 def out_of_fold(
     corpus: Corpus, index: IntArray, config: LanguageConfig, folds: int, seed: int
 ) -> FloatArray:
-    """Probabilities of ``index``'s texts, each from a model that did not see it."""
-    probabilities = np.zeros(len(index), dtype=np.float64)
+    """Logits (with the cue priors) of ``index``'s texts, each from a model that did not see it."""
+    logits = np.zeros(len(index), dtype=np.float64)
     for train, test in _folds(corpus.labels[index], folds, seed):
         fitted = fit(corpus, index[train], config, seed)
-        probabilities[test] = sigmoid(fitted.logits(corpus, index[test]))
-    return probabilities
+        logits[test] = fitted.logits(corpus, index[test])
+    return logits
+
+
+def platt(logits: FloatArray, labels: IntArray) -> Calibration:
+    """Platt scaling: the slope and intercept of a logistic regression of the labels on the
+    (out-of-fold) logits, unweighted, so the result is a probability at the labels' base rate.
+    The class-balanced training pushes raw logits towards a 50 % base rate; this undoes it."""
+    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415
+
+    regression = LogisticRegression(C=1e6, max_iter=1000)
+    regression.fit(logits.reshape(-1, 1), labels)
+    return Calibration(
+        slope=_round(float(regression.coef_[0][0])),
+        intercept=_round(float(regression.intercept_[0])),
+        base_rate=_round(float(np.mean(labels))),
+    )
+
+
+def calibrated(calibration: Calibration, logits: FloatArray) -> FloatArray:
+    """Calibrated probabilities at the training base rate."""
+    return sigmoid(calibration.slope * logits + calibration.intercept)
 
 
 def prf(labels: IntArray, predicted: NDArray[np.bool_]) -> tuple[float, float, float]:
@@ -312,7 +485,8 @@ def choose_threshold(probabilities: FloatArray, labels: IntArray) -> float:
 class Choice:
     config: LanguageConfig  # with the C chosen
     threshold: float
-    out_of_fold: FloatArray
+    out_of_fold: FloatArray  # probabilities (uncalibrated)
+    logits: FloatArray  # the same, as logits: what the calibration is fitted on
 
 
 def choose(
@@ -324,11 +498,12 @@ def choose(
     labels = corpus.labels[index]
     for c in config.C_choices or (config.C,):
         candidate = replace(config, C=c)
-        probabilities = out_of_fold(corpus, index, candidate, folds, seed)
+        logits = out_of_fold(corpus, index, candidate, folds, seed)
+        probabilities = sigmoid(logits)
         threshold = choose_threshold(probabilities, labels)
         f1 = prf(labels, probabilities >= threshold)[2]
         if best is None or f1 > best[0] + 1e-12:
-            best = (f1, Choice(candidate, threshold, probabilities))
+            best = (f1, Choice(candidate, threshold, probabilities, logits))
     assert best is not None
     return best[1]
 
@@ -341,6 +516,32 @@ class NestedResult:
     fold_f1: tuple[float, ...]
     thresholds: tuple[float, ...]
     C: tuple[float, ...]
+    logits: FloatArray  # every text's, from the outer model that did not see it
+    calibrated: FloatArray  # the same through that model's calibration
+    base_rate: float  # of the whole corpus (each training part's, within a text, by stratifying)
+
+
+@dataclass(frozen=True, slots=True)
+class Trained:
+    """A model fitted on some texts, with the C, threshold and calibration their own k-fold
+    cross-validation chose."""
+
+    fitted: Fitted
+    choice: Choice
+    calibration: Calibration
+
+    def calibrated(self, corpus: Corpus, index: IntArray) -> tuple[FloatArray, FloatArray]:
+        """Raw logits and calibrated probabilities of ``index``'s texts."""
+        logits = self.fitted.logits(corpus, index)
+        return logits, calibrated(self.calibration, logits)
+
+
+def train(
+    corpus: Corpus, index: IntArray, config: LanguageConfig, folds: int, seed: int
+) -> Trained:
+    choice = choose(corpus, index, config, folds, seed)
+    calibration = platt(choice.logits, corpus.labels[index])
+    return Trained(fit(corpus, index, choice.config, seed), choice, calibration)
 
 
 def nested_cv(
@@ -350,18 +551,30 @@ def nested_cv(
     then predict the held-out fold. Pooled P/R/F1 over all held-out predictions."""
     labels = corpus.labels
     predicted = np.zeros(len(labels), dtype=bool)
+    logits = np.zeros(len(labels), dtype=np.float64)
+    probabilities = np.zeros(len(labels), dtype=np.float64)
     fold_f1: list[float] = []
     thresholds: list[float] = []
     chosen_c: list[float] = []
-    for train, test in _folds(labels, outer, seed):
-        choice = choose(corpus, train, config, inner, seed)
-        fitted = fit(corpus, train, choice.config, seed)
-        predicted[test] = sigmoid(fitted.logits(corpus, test)) >= choice.threshold
-        thresholds.append(choice.threshold)
-        chosen_c.append(choice.config.C)
+    for part, test in _folds(labels, outer, seed):
+        trained = train(corpus, part, config, inner, seed)
+        logits[test], probabilities[test] = trained.calibrated(corpus, test)
+        predicted[test] = sigmoid(logits[test]) >= trained.choice.threshold
+        thresholds.append(trained.choice.threshold)
+        chosen_c.append(trained.choice.config.C)
         fold_f1.append(prf(labels[test], predicted[test])[2])
     precision, recall, f1 = prf(labels, predicted)
-    return NestedResult(precision, recall, f1, tuple(fold_f1), tuple(thresholds), tuple(chosen_c))
+    return NestedResult(
+        precision,
+        recall,
+        f1,
+        tuple(fold_f1),
+        tuple(thresholds),
+        tuple(chosen_c),
+        logits,
+        probabilities,
+        float(np.mean(labels)),
+    )
 
 
 def _round(x: float) -> float:
@@ -375,6 +588,8 @@ def export(
     config: LanguageConfig,
     threshold: float,
     training: Mapping[str, Any],
+    *,
+    calibration: Calibration | None = None,
 ) -> dict[str, Any]:
     """The model as plain data: per vectorizer, term → [idf, coefficient]; dense coefficients;
     embedding coefficients. An NB weight is folded into its n-gram's coefficient."""
@@ -403,6 +618,12 @@ def export(
             "variant": config.embedding.variant,
             "kind": config.embedding.kind,
             "coef": [_round(float(c)) for c in coef[offset:]],
+        }
+    if calibration is not None:
+        extra["calibration"] = {
+            "slope": calibration.slope,
+            "intercept": calibration.intercept,
+            "base_rate": calibration.base_rate,
         }
     return {
         **extra,

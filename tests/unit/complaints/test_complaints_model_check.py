@@ -86,6 +86,21 @@ def test_a_moved_threshold_is_named(fitted: tuple[Model, training.Corpus]) -> No
     assert compare(model, within, corpus) == []
 
 
+def test_a_moved_or_missing_calibration_is_named(fitted: tuple[Model, training.Corpus]) -> None:
+    model, corpus = fitted
+    calibrated = copy.deepcopy(model)
+    calibrated["calibration"] = {"slope": 1.2, "intercept": -0.3, "base_rate": 0.36}
+    assert compare(model, calibrated, corpus) == [
+        f"calibration: None shipped, {calibrated['calibration']} rebuilt"
+    ]
+    drifted = copy.deepcopy(calibrated)
+    drifted["calibration"] = {"slope": 1.2001, "intercept": -0.3001, "base_rate": 0.36}
+    assert compare(calibrated, drifted, corpus) == []
+    moved = copy.deepcopy(calibrated)
+    moved["calibration"] = {"slope": 1.3, "intercept": -0.3, "base_rate": 0.36}
+    assert len(compare(calibrated, moved, corpus)) == 1
+
+
 def test_changed_decisions_are_named_with_examples(fitted: tuple[Model, training.Corpus]) -> None:
     """A text moved across the threshold is named, with the text."""
     model, corpus = fitted

@@ -1,0 +1,104 @@
+"""The figures a manager acts on: precision where complaints are rare, calibration, and which
+complaints count as indirect; and the training data's cleaning, balance and Platt scaling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cti_server.complaints import evaluation, training
+
+
+def test_precision_at_a_realistic_rate_reweights_the_test_set() -> None:
+    """Half complaints in the test set, 5 % in the field: the same TPR and FPR give a far
+    lower precision there, by the formula rate*TPR / (rate*TPR + (1-rate)*FPR)."""
+    labels = np.array([1] * 100 + [0] * 100)
+    probabilities = np.array([0.99] * 80 + [0.01] * 20 + [0.99] * 10 + [0.01] * 90)
+    point = evaluation.at_rate(probabilities, labels, base_rate=0.5, rate=0.05, miss_cost=5)
+    assert (point.tpr, point.fpr) == (0.8, 0.1)
+    assert point.precision == pytest.approx(0.05 * 0.8 / (0.05 * 0.8 + 0.95 * 0.1))
+    assert training.prf(labels, probabilities >= 0.5)[0] == pytest.approx(80 / 90)
+
+
+def test_the_operating_point_moves_with_the_rate_and_the_cost() -> None:
+    """At the training rate and equal costs the point is 0.5; a rarer complaint asks for more
+    certainty, a dearer miss for less."""
+    labels = np.array([0, 1])
+    probabilities = np.array([0.2, 0.8])
+    assert evaluation.at_rate(probabilities, labels, 0.5, 0.5, 1).threshold == pytest.approx(0.5)
+    rare = evaluation.at_rate(probabilities, labels, 0.5, 0.05, 1).threshold
+    dear = evaluation.at_rate(probabilities, labels, 0.5, 0.05, 5).threshold
+    assert 0.5 < dear < rare
+    assert evaluation.shifted(np.array([0.5]), 0.5, 0.05)[0] == pytest.approx(0.05)
+
+
+def test_calibration_error_of_calibrated_and_overconfident_probabilities() -> None:
+    rng = np.random.default_rng(0)
+    probabilities = rng.uniform(size=20000)
+    labels = (rng.uniform(size=20000) < probabilities).astype(np.int64)
+    assert evaluation.expected_calibration_error(probabilities, labels) < 0.02
+    overconfident = np.where(probabilities > 0.5, 0.99, 0.01)
+    assert evaluation.expected_calibration_error(overconfident, labels) > 0.2
+    assert evaluation.brier(overconfident, labels) > evaluation.brier(probabilities, labels)
+
+
+def test_indirect_complaints_say_nothing_overtly_negative() -> None:
+    texts = [
+        "还行吧，也就那样",
+        "送得太慢了，难吃",
+        "I'd expected more from you",
+        "This is awful",
+        "ok",
+    ]
+    labels = np.array([1, 1, 1, 1, 0])
+    languages = ["zh", "zh", "en", "en", "en"]
+    found = [
+        bool(evaluation.indirect([t], np.array([y]), language)[0])
+        for t, y, language in zip(texts, labels, languages, strict=True)
+    ]
+    assert found == [True, False, True, False, False]  # a non-complaint is never in the subset
+
+
+def test_cleaning_strips_marks_and_drops_duplicates_and_contradictions() -> None:
+    labelled = training.Labelled(
+        ["\ufeff好评", "好评", " 差评 ", "差评", "一般", "一般"],
+        np.array([0, 0, 1, 1, 1, 0]),
+        ["a", "a", "b", "b", "b", "b"],
+    )
+    cleaned = training.clean(labelled)
+    assert cleaned.texts == ["好评", "差评"]  # "一般" said both ways: dropped
+    assert cleaned.labels.tolist() == [0, 1]
+
+
+def test_balanced_takes_at_most_so_many_of_each_label_of_each_kind() -> None:
+    texts = [f"t{i}" for i in range(30)]
+    labels = np.array([1] * 20 + [0] * 10)
+    kinds = ["big"] * 25 + ["small"] * 5
+    labelled = training.Labelled(texts, labels, kinds)
+    chosen = training.balanced(labelled, 4)
+    counts = {
+        (kinds[i], int(labels[i])): sum(
+            1 for j in chosen if kinds[j] == kinds[i] and labels[j] == labels[i]
+        )
+        for i in chosen
+    }
+    assert counts == {("big", 1): 4, ("big", 0): 4, ("small", 0): 4}
+    assert training.balanced(labelled, 4, ["small"]).tolist() == sorted(
+        training.balanced(labelled, 4, ["small"]).tolist()
+    )
+    shuffled = training.Labelled(texts[::-1], labels[::-1], kinds[::-1])
+    assert sorted(texts[i] for i in chosen) == sorted(
+        shuffled.texts[i] for i in training.balanced(shuffled, 4)
+    )  # a sample does not depend on the file's order
+
+
+def test_platt_scaling_undoes_a_pushed_base_rate() -> None:
+    """Logits of a model whose probabilities say 50 % where 20 % are complaints: calibrated,
+    their mean is the base rate and the calibration records it."""
+    rng = np.random.default_rng(1)
+    labels = (rng.uniform(size=5000) < 0.2).astype(np.int64)
+    logits = rng.normal(size=5000) + np.where(labels == 1, 1.5, -0.5)
+    calibration = training.platt(logits, labels)
+    assert calibration.base_rate == pytest.approx(labels.mean(), abs=1e-6)
+    assert training.calibrated(calibration, logits).mean() == pytest.approx(labels.mean(), abs=0.01)
+    assert training.sigmoid(logits).mean() > 0.35
