@@ -55,6 +55,7 @@ from cti_server.complaints.embeddings import available as embeddings_available  
 from cti_server.complaints.features import TextFeatures  # noqa: E402
 from cti_server.complaints.resources import (  # noqa: E402
     data_root,
+    has_model,
     load_lexicon,
     load_model,
     load_weights,
@@ -269,6 +270,8 @@ def report(args: argparse.Namespace) -> int:
     if everything is not None:
         sample = [everything.texts[i] for i in range(0, len(everything), len(everything) // 500)]
         _speed("zh", sample, False)
+        if embeddings_available() and has_model(data_root(), "zh", embeddings=True):
+            _speed("zh", sample[::5], True)
     return 0
 
 

@@ -225,16 +225,19 @@ def test_without_the_embeddings_extra_the_linear_model_and_its_threshold(
 def test_with_the_embeddings_extra_the_embedding_model() -> None:
     detector = ComplaintDetector(embeddings=None)
     assert detector.uses_embeddings("en")
-    assert not detector.uses_embeddings("zh")
+    assert detector.uses_embeddings("zh")
     assert detector.threshold("en") == load_model(PACKAGE_DATA, "en", embeddings=True).threshold
-    complaint = detector.detect(
-        [TranscriptLine("this is the worst service, I want a refund", 0.0, 3.0)]
-    )
-    assert complaint.probability >= complaint.threshold
-    neutral = detector.detect(
-        [TranscriptLine("hi, can I change my delivery address please", 0.0, 3.0)]
-    )
-    assert neutral.probability < neutral.threshold
+    for complaint_text, neutral_text in [
+        (
+            "this is the worst service, I want a refund",
+            "hi, can I change my delivery address please",
+        ),
+        ("这已经是第三次打电话了，问题还没解决", "你好，我想改一下收货地址"),
+    ]:
+        complaint = detector.detect([TranscriptLine(complaint_text, 0.0, 3.0)])
+        assert complaint.probability >= complaint.threshold
+        neutral = detector.detect([TranscriptLine(neutral_text, 0.0, 3.0)])
+        assert neutral.probability < neutral.threshold
 
 
 def test_normalize_keeps_the_way_back() -> None:
