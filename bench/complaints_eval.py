@@ -10,9 +10,9 @@ absent): for each kind of business, a model is trained as the shipped one is (de
 balanced across the other kinds, calibrated by cross-validation inside its training data) and
 tested on the kind it never saw. Printed: each kind's F1 and the macro average, calibration
 before and after, precision at a realistic complaint rate, recall on indirect complaints, and the
-shipped model's time per message. With ``--embedding-cache DIR`` (or CTI_EMBEDDING_CACHE) and the
-embeddings extra, the same for the model that also reads sentence embeddings, on a sample of each
-kind (embeddings kept in DIR between runs).
+shipped model's time per message. With ``--embedding-cache DIR`` (or COMPLAINTS_EMBEDDING_CACHE)
+and the embeddings extra, the same for the model that also reads sentence embeddings, on a sample
+of each kind (embeddings kept in DIR between runs).
 
 Every model is measured at two operating points: the calibrated 0.5 (at the training base rate)
 and the one a manager sets, an expected complaint rate (``--rate``) and the cost of a miss in
@@ -373,10 +373,10 @@ def main() -> int:
     parser.add_argument(
         "--embedding-cache",
         type=Path,
-        default=Path(os.environ["CTI_EMBEDDING_CACHE"])
-        if os.environ.get("CTI_EMBEDDING_CACHE")
+        default=Path(os.environ["COMPLAINTS_EMBEDDING_CACHE"])
+        if os.environ.get("COMPLAINTS_EMBEDDING_CACHE")
         else None,
-        help="a directory for sentence embeddings kept between runs (CTI_EMBEDDING_CACHE)",
+        help="a directory for sentence embeddings kept between runs (COMPLAINTS_EMBEDDING_CACHE)",
     )
     args = parser.parse_args()
     if not 0 < args.rate < 1:

@@ -155,10 +155,11 @@ def main() -> int:
         "--embedding-cache",
         type=Path,
         metavar="DIR",
-        default=Path(os.environ["CTI_EMBEDDING_CACHE"])
-        if os.environ.get("CTI_EMBEDDING_CACHE")
+        default=Path(os.environ["COMPLAINTS_EMBEDDING_CACHE"])
+        if os.environ.get("COMPLAINTS_EMBEDDING_CACHE")
         else None,
-        help="keep sentence embeddings in DIR between runs (CTI_EMBEDDING_CACHE); outside the repo",
+        help="keep sentence embeddings in DIR, outside the repository, between runs "
+        "(COMPLAINTS_EMBEDDING_CACHE)",
     )
     args = parser.parse_args()
     config = training.load_training_config(DATA)
