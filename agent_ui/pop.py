@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from agent_ui.routing_words import decision_words, no_answer_words
 from crm_core.cases import open_cases_of
 from crm_core.customers import customers_by_ids, get_customer
 from crm_core.errors import NotFound
@@ -76,7 +77,7 @@ class CallPop:
     identified: asyncio.Event = field(default_factory=asyncio.Event)
     lookup: asyncio.Task[Record] | None = None
     ivr: Record | None = None
-    routed: Record = field(default_factory=dict)  # the router's word: decision, no_answer
+    routed: Record = field(default_factory=dict)  # the router's word, in the agent's words
     tier: str = ""
 
 
@@ -141,10 +142,10 @@ class PopService:
 
     def routed(self, event: CallRouted | CallRangOut) -> Record:
         """Keep the router's word on a call for its pops; what it adds to them."""
-        said: Record = (
-            {"decision": event.decision}
+        said: Record = dict(
+            decision_words(event.decision)
             if isinstance(event, CallRouted)
-            else {"no_answer": event.no_answer}
+            else no_answer_words(event.no_answer)
         )
         self._call(CallKey.of(event)).routed.update(said)
         return said

@@ -90,9 +90,11 @@ async def test_the_routers_word_joins_the_pop_as_published(pops: tuple[PopServic
     service.routed(
         CallRangOut(node=NODE, linkedid="3.1", extension="8102", reason="x", no_answer=rang)
     )
+    decision = {"rule": "only qualified agent", "agent": "8101", "candidates": [{"agent": "8101"}]}
     added = service.routed(
-        CallRouted(node=NODE, linkedid="3.1", extension="8101", rule="r", decision={"rule": "r"})
+        CallRouted(node=NODE, linkedid="3.1", extension="8101", rule="r", decision=decision)
     )
-    assert added == {"decision": {"rule": "r"}}
+    said = {"decided by": "you were the only qualified agent free", "also qualified": "nobody else"}
+    assert added == said
     pop = await service.pop_for(_ringing("3.1"))
-    assert pop["routing"] == {"no_answer": rang, "decision": {"rule": "r"}}
+    assert pop["routing"] == {"rang out first at": "8102 (paused: not answering)", **said}

@@ -161,7 +161,7 @@ async def test_a_desks_call_goes_on_while_its_phone_is_still_in_it(ui: Ui) -> No
 
 
 def _routed(linkedid: str, extension: str) -> CallRouted:
-    decision = {"rule": "skills", "why": "best billing skill free longest", "queue": "support"}
+    decision = {"rule": "tie-break longest idle", "agent": extension, "candidates": []}
     return CallRouted(
         node=NODE, linkedid=linkedid, extension=extension, rule="skills", decision=decision
     )
@@ -175,17 +175,18 @@ async def test_the_routers_decision_reaches_the_pop_whether_it_comes_before_or_a
     late, early = "1700000000.5", "1700000000.6"
     ui.publish(arrived(late), ringing(late, ALICE))
     pop = await next_of(alice, "pop")
-    assert "decision" not in pop["routing"]
+    assert "decided by" not in pop["routing"]
     ui.publish(_routed(late, "8101"))  # written to the CRM later by the recorder
     update = await next_of(alice, "pop_routing")
     assert update["linkedid"] == late
-    assert update["routing"]["decision"]["why"] == "best billing skill free longest"
+    longest = "of the qualified agents free, you had waited longest for a call"
+    assert update["routing"]["decided by"] == longest
 
     ui.publish(ended(late, ""), arrived(early), _routed(early, "8101"), ringing(early, ALICE))
     await next_of(alice, "pop_cleared")
     pop = await next_of(alice, "pop")
     assert pop["call"]["linkedid"] == early
-    assert pop["routing"]["decision"]["rule"] == "skills"
+    assert pop["routing"]["decided by"] == longest
 
 
 # -- what an agent does at the desk -----------------------------------------------------------
