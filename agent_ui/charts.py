@@ -7,7 +7,7 @@ template: no charting library, nothing runs in the browser, labels escaped like 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -20,17 +20,32 @@ SLOTS = 96
 
 @dataclass(frozen=True)
 class DaySeries:
-    """Per 15-minute slot of the (UTC) day: calls that arrived, and the service level so far."""
+    """Per 15-minute slot of the contact center's day: calls that arrived, and the service level
+    so far. Slots are by the local clock (a day that changes to or from summer time repeats or
+    skips an hour of them)."""
 
-    start: datetime
+    start: datetime  # local midnight
     calls: list[int]
     service_level: list[float | None]  # share answered within the target, None before any call
 
 
+def midnight(now: datetime, zone: tzinfo) -> datetime:
+    """The start of ``now``'s day where the contact center is."""
+    return now.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _slot(moment: datetime, zone: tzinfo) -> int:
+    local = moment.astimezone(zone)
+    return min((local.hour * 60 + local.minute) // 15, SLOTS - 1)
+
+
 async def day_series(
-    db: async_sessionmaker[AsyncSession], now: datetime, service_level_seconds: int
+    db: async_sessionmaker[AsyncSession],
+    now: datetime,
+    service_level_seconds: int,
+    zone: tzinfo = UTC,
 ) -> DaySeries:
-    start = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = midnight(now, zone)
     async with db() as session:
         rows = (
             await session.execute(
@@ -39,16 +54,19 @@ async def day_series(
                     Interaction.queued_at,
                     Interaction.answered_at,
                     Interaction.kind,
-                ).where(Interaction.arrived_at >= start)
+                ).where(Interaction.arrived_at >= start.astimezone(UTC))
             )
         ).all()
     calls = [0] * SLOTS
     within = [0] * SLOTS
     ended = [0] * SLOTS
-    for arrived, queued, answered, kind in rows:
-        if arrived is None:
+    for stored, queued, answered, kind in rows:
+        if stored is None:
             continue
-        slot = min(int((arrived - start) / SLOT), SLOTS - 1)
+        arrived = stored if stored.tzinfo else stored.replace(tzinfo=UTC)  # SQLite: naive UTC
+        if arrived < start:
+            continue
+        slot = _slot(arrived, zone)
         calls[slot] += 1
         if queued is None:
             continue
@@ -59,7 +77,7 @@ async def day_series(
             ended[slot] += 1
     level: list[float | None] = []
     total_within = total_ended = 0
-    current = int((now.astimezone(UTC) - start) / SLOT)
+    current = _slot(now, zone)
     for slot in range(SLOTS):
         total_within += within[slot]
         total_ended += ended[slot]
@@ -75,14 +93,14 @@ def bars(series: DaySeries, width: int = 640, height: int = 160) -> dict[str, ob
     return {
         "width": width,
         "height": height,
-        "title": "Calls per 15 minutes (UTC)",
+        "title": f"Calls per 15 minutes ({_zone_name(series)})",
         "bars": [
             {
                 "x": round(i * step, 1),
                 "y": round(plot - n / top * plot, 1),
                 "w": round(step - 1, 1),
                 "h": round(n / top * plot, 1),
-                "label": f"{(series.start + i * SLOT):%H:%M}: {n}",
+                "label": f"{_clock(i)}: {n}",
             }
             for i, n in enumerate(series.calls)
             if n
@@ -102,7 +120,7 @@ def line(series: DaySeries, width: int = 640, height: int = 160) -> dict[str, ob
         {
             "x": round(i * step + step / 2, 1),
             "y": round(plot - value * plot, 1),
-            "label": f"{(series.start + (i + 1) * SLOT):%H:%M}: {value:.0%}",
+            "label": f"{_clock(i + 1)}: {value:.0%}",
         }
         for i, value in enumerate(series.service_level)
         if value is not None
@@ -111,7 +129,7 @@ def line(series: DaySeries, width: int = 640, height: int = 160) -> dict[str, ob
     return {
         "width": width,
         "height": height,
-        "title": "Service level so far today (UTC)",
+        "title": f"Service level so far today ({_zone_name(series)})",
         "bars": [],
         "points": points,
         "dots": dots,
@@ -120,15 +138,26 @@ def line(series: DaySeries, width: int = 640, height: int = 160) -> dict[str, ob
     }
 
 
+def _clock(slot: int) -> str:
+    minutes = slot * 15
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def _zone_name(series: DaySeries) -> str:
+    return str(series.start.tzinfo)
+
+
 def _ticks(width: int) -> list[dict[str, object]]:
     return [{"x": round(width * hour / 24, 1), "label": f"{hour:02d}"} for hour in range(0, 24, 3)]
 
 
-def weekly(first: datetime, last: datetime, moments: list[datetime]) -> list[tuple[str, int]]:
-    """Counts per week (weeks start on Monday, UTC) from ``first``'s week to ``last``'s, at most
-    a year of them (the latest)."""
-    monday = _monday(first)
-    end = _monday(last)
+def weekly(
+    first: datetime, last: datetime, moments: list[datetime], zone: tzinfo = UTC
+) -> list[tuple[str, int]]:
+    """Counts per week (weeks start on Monday, at the contact center's midnight) from
+    ``first``'s week to ``last``'s, at most a year of them (the latest)."""
+    monday = _monday(first, zone)
+    end = _monday(last, zone)
     if (end - monday).days > 7 * 52:
         monday = end - timedelta(weeks=52)
     counts: dict[datetime, int] = {}
@@ -137,15 +166,15 @@ def weekly(first: datetime, last: datetime, moments: list[datetime]) -> list[tup
         counts[week] = 0
         week += timedelta(weeks=1)
     for moment in moments:
-        key = _monday(moment)
+        key = _monday(moment if moment.tzinfo else moment.replace(tzinfo=UTC), zone)
         if key in counts:
             counts[key] += 1
     return [(f"{week:%m-%d}", n) for week, n in counts.items()]
 
 
-def _monday(moment: datetime) -> datetime:
-    day = moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return day - timedelta(days=day.weekday())
+def _monday(moment: datetime, zone: tzinfo) -> datetime:
+    day = midnight(moment, zone)
+    return (day - timedelta(days=day.weekday())).replace(tzinfo=None)  # a calendar date
 
 
 def labelled_bars(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import jinja2
 from aiohttp import web
@@ -44,6 +45,11 @@ class UiDeps:
     recordings_path: Path | None = None  # Asterisk's monitor directory: the calls' mix wavs
     routing: SupervisorRouting | None = None  # the router when routing is on, else None
     logins: LoginGuard | None = None  # the server's sign-in throttle, shared with /api/tokens
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The contact center's time zone: where its days and weeks begin."""
+        return ZoneInfo(self.settings.time_zone)
 
 
 DEPS = web.AppKey("ui_deps", UiDeps)

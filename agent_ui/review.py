@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -76,8 +76,9 @@ class _BadFilter(ValueError):
 # -- the list -------------------------------------------------------------------------------------
 
 
-def _filter_of(query: MultiMapping[str]) -> tuple[CaseFilter, dict[str, str]]:
-    """The filters of the list's form (empty: any); unknown values are refused, not ignored."""
+def _filter_of(query: MultiMapping[str], zone: tzinfo) -> tuple[CaseFilter, dict[str, str]]:
+    """The filters of the list's form (empty: any); unknown values are refused, not ignored.
+    Dates are days where the contact center is (``zone``)."""
     chosen = {key: query.get(key, "").strip()[:40] for key in _FILTER_KEYS}
 
     def _one_of(key: str, allowed: tuple[str, ...] | None) -> str | None:
@@ -98,7 +99,7 @@ def _filter_of(query: MultiMapping[str]) -> tuple[CaseFilter, dict[str, str]]:
             day = date.fromisoformat(value)
         except ValueError:
             raise _BadFilter(f"{key}: a date like 2026-11-23") from None
-        return datetime(day.year, day.month, day.day, tzinfo=UTC)
+        return datetime(day.year, day.month, day.day, tzinfo=zone)
 
     agent = chosen["agent"]
     if agent and not agent.isdigit():
@@ -142,7 +143,7 @@ async def _users(db: AsyncSession, *roles: str) -> list[User]:
 @pages.route("GET", "/complaints", ROLE, name="complaints")
 async def list_page(request: web.Request) -> web.StreamResponse:
     try:
-        where, chosen = _filter_of(request.query)
+        where, chosen = _filter_of(request.query, request.app[DEPS].zone)
     except _BadFilter as exc:
         raise web.HTTPBadRequest(text=str(exc)) from None
     async with request.app[DEPS].db() as db:
@@ -171,7 +172,7 @@ async def list_page(request: web.Request) -> web.StreamResponse:
 async def chart(request: web.Request) -> web.StreamResponse:
     """Complaints by category or by week, of the cases the list's filters select."""
     try:
-        where, _ = _filter_of(request.query)
+        where, _ = _filter_of(request.query, request.app[DEPS].zone)
     except _BadFilter as exc:
         raise web.HTTPBadRequest(text=str(exc)) from None
     async with request.app[DEPS].db() as db:
@@ -185,7 +186,8 @@ async def chart(request: web.Request) -> web.StreamResponse:
         last = where.opened_before or datetime.now(UTC)
         first = where.opened_from or last - timedelta(weeks=WEEKS)
         geometry = charts.labelled_bars(
-            "Complaints by week (from Monday)", charts.weekly(first, last, [o for _, o in openings])
+            f"Complaints by week (from Monday, {request.app[DEPS].settings.time_zone})",
+            charts.weekly(first, last, [o for _, o in openings], request.app[DEPS].zone),
         )
     body = request.app[TEMPLATES].get_template("chart.svg").render(**geometry)
     return web.Response(

@@ -24,7 +24,7 @@ import contextlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Annotated, Any, Literal, TypeVar
 
 from aiohttp import web
@@ -360,10 +360,13 @@ class Wallboard:
 WALLBOARD = web.AppKey("ui_wallboard", Wallboard)
 
 
-async def agents_today(db: async_sessionmaker[AsyncSession], now: datetime) -> dict[str, Any]:
+async def agents_today(
+    db: async_sessionmaker[AsyncSession], now: datetime, zone: tzinfo = UTC
+) -> dict[str, Any]:
     """What the "Agents today" table shows: each agent's calls, own talk and average handle
-    time since midnight (UTC, as the charts count the day), from their own segments."""
-    since = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    time since the contact center's midnight (as the charts count the day), from their own
+    segments."""
+    since = charts.midnight(now, zone)
     async with db() as session:
         figures = await agent_segments(session, since, since + timedelta(days=1))
     return {"since": since, "figures": figures, "duration": duration}
@@ -377,7 +380,7 @@ async def wallboard_page(request: web.Request) -> web.StreamResponse:
         "wallboard.html",
         user=request[UI_SESSION].display_name,
         routing=deps.routing is not None,
-        **await agents_today(deps.db, datetime.now(UTC)),
+        **await agents_today(deps.db, datetime.now(UTC), deps.zone),
     )
 
 
@@ -387,7 +390,7 @@ async def agents_today_table(request: web.Request) -> web.StreamResponse:
     response = render(
         request,
         "wallboard_agents.html",
-        **await agents_today(request.app[DEPS].db, datetime.now(UTC)),
+        **await agents_today(request.app[DEPS].db, datetime.now(UTC), request.app[DEPS].zone),
     )
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -398,7 +401,7 @@ async def agents_today_table(request: web.Request) -> web.StreamResponse:
 )
 async def chart(request: web.Request) -> web.StreamResponse:
     deps = request.app[DEPS]
-    series = await charts.day_series(deps.db, datetime.now(UTC), deps.service_level)
+    series = await charts.day_series(deps.db, datetime.now(UTC), deps.service_level, deps.zone)
     geometry = (
         charts.bars(series) if request.match_info["chart"] == "calls" else charts.line(series)
     )

@@ -16,6 +16,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -444,6 +445,20 @@ class UiSettings(_Section):
     dispositions: tuple[str, ...] = ("resolved", "follow_up", "escalated", "sale", "no_action")
     wrapup_seconds: int = Field(60, ge=5, le=3600)
     long_wait_seconds: int = Field(60, ge=5, description="a waiting call this old is an alert")
+    time_zone: str = Field(
+        "UTC",
+        description="the contact center's IANA time zone (Asia/Shanghai): the day and the weeks "
+        "of the charts and figures begin at its midnight",
+    )
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not a time zone name like Asia/Shanghai") from None
+        return value
 
 
 class Settings(BaseSettings):

@@ -51,3 +51,6 @@ class UiOptions(Protocol):
 
     @property
     def long_wait_seconds(self) -> int: ...
+
+    @property
+    def time_zone(self) -> str: ...
