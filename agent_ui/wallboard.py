@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import math
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +32,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agent_ui import charts
@@ -39,6 +43,7 @@ from agent_ui.pop import PopService
 from agent_ui.ws import Connection, Hub, Reply, UiError
 from crm_core.access import least
 from crm_core.agent_figures import agent_segments
+from crm_core.people import names_by_extension
 from cti_server.bus import Bus
 from cti_server.control import WRAP_UP_REASON, AgentView, SupervisorRouting
 from cti_server.events import (
@@ -55,8 +60,11 @@ from cti_server.events import (
     extension_of,
 )
 
+log = logging.getLogger(__name__)
+
 PUSH_INTERVAL = 0.25
 REFRESH = 5.0
+NAMES_EVERY = 30.0
 COMPLAINT_ALERTS = 20  # the latest live complaint alerts kept
 COMPLAINT_ALERT_AGE = timedelta(minutes=30)  # and shown this long
 TRANSCRIPT_LINES = 40  # finished utterances kept per call for a wallboard that opens it late
@@ -125,6 +133,8 @@ class Wallboard:
         self._complaints: deque[dict[str, Any]] = deque(maxlen=COMPLAINT_ALERTS)
         self._transcripts: dict[CallKey, _Transcript] = {}
         self._following: dict[Connection, set[CallKey]] = {}
+        self._names: dict[str, str] = {}  # the people at the extensions, from the CRM
+        self._names_read = -math.inf
         hub.greet("wallboard", self.greeting)
         for kind, handler in (
             ("spy", self.spy),
@@ -143,6 +153,7 @@ class Wallboard:
         calls = {CallKey(c["node"], c["linkedid"]): c for c in snapshot["calls"]}
         for agent in snapshot["agents"]:
             agent["extension"] = extension_of(agent["agent"]) or ""
+            agent["name"] = self._names.get(agent["extension"], "")
             agent["tier"] = self.pops.tier_of(agent["node"], agent["linkedid"])
             call = calls.get(CallKey(agent["node"], agent["linkedid"]))
             agent["caller"] = call["caller_name"] or call["caller_number"] if call else ""
@@ -195,6 +206,7 @@ class Wallboard:
         }
 
     async def greeting(self, connection: Connection) -> list[dict[str, Any]]:
+        await self._read_names()
         return [self.view()]
 
     async def run(self, bus: Bus) -> None:
@@ -284,8 +296,21 @@ class Wallboard:
             self._stale.clear()
             boards = self.hub.wallboards()
             if boards:
+                await self._read_names()
                 await self.hub.send_all(boards, self.view())
             await asyncio.sleep(PUSH_INTERVAL)
+
+    async def _read_names(self) -> None:
+        """Who is at each extension, read again every NAMES_EVERY seconds (people are added and
+        renamed rarely); the CRM away, the names read last stay."""
+        if time.monotonic() - self._names_read < NAMES_EVERY:
+            return
+        self._names_read = time.monotonic()
+        try:
+            async with self.deps.db() as session:
+                self._names = await names_by_extension(session)
+        except (DBAPIError, OSError) as exc:
+            log.warning("agents' names not read, the CRM is away: %s", exc)
 
     # -- actions ------------------------------------------------------------------------------
 

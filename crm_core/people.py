@@ -315,6 +315,16 @@ class AuditEntry:
     changes: dict[str, Any]
 
 
+async def names_by_extension(session: AsyncSession) -> dict[str, str]:
+    """Each active user's name at their extension, for pages that show phones as people."""
+    rows = await session.execute(
+        select(User.extension, User.display_name).where(
+            User.active.is_(True), User.extension.is_not(None)
+        )
+    )
+    return {str(extension): name for extension, name in rows.all()}
+
+
 async def user_audit(
     session: AsyncSession, username: str | None = None, limit: int = 100
 ) -> list[AuditEntry]:

@@ -170,7 +170,9 @@
       out.addEventListener("click", () => socket.send({ type: "force_logout", node: a.node, interface: a.interface }));
       actions.appendChild(pause);
       actions.appendChild(out);
-      const tr = row([a.agent, a.state.replace("_", " ") + (a.reason ? " (" + a.reason + ")" : ""),
+      // the person first, their phone after; a phone nobody in the CRM has, as Asterisk names it
+      const who = a.name ? a.name + " (" + (a.extension || a.agent) + ")" : a.agent;
+      const tr = row([who, a.state.replace("_", " ") + (a.reason ? " (" + a.reason + ")" : ""),
         since(a.since), a.caller, a.tier, actions]);
       tr.dataset.agent = a.agent;
       tr.dataset.state = a.state;

@@ -132,6 +132,10 @@ async def test_agent_takes_a_real_call_with_its_pop_and_wraps_up_while_the_super
     await expect(sam.page.locator('#agents tr[data-agent="agent-8101"]')).to_contain_text(
         "platinum"
     )
+    # the person, from the CRM, beside their phone: not only Asterisk's member name
+    await expect(sam.page.locator('#agents tr[data-agent="agent-8101"] td').first).to_have_text(
+        "alice (8101)"
+    )
     await sam.page.reload()  # the socket comes back, and the charts show this call
     await expect(sam.page.locator('#agents tr[data-agent="agent-8101"]')).to_have_attribute(
         "data-state", "on_call"
