@@ -162,8 +162,13 @@ class Wallboard:
         routed = self._routed_calls()
         for call in snapshot["calls"]:
             call["tier"] = self.pops.tier_of(call["node"], call["linkedid"])
+            call["service_queue"], call["offered_to"] = self._queues_of(call)
             if routed is not None:
                 call["routing"] = routed.get(CallKey(call["node"], call["linkedid"]))
+        routing = self.deps.routing
+        if routing is not None:  # an agent's own queue is the router's, not a service
+            queues = snapshot["queues"]
+            snapshot["queues"] = [q for q in queues if routing.agent_of_queue(q["queue"]) is None]
         now = live.clock()
         limit = self.deps.settings.long_wait_seconds
         alerts = [
@@ -189,6 +194,20 @@ class Wallboard:
             "alerts": alerts,
             "routing": routed is not None,
         }
+
+    def _queues_of(self, call: dict[str, Any]) -> tuple[str, str]:
+        """The service queue the customer called (not the agent's own queue the router rings
+        them through), and the person a routed call is offered to ("" if none)."""
+        routing = self.deps.routing
+        queues = [*call.get("waits", []), call["queue"]]
+        if routing is None:
+            return call["queue"], ""
+        service = next((q for q in queues if q and routing.agent_of_queue(q) is None), "")
+        offered = next((e for q in queues if q and (e := routing.agent_of_queue(q))), None)
+        if offered is None:
+            return service, ""
+        name = self._names.get(offered, "")
+        return service, f"{name} ({offered})" if name else offered
 
     def _routed_calls(self) -> dict[CallKey, dict[str, Any]] | None:
         """What the router says of each waiting call (priority, move), None with routing off."""

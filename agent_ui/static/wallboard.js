@@ -120,7 +120,9 @@
       const key = JSON.stringify([c.node, c.linkedid]);
       const words = el("button", expanded.has(key) ? "hide" : "show", "words");
       words.addEventListener("click", () => toggle(c));
-      const cells = [caller, c.tier, c.state, c.queue, c.agent, since(c.since), words];
+      // the queue the customer called; a routed call's agent-of-their-own queue is the offer
+      const state = c.offered_to && c.state === "queued" ? "offered to " + c.offered_to : c.state;
+      const cells = [caller, c.tier, state, c.service_queue || c.queue, c.agent, since(c.since), words];
       cells.push(m.routing ? routingCell(c) : queuePriorityCell(c));
       const tr = row(cells);
       tr.dataset.linkedid = c.linkedid;

@@ -33,6 +33,11 @@ class SupervisorRouting(Protocol):
 
     def change_priority(self, node: str, linkedid: str, adjust: float) -> dict[str, Any]: ...
 
+    def agent_of_queue(self, queue: str) -> str | None:
+        """The extension whose own queue this is (the router rings agents through such queues),
+        None for a queue customers call."""
+        ...
+
 
 class UiOptions(Protocol):
     """The settings the UI reads (``cti_server.config.UiSettings`` satisfies it)."""

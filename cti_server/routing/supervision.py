@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from cti_server.control import ControlError
+from cti_server.routing.inputs import PERSONAL_PREFIX, personal_queue
 from cti_server.routing.router import RoutingError
 
 
@@ -38,3 +39,12 @@ class RouterSupervision:
             return self.router.change_priority(node, linkedid, adjust)
         except RoutingError as exc:
             raise ControlError(str(exc)) from None
+
+    @staticmethod
+    def agent_of_queue(queue: str) -> str | None:
+        """The extension whose own queue ``queue`` is (the router rings an agent through it),
+        None for a service queue customers call."""
+        extension = queue.removeprefix(PERSONAL_PREFIX)
+        if extension != queue and extension.isdigit() and personal_queue(extension) == queue:
+            return extension
+        return None

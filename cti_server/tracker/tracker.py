@@ -1371,6 +1371,7 @@ class Tracker:
                     "caller_number": c.caller_number,
                     "caller_name": c.caller_name,
                     "queue": c.queue,
+                    "waits": list(c.waits),  # queues the caller waits for, outermost first
                     "agent": (c.chain[-1].agent or c.chain[-1].extension) if c.chain else c.agent,
                     "party": c.party,  # whom the customer talks to now (after hand-overs)
                     "answered_by": c.agent or c.answerer,  # the first answerer
