@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from cti_server.complaints import evaluation, training
+from cti_server.complaints.features import TextFeatures
+from cti_server.complaints.resources import data_root, load_lexicon, load_weights
 
 
 def test_precision_at_a_realistic_rate_reweights_the_test_set() -> None:
@@ -102,3 +104,27 @@ def test_platt_scaling_undoes_a_pushed_base_rate() -> None:
     assert calibration.base_rate == pytest.approx(labels.mean(), abs=1e-6)
     assert training.calibrated(calibration, logits).mean() == pytest.approx(labels.mean(), abs=0.01)
     assert training.sigmoid(logits).mean() > 0.35
+
+
+def test_nested_cross_validation_gives_every_text_a_calibrated_held_out_probability() -> None:
+    """Each text is scored by an outer model that never saw it, through the calibration its
+    own inner cross-validation fitted: on average they say the complaint share."""
+    root = data_root()
+    spec = training.load_training_config(root).languages["en"]
+    texts, labels = training.read_labelled(
+        (root / spec.data).read_bytes(), spec.data, "text", "label", "1"
+    )
+    corpus = training.featurize(
+        texts[::4],
+        labels[::4],
+        "en",
+        TextFeatures(load_lexicon(root)),
+        load_weights(root),
+        strip_punctuation=spec.strip_punctuation,
+    )
+    result = training.nested_cv(corpus, spec, 3, 3, 0)
+    assert result.base_rate == pytest.approx(labels[::4].mean())
+    assert result.calibrated.mean() == pytest.approx(result.base_rate, abs=0.05)
+    raw = training.sigmoid(result.logits).mean()  # class-balanced: pulled towards 0.5
+    assert abs(raw - result.base_rate) > abs(result.calibrated.mean() - result.base_rate) + 0.03
+    assert evaluation.brier(result.calibrated, labels[::4]) < 0.2
