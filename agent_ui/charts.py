@@ -203,7 +203,18 @@ def labelled_bars(
         "points": "",
         "dots": [],
         "ticks": [
-            {"x": round(i * step + 2, 1), "label": label} for i, (label, _) in enumerate(counts)
+            {"x": round(i * step + 2, 1), "label": _fit(label, step)}
+            for i, (label, _) in enumerate(counts)
         ],
         "top_label": f"{top}",
     }
+
+
+CHAR_WIDTH = 6.0  # px of a character at the charts' 10 px sans-serif, a wide one
+
+
+def _fit(label: str, room: float) -> str:
+    """``label`` cut to the room under its bar, so that neighbours never overlap; the whole
+    label stays in the bar's tooltip."""
+    fits = max(1, int((room - 4) / CHAR_WIDTH))
+    return label if len(label) <= fits else label[: fits - 1] + "…"

@@ -29,6 +29,9 @@ from crm_core.models import (
 from crm_core.text_rules import unsafe_character
 
 MAX_ROOT_CAUSE = 2000
+CATEGORIES = ("billing", "delivery", "product", "service", "staff", "other")
+"""What a complaint is about: one vocabulary for cases opened by hand and by the detector (whose
+own list, ``cti_server.complaints.CATEGORIES``, a test keeps equal to this)."""
 _Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])
 
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -66,6 +69,8 @@ async def open_case(
     sla: CaseSla,
 ) -> ComplaintCase:
     await get_customer(session, customer_id)
+    if category not in CATEGORIES:
+        raise InvalidInput(f"category: must be one of {', '.join(CATEGORIES)}")
     if severity not in CaseSla.model_fields:
         raise InvalidInput(f"severity: must be one of {', '.join(CaseSla.model_fields)}")
     opened = utcnow()

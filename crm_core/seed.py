@@ -337,13 +337,13 @@ _DISPOSITIONS = (
     "resolved", "resolved", "resolved", "info_given", "info_given", "order_placed",
     "callback_requested", "escalated", "complaint",
 )  # fmt: skip
-_CASE_CATEGORIES = ("billing", "delivery", "product_quality", "staff_attitude", "refund")
+_CASE_CATEGORIES = ("billing", "delivery", "product", "staff", "service")  # cases.CATEGORIES
 _CASE_SUMMARIES = {
-    "billing": "Charged twice for one order",
+    "billing": "Refund promised but not received",
     "delivery": "快递延误超过一周",
-    "product_quality": "Item broken on arrival",
-    "staff_attitude": "对客服态度不满意",
-    "refund": "Refund promised but not received",
+    "product": "Item broken on arrival",
+    "staff": "对客服态度不满意",
+    "service": "Promised call back never came",
 }
 _HOTLINE = "4008001234"
 DEMO_DESKS = (

@@ -689,12 +689,24 @@ def _time(value: str | None) -> datetime:
 
 
 @pytest.mark.asyncio
+async def test_a_case_is_opened_only_in_the_one_complaint_vocabulary(api: Api) -> None:
+    _, customer = await api.call("POST", "/customers", json={"name": "李娜"})
+    status, answer = await api.call(
+        "POST",
+        "/cases",
+        json={"customer_id": customer["id"], "category": "staff_attitude", "severity": "low"},
+    )
+    assert status in (400, 422)
+    assert "billing, delivery, product, service, staff, other" in str(answer)
+
+
+@pytest.mark.asyncio
 async def test_a_case_records_when_it_was_assigned_resolved_and_closed(api: Api) -> None:
     _, customer = await api.call("POST", "/customers", json={"name": "李娜"})
     _, case = await api.call(
         "POST",
         "/cases",
-        json={"customer_id": customer["id"], "category": "refund", "severity": "low"},
+        json={"customer_id": customer["id"], "category": "billing", "severity": "low"},
     )
     assert (case["assigned_at"], case["resolved_at"], case["closed_at"]) == (None, None, None)
     path = f"/cases/{case['id']}"

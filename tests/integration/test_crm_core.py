@@ -390,3 +390,41 @@ async def test_upgrading_stores_the_name_keys_of_existing_customers(crm_database
         }
     finally:
         await engine.dispose()
+
+
+@pytest.mark.asyncio
+async def test_upgrading_names_stored_complaint_categories_in_the_detectors_words(
+    crm_database_url: str,
+) -> None:
+    """Cases of the old seed (``staff_attitude``, ``refund``...) count with the detector's."""
+    engine = make_engine(crm_database_url)
+    try:
+        await downgrade(engine, "6e2d9a4b8c31")
+        now = datetime.now(UTC)
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO customers (kind, name, tags, consent, notes, tier, tier_reason, "
+                    "recency_score, frequency_score, monetary_score, lifetime_value, created_at, "
+                    "updated_at) VALUES ('person', 'Li', '[]', '{}', '', 'standard', '', 1, 1, 1, "
+                    "0, :now, :now)"
+                ),
+                {"now": now},
+            )
+            for category in ("staff_attitude", "refund", "product_quality", "billing", "weird"):
+                await connection.execute(
+                    text(
+                        "INSERT INTO complaint_cases (customer_id, category, severity, status, "
+                        "summary, opened_at, due_at, evidence) VALUES (1, :category, 'low', "
+                        "'open', '', :now, :now, '[]')"
+                    ),
+                    {"category": category, "now": now},
+                )
+        await upgrade(engine)
+        async with engine.connect() as connection:
+            stored = (
+                await connection.execute(text("SELECT category FROM complaint_cases ORDER BY id"))
+            ).scalars()
+            assert list(stored) == ["staff", "billing", "product", "billing", "other"]
+    finally:
+        await engine.dispose()

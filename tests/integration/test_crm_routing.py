@@ -97,7 +97,7 @@ async def test_the_preferred_agent_served_well_recently_and_was_not_complained_a
         await open_case(
             s,
             customer_id=customer,
-            category="staff_attitude",
+            category="staff",
             severity="high",
             interaction_ids=[call],
             sla=CaseSla(),

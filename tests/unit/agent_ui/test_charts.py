@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import pydantic
@@ -67,3 +68,16 @@ def test_a_time_zone_that_does_not_exist_is_refused() -> None:
     assert UiSettings(time_zone="Asia/Shanghai").time_zone == "Asia/Shanghai"
     with pytest.raises(pydantic.ValidationError, match="not a time zone name"):
         UiSettings(time_zone="Mars/Olympus")
+
+
+def test_bar_labels_never_run_into_their_neighbours() -> None:
+    counts = [(f"a long category name {n}", n) for n in range(12)]
+    chart = charts.labelled_bars("Complaints", counts)
+    ticks = cast(list[dict[str, Any]], chart["ticks"])
+    step = float(ticks[1]["x"]) - float(ticks[0]["x"])
+    assert all(len(t["label"]) * charts.CHAR_WIDTH <= step for t in ticks)
+    assert ticks[0]["label"].endswith("…")
+    bars = cast(list[dict[str, Any]], chart["bars"])
+    assert bars[0]["label"] == "a long category name 1: 1"  # the whole name in the tooltip
+    short = charts.labelled_bars("Complaints", [("staff", 2), ("billing", 1)])
+    assert [t["label"] for t in cast(list[dict[str, Any]], short["ticks"])] == ["staff", "billing"]
