@@ -7,11 +7,12 @@ are in ``data/`` and are read on first use; ``scripts/train_complaints.py`` rebu
 Modules: ``detector`` (segments and facts -> a signal; a call's score kept up to date as its
 lines come), ``windows`` (a call's words read once, in windows of bounded length),
 ``operating_point`` (the complaint rate and costs a manager sets), ``signals`` (what it reads
-and says),
-``model`` (the trained linear model, scored without scikit-learn), ``features`` and ``text``
-(features shared by training and detection), ``embeddings`` (optional sentence embeddings),
-``resources`` (its data files, checked), ``training`` and ``model_check`` (rebuilding the
-models, development only), ``watch`` (events in: complaints caught during and after a call).
+and says), ``model`` (the trained linear model, scored without scikit-learn), ``features`` and
+``text`` (features shared by training and detection), ``embeddings`` (optional sentence
+embeddings), ``resources`` (its data files, checked), ``training``, ``model_check`` and
+``evaluation`` (rebuilding and measuring the models: calibration, precision at a complaint
+rate, the indirect subset; development only), ``watch`` (events in: complaints caught during
+and after a call).
 """
 
 from cti_server.complaints.detector import ComplaintDetector
