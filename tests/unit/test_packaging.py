@@ -4,6 +4,7 @@ loads) but not the complaint models' training corpora, which stay in the reposit
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -26,6 +27,9 @@ LOCKS = {
 }
 DATA = "cti_server/complaints/data"
 TRAINING_ONLY = re.compile(rf"^{DATA}/(train_[a-z]+\.csv(\.gz)?|calls_[a-z]+\.csv|training\.yaml)$")
+NPM_FILES = ("agent_ui/package.json", "agent_ui/package-lock.json")  # bootstrap's, not the wheel's
+PHONE_BUNDLE = "agent_ui/static/vendor/jssip.min.js"  # scripts/bootstrap bundles it; git ignores it
+INSTALL_SCRIPTS = {"preinstall", "install", "postinstall", "prepare", "preprepare", "postprepare"}
 
 
 def _pins(lock: Path) -> dict[str, list[str]]:
@@ -82,6 +86,31 @@ def test_runtime_and_dev_agree_on_every_version() -> None:
     assert {n: v for n, v in runtime.items() if dev[n] != v} == {}
 
 
+def test_the_browser_phone_library_is_pinned_hashed_and_runs_nothing_at_install() -> None:
+    """`npm ci` installs exactly the lock: every package at one version with its sha512, fetched
+    from the registry npm is configured with (no machine's path or mirror in the lock), and no
+    package script of ours runs at install."""
+    manifest = json.loads((ROOT / NPM_FILES[0]).read_text(encoding="utf-8"))
+    lock = json.loads((ROOT / NPM_FILES[1]).read_text(encoding="utf-8"))
+    assert manifest["private"] is True
+    wanted = {**manifest["dependencies"], **manifest["devDependencies"]}
+    assert set(wanted) == {"jssip", "esbuild"}
+    assert [v for v in wanted.values() if not re.fullmatch(r"\d+\.\d+\.\d+", v)] == []
+    assert set(manifest.get("scripts", {})) & INSTALL_SCRIPTS == set()
+    packages = lock["packages"]
+    assert lock["lockfileVersion"] == 3
+    root = packages.pop("")
+    assert {**root["dependencies"], **root["devDependencies"]} == wanted
+    for name, version in wanted.items():
+        assert packages[f"node_modules/{name}"]["version"] == version, f"lock is stale: {name}"
+    assert len(packages) > 5
+    for path, package in packages.items():
+        assert package["integrity"].startswith("sha512-"), f"{path} has no hash"
+        assert not package.get("resolved", "https://registry.npmjs.org/").startswith(
+            ("file:", "/", "http://")
+        ), path
+
+
 # -- the wheel --------------------------------------------------------------------------------
 
 
@@ -130,7 +159,7 @@ def test_the_wheel_ships_what_runs_and_not_the_training_corpora(wheel: Path) -> 
     shipped = [
         p for p in _tracked("cti_server", "crm_core", "agent_ui") if not TRAINING_ONLY.match(p)
     ]
-    shipped = [p for p in shipped if not p.endswith("/LICENSES.md")]
+    shipped = [p for p in shipped if not p.endswith("/LICENSES.md") and p not in NPM_FILES]
     assert [p for p in shipped if p not in names] == []
     for model in ("model_en.json.gz", "model_en_e5.json.gz", "model_zh.json.gz", "cues.yaml"):
         assert f"{DATA}/{model}" in names
@@ -143,6 +172,19 @@ def test_the_wheel_ships_what_runs_and_not_the_training_corpora(wheel: Path) -> 
     assert len(corpora) == 6
     assert all((ROOT / p).is_file() for p in corpora)
     assert [n for n in names if TRAINING_ONLY.match(n) or n.endswith("/LICENSES.md")] == []
+    # nor what npm installs the browser phone's library from
+    assert [n for n in names if n in NPM_FILES or "node_modules" in n] == []
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_the_browser_phone_library_bootstrap_bundled(wheel: Path) -> None:
+    """git ignores the bundle, hatch's artifacts bring it into the wheel: the desk's phone works
+    from an installed wheel with nothing fetched."""
+    built = ROOT / PHONE_BUNDLE
+    if not built.is_file():
+        pytest.skip(f"{PHONE_BUNDLE} is not built: run scripts/bootstrap")
+    assert zipfile.ZipFile(wheel).read(PHONE_BUNDLE) == built.read_bytes()
+    assert _tracked(PHONE_BUNDLE) == []
 
 
 @pytest.mark.slow
