@@ -36,6 +36,7 @@ from cti_server.bus.lease import Leader, RedisLease, SoleLeader
 from cti_server.bus.redis import RedisBus
 from cti_server.complaints.detector import ComplaintDetector
 from cti_server.complaints.operating_point import OperatingPoint
+from cti_server.complaints.resources import ComplaintDataError
 from cti_server.complaints.signals import CATEGORIES
 from cti_server.complaints.watch import ComplaintWatch, RecordedCalls, crm_repeat_call
 from cti_server.config import AmiSettings, ComplaintSettings, Settings
@@ -549,9 +550,20 @@ async def _speech(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _complaints(app: web.Application) -> AsyncIterator[None]:
+    """The detector's data and models are read at start, off the event loop and beside it:
+    the first call's live transcript must not wait while the embedding engine loads."""
     app[COMPLAINTS].attach()
+    loading = asyncio.create_task(_load_detector(app[COMPLAINTS].detector), name="complaints-load")
     yield
+    await cancel_and_wait(loading)
     await app[COMPLAINTS].close()
+
+
+async def _load_detector(detector: ComplaintDetector) -> None:
+    try:
+        await asyncio.to_thread(detector.load)
+    except ComplaintDataError as exc:  # the first judgement raises it again, where it is logged
+        log.error("complaint detector not loaded: %s", exc)
 
 
 async def _identification(app: web.Application) -> AsyncIterator[None]:

