@@ -5,31 +5,37 @@ the page may not reach, or credentials refused. It registers with the HA1 form o
 secret (the page never holds the password) and again by itself when the phone server drops it,
 as Asterisk does when it restarts, without a page reload.
 
+A call from a customer's page rings, is answered, heard both ways (the agent's microphone as it
+is, no gain control), muted, held, sent DTMF in the media, measured, and hung up.
+
 Real Chromium loads /ui/static/vendor/jssip.min.js and /ui/static/phone.js into a real page of a
 running server (its Content-Security-Policy too). The phone server is a small SIP-over-WebSocket
-registrar that checks the digest as Asterisk does (MD5, qop=auth): fast, and no Asterisk needed.
+registrar (tests/support/sip_registrar.py): fast, and no Asterisk needed.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import math
 import os
-import re
+import struct
+import wave
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
-from aiohttp import WSMsgType, web
+from aiohttp import web
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from cti_server.app import _start, _stop
 from cti_server.config import load_settings
 from tests.browser.conftest import served
 from tests.support.ports import free_port
+from tests.support.sip_registrar import REALM, SECRET, USER, Registrar, md5
+from tests.support.waiting import poll_until
 
 pytestmark = [pytest.mark.browser]
 
@@ -67,19 +73,25 @@ async def base(tmp_path: Path) -> AsyncIterator[str]:
         await _stop(runner, settings.shutdown_timeout)
 
 
-@pytest_asyncio.fixture
-async def media_browser(chromium: str) -> AsyncIterator[Browser]:
-    """Chromium with a fake microphone but no fake consent: a page is refused it unless its
-    context was granted the permission."""
-    args = ["--use-fake-device-for-media-stream"]
+@asynccontextmanager
+async def launched(chromium: str, *args: str) -> AsyncIterator[Browser]:
+    """Chromium with a fake microphone and these flags (never the fake consent: a page is refused
+    the microphone unless its context was granted it)."""
+    flags = ["--use-fake-device-for-media-stream", *args]
     async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=chromium, args=[*args, "--no-sandbox"] if os.geteuid() == 0 else args
+        browser = await playwright.chromium.launch(
+            executable_path=chromium, args=[*flags, "--no-sandbox"] if os.geteuid() == 0 else flags
         )
         try:
-            yield launched
+            yield browser
         finally:
-            await launched.close()
+            await browser.close()
+
+
+@pytest_asyncio.fixture
+async def media_browser(chromium: str) -> AsyncIterator[Browser]:
+    async with launched(chromium) as browser:
+        yield browser
 
 
 def needs_bundle() -> None:
@@ -189,74 +201,23 @@ async def test_without_the_bundle_the_phone_says_it_is_unavailable(
 
 # -- registering, with a registrar that checks the digest ----------------------------------
 
-REALM, USER, SECRET = "asterisk", "8101", "correct horse battery staple"
-NONCE = "5f2b1c"
-
-
-def md5(text: str) -> str:
-    return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
-
-
 HA1 = md5(f"{USER}:{REALM}:{SECRET}")
 
 REGISTER = """async ([server, ha1]) => {
   window.seen = [];
+  window.rings = [];
+  window.calls = [];
   window.phone = ctiPhone.create(
     {server, uri: "sip:8101@127.0.0.1", user: "8101", ha1, realm: "asterisk"},
-    {state: (state, reason) => seen.push(["state", state, reason])});
+    {state: (state, reason) => seen.push(["state", state, reason]),
+     ringing: (call) => rings.push(call),
+     call: (event, detail) => calls.push(event)});
   await phone.start();
 }"""
 
 
-@dataclass
-class Registrar:
-    """Answers REGISTER over WebSocket as Asterisk does: a challenge, 200 for the right digest,
-    the challenge again for a wrong one."""
-
-    registered: list[str] = field(default_factory=list)  # the users it accepted, in order
-    sockets: list[web.WebSocketResponse] = field(default_factory=list)
-
-    async def view(self, request: web.Request) -> web.WebSocketResponse:
-        socket = web.WebSocketResponse(protocols=("sip",))
-        await socket.prepare(request)
-        self.sockets.append(socket)
-        async for message in socket:
-            if message.type == WSMsgType.TEXT and message.data.startswith("REGISTER "):
-                await socket.send_str(self.answer(message.data))
-        return socket
-
-    def answer(self, request: str) -> str:
-        head = request.split("\r\n\r\n", 1)[0].split("\r\n")
-        headers = [line for line in head[1:] if line]
-        value = {h.split(":", 1)[0].lower(): h.split(":", 1)[1].strip() for h in headers}
-        echoed = [h for h in headers if h.split(":", 1)[0] in ("Via", "From", "Call-ID", "CSeq")]
-        to = [f"To: {value['to']};tag=registrar"]
-        challenge = f'WWW-Authenticate: Digest realm="{REALM}", nonce="{NONCE}", qop="auth"'
-        authorization = value.get("authorization")
-        if authorization is None:
-            return _response("401 Unauthorized", [*echoed, *to, challenge])
-        digest = dict(re.findall(r'(\w+)="?([^",]*)"?', authorization))
-        ha2 = md5(f"REGISTER:{digest['uri']}")
-        parts = [digest[k] for k in ("nonce", "nc", "cnonce", "qop")]
-        expected = md5(":".join([md5(f"{digest['username']}:{REALM}:{SECRET}"), *parts, ha2]))
-        if digest["username"] != USER or digest["response"] != expected:
-            return _response("401 Unauthorized", [*echoed, *to, challenge])
-        self.registered.append(digest["username"])
-        return _response("200 OK", [*echoed, *to, f"Contact: {value['contact']};expires=600"])
-
-    async def drop_everyone(self) -> None:
-        """What a restart of the phone server does to its clients."""
-        for socket in self.sockets:
-            await socket.close()
-        self.sockets.clear()
-
-
 async def _blank(_: web.Request) -> web.Response:
     return web.Response(text="<!doctype html>", content_type="text/html")
-
-
-def _response(status: str, headers: list[str]) -> str:
-    return "\r\n".join([f"SIP/2.0 {status}", *headers, "Content-Length: 0", "", ""])
 
 
 @pytest_asyncio.fixture
@@ -322,3 +283,128 @@ async def test_refused_credentials_are_said(
     failed = await wait_for_state(page, "failed")
     assert failed[2] == "The phone server refused this agent's credentials (401 Unauthorized)."
     assert registrar.registered == []
+
+
+# -- a call, from a customer's JsSIP page through the registrar --------------------------------
+
+CUSTOMER = """async (server) => {
+  window.heard = new Audio();
+  window.customerEvents = [];
+  const ua = new JsSIP.UA({sockets: [new JsSIP.WebSocketInterface(server)],
+    uri: "sip:customer@127.0.0.1", register: false});
+  await new Promise((connected) => { ua.on("connected", connected); ua.start(); });
+  window.customer = ua.call("sip:8101@127.0.0.1",
+    {mediaConstraints: {audio: true, video: false}, pcConfig: {iceServers: []}});
+  customer.connection.addEventListener("track", (e) => {
+    heard.srcObject = e.streams[0];
+    heard.play();
+  });
+  for (const name of ["confirmed", "hold", "unhold", "ended"]) {
+    customer.on(name, (e) => customerEvents.push(name + ":" + ((e && e.originator) || "")));
+  }
+}"""
+TONE_LEVEL = 0.37  # the fake microphone's tone, of full scale
+CUSTOMER_HEARS = """async () => {
+  let level = null;
+  (await customer.connection.getStats()).forEach((r) => {
+    if (r.type === "inbound-rtp" && r.kind === "audio") level = r.audioLevel ?? 0;
+  });
+  return level;
+}"""
+
+
+@pytest.fixture
+def tone(tmp_path: Path) -> Path:
+    """A steady 1 kHz tone, the fake microphone of both pages."""
+    path = tmp_path / "tone.wav"
+    rate = 48000
+    samples = (
+        int(TONE_LEVEL * 32767 * math.sin(2 * math.pi * 1000 * n / rate)) for n in range(rate)
+    )
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(b"".join(struct.pack("<h", v) for v in samples))
+    return path
+
+
+@pytest_asyncio.fixture
+async def tone_browser(chromium: str, tone: Path) -> AsyncIterator[Browser]:
+    """Media over 127.0.0.1 too, for a machine with no network but loopback."""
+    flags = (f"--use-file-for-fake-audio-capture={tone}", "--allow-loopback-in-peer-connection")
+    async with launched(chromium, *flags) as browser:
+        yield browser
+
+
+async def until(page: Page, script: str, within: float = 10.0) -> Any:
+    """The first truthy value of ``script`` (a function, maybe async) in the page, polled."""
+
+    async def check() -> Any:
+        return await page.evaluate(script)
+
+    return await poll_until(check, within, interval=0.1, what=script)
+
+
+@pytest.mark.asyncio
+async def test_a_call_rings_is_answered_heard_both_ways_held_muted_and_hung_up(
+    phone_server: tuple[str, Registrar], tone_browser: Browser
+) -> None:
+    needs_bundle()
+    base, registrar = phone_server
+    agent = await phone_page(tone_browser, base, HA1)
+    await wait_for_state(agent, "registered")
+    customer = await (await allowed_context(tone_browser, base)).new_page()
+    await customer.goto(f"{base}/")
+    await customer.add_script_tag(url="/ui/static/vendor/jssip.min.js")
+    await customer.evaluate(CUSTOMER, f"{base.replace('http', 'ws')}/ws")
+
+    ring = await until(agent, "() => rings[0]")
+    assert ring["from"] == "customer"
+    assert ring["callId"]
+    assert await agent.evaluate("phone.answer()") is True
+    await until(agent, "() => calls.includes('connected')")
+    # the agent hears the customer: the caller's audio plays at a level well above silence
+    quality = await until(
+        agent, "async () => { const s = await phone.stats(); return s.audioLevel > 0.05 && s; }"
+    )
+    assert quality["packetsReceived"] > 0
+    assert quality["packetsLost"] == 0
+    assert quality["jitter"] is not None
+    assert quality["roundTripTime"] is not None
+    # ... and the customer hears the agent's tone at the level it was played: the microphone is
+    # captured as it is (gain control would raise it to full scale, noise suppression squash it)
+    level = f"async () => Math.abs((await ({CUSTOMER_HEARS})()) - {TONE_LEVEL}) < 0.08"
+    assert await until(customer, level)
+
+    await agent.evaluate("phone.mute()")
+    assert await until(customer, f"async () => (await ({CUSTOMER_HEARS})()) < 0.01")
+    await agent.evaluate("phone.unmute()")
+    assert await until(customer, level)
+
+    assert await agent.evaluate("phone.hold()") is True
+    await until(customer, "() => customerEvents.includes('hold:remote')")
+    assert await agent.evaluate("phone.unhold()") is True
+    await until(customer, "() => customerEvents.includes('unhold:remote')")
+
+    assert await agent.evaluate("phone.dtmf('12#')") is True  # in the media: no SIP INFO
+    refused = await agent.evaluate(
+        "() => { try { phone.dtmf('1;2'); } catch (e) { return e.message; } }"
+    )
+    assert refused == "DTMF takes 0-9, A-D, * and # only: 1;2"
+
+    await agent.evaluate("phone.hangup()")
+    await until(customer, "() => customerEvents.includes('ended:remote')")
+    await until(agent, "() => calls.includes('ended')")
+    assert await agent.evaluate("calls") == [
+        "answering",
+        "connected",
+        "muted",
+        "unmuted",
+        "held",
+        "resumed",
+        "ended",
+    ]
+    assert await agent.evaluate("async () => [phone.inCall, await phone.stats()]") == [False, None]
+    assert [line for line in registrar.relayed if line.startswith("INFO ")] == []
+    await agent.evaluate("phone.stop()")
