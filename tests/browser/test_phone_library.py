@@ -30,6 +30,7 @@ import pytest_asyncio
 from aiohttp import web
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
+from agent_ui.app import SECURITY_HEADERS
 from cti_server.app import _start, _stop
 from cti_server.config import load_settings
 from tests.browser.conftest import served
@@ -167,6 +168,33 @@ async def test_a_refused_microphone_is_said_and_the_phone_stays_unregistered(
 
 
 @pytest.mark.asyncio
+async def test_a_missing_or_busy_microphone_is_said_in_words(
+    base: str, media_browser: Browser
+) -> None:
+    """What the browser says when there is no microphone or another program holds it (here
+    given by getUserMedia itself: the fake device always works)."""
+    needs_bundle()
+    page = await desk_page(await allowed_context(media_browser, base), base)
+    said = {}
+    for error in ("NotFoundError", "NotReadableError"):
+        await page.evaluate(
+            "(name) => { navigator.mediaDevices.getUserMedia = async () => {"
+            " throw new DOMException('', name); }; }",
+            error,
+        )
+        said[error] = (await page.evaluate(START, "wss://127.0.0.1:1/ws"))[0]
+    assert said == {
+        "NotFoundError": ["microphone", False, "missing", "No microphone found: plug one in."],
+        "NotReadableError": [
+            "microphone",
+            False,
+            "busy",
+            "The microphone is in use by another program or does not work.",
+        ],
+    }
+
+
+@pytest.mark.asyncio
 async def test_a_phone_server_the_page_may_not_reach_is_named(
     base: str, media_browser: Browser
 ) -> None:
@@ -217,7 +245,8 @@ REGISTER = """async ([server, ha1]) => {
 
 
 async def _blank(_: web.Request) -> web.Response:
-    return web.Response(text="<!doctype html>", content_type="text/html")
+    """A page under the desk's own security headers: its policy lets the phone work."""
+    return web.Response(text="<!doctype html>", content_type="text/html", headers=SECURITY_HEADERS)
 
 
 @pytest_asyncio.fixture
