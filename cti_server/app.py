@@ -108,7 +108,7 @@ def _add_speech(
     app: web.Application, settings: Settings, bus: Bus, ami: AmiClient, leader: Leader
 ) -> AudioSocketServer:
     """Spoken menus and transcription share the models and the AudioSocket listener."""
-    models = SpeechModels(settings.speech.models)
+    models = SpeechModels(settings.speech.models, settings.speech.end_silence_seconds)
     speech = AudioSocketServer(settings.speech, models)
     app[SPEECH] = speech
     regions = regions_for(settings.crm.default_region)

@@ -162,6 +162,9 @@ class QueueSettings(_Section):
 class AgentEndpointSettings(_Section):
     extension: str = Field(pattern=_EXTENSION.pattern)
     name: str = Field(pattern=r'^[^"\r\n;<>\[\]]{1,60}$')
+    phone: Literal["desk", "browser"] | None = Field(
+        None, description="a desk SIP phone or the browser (WebRTC); default: browser_phones"
+    )
 
 
 class RingGroupSettings(_Section):
@@ -194,6 +197,18 @@ class DialplanSettings(_Section):
     sip_bind: str = "127.0.0.1"
     sip_port: int = Field(5060, ge=1, le=65535)
     sip_secret: SecretStr | None = None
+    sip_digests: Path | None = Field(
+        None,
+        description="0600 JSON file of each agent's SIP password hash (`cti agent secret "
+        "rotate`); default: beside the local Asterisk instance's configuration",
+    )
+    browser_phones: bool = Field(False, description="agents without a `phone` use the browser")
+    wss_bind: str = Field("127.0.0.1", description="Asterisk's HTTPS server (browser phones)")
+    wss_port: int = Field(8089, ge=1, le=65535)
+    tls_cert: Path | None = Field(
+        None, description="the WSS certificate as Asterisk sees it; `cti asterisk up` makes one"
+    )
+    tls_key: Path | None = None
     simulation: bool = Field(True, description="render the simulated caller and agent contexts")
     sim_talk_seconds: int = Field(3, ge=0, le=3600, description="how long simulated agents talk")
     # What an agent keys on the phone during a call (features.conf), and dials: one source for
@@ -247,7 +262,13 @@ class DialplanSettings(_Section):
                 raise ValueError(
                     f"ring group {group.extension}: {', '.join(unknown)} are not agents' extensions"
                 )
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: set both or neither")
         return self
+
+    def browser_phone(self, agent: AgentEndpointSettings) -> bool:
+        """Whether this agent's phone is the browser (WebRTC over WSS) rather than a desk phone."""
+        return agent.phone == "browser" if agent.phone else self.browser_phones
 
     @field_validator("default_queue")
     @classmethod
@@ -313,6 +334,13 @@ class SpeechSettings(_Section):
         ("127.0.0.1", "::1"), description="addresses or networks Asterisk streams audio from"
     )
     max_sessions: int = Field(100, ge=1)
+    end_silence_seconds: float | None = Field(
+        0.5,
+        gt=0.1,
+        le=5,
+        description="silence after speech that closes an utterance (the models ship 0.5-2 s); "
+        "none: each model's own rules",
+    )
 
     @field_validator("models")
     @classmethod

