@@ -22,8 +22,16 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from cti_server.asterisk.agi_bridge import SHIM, SOCKET_NAME
+from cti_server.asterisk.certificate import CertificateError, ensure_self_signed
 from cti_server.asterisk.data import data_dir
-from cti_server.asterisk.render import InstanceDirs, RtpRange, render_config, write_config
+from cti_server.asterisk.render import (
+    InstanceDirs,
+    RenderError,
+    RtpRange,
+    render_config,
+    write_config,
+)
+from cti_server.asterisk.sip_digests import SipDigestError, read_digests
 from cti_server.config import Settings
 from cti_server.sim.personas import persona_sounds
 
@@ -321,12 +329,43 @@ class AsteriskInstance:
             stock = self.chroot.root / "etc/asterisk" / name
             if stock.is_file():
                 shutil.copyfile(stock, etc / name)
-        write_config(render_config(self.settings, dirs, self.rtp), self.chroot.host_path(dirs.etc))
+        try:
+            files = render_config(
+                self._with_certificate(), dirs, self.rtp, read_digests(self.digests_file)
+            )
+        except (CertificateError, SipDigestError, RenderError) as exc:
+            raise AsteriskError(str(exc)) from exc
+        write_config(files, etc)
         self.chroot.install_agi_shim()
         self.chroot.install_sounds(PROMPTS)
         for voice, lines in persona_sounds().items():  # what simulated customers say
             self.chroot.install_sounds(lines, voice=voice)
         self.chroot.install_prompts(data_dir("ivr_flows") / "prompts")
+
+    @property
+    def digests_file(self) -> Path:
+        """The agents' SIP password hashes (``cti agent secret rotate``), on the host."""
+        configured = self.settings.dialplan.sip_digests
+        return configured or self.chroot.host_path(self.dirs.etc) / "sip-digests.json"
+
+    def _with_certificate(self) -> Settings:
+        """The settings, with a self-signed certificate of this instance's own for the WSS
+        listener when none is configured."""
+        dialplan = self.settings.dialplan
+        if dialplan.tls_cert is not None:
+            return self.settings
+        cert, key = f"{self.dirs.etc}/keys/asterisk.crt", f"{self.dirs.etc}/keys/asterisk.key"
+        if ensure_self_signed(self.chroot.host_path(cert), self.chroot.host_path(key)):
+            log.info("made a self-signed certificate for Asterisk's WSS listener: %s", cert)
+        update = {"tls_cert": Path(cert), "tls_key": Path(key)}
+        return self.settings.model_copy(update={"dialplan": dialplan.model_copy(update=update)})
+
+    def reload_sip(self) -> None:
+        """Re-render the configuration and reload PJSIP: calls in progress go on."""
+        self.install_config()
+        result = self.cli("module reload res_pjsip.so")
+        if result.returncode != 0 or "reloaded" not in result.stdout.lower():
+            raise AsteriskError(f"PJSIP reload failed: {result.stdout}{result.stderr}")
 
     def pid(self) -> int | None:
         pidfile = self.chroot.host_path(self.dirs.run) / "asterisk.pid"

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import os
 import sysconfig
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 
 from cti_server.asterisk.data import data_dir
+from cti_server.asterisk.sip_digests import REALM
 from cti_server.config import Settings
 from cti_server.telephony.fastagi import asterisk_key
 
@@ -27,6 +29,7 @@ CONFIG_FILES = (
     "musiconhold.conf",
     "rtp.conf",
     "features.conf",
+    "http.conf",
 )
 
 
@@ -56,13 +59,55 @@ class RtpRange:
     end: int = 20000
 
 
-PRIVATE_FILES = ("manager.conf", "extensions.conf")  # secrets: readable by Asterisk's user only
+# secrets (the AMI secret, the FastAGI key, SIP password hashes): readable by Asterisk's user only
+PRIVATE_FILES = ("manager.conf", "extensions.conf", "pjsip.conf")
+
+
+class RenderError(ValueError):
+    """The settings ask for something the configuration cannot say (a WSS listener without TLS)."""
+
+
+@dataclass(frozen=True)
+class AgentPhone:
+    """One agent's endpoint as pjsip.conf needs it."""
+
+    extension: str
+    name: str
+    browser: bool
+    digest: str | None  # the HA1 of the agent's own password, if it has one
+
+
+def agent_phones(settings: Settings, digests: Mapping[str, str]) -> list[AgentPhone]:
+    dialplan = settings.dialplan
+    return [
+        AgentPhone(
+            agent.extension,
+            agent.name,
+            dialplan.browser_phone(agent),
+            digests.get(agent.extension),
+        )
+        for agent in dialplan.agents
+    ]
 
 
 def render_config(
-    settings: Settings, dirs: InstanceDirs | None = None, rtp: RtpRange | None = None
+    settings: Settings,
+    dirs: InstanceDirs | None = None,
+    rtp: RtpRange | None = None,
+    digests: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Return ``{file name: text}`` for every Asterisk configuration file we own."""
+    """Return ``{file name: text}`` for every Asterisk configuration file we own.
+
+    ``digests`` (``{extension: HA1}``): agents' own SIP passwords, which win over the shared
+    ``sip_secret``. The WSS listener is on while some agent has a browser phone.
+    """
+    agents = agent_phones(settings, digests or {})
+    wss = any(agent.browser for agent in agents)
+    if wss and settings.dialplan.tls_cert is None:
+        raise RenderError(
+            "browser phones need a certificate: set [dialplan] tls_cert and tls_key "
+            "(`cti asterisk up` makes one for the local Asterisk)"
+        )
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(data_dir("dialplans")),
         undefined=jinja2.StrictUndefined,
@@ -79,13 +124,17 @@ def render_config(
         "ami_secret": settings.ami.secret.get_secret_value(),
         "agi_key": asterisk_key(settings.ami.secret.get_secret_value()),
         "sip_secret": sip_secret.get_secret_value() if sip_secret else "",
+        "agents": agents,
+        "wss": wss,
+        "realm": REALM,
     }
     return {name: env.get_template(f"{name}.j2").render(context) for name in CONFIG_FILES}
 
 
 def write_config(files: dict[str, str], out: Path) -> list[Path]:
-    """Write the rendered files; manager.conf holds the AMI secret and extensions.conf the key
-    Asterisk proves itself to the FastAGI server with, so neither is world-readable."""
+    """Write the rendered files; manager.conf holds the AMI secret, extensions.conf the key
+    Asterisk proves itself to the FastAGI server with and pjsip.conf the agents' password hashes,
+    so none of them is world-readable."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, text in files.items():

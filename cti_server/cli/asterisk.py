@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from cti_server.asterisk.local import AsteriskChroot, AsteriskError
-from cti_server.asterisk.render import render_config, write_config
+from cti_server.asterisk.render import RenderError, render_config, write_config
+from cti_server.asterisk.sip_digests import SipDigestError, read_digests
 from cti_server.cli.common import (
     Group,
     asterisk_instance,
@@ -29,7 +30,13 @@ def dialplan() -> None:
 def dialplan_render(config_file: Path | None, out: Path) -> None:
     """Write manager.conf, extensions.conf, queues.conf, pjsip.conf, ... into OUT."""
     settings = read_settings(config_file)
-    for path in write_config(render_config(settings), out):
+    digests = settings.dialplan.sip_digests
+    try:
+        files = render_config(settings, digests=read_digests(digests) if digests else None)
+    except (RenderError, SipDigestError) as exc:
+        click.echo(f"cti dialplan render: {exc}", err=True)
+        sys.exit(2)
+    for path in write_config(files, out):
         click.echo(str(path))
 
 

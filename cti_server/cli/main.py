@@ -1,14 +1,16 @@
 """The ``cti`` command: the group and its commands, one module per command group.
 
 ``serve`` and ``demo`` (:mod:`.serve`), ``dialplan`` and ``asterisk`` (:mod:`.asterisk`),
-``call`` and ``simulate`` (:mod:`.sim`), ``speech``, ``ivr``, ``routing`` and ``crm`` (their
-modules); what they share (settings, logging flags) is in :mod:`.common`.
+``agent`` (:mod:`.agents`), ``call`` and ``simulate`` (:mod:`.sim`), ``speech``, ``ivr``,
+``routing`` and ``crm`` (their modules); what they share (settings, logging flags) is in
+:mod:`.common`.
 """
 
 from __future__ import annotations
 
 import click
 
+from cti_server.cli.agents import agent
 from cti_server.cli.asterisk import asterisk, dialplan
 from cti_server.cli.common import Group, apply_logging
 from cti_server.cli.crm import crm
@@ -22,7 +24,7 @@ from cti_server.health.version import PACKAGE
 
 @click.group(
     cls=Group,
-    commands=[serve, demo, dialplan, asterisk, call, simulate, speech, ivr, routing, crm],
+    commands=[serve, demo, dialplan, asterisk, agent, call, simulate, speech, ivr, routing, crm],
 )
 @click.version_option(package_name=PACKAGE, prog_name="cti", message="%(prog)s %(version)s")
 def main() -> None:
