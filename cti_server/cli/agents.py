@@ -55,5 +55,10 @@ def secret_rotate(config_file: Path | None, instance: str | None, extension: str
             click.echo(f"cti agent secret rotate: stored, but Asterisk did not reload: {exc}")
             sys.exit(1)
         click.echo(f"Asterisk instance {node.name!r} reloaded PJSIP: the new password works now")
+    elif settings.dialplan.sip_digests is not None:
+        click.echo(
+            "it takes effect once the configuration is rendered again (`cti dialplan render`) "
+            "and Asterisk reloads PJSIP (`module reload res_pjsip.so`)"
+        )
     else:
         click.echo("it takes effect when Asterisk next starts (`cti asterisk up`)")

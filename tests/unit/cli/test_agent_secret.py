@@ -26,8 +26,19 @@ def test_rotate_prints_the_password_once_and_stores_its_hash(tmp_path: Path) -> 
     assert found, result.output
     password = found.group(1)
     assert result.output.count(password) == 1
-    assert "when Asterisk next starts" in result.output
+    assert "`cti dialplan render`" in result.output  # a deployment's own Asterisk, not ours
     assert read_digests(tmp_path / "sip-digests.json") == {"1001": ha1("1001", password)}
+
+
+def test_rotate_for_the_local_asterisk_says_it_takes_effect_at_its_next_start(
+    tmp_path: Path,
+) -> None:
+    env = {k: v for k, v in _env(tmp_path).items() if k != "CTI_DIALPLAN__SIP_DIGESTS"}
+    result = CliRunner().invoke(main, ["agent", "secret", "rotate", "1002"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "when Asterisk next starts (`cti asterisk up`)" in result.output
+    digests = tmp_path / "no-chroot" / "etc/asterisk/cti/demo/sip-digests.json"
+    assert set(read_digests(digests)) == {"1002"}
 
 
 def test_rotate_refuses_an_extension_that_is_not_an_agent(tmp_path: Path) -> None:
