@@ -333,7 +333,7 @@ class AsteriskInstance:
             files = render_config(
                 self._with_certificate(), dirs, self.rtp, read_digests(self.digests_file)
             )
-        except (CertificateError, SipDigestError, RenderError) as exc:
+        except (SipDigestError, RenderError) as exc:
             raise AsteriskError(str(exc)) from exc
         write_config(files, etc)
         self.chroot.install_agi_shim()
@@ -348,17 +348,30 @@ class AsteriskInstance:
         configured = self.settings.dialplan.sip_digests
         return configured or self.chroot.host_path(self.dirs.etc) / "sip-digests.json"
 
-    def _with_certificate(self) -> Settings:
-        """The settings, with a self-signed certificate of this instance's own for the WSS
-        listener when none is configured."""
+    def ensure_certificate(self) -> tuple[str, str] | None:
+        """When some agent has a browser phone and the settings name no certificate, make this
+        instance's self-signed one for the WSS listener (once); its certificate and key as
+        Asterisk sees them, or None (no browser phones, or the configured ones are used)."""
         dialplan = self.settings.dialplan
-        if dialplan.tls_cert is not None:
-            return self.settings
+        if dialplan.tls_cert is not None or not any(map(dialplan.browser_phone, dialplan.agents)):
+            return None
         cert, key = f"{self.dirs.etc}/keys/asterisk.crt", f"{self.dirs.etc}/keys/asterisk.key"
-        if ensure_self_signed(self.chroot.host_path(cert), self.chroot.host_path(key)):
+        try:
+            made = ensure_self_signed(self.chroot.host_path(cert), self.chroot.host_path(key))
+        except CertificateError as exc:
+            raise AsteriskError(str(exc)) from exc
+        if made:
             log.info("made a self-signed certificate for Asterisk's WSS listener: %s", cert)
-        update = {"tls_cert": Path(cert), "tls_key": Path(key)}
-        return self.settings.model_copy(update={"dialplan": dialplan.model_copy(update=update)})
+        return cert, key
+
+    def _with_certificate(self) -> Settings:
+        """The settings, with this instance's own certificate when none is configured."""
+        made = self.ensure_certificate()
+        if made is None:
+            return self.settings
+        update = {"tls_cert": Path(made[0]), "tls_key": Path(made[1])}
+        dialplan = self.settings.dialplan.model_copy(update=update)
+        return self.settings.model_copy(update={"dialplan": dialplan})
 
     def reload_sip(self) -> None:
         """Re-render the configuration and reload PJSIP: calls in progress go on."""

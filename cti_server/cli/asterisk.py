@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from cti_server.asterisk.local import AsteriskChroot, AsteriskError
+from cti_server.asterisk.local import AsteriskError
 from cti_server.asterisk.render import RenderError, render_config, write_config
 from cti_server.asterisk.sip_digests import SipDigestError, read_digests
 from cti_server.cli.common import (
@@ -62,15 +62,19 @@ def asterisk_up(config_file: Path | None, instance: str | None) -> None:
 
 @asterisk.command("provision")
 def asterisk_provision() -> None:
-    """Build the Debian sid chroot with Asterisk, unless a complete one is cached."""
+    """Build the Debian sid chroot with Asterisk, unless a complete one is cached, and the
+    instance's self-signed certificate for browser phones, unless the settings name one."""
     settings = read_settings(None, **no_secret_needed())
-    chroot = AsteriskChroot(settings.asterisk.chroot)
+    node = asterisk_instance(settings, None)
     try:
-        chroot.provision()
+        node.chroot.provision()
+        certificate = node.ensure_certificate()
     except AsteriskError as exc:
         click.echo(f"cti asterisk provision: {exc}", err=True)
         sys.exit(1)
-    click.echo(f"Asterisk chroot ready at {chroot.root}")
+    click.echo(f"Asterisk chroot ready at {node.chroot.root}")
+    if certificate:
+        click.echo(f"WSS certificate of instance {node.name!r}: {certificate[0]} (in the chroot)")
 
 
 @asterisk.command("down")

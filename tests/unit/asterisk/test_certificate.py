@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from cti_server.asterisk.certificate import ensure_self_signed
+from cti_server.asterisk.local import AsteriskChroot, AsteriskInstance
+from cti_server.config import load_settings
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 
@@ -36,3 +38,29 @@ def test_an_existing_certificate_is_kept(tmp_path: Path) -> None:
     before = cert.read_bytes()
     assert not ensure_self_signed(cert, key)
     assert cert.read_bytes() == before
+
+
+def _instance(tmp_path: Path, **dialplan: object) -> AsteriskInstance:
+    settings = load_settings(None, ami={"secret": "x"}, dialplan=dialplan)
+    return AsteriskInstance(AsteriskChroot(tmp_path), "demo", settings)
+
+
+def test_the_local_instance_makes_one_where_asterisk_reads_it_for_browser_phones(
+    tmp_path: Path,
+) -> None:
+    made = _instance(tmp_path, browser_phones=True).ensure_certificate()
+    assert made == (
+        "/etc/asterisk/cti/demo/keys/asterisk.crt",
+        "/etc/asterisk/cti/demo/keys/asterisk.key",
+    )
+    assert (tmp_path / made[0].lstrip("/")).is_file()
+    assert stat.S_IMODE((tmp_path / made[1].lstrip("/")).stat().st_mode) == 0o600
+
+
+def test_no_certificate_is_made_without_browser_phones_or_when_one_is_configured(
+    tmp_path: Path,
+) -> None:
+    assert _instance(tmp_path).ensure_certificate() is None
+    configured = {"tls_cert": "/etc/ssl/a.crt", "tls_key": "/etc/ssl/a.key"}
+    assert _instance(tmp_path, browser_phones=True, **configured).ensure_certificate() is None
+    assert not list(tmp_path.rglob("*.crt"))
