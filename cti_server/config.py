@@ -15,10 +15,11 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -38,6 +39,18 @@ from pydantic_settings import (
 
 from crm_core.settings import CrmSettings
 from cti_server.integrations.settings import IntegrationsSettings
+
+
+def known_time_zone(value: str) -> str:
+    """An IANA time zone name, checked against the zone database (settings, the IVR calendar)."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}: a name like Asia/Shanghai") from None
+    return value
+
+
+TimeZoneName = Annotated[str, AfterValidator(known_time_zone)]
 
 ENV_PREFIX = "CTI_"
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
@@ -473,20 +486,11 @@ class UiSettings(_Section):
     dispositions: tuple[str, ...] = ("resolved", "follow_up", "escalated", "sale", "no_action")
     wrapup_seconds: int = Field(60, ge=5, le=3600)
     long_wait_seconds: int = Field(60, ge=5, description="a waiting call this old is an alert")
-    time_zone: str = Field(
+    time_zone: TimeZoneName = Field(
         "UTC",
         description="the contact center's IANA time zone (Asia/Shanghai): the day and the weeks "
         "of the charts and figures begin at its midnight",
     )
-
-    @field_validator("time_zone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{value!r} is not a time zone name like Asia/Shanghai") from None
-        return value
 
 
 class Settings(BaseSettings):

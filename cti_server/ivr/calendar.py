@@ -7,10 +7,12 @@ import re
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Annotated
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from cti_server.config import TimeZoneName
 
 CALENDAR_FILE = "calendar.yaml"  # beside the flows
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -25,20 +27,11 @@ class CalendarError(ValueError):
 class Calendar(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    timezone: str = "UTC"
+    timezone: TimeZoneName = "UTC"
     hours: dict[str, list[Span]] = Field(
         default_factory=lambda: {day: ["00:00-24:00"] for day in WEEKDAYS}
     )
     holidays: list[date] = Field(default_factory=list)
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
-        return value
 
     @field_validator("hours")
     @classmethod
