@@ -577,6 +577,22 @@ def nested_cv(
     )
 
 
+def held_out(
+    corpus: Corpus,
+    train_on: IntArray,
+    test_on: IntArray,
+    config: LanguageConfig,
+    *,
+    inner: int,
+    seed: int,
+) -> tuple[float, float, float]:
+    """P/R/F1 on ``test_on`` of a model trained on ``train_on`` alone (C and threshold from an
+    inner cross-validation of it): e.g. businesses it never saw."""
+    trained = train(corpus, train_on, config, inner, seed)
+    predicted = sigmoid(trained.fitted.logits(corpus, test_on)) >= trained.choice.threshold
+    return prf(corpus.labels[test_on], predicted)
+
+
 def _round(x: float) -> float:
     """Six significant digits: enough for scoring, and stable across BLAS builds."""
     return 0.0 if x == 0 else float(f"{x:.6g}")
