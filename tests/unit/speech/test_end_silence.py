@@ -23,6 +23,7 @@ def test_the_models_are_loaded_through_a_view_with_the_pause_as_their_rules(
     measured by bench/transcript_latency.py.)"""
     source = korean_model_dir()
     loaded: list[Path] = []
+
     def load(path: Path) -> Path:
         loaded.append(path)
         return path
