@@ -348,7 +348,7 @@ class SpeechSettings(_Section):
     )
     max_sessions: int = Field(100, ge=1)
     end_silence_seconds: float | None = Field(
-        0.5,
+        0.4,
         gt=0.1,
         le=5,
         description="silence after speech that closes an utterance (the models ship 0.5-2 s); "

@@ -69,7 +69,7 @@ def test_the_view_changes_only_the_endpoint_rules(tmp_path: Path) -> None:
 
 
 def test_the_pause_is_a_setting_with_sane_bounds() -> None:
-    assert SpeechSettings().end_silence_seconds == 0.5
+    assert SpeechSettings().end_silence_seconds == 0.4
     assert SpeechSettings(end_silence_seconds=None).end_silence_seconds is None
     with pytest.raises(ValueError, match="end_silence_seconds"):
         SpeechSettings(end_silence_seconds=0.01)
