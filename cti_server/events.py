@@ -456,6 +456,18 @@ class CallHandling(DomainEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CallQualityReported(DomainEvent):
+    """How a call sounded to the browser phone at ``extension``, as its desk page measured it
+    (:class:`crm_core.call_quality.CallQualityIn`'s fields; ``final`` once the call is over,
+    else a summary so far): stored on the call's interaction, per extension."""
+
+    node: str
+    linkedid: str
+    extension: str
+    quality: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class InteractionRecorded(DomainEvent):
     """The recorder wrote a call's interaction to the CRM: parts that read the call's history
     (the complaint watch asks for a repeat call) wait for this instead of polling the database.
@@ -506,6 +518,7 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         NodeResynced,
         CallHandling,
         InteractionRecorded,
+        CallQualityReported,
     )
 }
 
