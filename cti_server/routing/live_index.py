@@ -1,0 +1,218 @@
+"""The live router's decision, kept up to date by events instead of rebuilt for each decision.
+
+:func:`cti_server.routing.core.decide` builds its heap and indexes from scratch every time:
+with a thousand calls waiting that is most of a decision's cost (ranking every call), though
+one freed agent takes only one of them. :class:`LiveIndex` keeps what does not change between
+decisions, changes it when a call arrives or leaves or an agent's state or skills change, and
+runs the core's own loop (:func:`core.serve`) over it; it returns what :func:`core.decide`
+returns for the same calls and agents (tests and ``bench/routing.py`` check it against the
+full scan).
+
+What is kept:
+
+- the free agents' indexes (:class:`~cti_server.routing.free_agents.FreeAgents`);
+- the waiting calls in priority order, per language. Every caller ages at the same rate, so
+  the order of two calls never changes with time: priority is ``bonus + aging * (now -
+  queued_at)``, and ``aging * queued_at - bonus`` ranks them for any ``now``. A call's stage
+  (how far its rules have relaxed) is worked out when it is looked at, so a call reaching a new
+  stage needs no event. Floats round differently in the two forms, so calls whose kept ranks
+  are within rounding of each other are put in order by the priority itself, as the core does;
+- the calls not moved by a supervisor, oldest first: who a call overtook.
+
+A decision reads only the calls in a language some free agent speaks (others cannot be given
+to anyone), from the top, until every free agent is given a call or the calls run out.
+"""
+
+from __future__ import annotations
+
+import heapq
+from bisect import bisect_left, insort
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
+
+from cti_server.events import AgentState
+from cti_server.routing import core, rules
+from cti_server.routing.free_agents import FreeAgents, Picking
+from cti_server.routing.model import Agent, Assignment, WaitingCall
+from cti_server.routing.policy import Policy
+
+_Item = TypeVar("_Item", WaitingCall, Agent)
+_Rank = tuple[float, float, str]  # (aging * queued_at - bonus, queued_at, id): smaller first
+_ROUNDING = 1e-12
+"""Relative error bound between a kept rank and the priority computed at decision time (a few
+float operations: well above their 1e-16 each, well below any real difference of priority)."""
+
+
+class LiveIndex:
+    """Waiting calls and agents of one node, indexed between decisions.
+
+    Call and agent ids are unique. Change it only between decisions (not while iterating
+    :meth:`assignments`).
+    """
+
+    def __init__(self, policy: Policy) -> None:
+        self._policy = policy
+        self._calls: dict[str, WaitingCall] = {}
+        self._bonus: dict[str, float] = {}
+        self._rank: dict[str, _Rank] = {}
+        self._by_language: dict[str | None, list[_Rank]] = {}
+        self._oldest: list[tuple[float, str]] = []
+        self._moved: dict[str, WaitingCall] = {}
+        self._magnitude = 0.0  # the largest |aging * queued_at| + |bonus| seen: rounding bound
+        self._agents: dict[str, Agent] = {}
+        self._free = FreeAgents()
+
+    @property
+    def policy(self) -> Policy:
+        return self._policy
+
+    # -- events -------------------------------------------------------------------------------
+
+    def set_policy(self, policy: Policy) -> None:
+        """A new policy re-ranks every call (tiers, value weight, aging may have changed)."""
+        if policy == self._policy:
+            return
+        calls = list(self._calls.values())
+        for call in calls:
+            self.drop_call(call.id)
+        self._policy = policy
+        self._magnitude = 0.0
+        for call in calls:
+            self.put_call(call)
+
+    def put_call(self, call: WaitingCall) -> None:
+        """A call starts waiting, or something about it changed (a supervisor, a ring-out)."""
+        self.drop_call(call.id)
+        self._calls[call.id] = call
+        if call.move_to_agent is not None:
+            self._moved[call.id] = call
+            return
+        bonus = rules.bonus(call, self._policy)
+        scaled = self._policy.priority.aging * call.queued_at
+        rank = (scaled - bonus, call.queued_at, call.id)
+        self._bonus[call.id] = bonus
+        self._rank[call.id] = rank
+        self._magnitude = max(self._magnitude, abs(scaled) + abs(bonus))
+        insort(self._by_language.setdefault(call.language, []), rank)
+        insort(self._oldest, (call.queued_at, call.id))
+
+    def drop_call(self, call_id: str) -> None:
+        """A call stopped waiting (answered, offered to an agent, hung up); unknown ids pass."""
+        call = self._calls.pop(call_id, None)
+        if call is None:
+            return
+        if self._moved.pop(call_id, None) is not None:
+            return
+        del self._bonus[call_id]
+        rank = self._rank.pop(call_id)
+        ranks = self._by_language[call.language]
+        del ranks[bisect_left(ranks, rank)]
+        if not ranks:
+            del self._by_language[call.language]
+        del self._oldest[bisect_left(self._oldest, (call.queued_at, call_id))]
+
+    def put_agent(self, agent: Agent) -> None:
+        """An agent signed in, or their state, skills, languages or group changed."""
+        self._agents[agent.id] = agent
+        if agent.state is AgentState.AVAILABLE:
+            self._free.add(agent)
+        else:
+            self._free.discard(agent.id)
+
+    def drop_agent(self, agent_id: str) -> None:
+        """An agent signed out of routing; unknown ids pass."""
+        self._agents.pop(agent_id, None)
+        self._free.discard(agent_id)
+
+    def sync(self, calls: Iterable[WaitingCall], agents: Iterable[Agent], policy: Policy) -> None:
+        """Make the index hold exactly ``calls`` and ``agents`` under ``policy``, changing only
+        what differs (for a caller that rebuilds its inputs rather than following events)."""
+        self.set_policy(policy)
+        _follow(calls, self._calls, self.put_call, self.drop_call)
+        _follow(agents, self._agents, self.put_agent, self.drop_agent)
+
+    # -- deciding -----------------------------------------------------------------------------
+
+    def decide(self, now: float) -> list[Assignment]:
+        """What :func:`core.decide` returns for the calls and agents held, at ``now``."""
+        return list(self.assignments(now))
+
+    def assignments(self, now: float) -> Iterator[Assignment]:
+        """:meth:`decide`, one assignment at a time."""
+        picking = Picking(self._free)
+        if not picking.left or not self._calls:
+            return
+        policy = self._policy
+        yield from core.serve_moved(self._moved.values(), picking, policy, now)
+        yield from core.serve(
+            picking,
+            policy,
+            now,
+            ranked=self._ranked(now),
+            overtaken=self._overtaken(now),
+            lookup=self._agents.get,
+        )
+
+    def _exact(self, call_id: str, now: float) -> tuple[float, float, str]:
+        """The core's order of a call at ``now``: (-priority, arrival, id), the same floats as
+        :func:`rules.call_order`."""
+        queued_at = self._rank[call_id][1]
+        priority = self._bonus[call_id] + self._policy.priority.aging * (now - queued_at)
+        return (-priority, queued_at, call_id)
+
+    def _ranked(self, now: float) -> Iterator[WaitingCall]:
+        """Calls some free agent could take (by language), best first at ``now``."""
+        languages: set[str | None] = {None, *self._free.languages()}
+        lists = [self._by_language[key] for key in languages if key in self._by_language]
+        merged = iter(lists[0]) if len(lists) == 1 else heapq.merge(*lists)
+        shift = self._policy.priority.aging * now
+        slack = _ROUNDING * (abs(shift) + self._magnitude + 1.0)
+        pending: list[tuple[float, float, str]] = []  # exact orders of calls read ahead
+        upcoming = next(merged, None)
+        while True:
+            # read ahead every call that could rank before the best one read so far
+            while upcoming is not None and (
+                not pending or upcoming[0] - shift - slack <= pending[0][0]
+            ):
+                heapq.heappush(pending, self._exact(upcoming[2], now))
+                upcoming = next(merged, None)
+            if not pending:
+                return
+            yield self._calls[heapq.heappop(pending)[2]]
+
+    def _overtaken(self, now: float) -> core.Overtaken:
+        """For calls given in priority order: the oldest call ranked below, if it came earlier.
+        Calls ranked above the current one stay above the next ones: passed once for good."""
+        oldest = self._oldest
+        passed = 0
+
+        def overtaken(call: WaitingCall) -> WaitingCall | None:
+            nonlocal passed
+            order = self._exact(call.id, now)
+            while passed < len(oldest):
+                queued_at, call_id = oldest[passed]
+                if queued_at >= call.queued_at:
+                    return None
+                if self._exact(call_id, now) > order:
+                    return self._calls[call_id]
+                passed += 1
+            return None
+
+        return overtaken
+
+
+def _follow(
+    wanted: Iterable[_Item],
+    held: dict[str, _Item],
+    put: Callable[[_Item], None],
+    drop: Callable[[str], None],
+) -> None:
+    """Put what is new or changed in ``held``, drop what is no longer ``wanted``."""
+    ids = set()
+    for item in wanted:
+        ids.add(item.id)
+        old = held.get(item.id)
+        if old is not item and old != item:
+            put(item)
+    for gone in [key for key in held if key not in ids]:
+        drop(gone)
