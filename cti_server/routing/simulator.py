@@ -315,12 +315,19 @@ def simulate(
     agents: int | None = None,
 ) -> Report:
     """Replay ``traffic`` under ``policy``, with the recorded staffing or ``agents`` agents."""
+    return _report(policy.name, replay(traffic, policy, agents=agents), service_level_s)
+
+
+def replay(
+    traffic: Traffic, policy: Policy, *, agents: int | None = None
+) -> list[tuple[TrafficCall, float, bool]]:
+    """Each caller of ``traffic`` replayed: (call, seconds waited, answered?), in the order
+    they left the queue; with the traffic's own shifts and skills or ``agents`` agents."""
     if agents is None:
         shifts, skills = list(traffic.shifts), traffic.skills
     else:
         shifts, skills = generic_roster(traffic, agents)
-    run = _Run(traffic, policy, shifts, skills)
-    return _report(policy.name, run.run(), service_level_s)
+    return _Run(traffic, policy, shifts, skills).run()
 
 
 def table(reports: Sequence[Report], service_level_s: float = 20.0) -> str:

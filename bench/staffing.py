@@ -1,0 +1,298 @@
+"""Forecast and staffing on the bank's August 1999 traffic, proved by the routing simulator.
+
+    .venv/bin/python bench/staffing.py [--traffic FILE] [--days N] [--target 80%/20s]
+
+* **Forecast**: fitted on 1-21 August, measured on 22-28 August per half-hour: mean absolute
+  percentage error of offered calls (intervals with 10 calls or more, and with one or more)
+  and the weighted one (WAPE: every interval), beside the seasonal-naive baseline (the same
+  interval a week before); per day and, for Monday 23 August, per half-hour beside the actual.
+* **Patience**: the exponential mean patience of Erlang A fitted from 1-21 August's waits
+  (censored: answered callers' waits count as time they did not hang up in), per class,
+  beside the Kaplan-Meier median and the naive mean wait of those who hung up.
+* **Staffing**: per half-hour of the first ``--days`` days of 22-28 August, the agents Erlang C
+  and Erlang A put on the phones for the target, from the forecast and from the actual counts;
+  each staffing replayed through the simulator (:func:`cti_server.routing.simulator.replay`,
+  the recorded calls, patience and handle times, generic agents serving every type): the
+  service level reached per interval, the intervals that missed the target, and the agent
+  hours each needed; where Erlang C put more agents than Erlang A, and what those bought.
+
+Handle time for the Erlang models is the forecast mean service time plus the mean after-call
+gap the replay gives every call (:mod:`cti_server.routing.traffic`). Prints; never fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script from anywhere: the repo root is the import root
+    sys.path.insert(0, str(ROOT))
+
+from cti_server.routing.policy import Policy, builtin_policy  # noqa: E402
+from cti_server.routing.simulator import GENERIC_LEVEL, replay  # noqa: E402
+from cti_server.routing.traffic import Shift, Traffic, TrafficCall, load_traffic  # noqa: E402
+from cti_server.staffing.forecast import Accuracy, Forecast, accuracy, forecast  # noqa: E402
+from cti_server.staffing.history import ALL_QUEUES, History, count, from_traffic  # noqa: E402
+from cti_server.staffing.patience import compare_with_kaplan_meier, fit_exponential  # noqa: E402
+from cti_server.staffing.plan import Row, Staffing, plan  # noqa: E402
+from cti_server.staffing.targets import ServiceLevel, Target, parse_target  # noqa: E402
+
+DEFAULT_TRAFFIC = (
+    ROOT.parent / "shared" / "data" / "callcenter_traffic" / "august_1999_calls.csv.gz"
+)
+TRAIN = (date(1999, 8, 1), date(1999, 8, 21))
+TEST = [date(1999, 8, 22) + timedelta(days=n) for n in range(7)]
+SHOWN_DAY = date(1999, 8, 23)
+MINUTES = 30
+
+Reached = dict[datetime, tuple[int, int, int]]
+"""Per interval of arrival: (offered, answered within the threshold, abandoned)."""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--traffic", type=Path, default=DEFAULT_TRAFFIC)
+    parser.add_argument("--days", type=int, default=7, help="days of 22-28 Aug replayed (1-7)")
+    parser.add_argument("--target", default="80%/20s")
+    parser.add_argument("--policy", default="bank-fifo")
+    args = parser.parse_args()
+    if not args.traffic.is_file():
+        print(f"no traffic file at {args.traffic}: nothing to measure")
+        return
+    target = parse_target(args.target)
+    started = time.perf_counter()
+    traffic = load_traffic(args.traffic)
+    history = count(from_traffic(traffic, traffic.days[0]), MINUTES)
+    training = history.between(*TRAIN)
+    print(f"{args.traffic.name}: {len(traffic.calls)} calls reached the queue or an agent")
+
+    profile = forecast(training, TEST, method="profile")
+    naive = forecast(training, TEST, method="seasonal-naive")
+    _forecast_tables(history, profile, naive)
+
+    waits = [(c.observed_wait, c.observed == "abandoned") for c in _in(traffic.calls, TRAIN)]
+    patience = fit_exponential(waits)
+    _patience_table(traffic)
+
+    replayed = TEST[: max(1, min(7, args.days))]
+    wrap_up = sum(c.after_call for c in traffic.calls) / len(traffic.calls)
+    staffing = Staffing(target=target, patience_s=patience.mean_s, wrap_up_s=wrap_up)
+    print(
+        f"\nStaffing for {target} on {replayed[0]}..{replayed[-1]}, all queues pooled, "
+        f"Erlang A patience {patience.mean_s:.0f} s (1-21 Aug), handle = forecast service time "
+        f"+ {wrap_up:.1f} s after-call; replayed under {args.policy}"
+    )
+    actual = _actual_forecast(history, replayed, profile)
+    days_traffic = load_traffic(args.traffic, replayed)
+    policy = builtin_policy(args.policy)
+    threshold = target.within_s if isinstance(target, ServiceLevel) else 20.0
+    results = {}
+    for source, fc in (("forecast", profile), ("actual counts", actual)):
+        rows = [r for r in plan(fc, ALL_QUEUES, staffing) if r.start.date() in replayed]
+        for model in ("erlang_c", "erlang_a"):
+            agents = {r.start: getattr(r, model) for r in rows}
+            reached = _replay(days_traffic, traffic.days[0], agents, policy, threshold)
+            results[source, model] = (rows, agents, reached)
+    _staffing_tables(results, threshold, target)
+    print(f"\n(took {time.perf_counter() - started:.0f} s)")
+
+
+def _in(calls: Sequence[TrafficCall], span: tuple[date, date]) -> list[TrafficCall]:
+    first = date(1999, 8, 1)
+    lo, hi = (span[0] - first).days * 86400, ((span[1] - first).days + 1) * 86400
+    return [c for c in calls if lo <= c.arrival < hi]
+
+
+def _forecast_tables(history: History, profile: Forecast, naive: Forecast) -> None:
+    print(
+        f"\nForecast of offered calls per half-hour, fitted on {TRAIN[0]}..{TRAIN[1]}, "
+        f"measured on {TEST[0]}..{TEST[-1]}"
+    )
+    head = (
+        f"{'queue':<6} {'calls':>6}  {'MAPE>=10 profile':>16} {'naive':>6}  "
+        f"{'MAPE>=1 profile':>15} {'naive':>6}  {'WAPE profile':>12} {'naive':>6}"
+    )
+    print(head)
+    print("-" * len(head))
+    for queue in [ALL_QUEUES, *history.queues]:
+        figures = []
+        for minimum in (10, 1):
+            for fc in (profile, naive):
+                figures.append(_acc(fc, history, queue, minimum))
+        wape_p = _acc(profile, history, queue, 1)
+        wape_n = _acc(naive, history, queue, 1)
+        print(
+            f"{queue:<6} {wape_p.actual:>6}  {_pct(figures[0].mape):>16} {_pct(figures[1].mape):>6}"
+            f"  {_pct(figures[2].mape):>15} {_pct(figures[3].mape):>6}"
+            f"  {_pct(wape_p.wape):>12} {_pct(wape_n.wape):>6}"
+        )
+    print("\nPer day, every queue: actual / profile / seasonal-naive")
+    for day in TEST:
+        slots = history.slots(day)
+        real = sum(history.load(ALL_QUEUES, s).offered for s in slots)
+        p = sum(profile.offered(ALL_QUEUES, s) for s in slots)
+        n = sum(naive.offered(ALL_QUEUES, s) for s in slots)
+        print(f"  {day} {day:%a}  {real:>5}  {p:>7.0f}  {n:>7.0f}")
+    print(f"\n{SHOWN_DAY} {SHOWN_DAY:%a}, every queue, per half-hour: actual / profile / naive")
+    cells = []
+    for start in history.slots(SHOWN_DAY):
+        real = history.load(ALL_QUEUES, start).offered
+        if real or profile.offered(ALL_QUEUES, start):
+            cells.append(
+                f"{start:%H:%M} {real:>3} {profile.offered(ALL_QUEUES, start):>5.1f} "
+                f"{naive.offered(ALL_QUEUES, start):>3.0f}"
+            )
+    for index in range(0, len(cells), 4):
+        print("  " + "   ".join(cells[index : index + 4]))
+
+
+def _acc(fc: Forecast, history: History, queue: str, minimum: int) -> Accuracy:
+    return accuracy(lambda s: fc.offered(queue, s), history, queue, TEST, min_actual=minimum)
+
+
+def _pct(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.1%}"
+
+
+def _patience_table(traffic: Traffic) -> None:
+    print(
+        "\nPatience fitted on 1-21 Aug (exponential MLE: total wait of everyone who reached "
+        "the queue / hang-ups), beside Kaplan-Meier"
+    )
+    head = (
+        f"{'class':<16} {'callers':>7} {'hang-ups':>8} {'mean':>7} {'median':>7} "
+        f"{'KM median':>9} {'naive':>6}  survival 60/120/300 s KM vs exp"
+    )
+    print(head)
+    print("-" * len(head))
+    calls = [c for c in _in(traffic.calls, TRAIN) if c.klass is not None]
+    groups: dict[str, list[TrafficCall]] = defaultdict(list)
+    names = {0: "0 prospects", 1: "1 regular", 2: "2 priority"}
+    for c in calls:
+        groups[names[c.klass or 0]].append(c)
+        groups["all queued"].append(c)
+    for name in ("1 regular", "2 priority", "0 prospects", "all queued"):
+        waits = [(c.observed_wait, c.observed == "abandoned") for c in groups[name]]
+        fitted = fit_exponential(waits)
+        km = compare_with_kaplan_meier(waits, (60, 120, 300))
+        survival = " ".join(
+            f"{k:.2f}/{e:.2f}" for k, e in zip(km.kaplan_meier, km.exponential, strict=True)
+        )
+        print(
+            f"{name:<16} {fitted.waited:>7} {fitted.hang_ups:>8} {fitted.mean_s:>6.0f}s "
+            f"{km.exponential_median_s:>6.0f}s {km.km_median_s:>8.0f}s {km.naive_mean_s:>5.0f}s"
+            f"  {survival}"
+        )
+
+
+def _actual_forecast(history: History, days: list[date], like: Forecast) -> Forecast:
+    """The actual counts as a forecast (handle times as forecast): staffing with hindsight."""
+    queues = {
+        queue: {
+            start: replace(one, offered=float(history.load(queue, start).offered))
+            for start, one in loads.items()
+            if start.date() in days
+        }
+        for queue, loads in like.queues.items()
+    }
+    return replace(like, queues=queues)
+
+
+def _replay(
+    traffic: Traffic,
+    first_day: date,
+    agents: dict[datetime, int],
+    policy: Policy,
+    threshold: float,
+) -> Reached:
+    """Per interval of arrival: (offered, answered within ``threshold``, abandoned)."""
+    midnight = datetime.combine(first_day, datetime.min.time())
+    kinds = sorted({c.kind for c in traffic.calls})
+    shifts: list[Shift] = []
+    most = max(agents.values(), default=0)
+    for index in range(most):
+        name = f"agent-{index + 1:03d}"
+        on: float | None = None
+        for start in sorted(agents):
+            seconds = (start - midnight).total_seconds()
+            if agents[start] > index and on is None:
+                on = seconds
+            elif agents[start] <= index and on is not None:
+                shifts.append(Shift(name, on, seconds))
+                on = None
+        if on is not None:
+            last = (max(agents) - midnight).total_seconds() + MINUTES * 60
+            shifts.append(Shift(name, on, last))
+    skills = {f"agent-{i + 1:03d}": dict.fromkeys(kinds, GENERIC_LEVEL) for i in range(most)}
+    staffed = replace(traffic, shifts=tuple(shifts), skills=skills)
+    counts: dict[datetime, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for call, wait, answered in replay(staffed, policy):
+        moment = midnight + timedelta(seconds=call.arrival)
+        start = moment.replace(minute=moment.minute - moment.minute % MINUTES, second=0)
+        cell = counts[start]
+        cell[0] += 1
+        cell[1] += answered and wait <= threshold
+        cell[2] += not answered
+    return {start: (a, b, c) for start, (a, b, c) in counts.items()}
+
+
+def _staffing_tables(
+    results: dict[
+        tuple[str, str], tuple[list[Row], dict[datetime, int], dict[datetime, tuple[int, int, int]]]
+    ],
+    threshold: float,
+    target: Target,
+) -> None:
+    share = target.share if isinstance(target, ServiceLevel) else 0.8
+    head = (
+        f"{'staffed from':<14} {'model':<9} {'agent h':>8} {'SL overall':>10} "
+        f"{'abandon':>8} {'intervals met':>13} {'busy intervals met':>18}"
+    )
+    print(head)
+    print("-" * len(head))
+    for (source, model), (_, agents, reached) in results.items():
+        hours = sum(agents.values()) * MINUTES / 60
+        offered = sum(v[0] for v in reached.values())
+        quick = sum(v[1] for v in reached.values())
+        gone = sum(v[2] for v in reached.values())
+        met = [v[1] / v[0] >= share for v in reached.values() if v[0]]
+        busy = [v[1] / v[0] >= share for v in reached.values() if v[0] >= 10]
+        print(
+            f"{source:<14} {model.replace('_', ' '):<9} {hours:>8.1f} {quick / offered:>10.1%} "
+            f"{gone / offered:>8.1%} {sum(met):>6}/{len(met):<6} {sum(busy):>10}/{len(busy):<6}"
+        )
+    for source in ("forecast", "actual counts"):
+        rows, _, c_reached = results[source, "erlang_c"]
+        _, _, a_reached = results[source, "erlang_a"]
+        more = [r for r in rows if r.erlang_c > r.erlang_a]
+        extra = sum(r.erlang_c - r.erlang_a for r in more) * MINUTES / 60
+        print(
+            f"\nStaffed from {source}: Erlang C put more agents than Erlang A in {len(more)} of "
+            f"{len(rows)} half-hours, {extra:.1f} agent hours more in all"
+        )
+        worst = sorted(more, key=lambda r: r.erlang_c - r.erlang_a, reverse=True)[:8]
+        for r in sorted(worst, key=lambda r: r.start):
+            calls = c_reached.get(r.start, (0, 0, 0))[0]
+            print(
+                f"  {r.start:%a %d %H:%M}  {calls:>3} calls (forecast {r.offered:5.1f}), "
+                f"Erlang C {r.erlang_c:>2} agents -> SL {_sl(c_reached, r.start):>4}, "
+                f"Erlang A {r.erlang_a:>2} -> SL {_sl(a_reached, r.start):>4}"
+            )
+    print(f"(SL: answered within {threshold:g} s of all offered, replayed)")
+
+
+def _sl(reached: Reached, start: datetime) -> str:
+    offered, quick, _ = reached.get(start, (0, 0, 0))
+    return f"{quick / offered:.0%}" if offered else "-"
+
+
+if __name__ == "__main__":
+    main()
