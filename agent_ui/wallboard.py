@@ -43,6 +43,7 @@ from agent_ui.pop import PopService
 from agent_ui.ws import Connection, Hub, Reply, UiError
 from crm_core.access import least
 from crm_core.agent_figures import agent_segments
+from crm_core.call_quality import audio_by_extension
 from crm_core.people import names_by_extension
 from cti_server.bus import Bus
 from cti_server.control import WRAP_UP_REASON, AgentView, SupervisorRouting
@@ -409,11 +410,13 @@ async def agents_today(
 ) -> dict[str, Any]:
     """What the "Agents today" table shows: each agent's calls, own talk and average handle
     time since the contact center's midnight (as the charts count the day), from their own
-    segments."""
+    segments; and how their latest calls today sounded on their browser phone, in words, an
+    agent with several poor calls flagged (:mod:`crm_core.call_quality`)."""
     since = charts.midnight(now, zone)
     async with db() as session:
         figures = await agent_segments(session, since, since + timedelta(days=1))
-    return {"since": since, "figures": figures, "duration": duration}
+        audio = await audio_by_extension(session, since, since + timedelta(days=1))
+    return {"since": since, "figures": figures, "duration": duration, "audio": audio}
 
 
 @pages.route("GET", "/wallboard", least("wallboard.watch"), name="wallboard")

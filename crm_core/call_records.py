@@ -3,8 +3,8 @@ CRM's rules for what such an update means beside its fields.
 
 - a milestone (arrived, queued, offered, answered) happens once: a later, approximate report
   of it (a resync) does not move it;
-- the routing JSON holds the IVR's keys and the router's side by side: an update replaces only
-  the keys it brings;
+- the routing JSON holds the IVR's keys and the router's side by side, the quality JSON each
+  browser phone's summary by extension: an update replaces only the keys it brings;
 - a customer named by caller ID is the call's only while it has none (the IVR's identification
   stands);
 - the agent is the user at the answering extension; each party of the call's chain is the user
@@ -23,6 +23,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core.call_quality import summary_fields
 from crm_core.callbacks import CallbackRequest, callback_task
 from crm_core.callers import agent_for_extension, customer_of_caller
 from crm_core.cases import CaseSla
@@ -77,6 +78,12 @@ async def record_call(session: AsyncSession, update: CallUpdate, rules: CallRule
             select(Interaction.routing).where(Interaction.external_key == key)
         )
         fields["routing"] = {**(stored or {}), **fields["routing"]}
+    if "quality" in fields:
+        kept = await session.scalar(
+            select(Interaction.quality).where(Interaction.external_key == key)
+        )
+        earlier = {ext: summary_fields(summary) for ext, summary in (kept or {}).items()}
+        fields["quality"] = {**earlier, **fields["quality"]}
     if update.answered_by:
         agent_id = await agent_for_extension(session, update.answered_by)
         if agent_id is not None:

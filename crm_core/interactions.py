@@ -62,6 +62,7 @@ _ROW_FIELDS = (
     "notes",
     "recordings",
     "survey_score",
+    "quality",
 )
 
 
@@ -88,6 +89,8 @@ async def record_interaction(
         values["ivr_path"] = [step.model_dump() for step in values["ivr_path"]]
     if "ivr_inputs" in values:
         values["ivr_inputs"] = mask_secrets(values["ivr_inputs"])
+    if "quality" in values:
+        values["quality"] = {ext: summary.stored() for ext, summary in values["quality"].items()}
     values["updated_at"] = utcnow()
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert

@@ -301,6 +301,8 @@ class Interaction(Base):
     recordings: Mapped[list[Any]] = mapped_column(default=list)
     survey_score: Mapped[int | None] = mapped_column(Integer)
     rates_interaction_id: Mapped[int | None] = mapped_column(ForeignKey("interactions.id"))
+    # how the call sounded to each browser phone on it: {extension: summary} (crm_core.call_quality)
+    quality: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

@@ -31,6 +31,8 @@ from pydantic import (
     model_validator,
 )
 
+from crm_core.call_quality import CallQualityIn
+from crm_core.call_quality import Extension as QualityExtension
 from crm_core.text_rules import checked_text, unsafe_character
 
 MAX_ID = 2**31 - 1
@@ -225,6 +227,11 @@ class InteractionIn(_Input):
         default=None,
         max_length=100,
         description="the call's chain, in order; replaces the parties stored before",
+    )
+    quality: dict[QualityExtension, CallQualityIn] | None = Field(
+        default=None,
+        max_length=20,
+        description="how the call sounded to each browser phone on it, by extension",
     )
 
     @property

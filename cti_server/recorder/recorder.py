@@ -34,6 +34,7 @@ from cti_server.events import (
     CallAnswered,
     CallbackRequested,
     CallEnded,
+    CallQualityReported,
     CallQueued,
     CallRangOut,
     CallRouted,
@@ -180,6 +181,8 @@ def interaction_update(event: DomainEvent) -> SpoolEntry | None:  # noqa: PLR091
         return _entry(event, fields=fields)
     if isinstance(event, CallbackRequested):
         return _callback(event)
+    if isinstance(event, CallQualityReported):  # beside the other browser phones' summaries
+        return _entry(event, fields={"quality": {event.extension: event.quality}})
     if isinstance(event, SurveyAnswered):
         survey: dict[str, Any] = {"survey_score": event.score}
         if event.comment:
@@ -264,6 +267,7 @@ class Recorder:
         CallTranscribed,
         ComplaintDetected,
         NodeResynced,
+        CallQualityReported,
     )
 
     def __init__(

@@ -1,6 +1,6 @@
 """In real Chromium, no Asterisk needed: a supervisor's wallboard shows "Agents today" after a
 call handed over by blind transfer, both agents counted, each with their own talk time; and the
-page's own refresh brings a call recorded while it is open."""
+page's own refresh brings a call recorded while it is open, its poor audio said in words."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ from tests.support.transferred_today import seed_transferred_today
 from tests.support.ui import ui_app
 
 pytestmark = [pytest.mark.browser]
+
+LOSSY = {"seconds": 120.0, "final": True, "packet_loss_pct": 6.0, "packets_received": 5640}
 
 
 @pytest.mark.asyncio
@@ -45,14 +47,14 @@ async def test_agents_today_counts_both_agents_of_a_transferred_call(
             rows = page.locator("#agents-today tbody tr")
             await expect(rows).to_have_count(2)
             await expect(rows.nth(0).locator("td")).to_have_text(
-                ["<b>Li Na</b>", "1001", "1", "1:35", "1:35"]  # a name is text, never markup
+                ["<b>Li Na</b>", "1001", "1", "1:35", "1:35", ""]  # a name is text, never markup
             )
             await expect(rows.nth(1).locator("td")).to_have_text(
-                ["Wang Wei", "1002", "1", "0:40", "0:40"]
+                ["Wang Wei", "1002", "1", "0:40", "0:40", ""]
             )
             await expect(page.locator("#agents-today b")).to_have_count(0)
 
-            # Wang Wei takes another call, 2:00 long; the page's refresh shows it
+            # Wang Wei takes another call, 2:00 long, with lossy audio; the page's refresh shows it
             async with db() as session, session.begin():
                 started = max(answered, datetime.now(UTC) - timedelta(seconds=1))
                 wang_wei = await session.scalar(select(User.id).where(User.username == "wangwei"))
@@ -62,6 +64,8 @@ async def test_agents_today_counts_both_agents_of_a_transferred_call(
                         {
                             "node": "pbx1",
                             "linkedid": "1700000000.32",
+                            "answered_at": started,
+                            "quality": {"1002": LOSSY},
                             "parties": [
                                 {
                                     "party": "PJSIP/1002",
@@ -77,7 +81,7 @@ async def test_agents_today_counts_both_agents_of_a_transferred_call(
                 )
             await page.clock.run_for(61_000)
             await expect(rows.nth(0).locator("td")).to_have_text(
-                ["Wang Wei", "1002", "2", "2:40", "1:20"]
+                ["Wang Wei", "1002", "2", "2:40", "1:20", "poor audio on 1 of 1 call: packet loss"]
             )
             await expect(rows).to_have_count(2)
             assert tab.dialogs == []
