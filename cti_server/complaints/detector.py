@@ -83,7 +83,7 @@ class ComplaintDetector:
 
     def load(self) -> None:
         """Read and check every data file now (at start-up), raising ComplaintDataError."""
-        _ = self._features, self._weights, self._categories
+        _ = self._features, self._weights, self._categories, self._rankers
         for model in self._models.values():
             model.load()
 
@@ -110,6 +110,16 @@ class ComplaintDetector:
     @cached_property
     def _models(self) -> dict[str, TextModel]:
         return {language: TextModel(self._model_data(language)) for language in LANGUAGES}
+
+    @cached_property
+    def _rankers(self) -> dict[str, TextModel]:
+        """The linear model of each language whose model reads embeddings: it ranks a call's
+        windows so that only the few best are embedded (:mod:`.windows`)."""
+        return {
+            language: TextModel(load_model(self._data, language))
+            for language, model in self._models.items()
+            if model.reads_embeddings
+        }
 
     def _model_data(self, language: str) -> ModelData:
         if self._embeddings is False or not has_model(self._data, language, embeddings=True):
@@ -164,7 +174,11 @@ class ComplaintDetector:
 
     def _call_text(self, language: str) -> CallText:
         return CallText(
-            self._features, self._models[language], self._weights.window_segments, language
+            self._features,
+            self._models[language],
+            self._weights.window_segments,
+            language,
+            ranker=self._rankers.get(language),
         )
 
     def _logit(self, text: CallText, fact_logit: float) -> float:

@@ -53,7 +53,13 @@ class TextModel:
     def threshold(self) -> float:
         return self.data.threshold
 
-    def score(self, text: str, dense: Mapping[str, float]) -> Scored:
+    @property
+    def reads_embeddings(self) -> bool:
+        return self._embedder is not None
+
+    def score(self, text: str, dense: Mapping[str, float], *, embedded: bool = True) -> Scored:
+        """``embedded=False``: without the sentence embedding's part (:meth:`embedding_logit`),
+        which costs about a hundred times the rest: a call ranks its windows without it."""
         text = model_text(text, self.data.strip_punctuation)
         logit = self.data.intercept
         terms: list[tuple[str, float]] = []
@@ -68,7 +74,14 @@ class TextModel:
                     terms.append((term, contribution))
         for name, coefficient in self.data.dense.items():
             logit += dense.get(name, 0.0) * coefficient
-        if self._embedder is not None:
-            logit += float(self._embedder.embed(text) @ self._embedding_coef)
+        if embedded:
+            logit += self.embedding_logit(text)
         terms.sort(key=lambda item: (-item[1], item[0]))
         return Scored(logit, tuple(terms))
+
+    def embedding_logit(self, text: str) -> float:
+        """The sentence embedding's part of the logit (0 for a model that reads none)."""
+        if self._embedder is None:
+            return 0.0
+        text = model_text(text, self.data.strip_punctuation)
+        return float(self._embedder.embed(text) @ self._embedding_coef)

@@ -11,6 +11,7 @@ import pytest
 from cti_server.complaints import ComplaintDetector, TranscriptLine
 from cti_server.complaints.model import Scored, TextModel
 from cti_server.complaints.text import PART_CHARACTERS
+from cti_server.complaints.windows import EMBEDDED_WINDOWS
 from cti_server.events import TranscriptPartial
 from tests.support.complaint_watch import Watched
 from tests.support.waiting import poll_until
@@ -55,7 +56,7 @@ def test_each_line_is_analysed_once_and_each_window_scored_once(
     detector = ComplaintDetector()
     detector.detect(conversation(n))
     assert detector.parts_analysed == n
-    assert len(texts_scored) == n  # each line ends one window (of 3, or of all the first ones)
+    assert len(texts_scored) == n - 2  # each full window of 3; the first, partial ones never
     longest = max(len(t) for t in LINES)
     assert max(len(t) for t in texts_scored) <= 3 * longest + 2
 
@@ -116,3 +117,43 @@ async def test_the_live_watch_scores_only_what_is_new() -> None:
     await w.watch.close()
     assert detector.parts_analysed == 60
     assert w.watch.alerts == 0
+
+
+@pytest.fixture
+def embedded(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The texts whose sentence embedding is computed, as they are; the embedding's part of
+    the logit stands in as a function of the text (so no engine is needed)."""
+    seen: list[str] = []
+
+    def counted(self: TextModel, text: str) -> float:
+        seen.append(text)
+        return 0.5 if "third time" in text else -0.5
+
+    monkeypatch.setattr(TextModel, "embedding_logit", counted)
+    return seen
+
+
+def test_a_long_call_embeds_only_the_windows_the_linear_model_ranks_highest(
+    embedded: list[str],
+) -> None:
+    quiet = ("I'd like to check my balance please", "yes the account ends in four two")
+    said = [TranscriptLine(f"{quiet[i % 2]} {i}", i * 10.0, i * 10.0 + 4) for i in range(600)]
+    said[300] = TranscriptLine("this is the third time I'm calling about it", 3000.0, 3004.0)
+    detector = ComplaintDetector(embeddings=True)
+    signal = detector.detect(said)
+    assert len(embedded) <= EMBEDDED_WINDOWS
+    assert any("third time" in text for text in embedded)
+    assert any("third time" in e.cue for e in signal.evidence)
+
+    call, live_embedded = detector.call(), len(embedded)
+    for line in said:
+        call.add([line])
+        call.probability()
+    assert len(embedded) - live_embedded < 50  # of 598 windows: about 4 x (1 + ln(598 / 4))
+    assert call.signal() == signal
+
+
+def test_a_short_call_embeds_every_window(embedded: list[str]) -> None:
+    said = [TranscriptLine(text, i * 10.0, i * 10.0 + 4) for i, text in enumerate(LINES)]
+    ComplaintDetector(embeddings=True).detect(said)
+    assert len(embedded) == len(LINES) - 2
