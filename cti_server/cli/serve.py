@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from cti_server.asterisk.local import AsteriskError
+from cti_server.asterisk.sip_digests import SipDigestError
 from cti_server.cli.common import (
     Command,
     asterisk_instance,
@@ -57,7 +58,13 @@ def demo(config_file: Path | None, customers: int, every: float) -> None:
     """The living demo: Asterisk, the CTI server, a seeded CRM, demo accounts, demo calls."""
     from cti_server.app import DATABASE
     from cti_server.app import serve as run_server
-    from cti_server.sim.demo import demo_settings, demo_traffic, prepare_demo_data
+    from cti_server.sim.demo import (
+        demo_phone,
+        demo_settings,
+        demo_traffic,
+        phone_lines,
+        prepare_demo_data,
+    )
 
     made_up = not os.environ.get("CTI_AMI__SECRET")
     if made_up:
@@ -65,8 +72,9 @@ def demo(config_file: Path | None, customers: int, every: float) -> None:
     settings = demo_settings(read_settings(config_file))
     node = asterisk_instance(settings, "demo")
     try:
+        settings = demo_phone(settings, node.digests_file)
         node.up()
-    except AsteriskError as exc:
+    except (AsteriskError, SipDigestError, OSError) as exc:
         click.echo(f"cti demo: {exc}", err=True)
         sys.exit(1)
 
@@ -88,6 +96,7 @@ def demo(config_file: Path | None, customers: int, every: float) -> None:
         f"  API:      {base}/api/openapi.json",
         "  accounts (new passwords each start):",
         *(f"    {a.username:<11} {a.password}" for a in accounts),
+        *phone_lines(settings, base),
         "Try:",
         f'  curl -s {base}/api/tokens -d \'{{"username":"supervisor","password":"..."}}\'',
         f"  curl -s -H 'Authorization: Bearer TOKEN' {base}/live",

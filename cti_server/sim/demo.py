@@ -6,14 +6,23 @@ Routing is on (unless the settings say otherwise): the router gives each call to
 value, skill and language, the virtual agents and the person signed in as ``agent`` alike, each
 with skills in the CRM. Unhappy simulated customers rate their call low and call again about
 the same thing, so complaint cases appear from the calls' facts even without a speech model.
+
+The person signed in as ``agent`` answers in the browser: the demo's agent extension is a
+browser phone (WebRTC over Asterisk's WSS listener), given a SIP password of its own that
+nobody needs to type (the desk registers with its hash), so a newcomer hears the simulated
+customer say their line (espeak-ng) and talks back.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import logging
 import random
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -24,6 +33,7 @@ from crm_core.models import Customer, User
 from crm_core.people import create_user, set_password, set_skill
 from crm_core.schemas import CustomerIn
 from crm_core.seed import seed_crm
+from cti_server.asterisk.sip_digests import read_digests, rotate
 from cti_server.config import AgentEndpointSettings, Settings
 from cti_server.sim.arrivals import poisson
 from cti_server.sim.callers import load_callers
@@ -34,9 +44,9 @@ log = logging.getLogger(__name__)
 DEMO_ROLES = ("agent", "supervisor", "manager", "admin")
 DEMO_CUSTOMER = ("张伟", "+8613800138000")
 SIM_AGENTS = ("1901", "1902", "1903")  # virtual agents beside the people who sign in
-DEMO_PHONE = "Local/{extension}@cti-sim-agent-long/n"
-DEMO_EXTENSION = "1001"  # the demo account "agent"
+DEMO_EXTENSION = "1001"  # the demo account "agent", whose phone is the browser
 CALL_BACK_AFTER = 45.0  # seconds before an unhappy customer calls again about the same thing
+CUSTOMER_STAYS = 300.0  # seconds a customer stays on the line after their line: time to talk
 # What the router reads of each agent (the CRM user with that extension): skills from 1 to 10
 # (the IVR asks for billing or sales; the default policy wants 5 in the first 30 s of a wait, 3
 # until 60 s, then anyone) and the languages they take calls in.
@@ -61,24 +71,74 @@ def demo_settings(settings: Settings) -> Settings:
     - routing on: calls wait for the router, which gives each to an agent by value and skill;
     - the virtual agents among the dialplan's agents (each has a queue of their own to be
       rung through when routing is on);
-    - people who sign in to the demo have no phone: theirs is simulated (it answers and stays
-      on the line until they hang up in the desktop), unless the settings name one.
+    - the demo's agent extension is a browser phone, unless the settings give it a phone.
     """
     update: dict[str, object] = {}
     if "enabled" not in settings.routing.model_fields_set:
         update["routing"] = settings.routing.model_copy(update={"enabled": True})
-    known = {agent.extension for agent in settings.dialplan.agents}
-    missing = [
+    agents = [
+        agent.model_copy(update={"phone": "browser"})
+        if agent.extension == DEMO_EXTENSION and agent.phone is None
+        else agent
+        for agent in settings.dialplan.agents
+    ]
+    known = {agent.extension for agent in agents}
+    if DEMO_EXTENSION not in known:
+        agents.insert(
+            0, AgentEndpointSettings(extension=DEMO_EXTENSION, name="Demo agent", phone="browser")
+        )
+    agents += [
         AgentEndpointSettings(extension=extension, name=f"Virtual agent {extension}")
         for extension in SIM_AGENTS
         if extension not in known
     ]
-    if missing:
-        agents = (*settings.dialplan.agents, *missing)
-        update["dialplan"] = settings.dialplan.model_copy(update={"agents": agents})
-    if "agent_interface" not in settings.ui.model_fields_set:
-        update["ui"] = settings.ui.model_copy(update={"agent_interface": DEMO_PHONE})
+    if tuple(agents) != settings.dialplan.agents:
+        update["dialplan"] = settings.dialplan.model_copy(update={"agents": tuple(agents)})
     return settings.model_copy(update=update)
+
+
+def demo_phone(settings: Settings, digests: Path) -> Settings:
+    """The settings with the agents' SIP password hashes at ``digests`` (the local Asterisk's
+    file, which the desk reads too), the demo's agent given a password of their own there when
+    their phone is the browser and they have none yet. Only its hash is kept: the desk
+    registers with the hash, so nobody needs the password, and it is not shown."""
+    if not _browser_agent(settings):
+        return settings
+    if DEMO_EXTENSION not in read_digests(digests):
+        rotate(digests, DEMO_EXTENSION)
+    if settings.dialplan.sip_digests is not None:
+        return settings
+    dialplan = settings.dialplan.model_copy(update={"sip_digests": digests})
+    return settings.model_copy(update={"dialplan": dialplan})
+
+
+def _browser_agent(settings: Settings) -> bool:
+    """Whether the demo's agent answers in the browser."""
+    dialplan = settings.dialplan
+    return any(
+        agent.extension == DEMO_EXTENSION and dialplan.browser_phone(agent)
+        for agent in dialplan.agents
+    )
+
+
+def phone_lines(settings: Settings, base: str) -> list[str]:
+    """What the demo prints about answering calls in the browser."""
+    dialplan = settings.dialplan
+    if not _browser_agent(settings):
+        return []
+    host = dialplan.wss_bind
+    with contextlib.suppress(ValueError):  # a wildcard: the phone uses the page's own host
+        if ipaddress.ip_address(host).is_unspecified:
+            host = urlsplit(base).hostname or "127.0.0.1"
+    certificate = "" if dialplan.tls_cert is not None else " (self-signed)"
+    return [
+        f"  Answer calls in the browser: open {base}/ui/ in Chrome or Firefox, sign in as agent",
+        "  and allow the microphone when the browser asks (the page calls through it), then",
+        "  press Available: simulated customers ring in the page and say why they call.",
+        f"  The phone connects to Asterisk at wss://{host}:{dialplan.wss_port}/ws{certificate}: if",
+        f"  the desk says it cannot connect, open https://{host}:{dialplan.wss_port}/ws once and",
+        "  accept the certificate.",
+    ]
 
 
 async def prepare_demo_data(
@@ -150,10 +210,17 @@ async def _agent_profiles(session: AsyncSession) -> None:
 
 async def demo_traffic(engine: AsyncEngine, settings: Settings, every: float = 20.0) -> None:
     """Virtual agents answer; customers from the CRM (and strangers) call every ~``every`` s,
-    walk the IVR, wait, say their persona's line (complaints included) to the agent, rate the
-    call once the agent has hung up, and, unhappy, call again about it a little later."""
+    walk the IVR, wait, say their persona's line (complaints included) to the agent and stay on
+    the line for them to answer, rate the call once the agent has hung up, and, unhappy, call
+    again about it a little later."""
     async with AsyncSession(engine) as session:
         callers = await load_callers(session)
     rng = random.Random()  # noqa: S311 - demo traffic, not security
-    simulator = CallSimulator(settings, callers, agents=SIM_AGENTS, call_back_after=CALL_BACK_AFTER)
+    simulator = CallSimulator(
+        settings,
+        callers,
+        agents=SIM_AGENTS,
+        call_back_after=CALL_BACK_AFTER,
+        stay=CUSTOMER_STAYS,  # a virtual agent hangs up sooner: the survey follows, then the end
+    )
     await simulator.run(poisson(60.0 / every, rng))

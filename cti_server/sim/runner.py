@@ -83,16 +83,19 @@ class CallSimulator:
         seed: int | None = None,
         call_back_after: float | None = None,
         planner: Planner = plan_call,
+        stay: float | None = None,
     ) -> None:
         """``call_back_after``: seconds after their call ends that a customer whose persona
         calls back calls again (None, the default: nobody does, so that ``max_calls`` is the
-        number of calls); ``planner``: what each caller does."""
+        number of calls); ``planner``: what each caller does; ``stay``: seconds a customer
+        stays on the line after saying their line to the agent (None: the dialplan's 60)."""
         self._settings = settings
         self._callers = callers
         self._agents = tuple(agents)
         self._rng = random.Random(seed)  # noqa: S311 - simulated traffic, not security
         self._call_back_after = call_back_after
         self._planner = planner
+        self._stay = stay
         self._calls: dict[str, tuple[SimulatedCall, CallPlan]] = {}
         self._live: set[str] = set()
         self._queued: set[str] = set()
@@ -171,6 +174,7 @@ class CallSimulator:
                 patience=plan.patience,
                 speech=plan.persona.sound,
                 talk=plan.talk,
+                stay=self._stay,
             )
         except (AmiError, TimeoutError) as exc:
             self.summary.failed += 1

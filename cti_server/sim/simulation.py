@@ -65,17 +65,21 @@ async def place_customer_call(
     pre_wait: float = 1.0,
     speech: str = "",
     talk: float | None = None,
+    stay: float | None = None,
 ) -> SimulatedCall:
     """Start a simulated customer call; returns once Asterisk has accepted the Originate.
 
     ``speech``: a sound the customer says to the agent once one answers (see
-    :func:`customer_connected`); ``talk``: how long a simulated agent talks on this call.
+    :func:`customer_connected`); ``talk``: how long a simulated agent talks on this call;
+    ``stay``: how long the customer stays on the line after saying it (60 s when None), for a
+    person answering to talk to them.
     """
     uniqueid = f"sim-{uuid.uuid4().hex[:20]}"
     variables = {
         "SIM_ID": uniqueid.replace("-", "_"),
         "SIM_SPEECH": speech,
         "__SIM_TALK_CALL": f"{talk:.0f}" if talk is not None else "",
+        "SIM_STAY": f"{stay:.0f}" if stay is not None else "",
         "SIM_PATIENCE": f"{patience:g}",
         "SIM_PRE_WAIT": f"{pre_wait:g}",
         "SIM_AUDIO": audio,

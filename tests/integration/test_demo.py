@@ -1,8 +1,12 @@
 """The README's main command in smoke mode: `cti demo` starts, an agent gets a pop, it stops.
 
 `scripts/demo` is `scripts/bootstrap` then `cti demo`; this runs `cti demo` itself, as a newcomer
-would after the bootstrap, on ports and an Asterisk instance of its own. The demo routes: the
-call popped to the person signed in was given to them by the router, which says why.
+would after the bootstrap, on ports and an Asterisk instance of its own. The demo's agent
+answers in the browser: the demo says how to sign in and that the browser asks for the
+microphone, and the agent's phone registers over WSS with the hash of the password the demo
+made for it (here a small SIP-over-websocket client stands in for the page, whose own audio is
+tests/browser/test_desk_phone.py's). The demo routes: the call that rings the person signed in
+was given to them by the router, which says why.
 """
 
 from __future__ import annotations
@@ -24,10 +28,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.database import make_engine
 from crm_core.models import Interaction
-from cti_server.sim.demo import SIM_AGENTS
+from cti_server.asterisk.sip_digests import read_digests
+from cti_server.sim.demo import DEMO_EXTENSION, SIM_AGENTS
 from tests.support.asterisk import require_chroot
 from tests.support.ports import free_port
 from tests.support.serve import CTI
+from tests.support.sip_ws import registered
 from tests.support.ui import sign_in
 from tests.support.waiting import poll_until
 
@@ -50,6 +56,8 @@ def demo(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path, int]]:
         CTI_HTTP__PORT=str(port),
         CTI_SPEECH__PORT=str(free_port()),
         CTI_DIALPLAN__SIP_PORT=str(free_port(socket.SOCK_DGRAM)),
+        CTI_DIALPLAN__WSS_PORT=str(free_port()),
+        CTI_DIALPLAN__SIP_DIGESTS=str(tmp_path / "sip-digests.json"),
         CTI_ASTERISK__INSTANCE=name,
         CTI_DATABASE__URL=f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}",
         CTI_RECORDER__SPOOL_PATH=str(tmp_path / "spool.jsonl"),
@@ -90,9 +98,16 @@ async def test_the_demo_pops_a_simulated_caller_to_a_signed_in_agent_then_stops(
 
     accounts = await poll_until(_accounts, 120, interval=0.5, what="the demo's accounts")
     assert set(accounts) == {"agent", "supervisor", "manager", "admin"}
-    assert f"{base}/ui/" in log.read_text(encoding="utf-8")
+    said = " ".join(log.read_text(encoding="utf-8").split())
+    assert f"open {base}/ui/ in Chrome or Firefox, sign in as agent" in said
+    assert "allow the microphone when the browser asks" in said
+    ha1 = read_digests(log.parent / "sip-digests.json")[DEMO_EXTENSION]
+    wss = re.findall(r"wss://127\.0\.0\.1:\d+/ws", said)[0]
 
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+    async with (
+        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http,
+        registered(wss, DEMO_EXTENSION, ha1),
+    ):
         status, _ = await poll_until(
             lambda: _signed_in(http, base, accounts["agent"]), 30, what="the agent signs in"
         )
@@ -104,7 +119,7 @@ async def test_the_demo_pops_a_simulated_caller_to_a_signed_in_agent_then_stops(
             message = await ws.receive_json(timeout=60)
             return message if message.get("type") == "pop" else None
 
-        pop = await poll_until(_pop, 90, what="a simulated caller popped to the agent")
+        pop = await poll_until(_pop, 90, what="a simulated caller rang the agent's phone")
         await ws.close()
     assert pop["call"]
     linkedid = pop["call"]["linkedid"]

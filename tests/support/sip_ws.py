@@ -8,7 +8,7 @@ import contextlib
 import hashlib
 import re
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 
@@ -61,6 +61,33 @@ async def register(
 ) -> int:
     """REGISTER ``extension`` over ``url`` (wss://.../ws) with ``username``'s ``secret``;
     the final status (200: registered, 401/403: refused)."""
+    async with sip_websocket(url) as ws:
+        return await _register_on(
+            ws, extension, username, lambda realm: password_ha1(username, secret, realm), timeout
+        )
+
+
+@contextlib.asynccontextmanager
+async def registered(
+    url: str, extension: str, ha1: str, timeout: float = 10.0
+) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+    """``extension`` registered over ``url`` with the HA1 of its password (as the desk page's
+    phone registers) while the block runs: Asterisk drops the contact when the websocket
+    closes. Calls to it ring (INVITEs arrive on the websocket, unanswered)."""
+    async with sip_websocket(url) as ws:
+        status = await _register_on(ws, extension, extension, lambda _realm: ha1, timeout)
+        assert status == 200, f"{extension} not registered: {status}"
+        yield ws
+
+
+async def _register_on(
+    ws: aiohttp.ClientWebSocketResponse,
+    extension: str,
+    username: str,
+    ha1_of: Callable[[str], str],
+    timeout: float,
+) -> int:
+    """The REGISTER exchange on an open websocket: the digest answered with ``ha1_of(realm)``."""
     call_id, tag = secrets.token_hex(8), secrets.token_hex(4)
     uri = "sip:127.0.0.1"
 
@@ -79,25 +106,24 @@ async def register(
             "Content-Length: 0\r\n\r\n"
         )
 
-    async with sip_websocket(url) as ws:
-        await ws.send_str(request(1))
-        first = await _final_response(ws, 1, timeout)
-        if not first.startswith("SIP/2.0 401"):
-            return int(first.split(" ", 2)[1])
-        fields = _challenge(first)
-        cnonce, nc = secrets.token_hex(8), "00000001"
-        ha1 = password_ha1(username, secret, fields["realm"])
-        ha2 = _md5(f"REGISTER:{uri}")
-        if "qop" in fields:
-            answer = _md5(f"{ha1}:{fields['nonce']}:{nc}:{cnonce}:auth:{ha2}")
-            qop = f',qop=auth,nc={nc},cnonce="{cnonce}"'
-        else:
-            answer, qop = _md5(f"{ha1}:{fields['nonce']}:{ha2}"), ""
-        opaque = f',opaque="{fields["opaque"]}"' if "opaque" in fields else ""
-        authorization = (
-            f'Authorization: Digest username="{username}",realm="{fields["realm"]}",'
-            f'nonce="{fields["nonce"]}",uri="{uri}",response="{answer}",algorithm=MD5'
-            f"{qop}{opaque}\r\n"
-        )
-        await ws.send_str(request(2, authorization))
-        return int((await _final_response(ws, 2, timeout)).split(" ", 2)[1])
+    await ws.send_str(request(1))
+    first = await _final_response(ws, 1, timeout)
+    if not first.startswith("SIP/2.0 401"):
+        return int(first.split(" ", 2)[1])
+    fields = _challenge(first)
+    cnonce, nc = secrets.token_hex(8), "00000001"
+    ha1 = ha1_of(fields["realm"])
+    ha2 = _md5(f"REGISTER:{uri}")
+    if "qop" in fields:
+        answer = _md5(f"{ha1}:{fields['nonce']}:{nc}:{cnonce}:auth:{ha2}")
+        qop = f',qop=auth,nc={nc},cnonce="{cnonce}"'
+    else:
+        answer, qop = _md5(f"{ha1}:{fields['nonce']}:{ha2}"), ""
+    opaque = f',opaque="{fields["opaque"]}"' if "opaque" in fields else ""
+    authorization = (
+        f'Authorization: Digest username="{username}",realm="{fields["realm"]}",'
+        f'nonce="{fields["nonce"]}",uri="{uri}",response="{answer}",algorithm=MD5'
+        f"{qop}{opaque}\r\n"
+    )
+    await ws.send_str(request(2, authorization))
+    return int((await _final_response(ws, 2, timeout)).split(" ", 2)[1])

@@ -11,13 +11,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.database import make_engine
 from crm_core.models import InteractionParty
 from crm_core.routing import agent_profiles
+from cti_server.asterisk.sip_digests import read_digests
 from cti_server.config import Settings, load_settings
 from cti_server.routing.inputs import personal_queue
 from cti_server.sim.demo import (
     DEMO_EXTENSION,
-    DEMO_PHONE,
     SIM_AGENTS,
+    demo_phone,
     demo_settings,
+    phone_lines,
     prepare_demo_data,
 )
 
@@ -34,13 +36,58 @@ def test_the_demo_routes_unless_the_configuration_says_otherwise(tmp_path: Path)
     extensions = [agent.extension for agent in settings.dialplan.agents]
     assert DEMO_EXTENSION in extensions
     assert set(SIM_AGENTS) <= set(extensions), "each virtual agent has a queue of their own"
-    assert settings.ui.agent_interface == DEMO_PHONE
 
     off = demo_settings(_settings(tmp_path, "[routing]\nenabled = false\n"))
     assert not off.routing.enabled
-    phone = demo_settings(_settings(tmp_path, '[ui]\nagent_interface = "PJSIP/{extension}"\n'))
-    assert phone.ui.agent_interface == "PJSIP/{extension}"
-    assert phone.routing.enabled
+
+
+def _phones(settings: Settings) -> dict[str, bool]:
+    dialplan = settings.dialplan
+    return {agent.extension: dialplan.browser_phone(agent) for agent in dialplan.agents}
+
+
+def test_the_demos_agent_answers_in_the_browser_unless_the_configuration_gives_a_phone(
+    tmp_path: Path,
+) -> None:
+    settings = demo_settings(_settings(tmp_path))
+    assert settings.ui.agent_interface == "PJSIP/{extension}"  # the browser phone's endpoint
+    phones = _phones(settings)
+    assert phones[DEMO_EXTENSION]
+    assert not any(phones[extension] for extension in SIM_AGENTS)
+    assert not phones["1002"], "the other agents keep their desk phones"
+
+    desk = '[[dialplan.agents]]\nextension = "1001"\nname = "Li Na"\nphone = "desk"\n'
+    assert not _phones(demo_settings(_settings(tmp_path, desk)))[DEMO_EXTENSION]
+    alone = '[[dialplan.agents]]\nextension = "2001"\nname = "Li Na"\n'
+    assert _phones(demo_settings(_settings(tmp_path, alone))) == {
+        DEMO_EXTENSION: True,
+        "2001": False,
+        **dict.fromkeys(SIM_AGENTS, False),
+    }
+
+
+def test_the_demos_browser_phone_gets_a_password_once_and_the_demo_says_how_to_answer(
+    tmp_path: Path,
+) -> None:
+    digests = tmp_path / "etc" / "sip-digests.json"
+    settings = demo_phone(demo_settings(_settings(tmp_path)), digests)
+    assert settings.dialplan.sip_digests == digests, "the desk reads the hashes Asterisk reads"
+    first = read_digests(digests)
+    assert set(first) == {DEMO_EXTENSION}
+    demo_phone(demo_settings(_settings(tmp_path)), digests)
+    assert read_digests(digests) == first, "a second start keeps the password: the page works on"
+
+    said = "\n".join(phone_lines(settings, "http://127.0.0.1:8080"))
+    assert "http://127.0.0.1:8080/ui/" in said
+    assert "sign in as agent" in said
+    assert "allow the microphone when the browser asks" in said
+    assert f"https://127.0.0.1:{settings.dialplan.wss_port}/ws" in said
+
+    desk = '[[dialplan.agents]]\nextension = "1001"\nname = "Li Na"\nphone = "desk"\n'
+    deskbound = demo_settings(_settings(tmp_path, desk))
+    assert demo_phone(deskbound, tmp_path / "none.json") == deskbound
+    assert not (tmp_path / "none.json").exists()
+    assert phone_lines(deskbound, "http://127.0.0.1:8080") == []
 
 
 @pytest.mark.asyncio
