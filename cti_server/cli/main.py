@@ -2,8 +2,8 @@
 
 ``serve`` and ``demo`` (:mod:`.serve`), ``dialplan`` and ``asterisk`` (:mod:`.asterisk`),
 ``agent`` (:mod:`.agents`), ``call`` and ``simulate`` (:mod:`.sim`), ``speech``, ``ivr``,
-``routing`` and ``crm`` (their modules); what they share (settings, logging flags) is in
-:mod:`.common`.
+``routing``, ``crm`` and ``staffing`` (their modules); what they share (settings, logging
+flags) is in :mod:`.common`.
 """
 
 from __future__ import annotations
@@ -19,12 +19,26 @@ from cti_server.cli.routing import routing
 from cti_server.cli.serve import demo, serve
 from cti_server.cli.sim import call, simulate
 from cti_server.cli.speech import speech
+from cti_server.cli.staffing import staffing
 from cti_server.health.version import PACKAGE
 
 
 @click.group(
     cls=Group,
-    commands=[serve, demo, dialplan, asterisk, agent, call, simulate, speech, ivr, routing, crm],
+    commands=[
+        serve,
+        demo,
+        dialplan,
+        asterisk,
+        agent,
+        call,
+        simulate,
+        speech,
+        ivr,
+        routing,
+        crm,
+        staffing,
+    ],
 )
 @click.version_option(package_name=PACKAGE, prog_name="cti", message="%(prog)s %(version)s")
 def main() -> None:

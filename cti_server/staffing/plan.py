@@ -10,6 +10,7 @@ the API and the wallboard share it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time
@@ -25,7 +26,8 @@ class Staffing:
 
     target: Target
     patience_s: float
-    """Mean patience for Erlang A (:func:`cti_server.staffing.patience.fit_exponential`)."""
+    """Mean patience for Erlang A (:func:`cti_server.staffing.patience.fit_exponential`);
+    infinite (nobody ever hung up) makes Erlang A Erlang C."""
     shrinkage: float = 0.0
     wrap_up_s: float = 0.0
     """After-call work per call, added to the handle time: the agent is not free before."""
@@ -56,6 +58,8 @@ class Outcome:
     """Share answered within the target's threshold (20 s if the target is not one)."""
     abandon_rate: float
     asa_s: float
+    met: bool
+    """Whether the staffing's target is met (an interval without calls always meets it)."""
 
 
 def plan(forecast: Forecast, queue: str, staffing: Staffing) -> list[Row]:
@@ -64,14 +68,13 @@ def plan(forecast: Forecast, queue: str, staffing: Staffing) -> list[Row]:
     if expected is None:
         raise StaffingError(f"no forecast for queue {queue!r}: have {sorted(forecast.queues)}")
     seconds = forecast.minutes * 60.0
+    patience = staffing.patience_s if math.isfinite(staffing.patience_s) else None
     rows = []
     for start, one in sorted(expected.items()):
         rate, handle = one.offered / seconds, one.handle_s + staffing.wrap_up_s
         kwargs = {"max_occupancy": staffing.max_occupancy}
         needed_c = agents_needed(rate, handle, staffing.target, **kwargs)
-        needed_a = agents_needed(
-            rate, handle, staffing.target, patience_s=staffing.patience_s, **kwargs
-        )
+        needed_a = agents_needed(rate, handle, staffing.target, patience_s=patience, **kwargs)
         rows.append(
             Row(
                 queue=queue,
@@ -96,7 +99,8 @@ def outcomes(
     result = []
     for row in rows:
         n = max(0, agents.get(row.start, 0))
-        queue = Queue(row.offered / seconds, row.handle_s, n, staffing.patience_s)
+        patience = staffing.patience_s if math.isfinite(staffing.patience_s) else None
+        queue = Queue(row.offered / seconds, row.handle_s, n, patience)
         result.append(
             Outcome(
                 start=row.start,
@@ -105,6 +109,7 @@ def outcomes(
                 service_level=queue.service_level(threshold),
                 abandon_rate=queue.abandon_rate,
                 asa_s=queue.asa,
+                met=staffing.target.met(queue),
             )
         )
     return result

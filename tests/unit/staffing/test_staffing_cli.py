@@ -1,0 +1,127 @@
+"""``cti staffing forecast|plan`` on a traffic file in the bank's format (synthetic here; the
+bank's own August 1999 when the shared data is present), what-ifs included."""
+
+from __future__ import annotations
+
+import random
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cti_server.cli.main import main
+from tests.support.replay import DATA
+
+BANK = DATA / "callcenter_traffic" / "august_1999_calls.csv.gz"
+HEADER = (
+    "vru+line,call_id,customer_id,priority,type,date,vru_entry,vru_exit,vru_time,q_start,"
+    "q_exit,q_time,outcome,ser_start,ser_exit,ser_time,server"
+)
+FIRST = date(2026, 11, 1)
+TWICE = ["--scale", "2", "--on"]
+FOUR_OUT = ["--target", "80%/20s", "--fewer", "4", "--from", "14:00"]
+
+
+def _clock(seconds: int) -> str:
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _traffic(path: Path, weeks: int = 3) -> Path:
+    """Calls from 9:00 to 17:00 every day, busier mid-morning, one in five hanging up."""
+    rng = random.Random(5)
+    rows = [HEADER]
+    for n in range(7 * weeks):
+        day = FIRST + timedelta(days=n)
+        for call in range(120):
+            hour = 9 + min(7.99, abs(rng.gauss(2, 2)))
+            start = int(hour * 3600)
+            wait = rng.randint(0, 90)
+            common = f"AA01{call:02d},{n * 1000 + call},0,1,PS,{day},{_clock(start - 10)}"
+            common += f",{_clock(start)},10,{_clock(start)},{_clock(start + wait)},{wait}"
+            if rng.random() < 0.2:
+                rows.append(f"{common},HANG,0:00:00,0:00:00,0,NO_SERVER")
+            else:
+                handle = rng.randint(60, 300)
+                served = f"{_clock(start + wait)},{_clock(start + wait + handle)},{handle}"
+                rows.append(f"{common},AGENT,{served},AGENT{call % 9}")
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_forecast_prints_each_open_interval_and_a_what_if(tmp_path: Path) -> None:
+    traffic = _traffic(tmp_path / "calls.csv")
+    monday = "2026-11-23"
+
+    result = CliRunner().invoke(
+        main,
+        ["staffing", "forecast", "--traffic", str(traffic), "--days", monday, *TWICE, monday],
+    )
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("queue all, profile forecast from 2026-11-01..2026-11-21")
+    intervals = [line.split() for line in lines[2:-1]]
+    assert intervals[0][:2] == [monday, "09:00"]
+    assert all(
+        float(cells[4]) == pytest.approx(2 * float(cells[2]), abs=0.2) for cells in intervals
+    )
+    total = float(lines[-1].split()[1])
+    assert total == pytest.approx(120, rel=0.01)  # the Monday before had 120 calls
+
+
+def test_plan_shows_both_models_and_four_agents_out_from_two_oclock(tmp_path: Path) -> None:
+    traffic = _traffic(tmp_path / "calls.csv")
+
+    result = CliRunner().invoke(
+        main,
+        ["staffing", "plan", "--traffic", str(traffic), "--days", "2026-11-23", *FOUR_OUT],
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "target 80% in 20 s" in result.output
+    rows = [line.split() for line in result.output.splitlines() if line.startswith("2026-11-23")]
+    for cells in rows:
+        erlang_c, erlang_a, agents = int(cells[4]), int(cells[5]), int(cells[11])
+        assert erlang_a <= erlang_c
+        assert agents == (max(0, erlang_a - 4) if cells[1] >= "14:00" else erlang_a)
+    assert "what-if:" in result.output.splitlines()[-1]
+
+
+def test_bad_options_get_a_clear_message(tmp_path: Path) -> None:
+    traffic = _traffic(tmp_path / "calls.csv", weeks=1)
+    runner = CliRunner()
+
+    bad_target = runner.invoke(
+        main, ["staffing", "plan", "--traffic", str(traffic), "--target", "fast"]
+    )
+    bad_queue = runner.invoke(
+        main, ["staffing", "forecast", "--traffic", str(traffic), "--queue", "NW"]
+    )
+    outside = ["--days", "2026-11-08", *TWICE, "2026-12-14"]
+    bad_day = runner.invoke(main, ["staffing", "forecast", "--traffic", str(traffic), *outside])
+
+    assert bad_target.exit_code == 2
+    assert "target 'fast'" in bad_target.output
+    assert bad_queue.exit_code == 2
+    assert "no call in queue 'NW'" in bad_queue.output
+    assert bad_day.exit_code == 2
+    assert "2026-12-14: not a day of the forecast" in bad_day.output
+
+
+@pytest.fixture
+def bank() -> Path:
+    if not BANK.is_file():
+        pytest.skip(f"shared data not present: {BANK}")
+    return BANK
+
+
+def test_the_banks_monday_needs_fewer_agent_hours_under_erlang_a(bank: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["staffing", "plan", "--traffic", str(bank), "--days", "1999-08-23", "--weeks", "3"]
+    )
+
+    assert result.exit_code == 0, result.output
+    summary = result.output.splitlines()[-1].replace(",", "").split()
+    erlang_c, erlang_a = float(summary[7]), float(summary[10])
+    assert erlang_a < erlang_c
