@@ -18,6 +18,11 @@ from cti_server.complaints.embeddings import Embedder
 from cti_server.complaints.resources import ModelData
 from cti_server.complaints.text import analyse, tfidf
 
+# the most characters of a text that are embedded: a written message or a window of spoken
+# turns is shorter (a Chinese model was trained on reviews cut to 160); a window of long turns,
+# as a recogniser that cuts nothing gives, would cost seconds (a token is about a character)
+EMBEDDED_CHARACTERS = 300
+
 _PUNCTUATION = re.compile(r"[^\w\s']+")
 _SPACES = re.compile(r"\s+")
 
@@ -83,5 +88,5 @@ class TextModel:
         """The sentence embedding's part of the logit (0 for a model that reads none)."""
         if self._embedder is None:
             return 0.0
-        text = model_text(text, self.data.strip_punctuation)
+        text = model_text(text, self.data.strip_punctuation)[:EMBEDDED_CHARACTERS]
         return float(self._embedder.embed(text) @ self._embedding_coef)

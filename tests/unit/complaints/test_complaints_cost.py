@@ -6,15 +6,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 
 from cti_server.complaints import ComplaintDetector, TranscriptLine
-from cti_server.complaints.model import Scored, TextModel
+from cti_server.complaints.embeddings import Embedder
+from cti_server.complaints.model import EMBEDDED_CHARACTERS, Scored, TextModel
 from cti_server.complaints.text import PART_CHARACTERS
 from cti_server.complaints.windows import EMBEDDED_WINDOWS
 from cti_server.events import TranscriptPartial
 from tests.support.complaint_watch import Watched
 from tests.support.waiting import poll_until
+
+E5_SMALL_DIMENSIONS = 384
 
 LINES = (
     "hello I'm calling about my order from last week",
@@ -121,15 +126,15 @@ async def test_the_live_watch_scores_only_what_is_new() -> None:
 
 @pytest.fixture
 def embedded(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The texts whose sentence embedding is computed, as they are; the embedding's part of
-    the logit stands in as a function of the text (so no engine is needed)."""
+    """The texts whose sentence embedding is computed, as they are (a null embedding stands
+    in, so no engine is needed)."""
     seen: list[str] = []
 
-    def counted(self: TextModel, text: str) -> float:
+    def counted(self: Embedder, text: str) -> npt.NDArray[np.float64]:
         seen.append(text)
-        return 0.5 if "third time" in text else -0.5
+        return np.zeros(E5_SMALL_DIMENSIONS)
 
-    monkeypatch.setattr(TextModel, "embedding_logit", counted)
+    monkeypatch.setattr(Embedder, "embed", counted)
     return seen
 
 
@@ -157,3 +162,10 @@ def test_a_short_call_embeds_every_window(embedded: list[str]) -> None:
     said = [TranscriptLine(text, i * 10.0, i * 10.0 + 4) for i, text in enumerate(LINES)]
     ComplaintDetector(embeddings=True).detect(said)
     assert len(embedded) == len(LINES) - 2
+
+
+def test_a_window_of_long_turns_embeds_a_bounded_text(embedded: list[str]) -> None:
+    long_turn = " ".join(LINES[i % len(LINES)] for i in range(200))  # about 9,000 characters
+    ComplaintDetector(embeddings=True).detect([TranscriptLine(long_turn, 0.0, 600.0)])
+    assert embedded
+    assert all(len(text) <= EMBEDDED_CHARACTERS for text in embedded)
