@@ -30,11 +30,11 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.errors import InvalidInput
-from crm_core.models import Interaction
+from crm_core.models import Interaction, InteractionParty
 
 LOSS_LIMIT_PCT = 3.0
 JITTER_LIMIT_MS = 30.0
@@ -188,17 +188,25 @@ def audio_of(summaries: Iterable[dict[str, Any]]) -> AgentAudio:
 async def audio_by_extension(
     session: AsyncSession, since: datetime, until: datetime, *, last: int = RECENT_CALLS
 ) -> dict[str, AgentAudio]:
-    """Per extension, its latest ``last`` measured calls answered in ``[since, until)``."""
+    """Per extension, its latest ``last`` measured calls among those whose chain began in
+    ``[since, until)`` (found through the parties' indexed start: a call is counted once it
+    has ended and its chain is written)."""
     if since.tzinfo is None or until.tzinfo is None:
         raise InvalidInput("since and until need a timezone")
+    calls = (
+        select(
+            InteractionParty.interaction_id.label("id"),
+            func.min(InteractionParty.started_at).label("began"),
+        )
+        .where(InteractionParty.started_at >= since, InteractionParty.started_at < until)
+        .group_by(InteractionParty.interaction_id)
+        .subquery()
+    )
     rows = await session.scalars(
         select(Interaction.quality)
-        .where(
-            Interaction.quality.is_not(None),
-            Interaction.answered_at >= since,
-            Interaction.answered_at < until,
-        )
-        .order_by(Interaction.answered_at.desc())
+        .join(calls, calls.c.id == Interaction.id)
+        .where(Interaction.quality.is_not(None))
+        .order_by(calls.c.began.desc(), Interaction.id.desc())
     )
     by_extension: dict[str, list[dict[str, Any]]] = {}
     for quality in rows:

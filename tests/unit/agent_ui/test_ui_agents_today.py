@@ -16,10 +16,12 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.database import make_engine
 from crm_core.interactions import record_interaction
+from crm_core.models import User
 from crm_core.schemas import InteractionIn
 from tests.support.transferred_today import seed_transferred_today
 from tests.support.ui import sign_in, ui_app
@@ -68,21 +70,49 @@ def _summary(loss_pct: float) -> dict[str, Any]:
 
 async def _measured_calls(db: async_sessionmaker[AsyncSession], answered: datetime) -> None:
     """The transferred call sounded fine to Li Na (1001) and lossy to Wang Wei (1002), whose
-    two other calls today were lossy too, and one yesterday that no longer counts."""
-    calls = [
-        ("1700000000.31", answered, {"1001": _summary(0.0), "1002": _summary(6.0)}),
-        ("1700000000.32", answered + timedelta(seconds=1), {"1002": _summary(8.0)}),
-        ("1700000000.33", answered + timedelta(seconds=2), {"1002": _summary(4.5)}),
-        ("1700000000.34", answered - timedelta(days=1), {"1001": _summary(9.0)}),
-    ]
+    two other calls today (short ones) were lossy too; Li Na's lossy call yesterday no longer
+    counts."""
     async with db() as session, session.begin():
-        for linkedid, at, quality in calls:
+        await record_interaction(
+            session,
+            InteractionIn.model_validate(
+                {
+                    "node": "pbx1",
+                    "linkedid": "1700000000.31",
+                    "quality": {"1001": _summary(0.0), "1002": _summary(6.0)},
+                }
+            ),
+        )
+        for linkedid, at, extension, loss in (
+            ("1700000000.32", answered + timedelta(seconds=1), "1002", 8.0),
+            ("1700000000.33", answered + timedelta(seconds=2), "1002", 4.5),
+            ("1700000000.34", answered - timedelta(days=1), "1001", 9.0),
+        ):
             await record_interaction(
                 session,
                 InteractionIn.model_validate(
-                    {"node": "pbx1", "linkedid": linkedid, "answered_at": at, "quality": quality}
+                    {
+                        "node": "pbx1",
+                        "linkedid": linkedid,
+                        "answered_at": at,
+                        "parties": [
+                            {
+                                "party": f"PJSIP/{extension}",
+                                "extension": extension,
+                                "agent_id": await _user_at(session, extension),
+                                "how": "answer",
+                                "started_at": at,
+                                "seconds": 0.0,
+                            }
+                        ],
+                        "quality": {extension: _summary(loss)},
+                    }
                 ),
             )
+
+
+async def _user_at(session: AsyncSession, extension: str) -> int | None:
+    return await session.scalar(select(User.id).where(User.extension == extension))
 
 
 async def _get(client: TestClient[Any, Any], username: str, path: str) -> tuple[int, str]:
@@ -103,16 +133,16 @@ async def test_each_agent_is_counted_with_their_own_time_and_poor_audio_is_flagg
         assert status == 200, path
         assert _ROW.findall(page) == [
             (
+                "1002",
+                "Wang Wei",
+                *("3", "0:40", "0:13"),
+                *("audio poor", "poor audio on 3 of 3 calls: packet loss"),
+            ),
+            (
                 "1001",
                 "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;Li",
                 *("1", "1:35", "1:35"),
                 *("audio", "good audio on 1 call"),
-            ),
-            (
-                "1002",
-                "Wang Wei",
-                *("1", "0:40", "0:40"),
-                *("audio poor", "poor audio on 3 of 3 calls: packet loss"),
             ),
         ], path
         assert "<img src=x" not in page

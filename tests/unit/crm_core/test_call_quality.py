@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.call_quality import (
     DELAY,
@@ -14,10 +16,14 @@ from crm_core.call_quality import (
     PACKET_LOSS,
     SILENT_MIC,
     CallQualityIn,
+    audio_by_extension,
     audio_of,
     estimated_mos,
     judge,
+    summary_fields,
 )
+from crm_core.interactions import record_interaction
+from crm_core.schemas import InteractionIn
 
 CLEAN: dict[str, Any] = {
     "seconds": 95.0,
@@ -127,3 +133,38 @@ def test_an_agent_is_described_in_words_and_flagged_from_two_poor_calls() -> Non
     assert once.words == "poor audio on 1 of 3 calls: packet loss"
     assert audio_of([clean]).words == "good audio on 1 call"
     assert audio_of([lossy, jittery]).words == "poor audio on 2 of 2 calls: packet loss, jitter"
+
+
+@pytest.mark.asyncio
+async def test_the_latest_measured_calls_of_the_day_are_read_per_extension(
+    crm: async_sessionmaker[AsyncSession],
+) -> None:
+    """In both databases: the quality JSON is read through the day's call chains, latest first,
+    at most ``last`` per extension; a call measured by nobody, or on another day, is not."""
+    day = datetime(2026, 12, 7, tzinfo=UTC)
+    calls = [
+        ("q1", day + timedelta(hours=9), {"8101": _quality(packet_loss_pct=6.0).stored()}),
+        ("q2", day + timedelta(hours=10), {"8101": _quality().stored()}),
+        ("q3", day + timedelta(hours=11), {"8101": _quality(jitter_ms=50.0).stored()}),
+        ("q4", day + timedelta(hours=12), None),
+        ("q5", day - timedelta(hours=1), {"8102": _quality(packet_loss_pct=9.0).stored()}),
+    ]
+    async with crm() as session, session.begin():
+        for linkedid, began, quality in calls:
+            fields: dict[str, Any] = {
+                "node": "pbx1",
+                "linkedid": linkedid,
+                "answered_at": began,
+                "parties": [
+                    {"party": "PJSIP/8101", "how": "answer", "started_at": began, "seconds": 9.0}
+                ],
+            }
+            if quality is not None:
+                fields["quality"] = {ext: summary_fields(s) for ext, s in quality.items()}
+            await record_interaction(session, InteractionIn.model_validate(fields))
+    async with crm() as session:
+        today = await audio_by_extension(session, day, day + timedelta(days=1))
+        latest = await audio_by_extension(session, day, day + timedelta(days=1), last=2)
+    assert set(today) == {"8101"}
+    assert today["8101"].words == "poor audio on 2 of 3 calls: jitter, packet loss"
+    assert latest["8101"].words == "poor audio on 1 of 2 calls: jitter"
