@@ -28,7 +28,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -43,7 +43,12 @@ from cti_server.staffing.forecast import Accuracy, Forecast, accuracy, forecast 
 from cti_server.staffing.history import ALL_QUEUES, History, count, from_traffic  # noqa: E402
 from cti_server.staffing.patience import compare_with_kaplan_meier, fit_exponential  # noqa: E402
 from cti_server.staffing.plan import Row, Staffing, plan  # noqa: E402
-from cti_server.staffing.targets import ServiceLevel, Target, parse_target  # noqa: E402
+from cti_server.staffing.targets import (  # noqa: E402
+    AverageSpeedOfAnswer,
+    ServiceLevel,
+    Target,
+    parse_target,
+)
 
 DEFAULT_TRAFFIC = (
     ROOT.parent / "shared" / "data" / "callcenter_traffic" / "august_1999_calls.csv.gz"
@@ -53,8 +58,8 @@ TEST = [date(1999, 8, 22) + timedelta(days=n) for n in range(7)]
 SHOWN_DAY = date(1999, 8, 23)
 MINUTES = 30
 
-Reached = dict[datetime, tuple[int, int, int]]
-"""Per interval of arrival: (offered, answered within the threshold, abandoned)."""
+Reached = dict[datetime, "Cell"]
+"""Per interval of arrival: what its callers got."""
 
 
 def main() -> None:
@@ -81,6 +86,7 @@ def main() -> None:
     waits = [(c.observed_wait, c.observed == "abandoned") for c in _in(traffic.calls, TRAIN)]
     patience = fit_exponential(waits)
     _patience_table(traffic)
+    _hazards(traffic)
 
     replayed = TEST[: max(1, min(7, args.days))]
     wrap_up = sum(c.after_call for c in traffic.calls) / len(traffic.calls)
@@ -193,6 +199,32 @@ def _patience_table(traffic: Traffic) -> None:
         )
 
 
+def _hazards(traffic: Traffic) -> None:
+    """Hang-ups per second of waiting in 20-second bands: Brown et al. (2005, JASA 100:36-50,
+    section 5, the figure of patience hazard rates, regular and priority customers) show the
+    priority customers' hazard below the regular ones' and both peaking again at about 60 s,
+    where the voice unit told callers their place in the queue."""
+    calls = [c for c in _in(traffic.calls, TRAIN) if c.klass in (1, 2)]
+    bands = [(a, a + 20) for a in range(0, 180, 20)]
+    print("\nHang-ups per 1,000 s of waiting, by wait band (1-21 Aug):")
+    print("  " + " ".join(f"{f'{a}-{b}s':>8}" for a, b in bands))
+    for klass, name in ((1, "regular"), (2, "priority")):
+        rates = []
+        for low, high in bands:
+            exposure = sum(
+                min(c.observed_wait, high) - low
+                for c in calls
+                if c.klass == klass and c.observed_wait > low
+            )
+            gone = sum(
+                1
+                for c in calls
+                if c.klass == klass and c.observed == "abandoned" and low < c.observed_wait <= high
+            )
+            rates.append(1000 * gone / exposure if exposure else math.nan)
+        print("  " + " ".join(f"{r:>8.2f}" for r in rates) + f"  {name}")
+
+
 def _actual_forecast(history: History, days: list[date], like: Forecast) -> Forecast:
     """The actual counts as a forecast (handle times as forecast): staffing with hindsight."""
     queues = {
@@ -213,7 +245,8 @@ def _replay(
     policy: Policy,
     threshold: float,
 ) -> Reached:
-    """Per interval of arrival: (offered, answered within ``threshold``, abandoned)."""
+    """What the callers of each interval (of arrival) got, replayed with ``agents``: generic
+    agents (every type at level 5) on duty interval by interval."""
     midnight = datetime.combine(first_day, datetime.min.time())
     kinds = sorted({c.kind for c in traffic.calls})
     shifts: list[Shift] = []
@@ -233,65 +266,105 @@ def _replay(
             shifts.append(Shift(name, on, last))
     skills = {f"agent-{i + 1:03d}": dict.fromkeys(kinds, GENERIC_LEVEL) for i in range(most)}
     staffed = replace(traffic, shifts=tuple(shifts), skills=skills)
-    counts: dict[datetime, list[int]] = defaultdict(lambda: [0, 0, 0])
+    cells: dict[datetime, Cell] = defaultdict(Cell)
     for call, wait, answered in replay(staffed, policy):
         moment = midnight + timedelta(seconds=call.arrival)
         start = moment.replace(minute=moment.minute - moment.minute % MINUTES, second=0)
-        cell = counts[start]
-        cell[0] += 1
-        cell[1] += answered and wait <= threshold
-        cell[2] += not answered
-    return {start: (a, b, c) for start, (a, b, c) in counts.items()}
+        cells[start].add(wait, answered, threshold)
+    return dict(cells)
 
 
 def _staffing_tables(
-    results: dict[
-        tuple[str, str], tuple[list[Row], dict[datetime, int], dict[datetime, tuple[int, int, int]]]
-    ],
+    results: dict[tuple[str, str], tuple[list[Row], dict[datetime, int], Reached]],
     threshold: float,
     target: Target,
 ) -> None:
-    share = target.share if isinstance(target, ServiceLevel) else 0.8
     head = (
-        f"{'staffed from':<14} {'model':<9} {'agent h':>8} {'SL overall':>10} "
-        f"{'abandon':>8} {'intervals met':>13} {'busy intervals met':>18}"
+        f"{'staffed from':<14} {'model':<9} {'agent h':>8} {'SL':>6} {'ASA s':>6} "
+        f"{'abandon':>8} {'intervals met':>13} {'10+ calls met':>13}"
     )
     print(head)
     print("-" * len(head))
     for (source, model), (_, agents, reached) in results.items():
         hours = sum(agents.values()) * MINUTES / 60
-        offered = sum(v[0] for v in reached.values())
-        quick = sum(v[1] for v in reached.values())
-        gone = sum(v[2] for v in reached.values())
-        met = [v[1] / v[0] >= share for v in reached.values() if v[0]]
-        busy = [v[1] / v[0] >= share for v in reached.values() if v[0] >= 10]
+        whole = sum(reached.values(), Cell())
+        met = [cell.met(target) for cell in reached.values() if cell.offered]
+        busy = [cell.met(target) for cell in reached.values() if cell.offered >= 10]
         print(
-            f"{source:<14} {model.replace('_', ' '):<9} {hours:>8.1f} {quick / offered:>10.1%} "
-            f"{gone / offered:>8.1%} {sum(met):>6}/{len(met):<6} {sum(busy):>10}/{len(busy):<6}"
+            f"{source:<14} {model.replace('_', ' '):<9} {hours:>8.1f} {whole.service_level:>6.1%}"
+            f" {whole.asa:>6.1f} {whole.abandon_rate:>8.1%} {sum(met):>6}/{len(met):<6}"
+            f" {sum(busy):>6}/{len(busy):<6}"
         )
     for source in ("forecast", "actual counts"):
         rows, _, c_reached = results[source, "erlang_c"]
         _, _, a_reached = results[source, "erlang_a"]
         more = [r for r in rows if r.erlang_c > r.erlang_a]
         extra = sum(r.erlang_c - r.erlang_a for r in more) * MINUTES / 60
+        needless = [r for r in more if a_reached.get(r.start, Cell()).met(target)]
+        wasted = sum(r.erlang_c - r.erlang_a for r in needless) * MINUTES / 60
         print(
             f"\nStaffed from {source}: Erlang C put more agents than Erlang A in {len(more)} of "
-            f"{len(rows)} half-hours, {extra:.1f} agent hours more in all"
+            f"{len(rows)} half-hours ({extra:.1f} agent hours more); in {len(needless)} of them "
+            f"Erlang A's staffing met the target too ({wasted:.1f} of those hours over-staffing)"
         )
-        worst = sorted(more, key=lambda r: r.erlang_c - r.erlang_a, reverse=True)[:8]
+        worst = sorted(more, key=lambda r: r.erlang_c - r.erlang_a, reverse=True)[:6]
         for r in sorted(worst, key=lambda r: r.start):
-            calls = c_reached.get(r.start, (0, 0, 0))[0]
+            c_cell, a_cell = c_reached.get(r.start, Cell()), a_reached.get(r.start, Cell())
             print(
-                f"  {r.start:%a %d %H:%M}  {calls:>3} calls (forecast {r.offered:5.1f}), "
-                f"Erlang C {r.erlang_c:>2} agents -> SL {_sl(c_reached, r.start):>4}, "
-                f"Erlang A {r.erlang_a:>2} -> SL {_sl(a_reached, r.start):>4}"
+                f"  {r.start:%a %d %H:%M}  {c_cell.offered:>3} calls (forecast {r.offered:5.1f})"
+                f", Erlang C {r.erlang_c:>2} agents: SL {c_cell.service_level:>4.0%} ASA "
+                f"{c_cell.asa:>5.1f} s; Erlang A {r.erlang_a:>2}: SL {a_cell.service_level:>4.0%}"
+                f" ASA {a_cell.asa:>5.1f} s"
             )
     print(f"(SL: answered within {threshold:g} s of all offered, replayed)")
 
 
-def _sl(reached: Reached, start: datetime) -> str:
-    offered, quick, _ = reached.get(start, (0, 0, 0))
-    return f"{quick / offered:.0%}" if offered else "-"
+@dataclass
+class Cell:
+    """What the callers of one interval got in a replay."""
+
+    offered: int = 0
+    quick: int = 0
+    """Answered within the threshold."""
+    answered: int = 0
+    waited: float = 0.0
+    """Seconds waited by those answered."""
+
+    def add(self, wait: float, answered: bool, threshold: float) -> None:
+        self.offered += 1
+        self.answered += answered
+        self.quick += answered and wait <= threshold
+        self.waited += wait if answered else 0.0
+
+    def __add__(self, other: Cell) -> Cell:
+        return Cell(
+            self.offered + other.offered,
+            self.quick + other.quick,
+            self.answered + other.answered,
+            self.waited + other.waited,
+        )
+
+    @property
+    def service_level(self) -> float:
+        return self.quick / self.offered if self.offered else math.nan
+
+    @property
+    def abandon_rate(self) -> float:
+        return 1 - self.answered / self.offered if self.offered else math.nan
+
+    @property
+    def asa(self) -> float:
+        return self.waited / self.answered if self.answered else math.nan
+
+    def met(self, target: Target) -> bool:
+        """The target, measured on this interval's callers (none: met)."""
+        if not self.offered:
+            return True
+        if isinstance(target, ServiceLevel):
+            return self.service_level >= target.share
+        if isinstance(target, AverageSpeedOfAnswer):
+            return not self.answered or self.asa <= target.seconds
+        return self.abandon_rate <= target.share
 
 
 if __name__ == "__main__":

@@ -3,14 +3,18 @@ bank's own August 1999 when the shared data is present), what-ifs included."""
 
 from __future__ import annotations
 
+import asyncio
 import random
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
 
+from crm_core.models import Interaction
 from cti_server.cli.main import main
+from tests.support.blank_crm import blank_crm
 from tests.support.replay import DATA
 
 BANK = DATA / "callcenter_traffic" / "august_1999_calls.csv.gz"
@@ -19,6 +23,7 @@ HEADER = (
     "q_exit,q_time,outcome,ser_start,ser_exit,ser_time,server"
 )
 FIRST = date(2026, 11, 1)
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 TWICE = ["--scale", "2", "--on"]
 FOUR_OUT = ["--target", "80%/20s", "--fewer", "4", "--from", "14:00"]
 
@@ -125,3 +130,52 @@ def test_the_banks_monday_needs_fewer_agent_hours_under_erlang_a(bank: Path) -> 
     summary = result.output.splitlines()[-1].replace(",", "").split()
     erlang_c, erlang_a = float(summary[7]), float(summary[10])
     assert erlang_a < erlang_c
+
+
+async def _crm_calls(folder: Path) -> None:
+    """Two weeks of CRM interactions, ten a day at 9:00-9:59 Shanghai time, one in five
+    abandoned after a minute."""
+    async with blank_crm(folder) as crm, crm() as session, session.begin():
+        for n in range(14 * 10):
+            day, k = divmod(n, 10)
+            arrived = datetime(2026, 11, 30, 9, 5 * k, tzinfo=SHANGHAI) + timedelta(days=day)
+            minute = timedelta(minutes=1)
+            answered = None if k % 5 == 0 else arrived + timedelta(seconds=20)
+            session.add(
+                Interaction(
+                    external_key=f"pbx1:{n}",
+                    queue="sales",
+                    arrived_at=arrived.astimezone(UTC),
+                    queued_at=arrived.astimezone(UTC),
+                    answered_at=answered,
+                    ended_at=answered + timedelta(seconds=180) if answered else arrived + minute,
+                )
+            )
+
+
+def test_the_crm_history_and_the_calendars_holidays(tmp_path: Path) -> None:
+    asyncio.run(_crm_calls(tmp_path))
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "calendar.yaml").write_text(
+        "timezone: Asia/Shanghai\nholidays: [2026-12-15]\n", encoding="utf-8"
+    )
+    env = {
+        "CTI_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'crm.db'}",
+        "CTI_IVR__FLOWS_DIR": str(flows),
+    }
+
+    result = CliRunner().invoke(
+        main,
+        ["staffing", "forecast", "--queue", "sales", "--days", "2026-12-14..2026-12-15"],
+        env=env,
+    )
+
+    assert result.exit_code == 0, result.output
+    rows = [line.split() for line in result.output.splitlines() if line.startswith("2026-12")]
+    assert {(cells[0], cells[1]) for cells in rows} == {
+        ("2026-12-14", "09:00"),
+        ("2026-12-14", "09:30"),
+    }
+    assert sum(float(cells[2]) for cells in rows) == pytest.approx(10)  # the Monday before
+    assert "2026-12-15" not in result.output  # a holiday: nobody is expected
