@@ -3,9 +3,11 @@
 :func:`decide` is a pure function of (waiting calls, agents, policy, now); the policy is a
 validated YAML file (:func:`load_policy`, :class:`PolicyReloader`); :func:`ring_no_answer` says
 what happens when an offered call rings out. The what-if simulator (:mod:`.simulator`) replays
-recorded traffic through the same :func:`decide`.
+recorded traffic through the same :func:`decide`; the live router keeps the same search's
+indexes between decisions (:class:`LiveIndex`) and gets the same answers.
 
-Modules: ``core``, ``rules`` and ``reference`` (the decision, fast and plain), ``model`` (what
+Modules: ``core``, ``rules`` and ``reference`` (the decision, fast and plain), ``free_agents``
+and ``live_index`` (its indexes, and the live router's kept between decisions), ``model`` (what
 it decides about), ``policy``, ``reloader`` and ``policies`` (the YAML policy), ``explain``,
 ``noanswer``, ``occupancy``, ``patience``; events in: ``router`` (the live router), ``inputs``
 and ``directory`` (the live model and the CRM as the router reads them); actions out:
@@ -14,6 +16,7 @@ and ``directory`` (the live model and the CRM as the router reads them); actions
 """
 
 from cti_server.routing.core import assignments, decide
+from cti_server.routing.live_index import LiveIndex
 from cti_server.routing.model import (
     Agent,
     AgentChange,
@@ -38,6 +41,7 @@ __all__ = [
     "Agent",
     "AgentChange",
     "Assignment",
+    "LiveIndex",
     "NoAnswer",
     "Policy",
     "PolicyError",

@@ -70,7 +70,7 @@ class LiveIndex:
 
     def set_policy(self, policy: Policy) -> None:
         """A new policy re-ranks every call (tiers, value weight, aging may have changed)."""
-        if policy == self._policy:
+        if policy is self._policy or policy == self._policy:
             return
         calls = list(self._calls.values())
         for call in calls:

@@ -1,11 +1,14 @@
 """The router service: decides on every relevant event and on a timer, carries decisions out on
 Asterisk, and keeps their explanations.
 
-It runs :func:`~cti_server.routing.core.decide` whenever a call starts waiting, an agent's state
-changes (freed, paused, unpaused), the policy or a supervisor changes something, and at least
-every ``routing.tick_seconds`` (waits age and rules relax with time alone), so no call waits for
-an event that never comes. One task does all the deciding and all the AMI work, in order; the
-bus consumer only updates what the router knows and wakes it.
+It decides whenever a call starts waiting, an agent's state changes (freed, paused, unpaused),
+the policy or a supervisor changes something, and at least every ``routing.tick_seconds`` (waits
+age and rules relax with time alone), so no call waits for an event that never comes. Each node's
+waiting calls and agents are kept in a :class:`~cti_server.routing.live_index.LiveIndex` between
+decisions: each cycle tells it only the calls and agents that changed, and it decides as
+:func:`~cti_server.routing.core.decide` would without ranking every waiting call again. One
+task does all the deciding and all the AMI work, in order; the bus consumer only updates what
+the router knows and wakes it.
 
 Only one router may run per Asterisk node (two would offer the same call twice): enable routing
 in one CTI process.
@@ -41,8 +44,8 @@ from cti_server.events import (
     IvrFinished,
 )
 from cti_server.routing import execution, explain, inputs
-from cti_server.routing.core import decide
 from cti_server.routing.directory import RoutingFacts
+from cti_server.routing.live_index import LiveIndex
 from cti_server.routing.model import Agent, Assignment, WaitingCall
 from cti_server.routing.noanswer import ring_no_answer
 from cti_server.routing.occupancy import Occupancy
@@ -165,6 +168,7 @@ class Router:
         self._holding: dict[Key, float] = {}  # agents the router paused, until Asterisk shows it
         self._occupancy = Occupancy()
         self._agents: dict[str, list[Agent]] = {}
+        self._indexes: dict[str, LiveIndex] = {}  # per node, kept between decisions
         self._interfaces: dict[Key, str] = {}
         self._wake = asyncio.Event()
         self._events: Subscription | None = None
@@ -328,7 +332,9 @@ class Router:
             calls = await self._waiting_calls(node, link)
             agents = await self._routed_agents(node, policy)
             self._agents[node] = agents
-            for assignment in decide(calls, agents, policy, self._clock()):
+            index = self._indexes.setdefault(node, LiveIndex(policy))
+            index.sync(calls, agents, policy)
+            for assignment in index.decide(self._clock()):
                 if await self._carry_out(node, link, assignment, policy):
                     made.append(assignment)
         self.cycles += 1
