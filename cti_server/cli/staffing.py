@@ -7,12 +7,13 @@ calendar (``calendar.yaml`` beside the flows).
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -23,7 +24,21 @@ if TYPE_CHECKING:
     from cti_server.staffing.forecast import Forecast
     from cti_server.staffing.history import Contact, History
 
-F = TypeVar("F", bound=Callable[..., Any])
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """The options every ``cti staffing`` command shares: where the history comes from, what
+    to forecast, and the forecast's what-if."""
+
+    config_file: Path | None
+    traffic_file: Path | None
+    days: str | None
+    weeks: int
+    queue: str
+    minutes: str
+    method: str
+    scale: float | None
+    on_day: datetime | None
 
 
 @click.group(cls=Group)
@@ -31,7 +46,14 @@ def staffing() -> None:
     """Forecast offered calls and the agents they need, per queue and interval."""
 
 
-def _source_options(command: F) -> F:
+def _source_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Adds the shared options; the command receives them as one :class:`Source`."""
+
+    @functools.wraps(command)
+    def with_source(**kwargs: Any) -> None:
+        names = Source.__dataclass_fields__
+        command(Source(**{k: kwargs.pop(k) for k in names}), **kwargs)
+
     options = [
         config_option,
         click.option(
@@ -82,9 +104,10 @@ def _source_options(command: F) -> F:
             help="The day a what-if applies to (YYYY-MM-DD).",
         ),
     ]
+    decorated: Callable[..., None] = with_source
     for option in reversed(options):
-        command = option(command)
-    return command
+        decorated = option(decorated)
+    return decorated
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,33 +119,27 @@ class _Inputs:
     forecast: Forecast
 
 
-def _inputs(
-    config_file: Path | None,
-    traffic_file: Path | None,
-    days: str | None,
-    weeks: int,
-    queue: str,
-    minutes: str,
-    method: str,
-) -> _Inputs:
+def _inputs(source: Source) -> _Inputs:
+    """The history and the forecast, or exit 2 with what is wrong."""
     from cti_server.routing.traffic import TrafficError, parse_days
     from cti_server.staffing.erlang import StaffingError
     from cti_server.staffing.forecast import METHODS, forecast
     from cti_server.staffing.history import count
 
     try:
-        calendar = _calendar(config_file, traffic_file)
-        wanted = parse_days(days) if days else None
-        contacts = _contacts(config_file, traffic_file, calendar, wanted, weeks)
-        history = count(contacts, int(minutes))
+        calendar = _calendar(source)
+        wanted = parse_days(source.days) if source.days else None
+        contacts = _contacts(source, calendar, wanted)
+        history = count(contacts, int(source.minutes))
         if not history.days:
             raise StaffingError("no call in the history: nothing to forecast from")
         ahead = wanted or [history.days[-1] + timedelta(days=1)]
-        first = ahead[0] - timedelta(weeks=weeks)
+        first = ahead[0] - timedelta(weeks=source.weeks)
         history = history.between(first, ahead[0] - timedelta(days=1))
+        queue = source.queue
         if queue not in history.loads:
             raise StaffingError(f"no call in queue {queue!r}: have {sorted(history.loads)}")
-        chosen = next(m for m in METHODS if m == method)  # click checked it is one
+        chosen = next(m for m in METHODS if m == source.method)  # click checked it is one
         expected = forecast(history, ahead, method=chosen, calendar=calendar, queues=[queue])
     except (TrafficError, StaffingError) as exc:
         _fail(str(exc))
@@ -134,40 +151,34 @@ def _fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
-def _calendar(config_file: Path | None, traffic_file: Path | None) -> Calendar:
+def _calendar(source: Source) -> Calendar:
     from cti_server.asterisk.data import data_dir
     from cti_server.ivr.calendar import CALENDAR_FILE, Calendar, CalendarError, load_calendar
 
-    if traffic_file is not None:
+    if source.traffic_file is not None:
         return Calendar()  # a recorded centre's own hours are in its data, not our calendar
-    settings = crm_settings(config_file)
+    settings = crm_settings(source.config_file)
     try:
         return load_calendar((settings.ivr.flows_dir or data_dir("ivr_flows")) / CALENDAR_FILE)
     except CalendarError as exc:
         _fail(str(exc))
 
 
-def _contacts(
-    config_file: Path | None,
-    traffic_file: Path | None,
-    calendar: Calendar,
-    wanted: list[date] | None,
-    weeks: int,
-) -> list[Contact]:
+def _contacts(source: Source, calendar: Calendar, wanted: list[date] | None) -> list[Contact]:
     from zoneinfo import ZoneInfo
 
     from cti_server.routing.traffic import load_traffic
     from cti_server.staffing.crm_history import contacts_since
     from cti_server.staffing.history import from_traffic
 
-    if traffic_file is not None:
-        traffic = load_traffic(traffic_file)
+    if source.traffic_file is not None:
+        traffic = load_traffic(source.traffic_file)
         return list(from_traffic(traffic, traffic.days[0]))
     zone = ZoneInfo(calendar.timezone)
     today = datetime.now(zone).date()
-    first = (wanted[0] if wanted else today + timedelta(days=1)) - timedelta(weeks=weeks)
+    first = (wanted[0] if wanted else today + timedelta(days=1)) - timedelta(weeks=source.weeks)
     since = datetime.combine(first, time(), zone).astimezone(UTC)
-    engine = crm_engine(crm_settings(config_file))
+    engine = crm_engine(crm_settings(source.config_file))
 
     async def _read() -> list[Contact]:
         try:
@@ -194,23 +205,13 @@ def _scaled(forecast: Forecast, factor: float | None, on_day: datetime | None) -
 
 @staffing.command("forecast")
 @_source_options
-def staffing_forecast(
-    config_file: Path | None,
-    traffic_file: Path | None,
-    days: str | None,
-    weeks: int,
-    queue: str,
-    minutes: str,
-    method: str,
-    scale: float | None,
-    on_day: datetime | None,
-) -> None:
+def staffing_forecast(source: Source) -> None:
     """Expected offered calls and handle time per interval, learnt from the weeks before."""
-    inputs = _inputs(config_file, traffic_file, days, weeks, queue, minutes, method)
-    base = inputs.forecast
-    what_if = _scaled(base, scale, on_day)
+    inputs = _inputs(source)
+    base, queue, scale, minutes = inputs.forecast, source.queue, source.scale, source.minutes
+    what_if = _scaled(base, scale, source.on_day)
     click.echo(
-        f"queue {queue}, {method} forecast from {inputs.history.days[0]}.."
+        f"queue {queue}, {source.method} forecast from {inputs.history.days[0]}.."
         f"{inputs.history.days[-1]} ({len(inputs.history.days)} days), {minutes}-minute intervals"
     )
     head = f"{'interval':<16} {'calls':>7} {'handle s':>8}"
@@ -279,15 +280,7 @@ def staffing_forecast(
     help="When --fewer starts (HH:MM).",
 )
 def staffing_plan(
-    config_file: Path | None,
-    traffic_file: Path | None,
-    days: str | None,
-    weeks: int,
-    queue: str,
-    minutes: str,
-    method: str,
-    scale: float | None,
-    on_day: datetime | None,
+    source: Source,
     target: str,
     shrinkage: float,
     patience_s: float | None,
@@ -302,8 +295,11 @@ def staffing_plan(
     from cti_server.staffing.plan import fewer as remove
     from cti_server.staffing.targets import parse_target
 
-    inputs = _inputs(config_file, traffic_file, days, weeks, queue, minutes, method)
-    what_if = _scaled(inputs.forecast, scale, on_day if fewer is None else None)
+    inputs = _inputs(source)
+    queue, scale, on_day, minutes = source.queue, source.scale, source.on_day, source.minutes
+    if on_day is not None and scale is None and fewer is None:
+        _fail("--on needs a what-if: --scale or --fewer")
+    what_if = _scaled(inputs.forecast, scale, on_day if scale is not None else None)
     try:
         goal = parse_target(target)
         if patience_s is None:
