@@ -35,7 +35,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -122,24 +122,29 @@ def timed(decisions: Iterable[Callable[[], list[Assignment]]]) -> Timed:
     return into
 
 
-def one_agent_freed(
-    rng: random.Random,
-    staff: list[Agent],
-    calls: list[WaitingCall],
-    policy: Policy,
-    *,
-    decisions: int,
-    scans: int,
-) -> tuple[Timed, Timed, Timed]:
-    busy = [replace(a, state=rng.choice(BUSY)) for a in staff]
-    chosen = [rng.randrange(len(staff)) for _ in range(decisions)]
+@dataclass(frozen=True)
+class Setting:
+    """The centre every situation starts from, and how many decisions to time."""
+
+    staff: list[Agent]
+    calls: list[WaitingCall]
+    policy: Policy
+    decisions: int
+    scans: int
+    """Of the decisions, how many also by full scan (seconds each)."""
+
+
+def one_agent_freed(rng: random.Random, setting: Setting) -> tuple[Timed, Timed, Timed]:
+    calls, policy = setting.calls, setting.policy
+    busy = [replace(a, state=rng.choice(BUSY)) for a in setting.staff]
+    chosen = [rng.randrange(len(busy)) for _ in range(setting.decisions)]
     index = LiveIndex(policy)
     index.sync(calls, busy, policy)
 
     def freed(n: int) -> list[Assignment]:
         index.put_agent(replace(busy[n], state=AgentState.AVAILABLE))
         made = index.decide(NOW)
-        index.put_agent(busy[n])  # untimed in a real router: it comes with the next event
+        index.put_agent(busy[n])  # back as they were (timed too: an event the index follows)
         return made
 
     def situation(n: int) -> list[Agent]:
@@ -147,36 +152,27 @@ def one_agent_freed(
 
     live = timed(partial(freed, n) for n in chosen)
     core = timed(partial(decide, calls, situation(n), policy, NOW) for n in chosen)
-    scan = timed(
-        partial(decide_by_full_scan, calls, situation(n), policy, NOW) for n in chosen[:scans]
-    )
+    scanned = chosen[: setting.scans]
+    scan = timed(partial(decide_by_full_scan, calls, situation(n), policy, NOW) for n in scanned)
     return live, core, scan
 
 
-def one_call_arrives(
-    rng: random.Random,
-    staff: list[Agent],
-    calls: list[WaitingCall],
-    policy: Policy,
-    *,
-    decisions: int,
-    scans: int,
-) -> tuple[Timed, Timed, Timed]:
-    chosen = [rng.choice(calls) for _ in range(decisions)]
+def one_call_arrives(rng: random.Random, setting: Setting) -> tuple[Timed, Timed, Timed]:
+    staff, policy = setting.staff, setting.policy
+    chosen = [rng.choice(setting.calls) for _ in range(setting.decisions)]
     index = LiveIndex(policy)
     index.sync([], staff, policy)
 
     def arrives(call: WaitingCall) -> list[Assignment]:
         index.put_call(call)
         made = index.decide(NOW)
-        index.drop_call(call.id)
+        index.drop_call(call.id)  # gone again (timed too)
         return made
 
     live = timed(partial(arrives, call) for call in chosen)
     core = timed(partial(decide, [call], staff, policy, NOW) for call in chosen)
-    scan = timed(
-        partial(decide_by_full_scan, [call], staff, policy, NOW) for call in chosen[:scans]
-    )
+    scanned = chosen[: setting.scans]
+    scan = timed(partial(decide_by_full_scan, [call], staff, policy, NOW) for call in scanned)
     return live, core, scan
 
 
@@ -196,9 +192,8 @@ def each(produced: Iterator[Assignment]) -> Timed:
         made.append(assignment)
 
 
-def all_agents_free(
-    staff: list[Agent], calls: list[WaitingCall], policy: Policy
-) -> tuple[Timed, Timed, Timed]:
+def all_agents_free(setting: Setting) -> tuple[Timed, Timed, Timed]:
+    staff, calls, policy = setting.staff, setting.calls, setting.policy
     index = LiveIndex(policy)
     index.sync(calls, staff, policy)
     live = each(index.assignments(NOW))
@@ -311,16 +306,12 @@ def main() -> None:
     args = parser.parse_args()
 
     rng = random.Random(args.seed)  # noqa: S311 - a reproducible centre, not a secret
-    policy = builtin_policy("default")
     staff, calls = centre(rng, args.agents, args.calls)
+    setting = Setting(staff, calls, builtin_policy("default"), args.decisions, args.scan)
     rows = {
-        "one agent freed": one_agent_freed(
-            rng, staff, calls, policy, decisions=args.decisions, scans=args.scan
-        ),
-        "one call arrives": one_call_arrives(
-            rng, staff, calls, policy, decisions=args.decisions, scans=args.scan
-        ),
-        "all agents free": all_agents_free(staff, calls, policy),
+        "one agent freed": one_agent_freed(rng, setting),
+        "one call arrives": one_call_arrives(rng, setting),
+        "all agents free": all_agents_free(setting),
     }
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     print(
