@@ -210,9 +210,9 @@ async def _agent_profiles(session: AsyncSession) -> None:
 
 async def demo_traffic(engine: AsyncEngine, settings: Settings, every: float = 20.0) -> None:
     """Virtual agents answer; customers from the CRM (and strangers) call every ~``every`` s,
-    walk the IVR, wait, say their persona's line (complaints included) to the agent and stay on
-    the line for them to answer, rate the call once the agent has hung up, and, unhappy, call
-    again about it a little later."""
+    walk the IVR (saying their menu choice as they key it), wait, say their persona's line
+    (complaints included) to the agent and stay on the line for them to answer, rate the call
+    once the agent has hung up, and, unhappy, call again about it a little later."""
     async with AsyncSession(engine) as session:
         callers = await load_callers(session)
     rng = random.Random()  # noqa: S311 - demo traffic, not security
@@ -222,5 +222,6 @@ async def demo_traffic(engine: AsyncEngine, settings: Settings, every: float = 2
         agents=SIM_AGENTS,
         call_back_after=CALL_BACK_AFTER,
         stay=CUSTOMER_STAYS,  # a virtual agent hangs up sooner: the survey follows, then the end
+        say_choices=True,
     )
     await simulator.run(poisson(60.0 / every, rng))

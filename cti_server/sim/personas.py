@@ -1,7 +1,7 @@
 """Simulated customers' personas: a language, what they say to the agent, whether it is a
 complaint (explicit, implicit or none), how they rate the call in the survey after the agent
 hangs up, and whether they call again about the same thing, from ``personas.yaml`` beside this
-module."""
+module; and the IVR menu's choices as a customer of each language says them."""
 
 from __future__ import annotations
 
@@ -14,6 +14,19 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 VOICES = {"en": "en", "zh": "cmn"}  # espeak-ng voices
+SPOKEN_CHOICES = {  # the IVR menu's choices said aloud, in words its speech menu knows
+    "en": {
+        "billing": "Billing, please.",
+        "sales": "Sales, please.",
+        "operator": "An agent, please.",
+    },
+    "zh": {"billing": "账单。", "sales": "销售。", "operator": "人工。"},
+}
+
+
+def choice_sound(language: str, intent: str) -> str:
+    """The sound of a customer of ``language`` saying the menu choice ``intent``."""
+    return f"cti/sim-say-{language}-{intent}"
 
 
 class Persona(BaseModel):
@@ -63,6 +76,10 @@ def persona_sounds() -> dict[str, dict[str, str]]:
     by_voice: dict[str, dict[str, str]] = {}
     for persona in personas():
         by_voice.setdefault(VOICES[persona.language], {})[f"sim-{persona.name}"] = persona.says
+    for language, choices in SPOKEN_CHOICES.items():
+        for intent, said in choices.items():
+            name = choice_sound(language, intent).removeprefix("cti/")
+            by_voice.setdefault(VOICES[language], {})[name] = said
     return by_voice
 
 

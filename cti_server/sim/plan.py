@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass, replace
 
 from cti_server.sim.arrivals import Arrival
-from cti_server.sim.personas import Persona, pick
+from cti_server.sim.personas import Persona, choice_sound, pick
 
 MENU_KEYS = (("1", "billing", 0.45), ("2", "sales", 0.35), ("0", "operator", 0.2))
 LANGUAGE_KEYS = {"en": "1", "zh": "2"}
@@ -76,6 +76,14 @@ def plan_call(arrival: Arrival, caller: Caller | None, rng: random.Random) -> Ca
         patience=arrival.patience + 6.0,  # the language menu and the account take longer
         talk=arrival.talk,
     )
+
+
+def spoken(plan: CallPlan) -> tuple[str, str]:
+    """The keys and the sound of a customer who says their menu choice as they key it (as a
+    person does when the menu also listens): the keys with ``!`` where the simulated customer
+    speaks (before the menu key, the last one), and the sound they say there."""
+    keys = plan.dtmf
+    return f"{keys[:-1]}!{keys[-1:]}", choice_sound(plan.persona.language, plan.intent)
 
 
 def call_again(plan: CallPlan) -> CallPlan | None:

@@ -28,7 +28,7 @@ from cti_server.config import Settings
 from cti_server.routing.inputs import personal_queue
 from cti_server.sim.arrivals import Arrival
 from cti_server.sim.callers import choose_caller
-from cti_server.sim.plan import Caller, CallPlan, call_again, plan_call
+from cti_server.sim.plan import Caller, CallPlan, call_again, plan_call, spoken
 from cti_server.sim.simulation import (
     SimulatedCall,
     add_sim_agent,
@@ -84,11 +84,13 @@ class CallSimulator:
         call_back_after: float | None = None,
         planner: Planner = plan_call,
         stay: float | None = None,
+        say_choices: bool = False,
     ) -> None:
         """``call_back_after``: seconds after their call ends that a customer whose persona
         calls back calls again (None, the default: nobody does, so that ``max_calls`` is the
         number of calls); ``planner``: what each caller does; ``stay``: seconds a customer
-        stays on the line after saying their line to the agent (None: the dialplan's 60)."""
+        stays on the line after saying their line to the agent (None: the dialplan's 60);
+        ``say_choices``: customers say their menu choice aloud as they key it."""
         self._settings = settings
         self._callers = callers
         self._agents = tuple(agents)
@@ -96,6 +98,7 @@ class CallSimulator:
         self._call_back_after = call_back_after
         self._planner = planner
         self._stay = stay
+        self._say_choices = say_choices
         self._calls: dict[str, tuple[SimulatedCall, CallPlan]] = {}
         self._live: set[str] = set()
         self._queued: set[str] = set()
@@ -163,13 +166,15 @@ class CallSimulator:
         await self._place_plan(self._planner(arrival, caller, self._rng))
 
     async def _place_plan(self, plan: CallPlan) -> None:
+        dtmf, said = spoken(plan) if self._say_choices else (plan.dtmf, "")
         try:
             call = await place_customer_call(
                 self.ami,
                 context=self._settings.dialplan.inbound_context,
                 number=plan.number,
                 name=plan.name,
-                dtmf=plan.dtmf,
+                dtmf=dtmf,
+                audio=said,
                 pre_wait=plan.pre_wait,
                 patience=plan.patience,
                 speech=plan.persona.sound,

@@ -13,8 +13,14 @@ from click.testing import CliRunner
 from cti_server.cli.main import main
 from cti_server.sim.arrivals import IVR_SECONDS, MIN_TALK, Arrival, bank_day, poisson
 from cti_server.sim.callers import choose_caller
-from cti_server.sim.personas import PersonaError, parse_personas, persona_sounds, personas
-from cti_server.sim.plan import Caller, call_again, plan_call
+from cti_server.sim.personas import (
+    SPOKEN_CHOICES,
+    PersonaError,
+    parse_personas,
+    persona_sounds,
+    personas,
+)
+from cti_server.sim.plan import MENU_KEYS, Caller, call_again, plan_call, spoken
 from tests.support.replay import DATA
 
 BANK = DATA / "callcenter_traffic" / "august_1999_calls.csv.gz"
@@ -81,6 +87,24 @@ def test_a_stranger_chooses_a_language_then_gives_an_account_or_hash() -> None:
     nobody = plan_call(ARRIVAL, None, rng)
     assert "wwww#wwww" in nobody.dtmf
     assert nobody.tier == "unknown"
+
+
+def test_a_customer_says_their_menu_choice_just_before_keying_it() -> None:
+    """In the demo the customer's voice says the choice (in words the menu's speech knows) as
+    the menu key goes: after the language and account keys, before the menu key."""
+    rng = random.Random(9)
+    plans = [plan_call(ARRIVAL, VIP, rng) for _ in range(300)]
+    for plan in plans:
+        keys, said = spoken(plan)
+        assert keys.replace("!", "") == plan.dtmf
+        assert keys.endswith(f"!{plan.dtmf[-1]}")
+        assert said == f"cti/sim-say-{plan.persona.language}-{plan.intent}"
+    assert {plan.known for plan in plans} == {True, False}
+    for language, choices in SPOKEN_CHOICES.items():
+        assert set(choices) == {intent for _, intent, _ in MENU_KEYS}
+        voice = persona_sounds()["en" if language == "en" else "cmn"]
+        for intent, words in choices.items():
+            assert voice[f"sim-say-{language}-{intent}"] == words
 
 
 def test_replayed_priority_callers_come_from_the_top_tiers() -> None:
