@@ -18,7 +18,9 @@ from agent_ui import customers, review, wallboard  # noqa: F401 - their pages re
 from agent_ui.auth import STORE, Handler, add_sign_in, pages
 from agent_ui.deps import DEPS, TEMPLATES, UiDeps
 from agent_ui.desk_commands import DeskCommands
+from agent_ui.desk_phone import DeskPhones
 from agent_ui.desktop import DESKS, Desks
+from agent_ui.phone_accounts import PHONE_SERVER
 from agent_ui.pop import PopService
 from agent_ui.sessions import SessionStore
 from agent_ui.wallboard import WALLBOARD, Wallboard
@@ -56,6 +58,7 @@ def create_ui(deps: UiDeps) -> web.Application:
     app[POPS] = pops
     app[DESKS] = Desks(deps, hub, pops)
     DeskCommands(app[DESKS])  # the desks' messages, registered with the hub
+    DeskPhones(app[DESKS])  # ... and what their browser phones report
     app[WALLBOARD] = Wallboard(deps, hub, pops)
     add_sign_in(app, deps.logins)
     pages.add_to(app)
@@ -74,8 +77,19 @@ async def _security_headers(request: web.Request, handler: Handler) -> web.Strea
         exc.headers.update(SECURITY_HEADERS)
         raise
     if not response.prepared:
-        response.headers.update(SECURITY_HEADERS)
+        response.headers.update(_headers_for(request))
     return response
+
+
+def _headers_for(request: web.Request) -> dict[str, str]:
+    """The security headers; a page running the browser phone may also reach its phone server."""
+    phone_server = request.get(PHONE_SERVER)
+    if not phone_server:
+        return SECURITY_HEADERS
+    policy = SECURITY_HEADERS["Content-Security-Policy"].replace(
+        "connect-src 'self'", f"connect-src 'self' {phone_server}"
+    )
+    return {**SECURITY_HEADERS, "Content-Security-Policy": policy}
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:

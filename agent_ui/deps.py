@@ -15,6 +15,7 @@ import jinja2
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from agent_ui.phone_accounts import BrowserPhones
 from crm_core.login_throttle import LoginGuard
 from cti_server.bus import Bus
 from cti_server.control import (
@@ -45,6 +46,7 @@ class UiDeps:
     recordings_path: Path | None = None  # Asterisk's monitor directory: the calls' mix wavs
     routing: SupervisorRouting | None = None  # the router when routing is on, else None
     logins: LoginGuard | None = None  # the server's sign-in throttle, shared with /api/tokens
+    phones: BrowserPhones | None = None  # the agents whose phone is the browser, and its server
 
     @property
     def zone(self) -> ZoneInfo:

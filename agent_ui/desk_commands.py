@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent_ui.desk_phone import refuse_while_phone_broken
 from agent_ui.desktop import Desks
 from agent_ui.handover import Note, checked_note
 from agent_ui.wrapup import WrapUpForm
@@ -48,6 +49,7 @@ class DeskCommands:
         extension = self._extension(connection)
         wanted = message.get("state")
         if wanted == AgentState.AVAILABLE:
+            refuse_while_phone_broken(self.desks.desk(extension))
             await self.control.available(extension)
         elif wanted == AgentState.PAUSED:
             await self.control.pause(extension, str(message.get("reason") or "break"))

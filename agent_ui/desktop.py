@@ -22,6 +22,7 @@ from agent_ui.auth import UI_SESSION, pages, render
 from agent_ui.deps import DEPS, UiDeps
 from agent_ui.desk_handovers import HandOvers
 from agent_ui.handover import Notes, SaidSoFar
+from agent_ui.phone_accounts import PHONE_SERVER
 from agent_ui.pop import PopService, Record
 from agent_ui.wrapup import WrapUps
 from agent_ui.ws import Connection, Hub
@@ -66,6 +67,7 @@ class Desk:
     wrapup: Record | None = None
     agent_id: int | None = None  # the user signed in at this desk when a call last popped
     wrapup_agent: int | None = None  # ... and when the wrap-up began
+    phone_problem: str = ""  # why the desk's browser phone cannot take a call now (its microphone)
 
 
 class Desks:
@@ -323,6 +325,9 @@ class Desks:
         agent = self.control.agent_of(session.extension)
         state = agent.state if agent is not None else AgentState.LOGGED_OUT
         messages.append(self.state_message(str(state), agent.reason if agent else ""))
+        phones = self.deps.phones
+        if phones is not None and phones.has(session.extension):
+            messages.append(await phones.secret_message(session.extension))
         desk = self.desk(session.extension)
         if desk.pop is not None:
             messages.append(desk.pop)
@@ -340,12 +345,21 @@ DESKS = web.AppKey("ui_desks", Desks)
 
 @pages.route("GET", "/desktop", least("desk.use"), name="desktop")
 async def desktop_page(request: web.Request) -> web.StreamResponse:
+    """The desk; with the agent's browser phone when that is their phone (its secret comes over
+    the socket, and the page may connect to that phone server only)."""
     deps = request.app[DEPS]
+    extension = request[UI_SESSION].extension
+    phone = None
+    if deps.phones is not None and deps.phones.has(extension):
+        assert extension is not None
+        phone = deps.phones.account(extension, request.url.host or "127.0.0.1")
+        request[PHONE_SERVER] = phone.origin
     return render(
         request,
         "desktop.html",
         dispositions=deps.settings.dispositions,
         pause_reasons=PAUSE_REASONS,
         transfer_queues=deps.control.transfer_queues,
-        extension=request[UI_SESSION].extension,
+        extension=extension,
+        phone=phone.page_data() if phone is not None else None,
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from agent_ui.app import create_ui
 from agent_ui.deps import UiDeps
 from agent_ui.desktop import DESKS
+from agent_ui.phone_accounts import BrowserPhones
 from crm_core.access import least
 from crm_core.api.app import create_api
 from crm_core.api.http import role_rank
@@ -31,6 +33,8 @@ from crm_core.login_throttle import LoginGuard
 from crm_core.migrate import upgrade
 from crm_core.people import user_for_token
 from cti_server.asterisk.data import data_dir
+from cti_server.asterisk.local import AsteriskChroot, AsteriskInstance
+from cti_server.asterisk.sip_digests import REALM, read_digests
 from cti_server.bus import Bus, MemoryBus
 from cti_server.bus.lease import Leader, RedisLease, SoleLeader
 from cti_server.bus.redis import RedisBus
@@ -346,6 +350,29 @@ def _ui_deps(
         recordings_path=settings.transcription.recordings_path,
         routing=RouterSupervision(router) if router is not None else None,
         logins=logins,
+        phones=_browser_phones(settings),
+    )
+
+
+def _browser_phones(settings: Settings) -> BrowserPhones | None:
+    """The agents whose phone is the browser, Asterisk's WSS listener, and their SIP password
+    hashes (``[dialplan] sip_digests``, else the local instance's file, where `cti agent secret
+    rotate` keeps them)."""
+    dialplan = settings.dialplan
+    browser = frozenset(a.extension for a in dialplan.agents if dialplan.browser_phone(a))
+    if not browser:
+        return None
+    digests = dialplan.sip_digests or (
+        AsteriskInstance(
+            AsteriskChroot(settings.asterisk.chroot), settings.asterisk.instance, settings
+        ).digests_file
+    )
+    return BrowserPhones(
+        browser,
+        dialplan.wss_bind,
+        dialplan.wss_port,
+        REALM,
+        functools.partial(read_digests, digests),
     )
 
 

@@ -9,6 +9,8 @@
     if (status === "offline") setText("state", "offline");
   });
 
+  const deskPhone = phoneAtDesk(byId("phone"));
+
   function say(text, isError) {
     setText("message", text);
     byId("message").className = isError ? "error" : "muted";
@@ -17,8 +19,9 @@
   function onMessage(m) {
     switch (m.type) {
       case "hello": break;
+      case "phone": deskPhone.configure(m); break;
       case "state": showState(m); break;
-      case "pop": showPop(m); break;
+      case "pop": showPop(m); deskPhone.popped(m); break;
       case "pop_routing": if (pop && pop.call.linkedid === m.linkedid) showRouting(Object.assign({}, pop.routing, m.routing)); break;
       case "answered": setText("pop-call-state", "connected"); break;
       case "pop_cleared": if (pop && pop.call.linkedid === m.linkedid) hidePop(); break;
@@ -226,12 +229,154 @@
       socket.send({ type: "state", state: event.target.dataset.state, reason: byId("pause-reason").value });
     });
   }
-  byId("hangup").addEventListener("click", () => socket.send({ type: "hangup" }));
-  byId("hold").addEventListener("click", () => socket.send({ type: "hold" }));
-  byId("unhold").addEventListener("click", () => socket.send({ type: "unhold" }));
+  // with a phone in the page, its call is hung up and held by the phone itself (SIP)
+  byId("hangup").addEventListener("click", () => { if (!deskPhone.hangup()) socket.send({ type: "hangup" }); });
+  byId("hold").addEventListener("click", () => { if (!deskPhone.hold(true)) socket.send({ type: "hold" }); });
+  byId("unhold").addEventListener("click", () => { if (!deskPhone.hold(false)) socket.send({ type: "unhold" }); });
   byId("transfer").addEventListener("click", () => socket.send({ type: "transfer", to: byId("transfer-to").value, note: byId("transfer-note").value }));
   const toQueue = byId("transfer-to-queue");  // absent when no queue is configured
   if (toQueue) toQueue.addEventListener("click", () => socket.send({ type: "transfer_queue", queue: byId("transfer-queue").value, note: byId("transfer-note").value }));
   byId("dial").addEventListener("click", () => socket.send({ type: "dial", number: byId("dial-number").value }));
   byId("wrapup-done").addEventListener("click", () => sendWrapup(false));
+  // The browser phone (static/phone.js), when the agent's phone is the browser: the page has
+  // #phone with where to register; the socket's greeting brings the secret's HA1. It rings with
+  // the pop, and reports what it measured of each call as `call_quality` on the desk socket.
+  function phoneAtDesk(panel) {
+    const none = { configure() {}, popped() {}, hangup: () => false, hold: () => false };
+    if (!panel || typeof ctiPhone === "undefined") return none;
+    const QUALITY_EVERY_MS = 60000, SAMPLE_MS = 1000;
+    let phone = null, ha1 = null, call = null, sampler = null;
+    const answer = byId("phone-answer"), mute = byId("phone-mute");
+
+    function showProblem(text) {
+      setText("phone-problem", text || "");
+      byId("phone-problem").hidden = !text;
+    }
+
+    function showCall(state, text) {
+      byId("phone-call").dataset.call = state;
+      setText("phone-call", text);
+      answer.disabled = state !== "ringing";
+      mute.disabled = state !== "connected" && state !== "held";
+    }
+
+    function configure(m) {
+      if (m.problem) { showProblem(m.problem); setText("phone-state", "unavailable"); return; }
+      if (phone && ha1 === m.ha1) return;  // the socket came back: the phone is the same
+      if (phone) phone.stop();
+      ha1 = m.ha1;
+      const d = panel.dataset;
+      phone = ctiPhone.create(
+        { server: d.server, uri: d.uri, user: d.user, realm: d.realm, ha1, audio: byId("phone-audio") },
+        { state: shownState, microphone, ringing, call: callEvent });
+      phone.start();
+    }
+
+    function shownState(state, reason) {
+      setText("phone-state", state);
+      byId("phone-state").dataset.state = state;
+      setText("phone-reason", reason);
+    }
+
+    // no microphone: said on the desk, and told to the server, which pauses the agent (no call
+    // is offered) and refuses "available" until the phone reports it works
+    function microphone(ok, problem, message) {
+      showProblem(ok ? "" : message);
+      socket.send(ok ? { type: "phone", working: true } : { type: "phone", working: false, problem });
+    }
+
+    function ringing(c) {
+      call = { from: [c.name, c.from].filter(Boolean).join(" · "), linkedid: pop ? pop.call.linkedid : null,
+        connectedAt: 0, samples: [], sentAt: 0, last: null };
+      showCall("ringing", "Ringing: " + (call.from || "a caller"));
+    }
+
+    function popped(m) { if (call && !call.linkedid) call.linkedid = m.call.linkedid; }
+
+    function callEvent(event) {
+      if (!call && event !== "ended") return;
+      switch (event) {
+        case "answering": showCall("answering", "Answering…"); break;
+        case "connected":
+          call.connectedAt = call.sentAt = Date.now();
+          showCall("connected", "On a call with " + (call.from || "a caller"));
+          sampler = setInterval(sample, SAMPLE_MS);
+          break;
+        case "held": showCall("held", "Caller on hold"); break;
+        case "resumed": showCall("connected", "On a call with " + call.from); break;
+        case "muted": mute.setAttribute("aria-pressed", "true"); setText("phone-mute", "Unmute"); break;
+        case "unmuted": mute.setAttribute("aria-pressed", "false"); setText("phone-mute", "Mute"); break;
+        case "ended":
+          clearInterval(sampler);
+          if (call && call.connectedAt) sendQuality(true);
+          call = null;
+          mute.setAttribute("aria-pressed", "false");
+          setText("phone-mute", "Mute");
+          byId("phone-quality").hidden = true;
+          showCall("idle", "No call.");
+          break;
+      }
+    }
+
+    async function sample() {
+      const s = call && await phone.stats();
+      if (!s || !call) return;
+      call.samples.push(s);
+      call.last = s;
+      const q = byId("phone-quality");
+      q.hidden = false;
+      q.dataset.packetsReceived = s.packetsReceived ?? 0;
+      q.dataset.levelIn = s.audioLevel ?? 0;
+      q.dataset.levelOut = s.audioLevelOut ?? 0;
+      setText("phone-quality", "heard " + level(s.audioLevel) + " · sent " + level(s.audioLevelOut) +
+        " · jitter " + (s.jitter == null ? "–" : Math.round(s.jitter * 1000) + " ms") +
+        " · lost " + (s.packetsLost ?? 0) + " packets");
+      if (Date.now() - call.sentAt >= QUALITY_EVERY_MS) sendQuality(false);
+    }
+
+    function level(value) { return value == null ? "–" : Math.round(value * 100) + "%"; }
+
+    function mean(values) {
+      const known = values.filter((v) => typeof v === "number" && isFinite(v));
+      return known.length ? known.reduce((a, b) => a + b, 0) / known.length : null;
+    }
+
+    // the call-quality contract of the desk socket (stored on the interaction by the server)
+    function sendQuality(final) {
+      if (!call.linkedid) return;  // no pop: a call the CTI did not see
+      call.sentAt = Date.now();
+      const samples = call.samples, last = call.last || {};
+      const received = last.packetsReceived ?? 0, lost = Math.max(0, last.packetsLost ?? 0);
+      const scaled = (key, factor) => { const m = mean(samples.map((s) => s[key])); return m == null ? null : m * factor; };
+      socket.send({
+        type: "call_quality",
+        linkedid: call.linkedid,
+        seconds: (Date.now() - call.connectedAt) / 1000,
+        final,
+        jitter_ms: scaled("jitter", 1000),
+        packet_loss_pct: received + lost ? lost / (received + lost) * 100 : null,
+        rtt_ms: scaled("roundTripTime", 1000),
+        audio_level_in: scaled("audioLevel", 1),
+        audio_level_out: scaled("audioLevelOut", 1),
+        packets_received: received,
+        packets_lost: lost,
+      });
+    }
+
+    answer.addEventListener("click", () => { if (phone) phone.answer(); });
+    mute.addEventListener("click", () => {
+      if (!phone || !phone.inCall) return;
+      if (mute.getAttribute("aria-pressed") === "true") phone.unmute(); else phone.mute();
+    });
+    for (const key of panel.querySelectorAll(".keypad button")) {
+      key.addEventListener("click", () => { if (phone) phone.dtmf(key.dataset.tone); });
+    }
+    showCall("idle", "No call.");
+
+    return {
+      configure, popped,
+      hangup: () => Boolean(phone && phone.inCall && (phone.hangup(), true)),
+      hold: (on) => Boolean(phone && phone.inCall && (on ? phone.hold() : phone.unhold())),
+    };
+  }
 })();

@@ -18,6 +18,9 @@ const ctiPhone = (() => {
   const MICROPHONE = { audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false }, video: false };
   const RECONNECT = { connection_recovery_min_interval: 1, connection_recovery_max_interval: 8 };
   const REREGISTER_MS = 8000;  // after a refused REGISTER that a retry can cure (a busy server)
+  // a REGISTER unanswered this long is lost (a server still starting took the socket but not the
+  // request); over a websocket nothing resends it, and JsSIP would wait 32 s for its timeout
+  const REGISTER_WAIT_MS = 5000;
   const DTMF = /^[0-9A-D#*,]+$/;
   const MICROPHONE_PROBLEMS = {
     NotAllowedError: ["refused", "Microphone refused: allow this site to use the microphone, then try again."],
@@ -59,7 +62,7 @@ const ctiPhone = (() => {
     const on = Object.assign({ state() {}, microphone() {}, ringing() {}, call() {} }, handlers);
     const audio = options.audio || new Audio();
     audio.autoplay = true;
-    let ua = null, session = null, localStream = null, retry = null, starting = null;
+    let ua = null, session = null, localStream = null, retry = null, starting = null, unanswered = null;
     let wanted = false, microphoneOk = false, shown = { state: null, reason: null };
     const NO_MICROPHONE = "No working microphone: no calls until it works.";
     const NO_CONNECTION = "No connection to the phone server: retrying.";
@@ -114,9 +117,9 @@ const ctiPhone = (() => {
         register: true,
         user_agent: "CTI desk phone (JsSIP " + JsSIP.version + ")",
       }, RECONNECT));
-      ua.on("connected", () => report("registering"));
+      ua.on("connected", () => { report("registering"); awaitRegistration(); });
       ua.on("disconnected", () => report("failed", NO_CONNECTION));
-      ua.on("registered", () => report("registered"));
+      ua.on("registered", () => { clearTimeout(unanswered); report("registered"); });
       ua.on("unregistered", () => {
         if (!ua) return;  // stopped
         if (!ua.isConnected()) report("failed", NO_CONNECTION);
@@ -128,7 +131,21 @@ const ctiPhone = (() => {
       ua.start();
     }
 
+    // no answer to the REGISTER: a fresh user agent (a new connection) sends it again
+    function awaitRegistration() {
+      clearTimeout(unanswered);
+      unanswered = setTimeout(() => {
+        if (!ua || ua.isRegistered() || session || !wanted || !microphoneOk) return;
+        const stale = ua;
+        ua = null;
+        stale.removeAllListeners();
+        stale.stop();
+        start();
+      }, REGISTER_WAIT_MS);
+    }
+
     function registrationFailed(cause, response) {
+      clearTimeout(unanswered);
       const refused = cause === JsSIP.C.causes.AUTHENTICATION_ERROR || cause === JsSIP.C.causes.REJECTED;
       const code = response ? " (" + response.status_code + " " + response.reason_phrase + ")" : "";
       report("failed", refused ? "The phone server refused this agent's credentials" + code + "."
@@ -214,7 +231,8 @@ const ctiPhone = (() => {
     async function stats() {
       const peerconnection = session && session.connection;
       if (!peerconnection) return null;
-      const found = { jitter: null, packetsLost: null, roundTripTime: null, audioLevel: null, packetsReceived: null };
+      const found = { jitter: null, packetsLost: null, roundTripTime: null, audioLevel: null, packetsReceived: null,
+        audioLevelOut: null, packetsSent: null };
       let pairRoundTrip = null;
       (await peerconnection.getStats()).forEach((report) => {
         if (report.type === "inbound-rtp" && report.kind === "audio") {
@@ -222,6 +240,10 @@ const ctiPhone = (() => {
           found.packetsLost = report.packetsLost ?? null;
           found.packetsReceived = report.packetsReceived ?? null;
           found.audioLevel = report.audioLevel ?? null;
+        } else if (report.type === "media-source" && report.kind === "audio") {
+          found.audioLevelOut = report.audioLevel ?? null;  // the microphone, as captured
+        } else if (report.type === "outbound-rtp" && report.kind === "audio") {
+          found.packetsSent = report.packetsSent ?? null;
         } else if (report.type === "remote-inbound-rtp" && report.kind === "audio") {
           found.roundTripTime = report.roundTripTime ?? found.roundTripTime;
         } else if (report.type === "candidate-pair" && report.nominated && report.state === "succeeded") {
@@ -236,6 +258,7 @@ const ctiPhone = (() => {
     function stop() {
       wanted = false;
       clearTimeout(retry);
+      clearTimeout(unanswered);
       if (session) session.terminate();
       if (ua) ua.stop();
       ua = null;

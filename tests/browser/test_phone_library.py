@@ -16,24 +16,20 @@ registrar (tests/support/sip_registrar.py): fast, and no Asterisk needed.
 from __future__ import annotations
 
 import json
-import math
-import os
-import struct
-import wave
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page
 
 from agent_ui.app import SECURITY_HEADERS
 from cti_server.app import _start, _stop
 from cti_server.config import load_settings
 from tests.browser.conftest import served
+from tests.support.browser_media import launched, tone_flags, write_tone
 from tests.support.ports import free_port
 from tests.support.sip_registrar import REALM, SECRET, USER, Registrar, md5
 from tests.support.waiting import poll_until
@@ -72,21 +68,6 @@ async def base(tmp_path: Path) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{settings.http.port}"
     finally:
         await _stop(runner, settings.shutdown_timeout)
-
-
-@asynccontextmanager
-async def launched(chromium: str, *args: str) -> AsyncIterator[Browser]:
-    """Chromium with a fake microphone and these flags (never the fake consent: a page is refused
-    the microphone unless its context was granted it)."""
-    flags = ["--use-fake-device-for-media-stream", *args]
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=chromium, args=[*flags, "--no-sandbox"] if os.geteuid() == 0 else flags
-        )
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 @pytest_asyncio.fixture
@@ -345,24 +326,13 @@ CUSTOMER_HEARS = """async () => {
 @pytest.fixture
 def tone(tmp_path: Path) -> Path:
     """A steady 1 kHz tone, the fake microphone of both pages."""
-    path = tmp_path / "tone.wav"
-    rate = 48000
-    samples = (
-        int(TONE_LEVEL * 32767 * math.sin(2 * math.pi * 1000 * n / rate)) for n in range(rate)
-    )
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(b"".join(struct.pack("<h", v) for v in samples))
-    return path
+    return write_tone(tmp_path / "tone.wav", TONE_LEVEL)
 
 
 @pytest_asyncio.fixture
 async def tone_browser(chromium: str, tone: Path) -> AsyncIterator[Browser]:
     """Media over 127.0.0.1 too, for a machine with no network but loopback."""
-    flags = (f"--use-file-for-fake-audio-capture={tone}", "--allow-loopback-in-peer-connection")
-    async with launched(chromium, *flags) as browser:
+    async with launched(chromium, *tone_flags(tone)) as browser:
         yield browser
 
 

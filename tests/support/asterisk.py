@@ -40,6 +40,7 @@ def node_settings(name: str, workdir: Path, dialplan: dict[str, Any] | None = No
         database={"url": f"sqlite+aiosqlite:///{workdir / 'cti.db'}"},
         dialplan={
             "sip_port": free_port(socket.SOCK_DGRAM),
+            "wss_port": free_port(),  # browser phones' listener, when a test gives agents one
             "sim_talk_seconds": 1,
             **(dialplan or {}),
         },

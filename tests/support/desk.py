@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from panoramisk.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from agent_ui.phone_accounts import BrowserPhones
 from crm_core.database import make_engine
 from cti_server.bus import MemoryBus
 from cti_server.config import UiSettings
@@ -129,9 +130,18 @@ async def next_of(ws: aiohttp.ClientWebSocketResponse, kind: str) -> dict[str, A
         assert message["type"] in PUSHED, message
 
 
+@pytest.fixture
+def desk_phones() -> BrowserPhones | None:
+    """The agents whose phone is the browser: none, unless a test module says otherwise."""
+    return None
+
+
 @pytest_asyncio.fixture
 async def ui(
-    sqlite_crm_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sqlite_crm_template: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    desk_phones: BrowserPhones | None,
 ) -> AsyncIterator[Ui]:
     """alice and bob at their desks, a wrap-up of one second, Asterisk faked."""
     path = tmp_path / "crm.db"
@@ -146,7 +156,8 @@ async def ui(
         settings = UiSettings().model_copy(update={"wrapup_seconds": 1})
         bus = MemoryBus()
         tracker = Tracker(bus.publish)
-        app = mounted(ui_deps(db, bus, tracker, settings=settings))
+        deps = replace(ui_deps(db, bus, tracker, settings=settings), phones=desk_phones)
+        app = mounted(deps)
         ami.link(app, monkeypatch)
         client: TestClient[Any, Any] = TestClient(TestServer(app))
         await client.start_server()

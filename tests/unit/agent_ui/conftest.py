@@ -1,5 +1,5 @@
 """The desk harness's fixture (alice and bob at their desks, Asterisk faked) for these tests."""
 
-from tests.support.desk import ui
+from tests.support.desk import desk_phones, ui
 
-__all__ = ["ui"]
+__all__ = ["desk_phones", "ui"]
