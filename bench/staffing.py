@@ -8,7 +8,9 @@
   interval a week before); per day and, for Monday 23 August, per half-hour beside the actual.
 * **Patience**: the exponential mean patience of Erlang A fitted from 1-21 August's waits
   (censored: answered callers' waits count as time they did not hang up in), per class,
-  beside the Kaplan-Meier median and the naive mean wait of those who hung up.
+  beside the Kaplan-Meier median and the naive mean wait of those who hung up; and the
+  hang-ups per second of waiting by wait band, to set beside Brown et al.'s (2005) figure of
+  the hazard of patience (priority customers more patient, a second peak near 60 s).
 * **Staffing**: per half-hour of the first ``--days`` days of 22-28 August, the agents Erlang C
   and Erlang A put on the phones for the target, from the forecast and from the actual counts;
   each staffing replayed through the simulator (:func:`cti_server.routing.simulator.replay`,
@@ -123,7 +125,7 @@ def _forecast_tables(history: History, profile: Forecast, naive: Forecast) -> No
         f"measured on {TEST[0]}..{TEST[-1]}"
     )
     head = (
-        f"{'queue':<6} {'calls':>6}  {'MAPE>=10 profile':>16} {'naive':>6}  "
+        f"{'queue':<6} {'calls':>6}  {'MAPE>=10 (n) profile':>20} {'naive':>6}  "
         f"{'MAPE>=1 profile':>15} {'naive':>6}  {'WAPE profile':>12} {'naive':>6}"
     )
     print(head)
@@ -136,7 +138,8 @@ def _forecast_tables(history: History, profile: Forecast, naive: Forecast) -> No
         wape_p = _acc(profile, history, queue, 1)
         wape_n = _acc(naive, history, queue, 1)
         print(
-            f"{queue:<6} {wape_p.actual:>6}  {_pct(figures[0].mape):>16} {_pct(figures[1].mape):>6}"
+            f"{queue:<6} {wape_p.actual:>6}  {f'({figures[0].intervals}) ':>6}"
+            f"{_pct(figures[0].mape):>14} {_pct(figures[1].mape):>6}"
             f"  {_pct(figures[2].mape):>15} {_pct(figures[3].mape):>6}"
             f"  {_pct(wape_p.wape):>12} {_pct(wape_n.wape):>6}"
         )
