@@ -20,7 +20,9 @@ What is kept:
 - the calls not moved by a supervisor, oldest first: who a call overtook.
 
 A decision reads only the calls in a language some free agent speaks (others cannot be given
-to anyone), from the top, until every free agent is given a call or the calls run out.
+to anyone), from the top, until every free agent is given a call or the calls run out: a few
+calls when one agent is freed, but every call of their languages when they can take none
+(about as slow as the core then: the calls are not indexed by skill and stage).
 """
 
 from __future__ import annotations

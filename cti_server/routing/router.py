@@ -332,6 +332,8 @@ class Router:
             calls = await self._waiting_calls(node, link)
             agents = await self._routed_agents(node, policy)
             self._agents[node] = agents
+            if not calls or not any(a.state is AgentState.AVAILABLE for a in agents):
+                continue  # nothing to decide; the next sync brings the index up to date
             index = self._indexes.setdefault(node, LiveIndex(policy))
             index.sync(calls, agents, policy)
             for assignment in index.decide(self._clock()):
