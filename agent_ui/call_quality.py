@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import StringConstraints, ValidationError
+from pydantic import StringConstraints
 
 from agent_ui.desktop import Desks
+from agent_ui.messages import parsed
 from agent_ui.ws import Connection, Reply, UiError
 from crm_core.access import least
 from crm_core.call_quality import CallQualityIn
@@ -29,16 +30,6 @@ class CallQualityMessage(CallQualityIn):
 
     def summary(self) -> dict[str, Any]:
         return self.model_dump(exclude={"type", "linkedid"})
-
-
-def checked(message: dict[str, Any]) -> CallQualityMessage:
-    """``message`` as a call-quality report, or a UiError naming the first bad field."""
-    try:
-        return CallQualityMessage.model_validate(message)
-    except ValidationError as exc:
-        error = exc.errors(include_url=False, include_input=False)[0]
-        where = ".".join(str(part) for part in error["loc"]) or "message"
-        raise UiError(f"call quality refused: {where}: {error['msg']}") from None
 
 
 class CallQualityReports:
@@ -60,7 +51,7 @@ class CallQualityReports:
         extension = connection.session.extension
         if not extension:
             raise UiError("your user has no extension: ask an administrator to give you one")
-        wanted = checked(message)
+        wanted = parsed(CallQualityMessage, message, "call quality refused: ")
         key = self._call_of(extension, wanted.linkedid)
         self.desks.deps.bus.publish(
             CallQualityReported(

@@ -28,10 +28,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -39,6 +39,7 @@ from agent_ui import charts
 from agent_ui.auth import UI_SESSION, pages, render
 from agent_ui.call_chain import duration
 from agent_ui.deps import DEPS, TEMPLATES, UiDeps
+from agent_ui.messages import parsed
 from agent_ui.pop import PopService
 from agent_ui.ws import Connection, Hub, Reply, UiError
 from crm_core.access import least
@@ -97,19 +98,6 @@ class CallMove(_CallControl):
     type: Literal["call_move"]
     agent: Annotated[str, StringConstraints(pattern=r"^[0-9]{2,10}$")]
     """The extension of the only agent who may take the call from now on."""
-
-
-_Model = TypeVar("_Model", bound=BaseModel)
-
-
-def _parsed(model: type[_Model], message: dict[str, Any]) -> _Model:
-    """``message`` as ``model``, or a UiError naming the first bad field."""
-    try:
-        return model.model_validate(message)
-    except ValidationError as exc:
-        error = exc.errors(include_url=False, include_input=False)[0]
-        where = ".".join(str(part) for part in error["loc"]) or "message"
-        raise UiError(f"{where}: {error['msg']}") from None
 
 
 @dataclass
@@ -365,9 +353,9 @@ class Wallboard:
         """A waiting call's priority: changed by virtual seconds (the router's own control), or
         with plain queues set as app_queue's priority of the caller."""
         if self.deps.routing is None:
-            return await self._queue_priority(_parsed(QueuePriority, message))
+            return await self._queue_priority(parsed(QueuePriority, message))
         router = self._router()
-        wanted = _parsed(PriorityChange, message)
+        wanted = parsed(PriorityChange, message)
         self._steer(lambda: router.change_priority(wanted.node, wanted.linkedid, wanted.adjust))
         return {
             "type": "info",
@@ -386,7 +374,7 @@ class Wallboard:
     async def move_call(self, connection: Connection, message: dict[str, Any]) -> Reply:
         """A waiting call given to one agent only (it waits for them while they are busy)."""
         router = self._router()
-        wanted = _parsed(CallMove, message)
+        wanted = parsed(CallMove, message)
         by = connection.session.username
         self._steer(lambda: router.move(wanted.node, wanted.linkedid, wanted.agent, by=by))
         return {"type": "info", "message": f"call {wanted.linkedid}: for agent {wanted.agent}"}
