@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent_ui.call_quality import CallQualityReports
 from agent_ui.desk_phone import refuse_while_phone_broken
 from agent_ui.desktop import Desks
 from agent_ui.handover import Note, checked_note
@@ -34,6 +35,7 @@ class DeskCommands:
             ("choose", self.choose),
         ):
             desks.hub.handle(kind, least("desk.use"), ("desk",), handler)
+        CallQualityReports(desks)  # the browser phone's measure of each call
 
     @staticmethod
     def _extension(connection: Connection) -> str:
