@@ -123,6 +123,7 @@ class Wallboard:
         self._transcripts: dict[CallKey, _Transcript] = {}
         self._following: dict[Connection, set[CallKey]] = {}
         self._names: dict[str, str] = {}  # the people at the extensions, from the CRM
+        self._poor_audio: dict[str, str] = {}  # extensions flagged today, in words
         self._names_read = -math.inf
         hub.greet("wallboard", self.greeting)
         for kind, handler in (
@@ -143,6 +144,7 @@ class Wallboard:
         for agent in snapshot["agents"]:
             agent["extension"] = extension_of(agent["agent"]) or ""
             agent["name"] = self._names.get(agent["extension"], "")
+            agent["audio"] = self._poor_audio.get(agent["extension"], "")
             agent["tier"] = self.pops.tier_of(agent["node"], agent["linkedid"])
             call = calls.get(CallKey(agent["node"], agent["linkedid"]))
             agent["caller"] = call["caller_name"] or call["caller_number"] if call else ""
@@ -309,16 +311,21 @@ class Wallboard:
             await asyncio.sleep(PUSH_INTERVAL)
 
     async def _read_names(self) -> None:
-        """Who is at each extension, read again every NAMES_EVERY seconds (people are added and
-        renamed rarely); the CRM away, the names read last stay."""
+        """Who is at each extension, and whose calls today sounded poor on their browser phone
+        (in words), read again every NAMES_EVERY seconds: people are added and renamed rarely,
+        and a flag needs several calls; the CRM away, what was read last stays."""
         if time.monotonic() - self._names_read < NAMES_EVERY:
             return
         self._names_read = time.monotonic()
+        since = charts.midnight(self.deps.live.clock(), self.deps.zone)
         try:
             async with self.deps.db() as session:
                 self._names = await names_by_extension(session)
+                audio = await audio_by_extension(session, since, since + timedelta(days=1))
         except (DBAPIError, OSError) as exc:
             log.warning("agents' names not read, the CRM is away: %s", exc)
+            return
+        self._poor_audio = {ext: heard.words for ext, heard in audio.items() if heard.flagged}
 
     # -- actions ------------------------------------------------------------------------------
 

@@ -173,7 +173,9 @@
       actions.appendChild(pause);
       actions.appendChild(out);
       // the person first, their phone after; a phone nobody in the CRM has, as Asterisk names it
-      const who = a.name ? a.name + " (" + (a.extension || a.agent) + ")" : a.agent;
+      const who = el("span", a.name ? a.name + " (" + (a.extension || a.agent) + ")" : a.agent);
+      // several poor calls today on their browser phone: said under the name
+      if (a.audio) { who.appendChild(el("br")); who.appendChild(el("span", a.audio, "audio poor")); }
       const tr = row([who, a.state.replace("_", " ") + (a.reason ? " (" + a.reason + ")" : ""),
         since(a.since), a.caller, a.tier, actions]);
       tr.dataset.agent = a.agent;
