@@ -30,7 +30,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -38,15 +38,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from anywhere: the repo root is the import root
     sys.path.insert(0, str(ROOT))
 
-from cti_server.routing.policy import Policy, builtin_policy  # noqa: E402
-from cti_server.routing.simulator import GENERIC_LEVEL, replay  # noqa: E402
-from cti_server.routing.traffic import Shift, Traffic, TrafficCall, load_traffic  # noqa: E402
+from cti_server.routing.policy import builtin_policy  # noqa: E402
+from cti_server.routing.traffic import Traffic, TrafficCall, load_traffic  # noqa: E402
 from cti_server.staffing.forecast import Accuracy, Forecast, accuracy, forecast  # noqa: E402
 from cti_server.staffing.history import ALL_QUEUES, History, count, from_traffic  # noqa: E402
 from cti_server.staffing.patience import compare_with_kaplan_meier, fit_exponential  # noqa: E402
 from cti_server.staffing.plan import Row, Staffing, plan  # noqa: E402
+from cti_server.staffing.replay import Reached, replay_staffing  # noqa: E402
 from cti_server.staffing.targets import (  # noqa: E402
-    AverageSpeedOfAnswer,
     ServiceLevel,
     Target,
     parse_target,
@@ -60,7 +59,7 @@ TEST = [date(1999, 8, 22) + timedelta(days=n) for n in range(7)]
 SHOWN_DAY = date(1999, 8, 23)
 MINUTES = 30
 
-Reached = dict[datetime, "Cell"]
+Replayed = dict[datetime, Reached]
 """Per interval of arrival: what its callers got."""
 
 
@@ -107,7 +106,9 @@ def main() -> None:
         rows = [r for r in plan(fc, ALL_QUEUES, staffing) if r.start.date() in replayed]
         for model in ("erlang_c", "erlang_a"):
             agents = {r.start: getattr(r, model) for r in rows}
-            reached = _replay(days_traffic, traffic.days[0], agents, policy, threshold)
+            reached = replay_staffing(
+                days_traffic, traffic.days[0], agents, policy, minutes=MINUTES, threshold=threshold
+            )
             results[source, model] = (rows, agents, reached)
     _staffing_tables(results, threshold, target)
     print(f"\n(took {time.perf_counter() - started:.0f} s)")
@@ -241,44 +242,8 @@ def _actual_forecast(history: History, days: list[date], like: Forecast) -> Fore
     return replace(like, queues=queues)
 
 
-def _replay(
-    traffic: Traffic,
-    first_day: date,
-    agents: dict[datetime, int],
-    policy: Policy,
-    threshold: float,
-) -> Reached:
-    """What the callers of each interval (of arrival) got, replayed with ``agents``: generic
-    agents (every type at level 5) on duty interval by interval."""
-    midnight = datetime.combine(first_day, datetime.min.time())
-    kinds = sorted({c.kind for c in traffic.calls})
-    shifts: list[Shift] = []
-    most = max(agents.values(), default=0)
-    for index in range(most):
-        name = f"agent-{index + 1:03d}"
-        on: float | None = None
-        for start in sorted(agents):
-            seconds = (start - midnight).total_seconds()
-            if agents[start] > index and on is None:
-                on = seconds
-            elif agents[start] <= index and on is not None:
-                shifts.append(Shift(name, on, seconds))
-                on = None
-        if on is not None:
-            last = (max(agents) - midnight).total_seconds() + MINUTES * 60
-            shifts.append(Shift(name, on, last))
-    skills = {f"agent-{i + 1:03d}": dict.fromkeys(kinds, GENERIC_LEVEL) for i in range(most)}
-    staffed = replace(traffic, shifts=tuple(shifts), skills=skills)
-    cells: dict[datetime, Cell] = defaultdict(Cell)
-    for call, wait, answered in replay(staffed, policy):
-        moment = midnight + timedelta(seconds=call.arrival)
-        start = moment.replace(minute=moment.minute - moment.minute % MINUTES, second=0)
-        cells[start].add(wait, answered, threshold)
-    return dict(cells)
-
-
 def _staffing_tables(
-    results: dict[tuple[str, str], tuple[list[Row], dict[datetime, int], Reached]],
+    results: dict[tuple[str, str], tuple[list[Row], dict[datetime, int], Replayed]],
     threshold: float,
     target: Target,
 ) -> None:
@@ -290,7 +255,7 @@ def _staffing_tables(
     print("-" * len(head))
     for (source, model), (_, agents, reached) in results.items():
         hours = sum(agents.values()) * MINUTES / 60
-        whole = sum(reached.values(), Cell())
+        whole = sum(reached.values(), Reached())
         met = [cell.met(target) for cell in reached.values() if cell.offered]
         busy = [cell.met(target) for cell in reached.values() if cell.offered >= 10]
         print(
@@ -303,7 +268,7 @@ def _staffing_tables(
         _, _, a_reached = results[source, "erlang_a"]
         more = [r for r in rows if r.erlang_c > r.erlang_a]
         extra = sum(r.erlang_c - r.erlang_a for r in more) * MINUTES / 60
-        needless = [r for r in more if a_reached.get(r.start, Cell()).met(target)]
+        needless = [r for r in more if a_reached.get(r.start, Reached()).met(target)]
         wasted = sum(r.erlang_c - r.erlang_a for r in needless) * MINUTES / 60
         print(
             f"\nStaffed from {source}: Erlang C put more agents than Erlang A in {len(more)} of "
@@ -312,7 +277,7 @@ def _staffing_tables(
         )
         worst = sorted(more, key=lambda r: r.erlang_c - r.erlang_a, reverse=True)[:6]
         for r in sorted(worst, key=lambda r: r.start):
-            c_cell, a_cell = c_reached.get(r.start, Cell()), a_reached.get(r.start, Cell())
+            c_cell, a_cell = c_reached.get(r.start, Reached()), a_reached.get(r.start, Reached())
             print(
                 f"  {r.start:%a %d %H:%M}  {c_cell.offered:>3} calls (forecast {r.offered:5.1f})"
                 f", Erlang C {r.erlang_c:>2} agents: SL {c_cell.service_level:>4.0%} ASA "
@@ -320,54 +285,6 @@ def _staffing_tables(
                 f" ASA {a_cell.asa:>5.1f} s"
             )
     print(f"(SL: answered within {threshold:g} s of all offered, replayed)")
-
-
-@dataclass
-class Cell:
-    """What the callers of one interval got in a replay."""
-
-    offered: int = 0
-    quick: int = 0
-    """Answered within the threshold."""
-    answered: int = 0
-    waited: float = 0.0
-    """Seconds waited by those answered."""
-
-    def add(self, wait: float, answered: bool, threshold: float) -> None:
-        self.offered += 1
-        self.answered += answered
-        self.quick += answered and wait <= threshold
-        self.waited += wait if answered else 0.0
-
-    def __add__(self, other: Cell) -> Cell:
-        return Cell(
-            self.offered + other.offered,
-            self.quick + other.quick,
-            self.answered + other.answered,
-            self.waited + other.waited,
-        )
-
-    @property
-    def service_level(self) -> float:
-        return self.quick / self.offered if self.offered else math.nan
-
-    @property
-    def abandon_rate(self) -> float:
-        return 1 - self.answered / self.offered if self.offered else math.nan
-
-    @property
-    def asa(self) -> float:
-        return self.waited / self.answered if self.answered else math.nan
-
-    def met(self, target: Target) -> bool:
-        """The target, measured on this interval's callers (none: met)."""
-        if not self.offered:
-            return True
-        if isinstance(target, ServiceLevel):
-            return self.service_level >= target.share
-        if isinstance(target, AverageSpeedOfAnswer):
-            return not self.answered or self.asa <= target.seconds
-        return self.abandon_rate <= target.share
 
 
 if __name__ == "__main__":

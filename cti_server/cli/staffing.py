@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from cti_server.ivr.calendar import Calendar
     from cti_server.staffing.forecast import Forecast
     from cti_server.staffing.history import Contact, History
+    from cti_server.staffing.plan import Outcome, Row
+    from cti_server.staffing.replay import Reached
+    from cti_server.staffing.targets import Target
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +282,14 @@ def staffing_forecast(source: Source) -> None:
     show_default=True,
     help="When --fewer starts (HH:MM).",
 )
+@click.option(
+    "--replay",
+    "policy",
+    default=None,
+    help="With --traffic: replay the days' recorded calls through the routing simulator under "
+    "this policy (a file, or bank-fifo, bank-observed, default) with the agents of the plan "
+    "(or the what-if's), and show the service level they got.",
+)
 def staffing_plan(
     source: Source,
     target: str,
@@ -287,14 +298,20 @@ def staffing_plan(
     wrap_up_s: float,
     fewer: int | None,
     since: datetime,
+    policy: str | None,
 ) -> None:
     """Agents per interval for a target, Erlang C beside Erlang A (patience from the
-    history's abandons), and what a what-if does to the service level (Erlang A)."""
+    history's abandons), and what a what-if does to the service level (Erlang A; replayed
+    through the routing simulator with --replay)."""
     from cti_server.staffing.erlang import StaffingError
     from cti_server.staffing.plan import Staffing, on_the_phones, outcomes, plan
     from cti_server.staffing.plan import fewer as remove
     from cti_server.staffing.targets import parse_target
 
+    if policy is not None and source.traffic_file is None:
+        _fail("--replay replays recorded calls: give them with --traffic")
+    if policy is not None and source.scale is not None:
+        _fail("--replay replays the calls as they came: not with --scale")
     inputs = _inputs(source)
     queue, scale, on_day, minutes = source.queue, source.scale, source.on_day, source.minutes
     if on_day is not None and scale is None and fewer is None:
@@ -317,20 +334,47 @@ def staffing_plan(
         after = outcomes(changed, available, rules, int(minutes))
     except StaffingError as exc:
         _fail(str(exc))
+    replayed = _replayed(source, inputs.forecast, available, policy, goal) if policy else None
     click.echo(
         f"queue {queue}, target {goal}, mean patience {patience_s:.0f} s, shrinkage "
         f"{shrinkage:.0%}; agents on the phones (scheduled = after shrinkage)"
     )
     asking = scale is not None or fewer is not None
+    _echo_plan(_Figures(rows, base, changed, after, replayed), asking=asking, minutes=minutes)
+
+
+@dataclass(frozen=True, slots=True)
+class _Figures:
+    """One row per interval of each: the plan, how it does, the what-if's plan and how the
+    agents left do with it; the replay of the recorded calls (if asked)."""
+
+    rows: list[Row]
+    base: list[Outcome]
+    changed: list[Row]
+    after: list[Outcome]
+    replayed: dict[datetime, Reached] | None
+
+
+def _echo_plan(figures: _Figures, *, asking: bool, minutes: str) -> None:
+    rows, base, changed, after, replayed = (
+        figures.rows,
+        figures.base,
+        figures.changed,
+        figures.after,
+        figures.replayed,
+    )
     head = (
         f"{'interval':<16} {'calls':>6} {'AHT s':>6} {'Erl C':>5} {'Erl A':>5} {'sched':>5} "
         f"{'SL':>5} {'aband':>5}"
     )
     if asking:
         head += f" | {'calls':>6} {'agents':>6} {'SL':>5} {'aband':>5} {'need A':>6}"
+    if replayed is not None:
+        head += f" | {'replay':>6} {'SL':>5}"
     click.echo(head)
     for row, now, new, later in zip(rows, base, changed, after, strict=True):
-        if row.offered == 0 and new.offered == 0:
+        called = replayed is not None and row.start in replayed
+        if row.offered == 0 and new.offered == 0 and not called:
             continue
         line = (
             f"{row.start:%Y-%m-%d %H:%M} {row.offered:>6.1f} {row.handle_s:>6.0f} "
@@ -341,6 +385,11 @@ def staffing_plan(
             line += (
                 f" | {new.offered:>6.1f} {later.agents:>6} {later.service_level:>5.0%} "
                 f"{later.abandon_rate:>5.0%} {new.erlang_a:>6}"
+            )
+        if replayed is not None:
+            got = replayed.get(row.start)
+            line += (
+                f" | {got.offered:>6} {got.service_level:>5.0%}" if got else f" | {0:>6} {'-':>5}"
             )
         click.echo(line)
     hours = float(minutes) / 60
@@ -356,6 +405,28 @@ def staffing_plan(
             f"what-if: {len(missed)} intervals below the target; Erlang A would need "
             f"{sum(r.erlang_a for r in changed) * hours:.1f} agent hours"
         )
+
+
+def _replayed(
+    source: Source, forecast: Forecast, agents: dict[datetime, int], policy: str, goal: Target
+) -> dict[datetime, Reached]:
+    """The recorded calls of the forecast's days replayed with ``agents`` per interval."""
+    from cti_server.routing.policy import PolicyError, policy_from
+    from cti_server.routing.traffic import TrafficError, load_traffic
+    from cti_server.staffing.replay import replay_staffing
+    from cti_server.staffing.targets import ServiceLevel
+
+    assert source.traffic_file is not None  # checked before anything was read
+    try:
+        chosen = policy_from(policy)
+        first_day = load_traffic(source.traffic_file).days[0]
+        traffic = load_traffic(source.traffic_file, forecast.days)
+    except (PolicyError, TrafficError) as exc:
+        _fail(str(exc))
+    threshold = goal.within_s if isinstance(goal, ServiceLevel) else 20.0
+    return replay_staffing(
+        traffic, first_day, agents, chosen, minutes=forecast.minutes, threshold=threshold
+    )
 
 
 def _fitted_patience(inputs: _Inputs, queue: str) -> float:

@@ -6,7 +6,8 @@
   and daily pattern and the calendar's holidays and hours;
 * ``patience``: callers' mean patience fitted from abandons, censored properly;
 * ``erlang`` and ``targets``: Erlang C and Erlang A, and the agents a target needs;
-* ``plan``: per interval, the forecast and the agents each model needs, with what-ifs.
+* ``plan``: per interval, the forecast and the agents each model needs, with what-ifs;
+* ``replay``: a staffing proved on recorded calls, through the routing simulator.
 
 Pure functions over plain data (but ``crm_history``): the CLI (``cti staffing``), the API and
 the wallboard call them.

@@ -179,3 +179,22 @@ def test_the_crm_history_and_the_calendars_holidays(tmp_path: Path) -> None:
     }
     assert sum(float(cells[2]) for cells in rows) == pytest.approx(10)  # the Monday before
     assert "2026-12-15" not in result.output  # a holiday: nobody is expected
+
+
+def test_plan_replays_the_recorded_calls_with_the_planned_agents(tmp_path: Path) -> None:
+    traffic = _traffic(tmp_path / "calls.csv")
+    days = ["--days", "2026-11-21"]  # a day of the file: its calls are replayed
+
+    result = CliRunner().invoke(
+        main,
+        ["staffing", "plan", "--traffic", str(traffic), *days, "--replay", "bank-fifo"],
+    )
+    without_traffic = CliRunner().invoke(main, ["staffing", "plan", "--replay", "bank-fifo"])
+
+    assert result.exit_code == 0, result.output
+    rows = [line.split("|") for line in result.output.splitlines() if line.startswith("2026-11-21")]
+    replayed = [cells[-1].split() for cells in rows]
+    assert sum(int(calls) for calls, _ in replayed) == 120  # every call of the day, where it came
+    assert "replay" in result.output.splitlines()[1]
+    assert without_traffic.exit_code == 2
+    assert "--replay replays recorded calls: give them with --traffic" in without_traffic.output
