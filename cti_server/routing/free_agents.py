@@ -114,6 +114,15 @@ class Picking:
                 found.append(agent)
         return found, False
 
+    def can_take(self, call: WaitingCall, stage: Stage) -> bool:
+        """Whether some agent not yet given a call qualifies for ``call`` under ``stage``."""
+        agents = self._free._agents
+        return any(
+            rules.qualifies(agents[order[2]], call, stage)
+            for key in self._keys(call, stage)
+            for order in self._scan(key)
+        )
+
     def _keys(self, call: WaitingCall, stage: Stage) -> list[Key]:
         """Per allowed group, the shortest index list that holds every qualified agent."""
         keys = []

@@ -40,6 +40,7 @@ from cti_server.routing.policy import Policy
 
 _Item = TypeVar("_Item", WaitingCall, Agent)
 _Rank = tuple[float, float, str]  # (aging * queued_at - bonus, queued_at, id): smaller first
+_Kind = tuple[str | None, frozenset[str], bool]  # language, skills, has a preferred agent
 _ROUNDING = 1e-12
 """Relative error bound between a kept rank and the priority computed at decision time (a few
 float operations: well above their 1e-16 each, well below any real difference of priority)."""
@@ -57,7 +58,8 @@ class LiveIndex:
         self._calls: dict[str, WaitingCall] = {}
         self._bonus: dict[str, float] = {}
         self._rank: dict[str, _Rank] = {}
-        self._by_language: dict[str | None, list[_Rank]] = {}
+        self._kinds: dict[_Kind, list[_Rank]] = {}
+        self._kind_arrivals: dict[_Kind, list[tuple[float, str]]] = {}  # oldest first
         self._oldest: list[tuple[float, str]] = []
         self._moved: dict[str, WaitingCall] = {}
         self._magnitude = 0.0  # the largest |aging * queued_at| + |bonus| seen: rounding bound
@@ -95,7 +97,9 @@ class LiveIndex:
         self._bonus[call.id] = bonus
         self._rank[call.id] = rank
         self._magnitude = max(self._magnitude, abs(scaled) + abs(bonus))
-        insort(self._by_language.setdefault(call.language, []), rank)
+        kind = _kind(call)
+        insort(self._kinds.setdefault(kind, []), rank)
+        insort(self._kind_arrivals.setdefault(kind, []), (call.queued_at, call.id))
         insort(self._oldest, (call.queued_at, call.id))
 
     def drop_call(self, call_id: str) -> None:
@@ -107,10 +111,12 @@ class LiveIndex:
             return
         del self._bonus[call_id]
         rank = self._rank.pop(call_id)
-        ranks = self._by_language[call.language]
+        kind = _kind(call)
+        ranks, arrivals = self._kinds[kind], self._kind_arrivals[kind]
         del ranks[bisect_left(ranks, rank)]
+        del arrivals[bisect_left(arrivals, (call.queued_at, call_id))]
         if not ranks:
-            del self._by_language[call.language]
+            del self._kinds[kind], self._kind_arrivals[kind]
         del self._oldest[bisect_left(self._oldest, (call.queued_at, call_id))]
 
     def put_agent(self, agent: Agent) -> None:
@@ -150,7 +156,7 @@ class LiveIndex:
             picking,
             policy,
             now,
-            ranked=self._ranked(now),
+            ranked=self._ranked(now, picking),
             overtaken=self._overtaken(now),
             lookup=self._agents.get,
         )
@@ -162,11 +168,9 @@ class LiveIndex:
         priority = self._bonus[call_id] + self._policy.priority.aging * (now - queued_at)
         return (-priority, queued_at, call_id)
 
-    def _ranked(self, now: float) -> Iterator[WaitingCall]:
-        """Calls some free agent could take (by language), best first at ``now``."""
-        languages: set[str | None] = {None, *self._free.languages()}
-        lists = [self._by_language[key] for key in languages if key in self._by_language]
-        merged = iter(lists[0]) if len(lists) == 1 else heapq.merge(*lists)
+    def _ranked(self, now: float, picking: Picking) -> Iterator[WaitingCall]:
+        """Calls some free agent could take, best first at ``now``."""
+        merged = self._candidates(now, picking)
         shift = self._policy.priority.aging * now
         slack = _ROUNDING * (abs(shift) + self._magnitude + 1.0)
         pending: list[tuple[float, float, str]] = []  # exact orders of calls read ahead
@@ -181,6 +185,45 @@ class LiveIndex:
             if not pending:
                 return
             yield self._calls[heapq.heappop(pending)[2]]
+
+    def _candidates(self, now: float, picking: Picking) -> Iterator[_Rank]:
+        """The kept ranks of the calls some free agent could take, smallest first: the kinds of
+        call in a language some free agent speaks, merged; a kind no free agent can take at any
+        stage its calls have reached is left at its first call, a call at a stage no free agent
+        can take is passed.
+        Agents are only taken during a decision, so what one could not take stays so."""
+        languages: set[str | None] = {None, *self._free.languages()}
+        heads = [(ranks[0], 0, kind) for kind, ranks in self._kinds.items() if kind[0] in languages]
+        heapq.heapify(heads)
+        stage_at = self._policy.stage_at
+        takeable: dict[_Kind, frozenset[int] | None] = {}  # None: any stage
+        while heads:
+            rank, position, kind = heads[0]
+            if kind not in takeable:
+                takeable[kind] = self._takeable_stages(kind, picking, now)
+            stages = takeable[kind]
+            ranks = self._kinds[kind]
+            if stages is not None and not stages:
+                heapq.heappop(heads)
+                continue
+            if position + 1 < len(ranks):
+                heapq.heapreplace(heads, (ranks[position + 1], position + 1, kind))
+            else:
+                heapq.heappop(heads)
+            if stages is None or stage_at(now - rank[1]) in stages:
+                yield rank
+
+    def _takeable_stages(self, kind: _Kind, picking: Picking, now: float) -> frozenset[int] | None:
+        """The stages, up to the one its longest-waiting call has reached, at which some free
+        agent qualifies for calls of ``kind`` (exclusions only narrow it); None for calls with
+        a preferred agent, who may take them at any stage."""
+        language, skills, preferred = kind
+        if preferred:
+            return None
+        probe = WaitingCall("", queued_at=0.0, skills=skills, language=language)
+        reached = self._policy.stage_at(now - self._kind_arrivals[kind][0][0])
+        stages = enumerate(self._policy.eligibility[: reached + 1])
+        return frozenset(index for index, stage in stages if picking.can_take(probe, stage))
 
     def _overtaken(self, now: float) -> core.Overtaken:
         """For calls given in priority order: the oldest call ranked below, if it came earlier.
@@ -218,3 +261,7 @@ def _follow(
             put(item)
     for gone in [key for key in held if key not in ids]:
         drop(gone)
+
+
+def _kind(call: WaitingCall) -> _Kind:
+    return (call.language, call.skills, call.preferred_agent is not None)

@@ -278,6 +278,41 @@ def test_a_call_that_ages_into_a_relaxed_stage_needs_no_event() -> None:
     assert made.rule == "skill relaxed after 30 s to level>=3"
 
 
+def test_an_old_call_is_taken_when_newer_ones_of_its_kind_are_not_yet() -> None:
+    """The novice may take billing calls only once skills are waived (60 s): the one that has
+    waited 70 s goes to them, past ten newer billing calls ranked above it by their tier."""
+    index = LiveIndex(TEST_POLICY)
+    index.put_agent(Agent("novice", languages=frozenset({"zh"})))
+    billing = frozenset({"billing"})
+    for n in range(1, 11):  # 90 + 1.5 * (10 + n) virtual seconds: ahead of 1.5 * 70
+        vip = WaitingCall(f"vip{n}", START - 10 - n, tier="vip", skills=billing, language="zh")
+        index.put_call(vip)
+    index.put_call(WaitingCall("old", queued_at=START - 70, skills=billing, language="zh"))
+
+    [made] = index.decide(START)
+
+    assert (made.call_id, made.agent_id) == ("old", "novice")
+    assert made.explanation["rule"] == "skill relaxed after 60 s to any agent with the language"
+
+
+def test_a_call_goes_to_its_preferred_agent_who_lacks_its_skill() -> None:
+    index = LiveIndex(TEST_POLICY)
+    index.put_agent(Agent("known", languages=frozenset({"zh"})))
+    index.put_call(
+        WaitingCall(
+            "c1",
+            queued_at=START,
+            skills=frozenset({"tech"}),
+            language="zh",
+            preferred_agent="known",
+        )
+    )
+
+    [made] = index.decide(START + 5)
+
+    assert (made.agent_id, made.rule) == ("known", "preferred agent within window")
+
+
 def test_a_moved_call_waits_for_its_agent() -> None:
     index = LiveIndex(TEST_POLICY)
     index.put_agent(Agent("a1", languages=frozenset({"zh"})))
