@@ -11,18 +11,21 @@ full scan).
 What is kept:
 
 - the free agents' indexes (:class:`~cti_server.routing.free_agents.FreeAgents`);
-- the waiting calls in priority order, per language. Every caller ages at the same rate, so
-  the order of two calls never changes with time: priority is ``bonus + aging * (now -
-  queued_at)``, and ``aging * queued_at - bonus`` ranks them for any ``now``. A call's stage
-  (how far its rules have relaxed) is worked out when it is looked at, so a call reaching a new
-  stage needs no event. Floats round differently in the two forms, so calls whose kept ranks
-  are within rounding of each other are put in order by the priority itself, as the core does;
-- the calls not moved by a supervisor, oldest first: who a call overtook.
+- the waiting calls in priority order, per kind (language, skills, whether a preferred agent
+  is named). Every caller ages at the same rate, so the order of two calls never changes with
+  time: priority is ``bonus + aging * (now - queued_at)``, and ``aging * queued_at - bonus``
+  ranks them for any ``now``. A call's stage (how far its rules have relaxed) is worked out
+  when it is looked at, so a call reaching a new stage needs no event. Floats round
+  differently in the two forms, so calls whose kept ranks are within rounding of each other
+  are put in order by the priority itself, as the core does;
+- each kind's longest-waiting call, and the calls not moved by a supervisor, oldest first
+  (who a call overtook).
 
-A decision reads only the calls in a language some free agent speaks (others cannot be given
-to anyone), from the top, until every free agent is given a call or the calls run out: a few
-calls when one agent is freed, but every call of their languages when they can take none
-(about as slow as the core then: the calls are not indexed by skill and stage).
+A decision merges the kinds in a language some free agent speaks, best call first, and passes
+a whole kind when no free agent qualifies for it at any stage its calls have reached (agents
+are only taken during a decision, so it stays so): a freed agent usually reads a few calls,
+whether or not they can take any. It stops when every free agent has a call or the calls run
+out.
 """
 
 from __future__ import annotations
