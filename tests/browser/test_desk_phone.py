@@ -39,7 +39,7 @@ from cti_server.events import AgentState
 from cti_server.sim.simulation import customer_connected, place_customer_call
 from cti_server.telephony import agent_actions
 from cti_server.telephony.ami_client import AmiClient
-from tests.browser.conftest import Tab, sign_in
+from tests.browser.conftest import VIEWPORT, Tab, sign_in
 from tests.conftest import ami_observer
 from tests.support.asterisk import AsteriskNode, node_settings, require_chroot
 from tests.support.browser_media import TONE_HERTZ, launched, tone_flags, write_tone
@@ -52,6 +52,7 @@ AGENT = ("alice", "agent", "8101")
 EXTENSION = AGENT[2]
 TONE_LEVEL = 0.37
 CUSTOMER = ("+8613900001111", "Wang Fang")
+SCREENSHOTS = os.environ.get("UI_SCREENSHOTS_DIR", "")  # docs/ when scripts/screenshots runs
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +88,10 @@ class Desk:
 
     async def page(self, *, microphone: bool = True) -> Page:
         """The agent's desk, signed in, in a browser context of its own."""
-        context = await self.browser.new_context(ignore_https_errors=True)  # self-signed WSS
+        context = await self.browser.new_context(
+            viewport=VIEWPORT,  # type: ignore[arg-type]
+            ignore_https_errors=True,  # the local instance's self-signed WSS certificate
+        )
         self.contexts.append(context)
         if microphone:
             await context.grant_permissions(["microphone"], origin=self.base)
@@ -262,6 +266,9 @@ async def test_a_call_rings_with_its_pop_is_answered_heard_both_ways_and_handled
 
     first = await poll_until(lambda: packets(0), 10, what="the customer heard in the page")
     await poll_until(lambda: packets(first), 5, what="more of the customer's packets")
+
+    if SCREENSHOTS:
+        await page.screenshot(path=str(Path(SCREENSHOTS) / "agent-desktop-phone.png"))
 
     # the customer hears the agent: the tone, at about its level, in the call's recording
     heard = Recording(desk.monitor_path(f"cti-{call.uniqueid}-agent.wav"))
