@@ -14,7 +14,7 @@ from pathlib import Path
 import jinja2
 from aiohttp import web
 
-from agent_ui import customers, review, wallboard  # noqa: F401 - their pages register on import
+from agent_ui import customers, review, staffing, wallboard  # noqa: F401 - pages register on import
 from agent_ui.auth import STORE, Handler, add_sign_in, pages
 from agent_ui.deps import DEPS, TEMPLATES, UiDeps
 from agent_ui.desk_commands import DeskCommands

@@ -26,6 +26,7 @@ from cti_server.control import (
     SupervisorRouting,
     UiOptions,
 )
+from cti_server.control.staffing import StaffingPlans
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class UiDeps:
     routing: SupervisorRouting | None = None  # the router when routing is on, else None
     logins: LoginGuard | None = None  # the server's sign-in throttle, shared with /api/tokens
     phones: BrowserPhones | None = None  # the agents whose phone is the browser, and its server
+    staffing: StaffingPlans | None = None  # the forecast and staffing plan (None: not offered)
 
     @property
     def zone(self) -> ZoneInfo:

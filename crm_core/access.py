@@ -71,6 +71,12 @@ RULES: tuple[Rule, ...] = (
         "router's view and controls (`/routing`)",
         "supervisor",
     ),
+    Rule(
+        "staffing.plan",
+        "the forecast and the agents it needs per interval, with what-ifs; the wallboard's "
+        "forecast beside the calls and agents now",
+        "supervisor",
+    ),
     Rule("customer.search", "search customers, look a caller ID up", "agent"),
     Rule("customer.read", "a customer's record and value scores", "agent"),
     Rule("customer.create", "create a customer (the pop's form)", "agent"),
@@ -172,6 +178,8 @@ API_EVENTS: dict[str, str | None] = {
     "GET /events/stream": "events.watch",
     "GET /events/status": "events.status",
 }
+# ... and the staffing plan (cti_server.staffing)
+API_STAFFING: dict[str, str | None] = {"GET /staffing/plan": "staffing.plan"}
 UI_ROUTES: dict[str, str | None] = {
     "GET /login": None,
     "POST /login": None,
@@ -187,6 +195,7 @@ UI_ROUTES: dict[str, str | None] = {
     "GET /wallboard/{chart}.svg": "wallboard.watch",
     "GET /wallboard/agents-today": "wallboard.watch",
     "GET /ws?view=wallboard": "wallboard.watch",
+    "GET /staffing": "staffing.plan",
     "GET /complaints": "case.review",
     "GET /complaints/{chart}.svg": "case.review",
     "GET /complaints/{id}": "case.review",
@@ -302,7 +311,12 @@ def markdown_table() -> str:
         who = f"{rule.least} and above"
         if rule.every_row is not None:
             who += f"; below {rule.every_row}, only {rule.rows}"
-        api = ", ".join(_routes_of(rule.name, {**API_OPERATIONS, **API_EVENTS}, "/api")) or "-"
+        api = (
+            ", ".join(
+                _routes_of(rule.name, {**API_OPERATIONS, **API_EVENTS, **API_STAFFING}, "/api")
+            )
+            or "-"
+        )
         ui = ", ".join(_routes_of(rule.name, UI_ROUTES, "/ui")) or "-"
         lines.append(f"| `{rule.name}` | {rule.what} | {who} | {api} | {ui} |")
     return "\n".join(lines) + "\n"

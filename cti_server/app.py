@@ -44,6 +44,7 @@ from cti_server.complaints.resources import ComplaintDataError
 from cti_server.complaints.signals import CATEGORIES
 from cti_server.complaints.watch import ComplaintWatch, RecordedCalls, crm_repeat_call
 from cti_server.config import AmiSettings, ComplaintSettings, Settings
+from cti_server.control.staffing import StaffingPlans
 from cti_server.events import AmiLinkChanged
 from cti_server.health.login_metrics import LoginCollector
 from cti_server.health.logs import ACCESS_LOGGER, AccessLogger
@@ -73,6 +74,8 @@ from cti_server.speech.desk_redaction import SequenceRedaction
 from cti_server.speech.models import SpeechModels
 from cti_server.speech.text_redaction import regions_for
 from cti_server.speech.transcription import TranscriptionService, recording_names
+from cti_server.staffing.http import staffing_api
+from cti_server.staffing.service import crm_planner
 from cti_server.telephony.agent_control import AmiAgentControl
 from cti_server.telephony.ami_client import AmiClient, AmiError
 from cti_server.telephony.ami_events import translate
@@ -257,6 +260,11 @@ def build_app(settings: Settings) -> web.Application:  # noqa: PLR0915 - the roo
     logins = _login_guard(settings, sessions, app[METRICS])
     app[AGENT_CONTROL] = _agent_control(settings, bus, tracker, links)
     app.cleanup_ctx.append(_close_agent_control)
+    staffing = crm_planner(  # the forecast and staffing plan: the API's, the page's, the board's
+        engine,
+        flows_dir=settings.ivr.flows_dir or data_dir("ivr_flows"),
+        time_zone=settings.ui.time_zone,
+    )
     ui = create_ui(
         _ui_deps(
             settings,
@@ -266,6 +274,7 @@ def build_app(settings: Settings) -> web.Application:  # noqa: PLR0915 - the roo
             sessions,
             router=app.get(ROUTER),
             logins=logins,
+            staffing=staffing,
         )
     )
     app.add_subapp(  # whom an agent serves now is their desk's: the API's row rules ask it
@@ -275,6 +284,7 @@ def build_app(settings: Settings) -> web.Application:  # noqa: PLR0915 - the roo
             settings.crm,
             logins=logins,
             serving=lambda user: ui[DESKS].serving(user.extension),
+            extra=[staffing_api(staffing)],
         ),
     )
     add_integrations(  # /api/events: the event stream and signed webhooks for other systems
@@ -332,6 +342,7 @@ def _ui_deps(
     *,
     router: Router | None,
     logins: LoginGuard,
+    staffing: StaffingPlans | None = None,
 ) -> UiDeps:
     """The UI's share of the server: the live model, the agent control, the services it shows
     (redaction, recordings, complaint categories), the router (routing on) for the wallboard."""
@@ -351,6 +362,7 @@ def _ui_deps(
         routing=RouterSupervision(router) if router is not None else None,
         logins=logins,
         phones=_browser_phones(settings),
+        staffing=staffing,
     )
 
 

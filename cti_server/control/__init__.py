@@ -7,7 +7,8 @@ router's supervisor controls, the speech and complaint services). Nothing here m
 telephony, the tracker, routing or speech: a test keeps it so.
 
 ``agents`` (``AgentControl``), ``live`` (``LiveView`` and its views), ``services`` (the
-redaction, recordings and router protocols, ``UiOptions``), ``errors`` (``ControlError``).
+redaction, recordings and router protocols, ``UiOptions``), ``errors`` (``ControlError``),
+``staffing`` (``StaffingPlans``: the plan a supervisor asks for, and its answer).
 """
 
 from cti_server.control.agents import WRAP_UP_REASON, AgentControl

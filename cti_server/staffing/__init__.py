@@ -7,7 +7,10 @@
 * ``patience``: callers' mean patience fitted from abandons, censored properly;
 * ``erlang`` and ``targets``: Erlang C and Erlang A, and the agents a target needs;
 * ``plan``: per interval, the forecast and the agents each model needs, with what-ifs;
-* ``replay``: a staffing proved on recorded calls, through the routing simulator.
+* ``replay``: a staffing proved on recorded calls, through the routing simulator;
+* ``whatif``: a plan beside its what-if (the same agents, fewer of them, or more calls);
+* ``service``: plans from the CRM's history for the API, the supervisor's page and the
+  wallboard; ``http``: ``GET /api/staffing/plan``.
 
 Pure functions over plain data (but ``crm_history``): the CLI (``cti staffing``), the API and
 the wallboard call them.
