@@ -28,30 +28,26 @@ import socket
 import statistics
 import sys
 import tempfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
 from panoramisk.message import Message
 from playwright.async_api import Page
-from sqlalchemy.ext.asyncio import async_sessionmaker
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from anywhere: the repo root is the import root
     sys.path.insert(0, str(ROOT))
 
-from cti_server.app import AMI, DATABASE, SCHEMA_READY, build_app  # noqa: E402
 from cti_server.asterisk.local import AsteriskChroot, AsteriskInstance  # noqa: E402
 from cti_server.asterisk.sip_digests import rotate  # noqa: E402
 from cti_server.config import Settings, load_settings  # noqa: E402
 from cti_server.sim.simulation import place_customer_call  # noqa: E402
-from cti_server.telephony import agent_actions  # noqa: E402
 from cti_server.telephony.ami_client import AmiClient  # noqa: E402
 from tests.support.browser_media import launched  # noqa: E402
+from tests.support.cti_in_process import cti_served  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
-from tests.support.ui import PASSWORD, add_users  # noqa: E402
-from tests.support.waiting import EventLog, poll_until  # noqa: E402
+from tests.support.ui import PASSWORD  # noqa: E402
+from tests.support.waiting import EventLog  # noqa: E402
 
 EXTENSION = "8101"
 # what the agent sees, noted in the host's epoch clock (ms) as it appears
@@ -106,29 +102,6 @@ def asterisk(settings: Settings) -> Any:
         yield instance
     finally:
         instance.stop()
-
-
-@contextlib.asynccontextmanager
-async def served(settings: Settings) -> AsyncIterator[web.Application]:
-    app = build_app(settings)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", settings.http.port).start()
-    try:
-        await app[AMI].wait_connected(10)
-        await poll_until(lambda: _ready(app), 30, what="CRM schema ready")
-        await add_users(
-            async_sessionmaker(app[DATABASE], expire_on_commit=False), ("bench", "agent", EXTENSION)
-        )
-        yield app
-    finally:
-        with contextlib.suppress(agent_actions.AgentActionError):
-            await agent_actions.queue_logout(app[AMI], "support", f"PJSIP/{EXTENSION}")
-        await runner.cleanup()
-
-
-async def _ready(app: web.Application) -> bool:
-    return app[SCHEMA_READY].is_set()
 
 
 async def desk_page(page: Page, base: str) -> None:
@@ -187,7 +160,10 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = settings_for(f"bench{os.getpid()}", Path(tmp))
         with asterisk(settings):
-            async with served(settings), launched(chromium) as browser:
+            async with (
+                cti_served(settings, ("bench", "agent", EXTENSION)),
+                launched(chromium) as browser,
+            ):
                 log = EventLog()
                 ami = AmiClient(settings.ami, on_event=log)
                 task = asyncio.create_task(ami.run())

@@ -13,7 +13,6 @@ available; an Asterisk restart is survived without reloading the page.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import re
@@ -29,21 +28,19 @@ import pytest_asyncio
 from aiohttp import web
 from panoramisk.message import Message
 from playwright.async_api import Browser, BrowserContext, Page, WebSocket, expect
-from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from cti_server.app import AGENT_CONTROL, AMI, DATABASE, SCHEMA_READY, build_app
+from cti_server.app import AGENT_CONTROL
 from cti_server.asterisk.local import AsteriskInstance
 from cti_server.asterisk.sip_digests import rotate
 from cti_server.config import DatabaseSettings, RecorderSettings, UiSettings
 from cti_server.events import AgentState
 from cti_server.sim.simulation import customer_connected, place_customer_call
-from cti_server.telephony import agent_actions
 from cti_server.telephony.ami_client import AmiClient
 from tests.browser.conftest import VIEWPORT, Tab, sign_in
 from tests.conftest import ami_observer
 from tests.support.asterisk import AsteriskNode, node_settings, require_chroot
 from tests.support.browser_media import TONE_HERTZ, launched, tone_flags, write_tone
-from tests.support.ui import add_users
+from tests.support.cti_in_process import cti_served
 from tests.support.waiting import EventLog, event_is, poll_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.asterisk]
@@ -114,30 +111,13 @@ async def desk(phone_node: AsteriskNode, tmp_path: Path, chromium: str) -> Async
             "ui": UiSettings(queues=("support",)),
         }
     )
-    app = build_app(settings)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", settings.http.port).start()
     tone = write_tone(tmp_path / "tone.wav", TONE_LEVEL)
-    try:
-        await app[AMI].wait_connected(10)
-        await poll_until(lambda: _ready(app), 30, what="CRM schema ready")
-        await add_users(async_sessionmaker(app[DATABASE], expire_on_commit=False), AGENT)
-        async with (
-            ami_observer(phone_node) as (ami, events),
-            launched(chromium, *tone_flags(tone)) as browser,
-        ):
-            yield Desk(
-                f"http://127.0.0.1:{settings.http.port}", app, phone_node, browser, ami, events
-            )
-    finally:
-        with contextlib.suppress(agent_actions.AgentActionError):
-            await agent_actions.queue_logout(app[AMI], "support", f"PJSIP/{EXTENSION}")
-        await runner.cleanup()
-
-
-async def _ready(app: web.Application) -> bool:
-    return app[SCHEMA_READY].is_set()
+    async with (
+        cti_served(settings, AGENT) as app,
+        ami_observer(phone_node) as (ami, events),
+        launched(chromium, *tone_flags(tone)) as browser,
+    ):
+        yield Desk(f"http://127.0.0.1:{settings.http.port}", app, phone_node, browser, ami, events)
 
 
 async def _registered(desk: Desk, page: Page) -> None:
