@@ -246,7 +246,7 @@
     if (!panel || typeof ctiPhone === "undefined") return none;
     const QUALITY_EVERY_MS = 60000, SAMPLE_MS = 1000;
     let phone = null, ha1 = null, call = null, sampler = null;
-    const answer = byId("phone-answer"), mute = byId("phone-mute");
+    const answer = byId("phone-answer"), mute = byId("phone-mute"), ringer = ringTone();
 
     function showProblem(text) {
       setText("phone-problem", text || "");
@@ -254,6 +254,7 @@
     }
 
     function showCall(state, text) {
+      if (state === "ringing") ringer.start(); else ringer.stop();
       byId("phone-call").dataset.call = state;
       setText("phone-call", text);
       answer.disabled = state !== "ringing";
@@ -377,6 +378,49 @@
       configure, popped,
       hangup: () => Boolean(phone && phone.inCall && (phone.hangup(), true)),
       hold: (on) => Boolean(phone && phone.inCall && (on ? phone.hold() : phone.unhold())),
+    };
+  }
+  // A ring the agent hears with the desk in a background tab, and says in the tab's title: two
+  // tones (440 + 480 Hz, 2 s on, 4 s off) made by the page, no sound file. Browsers let a page
+  // play sound once someone clicked in it (signing in, going available).
+  function ringTone() {
+    const ON = 2, OFF = 4, title = document.title;
+    let context = null, timer = null, playing = [];
+    const Context = window.AudioContext || window.webkitAudioContext;
+    document.addEventListener("click", () => { if (!context && Context) context = new Context(); });
+
+    function burst() {
+      if (!context) return;
+      if (context.state === "suspended") context.resume();
+      const gain = context.createGain();
+      gain.gain.value = 0.08;
+      gain.connect(context.destination);
+      const at = context.currentTime;
+      playing = [440, 480].map((hz) => {
+        const tone = context.createOscillator();
+        tone.frequency.value = hz;
+        tone.connect(gain);
+        tone.start(at);
+        tone.stop(at + ON);
+        return tone;
+      });
+    }
+
+    return {
+      start() {
+        if (timer) return;
+        document.title = "Ringing · " + title;
+        burst();
+        timer = setInterval(burst, (ON + OFF) * 1000);
+      },
+      stop() {
+        if (!timer) return;
+        clearInterval(timer);
+        timer = null;
+        document.title = title;
+        for (const tone of playing) { try { tone.stop(); } catch (e) { /* ended already */ } }
+        playing = [];
+      },
     };
   }
 })();

@@ -43,7 +43,7 @@ from tests.support.browser_media import TONE_HERTZ, launched, tone_flags, write_
 from tests.support.cti_in_process import cti_served
 from tests.support.waiting import EventLog, event_is, poll_until
 
-pytestmark = [pytest.mark.browser, pytest.mark.asterisk]
+pytestmark = [pytest.mark.browser, pytest.mark.asterisk, pytest.mark.slow]
 
 AGENT = ("alice", "agent", "8101")
 EXTENSION = AGENT[2]
@@ -230,8 +230,10 @@ async def test_a_call_rings_with_its_pop_is_answered_heard_both_ways_and_handled
     await expect(page.locator("#pop-name")).to_have_text(CUSTOMER[1])
     await expect(page.locator("#phone-call")).to_contain_text(CUSTOMER[1])
 
+    await expect(page).to_have_title(re.compile(r"^Ringing · "))  # seen from another tab too
     await page.click("#phone-answer")
     await expect(page.locator("#phone-call")).to_have_attribute("data-call", "connected")
+    await expect(page).not_to_have_title(re.compile("Ringing"))
     await expect(page.locator("#pop-call-state")).to_have_text("connected")
     await customer_connected(desk.ami, call)  # the customer starts to speak
 
