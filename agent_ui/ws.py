@@ -59,10 +59,16 @@ class _Route:
 
 @dataclass
 class Hub:
-    """Every open socket, by session and view; sends never block one another for long."""
+    """Every open socket, by session and view; sends never block one another for long.
+
+    The sockets are also indexed by view, and the desks by extension, so that a pop finds its
+    desk without a scan of every socket (1,000 agents signed in, 1,000 calls ringing): sockets
+    come and go by :meth:`add` and :meth:`discard`, never by ``connections`` itself."""
 
     store: SessionStore
     connections: set[Connection] = field(default_factory=set)
+    _views: dict[str, set[Connection]] = field(default_factory=dict)  # view -> its sockets
+    _desks: dict[str, set[Connection]] = field(default_factory=dict)  # extension -> its desks
     _routes: dict[str, _Route] = field(default_factory=dict)
     _greeters: dict[str, Greeter] = field(default_factory=dict)
     _closing: set[asyncio.Task[None]] = field(default_factory=set)
@@ -89,41 +95,80 @@ class Hub:
             for message in await greeter(connection):
                 await self.send(connection, message)
 
+    # -- the sockets open ---------------------------------------------------------------------
+
+    def add(self, connection: Connection) -> None:
+        self.connections.add(connection)
+        self._views.setdefault(connection.view, set()).add(connection)
+        extension = connection.session.extension
+        if connection.view == "desk" and extension is not None:
+            self._desks.setdefault(extension, set()).add(connection)
+
+    def discard(self, connection: Connection) -> None:
+        self.connections.discard(connection)
+        self._views.get(connection.view, set()).discard(connection)
+        extension = connection.session.extension
+        if connection.view != "desk" or extension is None:
+            return
+        desks = self._desks.get(extension)
+        if desks is not None:
+            desks.discard(connection)
+            if not desks:
+                del self._desks[extension]
+
+    def desks_of(self, extension: str) -> list[Connection]:
+        """The desk sockets signed in with ``extension`` (an extension's session cannot change
+        it: a user given another extension is signed out)."""
+        return list(self._desks.get(extension, ()))
+
+    def desks_signed_in(self, extension: str) -> bool:
+        return extension in self._desks
+
+    def user_at(self, extension: str) -> int | None:
+        """The user signed in at the desk of ``extension``, if any."""
+        for connection in self._desks.get(extension, ()):
+            return connection.session.user_id
+        return None
+
+    def wallboards(self) -> list[Connection]:
+        return list(self._views.get("wallboard", ()))
+
     # -- sending ------------------------------------------------------------------------------
 
     async def send(self, connection: Connection, message: dict[str, Any]) -> None:
+        await self._send_text(connection, json.dumps(message))
+
+    async def _send_text(self, connection: Connection, text: str) -> None:
         if connection.ws.closed:
             return
         try:
-            await asyncio.wait_for(connection.ws.send_str(json.dumps(message)), SEND_TIMEOUT)
+            async with asyncio.timeout(SEND_TIMEOUT):  # no task of its own, unlike wait_for
+                await connection.ws.send_str(text)
         except (ConnectionError, TimeoutError, RuntimeError) as exc:
             log.info("dropping a websocket of %s: %s", connection.session.username, exc)
-            self.connections.discard(connection)
+            self.discard(connection)
 
     async def send_all(self, connections: Iterable[Connection], message: dict[str, Any]) -> int:
+        """One message to many sockets, encoded once."""
         targets = list(connections)
-        if targets:
-            await asyncio.gather(*(self.send(c, message) for c in targets))
+        if not targets:
+            return 0
+        text = json.dumps(message)
+        if len(targets) == 1:  # a desk's message: no gather, no task
+            await self._send_text(targets[0], text)
+        else:
+            await asyncio.gather(*(self._send_text(c, text) for c in targets))
         return len(targets)
 
     async def to_extension(self, extension: str, message: dict[str, Any]) -> int:
         """To the desks signed in with ``extension``: an agent's pops go to nobody else."""
-        return await self.send_all(
-            (c for c in self.connections if c.view == "desk" and c.session.extension == extension),
-            message,
-        )
-
-    def desks_signed_in(self, extension: str) -> bool:
-        return any(c.view == "desk" and c.session.extension == extension for c in self.connections)
-
-    def wallboards(self) -> list[Connection]:
-        return [c for c in self.connections if c.view == "wallboard"]
+        return await self.send_all(self.desks_of(extension), message)
 
     # -- sessions -----------------------------------------------------------------------------
 
     def _session_ended(self, session_id: str) -> None:
         for connection in [c for c in self.connections if c.session.id == session_id]:
-            self.connections.discard(connection)
+            self.discard(connection)
             task = asyncio.get_running_loop().create_task(self._close(connection))
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
@@ -154,6 +199,8 @@ class Hub:
             with contextlib.suppress(Exception):
                 await connection.ws.close(code=1001, message=b"server stopping")
         self.connections.clear()
+        self._views.clear()
+        self._desks.clear()
         for task in list(self._closing):
             with contextlib.suppress(Exception):
                 await task
@@ -218,7 +265,7 @@ async def socket_view(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_MESSAGE)
     await ws.prepare(request)
     connection = Connection(ws, session, view)
-    hub.connections.add(connection)
+    hub.add(connection)
     try:
         await hub.welcome(connection)
         async for message in ws:
@@ -229,5 +276,5 @@ async def socket_view(request: web.Request) -> web.StreamResponse:
                 break
             await hub.dispatch(connection, message.data)
     finally:
-        hub.connections.discard(connection)
+        hub.discard(connection)
     return ws

@@ -34,6 +34,10 @@ class Subscription:
     def offer(self, event: DomainEvent) -> None:
         if self.types and not isinstance(event, self.types):
             return
+        self.put(event)
+
+    def put(self, event: DomainEvent) -> None:
+        """Queue an event known to be of this subscription's types."""
         if self._queue.full():
             self._queue.get_nowait()
             self.dropped += 1
@@ -54,8 +58,11 @@ class Subscription:
 
 class MemoryBus:
     def __init__(self) -> None:
-        self._subscriptions: list[Subscription] = []
+        self._subscriptions: tuple[Subscription, ...] = ()  # replaced, never changed in place
         self._listeners: list[tuple[tuple[type[DomainEvent], ...], Listener]] = []
+        # the subscriptions each type of event goes to, found once per type (events are many,
+        # their types few); forgotten whenever a subscription comes or goes
+        self._routes: dict[type[DomainEvent], tuple[Subscription, ...]] = {}
         self.published = 0
 
     def publish(self, event: DomainEvent) -> None:
@@ -67,8 +74,14 @@ class MemoryBus:
         self._offer(event)
 
     def _offer(self, event: DomainEvent) -> None:
-        for subscription in list(self._subscriptions):
-            subscription.offer(event)
+        kind = type(event)
+        route = self._routes.get(kind)
+        if route is None:
+            route = self._routes[kind] = tuple(
+                s for s in self._subscriptions if not s.types or issubclass(kind, s.types)
+            )
+        for subscription in route:
+            subscription.put(event)
 
     def listen(self, types: tuple[type[DomainEvent], ...], listener: Listener) -> None:
         """Call ``listener`` synchronously for every matching event *this process* publishes.
@@ -80,12 +93,14 @@ class MemoryBus:
 
     def subscribe(self, *types: type[DomainEvent], maxsize: int = 10000) -> Subscription:
         subscription = Subscription(self, types, maxsize)
-        self._subscriptions.append(subscription)
+        self._subscriptions = (*self._subscriptions, subscription)
+        self._routes.clear()
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
         if subscription in self._subscriptions:
-            self._subscriptions.remove(subscription)
+            self._subscriptions = tuple(s for s in self._subscriptions if s is not subscription)
+            self._routes.clear()
 
     def status(self) -> dict[str, Any]:
         return {

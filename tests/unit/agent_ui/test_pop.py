@@ -7,9 +7,11 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
+from typing import cast
 
 import pytest
 import pytest_asyncio
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agent_ui.pop import PopService
 from cti_server.events import (
@@ -98,3 +100,47 @@ async def test_the_routers_word_joins_the_pop_as_published(pops: tuple[PopServic
     assert added == said
     pop = await service.pop_for(_ringing("3.1"))
     assert pop["routing"] == {"rang out first at": "8102 (paused: not answering)", **said}
+
+
+@pytest.mark.asyncio
+async def test_a_record_read_while_the_caller_was_in_the_ivr_pops_at_the_ring_without_a_wait(
+    pops: tuple[PopService, int],
+) -> None:
+    service, customer = pops
+    service.identified(_identified("4.1", customer))
+    await asyncio.gather(*service.lookups())  # read while the caller was in the IVR
+    ring = service.pop_for(_ringing("4.1"))
+    with pytest.raises(StopIteration) as done:  # the pop is there at its first step
+        ring.send(None)
+    pop = done.value.value
+    assert (pop["lookup"], pop["customer"]["id"]) == ("found", customer)
+    assert (pop["call"]["linkedid"], pop["call"]["caller_number"]) == ("4.1", NUMBER)
+
+
+class _Unreachable:
+    """A CRM that cannot be reached: every session fails as it opens."""
+
+    def __call__(self) -> _Unreachable:
+        return self
+
+    async def __aenter__(self) -> None:
+        raise OSError("database unreachable")
+
+    async def __aexit__(self, *_exc: object) -> None:
+        return None
+
+
+@pytest.mark.asyncio
+async def test_a_record_that_could_not_be_read_pops_as_unavailable_with_the_callers_number() -> (
+    None
+):
+    service = PopService(cast(async_sessionmaker[AsyncSession], _Unreachable()), "CN")
+    try:
+        service.identified(_identified("5.1", 7))
+        (lookup,) = service.lookups()
+        await asyncio.gather(lookup, return_exceptions=True)  # failed before the ring
+        pop = await service.pop_for(_ringing("5.1"))
+        assert (pop["lookup"], pop["number"], pop["matches"]) == ("unavailable", NUMBER, [])
+        assert "customer" not in pop
+    finally:
+        await service.close()

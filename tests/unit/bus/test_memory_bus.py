@@ -1,0 +1,77 @@
+"""The in-process bus routes each event to the subscriptions of its type, found once per type:
+the routing must follow subscribers as they come and go, and take subclasses as isinstance
+does (a subscription to ``DomainEvent`` hears everything)."""
+
+from __future__ import annotations
+
+import pytest
+
+from cti_server.bus import MemoryBus, Subscription
+from cti_server.events import AgentRinging, CallQueued, DomainEvent
+from tests.support import domain_events as make
+
+
+async def _heard(subscription: Subscription) -> list[DomainEvent]:
+    """What the subscription has queued (publishing is synchronous: nothing more is coming)."""
+    events = []
+    while True:
+        try:
+            events.append(await subscription.get(timeout=0.01))
+        except TimeoutError:
+            return events
+
+
+@pytest.mark.asyncio
+async def test_each_subscription_hears_the_types_it_asked_for_as_subscribers_come_and_go() -> None:
+    bus = MemoryBus()
+    rings = bus.subscribe(AgentRinging)
+    everything = bus.subscribe()
+    base = bus.subscribe(DomainEvent)
+    first, second = make.ringing("1.1", "agent-8101"), make.queued("1.2")
+    bus.publish(first)
+    bus.publish(second)  # each type is routed now, and remembered
+    queues = bus.subscribe(CallQueued, AgentRinging)  # a newcomer hears the next ones
+    third, fourth = make.queued("1.3"), make.ringing("1.4", "agent-8102")
+    bus.publish(third)
+    rings.close()  # one that leaves hears no more
+    bus.publish(fourth)
+
+    assert await _heard(rings) == [first]
+    assert await _heard(everything) == [first, second, third, fourth]
+    assert await _heard(base) == [first, second, third, fourth]
+    assert await _heard(queues) == [third, fourth]
+    assert bus.status()["subscribers"] == 3
+    assert bus.published == 4
+
+
+@pytest.mark.asyncio
+async def test_a_full_subscription_drops_its_oldest_event_and_the_others_hear_them_all() -> None:
+    bus = MemoryBus()
+    small = bus.subscribe(CallQueued, maxsize=2)
+    large = bus.subscribe(CallQueued)
+    events = [make.queued(f"2.{i}") for i in range(3)]
+    for event in events:
+        bus.publish(event)
+    assert await _heard(small) == events[1:]
+    assert small.dropped == 1
+    assert await _heard(large) == events
+    assert bus.status()["dropped"] == 1
+
+
+@pytest.mark.asyncio
+async def test_listeners_hear_their_types_before_any_subscriber() -> None:
+    bus = MemoryBus()
+    order: list[str] = []
+    subscription = bus.subscribe(AgentRinging)
+
+    def listener(event: DomainEvent) -> None:
+        assert isinstance(event, AgentRinging)
+        order.append(f"listener {event.linkedid}")
+
+    bus.listen((AgentRinging,), listener)
+    bus.publish(make.queued("3.1"))
+    bus.publish(make.ringing("3.2", "agent-8101"))
+    heard = await _heard(subscription)
+    order += [f"subscriber {e.linkedid}" for e in heard if isinstance(e, AgentRinging)]
+    assert order == ["listener 3.2", "subscriber 3.2"]
+    assert len(heard) == 1
