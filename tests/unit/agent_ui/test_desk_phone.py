@@ -88,3 +88,15 @@ async def test_no_microphone_pauses_the_agent_and_keeps_them_from_going_availabl
     await alice.send_json({"type": "phone", "working": "maybe"})
     assert "phone reports say" in (await next_of(alice, "error"))["message"]
     assert ("unpause", "PJSIP/8101") in ui.ami.asked
+
+
+def test_a_wildcard_listener_is_reached_at_the_host_the_page_was_reached_at() -> None:
+    def phones(bind: str) -> BrowserPhones:
+        return BrowserPhones(frozenset({"8101"}), bind, 8089, REALM, dict)
+
+    assert phones("0.0.0.0").account("8101", "cti.example.com").server == (
+        "wss://cti.example.com:8089/ws"
+    )
+    assert phones("::").account("8101", "::1").origin == "wss://[::1]:8089"
+    named = phones("pbx.example.com").account("8101", "cti.example.com")
+    assert (named.server, named.uri) == ("wss://pbx.example.com:8089/ws", "sip:8101@pbx.example.com")
