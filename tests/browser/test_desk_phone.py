@@ -28,8 +28,11 @@ import pytest_asyncio
 from aiohttp import web
 from panoramisk.message import Message
 from playwright.async_api import Browser, BrowserContext, Page, WebSocket, expect
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from cti_server.app import AGENT_CONTROL
+from crm_core.models import Interaction
+from cti_server.app import AGENT_CONTROL, DATABASE
 from cti_server.asterisk.local import AsteriskInstance
 from cti_server.asterisk.sip_digests import rotate
 from cti_server.config import DatabaseSettings, RecorderSettings, UiSettings
@@ -305,6 +308,16 @@ async def test_a_call_rings_with_its_pop_is_answered_heard_both_ways_and_handled
     assert report["packets_received"] > 0
     assert report["seconds"] > 3
     assert report["audio_level_in"] > 0.01
+
+    async def stored() -> dict[str, Any] | None:
+        async with async_sessionmaker(desk.app[DATABASE])() as session:
+            quality = await session.scalar(
+                select(Interaction.quality).where(Interaction.external_key.endswith(call.uniqueid))
+            )
+        return quality.get(EXTENSION) if quality else None
+
+    kept = await poll_until(stored, 10, what="the call's quality on its interaction")
+    assert kept["packets_received"] == report["packets_received"]
 
 
 @pytest.mark.asyncio
