@@ -41,6 +41,7 @@ from agent_ui.call_chain import duration
 from agent_ui.deps import DEPS, TEMPLATES, UiDeps
 from agent_ui.messages import parsed
 from agent_ui.pop import PopService
+from agent_ui.staffing_live import LiveStaffing
 from agent_ui.ws import Connection, Hub, Reply, UiError
 from crm_core.access import least
 from crm_core.agent_figures import agent_segments
@@ -125,6 +126,13 @@ class Wallboard:
         self._names: dict[str, str] = {}  # the people at the extensions, from the CRM
         self._poor_audio: dict[str, str] = {}  # extensions flagged today, in words
         self._names_read = -math.inf
+        self.staffing = (  # the plan beside now, when the server offers plans
+            LiveStaffing(
+                deps.staffing, deps.zone, within_s=deps.service_level, started=deps.live.clock()
+            )
+            if deps.staffing is not None
+            else None
+        )
         hub.greet("wallboard", self.greeting)
         for kind, handler in (
             ("spy", self.spy),
@@ -178,12 +186,23 @@ class Wallboard:
             for alert in self._complaints
             if now - datetime.fromisoformat(alert["at"]) <= COMPLAINT_ALERT_AGE
         ]
+        ahead = (
+            self.staffing.rows(now, snapshot["agents"], routing=routing is not None)
+            if self.staffing is not None
+            else []
+        )
+        alerts += [
+            {"kind": "staffing", "queue": q["queue"], "message": q["warning"]}
+            for q in ahead
+            if q["warning"]
+        ]
         return {
             "type": "wallboard",
             "at": now.isoformat(),
             **snapshot,
             "alerts": alerts,
             "routing": routed is not None,
+            "staffing": ahead,
         }
 
     def _queues_of(self, call: dict[str, Any]) -> tuple[str, str]:
@@ -217,7 +236,23 @@ class Wallboard:
 
     async def greeting(self, connection: Connection) -> list[dict[str, Any]]:
         await self._read_names()
+        await self._plan_ahead()
         return [self.view()]
+
+    async def _plan_ahead(self) -> None:
+        """The plan of the queues customers call (those of their calls, and with plain
+        queues those agents are in), asked once per interval."""
+        now = self.deps.live.clock()
+        if self.staffing is None or not self.staffing.due(now):
+            return
+        routing = self.deps.routing
+        snapshot = self.deps.live.snapshot()
+        queues = {q["queue"] for q in snapshot["queues"]}
+        if routing is None:
+            queues.update(q for agent in snapshot["agents"] for q in agent["queues"])
+        else:
+            queues = {q for q in queues if routing.agent_of_queue(q) is None}
+        await self.staffing.refresh(now, queues)
 
     async def run(self, bus: Bus) -> None:
         """Mark the view stale on every change and pass on live transcripts, until cancelled."""
@@ -233,6 +268,8 @@ class Wallboard:
                     self._complaints.append(self._complaint_alert(event))
                 elif isinstance(event, CallEnded):
                     self._transcripts.pop(CallKey.of(event), None)
+                elif isinstance(event, CallQueued) and self.staffing is not None:
+                    self.staffing.queued(event.queue, self.deps.live.clock())
                 self._stale.set()
         finally:
             subscription.close()
@@ -307,6 +344,7 @@ class Wallboard:
             boards = self.hub.wallboards()
             if boards:
                 await self._read_names()
+                await self._plan_ahead()
                 await self.hub.send_all(boards, self.view())
             await asyncio.sleep(PUSH_INTERVAL)
 
@@ -422,6 +460,7 @@ async def wallboard_page(request: web.Request) -> web.StreamResponse:
         "wallboard.html",
         user=request[UI_SESSION].display_name,
         routing=deps.routing is not None,
+        staffing=deps.staffing is not None,
         **await agents_today(deps.db, datetime.now(UTC), deps.zone),
     )
 

@@ -67,6 +67,7 @@
         " %) on the call of " + (a.caller || "?") + (a.agent ? " with " + a.agent : "") +
         (a.said ? ": “" + a.said + "”" : "");
     }
+    if (a.kind === "staffing") return a.message;
     return "Long wait in " + a.queue + ": " + a.seconds + " s";
   }
 
@@ -132,8 +133,27 @@
     }
   }
 
+  // The plan beside now: per queue, this interval and the next (forecast by the server).
+  function drawStaffing(m) {
+    const table = byId("staffing-live");
+    if (!table) return;
+    const body = table.tBodies[0];
+    clear(body);
+    for (const q of m.staffing || []) {
+      for (const i of q.intervals) {
+        const so_far = i.offered === null ? "" : i.offered + (q.counted_since ? " (since " + q.counted_since + ")" : "");
+        const tr = row([q.queue, i.when + " " + i.start, i.forecast, so_far, i.needed + " (" + q.target + ")", i.on_phones]);
+        tr.dataset.queue = q.queue;
+        tr.dataset.when = i.when;
+        if (i.short) tr.classList.add("short");
+        body.appendChild(tr);
+      }
+    }
+  }
+
   function draw() {
     const m = latest;
+    drawStaffing(m);
     const queues = byId("queues").tBodies[0];
     clear(queues);
     for (const q of m.queues) {
