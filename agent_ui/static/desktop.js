@@ -262,7 +262,7 @@
     }
 
     function configure(m) {
-      if (m.problem) { showProblem(m.problem); setText("phone-state", "unavailable"); return; }
+      if (m.problem) { showProblem(m.problem); shownState("unavailable", ""); return; }
       if (phone && ha1 === m.ha1) return;  // the socket came back: the phone is the same
       if (phone) phone.stop();
       ha1 = m.ha1;
