@@ -117,7 +117,7 @@ def plan_charts(plan: PlanOut) -> dict[str, dict[str, object]]:
     offered = [
         Series("forecast", [r.offered for r in rows], "bar", PLAN, key="offered"),
     ]
-    if asked:
+    if any(r.what_if and r.what_if.offered != r.offered for r in rows):  # calls scaled
         offered.append(
             Series(
                 "what-if",
@@ -141,6 +141,7 @@ def plan_charts(plan: PlanOut) -> dict[str, dict[str, object]]:
                 [float(r.what_if.agents) if r.what_if else None for r in rows],
                 "line",
                 WHAT_IF,
+                dashed=True,
                 key="agents-what-if",
             )
         )
@@ -163,6 +164,7 @@ def plan_charts(plan: PlanOut) -> dict[str, dict[str, object]]:
                 ],
                 "line",
                 WHAT_IF,
+                dashed=True,
                 key="service-level-what-if",
             )
         )
