@@ -3,6 +3,9 @@ forecast beside those offered so far, the agents the forecast needs (Erlang A, f
 centre's target) beside those on the phones now, and a warning in words when the gap breaks
 the target ("support: 3 agents short for 80% in 20 s from 14:30").
 
+The look ahead never takes the board down: a plan that cannot be made (the CRM away, a
+calendar that does not read) is logged and asked again a minute later.
+
 Cheap by construction: the plan of each queue is asked once per interval (the first push of
 the interval; the CRM away, asked again a minute later), the calls offered are counted from the
 ``CallQueued`` events the wallboard already follows, and the agents from the snapshot it sends.
@@ -20,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import SQLAlchemyError
 
 from cti_server.control.staffing import IntervalOut, PlanQuery, PlanRefused, StaffingPlans
 from cti_server.events import AgentState
@@ -108,8 +111,8 @@ class LiveStaffing:
             except PlanRefused:
                 self._without_history.add(queue)  # a queue the CRM has no call of: no forecast
                 continue
-            except (DBAPIError, OSError) as exc:
-                log.warning("no staffing plan for the wallboard, the CRM is away: %s", exc)
+            except (SQLAlchemyError, OSError, ValueError) as exc:  # ValueError: the calendar
+                log.warning("no staffing plan for the wallboard: %s", exc)
                 self._retry_at = self._monotonic() + RETRY_SECONDS
                 return
             rows = {self._local(row.start): row for row in plan.intervals}

@@ -30,7 +30,9 @@ from cti_server.staffing.targets import parse_target
 from cti_server.staffing.whatif import Comparison, WhatIf, compare, patience_of
 
 WEEKS = 4
-READ_EVERY = 60.0
+READ_EVERY = 600.0
+"""Seconds a read of the history serves: a plan learns from the days before the first day
+asked, which change only as the recorder catches up."""
 
 
 def _now() -> datetime:

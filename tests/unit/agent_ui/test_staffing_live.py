@@ -39,7 +39,11 @@ class Plans:
     each half-hour."""
 
     def __init__(
-        self, needed: dict[str, dict[str, int]], *, away: bool = False, default: int = 2
+        self,
+        needed: dict[str, dict[str, int]],
+        *,
+        away: Exception | None = None,
+        default: int = 2,
     ) -> None:
         self.needed = needed
         self.default = default
@@ -48,8 +52,8 @@ class Plans:
 
     async def plan(self, query: PlanQuery) -> PlanOut:
         self.asked.append(query)
-        if self.away:
-            raise OSError("connection refused")
+        if self.away is not None:
+            raise self.away
         if query.queue not in self.needed:
             raise PlanRefused("queue", f"no call reached queue {query.queue!r}")
         day = query.day or date(2026, 12, 14)
@@ -112,15 +116,22 @@ async def test_the_plan_is_asked_once_per_interval_and_a_queue_without_history_o
 
 
 @pytest.mark.asyncio
-async def test_the_crm_away_the_plan_is_asked_again_a_minute_later_not_at_every_push() -> None:
-    plans = Plans({"support": {}}, away=True)
+@pytest.mark.parametrize(
+    "failure",
+    [OSError("connection refused"), ValueError("calendar.yaml: holidays: not a date")],
+    ids=["crm-away", "bad-calendar"],
+)
+async def test_a_plan_that_fails_is_asked_again_a_minute_later_not_at_every_push(
+    failure: Exception,
+) -> None:
+    plans = Plans({"support": {}}, away=failure)
     clock = [1000.0]
     live = LiveStaffing(plans, ZONE, within_s=20, started=AT_1410, monotonic=lambda: clock[0])
     await live.refresh(AT_1410, ["support"])
     await live.refresh(AT_1410, ["support"])
     assert len(plans.asked) == 1
     assert live.rows(AT_1410, [], routing=False) == []
-    plans.away = False
+    plans.away = None
     clock[0] += RETRY_SECONDS
     await live.refresh(AT_1410, ["support"])
     assert len(plans.asked) == 2
