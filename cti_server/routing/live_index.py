@@ -44,6 +44,7 @@ from cti_server.routing.policy import Policy
 _Item = TypeVar("_Item", WaitingCall, Agent)
 _Rank = tuple[float, float, str]  # (aging * queued_at - bonus, queued_at, id): smaller first
 _Kind = tuple[str | None, frozenset[str], bool]  # language, skills, has a preferred agent
+_Head = tuple[_Rank, int, _Kind]  # a kind's best call: its rank, its place in the kind, the kind
 _ROUNDING = 1e-12
 """Relative error bound between a kept rank and the priority computed at decision time (a few
 float operations: well above their 1e-16 each, well below any real difference of priority)."""
@@ -63,6 +64,8 @@ class LiveIndex:
         self._rank: dict[str, _Rank] = {}
         self._kinds: dict[_Kind, list[_Rank]] = {}
         self._kind_arrivals: dict[_Kind, list[tuple[float, str]]] = {}  # oldest first
+        self._heads: dict[str | None, list[_Head]] = {}  # per language, sorted: a heap already
+        self._probes: dict[_Kind, WaitingCall] = {}
         self._oldest: list[tuple[float, str]] = []
         self._moved: dict[str, WaitingCall] = {}
         self._magnitude = 0.0  # the largest |aging * queued_at| + |bonus| seen: rounding bound
@@ -101,8 +104,14 @@ class LiveIndex:
         self._rank[call.id] = rank
         self._magnitude = max(self._magnitude, abs(scaled) + abs(bonus))
         kind = _kind(call)
-        insort(self._kinds.setdefault(kind, []), rank)
+        ranks = self._kinds.setdefault(kind, [])
+        insort(ranks, rank)
         insort(self._kind_arrivals.setdefault(kind, []), (call.queued_at, call.id))
+        if ranks[0] is rank:  # the kind's new best call
+            heads = self._heads.setdefault(call.language, [])
+            if len(ranks) > 1:
+                del heads[bisect_left(heads, (ranks[1], 0, kind))]
+            insort(heads, (rank, 0, kind))
         insort(self._oldest, (call.queued_at, call.id))
 
     def drop_call(self, call_id: str) -> None:
@@ -116,10 +125,19 @@ class LiveIndex:
         rank = self._rank.pop(call_id)
         kind = _kind(call)
         ranks, arrivals = self._kinds[kind], self._kind_arrivals[kind]
+        best = ranks[0] == rank
         del ranks[bisect_left(ranks, rank)]
         del arrivals[bisect_left(arrivals, (call.queued_at, call_id))]
+        if best:
+            heads = self._heads[call.language]
+            del heads[bisect_left(heads, (rank, 0, kind))]
+            if ranks:
+                insort(heads, (ranks[0], 0, kind))
+            elif not heads:
+                del self._heads[call.language]
         if not ranks:
             del self._kinds[kind], self._kind_arrivals[kind]
+            self._probes.pop(kind, None)
         del self._oldest[bisect_left(self._oldest, (call.queued_at, call_id))]
 
     def put_agent(self, agent: Agent) -> None:
@@ -196,8 +214,10 @@ class LiveIndex:
         can take is passed.
         Agents are only taken during a decision, so what one could not take stays so."""
         languages: set[str | None] = {None, *self._free.languages()}
-        heads = [(ranks[0], 0, kind) for kind, ranks in self._kinds.items() if kind[0] in languages]
-        heapq.heapify(heads)
+        kept = [self._heads[language] for language in languages if language in self._heads]
+        heads = [head for kinds in kept for head in kinds]
+        if len(kept) > 1:
+            heapq.heapify(heads)
         stage_at = self._policy.stage_at
         takeable: dict[_Kind, frozenset[int] | None] = {}  # None: any stage
         while heads:
@@ -223,7 +243,10 @@ class LiveIndex:
         language, skills, preferred = kind
         if preferred:
             return None
-        probe = WaitingCall("", queued_at=0.0, skills=skills, language=language)
+        probe = self._probes.get(kind)
+        if probe is None:
+            probe = WaitingCall("", queued_at=0.0, skills=skills, language=language)
+            self._probes[kind] = probe
         reached = self._policy.stage_at(now - self._kind_arrivals[kind][0][0])
         stages = enumerate(self._policy.eligibility[: reached + 1])
         return frozenset(index for index, stage in stages if picking.can_take(probe, stage))
