@@ -24,9 +24,19 @@ from crm_core.api.openapi import build_openapi
 from crm_core.database import make_engine
 from crm_core.people import create_user, issue_token
 from crm_core.settings import CrmSettings
+from cti_server.app import build_app
+from cti_server.config import (
+    AgiSettings,
+    AmiSettings,
+    DatabaseSettings,
+    RecorderSettings,
+    Settings,
+    UiSettings,
+)
 from cti_server.staffing.http import staffing_api
 from cti_server.staffing.service import Planner
 from tests.support.openapi import ResponseChecker
+from tests.support.ports import free_port
 from tests.support.queue_history import seed_queue_history
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -183,3 +193,45 @@ async def test_the_served_document_lists_the_plan(api: Api) -> None:
         served = await response.json()
     assert "/api/staffing/plan" in served["paths"]
     assert "/api/customers" in served["paths"]
+
+
+@pytest.mark.asyncio
+async def test_the_server_serves_the_plan_from_its_crm_and_documents_it(
+    sqlite_crm_template: Path, tmp_path: Path
+) -> None:
+    """As the composition root wires it: the CRM's calls, the shipped calendar, the API."""
+    path = tmp_path / "crm.db"
+    shutil.copyfile(sqlite_crm_template, path)
+    settings = Settings(
+        ami=AmiSettings(port=free_port(), secret="staffing-test", node="pbx1"),
+        agi=AgiSettings(port=free_port()),
+        database=DatabaseSettings(url=f"sqlite+aiosqlite:///{path}"),
+        recorder=RecorderSettings(spool_path=tmp_path / "spool.jsonl"),
+        ui=UiSettings(time_zone="Asia/Shanghai"),
+    )
+    engine = make_engine(settings.database.url)
+    db = async_sessionmaker(engine, expire_on_commit=False)
+    try:
+        await seed_queue_history(db, MONDAY, ZONE)
+        async with db() as session, session.begin():
+            user = await create_user(
+                session, username="sam", password="sam-password", role="supervisor"
+            )
+            token = await issue_token(session, user)
+    finally:
+        await engine.dispose()
+    client: TestClient[Any, Any] = TestClient(TestServer(build_app(settings)))
+    await client.start_server()
+    try:
+        async with client.get("/api/openapi.json") as response:
+            assert "/api/staffing/plan" in (await response.json())["paths"]
+        headers = {"Authorization": f"Bearer {token}"}
+        query = {"queue": "sales", "day": str(MONDAY), "fewer": "1", "from": "09:00"}
+        async with client.get("/api/staffing/plan", params=query, headers=headers) as response:
+            body = await response.json()
+        assert response.status == 200, body
+        assert body["time_zone"] == "Asia/Shanghai"
+        assert body["queues"] == ["all", "sales", "support"]
+        assert sum(i["offered"] for i in body["intervals"]) > 50
+    finally:
+        await client.close()
