@@ -141,8 +141,8 @@
     clear(body);
     for (const q of m.staffing || []) {
       for (const i of q.intervals) {
-        const so_far = i.offered === null ? "" : i.offered + (q.counted_since ? " (since " + q.counted_since + ")" : "");
-        const tr = row([q.queue, i.when + " " + i.start, i.forecast, so_far, i.needed + " (" + q.target + ")", i.on_phones]);
+        const soFar = i.offered === null ? "" : i.offered + (q.counted_since ? " (since " + q.counted_since + ")" : "");
+        const tr = row([q.queue, i.when + " " + i.start, i.forecast, soFar, i.needed + " (" + q.target + ")", i.on_phones]);
         tr.dataset.queue = q.queue;
         tr.dataset.when = i.when;
         if (i.short) tr.classList.add("short");
