@@ -281,10 +281,7 @@ class Desks:
         self.wrapups.begin(desk, desk.call, event.at)
 
     def user_at(self, extension: str) -> int | None:
-        for connection in self.hub.connections:
-            if connection.view == "desk" and connection.session.extension == extension:
-                return connection.session.user_id
-        return None
+        return self.hub.user_at(extension)
 
     async def link_customer(self, desk: Desk, customer_id: int) -> None:
         """Show ``customer_id`` in the desk's pop and note them on the call's interaction."""
