@@ -45,6 +45,9 @@ _Item = TypeVar("_Item", WaitingCall, Agent)
 _Rank = tuple[float, float, str]  # (aging * queued_at - bonus, queued_at, id): smaller first
 _Kind = tuple[str | None, frozenset[str], bool]  # language, skills, has a preferred agent
 _Head = tuple[_Rank, int, _Kind]  # a kind's best call: its rank, its place in the kind, the kind
+_PRUNE_UP_TO = 32
+"""Kinds of call are checked against the free agents only while this few are left: a check
+scans up to that many agents, and with many free agents nearly every kind is takeable."""
 _ROUNDING = 1e-12
 """Relative error bound between a kept rank and the priority computed at decision time (a few
 float operations: well above their 1e-16 each, well below any real difference of priority)."""
@@ -219,11 +222,12 @@ class LiveIndex:
         if len(kept) > 1:
             heapq.heapify(heads)
         stage_at = self._policy.stage_at
-        takeable: dict[_Kind, frozenset[int] | None] = {}  # None: any stage
+        takeable: dict[_Kind, frozenset[int] | None] = {}  # None: any stage, unchecked
         while heads:
             rank, position, kind = heads[0]
             if kind not in takeable:
-                takeable[kind] = self._takeable_stages(kind, picking, now)
+                prune = picking.left <= _PRUNE_UP_TO
+                takeable[kind] = self._takeable_stages(kind, picking, now) if prune else None
             stages = takeable[kind]
             ranks = self._kinds[kind]
             if stages is not None and not stages:
