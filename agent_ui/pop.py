@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agent_ui.routing_words import decision_words, no_answer_words
+from agent_ui.ws import Prepared
 from crm_core.cases import open_cases_of
 from crm_core.customers import customers_by_ids, get_customer
 from crm_core.errors import NotFound
@@ -79,6 +82,15 @@ class CallPop:
     ivr: Record | None = None
     routed: Record = field(default_factory=dict)  # the router's word, in the agent's words
     tier: str = ""
+    encoded: tuple[Record, str] | None = None  # the record read, and its JSON
+
+
+def _encode_ahead(call: CallPop, lookup: asyncio.Task[Record]) -> None:
+    """The record's JSON, made as soon as it is read (the caller still in the IVR): the ring
+    then encodes only the call's few fields (:class:`agent_ui.ws.Prepared`)."""
+    if lookup is call.lookup and not lookup.cancelled() and lookup.exception() is None:
+        record = lookup.result()
+        call.encoded = (record, json.dumps(record))
 
 
 def routing_reason(attributes: dict[str, str], written: Record) -> Record:
@@ -130,6 +142,7 @@ class PopService:
         call.lookup = asyncio.get_running_loop().create_task(
             self._record_of_caller(event, call.lookup), name=f"pop-{call.key}"
         )
+        call.lookup.add_done_callback(partial(_encode_ahead, call))
 
     def ivr_finished(self, event: IvrFinished) -> None:
         call = self._call(CallKey.of(event))
@@ -193,7 +206,7 @@ class PopService:
             record = {"lookup": "unavailable", "number": event.caller_number, "matches": []}
         customer = record.get("customer")
         call.tier = customer["tier"] if customer else ""
-        return {
+        pop = {
             "type": "pop",
             "call": {
                 "node": node,
@@ -208,6 +221,8 @@ class PopService:
             "routing": routing_reason(call.ivr["attributes"] if call.ivr else {}, call.routed),
             "identity": identity(call.ivr["attributes"] if call.ivr else {}),
         }
+        ahead = call.encoded
+        return Prepared(pop, *ahead) if ahead is not None and ahead[0] is record else pop
 
     async def record_of(self, customer_id: int) -> Record:
         """A customer chosen or created by the agent, as the pop shows it."""

@@ -300,13 +300,13 @@ class Window:
         """A measured span, begun with the collector's work done (so that a full collection,
         a cost of the whole heap, not of the pop, falls between spans rather than in one)."""
         gc.collect()
-        began = time.process_time()
+        began = time.thread_time()
         self._open = True
         try:
             yield
         finally:
             self._open = False
-            self.cpu.append((time.process_time() - began) * 1000)
+            self.cpu.append((time.thread_time() - began) * 1000)
 
     def on_gc(self, phase: str, info: dict[str, int]) -> None:
         """A ``gc.callbacks`` entry."""

@@ -4,6 +4,7 @@ and the router's word as published, with no read of the interaction."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agent_ui.pop import PopService
+from agent_ui.ws import Prepared, encoded
 from cti_server.events import (
     AgentRinging,
     CallRangOut,
@@ -115,6 +117,8 @@ async def test_a_record_read_while_the_caller_was_in_the_ivr_pops_at_the_ring_wi
     pop = done.value.value
     assert (pop["lookup"], pop["customer"]["id"]) == ("found", customer)
     assert (pop["call"]["linkedid"], pop["call"]["caller_number"]) == ("4.1", NUMBER)
+    assert isinstance(pop, Prepared)  # its record was encoded as it was read, too
+    assert json.loads(encoded(pop)) == json.loads(json.dumps(pop))
 
 
 class _Unreachable:

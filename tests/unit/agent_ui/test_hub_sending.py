@@ -1,0 +1,124 @@
+"""What the hub sends is what the message says, however much of it was encoded ahead of time;
+and a browser that stops taking messages is dropped after the send timeout, whether or not
+the send needed a timer."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from typing import Any, cast
+
+import pytest
+from aiohttp import web
+
+from agent_ui import ws as ws_module
+from agent_ui.sessions import SessionStore, UiSession
+from agent_ui.ws import Connection, Hub, Prepared, encoded
+
+RECORD: dict[str, Any] = {
+    "lookup": "found",
+    "number": "+8613800138000",
+    "matches": [{"id": 7, "name": "李娜", "tier": "gold", "language": None}],
+    "customer": {"id": 7, "name": "李娜", "tier": "gold", "phones": ["+8613800138000"]},
+    "interactions": [{"at": "2026-12-01T10:00:00+00:00", "notes": 'said "hello"\n'}],
+}
+
+
+def _pop() -> Prepared:
+    fields = {"type": "pop", "call": {"linkedid": "1.1", "state": "ringing"}, **RECORD}
+    fields |= {"ivr": None, "routing": {"intent": "billing"}, "identity": {"verified": False}}
+    return Prepared(fields, RECORD, json.dumps(RECORD))
+
+
+def _as_sent(message: dict[str, Any]) -> Any:
+    return json.loads(encoded(message))
+
+
+def test_a_prepared_pop_reads_as_its_plain_encoding_however_it_was_changed_since() -> None:
+    pop = _pop()
+    assert _as_sent(pop) == json.loads(json.dumps(pop))
+
+    pop["call"]["state"] = "connected"  # what the desks change on a pop on show
+    pop["routing"] = {**pop["routing"], "decided by": "you were free"}
+    pop["handover"] = {"from": {"label": "8101"}}
+    assert _as_sent(pop) == json.loads(json.dumps(pop))
+
+    copied = copy.deepcopy(pop)  # a transfer's target gets a copy
+    copied["call"]["transferred_by"] = "Alice"
+    assert _as_sent(copied) == json.loads(json.dumps(copied))
+    assert _as_sent(pop)["call"] == {"linkedid": "1.1", "state": "connected"}
+
+    pop["customer"] = {"id": 8, "name": "Chosen by the agent"}  # a field encoded ahead, replaced
+    del pop["interactions"]
+    assert _as_sent(pop) == json.loads(json.dumps(pop))
+    assert _as_sent(pop)["customer"]["name"] == "Chosen by the agent"
+    assert "interactions" not in _as_sent(pop)
+
+
+def test_a_plain_message_and_an_empty_record_encode_as_before() -> None:
+    assert _as_sent({"type": "state", "state": "ringing"}) == {"type": "state", "state": "ringing"}
+    empty = Prepared({"type": "pop"}, {}, "{}")
+    assert _as_sent(empty) == {"type": "pop"}
+    only_ahead = Prepared(RECORD, RECORD, json.dumps(RECORD))
+    assert _as_sent(only_ahead) == RECORD
+
+
+class _Transport(asyncio.WriteTransport):
+    """A socket's write buffer, as full as a test says."""
+
+    def __init__(self, buffered: int) -> None:
+        super().__init__()
+        self.buffered = buffered
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return 16 * 1024, 64 * 1024
+
+    def is_closing(self) -> bool:
+        return False
+
+
+class _Socket:
+    def __init__(self, *, stuck: bool) -> None:
+        self.stuck = stuck
+        self.closed = False
+        self.sent: list[str] = []
+
+    async def send_str(self, text: str) -> None:
+        if self.stuck:  # the browser stopped reading: the writer waits for its buffer to drain
+            await asyncio.Event().wait()
+        self.sent.append(text)
+
+
+def _desk(extension: str, socket: _Socket, buffered: int) -> Connection:
+    session = UiSession(
+        id=f"s{extension}",
+        user_id=int(extension),
+        username=f"agent{extension}",
+        display_name="Agent",
+        role="agent",
+        extension=extension,
+        csrf="x",
+        last_seen=0.0,
+    )
+    return Connection(cast(web.WebSocketResponse, socket), session, "desk", _Transport(buffered))
+
+
+@pytest.mark.asyncio
+async def test_a_browser_that_stopped_reading_is_dropped_after_the_send_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ws_module, "SEND_TIMEOUT", 0.05)
+    hub = Hub(SessionStore(600))
+    reading, stuck = _Socket(stuck=False), _Socket(stuck=True)
+    hub.add(_desk("8101", reading, buffered=0))
+    hub.add(_desk("8102", stuck, buffered=60 * 1024))  # its buffer nearly full
+
+    assert await hub.to_extension("8101", {"type": "pop"}) == 1
+    assert reading.sent == ['{"type": "pop"}']
+    await asyncio.wait_for(hub.to_extension("8102", {"type": "pop"}), 2)  # not held up
+    assert not hub.desks_signed_in("8102")
+    assert hub.desks_signed_in("8101")
