@@ -285,8 +285,9 @@ def _hang_up(tracker: Tracker, round_no: int, i: int) -> None:
 
 
 class Window:
-    """What one side's measured spans cost: the process's CPU time (which the load of other
-    processes does not add to), and the full collections of the garbage collector in them."""
+    """What one side's measured spans cost: the CPU time of the thread running the event loop
+    (server and clients; the load of other processes does not add to it), and the full
+    collections of the garbage collector in them."""
 
     def __init__(self) -> None:
         self.cpu: list[float] = []  # ms per span
