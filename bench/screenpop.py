@@ -384,15 +384,15 @@ class PopRig:
             _arrive(self.tracker, self.bus, round_no, i)
         await _records_read(self.ui, self.identification, self.calls)
         started: dict[str, float] = {}
-        if profile is not None:
-            profile.enable()
         with self.window.span():
+            if profile is not None:
+                profile.enable()
             for i in range(self.calls):
                 started[f"{round_no}.{i}"] = time.perf_counter()
                 _ring(self.tracker, round_no, i)
             await until(self.clients.all_in, f"round {round_no}: every pop")
-        if profile is not None:
-            profile.disable()
+            if profile is not None:
+                profile.disable()
         latencies = [(self.clients.arrived[key] - started[key]) * 1000 for key in started]
         self.clients.arrived.clear()
         self.clients.all_in.clear()
