@@ -23,9 +23,9 @@ if TYPE_CHECKING:
     from cti_server.ivr.calendar import Calendar
     from cti_server.staffing.forecast import Forecast
     from cti_server.staffing.history import Contact, History
-    from cti_server.staffing.plan import Outcome, Row
     from cti_server.staffing.replay import Reached
     from cti_server.staffing.targets import Target
+    from cti_server.staffing.whatif import Comparison
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,9 +304,9 @@ def staffing_plan(
     history's abandons), and what a what-if does to the service level (Erlang A; replayed
     through the routing simulator with --replay)."""
     from cti_server.staffing.erlang import StaffingError
-    from cti_server.staffing.plan import Staffing, on_the_phones, outcomes, plan
-    from cti_server.staffing.plan import fewer as remove
+    from cti_server.staffing.plan import Staffing
     from cti_server.staffing.targets import parse_target
+    from cti_server.staffing.whatif import WhatIf, compare
 
     if policy is not None and source.traffic_file is None:
         _fail("--replay replays recorded calls: give them with --traffic")
@@ -316,53 +316,30 @@ def staffing_plan(
     queue, scale, on_day, minutes = source.queue, source.scale, source.on_day, source.minutes
     if on_day is not None and scale is None and fewer is None:
         _fail("--on needs a what-if: --scale or --fewer")
-    what_if = _scaled(inputs.forecast, scale, on_day if scale is not None else None)
+    what_if = WhatIf(scale, fewer, since.time(), on_day.date() if on_day else None)
     try:
         goal = parse_target(target)
         if patience_s is None:
             patience_s = _fitted_patience(inputs, queue)
         rules = Staffing(goal, patience_s, shrinkage=shrinkage, wrap_up_s=wrap_up_s)
-        rows = plan(inputs.forecast, queue, rules)
-        staffed = on_the_phones(rows)
-        changed = plan(what_if, queue, rules)
-        available = (
-            remove(staffed, fewer, since=since.time(), on=on_day.date() if on_day else None)
-            if fewer is not None
-            else staffed
-        )
-        base = outcomes(rows, staffed, rules, int(minutes))
-        after = outcomes(changed, available, rules, int(minutes))
+        figures = compare(inputs.forecast, queue, rules, what_if)
     except StaffingError as exc:
         _fail(str(exc))
+    available = {outcome.start: outcome.agents for outcome in figures.after}
     replayed = _replayed(source, inputs.forecast, available, policy, goal) if policy else None
     click.echo(
         f"queue {queue}, target {goal}, mean patience {patience_s:.0f} s, shrinkage "
         f"{shrinkage:.0%}; agents on the phones (scheduled = after shrinkage)"
     )
-    asking = scale is not None or fewer is not None
-    _echo_plan(_Figures(rows, base, changed, after, replayed), asking=asking, minutes=minutes)
+    _echo_plan(figures, replayed, asking=what_if.asked, minutes=minutes)
 
 
-@dataclass(frozen=True, slots=True)
-class _Figures:
-    """One row per interval of each: the plan, how it does, the what-if's plan and how the
-    agents left do with it; the replay of the recorded calls (if asked)."""
-
-    rows: list[Row]
-    base: list[Outcome]
-    changed: list[Row]
-    after: list[Outcome]
-    replayed: dict[datetime, Reached] | None
-
-
-def _echo_plan(figures: _Figures, *, asking: bool, minutes: str) -> None:
-    rows, base, changed, after, replayed = (
-        figures.rows,
-        figures.base,
-        figures.changed,
-        figures.after,
-        figures.replayed,
-    )
+def _echo_plan(
+    figures: Comparison, replayed: dict[datetime, Reached] | None, *, asking: bool, minutes: str
+) -> None:
+    """One line per interval: the plan and how it does, the what-if's (if asked), the replay's
+    service level (if asked)."""
+    rows, base, changed, after = figures.rows, figures.base, figures.changed, figures.after
     head = (
         f"{'interval':<16} {'calls':>6} {'AHT s':>6} {'Erl C':>5} {'Erl A':>5} {'sched':>5} "
         f"{'SL':>5} {'aband':>5}"
