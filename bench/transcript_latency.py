@@ -2,6 +2,7 @@
 the wallboard's websocket, through the live pipeline.
 
     .venv/bin/python bench/transcript_latency.py [--calls 6] [--concurrent 2] [--model DIR]
+        [--end-silence S] [--alerts]
 
 Everything real, on this machine: an Asterisk instance of its own (the cached chroot), `cti
 serve` as a child process with live transcription (ChanSpy taps into AudioSocket, Vosk), desk
@@ -20,8 +21,11 @@ transcript that arrives after it (target p95 < 1.5 s). It includes the pause tha
 utterance (``[speech] end_silence_seconds``; ``--end-silence S`` sets it), as a reader waits for
 it too; a pause inside an utterance that long closes it early (the count of lines shows how
 often). A complaint alert needs words a complaint model reads (English or Chinese), which this
-model does not write for this audio: the alert's own path adds a detection per final line (see
-``bench/complaints_speed.py``). It prints figures and never fails.
+model does not write for this audio; ``--alerts`` times the alert's path instead: the server is
+told that nearly every call is a complaint and a miss costs a thousand false alarms
+(``[complaints] expected_rate`` 0.99, ``miss_cost`` 1000), so the shipped detector flags each
+call at its first line, and the alert is timed from the end of that utterance's speech to the
+call's complaint alert on the wallboard. It prints figures and never fails.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import time
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import numpy as np
@@ -83,6 +88,10 @@ GAP = "silence/2"
 GAP_SECONDS = 2.0
 GREETING = "silence/3"  # the agent's hello: the customer speaks after it, once the tap is on
 GREETING_SECONDS = 3.0
+EVERY_CALL_A_COMPLAINT = {
+    "CTI_COMPLAINTS__EXPECTED_RATE": "0.99",
+    "CTI_COMPLAINTS__MISS_COST": "1000",
+}
 
 
 @dataclass
@@ -91,6 +100,7 @@ class Call:
     speaking_at: float | None = None  # perf_counter when the customer's Playback started
     finals: list[float] = field(default_factory=list)  # customer's final lines, on arrival
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    alerted_at: float | None = None  # the call's live complaint alert on the wallboard (--alerts)
 
 
 def sound_seconds(instance: AsteriskInstance, name: str) -> tuple[float, float]:
@@ -159,6 +169,7 @@ async def run(args: argparse.Namespace) -> None:  # noqa: PLR0912, PLR0915 - one
             "CTI_SPEECH__MODELS": json.dumps({"ko": str(model)}),
             "CTI_TRANSCRIPTION__MAX_LIVE_CALLS": str(args.concurrent),
             **({"CTI_SPEECH__END_SILENCE_SECONDS": args.end_silence} if args.end_silence else {}),
+            **(EVERY_CALL_A_COMPLAINT if args.alerts else {}),
         },
         stdout=log,
         stderr=log,
@@ -213,6 +224,9 @@ async def run(args: argparse.Namespace) -> None:  # noqa: PLR0912, PLR0915 - one
                 if message.type != aiohttp.WSMsgType.TEXT:
                     continue
                 data = message.json()
+                if data.get("type") == "wallboard":
+                    alerted(data, time.perf_counter())
+                    continue
                 call = calls.get(str(data.get("linkedid", "")))
                 if (
                     call is not None
@@ -226,6 +240,12 @@ async def run(args: argparse.Namespace) -> None:  # noqa: PLR0912, PLR0915 - one
                         call.speaking_at + ends[-1]
                     ):
                         call.done.set()  # the last utterance's line
+
+        def alerted(view: dict[str, Any], now: float) -> None:
+            for alert in view.get("alerts", []):
+                call = calls.get(str(alert.get("linkedid", "")))
+                if alert.get("kind") == "complaint" and call and call.alerted_at is None:
+                    call.alerted_at = now
 
         reading = asyncio.create_task(read_board())
         print(
@@ -279,6 +299,8 @@ async def run(args: argparse.Namespace) -> None:  # noqa: PLR0912, PLR0915 - one
             )
         else:
             print(f"no final line arrived ({missed} utterances): see {work / 'serve.log'}")
+        if args.alerts:
+            print_alert_latency(list(calls.values()), ends)
         lines = sum(len(call.finals) for call in calls.values())
         print(
             f"final lines: {lines} for {len(ends) * len(calls)} utterances (more: a pause inside"
@@ -298,12 +320,46 @@ async def run(args: argparse.Namespace) -> None:  # noqa: PLR0912, PLR0915 - one
         await engine.dispose()
 
 
+def print_alert_latency(calls: list[Call], ends: list[float]) -> None:
+    """From the end of the utterance that made the call a complaint (the last to end before the
+    alert) to the alert on the wallboard, and from that utterance's final line to the alert."""
+    after_speech, after_line = [], []
+    for call in calls:
+        if call.alerted_at is None or call.speaking_at is None:
+            continue
+        spoken = [
+            call.speaking_at + end for end in ends if call.speaking_at + end <= call.alerted_at
+        ]
+        lines = [f for f in call.finals if f <= call.alerted_at]
+        if spoken:
+            after_speech.append(call.alerted_at - spoken[-1])
+        if lines:
+            after_line.append(call.alerted_at - lines[-1])
+    if not after_speech:
+        print(f"no complaint alert arrived for {len(calls)} calls")
+        return
+    after_speech.sort()
+    p95 = after_speech[min(len(after_speech) - 1, int(0.95 * len(after_speech)))]
+    print(
+        f"utterance end -> complaint alert on the wallboard: p50"
+        f" {1000 * statistics.median(after_speech):.0f} ms, p95 {1000 * p95:.0f} ms over"
+        f" {len(after_speech)} of {len(calls)} calls; its final line -> the alert: p50"
+        f" {1000 * statistics.median(after_line or [0.0]):.0f} ms"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=6)
     parser.add_argument("--concurrent", type=int, default=2, help="calls at a time")
     parser.add_argument("--model", type=Path, help="a Vosk model directory (default: packaged)")
     parser.add_argument("--end-silence", help="[speech] end_silence_seconds (default: its own)")
+    parser.add_argument(
+        "--alerts",
+        action="store_true",
+        help="also time each call's live complaint alert (every call flagged at its first line:"
+        " the alert's path is timed, not the detector's judgement)",
+    )
     args = parser.parse_args()
     asyncio.run(run(args))
 
