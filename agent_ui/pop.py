@@ -196,21 +196,36 @@ class PopService:
         """The whole pop of a call for whoever it reaches (a ringing agent, a transfer's
         target): the customer, their value, history and open cases, the IVR's answers, the
         router's word; from the look-up already done, if any."""
-        node, linkedid = event.node, event.linkedid
-        call = self._call(CallKey(node, linkedid))
+        call = self._call(CallKey(event.node, event.linkedid))
         try:  # a call that never passed the IVR is identified as it rings
             read = _read_already(call)
             record = read.result() if read is not None else await self._in_time(call)
         except (TimeoutError, OSError) as exc:
-            log.warning("pop for %s without the CRM record: %s", linkedid, exc)
+            log.warning("pop for %s without the CRM record: %s", event.linkedid, exc)
             record = {"lookup": "unavailable", "number": event.caller_number, "matches": []}
+        return self._assemble(call, event, record)
+
+    def ready(self, event: AgentRinging) -> Record | None:
+        """The pop of a call whose record is read already (the common case: read while the
+        caller was in the IVR), made without waiting; None while it is not (:meth:`pop_for`
+        then waits for it, or says why it is missing)."""
+        call = self._calls.get(CallKey(event.node, event.linkedid))
+        read = _read_already(call) if call is not None else None
+        if call is None or read is None or read.cancelled() or read.exception() is not None:
+            return None
+        return self._assemble(call, event, read.result())
+
+    def _assemble(
+        self, call: CallPop, event: AgentRinging | CallTransferred, record: Record
+    ) -> Record:
         customer = record.get("customer")
         call.tier = customer["tier"] if customer else ""
+        attributes = call.ivr["attributes"] if call.ivr else {}
         pop = {
             "type": "pop",
             "call": {
-                "node": node,
-                "linkedid": linkedid,
+                "node": event.node,
+                "linkedid": event.linkedid,
                 "queue": event.queue,
                 "caller_number": event.caller_number,
                 "caller_name": event.caller_name,
@@ -218,8 +233,8 @@ class PopService:
             },
             **record,
             "ivr": call.ivr,
-            "routing": routing_reason(call.ivr["attributes"] if call.ivr else {}, call.routed),
-            "identity": identity(call.ivr["attributes"] if call.ivr else {}),
+            "routing": routing_reason(attributes, call.routed),
+            "identity": identity(attributes),
         }
         ahead = call.encoded
         return Prepared(pop, *ahead) if ahead is not None and ahead[0] is record else pop

@@ -181,10 +181,14 @@ class Hub:
         await self._send_text(connection, encoded(message))
 
     async def _send_text(self, connection: Connection, text: str) -> None:
+        await self._write(connection, text, at_once=_takes_at_once(connection, text))
+
+    async def _write(self, connection: Connection, text: str, *, at_once: bool) -> None:
+        """``at_once``: the socket takes ``text`` at once (:func:`_takes_at_once`)."""
         if connection.ws.closed:
             return
         try:
-            if _takes_at_once(connection, text):
+            if at_once:
                 await connection.ws.send_str(text)
             else:
                 async with asyncio.timeout(SEND_TIMEOUT):  # no task of its own, unlike wait_for
@@ -208,6 +212,22 @@ class Hub:
     async def to_extension(self, extension: str, message: dict[str, Any]) -> int:
         """To the desks signed in with ``extension``: an agent's pops go to nobody else."""
         return await self.send_all(self.desks_of(extension), message)
+
+    async def to_extension_at_once(self, extension: str, message: dict[str, Any]) -> bool:
+        """Like :meth:`to_extension`, if every desk of ``extension`` takes the message into its
+        write buffer at once (so that the send waits for no browser: True, also when no desk
+        is signed in); else nothing is sent and the answer is False. A caller that sends in
+        order, one message after another, sends this way what cannot hold it up, and leaves
+        the rest to a task of its own."""
+        desks = self._desks.get(extension)
+        if not desks:
+            return True
+        text = encoded(message)
+        if not all(_takes_at_once(connection, text) for connection in desks):
+            return False
+        for connection in list(desks):
+            await self._write(connection, text, at_once=True)
+        return True
 
     # -- sessions -----------------------------------------------------------------------------
 

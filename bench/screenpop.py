@@ -279,9 +279,18 @@ def _ring(tracker: Tracker, round_no: int, i: int) -> None:
 
 
 def _hang_up(tracker: Tracker, round_no: int, i: int) -> None:
+    """The caller hangs up while agent i's phone rings; the phone is idle again."""
     linkedid = f"{round_no}.{i}"
     _feed(tracker, {"Event": "Hangup", "Uniqueid": linkedid, "Linkedid": linkedid,
                     "Channel": f"PJSIP/trunk-{round_no:02d}{i:04d}", "Cause": "16"})  # fmt: skip
+    _member_status(tracker, "QueueMemberStatus", i)
+
+
+def _member_status(tracker: Tracker, kind: str, i: int) -> None:
+    """Agent i in the queue, available (its phone not in use): so each ring is news to its
+    desk (the state "ringing") as well as a pop, as in a centre at work."""
+    _feed(tracker, {"Event": kind, "Queue": "support", "MemberName": f"agent-{5000 + i}",
+                    "Interface": f"PJSIP/{5000 + i}", "Status": "1", "Paused": "0"})  # fmt: skip
 
 
 class Window:
@@ -360,6 +369,8 @@ class PopRig:
         cookies = await signed_in(self.ui[STORE], db, users)
         self._closing.append(self.clients.close)
         await self.clients.open(f"{base}/ui/ws?view=desk", base, cookies, self._on_message)
+        for i in range(self.agents):
+            _member_status(self.tracker, "QueueMemberAdded", i)
         return self
 
     async def __aexit__(self, *_exc: object) -> None:

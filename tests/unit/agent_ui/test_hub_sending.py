@@ -122,3 +122,20 @@ async def test_a_browser_that_stopped_reading_is_dropped_after_the_send_timeout(
     await asyncio.wait_for(hub.to_extension("8102", {"type": "pop"}), 2)  # not held up
     assert not hub.desks_signed_in("8102")
     assert hub.desks_signed_in("8101")
+
+
+@pytest.mark.asyncio
+async def test_a_message_is_sent_at_once_only_if_every_desk_of_the_extension_takes_it_so() -> None:
+    hub = Hub(SessionStore(600))
+    reading, slow = _Socket(stuck=False), _Socket(stuck=False)
+    hub.add(_desk("8101", reading, buffered=0))
+    hub.add(_desk("8102", reading, buffered=0))
+    hub.add(_desk("8102", slow, buffered=60 * 1024))  # a second tab, its buffer nearly full
+
+    assert await hub.to_extension_at_once("8101", {"type": "pop"})
+    assert reading.sent == ['{"type": "pop"}']
+    assert not await hub.to_extension_at_once("8102", {"type": "pop"})  # left to the caller
+    assert reading.sent == ['{"type": "pop"}']
+    assert slow.sent == []
+    assert hub.desks_signed_in("8102")
+    assert await hub.to_extension_at_once("8103", {"type": "pop"})  # nobody to wait for
