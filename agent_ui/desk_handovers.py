@@ -55,7 +55,8 @@ class HandOvers:
         if pending is not None and CallKey(pending["node"], pending["linkedid"]) == key:
             desk.wrapup = None  # the customer is back (A to B to A): one wrap-up, at the end
             self.control.cancel_wrap_up(target, key)
-        desk.offered = desk.call = key
+        self.desks.offer(desk, key)
+        desk.call = key
         desk.agent_id = self.desks.user_at(target)
         said = panel(
             self.said,
@@ -155,6 +156,7 @@ class HandOvers:
             note=self.notes.peek(key),
             at=datetime.now(UTC),
         )
-        desk.offered, desk.pop = key, shown
+        self.desks.offer(desk, key)
+        desk.pop = shown
         desk.agent_id = self.desks.user_at(target)
         await self.hub.to_extension(target, shown)

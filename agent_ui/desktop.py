@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +54,7 @@ from cti_server.events import (
 log = logging.getLogger(__name__)
 
 ON_A_CALL = (AgentState.ON_CALL, AgentState.RINGING)
+MAX_CALLS = 20000  # calls whose desks are remembered, the oldest forgotten
 PAUSE_REASONS = ("break", "lunch", "training", "meeting", "coaching")
 
 
@@ -99,6 +101,9 @@ class Desks:
         self.notes = Notes()
         self._tasks: set[asyncio.Task[None]] = set()
         self._told: list[tuple[str, dict[str, Any]]] = []  # to the desks, once an event is applied
+        # the extensions each call rang at or was handed to (some may have moved on since): an
+        # answer or a hang-up looks at those desks, not at every desk (1,000 agents)
+        self._rang_at: OrderedDict[CallKey, dict[str, None]] = OrderedDict()
         self.wrapups = WrapUps(self)
         self.handovers = HandOvers(self)
         hub.greet("desk", self.greeting)
@@ -150,7 +155,7 @@ class Desks:
         elif isinstance(event, AgentRinging):
             extension = extension_of(event.agent)
             if extension and self.hub.desks_signed_in(extension):
-                self.desk(extension).offered = CallKey.of(event)
+                self.offer(self.desk(extension), CallKey.of(event))
                 self.spawn(self._deliver_pop(extension, event))
         elif isinstance(event, CallAnswered):
             self._answered(event)
@@ -231,9 +236,20 @@ class Desks:
         self._showing(desk, key, pop)
         return True
 
+    def offer(self, desk: Desk, key: CallKey) -> None:
+        """The call ``key`` rings at ``desk`` (or is handed to it)."""
+        desk.offered = key
+        self._rang_at.setdefault(key, {})[desk.extension] = None
+        while len(self._rang_at) > MAX_CALLS:  # calls whose end was never seen
+            self._rang_at.popitem(last=False)
+
+    def _at(self, key: CallKey) -> list[Desk]:
+        """The desks the call ``key`` is offered or answered at (and perhaps a few more)."""
+        return [self.desks[e] for e in self._rang_at.get(key, ()) if e in self.desks]
+
     def _showing(self, desk: Desk, key: CallKey, pop: Record) -> None:
         """The desk shows ``pop``, of the call ``key`` ringing (or answered) there."""
-        desk.offered = key
+        self.offer(desk, key)
         pop["call"]["state"] = "connected" if desk.call == key else "ringing"
         desk.pop = pop
         desk.agent_id = self.user_at(desk.extension)
@@ -272,7 +288,7 @@ class Desks:
     def _answered(self, event: CallAnswered) -> None:
         answering = extension_of(event.agent)
         key = CallKey.of(event)
-        for desk in self.desks.values():
+        for desk in self._at(key):
             if desk.offered != key:
                 continue
             if desk.extension == answering:
@@ -291,7 +307,8 @@ class Desks:
         self.pops.ended(event.node, event.linkedid)
         extension = extension_of(event.agent)
         key = CallKey.of(event)
-        for desk in self.desks.values():
+        desks = self._at(key)
+        for desk in desks:
             if key not in (desk.offered, desk.call):
                 continue
             answered_here = desk.call == key or (
@@ -303,6 +320,11 @@ class Desks:
             elif desk.wrapup is None:
                 desk.pop = desk.offered = None
                 self._tell(desk.extension, {"type": "pop_cleared", **_ids(event)})
+        still = {d.extension: None for d in desks if key in (d.offered, d.call)}
+        if still:  # a wrap-up goes on
+            self._rang_at[key] = still
+        else:
+            self._rang_at.pop(key, None)
 
     def _agent_state(self, desk: Desk, event: AgentStateChanged) -> None:
         """A transfer's target answering, or the agent's own leg leaving a call still going on
