@@ -138,9 +138,10 @@ class Desks:
         subscription = bus.subscribe(*self.TRACKED)
         try:
             async for event in subscription:
-                if not (isinstance(event, AgentRinging) and await self._pop_at_once(event)):
-                    self.apply(event)
-                    await self._send_told()
+                if isinstance(event, AgentRinging) and await self._popped_at_once(event):
+                    continue
+                self.apply(event)
+                await self._send_told()
         finally:
             subscription.close()
             for task in list(self._tasks):
@@ -216,6 +217,13 @@ class Desks:
         for extension, message in told:
             if not await self.hub.to_extension_at_once(extension, message):
                 self.spawn(self._send(extension, message))
+
+    async def _popped_at_once(self, event: AgentRinging) -> bool:
+        try:
+            return await self._pop_at_once(event)
+        except Exception:  # as a pop's task failing would be: logged, and the desks go on
+            log.exception("the pop of %s failed", event.linkedid)
+            return True
 
     async def _pop_at_once(self, event: AgentRinging) -> bool:
         """A ring whose pop is ready (the caller's record read while they were in the IVR) and
