@@ -166,18 +166,27 @@ class Recording:
         return self.path.stat().st_size if self.path.is_file() else 0
 
     async def span(self, seconds: float) -> tuple[int, int]:
-        """Where the next ``seconds`` of the call are in the file."""
+        """Where the next ``seconds`` of the call are in the file: once Asterisk has written
+        that much audio (at the rate its header says), within a deadline."""
         start = self.size()
-        await asyncio.sleep(seconds)  # the span's length: a stretch of the call, not a wait
-        return start, self.size()
+        wanted = start + int(seconds * self.rate()) * 2
+
+        async def written() -> int | None:
+            size = self.size()
+            return size if size >= wanted else None
+
+        return start, await poll_until(written, seconds + 15, what=f"{seconds} s recorded")
+
+    def rate(self) -> int:
+        with self.path.open("rb") as wav:
+            return int.from_bytes(wav.read(28)[24:28], "little")
 
     def measure(
         self, span: tuple[int, int], into: Path, trim: tuple[float, float] = (0.5, 0.3)
     ) -> dict[str, float]:
         """sox's figures of ``span`` less ``trim`` seconds at its start and end: the audio
         reaches the file late (jitter buffer, MixMonitor's own) and is flushed in blocks."""
-        raw = self.path.read_bytes()
-        rate = int.from_bytes(raw[24:28], "little")
+        raw, rate = self.path.read_bytes(), self.rate()
         start, end = span[0] + int(trim[0] * rate) * 2, span[1] - int(trim[1] * rate) * 2
         start += (start - self.header) % 2
         with wave.open(str(into), "wb") as out:

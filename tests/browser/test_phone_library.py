@@ -78,7 +78,7 @@ async def media_browser(chromium: str) -> AsyncIterator[Browser]:
 
 def needs_bundle() -> None:
     if not BUNDLE.is_file():
-        pytest.skip(f"{BUNDLE.relative_to(UI.parent)} is not built: run scripts/bootstrap")
+        pytest.fail(f"{BUNDLE.relative_to(UI.parent)} is not built: run scripts/bootstrap")
 
 
 async def desk_page(context: BrowserContext, base: str, *, library: bool = True) -> Page:

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import stat
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from cti_server.asterisk.certificate import ensure_self_signed
 from cti_server.asterisk.local import AsteriskChroot, AsteriskInstance
 from cti_server.config import load_settings
-
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 
 
 def test_makes_an_ec_certificate_for_loopback_with_an_owner_only_key(tmp_path: Path) -> None:
