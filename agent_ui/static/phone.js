@@ -213,8 +213,41 @@ const ctiPhone = (() => {
     }
 
     function hangup() { if (session) session.terminate(); }
-    function hold() { return Boolean(session && session.isEstablished() && session.hold()); }
-    function unhold() { return Boolean(session && session.isEstablished() && session.unhold()); }
+    function hold() { return reoffer("hold"); }
+    function unhold() { return reoffer("unhold"); }
+
+    // Hold and unhold are re-INVITEs: JsSIP refuses one while the last is still unanswered, so an
+    // agent who clicks Unhold right after Hold would see nothing happen. Such a click is kept and
+    // sent once the last re-INVITE is answered (dropped if the call ends or 10 s pass).
+    let inFlight = null, next = null;  // the session whose re-INVITE is unanswered; the click kept
+    function reoffer(action) {
+      const target = session, wanted = action === "hold";
+      if (!target || !target.isEstablished()) return false;
+      const willBeHeld = next && inFlight === target ? next === "hold" : target.isOnHold().local;
+      if (willBeHeld === wanted) return false;
+      if (inFlight !== target && target.isReadyToReOffer()) return send(target, action);
+      next = action;
+      later(target);
+      return true;
+    }
+    function send(target, action) {
+      inFlight = target;
+      const sent = target[action]({}, () => { if (inFlight === target) inFlight = null; later(target); });
+      if (!sent) inFlight = null;
+      return sent;
+    }
+    function later(target) {
+      const deadline = Date.now() + 10000;
+      const attempt = () => {
+        if (!next || inFlight === target) return;  // nothing kept, or the answer will call again
+        if (session !== target || !target.isEstablished() || Date.now() > deadline) { next = null; return; }
+        if (!target.isReadyToReOffer()) { setTimeout(attempt, 50); return; }
+        const action = next;
+        next = null;
+        if (target.isOnHold().local !== (action === "hold")) send(target, action);
+      };
+      setTimeout(attempt, 0);
+    }
     function mute() { if (session) session.mute({ audio: true }); }
     function unmute() { if (session) session.unmute({ audio: true }); }
 

@@ -385,6 +385,10 @@ async def test_a_call_rings_is_answered_heard_both_ways_held_muted_and_hung_up(
     await until(customer, "() => customerEvents.includes('hold:remote')")
     assert await agent.evaluate("phone.unhold()") is True
     await until(customer, "() => customerEvents.includes('unhold:remote')")
+    # an Unhold clicked while the Hold's re-INVITE is still unanswered is kept and sent after it
+    assert await agent.evaluate("[phone.hold(), phone.unhold()]") == [True, True]
+    await until(customer, "() => customerEvents.filter(e => e === 'unhold:remote').length === 2")
+    assert await agent.evaluate("phone.unhold()") is False  # not on hold: nothing to do
 
     assert await agent.evaluate("phone.dtmf('12#')") is True  # in the media: no SIP INFO
     refused = await agent.evaluate(
@@ -400,6 +404,8 @@ async def test_a_call_rings_is_answered_heard_both_ways_held_muted_and_hung_up(
         "connected",
         "muted",
         "unmuted",
+        "held",
+        "resumed",
         "held",
         "resumed",
         "ended",
