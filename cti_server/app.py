@@ -46,6 +46,7 @@ from cti_server.complaints.watch import ComplaintWatch, RecordedCalls, crm_repea
 from cti_server.config import AmiSettings, ComplaintSettings, Settings
 from cti_server.control.staffing import StaffingPlans
 from cti_server.events import AmiLinkChanged
+from cti_server.health import heap
 from cti_server.health.login_metrics import LoginCollector
 from cti_server.health.logs import ACCESS_LOGGER, AccessLogger
 from cti_server.health.metrics import CtiCollector, make_registry
@@ -311,6 +312,7 @@ def build_app(settings: Settings) -> web.Application:  # noqa: PLR0915 - the roo
             speech=speech,
         ),
     )
+    app.cleanup_ctx.append(heap.settled_heap)  # last: what every part built at start is kept
     return app
 
 
@@ -603,6 +605,8 @@ async def _load_detector(detector: ComplaintDetector) -> None:
         await asyncio.to_thread(detector.load)
     except ComplaintDataError as exc:  # the first judgement raises it again, where it is logged
         log.error("complaint detector not loaded: %s", exc)
+    else:
+        heap.settle()  # the models live as long as the server
 
 
 async def _identification(app: web.Application) -> AsyncIterator[None]:

@@ -79,7 +79,7 @@ class LoopWatchdog:
             lag,
             self._gc_seconds,
             self._sample_after,
-            self.last_stack or "(no sample: the process itself was not running)",
+            self.last_stack or "(no sample: the loop thread held the interpreter throughout)",
         )
         self._on_stall(lag)
 
