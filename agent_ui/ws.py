@@ -71,6 +71,13 @@ class Prepared(dict[str, Any]):
         self._ahead = ahead
         self._ahead_members = ahead_json.strip()[1:-1]  # the object's members, no braces
 
+    def with_fields(self, **fields: Any) -> Prepared:
+        """A copy with ``fields`` added, sharing what was encoded ahead."""
+        copy = Prepared.__new__(Prepared)
+        dict.__init__(copy, self, **fields)
+        copy._ahead, copy._ahead_members = self._ahead, self._ahead_members
+        return copy
+
     def to_json(self) -> str:
         ahead = self._ahead
         if any(self.get(key, _GONE) is not value for key, value in ahead.items()):
@@ -80,6 +87,13 @@ class Prepared(dict[str, Any]):
 
 
 _GONE = object()
+
+
+def with_fields(message: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """A copy of ``message`` with ``fields`` added (what was encoded ahead stays so)."""
+    if isinstance(message, Prepared):
+        return message.with_fields(**fields)
+    return {**message, **fields}
 
 
 def encoded(message: dict[str, Any]) -> str:

@@ -21,7 +21,7 @@
       case "hello": break;
       case "phone": deskPhone.configure(m); break;
       case "state": showState(m); break;
-      case "pop": showPop(m); deskPhone.popped(m); break;
+      case "pop": if (m.agent_state) showState(m.agent_state); showPop(m); deskPhone.popped(m); break;  // a ring's state comes in its pop
       case "pop_routing": if (pop && pop.call.linkedid === m.linkedid) showRouting(Object.assign({}, pop.routing, m.routing)); break;
       case "answered": setText("pop-call-state", "connected"); break;
       case "pop_cleared": if (pop && pop.call.linkedid === m.linkedid) hidePop(); break;

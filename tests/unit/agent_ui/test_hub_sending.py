@@ -14,7 +14,7 @@ from aiohttp import web
 
 from agent_ui import ws as ws_module
 from agent_ui.sessions import SessionStore, UiSession
-from agent_ui.ws import Connection, Hub, Prepared, encoded
+from agent_ui.ws import Connection, Hub, Prepared, encoded, with_fields
 
 RECORD: dict[str, Any] = {
     "lookup": "found",
@@ -139,3 +139,12 @@ async def test_a_message_is_sent_at_once_only_if_every_desk_of_the_extension_tak
     assert slow.sent == []
     assert hub.desks_signed_in("8102")
     assert await hub.to_extension_at_once("8103", {"type": "pop"})  # nobody to wait for
+
+
+def test_a_pop_with_a_field_added_reads_as_its_plain_encoding_and_the_pop_is_unchanged() -> None:
+    pop = _pop()
+    plain = json.loads(json.dumps(pop))
+    added = with_fields(pop, agent_state={"state": "ringing", "reason": ""})
+    assert _as_sent(added) == {**plain, "agent_state": {"state": "ringing", "reason": ""}}
+    assert _as_sent(pop) == plain  # the pop kept for a tab opened later says no old state
+    assert _as_sent(with_fields({"type": "state"}, reason="x")) == {"type": "state", "reason": "x"}

@@ -4,6 +4,8 @@ does (a subscription to ``DomainEvent`` hears everything)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from cti_server.bus import MemoryBus, Subscription
@@ -75,3 +77,23 @@ async def test_listeners_hear_their_types_before_any_subscriber() -> None:
     order += [f"subscriber {e.linkedid}" for e in heard if isinstance(e, AgentRinging)]
     assert order == ["listener 3.2", "subscriber 3.2"]
     assert len(heard) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_waiting_reader_wakes_for_the_next_event_and_a_peek_leaves_it_queued() -> None:
+    bus = MemoryBus()
+    subscription = bus.subscribe(AgentRinging)
+    waiting = asyncio.ensure_future(subscription.get(timeout=10))
+    await asyncio.sleep(0)  # the reader is waiting now
+    first, second = make.ringing("4.1", "agent-8101"), make.ringing("4.2", "agent-8102")
+    assert subscription.peek() is None
+    bus.publish(first)
+    bus.publish(second)
+    assert await waiting is first
+    assert subscription.peek() is second
+    assert await subscription.get(timeout=1) is second
+    assert subscription.peek() is None
+    with pytest.raises(TimeoutError):
+        await subscription.get(timeout=0.01)
+    bus.publish(first)  # a reader that timed out does not stop the next one hearing
+    assert await subscription.get(timeout=1) is first
