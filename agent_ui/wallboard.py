@@ -161,6 +161,7 @@ class Wallboard:
         routed = self._routed_calls()
         for call in snapshot["calls"]:
             call["tier"] = self.pops.tier_of(call["node"], call["linkedid"])
+            call["agent_label"] = self._agent_label(call["agent"])
             call["service_queue"], call["offered_to"] = self._queues_of(call)
             if routed is not None:
                 call["routing"] = routed.get(CallKey(call["node"], call["linkedid"]))
@@ -274,6 +275,13 @@ class Wallboard:
         finally:
             subscription.close()
 
+    def _agent_label(self, agent: str) -> str:
+        """Who takes a call as a supervisor knows them: "alice (8101)", else the queue's name
+        for the member."""
+        extension = extension_of(agent) if agent else ""
+        name = self._names.get(extension or "", "")
+        return f"{name} ({extension})" if name else agent
+
     def _complaint_alert(self, event: ComplaintDetected) -> dict[str, Any]:
         call = self.deps.live.call(event.node, event.linkedid)
         spans = [e for e in event.evidence if isinstance(e, dict) and e.get("text")]
@@ -282,7 +290,7 @@ class Wallboard:
             "node": event.node,
             "linkedid": event.linkedid,
             "caller": (call.caller_name or call.caller_number) if call else "",
-            "agent": call.agent if call else "",
+            "agent": self._agent_label(call.agent) if call else "",
             "category": event.category,
             "severity": event.severity,
             "probability": event.probability,

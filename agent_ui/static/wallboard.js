@@ -123,7 +123,7 @@
       words.addEventListener("click", () => toggle(c));
       // the queue the customer called; a routed call's agent-of-their-own queue is the offer
       const state = c.offered_to && c.state === "queued" ? "offered to " + c.offered_to : c.state;
-      const cells = [caller, c.tier, state, c.service_queue || c.queue, c.agent, since(c.since), words];
+      const cells = [caller, c.tier, state, c.service_queue || c.queue, c.agent_label || c.agent, since(c.since), words];
       cells.push(m.routing ? routingCell(c) : queuePriorityCell(c));
       const tr = row(cells);
       tr.dataset.linkedid = c.linkedid;

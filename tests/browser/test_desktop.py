@@ -190,6 +190,7 @@ async def test_a_hostile_caller_name_renders_as_text_and_no_script_runs(
     await expect(alice.page.locator("#pop-caller")).to_contain_text(XSS)
     row = sam.page.locator(f'#calls tr[data-linkedid="{call.uniqueid}"]')
     await expect(row).to_contain_text(XSS)
+    await expect(row).to_contain_text("alice (8101)")  # the agent on it, by name
     await expect(sam.page.locator('#agents tr[data-agent="agent-8101"]')).to_contain_text(XSS)
     assert await alice.page.locator("#pop svg").count() == 0
     assert await sam.page.locator("#calls svg").count() == 0

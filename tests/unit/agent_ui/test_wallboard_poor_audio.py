@@ -53,3 +53,18 @@ async def test_an_agent_with_several_poor_calls_today_is_flagged_in_the_live_gri
         [view] = await board[WALLBOARD].greeting(cast(Any, None))
     audio = {agent["name"]: agent["audio"] for agent in view["agents"]}
     assert audio == {"alice": "poor audio on 2 of 3 calls: jitter", "bob": ""}
+
+
+@pytest.mark.asyncio
+async def test_a_call_row_names_the_agent_on_it_as_the_supervisor_knows_them(
+    tmp_path: Path,
+) -> None:
+    async with blank_crm(tmp_path) as db:
+        await add_users(db, ("alice", "agent", "8101"))
+        tracker = Tracker(MemoryBus().publish)
+        answered_call(tracker, "pbx1", "1700000000.9", "support", "agent-8101")
+        answered_call(tracker, "pbx1", "1700000000.8", "support", "agent-8102")  # no user
+        board = create_ui(ui_deps(db, MemoryBus(), tracker))
+        [view] = await board[WALLBOARD].greeting(cast(Any, None))
+    labels = {call["linkedid"]: call["agent_label"] for call in view["calls"]}
+    assert labels == {"1700000000.9": "alice (8101)", "1700000000.8": "agent-8102"}
