@@ -9,7 +9,6 @@ The methods block (Kaldi decoding): call them from a worker thread, never the ev
 
 from __future__ import annotations
 
-import json
 import re
 import wave
 from dataclasses import dataclass, field
@@ -18,6 +17,8 @@ from typing import Any
 
 import numpy as np
 import soxr
+
+from cti_server.speech.recognizers import Recognizer
 
 CALL_RATE = 8000
 _RATE = re.compile(r"--sample-frequency=(\d+)")
@@ -54,18 +55,27 @@ def model_rate(model_dir: Path) -> int:
 
 
 class StreamDecoder:
-    def __init__(self, model: Any, rate: int, speaker: str, offset: float = 0.0) -> None:
-        from vosk import KaldiRecognizer  # noqa: PLC0415 - native library, loaded on use
+    """One stream's utterances, from a new recognizer or a warm one (:mod:`.recognizers`)."""
 
+    def __init__(
+        self,
+        model: Any,
+        rate: int,
+        speaker: str,
+        offset: float = 0.0,
+        recognizer: Recognizer | None = None,
+    ) -> None:
         self.speaker = speaker
-        self._offset = offset
-        self._recognizer = KaldiRecognizer(model, rate)
-        self._recognizer.SetWords(True)
+        self.recognizer = recognizer or Recognizer(model, rate)
+        self.start = offset  # seconds into the call where this stream's audio begins
+        # Vosk times words from the first sample the recognizer ever heard
+        self._offset = offset - self.recognizer.seconds
         self._resampler = (
             soxr.ResampleStream(CALL_RATE, rate, 1, dtype="int16") if rate != CALL_RATE else None
         )
         self.seconds = 0.0  # of call audio fed so far
         self.partial = ""
+        self.finished = False  # finish() done: the recognizer may serve another stream
 
     def feed(self, pcm: bytes) -> list[RecognisedUtterance]:
         """8 kHz signed 16-bit mono audio; the segments it closed."""
@@ -73,9 +83,9 @@ class StreamDecoder:
         if self._resampler is not None:
             samples = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype=np.int16)
             pcm = self._resampler.resample_chunk(samples).tobytes()
-        if self._recognizer.AcceptWaveform(pcm):
-            return self._segment(self._recognizer.Result())
-        self.partial = str(json.loads(self._recognizer.PartialResult()).get("partial", ""))
+        if self.recognizer.accept(pcm):
+            return self._segment(self.recognizer.result())
+        self.partial = self.recognizer.partial()
         return []
 
     def finish(self) -> list[RecognisedUtterance]:
@@ -83,11 +93,12 @@ class StreamDecoder:
         if self._resampler is not None:
             tail = self._resampler.resample_chunk(np.zeros(0, dtype=np.int16), last=True)
             if len(tail):
-                self._recognizer.AcceptWaveform(tail.tobytes())
-        return self._segment(self._recognizer.FinalResult())
+                self.recognizer.accept(tail.tobytes())
+        segments = self._segment(self.recognizer.final())
+        self.finished = True
+        return segments
 
-    def _segment(self, result_json: str) -> list[RecognisedUtterance]:
-        result = json.loads(result_json)
+    def _segment(self, result: dict[str, Any]) -> list[RecognisedUtterance]:
         words = [w for w in result.get("result", []) if w.get("word") and w["word"] != "[unk]"]
         if not words:
             return []

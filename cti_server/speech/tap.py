@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Callable
 
@@ -50,12 +51,17 @@ class TapStream:
         return self._waiting / (2 * CALL_RATE)
 
     @property
+    def decoder(self) -> StreamDecoder:
+        return self._decoder
+
+    @property
     def speaker(self) -> str:
         return self._decoder.speaker
 
     async def consume(self, reader: asyncio.StreamReader) -> None:
         buffer = bytearray()
         decoding: asyncio.Task[list[RecognisedUtterance]] | None = None
+        handed = 0.0  # when the chunk being decoded was handed to the pool
         self._pool.watch(self)
         try:
             while True:
@@ -69,7 +75,7 @@ class TapStream:
                     continue
                 buffer += payload
                 if decoding is not None and decoding.done():
-                    self._take(decoding.result())
+                    self._take(decoding.result(), handed)
                     decoding = None
                 if len(buffer) > self._max_lag_bytes:
                     self._fall_behind()
@@ -77,6 +83,7 @@ class TapStream:
                 elif decoding is None and len(buffer) >= CHUNK_BYTES:
                     chunk, buffer = bytes(buffer), bytearray()
                     decoding = asyncio.create_task(self._pool.run(self._decoder.feed, chunk))
+                    handed = time.perf_counter()
                 self._waiting = len(buffer)
             self._waiting = 0
             if decoding is not None:
@@ -94,10 +101,19 @@ class TapStream:
                     await decoding
             self.finished.set()
 
-    def _take(self, segments: list[RecognisedUtterance]) -> None:
+    def _take(self, segments: list[RecognisedUtterance], handed: float | None = None) -> None:
         """Closed utterances are kept and told (``on_partial(segment, text)``); between them,
         what is being said (``on_partial(None, text)``)."""
         self.segments += segments
+        if segments and handed is not None:  # where a line's time goes (bench/transcript_latency)
+            log.debug(
+                "%s: utterance closed %.2f s after its last word, its chunk decoded in %.3f s,"
+                " %.2f s of audio waiting",
+                self.speaker,
+                self._decoder.seconds + self._decoder.start - segments[-1].end,
+                time.perf_counter() - handed,
+                self.lag_seconds,
+            )
         if self._on_partial is None:
             return
         for segment in segments:

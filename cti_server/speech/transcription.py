@@ -44,6 +44,7 @@ from cti_server.speech.decoder import (
 )
 from cti_server.speech.models import SpeechModels
 from cti_server.speech.pool import DecodePool
+from cti_server.speech.recognizers import Recognizer, WarmRecognizers, warmed
 from cti_server.speech.redaction import LiveRedactor, redact_segments
 from cti_server.speech.tap import TapStream
 from cti_server.telephony.ami_client import AmiClient, AmiError
@@ -100,6 +101,9 @@ class TranscriptionService:
         self._calls: dict[str, _CallTranscription] = {}
         self._followed: set[str] = set()  # answered calls whose transcript is still to come
         self._tasks: set[asyncio.Task[None]] = set()
+        # a live call has two sides (and a hand-over's third); post-call decoding its slots
+        self.recognizers = WarmRecognizers(3 * self.pool.capacity + self.pool.post_call_slots)
+        self._warming: asyncio.Task[None] | None = None
 
     @property
     def active(self) -> bool:
@@ -110,6 +114,25 @@ class TranscriptionService:
             self._bus.listen(
                 (IvrFinished, CallAnswered, CallTransferred, CallEnded), self._on_event
             )
+            if self._settings.live:
+                self._warming = asyncio.get_running_loop().create_task(self._warm())
+
+    async def _warm(self) -> None:
+        """Recognizers for both sides of as many live calls as the pool admits, warmed one at a
+        time (one worker busy, the others free for calls) while the server starts."""
+        for language in sorted(self._models.languages()):
+            try:
+                model = await self._models.get(language)
+                rate = model_rate(self._speech.models[language])
+                for _ in range(2 * self.pool.capacity):
+                    recognizer = await self.pool.run(warmed, model, rate)
+                    self.recognizers.give_back(language, recognizer)
+            except Exception:  # the calls will say it again, where it matters
+                log.exception("speech recognizers for %r could not be warmed", language)
+                continue
+            log.info(
+                "speech recognizers for %r warmed (%d)", language, self.recognizers.idle(language)
+            )
 
     async def settled(self) -> None:
         """Until the work under way (following answered calls, transcribing ended ones) is done."""
@@ -117,6 +140,10 @@ class TranscriptionService:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def close(self) -> None:
+        if self._warming is not None:
+            self._warming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._warming
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -133,6 +160,7 @@ class TranscriptionService:
             "live_capacity": self.pool.capacity,
             "live_lag_seconds": round(self.pool.lag_seconds, 2),
             "post_call_backlog": self.pool.post_call_backlog,
+            "recognizers_reused": self.recognizers.reused,
             **counters.__dict__,
         }
 
@@ -201,10 +229,8 @@ class TranscriptionService:
         self, call: _CallTranscription, node: str, speaker: str, channel: str
     ) -> bool:
         """One side's tap; False (live given up for the call) if it could not be set up."""
-        model = await self._models.get(call.language)
-        rate = model_rate(self._speech.models[call.language])
         offset = time.monotonic() - call.answered
-        decoder = StreamDecoder(model, rate, speaker, offset)
+        decoder = await self._decoder(call.language, speaker, offset)
         stream = TapStream(
             decoder,
             self.pool,
@@ -221,6 +247,21 @@ class TranscriptionService:
             self._give_up_live(call, f"tap refused: {exc}")
             return False
         return True
+
+    async def _decoder(self, language: str, speaker: str, offset: float) -> StreamDecoder:
+        """A decoder on a warm recognizer when one is idle, else on one made off the loop."""
+        model = await self._models.get(language)
+        rate = model_rate(self._speech.models[language])
+        recognizer = self.recognizers.take(language)
+        if recognizer is None:
+            recognizer = await self.pool.run(Recognizer, model, rate)
+        return StreamDecoder(model, rate, speaker, offset, recognizer)
+
+    def _recycle(self, language: str, decoders: Sequence[StreamDecoder]) -> None:
+        """The recognizers of finished streams, for the next; any other is dropped."""
+        for decoder in decoders:
+            if decoder.finished:
+                self.recognizers.give_back(language, decoder.recognizer)
 
     async def _originate_tap(self, channel: str, stream: TapStream) -> None:
         reply = await self._ami.send_action(
@@ -345,6 +386,7 @@ class TranscriptionService:
                 self._listener.forget_stream(stream)
             log.warning("call %s: a live tap never connected or ended", call.linkedid)
             return None
+        self._recycle(call.language, [stream.decoder for stream in call.taps])
         if any(stream.degraded for stream in call.taps):
             self.pool.counters.degraded_calls += 1
             return None
@@ -360,8 +402,6 @@ class TranscriptionService:
             log.warning("call %s: no recording to transcribe", call.linkedid)
             return None
         _, customer, agent = recording_names(call.linkedid)
-        model = await self._models.get(call.language)
-        rate = model_rate(self._speech.models[call.language])
         segments: list[RecognisedUtterance] = []
         async with self.pool.post_call():  # after the live taps: a few at once, in chunks
             for speaker, name in (("customer", customer), ("agent", agent)):
@@ -370,11 +410,12 @@ class TranscriptionService:
                     log.warning("call %s: recording %s never appeared", call.linkedid, path)
                     return None
                 pcm = await asyncio.to_thread(read_call_audio, path)
-                decoder = StreamDecoder(model, rate, speaker, -held)
+                decoder = await self._decoder(call.language, speaker, -held)
                 decoded: list[RecognisedUtterance] = []
                 for at in range(0, len(pcm), POST_CALL_CHUNK):
                     decoded += await self.pool.run(decoder.feed, pcm[at : at + POST_CALL_CHUNK])
                 decoded += await self.pool.run(decoder.finish)
+                self._recycle(call.language, [decoder])
                 segments += [s for s in decoded if s.start >= 0]  # not the music on hold
         return segments
 
