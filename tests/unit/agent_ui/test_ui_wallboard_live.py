@@ -140,7 +140,7 @@ async def test_a_live_complaint_alerts_supervisors_and_never_reaches_an_agent(bo
     assert (alert["severity"], alert["category"], alert["agent"]) == (
         "high",
         "service",
-        "agent-8101",
+        "alice (8101)",  # the agent as supervisors know them
     )
     assert not any("third time" in str(m) for m in await _probe(agent))
 
