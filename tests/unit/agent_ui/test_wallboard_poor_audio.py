@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agent_ui.app import create_ui
 from agent_ui.wallboard import WALLBOARD
@@ -20,6 +21,13 @@ from tests.support.blank_crm import blank_crm
 from tests.support.live_model import answered_call
 from tests.support.ui import add_users
 from tests.support.ui_server import ui_deps
+
+
+async def _board_view(db: async_sessionmaker[AsyncSession], tracker: Tracker) -> dict[str, Any]:
+    """What a supervisor's wallboard is first sent."""
+    board = create_ui(ui_deps(db, MemoryBus(), tracker))
+    [view] = await board[WALLBOARD].greeting(cast(Any, None))
+    return view
 
 
 def _summary(jitter_ms: float) -> dict[str, Any]:
@@ -49,8 +57,7 @@ async def test_an_agent_with_several_poor_calls_today_is_flagged_in_the_live_gri
         tracker = Tracker(MemoryBus().publish)
         answered_call(tracker, "pbx1", "1700000000.9", "support", "agent-8101")
         answered_call(tracker, "pbx1", "1700000000.8", "support", "agent-8102")
-        board = create_ui(ui_deps(db, MemoryBus(), tracker))
-        [view] = await board[WALLBOARD].greeting(cast(Any, None))
+        view = await _board_view(db, tracker)
     audio = {agent["name"]: agent["audio"] for agent in view["agents"]}
     assert audio == {"alice": "poor audio on 2 of 3 calls: jitter", "bob": ""}
 
@@ -64,7 +71,6 @@ async def test_a_call_row_names_the_agent_on_it_as_the_supervisor_knows_them(
         tracker = Tracker(MemoryBus().publish)
         answered_call(tracker, "pbx1", "1700000000.9", "support", "agent-8101")
         answered_call(tracker, "pbx1", "1700000000.8", "support", "agent-8102")  # no user
-        board = create_ui(ui_deps(db, MemoryBus(), tracker))
-        [view] = await board[WALLBOARD].greeting(cast(Any, None))
+        view = await _board_view(db, tracker)
     labels = {call["linkedid"]: call["agent_label"] for call in view["calls"]}
     assert labels == {"1700000000.9": "alice (8101)", "1700000000.8": "agent-8102"}
