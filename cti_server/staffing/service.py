@@ -3,7 +3,9 @@
 The CRM's interactions of the ``weeks`` before the first day asked are read once and kept
 ``read_every`` seconds (a page, its form sent again, the wallboard's queues: one read); the
 forecast and the Erlang sums run in a worker thread (Erlang A integrates numerically: a week
-of quarter-hours is hundreds of integrals, too long for the event loop).
+of quarter-hours is hundreds of integrals, too long for the event loop). A plan costs 0.1-0.6 s
+of CPU: one is computed at a time (a burst of page loads cannot take every core from the calls),
+and the same question on the same reading is answered again from memory.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import functools
 import math
 import time as clock_time
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -33,6 +36,8 @@ WEEKS = 4
 READ_EVERY = 600.0
 """Seconds a read of the history serves: a plan learns from the days before the first day
 asked, which change only as the recorder catches up."""
+ANSWERS_KEPT = 64
+"""Plans kept for the reading they were made from (pages, the API and the wallboard's queues)."""
 
 
 def _now() -> datetime:
@@ -60,6 +65,8 @@ class Planner:
         self._clock = clock
         self._read: tuple[date, float, list[Contact]] | None = None
         self._reading = asyncio.Lock()
+        self._planning = asyncio.Lock()
+        self._answers: OrderedDict[tuple[PlanQuery, date, float], PlanOut] = OrderedDict()
 
     def today(self) -> date:
         return self._clock().astimezone(self._zone).date()
@@ -73,13 +80,24 @@ class Planner:
         if query.on is not None and query.on not in days:
             raise PlanRefused("on", f"{query.on} is not a day of the plan ({days[0]}..{days[-1]})")
         since = first - timedelta(weeks=self._weeks)
-        contacts = await self._contacts(since)
-        calendar = self._calendar()
-        return await asyncio.to_thread(_answer, query, days, since, contacts, calendar, self._zone)
+        read_at, contacts = await self._contacts(since)
+        key = (query, first, read_at)
+        async with self._planning:
+            answer = self._answers.get(key)
+            if answer is None:
+                calendar = self._calendar()
+                answer = await asyncio.to_thread(
+                    _answer, query, days, since, contacts, calendar, self._zone
+                )
+                self._answers[key] = answer
+                while len(self._answers) > ANSWERS_KEPT:
+                    self._answers.popitem(last=False)
+            self._answers.move_to_end(key)
+            return answer
 
-    async def _contacts(self, since: date) -> list[Contact]:
+    async def _contacts(self, since: date) -> tuple[float, list[Contact]]:
         """The interactions from local midnight of ``since`` on, read again when older than
-        ``read_every`` or from another day."""
+        ``read_every`` or from another day; with when they were read."""
         async with self._reading:
             read = self._read
             if (
@@ -87,11 +105,11 @@ class Planner:
                 and read[0] == since
                 and clock_time.monotonic() - read[1] < self._read_every
             ):
-                return read[2]
+                return read[1], read[2]
             start = datetime.combine(since, datetime.min.time(), self._zone).astimezone(UTC)
             contacts = await contacts_since(self._engine, start, self._zone)
             self._read = (since, clock_time.monotonic(), contacts)
-            return contacts
+            return self._read[1], contacts
 
 
 def _answer(  # noqa: PLR0917 - the worker thread's one call, its inputs in order

@@ -4,6 +4,7 @@ in the API's OpenAPI document (each answer checked against it)."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from cti_server.config import (
     Settings,
     UiSettings,
 )
+from cti_server.control.staffing import PlanQuery
+from cti_server.staffing import service
 from cti_server.staffing.http import staffing_api
 from cti_server.staffing.service import Planner
 from tests.support.openapi import ResponseChecker
@@ -109,6 +112,34 @@ async def test_supervisors_and_above_get_the_plan_agents_and_strangers_do_not(ap
     assert (night["offered"], night["erlang_a"]) == (0, 0)
     assert body["what_if"] is None
     assert body["patience_s"] > 0
+
+
+@pytest.mark.asyncio
+async def test_a_burst_of_the_same_question_is_planned_once_and_one_plan_at_a_time(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    running, most, planned = 0, 0, []
+    answer = service._answer
+
+    def counted(query: PlanQuery, *args: Any) -> Any:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        planned.append(query.target)
+        try:
+            return answer(query, *args)
+        finally:
+            running -= 1
+
+    monkeypatch.setattr(service, "_answer", counted)
+    same = [api.plan() for _ in range(4)]
+    other = [api.plan(target="90/30"), api.plan(target="asa:30s")]
+    answers = await asyncio.gather(*same, *other)
+    assert [status for status, _ in answers] == [200] * 6
+    assert all(body == answers[0][1] for _, body in answers[:4])
+    assert answers[4][1]["target"] == "90% in 30 s"
+    assert sorted(planned) == sorted(["80%/20s", "90%/30s", "asa:30s"])  # each once
+    assert most == 1
 
 
 @pytest.mark.asyncio
