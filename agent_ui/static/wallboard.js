@@ -139,6 +139,11 @@
     if (!table) return;
     const body = table.tBodies[0];
     clear(body);
+    if (!(m.staffing || []).length) {
+      const td = el("td", "No forecast yet: it is learnt from the last four weeks of the CRM's calls.", "muted");
+      td.colSpan = 6;
+      body.appendChild(document.createElement("tr")).appendChild(td);
+    }
     for (const q of m.staffing || []) {
       for (const i of q.intervals) {
         const soFar = i.offered === null ? "" : i.offered + (q.counted_since ? " (since " + q.counted_since + ")" : "");

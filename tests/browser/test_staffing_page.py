@@ -6,9 +6,11 @@ wallboard it is linked from shows the plan of this interval beside the agents si
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -21,7 +23,7 @@ from crm_core.database import make_engine
 from cti_server.bus import MemoryBus
 from cti_server.staffing.service import Planner
 from cti_server.tracker.tracker import Tracker
-from tests.browser.conftest import new_tab, served, sign_in
+from tests.browser.conftest import Tab, new_tab, served, sign_in
 from tests.support.live_model import member
 from tests.support.queue_history import seed_queue_history
 from tests.support.ui import add_users
@@ -34,15 +36,18 @@ ZONE = ZoneInfo("Asia/Shanghai")
 MONDAY = date(2026, 12, 14)
 
 
-@pytest.mark.asyncio
-async def test_a_supervisor_asks_what_three_agents_fewer_from_two_do(
-    sqlite_crm_template: Path, tmp_path: Path, browser: Browser
-) -> None:
-    path = tmp_path / "crm.db"
-    shutil.copyfile(sqlite_crm_template, path)
+@contextlib.asynccontextmanager
+async def _wallboard_with_plans(
+    template: Path, folder: Path, browser: Browser, *, history: bool
+) -> AsyncIterator[Tab]:
+    """Sam, a supervisor, on the wallboard of a server that plans from the CRM's calls (four
+    weeks of support's calls before Monday with ``history``, none without)."""
+    path = folder / "crm.db"
+    shutil.copyfile(template, path)
     engine = make_engine(f"sqlite+aiosqlite:///{path}")
     db = async_sessionmaker(engine, expire_on_commit=False)
-    await seed_queue_history(db, MONDAY, ZONE)
+    if history:
+        await seed_queue_history(db, MONDAY, ZONE)
     await add_users(db, ("sam", "supervisor", "7001"))
     bus = MemoryBus()
     planner = Planner(engine, zone=ZONE, clock=lambda: datetime(2026, 12, 14, 1, tzinfo=UTC))
@@ -52,77 +57,88 @@ async def test_a_supervisor_asks_what_three_agents_fewer_from_two_do(
     try:
         async with served(app) as base:
             tab = await new_tab(browser)
-            page = tab.page
             await sign_in(tab, base, "sam")
-            await page.goto(f"{base}/ui/wallboard")
-            # the board's look ahead: support's plan for this interval (today's, by the clock)
-            now = page.locator("#staffing-live tr[data-queue=support][data-when=now] td")
-            await expect(now).to_have_count(6)
-            await expect(now.last).to_have_text("1")  # agent-8101, signed in and available
-            await page.click("a[href='/ui/staffing']")
-            await expect(page.locator("#plan-summary")).to_contain_text("Queue all")
-
-            await page.fill("#f-queue", "support")
-            await page.fill("#f-day", str(MONDAY))
-            await page.click("#plan-submit")
-            await expect(page.locator("#plan-summary")).to_contain_text(
-                "Queue support, 2026-12-14 (Asia/Shanghai), target 80% in 20 s"
-            )
-            level = page.locator("#chart-service-level")
-            await expect(level.locator("[data-series=service-level] polyline")).to_have_count(1)
-            await expect(level.locator("[data-series=service-level-what-if]")).to_have_count(0)
-            await expect(
-                page.locator("#chart-offered [data-series=offered] rect")
-            ).not_to_have_count(0)
-            await expect(
-                page.locator("#chart-agents [data-series=erlang-a] polyline")
-            ).to_have_count(1)
-            await expect(page.locator("#plan tr.missed")).to_have_count(0)
-
-            await page.fill("#f-fewer", "3")
-            await page.fill("#f-from", "14:00")
-            await page.click("#plan-submit")
-            await expect(page.locator("#what-if-summary")).to_contain_text(
-                "What if 3 agents fewer from 14:00:"
-            )
-            assert "fewer=3" in page.url
-            assert "from=14%3A00" in page.url
-            await expect(page.locator("#f-fewer")).to_have_value("3")  # the question stays
-            what_if = level.locator("[data-series=service-level-what-if] polyline")
-            await expect(what_if).to_have_count(1)
-            plan_points = _points(
-                await level.locator("[data-series=service-level] polyline").get_attribute("points")
-            )
-            what_if_points = _points(await what_if.get_attribute("points"))
-            assert len(plan_points) == len(what_if_points)
-            two_pm = 14 * 2 * 640 / 48  # x where 14:00's interval begins
-            before = [
-                (p, w) for p, w in zip(plan_points, what_if_points, strict=True) if p[0] < two_pm
-            ]
-            after = [
-                (p, w) for p, w in zip(plan_points, what_if_points, strict=True) if p[0] > two_pm
-            ]
-            assert before
-            assert all(p == w for p, w in before)
-            assert after
-            assert all(w[1] > p[1] for p, w in after)
-            await expect(
-                page.locator("#chart-agents [data-series=agents-what-if] polyline")
-            ).to_have_count(1)
-            missed = page.locator("#plan tr.missed td:first-child")
-            await expect(missed.first).to_have_text("14:00")
-            assert tab.dialogs == []
-            assert tab.errors == []
-            if SCREENSHOTS:
-                await page.screenshot(path=str(Path(SCREENSHOTS) / "staffing.png"), full_page=True)
-
-            await page.fill("#f-target", "most calls quickly")
-            await page.click("#plan-submit")
-            await expect(page.locator("#problems")).to_contain_text("target: ")
-            await expect(page.locator("#f-target")).to_have_attribute("aria-invalid", "true")
-            await page.context.close()
+            await tab.page.goto(f"{base}/ui/wallboard")
+            yield tab
+            await tab.page.context.close()
     finally:
         await engine.dispose()
+
+
+@pytest.mark.asyncio
+async def test_without_calls_to_learn_from_the_board_says_there_is_no_forecast_yet(
+    sqlite_crm_template: Path, tmp_path: Path, browser: Browser
+) -> None:
+    async with _wallboard_with_plans(sqlite_crm_template, tmp_path, browser, history=False) as tab:
+        await expect(tab.page.locator("#staffing-live tbody")).to_have_text(
+            "No forecast yet: it is learnt from the last four weeks of the CRM's calls."
+        )
+        assert tab.errors == []
+
+
+@pytest.mark.asyncio
+async def test_a_supervisor_asks_what_three_agents_fewer_from_two_do(
+    sqlite_crm_template: Path, tmp_path: Path, browser: Browser
+) -> None:
+    async with _wallboard_with_plans(sqlite_crm_template, tmp_path, browser, history=True) as tab:
+        page = tab.page
+        # the board's look ahead: support's plan for this interval (today's, by the clock)
+        now = page.locator("#staffing-live tr[data-queue=support][data-when=now] td")
+        await expect(now).to_have_count(6)
+        await expect(now.last).to_have_text("1")  # agent-8101, signed in and available
+        await page.click("a[href='/ui/staffing']")
+        await expect(page.locator("#plan-summary")).to_contain_text("Queue all")
+
+        await page.fill("#f-queue", "support")
+        await page.fill("#f-day", str(MONDAY))
+        await page.click("#plan-submit")
+        await expect(page.locator("#plan-summary")).to_contain_text(
+            "Queue support, 2026-12-14 (Asia/Shanghai), target 80% in 20 s"
+        )
+        level = page.locator("#chart-service-level")
+        await expect(level.locator("[data-series=service-level] polyline")).to_have_count(1)
+        await expect(level.locator("[data-series=service-level-what-if]")).to_have_count(0)
+        await expect(page.locator("#chart-offered [data-series=offered] rect")).not_to_have_count(0)
+        await expect(page.locator("#chart-agents [data-series=erlang-a] polyline")).to_have_count(1)
+        await expect(page.locator("#plan tr.missed")).to_have_count(0)
+
+        await page.fill("#f-fewer", "3")
+        await page.fill("#f-from", "14:00")
+        await page.click("#plan-submit")
+        await expect(page.locator("#what-if-summary")).to_contain_text(
+            "What if 3 agents fewer from 14:00:"
+        )
+        assert "fewer=3" in page.url
+        assert "from=14%3A00" in page.url
+        await expect(page.locator("#f-fewer")).to_have_value("3")  # the question stays
+        what_if = level.locator("[data-series=service-level-what-if] polyline")
+        await expect(what_if).to_have_count(1)
+        plan_points = _points(
+            await level.locator("[data-series=service-level] polyline").get_attribute("points")
+        )
+        what_if_points = _points(await what_if.get_attribute("points"))
+        assert len(plan_points) == len(what_if_points)
+        two_pm = 14 * 2 * 640 / 48  # x where 14:00's interval begins
+        before = [(p, w) for p, w in zip(plan_points, what_if_points, strict=True) if p[0] < two_pm]
+        after = [(p, w) for p, w in zip(plan_points, what_if_points, strict=True) if p[0] > two_pm]
+        assert before
+        assert all(p == w for p, w in before)
+        assert after
+        assert all(w[1] > p[1] for p, w in after)
+        await expect(
+            page.locator("#chart-agents [data-series=agents-what-if] polyline")
+        ).to_have_count(1)
+        missed = page.locator("#plan tr.missed td:first-child")
+        await expect(missed.first).to_have_text("14:00")
+        assert tab.dialogs == []
+        assert tab.errors == []
+        if SCREENSHOTS:
+            await page.screenshot(path=str(Path(SCREENSHOTS) / "staffing.png"), full_page=True)
+
+        await page.fill("#f-target", "most calls quickly")
+        await page.click("#plan-submit")
+        await expect(page.locator("#problems")).to_contain_text("target: ")
+        await expect(page.locator("#f-target")).to_have_attribute("aria-invalid", "true")
 
 
 def _points(attribute: str | None) -> list[tuple[float, float]]:
