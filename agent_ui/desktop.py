@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -140,7 +141,7 @@ class Desks:
             async for event in subscription:
                 if not (isinstance(event, AgentRinging) and await self._popped_at_once(event)):
                     self.apply(event)
-                if not self._ring_follows(subscription.peek()):
+                if self._told and not self._ring_follows(subscription.peek()):
                     await self._send_told()
         finally:
             subscription.close()
@@ -154,7 +155,7 @@ class Desks:
         if isinstance(event, CustomerIdentified | IvrFinished):
             self._caller_news(event)
         elif isinstance(event, AgentRinging):
-            extension = extension_of(event.agent)
+            extension = _extension(event.agent)
             if extension and self.hub.desks_signed_in(extension):
                 self.offer(self.desk(extension), CallKey.of(event))
                 self.spawn(self._deliver_pop(extension, event))
@@ -185,7 +186,7 @@ class Desks:
             self.pops.identified(event, read_now=bool(self.hub.connections))
 
     def _agent_changed(self, event: AgentStateChanged) -> None:
-        extension = extension_of(event.agent)
+        extension = _extension(event.agent)
         if extension and extension in self.desks:  # a closed tab's call goes on here
             self._agent_state(self.desks[extension], event)
         if extension and self.hub.desks_signed_in(extension):
@@ -229,7 +230,7 @@ class Desks:
         return (
             message.get("type") == "state"
             and message.get("state") == AgentState.RINGING
-            and extension == extension_of(following.agent)
+            and extension == _extension(following.agent)
         )
 
     def _ringing_word(self, extension: str) -> dict[str, Any] | None:
@@ -256,12 +257,13 @@ class Desks:
         in it when that was the desks' last word (``agent_state``: the desk shows it as a
         ``state`` message); False: :meth:`apply` deals with it (no desk signed in, the record
         still being read, a browser slow to read), the state sent first."""
-        extension = extension_of(event.agent)
+        extension = _extension(event.agent)
         pop = None
         if extension and self.hub.desks_signed_in(extension):
             pop = self.pops.ready(event)
         word = self._ringing_word(extension) if extension and pop is not None else None
-        await self._send_told()  # what the desks were told before, in order
+        if self._told:  # what the desks were told before, in order
+            await self._send_told()
         if not extension or pop is None:
             return False
         desk = self.desk(extension)
@@ -326,7 +328,7 @@ class Desks:
             self.spawn(self._add_routing(desk, said))
 
     def _answered(self, event: CallAnswered) -> None:
-        answering = extension_of(event.agent)
+        answering = _extension(event.agent)
         key = CallKey.of(event)
         for desk in self._at(key):
             if desk.offered != key:
@@ -345,7 +347,7 @@ class Desks:
 
     def _ended(self, event: CallEnded) -> None:
         self.pops.ended(event.node, event.linkedid)
-        extension = extension_of(event.agent)
+        extension = _extension(event.agent)
         key = CallKey.of(event)
         desks = self._at(key)
         for desk in desks:
@@ -431,6 +433,12 @@ class Desks:
         if desk.wrapup is not None:
             messages.append(self.wrapups.message(desk))
         return messages
+
+
+@functools.lru_cache(maxsize=4096)
+def _extension(agent: str) -> str:
+    """:func:`extension_of`, remembered: every ring asks it of the same agents' names."""
+    return extension_of(agent)
 
 
 def _state_of(message: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """The wallboard's live complaint alerts and call transcripts over the websocket: supervisors get
-them, agents' desks never do."""
+them, agents' desks never do. The board's changes are pushed as they happen once a board
+watches; while none does, what only changes the view is not even queued."""
 
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from crm_core.database import make_engine
 from cti_server.bus import MemoryBus
-from cti_server.events import ComplaintDetected, TranscriptPartial
+from cti_server.events import CallStarted, ComplaintDetected, TranscriptPartial
 from cti_server.tracker.tracker import Tracker
-from tests.support.live_model import answered_call
+from tests.support.live_model import answered_call, waiting_call
 from tests.support.ui import add_users, sign_in, ui_app
 
 XSS = '"><svg/onload=alert(1)>'
@@ -184,3 +185,29 @@ async def test_a_call_transcript_goes_to_the_supervisors_following_it_only(board
         TranscriptPartial(node=NODE, linkedid=LINKEDID, speaker="agent", text="sorry", final=True)
     )
     assert not any(m["type"] == "transcript" for m in await _probe(sam))
+
+
+@pytest.mark.asyncio
+async def test_changes_wait_for_no_board_and_reach_a_board_as_soon_as_one_watches(
+    board: Board,
+) -> None:
+    started = [
+        CallStarted(node=NODE, linkedid=f"1.{i}", caller_number="", caller_name="", dialed="")
+        for i in range(10001)
+    ]
+    for event in started:  # more than a subscription holds, at once, with no board open
+        board.bus.publish(event)
+    assert board.bus.status()["dropped"] == 0  # the wallboard queued none of them
+
+    sam = await board.socket("sam", "wallboard")
+    first = await _until(sam, lambda m: m["type"] == "wallboard")
+    assert not any(c["linkedid"] == "1700000000.43" for c in first["calls"])
+    waiting_call(board.tracker, NODE, "1700000000.43", "support")
+    # pushed on the change, well before the board's refresh every 5 s
+    await _until(
+        sam,
+        lambda m: (
+            m["type"] == "wallboard" and any(c["linkedid"] == "1700000000.43" for c in m["calls"])
+        ),
+        timeout=2.5,
+    )

@@ -97,3 +97,19 @@ async def test_a_waiting_reader_wakes_for_the_next_event_and_a_peek_leaves_it_qu
         await subscription.get(timeout=0.01)
     bus.publish(first)  # a reader that timed out does not stop the next one hearing
     assert await subscription.get(timeout=1) is first
+
+
+@pytest.mark.asyncio
+async def test_a_muted_type_is_not_queued_until_unmuted_and_the_others_go_on() -> None:
+    bus = MemoryBus()
+    board = bus.subscribe(CallQueued, AgentRinging)
+    desks = bus.subscribe(AgentRinging)
+    board.mute(AgentRinging)
+    muted, queued = make.ringing("5.1", "agent-8101"), make.queued("5.2")
+    bus.publish(muted)
+    bus.publish(queued)
+    board.mute()  # unmuted: the next ring is heard
+    heard = make.ringing("5.3", "agent-8101")
+    bus.publish(heard)
+    assert await _heard(board) == [queued, heard]
+    assert await _heard(desks) == [muted, heard]
