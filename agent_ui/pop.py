@@ -83,6 +83,8 @@ class CallPop:
     routed: Record = field(default_factory=dict)  # the router's word, in the agent's words
     tier: str = ""
     encoded: tuple[Record, str] | None = None  # the record read, and its JSON
+    # the record, with what else the pop says that is known before the ring, and its JSON
+    ahead: tuple[Record, Record, str] | None = None
 
 
 def _encode_ahead(call: CallPop, lookup: asyncio.Task[Record]) -> None:
@@ -91,6 +93,29 @@ def _encode_ahead(call: CallPop, lookup: asyncio.Task[Record]) -> None:
     if lookup is call.lookup and not lookup.cancelled() and lookup.exception() is None:
         record = lookup.result()
         call.encoded = (record, json.dumps(record))
+
+
+def _before_the_ring(call: CallPop, record: Record) -> tuple[Record, str | None]:
+    """The pop's fields known before the ring (the record, the IVR's answers, the router's word
+    so far, how far the caller is trusted), with their JSON when the record's was made ahead:
+    made once per call (again when the IVR or the router says more), so that a ring encodes
+    only the call's own few fields."""
+    ahead = call.ahead
+    if ahead is not None and ahead[0] is record:
+        return ahead[1], ahead[2]
+    attributes = call.ivr["attributes"] if call.ivr else {}
+    known = {
+        "ivr": call.ivr,
+        "routing": routing_reason(attributes, call.routed),
+        "identity": identity(attributes),
+    }
+    fields = {**record, **known}
+    encoded = call.encoded
+    if encoded is None or encoded[0] is not record:
+        return fields, None
+    members = (encoded[1].strip()[1:-1], json.dumps(known)[1:-1])
+    call.ahead = (record, fields, "{" + ",".join(m for m in members if m) + "}")
+    return fields, call.ahead[2]
 
 
 def routing_reason(attributes: dict[str, str], written: Record) -> Record:
@@ -159,6 +184,7 @@ class PopService:
             "inputs": mask_secrets({k: str(v) for k, v in event.inputs.items()}),
             "attributes": {k: str(v) for k, v in event.attributes.items()},
         }
+        call.ahead = None  # the pop's routing and identity follow the IVR's answers
 
     def routed(self, event: CallRouted | CallRangOut) -> Record:
         """Keep the router's word on a call for its pops; what it adds to them."""
@@ -167,7 +193,9 @@ class PopService:
             if isinstance(event, CallRouted)
             else no_answer_words(event.no_answer)
         )
-        self._call(CallKey.of(event)).routed.update(said)
+        call = self._call(CallKey.of(event))
+        call.routed.update(said)
+        call.ahead = None  # the pop's routing says more now
         return said
 
     def ended(self, node: str, linkedid: str) -> None:
@@ -220,7 +248,7 @@ class PopService:
     ) -> Record:
         customer = record.get("customer")
         call.tier = customer["tier"] if customer else ""
-        attributes = call.ivr["attributes"] if call.ivr else {}
+        fields, encoded = _before_the_ring(call, record)
         pop = {
             "type": "pop",
             "call": {
@@ -231,13 +259,9 @@ class PopService:
                 "caller_name": event.caller_name,
                 "at": event.at.isoformat(),
             },
-            **record,
-            "ivr": call.ivr,
-            "routing": routing_reason(attributes, call.routed),
-            "identity": identity(attributes),
+            **fields,
         }
-        ahead = call.encoded
-        return Prepared(pop, *ahead) if ahead is not None and ahead[0] is record else pop
+        return Prepared(pop, fields, encoded) if encoded is not None else pop
 
     async def record_of(self, customer_id: int) -> Record:
         """A customer chosen or created by the agent, as the pop shows it."""

@@ -121,6 +121,34 @@ async def test_a_record_read_while_the_caller_was_in_the_ivr_pops_at_the_ring_wi
     assert json.loads(encoded(pop)) == json.loads(json.dumps(pop))
 
 
+@pytest.mark.asyncio
+async def test_a_second_ring_of_a_call_says_what_the_ivr_and_the_router_said_since_the_first(
+    pops: tuple[PopService, int],
+) -> None:
+    service, customer = pops
+    service.identified(_identified("4.2", customer))
+    await asyncio.gather(*service.lookups())
+    first = service.ready(_ringing("4.2"))
+    assert first is not None
+    assert json.loads(encoded(first))["identity"]["verified"] is False
+
+    service.ivr_finished(
+        replace(make.ivr_finished("4.2", customer), attributes={"verified": "pin"})
+    )
+    decision = {"rule": "only qualified agent", "agent": "8101", "candidates": [{"agent": "8101"}]}
+    said = service.routed(
+        CallRouted(node=NODE, linkedid="4.2", extension="8101", rule="r", decision=decision)
+    )
+    second = service.ready(_ringing("4.2"))  # rung again: another agent, or the same later
+    assert isinstance(second, Prepared)
+    sent = json.loads(encoded(second))
+    assert sent == json.loads(json.dumps(second))
+    assert sent["identity"] == {"verified": True, "note": "verified: PIN typed in the IVR"}
+    assert said.items() <= sent["routing"].items()
+    assert sent["ivr"]["attributes"] == {"verified": "pin"}
+    assert sent["customer"]["id"] == customer
+
+
 class _Unreachable:
     """A CRM that cannot be reached: every session fails as it opens."""
 
