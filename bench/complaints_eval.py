@@ -8,13 +8,14 @@
 Without ``--data``: the Chinese model leave-one-category-out on the shared shopping reviews (7
 categories) and food-delivery reviews (../shared/data/zh_sentiment; skipped with a message when
 absent): for each kind of business, a model is trained as the shipped one is (deduplicated,
-balanced across the other kinds, calibrated by cross-validation inside its training data) and
-tested on the kind it never saw. Printed: each kind's F1 and the macro average, calibration
-before and after, precision at a realistic complaint rate, recall on indirect complaints, and the
-shipped model's time per message. With ``--embedding-cache DIR`` (or COMPLAINTS_EMBEDDING_CACHE)
-and the embeddings extra, the same for the model that also reads sentence embeddings, trained as
-it is shipped (600 reviews of each label of each other kind) and tested on every review of the
-kind left out (embeddings kept in DIR between runs; ``--embedding-sample``: on a sample of it).
+weighted alike across the other kinds and labels, calibrated by cross-validation inside its
+training data) and tested on the kind it never saw. Printed: each kind's F1 and the macro
+average, calibration before and after, precision at a realistic complaint rate, recall on
+indirect complaints, and the shipped model's time per message. With ``--embedding-cache DIR``
+(or COMPLAINTS_EMBEDDING_CACHE) and the embeddings extra, the same for the model that also reads
+sentence embeddings, trained as it is shipped (600 reviews of each label of each other kind) and
+tested on every review of the kind left out (embeddings kept in DIR between runs;
+``--embedding-sample``: on a sample of it).
 
 Every model is measured at two operating points: the calibrated 0.5 (at the training base rate)
 and the one a manager sets, an expected complaint rate (``--rate``) and the cost of a miss in
@@ -211,6 +212,7 @@ def _leave_one_out(args: argparse.Namespace, embeddings: bool, sample: bool = Fa
         TextFeatures(load_lexicon(root)),
         load_weights(root),
         strip_punctuation=spec.strip_punctuation,
+        domains=everything.domains,
     )
     if embeddings:
         assert spec.embedding is not None
@@ -219,15 +221,19 @@ def _leave_one_out(args: argparse.Namespace, embeddings: bool, sample: bool = Fa
     raw = np.zeros(len(kinds))
     calibrated = np.zeros(len(kinds))
     base_rates = []
+    taken = (
+        f"every review of the other kinds, each label of each weighing as {spec.domains.per_label}"
+        if spec.domains.weighted
+        else f"at most {spec.domains.per_label} of each label of each other kind"
+    )
     print(
-        f"Chinese, {name}: leave one kind of business out ({len(kinds)} texts; trained on at "
-        f"most {spec.domains.per_label} of each label of each other kind, "
-        f"{args.inner_folds}-fold calibration; F1 at the calibrated 0.5)"
+        f"Chinese, {name}: leave one kind of business out ({len(kinds)} texts; trained on "
+        f"{taken}, {args.inner_folds}-fold calibration; F1 at the calibrated 0.5)"
     )
     scores = []
     for kind, title in KINDS.items():
         others = [k for k in KINDS if k != kind]
-        part = training.balanced(everything, spec.domains.per_label, others)
+        part = training.training_index(everything, spec.domains, others)
         test = np.flatnonzero(kinds == kind)
         trained = training.train(corpus, part, spec, args.inner_folds, args.seed)
         logits, calibrated[test] = trained.calibrated(corpus, test)
@@ -283,6 +289,12 @@ def _shipped_unseen(args: argparse.Namespace, everything: Any, size: int = 4000)
     seen = _training_texts("zh")
     unseen = [i for i in range(len(everything)) if everything.texts[i] not in seen]
     unseen.sort(key=lambda i: training.text_order(everything.texts[i]))
+    if len(unseen) < 100:
+        print(
+            f"shipped zh model on reviews it was not trained on: skipped ({len(unseen)} left; "
+            "it trains on every review of the shared data)"
+        )
+        return
     chosen = sorted(unseen[:size])
     texts = [everything.texts[i] for i in chosen]
     labels = everything.labels[chosen]

@@ -74,11 +74,13 @@ def build(
         load_weights(DATA),
         strip_punctuation=spec.strip_punctuation,
         spoken=spoken,
+        domains=labelled.domains + [""] * (len(texts) - len(labelled)),
     )
     if spec.embedding is not None and spec.use_embedding:
         corpus.embed(spec.embedding, cache)
     everything = np.arange(len(labels))
-    trained = training.train(corpus, everything, spec, config.threshold_folds, config.seed)
+    folds = spec.folds or config.threshold_folds
+    trained = training.train(corpus, everything, spec, folds, config.seed)
     choice = trained.choice
     spec, threshold = choice.config, choice.threshold
     precision, recall, f1 = training.prf(labels, choice.out_of_fold >= threshold)
@@ -93,9 +95,8 @@ def build(
             "extra_sha256": extra_sha,
             "rows": len(labels),
             "positives": int(labels.sum()),
-            "threshold_from": f"{config.threshold_folds}-fold out-of-fold F1 on the training data",
-            "calibration_from": f"Platt scaling of the same {config.threshold_folds}-fold "
-            "out-of-fold logits",
+            "threshold_from": f"{folds}-fold out-of-fold F1 on the training data",
+            "calibration_from": f"Platt scaling of the same {folds}-fold out-of-fold logits",
             **({"C": spec.C, "C_from": "the same cross-validation"} if spec.C_choices else {}),
             "out_of_fold_at_threshold": {
                 "precision": round(precision, 4),
@@ -110,8 +111,8 @@ def build(
 
 def sample_domains(spec: training.LanguageConfig, source: Path) -> str:
     """The domains file of ``spec`` rebuilt from ``source`` (the shared shopping reviews):
-    cleaned, and the texts :func:`training.balanced` would take, so the repository holds only
-    what training reads."""
+    cleaned, and the texts :func:`training.training_index` takes (every one when weighted), so
+    the repository holds only what training reads."""
     domains = spec.domains
     if domains is None:
         raise SystemExit("this language has no domains file in training.yaml")
@@ -124,7 +125,7 @@ def sample_domains(spec: training.LanguageConfig, source: Path) -> str:
         domain_column=domains.column,
     )
     everything = training.clean(training.Labelled(texts, labels, kinds))
-    chosen = training.subset(everything, training.balanced(everything, domains.per_label))
+    chosen = training.subset(everything, training.training_index(everything, domains))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([domains.column, spec.label_column, spec.text_column])

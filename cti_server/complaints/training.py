@@ -7,10 +7,12 @@ A model is fitted on all its training data; its threshold is the one that maximi
 out-of-fold probabilities of a k-fold cross-validation of the same data, so no figure that is
 reported was used to choose it, and its calibration (Platt scaling) is fitted on the same
 out-of-fold logits. A language may train on several kinds of business (domains): texts are
-deduplicated and at most ``per_label`` texts of each label are taken from each domain, so that no
-domain dominates. Fitting is single-threaded and coefficients are rounded, so on
-one machine the same data gives the same file byte for byte; another processor's BLAS kernels or
-another numpy change the last digits, which :mod:`.model_check` tells apart from a real change.
+deduplicated and at most ``per_label`` texts of each label are taken from each domain, or,
+weighted, every text is taken and the texts of each label of each domain weigh together as much
+as ``per_label`` texts, so that no domain dominates. Fitting is single-threaded and coefficients
+are rounded, so on one machine the same data gives the same file byte for byte; another
+processor's BLAS kernels or another numpy change the last digits, which :mod:`.model_check`
+tells apart from a real change.
 """
 
 from __future__ import annotations
@@ -72,7 +74,8 @@ class DomainsConfig:
     data: str  # a CSV of the same text and label columns and a domain column
     column: str
     main: str  # the domain of the main data's texts
-    per_label: int  # at most this many texts of each label from each domain
+    per_label: int  # at most this many texts of each label from each domain (weighted: as much)
+    weighted: bool = False  # every text, weighted (see domain_weights), instead of a sample
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +92,7 @@ class LanguageConfig:
     use_embedding: bool = False  # this config trains the embedding model
     C_choices: tuple[float, ...] = ()  # when set, C is chosen among them by cross-validation
     domains: DomainsConfig | None = None
+    folds: int | None = None  # of the threshold's cross-validation, when not the config's
 
     def with_embedding(self) -> LanguageConfig:
         """The config of the language's embedding model."""
@@ -96,7 +100,8 @@ class LanguageConfig:
             raise ValueError("no embedding model configured")
         domains = self.domains
         if domains is not None and self.embedding.per_label is not None:
-            domains = replace(domains, per_label=self.embedding.per_label)
+            # a sample: each text is embedded, which bounds the time to train
+            domains = replace(domains, per_label=self.embedding.per_label, weighted=False)
         return replace(
             self,
             C=self.embedding.C[0],
@@ -147,7 +152,11 @@ def load_training_config(root: DataRoot, name: str = "training.yaml") -> Trainin
             if spec.get("domains"):
                 d = spec["domains"]
                 domains = DomainsConfig(
-                    str(d["data"]), str(d["column"]), str(d["main"]), int(d["per_label"])
+                    str(d["data"]),
+                    str(d["column"]),
+                    str(d["main"]),
+                    int(d["per_label"]),
+                    bool(d.get("weighted", False)),
                 )
             languages[language] = LanguageConfig(
                 data=str(spec["data"]),
@@ -160,6 +169,7 @@ def load_training_config(root: DataRoot, name: str = "training.yaml") -> Trainin
                 extra=str(spec["extra"]) if spec.get("extra") else None,
                 embedding=embedding,
                 domains=domains,
+                folds=int(spec["threshold_folds"]) if spec.get("threshold_folds") else None,
             )
         return TrainingConfig(int(data["seed"]), int(data["threshold_folds"]), languages)
     except KeyError as exc:
@@ -259,6 +269,33 @@ def balanced(labelled: Labelled, per_label: int, domains: Sequence[str] | None =
     return np.array(sorted(chosen), dtype=np.int64)
 
 
+def training_index(
+    labelled: Labelled, spec: DomainsConfig, domains: Sequence[str] | None = None
+) -> IntArray:
+    """The texts of ``domains`` (else all) that a model of ``spec`` trains on: every one when
+    weighted, else a balanced sample (:func:`balanced`); ascending."""
+    if not spec.weighted:
+        return balanced(labelled, spec.per_label, domains)
+    wanted = set(labelled.domains) if domains is None else set(domains)
+    return np.array([i for i, d in enumerate(labelled.domains) if d in wanted], dtype=np.int64)
+
+
+def domain_weights(domains: Sequence[str], labels: IntArray, per_label: int) -> FloatArray:
+    """Sample weights by which the texts of each label of each domain weigh together as much as
+    ``per_label`` texts (a small domain's count more, a large one's less), so that every review
+    teaches and no domain dominates; a text of no domain (``""``: the spoken extra) weighs one
+    text. Scaled to a mean of 1, so the regularisation keeps its strength."""
+    weights = np.ones(len(labels), dtype=np.float64)
+    groups: dict[tuple[str, int], list[int]] = {}
+    for i, (domain, label) in enumerate(zip(domains, labels, strict=True)):
+        if domain:
+            groups.setdefault((domain, int(label)), []).append(i)
+    for members in groups.values():
+        weights[members] = per_label / len(members)
+    scaled: FloatArray = weights * len(weights) / weights.sum()
+    return scaled
+
+
 def subset(labelled: Labelled, index: IntArray) -> Labelled:
     return Labelled(
         [labelled.texts[i] for i in index],
@@ -298,8 +335,9 @@ def read_training_data(root: DataRoot, spec: LanguageConfig) -> tuple[Labelled, 
         domains=d.data,
         domains_sha256=hashlib.sha256(more_raw).hexdigest(),
         per_label=d.per_label,
+        **({"weighted": True} if d.weighted else {}),
     )
-    return subset(everything, balanced(everything, d.per_label)), provenance
+    return subset(everything, training_index(everything, d)), provenance
 
 
 @dataclass(slots=True)
@@ -314,6 +352,7 @@ class Corpus:
     labels: IntArray
     extra: dict[str, Any] = field(default_factory=dict)
     embeddings: FloatArray | None = None  # of ``texts``, when an embedding model is trained
+    domains: list[str] = field(default_factory=list)  # each text's, for weighted training
 
     def embed(self, embedding: EmbeddingConfig, cache: Path | None = None) -> None:
         """Sentence embeddings of the texts (needs the embeddings extra; about 50 ms a text),
@@ -334,8 +373,10 @@ def featurize(
     *,
     strip_punctuation: bool,
     spoken: Sequence[bool] = (),
+    domains: Sequence[str] = (),
 ) -> Corpus:
-    """Features of each text; ``spoken`` marks call utterances, addressed to us like any call."""
+    """Features of each text; ``spoken`` marks call utterances, addressed to us like any call;
+    ``domains``: each text's kind of business (``""`` for none), which weighted training reads."""
     names = features.names(language)
     model_texts: list[str] = []
     rows: list[list[float]] = []
@@ -353,6 +394,7 @@ def featurize(
         names,
         np.array(prior, dtype=np.float64),
         labels,
+        domains=list(domains),
     )
 
 
@@ -414,8 +456,20 @@ def fit(corpus: Corpus, index: IntArray, config: LanguageConfig, seed: int) -> F
         fitted.classifier = LogisticRegression(
             C=config.C, class_weight="balanced", max_iter=5000, random_state=seed
         )
-        fitted.classifier.fit(matrix, corpus.labels[index])
+        fitted.classifier.fit(
+            matrix, corpus.labels[index], sample_weight=_weights(corpus, index, config)
+        )
     return fitted
+
+
+def _weights(corpus: Corpus, index: IntArray, config: LanguageConfig) -> FloatArray | None:
+    """Sample weights of ``index``'s texts when the language trains weighted (else None)."""
+    d = config.domains
+    if d is None or not d.weighted:
+        return None
+    if len(corpus.domains) != len(corpus.texts):
+        raise ValueError("weighted training needs each text's domain (featurize(domains=...))")
+    return domain_weights([corpus.domains[i] for i in index], corpus.labels[index], d.per_label)
 
 
 def sigmoid(x: FloatArray) -> FloatArray:

@@ -94,6 +94,26 @@ def test_balanced_takes_at_most_so_many_of_each_label_of_each_kind() -> None:
     )  # a sample does not depend on the file's order
 
 
+def test_weighted_training_takes_every_text_and_weighs_each_kind_and_label_alike() -> None:
+    """A kind's 2 complaints weigh as much as another's 18; a text of no kind (a call
+    utterance) weighs one text; the weights average 1."""
+    labels = np.array([1] * 18 + [0] * 10 + [1] * 2 + [0] * 10 + [1])
+    kinds = ["big"] * 28 + ["small"] * 12 + [""]
+    labelled = training.Labelled([f"t{i}" for i in range(len(kinds))], labels, kinds)
+    spec = training.DomainsConfig("more.csv", "cat", "main", per_label=5, weighted=True)
+    assert training.training_index(labelled, spec).tolist() == list(range(len(kinds)))
+    assert training.training_index(labelled, spec, ["small"]).tolist() == list(range(28, 40))
+    weights = training.domain_weights(kinds, labels, per_label=5)
+    assert weights.mean() == pytest.approx(1.0)
+    groups = [(k, int(y)) for k, y in zip(kinds, labels, strict=True)]
+    totals = {g: weights[[i for i, h in enumerate(groups) if h == g]].sum() for g in set(groups)}
+    kind_totals = [totals[g] for g in groups if g[0]]
+    assert max(kind_totals) == pytest.approx(min(kind_totals))  # each kind and label alike
+    assert totals[("", 1)] == pytest.approx(kind_totals[0] / 5)  # one text's weight
+    unweighted = training.DomainsConfig("more.csv", "cat", "main", per_label=5)
+    assert len(training.training_index(labelled, unweighted)) == 5 + 5 + 2 + 5 + 1
+
+
 def test_platt_scaling_undoes_a_pushed_base_rate() -> None:
     """Logits of a model whose probabilities say 50 % where 20 % are complaints: calibrated,
     their mean is the base rate and the calibration records it."""
