@@ -110,7 +110,10 @@ class Desks:
         hub.greet("desk", self.greeting)
 
     def desk(self, extension: str) -> Desk:
-        return self.desks.setdefault(extension, Desk(extension))
+        desk = self.desks.get(extension)
+        if desk is None:
+            desk = self.desks[extension] = Desk(extension)
+        return desk
 
     def serving(self, extension: str | None) -> Serving:
         """Whom the desk of ``extension`` serves now: the customers its pop shows (the caller,

@@ -93,13 +93,14 @@ def _encode_ahead(call: CallPop, lookup: asyncio.Task[Record]) -> None:
     if lookup is call.lookup and not lookup.cancelled() and lookup.exception() is None:
         record = lookup.result()
         call.encoded = (record, json.dumps(record))
+        _before_the_ring(call, record)  # the rest of what is known now, encoded with it
 
 
 def _before_the_ring(call: CallPop, record: Record) -> tuple[Record, str | None]:
     """The pop's fields known before the ring (the record, the IVR's answers, the router's word
     so far, how far the caller is trusted), with their JSON when the record's was made ahead:
-    made once per call (again when the IVR or the router says more), so that a ring encodes
-    only the call's own few fields."""
+    made as the record is read (again at the ring when the IVR or the router said more since),
+    so that a ring encodes only the call's own few fields."""
     ahead = call.ahead
     if ahead is not None and ahead[0] is record:
         return ahead[1], ahead[2]
