@@ -3,6 +3,8 @@ complaints count as indirect; and the training data's cleaning, balance and Plat
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -148,3 +150,39 @@ def test_nested_cross_validation_gives_every_text_a_calibrated_held_out_probabil
     raw = training.sigmoid(result.logits).mean()  # class-balanced: pulled towards 0.5
     assert abs(raw - result.base_rate) > abs(result.calibrated.mean() - result.base_rate) + 0.03
     assert evaluation.brier(result.calibrated, labels[::4]) < 0.2
+
+
+def test_weighted_training_weighs_a_small_kind_up_and_needs_each_texts_kind() -> None:
+    """Trained weighted, a kind's few complaints pull the model as far as another's many: a
+    word only the small kind's complaints use gets more weight than when every text counts
+    once. Texts featurized without their kinds are refused with a clear error."""
+    root = data_root()
+    spec = training.load_training_config(root).languages["zh"]
+    assert spec.domains is not None
+    texts = ["东西很好", "非常满意", "质量不错"] * 10 + ["太差了"] * 30 + ["漏水"] * 3
+    texts += ["很好用", "满意"] * 10
+    labels = np.array([0] * 30 + [1] * 30 + [1] * 3 + [0] * 20)
+    kinds = ["big"] * 60 + ["small"] * 23
+    features = TextFeatures(load_lexicon(root))
+
+    def corpus(with_kinds: bool) -> training.Corpus:
+        return training.featurize(
+            texts,
+            labels,
+            "zh",
+            features,
+            load_weights(root),
+            strip_punctuation=True,
+            domains=kinds if with_kinds else (),
+        )
+
+    index = np.arange(len(texts))
+    weighted = replace(spec, domains=replace(spec.domains, weighted=True))
+    sampled = replace(spec, domains=replace(spec.domains, weighted=False))
+    leak = corpus(True)
+    leaks = leak.texts.index("漏水")
+    up = training.fit(leak, index, weighted, 0).logits(leak, np.array([leaks]))[0]
+    once = training.fit(leak, index, sampled, 0).logits(leak, np.array([leaks]))[0]
+    assert up > once
+    with pytest.raises(ValueError, match="each text's domain"):
+        training.fit(corpus(False), index, weighted, 0)
