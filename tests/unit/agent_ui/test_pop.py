@@ -104,13 +104,18 @@ async def test_the_routers_word_joins_the_pop_as_published(pops: tuple[PopServic
     assert pop["routing"] == {"rang out first at": "8102 (paused: not answering)", **said}
 
 
+async def _read_in_the_ivr(service: PopService, linkedid: str, customer: int) -> None:
+    """The caller identified and their record read while they were in the IVR."""
+    service.identified(_identified(linkedid, customer))
+    await asyncio.gather(*service.lookups())
+
+
 @pytest.mark.asyncio
 async def test_a_record_read_while_the_caller_was_in_the_ivr_pops_at_the_ring_without_a_wait(
     pops: tuple[PopService, int],
 ) -> None:
     service, customer = pops
-    service.identified(_identified("4.1", customer))
-    await asyncio.gather(*service.lookups())  # read while the caller was in the IVR
+    await _read_in_the_ivr(service, "4.1", customer)
     ring = service.pop_for(_ringing("4.1"))
     with pytest.raises(StopIteration) as done:  # the pop is there at its first step
         ring.send(None)
@@ -126,8 +131,7 @@ async def test_a_second_ring_of_a_call_says_what_the_ivr_and_the_router_said_sin
     pops: tuple[PopService, int],
 ) -> None:
     service, customer = pops
-    service.identified(_identified("4.2", customer))
-    await asyncio.gather(*service.lookups())
+    await _read_in_the_ivr(service, "4.2", customer)
     first = service.ready(_ringing("4.2"))
     assert first is not None
     assert json.loads(encoded(first))["identity"]["verified"] is False
