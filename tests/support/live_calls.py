@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from crm_core.models import Interaction
-from cti_server.app import AMI, DATABASE, SCHEMA_READY, build_app
+from cti_server.app import AMI, DATABASE, SCHEMA_READY, SPEECH, build_app
 from cti_server.config import (
     IvrSettings,
     RecorderSettings,
@@ -100,6 +100,9 @@ async def running_ivr_app(
         settings = with_classic_agi(settings)
     async with serving(settings) as app:
         await schema_ready(app)
+        # callers ring once the spoken menus have their models (loading one takes seconds of
+        # CPU, begun at start): a first call seconds after a start is not what these tests test
+        await app[SPEECH].preload()
         async with classic_agi(node, settings, tmp_path) if classic else nullcontext():
             yield app
 
