@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from crm_core.database import make_engine
 from cti_server.bus import MemoryBus
+from cti_server.config import UiSettings
 from cti_server.staffing.service import Planner
 from cti_server.tracker.tracker import Tracker
 from tests.browser.conftest import Tab, new_tab, served, sign_in
@@ -53,7 +54,9 @@ async def _wallboard_with_plans(
     planner = Planner(engine, zone=ZONE, clock=lambda: datetime(2026, 12, 14, 1, tzinfo=UTC))
     tracker = Tracker(bus.publish)
     member(tracker, "pbx1", "support", "agent-8101", "PJSIP/8101")
-    app = mounted(dataclasses.replace(ui_deps(db, bus, tracker), staffing=planner))
+    # the board's days are the planner's (else its today may be a day the plan has no row of)
+    deps = ui_deps(db, bus, tracker, settings=UiSettings(time_zone=ZONE.key))
+    app = mounted(dataclasses.replace(deps, staffing=planner))
     try:
         async with served(app) as base:
             tab = await new_tab(browser)

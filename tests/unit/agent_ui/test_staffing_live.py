@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from agent_ui.staffing_live import RETRY_SECONDS, LiveStaffing
 from crm_core.database import make_engine
 from cti_server.bus import MemoryBus
+from cti_server.config import UiSettings
 from cti_server.control.staffing import IntervalOut, PlanOut, PlanQuery, PlanRefused
 from cti_server.events import CallQueued
 from cti_server.tracker.tracker import Tracker
@@ -189,7 +190,9 @@ async def board(sqlite_crm_template: Path, tmp_path: Path) -> AsyncIterator[tupl
     bus = MemoryBus()
     tracker = Tracker(bus.publish)
     plans = Plans({"support": {}}, default=4)
-    app = mounted(dataclasses.replace(ui_deps(db, bus, tracker), staffing=plans))
+    # the board's days are the planner's (else its today may be a day the plan has no row of)
+    deps = ui_deps(db, bus, tracker, settings=UiSettings(time_zone=ZONE.key))
+    app = mounted(dataclasses.replace(deps, staffing=plans))
     client: TestClient[Any, Any] = TestClient(TestServer(app))
     await client.start_server()
     try:
