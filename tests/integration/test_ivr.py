@@ -89,7 +89,9 @@ async def test_known_vip_presses_1_for_billing_and_reaches_the_queue_with_attrib
             VIP[1],
             VIP[0],
             dtmf="1",
-            pre_wait=4,  # inside the menu prompt also when cti-agi starts slowly (a process)
+            # inside the menu (its 8 s prompt, then the wait for a key) also when cti-agi, a
+            # process per call, starts seconds late on a busy machine
+            pre_wait=7,
             patience=30,
         )
         variables = await ivr_variables(log, call)
