@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-from scipy import integrate
+from numpy.typing import NDArray
+from scipy import integrate, special
 
 
 class StaffingError(ValueError):
@@ -176,3 +177,72 @@ class Queue:
             return 0.0
         answered = 1.0 - self.abandon_rate
         return min(1.0, self.load * answered / self.agents)
+
+
+def service_levels(
+    calls_per_s: NDArray[np.float64],
+    handle_s: float,
+    agents: int,
+    within_s: float,
+    patience_s: float | None = None,
+) -> NDArray[np.float64]:
+    """:meth:`Queue.service_level` for many arrival rates at once (the confidence margin asks
+    it of every count an interval may get, for each staffing it tries).
+
+    For Erlang A the integrals are lower incomplete gamma functions (``u = (λ/θ)e^(-θs)``):
+    ``λ∫_0^t e^(-kθs) exp(λ(1 - e^(-θs))/θ - nμs) ds = λ e^y y^-b Γ(b)/θ ·
+    (P(b, y) - P(b, y e^(-θt)))`` with ``y = λ/θ``, ``b = nμ/θ + k``, whose logarithms scipy
+    gives as long as ``P`` does not underflow; where it does (or a rate is 0), the element is
+    computed by :class:`Queue` as before."""
+    rates = np.asarray(calls_per_s, dtype=float)
+    if agents <= 0:
+        return np.where(rates > 0, 0.0, 1.0)
+    mu = 1.0 / handle_s
+    safe = np.where(rates > 0, rates, 1.0)
+    log_eps = _log_inverse_erlang_b_many(agents - 1, safe * handle_s)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if patience_s is None:
+            slack = agents * mu - safe
+            log_lam_j = np.log(safe / slack)
+            wait = np.exp(log_lam_j - np.logaddexp(log_eps, log_lam_j))
+            levels = np.where(slack > 0, 1.0 - wait * np.exp(-slack * within_s), 0.0)
+            return np.asarray(np.where(rates > 0, levels, 1.0), dtype=float)
+        theta = 1.0 / patience_s
+        y = safe / theta
+        b = agents * mu / theta
+        log_j = _log_gamma_part(safe, y, b, theta, 0.0)
+        finite = within_s if math.isfinite(within_s) else 0.0
+        log_answered = _log_gamma_part(safe, y, b + 1, theta, finite)
+        levels = np.exp(np.logaddexp(log_eps, log_answered) - np.logaddexp(log_eps, log_j))
+    bad = (rates > 0) & ~(np.isfinite(levels) & np.isfinite(log_j))
+    for index in np.flatnonzero(bad):
+        levels[index] = Queue(float(rates[index]), handle_s, agents, patience_s).service_level(
+            within_s
+        )
+    return np.asarray(np.where(rates > 0, levels, 1.0), dtype=float)
+
+
+def _log_gamma_part(
+    lam: NDArray[np.float64], y: NDArray[np.float64], b: float, theta: float, within_s: float
+) -> NDArray[np.float64]:
+    """log λ e^y y^-b Γ(b)/θ (P(b, y) - P(b, y e^(-θt))); ``within_s`` 0 stands for ∞."""
+    upper_p = special.gammainc(b, y)
+    if within_s <= 0:
+        difference = upper_p
+    else:  # P(b, y) - P(b, low) = Q(b, low) - Q(b, y) where P is near 1: no cancellation
+        low = y * math.exp(-theta * within_s)
+        difference = np.where(
+            upper_p < 0.5,
+            upper_p - special.gammainc(b, low),
+            special.gammaincc(b, low) - special.gammaincc(b, y),
+        )
+    base = np.log(lam) + y - b * np.log(y) + special.gammaln(b) - math.log(theta)
+    return np.asarray(np.where(difference > 0, base + np.log(difference), np.nan), dtype=float)
+
+
+def _log_inverse_erlang_b_many(servers: int, loads: NDArray[np.float64]) -> NDArray[np.float64]:
+    """:func:`_log_inverse_erlang_b` for many loads at once."""
+    log_inverse = np.zeros_like(loads)
+    for k in range(1, servers + 1):
+        log_inverse = np.logaddexp(0.0, np.log(k / loads) + log_inverse)
+    return log_inverse

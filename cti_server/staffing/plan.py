@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 
+from cti_server.staffing.confidence import Interval, agents_for, check_confidence
 from cti_server.staffing.erlang import Queue, StaffingError
 from cti_server.staffing.forecast import Forecast
 from cti_server.staffing.targets import ServiceLevel, Target, agents_needed, scheduled
@@ -32,6 +33,12 @@ class Staffing:
     wrap_up_s: float = 0.0
     """After-call work per call, added to the handle time: the agent is not free before."""
     max_occupancy: float | None = None
+    confidence: float | None = None
+    """Staff each interval to meet the target with this probability (None: on average, the
+    models' own answer): :mod:`cti_server.staffing.confidence`."""
+    dispersion: float = 0.0
+    """The forecast's error beyond Poisson's (``φ``,
+    :func:`~cti_server.staffing.confidence.forecast_error`); with ``confidence`` only."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,12 +76,29 @@ def plan(forecast: Forecast, queue: str, staffing: Staffing) -> list[Row]:
         raise StaffingError(f"no forecast for queue {queue!r}: have {sorted(forecast.queues)}")
     seconds = forecast.minutes * 60.0
     patience = staffing.patience_s if math.isfinite(staffing.patience_s) else None
+    if staffing.confidence is not None:
+        check_confidence(staffing.confidence)
     rows = []
+    margins = (0, 0)  # the last interval's margin: the next one's is much the same
     for start, one in sorted(expected.items()):
         rate, handle = one.offered / seconds, one.handle_s + staffing.wrap_up_s
         kwargs = {"max_occupancy": staffing.max_occupancy}
         needed_c = agents_needed(rate, handle, staffing.target, **kwargs)
         needed_a = agents_needed(rate, handle, staffing.target, patience_s=patience, **kwargs)
+        if staffing.confidence is not None and one.offered > 0:
+            spread = staffing.dispersion
+            confident_c = _confident(
+                staffing,
+                Interval(one.offered, handle, seconds, None, spread),
+                guess=needed_c + margins[0],
+            )
+            confident_a = _confident(
+                staffing,
+                Interval(one.offered, handle, seconds, patience, spread),
+                guess=needed_a + margins[1],
+            )
+            margins = (confident_c - needed_c, confident_a - needed_a)
+            needed_c, needed_a = confident_c, confident_a
         rows.append(
             Row(
                 queue=queue,
@@ -88,6 +112,17 @@ def plan(forecast: Forecast, queue: str, staffing: Staffing) -> list[Row]:
             )
         )
     return rows
+
+
+def _confident(staffing: Staffing, interval: Interval, *, guess: int) -> int:
+    """The agents that meet the target with the staffing's confidence (searched from
+    ``guess``: the search is exact from anywhere, and quick from near the answer)."""
+    assert staffing.confidence is not None
+    least = 0
+    if staffing.max_occupancy:
+        load = interval.offered / interval.seconds * interval.handle_s
+        least = math.ceil(load / staffing.max_occupancy)
+    return agents_for(staffing.confidence, interval, staffing.target, start=guess, least=least)
 
 
 def outcomes(
