@@ -265,6 +265,7 @@ def build_app(settings: Settings) -> web.Application:  # noqa: PLR0915 - the roo
         engine,
         flows_dir=settings.ivr.flows_dir or data_dir("ivr_flows"),
         time_zone=settings.ui.time_zone,
+        confidence=settings.staffing.confidence,
     )
     ui = create_ui(
         _ui_deps(

@@ -493,6 +493,19 @@ class UiSettings(_Section):
     )
 
 
+class StaffingSettings(_Section):
+    """The staffing plan (``cti_server/staffing/``) of the API, the supervisor's page and the
+    wallboard."""
+
+    confidence: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="staff each interval to meet the target with this probability (0.9) when "
+        "a question names none; default: the models' staffing for the expected calls",
+    )
+
+
 class Settings(BaseSettings):
     """Everything the server needs, validated before anything starts."""
 
@@ -522,6 +535,7 @@ class Settings(BaseSettings):
     complaints: ComplaintSettings = ComplaintSettings()
     ui: UiSettings = UiSettings()
     routing: RoutingSettings = RoutingSettings()
+    staffing: StaffingSettings = StaffingSettings()
     integrations: IntegrationsSettings = IntegrationsSettings()
     shutdown_timeout: float = Field(10.0, gt=0)
 

@@ -64,6 +64,14 @@ class PlanQuery(BaseModel):
         None, ge=0, le=100, description="What-if: offered calls times this factor."
     )
     on: date | None = Field(None, description="The day the what-if applies to (default: all).")
+    confidence: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="Staff each interval to meet the target with this probability (e.g. 0.9), "
+        "counting the forecast's error and the few callers' scatter (default: the server's, "
+        "else the models' staffing for the expected calls, met on average).",
+    )
 
     @field_validator("target")
     @classmethod
@@ -134,6 +142,14 @@ class PlanOut(BaseModel):
     agent_hours_a: float
     scheduled_hours_a: float
     what_if_missed: int | None = Field(description="Intervals below the target in the what-if.")
+    confidence: float | None = Field(
+        None, description="Probability each interval's staffing meets the target; None: on average."
+    )
+    forecast_error: float | None = Field(
+        None,
+        description="With a confidence: the forecast's relative error beyond Poisson's, "
+        "fitted from the history (0.25: the rate may be 25 % off).",
+    )
 
 
 class StaffingPlans(Protocol):

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cti_server.control.staffing import IntervalOut, PlanOut, PlanQuery, PlanRefused, WhatIfOut
 from cti_server.ivr.calendar import CALENDAR_FILE, Calendar, load_calendar
+from cti_server.staffing.confidence import check_confidence, forecast_error
 from cti_server.staffing.crm_history import contacts_since
 from cti_server.staffing.erlang import StaffingError
 from cti_server.staffing.forecast import forecast
@@ -56,13 +57,17 @@ class Planner:
         weeks: int = WEEKS,
         read_every: float = READ_EVERY,
         clock: Callable[[], datetime] = _now,
+        confidence: float | None = None,
     ) -> None:
+        """``confidence``: the one plans get when the question names none (None: on
+        average); raises StaffingError when it is no probability."""
         self._engine = engine
         self._zone = zone
         self._calendar = calendar
         self._weeks = weeks
         self._read_every = read_every
         self._clock = clock
+        self._confidence = check_confidence(confidence) if confidence is not None else None
         self._read: tuple[date, float, list[Contact]] | None = None
         self._reading = asyncio.Lock()
         self._planning = asyncio.Lock()
@@ -75,6 +80,8 @@ class Planner:
         """The plan, or :class:`PlanRefused` naming the parameter to change."""
         first = query.day or self.today()
         days = [first + timedelta(days=n) for n in range(query.days)]
+        if query.confidence is None and self._confidence is not None:
+            query = query.model_copy(update={"confidence": self._confidence})
         if query.on is not None and not query.asking:
             raise PlanRefused("on", "on says when a what-if applies: give scale or fewer too")
         if query.on is not None and query.on not in days:
@@ -136,7 +143,14 @@ def _answer(  # noqa: PLR0917 - the worker thread's one call, its inputs in orde
     patience = query.patience or patience_of(
         (c.waited_s, not c.answered) for c in before if queue in (ALL_QUEUES, c.queue)
     )
-    staffing = Staffing(target, patience, shrinkage=query.shrinkage)
+    error = forecast_error(history, queue, calendar=calendar) if query.confidence else None
+    staffing = Staffing(
+        target,
+        patience,
+        shrinkage=query.shrinkage,
+        confidence=query.confidence,
+        dispersion=error.dispersion if error else 0.0,
+    )
     what_if = WhatIf(query.scale, query.fewer, query.from_, query.on)
     expected = forecast(history, days, calendar=calendar, queues=[queue])
     try:
@@ -161,6 +175,8 @@ def _answer(  # noqa: PLR0917 - the worker thread's one call, its inputs in orde
         agent_hours_a=round(sum(r.erlang_a for r in compared.rows) * hours, 2),
         scheduled_hours_a=round(sum(r.scheduled_a for r in compared.rows) * hours, 2),
         what_if_missed=sum(not o.met for o in compared.after) if what_if.asked else None,
+        confidence=query.confidence,
+        forecast_error=round(error.spread, 3) if error else None,
     )
 
 
@@ -214,11 +230,15 @@ def _words(what_if: WhatIf) -> str:
     return ", ".join(parts) + when
 
 
-def crm_planner(engine: AsyncEngine, *, flows_dir: Path, time_zone: str) -> Planner:
+def crm_planner(
+    engine: AsyncEngine, *, flows_dir: Path, time_zone: str, confidence: float | None = None
+) -> Planner:
     """The server's planner: the CRM's interactions at the centre's local times, holidays and
-    closed hours from the IVR's ``calendar.yaml`` (read again for each plan: an edit counts)."""
+    closed hours from the IVR's ``calendar.yaml`` (read again for each plan: an edit counts);
+    ``confidence`` the plans' unless a question names one."""
     return Planner(
         engine,
         zone=ZoneInfo(time_zone),
         calendar=functools.partial(load_calendar, flows_dir / CALENDAR_FILE),
+        confidence=confidence,
     )

@@ -17,6 +17,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from crm_core.api.app import API_PREFIX, VERSION, create_api
@@ -32,10 +33,12 @@ from cti_server.config import (
     DatabaseSettings,
     RecorderSettings,
     Settings,
+    StaffingSettings,
     UiSettings,
 )
 from cti_server.control.staffing import PlanQuery
 from cti_server.staffing import service
+from cti_server.staffing.erlang import StaffingError
 from cti_server.staffing.http import staffing_api
 from cti_server.staffing.service import Planner
 from tests.support.openapi import ResponseChecker
@@ -158,6 +161,11 @@ async def test_a_burst_of_the_same_question_is_planned_once_and_one_plan_at_a_ti
         ({"scale": "2", "on": "2026-12-20"}, "on"),
         ({"on": str(MONDAY)}, "on"),
         ({"agents": "3"}, "agents"),
+        ({"confidence": "0"}, "confidence"),
+        ({"confidence": "1"}, "confidence"),
+        ({"confidence": "90"}, "confidence"),
+        ({"confidence": "-0.5"}, "confidence"),
+        ({"confidence": "sure"}, "confidence"),
     ],
 )
 async def test_a_bad_parameter_is_a_422_naming_it(
@@ -208,12 +216,37 @@ async def test_a_mailing_that_doubles_mondays_calls_needs_more_agents(api: Api) 
         assert what_if["service_level"] < before["service_level"]
 
 
+@pytest.mark.asyncio
+async def test_a_confidence_of_ninety_percent_staffs_busy_intervals_with_a_margin(
+    api: Api,
+) -> None:
+    _, usual = await api.plan()
+    status, body = await api.plan(confidence="0.9")
+    assert status == 200, body
+    assert (usual["confidence"], usual["forecast_error"]) == (None, None)
+    assert body["confidence"] == 0.9
+    assert 0 <= body["forecast_error"] < 2
+    pairs = list(zip(usual["intervals"], body["intervals"], strict=True))
+    assert all(sure["erlang_a"] >= plain["erlang_a"] for plain, sure in pairs)
+    assert any(sure["erlang_a"] > plain["erlang_a"] for plain, sure in pairs if plain["offered"])
+    assert body["agent_hours_a"] > usual["agent_hours_a"]
+
+
 def test_the_openapi_document_lists_the_plan_with_its_parameters(api: Api) -> None:
     operation = api.document["paths"]["/api/staffing/plan"]["get"]
     names = {p["name"] for p in operation["parameters"]}
-    assert {"queue", "day", "target", "shrinkage", "interval", "fewer", "from", "scale", "on"} <= (
-        names
-    )
+    assert {
+        "queue",
+        "day",
+        "target",
+        "shrinkage",
+        "interval",
+        "fewer",
+        "from",
+        "scale",
+        "on",
+        "confidence",
+    } <= names
     assert operation["security"] == [{"bearer": []}]
     assert {"200", "401", "403", "422"} <= set(operation["responses"])
 
@@ -239,6 +272,7 @@ async def test_the_server_serves_the_plan_from_its_crm_and_documents_it(
         database=DatabaseSettings(url=f"sqlite+aiosqlite:///{path}"),
         recorder=RecorderSettings(spool_path=tmp_path / "spool.jsonl"),
         ui=UiSettings(time_zone="Asia/Shanghai"),
+        staffing=StaffingSettings(confidence=0.8),
     )
     engine = make_engine(settings.database.url)
     db = async_sessionmaker(engine, expire_on_commit=False)
@@ -264,5 +298,15 @@ async def test_the_server_serves_the_plan_from_its_crm_and_documents_it(
         assert body["time_zone"] == "Asia/Shanghai"
         assert body["queues"] == ["all", "sales", "support"]
         assert sum(i["offered"] for i in body["intervals"]) > 50
+        assert body["confidence"] == 0.8  # the settings' default, no question naming one
     finally:
         await client.close()
+
+
+@pytest.mark.parametrize("confidence", [0, 1, 1.2, -0.1])
+def test_a_server_default_confidence_outside_zero_to_one_is_refused(confidence: float) -> None:
+    with pytest.raises(ValidationError, match="confidence"):
+        StaffingSettings(confidence=confidence)
+    engine = make_engine("sqlite+aiosqlite://")
+    with pytest.raises(StaffingError, match="confidence"):
+        Planner(engine, zone=ZONE, confidence=confidence)
