@@ -27,7 +27,7 @@ from agent_ui.handover import Notes, SaidSoFar
 from agent_ui.phone_accounts import PHONE_SERVER
 from agent_ui.pop import PopService, Record
 from agent_ui.wrapup import WrapUps
-from agent_ui.ws import Connection, Hub, with_fields
+from agent_ui.ws import Connection, Hub, encoded_as_made
 from crm_core.access import Serving, least
 from crm_core.interactions import record_interaction
 from crm_core.schemas import InteractionIn
@@ -272,8 +272,11 @@ class Desks:
         desk = self.desk(extension)
         key = CallKey.of(event)
         pop["call"]["state"] = "connected" if desk.call == key else "ringing"  # as sent
-        message = pop if word is None else with_fields(pop, agent_state=_state_of(word))
-        if not await self.hub.to_extension_at_once(extension, message):
+        if word is None:
+            text = encoded_as_made(pop)
+        else:
+            text = encoded_as_made(pop, agent_state=_state_of(word))
+        if not await self.hub.text_to_extension_at_once(extension, text):
             if word is not None:  # the state goes alone, before the pop
                 self._tell(extension, word)
                 await self._send_told()

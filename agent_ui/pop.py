@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from dataclasses import dataclass, field
 from functools import partial
@@ -22,7 +21,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agent_ui.routing_words import decision_words, no_answer_words
-from agent_ui.ws import Prepared
+from agent_ui.ws import Prepared, compact_json
 from crm_core.cases import open_cases_of
 from crm_core.customers import customers_by_ids, get_customer
 from crm_core.errors import NotFound
@@ -83,7 +82,8 @@ class CallPop:
     routed: Record = field(default_factory=dict)  # the router's word, in the agent's words
     tier: str = ""
     encoded: tuple[Record, str] | None = None  # the record read, and its JSON
-    # the record, with what else the pop says that is known before the ring, and its JSON
+    # the record, with what else the pop says that is known before the ring, and the members
+    # of its JSON object (no braces)
     ahead: tuple[Record, Record, str] | None = None
 
 
@@ -92,13 +92,14 @@ def _encode_ahead(call: CallPop, lookup: asyncio.Task[Record]) -> None:
     then encodes only the call's few fields (:class:`agent_ui.ws.Prepared`)."""
     if lookup is call.lookup and not lookup.cancelled() and lookup.exception() is None:
         record = lookup.result()
-        call.encoded = (record, json.dumps(record))
+        call.encoded = (record, compact_json(record))
         _before_the_ring(call, record)  # the rest of what is known now, encoded with it
 
 
 def _before_the_ring(call: CallPop, record: Record) -> tuple[Record, str | None]:
     """The pop's fields known before the ring (the record, the IVR's answers, the router's word
-    so far, how far the caller is trusted), with their JSON when the record's was made ahead:
+    so far, how far the caller is trusted), with their JSON object's members (no braces) when
+    the record's was made ahead:
     made as the record is read (again at the ring when the IVR or the router said more since),
     so that a ring encodes only the call's own few fields."""
     ahead = call.ahead
@@ -114,8 +115,8 @@ def _before_the_ring(call: CallPop, record: Record) -> tuple[Record, str | None]
     encoded = call.encoded
     if encoded is None or encoded[0] is not record:
         return fields, None
-    members = (encoded[1].strip()[1:-1], json.dumps(known)[1:-1])
-    call.ahead = (record, fields, "{" + ",".join(m for m in members if m) + "}")
+    members = (encoded[1][1:-1], compact_json(known)[1:-1])
+    call.ahead = (record, fields, ",".join(m for m in members if m))
     return fields, call.ahead[2]
 
 
@@ -250,7 +251,7 @@ class PopService:
         customer = record.get("customer")
         call.tier = customer["tier"] if customer else ""
         fields, encoded = _before_the_ring(call, record)
-        pop = {
+        own = {
             "type": "pop",
             "call": {
                 "node": event.node,
@@ -260,9 +261,8 @@ class PopService:
                 "caller_name": event.caller_name,
                 "at": event.at.isoformat(),
             },
-            **fields,
         }
-        return Prepared(pop, fields, encoded) if encoded is not None else pop
+        return Prepared.made(own, fields, encoded) if encoded is not None else {**own, **fields}
 
     async def record_of(self, customer_id: int) -> Record:
         """A customer chosen or created by the agent, as the pop shows it."""

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from agent_ui import ws as ws_module
 from agent_ui.sessions import SessionStore, UiSession
-from agent_ui.ws import Connection, Hub, Prepared, encoded, with_fields
+from agent_ui.ws import Connection, Hub, Prepared, encoded, encoded_as_made, with_fields
 
 RECORD: dict[str, Any] = {
     "lookup": "found",
@@ -118,7 +118,7 @@ async def test_a_browser_that_stopped_reading_is_dropped_after_the_send_timeout(
     hub.add(_desk("8102", stuck, buffered=60 * 1024))  # its buffer nearly full
 
     assert await hub.to_extension("8101", {"type": "pop"}) == 1
-    assert reading.sent == ['{"type": "pop"}']
+    assert reading.sent == ['{"type":"pop"}']
     await asyncio.wait_for(hub.to_extension("8102", {"type": "pop"}), 2)  # not held up
     assert not hub.desks_signed_in("8102")
     assert hub.desks_signed_in("8101")
@@ -133,9 +133,9 @@ async def test_a_message_is_sent_at_once_only_if_every_desk_of_the_extension_tak
     hub.add(_desk("8102", slow, buffered=60 * 1024))  # a second tab, its buffer nearly full
 
     assert await hub.to_extension_at_once("8101", {"type": "pop"})
-    assert reading.sent == ['{"type": "pop"}']
+    assert reading.sent == ['{"type":"pop"}']
     assert not await hub.to_extension_at_once("8102", {"type": "pop"})  # left to the caller
-    assert reading.sent == ['{"type": "pop"}']
+    assert reading.sent == ['{"type":"pop"}']
     assert slow.sent == []
     assert hub.desks_signed_in("8102")
     assert await hub.to_extension_at_once("8103", {"type": "pop"})  # nobody to wait for
@@ -148,3 +148,19 @@ def test_a_pop_with_a_field_added_reads_as_its_plain_encoding_and_the_pop_is_unc
     assert _as_sent(added) == {**plain, "agent_state": {"state": "ringing", "reason": ""}}
     assert _as_sent(pop) == plain  # the pop kept for a tab opened later says no old state
     assert _as_sent(with_fields({"type": "state"}, reason="x")) == {"type": "state", "reason": "x"}
+
+
+def test_a_pop_sent_as_it_is_made_reads_as_its_plain_encoding_with_its_added_fields() -> None:
+    own = {"type": "pop", "call": {"linkedid": "1.1", "caller_name": '"</script>\u2028李'}}
+    made = Prepared.made(own, RECORD, json.dumps(RECORD)[1:-1])
+    state = {"state": "ringing", "reason": ""}
+    plain = json.loads(json.dumps({**own, **RECORD}))
+    assert json.loads(made.as_made(agent_state=state)) == {**plain, "agent_state": state}
+    assert json.loads(made.as_made()) == plain == _as_sent(made)
+    assert json.loads(encoded_as_made(dict(made), agent_state=state)) == {
+        **plain,
+        "agent_state": state,
+    }
+    assert "agent_state" not in made  # the pop kept on show says no old state
+    # no blanks where json.dumps puts them: a tenth of a pop's bytes
+    assert made.as_made().startswith('{"type":"pop","call":{"linkedid":"1.1","caller_name":')
