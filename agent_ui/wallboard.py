@@ -11,7 +11,8 @@ in-process, so the checks of its HTTP edge (role, payload) are made here on ever
 routing off a waiting call's priority is app_queue's own (a whole number, higher first), set with
 ``QueueChangePriorityCaller``; moving a call to one agent needs the router and is refused.
 
-Live complaint alerts (``ComplaintDetected`` during a call) join the alerts panel. What is being
+Live complaint alerts (``ComplaintDetected`` during a call) join the alerts panel: each is sent
+to the open boards as it comes (``{"type": "alert"}``), not with the next view. What is being
 said on a call (``TranscriptPartial``) goes only to the wallboards that asked to follow that call
 (a supervisor expanding its row). An agent's desk sees a call's transcript only when the call is
 handed over to it: what was said so far, redacted (:mod:`agent_ui.handover`), never live.
@@ -277,7 +278,7 @@ class Wallboard:
                 if isinstance(event, ComplaintDetected):
                     if not event.during_call:
                         continue  # after the call it is a case for the review, not an alert
-                    self._complaints.append(self._complaint_alert(event))
+                    await self._alert(self._complaint_alert(event))
                 elif isinstance(event, CallEnded):
                     self._transcripts.pop(CallKey.of(event), None)
                 elif isinstance(event, CallQueued) and self.staffing is not None:
@@ -286,6 +287,13 @@ class Wallboard:
         finally:
             self._subscription = None
             subscription.close()
+
+    async def _alert(self, alert: dict[str, Any]) -> None:
+        """A live complaint alert goes to the open boards at once, as its own message (the
+        view's push is throttled and first reads names and the staffing plan: up to
+        ``PUSH_INTERVAL`` and more); the view carries it too, for boards that open later."""
+        self._complaints.append(alert)
+        await self.hub.send_all(self.hub.wallboards(), {"type": "alert", "alert": alert})
 
     def _agent_label(self, agent: str) -> str:
         """Who takes a call as a supervisor knows them: "alice (8101)", else the queue's name

@@ -45,6 +45,7 @@ import tempfile
 import time
 import wave
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,32 @@ class Call:
     finals: list[float] = field(default_factory=list)  # customer's final lines, on arrival
     done: asyncio.Event = field(default_factory=asyncio.Event)
     alerted_at: float | None = None  # the call's live complaint alert on the wallboard (--alerts)
+
+
+@dataclass(frozen=True)
+class AlertSteps:
+    """Where one call's alert took its time, from the server's log line of it (``--alerts``):
+    which of the customer's lines flagged the call, when that line and the alert were published
+    (perf_counter seconds, the bench's clock)."""
+
+    line: int  # 1: the customer's first final line
+    line_published: float
+    alert_published: float
+
+
+def alert_steps(log: Path, wall_to_perf: float) -> dict[str, AlertSteps]:
+    """The server's word on each live alert (its JSON log lines), by linkedid."""
+    steps = {}
+    for text in log.read_text(errors="replace").splitlines():
+        if '"alert_linkedid"' not in text:
+            continue
+        entry = json.loads(text)
+        steps[str(entry["alert_linkedid"])] = AlertSteps(
+            int(entry["alert_line"]),
+            datetime.fromisoformat(entry["line_published"]).timestamp() - wall_to_perf,
+            datetime.fromisoformat(entry["alert_published"]).timestamp() - wall_to_perf,
+        )
+    return steps
 
 
 def sound_seconds(instance: AsteriskInstance, name: str) -> tuple[float, float]:
@@ -173,6 +200,7 @@ async def run(args: argparse.Namespace) -> None:  # noqa: PLR0912, PLR0915 - one
             "CTI_TRANSCRIPTION__MAX_LIVE_CALLS": str(args.concurrent),
             **({"CTI_SPEECH__END_SILENCE_SECONDS": args.end_silence} if args.end_silence else {}),
             **(EVERY_CALL_A_COMPLAINT if args.alerts else {}),
+            "CTI_LOGGING__FORMAT": "json",  # the alerts' steps are read from its lines
         },
         stdout=log,
         stderr=log,
@@ -234,7 +262,10 @@ async def run(args: argparse.Namespace) -> None:  # noqa: PLR0912, PLR0915 - one
                     continue
                 data = message.json()
                 if data.get("type") == "wallboard":
-                    alerted(data, time.perf_counter())
+                    alerted(data.get("alerts", []), time.perf_counter())
+                    continue
+                if data.get("type") == "alert":  # sent as it comes, before the view has it
+                    alerted([data.get("alert", {})], time.perf_counter())
                     continue
                 call = calls.get(str(data.get("linkedid", "")))
                 if (
@@ -250,8 +281,8 @@ async def run(args: argparse.Namespace) -> None:  # noqa: PLR0912, PLR0915 - one
                     ):
                         call.done.set()  # the last utterance's line
 
-        def alerted(view: dict[str, Any], now: float) -> None:
-            for alert in view.get("alerts", []):
+        def alerted(alerts: list[dict[str, Any]], now: float) -> None:
+            for alert in alerts:
                 call = calls.get(str(alert.get("linkedid", "")))
                 if alert.get("kind") == "complaint" and call and call.alerted_at is None:
                     call.alerted_at = now
@@ -321,6 +352,8 @@ async def run(args: argparse.Namespace) -> None:  # noqa: PLR0912, PLR0915 - one
             print(f"no final line arrived ({missed} utterances): see {work / 'serve.log'}")
         if args.alerts:
             print_alert_latency(list(calls.values()), ends)
+            wall_to_perf = time.time() - time.perf_counter()
+            print_alert_steps(calls, ends, alert_steps(work / "serve.log", wall_to_perf))
         lines = sum(len(call.finals) for call in calls.values())
         print(
             f"final lines: {lines} for {len(ends) * len(calls)} utterances (more: a pause inside"
@@ -366,6 +399,57 @@ def print_alert_latency(calls: list[Call], ends: list[float]) -> None:
         f" {len(after_speech)} of {len(calls)} calls; its final line -> the alert: p50"
         f" {1000 * statistics.median(after_line or [0.0]):.0f} ms"
     )
+
+
+def _percentiles(values: list[float]) -> str:
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+    return f"p50 {1000 * statistics.median(ordered):.0f} ms, p95 {1000 * p95:.0f} ms"
+
+
+def print_alert_steps(
+    calls: dict[str, Call], ends: list[float], steps: dict[str, AlertSteps]
+) -> None:
+    """Each step of the alerts' path: the utterance's end, its line published, the line on the
+    wallboard, the alert published, the alert on the wallboard; and which line flagged."""
+    parts: dict[str, list[float]] = {
+        "speech end -> line published": [],
+        "line published -> line on the wallboard": [],
+        "line published -> alert published": [],
+        "alert published -> alert on the wallboard": [],
+        "line on the wallboard -> alert on the wallboard": [],
+    }
+    flagged_by: dict[int, int] = {}
+    for linkedid, step in steps.items():
+        call = calls.get(linkedid)
+        if call is None or call.alerted_at is None or call.speaking_at is None:
+            continue
+        flagged_by[step.line] = flagged_by.get(step.line, 0) + 1
+        shown = call.finals[step.line - 1] if len(call.finals) >= step.line else None
+        spoken = [
+            call.speaking_at + end for end in ends if call.speaking_at + end <= step.line_published
+        ]
+        if spoken:
+            parts["speech end -> line published"].append(step.line_published - spoken[-1])
+        if shown is not None:
+            parts["line published -> line on the wallboard"].append(shown - step.line_published)
+            parts["line on the wallboard -> alert on the wallboard"].append(call.alerted_at - shown)
+        parts["line published -> alert published"].append(
+            step.alert_published - step.line_published
+        )
+        parts["alert published -> alert on the wallboard"].append(
+            call.alerted_at - step.alert_published
+        )
+    if not flagged_by:
+        print("the server logged no alert's steps")
+        return
+    print(
+        "flagged by the customer's line: "
+        + ", ".join(f"{n}. x{count}" for n, count in sorted(flagged_by.items()))
+    )
+    for name, values in parts.items():
+        if values:
+            print(f"  {name}: {_percentiles(values)} ({len(values)} calls)")
 
 
 def main() -> None:

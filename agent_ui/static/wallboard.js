@@ -17,6 +17,7 @@
       transcripts.set(m.linkedid, { lines: m.lines, saying: m.saying });
       if (latest) draw();
     } else if (m.type === "transcript") { heard(m); if (latest) draw(); }
+    else if (m.type === "alert") { if (latest) { alerted(m.alert); draw(); } }
     else if (m.type === "info") setText("message", m.message);
     else if (m.type === "error") setText("message", m.message);
   }
@@ -29,6 +30,13 @@
       if (t.lines.length > 40) t.lines.shift();
     } else t.saying[m.speaker] = m.text;
     transcripts.set(m.linkedid, t);
+  }
+
+  // A live alert, sent as it happens (the view's push is throttled): shown at once, in place of
+  // the same call's alert of that kind if the view has it already.
+  function alerted(alert) {
+    const same = (a) => a.kind === alert.kind && a.node === alert.node && a.linkedid === alert.linkedid;
+    latest.alerts = latest.alerts.filter((a) => !same(a)).concat([alert]);
   }
 
   function follow(key, on) {

@@ -4,6 +4,7 @@ wallboard shows a live complaint alert as text."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ from crm_core.database import make_engine
 from crm_core.models import ComplaintCase
 from cti_server.bus import MemoryBus
 from cti_server.events import ComplaintDetected
+from cti_server.tracker.tracker import Tracker
 from tests.browser.conftest import Tab, new_tab, sign_in
 from tests.browser.review_seed import (
     CUE,
@@ -32,8 +34,10 @@ from tests.browser.review_seed import (
     seed_case,
     write_wav,
 )
+from tests.support.live_model import waiting_call
 from tests.support.ports import free_port
 from tests.support.ui import add_users
+from tests.support.ui_server import wallboard_of
 
 pytestmark = [pytest.mark.browser]
 
@@ -44,6 +48,7 @@ USERS = (("alice", "agent", "8101"), ("sam", "supervisor", "7001"), ("mia", "man
 @dataclass
 class ReviewServer:
     base: str
+    app: web.Application
     bus: MemoryBus
     db: async_sessionmaker[AsyncSession]
     ids: dict[str, int]
@@ -82,7 +87,7 @@ async def review_server(
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
-        yield ReviewServer(f"http://127.0.0.1:{port}", bus, db, ids, case, browser)
+        yield ReviewServer(f"http://127.0.0.1:{port}", app, bus, db, ids, case, browser)
     finally:
         await runner.cleanup()
         await engine.dispose()
@@ -140,13 +145,28 @@ async def test_a_manager_plays_the_evidence_assigns_and_resolves_the_case(
 
 @pytest.mark.asyncio
 async def test_a_live_complaint_shows_on_the_wallboard_not_on_the_desk(
-    review_server: ReviewServer,
+    review_server: ReviewServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Shown as it comes, while the board's view waits for its push (held up here in the
+    staffing plan), and once only when the view brings it too."""
     server = review_server
     sam = await server.signed_in("sam")
     alice = await server.signed_in("alice")
     await expect(sam.page.locator("#board-status")).to_have_text("live")
+    await expect(sam.page.locator("#alerts")).to_have_text("none")  # the first view is drawn
     await alice.page.wait_for_url(f"{server.base}/ui/desktop")
+    planning, planned = asyncio.Event(), asyncio.Event()
+
+    async def plan_under_way() -> None:
+        planning.set()
+        await planned.wait()
+
+    wallboard = wallboard_of(server.app)
+    monkeypatch.setattr(wallboard, "_plan_ahead", plan_under_way)
+    assert isinstance(wallboard.deps.live, Tracker)
+    waiting_call(wallboard.deps.live, "pbx1", "1700000000.43", "support")
+    async with asyncio.timeout(10):  # the waiting call is being pushed: the push plans first
+        await planning.wait()
     server.bus.publish(
         ComplaintDetected(
             node="pbx1",
@@ -163,6 +183,12 @@ async def test_a_live_complaint_shows_on_the_wallboard_not_on_the_desk(
     alert = sam.page.locator('#alerts li[data-kind="complaint"]')
     await expect(alert).to_contain_text(f"charged twice {XSS}")
     await expect(alert).to_contain_text("critical")
+    waiting = sam.page.locator('#calls tr[data-linkedid="1700000000.43"]')
+    await expect(waiting).to_have_count(0)  # the view is not pushed yet
+    planned.set()
+    await expect(waiting).to_have_count(1)
+    await expect(alert).to_have_count(1)  # the view has the alert too, in place of the one sent
+    await expect(alert).to_contain_text(f"charged twice {XSS}")
     await expect(alice.page.locator("body")).not_to_contain_text("charged twice")
     assert sam.dialogs == alice.dialogs == []  # no script ran from the alert's text
     assert sam.errors == []

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agent_ui.app import create_ui
 from agent_ui.deps import DEPS, UiDeps
+from agent_ui.wallboard import WALLBOARD, Wallboard
 from cti_server.bus import MemoryBus
 from cti_server.complaints.signals import CATEGORIES
 from cti_server.config import AmiSettings, UiSettings
@@ -100,3 +101,8 @@ def control_of(app: web.Application) -> AmiAgentControl:
     control = app._subapps[0][DEPS].control
     assert isinstance(control, AmiAgentControl)
     return control
+
+
+def wallboard_of(app: web.Application) -> Wallboard:
+    """The wallboard of an application built by :func:`mounted`."""
+    return app._subapps[0][WALLBOARD]

@@ -4,6 +4,7 @@ watches; while none does, what only changes the view is not even queued."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import time
 from collections.abc import AsyncIterator, Callable
@@ -23,6 +24,7 @@ from cti_server.events import CallStarted, ComplaintDetected, TranscriptPartial
 from cti_server.tracker.tracker import Tracker
 from tests.support.live_model import answered_call, waiting_call
 from tests.support.ui import add_users, sign_in, ui_app
+from tests.support.ui_server import wallboard_of
 
 XSS = '"><svg/onload=alert(1)>'
 NODE, LINKEDID = "pbx1", "1700000000.42"
@@ -144,6 +146,36 @@ async def test_a_live_complaint_alerts_supervisors_and_never_reaches_an_agent(bo
         "alice (8101)",  # the agent as supervisors know them
     )
     assert not any("third time" in str(m) for m in await _probe(agent))
+
+
+@pytest.mark.asyncio
+async def test_a_live_complaint_alert_reaches_an_open_board_while_its_view_push_is_busy(
+    board: Board, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The view's push is throttled and first computes the staffing plan (which takes its time):
+    an alert during a call is sent as it comes, not with the view after that."""
+    sam = await board.socket("sam", "wallboard")
+    await _until(sam, lambda m: m["type"] == "wallboard")
+    planning, planned = asyncio.Event(), asyncio.Event()
+
+    async def plan_under_way() -> None:
+        planning.set()
+        await planned.wait()
+
+    monkeypatch.setattr(wallboard_of(board.client.app), "_plan_ahead", plan_under_way)
+    board.bus.publish(
+        CallStarted(node=NODE, linkedid="1.1", caller_number="", caller_name="", dialed="")
+    )
+    async with asyncio.timeout(5):  # the change is being pushed: the push plans first
+        await planning.wait()
+    board.bus.publish(_complaint(True, f"third time {XSS}"))
+    message = await _until(sam, lambda m: m["type"] != "transcript")
+    assert message["type"] == "alert"  # while the view's push still waits for the plan
+    assert (message["alert"]["kind"], message["alert"]["linkedid"]) == ("complaint", LINKEDID)
+    assert message["alert"]["said"] == f"third time {XSS}"
+    planned.set()
+    view = await _until(sam, lambda m: m["type"] == "wallboard")
+    assert [a["linkedid"] for a in _complaint_alerts(view)] == [LINKEDID]  # the view has it too
 
 
 @pytest.mark.asyncio
