@@ -40,6 +40,11 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere: the repo root is
 
 from cti_server.routing.policy import builtin_policy  # noqa: E402
 from cti_server.routing.traffic import Traffic, TrafficCall, load_traffic  # noqa: E402
+from cti_server.staffing.confidence import (  # noqa: E402
+    Interval,
+    forecast_error,
+    meet_probability,
+)
 from cti_server.staffing.forecast import Accuracy, Forecast, accuracy, forecast  # noqa: E402
 from cti_server.staffing.history import ALL_QUEUES, History, count, from_traffic  # noqa: E402
 from cti_server.staffing.patience import compare_with_kaplan_meier, fit_exponential  # noqa: E402
@@ -58,6 +63,7 @@ TRAIN = (date(1999, 8, 1), date(1999, 8, 21))
 TEST = [date(1999, 8, 22) + timedelta(days=n) for n in range(7)]
 SHOWN_DAY = date(1999, 8, 23)
 MINUTES = 30
+CONFIDENCES = (0.8, 0.9)
 
 Replayed = dict[datetime, Reached]
 """Per interval of arrival: what its callers got."""
@@ -101,9 +107,22 @@ def main() -> None:
     days_traffic = load_traffic(args.traffic, replayed)
     policy = builtin_policy(args.policy)
     threshold = target.within_s if isinstance(target, ServiceLevel) else 20.0
+    error = forecast_error(training, ALL_QUEUES)
+    print(
+        f"Forecast error beyond Poisson's, fitted on {error.days} days of 8-21 Aug forecast "
+        f"again: dispersion {error.dispersion:.4f} (relative error of the rate "
+        f"{error.spread:.1%}, {error.intervals} half-hours)"
+    )
+    plans = [("forecast", profile, staffing), ("actual counts", actual, staffing)]
+    for confidence in CONFIDENCES:
+        sure = replace(staffing, confidence=confidence, dispersion=error.dispersion)
+        plans.append((f"forecast, {confidence:.0%}", profile, sure))
     results = {}
-    for source, fc in (("forecast", profile), ("actual counts", actual)):
-        rows = [r for r in plan(fc, ALL_QUEUES, staffing) if r.start.date() in replayed]
+    timings = {}
+    for source, fc, rules in plans:
+        began = time.perf_counter()
+        rows = [r for r in plan(fc, ALL_QUEUES, rules) if r.start.date() in replayed]
+        timings[source] = time.perf_counter() - began
         for model in ("erlang_c", "erlang_a"):
             agents = {r.start: getattr(r, model) for r in rows}
             reached = replay_staffing(
@@ -111,6 +130,11 @@ def main() -> None:
             )
             results[source, model] = (rows, agents, reached)
     _staffing_tables(results, threshold, target)
+    _confidence_table(results, target, error.dispersion, staffing)
+    print(
+        "Planning time for the week (both models): "
+        + ", ".join(f"{source} {seconds:.2f} s" for source, seconds in timings.items())
+    )
     _calibration(results, staffing)
     print(f"\n(took {time.perf_counter() - started:.0f} s)")
 
@@ -241,6 +265,37 @@ def _actual_forecast(history: History, days: list[date], like: Forecast) -> Fore
         for queue, loads in like.queues.items()
     }
     return replace(like, queues=queues)
+
+
+def _confidence_table(
+    results: dict[tuple[str, str], tuple[list[Row], dict[datetime, int], Replayed]],
+    target: Target,
+    dispersion: float,
+    staffing: Staffing,
+) -> None:
+    """Per staffing from the forecast: the share of half-hours (with calls) the confidence
+    model expects to meet the target (its probabilities summed, the forecast's error fitted
+    on 1-21 Aug) beside the share that met it in the replay."""
+    if not isinstance(target, ServiceLevel):
+        return
+    print(f"\nHalf-hours meeting {target}: expected by the confidence model / replayed")
+    for (source, model), (rows, agents, reached) in results.items():
+        if not source.startswith("forecast"):
+            continue
+        patience = staffing.patience_s if model == "erlang_a" else None
+        expected, got, count = 0.0, 0, 0
+        for row in rows:
+            cell = reached.get(row.start)
+            if cell is None or not cell.offered:
+                continue
+            interval = Interval(row.offered, row.handle_s, MINUTES * 60.0, patience, dispersion)
+            expected += meet_probability(agents[row.start], interval, target)
+            got += cell.met(target)
+            count += 1
+        print(
+            f"  {source:<14} {model.replace('_', ' '):<9} expected {expected / count:>6.1%}"
+            f"  replayed {got / count:>6.1%}  ({got} of {count})"
+        )
 
 
 def _calibration(

@@ -120,6 +120,7 @@ class _Inputs:
     contacts: list[Contact]
     history: History
     forecast: Forecast
+    calendar: Calendar
 
 
 def _inputs(source: Source) -> _Inputs:
@@ -146,7 +147,7 @@ def _inputs(source: Source) -> _Inputs:
         expected = forecast(history, ahead, method=chosen, calendar=calendar, queues=[queue])
     except (TrafficError, StaffingError) as exc:
         _fail(str(exc))
-    return _Inputs(contacts, history, expected)
+    return _Inputs(contacts, history, expected, calendar)
 
 
 def _fail(message: str) -> NoReturn:
@@ -290,6 +291,14 @@ def staffing_forecast(source: Source) -> None:
     "this policy (a file, or bank-fifo, bank-observed, default) with the agents of the plan "
     "(or the what-if's), and show the service level they got.",
 )
+@click.option(
+    "--confidence",
+    type=click.FloatRange(min=0, max=1, min_open=True, max_open=True),
+    default=None,
+    help="Staff each interval to meet the target with this probability (e.g. 0.9), counting "
+    "the forecast's error (fitted from the history) and the few callers' scatter; default: "
+    "the models' staffing for the expected calls, met on average.",
+)
 def staffing_plan(
     source: Source,
     target: str,
@@ -299,10 +308,12 @@ def staffing_plan(
     fewer: int | None,
     since: datetime,
     policy: str | None,
+    confidence: float | None,
 ) -> None:
     """Agents per interval for a target, Erlang C beside Erlang A (patience from the
     history's abandons), and what a what-if does to the service level (Erlang A; replayed
     through the routing simulator with --replay)."""
+    from cti_server.staffing.confidence import forecast_error
     from cti_server.staffing.erlang import StaffingError
     from cti_server.staffing.plan import Staffing
     from cti_server.staffing.targets import parse_target
@@ -321,7 +332,19 @@ def staffing_plan(
         goal = parse_target(target)
         if patience_s is None:
             patience_s = _fitted_patience(inputs, queue)
-        rules = Staffing(goal, patience_s, shrinkage=shrinkage, wrap_up_s=wrap_up_s)
+        error = (
+            forecast_error(inputs.history, queue, calendar=inputs.calendar)
+            if confidence is not None
+            else None
+        )
+        rules = Staffing(
+            goal,
+            patience_s,
+            shrinkage=shrinkage,
+            wrap_up_s=wrap_up_s,
+            confidence=confidence,
+            dispersion=error.dispersion if error else 0.0,
+        )
         figures = compare(inputs.forecast, queue, rules, what_if)
     except StaffingError as exc:
         _fail(str(exc))
@@ -331,6 +354,12 @@ def staffing_plan(
         f"queue {queue}, target {goal}, mean patience {patience_s:.0f} s, shrinkage "
         f"{shrinkage:.0%}; agents on the phones (scheduled = after shrinkage)"
     )
+    if error is not None:
+        click.echo(
+            f"each interval staffed to meet the target with probability {confidence:g}; the "
+            f"forecast's rate may be {error.spread:.0%} off (fitted on {error.days} days "
+            f"forecast again)"
+        )
     _echo_plan(figures, replayed, asking=what_if.asked, minutes=minutes)
 
 

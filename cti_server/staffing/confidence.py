@@ -27,6 +27,14 @@ incomplete gamma functions, all counts in one array), the binomial tail from sci
 fewest ``n`` with ``P ≥ p`` is searched from the expected staffing up (or down, for ``p``
 below about a half): about a millisecond an interval, a week of half-hours in a few tenths
 of a second.
+
+Measured by ``bench/staffing.py`` on the bank's August 1999 (fitted on 1-21 August, replayed
+22-28 August through the routing simulator, Erlang A): 0.8 met the target in 172 of 208
+half-hours (83 %), 0.9 in 182 (88 %), against 138 (66 %) for the expected staffing. A
+caller's wait is not independent of the next one's (a busy spell keeps many waiting), which
+the binomial understates; a wider scatter (a design effect) was tried on the third week
+(fitted on 1-14 August), where the binomial already gave more than asked (93 % for 0.8, 95 %
+for 0.9): none is applied.
 """
 
 from __future__ import annotations

@@ -114,6 +114,39 @@ def test_bad_options_get_a_clear_message(tmp_path: Path) -> None:
     assert "2026-12-14: not a day of the forecast" in bad_day.output
 
 
+def test_plan_with_a_confidence_staffs_more_and_says_how_far_the_forecast_errs(
+    tmp_path: Path,
+) -> None:
+    traffic = _traffic(tmp_path / "calls.csv")
+    day = ["staffing", "plan", "--traffic", str(traffic), "--days", "2026-11-23"]
+    runner = CliRunner()
+
+    usual = runner.invoke(main, day)
+    sure = runner.invoke(main, [*day, "--confidence", "0.9"])
+
+    assert usual.exit_code == 0, usual.output
+    assert sure.exit_code == 0, sure.output
+    assert "probability 0.9" in sure.output
+    assert "probability" not in usual.output
+    hours = [
+        float(r.output.splitlines()[-1].split("Erlang A ")[1].split()[0]) for r in (usual, sure)
+    ]
+    assert hours[1] > hours[0]
+
+
+@pytest.mark.parametrize("confidence", ["0", "1", "1.5", "-0.1", "ninety"])
+def test_a_confidence_outside_zero_to_one_is_refused(tmp_path: Path, confidence: str) -> None:
+    traffic = _traffic(tmp_path / "calls.csv", weeks=1)
+
+    result = CliRunner().invoke(
+        main, ["staffing", "plan", "--traffic", str(traffic), "--confidence", confidence]
+    )
+
+    assert result.exit_code == 2
+    assert "--confidence" in result.output
+    assert "Traceback" not in result.output
+
+
 @pytest.fixture
 def bank() -> Path:
     if not BANK.is_file():
