@@ -21,7 +21,19 @@ from agent_ui.staffing_charts import plan_charts
 from crm_core.access import least
 from cti_server.control.staffing import PlanOut, PlanQuery, PlanRefused
 
-FIELDS = ("queue", "day", "days", "target", "shrinkage", "interval", "fewer", "from", "scale", "on")
+FIELDS = (
+    "queue",
+    "day",
+    "days",
+    "target",
+    "shrinkage",
+    "interval",
+    "confidence",
+    "fewer",
+    "from",
+    "scale",
+    "on",
+)
 NOT_OFFERED = "This server does not offer the staffing plan."
 
 

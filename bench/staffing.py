@@ -17,6 +17,10 @@
   the recorded calls, patience and handle times, generic agents serving every type): the
   service level reached per interval, the intervals that missed the target, and the agent
   hours each needed; where Erlang C put more agents than Erlang A, and what those bought.
+* **Confidence**: the same from the forecast, each interval staffed to meet the target with
+  probability 0.8 and 0.9 (:mod:`cti_server.staffing.confidence`: the forecast's error fitted
+  on 1-21 August, the callers' binomial scatter); the share of half-hours each staffing was
+  expected to meet beside the share the replay met, and how long planning the week took.
 
 Handle time for the Erlang models is the forecast mean service time plus the mean after-call
 gap the replay gives every call (:mod:`cti_server.routing.traffic`). Prints; never fails.

@@ -143,6 +143,26 @@ async def test_a_supervisor_asks_what_three_agents_fewer_from_two_do(
         await expect(page.locator("#problems")).to_contain_text("target: ")
         await expect(page.locator("#f-target")).to_have_attribute("aria-invalid", "true")
 
+        # a plan that holds in nine half-hours of ten, not only on average
+        agents = page.locator("#plan tbody tr td:nth-child(5)")
+        await page.fill("#f-target", "80/20")
+        await page.fill("#f-fewer", "")
+        await page.click("#plan-submit")
+        await expect(page.locator("#plan-summary")).to_contain_text("met on average")
+        usual = [int(n) for n in await agents.all_inner_texts()]
+        await page.fill("#f-confidence", "0.9")
+        await page.click("#plan-submit")
+        await expect(page.locator("#plan-summary")).to_contain_text(
+            "Each interval staffed to meet the target with probability 90 %"
+        )
+        sure = [int(n) for n in await agents.all_inner_texts()]
+        assert len(sure) == len(usual)
+        assert all(s >= u for s, u in zip(sure, usual, strict=True))
+        assert sum(sure) > sum(usual)
+        await page.fill("#f-confidence", "1")
+        await page.click("#plan-submit")
+        await expect(page.locator("#problems")).to_contain_text("confidence: ")
+
 
 def _points(attribute: str | None) -> list[tuple[float, float]]:
     assert attribute is not None

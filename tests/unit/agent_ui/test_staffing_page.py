@@ -84,3 +84,29 @@ async def test_bad_fields_are_named_and_what_was_typed_stays_text(
     assert response.status == 200
     assert "What if 2 agents fewer from 14:00" in html
     assert '<option value="support">' in html  # the queues with history, offered to type
+
+
+@pytest.mark.asyncio
+async def test_a_confidence_is_asked_in_the_form_and_refused_outside_zero_to_one(
+    page: tuple[aiohttp.ClientSession, str, bool],
+) -> None:
+    http, base, offered = page
+    if not offered:
+        return
+    query = {"queue": "sales", "day": str(MONDAY)}
+    async with http.get(f"{base}/ui/staffing", params=query) as response:
+        usual = await response.text()
+    async with http.get(f"{base}/ui/staffing", params={**query, "confidence": "0.9"}) as response:
+        sure = await response.text()
+    async with http.get(f"{base}/ui/staffing", params={**query, "confidence": "90"}) as response:
+        refused = await response.text()
+
+    assert "met on average, not in every interval" in usual
+    assert response.status == 422
+    assert "meet the target with probability 90 %" in sure
+    assert 'id="f-confidence" type="text" value="0.9"' in sure
+    assert "<strong>confidence</strong>: Input should be less than 1" in refused
+    assert (
+        'id="f-confidence" type="text" value="90" placeholder="on average" aria-invalid="true"'
+        in refused
+    )
