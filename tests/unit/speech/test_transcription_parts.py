@@ -13,26 +13,8 @@ from click.testing import CliRunner
 from cti_server.cli.main import main
 from cti_server.speech.audiosocket import KIND_AUDIO
 from cti_server.speech.decoder import CALL_RATE, StreamDecoder, decode_file, model_rate
-from cti_server.speech.models import load_model
 from cti_server.speech.pool import DecodePool
 from cti_server.speech.tap import TapStream
-from tests.support.voice import korean_model_dir
-from tests.support.voice import spoken as voice
-
-
-@pytest.fixture(scope="module")
-def ko_dir() -> Path:
-    return korean_model_dir()
-
-
-@pytest.fixture(scope="module")
-def ko_model(ko_dir: Path) -> Any:
-    return load_model(ko_dir)
-
-
-@pytest.fixture(scope="module")
-def spoken(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return voice(tmp_path_factory.mktemp("voice"))
 
 
 def test_a_recording_decodes_into_timed_segments_from_the_offset(

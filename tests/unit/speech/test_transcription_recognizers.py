@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -13,7 +12,7 @@ import pytest
 
 from cti_server.bus import MemoryBus
 from cti_server.config import SpeechSettings, TranscriptionSettings
-from cti_server.events import CallAnswered, CallTranscribed, DomainEvent
+from cti_server.events import CallTranscribed, DomainEvent
 from cti_server.speech.audiosocket import HANGUP, KIND_AUDIO
 from cti_server.speech.decoder import read_call_audio
 from cti_server.speech.models import SpeechModels
@@ -21,25 +20,8 @@ from cti_server.speech.tap import TapStream
 from cti_server.speech.transcription import TranscriptionService
 from tests.support.domain_events import ended
 from tests.support.fakes import FakeAmiLink
-from tests.support.voice import korean_model_dir
-from tests.support.voice import spoken as voice
 from tests.support.waiting import poll_until
-
-
-class _Listener:
-    """Keeps the taps the service expects; the test plays Asterisk's part for them."""
-
-    address = "127.0.0.1:9"
-
-    def __init__(self) -> None:
-        self.streams: list[TapStream] = []
-
-    def expect_stream(self, stream: TapStream, peer: str | None = None) -> bool:
-        self.streams.append(stream)
-        return True
-
-    def forget_stream(self, stream: TapStream) -> None:
-        self.streams.remove(stream)
+from tests.unit.speech.taps import TapListener, answered
 
 
 def _frames(pcm: bytes) -> bytes:
@@ -59,23 +41,12 @@ async def _stream(tap: TapStream, pcm: bytes) -> None:
     await tap.consume(reader)
 
 
-def _answered(linkedid: str) -> CallAnswered:
-    return CallAnswered(
-        node="n1",
-        linkedid=linkedid,
-        queue="support",
-        agent="1001",
-        waited_seconds=3.0,
-        caller_channel=f"PJSIP/trunk-{linkedid}",
-        agent_channel=f"PJSIP/1001-{linkedid}",
-        at=datetime.now(UTC),
-    )
-
-
 @pytest.mark.asyncio
-async def test_taps_decode_on_warm_recognizers_and_give_them_back(tmp_path: Path) -> None:
-    speech = SpeechSettings(models={"ko": korean_model_dir()})
-    bus, ami, listener = MemoryBus(), FakeAmiLink(), _Listener()
+async def test_taps_decode_on_warm_recognizers_and_give_them_back(
+    ko_dir: Path, spoken: Path, listener: TapListener
+) -> None:
+    speech = SpeechSettings(models={"ko": ko_dir})
+    bus, ami = MemoryBus(), FakeAmiLink()
     service = TranscriptionService(
         TranscriptionSettings(live=True, language="ko", max_live_calls=1),
         speech,
@@ -91,7 +62,7 @@ async def test_taps_decode_on_warm_recognizers_and_give_them_back(tmp_path: Path
             transcripts.append(event)
 
     bus.listen((CallTranscribed,), _keep)
-    pcm = bytes(8000) + read_call_audio(voice(tmp_path)) + bytes(8000)
+    pcm = bytes(8000) + read_call_audio(spoken) + bytes(8000)
     service.attach()
     try:
 
@@ -100,7 +71,7 @@ async def test_taps_decode_on_warm_recognizers_and_give_them_back(tmp_path: Path
 
         await poll_until(_warm, 60, interval=0.2, what="recognizers warmed at start")
         for number, linkedid in enumerate(("first", "second"), start=1):
-            bus.publish(_answered(linkedid))
+            bus.publish(answered(linkedid))
 
             async def _tapped() -> bool:
                 return len(listener.streams) == 2
