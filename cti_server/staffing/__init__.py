@@ -6,6 +6,8 @@
   and daily pattern and the calendar's holidays and hours;
 * ``patience``: callers' mean patience fitted from abandons, censored properly;
 * ``erlang`` and ``targets``: Erlang C and Erlang A, and the agents a target needs;
+* ``confidence``: the agents that meet the target in a chosen share of intervals, the
+  forecast's error (fitted from the history) and the few callers' scatter counted;
 * ``plan``: per interval, the forecast and the agents each model needs, with what-ifs;
 * ``replay``: a staffing proved on recorded calls, through the routing simulator;
 * ``whatif``: a plan beside its what-if (the same agents, fewer of them, or more calls);
