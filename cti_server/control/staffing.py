@@ -122,6 +122,11 @@ class IntervalOut(BaseModel):
     abandon_rate: float
     asa_s: float | None
     met: bool
+    chance: float | None = Field(
+        None,
+        description="With a confidence: the probability that Erlang A's agents meet the target "
+        "in this interval (None for an ASA target).",
+    )
     what_if: WhatIfOut | None = None
 
 

@@ -15,10 +15,21 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 
-from cti_server.staffing.confidence import Interval, agents_for, check_confidence
+from cti_server.staffing.confidence import (
+    Interval,
+    agents_for,
+    check_confidence,
+    meet_probability,
+)
 from cti_server.staffing.erlang import Queue, StaffingError
 from cti_server.staffing.forecast import Forecast
-from cti_server.staffing.targets import ServiceLevel, Target, agents_needed, scheduled
+from cti_server.staffing.targets import (
+    AverageSpeedOfAnswer,
+    ServiceLevel,
+    Target,
+    agents_needed,
+    scheduled,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +78,9 @@ class Outcome:
     asa_s: float
     met: bool
     """Whether the staffing's target is met (an interval without calls always meets it)."""
+    chance: float | None = None
+    """With a confidence: the probability that the interval meets the target with these
+    agents, the forecast's error and the callers' scatter counted (an ASA target: None)."""
 
 
 def plan(forecast: Forecast, queue: str, staffing: Staffing) -> list[Row]:
@@ -145,9 +159,20 @@ def outcomes(
                 abandon_rate=queue.abandon_rate,
                 asa_s=queue.asa,
                 met=staffing.target.met(queue),
+                chance=_chance(staffing, row, n, seconds, patience),
             )
         )
     return result
+
+
+def _chance(
+    staffing: Staffing, row: Row, agents: int, seconds: float, patience_s: float | None
+) -> float | None:
+    target = staffing.target
+    if staffing.confidence is None or isinstance(target, AverageSpeedOfAnswer):
+        return None
+    interval = Interval(row.offered, row.handle_s, seconds, patience_s, staffing.dispersion)
+    return meet_probability(agents, interval, target)
 
 
 def scale(forecast: Forecast, factor: float, *, on: date | None = None) -> Forecast:

@@ -194,6 +194,7 @@ def _intervals(compared: Comparison, zone: ZoneInfo, *, asked: bool) -> list[Int
             abandon_rate=round(now.abandon_rate, 4),
             asa_s=_seconds(now.asa_s),
             met=now.met,
+            chance=round(now.chance, 4) if now.chance is not None else None,
             what_if=_what_if(new, later) if asked else None,
         )
         for row, now, new, later in zip(

@@ -104,6 +104,8 @@ async def test_a_confidence_is_asked_in_the_form_and_refused_outside_zero_to_one
     assert "met on average, not in every interval" in usual
     assert response.status == 422
     assert "meet the target with probability 90 %" in sure
+    assert "<th>Chance met</th>" in sure
+    assert "Chance met" not in usual
     assert 'id="f-confidence" type="text" value="0.9"' in sure
     assert "<strong>confidence</strong>: Input should be less than 1" in refused
     assert (

@@ -22,7 +22,7 @@ from cti_server.staffing.confidence import (
 from cti_server.staffing.erlang import Queue, StaffingError, service_levels
 from cti_server.staffing.forecast import Expected, Forecast
 from cti_server.staffing.history import History, Load
-from cti_server.staffing.plan import Staffing, plan
+from cti_server.staffing.plan import Staffing, on_the_phones, outcomes, plan
 from cti_server.staffing.targets import (
     AbandonRate,
     AverageSpeedOfAnswer,
@@ -150,6 +150,19 @@ def test_a_plan_with_confidence_staffs_every_interval_at_least_as_much() -> None
         assert after.erlang_c >= before.erlang_c
         assert after.scheduled_a >= before.scheduled_a
     assert sum(r.erlang_a for r in confident) > sum(r.erlang_a for r in expected)
+
+
+def test_each_interval_of_a_confident_plan_says_its_chance_of_meeting_the_target() -> None:
+    rules = Staffing(EIGHTY_TWENTY, 389.0, confidence=0.9, dispersion=0.06)
+    rows = plan(_flat_forecast(), "sales", rules)
+    usual = Staffing(EIGHTY_TWENTY, 389.0)
+
+    sure = outcomes(rows, on_the_phones(rows), rules, 30)
+    short = outcomes(rows, {r.start: r.erlang_a - 1 for r in rows}, rules, 30)
+
+    assert all(o.chance is not None and o.chance >= 0.9 for o in sure)
+    assert all(o.chance is not None and o.chance < 0.9 for o in short)
+    assert all(o.chance is None for o in outcomes(rows, on_the_phones(rows), usual, 30))
 
 
 FIRST = date(2026, 11, 1)

@@ -230,6 +230,8 @@ async def test_a_confidence_of_ninety_percent_staffs_busy_intervals_with_a_margi
     assert all(sure["erlang_a"] >= plain["erlang_a"] for plain, sure in pairs)
     assert any(sure["erlang_a"] > plain["erlang_a"] for plain, sure in pairs if plain["offered"])
     assert body["agent_hours_a"] > usual["agent_hours_a"]
+    assert all(plain["chance"] is None for plain, _ in pairs)
+    assert all(sure["chance"] >= 0.9 for plain, sure in pairs if plain["offered"])
 
 
 def test_the_openapi_document_lists_the_plan_with_its_parameters(api: Api) -> None:
