@@ -15,6 +15,7 @@ import contextlib
 import functools
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,6 +106,7 @@ class Desks:
         # the extensions each call rang at or was handed to (some may have moved on since): an
         # answer or a hang-up looks at those desks, not at every desk (1,000 agents)
         self._rang_at: OrderedDict[CallKey, dict[str, None]] = OrderedDict()
+        self._handlers: dict[type[DomainEvent], Handler] = {}  # by type, found as they come
         self.wrapups = WrapUps(self)
         self.handovers = HandOvers(self)
         hub.greet("desk", self.greeting)
@@ -155,31 +157,39 @@ class Desks:
                     await task
 
     def apply(self, event: DomainEvent) -> None:
-        if isinstance(event, CustomerIdentified | IvrFinished):
-            self._caller_news(event)
-        elif isinstance(event, AgentRinging):
-            extension = _extension(event.agent)
-            if extension and self.hub.desks_signed_in(extension):
-                self.offer(self.desk(extension), CallKey.of(event))
-                self.spawn(self._deliver_pop(extension, event))
-        elif isinstance(event, CallAnswered):
-            self._answered(event)
-        elif isinstance(event, CallEnded):
-            self._ended(event)
-            self.said.apply(event)
-            self.notes.forget(CallKey.of(event))
-        elif isinstance(event, CallTransferred):
-            self.handovers.handed_over(event)
-        elif isinstance(event, TransferNoted):
-            self.handovers.noted(event)
-        elif isinstance(event, SaidSoFar.TRACKED):
-            self.said.apply(event)
-        elif isinstance(event, AgentStateChanged):
-            self._agent_changed(event)
-        elif isinstance(event, CallRouted | CallRangOut):
-            self._route_decided(event)
-        elif isinstance(event, WrapUpStarted | WrapUpEnded):
-            self.wrapups.news(event)
+        kind = type(event)
+        handler = self._handlers.get(kind)
+        if handler is None:  # a type first seen: its handler found once (1,000 rings at once)
+            handler = self._handlers[kind] = next(
+                (h for types, h in self._handled() if issubclass(kind, types)), _ignored
+            )
+        handler(event)
+
+    def _handled(self) -> tuple[tuple[tuple[type[DomainEvent], ...], Handler], ...]:
+        """What each kind of event does to the desks (the first that fits)."""
+        return (
+            ((CustomerIdentified, IvrFinished), self._caller_news),
+            ((AgentRinging,), self._rang),
+            ((CallAnswered,), self._answered),
+            ((CallEnded,), self._call_ended),
+            ((CallTransferred,), self.handovers.handed_over),
+            ((TransferNoted,), self.handovers.noted),
+            (SaidSoFar.TRACKED, self.said.apply),
+            ((AgentStateChanged,), self._agent_changed),
+            ((CallRouted, CallRangOut), self._route_decided),
+            ((WrapUpStarted, WrapUpEnded), self.wrapups.news),
+        )
+
+    def _rang(self, event: AgentRinging) -> None:
+        extension = _extension(event.agent)
+        if extension and self.hub.desks_signed_in(extension):
+            self.offer(self.desk(extension), CallKey.of(event))
+            self.spawn(self._deliver_pop(extension, event))
+
+    def _call_ended(self, event: CallEnded) -> None:
+        self._ended(event)
+        self.said.apply(event)
+        self.notes.forget(CallKey.of(event))
 
     def _caller_news(self, event: CustomerIdentified | IvrFinished) -> None:
         """What the pop will show of the caller, gathered as the call arrives."""
@@ -448,8 +458,15 @@ def _extension(agent: str) -> str:
 
 
 def _state_of(message: dict[str, Any]) -> dict[str, Any]:
-    """A ``state`` message's fields, as a pop carries them."""
-    return {k: v for k, v in message.items() if k != "type"}
+    """A ``state`` message's fields (:meth:`Desks.state_message`), as a pop carries them."""
+    return {"state": message["state"], "reason": message["reason"]}
+
+
+def _ignored(_event: Any) -> None:
+    """What the desks do with an event none of their handlers takes."""
+
+
+Handler = Callable[[Any], None]
 
 
 def _ids(event: CallAnswered | CallEnded) -> dict[str, str]:

@@ -82,6 +82,7 @@ class CallPop:
     routed: Record = field(default_factory=dict)  # the router's word, in the agent's words
     tier: str = ""
     encoded: tuple[Record, str] | None = None  # the record read, and its JSON
+    read: tuple[asyncio.Task[Record], Record] | None = None  # a look-up done, and its record
     # the record, with what else the pop says that is known before the ring, and the members
     # of its JSON object (no braces)
     ahead: tuple[Record, Record, str] | None = None
@@ -92,6 +93,7 @@ def _encode_ahead(call: CallPop, lookup: asyncio.Task[Record]) -> None:
     then encodes only the call's few fields (:class:`agent_ui.ws.Prepared`)."""
     if lookup is call.lookup and not lookup.cancelled() and lookup.exception() is None:
         record = lookup.result()
+        call.read = (lookup, record)
         call.encoded = (record, compact_json(record))
         _before_the_ring(call, record)  # the rest of what is known now, encoded with it
 
@@ -151,7 +153,7 @@ class PopService:
     def __init__(self, db: async_sessionmaker[AsyncSession], region: str) -> None:
         self._db = db
         self._region = region
-        self._calls: dict[CallKey, CallPop] = {}
+        self._calls: dict[tuple[str, str], CallPop] = {}  # by CallKey (a tuple: either finds)
         self._finishing: set[asyncio.Task[Record]] = set()
 
     # -- events -------------------------------------------------------------------------------
@@ -239,9 +241,14 @@ class PopService:
         """The pop of a call whose record is read already (the common case: read while the
         caller was in the IVR), made without waiting; None while it is not (:meth:`pop_for`
         then waits for it, or says why it is missing)."""
-        call = self._calls.get(CallKey(event.node, event.linkedid))
-        read = _read_already(call) if call is not None else None
-        if call is None or read is None or read.cancelled() or read.exception() is not None:
+        call = self._calls.get((event.node, event.linkedid))
+        if call is None:
+            return None
+        done = call.read
+        if done is not None and done[0] is call.lookup:  # the look-up in force, done and read
+            return self._assemble(call, event, done[1])
+        read = _read_already(call)
+        if read is None or read.cancelled() or read.exception() is not None:
             return None
         return self._assemble(call, event, read.result())
 

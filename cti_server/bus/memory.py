@@ -101,18 +101,23 @@ class MemoryBus:
         # the subscriptions each type of event goes to, found once per type (events are many,
         # their types few); forgotten whenever a subscription comes or goes
         self._routes: dict[type[DomainEvent], tuple[Subscription, ...]] = {}
+        self._heard: dict[type[DomainEvent], tuple[Listener, ...]] = {}  # ... and listeners
         self.published = 0
 
     def publish(self, event: DomainEvent) -> None:
         """Deliver an event of this process: listeners first, then subscribers."""
         self.published += 1
-        for types, listener in self._listeners:
-            if isinstance(event, types):
-                listener(event)
-        self._offer(event)
-
-    def _offer(self, event: DomainEvent) -> None:
         kind = type(event)
+        listeners = self._heard.get(kind)
+        if listeners is None:
+            listeners = self._heard[kind] = tuple(
+                listener for types, listener in self._listeners if issubclass(kind, types)
+            )
+        for listener in listeners:
+            listener(event)
+        self._offer(event, kind)
+
+    def _offer(self, event: DomainEvent, kind: type[DomainEvent]) -> None:
         route = self._routes.get(kind)
         if route is None:
             route = self._routes[kind] = tuple(s for s in self._subscriptions if s.wants(kind))
@@ -130,6 +135,7 @@ class MemoryBus:
         processes (Redis) are theirs to handle, so listeners never see them.
         """
         self._listeners.append((types, listener))
+        self._heard.clear()
 
     def subscribe(self, *types: type[DomainEvent], maxsize: int = 10000) -> Subscription:
         subscription = Subscription(self, types, maxsize)

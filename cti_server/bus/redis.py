@@ -127,7 +127,7 @@ class RedisBus(MemoryBus):
         ):
             self.known_here += 1
             return
-        self._offer(event)
+        self._offer(event, type(event))
 
     def status(self) -> dict[str, Any]:
         return {

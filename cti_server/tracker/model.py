@@ -70,13 +70,14 @@ AGENT_TRANSITIONS: dict[AgentState, frozenset[AgentState]] = {
 S = TypeVar("S", CallState, AgentState)
 
 
-def move(current: S, target: S, table: dict[S, frozenset[S]], what: str) -> bool:
-    """True if ``current`` may become ``target``; an illegal step is logged, not raised."""
+def move(current: S, target: S, table: dict[S, frozenset[S]], what: str, name: str = "") -> bool:
+    """True if ``current`` may become ``target``; an illegal step is logged, not raised. The
+    entity is ``what`` (call, agent) ``name``, put together only to be logged."""
     if current == target:
         return False
     if target in table[current]:
         return True
-    log.info("ignored illegal transition of %s: %s -> %s", what, current, target)
+    log.info("ignored illegal transition of %s %s: %s -> %s", what, name, current, target)
     return False
 
 

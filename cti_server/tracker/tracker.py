@@ -311,7 +311,7 @@ class Tracker:
             call.answerer_leg = event.dest_uniqueid  # until a phone is found behind it
             call.stand_ins.add(event.dest_uniqueid)
         if call.answered_at is None and move(
-            call.state, CallState.ANSWERED, CALL_TRANSITIONS, f"call {call.linkedid}"
+            call.state, CallState.ANSWERED, CALL_TRANSITIONS, "call", call.linkedid
         ):
             call.state = CallState.ANSWERED
             call.answered_at = self.clock()
@@ -916,7 +916,7 @@ class Tracker:
             call.held_since = None
 
     def _end_call(self, call: Call, now: datetime) -> None:
-        if not move(call.state, CallState.ENDED, CALL_TRANSITIONS, f"call {call.linkedid}"):
+        if not move(call.state, CallState.ENDED, CALL_TRANSITIONS, "call", call.linkedid):
             return
         if call in self._unsettled:
             self._settle(force=True)
@@ -987,7 +987,7 @@ class Tracker:
         call.waiting_leg = event.uniqueid
         call.queue = event.queue
         call.queued_at = call.queued_at or now
-        if move(call.state, CallState.QUEUED, CALL_TRANSITIONS, f"call {call.linkedid}"):
+        if move(call.state, CallState.QUEUED, CALL_TRANSITIONS, "call", call.linkedid):
             call.state = CallState.QUEUED
         self.publish(
             CallQueued(
@@ -1087,11 +1087,11 @@ class Tracker:
             return
         now = self.clock()
         call.offered_at = call.offered_at or now
-        if move(call.state, CallState.OFFERED, CALL_TRANSITIONS, f"call {call.linkedid}"):
+        if move(call.state, CallState.OFFERED, CALL_TRANSITIONS, "call", call.linkedid):
             call.state = CallState.OFFERED
         agent = self._agent(event.node, event.interface, event.member)
         agent.linkedid = call.linkedid
-        self._agent_to(agent, AgentState.RINGING, "")
+        self._agent_to(agent, AgentState.RINGING, "", now)
         self.publish(
             AgentRinging(
                 node=call.node,
@@ -1107,7 +1107,7 @@ class Tracker:
     def _agent_no_answer(self, event: ami.AgentNoAnswer) -> None:
         call = self._call_of(event)
         if call is not None and move(
-            call.state, CallState.QUEUED, CALL_TRANSITIONS, f"call {call.linkedid}"
+            call.state, CallState.QUEUED, CALL_TRANSITIONS, "call", call.linkedid
         ):
             call.state = CallState.QUEUED
         agent = self._agent(event.node, event.interface, event.member)
@@ -1144,7 +1144,7 @@ class Tracker:
             self._caller_answered(call)
         self._agent_to(agent, AgentState.ON_CALL, "")
         agent.linkedid = call.linkedid
-        if move(call.state, CallState.ANSWERED, CALL_TRANSITIONS, f"call {call.linkedid}"):
+        if move(call.state, CallState.ANSWERED, CALL_TRANSITIONS, "call", call.linkedid):
             call.state = CallState.ANSWERED
         label = call.label
         if call.queue_answered or (
@@ -1215,7 +1215,7 @@ class Tracker:
                     agent_channel=event.party_channel,
                 )
             )
-        if move(call.state, CallState.ANSWERED, CALL_TRANSITIONS, f"call {call.linkedid}"):
+        if move(call.state, CallState.ANSWERED, CALL_TRANSITIONS, "call", call.linkedid):
             call.state = CallState.ANSWERED
 
     def _agent_completed(self, event: ami.AgentCompleted) -> None:
@@ -1284,12 +1284,15 @@ class Tracker:
             self._agents[(node, interface)] = agent
         return agent
 
-    def _agent_to(self, agent: Agent, state: AgentState, reason: str) -> bool:
-        """Move the agent (and tell it); False if that step is not one an agent can take."""
+    def _agent_to(
+        self, agent: Agent, state: AgentState, reason: str, now: datetime | None = None
+    ) -> bool:
+        """Move the agent (and tell it); False if that step is not one an agent can take.
+        ``now``: the event's time, if read already (one clock read per event)."""
         if agent.state == state and agent.reason == reason:
             return True
         if agent.state != state and not move(
-            agent.state, state, AGENT_TRANSITIONS, f"agent {agent.name}"
+            agent.state, state, AGENT_TRANSITIONS, "agent", agent.name
         ):
             return False
         if agent.state == AgentState.WRAP_UP and state != AgentState.WRAP_UP:
@@ -1297,12 +1300,12 @@ class Tracker:
             self._cancel_wrap_timer((agent.node, agent.interface))
         agent.state = state
         agent.reason = reason
-        agent.since = self.clock()
+        agent.since = now or self.clock()
         self.publish(
             AgentStateChanged(
                 node=agent.node,
                 agent=agent.name,
-                state=state.value,
+                state=str(state),  # its value (a StrEnum's str), without the enum's descriptor
                 reason=reason,
                 linkedid=agent.linkedid,
                 at=agent.since,
