@@ -369,10 +369,12 @@ def _echo_plan(
     """One line per interval: the plan and how it does, the what-if's (if asked), the replay's
     service level (if asked)."""
     rows, base, changed, after = figures.rows, figures.base, figures.changed, figures.after
+    chances = any(outcome.chance is not None for outcome in base)
     head = (
         f"{'interval':<16} {'calls':>6} {'AHT s':>6} {'Erl C':>5} {'Erl A':>5} {'sched':>5} "
         f"{'SL':>5} {'aband':>5}"
     )
+    head += f" {'chance':>6}" if chances else ""
     if asking:
         head += f" | {'calls':>6} {'agents':>6} {'SL':>5} {'aband':>5} {'need A':>6}"
     if replayed is not None:
@@ -387,6 +389,8 @@ def _echo_plan(
             f"{row.erlang_c:>5} {row.erlang_a:>5} {row.scheduled_a:>5} "
             f"{now.service_level:>5.0%} {now.abandon_rate:>5.0%}"
         )
+        if chances:
+            line += f" {now.chance:>6.0%}" if now.chance is not None else f" {'-':>6}"
         if asking:
             line += (
                 f" | {new.offered:>6.1f} {later.agents:>6} {later.service_level:>5.0%} "

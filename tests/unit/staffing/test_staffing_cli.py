@@ -128,6 +128,15 @@ def test_plan_with_a_confidence_staffs_more_and_says_how_far_the_forecast_errs(
     assert sure.exit_code == 0, sure.output
     assert "probability 0.9" in sure.output
     assert "probability" not in usual.output
+    assert "chance" in sure.output
+    assert "chance" not in usual.output
+    chances = [
+        int(line.split()[9].rstrip("%"))
+        for line in sure.output.splitlines()
+        if line.startswith("2026-11-23") and float(line.split()[2]) > 0
+    ]
+    assert chances
+    assert all(chance >= 90 for chance in chances)
     hours = [
         float(r.output.splitlines()[-1].split("Erlang A ")[1].split()[0]) for r in (usual, sure)
     ]
