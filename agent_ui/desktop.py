@@ -291,7 +291,9 @@ class Desks:
                 self._tell(extension, word)
                 await self._send_told()
             return False
-        self._showing(desk, key, pop)
+        self.offer(desk, key)  # as :meth:`_showing`, the pop's state set already
+        desk.pop = pop
+        desk.agent_id = self.user_at(extension)
         return True
 
     def offer(self, desk: Desk, key: CallKey) -> None:

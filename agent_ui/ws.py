@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import json.encoder
 import logging
 import operator
 from collections.abc import Awaitable, Callable, Iterable
@@ -63,10 +64,28 @@ def _takes_at_once(connection: Connection, text: str) -> bool:
 _COMPACT = json.JSONEncoder(separators=(",", ":"))  # no blanks: the browser needs none
 
 
+def _not_json(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+# The standard library's C encoder, made once rather than per message as ``json.dumps`` makes
+# it (at 1,000 rings at once, some 2 us of each pop); the same output. Without a check
+# for cycles: the messages are the server's own dicts and lists, never cyclic.
+_C_ENCODER = getattr(json.encoder, "c_make_encoder", None)
+_ESCAPED = json.encoder.encode_basestring_ascii  # strings as json.dumps writes them
+_COMPACT_C = (
+    None
+    if _C_ENCODER is None
+    else _C_ENCODER(None, _not_json, _ESCAPED, None, ":", ",", False, False, True)
+)
+
+
 def compact_json(value: Any) -> str:
     """``value`` as JSON without the blanks :func:`json.dumps` puts after ``,`` and ``:`` (a
     pop is a tenth shorter on the wire and to parse)."""
-    return _COMPACT.encode(value)
+    if _COMPACT_C is None:  # a Python without the C encoder
+        return _COMPACT.encode(value)
+    return "".join(_COMPACT_C(value, 0))
 
 
 class Prepared(dict[str, Any]):

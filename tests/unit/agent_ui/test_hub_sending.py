@@ -14,7 +14,15 @@ from aiohttp import web
 
 from agent_ui import ws as ws_module
 from agent_ui.sessions import SessionStore, UiSession
-from agent_ui.ws import Connection, Hub, Prepared, encoded, encoded_as_made, with_fields
+from agent_ui.ws import (
+    Connection,
+    Hub,
+    Prepared,
+    compact_json,
+    encoded,
+    encoded_as_made,
+    with_fields,
+)
 
 RECORD: dict[str, Any] = {
     "lookup": "found",
@@ -164,3 +172,16 @@ def test_a_pop_sent_as_it_is_made_reads_as_its_plain_encoding_with_its_added_fie
     assert "agent_state" not in made  # the pop kept on show says no old state
     # no blanks where json.dumps puts them: a tenth of a pop's bytes
     assert made.as_made().startswith('{"type":"pop","call":{"linkedid":"1.1","caller_name":')
+
+
+def test_a_message_is_written_as_json_dumps_writes_it_without_blanks() -> None:
+    message: dict[Any, Any] = {
+        **RECORD,
+        "n": [1, 2.5, None, True],
+        3: "int key",
+        "odd": '\u2028</script>"\\',
+    }
+    assert compact_json(message) == json.dumps(message, separators=(",", ":"))
+    assert compact_json("just text") == '"just text"'
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        compact_json({"when": object()})
