@@ -25,7 +25,9 @@ model does not write for this audio; ``--alerts`` times the alert's path instead
 told that nearly every call is a complaint and a miss costs a thousand false alarms
 (``[complaints] expected_rate`` 0.99, ``miss_cost`` 1000), so the shipped detector flags each
 call at its first line, and the alert is timed from the end of that utterance's speech to the
-call's complaint alert on the wallboard: one sample a call, so ``--alerts`` places 24 calls. The
+call's complaint alert on the wallboard: one sample a call, so ``--alerts`` places 24 calls; it
+also prints where the alerts' time goes, step by step (the server's JSON log line of each alert
+says which line flagged the call and when that line and the alert were published). The
 lines are also told by their place in the call (the first is the first speech a call's
 recognizer decodes); the server warms its recognizers as it starts, and the bench waits for that
 as calls would. It prints figures and never fails.
@@ -116,6 +118,7 @@ class AlertSteps:
     line: int  # 1: the customer's first final line
     line_published: float
     alert_published: float
+    ahead: bool  # the line's words were scored ahead, in the pause that closed it
 
 
 def alert_steps(log: Path, wall_to_perf: float) -> dict[str, AlertSteps]:
@@ -129,6 +132,7 @@ def alert_steps(log: Path, wall_to_perf: float) -> dict[str, AlertSteps]:
             int(entry["alert_line"]),
             datetime.fromisoformat(entry["line_published"]).timestamp() - wall_to_perf,
             datetime.fromisoformat(entry["alert_published"]).timestamp() - wall_to_perf,
+            bool(entry.get("alert_scored_ahead")),
         )
     return steps
 
@@ -443,9 +447,11 @@ def print_alert_steps(
     if not flagged_by:
         print("the server logged no alert's steps")
         return
+    ahead = sum(step.ahead for step in steps.values())
     print(
         "flagged by the customer's line: "
         + ", ".join(f"{n}. x{count}" for n, count in sorted(flagged_by.items()))
+        + f"; its words scored ahead (in the pause that closed it) for {ahead} of {len(steps)}"
     )
     for name, values in parts.items():
         if values:

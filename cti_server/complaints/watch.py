@@ -259,14 +259,16 @@ class ComplaintWatch:
             self._bus.publish(alert)
             log.info(  # where an alert's time goes (bench/transcript_latency.py reads it)
                 "call %s: complaint alert published %.0f ms after the customer's line %d"
-                " (scored in %.0f ms)",
+                " (scored in %.0f ms; its words scored ahead: %s)",
                 event.linkedid,
                 1000 * (alert.at - event.at).total_seconds(),
                 call.scored,
                 1000 * scored,
+                "yes" if call.ahead == event.text else "no",
                 extra={
                     "alert_linkedid": event.linkedid,
                     "alert_line": call.scored,
+                    "alert_scored_ahead": call.ahead == event.text,
                     "line_published": event.at.isoformat(),
                     "alert_published": alert.at.isoformat(),
                 },
