@@ -119,6 +119,20 @@ def brier(probabilities: FloatArray, labels: IntArray) -> float:
     return float(np.mean((probabilities - labels) ** 2))
 
 
+def best_f1(scores: FloatArray, labels: IntArray) -> float:
+    """The highest F1 that any threshold on ``scores`` gives (texts of equal score flagged
+    together): a bound, never a figure to claim, since the threshold is chosen on the test set.
+    What a model's F1 lacks of it is the chosen threshold's fault; the rest is the ranking's."""
+    positives = int(np.sum(labels == 1))
+    if positives == 0:
+        return 0.0
+    order = np.argsort(-scores, kind="stable")
+    hits = np.cumsum(labels[order] == 1)
+    ends = np.flatnonzero(np.r_[np.diff(scores[order]) != 0, True])  # last of each equal score
+    flagged = ends + 1
+    return float(np.max(2 * hits[ends] / (flagged + positives)))
+
+
 # -- indirect dissatisfaction ---------------------------------------------------------------------
 
 # Overt negative wording in Chinese reviews and messages: a small fixed list of words that say it

@@ -46,6 +46,19 @@ def test_calibration_error_of_calibrated_and_overconfident_probabilities() -> No
     assert evaluation.brier(overconfident, labels) > evaluation.brier(probabilities, labels)
 
 
+def test_the_best_threshold_f1_bounds_every_threshold_and_flags_equal_scores_together() -> None:
+    """A perfect ranking could reach 1.0; texts of one score cannot be split by a threshold, so
+    a tie of a complaint and a non-complaint costs what flagging both costs."""
+    labels = np.array([1, 1, 0, 0])
+    assert evaluation.best_f1(np.array([0.9, 0.8, 0.7, 0.1]), labels) == 1.0
+    assert evaluation.best_f1(np.array([0.9, 0.5, 0.5, 0.1]), labels) == pytest.approx(0.8)
+    rng = np.random.default_rng(1)
+    scores, labels = rng.uniform(size=300).round(2), rng.integers(0, 2, size=300)
+    every = [training.prf(labels, scores >= t)[2] for t in np.unique(scores)]
+    assert evaluation.best_f1(scores, labels) == pytest.approx(max(every))
+    assert evaluation.best_f1(scores, np.zeros(300, dtype=np.int64)) == 0.0
+
+
 def test_indirect_complaints_say_nothing_overtly_negative() -> None:
     texts = [
         "还行吧，也就那样",
