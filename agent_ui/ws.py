@@ -143,7 +143,7 @@ class Prepared(dict[str, Any]):
             return rest
         if rest == "{}":
             return "{" + self._ahead_members + "}"
-        return rest[:-1] + "," + self._ahead_members + "}"
+        return "".join((rest[:-1], ",", self._ahead_members, "}"))  # the record copied once
 
 
 _GONE = object()
