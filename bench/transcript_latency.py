@@ -118,7 +118,6 @@ class AlertSteps:
     line: int  # 1: the customer's first final line
     line_published: float
     alert_published: float
-    ahead: bool  # the line's words were scored ahead, in the pause that closed it
 
 
 def alert_steps(log: Path, wall_to_perf: float) -> dict[str, AlertSteps]:
@@ -132,7 +131,6 @@ def alert_steps(log: Path, wall_to_perf: float) -> dict[str, AlertSteps]:
             int(entry["alert_line"]),
             datetime.fromisoformat(entry["line_published"]).timestamp() - wall_to_perf,
             datetime.fromisoformat(entry["alert_published"]).timestamp() - wall_to_perf,
-            bool(entry.get("alert_scored_ahead")),
         )
     return steps
 
@@ -447,11 +445,9 @@ def print_alert_steps(
     if not flagged_by:
         print("the server logged no alert's steps")
         return
-    ahead = sum(step.ahead for step in steps.values())
     print(
         "flagged by the customer's line: "
         + ", ".join(f"{n}. x{count}" for n, count in sorted(flagged_by.items()))
-        + f"; its words scored ahead (in the pause that closed it) for {ahead} of {len(steps)}"
     )
     for name, values in parts.items():
         if values:

@@ -56,9 +56,6 @@ TRANSCRIPT_WAIT_SECONDS = 600.0
 RECORDED_WAIT_SECONDS = 30.0
 """How long the repeat-call check waits for the recorder to write the ended call."""
 MAX_CALLS = 10000  # calls followed (or remembered as judged) at once, the oldest forgotten
-AHEAD_LINES = 20
-"""The customer's latest lines a line is scored ahead with: as many as a window may span
-(``windows.segments`` is at most 20), so the windows it ends are those the call will score."""
 RepeatCall = Callable[[str, str], Awaitable[bool]]
 """``(node, linkedid)`` → did this customer call about the same topic within 7 days?"""
 TranscriptExpected = Callable[[CallEnded], bool]
@@ -84,9 +81,6 @@ class CallSoFar:
     score: CallScore | None = None
     scoring: asyncio.Lock = field(default_factory=asyncio.Lock)
     alerted: bool = False
-    saying: str = ""  # what the customer is saying now (a partial line)
-    ahead: str = ""  # the partial line last scored ahead
-    scoring_ahead: asyncio.Task[None] | None = None
     survey: int | None = None
     surveyed: asyncio.Event = field(default_factory=asyncio.Event)
     ended: CallEnded | None = None
@@ -149,8 +143,11 @@ class ComplaintWatch:
         if not self._is_leader() or getattr(event, "linkedid", None) in self._judged:
             return  # processes sharing a node: only the leader judges; each call once
         if isinstance(event, TranscriptPartial):
-            if event.speaker == "customer" and event.text:
-                self._customer_said(event, self._call(event.linkedid))
+            if event.final and event.speaker == "customer" and event.text:
+                call = self._call(event.linkedid)
+                call.said.append(TranscriptLine(text=event.text, start=event.start, end=event.end))
+                if not call.alerted:
+                    self._spawn(self._during(event, call))
         elif isinstance(event, CallHandling):
             self._call(event.linkedid).handling = event
         elif isinstance(event, SurveyAnswered):
@@ -168,20 +165,6 @@ class ComplaintWatch:
                 self._spawn(self._on_facts(event, call))
         elif isinstance(event, CallTranscribed):
             self._spawn(self._on_transcript(event))
-
-    def _customer_said(self, event: TranscriptPartial, call: CallSoFar) -> None:
-        """The customer's line scored as it closes; a pause in it (the same partial twice),
-        scored ahead."""
-        if event.final:
-            call.saying = ""
-            call.said.append(TranscriptLine(text=event.text, start=event.start, end=event.end))
-            if not call.alerted:
-                self._spawn(self._during(event, call))
-            return
-        if event.text == call.saying and event.text != call.ahead and not call.alerted:
-            call.ahead = event.text
-            call.scoring_ahead = self._spawn(self._score_ahead(call, event.text))
-        call.saying = event.text
 
     def _call(self, linkedid: str) -> CallSoFar:
         call = self._calls.get(linkedid)
@@ -232,11 +215,10 @@ class ComplaintWatch:
                 async with asyncio.timeout(self._survey_wait):
                     await call.surveyed.wait()
 
-    def _spawn(self, work: Awaitable[None]) -> asyncio.Task[None]:
+    def _spawn(self, work: Awaitable[None]) -> None:
         task = asyncio.get_running_loop().create_task(_logged(work))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return task
 
     async def _during(self, event: TranscriptPartial, call: CallSoFar) -> None:
         """What was said since the last scoring, added to the call's score; an alert the first
@@ -248,8 +230,6 @@ class ComplaintWatch:
             if call.score is None:
                 call.score = self._detector.call()
             scoring = time.perf_counter()
-            if call.scoring_ahead is not None:  # the same words, most often: sooner done
-                await asyncio.wait([call.scoring_ahead])
             signal = await asyncio.to_thread(_heard, call.score, new)
             scored = time.perf_counter() - scoring
         if signal is not None and not call.alerted:
@@ -259,29 +239,18 @@ class ComplaintWatch:
             self._bus.publish(alert)
             log.info(  # where an alert's time goes (bench/transcript_latency.py reads it)
                 "call %s: complaint alert published %.0f ms after the customer's line %d"
-                " (scored in %.0f ms; its words scored ahead: %s)",
+                " (scored in %.0f ms)",
                 event.linkedid,
                 1000 * (alert.at - event.at).total_seconds(),
                 call.scored,
                 1000 * scored,
-                "yes" if call.ahead == event.text else "no",
                 extra={
                     "alert_linkedid": event.linkedid,
                     "alert_line": call.scored,
-                    "alert_scored_ahead": call.ahead == event.text,
                     "line_published": event.at.isoformat(),
                     "alert_published": alert.at.isoformat(),
                 },
             )
-
-    async def _score_ahead(self, call: CallSoFar, saying: str) -> None:
-        """The customer has paused (the same partial line twice): the line is scored ahead, in
-        the pause that closes it, on a copy of the call's latest lines. Its windows' sentence
-        embeddings (tens of ms each, far more on a busy machine) are then remembered, and the
-        final line, most often the same words, is scored without computing them again: the
-        alert follows its line at once rather than after the embedding."""
-        lines = [*call.said[-AHEAD_LINES:], TranscriptLine(text=saying, start=0.0, end=0.0)]
-        await asyncio.to_thread(_scored_ahead, self._detector, lines)
 
     async def _judge_call(
         self, event: CallTranscribed, call: CallSoFar, segments: list[TranscriptLine]
@@ -321,12 +290,6 @@ class ComplaintWatch:
         if signal.is_complaint:
             self.detected += 1
             self._bus.publish(_event(node, linkedid, signal, during_call=False))
-
-
-def _scored_ahead(detector: ComplaintDetector, lines: list[TranscriptLine]) -> None:
-    score = detector.call()
-    score.add(lines)
-    score.is_complaint()
 
 
 def _heard(score: CallScore, lines: list[TranscriptLine]) -> ComplaintSignal | None:
