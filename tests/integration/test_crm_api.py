@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import importlib.util
 import io
@@ -36,6 +37,12 @@ from tests.support.openapi import ResponseChecker
 Sessions = async_sessionmaker[AsyncSession]
 
 
+@functools.cache
+def _document() -> dict[str, Any]:
+    """The API's OpenAPI document, built once: it depends on the code only, not on a test."""
+    return openapi_document()
+
+
 @dataclass
 class Api:
     client: TestClient[Any, Any]
@@ -64,7 +71,7 @@ async def api(crm: Sessions) -> AsyncIterator[Api]:
         other = await create_user(s, username="agent2", password="agent2-password", role="agent")
         tokens["agent2"] = await issue_token(s, other)
         ids["agent2"] = other.id
-    checker = ResponseChecker(openapi_document())
+    checker = ResponseChecker(_document())
     root = web.Application(middlewares=[checker.middleware])
     root.add_subapp("/api", create_api(crm, CrmSettings()))
     client: TestClient[Any, Any] = TestClient(TestServer(root))
