@@ -10,6 +10,8 @@ import asyncio
 import logging
 import os
 import sys
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,11 +70,35 @@ def asterisk_instance(settings: Settings, name: str | None) -> AsteriskInstance:
     return AsteriskInstance(chroot, name or settings.asterisk.instance, settings)
 
 
+SQLITE_THREADS_WAIT = 5.0  # seconds at most for SQLite connections' threads to finish
+
+
 def run(factory: Callable[[], Awaitable[T]]) -> T:
     async def _main() -> T:
-        return await factory()
+        try:
+            return await factory()
+        finally:
+            await _sqlite_threads_finished(SQLITE_THREADS_WAIT)
 
     return asyncio.run(_main())
+
+
+async def _sqlite_threads_finished(within: float) -> None:
+    """Keep the loop open until aiosqlite's connection threads have ended (within a bound).
+
+    A connection that fails to open (a database path under a file, say) queues its own close on
+    its thread and does not wait for it; if the command then exits at once, the loop is closed
+    before that thread hands back its result, and the thread dies with "Event loop is closed"
+    printed after the command's own one-line error. Seen on a loaded machine, where the thread is
+    slow to run."""
+    threads = [t for t in threading.enumerate() if "_connection_worker_thread" in t.name]
+    if threads:
+        await asyncio.to_thread(_join, threads, time.monotonic() + within)
+
+
+def _join(threads: list[threading.Thread], deadline: float) -> None:
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 @dataclass
