@@ -25,7 +25,9 @@ model does not write for this audio; ``--alerts`` times the alert's path instead
 told that nearly every call is a complaint and a miss costs a thousand false alarms
 (``[complaints] expected_rate`` 0.99, ``miss_cost`` 1000), so the shipped detector flags each
 call at its first line, and the alert is timed from the end of that utterance's speech to the
-call's complaint alert on the wallboard: one sample a call, so ``--alerts`` places 24 calls; it
+call's complaint alert on the wallboard: one sample a call, so ``--alerts`` places 24 calls, and
+call n says the recordings from the n-th on, so each recording is a call's first line in turn
+(one recording's ending, timed 24 times, would be one voice's figure, not an alert's); it
 also prints where the alerts' time goes, step by step (the server's JSON log line of each alert
 says which line flagged the call and when that line and the alert were published). The
 lines are also told by their place in the call (the first is the first speech a call's
@@ -103,6 +105,8 @@ EVERY_CALL_A_COMPLAINT = {
 @dataclass
 class Call:
     placed: SimulatedCall
+    said: list[str]  # the recordings the customer says, in order
+    ends: list[float]  # when each one's speech ends, from the start of the customer's Playback
     speaking_at: float | None = None  # perf_counter when the customer's Playback started
     finals: list[float] = field(default_factory=list)  # customer's final lines, on arrival
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -188,11 +192,23 @@ async def run(args: argparse.Namespace) -> None:  # noqa: PLR0912, PLR0915 - one
     instance.up()
     sounds = [sound_seconds(instance, u) for u in UTTERANCES]
     lengths = [length for length, _ in sounds]
-    ends = [  # when each utterance's speech ends, from the start of the customer's Playback
-        GREETING_SECONDS + sum(lengths[:i]) + GAP_SECONDS * i + spoken
-        for i, (_, spoken) in enumerate(sounds)
-    ]
-    speech = "&".join([GREETING, *(f"{VOICE}/{u}&{GAP}" for u in UTTERANCES)])
+
+    def spoken(shift: int) -> tuple[str, list[str], list[float]]:
+        """A call's customer says the utterances starting from the ``shift``-th (call n from
+        the n-th), so that each call's first line, the one that flags it with ``--alerts``, is
+        each recording in turn rather than the same one every time; and when each one's speech
+        ends, from the start of the customer's Playback."""
+        order = [
+            (UTTERANCES[(shift + i) % len(UTTERANCES)], sounds[(shift + i) % len(sounds)])
+            for i in range(len(UTTERANCES))
+        ]
+        ends, at = [], GREETING_SECONDS
+        for _, (length, speech_ends) in order:
+            ends.append(at + speech_ends)
+            at += length + GAP_SECONDS
+        said = [u for u, _ in order]
+        return "&".join([GREETING, *(f"{VOICE}/{u}&{GAP}" for u in said)]), said, ends
+
     log = (work / "serve.log").open("wb")
     serve = subprocess.Popen(  # noqa: ASYNC220 - started once, before anything is measured
         [str(Path(sys.executable).parent / "cti"), "serve"],
@@ -279,7 +295,7 @@ async def run(args: argparse.Namespace) -> None:  # noqa: PLR0912, PLR0915 - one
                 ):
                     call.finals.append(time.perf_counter())
                     if call.speaking_at is not None and call.finals[-1] > (
-                        call.speaking_at + ends[-1]
+                        call.speaking_at + call.ends[-1]
                     ):
                         call.done.set()  # the last utterance's line
 
@@ -298,11 +314,13 @@ async def run(args: argparse.Namespace) -> None:  # noqa: PLR0912, PLR0915 - one
         cti_before, ast_before = cpu_seconds(serve.pid), cpu_seconds(instance.pid())
         started = time.monotonic()
         latencies: list[float] = []
-        by_position: list[list[float]] = [[] for _ in ends]
+        by_position: list[list[float]] = [[] for _ in UTTERANCES]
+        by_recording: dict[str, list[float]] = {u: [] for u in UTTERANCES}
         missed = 0
         for batch in range(0, args.calls, args.concurrent):
             placed = []
             for n in range(batch, min(args.calls, batch + args.concurrent)):
+                speech, said, ends = spoken(n)
                 sim = await place_customer_call(
                     client,
                     context=settings.dialplan.inbound_context,
@@ -310,22 +328,23 @@ async def run(args: argparse.Namespace) -> None:  # noqa: PLR0912, PLR0915 - one
                     speech=speech,
                     patience=60,
                 )
-                calls[sim.uniqueid] = Call(sim)
+                calls[sim.uniqueid] = Call(sim, said, ends)
                 placed.append(calls[sim.uniqueid])
             for call in placed:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(call.done.wait(), ends[-1] + 40)
+                    await asyncio.wait_for(call.done.wait(), call.ends[-1] + 40)
             await client.send_action("Hangup", {"Channel": "/^Local\\/s@cti-sim-caller-/"})
             for call in placed:
                 if call.speaking_at is None:
-                    missed += len(ends)
+                    missed += len(call.ends)
                     continue
-                for position, end in enumerate(ends):
+                for position, end in enumerate(call.ends):
                     at = call.speaking_at + end
                     after = [f for f in call.finals if f >= at]
                     if after:
                         latencies.append(after[0] - at)
                         by_position[position].append(after[0] - at)
+                        by_recording[call.said[position]].append(after[0] - at)
                     else:
                         missed += 1
         elapsed = time.monotonic() - started
@@ -350,16 +369,24 @@ async def run(args: argparse.Namespace) -> None:  # noqa: PLR0912, PLR0915 - one
                 )
                 + " (the 1st: the first words a recognizer hears on the call)"
             )
+            print(
+                "by recording, p50: "
+                + ", ".join(
+                    f"{name} {1000 * statistics.median(them):.0f} ms"
+                    for name, them in by_recording.items()
+                    if them
+                )
+            )
         else:
             print(f"no final line arrived ({missed} utterances): see {work / 'serve.log'}")
         if args.alerts:
-            print_alert_latency(list(calls.values()), ends)
+            print_alert_latency(list(calls.values()))
             wall_to_perf = time.time() - time.perf_counter()
-            print_alert_steps(calls, ends, alert_steps(work / "serve.log", wall_to_perf))
+            print_alert_steps(calls, alert_steps(work / "serve.log", wall_to_perf))
         lines = sum(len(call.finals) for call in calls.values())
         print(
-            f"final lines: {lines} for {len(ends) * len(calls)} utterances (more: a pause inside"
-            f" an utterance closed it early); cti serve CPU {cti_cpu:.0f} % of a core,"
+            f"final lines: {lines} for {len(UTTERANCES) * len(calls)} utterances (more: a pause"
+            f" inside an utterance closed it early); cti serve CPU {cti_cpu:.0f} % of a core,"
             f" Asterisk {ast_cpu:.0f} %"
         )
         reading.cancel()
@@ -375,7 +402,7 @@ async def run(args: argparse.Namespace) -> None:  # noqa: PLR0912, PLR0915 - one
         await engine.dispose()
 
 
-def print_alert_latency(calls: list[Call], ends: list[float]) -> None:
+def print_alert_latency(calls: list[Call]) -> None:
     """From the end of the utterance that made the call a complaint (the last to end before the
     alert) to the alert on the wallboard, and from that utterance's final line to the alert."""
     after_speech, after_line = [], []
@@ -383,7 +410,7 @@ def print_alert_latency(calls: list[Call], ends: list[float]) -> None:
         if call.alerted_at is None or call.speaking_at is None:
             continue
         spoken = [
-            call.speaking_at + end for end in ends if call.speaking_at + end <= call.alerted_at
+            call.speaking_at + end for end in call.ends if call.speaking_at + end <= call.alerted_at
         ]
         lines = [f for f in call.finals if f <= call.alerted_at]
         if spoken:
@@ -409,9 +436,7 @@ def _percentiles(values: list[float]) -> str:
     return f"p50 {1000 * statistics.median(ordered):.0f} ms, p95 {1000 * p95:.0f} ms"
 
 
-def print_alert_steps(
-    calls: dict[str, Call], ends: list[float], steps: dict[str, AlertSteps]
-) -> None:
+def print_alert_steps(calls: dict[str, Call], steps: dict[str, AlertSteps]) -> None:
     """Each step of the alerts' path: the utterance's end, its line published, the line on the
     wallboard, the alert published, the alert on the wallboard; and which line flagged."""
     parts: dict[str, list[float]] = {
@@ -429,7 +454,9 @@ def print_alert_steps(
         flagged_by[step.line] = flagged_by.get(step.line, 0) + 1
         shown = call.finals[step.line - 1] if len(call.finals) >= step.line else None
         spoken = [
-            call.speaking_at + end for end in ends if call.speaking_at + end <= step.line_published
+            call.speaking_at + end
+            for end in call.ends
+            if call.speaking_at + end <= step.line_published
         ]
         if spoken:
             parts["speech end -> line published"].append(step.line_published - spoken[-1])
