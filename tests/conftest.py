@@ -38,13 +38,6 @@ def pytest_configure(config: pytest.Config) -> None:
         del os.environ[key]
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked slow run first, the rest in their usual order: with several workers a
-    minutes-long test that starts near the end would leave one worker running it alone."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
-
-
 @pytest.fixture(scope="session")
 def asterisk_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AsteriskNode]:
     """One real Asterisk for the whole session (boots in well under a second)."""
