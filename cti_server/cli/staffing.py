@@ -313,9 +313,8 @@ def staffing_plan(
     """Agents per interval for a target, Erlang C beside Erlang A (patience from the
     history's abandons), and what a what-if does to the service level (Erlang A; replayed
     through the routing simulator with --replay)."""
-    from cti_server.staffing.confidence import forecast_error
     from cti_server.staffing.erlang import StaffingError
-    from cti_server.staffing.plan import Staffing
+    from cti_server.staffing.plan import staffing_for
     from cti_server.staffing.targets import parse_target
     from cti_server.staffing.whatif import WhatIf, compare
 
@@ -332,18 +331,15 @@ def staffing_plan(
         goal = parse_target(target)
         if patience_s is None:
             patience_s = _fitted_patience(inputs, queue)
-        error = (
-            forecast_error(inputs.history, queue, calendar=inputs.calendar)
-            if confidence is not None
-            else None
-        )
-        rules = Staffing(
+        rules, error = staffing_for(
             goal,
             patience_s,
+            inputs.history,
+            queue,
+            calendar=inputs.calendar,
+            confidence=confidence,
             shrinkage=shrinkage,
             wrap_up_s=wrap_up_s,
-            confidence=confidence,
-            dispersion=error.dispersion if error else 0.0,
         )
         figures = compare(inputs.forecast, queue, rules, what_if)
     except StaffingError as exc:

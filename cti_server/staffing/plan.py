@@ -14,11 +14,14 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time
+from typing import TYPE_CHECKING
 
 from cti_server.staffing.confidence import (
+    ForecastError,
     Interval,
     agents_for,
     check_confidence,
+    forecast_error,
     meet_probability,
 )
 from cti_server.staffing.erlang import Queue, StaffingError
@@ -30,6 +33,10 @@ from cti_server.staffing.targets import (
     agents_needed,
     scheduled,
 )
+
+if TYPE_CHECKING:
+    from cti_server.ivr.calendar import Calendar
+    from cti_server.staffing.history import History
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +57,32 @@ class Staffing:
     dispersion: float = 0.0
     """The forecast's error beyond Poisson's (``φ``,
     :func:`~cti_server.staffing.confidence.forecast_error`); with ``confidence`` only."""
+
+
+def staffing_for(
+    target: Target,
+    patience_s: float,
+    history: History,
+    queue: str,
+    *,
+    calendar: Calendar,
+    confidence: float | None = None,
+    shrinkage: float = 0.0,
+    wrap_up_s: float = 0.0,
+) -> tuple[Staffing, ForecastError | None]:
+    """The rules a plan counts agents by, for the CLI and the API alike. With a confidence, the
+    forecast's error is fitted from the history first (every day forecast again, so only when
+    a confidence is asked); it is returned for the plan to show."""
+    error = forecast_error(history, queue, calendar=calendar) if confidence is not None else None
+    rules = Staffing(
+        target,
+        patience_s,
+        shrinkage=shrinkage,
+        wrap_up_s=wrap_up_s,
+        confidence=confidence,
+        dispersion=error.dispersion if error else 0.0,
+    )
+    return rules, error
 
 
 @dataclass(frozen=True, slots=True)

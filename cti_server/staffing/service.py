@@ -24,12 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cti_server.control.staffing import IntervalOut, PlanOut, PlanQuery, PlanRefused, WhatIfOut
 from cti_server.ivr.calendar import CALENDAR_FILE, Calendar, load_calendar
-from cti_server.staffing.confidence import check_confidence, forecast_error
+from cti_server.staffing.confidence import check_confidence
 from cti_server.staffing.crm_history import contacts_since
 from cti_server.staffing.erlang import StaffingError
 from cti_server.staffing.forecast import forecast
 from cti_server.staffing.history import ALL_QUEUES, Contact, count
-from cti_server.staffing.plan import Outcome, Row, Staffing
+from cti_server.staffing.plan import Outcome, Row, staffing_for
 from cti_server.staffing.targets import parse_target
 from cti_server.staffing.whatif import Comparison, WhatIf, compare, patience_of
 
@@ -143,13 +143,14 @@ def _answer(  # noqa: PLR0917 - the worker thread's one call, its inputs in orde
     patience = query.patience or patience_of(
         (c.waited_s, not c.answered) for c in before if queue in (ALL_QUEUES, c.queue)
     )
-    error = forecast_error(history, queue, calendar=calendar) if query.confidence else None
-    staffing = Staffing(
+    staffing, error = staffing_for(
         target,
         patience,
-        shrinkage=query.shrinkage,
+        history,
+        queue,
+        calendar=calendar,
         confidence=query.confidence,
-        dispersion=error.dispersion if error else 0.0,
+        shrinkage=query.shrinkage,
     )
     what_if = WhatIf(query.scale, query.fewer, query.from_, query.on)
     expected = forecast(history, days, calendar=calendar, queues=[queue])
