@@ -8,6 +8,7 @@ signed in to it for calls on both nodes, and every call of the run is in the CRM
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Iterator
@@ -116,6 +117,7 @@ async def test_the_leader_dies_and_the_other_process_leads_without_losing_a_call
     assert not await _is_leading(second)
     base = f"http://127.0.0.1:{second.port}"
     calls: list[tuple[AsteriskNode, SimulatedCall]] = []
+    seen: list[str] = []  # the desk's messages, by type and call, for a failure's report
     try:
         async with (
             ami_observer(one) as (client_one, _),
@@ -129,21 +131,6 @@ async def test_the_leader_dies_and_the_other_process_leads_without_losing_a_call
             ws = await http.ws_connect(f"{base}/ui/ws?view=desk", headers={"Origin": base})
             await ws.send_json({"type": "state", "state": "available"})
             popped: set[str] = set()
-
-            async def _pops_for(wanted: set[str]) -> bool:
-                message = await ws.receive_json(timeout=30)
-                if message.get("type") == "pop":
-                    popped.add(str(message["call"]["linkedid"]))
-                elif message.get("type") == "wrapup":
-                    await ws.send_json(
-                        {
-                            "type": "wrapup",
-                            "linkedid": message["linkedid"],
-                            "disposition": "resolved",
-                        }
-                    )
-                return wanted <= popped
-
             for round_ in ("before", "after"):
                 if round_ == "after":
                     first.kill()  # the leader dies
@@ -159,9 +146,11 @@ async def test_the_leader_dies_and_the_other_process_leads_without_losing_a_call
                     )
                     placed.append(call.uniqueid)
                     calls.append((node, call))
-                wanted = set(placed)
-                await poll_until(
-                    lambda wanted=wanted: _pops_for(wanted),  # type: ignore[misc]
+                await _pops(
+                    ws,
+                    set(placed),
+                    popped,
+                    seen,
                     60,
                     what=f"pops {round_} the leader died, for calls on both nodes",
                 )
@@ -183,11 +172,52 @@ async def test_the_leader_dies_and_the_other_process_leads_without_losing_a_call
         counts = await poll_until(_recorded, 60, interval=0.5, what="every call in the CRM")
         assert counts == {linkedid: 1 for linkedid in ids}  # once each: none lost, none twice
         assert second.stop() == 0
+    except Exception as exc:  # a CI failure says why: what the desk saw, what the servers did
+        exc.add_note("desk saw: " + ", ".join(seen[-40:]))
+        exc.add_note(f"first (killed in round 'after'):{first.log_tail(80)}")
+        exc.add_note(f"second:{second.log_tail(80)}")
+        raise
     finally:
         for serve in (first, second):
             if serve.process is not None and serve.process.poll() is None:
                 serve.process.kill()
                 serve.process.wait(10)
+
+
+async def _pops(
+    ws: aiohttp.ClientWebSocketResponse,
+    wanted: set[str],
+    popped: set[str],
+    seen: list[str],
+    seconds: float,
+    what: str,
+) -> None:
+    """Read the desk's messages until every call of ``wanted`` popped there (finishing the
+    wrap-ups asked for on the way), within ``seconds``. The bound is ``asyncio.timeout``, not
+    ``receive``'s own timeout: aiohttp restarts that at every heartbeat ping the server sends,
+    so a pop that never comes would leave the test waiting until pytest-timeout kills it."""
+    try:
+        async with asyncio.timeout(seconds):
+            while not wanted <= popped:
+                message = await ws.receive_json()
+                kind = str(message.get("type"))
+                if kind == "pop":
+                    popped.add(str(message["call"]["linkedid"]))
+                    seen.append(f"pop {message['call']['node']}:{message['call']['linkedid']}")
+                elif kind == "wrapup":
+                    seen.append(f"wrapup {message['linkedid']}")
+                    await ws.send_json(
+                        {
+                            "type": "wrapup",
+                            "linkedid": message["linkedid"],
+                            "disposition": "resolved",
+                        }
+                    )
+                else:
+                    seen.append(kind)
+    except TimeoutError:
+        missing = sorted(wanted - popped)
+        raise AssertionError(f"{what}: no pop within {seconds} s for {missing}") from None
 
 
 async def _is_leading(serve: ServeProcess) -> bool:
