@@ -408,6 +408,8 @@ def device_of(channel: str) -> str:
 
 def _s(message: Mapping[str, Any], key: str) -> str:
     value = message.get(key, "")
+    if type(value) is str:  # nearly every header: no more to do (at 1,000 rings at once)
+        return value
     if isinstance(value, list):  # a UserEvent header repeated: keep the first
         value = value[0] if value else ""
     return str(value)
@@ -457,6 +459,22 @@ def _member(message: Mapping[str, Any]) -> dict[str, str]:
         "member": _s(message, "MemberName") or interface,
         "interface": interface,
     }
+
+
+def _agent_called(m: Mapping[str, Any], node: str) -> AmiEvent:
+    """A queue rings a member: the screen pop's event, so made without the dicts of
+    :func:`_ids` and :func:`_member` (the same fields)."""
+    uniqueid = _s(m, "Uniqueid")
+    interface = _s(m, "Interface") or _s(m, "Location")
+    return AgentCalled(
+        node=node,
+        uniqueid=uniqueid,
+        linkedid=_s(m, "Linkedid") or uniqueid,
+        queue=_s(m, "Queue"),
+        member=_s(m, "MemberName") or interface,
+        interface=interface,
+        dest_uniqueid=_s(m, "DestUniqueid"),
+    )
 
 
 def _channel_created(m: Mapping[str, Any], node: str) -> AmiEvent:
@@ -523,9 +541,7 @@ TRANSLATORS: dict[str, Translator] = {
     "QueueCallerAbandon": lambda m, n: QueueCallerAbandoned(
         **_ids(m, n), queue=_s(m, "Queue"), hold_seconds=_i(m, "HoldTime")
     ),
-    "AgentCalled": lambda m, n: AgentCalled(
-        **_ids(m, n), **_member(m), dest_uniqueid=_s(m, "DestUniqueid")
-    ),
+    "AgentCalled": _agent_called,
     "AgentConnect": lambda m, n: AgentConnected(
         **_ids(m, n),
         **_member(m),

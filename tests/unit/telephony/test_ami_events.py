@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cti_server.telephony.ami_events import (
+    AgentCalled,
     AgiCommandEnded,
     AgiCommandStarted,
     ChannelCreated,
@@ -43,6 +44,27 @@ def test_caller_names_are_unescaped_as_asterisk_escaped_them(wire: str, name: st
     )
     assert isinstance(event, ChannelCreated)
     assert event.caller_name == name
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        (
+            {"Event": "AgentCalled", "Uniqueid": "1.1", "Linkedid": "1.0", "Queue": "support",
+             "MemberName": "Alice", "Interface": "PJSIP/1001", "DestUniqueid": "1.2"},
+            AgentCalled("pbx1", "1.1", "1.0", "support", "Alice", "PJSIP/1001", "1.2"),
+        ),
+        (  # older app_queue: Location, no MemberName, no Linkedid; a repeated header
+            {"Event": "AgentCalled", "Uniqueid": "1.1", "Queue": ["support", "other"],
+             "Location": "PJSIP/1001"},
+            AgentCalled("pbx1", "1.1", "1.1", "support", "PJSIP/1001", "PJSIP/1001", ""),
+        ),
+    ],
+)  # fmt: skip
+def test_a_queue_ringing_a_member_names_the_call_the_queue_and_the_member(
+    message: dict[str, str | list[str]], expected: AgentCalled
+) -> None:
+    assert translate(message, "pbx1") == expected
 
 
 @pytest.mark.parametrize(
