@@ -22,6 +22,9 @@ from cti_server.speech.recognizers import Recognizer
 
 CALL_RATE = 8000
 _RATE = re.compile(r"--sample-frequency=(\d+)")
+FILLER_STEP = 0.1  # seconds of filler per recognizer call while closing an utterance
+MIN_FILLER_RMS = 8.0  # a filler is never digital silence, which this kind of model mistakes
+_FILLER_SEED = 23
 
 
 @dataclass(frozen=True)
@@ -76,17 +79,47 @@ class StreamDecoder:
         self.seconds = 0.0  # of call audio fed so far
         self.partial = ""
         self.finished = False  # finish() done: the recognizer may serve another stream
+        self.filler = 0.0  # seconds of filler the last close() fed (none of it the call's)
+        self._noise = np.random.default_rng(_FILLER_SEED)
 
     def feed(self, pcm: bytes) -> list[RecognisedUtterance]:
         """8 kHz signed 16-bit mono audio; the segments it closed."""
         self.seconds += len(pcm) / (2 * CALL_RATE)
-        if self._resampler is not None:
-            samples = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype=np.int16)
-            pcm = self._resampler.resample_chunk(samples).tobytes()
-        if self.recognizer.accept(pcm):
+        if self._accept(pcm):
             return self._segment(self.recognizer.result())
         self.partial = self.recognizer.partial()
         return []
+
+    def close(self, pcm: bytes, noise_rms: float, most: float) -> list[RecognisedUtterance]:
+        """``pcm`` (as :meth:`feed`), after which the speaker paused (:mod:`.pauses`): the
+        recognizer, whose network reads ahead of what it has decoded, hears up to ``most``
+        seconds of filler (noise at the pause's level) at once instead of waiting for the
+        call's next half second, until its own endpoint closes the utterance. If it does not
+        (it heard no words, or not a pause), nothing is forced and the call goes on. Word
+        times are the call's: the filler is taken out of them."""
+        self.filler = 0.0
+        segments = self.feed(pcm)
+        if segments or not self.partial:
+            return segments
+        end = self.recognizer.seconds  # the call's audio ends here, in the recognizer's clock
+        closed = False
+        while not closed and self.filler < most - 1e-9:
+            noise = self._noise.normal(0.0, max(noise_rms, MIN_FILLER_RMS), _samples(FILLER_STEP))
+            closed = self._accept(np.clip(noise, -32768, 32767).astype(np.int16).tobytes())
+            self.filler += FILLER_STEP
+        if closed:
+            segments = self._segment(self.recognizer.result(), until=end)
+            self.partial = ""
+        else:
+            self.partial = self.recognizer.partial()
+        self._offset -= self.recognizer.seconds - end  # what follows: the call's time again
+        return segments
+
+    def _accept(self, pcm: bytes) -> bool:
+        if self._resampler is not None:
+            samples = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype=np.int16)
+            pcm = self._resampler.resample_chunk(samples).tobytes()
+        return self.recognizer.accept(pcm)
 
     def finish(self) -> list[RecognisedUtterance]:
         """What was still being said when the audio ended."""
@@ -98,15 +131,20 @@ class StreamDecoder:
         self.finished = True
         return segments
 
-    def _segment(self, result: dict[str, Any]) -> list[RecognisedUtterance]:
+    def _segment(
+        self, result: dict[str, Any], until: float | None = None
+    ) -> list[RecognisedUtterance]:
+        """The utterance Vosk closed, timed in the call; ``until``: where the call's audio ended
+        in the recognizer's clock (a filler followed it), which no word goes past."""
         words = [w for w in result.get("result", []) if w.get("word") and w["word"] != "[unk]"]
         if not words:
             return []
+        last = float("inf") if until is None else until
         timed: list[dict[str, Any]] = [
             {
                 "word": str(w["word"]),
-                "start": round(float(w["start"]) + self._offset, 2),
-                "end": round(float(w["end"]) + self._offset, 2),
+                "start": round(min(float(w["start"]), last) + self._offset, 2),
+                "end": round(min(float(w["end"]), last) + self._offset, 2),
                 "confidence": round(float(w.get("conf", 1.0)), 3),
             }
             for w in words
@@ -121,6 +159,10 @@ class StreamDecoder:
                 words=timed,
             )
         ]
+
+
+def _samples(seconds: float) -> int:
+    return round(CALL_RATE * seconds)
 
 
 def decode_file(
