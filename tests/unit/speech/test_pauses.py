@@ -29,7 +29,7 @@ END_SILENCE = 0.4
 def _tone(seconds: float, dbfs: float) -> bytes:
     t = np.arange(round(CALL_RATE * seconds)) / CALL_RATE
     amplitude = 32768 * 10 ** (dbfs / 20) * np.sqrt(2)
-    return (amplitude * np.sin(2 * np.pi * 440 * t)).astype(np.int16).tobytes()
+    return bytes((amplitude * np.sin(2 * np.pi * 440 * t)).astype(np.int16).tobytes())
 
 
 def _noise(seconds: float, rms: float, seed: int = 5) -> bytes:
