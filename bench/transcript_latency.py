@@ -96,6 +96,11 @@ GAP = "silence/2"
 GAP_SECONDS = 2.0
 GREETING = "silence/3"  # the agent's hello: the customer speaks after it, once the tap is on
 GREETING_SECONDS = 3.0
+# `cti serve`, with the tap's log of each line's steps (DEBUG, that logger only) on
+SERVE_WITH_LINE_STEPS = (
+    "import logging; logging.getLogger('cti_server.speech.tap').setLevel(logging.DEBUG);"
+    " from cti_server.cli.main import main; main()"
+)
 EVERY_CALL_A_COMPLAINT = {
     "CTI_COMPLAINTS__EXPECTED_RATE": "0.99",
     "CTI_COMPLAINTS__MISS_COST": "1000",
@@ -137,6 +142,87 @@ def alert_steps(log: Path, wall_to_perf: float) -> dict[str, AlertSteps]:
             datetime.fromisoformat(entry["alert_published"]).timestamp() - wall_to_perf,
         )
     return steps
+
+
+@dataclass(frozen=True)
+class LineSteps:
+    """Where one line's time went inside the server, from the tap's log line of it."""
+
+    linkedid: str
+    closed: float  # perf_counter (the bench's clock) when the decoder gave the line
+    on_pause: bool  # closed as the tap heard the pause (else: at the recognizer's endpoint)
+    pause_to_handed: float  # waiting for the stream's previous chunk
+    decoding: float  # the pool's queue, the decoding (with the filler) and being taken
+    filler: float  # seconds of filler the decoder heard to close it
+
+
+def line_steps(log: Path, wall_to_perf: float) -> list[LineSteps]:
+    """The tap's word on each of the customers' lines (its JSON log lines)."""
+    steps = []
+    for text in log.read_text(errors="replace").splitlines():
+        if '"line_closed_at"' not in text:
+            continue
+        entry = json.loads(text)
+        if entry.get("line_speaker") != "customer":
+            continue
+        steps.append(
+            LineSteps(
+                str(entry["line_linkedid"]),
+                float(entry["line_closed_at"]) - wall_to_perf,
+                bool(entry["line_on_pause"]),
+                float(entry["line_pause_to_handed"]),
+                float(entry["line_decoding"]),
+                float(entry["line_filler"]),
+            )
+        )
+    return steps
+
+
+def print_line_steps(calls: dict[str, Call], steps: list[LineSteps]) -> None:
+    """Each line's path, step by step: the utterance's end, the pause heard (on a pause: the
+    end silence itself), the chunk handed to the pool, the line decoded, on the wallboard."""
+    parts: dict[str, list[float]] = {
+        "speech end -> pause heard (on a pause)": [],
+        "pause heard -> chunk handed to the pool": [],
+        "handed -> line decoded (queue, decoding, filler)": [],
+        "speech end -> line decoded (at the endpoint)": [],
+        "line decoded -> on the wallboard": [],
+    }
+    on_pause = at_endpoint = 0
+    fillers: list[float] = []
+    for linkedid, call in calls.items():
+        if call.speaking_at is None:
+            continue
+        mine = [step for step in steps if step.linkedid == linkedid]
+        for end in call.ends:
+            at = call.speaking_at + end
+            shown = [f for f in call.finals if f >= at]
+            closed = [step for step in mine if at <= step.closed <= (shown or [at])[0]]
+            if not shown or not closed:
+                continue
+            step = closed[-1]
+            if step.on_pause:
+                on_pause += 1
+                fillers.append(step.filler)
+                heard = step.closed - step.decoding - step.pause_to_handed
+                parts["speech end -> pause heard (on a pause)"].append(heard - at)
+                parts["pause heard -> chunk handed to the pool"].append(step.pause_to_handed)
+            else:
+                at_endpoint += 1
+                parts["speech end -> line decoded (at the endpoint)"].append(step.closed - at)
+            parts["handed -> line decoded (queue, decoding, filler)"].append(step.decoding)
+            parts["line decoded -> on the wallboard"].append(shown[0] - step.closed)
+    if not on_pause + at_endpoint:
+        print("the server logged no line's steps")
+        return
+    print(
+        f"lines closed on a pause: {on_pause}, at the recognizer's endpoint: {at_endpoint};"
+        f" filler p50 {statistics.median(fillers or [0.0]):.1f} s,"
+        f" max {max(fillers or [0.0]):.1f} s"
+    )
+    for name, values in parts.items():
+        if values:
+            print(f"  {name}: {_percentiles(values)} ({len(values)} lines)")
 
 
 def sound_seconds(instance: AsteriskInstance, name: str) -> tuple[float, float]:
@@ -211,7 +297,7 @@ async def run(args: argparse.Namespace) -> None:  # noqa: PLR0912, PLR0915 - one
 
     log = (work / "serve.log").open("wb")
     serve = subprocess.Popen(  # noqa: ASYNC220 - started once, before anything is measured
-        [str(Path(sys.executable).parent / "cti"), "serve"],
+        [sys.executable, "-c", SERVE_WITH_LINE_STEPS, "serve"],
         env={
             **serve_environment(settings),
             "CTI_SPEECH__MODELS": json.dumps({"ko": str(model)}),
@@ -379,9 +465,10 @@ async def run(args: argparse.Namespace) -> None:  # noqa: PLR0912, PLR0915 - one
             )
         else:
             print(f"no final line arrived ({missed} utterances): see {work / 'serve.log'}")
+        wall_to_perf = time.time() - time.perf_counter()
+        print_line_steps(calls, line_steps(work / "serve.log", wall_to_perf))
         if args.alerts:
             print_alert_latency(list(calls.values()))
-            wall_to_perf = time.time() - time.perf_counter()
             print_alert_steps(calls, alert_steps(work / "serve.log", wall_to_perf))
         lines = sum(len(call.finals) for call in calls.values())
         print(

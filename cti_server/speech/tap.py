@@ -59,6 +59,7 @@ class TapStream:
         self._pauses = pauses
         self._waiting = 0  # bytes of audio received, not yet decoding
         self.closed_on_pause = 0  # utterances closed as a pause was heard (else: the endpoint)
+        self.linkedid = ""  # the call's, for the log of each line's steps
 
     @property
     def lag_seconds(self) -> float:
@@ -167,6 +168,7 @@ class TapStream:
             self._decoder.filler if step.paused is not None else 0.0,
             self.lag_seconds,
             extra={
+                "line_linkedid": self.linkedid,
                 "line_speaker": self.speaker,
                 "line_on_pause": on_pause,
                 "line_audio_after_words": round(fed - segment.end, 3),

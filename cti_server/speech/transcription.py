@@ -240,6 +240,7 @@ class TranscriptionService:
             self._partial(node, call, speaker),
             PauseDetector(end_silence) if end_silence is not None else None,
         )
+        stream.linkedid = call.linkedid
         if not self._listener.expect_stream(stream):
             self._give_up_live(call, "the AudioSocket listener is not running")
             return False
