@@ -26,9 +26,9 @@ from agent_ui.deps import DEPS, UiDeps
 from agent_ui.desk_handovers import HandOvers
 from agent_ui.handover import Notes, SaidSoFar
 from agent_ui.phone_accounts import PHONE_SERVER
-from agent_ui.pop import PopService, Record
+from agent_ui.pop import PopService, Record, ring_text
 from agent_ui.wrapup import WrapUps
-from agent_ui.ws import Connection, Hub, encoded_as_made
+from agent_ui.ws import Connection, Hub
 from crm_core.access import Serving, least
 from crm_core.interactions import record_interaction
 from crm_core.schemas import InteractionIn
@@ -282,10 +282,7 @@ class Desks:
         desk = self.desk(extension)
         key = CallKey.of(event)
         pop["call"]["state"] = "connected" if desk.call == key else "ringing"  # as sent
-        if word is None:
-            text = encoded_as_made(pop)
-        else:
-            text = encoded_as_made(pop, agent_state=_state_of(word))
+        text = ring_text(pop, None if word is None else _state_of(word))
         if not await self.hub.text_to_extension_at_once(extension, text):
             if word is not None:  # the state goes alone, before the pop
                 self._tell(extension, word)

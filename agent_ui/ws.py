@@ -126,7 +126,7 @@ class Prepared(dict[str, Any]):
         # each field encoded ahead still there, the very same object (map: no Python loop)
         if not all(map(operator.is_, map(self.get, ahead, repeat(_GONE)), ahead.values())):
             return compact_json(self)
-        return self._joined(compact_json({k: v for k, v in self.items() if k not in ahead}))
+        return self.joined(compact_json({k: v for k, v in self.items() if k not in ahead}))
 
     def as_made(self, **fields: Any) -> str:
         """The JSON of a message just :meth:`made` (none of its fields replaced or removed
@@ -135,9 +135,14 @@ class Prepared(dict[str, Any]):
         own = self._own
         if own is None:
             return encoded(self.with_fields(**fields))
-        return self._joined(compact_json({**own, **fields} if fields else own))
+        return self.joined(compact_json({**own, **fields} if fields else own))
 
-    def _joined(self, rest: str) -> str:
+    @property
+    def own(self) -> dict[str, Any] | None:
+        """The fields not encoded ahead, as :meth:`made` made them (None: not made so)."""
+        return self._own
+
+    def joined(self, rest: str) -> str:
         """``rest`` (an object's JSON) and the members encoded ahead, as one object."""
         if not self._ahead_members:
             return rest

@@ -14,8 +14,8 @@ import pytest
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from agent_ui.pop import PopService
-from agent_ui.ws import Prepared, encoded
+from agent_ui.pop import PopService, ring_text
+from agent_ui.ws import Prepared, encoded, encoded_as_made
 from cti_server.events import (
     AgentRinging,
     CallRangOut,
@@ -151,6 +151,34 @@ async def test_a_second_ring_of_a_call_says_what_the_ivr_and_the_router_said_sin
     assert said.items() <= sent["routing"].items()
     assert sent["ivr"]["attributes"] == {"verified": "pin"}
     assert sent["customer"]["id"] == customer
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("name", ["", 'O\'Brien "the boss"', "李娜\u2028</script>\\"])
+async def test_a_rings_pop_is_sent_as_the_general_encoder_writes_it_whatever_the_callers_name(
+    pops: tuple[PopService, int], name: str
+) -> None:
+    service, customer = pops
+    await _read_in_the_ivr(service, "4.3", customer)
+    state = {"state": "ringing", "reason": ""}
+    pop = service.ready(replace(_ringing("4.3"), caller_name=name))
+    assert pop is not None
+    pop["call"]["state"] = "ringing"  # as the desks set it
+    with_state = ring_text(pop, state)
+    assert with_state == encoded_as_made(pop, agent_state=state)
+    assert ring_text(pop) == encoded_as_made(pop)
+    sent = json.loads(with_state)
+    assert sent == {**json.loads(json.dumps(pop)), "agent_state": state}
+    assert sent["call"]["caller_name"] == name
+
+    odd = service.ready(replace(_ringing("4.3"), queue=cast(str, None)))  # not a string
+    assert odd is not None
+    odd["call"]["state"] = "connected"
+    assert json.loads(ring_text(odd, state))["call"]["queue"] is None
+    assert ring_text(odd, state) == encoded_as_made(odd, agent_state=state)
+    odd["call"]["transferred_by"] = "Alice"  # another shape
+    assert ring_text(odd) == encoded_as_made(odd)
+    assert json.loads(ring_text(odd))["call"]["transferred_by"] == "Alice"
 
 
 class _Unreachable:
