@@ -32,7 +32,13 @@ also prints where the alerts' time goes, step by step (the server's JSON log lin
 says which line flagged the call and when that line and the alert were published). The
 lines are also told by their place in the call (the first is the first speech a call's
 recognizer decodes); the server warms its recognizers as it starts, and the bench waits for that
-as calls would. It prints figures and never fails.
+as calls would. Each customer line's path is also split, step by step, from the tap's log line of
+it (the server runs with that one logger at DEBUG): from the end of the speech to the pause heard
+in the audio (the end silence itself: structural, whatever the load), to the chunk handed to the
+decode pool (waiting for the stream's previous chunk), to the line decoded (the pool's queue, the
+decoding, and the filler that brings the recognizer's endpoint forward), to the wallboard; and how
+many lines closed on a pause rather than at the recognizer's own endpoint. It prints figures and
+never fails.
 """
 
 from __future__ import annotations
