@@ -184,7 +184,7 @@ def test_a_pop_made_keeps_no_second_object_of_its_own_for_the_collector_to_walk(
     assert all(kept is not own for kept in gc.get_referents(made))
     assert made.own == own
     assert copy.deepcopy(made).as_made() == made.as_made()
-    assert with_fields(made, x=1).own is None  # a copy is no longer as made
+    assert made.with_fields(x=1).own is None  # a copy is no longer as made
 
 
 def test_a_message_is_written_as_json_dumps_writes_it_without_blanks() -> None:
