@@ -280,7 +280,7 @@ class Desks:
         if not extension or pop is None:
             return False
         desk = self.desk(extension)
-        key = CallKey.of(event)
+        key = self.pops.key_of(event)
         pop["call"]["state"] = "connected" if desk.call == key else "ringing"  # as sent
         text = ring_text(pop, None if word is None else _state_of(word))
         if not await self.hub.text_to_extension_at_once(extension, text):

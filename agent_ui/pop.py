@@ -298,6 +298,13 @@ class PopService:
             return None
         return self._assemble(call, event, read.result())
 
+    def key_of(self, event: AgentRinging) -> CallKey:
+        """The key of the call ``event`` is about: the one kept here while the call is followed
+        (a ring then makes no new object that its desk keeps and the garbage collector walks,
+        at 1,000 rings at once)."""
+        call = self._calls.get((event.node, event.linkedid))
+        return call.key if call is not None else CallKey.of(event)
+
     def _assemble(
         self, call: CallPop, event: AgentRinging | CallTransferred, record: Record
     ) -> Record:
