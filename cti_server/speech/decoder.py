@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import soxr
 
+from cti_server.speech.pauses import level_dbfs
 from cti_server.speech.recognizers import Recognizer
 
 CALL_RATE = 8000
@@ -25,6 +26,8 @@ _RATE = re.compile(r"--sample-frequency=(\d+)")
 FILLER_STEP = 0.1  # seconds of filler per recognizer call while closing an utterance
 MIN_FILLER_RMS = 8.0  # a filler is never digital silence, which this kind of model mistakes
 _FILLER_SEED = 23
+REPAY_FRAME = 320  # 20 ms: the quiet that repays a filler is judged frame by frame
+REPAY_GUARD = 0.1  # of quiet kept before any louder audio: the onset of the next words
 
 
 @dataclass(frozen=True)
@@ -80,23 +83,33 @@ class StreamDecoder:
         self.partial = ""
         self.finished = False  # finish() done: the recognizer may serve another stream
         self.filler = 0.0  # seconds of filler the last close() fed (none of it the call's)
+        self.repaid = 0.0  # seconds of the call's quiet not decoded, for fillers, all told
+        self._owed = 0.0  # filler seconds the call's quiet may still repay
+        self._quiet_dbfs = 0.0  # audio below this level is quiet (the pause's, at the close)
+        self._held = b""  # quiet audio that may repay a filler, until what follows it is heard
         self._noise = np.random.default_rng(_FILLER_SEED)
 
     def feed(self, pcm: bytes) -> list[RecognisedUtterance]:
         """8 kHz signed 16-bit mono audio; the segments it closed."""
         self.seconds += len(pcm) / (2 * CALL_RATE)
+        if self._owed > 0 or self._held:
+            pcm = self._repay(pcm)
         if self._accept(pcm):
             return self._segment(self.recognizer.result())
         self.partial = self.recognizer.partial()
         return []
 
-    def close(self, pcm: bytes, noise_rms: float, most: float) -> list[RecognisedUtterance]:
+    def close(
+        self, pcm: bytes, noise_rms: float, most: float, quiet_dbfs: float = -200.0
+    ) -> list[RecognisedUtterance]:
         """``pcm`` (as :meth:`feed`), after which the speaker paused (:mod:`.pauses`): the
         recognizer, whose network reads ahead of what it has decoded, hears up to ``most``
         seconds of filler (noise at the pause's level) at once instead of waiting for the
         call's next half second, until its own endpoint closes the utterance. If it does not
         (it heard no words, or not a pause), nothing is forced and the call goes on. Word
-        times are the call's: the filler is taken out of them."""
+        times are the call's: the filler is taken out of them. The filler is repaid: as much of
+        the quiet that follows (below ``quiet_dbfs``) is not decoded, so that a pause costs
+        the recognizer no more work than before (:meth:`_repay`)."""
         self.filler = 0.0
         segments = self.feed(pcm)
         if segments or not self.partial:
@@ -110,10 +123,43 @@ class StreamDecoder:
         if closed:
             segments = self._segment(self.recognizer.result(), until=end)
             self.partial = ""
+            self._owed, self._quiet_dbfs = self.filler, quiet_dbfs
         else:
             self.partial = self.recognizer.partial()
         self._offset -= self.recognizer.seconds - end  # what follows: the call's time again
         return segments
+
+    def _repay(self, pcm: bytes) -> bytes:
+        """``pcm`` less the quiet frames that repay a filler. A quiet frame is left out only
+        with :data:`REPAY_GUARD` of quiet after it, so that the start of the next words is
+        heard whole: the quiet at the end of ``pcm`` waits for the next call to know what
+        follows it. The first louder frame ends the repaying (speech again)."""
+        pcm, self._held = self._held + pcm, b""
+        frames = [pcm[at : at + REPAY_FRAME] for at in range(0, len(pcm), REPAY_FRAME)]
+        quiet = [
+            level_dbfs(np.frombuffer(frame[: len(frame) // 2 * 2], dtype=np.int16))
+            <= self._quiet_dbfs
+            for frame in frames
+        ]
+        guard = round(REPAY_GUARD * CALL_RATE * 2 / REPAY_FRAME)
+        kept: list[bytes] = []
+        for n, frame in enumerate(frames):
+            seconds = len(frame) / (2 * CALL_RATE)
+            if not quiet[n]:
+                self._owed = 0.0
+            if self._owed < seconds - 1e-9:
+                kept += frames[n:]
+                break
+            if n + guard >= len(frames):  # what follows it is not known yet
+                self._held = b"".join(frames[n:])
+                break
+            if all(quiet[n : n + guard + 1]):
+                self._owed -= seconds
+                self.repaid += seconds
+                self._offset += seconds  # the call's clock goes on; the recognizer's does not
+            else:
+                kept.append(frame)
+        return b"".join(kept)
 
     def _accept(self, pcm: bytes) -> bool:
         if self._resampler is not None:
@@ -123,6 +169,9 @@ class StreamDecoder:
 
     def finish(self) -> list[RecognisedUtterance]:
         """What was still being said when the audio ended."""
+        if self._held:  # quiet held back to repay a filler: the call's all the same
+            self._accept(self._held)
+            self._held = b""
         if self._resampler is not None:
             tail = self._resampler.resample_chunk(np.zeros(0, dtype=np.int16), last=True)
             if len(tail):

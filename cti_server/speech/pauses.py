@@ -52,6 +52,7 @@ class PauseDetector:
         self._peak = _SILENT_DBFS  # the loudest frame of the speech since the last pause
         self._speech = 0.0  # seconds of speech since the last pause
         self._quiet = 0.0  # seconds of quiet since the last speech
+        self.threshold = SPEECH_MIN_DBFS  # the level above which the last frame was speech
 
     @property
     def noise_rms(self) -> float:
@@ -72,6 +73,7 @@ class PauseDetector:
         else:
             self._floor += FLOOR_RISE_DB * seconds
         threshold = max(self._floor + FLOOR_MARGIN_DB, self._peak - PEAK_RANGE_DB, SPEECH_MIN_DBFS)
+        self.threshold = threshold
         if level > threshold:
             self._speech += seconds
             self._peak = max(self._peak, level)

@@ -131,7 +131,11 @@ class TapStream:
             return await self._pool.run(self._decoder.feed, chunk)
         pauses = self._pauses
         return await self._pool.run(
-            self._decoder.close, chunk, pauses.noise_rms, most_filler(pauses.end_silence)
+            self._decoder.close,
+            chunk,
+            pauses.noise_rms,
+            most_filler(pauses.end_silence),
+            pauses.threshold,
         )
 
     def _take(self, segments: list[RecognisedUtterance], step: _Step | None = None) -> None:

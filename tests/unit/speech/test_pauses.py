@@ -81,16 +81,19 @@ def call(spoken: Path) -> tuple[bytes, list[float]]:
 
 
 def _as_the_tap_feeds(
-    decoder: StreamDecoder, pcm: bytes, pauses: PauseDetector | None
+    decoder: StreamDecoder, pcm: bytes, pauses: PauseDetector | None, filler: list[float]
 ) -> list[tuple[float, RecognisedUtterance]]:
-    """Each line, with the audio fed (seconds) when the decoder gave it."""
+    """Each line, with the audio fed (seconds) when the decoder gave it; ``filler``: what each
+    pause took."""
     lines: list[tuple[float, RecognisedUtterance]] = []
     buffer = b""
     for at in range(0, len(pcm), FRAME):
         frame = pcm[at : at + FRAME]
         buffer += frame
         if pauses is not None and pauses.hear(frame):
-            closed = decoder.close(buffer, pauses.noise_rms, most_filler(END_SILENCE))
+            most = most_filler(END_SILENCE)
+            closed = decoder.close(buffer, pauses.noise_rms, most, pauses.threshold)
+            filler.append(decoder.filler)
         elif len(buffer) >= CHUNK_BYTES:
             closed = decoder.feed(buffer)
         else:
@@ -105,10 +108,9 @@ def test_a_line_is_ready_as_the_pause_completes_and_timed_in_the_call(
 ) -> None:
     pcm, ends = call
     rate = model_rate(ko_dir)
-    waited = _as_the_tap_feeds(StreamDecoder(ko_model, rate, "customer"), pcm, None)
-    paused = _as_the_tap_feeds(
-        StreamDecoder(ko_model, rate, "customer"), pcm, PauseDetector(END_SILENCE)
-    )
+    waited = _as_the_tap_feeds(StreamDecoder(ko_model, rate, "customer"), pcm, None, [])
+    decoder, filler = StreamDecoder(ko_model, rate, "customer"), list[float]()
+    paused = _as_the_tap_feeds(decoder, pcm, PauseDetector(END_SILENCE), filler)
     assert len(paused) == len(waited) == 2
     for end, (ready, line), (ready_before, _) in zip(ends, paused, waited, strict=True):
         assert line.text
@@ -118,3 +120,7 @@ def test_a_line_is_ready_as_the_pause_completes_and_timed_in_the_call(
     # the filler the first pause took is not the call's: the second line is timed as before
     for (_, line), (_, before) in zip(paused, waited, strict=True):
         assert (line.start, line.end) == pytest.approx((before.start, before.end), abs=0.15)
+    # and the quiet after each pause repaid it: the recognizer heard no more audio than before
+    assert len(filler) == 2
+    assert 0 < sum(filler) <= 2 * most_filler(END_SILENCE)
+    assert decoder.repaid == pytest.approx(sum(filler), abs=0.021)
