@@ -67,7 +67,9 @@ class ServeProcess:
             _, body = await self.get("/status")
             return bool(body and body["ami"]["connected"] and body["database"]["ok"])
 
-        await poll_until(_ready, 30, what="cti serve ready")
+        # a start takes a few seconds alone, but much longer on two cores shared with
+        # CPU-bound tests (model checks) and other servers starting: a deadline, not a wait
+        await poll_until(_ready, 90, what="cti serve ready")
 
     async def token(self, username: str, password: str) -> str:
         async with (
