@@ -21,7 +21,8 @@ A change of data, settings or training code moves one of these; a change of proc
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cti_server.complaints.resources import ModelData, parse_model
-from cti_server.complaints.text import analyse, tfidf
+from cti_server.complaints.text import analyse
 from cti_server.complaints.training import Corpus, sigmoid
 
 FloatArray = NDArray[np.float64]
@@ -75,8 +76,9 @@ def compare(
     old = parse_model(shipped, "shipped", language)
     new = parse_model(rebuilt, "rebuilt", language)
     threshold = old.threshold
-    before = probabilities(old, corpus) >= threshold
-    after = probabilities(new, corpus) >= threshold
+    counted: dict[tuple[Any, ...], Any] = {}  # the vocabularies are the same: counted once
+    before = probabilities(old, corpus, counted) >= threshold
+    after = probabilities(new, corpus, counted) >= threshold
     flipped = np.flatnonzero(before != after)
     if flipped.size:
         examples = "; ".join(repr(corpus.texts[i][:60]) for i in flipped[:3])
@@ -87,16 +89,26 @@ def compare(
     return problems
 
 
-def probabilities(model: ModelData, corpus: Corpus) -> FloatArray:
+def probabilities(
+    model: ModelData, corpus: Corpus, counted: dict[tuple[Any, ...], Any] | None = None
+) -> FloatArray:
     """The server's probability for each text of ``corpus``: the text model's logit plus the cue
-    prior, as :class:`~cti_server.complaints.detector.ComplaintDetector` adds them."""
+    prior, as :class:`~cti_server.complaints.detector.ComplaintDetector` adds them (the runtime's
+    analyzers and tf-idf, :func:`~cti_server.complaints.text.tfidf`, over a whole corpus at once).
+    ``counted``: n-gram counts kept for another model of the same vocabulary."""
+    counted = {} if counted is None else counted
     logits = np.full(len(corpus.texts), model.intercept, dtype=np.float64)
-    for i, text in enumerate(corpus.texts):
-        for vectorizer in model.vectorizers:
-            values = tfidf(
-                analyse(text, vectorizer.analyzer, vectorizer.ngram_range), vectorizer.idf
+    for vectorizer in model.vectorizers:
+        terms = list(vectorizer.idf)
+        key = (vectorizer.analyzer, tuple(vectorizer.ngram_range), tuple(terms))
+        if key not in counted:
+            counted[key] = term_counts(
+                corpus.texts, vectorizer.analyzer, vectorizer.ngram_range, terms
             )
-            logits[i] += sum(value * vectorizer.coef[term] for term, value in values.items())
+        counts = counted[key]
+        idf = np.array([vectorizer.idf[t] for t in terms], dtype=np.float64)
+        coef = np.array([vectorizer.coef.get(t, 0.0) for t in terms], dtype=np.float64)
+        logits += tfidf_logits(counts, idf, coef)
     dense = np.array([model.dense.get(name, 0.0) for name in corpus.dense_names])
     logits += corpus.dense @ dense
     if model.embedding is not None:
@@ -104,6 +116,36 @@ def probabilities(model: ModelData, corpus: Corpus) -> FloatArray:
             raise ValueError("the model reads embeddings; embed the corpus first (Corpus.embed)")
         logits += corpus.embeddings @ np.array(model.embedding.coef, dtype=np.float64)
     return sigmoid(logits + corpus.prior)
+
+
+def term_counts(
+    texts: Sequence[str], analyzer: str, ngram_range: tuple[int, int], terms: Sequence[str]
+) -> Any:
+    """Each text's count of each of ``terms`` (a sparse matrix), by the runtime's analyzer."""
+    from scipy import sparse  # noqa: PLC0415 - training only
+
+    column = {term: j for j, term in enumerate(terms)}
+    rows: list[int] = []
+    columns: list[int] = []
+    values: list[int] = []
+    for i, text in enumerate(texts):
+        counted = Counter(column[g] for g in analyse(text, analyzer, ngram_range) if g in column)
+        rows += [i] * len(counted)
+        columns += counted.keys()
+        values += counted.values()
+    return sparse.csr_matrix(
+        (np.array(values, dtype=np.float64), (rows, columns)), shape=(len(texts), len(terms))
+    )
+
+
+def tfidf_logits(counts: Any, idf: FloatArray, coef: FloatArray) -> FloatArray:
+    """Sum of coefficient x sublinear tf-idf, l2-normalised per text (text.tfidf's formula)."""
+    weights = counts.copy()
+    weights.data = (1.0 + np.log(weights.data)) * idf[weights.indices]
+    norm = np.sqrt(np.asarray(weights.multiply(weights).sum(axis=1)).ravel())
+    raw = np.asarray(weights @ coef).ravel()
+    result: FloatArray = np.divide(raw, norm, out=np.zeros_like(raw), where=norm > 0)
+    return result
 
 
 def _settings(shipped: Mapping[str, Any], rebuilt: Mapping[str, Any]) -> list[str]:
