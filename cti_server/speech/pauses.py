@@ -4,8 +4,10 @@ recognizer has decoded.
 Vosk closes an utterance when its decoded output ends in ``end_silence`` of silence phones; but
 its network reads ahead of what it has decoded (the packaged Korean model: its right context
 plus the 0.21 s it computes at a time, about half a second), so an utterance closed about
-``end_silence`` + 0.5 s of audio after the speech ended, before any CPU or queueing: offline, with
-0.2 s chunks and ``end_silence`` 0.4, p50 0.97 s and up to 1.3 s of audio. A live tap hears each
+``end_silence`` + 0.5 s of audio after the speech ended, before any CPU or queueing
+(``bench/transcript_latency.py --offline``, the bench's recordings, ``end_silence`` 0.4: p50
+1.13 s, p95 1.36 s, max 1.8 s of audio; with the pauses heard, p50 0.49 s, p95 0.61 s, for about
+50 ms more CPU in the call that closes the line and the same CPU per stream). A live tap hears each
 frame of the call 20 ms after it is said, so it can measure the pause itself: this detector
 follows the frames' loudness against the line's noise floor, and says so the moment
 ``end_silence`` of quiet follows speech. The decoder is then made to catch up at once
