@@ -104,7 +104,7 @@ class StreamDecoder:
     ) -> list[RecognisedUtterance]:
         """``pcm`` (as :meth:`feed`), after which the speaker paused (:mod:`.pauses`): the
         recognizer, whose network reads ahead of what it has decoded, hears up to ``most``
-        seconds of filler (noise at the pause's level) at once instead of waiting for the
+        seconds of filler (noise at the line's floor) at once instead of waiting for the
         call's next half second, until its own endpoint closes the utterance. If it does not
         (it heard no words, or not a pause), nothing is forced and the call goes on. Word
         times are the call's: the filler is taken out of them. The filler is repaid: as much of
