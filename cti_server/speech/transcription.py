@@ -43,7 +43,6 @@ from cti_server.speech.decoder import (
     read_call_audio,
 )
 from cti_server.speech.models import SpeechModels
-from cti_server.speech.pauses import PauseDetector
 from cti_server.speech.pool import DecodePool
 from cti_server.speech.recognizers import Recognizer, WarmRecognizers, warmed
 from cti_server.speech.redaction import LiveRedactor, redact_segments
@@ -232,15 +231,12 @@ class TranscriptionService:
         """One side's tap; False (live given up for the call) if it could not be set up."""
         offset = time.monotonic() - call.answered
         decoder = await self._decoder(call.language, speaker, offset)
-        end_silence = self._speech.end_silence_seconds
         stream = TapStream(
             decoder,
             self.pool,
             self._settings.max_lag_seconds,
             self._partial(node, call, speaker),
-            PauseDetector(end_silence) if end_silence is not None else None,
         )
-        stream.linkedid = call.linkedid
         if not self._listener.expect_stream(stream):
             self._give_up_live(call, "the AudioSocket listener is not running")
             return False
